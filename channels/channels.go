@@ -1,0 +1,64 @@
+// Package channels is the contract between the channel workers and the
+// providers that deliver messages: a rendered Message goes in, a Receipt or a
+// classified error comes out.
+//
+// A channel implementation (channels/email, channels/sms, channels/push)
+// knows its provider and this package, and nothing of Kafka, Redis or
+// templates. Every error it returns is classified with package failure at the
+// place it happens: a provider answer decides retryable or permanent there,
+// not in the worker.
+package channels
+
+import (
+	"context"
+
+	"github.com/gymhq/herald/notification"
+)
+
+// Attachment is a file sent with an email (for example an .ics invite).
+type Attachment struct {
+	Filename    string
+	ContentType string // e.g. "text/calendar; method=REQUEST"
+	Data        []byte
+}
+
+// Message is a notification rendered for its channel and ready to send.
+//
+// Email uses Subject, Text, HTML and Attachments; SMS uses Text; push uses
+// Title, Text and Data. To is the address on that channel: an email address,
+// an E.164 number or a push token.
+type Message struct {
+	NotificationID string
+	Channel        notification.Channel
+	To             string
+	ToName         string
+	Locale         string
+	Priority       notification.Priority
+
+	Subject     string
+	Text        string
+	HTML        string
+	Attachments []Attachment
+
+	Title string
+	Data  map[string]string
+}
+
+// Receipt is what a provider said when it accepted a message.
+type Receipt struct {
+	// ProviderMessageID is the provider's id for the message (SMTP
+	// Message-ID, Twilio SID, FCM message name).
+	ProviderMessageID string
+}
+
+// Sender delivers messages on one channel.
+//
+// Send must be safe for concurrent use. It returns a nil error only when the
+// provider has accepted the message. Errors are classified with package
+// failure; an unclassified error is treated as retryable. Send must honour
+// ctx's deadline. Close releases pooled connections; no Send may be called
+// after it.
+type Sender interface {
+	Send(ctx context.Context, m *Message) (Receipt, error)
+	Close() error
+}

@@ -1,0 +1,98 @@
+// Package events decodes and validates the booking events herald consumes:
+// CloudEvents 1.0 JSON envelopes (structured mode) whose data describes
+// classes, members and bookings (DESIGN §2).
+//
+// It never panics on input and never returns a partially valid event: any
+// error from Decode is classified poison (package failure) with a reason and
+// a message a person can act on, because the caller sends the raw bytes to
+// the DLQ with that message.
+package events
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// The v1 event types herald ships routing and templates for. Other types may
+// be added as template folders without Go code; see Decode.
+const (
+	BookingConfirmed = "gym.booking.confirmed"
+	BookingCancelled = "gym.booking.cancelled"
+	WaitlistPromoted = "gym.waitlist.promoted"
+	ClassReminder    = "gym.class.reminder"
+	ClassCancelled   = "gym.class.cancelled"
+)
+
+// MaxEventSize bounds an encoded event; larger input is rejected as poison.
+const MaxEventSize = 1 << 20
+
+// Event is a decoded, validated booking event.
+type Event struct {
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Time            time.Time `json:"time"`
+	Subject         string    `json:"subject,omitempty"`
+	DataContentType string    `json:"datacontenttype,omitempty"`
+
+	// Data is the event's data object, decoded generically (JSON objects as
+	// map[string]any, arrays as []any, numbers as json.Number). Routing and
+	// templates read it through People and the flattening in package
+	// templates, so a new event type needs no Go code.
+	Data map[string]any `json:"-"`
+	// RawData is the undecoded data member.
+	RawData json.RawMessage `json:"data"`
+}
+
+// Person is a member, attendee or instructor.
+type Person struct {
+	ID          string       `json:"id"`
+	Name        string       `json:"name"`
+	Email       string       `json:"email,omitempty"`
+	Phone       string       `json:"phone,omitempty"`       // E.164
+	Locale      string       `json:"locale,omitempty"`      // BCP 47
+	TimeZone    string       `json:"time_zone,omitempty"`   // IANA
+	PushTokens  []string     `json:"push_tokens,omitempty"` // FCM registration tokens
+	Preferences *Preferences `json:"preferences,omitempty"`
+}
+
+// Preferences are a person's channel opt-ins. An absent field means on.
+type Preferences struct {
+	Email *bool `json:"email,omitempty"`
+	SMS   *bool `json:"sms,omitempty"`
+	Push  *bool `json:"push,omitempty"`
+}
+
+// Allows reports whether the person accepts messages on the named channel
+// ("email", "sms" or "push"). Absent preferences mean all on.
+func (p *Person) Allows(channel string) bool {
+	if p.Preferences == nil {
+		return true
+	}
+	var v *bool
+	switch channel {
+	case "email":
+		v = p.Preferences.Email
+	case "sms":
+		v = p.Preferences.SMS
+	case "push":
+		v = p.Preferences.Push
+	default:
+		return false
+	}
+	return v == nil || *v
+}
+
+// Class is a scheduled class.
+type Class struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	StartsAt   time.Time `json:"starts_at"`
+	EndsAt     time.Time `json:"ends_at"`
+	TimeZone   string    `json:"time_zone"`
+	Location   string    `json:"location"`
+	Capacity   int       `json:"capacity"`
+	Booked     int       `json:"booked"`
+	Instructor *Person   `json:"instructor,omitempty"`
+}

@@ -1,0 +1,136 @@
+// Package notification defines the unit of work that travels on the channel
+// topics (herald.email.v1, herald.sms.v1, herald.push.v1): one message to one
+// address on one channel.
+//
+// Its ID is derived only from what identifies the message — the event id,
+// template, channel, recipient id and address — so reprocessing an event
+// after a crash, rebalance or replay yields the same IDs, and duplicates are
+// recognisable anywhere downstream. Nothing here knows Kafka, Redis or
+// providers.
+package notification
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gymhq/herald/failure"
+)
+
+// Channel is a delivery channel. Each has its own topic and worker group.
+type Channel string
+
+const (
+	Email Channel = "email"
+	SMS   Channel = "sms"
+	Push  Channel = "push"
+)
+
+// Channels lists every channel in a stable order.
+var Channels = []Channel{Email, SMS, Push}
+
+// Valid reports whether c is a known channel.
+func (c Channel) Valid() bool { return c == Email || c == SMS || c == Push }
+
+// Priority orders work and is passed to providers that understand it (FCM).
+type Priority string
+
+const (
+	Normal Priority = "normal"
+	High   Priority = "high"
+)
+
+// MaxEncodedSize bounds a notification on the wire; larger input is poison.
+const MaxEncodedSize = 256 << 10
+
+// Notification is one message to one address on one channel.
+//
+// Data is the flat template data (see docs/templates.md): string keys and
+// string values only, so template authors never meet Go types.
+type Notification struct {
+	ID          string            `json:"id"`
+	EventID     string            `json:"event_id"`
+	EventType   string            `json:"event_type"`
+	Template    string            `json:"template"`
+	Channel     Channel           `json:"channel"`
+	Locale      string            `json:"locale"`
+	RecipientID string            `json:"recipient_id"`
+	To          string            `json:"to"`
+	Data        map[string]string `json:"data"`
+	Priority    Priority          `json:"priority"`
+	CreatedAt   time.Time         `json:"created_at"`
+	// Attempt counts delivery attempts already made; 0 on first publication.
+	Attempt int `json:"attempt"`
+	// NotBefore, when set, is the earliest time a retry may be attempted.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	// FirstFailedAt is when the first attempt failed; used for age limits.
+	FirstFailedAt time.Time `json:"first_failed_at,omitzero"`
+}
+
+// NewID derives the notification id. The parts are length-prefixed before
+// hashing so that no two different tuples can collide by concatenation.
+func NewID(eventID, template string, ch Channel, recipientID, address string) string {
+	h := sha256.New()
+	for _, p := range []string{eventID, template, string(ch), recipientID, address} {
+		fmt.Fprintf(h, "%d:%s|", len(p), p)
+	}
+	return "ntf_" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Validate checks that n is complete and self-consistent, including that its
+// ID is the one its identifying fields derive.
+func (n *Notification) Validate() error {
+	switch {
+	case n.ID == "":
+		return fmt.Errorf("id is empty")
+	case n.EventID == "":
+		return fmt.Errorf("event_id is empty")
+	case n.Template == "":
+		return fmt.Errorf("template is empty")
+	case !n.Channel.Valid():
+		return fmt.Errorf("channel %q is not one of email, sms, push", n.Channel)
+	case n.To == "":
+		return fmt.Errorf("to is empty")
+	case n.Attempt < 0:
+		return fmt.Errorf("attempt %d is negative", n.Attempt)
+	}
+	if want := NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To); n.ID != want {
+		return fmt.Errorf("id %q does not match its fields (want %q)", n.ID, want)
+	}
+	for k, v := range n.Data {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return fmt.Errorf("data %q is not valid UTF-8", k)
+		}
+	}
+	return nil
+}
+
+// Encode serialises n for a channel topic.
+func Encode(n *Notification) ([]byte, error) { return json.Marshal(n) }
+
+// Decode parses and validates a notification read from a channel topic. Any
+// error is classified as poison: the bytes will never become deliverable.
+func Decode(b []byte) (*Notification, error) {
+	if len(b) > MaxEncodedSize {
+		return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "notification is %d bytes, limit %d", len(b), MaxEncodedSize)
+	}
+	if !utf8.Valid(b) {
+		return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "notification is not valid UTF-8")
+	}
+	var n Notification
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&n); err != nil {
+		return nil, failure.Poisoned(failure.ReasonDecode, fmt.Errorf("notification: %w", err))
+	}
+	if dec.More() {
+		return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "notification: trailing data after JSON object")
+	}
+	if err := n.Validate(); err != nil {
+		return nil, failure.Poisoned(failure.ReasonInvalid, fmt.Errorf("notification: %w", err))
+	}
+	return &n, nil
+}
