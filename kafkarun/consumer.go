@@ -1,0 +1,525 @@
+// Package kafkarun runs herald's pipeline stages on Kafka: a consumer-group
+// runtime that processes each partition with key-ordered concurrency and
+// commits watermarks, a durable publisher, and topic creation.
+//
+// It is the only package that imports kafka-go. It calls queue.Handler and
+// knows nothing of notifications, templates, Redis or providers.
+//
+// Consumption model (after franz-go's goroutine-per-partition example, with
+// Confluent Parallel Consumer's key ordering):
+//
+//   - Each assigned partition has one fetch loop. Fetched messages with the
+//     same key run one at a time, in offset order; different keys run
+//     concurrently. Messages without a key are unordered.
+//   - A process-wide bound (MaxInFlight) counts every fetched, unfinished
+//     message; when it is reached fetching pauses, so memory stays bounded
+//     whatever the backlog.
+//   - Per partition, the commit point is the lowest offset without a durable
+//     outcome. It is committed on CommitInterval and when the partition is
+//     revoked, always with the generation that owns it, so a member that lost
+//     a partition cannot commit it. Nothing is committed for work in flight.
+//   - On revoke or shutdown: stop fetching, drop queued-but-unstarted work,
+//     let started work finish within the drain deadline, commit, release.
+package kafkarun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/gymhq/herald/queue"
+)
+
+// ConsumerConfig configures a Consumer. Zero durations take the defaults
+// documented on each field.
+type ConsumerConfig struct {
+	Brokers []string
+	GroupID string
+	Topics  []string
+	// Dialer carries TLS/SASL settings and the client id; nil dials plainly.
+	Dialer *kafka.Dialer
+
+	// MaxInFlight bounds fetched-but-unfinished messages across every
+	// partition of this consumer. Default 256. Higher hides more provider
+	// latency; lower bounds memory and redelivery after a crash (everything
+	// in flight is redone by the next owner, and deduplicated there).
+	MaxInFlight int
+
+	// CommitInterval is how often watermarks are committed. Default 500ms.
+	// A crash redelivers at most this much completed work (deduplicated by
+	// the idempotency keys).
+	CommitInterval time.Duration
+
+	// DrainTimeout bounds how long started work may run after shutdown
+	// begins. Default 30s. Work still running then is abandoned uncommitted.
+	DrainTimeout time.Duration
+
+	// SessionTimeout is how long the coordinator waits for heartbeats before
+	// declaring this member dead and moving its partitions. kafka-go's 30s
+	// default leaves a crashed worker's partitions idle for half a minute;
+	// herald defaults to 10s (brokers' minimum is usually 6s).
+	SessionTimeout time.Duration
+	// RebalanceTimeout is how long the coordinator waits for members to
+	// rejoin during a rebalance. Revoked partitions are drained within
+	// 80% of it, so they are committed before the group moves on. Default 10s.
+	RebalanceTimeout time.Duration
+	// HeartbeatInterval; default 1s. Also bounds how fast a rebalance is
+	// noticed.
+	HeartbeatInterval time.Duration
+
+	// StartOffset applies to partitions with no committed offset:
+	// kafka.FirstOffset (default) or kafka.LastOffset.
+	StartOffset int64
+
+	Logger *zap.Logger
+	// Observer receives lifecycle and progress callbacks (metrics). Optional.
+	Observer Observer
+}
+
+// Observer is told about the consumer's progress. Implementations must be
+// safe for concurrent use and fast; they run on the hot path.
+type Observer interface {
+	Assigned(topic string, partition int)
+	Revoked(topic string, partition int)
+	Committed(topic string, partition int, offset int64)
+	InFlight(delta int)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Assigned(string, int)         {}
+func (nopObserver) Revoked(string, int)          {}
+func (nopObserver) Committed(string, int, int64) {}
+func (nopObserver) InFlight(int)                 {}
+
+func (c *ConsumerConfig) setDefaults() {
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 256
+	}
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = 500 * time.Millisecond
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.RebalanceTimeout <= 0 {
+		c.RebalanceTimeout = 10 * time.Second
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = time.Second
+	}
+	if c.StartOffset == 0 {
+		c.StartOffset = kafka.FirstOffset
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
+}
+
+// Validate reports the first problem with c.
+func (c *ConsumerConfig) Validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("kafkarun: no brokers")
+	case c.GroupID == "":
+		return errors.New("kafkarun: empty group id")
+	case len(c.Topics) == 0:
+		return errors.New("kafkarun: no topics")
+	case c.HeartbeatInterval > 0 && c.SessionTimeout > 0 && c.HeartbeatInterval*3 > c.SessionTimeout:
+		return errors.New("kafkarun: heartbeat interval must be under a third of the session timeout")
+	}
+	return nil
+}
+
+// Consumer runs a handler over a consumer group's partitions.
+type Consumer struct {
+	cfg     ConsumerConfig
+	handler queue.Handler
+	log     *zap.Logger
+	slots   chan struct{}
+
+	joined   atomic.Bool
+	progress atomic.Int64 // unix nanos of the last fetch, completion or idle poll
+}
+
+// NewConsumer validates cfg and returns a Consumer; call Run to start it.
+func NewConsumer(cfg ConsumerConfig, h queue.Handler) (*Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	c := &Consumer{cfg: cfg, handler: h, log: cfg.Logger.With(zap.String("group", cfg.GroupID)),
+		slots: make(chan struct{}, cfg.MaxInFlight)}
+	c.touch()
+	return c, nil
+}
+
+// Joined reports whether the consumer currently holds a generation.
+func (c *Consumer) Joined() bool { return c.joined.Load() }
+
+// LastProgress is when the consumer last fetched, finished a message, or
+// found its partitions idle. A stuck consume loop stops advancing it.
+func (c *Consumer) LastProgress() time.Time { return time.Unix(0, c.progress.Load()) }
+
+func (c *Consumer) touch() { c.progress.Store(time.Now().UnixNano()) }
+
+// Run consumes until ctx ends, then drains (within DrainTimeout), commits,
+// leaves the group so that the rest of the fleet takes over at once, and
+// returns nil. It returns an error only if the group cannot be set up.
+func (c *Consumer) Run(ctx context.Context) error {
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                c.cfg.GroupID,
+		Brokers:           c.cfg.Brokers,
+		Dialer:            c.cfg.Dialer,
+		Topics:            c.cfg.Topics,
+		HeartbeatInterval: c.cfg.HeartbeatInterval,
+		SessionTimeout:    c.cfg.SessionTimeout,
+		RebalanceTimeout:  c.cfg.RebalanceTimeout,
+		JoinGroupBackoff:  time.Second,
+		StartOffset:       c.cfg.StartOffset,
+		// Offsets are retained by the broker's default; herald commits often.
+		RetentionTime: 7 * 24 * time.Hour,
+		ErrorLogger:   kafka.LoggerFunc(func(f string, a ...any) { c.log.Debug("kafka-go: " + fmt.Sprintf(f, a...)) }),
+	})
+	if err != nil {
+		return fmt.Errorf("kafkarun: consumer group %s: %w", c.cfg.GroupID, err)
+	}
+
+	// Closing the group ends the current generation (our partition loops see
+	// their context end, drain and commit on the still-open coordinator
+	// connection), waits for them, and then sends LeaveGroup.
+	closed := make(chan struct{})
+	go func() {
+		<-ctx.Done()
+		_ = cg.Close()
+		close(closed)
+	}()
+
+	for {
+		gen, err := cg.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				break
+			}
+			c.log.Warn("consumer group join failed; retrying", zap.Error(err))
+			c.touch() // retrying is progress of a kind: not stuck, waiting on Kafka
+			continue
+		}
+		c.runGeneration(ctx, gen)
+	}
+	<-closed
+	c.joined.Store(false)
+	c.log.Info("left consumer group")
+	return nil
+}
+
+func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
+	n := 0
+	for topic, parts := range gen.Assignments {
+		for _, a := range parts {
+			n++
+			topic, id, offset := topic, a.ID, a.Offset
+			gen.Start(func(genCtx context.Context) {
+				c.consumePartition(ctx, genCtx, gen, topic, id, offset)
+			})
+		}
+	}
+	c.joined.Store(true)
+	c.log.Info("joined consumer group", zap.Int32("generation", gen.ID), zap.String("member", gen.MemberID), zap.Int("partitions", n))
+	if n == 0 {
+		// An idle member (more members than partitions) must still notice
+		// the generation ending; kafka-go ends it via the heartbeat loop, and
+		// Next blocks until then, so nothing to do here.
+		return
+	}
+}
+
+// partition is the state of one assigned partition in one generation.
+type partition struct {
+	c          *Consumer
+	topic      string
+	id         int
+	log        *zap.Logger
+	workCtx    context.Context // ends at the drain deadline
+	handlerCtx context.Context // workCtx, plus queue.Stopping
+	stopping   chan struct{}   // closed when fetching stops
+	mu         sync.Mutex
+	wm         *watermark
+	keys       map[string][]*queue.Message // busy keys → messages waiting behind them
+	running    sync.WaitGroup
+	stopped    bool
+	committed  int64
+}
+
+func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.Generation, topic string, id int, offset int64) {
+	log := c.log.With(zap.String("topic", topic), zap.Int("partition", id))
+	c.cfg.Observer.Assigned(topic, id)
+	defer c.cfg.Observer.Revoked(topic, id)
+
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        c.cfg.Brokers,
+		Topic:          topic,
+		Partition:      id,
+		Dialer:         c.cfg.Dialer,
+		MinBytes:       1,
+		MaxBytes:       8 << 20,
+		MaxWait:        250 * time.Millisecond,
+		QueueCapacity:  c.cfg.MaxInFlight,
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+		ErrorLogger:    kafka.LoggerFunc(func(f string, a ...any) { log.Debug("kafka-go reader: " + fmt.Sprintf(f, a...)) }),
+	})
+	defer r.Close()
+	if err := r.SetOffset(offset); err != nil {
+		log.Error("cannot set start offset", zap.Int64("offset", offset), zap.Error(err))
+		return
+	}
+
+	// Fetching stops when the generation ends (rebalance) or the process
+	// stops. Started work gets its own context so it can finish.
+	fetchCtx, stopFetch := context.WithCancel(context.Background())
+	defer stopFetch()
+	go func() {
+		select {
+		case <-genCtx.Done():
+		case <-runCtx.Done():
+		case <-fetchCtx.Done():
+		}
+		stopFetch()
+	}()
+	workCtx, abandon := context.WithCancel(context.Background())
+	defer abandon()
+
+	p := &partition{
+		c: c, topic: topic, id: id, log: log, workCtx: workCtx,
+		stopping: make(chan struct{}),
+		keys:     make(map[string][]*queue.Message),
+	}
+	p.handlerCtx = queue.WithStopping(workCtx, p.stopping)
+	// A negative offset (kafka.FirstOffset/LastOffset) is resolved by the
+	// first fetched message; until then there is nothing to commit.
+	p.wm = newWatermark(offset)
+	p.committed = offset
+
+	commitDone := make(chan struct{})
+	go func() {
+		defer close(commitDone)
+		t := time.NewTicker(c.cfg.CommitInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-fetchCtx.Done():
+				return
+			case <-t.C:
+				p.commit(gen)
+			}
+		}
+	}()
+
+	log.Info("partition assigned", zap.Int64("offset", offset), zap.Int32("generation", gen.ID))
+	for {
+		if err := c.acquire(fetchCtx); err != nil {
+			break
+		}
+		m, err := r.FetchMessage(fetchCtx)
+		if err != nil {
+			c.release()
+			if fetchCtx.Err() != nil {
+				break
+			}
+			log.Warn("fetch failed; retrying", zap.Error(err))
+			continue
+		}
+		c.touch()
+		p.dispatch(toQueue(&m))
+	}
+	<-commitDone
+
+	// Drain: a revoke must finish within the rebalance timeout so the
+	// commit lands before the group moves on; a shutdown gets DrainTimeout.
+	deadline := c.cfg.DrainTimeout
+	if runCtx.Err() == nil {
+		deadline = c.cfg.RebalanceTimeout * 8 / 10
+	}
+	dropped := p.stop()
+	drained := make(chan struct{})
+	go func() { p.running.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(deadline):
+		log.Warn("drain deadline passed; abandoning unfinished work uncommitted", zap.Duration("deadline", deadline))
+		abandon()
+		<-drained
+	}
+	p.commit(gen)
+	log.Info("partition released", zap.Int64("committed", p.committed), zap.Int("dropped_unstarted", dropped))
+}
+
+// acquire takes an in-flight slot, blocking while the bound is reached.
+func (c *Consumer) acquire(ctx context.Context) error {
+	select {
+	case c.slots <- struct{}{}:
+		c.cfg.Observer.InFlight(1)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Consumer) release() {
+	<-c.slots
+	c.cfg.Observer.InFlight(-1)
+}
+
+func toQueue(m *kafka.Message) *queue.Message {
+	q := &queue.Message{
+		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
+		Key: m.Key, Value: m.Value, Time: m.Time,
+	}
+	if len(m.Headers) > 0 {
+		q.Headers = make([]queue.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			q.Headers[i] = queue.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return q
+}
+
+// dispatch starts m now, or queues it behind the running message with the
+// same key.
+func (p *partition) dispatch(m *queue.Message) {
+	p.mu.Lock()
+	p.wm.add(m.Offset)
+	if len(m.Key) > 0 {
+		k := string(m.Key)
+		if waiting, busy := p.keys[k]; busy {
+			p.keys[k] = append(waiting, m)
+			p.mu.Unlock()
+			return
+		}
+		p.keys[k] = nil
+	}
+	p.running.Add(1)
+	p.mu.Unlock()
+	go p.run(m)
+}
+
+// run handles m and then every message queued behind its key, in order.
+func (p *partition) run(m *queue.Message) {
+	defer p.running.Done()
+	for m != nil {
+		ok := p.handle(m)
+		p.mu.Lock()
+		if ok {
+			p.wm.done(m.Offset)
+		}
+		var next *queue.Message
+		if len(m.Key) > 0 {
+			k := string(m.Key)
+			if waiting := p.keys[k]; len(waiting) > 0 && !p.stopped && ok {
+				next = waiting[0]
+				waiting[0] = nil
+				p.keys[k] = waiting[1:]
+			} else {
+				// Nothing waiting, or we are stopping / the message was
+				// abandoned: later messages of this key must not run ahead
+				// of it. Dropped ones were never started; they stay
+				// uncommitted for the next owner.
+				for range waiting {
+					p.c.release()
+				}
+				delete(p.keys, k)
+			}
+		}
+		p.mu.Unlock()
+		p.c.release()
+		p.c.touch()
+		m = next
+	}
+}
+
+// handle calls the handler until it reports a durable outcome. It returns
+// false if the message was abandoned (drain deadline passed, or stopping
+// while the handler keeps failing).
+func (p *partition) handle(m *queue.Message) bool {
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := p.c.handler(p.handlerCtx, m)
+		if err == nil {
+			return true
+		}
+		if p.workCtx.Err() != nil {
+			return false
+		}
+		p.log.Warn("handler could not reach a durable outcome; retrying",
+			zap.Int64("offset", m.Offset), zap.Int("attempt", attempt), zap.Error(err))
+		// Full jitter keeps a fleet from retrying in lockstep after an outage.
+		wait := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
+		if backoff < 5*time.Second {
+			backoff *= 2
+		}
+		select {
+		case <-time.After(wait):
+		case <-p.stopping:
+			return false
+		case <-p.workCtx.Done():
+			return false
+		}
+	}
+}
+
+// stop prevents queued messages from starting and returns how many were
+// dropped (they remain uncommitted).
+func (p *partition) stop() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	close(p.stopping)
+	n := 0
+	for k, waiting := range p.keys {
+		n += len(waiting)
+		for range waiting {
+			p.c.release()
+		}
+		p.keys[k] = nil
+	}
+	return n
+}
+
+// commit commits the watermark if it advanced. Errors are logged, not
+// fatal: a failed commit is retried at the next tick, and a commit refused
+// because the generation is over is exactly the protection we want.
+func (p *partition) commit(gen *kafka.Generation) {
+	p.mu.Lock()
+	off := p.wm.commitPoint()
+	p.mu.Unlock()
+	if off < 0 || off <= p.committed {
+		return
+	}
+	err := gen.CommitOffsets(map[string]map[int]int64{p.topic: {p.id: off}})
+	if err != nil {
+		p.log.Warn("commit failed", zap.Int64("offset", off), zap.Int32("generation", gen.ID), zap.Error(err))
+		return
+	}
+	p.committed = off
+	p.c.cfg.Observer.Committed(p.topic, p.id, off)
+}
+
+// PartitionKey formats a topic/partition pair for logs and maps.
+func PartitionKey(topic string, partition int) string {
+	return topic + "/" + strconv.Itoa(partition)
+}
