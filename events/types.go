@@ -67,6 +67,9 @@ type Preferences struct {
 // Allows reports whether the person accepts messages on the named channel
 // ("email", "sms" or "push"). Absent preferences mean all on.
 func (p *Person) Allows(channel string) bool {
+	if channel != "email" && channel != "sms" && channel != "push" {
+		return false
+	}
 	if p.Preferences == nil {
 		return true
 	}

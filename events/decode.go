@@ -1,0 +1,336 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"strconv"
+	"strings"
+	"time"
+	_ "time/tzdata" // zones must load on images without /usr/share/zoneinfo
+	"unicode/utf8"
+
+	"github.com/gymhq/herald/failure"
+)
+
+// envelope is the wire shape of a structured-mode CloudEvent. Attributes are
+// pointers so that "absent" and "empty" can be told apart in messages; data
+// stays raw so it is decoded once, into the generic map Event.Data exposes.
+type envelope struct {
+	SpecVersion     *string         `json:"specversion"`
+	ID              *string         `json:"id"`
+	Source          *string         `json:"source"`
+	Type            *string         `json:"type"`
+	Time            *string         `json:"time"`
+	Subject         *string         `json:"subject"`
+	DataContentType *string         `json:"datacontenttype"`
+	Data            json.RawMessage `json:"data"`
+	DataBase64      json.RawMessage `json:"data_base64"`
+}
+
+// Decode parses and validates one CloudEvents 1.0 structured-mode JSON
+// envelope. The envelope is always checked; the data of the v1 types is also
+// checked against DESIGN §2, while other types get envelope checks only,
+// because their routing and templates are data-driven and live elsewhere.
+//
+// Every error is poison: failure.ReasonDecode when b is not a JSON object at
+// all (oversize, invalid UTF-8, bad syntax, trailing data) and
+// failure.ReasonInvalid when it is one but fails validation. Messages name the
+// offending field, quote at most a short prefix of its value, and never
+// contain the payload. The returned Event shares no memory with b.
+func Decode(b []byte) (*Event, error) {
+	if len(b) > MaxEventSize {
+		return nil, decodeErrorf("event is %d bytes, more than the %d allowed", len(b), MaxEventSize)
+	}
+	if !utf8.Valid(b) {
+		return nil, decodeErrorf("event is not valid UTF-8")
+	}
+	if first(b) != '{' {
+		return nil, decodeErrorf("event is not a JSON object")
+	}
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, invalidf("%s is %s, want a string", te.Field, article(te.Value))
+		}
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, decodeErrorf("event is not valid JSON: %v (at byte %d)", se, se.Offset)
+		}
+		return nil, decodeErrorf("event is not valid JSON: %v", err)
+	}
+
+	e := &Event{RawData: env.Data}
+	var err error
+	if e.SpecVersion, err = attribute("specversion", env.SpecVersion); err != nil {
+		return nil, err
+	}
+	if e.SpecVersion != "1.0" {
+		return nil, invalidf("specversion %s is not \"1.0\"", quote(e.SpecVersion))
+	}
+	if e.ID, err = attribute("id", env.ID); err != nil {
+		return nil, err
+	}
+	if e.Source, err = attribute("source", env.Source); err != nil {
+		return nil, err
+	}
+	if e.Type, err = attribute("type", env.Type); err != nil {
+		return nil, err
+	}
+	if env.Time != nil {
+		if e.Time, err = time.Parse(time.RFC3339, *env.Time); err != nil {
+			return nil, invalidf("time %s is not an RFC 3339 time", quote(*env.Time))
+		}
+	}
+	if env.Subject != nil {
+		e.Subject = *env.Subject
+	}
+	if env.DataContentType != nil {
+		e.DataContentType = *env.DataContentType
+		if mt, _, err := mime.ParseMediaType(e.DataContentType); err != nil || mt != "application/json" {
+			return nil, invalidf("datacontenttype %s is not application/json", quote(e.DataContentType))
+		}
+	}
+
+	switch {
+	case len(env.Data) == 0 && len(env.DataBase64) > 0:
+		return nil, invalidf("data_base64 is not supported, want data as a JSON object")
+	case len(env.Data) == 0:
+		return nil, invalidf("data is missing")
+	case first(env.Data) != '{':
+		return nil, invalidf("data is %s, want an object", rawKind(env.Data))
+	}
+	// json.Unmarshal has already checked the syntax of all of b, so this
+	// cannot fail on well-formed input; it is classified all the same.
+	dec := json.NewDecoder(bytes.NewReader(env.Data))
+	dec.UseNumber()
+	if err := dec.Decode(&e.Data); err != nil {
+		return nil, decodeErrorf("data is not valid JSON: %v", err)
+	}
+
+	if err := validateData(e.Type, e.Data); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// validateData checks the data of the v1 types (DESIGN §2). Unknown types
+// pass: they are counted and skipped, or routed by configuration, elsewhere.
+func validateData(typ string, data map[string]any) error {
+	switch typ {
+	case BookingConfirmed, WaitlistPromoted, BookingCancelled:
+		if _, err := requiredString(data, "data", "booking_id"); err != nil {
+			return err
+		}
+		if typ == BookingCancelled {
+			if _, err := optionalString(data, "data", "reason"); err != nil {
+				return err
+			}
+		}
+	case ClassReminder:
+	case ClassCancelled:
+		if _, err := requiredString(data, "data", "reason"); err != nil {
+			return err
+		}
+		v := data["attendees"]
+		if v == nil {
+			return invalidf("data.attendees is missing")
+		}
+		list, ok := v.([]any)
+		if !ok {
+			return invalidf("data.attendees is %s, want an array of persons", kind(v))
+		}
+		if len(list) == 0 {
+			return invalidf("data.attendees is empty")
+		}
+		for i, a := range list {
+			if _, err := personFrom(a, "data.attendees", i); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil
+	}
+
+	c := data["class"]
+	if c == nil {
+		return invalidf("data.class is missing")
+	}
+	if _, err := classFrom(c, "data.class"); err != nil {
+		return err
+	}
+	if typ != ClassCancelled {
+		m := data["member"]
+		if m == nil {
+			return invalidf("data.member is missing")
+		}
+		if _, err := personFrom(m, "data.member", -1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Has reports whether the dot-separated path (e.g. "class.instructor") names
+// a non-null value in the event's data. Callers use it for optional
+// recipients before calling People, which treats a missing path as an error.
+func (e *Event) Has(path string) bool {
+	v, err := e.lookup(path)
+	return err == nil && v != nil
+}
+
+// lookup returns the value at the dot-separated path into e.Data, nil when
+// the path is absent or null, and an error when it runs through a value that
+// is not an object.
+func (e *Event) lookup(path string) (any, error) {
+	if e == nil || path == "" {
+		return nil, invalidf("data path %s is empty or has no event", quote(path))
+	}
+	var cur any = e.Data
+	rest, walked := path, 0
+	for {
+		seg, tail, more := strings.Cut(rest, ".")
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, invalidf("data.%s is %s, want an object", path[:walked-1], kind(cur))
+		}
+		cur = m[seg]
+		if cur == nil || !more {
+			return cur, nil
+		}
+		walked += len(seg) + 1
+		rest = tail
+	}
+}
+
+// attribute returns a required, non-empty string attribute of the envelope.
+func attribute(name string, v *string) (string, error) {
+	if v == nil {
+		return "", invalidf("%s is missing", name)
+	}
+	if *v == "" {
+		return "", invalidf("%s is empty", name)
+	}
+	return *v, nil
+}
+
+// requiredString returns the non-empty string m[key]; path names m in errors.
+func requiredString(m map[string]any, path, key string) (string, error) {
+	v := m[key]
+	if v == nil {
+		return "", invalidf("%s.%s is missing", path, key)
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", invalidf("%s.%s is %s, want a string", path, key, kind(v))
+	}
+	if s == "" {
+		return "", invalidf("%s.%s is empty", path, key)
+	}
+	return s, nil
+}
+
+// optionalString returns the string m[key], or "" when it is absent or null.
+func optionalString(m map[string]any, path, key string) (string, error) {
+	v := m[key]
+	if v == nil {
+		return "", nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", invalidf("%s.%s is %s, want a string", path, key, kind(v))
+	}
+	return s, nil
+}
+
+// decodeErrorf reports bytes that are not a JSON object at all.
+func decodeErrorf(format string, args ...any) error {
+	return failure.Errorf(failure.Poison, failure.ReasonDecode, format, args...)
+}
+
+// invalidf reports a JSON object that fails validation.
+func invalidf(format string, args ...any) error {
+	return failure.Errorf(failure.Poison, failure.ReasonInvalid, format, args...)
+}
+
+// maxQuoted bounds how much of a value an error message repeats, so that a
+// hostile or broken producer cannot make the DLQ headers or logs huge.
+const maxQuoted = 64
+
+// quote returns s as a Go string literal, cut to maxQuoted bytes.
+func quote(s string) string {
+	if len(s) > maxQuoted {
+		n := maxQuoted
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// first returns the first non-space byte of b, or 0.
+func first(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+		default:
+			return c
+		}
+	}
+	return 0
+}
+
+// kind names the JSON kind of a generically decoded value, with an article.
+func kind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case json.Number, float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("a %T", v)
+}
+
+// rawKind names the JSON kind of a well-formed raw value, with an article.
+func rawKind(b []byte) string {
+	switch first(b) {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// article turns json.UnmarshalTypeError.Value ("number", "bool", ...) into
+// the words kind uses.
+func article(v string) string {
+	switch v {
+	case "number", "bool", "string":
+		if v == "bool" {
+			v = "boolean"
+		}
+		return "a " + v
+	case "array", "object":
+		return "an " + v
+	}
+	return v
+}
