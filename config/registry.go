@@ -1,0 +1,312 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// registry is every variable herald reads, in the order the docs list them
+// and errors are reported. A rule may only look at variables above it.
+//
+// To add a variable: add a field to Config, add an entry here, run
+// `go test ./config -update` to regenerate docs/configuration.md.
+var registry = []*variable{
+	// Kafka.
+	{
+		name: "HERALD_KAFKA_BROKERS", group: "Kafka",
+		doc: "Seed brokers, comma-separated `host:port`. " +
+			"They are only where the client starts: it learns the rest of the cluster from them, " +
+			"so two or three seeds let a worker start while one broker is down.",
+		required: everyRole,
+		bind:     list(func(c *Config) *[]string { return &c.KafkaBrokers }, "host:port,...", hostPort(true, 1)),
+	},
+	{
+		name: "HERALD_EVENTS_TOPIC", group: "Kafka", def: "gym.bookings.v1",
+		doc: "Topic of booking events the dispatcher consumes. " +
+			"herald never creates or alters it: it belongs to the booking service.",
+		bind: text(func(c *Config) *string { return &c.EventsTopic }, "a Kafka topic name", kafkaName),
+	},
+	{
+		name: "HERALD_TOPIC_PARTITIONS", group: "Kafka", def: "12",
+		doc: "Partitions of a `herald.*` topic herald creates because it is missing; existing topics are left as they are. " +
+			"A topic's partitions cap how many workers of its role share the work: pods beyond that count sit idle as standbys. " +
+			"Adding partitions later moves recipients to other partitions, so choose for the largest fleet you expect.",
+		bind: integer(func(c *Config) *int { return &c.TopicPartitions }, 1, 10000),
+	},
+	{
+		name: "HERALD_TOPIC_REPLICATION", group: "Kafka", def: "-1",
+		doc: "Replication factor of a `herald.*` topic herald creates. " +
+			"-1 uses the broker's `default.replication.factor`, which is right unless the cluster's default is wrong for queued notifications; " +
+			"below 3 a single broker loss can lose queued and retrying messages.",
+		bind: integer(func(c *Config) *int { return &c.TopicReplication }, 1, 32, -1),
+	},
+	{
+		name: "HERALD_SESSION_TIMEOUT", group: "Kafka", def: "10s",
+		doc: "How long the group coordinator waits without a heartbeat before it declares a worker dead and gives its partitions to others. " +
+			"Shorter moves work off a crashed pod sooner; too short turns GC pauses and network blips into needless rebalances. " +
+			"Brokers only accept values within `group.min.session.timeout.ms` and `group.max.session.timeout.ms` (by default 6s and 30m).",
+		bind: duration(func(c *Config) *time.Duration { return &c.SessionTimeout }, 6*time.Second, 5*time.Minute, false),
+	},
+	{
+		name: "HERALD_REBALANCE_TIMEOUT", group: "Kafka", def: "10s",
+		doc: "How long the coordinator waits for every member to rejoin during a rebalance. " +
+			"The whole group stops consuming until then, so a longer value means longer pauses when a member is slow; " +
+			"a member that has not rejoined in time is dropped from the group.",
+		bind: duration(func(c *Config) *time.Duration { return &c.RebalanceTimeout }, time.Second, 10*time.Minute, false),
+	},
+	{
+		name: "HERALD_HEARTBEAT_INTERVAL", group: "Kafka", def: "1s",
+		doc: "How often a worker tells the coordinator it is alive. " +
+			"Must be less than a third of `HERALD_SESSION_TIMEOUT`, so that one or two lost heartbeats do not end the session.",
+		bind: duration(func(c *Config) *time.Duration { return &c.HeartbeatInterval }, 100*time.Millisecond, time.Minute, false),
+		rule: func(c *Config) error {
+			if c.HeartbeatInterval*3 >= c.SessionTimeout {
+				return fmt.Errorf("%s must be less than a third of HERALD_SESSION_TIMEOUT (%s)",
+					fmtDuration(c.HeartbeatInterval), fmtDuration(c.SessionTimeout))
+			}
+			return nil
+		},
+	},
+	{
+		name: "HERALD_COMMIT_INTERVAL", group: "Kafka", def: "500ms",
+		doc: "How often offsets of fully processed messages are committed. " +
+			"After a crash up to this much work is consumed again; the idempotency keys stop it from being sent twice, at the cost of a Redis lookup each. " +
+			"Shorter means less replay and more commit requests to the brokers.",
+		bind: duration(func(c *Config) *time.Duration { return &c.CommitInterval }, 10*time.Millisecond, time.Minute, false),
+	},
+	{
+		name: "HERALD_INSTANCE_ID", group: "Kafka",
+		dynamicDefault: os.Hostname, dynamicDoc: "the host name",
+		doc: "This process's name: its Kafka client id and the prefix of the owner of every idempotency lease it takes. " +
+			"It must be unique among running workers, or one worker could mistake another's lease for its own; " +
+			"the default, the host name, is the pod name on Kubernetes, which is.",
+		required: everyRole,
+		bind:     text(func(c *Config) *string { return &c.InstanceID }, "A-Z a-z 0-9 . _ -", kafkaName),
+	},
+
+	// Delivery.
+	{
+		name: "HERALD_MAX_IN_FLIGHT", group: "Delivery", def: "256",
+		doc: "Messages processed concurrently per worker process per role. " +
+			"Provider calls mostly wait, so throughput is about this divided by send latency, until a provider rate-limits; " +
+			"it also bounds the memory held by messages in progress and the work a SIGTERM has to drain. " +
+			"Lower it when providers answer 429.",
+		bind: integer(func(c *Config) *int { return &c.MaxInFlight }, 1, 100000),
+	},
+	{
+		name: "HERALD_SEND_TIMEOUT", group: "Delivery", def: "15s",
+		doc: "Deadline for one provider call: an SMTP transaction, a Twilio or an FCM request. " +
+			"A call that times out is retried, but the provider may have delivered it anyway; " +
+			"too short a deadline turns slow providers into duplicate messages that no idempotency key can see.",
+		bind: duration(func(c *Config) *time.Duration { return &c.SendTimeout }, 100*time.Millisecond, 5*time.Minute, false),
+	},
+	{
+		name: "HERALD_SHUTDOWN_TIMEOUT", group: "Delivery", def: "30s",
+		doc: "Drain deadline on SIGTERM and when partitions are revoked: messages in progress get this long to finish and have their offsets committed; " +
+			"whatever is unfinished then is consumed again by the next owner. " +
+			"Must be greater than `HERALD_SEND_TIMEOUT` so a send started just before the signal can complete. " +
+			"Kubernetes kills the pod after `terminationGracePeriodSeconds` (30s by default): set that a few seconds above this.",
+		bind: duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, time.Second, time.Hour, false),
+		rule: func(c *Config) error {
+			if c.ShutdownTimeout <= c.SendTimeout {
+				return fmt.Errorf("%s must be greater than HERALD_SEND_TIMEOUT (%s)",
+					fmtDuration(c.ShutdownTimeout), fmtDuration(c.SendTimeout))
+			}
+			return nil
+		},
+	},
+	{
+		name: "HERALD_RETRY_MAX_ATTEMPTS", group: "Delivery", def: "8",
+		doc:  "Attempts at a notification, the first included, before a retryable failure is treated as permanent and the notification goes to `herald.dlq.v1`.",
+		bind: integer(func(c *Config) *int { return &c.RetryMaxAttempts }, 1, 100),
+	},
+	{
+		name: "HERALD_RETRY_MAX_AGE", group: "Delivery", def: "24h",
+		doc: "Age, counted from the notification's creation, after which it is no longer retried and goes to `herald.dlq.v1`. " +
+			"A class reminder is worthless after the class; this keeps a long provider outage from ending in a flood of stale messages.",
+		bind: duration(func(c *Config) *time.Duration { return &c.RetryMaxAge }, time.Second, 8760*time.Hour, false),
+	},
+
+	// Idempotency.
+	{
+		name: "HERALD_REDIS_URL", group: "Idempotency",
+		doc: "Redis holding idempotency keys: `redis://[user:password@]host:port/db`, `rediss://` for TLS, or `unix:///path/to/redis.sock`. " +
+			"A secret because it may carry the password; prefer `HERALD_REDIS_URL_FILE`.",
+		secret: true, redact: redactRedisURL,
+		required: []Role{RoleEmail, RoleSMS, RolePush},
+		bind:     text(func(c *Config) *string { return &c.RedisURL }, "redis://, rediss:// or unix:// URL", redisURL),
+	},
+	{
+		name: "HERALD_IDEMPOTENCY_LEASE", group: "Idempotency", def: "45s",
+		doc: "How long a worker's claim on a notification it is sending lasts. " +
+			"If the worker dies mid-send, another may take the notification over only after the lease expires, so longer means slower recovery. " +
+			"Must be greater than `HERALD_SEND_TIMEOUT`: a lease that can expire during a live send lets a second worker send the same message.",
+		bind: duration(func(c *Config) *time.Duration { return &c.IdempotencyLease }, time.Second, time.Hour, false),
+		rule: func(c *Config) error {
+			if c.IdempotencyLease <= c.SendTimeout {
+				return fmt.Errorf("%s must be greater than HERALD_SEND_TIMEOUT (%s)",
+					fmtDuration(c.IdempotencyLease), fmtDuration(c.SendTimeout))
+			}
+			return nil
+		},
+	},
+	{
+		name: "HERALD_IDEMPOTENCY_RETENTION", group: "Idempotency", def: "168h",
+		doc: "How long the key of a sent or permanently failed notification is kept. " +
+			"A duplicate arriving within it (a replay, a redelivery, a late retry) is recognised and not sent; one arriving later is sent again. " +
+			"Redis memory grows with notifications per retention window. " +
+			"Must be at least `HERALD_RETRY_MAX_AGE`, so that no retry outlives the record that would stop it.",
+		bind: duration(func(c *Config) *time.Duration { return &c.IdempotencyRetention }, time.Hour, 8760*time.Hour, false),
+		rule: func(c *Config) error {
+			if c.IdempotencyRetention < c.RetryMaxAge {
+				return fmt.Errorf("%s must be at least HERALD_RETRY_MAX_AGE (%s)",
+					fmtDuration(c.IdempotencyRetention), fmtDuration(c.RetryMaxAge))
+			}
+			return nil
+		},
+	},
+
+	// Email.
+	{
+		name: "HERALD_SMTP_ADDR", group: "Email",
+		doc:   "SMTP submission server, `host:port` (usually port 587).",
+		scope: []Role{RoleEmail}, required: []Role{RoleEmail},
+		bind: text(func(c *Config) *string { return &c.SMTPAddr }, "host:port", hostPort(true, 1)),
+	},
+	{
+		name: "HERALD_SMTP_USERNAME", group: "Email",
+		doc:   "SMTP user name. Empty sends without authenticating, which only a local relay should accept.",
+		scope: []Role{RoleEmail},
+		bind:  text(func(c *Config) *string { return &c.SMTPUsername }, "", nil),
+	},
+	{
+		name: "HERALD_SMTP_PASSWORD", group: "Email",
+		doc:    "SMTP password; prefer `HERALD_SMTP_PASSWORD_FILE`.",
+		secret: true, scope: []Role{RoleEmail},
+		bind: text(func(c *Config) *string { return &c.SMTPPassword }, "", nil),
+	},
+	{
+		name: "HERALD_SMTP_TLS", group: "Email", def: "mandatory",
+		doc: "`mandatory`: STARTTLS is required, and a server that does not offer it gets neither mail nor credentials. " +
+			"`opportunistic`: STARTTLS when offered, plaintext otherwise, so anyone on the path can strip it and read both. " +
+			"`none`: never TLS, for a relay on localhost or a test sink.",
+		scope: []Role{RoleEmail},
+		bind:  enum(func(c *Config) *SMTPTLS { return &c.SMTPTLS }, SMTPTLSMandatory, SMTPTLSOpportunistic, SMTPTLSNone),
+	},
+	{
+		name: "HERALD_EMAIL_FROM", group: "Email",
+		doc: "Sender of every email, an RFC 5322 address; a display name is allowed: `Gym Team <hello@example.com>`. " +
+			"The domain must be one the SMTP provider may send for (SPF, DKIM), or mail lands in spam.",
+		scope: []Role{RoleEmail}, required: []Role{RoleEmail},
+		bind: text(func(c *Config) *string { return &c.EmailFrom }, "an email address", emailAddress),
+	},
+	{
+		name: "HERALD_SMTP_POOL_SIZE", group: "Email", def: "4",
+		doc: "SMTP connections each email worker keeps open. " +
+			"Sending waits for a free connection, so this, not `HERALD_MAX_IN_FLIGHT`, bounds concurrent emails per process. " +
+			"Providers limit concurrent connections per account across all pods: keep pool size × pods under that limit.",
+		scope: []Role{RoleEmail},
+		bind:  integer(func(c *Config) *int { return &c.SMTPPoolSize }, 1, 64),
+	},
+
+	// SMS.
+	{
+		name: "HERALD_TWILIO_ACCOUNT_SID", group: "SMS",
+		doc:   "Twilio account SID (`AC…`).",
+		scope: []Role{RoleSMS}, required: []Role{RoleSMS},
+		bind: text(func(c *Config) *string { return &c.TwilioAccountSID }, "AC…", prefixed("AC")),
+	},
+	{
+		name: "HERALD_TWILIO_AUTH_TOKEN", group: "SMS",
+		doc:    "Twilio auth token for the account; prefer `HERALD_TWILIO_AUTH_TOKEN_FILE`.",
+		secret: true, scope: []Role{RoleSMS}, required: []Role{RoleSMS},
+		bind: text(func(c *Config) *string { return &c.TwilioAuthToken }, "", nil),
+	},
+	{
+		name: "HERALD_TWILIO_FROM", group: "SMS",
+		doc: "Sender: an E.164 number or alphanumeric sender ID the account owns. " +
+			"This or `HERALD_TWILIO_MESSAGING_SERVICE_SID` is required.",
+		scope: []Role{RoleSMS}, requiredDoc: "sms, all (or the messaging service)",
+		bind: text(func(c *Config) *string { return &c.TwilioFrom }, "", nil),
+	},
+	{
+		name: "HERALD_TWILIO_MESSAGING_SERVICE_SID", group: "SMS",
+		doc: "Twilio Messaging Service (`MG…`), which picks the sender from its pool and handles opt-outs and scaling across numbers. " +
+			"This or `HERALD_TWILIO_FROM` is required.",
+		scope: []Role{RoleSMS}, requiredDoc: "sms, all (or the sender)",
+		bind: text(func(c *Config) *string { return &c.TwilioMessagingServiceSID }, "MG…", prefixed("MG")),
+		rule: func(c *Config) error {
+			if c.TwilioFrom == "" && c.TwilioMessagingServiceSID == "" {
+				return fmt.Errorf("required for role %s unless HERALD_TWILIO_FROM is set", c.Role)
+			}
+			return nil
+		},
+	},
+	{
+		name: "HERALD_TWILIO_API_URL", group: "SMS", def: "https://api.twilio.com",
+		doc:   "Base URL of the Twilio REST API; point it at a fake for tests and staging.",
+		scope: []Role{RoleSMS},
+		bind:  text(func(c *Config) *string { return &c.TwilioAPIURL }, "http(s) URL", httpURL),
+	},
+	{
+		name: "HERALD_SMS_VALIDITY_PERIOD", group: "SMS",
+		doc: "Twilio's `ValidityPeriod`, in whole seconds: a message still queued at Twilio after this long is dropped instead of delivered late, " +
+			"since \"your class starts in an hour\" is wrong three hours later. Unset leaves Twilio's default.",
+		scope: []Role{RoleSMS},
+		bind:  duration(func(c *Config) *time.Duration { return &c.SMSValidityPeriod }, time.Second, 10*time.Hour, true),
+		rule: func(c *Config) error {
+			if c.SMSValidityPeriod%time.Second != 0 {
+				return fmt.Errorf("%s is not a whole number of seconds", fmtDuration(c.SMSValidityPeriod))
+			}
+			return nil
+		},
+	},
+
+	// Push.
+	{
+		name: "HERALD_FCM_PROJECT_ID", group: "Push",
+		doc:   "Firebase project that push messages are sent through.",
+		scope: []Role{RolePush}, required: []Role{RolePush},
+		bind: text(func(c *Config) *string { return &c.FCMProjectID }, "", nil),
+	},
+	{
+		name: "HERALD_FCM_CREDENTIALS_FILE", group: "Push",
+		doc: "Path to the Google service-account key (JSON) used to get OAuth2 tokens for FCM; its `token_uri` is honoured. " +
+			"Checked at start: it must be readable JSON of type `service_account` with `client_email` and `private_key`. " +
+			"Being a file already, it has no `_FILE` form; mount it from a Secret.",
+		scope: []Role{RolePush}, required: []Role{RolePush},
+		bind: text(func(c *Config) *string { return &c.FCMCredentialsFile }, "path to a service-account JSON file", serviceAccountFile),
+	},
+	{
+		name: "HERALD_FCM_ENDPOINT", group: "Push", def: "https://fcm.googleapis.com",
+		doc:   "Base URL of the FCM HTTP v1 API; point it at a fake for tests and staging.",
+		scope: []Role{RolePush},
+		bind:  text(func(c *Config) *string { return &c.FCMEndpoint }, "http(s) URL", httpURL),
+	},
+
+	// Service.
+	{
+		name: "HERALD_HTTP_ADDR", group: "Service", def: ":9090",
+		doc: "Listen address of `/metrics`, `/healthz` and `/readyz`. " +
+			"Port 0 picks a free port, for tests.",
+		bind: text(func(c *Config) *string { return &c.HTTPAddr }, "[host]:port", hostPort(false, 0)),
+	},
+	{
+		name: "HERALD_LOG_LEVEL", group: "Service", def: "info",
+		doc: "Least severe level logged. `debug` adds lines such as one per skipped event of an unknown type: " +
+			"useful during an incident, noise in steady state.",
+		bind: enum(func(c *Config) *LogLevel { return &c.LogLevel }, LogDebug, LogInfo, LogWarn, LogError),
+	},
+	{
+		name: "HERALD_LOG_FORMAT", group: "Service", def: "json",
+		doc:  "`json` for log collectors, `console` for reading in a terminal.",
+		bind: enum(func(c *Config) *LogFormat { return &c.LogFormat }, LogJSON, LogConsole),
+	},
+	{
+		name: "HERALD_TEMPLATES_DIR", group: "Service",
+		doc: "Directory of templates, laid out like `templates/` in the repository, used instead of the templates herald ships with. " +
+			"Must exist when set.",
+		bind: text(func(c *Config) *string { return &c.TemplatesDir }, "a directory", directory),
+	},
+}
