@@ -1,0 +1,47 @@
+# herald — the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+PKGS    := ./...
+BIN     := bin/herald
+# The same flags the container image uses: static, stripped, reproducible.
+LDFLAGS := -s -w
+export CGO_ENABLED ?= 0
+
+.PHONY: run test deps vet fmt-check build fuzz clean
+
+## run: the whole fleet in one process on embedded parts (herald dev); outbox at http://127.0.0.1:8025
+run:
+	$(GO) run ./cmd/herald dev
+
+## test: install what the tests need, then vet, format check, template lint and the race-enabled suite
+test: deps vet fmt-check
+	$(GO) run ./cmd/herald templates lint
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## deps: redis-server (Debian package) for the tests that start a real Redis
+deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server (Debian package) for the tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; \
+	}
+	@redis-server --version
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## build: the static binary the Dockerfile builds
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/herald
+
+## fuzz: a short run of every fuzz target (decoders of outside input)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./events/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./notification/
+
+clean:
+	rm -rf bin

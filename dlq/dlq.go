@@ -1,0 +1,85 @@
+// Package dlq turns a message that cannot be delivered into data: a record
+// on herald.dlq.v1 whose value is the original bytes and whose headers say
+// why, where it came from and how often it was tried. The original is then
+// acknowledged, so a poison message never blocks its partition.
+package dlq
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/topics"
+)
+
+// Header names on DLQ records.
+const (
+	HeaderReason          = "herald-reason"
+	HeaderClass           = "herald-class"
+	HeaderError           = "herald-error"
+	HeaderStage           = "herald-stage"
+	HeaderChannel         = "herald-channel"
+	HeaderAttempts        = "herald-attempts"
+	HeaderFirstFailure    = "herald-first-failure"
+	HeaderLastFailure     = "herald-last-failure"
+	HeaderSourceTopic     = "herald-source-topic"
+	HeaderSourcePartition = "herald-source-partition"
+	HeaderSourceOffset    = "herald-source-offset"
+	HeaderEventID         = "herald-event-id"
+	HeaderNotificationID  = "herald-notification-id"
+)
+
+// maxErrorLen bounds the error text carried in a header.
+const maxErrorLen = 1024
+
+// Info describes a failure beyond the error itself.
+type Info struct {
+	Stage          string // "dispatcher", "email", "sms", "push"
+	Channel        string
+	Attempts       int
+	FirstFailure   time.Time
+	LastFailure    time.Time
+	EventID        string
+	NotificationID string
+}
+
+// Record builds the DLQ record for src failing with err. Source headers are
+// kept (trace context, event id) and the herald-* headers added.
+func Record(src *queue.Message, err error, info Info) queue.Message {
+	msg := err.Error()
+	if len(msg) > maxErrorLen {
+		msg = msg[:maxErrorLen]
+	}
+	if info.LastFailure.IsZero() {
+		info.LastFailure = time.Now().UTC()
+	}
+	if info.FirstFailure.IsZero() {
+		info.FirstFailure = info.LastFailure
+	}
+	hs := make([]queue.Header, 0, len(src.Headers)+13)
+	for _, h := range src.Headers {
+		if len(h.Key) < 7 || h.Key[:7] != "herald-" {
+			hs = append(hs, h)
+		}
+	}
+	add := func(k, v string) {
+		if v != "" {
+			hs = append(hs, queue.Header{Key: k, Value: []byte(v)})
+		}
+	}
+	add(HeaderReason, string(failure.ReasonOf(err)))
+	add(HeaderClass, failure.ClassOf(err).String())
+	add(HeaderError, msg)
+	add(HeaderStage, info.Stage)
+	add(HeaderChannel, info.Channel)
+	add(HeaderAttempts, strconv.Itoa(info.Attempts))
+	add(HeaderFirstFailure, info.FirstFailure.UTC().Format(time.RFC3339Nano))
+	add(HeaderLastFailure, info.LastFailure.UTC().Format(time.RFC3339Nano))
+	add(HeaderSourceTopic, src.Topic)
+	add(HeaderSourcePartition, strconv.Itoa(src.Partition))
+	add(HeaderSourceOffset, strconv.FormatInt(src.Offset, 10))
+	add(HeaderEventID, info.EventID)
+	add(HeaderNotificationID, info.NotificationID)
+	return queue.Message{Topic: topics.DLQ, Key: src.Key, Value: src.Value, Headers: hs}
+}

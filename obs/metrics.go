@@ -1,0 +1,111 @@
+package obs
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
+)
+
+// Outcomes of one notification message, final for that Kafka record.
+const (
+	OutcomeSent         = "sent"          // provider accepted it
+	OutcomeDuplicate    = "duplicate"     // idempotency key said sent or failed already
+	OutcomeRetry        = "retry"         // scheduled on the retry topic
+	OutcomeFailed       = "failed"        // permanent failure, written to the DLQ
+	OutcomeDeadLettered = "dead_lettered" // poison input, written to the DLQ
+)
+
+var outcomes = []string{OutcomeSent, OutcomeDuplicate, OutcomeRetry, OutcomeFailed, OutcomeDeadLettered}
+
+// Event outcomes at the dispatcher.
+const (
+	EventDispatched   = "dispatched"
+	EventUnknown      = "unknown_type"
+	EventPoison       = "poison"
+	EventNoRecipients = "no_notifications"
+)
+
+// Metrics are herald's Prometheus series. Create one per process with
+// NewMetrics and share it between roles.
+type Metrics struct {
+	Registry      *prometheus.Registry
+	Notifications *prometheus.CounterVec   // channel, outcome, reason
+	SendLatency   *prometheus.HistogramVec // channel
+	EndToEnd      *prometheus.HistogramVec // channel: event time → provider accepted
+	InFlight      *prometheus.GaugeVec     // group
+	DedupeHits    *prometheus.CounterVec   // channel, state
+	Retries       *prometheus.CounterVec   // channel, reason
+	DLQWrites     *prometheus.CounterVec   // stage, reason
+	Events        *prometheus.CounterVec   // outcome
+	Fanout        prometheus.Histogram     // notifications per event
+	Committed     *prometheus.GaugeVec     // group, topic, partition
+}
+
+// NewMetrics registers every series. Label combinations from closed sets are
+// created up front so that dashboards and alerts see zeros, not gaps.
+func NewMetrics() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &Metrics{
+		Registry: r,
+		Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_notifications_total", Help: "Final outcomes of notification records, by channel, outcome and failure reason (\"\" when none).",
+		}, []string{"channel", "outcome", "reason"}),
+		SendLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "herald_send_duration_seconds", Help: "Provider call latency per attempt.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"channel"}),
+		EndToEnd: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "herald_end_to_end_seconds", Help: "Time from the notification's creation to the provider accepting it.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"channel"}),
+		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_in_flight", Help: "Fetched records without a durable outcome yet.",
+		}, []string{"group"}),
+		DedupeHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_idempotency_hits_total", Help: "Notifications recognised as already handled, by the state found.",
+		}, []string{"channel", "state"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_retries_total", Help: "Send attempts that failed retryably and were tried again.",
+		}, []string{"channel", "reason"}),
+		DLQWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_dlq_writes_total", Help: "Records written to herald.dlq.v1, by stage and reason.",
+		}, []string{"stage", "reason"}),
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_events_total", Help: "Booking events consumed by the dispatcher, by outcome.",
+		}, []string{"outcome"}),
+		Fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "herald_event_fanout", Help: "Notifications planned per dispatched event.",
+			Buckets: []float64{0, 1, 2, 3, 5, 10, 25, 50, 100, 250},
+		}),
+		Committed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_committed_offset", Help: "Last committed offset per group and partition.",
+		}, []string{"group", "topic", "partition"}),
+	}
+	r.MustRegister(m.Notifications, m.SendLatency, m.EndToEnd, m.InFlight, m.DedupeHits, m.Retries, m.DLQWrites, m.Events, m.Fanout, m.Committed)
+	for _, ch := range notification.Channels {
+		c := string(ch)
+		for _, o := range outcomes {
+			m.Notifications.WithLabelValues(c, o, "")
+		}
+		for _, r := range failure.Reasons {
+			m.Notifications.WithLabelValues(c, OutcomeFailed, string(r))
+			m.Notifications.WithLabelValues(c, OutcomeRetry, string(r))
+			m.Retries.WithLabelValues(c, string(r))
+		}
+		m.SendLatency.WithLabelValues(c)
+		m.EndToEnd.WithLabelValues(c)
+		m.DedupeHits.WithLabelValues(c, "sent")
+		m.DedupeHits.WithLabelValues(c, "failed")
+		m.DLQWrites.WithLabelValues(c, string(failure.ReasonRender))
+	}
+	for _, o := range []string{EventDispatched, EventUnknown, EventPoison, EventNoRecipients} {
+		m.Events.WithLabelValues(o)
+	}
+	for _, r := range []failure.Reason{failure.ReasonDecode, failure.ReasonInvalid} {
+		m.DLQWrites.WithLabelValues("dispatcher", string(r))
+	}
+	return m
+}

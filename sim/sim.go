@@ -1,0 +1,193 @@
+// Package sim generates realistic booking events — the five v1 types over a
+// pool of members, instructors and classes — for `herald dev`, tests and
+// benchmarks. It plays the booking service; herald never imports it.
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// Event is one generated booking event, ready to produce.
+type Event struct {
+	ID    string
+	Type  string
+	Key   []byte // class id: the booking service's partition key
+	Value []byte // CloudEvents JSON
+}
+
+// Generator produces events deterministically from its seed. Not safe for
+// concurrent use.
+type Generator struct {
+	rng     *rand.Rand
+	seq     int
+	prefix  string
+	members []person
+	classes []class
+	now     func() time.Time
+}
+
+type person struct {
+	ID          string          `json:"id"`
+	Name        string          `json:"name"`
+	Email       string          `json:"email,omitempty"`
+	Phone       string          `json:"phone,omitempty"`
+	Locale      string          `json:"locale,omitempty"`
+	TimeZone    string          `json:"time_zone,omitempty"`
+	PushTokens  []string        `json:"push_tokens,omitempty"`
+	Preferences map[string]bool `json:"preferences,omitempty"`
+}
+
+type class struct {
+	ID         string  `json:"id"`
+	Name       string  `json:"name"`
+	StartsAt   string  `json:"starts_at"`
+	EndsAt     string  `json:"ends_at"`
+	TimeZone   string  `json:"time_zone"`
+	Location   string  `json:"location"`
+	Capacity   int     `json:"capacity"`
+	Booked     int     `json:"booked"`
+	Instructor *person `json:"instructor,omitempty"`
+}
+
+var (
+	firstNames = []string{"Emma", "Lucía", "Oliver", "Sofía", "Noah", "Mateo", "Amelia", "Hugo", "Isla", "Chloé", "Ana", "Jack"}
+	lastNames  = []string{"Clarke", "García", "Smith", "Martínez", "Jones", "López", "Taylor", "Díaz", "Brown", "Romero"}
+	locales    = []string{"en-GB", "en-US", "es-ES", "es-MX", "fr-FR", "en"}
+	zones      = []string{"Europe/London", "Europe/Madrid", "America/New_York", "America/Mexico_City"}
+	classNames = []string{"Spin 45", "Yoga Flow", "HIIT Blast", "Pilates Core", "Boxfit", "Zumba", "Body Pump"}
+	studios    = []string{"Studio 1, Shoreditch", "Studio 2, Shoreditch", "Sala Norte, Calle Mayor 12", "Rooftop, Brooklyn"}
+)
+
+// Options shape the generated population.
+type Options struct {
+	Seed    uint64
+	Members int // default 200
+	Classes int // default 40
+	// Prefix makes event ids unique across generators (default "sim").
+	Prefix string
+	Now    func() time.Time
+}
+
+// New returns a Generator.
+func New(o Options) *Generator {
+	if o.Members <= 0 {
+		o.Members = 200
+	}
+	if o.Classes <= 0 {
+		o.Classes = 40
+	}
+	if o.Prefix == "" {
+		o.Prefix = "sim"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	g := &Generator{rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), prefix: o.Prefix, now: o.Now}
+	for i := range o.Members {
+		g.members = append(g.members, g.person("mem", i))
+	}
+	base := o.Now().Truncate(time.Hour).Add(24 * time.Hour)
+	for i := range o.Classes {
+		start := base.Add(time.Duration(i%14) * 90 * time.Minute)
+		ins := g.person("ins", i)
+		ins.PushTokens, ins.Preferences, ins.Phone = nil, nil, ""
+		g.classes = append(g.classes, class{
+			ID:       fmt.Sprintf("cls_%03d", i),
+			Name:     classNames[i%len(classNames)],
+			StartsAt: start.UTC().Format(time.RFC3339), EndsAt: start.Add(45 * time.Minute).UTC().Format(time.RFC3339),
+			TimeZone: zones[i%len(zones)], Location: studios[i%len(studios)],
+			Capacity: 20, Booked: 5 + i%15, Instructor: &ins,
+		})
+	}
+	return g
+}
+
+func (g *Generator) person(kind string, i int) person {
+	first := firstNames[g.rng.IntN(len(firstNames))]
+	last := lastNames[g.rng.IntN(len(lastNames))]
+	p := person{
+		ID:       fmt.Sprintf("%s_%04d", kind, i),
+		Name:     first + " " + last,
+		Email:    fmt.Sprintf("%s.%04d@example.com", kind, i),
+		Phone:    fmt.Sprintf("+4477009%05d", i),
+		Locale:   locales[g.rng.IntN(len(locales))],
+		TimeZone: zones[g.rng.IntN(len(zones))],
+	}
+	if g.rng.IntN(4) != 0 {
+		p.PushTokens = []string{fmt.Sprintf("fcm_%s_%04d_a", kind, i)}
+		if g.rng.IntN(5) == 0 {
+			p.PushTokens = append(p.PushTokens, fmt.Sprintf("fcm_%s_%04d_b", kind, i))
+		}
+	}
+	if g.rng.IntN(6) == 0 {
+		p.Preferences = map[string]bool{"email": true, "sms": false, "push": true}
+	}
+	return p
+}
+
+// Types are the event types Next chooses from, with their weights.
+var Types = []struct {
+	Type   string
+	Weight int
+}{
+	{"gym.booking.confirmed", 40},
+	{"gym.booking.cancelled", 15},
+	{"gym.waitlist.promoted", 10},
+	{"gym.class.reminder", 30},
+	{"gym.class.cancelled", 5},
+}
+
+// Next returns the next event.
+func (g *Generator) Next() Event {
+	w := g.rng.IntN(100)
+	t := Types[0].Type
+	for _, c := range Types {
+		if w < c.Weight {
+			t = c.Type
+			break
+		}
+		w -= c.Weight
+	}
+	return g.Make(t)
+}
+
+// Make returns an event of type t.
+func (g *Generator) Make(t string) Event {
+	g.seq++
+	id := fmt.Sprintf("evt_%s_%07d", g.prefix, g.seq)
+	c := g.classes[g.rng.IntN(len(g.classes))]
+	m := g.members[g.rng.IntN(len(g.members))]
+	data := map[string]any{"class": c}
+	booking := fmt.Sprintf("bkg_%s_%07d", g.prefix, g.seq)
+	switch t {
+	case "gym.class.cancelled":
+		n := 2 + g.rng.IntN(4)
+		att := make([]person, 0, n)
+		for _, k := range g.rng.Perm(len(g.members))[:n] {
+			att = append(att, g.members[k])
+		}
+		data["attendees"] = att
+		data["reason"] = "Instructor unwell"
+	case "gym.class.reminder":
+		data["member"] = m
+	default:
+		data["member"] = m
+		data["booking_id"] = booking
+		if t == "gym.booking.cancelled" && g.rng.IntN(2) == 0 {
+			data["reason"] = "Cancelled by member"
+		}
+	}
+	env := map[string]any{
+		"specversion": "1.0", "id": id, "source": "booking-service", "type": t,
+		"time": g.now().UTC().Format(time.RFC3339Nano), "subject": "class/" + c.ID,
+		"datacontenttype": "application/json", "data": data,
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		panic(err) // only plain data above; cannot fail
+	}
+	return Event{ID: id, Type: t, Key: []byte(c.ID), Value: b}
+}

@@ -1,0 +1,31 @@
+// Package topics names the Kafka topics herald reads and owns (DESIGN §1).
+package topics
+
+import "github.com/gymhq/herald/notification"
+
+// DefaultEvents is the booking events topic; configurable, never created by herald.
+const DefaultEvents = "gym.bookings.v1"
+
+// DLQ receives poison input and permanently failed notifications.
+const DLQ = "herald.dlq.v1"
+
+// Channel is the topic a channel's notifications are published to.
+func Channel(ch notification.Channel) string { return "herald." + string(ch) + ".v1" }
+
+// Retry is the topic a channel's delayed retries wait on.
+func Retry(ch notification.Channel) string { return "herald." + string(ch) + ".retry.v1" }
+
+// Owned lists every topic herald creates at start.
+func Owned() []string {
+	out := make([]string, 0, 2*len(notification.Channels)+1)
+	for _, ch := range notification.Channels {
+		out = append(out, Channel(ch), Retry(ch))
+	}
+	return append(out, DLQ)
+}
+
+// Groups: one consumer group per role.
+const GroupDispatch = "herald-dispatch"
+
+// Group is the consumer group of a channel's workers.
+func Group(ch notification.Channel) string { return "herald-" + string(ch) }

@@ -1,0 +1,378 @@
+// Package worker is the channel worker stage: it turns a notification record
+// from herald.<channel>.v1 (or its retry topic) into exactly one delivery.
+//
+// The order of steps for one record, top to bottom, is Handle. Its contract
+// with the runtime is queue.Handler's: return nil only when the record has a
+// durable outcome — sent and recorded, recognised as a duplicate, scheduled
+// on the retry topic, or written to the DLQ. Any dependency failure (Redis,
+// Kafka) returns an error so the runtime keeps the record and tries again.
+//
+// It must never send without holding the idempotency claim (fail closed),
+// never mark a key sent before the provider accepted, and never drop a
+// duplicate that is in flight elsewhere: it waits for that worker's outcome
+// or lease.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"go.uber.org/zap"
+
+	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/dlq"
+	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/topics"
+)
+
+// Renderer renders a notification for its channel. Errors are permanent.
+type Renderer interface {
+	Render(n *notification.Notification) (*channels.Message, error)
+}
+
+// Config wires a Worker. Zero durations take the documented defaults.
+type Config struct {
+	Channel   notification.Channel
+	Sender    channels.Sender
+	Renderer  Renderer
+	Store     dedupe.Store
+	Publisher queue.Publisher
+	// Owner identifies this process in idempotency claims; unique per
+	// process start, so a restarted pod never inherits a dead one's claims.
+	Owner string
+
+	// Lease is the idempotency claim lease; it must outlast one send.
+	// Default 45s.
+	Lease time.Duration
+	// SendTimeout bounds one provider call. Default 15s.
+	SendTimeout time.Duration
+	// QuickAttempts is how many times a retryable send is tried in process
+	// before the record moves to the retry topic. Default 3.
+	QuickAttempts int
+	// MaxAttempts and MaxAge bound the whole retry ladder; past either, the
+	// notification goes to the DLQ. Defaults 8 and 24h.
+	MaxAttempts int
+	MaxAge      time.Duration
+
+	Logger  *zap.Logger
+	Metrics *obs.Metrics
+	Now     func() time.Time
+}
+
+// Worker handles one channel's records. Safe for concurrent use.
+type Worker struct {
+	cfg Config
+	log *zap.Logger
+	ch  string
+}
+
+// New validates cfg and returns a Worker.
+func New(cfg Config) (*Worker, error) {
+	switch {
+	case !cfg.Channel.Valid():
+		return nil, fmt.Errorf("worker: invalid channel %q", cfg.Channel)
+	case cfg.Sender == nil || cfg.Renderer == nil || cfg.Store == nil || cfg.Publisher == nil:
+		return nil, errors.New("worker: sender, renderer, store and publisher are required")
+	case cfg.Owner == "":
+		return nil, errors.New("worker: owner is required")
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 45 * time.Second
+	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = 15 * time.Second
+	}
+	if cfg.Lease <= cfg.SendTimeout {
+		return nil, fmt.Errorf("worker: lease %v must exceed send timeout %v", cfg.Lease, cfg.SendTimeout)
+	}
+	if cfg.QuickAttempts <= 0 {
+		cfg.QuickAttempts = 3
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 8
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = 24 * time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = obs.NewMetrics()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Worker{cfg: cfg, log: cfg.Logger.With(zap.String("channel", string(cfg.Channel))), ch: string(cfg.Channel)}, nil
+}
+
+// errStopping abandons a record whose partition is being released while it
+// waits; it stays uncommitted for the next owner.
+var errStopping = errors.New("worker: partition stopping")
+
+// Handle processes one record. See the package comment for the contract.
+func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
+	start := w.cfg.Now()
+	n, err := notification.Decode(m.Value)
+	if err == nil && n.Channel != w.cfg.Channel {
+		err = failure.Errorf(failure.Poison, failure.ReasonInvalid, "notification for channel %s on the %s topic", n.Channel, w.cfg.Channel)
+	}
+	if err != nil {
+		if err := w.cfg.Publisher.Publish(ctx, dlq.Record(m, err, dlq.Info{Stage: w.ch, Channel: w.ch})); err != nil {
+			return err
+		}
+		w.cfg.Metrics.DLQWrites.WithLabelValues(w.ch, string(failure.ReasonOf(err))).Inc()
+		w.outcome(m, nil, obs.OutcomeDeadLettered, err, "", start)
+		return nil
+	}
+
+	// A retry waits for its not-before time, holding only its own key.
+	if wait := n.NotBefore.Sub(w.cfg.Now()); wait > 0 {
+		if err := w.sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+
+	claim, err := w.claim(ctx, n)
+	if err != nil {
+		return err
+	}
+	if !claim.Acquired {
+		w.cfg.Metrics.DedupeHits.WithLabelValues(w.ch, string(claim.State)).Inc()
+		w.outcome(m, n, obs.OutcomeDuplicate, nil, claim.ProviderMessageID, start)
+		return nil
+	}
+
+	msg, err := w.cfg.Renderer.Render(n)
+	if err != nil {
+		return w.fail(ctx, m, n, failure.Perm(failure.ReasonRender, err), start)
+	}
+
+	receipt, err := w.send(ctx, n, msg)
+	switch {
+	case err == nil:
+		if err := w.markSent(ctx, n, receipt.ProviderMessageID); err != nil {
+			return err
+		}
+		w.cfg.Metrics.EndToEnd.WithLabelValues(w.ch).Observe(w.cfg.Now().Sub(n.CreatedAt).Seconds())
+		w.outcome(m, n, obs.OutcomeSent, nil, receipt.ProviderMessageID, start)
+		return nil
+	case failure.ClassOf(err) == failure.Retryable:
+		return w.retryLater(ctx, m, n, err, start)
+	default:
+		return w.fail(ctx, m, n, err, start)
+	}
+}
+
+// claim takes the idempotency claim, waiting while another worker holds it.
+// A duplicate in flight elsewhere is never dropped: that worker may fail,
+// and then its lease expires and this one takes over.
+func (w *Worker) claim(ctx context.Context, n *notification.Notification) (dedupe.Claim, error) {
+	for {
+		c, err := w.cfg.Store.Claim(ctx, n.ID, w.cfg.Owner, w.cfg.Lease)
+		if err != nil || c.Acquired || c.State != dedupe.StateInFlight {
+			return c, err
+		}
+		wait := c.LeaseLeft
+		if wait <= 0 || wait > time.Second {
+			wait = time.Second // poll: the other worker may finish long before its lease ends
+		}
+		wait = wait/2 + time.Duration(rand.Int64N(int64(wait)/2+1))
+		if err := w.sleep(ctx, wait); err != nil {
+			return c, err
+		}
+	}
+}
+
+// send calls the provider, retrying retryable failures a few times in
+// process with exponential backoff and jitter. Before each retry it renews
+// the claim, so the lease always covers the attempt in progress.
+func (w *Worker) send(ctx context.Context, n *notification.Notification, msg *channels.Message) (channels.Receipt, error) {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.5,
+		Multiplier: 3, MaxInterval: 2 * time.Second,
+	}
+	b.Reset()
+	for attempt := 1; ; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, w.cfg.SendTimeout)
+		t0 := time.Now()
+		r, err := w.cfg.Sender.Send(sctx, msg)
+		cancel()
+		w.cfg.Metrics.SendLatency.WithLabelValues(w.ch).Observe(time.Since(t0).Seconds())
+		if err == nil || failure.ClassOf(err) != failure.Retryable || attempt >= w.cfg.QuickAttempts || ctx.Err() != nil {
+			return r, err
+		}
+		w.cfg.Metrics.Retries.WithLabelValues(w.ch, string(failure.ReasonOf(err))).Inc()
+		if err := w.sleep(ctx, b.NextBackOff()); err != nil {
+			return r, err
+		}
+		c, cerr := w.cfg.Store.Claim(ctx, n.ID, w.cfg.Owner, w.cfg.Lease)
+		if cerr != nil {
+			return r, cerr
+		}
+		if !c.Acquired {
+			// Our lease lapsed and another worker took over: it owns the
+			// outcome now, so this copy is a duplicate.
+			return channels.Receipt{}, errLeaseLost
+		}
+	}
+}
+
+var errLeaseLost = failure.Errorf(failure.Retryable, failure.ReasonTimeout, "worker: idempotency lease lost to another worker")
+
+// markSent records the provider's acceptance. It keeps trying while Redis is
+// unavailable: giving up would let a redelivery send the message again.
+func (w *Worker) markSent(ctx context.Context, n *notification.Notification, providerID string) error {
+	return w.persist(ctx, func(ctx context.Context) error {
+		return w.cfg.Store.MarkSent(ctx, n.ID, w.cfg.Owner, providerID)
+	})
+}
+
+func (w *Worker) persist(ctx context.Context, op func(context.Context) error) error {
+	b := &backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 2 * time.Second}
+	b.Reset()
+	for {
+		err := op(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		w.log.Warn("idempotency store unavailable; retrying", zap.Error(err))
+		select {
+		case <-time.After(b.NextBackOff()):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// fail handles a permanent failure: DLQ first, then the key, so that a crash
+// between the two repeats the DLQ write rather than losing it.
+func (w *Worker) fail(ctx context.Context, m *queue.Message, n *notification.Notification, cause error, start time.Time) error {
+	now := w.cfg.Now()
+	first := n.FirstFailedAt
+	if first.IsZero() {
+		first = now
+	}
+	rec := dlq.Record(m, cause, dlq.Info{Stage: w.ch, Channel: w.ch, Attempts: n.Attempt + 1,
+		FirstFailure: first, LastFailure: now, EventID: n.EventID, NotificationID: n.ID})
+	if err := w.cfg.Publisher.Publish(ctx, rec); err != nil {
+		return err
+	}
+	w.cfg.Metrics.DLQWrites.WithLabelValues(w.ch, string(failure.ReasonOf(cause))).Inc()
+	if err := w.persist(ctx, func(ctx context.Context) error {
+		return w.cfg.Store.MarkFailed(ctx, n.ID, w.cfg.Owner, string(failure.ReasonOf(cause)))
+	}); err != nil {
+		return err
+	}
+	w.outcome(m, n, obs.OutcomeFailed, cause, "", start)
+	return nil
+}
+
+// retryLater moves a retryably failing notification to the retry topic with
+// a not-before time, keeping its id, or to the DLQ when its attempts or age
+// are used up. The claim is released after the retry record is durable.
+func (w *Worker) retryLater(ctx context.Context, m *queue.Message, n *notification.Notification, cause error, start time.Time) error {
+	if errors.Is(cause, errLeaseLost) {
+		w.cfg.Metrics.DedupeHits.WithLabelValues(w.ch, string(dedupe.StateInFlight)).Inc()
+		w.outcome(m, n, obs.OutcomeDuplicate, nil, "", start)
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	now := w.cfg.Now()
+	next := *n
+	next.Attempt++
+	if next.FirstFailedAt.IsZero() {
+		next.FirstFailedAt = now
+	}
+	if next.Attempt >= w.cfg.MaxAttempts || now.Sub(next.FirstFailedAt) >= w.cfg.MaxAge {
+		return w.fail(ctx, m, n, failure.Perm(failure.ReasonExhausted,
+			fmt.Errorf("after %d attempts over %v: %w", next.Attempt, now.Sub(next.FirstFailedAt).Round(time.Second), cause)), start)
+	}
+	next.NotBefore = now.Add(RetryDelay(next.Attempt))
+	b, err := notification.Encode(&next)
+	if err != nil {
+		return err
+	}
+	rec := queue.Message{Topic: topics.Retry(w.cfg.Channel), Key: m.Key, Value: b, Headers: m.Headers}
+	if err := w.cfg.Publisher.Publish(ctx, rec); err != nil {
+		return err
+	}
+	if err := w.cfg.Store.Release(ctx, n.ID, w.cfg.Owner); err != nil {
+		// Harmless: the lease expires on its own; the retry waits for it.
+		w.log.Warn("release claim failed", zap.String("notification_id", n.ID), zap.Error(err))
+	}
+	w.outcome(m, n, obs.OutcomeRetry, cause, "", start)
+	return nil
+}
+
+// RetryDelay is the wait before retry attempt n (1-based): 10s, 30s, 90s …
+// capped at 30 minutes, with ±20% jitter so a provider outage's backlog does
+// not return as one burst.
+func RetryDelay(attempt int) time.Duration {
+	d := 10 * time.Second
+	for i := 1; i < attempt && d < 30*time.Minute; i++ {
+		d *= 3
+	}
+	d = min(d, 30*time.Minute)
+	return d*8/10 + time.Duration(rand.Int64N(int64(d)*4/10))
+}
+
+func (w *Worker) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-queue.Stopping(ctx):
+		return errStopping
+	}
+}
+
+// outcome writes the one log line and the metric for a record's final
+// outcome. Addresses are masked; bodies and data are never logged.
+func (w *Worker) outcome(m *queue.Message, n *notification.Notification, outcome string, cause error, providerID string, start time.Time) {
+	reason := ""
+	if cause != nil {
+		reason = string(failure.ReasonOf(cause))
+	}
+	w.cfg.Metrics.Notifications.WithLabelValues(w.ch, outcome, reason).Inc()
+	fields := []zap.Field{
+		zap.String("outcome", outcome),
+		zap.Int("partition", m.Partition),
+		zap.Int64("offset", m.Offset),
+		zap.Int64("latency_ms", w.cfg.Now().Sub(start).Milliseconds()),
+	}
+	if n != nil {
+		fields = append(fields,
+			zap.String("event_id", n.EventID),
+			zap.String("notification_id", n.ID),
+			zap.String("template", n.Template),
+			zap.Int("attempt", n.Attempt),
+			zap.String("to", obs.MaskAddress(w.ch, n.To)),
+		)
+	}
+	if providerID != "" {
+		fields = append(fields, zap.String("provider_message_id", providerID))
+	}
+	if cause != nil {
+		fields = append(fields, zap.String("reason", reason), zap.String("class", failure.ClassOf(cause).String()), zap.Error(cause))
+	}
+	switch outcome {
+	case obs.OutcomeSent, obs.OutcomeDuplicate:
+		w.log.Info("notification "+outcome, fields...)
+	default:
+		w.log.Warn("notification "+outcome, fields...)
+	}
+}
