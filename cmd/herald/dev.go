@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap"
+
+	"github.com/gymhq/herald/config"
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/internal/kafkatest"
+	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/sim"
+	"github.com/gymhq/herald/sinks"
+	"github.com/gymhq/herald/sinks/fcmfake"
+	"github.com/gymhq/herald/sinks/smtpsink"
+	"github.com/gymhq/herald/sinks/twiliofake"
+)
+
+// devOptions configure the embedded environment.
+type devOptions struct {
+	KafkaAddr  string // in-process cluster's listen address
+	Partitions int
+	// RedisURL, when set, uses a real Redis for idempotency; otherwise an
+	// in-memory store (fine for one process, said plainly at start).
+	RedisURL string
+	// Keep is how many deliveries the outbox keeps (0 = all).
+	Keep int
+	Log  *zap.Logger
+}
+
+// devEnv is the whole fleet on embedded parts: an in-process Kafka cluster,
+// SMTP/Twilio/FCM sinks recording into one outbox, and every role.
+type devEnv struct {
+	cluster *kafkatest.Cluster
+	outbox  *sinks.Outbox
+	smtp    *smtpsink.Sink
+	twilio  *twiliofake.Fake
+	fcm     *fcmfake.Fake
+	cfg     *config.Config
+	fleet   *fleet
+	prod    *kafkarun.Producer
+	store   string
+
+	closers []func()
+}
+
+func (e *devEnv) Close() {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i]()
+	}
+}
+
+func (e *devEnv) brokers() []string { return e.cfg.KafkaBrokers }
+
+// publishEvent produces a booking event as the booking service would.
+func (e *devEnv) publishEvent(ctx context.Context, key, value []byte) error {
+	return e.prod.Publish(ctx, queue.Message{Topic: e.cfg.EventsTopic, Key: key, Value: value})
+}
+
+func serveLocal(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // returns on Close
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+func newDevEnv(o devOptions) (_ *devEnv, err error) {
+	e := &devEnv{outbox: sinks.NewOutbox(o.Keep)}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	if o.Partitions <= 0 {
+		o.Partitions = 3
+	}
+
+	// Kafka: kfake listens on 127.0.0.1:<port>; honour the requested port.
+	_, portStr, err := net.SplitHostPort(o.KafkaAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--kafka-addr: %w", err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("--kafka-addr: port %q: %w", portStr, err)
+	}
+	e.cluster, err = kafkatest.New(kfake.Ports(port))
+	if err != nil {
+		return nil, fmt.Errorf("--kafka-addr %s: %w", o.KafkaAddr, err)
+	}
+	e.closers = append(e.closers, e.cluster.Close)
+
+	// Providers.
+	srvTLS, pool, err := smtpsink.SelfSignedTLS()
+	if err != nil {
+		return nil, err
+	}
+	e.smtp, err = smtpsink.Start(e.outbox, smtpsink.Options{TLS: srvTLS})
+	if err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, func() { e.smtp.Close() })
+
+	const sid, token = "AC00000000000000000000000000000000", "devauthtoken0000"
+	e.twilio = twiliofake.New(e.outbox, twiliofake.Options{AccountSID: sid, AuthToken: token})
+	twURL, stop, err := serveLocal(e.twilio)
+	if err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, stop)
+
+	e.fcm = fcmfake.New(e.outbox, fcmfake.Options{ProjectID: "herald-dev"})
+	fcmURL, stop, err := serveLocal(e.fcm)
+	if err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, stop)
+	creds, err := fcmfake.ServiceAccountJSON(fcmURL + "/token")
+	if err != nil {
+		return nil, err
+	}
+	if err := e.fcm.TrustServiceAccount(creds); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "herald-dev-")
+	if err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, func() { os.RemoveAll(dir) })
+	credFile := filepath.Join(dir, "fcm-service-account.json")
+	if err := os.WriteFile(credFile, creds, 0o600); err != nil {
+		return nil, err
+	}
+
+	cfg := config.Defaults()
+	cfg.Role = config.RoleAll
+	cfg.KafkaBrokers = e.cluster.Brokers()
+	cfg.TopicPartitions, cfg.TopicReplication = o.Partitions, 1
+	cfg.SessionTimeout, cfg.RebalanceTimeout, cfg.HeartbeatInterval = 6*time.Second, 6*time.Second, 500*time.Millisecond
+	cfg.CommitInterval = 100 * time.Millisecond
+	cfg.ShutdownTimeout = 20 * time.Second
+	cfg.InstanceID = "dev"
+	cfg.RedisURL = o.RedisURL
+	cfg.SMTPAddr, cfg.SMTPTLS, cfg.EmailFrom = e.smtp.Addr(), config.SMTPTLSMandatory, "Herald Gym <bookings@herald.dev>"
+	cfg.TwilioAccountSID, cfg.TwilioAuthToken, cfg.TwilioFrom, cfg.TwilioAPIURL = sid, token, "+15005550006", twURL
+	cfg.FCMProjectID, cfg.FCMCredentialsFile, cfg.FCMEndpoint = "herald-dev", credFile, fcmURL
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("dev configuration: %w", err)
+	}
+	e.cfg = cfg
+
+	var store dedupe.Store
+	if o.RedisURL == "" {
+		store = dedupe.NewMemory(dedupe.Options{Retention: cfg.IdempotencyRetention})
+		e.store = "in-memory (HERALD_REDIS_URL not set; keys are lost when herald dev stops)"
+	} else {
+		e.store = "redis " + o.RedisURL
+	}
+	f, closeFleet, err := buildFleet(cfg, o.Log, fleetOptions{
+		store:    store,
+		emailTLS: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12},
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, closeFleet)
+	e.fleet = f
+
+	// herald never creates the events topic in production; in dev we play
+	// the booking service, which owns it.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := kafkarun.EnsureTopics(ctx, cfg.KafkaBrokers, nil, []kafkarun.TopicSpec{{Name: cfg.EventsTopic, Partitions: o.Partitions, Replication: 1}}); err != nil {
+		return nil, err
+	}
+	e.prod = kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: cfg.KafkaBrokers})
+	e.closers = append(e.closers, func() { e.prod.Close() })
+	return e, nil
+}
+
+// cmdDev is `herald dev`.
+func cmdDev(args []string) int {
+	fs := flag.NewFlagSet("herald dev", flag.ContinueOnError)
+	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "listen address of the in-process Kafka cluster (any Kafka client can produce to it)")
+	httpAddr := fs.String("http-addr", "127.0.0.1:8025", "outbox page, /metrics, /healthz and /readyz")
+	rate := fs.Float64("simulate-rate", 1, "booking simulator events per second; 0 = off")
+	partitions := fs.Int("partitions", 3, "partitions of every topic")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	log, err := obs.NewLogger(*logLevel, "console")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "herald dev: --log-level: %v\n", err)
+		return 2
+	}
+	env, err := newDevEnv(devOptions{KafkaAddr: *kafkaAddr, Partitions: *partitions, RedisURL: os.Getenv("HERALD_REDIS_URL"), Keep: 500, Log: log})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "herald dev: %v\n", err)
+		return 1
+	}
+	defer env.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	srv, err := serveHTTP(*httpAddr, env.fleet, env.routes)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "herald dev: --http-addr %s: %v\n", *httpAddr, err)
+		return 1
+	}
+	defer srv.Close()
+
+	fmt.Fprintf(os.Stderr, `
+herald dev is up
+  outbox       http://%s/
+  kafka        %s   (topic %s; produce CloudEvents JSON with any client)
+  idempotency  %s
+  simulator    %g events/s
+  metrics      http://%s/metrics
+Ctrl-C drains and stops.
+
+`, *httpAddr, env.brokers()[0], env.cfg.EventsTopic, env.store, *rate, *httpAddr)
+
+	if *rate > 0 {
+		go simulate(ctx, env, *rate, log)
+	}
+	if err := env.fleet.run(ctx); err != nil {
+		log.Error("fleet stopped with an error", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+// simulate produces generated booking events at rate per second.
+func simulate(ctx context.Context, env *devEnv, rate float64, log *zap.Logger) {
+	g := sim.New(sim.Options{Seed: uint64(time.Now().UnixNano()), Prefix: strconv.FormatInt(time.Now().Unix()%100000, 36)})
+	t := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			ev := g.Next()
+			if err := env.publishEvent(ctx, ev.Key, ev.Value); err != nil && ctx.Err() == nil {
+				log.Warn("simulator publish failed", zap.Error(err))
+			}
+		}
+	}
+}

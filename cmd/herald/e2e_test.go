@@ -1,0 +1,371 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/dlq"
+	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/sim"
+	"github.com/gymhq/herald/templates"
+	"github.com/gymhq/herald/topics"
+)
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) Sync() error { return nil }
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func jsonLogger(w zapcore.WriteSyncer) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), w, zapcore.InfoLevel))
+}
+
+type addrKey struct{ channel, to string }
+
+// TestEndToEnd runs the whole fleet — in-process Kafka, a real redis-server,
+// an SMTP server, Twilio and FCM fakes reached through the real client
+// libraries — over a few hundred mixed events, including repeated ids
+// (producer retries), malformed events, unknown types and provider
+// failures, and checks that every expected message arrives exactly once at
+// the right address, nothing else arrives, and the bad input is in the DLQ
+// with reasons.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	redis := redistest.Start(t)
+	logs := &syncBuffer{}
+	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 3, RedisURL: redis.URL(), Log: jsonLogger(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+
+	// Provider failures with the providers' real error shapes. Permanent
+	// ones must land in the DLQ and never be delivered; transient ones must
+	// be retried and delivered once.
+	const badNumber, unsubscribed = "+447700900007", "+447700900011"
+	const goneToken = "fcm_mem_0003_a"
+	const bouncing = "mem.0005@example.com"
+	env.twilio.FailNumber(badNumber, 400, 21211, "The 'To' number "+badNumber+" is not a valid phone number.")
+	env.twilio.FailNumber(unsubscribed, 400, 21610, "Attempt to send to unsubscribed recipient")
+	env.twilio.FailNext(3, 503, 20500)
+	env.fcm.Unregister(goneToken)
+	if err := env.smtp.FailAddress(bouncing, 550, "5.1.1", "mailbox unavailable"); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.smtp.FailNext(2, 451, "4.3.0", "try again later"); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- env.fleet.run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-runDone; err != nil {
+			t.Errorf("fleet run: %v", err)
+		}
+	}()
+
+	// The workload.
+	const nEvents = 300
+	g := sim.New(sim.Options{Seed: 42, Members: 60, Prefix: "e2e"})
+	var evs []sim.Event
+	for range nEvents {
+		evs = append(evs, g.Next())
+	}
+	type rec struct{ key, value []byte }
+	var records []rec
+	for i, ev := range evs {
+		records = append(records, rec{ev.Key, ev.Value})
+		if i%10 == 0 { // a producer retry: the same event again, later
+			records = append(records, rec{ev.Key, ev.Value})
+		}
+	}
+	malformed := map[string]string{
+		"not json":          `{"specversion":"1.0",`,
+		"missing id":        `{"specversion":"1.0","source":"s","type":"gym.class.reminder","data":{}}`,
+		"wrong specversion": `{"specversion":"0.3","id":"e1","source":"s","type":"gym.class.reminder","data":{}}`,
+		"bad phone":         strings.Replace(string(g.Make("gym.waitlist.promoted").Value), `"phone":"+`, `"phone":"0`, 1),
+		"bad utf8":          "{\"specversion\":\"1.0\",\"id\":\"\xff\"}",
+	}
+	for _, v := range malformed {
+		records = append(records, rec{[]byte("cls_x"), []byte(v)})
+	}
+	unknown := `{"specversion":"1.0","id":"evt_unknown_1","source":"s","type":"gym.locker.opened","data":{"x":1}}`
+	records = append(records, rec{[]byte("cls_x"), []byte(unknown)})
+	// Duplicates also arrive after the first copies were sent.
+	for _, ev := range evs[:20] {
+		records = append(records, rec{ev.Key, ev.Value})
+	}
+
+	// Expected deliveries, from the planner (whose routing rules are unit
+	// tested in package templates), minus the addresses that fail
+	// permanently.
+	tpl, err := templates.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	planner := &dispatcher.Planner{Templates: tpl, Now: time.Now}
+	want := map[addrKey]int{}
+	wantIDs := map[string]bool{}
+	permanent := 0
+	for _, ev := range evs {
+		ns, err := planner.Plan(ev.Value)
+		if err != nil {
+			t.Fatalf("plan %s: %v", ev.ID, err)
+		}
+		for _, n := range ns {
+			if n.To == badNumber || n.To == unsubscribed || n.To == goneToken || n.To == bouncing {
+				permanent++
+				continue
+			}
+			want[addrKey{string(n.Channel), n.To}]++
+			wantIDs[n.ID] = true
+		}
+	}
+	total := 0
+	for _, c := range want {
+		total += c
+	}
+	if total < nEvents || permanent == 0 {
+		t.Fatalf("workload too small: %d deliveries, %d permanent failures", total, permanent)
+	}
+
+	start := time.Now()
+	for _, r := range records {
+		if err := env.publishEvent(ctx, r.key, r.value); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	wctx, wcancel := context.WithTimeout(ctx, 90*time.Second)
+	defer wcancel()
+	if err := env.outbox.Wait(wctx, total); err != nil {
+		t.Fatalf("delivered %d of %d: %v", env.outbox.Len(), total, err)
+	}
+	elapsed := time.Since(start)
+	// Quiesce: every group has committed to the end of every topic, so no
+	// more deliveries can come.
+	waitDrained(t, env)
+
+	got := map[addrKey]int{}
+	for _, d := range env.outbox.All() {
+		got[addrKey{d.Channel, d.To}]++
+		if d.Channel == "email" {
+			id := strings.TrimSuffix(strings.TrimPrefix(d.MessageID, "<"), ">")
+			id = id[:strings.IndexByte(id, '@')]
+			if !wantIDs[id] {
+				t.Errorf("email with unexpected Message-ID %s", d.MessageID)
+			}
+		}
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("%s %s: delivered %d, want %d", k.channel, k.to, got[k], n)
+		}
+	}
+	for k, n := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s %s: %d unexpected deliveries", k.channel, k.to, n)
+		}
+	}
+	if env.outbox.Len() != total {
+		t.Errorf("outbox has %d deliveries, want %d", env.outbox.Len(), total)
+	}
+
+	// Dead letters: every malformed event, and every permanent failure.
+	dl := readAll(t, env.brokers(), topics.DLQ)
+	var poison, failed int
+	for _, m := range dl {
+		h := map[string]string{}
+		for _, x := range m.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if h[dlq.HeaderReason] == "" || h[dlq.HeaderSourceTopic] == "" || h[dlq.HeaderSourceOffset] == "" || h[dlq.HeaderError] == "" {
+			t.Errorf("DLQ record without reason/source headers: %v", h)
+		}
+		switch h[dlq.HeaderStage] {
+		case "dispatcher":
+			poison++
+		default:
+			failed++
+		}
+	}
+	if poison != len(malformed) {
+		t.Errorf("DLQ has %d dispatcher records, want %d", poison, len(malformed))
+	}
+	if failed != permanent {
+		t.Errorf("DLQ has %d permanent-failure records, want %d", failed, permanent)
+	}
+
+	// Logs: one outcome line per record, masked addresses, no bodies.
+	out := logs.String()
+	for k := range want {
+		if strings.Contains(out, k.to) && k.channel != "push" {
+			t.Errorf("log contains an unmasked address %s", k.to)
+		}
+	}
+	sent := 0
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.Contains(line, `"outcome":"sent"`) {
+			continue
+		}
+		sent++
+		var f map[string]any
+		if err := json.Unmarshal([]byte(line), &f); err != nil {
+			t.Fatalf("log line is not JSON: %s", line)
+		}
+		for _, k := range []string{"event_id", "notification_id", "channel", "template", "outcome", "attempt", "partition", "offset", "provider_message_id", "latency_ms"} {
+			if _, ok := f[k]; !ok {
+				t.Errorf("outcome line without %s: %s", k, line)
+				break
+			}
+		}
+	}
+	if sent != total {
+		t.Errorf("%d sent log lines, want %d", sent, total)
+	}
+
+	// Metrics reflect the run.
+	resp, err := http.Get("http://" + mustServe(t, env) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var mb bytes.Buffer
+	mb.ReadFrom(resp.Body)
+	if !strings.Contains(mb.String(), `herald_notifications_total{channel="email",outcome="sent",reason=""}`) {
+		t.Error("metrics lack the email sent series")
+	}
+	t.Logf("%d events (+%d repeats, %d malformed, 1 unknown) → %d deliveries, %d permanent failures in %v (%.0f notifications/s incl. start-up)",
+		nEvents, len(records)-nEvents-len(malformed)-1, len(malformed), total, permanent, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds())
+}
+
+func mustServe(t *testing.T, env *devEnv) string {
+	srv, err := serveHTTP("127.0.0.1:0", env.fleet, env.routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv.Addr
+}
+
+// waitDrained waits until every herald group has committed up to the end
+// of every topic it reads.
+func waitDrained(t *testing.T, env *devEnv) {
+	t.Helper()
+	groups := map[string][]string{topics.GroupDispatch: {env.cfg.EventsTopic}}
+	for _, ch := range notification.Channels {
+		groups[topics.Group(ch)] = []string{topics.Channel(ch), topics.Retry(ch)}
+	}
+	client := &kafka.Client{Addr: kafka.TCP(env.brokers()...)}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		lagging := ""
+		for group, ts := range groups {
+			for _, topic := range ts {
+				ends := endOffsets(t, client, topic, env.cfg.TopicPartitions)
+				req := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: nil}}
+				for p := range ends {
+					req.Topics[topic] = append(req.Topics[topic], p)
+				}
+				resp, err := client.OffsetFetch(context.Background(), req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range resp.Topics[topic] {
+					if end := ends[p.Partition]; end > 0 && p.CommittedOffset < end {
+						lagging = fmt.Sprintf("%s %s/%d at %d of %d", group, topic, p.Partition, p.CommittedOffset, end)
+					}
+				}
+			}
+		}
+		if lagging == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not drained: %s", lagging)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func endOffsets(t *testing.T, client *kafka.Client, topic string, parts int) map[int]int64 {
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for p := range parts {
+		req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p))
+	}
+	resp, err := client.ListOffsets(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]int64{}
+	for _, p := range resp.Topics[topic] {
+		out[p.Partition] = p.LastOffset
+	}
+	return out
+}
+
+// readAll reads every record currently in topic.
+func readAll(t *testing.T, brokers []string, topic string) []kafka.Message {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	meta, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []kafka.Message
+	for _, tp := range meta.Topics {
+		ends := endOffsets(t, client, topic, len(tp.Partitions))
+		for _, p := range tp.Partitions {
+			end := ends[p.ID]
+			if end == 0 {
+				continue
+			}
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MaxWait: 100 * time.Millisecond})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			for {
+				m, err := r.FetchMessage(ctx)
+				if err != nil {
+					t.Fatalf("read %s/%d: %v", topic, p.ID, err)
+				}
+				out = append(out, m)
+				if m.Offset+1 >= end {
+					break
+				}
+			}
+			cancel()
+			r.Close()
+		}
+	}
+	return out
+}

@@ -1,0 +1,40 @@
+// Command herald is the notification fan-out worker: one binary whose
+// subcommand (and --role) picks the work, so one image serves every
+// Deployment.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `herald — booking events in, email/SMS/push out, effectively once.
+
+Usage:
+  herald run [--role dispatcher|email|sms|push|all] [flags]   a production worker (flags: herald run -h)
+  herald dev [--kafka-addr 127.0.0.1:9092] [--http-addr 127.0.0.1:8025] [--simulate-rate N]
+                                                             the whole fleet in one process on embedded parts
+  herald templates lint [DIR]                                check templates before they ship
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var code int
+	switch os.Args[1] {
+	case "run":
+		code = cmdRun(os.Args[2:])
+	case "dev":
+		code = cmdDev(os.Args[2:])
+	case "templates":
+		code = cmdTemplates(os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "herald: unknown command %q\n\n%s", os.Args[1], usage)
+		code = 2
+	}
+	os.Exit(code)
+}

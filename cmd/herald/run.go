@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/channels/email"
+	"github.com/gymhq/herald/channels/push"
+	"github.com/gymhq/herald/channels/sms"
+	"github.com/gymhq/herald/config"
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/templates"
+)
+
+// cmdRun is `herald run`: a production worker for one role (or all).
+func cmdRun(args []string) int {
+	cfg, err := config.Load(args, os.Getenv)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "herald: %v\n", err)
+		return 2
+	}
+	log, err := obs.NewLogger(string(cfg.LogLevel), string(cfg.LogFormat))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "herald: HERALD_LOG_LEVEL/HERALD_LOG_FORMAT: %v\n", err)
+		return 2
+	}
+	defer log.Sync() //nolint:errcheck
+
+	f, closeAll, err := buildFleet(cfg, log, fleetOptions{})
+	if err != nil {
+		// Configuration that parsed but cannot be used (an SMTP From the
+		// mail library rejects, an unreadable template directory): one line.
+		fmt.Fprintf(os.Stderr, "herald: %v\n", err)
+		return 2
+	}
+	defer closeAll()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	srv, err := serveHTTP(cfg.HTTPAddr, f, nil)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "herald: HERALD_HTTP_ADDR: %v\n", err)
+		return 2
+	}
+	defer srv.Close()
+	log.Info("starting", zap.Any("config", cfg.Redacted()))
+	if err := f.run(ctx); err != nil {
+		log.Error("herald stopped with an error", zap.Error(err))
+		return 1
+	}
+	log.Info("drained and left the group; bye")
+	return 0
+}
+
+// fleetOptions override parts buildFleet would otherwise make from config;
+// `herald dev` and the tests use them.
+type fleetOptions struct {
+	store    dedupe.Store // instead of Redis from HERALD_REDIS_URL
+	emailTLS *tls.Config  // trust roots for a local SMTP sink
+}
+
+// buildFleet turns configuration into concrete parts. The returned func
+// closes them.
+func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet, func(), error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	tpl, err := loadTemplates(cfg.TemplatesDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	f := &fleet{cfg: cfg, log: log, metrics: obs.NewMetrics(), templates: tpl, senders: map[notification.Channel]channels.Sender{}}
+
+	needsStore := false
+	for _, r := range roles(cfg.Role) {
+		if r != config.RoleDispatcher {
+			needsStore = true
+		}
+	}
+	if opts.store != nil {
+		f.store = opts.store
+		closers = append(closers, func() { opts.store.Close() })
+	} else if needsStore {
+		client, err := dedupe.Open(cfg.RedisURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("HERALD_REDIS_URL: %w", err)
+		}
+		store := dedupe.NewRedis(client, dedupe.Options{Retention: cfg.IdempotencyRetention})
+		closers = append(closers, func() { store.Close(); client.Close() })
+		f.store = store
+		f.ping = func(ctx context.Context) error { return client.Ping(ctx).Err() }
+	}
+
+	for _, r := range roles(cfg.Role) {
+		var s channels.Sender
+		var err error
+		switch r {
+		case config.RoleEmail:
+			s, err = email.New(email.Config{
+				Addr: cfg.SMTPAddr, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
+				TLS: email.TLSMode(cfg.SMTPTLS), From: cfg.EmailFrom, PoolSize: cfg.SMTPPoolSize, Timeout: cfg.SendTimeout,
+				TLSConfig: opts.emailTLS,
+			})
+		case config.RoleSMS:
+			s, err = sms.New(sms.Config{
+				AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom,
+				MessagingServiceSID: cfg.TwilioMessagingServiceSID, APIURL: cfg.TwilioAPIURL,
+				ValidityPeriod: cfg.SMSValidityPeriod, Timeout: cfg.SendTimeout,
+			})
+		case config.RolePush:
+			s, err = push.New(push.Config{
+				ProjectID: cfg.FCMProjectID, CredentialsFile: cfg.FCMCredentialsFile,
+				Endpoint: cfg.FCMEndpoint, Timeout: cfg.SendTimeout,
+			})
+		default:
+			continue
+		}
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("%s channel: %w", r, err)
+		}
+		closers = append(closers, func() { s.Close() })
+		f.senders[notification.Channel(r)] = s
+	}
+	return f, closeAll, nil
+}
+
+func loadTemplates(dir string) (*templates.Set, error) {
+	if dir == "" {
+		return templates.Embedded()
+	}
+	s, err := templates.Load(os.DirFS(dir))
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_TEMPLATES_DIR: %w", err)
+	}
+	return s, nil
+}
+
