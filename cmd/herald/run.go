@@ -152,4 +152,3 @@ func loadTemplates(dir string) (*templates.Set, error) {
 	}
 	return s, nil
 }
-
