@@ -1,0 +1,188 @@
+package templates
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gymhq/herald/events"
+)
+
+// The flat template data is the contract with template authors (see
+// README.md): string keys, string values, no Go types. Plan builds the part
+// that travels on Kafka; Render adds values derived for the recipient's time
+// zone and language.
+
+// flatten turns event data into flat keys: nested objects are joined with
+// "_" (class.instructor.name → class_instructor_name), strings are kept,
+// numbers keep their JSON text, booleans become "true"/"false". Arrays and
+// nulls are skipped (recipients appear as recipient_*), and so are objects
+// named "preferences", which steer routing and are not copy. When two paths
+// flatten to the same key, the shallower one wins, so data cannot shadow a
+// top-level field by nesting.
+func flatten(data map[string]any) map[string]string {
+	out := make(map[string]string, 32)
+	depth := map[string]int{}
+	var walk func(prefix string, m map[string]any, d int)
+	walk = func(prefix string, m map[string]any, d int) {
+		for k, v := range m {
+			key := k
+			if prefix != "" {
+				key = prefix + "_" + k
+			}
+			var s string
+			switch v := v.(type) {
+			case string:
+				s = v
+			case json.Number:
+				s = v.String()
+			case float64:
+				s = strconv.FormatFloat(v, 'f', -1, 64)
+			case bool:
+				s = strconv.FormatBool(v)
+			case map[string]any:
+				if k != "preferences" {
+					walk(key, v, d+1)
+				}
+				continue
+			default: // nil, arrays
+				continue
+			}
+			if old, ok := depth[key]; ok && old <= d {
+				continue
+			}
+			out[key] = s
+			depth[key] = d
+		}
+	}
+	walk("", data, 0)
+	return out
+}
+
+// eventData is the data every notification of an event shares: the flattened
+// event data plus event_id, event_type and event_time, which win over data
+// fields of the same name.
+func eventData(ev *events.Event) map[string]string {
+	d := flatten(ev.Data)
+	d["event_id"] = ev.ID
+	d["event_type"] = ev.Type
+	if !ev.Time.IsZero() {
+		d["event_time"] = ev.Time.UTC().Format(time.RFC3339)
+	}
+	return d
+}
+
+// recipientData copies base and adds recipient_* for p. Every recipient_*
+// key is present, empty when the person has no such field, so templates can
+// write {{with .recipient_first_name}} or {{default "there" ...}} rather than
+// fail for a member without a name. Push tokens and preferences are never
+// copied: tokens are addresses, not copy.
+func recipientData(base map[string]string, p *events.Person) map[string]string {
+	d := make(map[string]string, len(base)+8)
+	for k, v := range base {
+		d[k] = v
+	}
+	first := ""
+	if f := strings.Fields(p.Name); len(f) > 0 {
+		first = f[0]
+	}
+	d["recipient_id"] = p.ID
+	d["recipient_name"] = p.Name
+	d["recipient_first_name"] = first
+	d["recipient_email"] = p.Email
+	d["recipient_phone"] = p.Phone
+	d["recipient_locale"] = p.Locale
+	d["recipient_time_zone"] = p.TimeZone
+	return d
+}
+
+// derive adds the render-time values to d (which the caller owns): for every
+// key <p>_starts_at holding an RFC 3339 time, <p>_date and <p>_start_time,
+// and with <p>_ends_at also <p>_end_time and <p>_duration_minutes; all in
+// local_time_zone, which is also added. Values are formatted with the
+// layouts and names of loc. Derived keys never replace keys from the event.
+func derive(d map[string]string, loc *localeData) {
+	zone := localZone(d)
+	if _, ok := d["local_time_zone"]; !ok {
+		d["local_time_zone"] = zone.String()
+	}
+	var starts [4]string // few objects carry times; avoid allocating
+	n := 0
+	for k := range d {
+		if strings.HasSuffix(k, "starts_at") && (k == "starts_at" || strings.HasSuffix(k, "_starts_at")) && n < len(starts) {
+			starts[n] = k
+			n++
+		}
+	}
+	for _, k := range starts[:n] {
+		prefix := strings.TrimSuffix(strings.TrimSuffix(k, "starts_at"), "_")
+		start, err := time.Parse(time.RFC3339, d[k])
+		if err != nil {
+			continue
+		}
+		start = start.In(zone)
+		put(d, join(prefix, "date"), loc.format(start, loc.Date))
+		put(d, join(prefix, "start_time"), loc.format(start, loc.Time))
+		end, err := time.Parse(time.RFC3339, d[join(prefix, "ends_at")])
+		if err != nil {
+			continue
+		}
+		end = end.In(zone)
+		put(d, join(prefix, "end_time"), loc.format(end, loc.Time))
+		put(d, join(prefix, "duration_minutes"), strconv.Itoa(int(end.Sub(start)/time.Minute)))
+	}
+}
+
+func put(d map[string]string, k, v string) {
+	if _, ok := d[k]; !ok {
+		d[k] = v
+	}
+}
+
+func join(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + "_" + name
+}
+
+// localZone is where times are shown to this recipient: their own zone,
+// else the class's, else a top-level time_zone, else UTC. A name that does
+// not load is passed over rather than failing the message: the next zone in
+// line is still a truthful place to show the time in.
+func localZone(d map[string]string) *time.Location {
+	for _, k := range [...]string{"recipient_time_zone", "class_time_zone", "time_zone"} {
+		if name, ok := d[k]; ok && name != "" {
+			if z := loadZone(name); z != nil {
+				return z
+			}
+		}
+	}
+	return time.UTC
+}
+
+// loadZone caches time.LoadLocation, which reads the zone database on every
+// call.
+func loadZone(name string) *time.Location {
+	if v, ok := zoneCache.Load(name); ok {
+		return v.(*time.Location)
+	}
+	z, err := time.LoadLocation(name)
+	if err != nil || name == "Local" {
+		z = nil
+	}
+	if zoneCacheSize.Add(1) <= maxCachedZones {
+		zoneCache.Store(name, z)
+	}
+	return z
+}
+
+const maxCachedZones = 1024
+
+var (
+	zoneCache     sync.Map // string → *time.Location (nil: does not load)
+	zoneCacheSize atomic.Int64
+)

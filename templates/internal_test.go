@@ -1,0 +1,199 @@
+package templates
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gymhq/herald/notification"
+)
+
+func TestICSFolding(t *testing.T) {
+	for _, s := range []string{
+		"SUMMARY:" + strings.Repeat("a", 67),  // exactly 75 octets: no fold
+		"SUMMARY:" + strings.Repeat("a", 68),  // 76: one fold
+		"SUMMARY:" + strings.Repeat("é", 100), // two-octet runes across every boundary
+		"SUMMARY:" + strings.Repeat("💪", 60),  // four-octet runes
+		"X:" + strings.Repeat("ab", 200),
+		"X:" + strings.Repeat("\x80", 200), // not UTF-8: must still terminate
+	} {
+		var w icsWriter
+		w.line(s)
+		out := w.b.String()
+		var unfolded strings.Builder
+		for i, l := range strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n") {
+			if len(l) > 75 {
+				t.Errorf("line %d has %d octets", i, len(l))
+			}
+			if utf8.ValidString(s) && !utf8.ValidString(l) {
+				t.Errorf("line %d splits a rune: %q", i, l)
+			}
+			if i > 0 {
+				if l[0] != ' ' {
+					t.Errorf("continuation %d does not start with a space", i)
+				}
+				l = l[1:]
+			}
+			unfolded.WriteString(l)
+		}
+		if unfolded.String() != s {
+			t.Errorf("unfolding does not restore the line:\n%q\n%q", unfolded.String(), s)
+		}
+		if len(s) <= 75 && strings.Count(out, "\r\n") != 1 {
+			t.Errorf("a %d-octet line was folded", len(s))
+		}
+	}
+}
+
+func TestICSText(t *testing.T) {
+	for in, want := range map[string]string{
+		"a,b;c\\d":         `a\,b\;c\\d`,
+		"line1\nline2":     `line1\nline2`,
+		"line1\r\nline2":   `line1\nline2`,
+		"bell\a and \x7f.": "bell and .",
+	} {
+		if got := icsText(in); got != want {
+			t.Errorf("icsText(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"":               "",
+		"Ana":            ";CN=Ana",
+		"Díaz, Ana":      `;CN="Díaz, Ana"`,
+		`Ana "A" Díaz`:   ";CN=Ana 'A' Díaz",
+		"a:b":            `;CN="a:b"`,
+		"new\nline name": ";CN=new line name",
+	} {
+		if got := icsCN(in); got != want {
+			t.Errorf("icsCN(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestGSMSeptets(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		n    int
+		bad  rune
+		isOK bool
+	}{
+		{"Hola, Peña! ¿Qué tal? 07:00 @ Sala 2", 36, 0, true},
+		{"Price: 10€ [promo]", 21, 0, true},
+		{"sábado", 0, 'á', false},
+		{"It\u2019s on", 0, '\u2019', false},
+		{"Ready 💪", 0, '💪', false},
+	} {
+		n, bad, ok := gsmSeptets(tc.s)
+		if n != tc.n || bad != tc.bad || ok != tc.isOK {
+			t.Errorf("gsmSeptets(%q) = %d %q %v, want %d %q %v", tc.s, n, bad, ok, tc.n, tc.bad, tc.isOK)
+		}
+	}
+	if got := smsText("It\u2019s \u201con\u201d \u2013 now\u2026"); got != `It's "on" - now...` {
+		t.Errorf("smsText = %q", got)
+	}
+}
+
+func TestParseTemplateName(t *testing.T) {
+	for name, want := range map[string]*templateName{
+		"email.en.subject.txt":          {"", notification.Email, "en", partSubject},
+		"email.es-MX.html":              {"", notification.Email, "es-MX", partHTML},
+		"sms.en.txt":                    {"", notification.SMS, "en", partText},
+		"push.pt-BR.title.txt":          {"", notification.Push, "pt-BR", partTitle},
+		"front-desk.email.en.txt":       {"front-desk", notification.Email, "en", partText},
+		"staff.push.en.body.txt":        {"staff", notification.Push, "en", partBody},
+		"sms.en.html":                   nil, // SMS has no HTML part
+		"email.en":                      nil,
+		"emial.en.txt":                  nil,
+		"a.b.email.en.txt":              nil,
+		"push.en.txt":                   nil,
+		"email..txt":                    nil,
+		"front-desk.email.en.title.txt": nil,
+	} {
+		got, ok := parseTemplateName(name)
+		if want == nil {
+			if ok {
+				t.Errorf("%s parsed as %+v", name, got)
+			}
+			continue
+		}
+		if !ok || got != *want {
+			t.Errorf("%s = %+v %v, want %+v", name, got, ok, *want)
+		}
+	}
+}
+
+func TestFlatten(t *testing.T) {
+	var data map[string]any
+	dec := json.NewDecoder(strings.NewReader(`{
+		"booking_id": "b1",
+		"class": {"name": "Spin", "capacity": 20, "price": 9.5, "full": false, "tags": ["a"],
+			"instructor": {"name": "Marco", "push_tokens": ["t"], "preferences": {"sms": false}}},
+		"class_name": "top-level wins",
+		"nothing": null,
+		"attendees": [{"id": "m1"}]
+	}`))
+	dec.UseNumber()
+	if err := dec.Decode(&data); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"booking_id":            "b1",
+		"class_name":            "top-level wins",
+		"class_capacity":        "20",
+		"class_price":           "9.5",
+		"class_full":            "false",
+		"class_instructor_name": "Marco",
+	}
+	if got := flatten(data); !reflect.DeepEqual(got, want) {
+		t.Errorf("flatten = %v\nwant %v", got, want)
+	}
+}
+
+func TestLocaleFormat(t *testing.T) {
+	es, err := parseLocaleData([]byte(`
+weekdays: [domingo, lunes, martes, miércoles, jueves, viernes, sábado]
+weekdays_short: [dom, lun, mar, mié, jue, vie, sáb]
+months: [enero, febrero, marzo, abril, mayo, junio, julio, agosto, septiembre, octubre, noviembre, diciembre]
+months_short: [ene, feb, mar, abr, may, jun, jul, ago, sept, oct, nov, dic]
+date: "Monday 2 de January"
+time: "15:04"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := time.Date(2026, 11, 28, 7, 5, 0, 0, time.UTC)
+	for layout, want := range map[string]string{
+		es.Date:                  "sábado 28 de noviembre",
+		"Mon 2 Jan 2006, 15:04":  "sáb 28 nov 2026, 07:05",
+		"02/01":                  "28/11",
+		"January Jan Monday Mon": "noviembre nov sábado sáb",
+	} {
+		if got := es.format(tm, layout); got != want {
+			t.Errorf("format(%q) = %q, want %q", layout, got, want)
+		}
+	}
+	if got := english.format(tm, english.Date); got != "Saturday 28 November" {
+		t.Errorf("english date %q", got)
+	}
+	if _, err := parseLocaleData([]byte("weekdays: [a]\n")); err == nil {
+		t.Error("accepted a locale with one weekday")
+	}
+}
+
+func TestCandidates(t *testing.T) {
+	for in, want := range map[string][]string{
+		"es-MX": {"es-MX", "es-419", "es", "en"},
+		"es":    {"es", "en"},
+		"en-GB": {"en-GB", "en-001", "en"},
+		"fr-FR": {"fr-FR", "fr", "en"},
+		"":      {"en"},
+		"!!":    {"en"},
+	} {
+		if got := candidates(in); !reflect.DeepEqual(got, want) {
+			t.Errorf("candidates(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package templates
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
+)
+
+// Render produces n's message for its channel, in the first of the
+// recipient's locale, its parents, its base language and en that the rule
+// has templates for. The templates see n.Data plus the derived values
+// (README.md); n is not modified.
+//
+// Every error is permanent (failure.ReasonRender): the same notification
+// renders the same way every time. Messages name the template file and, for
+// missing data, the key.
+func (s *Set) Render(n *notification.Notification) (*channels.Message, error) {
+	r := s.rules[ruleKey{n.Template, n.Channel}]
+	if r == nil {
+		return nil, failure.Errorf(failure.Permanent, failure.ReasonRender,
+			"no routing rule sends %s with template %q", n.Channel, n.Template)
+	}
+	l := r.resolve(n.Channel, n.Locale)
+
+	d := dataPool.Get().(map[string]string)
+	defer func() {
+		clear(d)
+		dataPool.Put(d)
+	}()
+	for k, v := range n.Data {
+		d[k] = v
+	}
+	derive(d, l.lang)
+
+	m := &channels.Message{
+		NotificationID: n.ID,
+		Channel:        n.Channel,
+		To:             n.To,
+		ToName:         n.Data["recipient_name"],
+		Locale:         l.locale,
+		Priority:       n.Priority,
+	}
+	b := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(b)
+	exec := func(t interface {
+		Execute(io.Writer, any) error
+	}) (string, error) {
+		b.Reset()
+		if err := t.Execute(b, d); err != nil {
+			return "", failure.Perm(failure.ReasonRender, execError(err))
+		}
+		return b.String(), nil
+	}
+
+	var err error
+	switch n.Channel {
+	case notification.Email:
+		if m.Subject, err = exec(l.subject); err != nil {
+			return nil, err
+		}
+		m.Subject = oneLine(m.Subject)
+		if m.Text, err = exec(l.text); err != nil {
+			return nil, err
+		}
+		m.Text = strings.TrimSpace(m.Text) + "\n"
+		if m.HTML, err = exec(l.html); err != nil {
+			return nil, err
+		}
+		if r.attachICS {
+			a, err := icsAttachment(d, n.To, r.icsCancel)
+			if err != nil {
+				return nil, failure.Perm(failure.ReasonRender, fmt.Errorf("%s (email.attach: ics): %w", r.eventType+"/routing.yaml", err))
+			}
+			m.Attachments = []channels.Attachment{a}
+		}
+	case notification.SMS:
+		if m.Text, err = exec(l.text); err != nil {
+			return nil, err
+		}
+		m.Text = smsText(strings.TrimSpace(m.Text))
+	case notification.Push:
+		if m.Title, err = exec(l.title); err != nil {
+			return nil, err
+		}
+		m.Title = oneLine(m.Title)
+		if m.Text, err = exec(l.body); err != nil {
+			return nil, err
+		}
+		m.Text = strings.TrimSpace(m.Text)
+		m.Data = make(map[string]string, 2+len(r.pushData))
+		m.Data["event_type"] = n.EventType
+		m.Data["event_id"] = n.EventID
+		for _, k := range r.pushData {
+			v, ok := d[k]
+			if !ok {
+				return nil, failure.Errorf(failure.Permanent, failure.ReasonRender,
+					"%s/routing.yaml (push.data): map has no entry for key %q", r.eventType, k)
+			}
+			m.Data[k] = v
+		}
+	}
+	return m, nil
+}
+
+// execError restates a template execution error for a template author:
+// "<file>:<line>:<col>: missing data key "k" (at <.k>)" instead of the
+// template packages' longer form, which repeats the file name.
+func execError(err error) error {
+	m := execErrorRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	what := m[3]
+	if k := missingKeyRE.FindStringSubmatch(what); k != nil {
+		what = "missing data key " + k[1]
+	}
+	return &renderError{msg: m[1] + ": " + what + " (at <" + m[2] + ">)", err: err}
+}
+
+var (
+	execErrorRE  = regexp.MustCompile(`^(?:html/)?template: ([^ ]+:\d+:\d+): executing "[^"]*" at <(.*?)>: (.*)$`)
+	missingKeyRE = regexp.MustCompile(`^map has no entry for key (".*")$`)
+)
+
+type renderError struct {
+	msg string
+	err error
+}
+
+func (e *renderError) Error() string { return e.msg }
+func (e *renderError) Unwrap() error { return e.err }
+
+// resolve picks the templates for a recipient locale. Load guarantees en.
+func (r *rule) resolve(ch notification.Channel, locale string) *localized {
+	byLocale := r.files[ch]
+	if l, ok := byLocale[locale]; ok {
+		return l
+	}
+	for _, c := range candidates(locale) {
+		if l, ok := byLocale[c]; ok {
+			return l
+		}
+	}
+	return byLocale[fallbackLocale]
+}
+
+// oneLine collapses a rendered subject or title to one trimmed line, so
+// data cannot inject a header or a second line.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if strings.ContainsAny(s, "\r\n\t") {
+		s = strings.Join(strings.Fields(s), " ")
+	}
+	return s
+}
+
+var (
+	dataPool = sync.Pool{New: func() any { return make(map[string]string, 64) }}
+	bufPool  = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+)

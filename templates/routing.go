@@ -1,0 +1,259 @@
+package templates
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gymhq/herald/notification"
+)
+
+// routingFile is the wire shape of <event type>/routing.yaml. Unknown fields
+// are rejected so that a typo ("recipient:") fails lint instead of silently
+// changing who is notified.
+type routingFile struct {
+	Description   string     `yaml:"description"`
+	Notifications []ruleFile `yaml:"notifications"`
+}
+
+type ruleFile struct {
+	Name              string      `yaml:"name"`
+	Recipients        string      `yaml:"recipients"`
+	Optional          bool        `yaml:"optional"`
+	Channels          channelList `yaml:"channels"`
+	Priority          string      `yaml:"priority"`
+	OnlyIfUnreachable channelList `yaml:"only_if_unreachable"`
+	Email             *emailFile  `yaml:"email"`
+	SMS               *smsFile    `yaml:"sms"`
+	Push              *pushFile   `yaml:"push"`
+}
+
+type emailFile struct {
+	Attach    string `yaml:"attach"`     // "" or "ics"
+	ICSMethod string `yaml:"ics_method"` // "request" (default) or "cancel"
+}
+
+type smsFile struct {
+	MaxSegments int `yaml:"max_segments"` // lint budget for samples; default 1
+}
+
+type pushFile struct {
+	Data []string `yaml:"data"` // data keys copied into the push payload
+}
+
+// channelList accepts either one channel name or a list of them.
+type channelList []string
+
+func (c *channelList) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*c = channelList{n.Value}
+		return nil
+	case yaml.SequenceNode:
+		var l []string
+		if err := n.Decode(&l); err != nil {
+			return err
+		}
+		*c = l
+		return nil
+	}
+	return fmt.Errorf("line %d: want a channel name or a list of channel names", n.Line)
+}
+
+// rule is one validated routing rule.
+type rule struct {
+	eventType string
+	index     int    // position in routing.yaml, from 1
+	name      string // "" for the channel's default rule
+	template  string // notification.Template: event type, or "<event type>/<name>"
+
+	recipients        string
+	optional          bool
+	channels          []notification.Channel
+	priority          notification.Priority
+	onlyIfUnreachable []notification.Channel
+
+	attachICS   bool
+	icsCancel   bool
+	maxSegments int
+	pushData    []string
+
+	// files holds the parsed templates of each channel, by canonical locale.
+	files map[notification.Channel]map[string]*localized
+}
+
+// label names a rule in messages: its name, or its position.
+func (r *rule) label() string {
+	if r.name != "" {
+		return fmt.Sprintf("rule %q", r.name)
+	}
+	return fmt.Sprintf("rule %d", r.index)
+}
+
+// filePrefix is how the rule's template files begin: "email", or "<name>.email".
+func (r *rule) filePrefix(ch notification.Channel) string {
+	if r.name == "" {
+		return string(ch)
+	}
+	return r.name + "." + string(ch)
+}
+
+var (
+	ruleNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+	pathRE     = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+	dataKeyRE  = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+)
+
+// parseRouting parses and validates routing.yaml of eventType. Problems are
+// reported through add, each naming the file; the rules returned are usable
+// only when no problem was added.
+func parseRouting(eventType, file string, b []byte, add func(file, format string, args ...any)) (string, []*rule) {
+	var rf routingFile
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&rf); err != nil {
+		if errors.Is(err, io.EOF) {
+			add(file, "is empty; want a description and notifications")
+		} else {
+			add(file, "%s", yamlError(err))
+		}
+		return "", nil
+	}
+	if len(rf.Notifications) == 0 {
+		add(file, "has no notifications")
+		return rf.Description, nil
+	}
+	var rules []*rule
+	byChannel := map[notification.Channel]map[string]int{} // channel → rule name → index
+	for i, rf := range rf.Notifications {
+		r := &rule{eventType: eventType, index: i + 1, name: rf.Name, recipients: rf.Recipients, optional: rf.Optional}
+		bad := func(format string, args ...any) {
+			add(file, "%s: %s", r.label(), fmt.Sprintf(format, args...))
+		}
+		if r.name != "" && (!ruleNameRE.MatchString(r.name) || notification.Channel(r.name).Valid()) {
+			bad("name must be lower-case letters, digits, - or _, and not a channel name")
+		}
+		switch {
+		case r.recipients == "":
+			bad("recipients is missing; want a dot path into the event data, e.g. member or attendees")
+		case !pathRE.MatchString(r.recipients):
+			bad("recipients %q is not a dot path into the event data", r.recipients)
+		}
+		if len(rf.Channels) == 0 {
+			bad("channels is missing; want a list of email, sms, push")
+		}
+		seen := map[notification.Channel]bool{}
+		for _, c := range rf.Channels {
+			ch := notification.Channel(c)
+			if !ch.Valid() {
+				bad("channel %q is not one of email, sms, push", c)
+				continue
+			}
+			if seen[ch] {
+				bad("channel %s is listed twice", c)
+				continue
+			}
+			seen[ch] = true
+			r.channels = append(r.channels, ch)
+			if byChannel[ch] == nil {
+				byChannel[ch] = map[string]int{}
+			}
+			if j, dup := byChannel[ch][r.name]; dup {
+				bad("rule %d already sends %s with the same templates; give one of them a distinct name", j, c)
+			}
+			byChannel[ch][r.name] = r.index
+		}
+		switch rf.Priority {
+		case "", string(notification.Normal):
+			r.priority = notification.Normal
+		case string(notification.High):
+			r.priority = notification.High
+		default:
+			bad("priority %q is not normal or high", rf.Priority)
+		}
+		for _, c := range rf.OnlyIfUnreachable {
+			ch := notification.Channel(c)
+			if !ch.Valid() {
+				bad("only_if_unreachable %q is not one of email, sms, push", c)
+				continue
+			}
+			if seen[ch] {
+				bad("only_if_unreachable %s names a channel this rule sends on", c)
+			}
+			r.onlyIfUnreachable = append(r.onlyIfUnreachable, ch)
+		}
+		if rf.Email != nil {
+			if !seen[notification.Email] {
+				bad("has email options but does not send email")
+			}
+			switch rf.Email.Attach {
+			case "":
+			case "ics":
+				r.attachICS = true
+			default:
+				bad("email.attach %q is not ics", rf.Email.Attach)
+			}
+			switch rf.Email.ICSMethod {
+			case "", "request":
+			case "cancel":
+				r.icsCancel = true
+			default:
+				bad("email.ics_method %q is not request or cancel", rf.Email.ICSMethod)
+			}
+			if rf.Email.ICSMethod != "" && !r.attachICS {
+				bad("email.ics_method is set but email.attach is not ics")
+			}
+		}
+		r.maxSegments = 1
+		if rf.SMS != nil {
+			if !seen[notification.SMS] {
+				bad("has sms options but does not send sms")
+			}
+			if rf.SMS.MaxSegments < 0 || rf.SMS.MaxSegments > 10 {
+				bad("sms.max_segments %d is not between 1 and 10", rf.SMS.MaxSegments)
+			} else if rf.SMS.MaxSegments > 0 {
+				r.maxSegments = rf.SMS.MaxSegments
+			}
+		}
+		if rf.Push != nil {
+			if !seen[notification.Push] {
+				bad("has push options but does not send push")
+			}
+			for _, k := range rf.Push.Data {
+				if !dataKeyRE.MatchString(k) {
+					bad("push.data %q is not a data key", k)
+				}
+			}
+			r.pushData = rf.Push.Data
+		}
+		r.template = eventType
+		if r.name != "" {
+			r.template = eventType + "/" + r.name
+		}
+		rules = append(rules, r)
+	}
+	return rf.Description, rules
+}
+
+// yamlError restates a yaml.v3 error without Go type names, one line.
+func yamlError(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+	msg = yamlFieldRE.ReplaceAllString(msg, "unknown field $1")
+	msg = yamlTypeRE.ReplaceAllString(msg, "")
+	lines := strings.Split(msg, "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.Join(lines, "; ")
+}
+
+var (
+	yamlFieldRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	yamlTypeRE  = regexp.MustCompile(` into (?:templates\.)?\S+`)
+)

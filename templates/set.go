@@ -1,0 +1,87 @@
+// Package templates is the product teams' interface to herald: for each
+// event type, a folder holding routing.yaml (who is notified, on which
+// channels), one template file per channel, locale and part, and sample
+// events. It turns a decoded event into notifications (Plan) and a
+// notification into a channel message (Render).
+//
+// Adding notifications for a new event type takes a new folder and no Go
+// code, so everything a folder can express is validated by Load against its
+// own samples: what would fail at 3 a.m. fails at lint time instead. The
+// folder format and the data contract templates may rely on are documented
+// in README.md beside this file.
+//
+// A Set is immutable after Load and safe for concurrent use. This package
+// never talks to Kafka, Redis or providers.
+package templates
+
+import (
+	"embed"
+	"errors"
+	"sort"
+	"sync"
+
+	"github.com/gymhq/herald/notification"
+)
+
+// ErrUnknownType is returned by Plan for an event type no folder routes.
+// It is not poison: unknown types are counted and skipped (DESIGN §2).
+var ErrUnknownType = errors.New("no routing for event type")
+
+// Set is a validated collection of event-type folders.
+type Set struct {
+	types map[string]*eventType
+	rules map[ruleKey]*rule
+	names []string
+	langs map[string]*localeData // canonical tag → names and layouts
+}
+
+type eventType struct {
+	name        string
+	description string
+	rules       []*rule
+}
+
+// ruleKey finds the rule that planned a notification: Template is unique
+// per channel within a Set.
+type ruleKey struct {
+	template string
+	channel  notification.Channel
+}
+
+// Known reports whether eventType has a folder in the set.
+func (s *Set) Known(eventType string) bool {
+	_, ok := s.types[eventType]
+	return ok
+}
+
+// EventTypes returns the routed event types, sorted.
+func (s *Set) EventTypes() []string { return append([]string(nil), s.names...) }
+
+// Description returns the description in eventType's routing.yaml.
+func (s *Set) Description(eventType string) string {
+	if t := s.types[eventType]; t != nil {
+		return t.description
+	}
+	return ""
+}
+
+// The shipped folders. The patterns name file kinds, not event types, so a
+// new folder is embedded without touching this file.
+//
+//go:embed */routing.yaml */*.txt */*.html */samples/*.json locales/*.yaml
+var shipped embed.FS
+
+var embeddedSet = sync.OnceValues(func() (*Set, error) { return Load(shipped) })
+
+// Embedded returns the template set compiled into the binary, validated
+// once per process.
+func Embedded() (*Set, error) { return embeddedSet() }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
