@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -47,6 +49,9 @@ type Config struct {
 	Publisher queue.Publisher
 	// Owner identifies this process in idempotency claims; unique per
 	// process start, so a restarted pod never inherits a dead one's claims.
+	// Each Handle call claims as Owner#n, so two copies of one notification
+	// handled at once in this process (one from the retry topic, one
+	// redelivered) can never both hold the claim.
 	Owner string
 
 	// Lease is the idempotency claim lease; it must outlast one send.
@@ -69,9 +74,10 @@ type Config struct {
 
 // Worker handles one channel's records. Safe for concurrent use.
 type Worker struct {
-	cfg Config
-	log *zap.Logger
-	ch  string
+	cfg   Config
+	log   *zap.Logger
+	ch    string
+	calls atomic.Uint64
 }
 
 // New validates cfg and returns a Worker.
@@ -141,7 +147,8 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 		}
 	}
 
-	claim, err := w.claim(ctx, n)
+	owner := w.cfg.Owner + "#" + strconv.FormatUint(w.calls.Add(1), 36)
+	claim, err := w.claim(ctx, n, owner)
 	if err != nil {
 		return err
 	}
@@ -153,31 +160,31 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 
 	msg, err := w.cfg.Renderer.Render(n)
 	if err != nil {
-		return w.fail(ctx, m, n, failure.Perm(failure.ReasonRender, err), start)
+		return w.fail(ctx, m, n, owner, failure.Perm(failure.ReasonRender, err), start)
 	}
 
-	receipt, err := w.send(ctx, n, msg)
+	receipt, err := w.send(ctx, n, owner, msg)
 	switch {
 	case err == nil:
-		if err := w.markSent(ctx, n, receipt.ProviderMessageID); err != nil {
+		if err := w.markSent(ctx, n, owner, receipt.ProviderMessageID); err != nil {
 			return err
 		}
 		w.cfg.Metrics.EndToEnd.WithLabelValues(w.ch).Observe(w.cfg.Now().Sub(n.CreatedAt).Seconds())
 		w.outcome(m, n, obs.OutcomeSent, nil, receipt.ProviderMessageID, start)
 		return nil
 	case failure.ClassOf(err) == failure.Retryable:
-		return w.retryLater(ctx, m, n, err, start)
+		return w.retryLater(ctx, m, n, owner, err, start)
 	default:
-		return w.fail(ctx, m, n, err, start)
+		return w.fail(ctx, m, n, owner, err, start)
 	}
 }
 
 // claim takes the idempotency claim, waiting while another worker holds it.
 // A duplicate in flight elsewhere is never dropped: that worker may fail,
 // and then its lease expires and this one takes over.
-func (w *Worker) claim(ctx context.Context, n *notification.Notification) (dedupe.Claim, error) {
+func (w *Worker) claim(ctx context.Context, n *notification.Notification, owner string) (dedupe.Claim, error) {
 	for {
-		c, err := w.cfg.Store.Claim(ctx, n.ID, w.cfg.Owner, w.cfg.Lease)
+		c, err := w.cfg.Store.Claim(ctx, n.ID, owner, w.cfg.Lease)
 		if err != nil || c.Acquired || c.State != dedupe.StateInFlight {
 			return c, err
 		}
@@ -195,7 +202,7 @@ func (w *Worker) claim(ctx context.Context, n *notification.Notification) (dedup
 // send calls the provider, retrying retryable failures a few times in
 // process with exponential backoff and jitter. Before each retry it renews
 // the claim, so the lease always covers the attempt in progress.
-func (w *Worker) send(ctx context.Context, n *notification.Notification, msg *channels.Message) (channels.Receipt, error) {
+func (w *Worker) send(ctx context.Context, n *notification.Notification, owner string, msg *channels.Message) (channels.Receipt, error) {
 	b := &backoff.ExponentialBackOff{
 		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.5,
 		Multiplier: 3, MaxInterval: 2 * time.Second,
@@ -214,7 +221,7 @@ func (w *Worker) send(ctx context.Context, n *notification.Notification, msg *ch
 		if err := w.sleep(ctx, b.NextBackOff()); err != nil {
 			return r, err
 		}
-		c, cerr := w.cfg.Store.Claim(ctx, n.ID, w.cfg.Owner, w.cfg.Lease)
+		c, cerr := w.cfg.Store.Claim(ctx, n.ID, owner, w.cfg.Lease)
 		if cerr != nil {
 			return r, cerr
 		}
@@ -230,9 +237,9 @@ var errLeaseLost = failure.Errorf(failure.Retryable, failure.ReasonTimeout, "wor
 
 // markSent records the provider's acceptance. It keeps trying while Redis is
 // unavailable: giving up would let a redelivery send the message again.
-func (w *Worker) markSent(ctx context.Context, n *notification.Notification, providerID string) error {
+func (w *Worker) markSent(ctx context.Context, n *notification.Notification, owner, providerID string) error {
 	return w.persist(ctx, func(ctx context.Context) error {
-		return w.cfg.Store.MarkSent(ctx, n.ID, w.cfg.Owner, providerID)
+		return w.cfg.Store.MarkSent(ctx, n.ID, owner, providerID)
 	})
 }
 
@@ -255,7 +262,7 @@ func (w *Worker) persist(ctx context.Context, op func(context.Context) error) er
 
 // fail handles a permanent failure: DLQ first, then the key, so that a crash
 // between the two repeats the DLQ write rather than losing it.
-func (w *Worker) fail(ctx context.Context, m *queue.Message, n *notification.Notification, cause error, start time.Time) error {
+func (w *Worker) fail(ctx context.Context, m *queue.Message, n *notification.Notification, owner string, cause error, start time.Time) error {
 	now := w.cfg.Now()
 	first := n.FirstFailedAt
 	if first.IsZero() {
@@ -264,11 +271,12 @@ func (w *Worker) fail(ctx context.Context, m *queue.Message, n *notification.Not
 	rec := dlq.Record(m, cause, dlq.Info{Stage: w.ch, Channel: w.ch, Attempts: n.Attempt + 1,
 		FirstFailure: first, LastFailure: now, EventID: n.EventID, NotificationID: n.ID})
 	if err := w.cfg.Publisher.Publish(ctx, rec); err != nil {
+		w.release(n, owner)
 		return err
 	}
 	w.cfg.Metrics.DLQWrites.WithLabelValues(w.ch, string(failure.ReasonOf(cause))).Inc()
 	if err := w.persist(ctx, func(ctx context.Context) error {
-		return w.cfg.Store.MarkFailed(ctx, n.ID, w.cfg.Owner, string(failure.ReasonOf(cause)))
+		return w.cfg.Store.MarkFailed(ctx, n.ID, owner, string(failure.ReasonOf(cause)))
 	}); err != nil {
 		return err
 	}
@@ -279,13 +287,14 @@ func (w *Worker) fail(ctx context.Context, m *queue.Message, n *notification.Not
 // retryLater moves a retryably failing notification to the retry topic with
 // a not-before time, keeping its id, or to the DLQ when its attempts or age
 // are used up. The claim is released after the retry record is durable.
-func (w *Worker) retryLater(ctx context.Context, m *queue.Message, n *notification.Notification, cause error, start time.Time) error {
+func (w *Worker) retryLater(ctx context.Context, m *queue.Message, n *notification.Notification, owner string, cause error, start time.Time) error {
 	if errors.Is(cause, errLeaseLost) {
 		w.cfg.Metrics.DedupeHits.WithLabelValues(w.ch, string(dedupe.StateInFlight)).Inc()
 		w.outcome(m, n, obs.OutcomeDuplicate, nil, "", start)
 		return nil
 	}
 	if ctx.Err() != nil {
+		w.release(n, owner)
 		return ctx.Err()
 	}
 	now := w.cfg.Now()
@@ -295,7 +304,7 @@ func (w *Worker) retryLater(ctx context.Context, m *queue.Message, n *notificati
 		next.FirstFailedAt = now
 	}
 	if next.Attempt >= w.cfg.MaxAttempts || now.Sub(next.FirstFailedAt) >= w.cfg.MaxAge {
-		return w.fail(ctx, m, n, failure.Perm(failure.ReasonExhausted,
+		return w.fail(ctx, m, n, owner, failure.Perm(failure.ReasonExhausted,
 			fmt.Errorf("after %d attempts over %v: %w", next.Attempt, now.Sub(next.FirstFailedAt).Round(time.Second), cause)), start)
 	}
 	next.NotBefore = now.Add(RetryDelay(next.Attempt))
@@ -305,14 +314,24 @@ func (w *Worker) retryLater(ctx context.Context, m *queue.Message, n *notificati
 	}
 	rec := queue.Message{Topic: topics.Retry(w.cfg.Channel), Key: m.Key, Value: b, Headers: m.Headers}
 	if err := w.cfg.Publisher.Publish(ctx, rec); err != nil {
+		w.release(n, owner)
 		return err
 	}
-	if err := w.cfg.Store.Release(ctx, n.ID, w.cfg.Owner); err != nil {
-		// Harmless: the lease expires on its own; the retry waits for it.
-		w.log.Warn("release claim failed", zap.String("notification_id", n.ID), zap.Error(err))
-	}
+	w.release(n, owner)
 	w.outcome(m, n, obs.OutcomeRetry, cause, "", start)
 	return nil
+}
+
+// release gives the claim back when this call ends without an outcome for
+// the notification (nothing was accepted by the provider), so the next
+// attempt — a redelivery or the retry record — need not wait out the lease.
+// Failure is harmless: the lease expires on its own.
+func (w *Worker) release(n *notification.Notification, owner string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := w.cfg.Store.Release(ctx, n.ID, owner); err != nil {
+		w.log.Warn("release claim failed", zap.String("notification_id", n.ID), zap.Error(err))
+	}
 }
 
 // RetryDelay is the wait before retry attempt n (1-based): 10s, 30s, 90s …

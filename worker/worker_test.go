@@ -298,3 +298,36 @@ func TestRetryWaitAbandonedOnStop(t *testing.T) {
 		t.Fatal("sent before not_before")
 	}
 }
+
+// slowSender blocks until released, so two handlers overlap.
+type slowSender struct {
+	sender
+	gate chan struct{}
+}
+
+func (s *slowSender) Send(ctx context.Context, m *channels.Message) (channels.Receipt, error) {
+	<-s.gate
+	return s.sender.Send(ctx, m)
+}
+
+// TestConcurrentCopiesInOneProcess: the same notification handled twice at
+// once by one worker (a retry-topic copy and a redelivered copy) is sent once.
+func TestConcurrentCopiesInOneProcess(t *testing.T) {
+	store := dedupe.NewMemory(dedupe.Options{})
+	s := &slowSender{gate: make(chan struct{})}
+	w := newWorker(t, s, renderer{}, store, &publisher{}, "w1")
+	m := record(t, note(0))
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- w.Handle(context.Background(), m) }()
+	}
+	close(s.gate)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.calls != 1 {
+		t.Fatalf("sent %d times, want 1", s.calls)
+	}
+}

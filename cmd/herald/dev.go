@@ -159,6 +159,11 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	cfg.ShutdownTimeout = 20 * time.Second
 	cfg.InstanceID = "dev"
 	cfg.RedisURL = o.RedisURL
+	if cfg.RedisURL == "" {
+		// Satisfies validation only: the in-memory store below is used
+		// instead, and nothing dials this address.
+		cfg.RedisURL = "redis://127.0.0.1:6379/0"
+	}
 	cfg.SMTPAddr, cfg.SMTPTLS, cfg.EmailFrom = e.smtp.Addr(), config.SMTPTLSMandatory, "Herald Gym <bookings@herald.dev>"
 	cfg.TwilioAccountSID, cfg.TwilioAuthToken, cfg.TwilioFrom, cfg.TwilioAPIURL = sid, token, "+15005550006", twURL
 	cfg.FCMProjectID, cfg.FCMCredentialsFile, cfg.FCMEndpoint = "herald-dev", credFile, fcmURL
