@@ -49,7 +49,7 @@ const MaxEncodedSize = 256 << 10
 
 // Notification is one message to one address on one channel.
 //
-// Data is the flat template data (see docs/templates.md): string keys and
+// Data is the flat template data (see templates/README.md): string keys and
 // string values only, so template authors never meet Go types.
 type Notification struct {
 	ID          string            `json:"id"`
