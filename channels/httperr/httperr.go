@@ -180,3 +180,14 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	}
 	return max(t.Sub(now), 0), true
 }
+
+// PooledTransport is the HTTP transport every provider integration uses: a
+// pool sized for many concurrent sends to one host, kept alive between them,
+// so a send costs a request rather than a TCP and TLS handshake.
+func PooledTransport(perHost int) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 2 * perHost
+	t.MaxIdleConnsPerHost = perHost
+	t.IdleConnTimeout = 90 * time.Second
+	return t
+}

@@ -78,7 +78,7 @@ func New(cfg Config) (*Sender, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("push: %w", err)
 	}
-	transport := newTransport()
+	transport := httperr.PooledTransport(128)
 	var toks *tokens
 	if cfg.TokenSource != nil {
 		// The caller's source cannot be renewed, only cached.
@@ -112,16 +112,6 @@ func New(cfg Config) (*Sender, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return s, nil
-}
-
-// newTransport is a pooled transport sized for many concurrent sends to one
-// host, kept alive between them.
-func newTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 256
-	t.MaxIdleConnsPerHost = 128
-	t.IdleConnTimeout = 90 * time.Second
-	return t
 }
 
 // Send delivers m to the device token m.To: m.Title and m.Text as the

@@ -78,23 +78,13 @@ func New(cfg Config) (*Sender, error) {
 	s := &Sender{
 		cfg:       cfg,
 		creds:     client.NewCredentials(cfg.AccountSID, cfg.AuthToken),
-		transport: newTransport(),
+		transport: httperr.PooledTransport(64),
 		validity:  int(cfg.ValidityPeriod / time.Second),
 	}
 	if u, _ := url.Parse(cfg.APIURL); u.Host != twilioHost || u.Scheme != "https" || strings.Trim(u.Path, "/") != "" {
 		s.rewrite = u
 	}
 	return s, nil
-}
-
-// newTransport is a pooled transport sized for many concurrent sends to one
-// host.
-func newTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 256
-	t.MaxIdleConnsPerHost = 64
-	t.IdleConnTimeout = 90 * time.Second
-	return t
 }
 
 // Send submits m.Text to m.To. The Receipt carries the message SID. Twilio
