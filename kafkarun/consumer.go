@@ -26,12 +26,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
@@ -152,8 +151,7 @@ type Consumer struct {
 	log     *zap.Logger
 	slots   chan struct{}
 
-	joined   atomic.Bool
-	progress atomic.Int64 // unix nanos of the last fetch, completion or idle poll
+	joined atomic.Bool
 }
 
 // NewConsumer validates cfg and returns a Consumer; call Run to start it.
@@ -164,18 +162,11 @@ func NewConsumer(cfg ConsumerConfig, h queue.Handler) (*Consumer, error) {
 	cfg.setDefaults()
 	c := &Consumer{cfg: cfg, handler: h, log: cfg.Logger.With(zap.String("group", cfg.GroupID)),
 		slots: make(chan struct{}, cfg.MaxInFlight)}
-	c.touch()
 	return c, nil
 }
 
 // Joined reports whether the consumer currently holds a generation.
 func (c *Consumer) Joined() bool { return c.joined.Load() }
-
-// LastProgress is when the consumer last fetched, finished a message, or
-// found its partitions idle. A stuck consume loop stops advancing it.
-func (c *Consumer) LastProgress() time.Time { return time.Unix(0, c.progress.Load()) }
-
-func (c *Consumer) touch() { c.progress.Store(time.Now().UnixNano()) }
 
 // Run consumes until ctx ends, then drains (within DrainTimeout), commits,
 // leaves the group so that the rest of the fleet takes over at once, and
@@ -216,7 +207,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 				break
 			}
 			c.log.Warn("consumer group join failed; retrying", zap.Error(err))
-			c.touch() // retrying is progress of a kind: not stuck, waiting on Kafka
 			continue
 		}
 		c.runGeneration(ctx, gen)
@@ -239,13 +229,9 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 		}
 	}
 	c.joined.Store(true)
+	// A member with no partitions needs nothing here: kafka-go ends the
+	// generation from its heartbeat loop, and Next blocks until then.
 	c.log.Info("joined consumer group", zap.Int32("generation", gen.ID), zap.String("member", gen.MemberID), zap.Int("partitions", n))
-	if n == 0 {
-		// An idle member (more members than partitions) must still notice
-		// the generation ending; kafka-go ends it via the heartbeat loop, and
-		// Next blocks until then, so nothing to do here.
-		return
-	}
 }
 
 // partition is the state of one assigned partition in one generation.
@@ -344,7 +330,6 @@ func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.G
 			log.Warn("fetch failed; retrying", zap.Error(err))
 			continue
 		}
-		c.touch()
 		p.dispatch(toQueue(&m))
 	}
 	<-commitDone
@@ -447,7 +432,6 @@ func (p *partition) run(m *queue.Message) {
 		}
 		p.mu.Unlock()
 		p.c.release()
-		p.c.touch()
 		m = next
 	}
 }
@@ -456,7 +440,11 @@ func (p *partition) run(m *queue.Message) {
 // false if the message was abandoned (drain deadline passed, or stopping
 // while the handler keeps failing).
 func (p *partition) handle(m *queue.Message) bool {
-	backoff := 50 * time.Millisecond
+	// Jittered exponential backoff keeps a fleet from retrying in lockstep
+	// after an outage.
+	b := &backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, RandomizationFactor: 0.5,
+		Multiplier: 2, MaxInterval: 5 * time.Second}
+	b.Reset()
 	for attempt := 1; ; attempt++ {
 		err := p.c.handler(p.handlerCtx, m)
 		if err == nil {
@@ -467,13 +455,8 @@ func (p *partition) handle(m *queue.Message) bool {
 		}
 		p.log.Warn("handler could not reach a durable outcome; retrying",
 			zap.Int64("offset", m.Offset), zap.Int("attempt", attempt), zap.Error(err))
-		// Full jitter keeps a fleet from retrying in lockstep after an outage.
-		wait := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
-		if backoff < 5*time.Second {
-			backoff *= 2
-		}
 		select {
-		case <-time.After(wait):
+		case <-time.After(b.NextBackOff()):
 		case <-p.stopping:
 			return false
 		case <-p.workCtx.Done():
@@ -517,9 +500,4 @@ func (p *partition) commit(gen *kafka.Generation) {
 	}
 	p.committed = off
 	p.c.cfg.Observer.Committed(p.topic, p.id, off)
-}
-
-// PartitionKey formats a topic/partition pair for logs and maps.
-func PartitionKey(topic string, partition int) string {
-	return topic + "/" + strconv.Itoa(partition)
 }

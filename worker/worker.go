@@ -165,6 +165,11 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 
 	receipt, err := w.send(ctx, n, owner, msg)
 	switch {
+	case errors.Is(err, errLeaseLost):
+		// Another worker took the claim over; it owns the outcome.
+		w.cfg.Metrics.DedupeHits.WithLabelValues(w.ch, string(dedupe.StateInFlight)).Inc()
+		w.outcome(m, n, obs.OutcomeDuplicate, nil, "", start)
+		return nil
 	case err == nil:
 		if err := w.markSent(ctx, n, owner, receipt.ProviderMessageID); err != nil {
 			return err
@@ -233,7 +238,8 @@ func (w *Worker) send(ctx context.Context, n *notification.Notification, owner s
 	}
 }
 
-var errLeaseLost = failure.Errorf(failure.Retryable, failure.ReasonTimeout, "worker: idempotency lease lost to another worker")
+// errLeaseLost ends a send loop whose claim another worker took over.
+var errLeaseLost = errors.New("worker: idempotency lease lost to another worker")
 
 // markSent records the provider's acceptance. It keeps trying while Redis is
 // unavailable: giving up would let a redelivery send the message again.
@@ -288,11 +294,6 @@ func (w *Worker) fail(ctx context.Context, m *queue.Message, n *notification.Not
 // a not-before time, keeping its id, or to the DLQ when its attempts or age
 // are used up. The claim is released after the retry record is durable.
 func (w *Worker) retryLater(ctx context.Context, m *queue.Message, n *notification.Notification, owner string, cause error, start time.Time) error {
-	if errors.Is(cause, errLeaseLost) {
-		w.cfg.Metrics.DedupeHits.WithLabelValues(w.ch, string(dedupe.StateInFlight)).Inc()
-		w.outcome(m, n, obs.OutcomeDuplicate, nil, "", start)
-		return nil
-	}
 	if ctx.Err() != nil {
 		w.release(n, owner)
 		return ctx.Err()

@@ -88,12 +88,7 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 	}
 	f := &fleet{cfg: cfg, log: log, metrics: obs.NewMetrics(), templates: tpl, senders: map[notification.Channel]channels.Sender{}}
 
-	needsStore := false
-	for _, r := range roles(cfg.Role) {
-		if r != config.RoleDispatcher {
-			needsStore = true
-		}
-	}
+	needsStore := cfg.Role != config.RoleDispatcher // every channel role claims keys
 	if opts.store != nil {
 		f.store = opts.store
 		closers = append(closers, func() { opts.store.Close() })
