@@ -160,7 +160,12 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 
 	msg, err := w.cfg.Renderer.Render(n)
 	if err != nil {
-		return w.fail(ctx, m, n, owner, failure.Perm(failure.ReasonRender, err), start)
+		if failure.ReasonOf(err) != failure.ReasonRender || failure.ClassOf(err) != failure.Permanent {
+			// The Renderer contract says render errors are permanent; hold
+			// any implementation to it without classifying twice.
+			err = failure.Perm(failure.ReasonRender, err)
+		}
+		return w.fail(ctx, m, n, owner, err, start)
 	}
 
 	receipt, err := w.send(ctx, n, owner, msg)
