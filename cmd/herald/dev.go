@@ -29,6 +29,7 @@ import (
 	"github.com/gymhq/herald/sinks/fcmfake"
 	"github.com/gymhq/herald/sinks/smtpsink"
 	"github.com/gymhq/herald/sinks/twiliofake"
+	"github.com/gymhq/herald/tracing"
 )
 
 // devOptions configure the embedded environment.
@@ -41,6 +42,8 @@ type devOptions struct {
 	// Keep is how many deliveries the outbox keeps (0 = all).
 	Keep int
 	Log  *zap.Logger
+	// Tracing, when set, replaces tracing from the OTEL_* environment.
+	Tracing *tracing.Tracing
 }
 
 // devEnv is the whole fleet on embedded parts: an in-process Kafka cluster,
@@ -182,6 +185,7 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	f, closeFleet, err := buildFleet(cfg, o.Log, fleetOptions{
 		store:    store,
 		emailTLS: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12},
+		tracing:  o.Tracing,
 	})
 	if err != nil {
 		return nil, err

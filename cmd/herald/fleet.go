@@ -21,6 +21,7 @@ import (
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/templates"
 	"github.com/gymhq/herald/topics"
+	"github.com/gymhq/herald/tracing"
 	"github.com/gymhq/herald/worker"
 )
 
@@ -31,6 +32,7 @@ type fleet struct {
 	log       *zap.Logger
 	metrics   *obs.Metrics
 	templates *templates.Set
+	tracing   *tracing.Tracing
 	store     dedupe.Store
 	senders   map[notification.Channel]channels.Sender
 	// ping checks the idempotency store for /readyz; nil means always ready.
@@ -71,12 +73,13 @@ func (f *fleet) run(ctx context.Context) error {
 
 	producer := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: cfg.KafkaBrokers})
 	defer producer.Close()
+	pub := f.tracing.Publisher(producer)
 	owner := ownerID(cfg.InstanceID)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for _, role := range roles(cfg.Role) {
-		group, topicList, handler, err := f.stage(role, producer, owner)
+		group, topicList, handler, err := f.stage(role, pub, owner)
 		if err != nil {
 			return err
 		}
@@ -124,13 +127,14 @@ func (f *fleet) stage(role config.Role, pub queue.Publisher, owner string) (grou
 			Planner:   &dispatcher.Planner{Templates: f.templates, Now: time.Now},
 			Publisher: pub, Logger: f.log.With(zap.String("role", "dispatcher")), Metrics: f.metrics,
 		}
-		return topics.GroupDispatch, []string{f.cfg.EventsTopic}, d.Handle, nil
+		return topics.GroupDispatch, []string{f.cfg.EventsTopic}, f.tracing.Handler("dispatch", d.Handle), nil
 	}
 	ch := notification.Channel(role)
 	sender := f.senders[ch]
 	if sender == nil {
 		return "", nil, nil, fmt.Errorf("no sender for channel %s", ch)
 	}
+	sender = f.tracing.Sender(string(ch), sender)
 	w, err := worker.New(worker.Config{
 		Channel: ch, Sender: sender, Renderer: f.templates, Store: f.store, Publisher: pub, Owner: owner,
 		Lease: f.cfg.IdempotencyLease, SendTimeout: f.cfg.SendTimeout,
@@ -140,7 +144,7 @@ func (f *fleet) stage(role config.Role, pub queue.Publisher, owner string) (grou
 	if err != nil {
 		return "", nil, nil, err
 	}
-	return topics.Group(ch), []string{topics.Channel(ch), topics.Retry(ch)}, w.Handle, nil
+	return topics.Group(ch), []string{topics.Channel(ch), topics.Retry(ch)}, f.tracing.Handler("deliver "+string(ch), w.Handle), nil
 }
 
 // ready reports whether every consumer holds a generation and the

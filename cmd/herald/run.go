@@ -21,6 +21,7 @@ import (
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/templates"
+	"github.com/gymhq/herald/tracing"
 )
 
 // cmdRun is `herald run`: a production worker for one role (or all).
@@ -69,8 +70,9 @@ func cmdRun(args []string) int {
 // fleetOptions override parts buildFleet would otherwise make from config;
 // `herald dev` and the tests use them.
 type fleetOptions struct {
-	store    dedupe.Store // instead of Redis from HERALD_REDIS_URL
-	emailTLS *tls.Config  // trust roots for a local SMTP sink
+	store    dedupe.Store     // instead of Redis from HERALD_REDIS_URL
+	emailTLS *tls.Config      // trust roots for a local SMTP sink
+	tracing  *tracing.Tracing // instead of OTLP from the OTEL_* environment
 }
 
 // buildFleet turns configuration into concrete parts. The returned func
@@ -87,6 +89,9 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		return nil, nil, err
 	}
 	f := &fleet{cfg: cfg, log: log, metrics: obs.NewMetrics(), templates: tpl, senders: map[notification.Channel]channels.Sender{}}
+	if f.tracing, err = setupTracing(cfg, log, opts.tracing, &closers); err != nil {
+		return nil, nil, err
+	}
 
 	needsStore := cfg.Role != config.RoleDispatcher // every channel role claims keys
 	if opts.store != nil {
