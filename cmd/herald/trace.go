@@ -1,0 +1,379 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gymhq/herald/config"
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/dlq"
+	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/topics"
+)
+
+const traceUsage = `Usage: herald trace EVENT_ID [--since 24h] [--json] [config flags]
+
+Shows one booking event's whole story across roles: the event record, every
+notification the dispatcher made from it, retries and dead letters, and each
+notification's final state in the idempotency store (sent with the
+provider's id, failed with the reason, in flight, or not yet decided).
+Addresses are masked.
+
+It reads the events, channel, retry and DLQ topics from --since ago to their
+current end, without a consumer group (it commits nothing), so its cost grows
+with --since. Kafka and Redis come from the usual HERALD_* variables (or
+their flags); without HERALD_REDIS_URL the final states are not shown.
+`
+
+// traceVars are the configuration herald trace reads.
+var traceVars = []string{"HERALD_KAFKA_BROKERS", "HERALD_EVENTS_TOPIC", "HERALD_REDIS_URL"}
+
+// cmdTrace is `herald trace EVENT_ID`.
+func cmdTrace(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	return runTrace(ctx, args, os.Getenv, os.Stdout, os.Stderr)
+}
+
+func runTrace(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("herald trace", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, traceUsage, "\nFlags:\n"); fs.PrintDefaults() }
+	since := fs.Duration("since", 24*time.Hour, "how far back to read")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of a report")
+	// The event id may come before or after the flags.
+	var id string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		id, args = args[0], args[1:]
+	}
+	cfg, err := config.LoadTool(fs, args, getenv, traceVars, "HERALD_KAFKA_BROKERS")
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "herald trace: %v\n", err)
+		return 2
+	}
+	if id == "" && fs.NArg() == 1 {
+		id = fs.Arg(0)
+	}
+	if id == "" || fs.NArg() > 1 || (fs.NArg() == 1 && fs.Arg(0) != id) {
+		fs.Usage()
+		return 2
+	}
+	if *since <= 0 {
+		fmt.Fprintln(stderr, "herald trace: --since must be positive")
+		return 2
+	}
+
+	src := traceSources{scan: kafkarun.ScanConfig{Brokers: cfg.KafkaBrokers, Since: time.Now().Add(-*since)}, eventsTopic: cfg.EventsTopic}
+	if cfg.RedisURL != "" {
+		client, err := dedupe.Open(cfg.RedisURL)
+		if err != nil {
+			fmt.Fprintf(stderr, "herald trace: HERALD_REDIS_URL: %v\n", err)
+			return 2
+		}
+		store := dedupe.NewRedis(client, dedupe.Options{})
+		defer func() { store.Close(); client.Close() }()
+		src.store = store
+	}
+	st, err := traceEvent(ctx, src, id)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald trace: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(st) //nolint:errcheck // stdout
+	} else {
+		st.print(stdout)
+	}
+	if len(st.Records) == 0 {
+		return 1
+	}
+	return 0
+}
+
+// traceSources is where an event's story is read from.
+type traceSources struct {
+	scan        kafkarun.ScanConfig
+	eventsTopic string
+	store       dedupe.Store // nil: final states unknown
+}
+
+// story is what herald trace reports. Addresses are masked; message bodies
+// are never read.
+type story struct {
+	EventID       string          `json:"event_id"`
+	Since         time.Time       `json:"since"`
+	Records       []storyRecord   `json:"records"`
+	Notifications []storyDelivery `json:"notifications"`
+	StoreChecked  bool            `json:"store_checked"`
+}
+
+// storyRecord is one Kafka record about the event.
+type storyRecord struct {
+	Time           time.Time  `json:"time"`
+	Kind           string     `json:"kind"` // event, notification, retry, dead_letter
+	Topic          string     `json:"topic"`
+	Partition      int        `json:"partition"`
+	Offset         int64      `json:"offset"`
+	EventType      string     `json:"event_type,omitempty"`
+	NotificationID string     `json:"notification_id,omitempty"`
+	Channel        string     `json:"channel,omitempty"`
+	Template       string     `json:"template,omitempty"`
+	RecipientID    string     `json:"recipient_id,omitempty"`
+	To             string     `json:"to,omitempty"` // masked
+	Attempt        int        `json:"attempt,omitempty"`
+	NotBefore      *time.Time `json:"not_before,omitempty"`
+	Stage          string     `json:"stage,omitempty"`
+	Class          string     `json:"class,omitempty"`
+	Reason         string     `json:"reason,omitempty"`
+}
+
+// storyDelivery is one notification's outcome.
+type storyDelivery struct {
+	NotificationID    string `json:"notification_id"`
+	Channel           string `json:"channel"`
+	Template          string `json:"template"`
+	RecipientID       string `json:"recipient_id"`
+	To                string `json:"to"` // masked
+	State             string `json:"state"`
+	ProviderMessageID string `json:"provider_message_id,omitempty"`
+	Reason            string `json:"reason,omitempty"`
+	Verdict           string `json:"verdict"`
+}
+
+// traceEvent gathers id's story: it scans the events topic for the event,
+// the channel and retry topics for its notifications (by the
+// herald-event-id header the dispatcher sets), and the DLQ for dead
+// letters, then asks the idempotency store for each notification's state.
+func traceEvent(ctx context.Context, src traceSources, id string) (*story, error) {
+	st := &story{EventID: id, Since: src.scan.Since.UTC()}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+	)
+	add := func(r storyRecord) {
+		mu.Lock()
+		st.Records = append(st.Records, r)
+		mu.Unlock()
+	}
+	scan := func(topic string, match func(*queue.Message) (storyRecord, bool)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := kafkarun.Scan(ctx, src.scan, topic, func(m *queue.Message) error {
+				if r, ok := match(m); ok {
+					r.Topic, r.Partition, r.Offset, r.Time = m.Topic, m.Partition, m.Offset, m.Time.UTC()
+					add(r)
+				}
+				return nil
+			})
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	idBytes := []byte(id)
+	scan(src.eventsTopic, func(m *queue.Message) (storyRecord, bool) {
+		if !bytes.Contains(m.Value, idBytes) {
+			return storyRecord{}, false
+		}
+		var ev struct{ ID, Type string }
+		if json.Unmarshal(m.Value, &ev) != nil || ev.ID != id {
+			return storyRecord{}, false
+		}
+		return storyRecord{Kind: "event", EventType: ev.Type}, true
+	})
+	for _, ch := range notification.Channels {
+		for _, t := range []struct{ topic, kind string }{{topics.Channel(ch), "notification"}, {topics.Retry(ch), "retry"}} {
+			scan(t.topic, func(m *queue.Message) (storyRecord, bool) {
+				if string(m.Header(dispatcher.HeaderEventID)) != id {
+					return storyRecord{}, false
+				}
+				r := storyRecord{Kind: t.kind, Channel: string(ch)}
+				fillNotification(&r, m.Value)
+				return r, true
+			})
+		}
+	}
+	scan(topics.DLQ, func(m *queue.Message) (storyRecord, bool) {
+		// Notification dead letters carry the event id in a header; an
+		// event dead-lettered by the dispatcher may be too broken for
+		// that, so its value is searched as well.
+		if string(m.Header(dlq.HeaderEventID)) != id && !bytes.Contains(m.Value, idBytes) {
+			return storyRecord{}, false
+		}
+		r := storyRecord{Kind: "dead_letter", Stage: string(m.Header(dlq.HeaderStage)), Channel: string(m.Header(dlq.HeaderChannel)),
+			Class: string(m.Header(dlq.HeaderClass)), Reason: string(m.Header(dlq.HeaderReason))}
+		if r.Stage != "dispatcher" {
+			fillNotification(&r, m.Value)
+		}
+		if a, err := strconv.Atoi(string(m.Header(dlq.HeaderAttempts))); err == nil && r.Attempt == 0 {
+			r.Attempt = a
+		}
+		return r, true
+	})
+	wg.Wait()
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	sort.Slice(st.Records, func(i, j int) bool {
+		a, b := st.Records[i], st.Records[j]
+		if !a.Time.Equal(b.Time) {
+			return a.Time.Before(b.Time)
+		}
+		return kindOrder[a.Kind] < kindOrder[b.Kind]
+	})
+	if err := st.decide(ctx, src.store); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+var kindOrder = map[string]int{"event": 0, "notification": 1, "retry": 2, "dead_letter": 3}
+
+// fillNotification copies what tooling may show of an encoded notification.
+func fillNotification(r *storyRecord, value []byte) {
+	n, err := notification.Decode(value)
+	if err != nil {
+		return // a garbled record still shows where it is
+	}
+	r.NotificationID, r.Template, r.Attempt, r.RecipientID = n.ID, n.Template, n.Attempt, n.RecipientID
+	r.Channel = string(n.Channel)
+	r.To = obs.MaskAddress(string(n.Channel), n.To)
+	if !n.NotBefore.IsZero() {
+		nb := n.NotBefore.UTC()
+		r.NotBefore = &nb
+	}
+}
+
+// decide fills Notifications: one per notification id seen, with the
+// store's state and a verdict a person can act on.
+func (st *story) decide(ctx context.Context, store dedupe.Store) error {
+	byID := map[string]*storyDelivery{}
+	var order []string
+	lastRetry := map[string]storyRecord{}
+	dead := map[string]storyRecord{}
+	for _, r := range st.Records {
+		if r.NotificationID == "" {
+			continue
+		}
+		if byID[r.NotificationID] == nil {
+			byID[r.NotificationID] = &storyDelivery{NotificationID: r.NotificationID, Channel: r.Channel, Template: r.Template, RecipientID: r.RecipientID, To: r.To}
+			order = append(order, r.NotificationID)
+		}
+		switch r.Kind {
+		case "retry":
+			lastRetry[r.NotificationID] = r
+		case "dead_letter":
+			dead[r.NotificationID] = r
+		}
+	}
+	st.StoreChecked = store != nil
+	for _, nid := range order {
+		d := byID[nid]
+		var c dedupe.Claim
+		if store != nil {
+			var err error
+			if c, err = store.Get(ctx, nid); err != nil {
+				return fmt.Errorf("idempotency store: %w", err)
+			}
+		}
+		switch {
+		case store == nil:
+			d.State = "unknown"
+			d.Verdict = "final state not checked (no HERALD_REDIS_URL)"
+		case c.State == dedupe.StateSent:
+			d.State, d.ProviderMessageID = "sent", c.ProviderMessageID
+			d.Verdict = "delivered: the provider accepted it as " + c.ProviderMessageID
+		case c.State == dedupe.StateFailed:
+			d.State, d.Reason = "failed", c.Reason
+			d.Verdict = "not delivered: failed permanently (" + c.Reason + "); see the dead letter"
+		case c.State == dedupe.StateInFlight:
+			d.State = "in_flight"
+			d.Verdict = fmt.Sprintf("being sent now by %s (lease %s left)", c.Owner, c.LeaseLeft.Round(time.Millisecond))
+		default:
+			d.State = "pending"
+			if r, ok := dead[nid]; ok {
+				d.Reason = r.Reason
+				d.Verdict = "not delivered: dead-lettered (" + r.Reason + ")"
+			} else if r, ok := lastRetry[nid]; ok && r.NotBefore != nil {
+				d.Verdict = fmt.Sprintf("not delivered yet: retry %d waits until %s", r.Attempt, r.NotBefore.Format(time.RFC3339))
+			} else {
+				d.Verdict = "not delivered yet: queued, not yet handled (or its key outlived the retention window)"
+			}
+		}
+		st.Notifications = append(st.Notifications, *d)
+	}
+	return nil
+}
+
+func (st *story) print(w io.Writer) {
+	if len(st.Records) == 0 {
+		fmt.Fprintf(w, "event %s: nothing found since %s (widen --since?)\n", st.EventID, st.Since.Format(time.RFC3339))
+		return
+	}
+	fmt.Fprintf(w, "event %s, records since %s\n\n", st.EventID, st.Since.Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tKIND\tWHERE\tCHANNEL\tTEMPLATE\tRECIPIENT\tTO\tATTEMPT\tDETAIL")
+	for _, r := range st.Records {
+		detail := r.EventType
+		switch {
+		case r.Kind == "retry" && r.NotBefore != nil:
+			detail = "not before " + r.NotBefore.Format(time.RFC3339)
+		case r.Kind == "dead_letter":
+			detail = r.Class + " " + r.Reason + " (stage " + r.Stage + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s/%d@%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Format("15:04:05.000"), r.Kind, r.Topic, r.Partition, r.Offset,
+			dash(r.Channel), dash(r.Template), dash(r.RecipientID), dash(r.To), dash(strconv.Itoa(r.Attempt)), detail)
+	}
+	tw.Flush()
+	if len(st.Notifications) == 0 {
+		fmt.Fprintln(w, "\nno notifications found for it")
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NOTIFICATION\tCHANNEL\tRECIPIENT\tTO\tSTATE\tVERDICT")
+	for _, d := range st.Notifications {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shortID(d.NotificationID), d.Channel, d.RecipientID, d.To, d.State, d.Verdict)
+	}
+	tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" || s == "0" {
+		return "-"
+	}
+	return s
+}
+
+func shortID(id string) string {
+	if len(id) > 16 {
+		return id[:16]
+	}
+	return id
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/sim"
+	"github.com/gymhq/herald/templates"
+)
+
+// herald trace answers "did member X get it, and if not why" from Kafka and
+// Redis alone, for a class cancellation whose texts and emails meet a
+// permanent failure, a retry and plain delivery.
+func TestTraceCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	redis := redistest.Start(t)
+	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 2, RedisURL: redis.URL(), Log: jsonLogger(&syncBuffer{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+
+	// A class cancellation: an email and a text to every attendee.
+	tpl, err := templates.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := sim.New(sim.Options{Seed: 11, Members: 40, Prefix: "trace"})
+	var (
+		ev            sim.Event
+		ns            []notification.Notification
+		emails, texts []notification.Notification
+	)
+	for range 100 {
+		ev = g.Make("gym.class.cancelled")
+		if ns, err = (&dispatcher.Planner{Templates: tpl}).Plan(ev.Value); err != nil {
+			t.Fatal(err)
+		}
+		emails, texts = nil, nil
+		for _, n := range ns {
+			switch n.Channel {
+			case notification.Email:
+				emails = append(emails, n)
+			case notification.SMS:
+				texts = append(texts, n)
+			}
+		}
+		if len(emails) >= 2 && len(texts) >= 2 {
+			break
+		}
+	}
+	if len(emails) < 2 || len(texts) < 2 {
+		t.Fatalf("no simulated cancellation plans at least 2 emails and 2 texts")
+	}
+	// Faults: one text to an unsubscribed number (permanent), one mailbox
+	// whose server keeps answering 451 (a retry is scheduled).
+	unsub, deferred := texts[0], emails[0]
+	env.twilio.FailNumber(unsub.To, 400, 21610, "Attempt to send to unsubscribed recipient")
+	if err := env.smtp.FailAddress(deferred.To, 451, "4.3.0", "try again later"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, n := range ns {
+		want[n.ID] = "sent"
+	}
+	want[unsub.ID], want[deferred.ID] = "failed", "pending"
+
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- env.fleet.run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-runDone; err != nil {
+			t.Errorf("fleet run: %v", err)
+		}
+	}()
+	if err := env.publishEvent(ctx, ev.Key, ev.Value); err != nil {
+		t.Fatal(err)
+	}
+
+	getenv := func(k string) string {
+		return map[string]string{
+			"HERALD_KAFKA_BROKERS": strings.Join(env.brokers(), ","),
+			"HERALD_EVENTS_TOPIC":  env.cfg.EventsTopic,
+			"HERALD_REDIS_URL":     redis.URL(),
+		}[k]
+	}
+	// Poll until every notification has reached the state the faults lead
+	// to: push sent, SMS failed, email waiting on the retry topic.
+	var got story
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var out, errOut bytes.Buffer
+		code := runTrace(ctx, []string{ev.ID, "--json", "--since", "1h"}, getenv, &out, &errOut)
+		if code == 0 {
+			got = story{}
+			if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+				t.Fatalf("trace --json: %v\n%s", err, out.String())
+			}
+			states := map[string]string{}
+			for _, d := range got.Notifications {
+				states[d.NotificationID] = d.State
+			}
+			if equalStates(states, want) && hasKind(got, "retry") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trace never showed the expected states; last exit %d: %s %s", code, out.String(), errOut.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	if !got.StoreChecked || got.Records[0].Kind != "event" || got.Records[0].EventType != "gym.class.cancelled" {
+		t.Errorf("story does not start with the event: %+v", got.Records[0])
+	}
+	for _, d := range got.Notifications {
+		switch d.NotificationID {
+		case unsub.ID:
+			if d.Reason != "unsubscribed" || d.To != obs.MaskPhone(unsub.To) || d.RecipientID != unsub.RecipientID {
+				t.Errorf("unsubscribed text: %+v", d)
+			}
+		case deferred.ID:
+			if !strings.Contains(d.Verdict, "waits until") {
+				t.Errorf("deferred email verdict %q, want the retry's not-before time", d.Verdict)
+			}
+		default:
+			if d.ProviderMessageID == "" || !strings.Contains(d.Verdict, "delivered") {
+				t.Errorf("delivered %s: %+v", d.Channel, d)
+			}
+		}
+	}
+	if !hasKind(got, "dead_letter") {
+		t.Error("no dead letter for the unsubscribed SMS")
+	}
+
+	// The human report says the same, and never an address in clear.
+	var out, errOut bytes.Buffer
+	if code := runTrace(ctx, []string{"--since", "1h", ev.ID}, getenv, &out, &errOut); code != 0 {
+		t.Fatalf("trace exit %d: %s", code, errOut.String())
+	}
+	report := out.String()
+	t.Logf("herald trace %s:\n%s", ev.ID, report)
+	for _, want := range []string{"gym.class.cancelled", "dead_letter", "permanent unsubscribed", "retry", "delivered: the provider accepted it"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	for _, n := range ns {
+		if strings.Contains(report, n.To) {
+			t.Errorf("report shows %s address in clear", n.Channel)
+		}
+	}
+
+	// An unknown event: exit 1 and say so.
+	out.Reset()
+	if code := runTrace(ctx, []string{"evt_never_sent"}, getenv, &out, &errOut); code != 1 || !strings.Contains(out.String(), "nothing found") {
+		t.Errorf("unknown event: exit %d, %q", code, out.String())
+	}
+	// Bad configuration: one line naming the variable, exit 2.
+	errOut.Reset()
+	if code := runTrace(ctx, []string{"evt_1"}, func(string) string { return "" }, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "HERALD_KAFKA_BROKERS: required") {
+		t.Errorf("missing brokers: exit %d, %q", code, errOut.String())
+	}
+}
+
+func hasKind(st story, kind string) bool {
+	for _, r := range st.Records {
+		if r.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
+func equalStates(got, want map[string]string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
