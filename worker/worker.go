@@ -392,9 +392,9 @@ func (w *Worker) outcome(m *queue.Message, n *notification.Notification, outcome
 			zap.String("to", obs.MaskAddress(w.ch, n.To)),
 		)
 	}
-	if providerID != "" {
-		fields = append(fields, zap.String("provider_message_id", providerID))
-	}
+	// Always present (empty when no provider accepted anything), so a log
+	// query can rely on the field as on the others of DESIGN §8.
+	fields = append(fields, zap.String("provider_message_id", providerID))
 	if cause != nil {
 		fields = append(fields, zap.String("reason", reason), zap.String("class", failure.ClassOf(cause).String()), zap.Error(cause))
 	}
