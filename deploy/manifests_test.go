@@ -577,6 +577,9 @@ func TestScaledObjects(t *testing.T) {
 			if d == nil || target != "herald-"+string(w.role) {
 				t.Errorf("%s scales %q, want Deployment herald-%s", so.Name, target, w.role)
 			}
+			if d != nil && d.Spec.Replicas != nil {
+				t.Errorf("%s sets replicas: every apply would reset the count KEDA chose", d.Name)
+			}
 			lo, hi := so.Spec.MinReplicaCount, so.Spec.MaxReplicaCount
 			switch {
 			case lo == nil || hi == nil:
