@@ -133,10 +133,17 @@ func decodeStrict(b []byte, v any) error {
 // decodes every object strictly.
 func build(t *testing.T, overlay string) *fleet {
 	t.Helper()
+	return buildDir(t, filepath.Join("overlays", overlay))
+}
+
+// buildDir builds the kustomization in dir.
+func buildDir(t *testing.T, dir string) *fleet {
+	t.Helper()
+	overlay := dir
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join("overlays", overlay))
+	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
-		t.Fatalf("kustomize build overlays/%s: %v", overlay, err)
+		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
 	f := &fleet{configMaps: map[string]*corev1.ConfigMap{}, deployments: map[string]*appsv1.Deployment{}}
 	for _, r := range m.Resources() {
@@ -175,11 +182,11 @@ func build(t *testing.T, overlay string) *fleet {
 			o := &PodMonitor{}
 			f.podMonitors, obj = append(f.podMonitors, o), o
 		default:
-			t.Errorf("overlays/%s: %s %s: a kind this test does not check; add it", overlay, gvk, r.GetName())
+			t.Errorf("%s: %s %s: a kind this test does not check; add it", overlay, gvk, r.GetName())
 			continue
 		}
 		if err := decodeStrict(b, obj); err != nil {
-			t.Errorf("overlays/%s: %s %s does not decode strictly: %v", overlay, gvk, r.GetName(), err)
+			t.Errorf("%s: %s %s does not decode strictly: %v", overlay, gvk, r.GetName(), err)
 		}
 	}
 	return f
