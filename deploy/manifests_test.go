@@ -24,6 +24,9 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/gymhq/herald/channels/email"
+	"github.com/gymhq/herald/channels/push"
+	"github.com/gymhq/herald/channels/sms"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/sinks/fcmfake"
@@ -419,7 +422,7 @@ func TestConfiguration(t *testing.T) {
 	secretValues := map[string]string{
 		"herald-redis/url":                "redis://:pw@redis-master.redis.svc:6379/0",
 		"herald-smtp/password":            "smtp-password",
-		"herald-twilio/auth-token":        "twilio-token",
+		"herald-twilio/auth-token":        "0123456789abcdef0123456789abcdef",
 		"herald-fcm/service-account.json": string(saJSON),
 	}
 	forEachOverlay(t, func(t *testing.T, f *fleet) {
@@ -480,8 +483,11 @@ func TestConfiguration(t *testing.T) {
 				}
 				env[e.Name] = local
 			}
-			if _, err := config.Load(c.Args[1:], func(k string) string { return env[k] }); err != nil {
+			cfg, err := config.Load(c.Args[1:], func(k string) string { return env[k] })
+			if err != nil {
 				t.Errorf("%s: herald would not start with this configuration: %v", d.Name, err)
+			} else if err := channelConfig(cfg); err != nil {
+				t.Errorf("%s: the %s channel would refuse this configuration: %v", d.Name, role, err)
 			}
 			// Secrets only where used: a role mounts no Secret it does not read.
 			for _, v := range ps.Volumes {
@@ -500,6 +506,27 @@ func TestConfiguration(t *testing.T) {
 			}
 		}
 	})
+}
+
+// channelConfig checks cfg as the channel it configures does at start. The
+// mapping mirrors buildFleet in cmd/herald.
+func channelConfig(cfg *config.Config) error {
+	switch cfg.Role {
+	case config.RoleEmail:
+		c := email.Config{Addr: cfg.SMTPAddr, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
+			TLS: email.TLSMode(cfg.SMTPTLS), From: cfg.EmailFrom, PoolSize: cfg.SMTPPoolSize, Timeout: cfg.SendTimeout}
+		return c.Validate()
+	case config.RoleSMS:
+		c := sms.Config{AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom,
+			MessagingServiceSID: cfg.TwilioMessagingServiceSID, APIURL: cfg.TwilioAPIURL,
+			ValidityPeriod: cfg.SMSValidityPeriod, Timeout: cfg.SendTimeout}
+		return c.Validate()
+	case config.RolePush:
+		c := push.Config{ProjectID: cfg.FCMProjectID, CredentialsFile: cfg.FCMCredentialsFile,
+			Endpoint: cfg.FCMEndpoint, Timeout: cfg.SendTimeout}
+		return c.Validate()
+	}
+	return nil
 }
 
 // mountedSecret returns the Secret and key that file p of container c
