@@ -239,6 +239,13 @@ func TestObservability(t *testing.T) {
 		}
 	}
 
+	// Drained and idle by choice: alive and ready.
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := get(t, "http://"+addr+path); code != http.StatusOK {
+			t.Errorf("%s after the run: %d %s", path, code, body)
+		}
+	}
+
 	// Values add up.
 	sent := sum(mf, "herald_notifications_total", map[string]string{"outcome": "sent"})
 	if int(sent) != total {
