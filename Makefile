@@ -6,16 +6,26 @@ BIN     := bin/herald
 LDFLAGS := -s -w
 export CGO_ENABLED ?= 0
 
-.PHONY: run test deps vet fmt-check build fuzz clean
+.PHONY: run test deps vet fmt-check build fuzz clean deploy-test image-binary
 
 ## run: the whole fleet in one process on embedded parts (herald dev); outbox at http://127.0.0.1:8025
 run:
 	$(GO) run ./cmd/herald dev
 
-## test: install what the tests need, then vet, format check, template lint and the race-enabled suite
+## test: install what the tests need, then vet, format check, template lint, the race-enabled suite and the deploy/ module
 test: deps vet fmt-check
 	$(GO) run ./cmd/herald templates lint
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) deploy-test
+
+## deploy-test: the Kubernetes manifests (every overlay built with Kustomize, decoded strictly,
+## checked against the config registry and topics) and the image binary (image-binary)
+deploy-test:
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
+
+## image-binary: build herald with the Dockerfile's exact go build line; check it is static, stripped, runs
+image-binary:
+	cd deploy && $(GO) test -count=1 -run '^TestImageBinary$$' -v ./...
 
 ## deps: redis-server (Debian package) for the tests that start a real Redis
 deps:

@@ -83,7 +83,7 @@ func Load(fsys fs.FS) (*Set, error) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !e.IsDir() || name == "testdata" || name == "locales" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") {
+		if !isDir(fsys, e) || name == "testdata" || name == "locales" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") {
 			continue
 		}
 		if !eventTypeRE.MatchString(name) {
@@ -426,4 +426,14 @@ func unwrapFailure(err error) error {
 		return fe.Err
 	}
 	return err
+}
+
+// isDir reports whether e is a folder, following a symlink: in a Kubernetes
+// ConfigMap volume every top-level entry is a symlink into ..data.
+func isDir(fsys fs.FS, e fs.DirEntry) bool {
+	if e.Type()&fs.ModeSymlink == 0 {
+		return e.IsDir()
+	}
+	fi, err := fs.Stat(fsys, e.Name())
+	return err == nil && fi.IsDir()
 }

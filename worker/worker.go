@@ -263,11 +263,14 @@ func (w *Worker) persist(ctx context.Context, op func(context.Context) error) er
 			return err
 		}
 		w.log.Warn("idempotency store unavailable; retrying", zap.Error(err))
+		waited := queue.Waiting(ctx)
 		select {
 		case <-time.After(b.NextBackOff()):
 		case <-ctx.Done():
+			waited()
 			return ctx.Err()
 		}
+		waited()
 	}
 }
 
@@ -353,6 +356,7 @@ func RetryDelay(attempt int) time.Duration {
 }
 
 func (w *Worker) sleep(ctx context.Context, d time.Duration) error {
+	defer queue.Waiting(ctx)() // by design: liveness must not count it as stuck
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -388,9 +392,9 @@ func (w *Worker) outcome(m *queue.Message, n *notification.Notification, outcome
 			zap.String("to", obs.MaskAddress(w.ch, n.To)),
 		)
 	}
-	if providerID != "" {
-		fields = append(fields, zap.String("provider_message_id", providerID))
-	}
+	// Always present (empty when no provider accepted anything), so a log
+	// query can rely on the field as on the others of DESIGN §8.
+	fields = append(fields, zap.String("provider_message_id", providerID))
 	if cause != nil {
 		fields = append(fields, zap.String("reason", reason), zap.String("class", failure.ClassOf(cause).String()), zap.Error(cause))
 	}

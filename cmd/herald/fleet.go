@@ -40,6 +40,7 @@ type fleet struct {
 
 	mu        sync.Mutex
 	consumers []*kafkarun.Consumer
+	live      liveness // /healthz; see health.go
 }
 
 // roles returns the roles cfg.Role runs, dispatcher first.
@@ -83,13 +84,14 @@ func (f *fleet) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		handler = f.track(group, topicList, handler)
 		c, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{
 			Brokers: cfg.KafkaBrokers, GroupID: group, Topics: topicList,
 			MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval,
 			DrainTimeout: cfg.ShutdownTimeout, SessionTimeout: cfg.SessionTimeout,
 			RebalanceTimeout: cfg.RebalanceTimeout, HeartbeatInterval: cfg.HeartbeatInterval,
 			Logger:   f.log.With(zap.String("role", string(role))),
-			Observer: observer{m: f.metrics, group: group},
+			Observer: f.live.observe(group, observer{m: f.metrics, group: group}),
 		}, handler)
 		if err != nil {
 			return err
@@ -105,6 +107,7 @@ func (f *fleet) run(ctx context.Context) error {
 			}
 		}()
 	}
+	go f.watchLag(ctx)
 	f.log.Info("herald running", zap.String("role", string(cfg.Role)), zap.String("owner", owner))
 	wg.Wait()
 	close(errs)

@@ -18,7 +18,12 @@ func serveHTTP(addr string, f *fleet, extra func(*http.ServeMux)) (*http.Server,
 	mux.Handle("/metrics", promhttp.HandlerFor(f.metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		// Liveness: the process serves requests and its consumers have not
-		// wedged. An idle consumer is healthy; restarting it would not help.
+		// wedged (health.go). An idle consumer is healthy; restarting it
+		// would not help.
+		if err := f.live.check(); err != nil {
+			http.Error(w, "stalled: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
