@@ -35,6 +35,8 @@ type fleet struct {
 	senders   map[notification.Channel]channels.Sender
 	// ping checks the idempotency store for /readyz; nil means always ready.
 	ping func(context.Context) error
+	// prot is suppressions and provider protection (protect.go).
+	prot protection
 
 	mu        sync.Mutex
 	consumers []*kafkarun.Consumer
@@ -87,6 +89,7 @@ func (f *fleet) run(ctx context.Context) error {
 			RebalanceTimeout: cfg.RebalanceTimeout, HeartbeatInterval: cfg.HeartbeatInterval,
 			Logger:   f.log.With(zap.String("role", string(role))),
 			Observer: observer{m: f.metrics, group: group},
+			Gate:     f.gate(role),
 		}, handler)
 		if err != nil {
 			return err
@@ -132,7 +135,7 @@ func (f *fleet) stage(role config.Role, pub queue.Publisher, owner string) (grou
 		return "", nil, nil, fmt.Errorf("no sender for channel %s", ch)
 	}
 	w, err := worker.New(worker.Config{
-		Channel: ch, Sender: sender, Renderer: f.templates, Store: f.store, Publisher: pub, Owner: owner,
+		Channel: ch, Sender: sender, Renderer: f.templates, Store: f.store, Publisher: pub, Owner: owner, Suppressions: f.prot.list,
 		Lease: f.cfg.IdempotencyLease, SendTimeout: f.cfg.SendTimeout,
 		MaxAttempts: f.cfg.RetryMaxAttempts, MaxAge: f.cfg.RetryMaxAge,
 		Logger: f.log.With(zap.String("role", string(role))), Metrics: f.metrics,

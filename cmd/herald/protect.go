@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/gymhq/herald/config"
+	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/protect"
+	"github.com/gymhq/herald/suppress"
+)
+
+// protection is provider feedback and protection for the fleet's channels:
+// the suppression list every channel worker consults and feeds, and each
+// provider's circuit breaker (also the gate of its channel's consumer).
+type protection struct {
+	list     suppress.Store
+	breakers map[notification.Channel]*protect.Breaker
+}
+
+// protectProviders wraps every sender in the fleet-wide rate limit and a
+// circuit breaker, and sets up the suppression list. With a Redis client
+// (production, or herald dev with HERALD_REDIS_URL) both the list and the
+// rate budget live in Redis and are shared by the fleet; without one (herald
+// dev on its in-memory store) they are in-process.
+func (f *fleet) protectProviders(rc redis.UniversalClient) error {
+	f.prot.breakers = map[notification.Channel]*protect.Breaker{}
+	if rc != nil {
+		f.prot.list = suppress.NewRedis(rc, "", nil)
+	} else {
+		f.prot.list = suppress.NewMemory(nil)
+	}
+	for ch, s := range f.senders {
+		c := string(ch)
+		gauge := f.metrics.Protect.BreakerState.WithLabelValues(c)
+		log := f.log.With(zap.String("channel", c))
+		b, err := protect.NewBreaker(protect.BreakerConfig{
+			Name: c, Failures: f.cfg.BreakerFailures, OpenFor: f.cfg.BreakerOpenFor,
+			OnState: func(from, to protect.State) {
+				gauge.Set(float64(to))
+				f.metrics.Protect.BreakerTransitions.WithLabelValues(c, to.String()).Inc()
+				if to == protect.Open {
+					log.Warn("provider circuit breaker opened; channel paused", zap.String("from", from.String()), zap.Duration("probe_in", f.cfg.BreakerOpenFor))
+				} else {
+					log.Info("provider circuit breaker "+to.String(), zap.String("from", from.String()))
+				}
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("HERALD_BREAKER_FAILURES/HERALD_BREAKER_OPEN_FOR: %w", err)
+		}
+		ps := &protect.Sender{Next: s, Breaker: b}
+		if rate := channelRate(f.cfg, ch); rate > 0 {
+			if rc != nil {
+				ps.Limiter = protect.NewRedisLimiter(rc, "herald:"+c, rate)
+			} else {
+				ps.Limiter = protect.NewMemoryLimiter(rate)
+			}
+			hist := f.metrics.Protect.RateLimitWait.WithLabelValues(c)
+			waits := f.metrics.Protect.RateLimitWaits.WithLabelValues(c)
+			ps.OnWait = func(d time.Duration) {
+				hist.Observe(d.Seconds())
+				if d > time.Millisecond {
+					waits.Inc()
+				}
+			}
+		}
+		f.prot.breakers[ch] = b
+		f.senders[ch] = ps
+	}
+	return nil
+}
+
+func channelRate(cfg *config.Config, ch notification.Channel) int {
+	switch ch {
+	case notification.Email:
+		return cfg.EmailRate
+	case notification.SMS:
+		return cfg.SMSRate
+	case notification.Push:
+		return cfg.PushRate
+	}
+	return 0
+}
+
+// gate is the consumer gate of a role: its provider's breaker, or none.
+func (f *fleet) gate(role config.Role) kafkarun.Gate {
+	if b := f.prot.breakers[notification.Channel(role)]; b != nil {
+		return b
+	}
+	return nil
+}
