@@ -15,6 +15,8 @@ Usage:
   herald dev [--kafka-addr 127.0.0.1:9092] [--http-addr 127.0.0.1:8025] [--simulate-rate N]
                                                              the whole fleet in one process on embedded parts
   herald templates lint [DIR]                                check templates before they ship
+  herald dlq inspect|replay [flags]                          summarise or replay dead letters (herald dlq -h)
+  herald suppressions list|remove [flags]                    addresses providers said never to send to again
 `
 
 func main() {
@@ -30,6 +32,10 @@ func main() {
 		code = cmdDev(os.Args[2:])
 	case "templates":
 		code = cmdTemplates(os.Args[2:])
+	case "dlq":
+		code = cmdDLQ(os.Args[2:])
+	case "suppressions":
+		code = cmdSuppressions(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
