@@ -7,6 +7,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/notification"
@@ -35,44 +36,54 @@ func (f *fleet) protectProviders(rc redis.UniversalClient) error {
 		f.prot.list = suppress.NewMemory(nil)
 	}
 	for ch, s := range f.senders {
-		c := string(ch)
-		gauge := f.metrics.Protect.BreakerState.WithLabelValues(c)
-		log := f.log.With(zap.String("channel", c))
-		b, err := protect.NewBreaker(protect.BreakerConfig{
-			Name: c, Failures: f.cfg.BreakerFailures, OpenFor: f.cfg.BreakerOpenFor,
-			OnState: func(from, to protect.State) {
-				gauge.Set(float64(to))
-				f.metrics.Protect.BreakerTransitions.WithLabelValues(c, to.String()).Inc()
-				if to == protect.Open {
-					log.Warn("provider circuit breaker opened; channel paused", zap.String("from", from.String()), zap.Duration("probe_in", f.cfg.BreakerOpenFor))
-				} else {
-					log.Info("provider circuit breaker "+to.String(), zap.String("from", from.String()))
-				}
-			},
-		})
+		ps, err := f.guard(ch, s, rc)
 		if err != nil {
-			return fmt.Errorf("HERALD_BREAKER_FAILURES/HERALD_BREAKER_OPEN_FOR: %w", err)
+			return err
 		}
-		ps := &protect.Sender{Next: s, Breaker: b}
-		if rate := channelRate(f.cfg, ch); rate > 0 {
-			if rc != nil {
-				ps.Limiter = protect.NewRedisLimiter(rc, "herald:"+c, rate)
-			} else {
-				ps.Limiter = protect.NewMemoryLimiter(rate)
-			}
-			hist := f.metrics.Protect.RateLimitWait.WithLabelValues(c)
-			waits := f.metrics.Protect.RateLimitWaits.WithLabelValues(c)
-			ps.OnWait = func(d time.Duration) {
-				hist.Observe(d.Seconds())
-				if d > time.Millisecond {
-					waits.Inc()
-				}
-			}
-		}
-		f.prot.breakers[ch] = b
+		f.prot.breakers[ch] = ps.Breaker
 		f.senders[ch] = ps
 	}
 	return nil
+}
+
+// guard wraps one channel's sender in its breaker and, when the channel has
+// a rate, the limiter, reporting both to the metrics and logs.
+func (f *fleet) guard(ch notification.Channel, next channels.Sender, rc redis.UniversalClient) (*protect.Sender, error) {
+	c := string(ch)
+	gauge := f.metrics.Protect.BreakerState.WithLabelValues(c)
+	log := f.log.With(zap.String("channel", c))
+	b, err := protect.NewBreaker(protect.BreakerConfig{
+		Name: c, Failures: f.cfg.BreakerFailures, OpenFor: f.cfg.BreakerOpenFor,
+		OnState: func(from, to protect.State) {
+			gauge.Set(float64(to))
+			f.metrics.Protect.BreakerTransitions.WithLabelValues(c, to.String()).Inc()
+			if to == protect.Open {
+				log.Warn("provider circuit breaker opened; channel paused", zap.String("from", from.String()), zap.Duration("probe_in", f.cfg.BreakerOpenFor))
+			} else {
+				log.Info("provider circuit breaker "+to.String(), zap.String("from", from.String()))
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_BREAKER_FAILURES/HERALD_BREAKER_OPEN_FOR: %w", err)
+	}
+	ps := &protect.Sender{Next: next, Breaker: b}
+	if rate := channelRate(f.cfg, ch); rate > 0 {
+		if rc != nil {
+			ps.Limiter = protect.NewRedisLimiter(rc, "herald:"+c, rate)
+		} else {
+			ps.Limiter = protect.NewMemoryLimiter(rate)
+		}
+		hist := f.metrics.Protect.RateLimitWait.WithLabelValues(c)
+		waits := f.metrics.Protect.RateLimitWaits.WithLabelValues(c)
+		ps.OnWait = func(d time.Duration) {
+			hist.Observe(d.Seconds())
+			if d > time.Millisecond {
+				waits.Inc()
+			}
+		}
+	}
+	return ps, nil
 }
 
 func channelRate(cfg *config.Config, ch notification.Channel) int {

@@ -339,21 +339,17 @@ func TestBreakerPausesConsumption(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer env.Close()
-	const failures, openFor = 3, 250 * time.Millisecond
-	var halfOpens atomic.Int64
-	b, err := protect.NewBreaker(protect.BreakerConfig{Name: "email", Failures: failures, OpenFor: openFor,
-		OnState: func(_, to protect.State) {
-			if to == protect.HalfOpen {
-				halfOpens.Add(1)
-			}
-		}})
+	// A quick breaker for the test, made the way buildFleet makes it.
+	env.cfg.BreakerFailures, env.cfg.BreakerOpenFor = 3, 250*time.Millisecond
+	counter := &countingSender{next: env.fleet.senders[notification.Email].(*protect.Sender).Next}
+	ps, err := env.fleet.guard(notification.Email, counter, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps := env.fleet.senders[notification.Email].(*protect.Sender)
-	counter := &countingSender{next: ps.Next}
-	ps.Next, ps.Breaker = counter, b
-	env.fleet.prot.breakers[notification.Email] = b
+	env.fleet.senders[notification.Email], env.fleet.prot.breakers[notification.Email] = ps, ps.Breaker
+	b := ps.Breaker
+	m := env.fleet.metrics.Protect
+	halfOpens := func() float64 { return testutil.ToFloat64(m.BreakerTransitions.WithLabelValues("email", "half-open")) }
 
 	if err := env.smtp.Refuse(true); err != nil {
 		t.Fatal(err)
@@ -367,12 +363,15 @@ func TestBreakerPausesConsumption(t *testing.T) {
 		publish(t, env, memberEvent(t, "gym.booking.confirmed", fmt.Sprintf("evt_br_%d", i), people[i]))
 	}
 	eventually(t, "the breaker to open", func() bool { return b.State() == protect.Open })
+	if g := testutil.ToFloat64(m.BreakerState.WithLabelValues("email")); g != float64(protect.Open) {
+		t.Errorf("breaker state gauge = %v while open", g)
+	}
 	atOpen := counter.calls.Load()
-	probesAtOpen := halfOpens.Load()
+	probesAtOpen := halfOpens()
 	// Stay down for several open periods.
-	eventually(t, "three probes", func() bool { return halfOpens.Load() >= probesAtOpen+3 })
+	eventually(t, "three probes", func() bool { return halfOpens() >= probesAtOpen+3 })
 	whileOpen := counter.calls.Load() - atOpen
-	probes := halfOpens.Load() - probesAtOpen
+	probes := int64(halfOpens() - probesAtOpen)
 	if whileOpen > probes {
 		t.Errorf("%d provider calls while open, more than the %d probes", whileOpen, probes)
 	}
@@ -397,8 +396,8 @@ func TestBreakerPausesConsumption(t *testing.T) {
 		return true
 	})
 	waitDrained(t, env)
-	if b.State() != protect.Closed {
-		t.Errorf("breaker %v after recovery", b.State())
+	if b.State() != protect.Closed || testutil.ToFloat64(m.BreakerState.WithLabelValues("email")) != float64(protect.Closed) {
+		t.Errorf("breaker %v (gauge %v) after recovery", b.State(), testutil.ToFloat64(m.BreakerState.WithLabelValues("email")))
 	}
 	for _, p := range people {
 		if got := deliveredTo(env.outbox, p.email); got != 1 {
@@ -414,4 +413,71 @@ func TestBreakerPausesConsumption(t *testing.T) {
 func queueMessage(topic, key, value string) queue.Message {
 	return queue.Message{Topic: topic, Key: []byte(key), Value: []byte(value),
 		Headers: []queue.Header{{Key: dlq.HeaderReason, Value: []byte("decode")}}}
+}
+
+// TestSendRateIsHonoured: with HERALD_SMS_RATE set, the SMS channel (rate
+// state in Redis) waits rather than drops: every SMS arrives once, sends
+// waited, and the arrivals at the provider fit the GCRA bound rate·span +
+// burst (a count over the observed span, not a speed).
+func TestSendRateIsHonoured(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	rs := redistest.Start(t)
+	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 3, RedisURL: rs.URL(), Log: jsonLogger(&syncBuffer{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	const rate, n = 10, 30
+	env.cfg.SMSRate = rate
+	ps, err := env.fleet.guard(notification.SMS, env.fleet.senders[notification.SMS].(*protect.Sender).Next, rs.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.fleet.senders[notification.SMS] = ps
+	startFleet(t, env)
+	var people []member
+	for i := range n {
+		p := member{id: fmt.Sprintf("mem_rt_%d", i), email: fmt.Sprintf("rt%d@example.com", i),
+			phone: fmt.Sprintf("+4477009008%02d", i), token: fmt.Sprintf("fcm_rt_%02d", i)}
+		people = append(people, p)
+		publish(t, env, memberEvent(t, "gym.waitlist.promoted", fmt.Sprintf("evt_rt_%d", i), p))
+	}
+	eventually(t, "every SMS", func() bool {
+		for _, p := range people {
+			if deliveredTo(env.outbox, p.phone) < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	waitDrained(t, env)
+	var first, last time.Time
+	sms := 0
+	for _, d := range env.outbox.All() {
+		if d.Channel != "sms" {
+			continue
+		}
+		sms++
+		if first.IsZero() || d.At.Before(first) {
+			first = d.At
+		}
+		if d.At.After(last) {
+			last = d.At
+		}
+	}
+	span := last.Sub(first)
+	bound := int(float64(rate)*span.Seconds()) + rate + 2 // +2: arrival jitter after admission
+	t.Logf("%d SMS at %d/s arrived over %v (bound %d); %v sends waited", sms, rate, span.Round(time.Millisecond), bound,
+		testutil.ToFloat64(env.fleet.metrics.Protect.RateLimitWaits.WithLabelValues("sms")))
+	if sms != n {
+		t.Errorf("%d SMS delivered, want %d", sms, n)
+	}
+	if sms > bound {
+		t.Errorf("%d SMS arrived within %v: over the rate bound %d", sms, span, bound)
+	}
+	if testutil.ToFloat64(env.fleet.metrics.Protect.RateLimitWaits.WithLabelValues("sms")) == 0 {
+		t.Error("no send waited for the rate limit")
+	}
 }
