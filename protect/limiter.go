@@ -2,8 +2,9 @@
 // by the whole fleet, and a circuit breaker per provider that pauses a
 // channel while its provider is down instead of burning through retries.
 //
-// It wraps a channels.Sender and knows Redis (for the shared rate) and
-// nothing of Kafka, templates or the idempotency keys. When it holds a send
+// It wraps a channels.Sender (the breaker) and provides a Limiter that the
+// channel worker waits on before each provider call. It knows Redis (for the
+// shared rate) and nothing of Kafka, templates or the idempotency keys. When it holds a send
 // back it returns an error for which failure.IsPaused is true: the send was
 // not attempted, and the caller must treat the message as having no outcome.
 package protect

@@ -53,6 +53,8 @@ type Config struct {
 	// and is never sent. Permanent failures that say the address cannot
 	// receive (suppress.Feeds) add it. See suppressed.go.
 	Suppressions suppress.Store
+	// Limiter, if set, is waited on before every provider call (rate.go).
+	Limiter Limiter
 	// Owner identifies this process in idempotency claims; unique per
 	// process start, so a restarted pod never inherits a dead one's claims.
 	// Each Handle call claims as Owner#n, so two copies of one notification
@@ -238,6 +240,9 @@ func (w *Worker) send(ctx context.Context, n *notification.Notification, owner s
 	}
 	b.Reset()
 	for attempt := 1; ; attempt++ {
+		if err := w.waitRate(ctx, n, owner); err != nil {
+			return channels.Receipt{}, err
+		}
 		sctx, cancel := context.WithTimeout(ctx, w.cfg.SendTimeout)
 		t0 := time.Now()
 		r, err := w.cfg.Sender.Send(sctx, msg)

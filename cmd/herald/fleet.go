@@ -135,7 +135,7 @@ func (f *fleet) stage(role config.Role, pub queue.Publisher, owner string) (grou
 		return "", nil, nil, fmt.Errorf("no sender for channel %s", ch)
 	}
 	w, err := worker.New(worker.Config{
-		Channel: ch, Sender: sender, Renderer: f.templates, Store: f.store, Publisher: pub, Owner: owner, Suppressions: f.prot.list,
+		Channel: ch, Sender: sender, Renderer: f.templates, Store: f.store, Publisher: pub, Owner: owner, Suppressions: f.prot.list, Limiter: f.limiter(ch),
 		Lease: f.cfg.IdempotencyLease, SendTimeout: f.cfg.SendTimeout,
 		MaxAttempts: f.cfg.RetryMaxAttempts, MaxAge: f.cfg.RetryMaxAge,
 		Logger: f.log.With(zap.String("role", string(role))), Metrics: f.metrics,

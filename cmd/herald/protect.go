@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -13,6 +12,7 @@ import (
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/protect"
 	"github.com/gymhq/herald/suppress"
+	"github.com/gymhq/herald/worker"
 )
 
 // protection is provider feedback and protection for the fleet's channels:
@@ -21,6 +21,7 @@ import (
 type protection struct {
 	list     suppress.Store
 	breakers map[notification.Channel]*protect.Breaker
+	limiters map[notification.Channel]protect.Limiter // channels with a rate only
 }
 
 // protectProviders wraps every sender in the fleet-wide rate limit and a
@@ -30,25 +31,46 @@ type protection struct {
 // dev on its in-memory store) they are in-process.
 func (f *fleet) protectProviders(rc redis.UniversalClient) error {
 	f.prot.breakers = map[notification.Channel]*protect.Breaker{}
+	f.prot.limiters = map[notification.Channel]protect.Limiter{}
 	if rc != nil {
 		f.prot.list = suppress.NewRedis(rc, "", nil)
 	} else {
 		f.prot.list = suppress.NewMemory(nil)
 	}
 	for ch, s := range f.senders {
-		ps, err := f.guard(ch, s, rc)
+		ps, err := f.guard(ch, s)
 		if err != nil {
 			return err
 		}
 		f.prot.breakers[ch] = ps.Breaker
 		f.senders[ch] = ps
+		if rate := channelRate(f.cfg, ch); rate > 0 {
+			f.prot.limiters[ch] = newLimiter(ch, rate, rc)
+		}
 	}
 	return nil
 }
 
-// guard wraps one channel's sender in its breaker and, when the channel has
-// a rate, the limiter, reporting both to the metrics and logs.
-func (f *fleet) guard(ch notification.Channel, next channels.Sender, rc redis.UniversalClient) (*protect.Sender, error) {
+// newLimiter is the channel's fleet-wide rate: in Redis when there is one,
+// in process otherwise (herald dev on its in-memory store).
+func newLimiter(ch notification.Channel, rate int, rc redis.UniversalClient) protect.Limiter {
+	if rc != nil {
+		return protect.NewRedisLimiter(rc, "herald:"+string(ch), rate)
+	}
+	return protect.NewMemoryLimiter(rate)
+}
+
+// limiter is the worker's view of a channel's limiter; nil when unlimited.
+func (f *fleet) limiter(ch notification.Channel) worker.Limiter {
+	if l := f.prot.limiters[ch]; l != nil {
+		return l
+	}
+	return nil
+}
+
+// guard wraps one channel's sender in its circuit breaker, which reports to
+// the metrics and logs.
+func (f *fleet) guard(ch notification.Channel, next channels.Sender) (*protect.Sender, error) {
 	c := string(ch)
 	gauge := f.metrics.Protect.BreakerState.WithLabelValues(c)
 	log := f.log.With(zap.String("channel", c))
@@ -68,21 +90,6 @@ func (f *fleet) guard(ch notification.Channel, next channels.Sender, rc redis.Un
 		return nil, fmt.Errorf("HERALD_BREAKER_FAILURES/HERALD_BREAKER_OPEN_FOR: %w", err)
 	}
 	ps := &protect.Sender{Next: next, Breaker: b}
-	if rate := channelRate(f.cfg, ch); rate > 0 {
-		if rc != nil {
-			ps.Limiter = protect.NewRedisLimiter(rc, "herald:"+c, rate)
-		} else {
-			ps.Limiter = protect.NewMemoryLimiter(rate)
-		}
-		hist := f.metrics.Protect.RateLimitWait.WithLabelValues(c)
-		waits := f.metrics.Protect.RateLimitWaits.WithLabelValues(c)
-		ps.OnWait = func(d time.Duration) {
-			hist.Observe(d.Seconds())
-			if d > time.Millisecond {
-				waits.Inc()
-			}
-		}
-	}
 	return ps, nil
 }
 

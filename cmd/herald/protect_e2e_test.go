@@ -342,7 +342,7 @@ func TestBreakerPausesConsumption(t *testing.T) {
 	// A quick breaker for the test, made the way buildFleet makes it.
 	env.cfg.BreakerFailures, env.cfg.BreakerOpenFor = 3, 250*time.Millisecond
 	counter := &countingSender{next: env.fleet.senders[notification.Email].(*protect.Sender).Next}
-	ps, err := env.fleet.guard(notification.Email, counter, nil)
+	ps, err := env.fleet.guard(notification.Email, counter)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,12 +430,7 @@ func TestSendRateIsHonoured(t *testing.T) {
 	}
 	defer env.Close()
 	const rate, n = 10, 30
-	env.cfg.SMSRate = rate
-	ps, err := env.fleet.guard(notification.SMS, env.fleet.senders[notification.SMS].(*protect.Sender).Next, rs.Client())
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.fleet.senders[notification.SMS] = ps
+	env.fleet.prot.limiters[notification.SMS] = newLimiter(notification.SMS, rate, rs.Client())
 	startFleet(t, env)
 	var people []member
 	for i := range n {
