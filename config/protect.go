@@ -30,11 +30,12 @@ func init() {
 			bind:  integer(func(c *Config) *int { return &c.PushRate }, 0, 1_000_000),
 		},
 		&variable{
-			name: "HERALD_BREAKER_FAILURES", group: "Provider protection", def: "5",
+			name: "HERALD_BREAKER_FAILURES", group: "Provider protection", def: "10",
 			doc: "Consecutive retryable provider failures (timeouts, refused connections, 5xx, 429, SMTP 4xx) that open a channel's circuit breaker. " +
 				"While it is open the channel stops consuming (nothing is claimed and no retry is spent) until a probe gets through. " +
 				"Permanent failures about one recipient (an invalid number, a gone token) never count. " +
-				"Lower pauses sooner on an outage; higher tolerates more scattered errors.",
+				"Lower pauses sooner on an outage; higher tolerates more scattered errors: at the default of 10, a provider failing 10 % of calls at random " +
+				"opens it about once in ten billion calls, while a real outage opens it within the first few records.",
 			scope: channelRoles,
 			bind:  integer(func(c *Config) *int { return &c.BreakerFailures }, 1, 10_000),
 		},
