@@ -50,6 +50,14 @@ func cmdDLQ(args []string) int {
 		fmt.Fprint(os.Stderr, dlqUsage)
 		return 2
 	}
+	if args[0] != "inspect" && args[0] != "replay" {
+		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			fmt.Print(dlqUsage)
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "herald dlq: unknown subcommand %q (want inspect or replay; see herald dlq -h)\n", args[0])
+		return 2
+	}
 	fs := flag.NewFlagSet("herald dlq "+args[0], flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, dlqUsage) }
 	brokers := fs.String("brokers", os.Getenv("HERALD_KAFKA_BROKERS"), "Kafka seed brokers, host:port,... (HERALD_KAFKA_BROKERS)")
@@ -112,9 +120,6 @@ func cmdDLQ(args []string) int {
 		if err == nil && rep.Skipped > 0 {
 			return 1 // done, but not everything could be replayed: say so in the exit code
 		}
-	default:
-		fmt.Fprintf(os.Stderr, "herald dlq: unknown subcommand %q\n\n%s", args[0], dlqUsage)
-		return 2
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "herald dlq %s: %v\n", args[0], err)

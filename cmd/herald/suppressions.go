@@ -35,6 +35,14 @@ func cmdSuppressions(args []string) int {
 		fmt.Fprint(os.Stderr, suppressionsUsage)
 		return 2
 	}
+	if args[0] != "list" && args[0] != "remove" {
+		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			fmt.Print(suppressionsUsage)
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "herald suppressions: unknown subcommand %q (want list or remove; see herald suppressions -h)\n", args[0])
+		return 2
+	}
 	fs := flag.NewFlagSet("herald suppressions "+args[0], flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, suppressionsUsage) }
 	channel := fs.String("channel", "", "email, sms or push")
@@ -70,9 +78,6 @@ func cmdSuppressions(args []string) int {
 			return 2
 		}
 		err = removeSuppression(ctx, os.Stdout, list, *channel, fs.Arg(0))
-	default:
-		fmt.Fprintf(os.Stderr, "herald suppressions: unknown subcommand %q\n\n%s", args[0], suppressionsUsage)
-		return 2
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "herald suppressions %s: %v\n", args[0], err)
