@@ -73,7 +73,10 @@ func (f *fleet) limiter(ch notification.Channel) worker.Limiter {
 func (f *fleet) guard(ch notification.Channel, next channels.Sender) (*protect.Sender, error) {
 	c := string(ch)
 	gauge := f.metrics.Protect.BreakerState.WithLabelValues(c)
-	log := f.log.With(zap.String("channel", c))
+	log := zap.NewNop() // a fleet built without a logger (the dev environment of some tests)
+	if f.log != nil {
+		log = f.log.With(zap.String("channel", c))
+	}
 	b, err := protect.NewBreaker(protect.BreakerConfig{
 		Name: c, Failures: f.cfg.BreakerFailures, OpenFor: f.cfg.BreakerOpenFor,
 		OnState: func(from, to protect.State) {
