@@ -16,12 +16,21 @@ type Gate interface {
 	Wait(ctx context.Context) error
 }
 
+// passingGate is implemented by gates that can say cheaply that Wait would
+// return at once; the runtime then skips setting up a wait on the hot path.
+type passingGate interface {
+	Passing() bool
+}
+
 // waitGate blocks on the consumer's gate, if any, and reports whether the
 // record may proceed; false means the partition is stopping and the record
 // is abandoned uncommitted.
 func (p *partition) waitGate() bool {
 	g := p.c.cfg.Gate
 	if g == nil {
+		return true
+	}
+	if o, ok := g.(passingGate); ok && o.Passing() {
 		return true
 	}
 	ctx, cancel := context.WithCancel(p.workCtx)

@@ -126,3 +126,42 @@ func TestGateHeldAtShutdown(t *testing.T) {
 		t.Errorf("committed %d of records that never ran", off)
 	}
 }
+
+// passing is a gate that is always passing and must never be waited on.
+type passing struct{ waits atomic.Int32 }
+
+func (p *passing) Passing() bool                  { return true }
+func (p *passing) Wait(ctx context.Context) error { p.waits.Add(1); return nil }
+
+// TestPassingGateSkipsWait: a gate that says it is passing costs no wait.
+func TestPassingGateSkipsWait(t *testing.T) {
+	const topic, n = "passing", 10
+	c, p := setup(t, topic, 1)
+	produce(t, p, topic, n, n)
+	g := &passing{}
+	var handled atomic.Int32
+	all := make(chan struct{})
+	cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "g", Topics: []string{topic}, Gate: g},
+		func(context.Context, *queue.Message) error {
+			if handled.Add(1) == n {
+				close(all)
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- cons.Run(ctx) }()
+	select {
+	case <-all:
+	case <-time.After(30 * time.Second):
+		t.Fatal("not all handled")
+	}
+	cancel()
+	<-done
+	if g.waits.Load() != 0 {
+		t.Errorf("Wait called %d times on a passing gate", g.waits.Load())
+	}
+}

@@ -119,6 +119,10 @@ func (b *Breaker) broadcastLocked() {
 // has passed).
 func (b *Breaker) State() State { return state(b.cb.State()) }
 
+// Passing reports whether Wait would return at once because the breaker is
+// closed: the consumer's fast path (kafkarun skips Wait's setup).
+func (b *Breaker) Passing() bool { return b.State() == Closed }
+
 // Wait blocks while the channel should not start new work: the breaker is
 // open, or half-open with its probe in flight. It returns ctx's error if ctx
 // ends first. This is the consumer's gate (kafkarun.Gate).
