@@ -262,6 +262,18 @@ func TestDLQReplayTwiceDeliversOnce(t *testing.T) {
 		}
 	}
 
+	out.Reset()
+	if err := dlqInspect(context.Background(), &out, env.brokers(), 5, true); err != nil {
+		t.Fatal(err)
+	}
+	var sum dlq.Summary
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatalf("inspect --json is not JSON: %v\n%s", err, out.String())
+	}
+	if sum.Total != n+1 || sum.Malformed != 1 || sum.ByReason["rejected"] != n {
+		t.Errorf("inspect --json: %+v", sum)
+	}
+
 	// Fix the fault; a dry run sends nothing.
 	for _, p := range people {
 		env.twilio.FailNumber(p.phone, 0, 0, "")
