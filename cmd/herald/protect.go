@@ -24,8 +24,9 @@ type protection struct {
 	limiters map[notification.Channel]protect.Limiter // channels with a rate only
 }
 
-// protectProviders wraps every sender in the fleet-wide rate limit and a
-// circuit breaker, and sets up the suppression list. With a Redis client
+// protectProviders wraps every sender in a circuit breaker, makes the
+// fleet-wide rate limiter of each channel that has a rate, and sets up the
+// suppression list. With a Redis client
 // (production, or herald dev with HERALD_REDIS_URL) both the list and the
 // rate budget live in Redis and are shared by the fleet; without one (herald
 // dev on its in-memory store) they are in-process.
