@@ -10,8 +10,13 @@ import (
 // the suppression list: durable, not sent, not an error.
 const OutcomeSuppressed = "suppressed"
 
-// Suppression reasons: the failure reasons that feed the list.
-var suppressionReasons = []string{"invalid_address", "unsubscribed", "token_unregistered"}
+// suppressionReasons are the failure reasons that feed each channel's list
+// (suppress.Feeds), for pre-creating only series that can occur.
+var suppressionReasons = map[string][]string{
+	"email": {"invalid_address"},
+	"sms":   {"invalid_address", "unsubscribed"},
+	"push":  {"invalid_address", "token_unregistered"},
+}
 
 // ProtectMetrics are the series of provider feedback and provider
 // protection (suppressions, the shared rate limit, circuit breakers).
@@ -56,7 +61,7 @@ func (m *Metrics) registerProtect() {
 	m.Registry.MustRegister(p.Suppressions, p.Suppressed, p.RateLimitWait, p.RateLimitWaits, p.BreakerState, p.BreakerTransitions)
 	for _, ch := range notification.Channels {
 		c := string(ch)
-		for _, r := range suppressionReasons {
+		for _, r := range suppressionReasons[c] {
 			p.Suppressions.WithLabelValues(c, r)
 			p.Suppressed.WithLabelValues(c, r)
 			m.Notifications.WithLabelValues(c, OutcomeSuppressed, r)
