@@ -189,6 +189,14 @@ type Config struct {
 	// TemplatesDir is an existing directory, or empty for the templates
 	// built into herald.
 	TemplatesDir string
+
+	// Provider protection (protect.go). EmailRate, SMSRate and PushRate
+	// are fleet-wide sends per second, 0 unlimited. BreakerFailures (>= 1)
+	// consecutive retryable failures open a channel's breaker for
+	// BreakerOpenFor.
+	EmailRate, SMSRate, PushRate int
+	BreakerFailures              int
+	BreakerOpenFor               time.Duration
 }
 
 // Error is one configuration problem, worded for the operator who has to fix

@@ -83,3 +83,10 @@ func Record(src *queue.Message, err error, info Info) queue.Message {
 	add(HeaderNotificationID, info.NotificationID)
 	return queue.Message{Topic: topics.DLQ, Key: src.Key, Value: src.Value, Headers: hs}
 }
+
+// HeaderReplay marks a record that `herald dlq replay` sent back into the
+// pipeline; its value is the replay's start time (RFC 3339). A channel
+// worker seeing it may re-arm the notification's failed idempotency key
+// (dedupe.Rearmer) — never a sent one. Like every herald-* header, it is not
+// copied onto a new DLQ record.
+const HeaderReplay = "herald-replay"

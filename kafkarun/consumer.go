@@ -81,6 +81,8 @@ type ConsumerConfig struct {
 	Logger *zap.Logger
 	// Observer receives lifecycle and progress callbacks (metrics). Optional.
 	Observer Observer
+	// Gate, if set, is waited on before each attempt at a record (gate.go).
+	Gate Gate
 }
 
 // Observer is told about the consumer's progress. Implementations must be
@@ -446,6 +448,9 @@ func (p *partition) handle(m *queue.Message) bool {
 		Multiplier: 2, MaxInterval: 5 * time.Second}
 	b.Reset()
 	for attempt := 1; ; attempt++ {
+		if !p.waitGate() {
+			return false
+		}
 		err := p.c.handler(p.handlerCtx, m)
 		if err == nil {
 			return true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -23,21 +24,34 @@ type ScanConfig struct {
 	Since time.Time
 }
 
+// PartitionRange is the part of one partition a Scan reads: [Start, End).
+type PartitionRange struct {
+	Partition  int
+	Start, End int64
+}
+
 // Scan reads topic without a consumer group (it commits nothing and joins
 // nothing, so it cannot disturb the fleet): for each partition, every record
 // from the first at or after cfg.Since up to the partition's end as it was
-// when Scan started. Partitions are read concurrently; fn is called from one
-// goroutine per partition, in offset order within a partition, and must be
-// safe for that. An error from fn stops the scan and is returned.
+// when Scan started. Records written after the start are not read, so a DLQ
+// replay never reads what it caused. Partitions are read concurrently; fn is
+// called from one goroutine per partition, in offset order within a
+// partition, and must be safe for that. An error from fn stops the scan and
+// is returned. The ranges read are returned, by partition, so a tool can
+// report how far it got.
 //
-// It is for operator tools (herald trace, DLQ inspection); it holds one
-// record per partition at a time, so its memory does not grow with the
-// topic.
-func Scan(parent context.Context, cfg ScanConfig, topic string, fn func(*queue.Message) error) error {
-	ranges, err := offsetRanges(parent, cfg, topic)
+// It is for operator tools (herald trace, herald dlq); it holds one record
+// per partition at a time, so its memory does not grow with the topic.
+func Scan(parent context.Context, cfg ScanConfig, topic string, fn func(*queue.Message) error) ([]PartitionRange, error) {
+	byPartition, err := offsetRanges(parent, cfg, topic)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	ranges := make([]PartitionRange, 0, len(byPartition))
+	for p, r := range byPartition {
+		ranges = append(ranges, PartitionRange{Partition: p, Start: r[0], End: r[1]})
+	}
+	sort.Slice(ranges, func(i, j int) bool { return ranges[i].Partition < ranges[j].Partition })
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	var (
@@ -45,14 +59,14 @@ func Scan(parent context.Context, cfg ScanConfig, topic string, fn func(*queue.M
 		mu    sync.Mutex
 		first error
 	)
-	for p, r := range ranges {
-		if r[0] >= r[1] {
+	for _, r := range ranges {
+		if r.Start >= r.End {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := scanPartition(ctx, cfg, topic, p, r[0], r[1], fn); err != nil {
+			if err := scanPartition(ctx, cfg, topic, r.Partition, r.Start, r.End, fn); err != nil {
 				mu.Lock()
 				if first == nil {
 					first = err
@@ -66,7 +80,7 @@ func Scan(parent context.Context, cfg ScanConfig, topic string, fn func(*queue.M
 	if first == nil {
 		first = parent.Err()
 	}
-	return first
+	return ranges, first
 }
 
 // offsetRanges returns, per partition, [first offset at or after Since, end).

@@ -37,7 +37,7 @@ func TestScan(t *testing.T) {
 		var mu sync.Mutex
 		seen := map[string]bool{}
 		last := map[int]int64{}
-		err := kafkarun.Scan(ctx, kafkarun.ScanConfig{Brokers: c.Brokers(), Since: since}, topic, func(m *queue.Message) error {
+		_, err := kafkarun.Scan(ctx, kafkarun.ScanConfig{Brokers: c.Brokers(), Since: since}, topic, func(m *queue.Message) error {
 			mu.Lock()
 			defer mu.Unlock()
 			if prev, ok := last[m.Partition]; ok && m.Offset <= prev {
@@ -72,11 +72,50 @@ func TestScan(t *testing.T) {
 	}
 
 	stop := errors.New("enough")
-	err := kafkarun.Scan(ctx, kafkarun.ScanConfig{Brokers: c.Brokers()}, topic, func(*queue.Message) error { return stop })
+	_, err := kafkarun.Scan(ctx, kafkarun.ScanConfig{Brokers: c.Brokers()}, topic, func(*queue.Message) error { return stop })
 	if !errors.Is(err, stop) {
 		t.Errorf("Scan returned %v, want the callback's error", err)
 	}
-	if err := kafkarun.Scan(ctx, kafkarun.ScanConfig{Brokers: c.Brokers()}, "no.such.topic", func(*queue.Message) error { return nil }); err == nil {
+	if _, err := kafkarun.Scan(ctx, kafkarun.ScanConfig{Brokers: c.Brokers()}, "no.such.topic", func(*queue.Message) error { return nil }); err == nil {
 		t.Error("scanning a missing topic succeeded")
+	}
+}
+
+// Records written while a Scan runs are not read: a DLQ replay must never
+// read what it wrote. Each record present at the start is read once.
+func TestScanStopsAtTheStartingEnd(t *testing.T) {
+	const topic, n = "scanned", 90
+	c, p := setup(t, topic, 3)
+	produce(t, p, topic, n, 9)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	wroteMore := false
+	ranges, err := kafkarun.Scan(ctx, kafkarun.ScanConfig{Brokers: c.Brokers()}, topic, func(m *queue.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[string(m.Value)]++
+		if !wroteMore {
+			wroteMore = true
+			produce(t, p, topic, 30, 3) // values 0..29 again: would double-count if read
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ranges) != 3 {
+		t.Fatalf("ranges = %+v", ranges)
+	}
+	total := 0
+	for v, k := range seen {
+		if k != 1 {
+			t.Errorf("value %s read %d times", v, k)
+		}
+		total += k
+	}
+	if total != n {
+		t.Errorf("read %d records, want %d", total, n)
 	}
 }

@@ -41,6 +41,7 @@ type Metrics struct {
 	Events        *prometheus.CounterVec   // outcome
 	Fanout        prometheus.Histogram     // notifications per event
 	Committed     *prometheus.GaugeVec     // group, topic, partition
+	Protect       *ProtectMetrics          // suppressions, rate limit, breakers (protect.go)
 }
 
 // NewMetrics registers every series. Label combinations from closed sets are
@@ -107,5 +108,6 @@ func NewMetrics() *Metrics {
 	for _, r := range []failure.Reason{failure.ReasonDecode, failure.ReasonInvalid} {
 		m.DLQWrites.WithLabelValues("dispatcher", string(r))
 	}
+	m.registerProtect()
 	return m
 }

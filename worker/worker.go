@@ -32,6 +32,7 @@ import (
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/suppress"
 	"github.com/gymhq/herald/topics"
 )
 
@@ -47,6 +48,13 @@ type Config struct {
 	Renderer  Renderer
 	Store     dedupe.Store
 	Publisher queue.Publisher
+	// Suppressions, if set, is consulted after the claim and before
+	// rendering: a suppressed address gets the durable outcome "suppressed"
+	// and is never sent. Permanent failures that say the address cannot
+	// receive (suppress.Feeds) add it. See suppressed.go.
+	Suppressions suppress.Store
+	// Limiter, if set, is waited on before every provider call (rate.go).
+	Limiter Limiter
 	// Owner identifies this process in idempotency claims; unique per
 	// process start, so a restarted pod never inherits a dead one's claims.
 	// Each Handle call claims as Owner#n, so two copies of one notification
@@ -147,6 +155,9 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 		}
 	}
 
+	if err := w.rearmReplay(ctx, m, n); err != nil {
+		return err
+	}
 	owner := w.cfg.Owner + "#" + strconv.FormatUint(w.calls.Add(1), 36)
 	claim, err := w.claim(ctx, n, owner)
 	if err != nil {
@@ -156,6 +167,10 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 		w.cfg.Metrics.DedupeHits.WithLabelValues(w.ch, string(claim.State)).Inc()
 		w.outcome(m, n, obs.OutcomeDuplicate, nil, claim.ProviderMessageID, start)
 		return nil
+	}
+
+	if done, err := w.suppressed(ctx, m, n, owner, start); done || err != nil {
+		return err
 	}
 
 	msg, err := w.cfg.Renderer.Render(n)
@@ -170,6 +185,12 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 
 	receipt, err := w.send(ctx, n, owner, msg)
 	switch {
+	case failure.IsPaused(err):
+		// Not tried (circuit open, rate limiter unreachable): no outcome.
+		// The runtime keeps the record and its gate holds it until the
+		// channel resumes; no retry is spent.
+		w.release(n, owner)
+		return err
 	case errors.Is(err, errLeaseLost):
 		// Another worker took the claim over; it owns the outcome.
 		w.cfg.Metrics.DedupeHits.WithLabelValues(w.ch, string(dedupe.StateInFlight)).Inc()
@@ -219,12 +240,15 @@ func (w *Worker) send(ctx context.Context, n *notification.Notification, owner s
 	}
 	b.Reset()
 	for attempt := 1; ; attempt++ {
+		if err := w.waitRate(ctx, n, owner); err != nil {
+			return channels.Receipt{}, err
+		}
 		sctx, cancel := context.WithTimeout(ctx, w.cfg.SendTimeout)
 		t0 := time.Now()
 		r, err := w.cfg.Sender.Send(sctx, msg)
 		cancel()
 		w.cfg.Metrics.SendLatency.WithLabelValues(w.ch).Observe(time.Since(t0).Seconds())
-		if err == nil || failure.ClassOf(err) != failure.Retryable || attempt >= w.cfg.QuickAttempts || ctx.Err() != nil {
+		if err == nil || failure.ClassOf(err) != failure.Retryable || failure.IsPaused(err) || attempt >= w.cfg.QuickAttempts || ctx.Err() != nil {
 			return r, err
 		}
 		w.cfg.Metrics.Retries.WithLabelValues(w.ch, string(failure.ReasonOf(err))).Inc()
@@ -292,6 +316,9 @@ func (w *Worker) fail(ctx context.Context, m *queue.Message, n *notification.Not
 	if err := w.persist(ctx, func(ctx context.Context) error {
 		return w.cfg.Store.MarkFailed(ctx, n.ID, owner, string(failure.ReasonOf(cause)))
 	}); err != nil {
+		return err
+	}
+	if err := w.feedSuppression(ctx, n, cause); err != nil {
 		return err
 	}
 	w.outcome(m, n, obs.OutcomeFailed, cause, "", start)
@@ -399,7 +426,7 @@ func (w *Worker) outcome(m *queue.Message, n *notification.Notification, outcome
 		fields = append(fields, zap.String("reason", reason), zap.String("class", failure.ClassOf(cause).String()), zap.Error(cause))
 	}
 	switch outcome {
-	case obs.OutcomeSent, obs.OutcomeDuplicate:
+	case obs.OutcomeSent, obs.OutcomeDuplicate, obs.OutcomeSuppressed:
 		w.log.Info("notification "+outcome, fields...)
 	default:
 		w.log.Warn("notification "+outcome, fields...)

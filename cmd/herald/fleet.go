@@ -37,6 +37,8 @@ type fleet struct {
 	senders   map[notification.Channel]channels.Sender
 	// ping checks the idempotency store for /readyz; nil means always ready.
 	ping func(context.Context) error
+	// prot is suppressions and provider protection (protect.go).
+	prot protection
 
 	mu        sync.Mutex
 	consumers []*kafkarun.Consumer
@@ -92,6 +94,7 @@ func (f *fleet) run(ctx context.Context) error {
 			RebalanceTimeout: cfg.RebalanceTimeout, HeartbeatInterval: cfg.HeartbeatInterval,
 			Logger:   f.log.With(zap.String("role", string(role))),
 			Observer: f.live.observe(group, observer{m: f.metrics, group: group}),
+			Gate:     f.gate(role),
 		}, handler)
 		if err != nil {
 			return err
@@ -139,7 +142,7 @@ func (f *fleet) stage(role config.Role, pub queue.Publisher, owner string) (grou
 	}
 	sender = f.tracing.Sender(string(ch), sender)
 	w, err := worker.New(worker.Config{
-		Channel: ch, Sender: sender, Renderer: f.templates, Store: f.store, Publisher: pub, Owner: owner,
+		Channel: ch, Sender: sender, Renderer: f.templates, Store: f.store, Publisher: pub, Owner: owner, Suppressions: f.prot.list, Limiter: f.limiter(ch),
 		Lease: f.cfg.IdempotencyLease, SendTimeout: f.cfg.SendTimeout,
 		MaxAttempts: f.cfg.RetryMaxAttempts, MaxAge: f.cfg.RetryMaxAge,
 		Logger: f.log.With(zap.String("role", string(role))), Metrics: f.metrics,

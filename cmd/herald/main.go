@@ -16,6 +16,8 @@ Usage:
                                                              the whole fleet in one process on embedded parts
   herald templates lint [DIR]                                check templates before they ship
   herald trace EVENT_ID [--since 24h] [--json]               one event's story across roles (herald trace -h)
+  herald dlq inspect|replay [flags]                          summarise or replay dead letters (herald dlq -h)
+  herald suppressions list|remove [flags]                    addresses providers said never to send to again
 `
 
 func main() {
@@ -33,6 +35,10 @@ func main() {
 		code = cmdTemplates(os.Args[2:])
 	case "trace":
 		code = cmdTrace(os.Args[2:])
+	case "dlq":
+		code = cmdDLQ(os.Args[2:])
+	case "suppressions":
+		code = cmdSuppressions(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:

@@ -33,7 +33,8 @@ import (
 // may be absent; once present they are checked like the rest.
 var pendingMetrics = []string{
 	"herald_circuit_breaker_state",
-	"herald_suppressions_total",
+	"herald_suppressions_added_total",
+	"herald_suppressed_total",
 	"herald_rate_limit_wait_seconds",
 }
 
@@ -254,8 +255,17 @@ func TestObservability(t *testing.T) {
 	if v, _ := series(mf, "herald_notifications_total", map[string]string{"channel": "sms", "outcome": "failed", "reason": "invalid_address"}); v < 1 {
 		t.Errorf("failed sms invalid_address = %v, want ≥ 1", v)
 	}
-	if v := sum(mf, "herald_dlq_writes_total", nil); int(v) != permanent {
-		t.Errorf("herald_dlq_writes_total sums to %v, want %d permanent failures", v, permanent)
+	// A permanent failure that names the address (invalid number,
+	// unsubscribed, gone token, 5.1.1) suppresses it, so a later
+	// notification to it is suppressed instead of failing again; only the
+	// failures are dead-lettered.
+	failed := sum(mf, "herald_notifications_total", map[string]string{"outcome": "failed"})
+	suppressed := sum(mf, "herald_notifications_total", map[string]string{"outcome": obs.OutcomeSuppressed})
+	if int(failed+suppressed) != permanent {
+		t.Errorf("failed %v + suppressed %v notifications, want %d permanent failures", failed, suppressed, permanent)
+	}
+	if v := sum(mf, "herald_dlq_writes_total", nil); v != failed {
+		t.Errorf("herald_dlq_writes_total sums to %v, want %v (one per failed notification)", v, failed)
 	}
 	if v, _ := series(mf, "herald_retries_total", map[string]string{"channel": "sms", "reason": "unavailable"}); v < 2 {
 		t.Errorf("herald_retries_total{sms,unavailable} = %v, want ≥ 2 (two 503s)", v)
@@ -348,8 +358,8 @@ func TestObservability(t *testing.T) {
 			t.Errorf("outcome line with no masked address: %s", line)
 		}
 	}
-	if outcomes[obs.OutcomeSent] != total || outcomes[obs.OutcomeFailed] != permanent {
-		t.Errorf("outcome lines %v, want %d sent and %d failed", outcomes, total, permanent)
+	if outcomes[obs.OutcomeSent] != total || outcomes[obs.OutcomeFailed]+outcomes[obs.OutcomeSuppressed] != permanent {
+		t.Errorf("outcome lines %v, want %d sent and %d failed or suppressed", outcomes, total, permanent)
 	}
 	t.Log(fmt.Sprintf("%d events → %d sent, %d failed; %d lag series at 0", len(evs), total, permanent, wantLag))
 }

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/channels"
@@ -94,6 +95,8 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 	}
 
 	needsStore := cfg.Role != config.RoleDispatcher // every channel role claims keys
+	// rc is the Redis client, nil when the store is in process.
+	var rc redis.UniversalClient
 	if opts.store != nil {
 		f.store = opts.store
 		closers = append(closers, func() { opts.store.Close() })
@@ -106,6 +109,7 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		closers = append(closers, func() { store.Close(); client.Close() })
 		f.store = store
 		f.ping = func(ctx context.Context) error { return client.Ping(ctx).Err() }
+		rc = client
 	}
 
 	for _, r := range roles(cfg.Role) {
@@ -138,6 +142,10 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		}
 		closers = append(closers, func() { s.Close() })
 		f.senders[notification.Channel(r)] = s
+	}
+	if err := f.protectProviders(rc); err != nil {
+		closeAll()
+		return nil, nil, err
 	}
 	return f, closeAll, nil
 }

@@ -182,7 +182,7 @@ func traceEvent(ctx context.Context, src traceSources, id string) (*story, error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := kafkarun.Scan(ctx, src.scan, topic, func(m *queue.Message) error {
+			_, err := kafkarun.Scan(ctx, src.scan, topic, func(m *queue.Message) error {
 				if r, ok := match(m); ok {
 					r.Topic, r.Partition, r.Offset, r.Time = m.Topic, m.Partition, m.Offset, m.Time.UTC()
 					add(r)

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gymhq/herald/dlq"
+	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/topics"
+)
+
+const dlqUsage = `Usage:
+  herald dlq inspect [--brokers B] [--samples N] [--json]
+  herald dlq replay  [--brokers B] [--reason R] [--channel C] [--since T] [--dry-run] [--events-topic T]
+
+inspect summarises herald.dlq.v1: counts by reason, class, channel and stage,
+the oldest and newest failure, and a few samples with masked addresses.
+
+replay sends dead letters back through the pipeline: notifications to their
+channel topic with their ids kept (and a fresh retry ladder), events to the
+events topic. A notification that failed permanently may be claimed again; one
+that was sent is not sent again, so replaying twice delivers once. Records
+that cannot be replayed (garbled, or an event that still does not validate)
+are reported and skipped. Filters: --reason (e.g. unavailable, exhausted),
+--channel (email, sms, push or events), --since (RFC 3339 time or a duration
+such as 2h: last failure at or after it).
+
+Both read the records present when they start, from every partition, without
+a consumer group. A replay that stops half-way is resumed by running it again:
+what it already replayed is recognised by the idempotency keys.
+--brokers defaults to HERALD_KAFKA_BROKERS, --events-topic to
+HERALD_EVENTS_TOPIC or gym.bookings.v1.
+`
+
+// cmdDLQ is `herald dlq`.
+func cmdDLQ(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, dlqUsage)
+		return 2
+	}
+	if args[0] != "inspect" && args[0] != "replay" {
+		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			fmt.Print(dlqUsage)
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "herald dlq: unknown subcommand %q (want inspect or replay; see herald dlq -h)\n", args[0])
+		return 2
+	}
+	fs := flag.NewFlagSet("herald dlq "+args[0], flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, dlqUsage) }
+	brokers := fs.String("brokers", os.Getenv("HERALD_KAFKA_BROKERS"), "Kafka seed brokers, host:port,... (HERALD_KAFKA_BROKERS)")
+	samples := fs.Int("samples", 10, "inspect: samples to show")
+	asJSON := fs.Bool("json", false, "inspect: print JSON")
+	var opts replayOptions
+	fs.StringVar(&opts.Reason, "reason", "", "replay: only this reason")
+	fs.StringVar(&opts.Channel, "channel", "", "replay: only this channel (email, sms, push, events)")
+	since := fs.String("since", "", "replay: only records whose last failure is at or after this (RFC 3339, or a duration like 2h)")
+	fs.BoolVar(&opts.DryRun, "dry-run", false, "replay: report what would be replayed, send nothing")
+	events := os.Getenv("HERALD_EVENTS_TOPIC")
+	if events == "" {
+		events = topics.DefaultEvents
+	}
+	fs.StringVar(&opts.EventsTopic, "events-topic", events, "replay: where events go back to (HERALD_EVENTS_TOPIC)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprint(os.Stderr, dlqUsage)
+		return 2
+	}
+	var bs []string
+	for _, b := range strings.Split(*brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			bs = append(bs, b)
+		}
+	}
+	if len(bs) == 0 {
+		fmt.Fprintln(os.Stderr, "herald dlq: HERALD_KAFKA_BROKERS: not set (or pass --brokers host:port)")
+		return 2
+	}
+	if *since != "" {
+		t, err := parseSince(*since, time.Now())
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "herald dlq: --since: %v\n", err)
+			return 2
+		}
+		opts.Since = t
+	}
+	switch opts.Channel {
+	case "", "email", "sms", "push", "events":
+	default:
+		fmt.Fprintf(os.Stderr, "herald dlq: --channel: %q is not email, sms, push or events\n", opts.Channel)
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "inspect":
+		err = dlqInspect(ctx, os.Stdout, bs, *samples, *asJSON)
+	case "replay":
+		var rep replayReport
+		rep, err = dlqReplay(ctx, os.Stdout, bs, opts)
+		if err == nil && rep.Skipped > 0 {
+			return 1 // done, but not everything could be replayed: say so in the exit code
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "herald dlq %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// parseSince reads an RFC 3339 time or a duration before now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a positive duration", s)
+	}
+	return now.Add(-d), nil
+}
+
+func dlqInspect(ctx context.Context, w io.Writer, brokers []string, samples int, asJSON bool) error {
+	s := dlq.NewSummary(samples)
+	var mu sync.Mutex // Scan reads partitions concurrently
+	_, err := kafkarun.Scan(ctx, kafkarun.ScanConfig{Brokers: brokers}, topics.DLQ, func(m *queue.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		e, err := dlq.Decode(m)
+		if err != nil {
+			s.AddMalformed(m.Partition, m.Offset, err)
+			return nil
+		}
+		s.Add(e, obs.MaskAddress)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	fmt.Fprintf(w, "%s: %d dead letters", topics.DLQ, s.Total)
+	if s.Malformed > 0 {
+		fmt.Fprintf(w, " (%d malformed: not written by herald, or damaged)", s.Malformed)
+	}
+	fmt.Fprintln(w)
+	if s.Total == s.Malformed {
+		return nil
+	}
+	fmt.Fprintf(w, "failures from %s to %s\n", s.Oldest.Format(time.RFC3339), s.Newest.Format(time.RFC3339))
+	for _, c := range []struct {
+		name string
+		m    map[string]int
+	}{{"reason", s.ByReason}, {"class", s.ByClass}, {"channel", s.ByChannel}, {"stage", s.ByStage}} {
+		fmt.Fprintf(w, "by %-8s %s\n", c.name+":", counts(c.m))
+	}
+	if len(s.Samples) > 0 {
+		fmt.Fprintln(w, "samples:")
+	}
+	for _, smp := range s.Samples {
+		if smp.Problem != "" {
+			fmt.Fprintf(w, "  %d/%d  malformed: %s\n", smp.Partition, smp.Offset, smp.Problem)
+			continue
+		}
+		fmt.Fprintf(w, "  %d/%d  %s %s %s attempts=%d last=%s", smp.Partition, smp.Offset, smp.Stage, smp.Class, smp.Reason,
+			smp.Attempts, smp.LastFailure.Format(time.RFC3339))
+		if smp.To != "" {
+			fmt.Fprintf(w, " to=%s", smp.To)
+		}
+		if smp.EventID != "" {
+			fmt.Fprintf(w, " event=%s", smp.EventID)
+		}
+		if smp.NotificationID != "" {
+			fmt.Fprintf(w, " notification=%s", smp.NotificationID)
+		}
+		if smp.Error != "" {
+			fmt.Fprintf(w, "\n      %s", smp.Error)
+		}
+		fmt.Fprintln(w)
+	}
+	return nil
+}
+
+// counts prints a count map largest first.
+func counts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+type replayOptions struct {
+	Reason, Channel string
+	Since           time.Time
+	DryRun          bool
+	EventsTopic     string
+}
+
+type replayReport struct {
+	Replayed map[string]int // by target topic
+	Filtered int
+	Skipped  int
+}
+
+// dlqReplay scans the DLQ and publishes a replay record for each record the
+// filters select. Unreplayable records are reported on w and skipped.
+func dlqReplay(ctx context.Context, w io.Writer, brokers []string, o replayOptions) (replayReport, error) {
+	rep := replayReport{Replayed: map[string]int{}}
+	var prod *kafkarun.Producer
+	if !o.DryRun {
+		prod = kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: brokers})
+		defer prod.Close()
+	}
+	at := time.Now()
+	var batch []queue.Message
+	flush := func() error {
+		if len(batch) == 0 || o.DryRun {
+			batch = batch[:0]
+			return nil
+		}
+		if err := prod.Publish(ctx, batch...); err != nil {
+			return fmt.Errorf("publishing replayed records: %w", err)
+		}
+		batch = batch[:0]
+		return nil
+	}
+	var mu sync.Mutex // Scan reads partitions concurrently; batch is shared
+	ranges, err := kafkarun.Scan(ctx, kafkarun.ScanConfig{Brokers: brokers}, topics.DLQ, func(m *queue.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		e, err := dlq.Decode(m)
+		if err != nil {
+			rep.Skipped++
+			fmt.Fprintf(w, "skip %d/%d: %v\n", m.Partition, m.Offset, err)
+			return nil
+		}
+		ch := e.Channel
+		if e.Stage == "dispatcher" {
+			ch = "events"
+		}
+		if (o.Reason != "" && e.Reason != o.Reason) || (o.Channel != "" && ch != o.Channel) ||
+			(!o.Since.IsZero() && e.LastFailure.Before(o.Since)) {
+			rep.Filtered++
+			return nil
+		}
+		r, err := dlq.Replay(e, o.EventsTopic, at)
+		if err != nil {
+			rep.Skipped++
+			fmt.Fprintf(w, "skip %d/%d (%s, %s): %v\n", m.Partition, m.Offset, e.Stage, e.Reason, err)
+			return nil
+		}
+		rep.Replayed[r.Topic]++
+		batch = append(batch, r)
+		if len(batch) >= 200 {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	verb := "replayed"
+	if o.DryRun {
+		verb = "would replay"
+	}
+	total := 0
+	for _, n := range rep.Replayed {
+		total += n
+	}
+	fmt.Fprintf(w, "%s %d (%s), skipped %d, filtered out %d", verb, total, counts(rep.Replayed), rep.Skipped, rep.Filtered)
+	for _, r := range ranges {
+		fmt.Fprintf(w, "; p%d %d..%d", r.Partition, r.Start, r.End)
+	}
+	fmt.Fprintln(w)
+	return rep, err
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/suppress"
+)
+
+const suppressionsUsage = `Usage:
+  herald suppressions list [--channel email|sms|push] [--unmasked] [--json] [--redis-url URL]
+  herald suppressions remove [--channel email|sms|push] [--redis-url URL] ADDRESS
+
+Addresses a provider said can never receive (Twilio 21610/21211, FCM
+UNREGISTERED, SMTP 5.1.1) are suppressed: herald does not send to them.
+list prints them masked unless --unmasked; remove lifts one (a member who
+opted in again). The channel of remove is taken from the address (an @ is
+email, a leading + is SMS, anything else a push token) unless --channel says.
+--redis-url defaults to HERALD_REDIS_URL.
+`
+
+// cmdSuppressions is `herald suppressions`.
+func cmdSuppressions(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, suppressionsUsage)
+		return 2
+	}
+	if args[0] != "list" && args[0] != "remove" {
+		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			fmt.Print(suppressionsUsage)
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "herald suppressions: unknown subcommand %q (want list or remove; see herald suppressions -h)\n", args[0])
+		return 2
+	}
+	fs := flag.NewFlagSet("herald suppressions "+args[0], flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, suppressionsUsage) }
+	channel := fs.String("channel", "", "email, sms or push")
+	unmasked := fs.Bool("unmasked", false, "list: print full addresses")
+	asJSON := fs.Bool("json", false, "list: print JSON")
+	redisURL := fs.String("redis-url", os.Getenv("HERALD_REDIS_URL"), "the Redis herald uses (HERALD_REDIS_URL)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	client, err := dedupe.Open(*redisURL)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "herald suppressions: HERALD_REDIS_URL: %v\n", err)
+		return 2
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	list := suppress.NewRedis(client, "", nil)
+
+	switch args[0] {
+	case "list":
+		if fs.NArg() != 0 {
+			fmt.Fprint(os.Stderr, suppressionsUsage)
+			return 2
+		}
+		err = listSuppressions(ctx, os.Stdout, list, *channel, *unmasked, *asJSON)
+	case "remove":
+		if fs.NArg() != 1 {
+			fmt.Fprint(os.Stderr, suppressionsUsage)
+			return 2
+		}
+		err = removeSuppression(ctx, os.Stdout, list, *channel, fs.Arg(0))
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "herald suppressions %s: %v\n", args[0], err)
+		if errors.Is(err, suppress.ErrInvalid) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+func listSuppressions(ctx context.Context, w io.Writer, list suppress.Store, channel string, unmasked, asJSON bool) error {
+	es, err := list.List(ctx, channel)
+	if err != nil {
+		return err
+	}
+	if !unmasked {
+		for i := range es {
+			es[i].Address = obs.MaskAddress(es[i].Channel, es[i].Address)
+		}
+	}
+	if asJSON {
+		type row struct {
+			Channel string    `json:"channel"`
+			Address string    `json:"address"`
+			Reason  string    `json:"reason"`
+			Since   time.Time `json:"since"`
+		}
+		rows := make([]row, len(es))
+		for i, e := range es {
+			rows[i] = row{e.Channel, e.Address, e.Reason, e.At}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHANNEL\tADDRESS\tREASON\tSINCE")
+	for _, e := range es {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Channel, e.Address, e.Reason, e.At.Format(time.RFC3339))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%d suppressed\n", len(es))
+	return err
+}
+
+func removeSuppression(ctx context.Context, w io.Writer, list suppress.Store, channel, address string) error {
+	if channel == "" {
+		channel = channelOf(address)
+	}
+	removed, err := list.Remove(ctx, channel, address)
+	if err != nil {
+		return err
+	}
+	masked := obs.MaskAddress(channel, suppress.Normalize(channel, address))
+	if !removed {
+		return fmt.Errorf("%s %s is not suppressed", channel, masked)
+	}
+	_, err = fmt.Fprintf(w, "removed %s %s\n", channel, masked)
+	return err
+}
+
+// channelOf guesses an address's channel from its form.
+func channelOf(address string) string {
+	a := strings.TrimSpace(address)
+	switch {
+	case strings.Contains(a, "@"):
+		return "email"
+	case strings.HasPrefix(a, "+"):
+		return "sms"
+	}
+	return "push"
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/suppress"
+)
+
+// TestToolCommands runs `herald dlq` and `herald suppressions` as an
+// operator would: bad input exits 2 with one line naming what is wrong; the
+// suppression list round-trips through a real redis-server, masked unless
+// asked.
+func TestToolCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildHerald(t)
+	rs := redistest.Start(t)
+	if err := suppress.NewRedis(rs.Client(), "", nil).Add(context.Background(), "sms", "+447700900123", "unsubscribed"); err != nil {
+		t.Fatal(err)
+	}
+	run := func(env []string, args ...string) (code int, stdout, stderr string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), o.String(), e.String()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, o.String(), e.String()
+	}
+	redisEnv := []string{"HERALD_REDIS_URL=" + rs.URL()}
+	bad := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"dlq without brokers", nil, []string{"dlq", "inspect"}, "HERALD_KAFKA_BROKERS"},
+		{"dlq bad since", nil, []string{"dlq", "replay", "--brokers", "127.0.0.1:1", "--since", "yesterday"}, "--since"},
+		{"dlq bad channel", nil, []string{"dlq", "replay", "--brokers", "127.0.0.1:1", "--channel", "fax"}, "--channel"},
+		{"dlq unknown subcommand", nil, []string{"dlq", "purge", "--brokers", "127.0.0.1:1"}, `unknown subcommand "purge"`},
+		{"suppressions bad url", []string{"HERALD_REDIS_URL=ftp://x"}, []string{"suppressions", "list"}, "HERALD_REDIS_URL"},
+		{"suppressions bad channel", redisEnv, []string{"suppressions", "list", "--channel", "fax"}, "unknown channel"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(tt.env, tt.args...)
+			if code != 2 || !strings.Contains(stderr, tt.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+				t.Errorf("exit %d, stderr %q: want 2 and one line mentioning %q", code, stderr, tt.want)
+			}
+		})
+	}
+
+	code, out, _ := run(redisEnv, "suppressions", "list")
+	if code != 0 || !strings.Contains(out, "+44********23") || strings.Contains(out, "+447700900123") || !strings.Contains(out, "unsubscribed") {
+		t.Errorf("list: exit %d\n%s", code, out)
+	}
+	code, out, _ = run(redisEnv, "suppressions", "list", "--unmasked", "--json", "--channel", "sms")
+	if code != 0 || !strings.Contains(out, `"address": "+447700900123"`) {
+		t.Errorf("list --unmasked --json: exit %d\n%s", code, out)
+	}
+	code, out, _ = run(redisEnv, "suppressions", "remove", "+447700900123")
+	if code != 0 || !strings.Contains(out, "removed sms +44********23") {
+		t.Errorf("remove: exit %d\n%s", code, out)
+	}
+	code, _, stderr := run(redisEnv, "suppressions", "remove", "+447700900123")
+	if code != 1 || !strings.Contains(stderr, "not suppressed") {
+		t.Errorf("second remove: exit %d, %q", code, stderr)
+	}
+}

@@ -1,0 +1,77 @@
+package obs
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gymhq/herald/notification"
+)
+
+// OutcomeSuppressed is the outcome of a notification whose address is on
+// the suppression list: durable, not sent, not an error.
+const OutcomeSuppressed = "suppressed"
+
+// suppressionReasons are the failure reasons that feed each channel's list
+// (suppress.Feeds), for pre-creating only series that can occur.
+var suppressionReasons = map[string][]string{
+	"email": {"invalid_address"},
+	"sms":   {"invalid_address", "unsubscribed"},
+	"push":  {"invalid_address", "token_unregistered"},
+}
+
+// ProtectMetrics are the series of provider feedback and provider
+// protection (suppressions, the shared rate limit, circuit breakers).
+type ProtectMetrics struct {
+	// Suppressions counts addresses added to the suppression list.
+	Suppressions *prometheus.CounterVec // channel, reason
+	// Suppressed counts notifications not sent because their address was
+	// suppressed (also counted in herald_notifications_total).
+	Suppressed *prometheus.CounterVec // channel, reason
+	// RateLimitWait observes how long sends waited for the shared rate.
+	RateLimitWait *prometheus.HistogramVec // channel
+	// RateLimitWaits counts sends that had to wait at all.
+	RateLimitWaits *prometheus.CounterVec // channel
+	// BreakerState is 0 closed, 1 half-open, 2 open.
+	BreakerState *prometheus.GaugeVec // channel
+	// BreakerTransitions counts state changes by the state entered.
+	BreakerTransitions *prometheus.CounterVec // channel, state
+}
+
+func (m *Metrics) registerProtect() {
+	p := &ProtectMetrics{
+		Suppressions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_suppressions_added_total", Help: "Addresses added to the suppression list from provider feedback, by channel and reason.",
+		}, []string{"channel", "reason"}),
+		Suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_suppressed_total", Help: "Notifications not sent because their address is suppressed, by channel and the suppression's reason.",
+		}, []string{"channel", "reason"}),
+		RateLimitWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "herald_rate_limit_wait_seconds", Help: "Time a send waited for the fleet-wide provider rate.",
+			Buckets: []float64{0, .001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"channel"}),
+		RateLimitWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_rate_limit_waits_total", Help: "Sends that had to wait for the fleet-wide provider rate.",
+		}, []string{"channel"}),
+		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_circuit_breaker_state", Help: "Provider circuit breaker per channel: 0 closed, 1 half-open (probing), 2 open (channel paused).",
+		}, []string{"channel"}),
+		BreakerTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_circuit_breaker_transitions_total", Help: "Circuit breaker state changes, by the state entered.",
+		}, []string{"channel", "state"}),
+	}
+	m.Registry.MustRegister(p.Suppressions, p.Suppressed, p.RateLimitWait, p.RateLimitWaits, p.BreakerState, p.BreakerTransitions)
+	for _, ch := range notification.Channels {
+		c := string(ch)
+		for _, r := range suppressionReasons[c] {
+			p.Suppressions.WithLabelValues(c, r)
+			p.Suppressed.WithLabelValues(c, r)
+			m.Notifications.WithLabelValues(c, OutcomeSuppressed, r)
+		}
+		p.RateLimitWait.WithLabelValues(c)
+		p.RateLimitWaits.WithLabelValues(c)
+		p.BreakerState.WithLabelValues(c)
+		for _, s := range []string{"closed", "half-open", "open"} {
+			p.BreakerTransitions.WithLabelValues(c, s)
+		}
+	}
+	m.Protect = p
+}
