@@ -54,7 +54,9 @@ type Sample struct {
 }
 
 // Samples returns eventType's sample events, sorted by file name.
-func (s *Set) Samples(eventType string) []Sample { return append([]Sample(nil), s.samples[eventType]...) }
+func (s *Set) Samples(eventType string) []Sample {
+	return append([]Sample(nil), s.samples[eventType]...)
+}
 
 // Locales returns the locales that have templates for template on ch,
 // sorted; nil when no rule sends ch with template.

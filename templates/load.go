@@ -16,7 +16,6 @@ import (
 	"github.com/gymhq/herald/notification"
 )
 
-
 var eventTypeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // localized is one rule's templates for one channel and locale, parsed once.
@@ -348,4 +347,3 @@ func parseErrorAt(err error, name string) (int, string) {
 }
 
 var lineColRE = regexp.MustCompile(`^(\d+):(?:\d+:)? ?`)
-

@@ -30,7 +30,7 @@ type fleet struct {
 	cfg       *config.Config
 	log       *zap.Logger
 	metrics   *obs.Metrics
-	templates *templates.Set
+	templates *templates.Live
 	store     dedupe.Store
 	senders   map[notification.Channel]channels.Sender
 	// ping checks the idempotency store for /readyz; nil means always ready.

@@ -20,7 +20,6 @@ import (
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
-	"github.com/gymhq/herald/templates"
 )
 
 // cmdRun is `herald run`: a production worker for one role (or all).
@@ -87,6 +86,7 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		return nil, nil, err
 	}
 	f := &fleet{cfg: cfg, log: log, metrics: obs.NewMetrics(), templates: tpl, senders: map[notification.Channel]channels.Sender{}}
+	closers = append(closers, f.watchTemplates())
 
 	needsStore := cfg.Role != config.RoleDispatcher // every channel role claims keys
 	if opts.store != nil {
@@ -135,15 +135,4 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		f.senders[notification.Channel(r)] = s
 	}
 	return f, closeAll, nil
-}
-
-func loadTemplates(dir string) (*templates.Set, error) {
-	if dir == "" {
-		return templates.Embedded()
-	}
-	s, err := templates.Load(os.DirFS(dir))
-	if err != nil {
-		return nil, fmt.Errorf("HERALD_TEMPLATES_DIR: %w", err)
-	}
-	return s, nil
 }
