@@ -37,7 +37,7 @@ type Options struct {
 // links are relative, so it can be mounted under a prefix with
 // http.StripPrefix:
 //
-//	GET  /          the page
+//	GET  /          the page (?type=T, repeatable, shows only those event types)
 //	GET  /version   the tree's current version (reading the tree if needed)
 //	POST /publish   ?type=T&sample=S, when Options.Publish is set
 type Server struct {
@@ -240,7 +240,19 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := pageTemplate.Execute(w, s.state.Load()); err != nil {
+	st := s.state.Load()
+	if only := r.URL.Query()["type"]; len(only) > 0 {
+		// ?type=T (repeatable) shows only those event types.
+		cp := *st
+		cp.Types = nil
+		for _, t := range st.Types {
+			if contains(only, t.Name) {
+				cp.Types = append(cp.Types, t)
+			}
+		}
+		st = &cp
+	}
+	if err := pageTemplate.Execute(w, st); err != nil {
 		fmt.Fprintf(w, "<p>preview failed: %s</p>", err) // headers are gone; say so in the page
 	}
 }
