@@ -49,6 +49,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./events/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./notification/
+	$(GO) test -run '^$$' -fuzz '^FuzzSMS$$' -fuzztime $(FUZZTIME) ./templates/
 
 clean:
 	rm -rf bin

@@ -95,7 +95,7 @@ var pageTemplate = template.Must(template.New("preview").Funcs(template.FuncMap{
     </div>
    {{else if eq .Channel "sms"}}
     <div class="bubble">{{.Text}}</div>
-    <div class="stats"><b class="encoding">{{.SMS.Encoding}}</b> · <b class="segments">{{.SMS.Segments}} {{plural .SMS.Segments "segment" "segments"}}</b> · {{.SMS.Units}} characters{{if .SMS.NonGSM}} · UCS-2 because of <code>{{printf "%q" .SMS.NonGSM}}</code> at {{.SMS.NonGSMAt}}{{end}}</div>
+    <div class="stats"><b class="encoding">{{.SMS.Encoding}}</b> · <b class="segments">{{.SMS.Segments}} {{plural .SMS.Segments "segment" "segments"}}</b> · {{.SMS.Units}} characters{{if .SMS.NonGSMAt}} · UCS-2 because of <code>{{printf "%q" .SMS.NonGSM}}</code> at {{.SMS.NonGSMAt}}{{end}}</div>
    {{else if eq .Channel "push"}}
     <div class="phone"><div class="notif"><div class="app">herald gym · now</div><div class="title">{{.Title}}</div><div class="body">{{.Text}}</div></div></div>
     <div class="stats">title {{chars .Title}}/65 · body {{chars .Text}}/240 characters · payload {{.PushBytes}} of 4096 bytes</div>

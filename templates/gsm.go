@@ -66,7 +66,8 @@ type SMSInfo struct {
 	Units    int
 	Segments int
 	// NonGSM is the first character that forced UCS-2, and NonGSMAt its
-	// position in the text (1-based, in characters); zero for GSM-7.
+	// position in the text (1-based, in characters); NonGSMAt is 0 for
+	// GSM-7.
 	NonGSM   rune
 	NonGSMAt int
 }
@@ -80,7 +81,7 @@ func SMS(text string) SMSInfo {
 	pos := 0
 	for _, r := range text {
 		pos++
-		if info.NonGSM == 0 && !isGSM(r) {
+		if info.NonGSMAt == 0 && !isGSM(r) {
 			info.NonGSM, info.NonGSMAt = r, pos
 		}
 		if r >= 0x10000 {

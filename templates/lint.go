@@ -193,14 +193,15 @@ func lintMessage(samplePath string, raw []byte, r *rule, l *localized, n *notifi
 			whole(partText, "renders an empty SMS")
 		case info.Encoding == UCS2 && !r.smsUnicode:
 			what := fmt.Sprintf("%s (%U) is not in GSM-7: it turns the whole SMS into UCS-2, 70 characters a segment instead of 160 "+
-				"(this one: %d characters, %d segment(s), budget %d); replace it, or set sms.unicode: true in routing.yaml if the language needs it",
+				"(this one: %d characters, %d segment(s), budget %d)",
 				strconv.QuoteRune(info.NonGSM), info.NonGSM, info.Units, info.Segments, r.maxSegments)
+			const fromData = "; data such as names and places can hold such characters: if that is expected, set sms.unicode: true in routing.yaml and budget for it"
 			if line, col, ok := position(l.src[partText], info.NonGSM); ok {
-				probs.at(file(partText), line, col, samplePath, "with %s: %s", sample, what)
+				probs.at(file(partText), line, col, samplePath, "with %s: %s; replace it, or set sms.unicode: true in routing.yaml if the language needs it", sample, what)
 			} else if line, col, ok := position(string(raw), info.NonGSM); ok {
-				probs.at(samplePath, line, col, samplePath, "data rendered into %s: %s", file(partText), what)
+				probs.at(samplePath, line, col, samplePath, "rendered into %s: %s%s", file(partText), what, fromData)
 			} else {
-				probs.at(file(partText), 1, 0, samplePath, "with %s: data value %s: %s", sample, dataKeyWith(n.Data, info.NonGSM), what)
+				probs.at(file(partText), 1, 0, samplePath, "with %s: data value %s: %s%s", sample, dataKeyWith(n.Data, info.NonGSM), what, fromData)
 			}
 		case info.Segments > r.maxSegments && r.smsUnicode && info.Encoding == UCS2:
 			whole(partText, "renders %d UCS-2 characters: %d segments, over the budget of %d (%d characters); shorten the copy or raise sms.max_segments in routing.yaml",

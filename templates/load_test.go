@@ -210,6 +210,22 @@ func TestLoadRejects(t *testing.T) {
 			d + "front-desk.email.en.subject.txt": "", d + "front-desk.email.en.txt": "", d + "front-desk.email.en.html": "",
 			d + "samples/one.json": strings.Replace(newTypeEvent, `"time_zone": "Europe/London"`, `"push_tokens": ["t"]`, 1)},
 			[]string{d + "push.en.title.txt:1: with samples/one.json: renders 66 characters; want 1 to 65"}},
+		{"empty html part", map[string]string{d + "email.en.html": "{{/* later */}}"},
+			[]string{d + "email.en.html:1: with samples/one.json: renders an empty HTML part"}},
+		{"gsm-7 character from the sample data", map[string]string{d + "samples/one.json": strings.Replace(newTypeEvent, `"name": "Shoreditch"`, `"name": "Beşiktaş"`, 1)},
+			[]string{d + "samples/one.json:6:", `rendered into ` + d + `sms.en.txt: 'ş' (U+015F) is not in GSM-7`}},
+		{"unicode allowed, but over its budget", map[string]string{
+			d + "routing.yaml": "notifications:\n  - recipients: member\n    channels: [email, sms]\n    sms: {unicode: true}\n  - name: front-desk\n    recipients: branch.front_desk\n    optional: true\n    channels: [email]\n",
+			d + "sms.en.txt":   strings.Repeat("ж", 71)},
+			[]string{d + "sms.en.txt:1: with samples/one.json: renders 71 UCS-2 characters: 2 segments, over the budget of 1 (70 characters)"}},
+		{"push payload over 4096 bytes", map[string]string{
+			d + "routing.yaml":      "notifications:\n  - recipients: member\n    channels: [push]\n    push: {data: [membership_terms]}\n",
+			d + "push.en.title.txt": "Renew", d + "push.en.body.txt": "Your plan ends soon.",
+			d + "email.en.subject.txt": "", d + "email.en.txt": "", d + "email.en.html": "", d + "sms.en.txt": "",
+			d + "front-desk.email.en.subject.txt": "", d + "front-desk.email.en.txt": "", d + "front-desk.email.en.html": "",
+			d + "samples/one.json": strings.Replace(strings.Replace(newTypeEvent, `"time_zone": "Europe/London"`, `"push_tokens": ["t"]`, 1),
+				`"plan": "Gold"`, `"plan": "Gold", "terms": "`+strings.Repeat("t", 4100)+`"`, 1)},
+			[]string{d + "push.en.body.txt:1: with samples/one.json: the push payload (title, body and push.data) is 4254 bytes; FCM and APNs reject more than 4096"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tree := newTypeTree()

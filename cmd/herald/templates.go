@@ -231,7 +231,7 @@ func printMessage(w io.Writer, m *channels.Message) {
 	case notification.SMS:
 		info := templates.SMS(m.Text)
 		fmt.Fprintf(w, "encoding: %s · %d characters · %d segment(s)", info.Encoding, info.Units, info.Segments)
-		if info.NonGSM != 0 {
+		if info.NonGSMAt != 0 {
 			fmt.Fprintf(w, " · UCS-2 because of %q (%U) at character %d", info.NonGSM, info.NonGSM, info.NonGSMAt)
 		}
 		fmt.Fprintf(w, "\n--- text ---\n%s\n", m.Text)
