@@ -150,7 +150,7 @@ func (s *Set) checkSamples(fsys fs.FS, t *eventType, probs *problems) {
 	for _, r := range t.rules {
 		for _, ch := range r.channels {
 			if !exercised[ruleKey{r.template, ch}] {
-				probs.add(dir, "no sample makes %s send %s; add one that does", r.label(), ch)
+				probs.at(path.Join(t.name, "routing.yaml"), r.line, 0, "", "no sample in samples/ makes %s send %s; add one that does", r.label(), ch)
 			}
 		}
 	}

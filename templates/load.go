@@ -257,7 +257,7 @@ func (s *Set) loadType(fsys fs.FS, dir string, probs *problems) *eventType {
 		for _, ch := range r.channels {
 			byLocale := found[r][ch]
 			if _, ok := byLocale[fallbackLocale]; !ok {
-				probs.add(dir, "%s sends %s but has no %s templates (%s); en is every locale's fallback", r.label(), ch,
+				probs.at(path.Join(dir, "routing.yaml"), r.line, 0, "", "%s sends %s but has no %s templates (%s); en is every locale's fallback", r.label(), ch,
 					fallbackLocale, strings.Join(partFiles(r, ch, fallbackLocale), ", "))
 			}
 			r.files[ch] = map[string]*localized{}

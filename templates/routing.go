@@ -94,6 +94,7 @@ func (c *channelList) UnmarshalYAML(n *yaml.Node) error {
 type rule struct {
 	eventType string
 	index     int    // position in routing.yaml, from 1
+	line      int    // of the rule in routing.yaml; 0 when unknown
 	name      string // "" for the channel's default rule
 	template  string // notification.Template: event type, or "<event type>/<name>"
 
@@ -160,12 +161,11 @@ func parseRouting(eventType, file string, b []byte, probs *problems) (string, []
 	byChannel := map[notification.Channel]map[string]int{} // channel → rule name → index
 	for i, rf := range rf.Notifications {
 		r := &rule{eventType: eventType, index: i + 1, name: rf.Name, recipients: rf.Recipients, optional: rf.Optional}
+		if i < len(lines) {
+			r.line = lines[i]
+		}
 		bad := func(format string, args ...any) {
-			line := 0
-			if i < len(lines) {
-				line = lines[i]
-			}
-			probs.at(file, line, 0, "", "%s: %s", r.label(), fmt.Sprintf(format, args...))
+			probs.at(file, r.line, 0, "", "%s: %s", r.label(), fmt.Sprintf(format, args...))
 		}
 		if r.name != "" && (!ruleNameRE.MatchString(r.name) || notification.Channel(r.name).Valid()) {
 			bad("name must be lower-case letters, digits, - or _, and not a channel name")
