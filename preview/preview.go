@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -292,7 +293,11 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusAccepted)
 			return
 		}
-		http.Redirect(w, r, "./#"+typ, http.StatusSeeOther)
+		// Relative to the request as the browser sent it, so it works
+		// under a prefix (http.Redirect would resolve it against the
+		// stripped path).
+		w.Header().Set("Location", "./#"+url.PathEscape(typ))
+		w.WriteHeader(http.StatusSeeOther)
 		return
 	}
 	http.Error(w, errors.New("no such sample").Error(), http.StatusNotFound)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io/fs"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -193,7 +195,17 @@ func TestDocWorkedExample(t *testing.T) {
 	if !env.fleet.templates.Known(guestPass) {
 		t.Fatalf("%s not served; have %v", guestPass, env.fleet.templates.Current().EventTypes())
 	}
-	publishSample(t, env, dir, "guest-with-email", "evt_doc_1")
+	// One sample through the preview's send button on the dev page (a
+	// fresh id each press), one as the producer would publish it.
+	resp, err := http.PostForm("http://"+mustServe(t, env)+"/templates/publish",
+		url.Values{"type": {guestPass}, "sample": {"guest-with-email"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/templates/" || resp.StatusCode != http.StatusOK {
+		t.Fatalf("send button: %s, landed on %s", resp.Status, resp.Request.URL)
+	}
 	publishSample(t, env, dir, "guest-phone-only", "evt_doc_2")
 	got := byAddress(waitDeliveries(t, env, 4))
 	want := map[string][]string{
