@@ -222,3 +222,21 @@ func TestHiddenAndBackupFilesAreIgnored(t *testing.T) {
 		t.Errorf("editor files changed the version: %s vs %s", a.Version(), b.Version())
 	}
 }
+
+// TestLoadDirFollowsLinkedFolders loads a tree whose event type folder is
+// a symbolic link (without a ConfigMap's ..data), as a checkout that links
+// shared folders would have.
+func TestLoadDirFollowsLinkedFolders(t *testing.T) {
+	elsewhere := writeTree(t, newTypeTree())
+	dir := t.TempDir()
+	if err := os.Symlink(filepath.Join(elsewhere, newType), filepath.Join(dir, newType)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := templates.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Known(newType) {
+		t.Fatalf("linked folder not loaded: %v", s.EventTypes())
+	}
+}

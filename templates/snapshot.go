@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing/fstest"
@@ -97,7 +98,7 @@ func hashTree(m fstest.MapFS) string {
 // Kubernetes ConfigMap mount has them), and loads it as Load does. The
 // set's Version is the hash of what was read.
 func LoadDir(dir string) (*Set, error) {
-	snap, err := snapshot(os.DirFS(dir))
+	snap, err := dirVersion(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +121,7 @@ type Inspection struct {
 // InspectDir reads dir as LoadDir does and inspects it (Inspect). The error
 // is for a directory that cannot be read at all.
 func InspectDir(dir string) (*Inspection, error) {
-	snap, err := snapshot(os.DirFS(dir))
+	snap, err := dirVersion(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -147,5 +148,17 @@ func inspectSnapshot(snap *treeSnapshot) (*Inspection, error) {
 	return &Inspection{Version: snap.version, Set: s, Problems: probs}, nil
 }
 
-// dirVersion hashes dir without loading it.
-func dirVersion(dir string) (*treeSnapshot, error) { return snapshot(os.DirFS(dir)) }
+// dirVersion reads dir without loading it.
+func dirVersion(dir string) (*treeSnapshot, error) { return snapshot(os.DirFS(resolveDataLink(dir))) }
+
+// resolveDataLink returns the folder a Kubernetes ConfigMap mount's ..data
+// link points at, when dir is such a mount, so that a snapshot reads one
+// version even if the kubelet swaps the link halfway through; otherwise dir.
+func resolveDataLink(dir string) string {
+	if target, err := filepath.EvalSymlinks(filepath.Join(dir, "..data")); err == nil {
+		if fi, err := os.Stat(target); err == nil && fi.IsDir() {
+			return target
+		}
+	}
+	return dir
+}
