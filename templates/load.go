@@ -38,10 +38,10 @@ type localized struct {
 // Everything is checked before anything is used: routing parses, every
 // channel a rule sends on has complete templates in en and in each other
 // locale it has, every file parses, and every sample event plans and renders
-// in every locale within the channel limits (SMS in GSM-7 within its segment
-// budget, push title and body within 65 and 240 characters). Every rule and
-// channel must be exercised by some sample. The error lists every problem,
-// one "file: problem" line each.
+// in every locale within the channel limits (lintMessage), with email HTML
+// escaping hostile data. Every rule and channel must be exercised by some
+// sample. The error is a *LoadError listing every problem, one
+// "file:line:col: problem" line each.
 func Load(fsys fs.FS) (*Set, error) {
 	s, probs, err := inspect(fsys)
 	if err != nil {

@@ -15,6 +15,7 @@ Usage:
   herald dev [--kafka-addr 127.0.0.1:9092] [--http-addr 127.0.0.1:8025] [--simulate-rate N]
                                                              the whole fleet in one process on embedded parts
   herald templates lint [DIR]                                check templates before they ship
+  herald templates render|test|preview ...                   see what recipients get (herald templates help)
 `
 
 func main() {

@@ -86,7 +86,6 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		return nil, nil, err
 	}
 	f := &fleet{cfg: cfg, log: log, metrics: obs.NewMetrics(), templates: tpl, senders: map[notification.Channel]channels.Sender{}}
-	closers = append(closers, f.watchTemplates())
 
 	needsStore := cfg.Role != config.RoleDispatcher // every channel role claims keys
 	if opts.store != nil {
@@ -134,5 +133,6 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		closers = append(closers, func() { s.Close() })
 		f.senders[notification.Channel(r)] = s
 	}
+	closers = append(closers, f.watchTemplates())
 	return f, closeAll, nil
 }
