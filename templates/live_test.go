@@ -240,3 +240,16 @@ func TestLoadDirFollowsLinkedFolders(t *testing.T) {
 		t.Fatalf("linked folder not loaded: %v", s.EventTypes())
 	}
 }
+
+// TestEmbeddedAndSourceTreeShareAVersion: the version hashes only what
+// Load reads, so the binary's templates and the same files in a directory
+// (a checkout, a ConfigMap made from it) report the same version.
+func TestEmbeddedAndSourceTreeShareAVersion(t *testing.T) {
+	dir, err := templates.LoadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := embedded(t); e.Version() != dir.Version() || e.Version() == "" {
+		t.Errorf("embedded %q, source tree %q", e.Version(), dir.Version())
+	}
+}
