@@ -25,7 +25,7 @@ const templatesUsage = `usage: herald templates COMMAND
 
   lint [DIR]       check a template tree as a worker loads it; prints file:line: problem lines, exits 1 on any
   render EVENT_TYPE [--channel C] [--locale L] [--sample S] [--dir DIR]
-                   print what a recipient would get from the samples
+                   print what each recipient of the samples gets (in locale L if given)
   test [--update] [DIR]
                    compare every rendering with DIR/testdata/golden (--update rewrites them)
   preview [--addr 127.0.0.1:8026] [DIR]
@@ -138,7 +138,7 @@ func templatesRender(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("herald templates render", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	channel := fs.String("channel", "", "email, sms or push (default: every channel the event type sends)")
-	locale := fs.String("locale", "en", "the recipient's locale (BCP 47); resolved as for a real recipient, e.g. es-MX → es → en")
+	locale := fs.String("locale", "", "render for a recipient with this locale (BCP 47), resolved as for a real one (es-MX → es → en); default: each sample recipient's own")
 	sampleName := fs.String("sample", "", "sample file name without .json (default: every sample)")
 	dir := fs.String("dir", "", "template tree (default: the templates built into herald)")
 	pos, err := parseInterspersed(fs, args)
@@ -181,14 +181,16 @@ func templatesRender(args []string, stdout, stderr io.Writer) int {
 			} else {
 				done[k] = true
 			}
-			n.Locale = *locale
+			if *locale != "" {
+				n.Locale = *locale
+			}
 			m, err := s.Render(&n)
 			if printed > 0 {
 				fmt.Fprintln(stdout)
 			}
 			printed++
-			fmt.Fprintf(stdout, "=== %s · %s · %s · locale %s", smp.File, n.Template, n.Channel, *locale)
-			if m != nil && m.Locale != *locale {
+			fmt.Fprintf(stdout, "=== %s · %s · %s · locale %s", smp.File, n.Template, n.Channel, n.Locale)
+			if m != nil && m.Locale != n.Locale {
 				fmt.Fprintf(stdout, " (rendered from %s templates)", m.Locale)
 			}
 			fmt.Fprintf(stdout, " · to %s (%s)\n", n.To, n.RecipientID)

@@ -65,6 +65,8 @@ func TestRenderCommand(t *testing.T) {
 		{[]string{"render", "--channel", "push", "gym.class.reminder"},
 			[]string{"title: ", "body: ", "data.event_type: gym.class.reminder", "payload: "}, 0},
 		{[]string{"render", "gym.nope"}, nil, 1},
+		{[]string{"render", "gym.waitlist.promoted", "--channel", "sms", "--sample", "member-es"},
+			[]string{"sms · locale es-MX (rendered from es templates) · to +34600987654 (mem_marta)", "Buenas noticias, Marta"}, 0},
 		{[]string{"render", "gym.waitlist.promoted", "--sample", "nobody"}, nil, 1},
 		{[]string{"render", "gym.waitlist.promoted", "--channel", "fax"}, nil, 2},
 		{[]string{"render"}, nil, 2},
