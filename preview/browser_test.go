@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -138,7 +139,7 @@ func TestPreviewInBrowser(t *testing.T) {
 	// The first time the open page polls for the version, a person saves a
 	// fix: the tick is gone and the English SMS has new copy.
 	var once sync.Once
-	var changed bool
+	var changed atomic.Bool
 	smsEN := filepath.Join(dir, "gym.waitlist.promoted", "sms.en.txt")
 	edit := func() {
 		write(t, smsES, string(orig))
@@ -150,7 +151,7 @@ func TestPreviewInBrowser(t *testing.T) {
 		write(t, smsEN, "Fresh copy! "+string(en))
 	}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/version" && changed {
+		if r.URL.Path == "/version" && changed.Load() {
 			once.Do(edit)
 		}
 		srv.ServeHTTP(w, r)
@@ -189,7 +190,7 @@ func TestPreviewInBrowser(t *testing.T) {
 	}
 
 	// 2. A file changes while the page is open.
-	changed = true
+	changed.Store(true)
 	dom = browse(t, bin, hs.URL+"/", 6*time.Second, "")
 	if !strings.Contains(dom, "Fresh copy!") {
 		t.Fatalf("the open page did not show the changed file (version served %s)", srv.Version())
