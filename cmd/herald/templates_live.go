@@ -65,12 +65,16 @@ func (m *templateMetrics) serving(version, source string) {
 func (f *fleet) watchTemplates() func() {
 	m := newTemplateMetrics(f.metrics.Registry)
 	dir := f.cfg.TemplatesDir
+	cur := f.templates.Current()
+	source := "dir"
 	if dir == "" {
-		m.serving(f.templates.Current().Version(), "embedded")
-		return func() {}
+		source = "embedded"
 	}
-	m.serving(f.templates.Current().Version(), "dir")
-	if f.cfg.TemplatesReloadInterval <= 0 {
+	m.serving(cur.Version(), source)
+	f.log.Info("serving templates", zap.String("source", source), zap.String("templates_dir", dir),
+		zap.String("version", cur.Version()), zap.Strings("event_types", cur.EventTypes()),
+		zap.Duration("reload_interval", f.cfg.TemplatesReloadInterval))
+	if dir == "" || f.cfg.TemplatesReloadInterval <= 0 {
 		return func() {}
 	}
 	log := f.log.With(zap.String("templates_dir", dir))
