@@ -71,13 +71,17 @@ func (f *fleet) watchTemplates() func() {
 		source = "embedded"
 	}
 	m.serving(cur.Version(), source)
-	f.log.Info("serving templates", zap.String("source", source), zap.String("templates_dir", dir),
+	log := f.log
+	if log == nil {
+		log = zap.NewNop() // tests build fleets without a logger
+	}
+	log.Info("serving templates", zap.String("source", source), zap.String("templates_dir", dir),
 		zap.String("version", cur.Version()), zap.Strings("event_types", cur.EventTypes()),
 		zap.Duration("reload_interval", f.cfg.TemplatesReloadInterval))
 	if dir == "" || f.cfg.TemplatesReloadInterval <= 0 {
 		return func() {}
 	}
-	log := f.log.With(zap.String("templates_dir", dir))
+	log = log.With(zap.String("templates_dir", dir))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
