@@ -12,10 +12,11 @@ export CGO_ENABLED ?= 0
 run:
 	$(GO) run ./cmd/herald dev
 
-## test: install what the tests need, then vet, format check, template lint, the race-enabled suite and the deploy/ module
+## test: install what the tests need, then vet, format check, template lint and golden files, the race-enabled suite (with the browser test required) and the deploy/ module
 test: deps vet fmt-check
 	$(GO) run ./cmd/herald templates lint
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) run ./cmd/herald templates test templates
+	HERALD_REQUIRE_BROWSER=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) deploy-test
 
 ## deploy-test: the Kubernetes manifests (every overlay built with Kustomize, decoded strictly,
@@ -27,7 +28,7 @@ deploy-test:
 image-binary:
 	cd deploy && $(GO) test -count=1 -run '^TestImageBinary$$' -v ./...
 
-## deps: redis-server (Debian package) for the tests that start a real Redis
+## deps: redis-server for the tests that start a real Redis, chromium for the preview page's browser test (Debian packages)
 deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  echo "installing redis-server (Debian package) for the tests"; \
@@ -35,6 +36,12 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; \
 	}
 	@redis-server --version
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (Debian package) for the preview page's browser test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	}
+	@chromium --version
 
 vet:
 	$(GO) vet $(PKGS)
@@ -53,6 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./events/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./notification/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./dlq/
+	$(GO) test -run '^$$' -fuzz '^FuzzSMS$$' -fuzztime $(FUZZTIME) ./templates/
 
 clean:
 	rm -rf bin

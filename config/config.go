@@ -189,6 +189,9 @@ type Config struct {
 	// TemplatesDir is an existing directory, or empty for the templates
 	// built into herald.
 	TemplatesDir string
+	// TemplatesReloadInterval is how often TemplatesDir is read for
+	// changes; 0 turns hot reload off.
+	TemplatesReloadInterval time.Duration
 
 	// Provider protection (protect.go). EmailRate, SMSRate and PushRate
 	// are fleet-wide sends per second, 0 unlimited. BreakerFailures (>= 1)

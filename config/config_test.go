@@ -121,6 +121,7 @@ func TestDefaults(t *testing.T) {
 		LogLevel:             config.LogInfo,
 		LogFormat:            config.LogJSON,
 	}
+	want.TemplatesReloadInterval = 5 * time.Second
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load with defaults:\n got %+v\nwant %+v", c, want)
 	}

@@ -309,4 +309,12 @@ var registry = []*variable{
 			"Must exist when set.",
 		bind: text(func(c *Config) *string { return &c.TemplatesDir }, "a directory", directory),
 	},
+	{
+		name: "HERALD_TEMPLATES_RELOAD_INTERVAL", group: "Service", def: "5s",
+		doc: "How often herald reads `HERALD_TEMPLATES_DIR` for changes (a mounted ConfigMap updates in place). " +
+			"A changed directory is validated in full, as `herald templates lint` does, before it replaces the running set; " +
+			"an invalid change is refused with its problems logged, counted in `herald_templates_reloads_total{result=\"refused\"}`, " +
+			"and the old set keeps serving. `0` turns hot reload off.",
+		bind: duration(func(c *Config) *time.Duration { return &c.TemplatesReloadInterval }, 100*time.Millisecond, time.Hour, true),
+	},
 }

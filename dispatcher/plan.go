@@ -17,9 +17,17 @@ var ErrUnknownType = templates.ErrUnknownType
 // Planner turns raw event bytes into the notifications they imply.
 // It is safe for concurrent use.
 type Planner struct {
-	Templates *templates.Set
+	// Templates is a *templates.Set, or a *templates.Live that a changed
+	// template directory replaces while the dispatcher runs.
+	Templates Routes
 	// Now stamps CreatedAt; nil means time.Now. It never affects IDs.
 	Now func() time.Time
+}
+
+// Routes is what the planner needs of a template set.
+type Routes interface {
+	Known(eventType string) bool
+	Plan(ev *events.Event, now time.Time) ([]notification.Notification, error)
 }
 
 // Plan decodes raw and plans its notifications. Errors are ErrUnknownType

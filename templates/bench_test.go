@@ -1,10 +1,12 @@
 package templates_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/gymhq/herald/events"
 	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/templates"
 )
 
 // BenchmarkPlan plans a booking confirmation (email + push) from a decoded
@@ -54,4 +56,36 @@ func BenchmarkRender(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkReload measures hot reload on the shipped tree: "unchanged" is
+// what every poll of HERALD_TEMPLATES_DIR costs (read and hash the tree),
+// "changed" what a change costs (read, validate everything, render every
+// sample in every locale, swap).
+func BenchmarkReload(b *testing.B) {
+	other := mustLoadDir(b, writeTree(b, newTypeTree()))
+	b.Run("unchanged", func(b *testing.B) {
+		live := templates.NewLive(mustLoadDir(b, "."))
+		for b.Loop() {
+			if _, err := live.Reload("."); !errors.Is(err, templates.ErrUnchanged) {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("changed", func(b *testing.B) {
+		for b.Loop() {
+			live := templates.NewLive(other)
+			if r, err := live.Reload("."); err != nil || r.Err != nil {
+				b.Fatal(err, r.Err)
+			}
+		}
+	})
+}
+
+func mustLoadDir(b *testing.B, dir string) *templates.Set {
+	s, err := templates.LoadDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
 }

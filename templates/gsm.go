@@ -28,14 +28,6 @@ func gsmSeptets(s string) (int, rune, bool) {
 	return n, 0, true
 }
 
-// smsBudget is the number of GSM-7 septets that fit in segments segments.
-func smsBudget(segments int) int {
-	if segments <= 1 {
-		return 160
-	}
-	return 153 * segments
-}
-
 // smsPunctuation maps typographic punctuation that slips into copy and data
 // (smart quotes from a word processor, a non-breaking space in a class
 // name) to its GSM-7 equivalent, so one character does not halve the
@@ -55,4 +47,75 @@ func smsText(s string) string {
 		}
 	}
 	return s
+}
+
+// SMS encodings, as carriers and Twilio name them.
+const (
+	GSM7 = "GSM-7"
+	UCS2 = "UCS-2"
+)
+
+// SMSInfo is what an SMS costs: its encoding, its length in that
+// encoding's units (GSM-7 septets, or UTF-16 code units for UCS-2) and the
+// number of segments a carrier bills. GSM-7 fits 160 septets in one
+// segment and 153 in each part of a longer message; UCS-2 fits 70 and 67
+// (3GPP TS 23.038 and 23.040: the user data header of a concatenated
+// message takes 6 of the 140 octets).
+type SMSInfo struct {
+	Encoding string
+	Units    int
+	Segments int
+	// NonGSM is the first character that forced UCS-2, and NonGSMAt its
+	// position in the text (1-based, in characters); NonGSMAt is 0 for
+	// GSM-7.
+	NonGSM   rune
+	NonGSMAt int
+}
+
+// SMS measures text as it would be sent.
+func SMS(text string) SMSInfo {
+	if n, _, ok := gsmSeptets(text); ok {
+		return SMSInfo{Encoding: GSM7, Units: n, Segments: segments(n, 160, 153)}
+	}
+	info := SMSInfo{Encoding: UCS2}
+	pos := 0
+	for _, r := range text {
+		pos++
+		if info.NonGSMAt == 0 && !isGSM(r) {
+			info.NonGSM, info.NonGSMAt = r, pos
+		}
+		if r >= 0x10000 {
+			info.Units += 2 // a surrogate pair
+		} else {
+			info.Units++
+		}
+	}
+	info.Segments = segments(info.Units, 70, 67)
+	return info
+}
+
+// SMSBudget is how many units fit in n segments of encoding.
+func SMSBudget(encoding string, n int) int {
+	single, part := 160, 153
+	if encoding == UCS2 {
+		single, part = 70, 67
+	}
+	if n <= 1 {
+		return single
+	}
+	return part * n
+}
+
+func segments(units, single, part int) int {
+	switch {
+	case units == 0:
+		return 0
+	case units <= single:
+		return 1
+	}
+	return (units + part - 1) / part
+}
+
+func isGSM(r rune) bool {
+	return strings.ContainsRune(gsmBasic, r) || strings.ContainsRune(gsmExtended, r)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/notification"
 )
 
@@ -195,5 +196,87 @@ func TestCandidates(t *testing.T) {
 		if got := candidates(in); !reflect.DeepEqual(got, want) {
 			t.Errorf("candidates(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+func TestSMSInfo(t *testing.T) {
+	for _, tc := range []struct {
+		text     string
+		enc      string
+		units    int
+		segments int
+		bad      rune
+		at       int
+	}{
+		{"", GSM7, 0, 0, 0, 0},
+		{strings.Repeat("a", 160), GSM7, 160, 1, 0, 0},
+		{strings.Repeat("a", 161), GSM7, 161, 2, 0, 0},
+		{strings.Repeat("a", 306), GSM7, 306, 2, 0, 0},
+		{strings.Repeat("a", 307), GSM7, 307, 3, 0, 0},
+		{strings.Repeat("€", 80), GSM7, 160, 1, 0, 0}, // extension table: two septets each
+		{strings.Repeat("a", 69) + "✓", UCS2, 70, 1, '✓', 70},
+		{strings.Repeat("a", 70) + "✓", UCS2, 71, 2, '✓', 71},
+		{"ok 💪", UCS2, 5, 1, '💪', 4}, // a surrogate pair counts two
+		{strings.Repeat("ж", 134), UCS2, 134, 2, 'ж', 1},
+		{strings.Repeat("ж", 135), UCS2, 135, 3, 'ж', 1},
+	} {
+		got := SMS(tc.text)
+		if got.Encoding != tc.enc || got.Units != tc.units || got.Segments != tc.segments || got.NonGSM != tc.bad || got.NonGSMAt != tc.at {
+			t.Errorf("SMS(%.20q…) = %+v, want %s %d units %d segments %q at %d", tc.text, got, tc.enc, tc.units, tc.segments, tc.bad, tc.at)
+		}
+	}
+	if SMSBudget(GSM7, 1) != 160 || SMSBudget(GSM7, 3) != 459 || SMSBudget(UCS2, 1) != 70 || SMSBudget(UCS2, 2) != 134 {
+		t.Error("SMSBudget")
+	}
+}
+
+// FuzzSMS holds SMS to its invariants for any text (SMS bodies carry
+// producer data): the units fit the segments, and the encoding is GSM-7
+// exactly when no character is outside it.
+func FuzzSMS(f *testing.F) {
+	f.Add("Good news Oliver! A spot opened up.")
+	f.Add("Beşiktaş ✓ 💪 €€ {}")
+	f.Add("\xff\xfe")
+	f.Fuzz(func(t *testing.T, s string) {
+		info := SMS(s)
+		single, part := 160, 153
+		if info.Encoding == UCS2 {
+			single, part = 70, 67
+		}
+		switch {
+		case info.Units == 0 && info.Segments != 0,
+			info.Segments == 1 && info.Units > single,
+			info.Segments > 1 && (info.Units > part*info.Segments || info.Units <= part*(info.Segments-1)):
+			t.Fatalf("%q: %+v", s, info)
+		}
+		if (info.Encoding == GSM7) != (info.NonGSMAt == 0) {
+			t.Fatalf("%q: %+v", s, info)
+		}
+		if info.NonGSMAt != 0 && ([]rune(s))[info.NonGSMAt-1] != info.NonGSM {
+			t.Fatalf("%q: NonGSMAt %d does not hold %q", s, info.NonGSMAt, info.NonGSM)
+		}
+	})
+}
+
+func TestEscapingProblems(t *testing.T) {
+	data := hostileData(map[string]string{
+		"class_name": "Spin", "class_starts_at": "2026-11-23T07:00:00Z", "class_capacity": "20",
+		"recipient_locale": "en-GB", "local_time_zone": "Europe/London", "flag": "true", "reason": "",
+	})
+	if !strings.HasSuffix(data["class_name"], hostile) {
+		t.Errorf("free text not made hostile: %q", data["class_name"])
+	}
+	for _, k := range []string{"class_starts_at", "class_capacity", "recipient_locale", "local_time_zone", "flag", "reason"} {
+		if strings.Contains(data[k], hostileMarkup) {
+			t.Errorf("%s made hostile: %q", k, data[k])
+		}
+	}
+	leaky := &channels.Message{HTML: "<p>Spin" + hostileMarkup + "</p>", Subject: "a\r\nBcc: x"}
+	if got := escapingProblems(leaky); len(got) != 2 {
+		t.Errorf("leaky message: %v", got)
+	}
+	safe := &channels.Message{HTML: "<p>Spin&lt;hx-probe&gt;</p>", Subject: "Spin<hx-probe> Bcc: x"}
+	if got := escapingProblems(safe); len(got) != 0 {
+		t.Errorf("escaped message: %v", got)
 	}
 }

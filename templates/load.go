@@ -8,20 +8,12 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	texttemplate "text/template"
 	"unicode/utf8"
 
-	"github.com/gymhq/herald/events"
-	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
-)
-
-// Push display limits herald holds templates to (characters): beyond them
-// platforms truncate, so the message a member reads is not the one written.
-const (
-	maxPushTitle = 65
-	maxPushBody  = 240
 )
 
 var eventTypeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -35,25 +27,7 @@ type localized struct {
 	html    *htmltemplate.Template // email
 	title   *texttemplate.Template // push
 	body    *texttemplate.Template // push
-}
-
-// problems collects validation failures as "file: problem" lines.
-type problems []string
-
-func (p *problems) add(file, format string, args ...any) {
-	*p = append(*p, file+": "+fmt.Sprintf(format, args...))
-}
-
-func (p problems) err() error {
-	if len(p) == 0 {
-		return nil
-	}
-	sort.Strings(p)
-	errs := make([]error, len(p))
-	for i, s := range p {
-		errs[i] = errors.New(s)
-	}
-	return fmt.Errorf("templates: %d problem(s):\n%w", len(p), errors.Join(errs...))
+	src     map[string]string      // part → source, to locate what lint finds
 }
 
 // Load reads and validates a template tree: one folder per event type (named
@@ -64,26 +38,53 @@ func (p problems) err() error {
 // Everything is checked before anything is used: routing parses, every
 // channel a rule sends on has complete templates in en and in each other
 // locale it has, every file parses, and every sample event plans and renders
-// in every locale within the channel limits (SMS in GSM-7 within its segment
-// budget, push title and body within 65 and 240 characters). Every rule and
-// channel must be exercised by some sample. The error lists every problem,
-// one "file: problem" line each.
+// in every locale within the channel limits (lintMessage), with email HTML
+// escaping hostile data. Every rule and channel must be exercised by some
+// sample. The error is a *LoadError listing every problem, one
+// "file:line:col: problem" line each.
 func Load(fsys fs.FS) (*Set, error) {
+	s, probs, err := inspect(fsys)
+	if err != nil {
+		return nil, err
+	}
+	if len(probs) > 0 {
+		return nil, probs.err()
+	}
+	return s, nil
+}
+
+// Inspect validates a tree as Load does, but also returns what could be
+// loaded: a Set of the event types whose folders parsed (nil when none did)
+// and every problem, sorted. The preview uses it to show the good parts of
+// a tree beside what is wrong with the rest; nothing may serve such a Set.
+func Inspect(fsys fs.FS) (*Set, []Problem, error) {
+	s, probs, err := inspect(fsys)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(s.types) == 0 {
+		s = nil
+	}
+	return s, probs.sorted(), nil
+}
+
+func inspect(fsys fs.FS) (*Set, problems, error) {
 	var probs problems
 	s := &Set{
-		types: map[string]*eventType{},
-		rules: map[ruleKey]*rule{},
-		langs: map[string]*localeData{fallbackLocale: english},
+		types:   map[string]*eventType{},
+		rules:   map[ruleKey]*rule{},
+		langs:   map[string]*localeData{fallbackLocale: english},
+		samples: map[string][]Sample{},
 	}
 	s.loadLocales(fsys, &probs)
 
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return nil, fmt.Errorf("templates: %w", err)
+		return nil, nil, fmt.Errorf("templates: %w", err)
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !isDir(fsys, e) || name == "testdata" || name == "locales" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") {
+		if name == "testdata" || name == "locales" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || !isDir(fsys, name, e) {
 			continue
 		}
 		if !eventTypeRE.MatchString(name) {
@@ -99,20 +100,32 @@ func Load(fsys fs.FS) (*Set, error) {
 			s.names = append(s.names, name)
 		}
 	}
-	if len(probs) > 0 {
-		return nil, probs.err()
-	}
-	if len(s.types) == 0 {
-		return nil, errors.New("templates: no event type folders found")
+	if len(s.types) == 0 && len(probs) == 0 {
+		return nil, nil, errors.New("templates: no event type folders found")
 	}
 	sort.Strings(s.names)
 	for _, name := range s.names {
 		s.checkSamples(fsys, s.types[name], &probs)
 	}
-	if err := probs.err(); err != nil {
-		return nil, err
+	return s, probs, nil
+}
+
+// isDir reports whether e is a folder, following a symbolic link: a
+// Kubernetes ConfigMap mount makes every top-level entry a link into a
+// timestamped folder, and os.DirFS reports links as they are.
+func isDir(fsys fs.FS, name string, e fs.DirEntry) bool {
+	if e.Type()&fs.ModeSymlink == 0 {
+		return e.IsDir()
 	}
-	return s, nil
+	fi, err := fs.Stat(fsys, name)
+	return err == nil && fi.IsDir()
+}
+
+// ignored reports whether a file in an event type folder is not part of
+// the tree: notes (*.md), hidden files and editor backups, which appear
+// and vanish while someone edits a hot-reloaded directory.
+func ignored(name string) bool {
+	return strings.HasSuffix(name, ".md") || strings.HasPrefix(name, ".") || strings.HasSuffix(name, "~")
 }
 
 // loadLocales reads locales/<tag>.yaml, when the tree has any.
@@ -124,7 +137,10 @@ func (s *Set) loadLocales(fsys fs.FS, probs *problems) {
 	for _, e := range entries {
 		file := path.Join("locales", e.Name())
 		tag, ok := strings.CutSuffix(e.Name(), ".yaml")
-		if e.IsDir() || !ok {
+		if ignored(e.Name()) {
+			continue
+		}
+		if isDir(fsys, file, e) || !ok {
 			probs.add(file, "is not a <locale>.yaml file")
 			continue
 		}
@@ -168,7 +184,7 @@ func (s *Set) loadType(fsys fs.FS, dir string, probs *problems) *eventType {
 		probs.add(routingFile, "%v", err)
 		return nil
 	}
-	desc, rules := parseRouting(dir, routingFile, b, probs.add)
+	desc, rules := parseRouting(dir, routingFile, b, probs)
 	if len(*probs) > before {
 		return nil
 	}
@@ -192,9 +208,9 @@ func (s *Set) loadType(fsys fs.FS, dir string, probs *problems) *eventType {
 	for _, e := range entries {
 		name, file := e.Name(), path.Join(dir, e.Name())
 		switch {
-		case name == "routing.yaml" || name == "samples" && e.IsDir() || strings.HasSuffix(name, ".md"):
+		case name == "routing.yaml" || name == "samples" && isDir(fsys, file, e) || ignored(name):
 			continue
-		case e.IsDir():
+		case isDir(fsys, file, e):
 			probs.add(file, "is a folder; only samples/ belongs in an event type folder")
 			continue
 		}
@@ -241,7 +257,7 @@ func (s *Set) loadType(fsys fs.FS, dir string, probs *problems) *eventType {
 		for _, ch := range r.channels {
 			byLocale := found[r][ch]
 			if _, ok := byLocale[fallbackLocale]; !ok {
-				probs.add(dir, "%s sends %s but has no %s templates (%s); en is every locale's fallback", r.label(), ch,
+				probs.at(path.Join(dir, "routing.yaml"), r.line, 0, "", "%s sends %s but has no %s templates (%s); en is every locale's fallback", r.label(), ch,
 					fallbackLocale, strings.Join(partFiles(r, ch, fallbackLocale), ", "))
 			}
 			r.files[ch] = map[string]*localized{}
@@ -261,7 +277,7 @@ func (s *Set) loadType(fsys fs.FS, dir string, probs *problems) *eventType {
 				if !ok {
 					probs.add(path.Join(dir, fileName(r, ch, locale, channelParts[ch][0])), "no locales/%s.yaml gives day and month names for this locale", baseOf(locale))
 				}
-				l := &localized{locale: locale, lang: lang}
+				l := &localized{locale: locale, lang: lang, src: parts}
 				fm := funcs(lang)
 				for _, p := range channelParts[ch] {
 					name := path.Join(dir, fileName(r, ch, locale, p))
@@ -283,7 +299,8 @@ func (s *Set) loadType(fsys fs.FS, dir string, probs *problems) *eventType {
 						}
 					}
 					if err != nil {
-						probs.add(name, "does not parse: %s", trimTemplateErr(err, name))
+						line, msg := parseErrorAt(err, name)
+						probs.at(name, line, 0, "", "does not parse: %s", msg)
 					}
 				}
 				r.files[ch][locale] = l
@@ -312,128 +329,21 @@ func baseOf(locale string) string {
 	return locale
 }
 
-// trimTemplateErr drops the "template: <name>:" prefix the template
-// packages put before the line number, since problems already name the file.
-func trimTemplateErr(err error, name string) string {
+// parseErrorAt splits a template parse error into its line and the part
+// a template author needs, dropping the "template: <name>:" prefix the
+// template packages add, since problems already name the file.
+func parseErrorAt(err error, name string) (int, string) {
 	msg := err.Error()
-	for _, p := range []string{"template: " + name + ":", "html/template:" + name + ":", "template: "} {
-		if s, ok := strings.CutPrefix(msg, p); ok {
-			return "line " + s
-		}
-	}
-	return msg
-}
-
-// checkSamples plans every sample of t and renders each notification in
-// every locale its channel has, checking channel limits, and checks that
-// every rule and channel is exercised by some sample.
-func (s *Set) checkSamples(fsys fs.FS, t *eventType, probs *problems) {
-	dir := path.Join(t.name, "samples")
-	entries, err := fs.ReadDir(fsys, dir)
-	if err != nil || len(entries) == 0 {
-		probs.add(t.name, "has no samples/*.json; every event type needs sample events to validate against")
-		return
-	}
-	exercised := map[ruleKey]bool{}
-	for _, e := range entries {
-		file := path.Join(dir, e.Name())
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
-			probs.add(file, "is not a .json sample event")
-			continue
-		}
-		b, err := fs.ReadFile(fsys, file)
-		if err != nil {
-			probs.add(file, "%v", err)
-			continue
-		}
-		ev, err := events.Decode(b)
-		if err != nil {
-			probs.add(file, "does not decode: %v", unwrapFailure(err))
-			continue
-		}
-		if ev.Type != t.name {
-			probs.add(file, "has type %q, want %q (its folder)", ev.Type, t.name)
-			continue
-		}
-		ns, err := s.Plan(ev, ev.Time)
-		if err != nil {
-			probs.add(file, "does not plan: %v", unwrapFailure(err))
-			continue
-		}
-		done := map[string]bool{} // one render per recipient, channel and template is enough
-		for i := range ns {
-			n := ns[i]
-			exercised[ruleKey{n.Template, n.Channel}] = true
-			if k := n.Template + "\x00" + string(n.Channel) + "\x00" + n.RecipientID; done[k] {
-				continue
-			} else {
-				done[k] = true
+	for _, p := range []string{"template: " + name + ":", "html/template:" + name + ":", "html/template: " + name + ":"} {
+		if rest, ok := strings.CutPrefix(msg, p); ok {
+			if m := lineColRE.FindStringSubmatch(rest); m != nil {
+				line, _ := strconv.Atoi(m[1])
+				return line, strings.TrimSpace(rest[len(m[0]):])
 			}
-			r := s.rules[ruleKey{n.Template, n.Channel}]
-			for _, locale := range sortedKeys(r.files[n.Channel]) {
-				n.Locale = locale
-				m, err := s.Render(&n)
-				if err != nil {
-					probs.add(file, "%s in %s: %v", n.Channel, locale, unwrapFailure(err))
-					continue
-				}
-				checkLimits(file, r, locale, m.Channel, m.Subject, m.Title, m.Text, probs)
-			}
+			return 0, strings.TrimSpace(rest)
 		}
 	}
-	for _, r := range t.rules {
-		for _, ch := range r.channels {
-			if !exercised[ruleKey{r.template, ch}] {
-				probs.add(dir, "no sample makes %s send %s; add one that does", r.label(), ch)
-			}
-		}
-	}
+	return 0, strings.TrimPrefix(msg, "template: ")
 }
 
-// checkLimits holds a rendered sample to its channel's limits.
-func checkLimits(file string, r *rule, locale string, ch notification.Channel, subject, title, text string, probs *problems) {
-	where := func(part string) string { return fileName(r, ch, locale, part) }
-	switch ch {
-	case notification.Email:
-		if strings.TrimSpace(subject) == "" {
-			probs.add(file, "%s renders an empty subject", where(partSubject))
-		}
-	case notification.SMS:
-		n, bad, ok := gsmSeptets(text)
-		switch {
-		case !ok:
-			probs.add(file, "%s renders %q, which is outside GSM-7 and would send the whole SMS as UCS-2", where(partText), bad)
-		case n > smsBudget(r.maxSegments):
-			probs.add(file, "%s renders %d GSM-7 characters, over the %d of %d segment(s) (sms.max_segments)", where(partText), n, smsBudget(r.maxSegments), r.maxSegments)
-		case n == 0:
-			probs.add(file, "%s renders an empty SMS", where(partText))
-		}
-	case notification.Push:
-		if n := utf8.RuneCountInString(title); n > maxPushTitle || n == 0 {
-			probs.add(file, "%s renders %d characters; want 1 to %d", where(partTitle), n, maxPushTitle)
-		}
-		if n := utf8.RuneCountInString(text); n > maxPushBody || n == 0 {
-			probs.add(file, "%s renders %d characters; want 1 to %d", where(partBody), n, maxPushBody)
-		}
-	}
-}
-
-// unwrapFailure drops the class and reason a failure.Error prints, which
-// mean nothing to a template author.
-func unwrapFailure(err error) error {
-	var fe *failure.Error
-	if errors.As(err, &fe) && fe.Err != nil {
-		return fe.Err
-	}
-	return err
-}
-
-// isDir reports whether e is a folder, following a symlink: in a Kubernetes
-// ConfigMap volume every top-level entry is a symlink into ..data.
-func isDir(fsys fs.FS, e fs.DirEntry) bool {
-	if e.Type()&fs.ModeSymlink == 0 {
-		return e.IsDir()
-	}
-	fi, err := fs.Stat(fsys, e.Name())
-	return err == nil && fi.IsDir()
-}
+var lineColRE = regexp.MustCompile(`^(\d+):(?:\d+:)? ?`)

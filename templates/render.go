@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -121,7 +122,13 @@ func execError(err error) error {
 	if k := missingKeyRE.FindStringSubmatch(what); k != nil {
 		what = "missing data key " + k[1]
 	}
-	return &renderError{msg: m[1] + ": " + what + " (at <" + m[2] + ">)", err: err}
+	re := &renderError{msg: m[1] + ": " + what + " (at <" + m[2] + ">)", what: what + " (at <" + m[2] + ">)", err: err}
+	if p := strings.Split(m[1], ":"); len(p) == 3 {
+		re.file = p[0]
+		re.line, _ = strconv.Atoi(p[1])
+		re.col, _ = strconv.Atoi(p[2])
+	}
+	return re
 }
 
 var (
@@ -130,8 +137,10 @@ var (
 )
 
 type renderError struct {
-	msg string
-	err error
+	msg        string
+	file, what string // the template file, and msg without the position
+	line, col  int
+	err        error
 }
 
 func (e *renderError) Error() string { return e.msg }

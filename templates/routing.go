@@ -33,6 +33,26 @@ type ruleFile struct {
 	Push              *pushFile   `yaml:"push"`
 }
 
+// ruleLines returns the line of each rule under notifications, so problems
+// with a rule point at it.
+func ruleLines(b []byte) []int {
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
+		return nil
+	}
+	m := doc.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == "notifications" {
+			var out []int
+			for _, item := range m.Content[i+1].Content {
+				out = append(out, item.Line)
+			}
+			return out
+		}
+	}
+	return nil
+}
+
 type emailFile struct {
 	Attach    string `yaml:"attach"`     // "" or "ics"
 	ICSMethod string `yaml:"ics_method"` // "request" (default) or "cancel"
@@ -40,6 +60,11 @@ type emailFile struct {
 
 type smsFile struct {
 	MaxSegments int `yaml:"max_segments"` // lint budget for samples; default 1
+	// Unicode allows characters outside GSM-7 (the message is then sent as
+	// UCS-2, 70 characters a segment, 67 when concatenated). Without it,
+	// one such character is a lint error, since it silently halves the
+	// segment size.
+	Unicode bool `yaml:"unicode"`
 }
 
 type pushFile struct {
@@ -69,6 +94,7 @@ func (c *channelList) UnmarshalYAML(n *yaml.Node) error {
 type rule struct {
 	eventType string
 	index     int    // position in routing.yaml, from 1
+	line      int    // of the rule in routing.yaml; 0 when unknown
 	name      string // "" for the channel's default rule
 	template  string // notification.Template: event type, or "<event type>/<name>"
 
@@ -81,6 +107,7 @@ type rule struct {
 	attachICS   bool
 	icsCancel   bool
 	maxSegments int
+	smsUnicode  bool
 	pushData    []string
 
 	// files holds the parsed templates of each channel, by canonical locale.
@@ -112,7 +139,8 @@ var (
 // parseRouting parses and validates routing.yaml of eventType. Problems are
 // reported through add, each naming the file; the rules returned are usable
 // only when no problem was added.
-func parseRouting(eventType, file string, b []byte, add func(file, format string, args ...any)) (string, []*rule) {
+func parseRouting(eventType, file string, b []byte, probs *problems) (string, []*rule) {
+	add := probs.add
 	var rf routingFile
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -128,12 +156,16 @@ func parseRouting(eventType, file string, b []byte, add func(file, format string
 		add(file, "has no notifications")
 		return rf.Description, nil
 	}
+	lines := ruleLines(b)
 	var rules []*rule
 	byChannel := map[notification.Channel]map[string]int{} // channel → rule name → index
 	for i, rf := range rf.Notifications {
 		r := &rule{eventType: eventType, index: i + 1, name: rf.Name, recipients: rf.Recipients, optional: rf.Optional}
+		if i < len(lines) {
+			r.line = lines[i]
+		}
 		bad := func(format string, args ...any) {
-			add(file, "%s: %s", r.label(), fmt.Sprintf(format, args...))
+			probs.at(file, r.line, 0, "", "%s: %s", r.label(), fmt.Sprintf(format, args...))
 		}
 		if r.name != "" && (!ruleNameRE.MatchString(r.name) || notification.Channel(r.name).Valid()) {
 			bad("name must be lower-case letters, digits, - or _, and not a channel name")
@@ -219,6 +251,7 @@ func parseRouting(eventType, file string, b []byte, add func(file, format string
 			} else if rf.SMS.MaxSegments > 0 {
 				r.maxSegments = rf.SMS.MaxSegments
 			}
+			r.smsUnicode = rf.SMS.Unicode
 		}
 		if rf.Push != nil {
 			if !seen[notification.Push] {

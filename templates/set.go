@@ -33,7 +33,16 @@ type Set struct {
 	rules map[ruleKey]*rule
 	names []string
 	langs map[string]*localeData // canonical tag → names and layouts
+	// samples are the validated sample events of each type.
+	samples map[string][]Sample
+	// version identifies the tree's content (Version).
+	version string
 }
+
+// Version is a hash of the files the set was loaded from ("sha256:" and 12
+// hex digits): equal trees have equal versions, in every pod. It is empty
+// for a set loaded with Load from an fs.FS; LoadDir and Embedded set it.
+func (s *Set) Version() string { return s.version }
 
 type eventType struct {
 	name        string
@@ -71,7 +80,18 @@ func (s *Set) Description(eventType string) string {
 //go:embed */routing.yaml */*.txt */*.html */samples/*.json locales/*.yaml
 var shipped embed.FS
 
-var embeddedSet = sync.OnceValues(func() (*Set, error) { return Load(shipped) })
+var embeddedSet = sync.OnceValues(func() (*Set, error) {
+	snap, err := snapshot(shipped)
+	if err != nil {
+		return nil, err
+	}
+	s, err := Load(snap.fs)
+	if err != nil {
+		return nil, err
+	}
+	s.version = snap.version
+	return s, nil
+})
 
 // Embedded returns the template set compiled into the binary, validated
 // once per process.

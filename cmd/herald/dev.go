@@ -44,6 +44,9 @@ type devOptions struct {
 	Log  *zap.Logger
 	// Tracing, when set, replaces tracing from the OTEL_* environment.
 	Tracing *tracing.Tracing
+	// TemplatesDir, when set, is served instead of the built-in templates
+	// and reloaded when it changes (HERALD_TEMPLATES_DIR).
+	TemplatesDir string
 }
 
 // devEnv is the whole fleet on embedded parts: an in-process Kafka cluster,
@@ -170,6 +173,7 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	cfg.SMTPAddr, cfg.SMTPTLS, cfg.EmailFrom = e.smtp.Addr(), config.SMTPTLSMandatory, "Herald Gym <bookings@herald.dev>"
 	cfg.TwilioAccountSID, cfg.TwilioAuthToken, cfg.TwilioFrom, cfg.TwilioAPIURL = sid, token, "+15005550006", twURL
 	cfg.FCMProjectID, cfg.FCMCredentialsFile, cfg.FCMEndpoint = "herald-dev", credFile, fcmURL
+	cfg.TemplatesDir, cfg.TemplatesReloadInterval = o.TemplatesDir, time.Second
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("dev configuration: %w", err)
 	}
@@ -213,6 +217,7 @@ func cmdDev(args []string) int {
 	rate := fs.Float64("simulate-rate", 1, "booking simulator events per second; 0 = off")
 	partitions := fs.Int("partitions", 3, "partitions of every topic")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	templatesDir := fs.String("templates-dir", os.Getenv("HERALD_TEMPLATES_DIR"), "template tree to serve instead of the built-in one; reloaded when a file changes (default $HERALD_TEMPLATES_DIR)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -224,7 +229,7 @@ func cmdDev(args []string) int {
 		fmt.Fprintf(os.Stderr, "herald dev: --log-level: %v\n", err)
 		return 2
 	}
-	env, err := newDevEnv(devOptions{KafkaAddr: *kafkaAddr, Partitions: *partitions, RedisURL: os.Getenv("HERALD_REDIS_URL"), Keep: 500, Log: log})
+	env, err := newDevEnv(devOptions{KafkaAddr: *kafkaAddr, Partitions: *partitions, RedisURL: os.Getenv("HERALD_REDIS_URL"), Keep: 500, Log: log, TemplatesDir: *templatesDir})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "herald dev: %v\n", err)
 		return 1
@@ -243,6 +248,7 @@ func cmdDev(args []string) int {
 	fmt.Fprintf(os.Stderr, `
 herald dev is up
   outbox       http://%s/
+  templates    http://%[1]s/templates/
   kafka        %s   (topic %s; produce CloudEvents JSON with any client)
   idempotency  %s
   simulator    %g events/s

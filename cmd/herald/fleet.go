@@ -31,7 +31,7 @@ type fleet struct {
 	cfg       *config.Config
 	log       *zap.Logger
 	metrics   *obs.Metrics
-	templates *templates.Set
+	templates *templates.Live
 	tracing   *tracing.Tracing
 	store     dedupe.Store
 	senders   map[notification.Channel]channels.Sender

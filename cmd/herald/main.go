@@ -18,6 +18,7 @@ Usage:
   herald trace EVENT_ID [--since 24h] [--json]               one event's story across roles (herald trace -h)
   herald dlq inspect|replay [flags]                          summarise or replay dead letters (herald dlq -h)
   herald suppressions list|remove [flags]                    addresses providers said never to send to again
+  herald templates render|test|preview ...                   see what recipients get (herald templates help)
 `
 
 func main() {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/sinks"
 )
@@ -21,6 +23,9 @@ func (e *devEnv) routes(mux *http.ServeMux) {
 	var mu sync.Mutex
 	gen := sim.New(sim.Options{Seed: uint64(time.Now().UnixNano()), Prefix: "page" + strconv.FormatInt(time.Now().Unix()%100000, 36)})
 
+	if err := e.templateRoutes(mux); err != nil {
+		e.fleet.log.Error("template preview unavailable", zap.Error(err))
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		items := e.outbox.All()
 		kept := len(items)
@@ -101,7 +106,7 @@ var outboxPage = template.Must(template.New("outbox").Funcs(template.FuncMap{
  pre{white-space:pre-wrap;margin:0;font:13px/1.35 ui-monospace,monospace;max-width:60rem}
 </style></head><body>
 <h1>herald outbox</h1>
-<div class="meta">{{.Total}} delivered · Kafka <code>{{.Kafka}}</code> topic <code>{{.Topic}}</code> · idempotency: {{.Store}} · refreshes every 3 s</div>
+<div class="meta"><a href="/templates/">template preview</a> · {{.Total}} delivered · Kafka <code>{{.Kafka}}</code> topic <code>{{.Topic}}</code> · idempotency: {{.Store}} · refreshes every 3 s</div>
 <div>Publish a sample event:
 {{range .Types}}<form method="post" action="/api/events"><input type="hidden" name="type" value="{{.Type}}"><button>{{.Type}}</button></form>{{end}}
 </div>

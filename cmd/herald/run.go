@@ -21,7 +21,6 @@ import (
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
-	"github.com/gymhq/herald/templates"
 	"github.com/gymhq/herald/tracing"
 )
 
@@ -147,16 +146,6 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		closeAll()
 		return nil, nil, err
 	}
+	closers = append(closers, f.watchTemplates())
 	return f, closeAll, nil
-}
-
-func loadTemplates(dir string) (*templates.Set, error) {
-	if dir == "" {
-		return templates.Embedded()
-	}
-	s, err := templates.Load(os.DirFS(dir))
-	if err != nil {
-		return nil, fmt.Errorf("HERALD_TEMPLATES_DIR: %w", err)
-	}
-	return s, nil
 }

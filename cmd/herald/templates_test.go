@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runT(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = runTemplates(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestLintFixtures runs `herald templates lint DIR` over the broken trees
+// in testdata/lint: each must exit 1 and print exactly the reviewed
+// file:line: problem lines in its want.txt.
+func TestLintFixtures(t *testing.T) {
+	dirs, err := filepath.Glob(filepath.Join("testdata", "lint", "*"))
+	if err != nil || len(dirs) < 10 {
+		t.Fatalf("fixtures: %v %v", dirs, err)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			want, err := os.ReadFile(filepath.Join(dir, "want.txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, out, stderr := runT(t, "lint", dir)
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if out != string(want) {
+				t.Errorf("lint printed:\n%s\nwant:\n%s", out, want)
+			}
+			if !strings.Contains(stderr, "problem(s); the tree would be refused") {
+				t.Errorf("stderr: %s", stderr)
+			}
+		})
+	}
+}
+
+func TestLintShipped(t *testing.T) {
+	for _, args := range [][]string{{"lint"}, {"lint", filepath.Join("..", "..", "templates")}} {
+		code, out, stderr := runT(t, args...)
+		if code != 0 || out != "" || !strings.Contains(stderr, "ok, 5 event types") {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out, stderr)
+		}
+	}
+}
+
+func TestRenderCommand(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+		code int
+	}{
+		{[]string{"render", "gym.waitlist.promoted", "--channel", "sms", "--locale", "es", "--sample", "member-en"},
+			[]string{"sms · locale es · to +447700900456 (mem_oliver)", "encoding: GSM-7 · 148 characters · 1 segment(s)", "Buenas noticias, Oliver"}, 0},
+		{[]string{"render", "gym.booking.confirmed", "--channel", "email", "--locale", "es-MX", "--sample", "member-en"},
+			[]string{"(rendered from es templates)", "subject: ", "attachment: invite.ics (text/calendar; method=REQUEST", "--- text ---", "--- html ---\n<!DOCTYPE html>"}, 0},
+		{[]string{"render", "--channel", "push", "gym.class.reminder"},
+			[]string{"title: ", "body: ", "data.event_type: gym.class.reminder", "payload: "}, 0},
+		{[]string{"render", "gym.nope"}, nil, 1},
+		{[]string{"render", "gym.waitlist.promoted", "--channel", "sms", "--sample", "member-es"},
+			[]string{"sms · locale es-MX (rendered from es templates) · to +34600987654 (mem_marta)", "Buenas noticias, Marta"}, 0},
+		{[]string{"render", "gym.waitlist.promoted", "--sample", "nobody"}, nil, 1},
+		{[]string{"render", "gym.waitlist.promoted", "--channel", "fax"}, nil, 2},
+		{[]string{"render"}, nil, 2},
+	} {
+		code, out, stderr := runT(t, tc.args...)
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d\n%s", tc.args, code, tc.code, stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: output lacks %q:\n%s", tc.args, w, out)
+			}
+		}
+	}
+}
+
+// TestTestCommand checks `herald templates test` against a copy of the
+// shipped tree and its golden files: clean, then a changed copy is caught
+// with file:line, then --update rewrites the golden file.
+func TestTestCommand(t *testing.T) {
+	dir := shippedTree(t)
+	src := filepath.Join("..", "..", "templates", "testdata")
+	if err := os.CopyFS(filepath.Join(dir, "testdata"), os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := runT(t, "test", dir); code != 0 {
+		t.Fatalf("clean tree: exit %d\n%s%s", code, out, stderr)
+	}
+	sms := filepath.Join(dir, "gym.waitlist.promoted", "sms.en.txt")
+	b, _ := os.ReadFile(sms)
+	if err := os.WriteFile(sms, []byte(strings.Replace(string(b), "Good news", "Great news", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runT(t, "test", dir)
+	golden := dir + "/testdata/golden/gym.waitlist.promoted/member-en/mem_oliver.sms.en.txt:6: differs from the rendering"
+	if code != 1 || !strings.Contains(out, golden) || !strings.Contains(out, `rendered: "length: 129"`) {
+		t.Fatalf("changed copy: exit %d\n%s", code, out)
+	}
+	if code, out, _ := runT(t, "test", "--update", dir); code != 0 || !strings.Contains(out, "updated ") {
+		t.Fatalf("--update: exit %d\n%s", code, out)
+	}
+	if code, out, _ := runT(t, "test", dir); code != 0 {
+		t.Fatalf("after --update: exit %d\n%s", code, out)
+	}
+}
