@@ -43,9 +43,9 @@ func startFleet(t testing.TB, env *devEnv) (stop func()) {
 type workload struct {
 	planner *dispatcher.Planner
 	events  []sim.Event
-	want   map[addrKey]int // deliveries per channel and address
-	ids    map[string]bool // notification ids (email Message-IDs carry them)
-	total  int
+	want    map[addrKey]int // deliveries per channel and address
+	ids     map[string]bool // notification ids (email Message-IDs carry them)
+	total   int
 }
 
 // newWorkload generates n events with g (nil when n is 0) and plans them. Notifications to
