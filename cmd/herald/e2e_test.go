@@ -319,7 +319,7 @@ func waitDrained(t *testing.T, env *devEnv) {
 	}
 }
 
-func endOffsets(t *testing.T, client *kafka.Client, topic string, parts int) map[int]int64 {
+func endOffsets(t testing.TB, client *kafka.Client, topic string, parts int) map[int]int64 {
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for p := range parts {
 		req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p))

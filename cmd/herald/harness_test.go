@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/templates"
 )
@@ -96,15 +97,17 @@ func (w *workload) merge(o *workload) {
 	w.total += o.total
 }
 
-// publish produces every event of w.
+// publish produces every event of w, in one batch.
 func (w *workload) publish(t testing.TB, env *devEnv) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, ev := range w.events {
-		if err := env.publishEvent(ctx, ev.Key, ev.Value); err != nil {
-			t.Fatal(err)
-		}
+	msgs := make([]queue.Message, len(w.events))
+	for i, ev := range w.events {
+		msgs[i] = queue.Message{Topic: env.cfg.EventsTopic, Key: ev.Key, Value: ev.Value}
+	}
+	if err := env.prod.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
 	}
 }
 

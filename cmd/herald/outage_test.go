@@ -271,7 +271,7 @@ func observeNoDeliveries(env *devEnv, n int, d time.Duration) error {
 }
 
 // topicRecords is the number of records in every partition of topic.
-func topicRecords(t *testing.T, env *devEnv, topic string) int {
+func topicRecords(t testing.TB, env *devEnv, topic string) int {
 	client := &kafka.Client{Addr: kafka.TCP(env.brokers()...)}
 	n := 0
 	for _, end := range endOffsets(t, client, topic, env.cfg.TopicPartitions) {
