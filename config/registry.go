@@ -310,3 +310,6 @@ var registry = []*variable{
 		bind: text(func(c *Config) *string { return &c.TemplatesDir }, "a directory", directory),
 	},
 }
+
+// Connection security (Kafka SASL/TLS, Redis ACL/TLS): config/security.go.
+func init() { registry = append(registry, securityVars...) }
