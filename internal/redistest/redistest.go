@@ -287,6 +287,11 @@ func ping(sock string) error {
 	if err != nil {
 		return err
 	}
+	// A server started with a password or ACL users (StartWith) is up when
+	// it refuses an unauthenticated PING.
+	if bytes.HasPrefix(buf[:n], []byte("-NOAUTH")) || bytes.HasPrefix(buf[:n], []byte("-NOPERM")) {
+		return nil
+	}
 	if !bytes.HasPrefix(buf[:n], []byte("+PONG")) {
 		// For example "-LOADING ..." while a dataset loads.
 		return fmt.Errorf("unexpected reply %q", bytes.TrimSpace(buf[:n]))
