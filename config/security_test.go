@@ -30,7 +30,9 @@ func TestSecurityVariables(t *testing.T) {
 		{"SCRAM over TLS with every file", base.with("HERALD_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512", "HERALD_KAFKA_SASL_USERNAME", "herald",
 			"HERALD_KAFKA_SASL_PASSWORD_FILE", pwFile, "HERALD_KAFKA_TLS", "on", "HERALD_KAFKA_TLS_CA_FILE", pki.CAFile,
 			"HERALD_KAFKA_TLS_CERT_FILE", pki.CertFile, "HERALD_KAFKA_TLS_KEY_FILE", pki.KeyFile, "HERALD_KAFKA_TLS_SERVER_NAME", "kafka.test"),
-			func(c *config.Config) bool { return c.KafkaSASLPassword == "from-a-file" && c.KafkaTLSServerName == "kafka.test" }},
+			func(c *config.Config) bool {
+				return c.KafkaSASLPassword == "from-a-file" && c.KafkaTLSServerName == "kafka.test"
+			}},
 		{"Redis ACL user and TLS", base.with("HERALD_REDIS_URL", "rediss://r:6380/0", "HERALD_REDIS_USERNAME", "herald",
 			"HERALD_REDIS_PASSWORD_FILE", pwFile, "HERALD_REDIS_TLS_CA_FILE", pki.CAFile,
 			"HERALD_REDIS_TLS_CERT_FILE", pki.CertFile, "HERALD_REDIS_TLS_KEY_FILE", pki.KeyFile),
