@@ -165,7 +165,7 @@ func TestLogsHoldNoSecretsAddressesOrBodies(t *testing.T) {
 		w.add(t, ev, skip...)
 	}
 	bad := [][]byte{
-		[]byte(strings.Replace(string(g.Make("gym.booking.confirmed").Value), `@`, `@@`, 1)),                 // invalid email
+		[]byte(strings.Replace(string(g.Make("gym.booking.confirmed").Value), `@`, `@@`, 1)),                   // invalid email
 		[]byte(strings.Replace(string(g.Make("gym.waitlist.promoted").Value), `"phone":"+`, `"phone":"00`, 1)), // invalid phone
 		[]byte(`{"specversion":"1.0",`),
 	}
