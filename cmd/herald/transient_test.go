@@ -69,7 +69,7 @@ func TestTransientErrorsTenPercent(t *testing.T) {
 // ladder's not-before wait (≈10s) for the few messages that failed all
 // their quick attempts: latency for those messages, not lost throughput.
 func BenchmarkTransientErrors(b *testing.B) {
-	const batch = 400
+	const batch = 1500
 	start := func(faulty bool) *devEnv {
 		redis := redistest.Start(b)
 		env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 3, RedisURL: redis.URL(), Log: zap.NewNop()})
@@ -84,7 +84,7 @@ func BenchmarkTransientErrors(b *testing.B) {
 		return env
 	}
 	clean, faulty := start(false), start(true)
-	g := sim.New(sim.Options{Seed: 23, Members: 300, Prefix: "bt"})
+	g := sim.New(sim.Options{Seed: 23, Members: 3000, Prefix: "bt"})
 	type totals struct {
 		delivered     int
 		flowing, tail time.Duration
