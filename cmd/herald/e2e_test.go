@@ -338,7 +338,11 @@ func endOffsets(t testing.TB, client *kafka.Client, topic string, parts int) map
 // readAll reads every record currently in topic.
 func readAll(t *testing.T, brokers []string, topic string) []kafka.Message {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	// A transport of its own: kafka-go's shared default one caches
+	// metadata for seconds, and may predate the topic.
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr}
 	meta, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		t.Fatal(err)
