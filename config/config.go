@@ -147,6 +147,8 @@ type Config struct {
 	// IdempotencyRetention is how long a sent or failed key is kept; at
 	// least RetryMaxAge.
 	IdempotencyRetention time.Duration
+	// Security: Kafka SASL/TLS and Redis ACL/TLS (config/security.go).
+	Security
 
 	// SMTPAddr is the submission server as host:port.
 	SMTPAddr string

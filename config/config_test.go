@@ -117,6 +117,7 @@ func TestDefaults(t *testing.T) {
 		RetryMaxAge:          24 * time.Hour,
 		IdempotencyLease:     45 * time.Second,
 		IdempotencyRetention: 168 * time.Hour,
+		Security:             config.Security{KafkaSASLMechanism: config.KafkaSASLNone, KafkaTLS: config.Off},
 		HTTPAddr:             ":9090",
 		LogLevel:             config.LogInfo,
 		LogFormat:            config.LogJSON,

@@ -318,3 +318,6 @@ var registry = []*variable{
 		bind: duration(func(c *Config) *time.Duration { return &c.TemplatesReloadInterval }, 100*time.Millisecond, time.Hour, true),
 	},
 }
+
+// Connection security (Kafka SASL/TLS, Redis ACL/TLS): config/security.go.
+func init() { registry = append(registry, securityVars...) }

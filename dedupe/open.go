@@ -21,6 +21,15 @@ import (
 // classified by the Store. A malformed URL yields an error that says what is
 // wrong and shows the URL with its password masked, never the password.
 func Open(rawURL string) (redis.UniversalClient, error) {
+	opts, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewClient(opts), nil
+}
+
+// parseURL is Open without the client.
+func parseURL(rawURL string) (*redis.Options, error) {
 	if strings.TrimSpace(rawURL) == "" {
 		return nil, errors.New("redis URL is empty (want redis://host:port/db, rediss://... or unix:///path)")
 	}
@@ -45,7 +54,7 @@ func Open(rawURL string) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis URL %s: %w", u.Redacted(), err)
 	}
-	return redis.NewClient(opts), nil
+	return opts, nil
 }
 
 var quoted = regexp.MustCompile(`"[^"]*"`)

@@ -33,6 +33,18 @@ const (
 // maxErrorLen bounds the error text carried in a header.
 const maxErrorLen = 1024
 
+// MaxValueSize bounds the original bytes a DLQ record carries. A source
+// record can be larger than the DLQ topic (Kafka's default 1 MB) or the
+// producer accept — a booking topic configured for bigger records, an
+// oversize event — and a DLQ write that can never succeed would block the
+// partition for good. Longer values keep their first MaxValueSize bytes and
+// HeaderTruncated gives the original length.
+const MaxValueSize = 900 << 10
+
+// HeaderTruncated, present when the value was cut to MaxValueSize, holds
+// the original value's length in bytes.
+const HeaderTruncated = "herald-truncated"
+
 // Info describes a failure beyond the error itself.
 type Info struct {
 	Stage          string // "dispatcher", "email", "sms", "push"
@@ -81,7 +93,12 @@ func Record(src *queue.Message, err error, info Info) queue.Message {
 	add(HeaderSourceOffset, strconv.FormatInt(src.Offset, 10))
 	add(HeaderEventID, info.EventID)
 	add(HeaderNotificationID, info.NotificationID)
-	return queue.Message{Topic: topics.DLQ, Key: src.Key, Value: src.Value, Headers: hs}
+	value := src.Value
+	if len(value) > MaxValueSize {
+		value = value[:MaxValueSize]
+		add(HeaderTruncated, strconv.Itoa(len(src.Value)))
+	}
+	return queue.Message{Topic: topics.DLQ, Key: src.Key, Value: value, Headers: hs}
 }
 
 // HeaderReplay marks a record that `herald dlq replay` sent back into the

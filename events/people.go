@@ -89,14 +89,16 @@ func personFrom(v any, path string, index int) (Person, error) {
 	}
 	if p.Email != "" {
 		if a, err := mail.ParseAddress(p.Email); err != nil || a.Name != "" || a.Address != p.Email {
-			return Person{}, invalidf("%s.email %s is not a bare email address", path, quote(p.Email))
+			// The value is personal data and ends up in logs and DLQ
+			// headers: describe it, never quote it.
+			return Person{}, invalidf("%s.email (%d characters) is not a bare email address", path, len(p.Email))
 		}
 	}
 	if p.Phone, err = optionalString(m, path, "phone"); err != nil {
 		return Person{}, err
 	}
 	if p.Phone != "" && !isE164(p.Phone) {
-		return Person{}, invalidf("%s.phone %s is not E.164", path, quote(p.Phone))
+		return Person{}, invalidf("%s.phone (%d characters) is not E.164 (+ and 7 to 15 digits)", path, len(p.Phone))
 	}
 	if p.Locale, err = optionalString(m, path, "locale"); err != nil {
 		return Person{}, err

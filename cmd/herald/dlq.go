@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,8 +22,8 @@ import (
 )
 
 const dlqUsage = `Usage:
-  herald dlq inspect [--brokers B] [--samples N] [--json]
-  herald dlq replay  [--brokers B] [--reason R] [--channel C] [--since T] [--dry-run] [--events-topic T]
+  herald dlq inspect [--samples N] [--json] [config flags]
+  herald dlq replay  [--reason R] [--channel C] [--since T] [--dry-run] [config flags]
 
 inspect summarises herald.dlq.v1: counts by reason, class, channel and stage,
 the oldest and newest failure, and a few samples with masked addresses.
@@ -41,27 +40,20 @@ such as 2h: last failure at or after it).
 Both read the records present when they start, from every partition, without
 a consumer group. A replay that stops half-way is resumed by running it again:
 what it already replayed is recognised by the idempotency keys.
---brokers defaults to HERALD_KAFKA_BROKERS, --events-topic to
-HERALD_EVENTS_TOPIC or gym.bookings.v1.
+Kafka is reached as the workers reach it: HERALD_KAFKA_BROKERS and the
+HERALD_KAFKA_SASL_*/TLS_* settings (or their flags, e.g. --kafka-brokers);
+replayed events go to HERALD_EVENTS_TOPIC (--events-topic).
 `
 
 // cmdDLQ is `herald dlq`.
 func cmdDLQ(args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, dlqUsage)
-		return 2
+	sub, code, ok := subcommand("herald dlq", dlqUsage, args, os.Stdout, os.Stderr, "inspect", "replay")
+	if !ok {
+		return code
 	}
-	if args[0] != "inspect" && args[0] != "replay" {
-		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			fmt.Print(dlqUsage)
-			return 0
-		}
-		fmt.Fprintf(os.Stderr, "herald dlq: unknown subcommand %q (want inspect or replay; see herald dlq -h)\n", args[0])
-		return 2
-	}
-	fs := flag.NewFlagSet("herald dlq "+args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet("herald dlq "+sub, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, dlqUsage) }
-	brokers := fs.String("brokers", os.Getenv("HERALD_KAFKA_BROKERS"), "Kafka seed brokers, host:port,... (HERALD_KAFKA_BROKERS)")
 	samples := fs.Int("samples", 10, "inspect: samples to show")
 	asJSON := fs.Bool("json", false, "inspect: print JSON")
 	var opts replayOptions
@@ -69,29 +61,19 @@ func cmdDLQ(args []string) int {
 	fs.StringVar(&opts.Channel, "channel", "", "replay: only this channel (email, sms, push, events)")
 	since := fs.String("since", "", "replay: only records whose last failure is at or after this (RFC 3339, or a duration like 2h)")
 	fs.BoolVar(&opts.DryRun, "dry-run", false, "replay: report what would be replayed, send nothing")
-	events := os.Getenv("HERALD_EVENTS_TOPIC")
-	if events == "" {
-		events = topics.DefaultEvents
-	}
-	fs.StringVar(&opts.EventsTopic, "events-topic", events, "replay: where events go back to (HERALD_EVENTS_TOPIC)")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	cfg, exit := loadTool("herald dlq "+sub, fs, args[1:], os.Getenv, os.Stderr,
+		append([]string{"HERALD_EVENTS_TOPIC"}, toolKafkaVars...), "HERALD_KAFKA_BROKERS")
+	if exit != nil {
+		return *exit
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprint(os.Stderr, dlqUsage)
 		return 2
 	}
-	var bs []string
-	for _, b := range strings.Split(*brokers, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			bs = append(bs, b)
-		}
-	}
-	if len(bs) == 0 {
-		fmt.Fprintln(os.Stderr, "herald dlq: HERALD_KAFKA_BROKERS: not set (or pass --brokers host:port)")
+	opts.EventsTopic = cfg.EventsTopic
+	k, err := newToolKafka(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "herald dlq %s: %v\n", sub, err)
 		return 2
 	}
 	if *since != "" {
@@ -111,19 +93,18 @@ func cmdDLQ(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	var err error
-	switch args[0] {
+	switch sub {
 	case "inspect":
-		err = dlqInspect(ctx, os.Stdout, bs, *samples, *asJSON)
+		err = dlqInspect(ctx, os.Stdout, k, *samples, *asJSON)
 	case "replay":
 		var rep replayReport
-		rep, err = dlqReplay(ctx, os.Stdout, bs, opts)
+		rep, err = dlqReplay(ctx, os.Stdout, k, opts)
 		if err == nil && rep.Skipped > 0 {
 			return 1 // done, but not everything could be replayed: say so in the exit code
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "herald dlq %s: %v\n", args[0], err)
+		fmt.Fprintf(os.Stderr, "herald dlq %s: %v\n", sub, err)
 		return 1
 	}
 	return 0
@@ -141,10 +122,10 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-func dlqInspect(ctx context.Context, w io.Writer, brokers []string, samples int, asJSON bool) error {
+func dlqInspect(ctx context.Context, w io.Writer, k toolKafka, samples int, asJSON bool) error {
 	s := dlq.NewSummary(samples)
 	var mu sync.Mutex // Scan reads partitions concurrently
-	_, err := kafkarun.Scan(ctx, kafkarun.ScanConfig{Brokers: brokers}, topics.DLQ, func(m *queue.Message) error {
+	_, err := kafkarun.Scan(ctx, k.scan(time.Time{}), topics.DLQ, func(m *queue.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
 		e, err := dlq.Decode(m)
@@ -239,11 +220,11 @@ type replayReport struct {
 
 // dlqReplay scans the DLQ and publishes a replay record for each record the
 // filters select. Unreplayable records are reported on w and skipped.
-func dlqReplay(ctx context.Context, w io.Writer, brokers []string, o replayOptions) (replayReport, error) {
+func dlqReplay(ctx context.Context, w io.Writer, k toolKafka, o replayOptions) (replayReport, error) {
 	rep := replayReport{Replayed: map[string]int{}}
 	var prod *kafkarun.Producer
 	if !o.DryRun {
-		prod = kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: brokers})
+		prod = k.producer()
 		defer prod.Close()
 	}
 	at := time.Now()
@@ -260,7 +241,9 @@ func dlqReplay(ctx context.Context, w io.Writer, brokers []string, o replayOptio
 		return nil
 	}
 	var mu sync.Mutex // Scan reads partitions concurrently; batch is shared
-	ranges, err := kafkarun.Scan(ctx, kafkarun.ScanConfig{Brokers: brokers}, topics.DLQ, func(m *queue.Message) error {
+	// A record's timestamp is never before its last failure, so reading from
+	// Since skips only records the filter would drop.
+	ranges, err := kafkarun.Scan(ctx, k.scan(o.Since), topics.DLQ, func(m *queue.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
 		e, err := dlq.Decode(m)

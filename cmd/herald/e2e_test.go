@@ -322,7 +322,7 @@ func waitDrained(t *testing.T, env *devEnv) {
 	}
 }
 
-func endOffsets(t *testing.T, client *kafka.Client, topic string, parts int) map[int]int64 {
+func endOffsets(t testing.TB, client *kafka.Client, topic string, parts int) map[int]int64 {
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for p := range parts {
 		req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p))
@@ -341,7 +341,11 @@ func endOffsets(t *testing.T, client *kafka.Client, topic string, parts int) map
 // readAll reads every record currently in topic.
 func readAll(t *testing.T, brokers []string, topic string) []kafka.Message {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	// A transport of its own: kafka-go's shared default one caches
+	// metadata for seconds, and may predate the topic.
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr}
 	meta, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		t.Fatal(err)

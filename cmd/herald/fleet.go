@@ -63,18 +63,25 @@ func ownerID(instance string) string {
 // ctx ends and every consumer has drained, committed and left its group.
 func (f *fleet) run(ctx context.Context) error {
 	cfg := f.cfg
+	conn, err := kafkaConnection(cfg)
+	if err != nil {
+		return err
+	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	var specs []kafkarun.TopicSpec
 	for _, t := range topics.Owned() {
 		specs = append(specs, kafkarun.TopicSpec{Name: t, Partitions: cfg.TopicPartitions, Replication: cfg.TopicReplication})
 	}
-	err := kafkarun.EnsureTopics(tctx, cfg.KafkaBrokers, nil, specs)
+	err = checkKafka(tctx, cfg, conn)
+	if err == nil {
+		err = kafkarun.EnsureTopics(tctx, cfg.KafkaBrokers, conn.Transport, specs)
+	}
 	cancel()
 	if err != nil {
 		return err
 	}
 
-	producer := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: cfg.KafkaBrokers})
+	producer := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: cfg.KafkaBrokers, Transport: conn.Transport})
 	defer producer.Close()
 	pub := f.tracing.Publisher(producer)
 	owner := ownerID(cfg.InstanceID)
@@ -88,7 +95,7 @@ func (f *fleet) run(ctx context.Context) error {
 		}
 		handler = f.track(group, topicList, handler)
 		c, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{
-			Brokers: cfg.KafkaBrokers, GroupID: group, Topics: topicList,
+			Brokers: cfg.KafkaBrokers, GroupID: group, Topics: topicList, Dialer: conn.Dialer,
 			MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval,
 			DrainTimeout: cfg.ShutdownTimeout, SessionTimeout: cfg.SessionTimeout,
 			RebalanceTimeout: cfg.RebalanceTimeout, HeartbeatInterval: cfg.HeartbeatInterval,

@@ -100,9 +100,9 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		f.store = opts.store
 		closers = append(closers, func() { opts.store.Close() })
 	} else if needsStore {
-		client, err := dedupe.Open(cfg.RedisURL)
+		client, err := openRedis(context.Background(), cfg)
 		if err != nil {
-			return nil, nil, fmt.Errorf("HERALD_REDIS_URL: %w", err)
+			return nil, nil, err
 		}
 		store := dedupe.NewRedis(client, dedupe.Options{Retention: cfg.IdempotencyRetention})
 		closers = append(closers, func() { store.Close(); client.Close() })

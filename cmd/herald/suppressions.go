@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/suppress"
 )
@@ -26,38 +25,29 @@ UNREGISTERED, SMTP 5.1.1) are suppressed: herald does not send to them.
 list prints them masked unless --unmasked; remove lifts one (a member who
 opted in again). The channel of remove is taken from the address (an @ is
 email, a leading + is SMS, anything else a push token) unless --channel says.
---redis-url defaults to HERALD_REDIS_URL.
+Redis is reached as the workers reach it: HERALD_REDIS_URL and the
+HERALD_REDIS_USERNAME/PASSWORD/TLS_* settings (or their flags).
 `
 
 // cmdSuppressions is `herald suppressions`.
 func cmdSuppressions(args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, suppressionsUsage)
-		return 2
+	sub, code, ok := subcommand("herald suppressions", suppressionsUsage, args, os.Stdout, os.Stderr, "list", "remove")
+	if !ok {
+		return code
 	}
-	if args[0] != "list" && args[0] != "remove" {
-		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			fmt.Print(suppressionsUsage)
-			return 0
-		}
-		fmt.Fprintf(os.Stderr, "herald suppressions: unknown subcommand %q (want list or remove; see herald suppressions -h)\n", args[0])
-		return 2
-	}
-	fs := flag.NewFlagSet("herald suppressions "+args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet("herald suppressions "+sub, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, suppressionsUsage) }
 	channel := fs.String("channel", "", "email, sms or push")
 	unmasked := fs.Bool("unmasked", false, "list: print full addresses")
 	asJSON := fs.Bool("json", false, "list: print JSON")
-	redisURL := fs.String("redis-url", os.Getenv("HERALD_REDIS_URL"), "the Redis herald uses (HERALD_REDIS_URL)")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	cfg, exit := loadTool("herald suppressions "+sub, fs, args[1:], os.Getenv, os.Stderr, toolRedisVars, "HERALD_REDIS_URL")
+	if exit != nil {
+		return *exit
 	}
-	client, err := dedupe.Open(*redisURL)
+	client, err := openToolRedis(cfg)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "herald suppressions: HERALD_REDIS_URL: %v\n", err)
+		fmt.Fprintf(os.Stderr, "herald suppressions: %v\n", err)
 		return 2
 	}
 	defer client.Close()
@@ -65,7 +55,7 @@ func cmdSuppressions(args []string) int {
 	defer cancel()
 	list := suppress.NewRedis(client, "", nil)
 
-	switch args[0] {
+	switch sub {
 	case "list":
 		if fs.NArg() != 0 {
 			fmt.Fprint(os.Stderr, suppressionsUsage)
@@ -80,7 +70,7 @@ func cmdSuppressions(args []string) int {
 		err = removeSuppression(ctx, os.Stdout, list, *channel, fs.Arg(0))
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "herald suppressions %s: %v\n", args[0], err)
+		fmt.Fprintf(os.Stderr, "herald suppressions %s: %v\n", sub, err)
 		if errors.Is(err, suppress.ErrInvalid) {
 			return 2
 		}

@@ -47,9 +47,9 @@ func TestToolCommands(t *testing.T) {
 		want string
 	}{
 		{"dlq without brokers", nil, []string{"dlq", "inspect"}, "HERALD_KAFKA_BROKERS"},
-		{"dlq bad since", nil, []string{"dlq", "replay", "--brokers", "127.0.0.1:1", "--since", "yesterday"}, "--since"},
-		{"dlq bad channel", nil, []string{"dlq", "replay", "--brokers", "127.0.0.1:1", "--channel", "fax"}, "--channel"},
-		{"dlq unknown subcommand", nil, []string{"dlq", "purge", "--brokers", "127.0.0.1:1"}, `unknown subcommand "purge"`},
+		{"dlq bad since", nil, []string{"dlq", "replay", "--kafka-brokers", "127.0.0.1:1", "--since", "yesterday"}, "--since"},
+		{"dlq bad channel", nil, []string{"dlq", "replay", "--kafka-brokers", "127.0.0.1:1", "--channel", "fax"}, "--channel"},
+		{"dlq unknown subcommand", nil, []string{"dlq", "purge", "--kafka-brokers", "127.0.0.1:1"}, `unknown subcommand "purge"`},
 		{"suppressions bad url", []string{"HERALD_REDIS_URL=ftp://x"}, []string{"suppressions", "list"}, "HERALD_REDIS_URL"},
 		{"suppressions bad channel", redisEnv, []string{"suppressions", "list", "--channel", "fax"}, "unknown channel"},
 	}

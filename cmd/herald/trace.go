@@ -17,7 +17,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/dispatcher"
 	"github.com/gymhq/herald/dlq"
@@ -38,12 +37,13 @@ Addresses are masked.
 
 It reads the events, channel, retry and DLQ topics from --since ago to their
 current end, without a consumer group (it commits nothing), so its cost grows
-with --since. Kafka and Redis come from the usual HERALD_* variables (or
-their flags); without HERALD_REDIS_URL the final states are not shown.
+with --since. Kafka and Redis are reached as the workers reach them (the
+HERALD_KAFKA_* and HERALD_REDIS_* variables, their _FILE forms and flags);
+without HERALD_REDIS_URL the final states are not shown.
 `
 
 // traceVars are the configuration herald trace reads.
-var traceVars = []string{"HERALD_KAFKA_BROKERS", "HERALD_EVENTS_TOPIC", "HERALD_REDIS_URL"}
+var traceVars = append(append([]string{"HERALD_EVENTS_TOPIC"}, toolKafkaVars...), toolRedisVars...)
 
 // cmdTrace is `herald trace EVENT_ID`.
 func cmdTrace(args []string) int {
@@ -54,8 +54,8 @@ func cmdTrace(args []string) int {
 
 func runTrace(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("herald trace", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, traceUsage, "\nFlags:\n"); fs.PrintDefaults() }
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() { fmt.Fprint(stderr, traceUsage, "\nFlags:\n"); fs.SetOutput(stderr); fs.PrintDefaults() }
 	since := fs.Duration("since", 24*time.Hour, "how far back to read")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a report")
 	// The event id may come before or after the flags.
@@ -63,13 +63,9 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		id, args = args[0], args[1:]
 	}
-	cfg, err := config.LoadTool(fs, args, getenv, traceVars, "HERALD_KAFKA_BROKERS")
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "herald trace: %v\n", err)
-		return 2
+	cfg, exit := loadTool("herald trace", fs, args, getenv, stderr, traceVars, "HERALD_KAFKA_BROKERS")
+	if exit != nil {
+		return *exit
 	}
 	if id == "" && fs.NArg() == 1 {
 		id = fs.Arg(0)
@@ -83,11 +79,16 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 		return 2
 	}
 
-	src := traceSources{scan: kafkarun.ScanConfig{Brokers: cfg.KafkaBrokers, Since: time.Now().Add(-*since)}, eventsTopic: cfg.EventsTopic}
+	k, err := newToolKafka(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald trace: %v\n", err)
+		return 2
+	}
+	src := traceSources{scan: k.scan(time.Now().Add(-*since)), eventsTopic: cfg.EventsTopic}
 	if cfg.RedisURL != "" {
-		client, err := dedupe.Open(cfg.RedisURL)
+		client, err := openToolRedis(cfg)
 		if err != nil {
-			fmt.Fprintf(stderr, "herald trace: HERALD_REDIS_URL: %v\n", err)
+			fmt.Fprintf(stderr, "herald trace: %v\n", err)
 			return 2
 		}
 		store := dedupe.NewRedis(client, dedupe.Options{})

@@ -41,11 +41,12 @@ const maxSocketPath = 100
 //
 // Its methods are safe for concurrent use. Stop and Restart exist for outage
 // tests: after Stop, clients get connection errors; after Restart the same
-// socket answers again with an empty dataset.
+// socket answers again, with an empty dataset unless started Persistent.
 type Server struct {
-	tb   testing.TB // nil when started by StartProcess
-	dir  string
-	sock string
+	tb    testing.TB // nil when started by StartProcess
+	dir   string
+	sock  string
+	extra []string // more redis-server arguments (StartWith)
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -58,6 +59,19 @@ type Server struct {
 // Start starts a redis-server for the test and stops it when the test ends.
 // It calls tb.Fatalf if redis-server is not installed or does not come up.
 func Start(tb testing.TB) *Server {
+	tb.Helper()
+	return StartWith(tb)
+}
+
+// Persistent are StartWith arguments that make every write durable before
+// it is acknowledged (append-only file, fsync always), so that Restart
+// comes back with the data, as a production Redis with AOF would.
+var Persistent = []string{"--appendonly", "yes", "--appendfsync", "always"}
+
+// StartWith is Start with more redis-server arguments, which override the
+// defaults (for example Persistent, or --requirepass / --user for ACL
+// tests). They apply again on Restart.
+func StartWith(tb testing.TB, args ...string) *Server {
 	tb.Helper()
 	if _, err := exec.LookPath(Binary); err != nil {
 		tb.Fatalf("redistest: %s not found on PATH (%v): run `make test`, which installs it", Binary, err)
@@ -72,7 +86,7 @@ func Start(tb testing.TB) *Server {
 		tb.Cleanup(func() { _ = os.RemoveAll(short) })
 		dir = short
 	}
-	s := &Server{tb: tb, dir: dir, sock: filepath.Join(dir, "redis.sock")}
+	s := &Server{tb: tb, dir: dir, sock: filepath.Join(dir, "redis.sock"), extra: args}
 	if err := s.start(); err != nil {
 		tb.Fatalf("redistest: %v", err)
 	}
@@ -138,7 +152,8 @@ func (s *Server) Stop() {
 	s.stopLocked()
 }
 
-// Restart starts the server again on the same socket, with no data. It is
+// Restart starts the server again on the same socket, with no data unless
+// it was started with Persistent. It is
 // used after Stop; on a running server it stops it first.
 func (s *Server) Restart() error {
 	s.mu.Lock()
@@ -196,6 +211,7 @@ func (s *Server) start() error {
 		"--daemonize", "no",
 		"--loglevel", "warning",
 	)
+	cmd.Args = append(cmd.Args, s.extra...)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
@@ -270,6 +286,11 @@ func ping(sock string) error {
 	n, err := conn.Read(buf)
 	if err != nil {
 		return err
+	}
+	// A server started with a password or ACL users (StartWith) is up when
+	// it refuses an unauthenticated PING.
+	if bytes.HasPrefix(buf[:n], []byte("-NOAUTH")) || bytes.HasPrefix(buf[:n], []byte("-NOPERM")) {
+		return nil
 	}
 	if !bytes.HasPrefix(buf[:n], []byte("+PONG")) {
 		// For example "-LOADING ..." while a dataset loads.

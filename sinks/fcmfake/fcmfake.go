@@ -85,6 +85,8 @@ type Fake struct {
 	tokenFails map[string]fault
 	next       []fault
 	nextToken  []int
+	ratio      sinks.Ratio
+	ratioFt    fault // answer of the sends ratio picks; guarded by mu
 }
 
 type fault struct {
@@ -159,6 +161,16 @@ func (f *Fake) FailNext(n, status int, fcmErrorCode string) {
 	for range n {
 		f.next = append(f.next, fault{status: status, errorCode: fcmErrorCode})
 	}
+}
+
+// FailRatio makes the share p of authenticated sends fail with the HTTP
+// status and FCM error code, spread evenly (see sinks.Ratio), after any
+// FailNext faults. p = 0 turns it off.
+func (f *Fake) FailRatio(p float64, status int, fcmErrorCode string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ratioFt = fault{status: status, errorCode: fcmErrorCode}
+	f.ratio.Set(p)
 }
 
 // FailNextBody makes the next n authenticated sends fail with the HTTP
@@ -477,6 +489,9 @@ func (f *Fake) takeFault() (fault, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.next) == 0 {
+		if f.ratio.Next() {
+			return f.ratioFt, true
+		}
 		return fault{}, false
 	}
 	ft := f.next[0]

@@ -65,6 +65,8 @@ type Sink struct {
 	failNext fault // consumed by RCPT and DATA
 	failData fault // consumed by DATA only
 	failAddr map[string]*smtp.SMTPError
+	ratio    sinks.Ratio
+	ratioErr *smtp.SMTPError // answer of the RCPTs ratio picks
 }
 
 type fault struct {
@@ -216,10 +218,26 @@ func (s *Sink) FailAddress(addr string, code int, enhanced, msg string) error {
 	return nil
 }
 
+// FailRatio makes the share p of RCPT commands answer code, enhanced and
+// msg, spread evenly (see sinks.Ratio), after any FailAddress and FailNext
+// faults. p = 0 turns it off.
+func (s *Sink) FailRatio(p float64, code int, enhanced, msg string) error {
+	e, err := smtpError(code, enhanced, msg)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.ratioErr = e
+	s.ratio.Set(p)
+	s.mu.Unlock()
+	return nil
+}
+
 // ClearFaults removes every injected failure.
 func (s *Sink) ClearFaults() {
 	s.mu.Lock()
 	s.failNext, s.failData = fault{}, fault{}
+	s.ratio.Set(0)
 	clear(s.failAddr)
 	s.mu.Unlock()
 }
@@ -268,6 +286,9 @@ func (s *Sink) rcptFault(to string) error {
 	}
 	if e := s.failNext.take(); e != nil {
 		return e
+	}
+	if s.ratio.Next() {
+		return s.ratioErr
 	}
 	return nil
 }

@@ -58,6 +58,8 @@ type Fake struct {
 	mu      sync.Mutex
 	numbers map[string]apiError
 	next    []fault
+	ratio   sinks.Ratio
+	ratioFt fault // answer of the requests ratio picks; guarded by mu
 }
 
 type fault struct {
@@ -126,6 +128,16 @@ func (f *Fake) FailNextBody(n, status int, body string) {
 	for range n {
 		f.next = append(f.next, fault{status: status, body: body})
 	}
+}
+
+// FailRatio makes the share p of the requests that pass authentication
+// fail with the HTTP status and Twilio error code, spread evenly (see
+// sinks.Ratio), after any FailNext faults. p = 0 turns it off.
+func (f *Fake) FailRatio(p float64, status, code int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ratioFt = fault{status: status, code: code}
+	f.ratio.Set(p)
 }
 
 // Requests counts every request to the Messages endpoint.
@@ -245,6 +257,9 @@ func (f *Fake) takeFault() (fault, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.next) == 0 {
+		if f.ratio.Next() {
+			return f.ratioFt, true
+		}
 		return fault{}, false
 	}
 	ft := f.next[0]

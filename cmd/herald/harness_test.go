@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/sim"
+	"github.com/gymhq/herald/templates"
+)
+
+// Helpers shared by the fleet-level tests (outage, transient errors, bad
+// input, log scan). They drive the real fleet wiring of newDevEnv, like
+// TestEndToEnd, and reuse its helpers (waitDrained, readAll, jsonLogger).
+
+// startFleet runs env's fleet until the test ends and returns once it is
+// ready; the returned func stops it early (idempotent) and reports a run
+// error.
+func startFleet(t testing.TB, env *devEnv) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- env.fleet.run(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("fleet run: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	// Ready means herald's topics exist and every consumer holds a
+	// generation, so what the test publishes next has somewhere to go.
+	deadline := time.Now().Add(30 * time.Second)
+	for env.fleet.ready(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("fleet not ready after 30s: %v", env.fleet.ready(ctx))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return stop
+}
+
+// workload is a batch of generated booking events and the deliveries the
+// planner says they must produce.
+type workload struct {
+	planner *dispatcher.Planner
+	events  []sim.Event
+	want    map[addrKey]int // deliveries per channel and address
+	ids     map[string]bool // notification ids (email Message-IDs carry them)
+	total   int
+}
+
+// newWorkload generates n events with g (nil when n is 0) and plans them. Notifications to
+// addresses in skip (permanent failures) are not expected.
+func newWorkload(t testing.TB, g *sim.Generator, n int, skip ...string) *workload {
+	t.Helper()
+	tpl, err := templates.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &workload{planner: &dispatcher.Planner{Templates: tpl, Now: time.Now}, want: map[addrKey]int{}, ids: map[string]bool{}}
+	for range n {
+		w.add(t, g.Next(), skip...)
+	}
+	return w
+}
+
+// add adds one event and the deliveries it must produce.
+func (w *workload) add(t testing.TB, ev sim.Event, skip ...string) {
+	t.Helper()
+	w.events = append(w.events, ev)
+	ns, err := w.planner.Plan(ev.Value)
+	if err != nil {
+		t.Fatalf("plan %s: %v", ev.ID, err)
+	}
+next:
+	for _, n := range ns {
+		for _, s := range skip {
+			if n.To == s {
+				continue next
+			}
+		}
+		w.want[addrKey{string(n.Channel), n.To}]++
+		w.ids[n.ID] = true
+		w.total++
+	}
+}
+
+// merge adds o's events and expectations to w.
+func (w *workload) merge(o *workload) {
+	w.events = append(w.events, o.events...)
+	for k, n := range o.want {
+		w.want[k] += n
+	}
+	for id := range o.ids {
+		w.ids[id] = true
+	}
+	w.total += o.total
+}
+
+// publish produces every event of w, in one batch.
+func (w *workload) publish(t testing.TB, env *devEnv) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msgs := make([]queue.Message, len(w.events))
+	for i, ev := range w.events {
+		msgs[i] = queue.Message{Topic: env.cfg.EventsTopic, Key: ev.Key, Value: ev.Value}
+	}
+	if err := env.prod.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tally compares what the sinks accepted with what w expects.
+//
+// Per channel and address, a surplus is a duplicate and a shortfall a loss;
+// emails are also checked by Message-ID, which carries the notification id,
+// so that a duplicate cannot hide behind a loss at the same address.
+type tally struct {
+	expected, delivered, duplicated, lost, unexpected int
+}
+
+func (c tally) String() string {
+	return fmt.Sprintf("expected %d, delivered %d, duplicated %d, lost %d, unexpected %d",
+		c.expected, c.delivered, c.duplicated, c.lost, c.unexpected)
+}
+
+func count(env *devEnv, w *workload) tally {
+	c := tally{expected: w.total}
+	got := map[addrKey]int{}
+	byID := map[string]int{}
+	for _, d := range env.outbox.All() {
+		c.delivered++
+		got[addrKey{d.Channel, d.To}]++
+		if d.Channel == "email" {
+			id := strings.TrimSuffix(strings.TrimPrefix(d.MessageID, "<"), ">")
+			if i := strings.IndexByte(id, '@'); i >= 0 {
+				id = id[:i]
+			}
+			byID[id]++
+		}
+	}
+	for k, n := range w.want {
+		switch g := got[k]; {
+		case g > n:
+			c.duplicated += g - n
+		case g < n:
+			c.lost += n - g
+		}
+	}
+	for k, n := range got {
+		if _, ok := w.want[k]; !ok {
+			c.unexpected += n
+		}
+	}
+	emailDup := 0
+	for id, n := range byID {
+		if n > 1 {
+			emailDup += n - 1
+		}
+		if !w.ids[id] {
+			c.unexpected++
+		}
+	}
+	// An email duplicate hidden by a loss at the same address.
+	if emailDup > c.duplicated {
+		c.duplicated = emailDup
+	}
+	return c
+}
+
+// waitDelivered waits until the sinks accepted at least n messages and
+// every group has committed to the end of its topics, so nothing more can
+// arrive, then returns the tally.
+func waitDelivered(t *testing.T, env *devEnv, w *workload, timeout time.Duration) tally {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := env.outbox.Wait(ctx, w.total); err != nil {
+		t.Errorf("delivered %d of %d: %v", env.outbox.Len(), w.total, err)
+		return count(env, w)
+	}
+	waitDrained(t, env)
+	return count(env, w)
+}
+
+// assertExactlyOnce logs the tally and fails the test unless every expected
+// message was delivered exactly once and nothing else was.
+func assertExactlyOnce(t testing.TB, name string, c tally) {
+	t.Helper()
+	t.Logf("%s: %s", name, c)
+	if c.duplicated != 0 || c.lost != 0 || c.unexpected != 0 || c.delivered != c.expected {
+		t.Errorf("%s: want every message exactly once: %s", name, c)
+	}
+}
+
+// poll waits until cond holds, checking every 20ms, or fails the test.
+func poll(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

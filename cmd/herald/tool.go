@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gymhq/herald/config"
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/kafkarun"
+)
+
+// Operator commands (trace, dlq, suppressions) reach Kafka and Redis exactly
+// as the workers do: the same variables and flags, _FILE secrets, and
+// SASL/TLS settings, read through config.LoadTool.
+var (
+	toolKafkaVars = []string{
+		"HERALD_KAFKA_BROKERS", "HERALD_INSTANCE_ID",
+		"HERALD_KAFKA_SASL_MECHANISM", "HERALD_KAFKA_SASL_USERNAME", "HERALD_KAFKA_SASL_PASSWORD",
+		"HERALD_KAFKA_TLS", "HERALD_KAFKA_TLS_CA_FILE", "HERALD_KAFKA_TLS_CERT_FILE", "HERALD_KAFKA_TLS_KEY_FILE",
+		"HERALD_KAFKA_TLS_SERVER_NAME",
+	}
+	toolRedisVars = []string{
+		"HERALD_REDIS_URL", "HERALD_REDIS_USERNAME", "HERALD_REDIS_PASSWORD",
+		"HERALD_REDIS_TLS_CA_FILE", "HERALD_REDIS_TLS_CERT_FILE", "HERALD_REDIS_TLS_KEY_FILE",
+	}
+)
+
+// toolKafka is how a command reads and writes the cluster.
+type toolKafka struct {
+	brokers []string
+	conn    *kafkarun.Connection // nil: plain connections
+}
+
+func newToolKafka(cfg *config.Config) (toolKafka, error) {
+	conn, err := kafkaConnection(cfg)
+	if err != nil {
+		return toolKafka{}, err
+	}
+	return toolKafka{brokers: cfg.KafkaBrokers, conn: conn}, nil
+}
+
+// scan is the ScanConfig for reading records written at or after since.
+func (k toolKafka) scan(since time.Time) kafkarun.ScanConfig {
+	sc := kafkarun.ScanConfig{Brokers: k.brokers, Since: since}
+	if k.conn != nil {
+		sc.Dialer, sc.Transport = k.conn.Dialer, k.conn.Transport
+	}
+	return sc
+}
+
+func (k toolKafka) producer() *kafkarun.Producer {
+	pc := kafkarun.ProducerConfig{Brokers: k.brokers}
+	if k.conn != nil {
+		pc.Transport = k.conn.Transport
+	}
+	return kafkarun.NewProducer(pc)
+}
+
+// openToolRedis opens Redis as the workers do, without their start-up
+// access check: a tool's first command reports an unreachable server.
+func openToolRedis(cfg *config.Config) (redis.UniversalClient, error) {
+	client, err := dedupe.OpenSecure(cfg.RedisURL, dedupe.Security{
+		Username: cfg.RedisUsername, Password: cfg.RedisPassword,
+		CAFile: cfg.RedisTLSCAFile, CertFile: cfg.RedisTLSCertFile, KeyFile: cfg.RedisTLSKeyFile,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_REDIS_URL: %w", err)
+	}
+	return client, nil
+}
+
+// subcommand picks args[0] from names for command (e.g. "herald dlq"),
+// printing usage for help. When ok is false the command returns code.
+func subcommand(command, usage string, args []string, stdout, stderr io.Writer, names ...string) (name string, code int, ok bool) {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return "", 2, false
+	}
+	for _, n := range names {
+		if args[0] == n {
+			return n, 0, true
+		}
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return "", 0, false
+	}
+	fmt.Fprintf(stderr, "%s: unknown subcommand %q (want %s; see %s -h)\n", command, args[0], orList(names), command)
+	return "", 2, false
+}
+
+func orList(xs []string) string {
+	switch len(xs) {
+	case 0:
+		return ""
+	case 1:
+		return xs[0]
+	}
+	out := xs[0]
+	for _, x := range xs[1 : len(xs)-1] {
+		out += ", " + x
+	}
+	return out + " or " + xs[len(xs)-1]
+}
+
+// loadTool parses a tool's flags and configuration; a non-nil *int is the
+// exit code to return (0 after -h, 2 after a one-line error on stderr).
+func loadTool(command string, fs *flag.FlagSet, args []string, getenv func(string) string, stderr io.Writer, vars []string, required ...string) (*config.Config, *int) {
+	cfg, err := config.LoadTool(fs, args, getenv, vars, required...)
+	if err == nil {
+		return cfg, nil
+	}
+	code := 2
+	if errors.Is(err, flag.ErrHelp) {
+		code = 0
+	} else {
+		fmt.Fprintf(stderr, "%s: %v\n", command, err)
+	}
+	return nil, &code
+}

@@ -1,0 +1,203 @@
+package kafkarun
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+)
+
+// SASL mechanisms herald speaks. Managed clusters (Confluent Cloud, MSK,
+// Aiven, Redpanda Cloud) offer at least one of them; the SCRAM ones never
+// send the password, PLAIN must only be used over TLS.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// Security is how herald authenticates to the brokers and protects the
+// connection. The zero value is plaintext without authentication, for a
+// cluster on a private network or the in-process one.
+//
+// Every Kafka connection herald makes — the consumer group coordinator, the
+// partition readers, the producer and the topic-creation client — uses the
+// same settings: Build turns them into the Dialer and Transport kafka-go
+// wants for each of those.
+type Security struct {
+	// SASLMechanism is "" (no SASL), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	SASLMechanism      string
+	Username, Password string
+
+	// TLS turns TLS on. With no CAFile the system roots verify the brokers.
+	TLS bool
+	// CAFile is a PEM bundle of the CAs that sign the brokers' certificates
+	// (a private CA), used instead of the system roots.
+	CAFile string
+	// CertFile and KeyFile are a PEM client certificate and key for mutual
+	// TLS; both or neither.
+	CertFile, KeyFile string
+	// ServerName is the name checked against the brokers' certificates
+	// when it is not the host in the broker address (brokers behind a load
+	// balancer or reached by IP).
+	ServerName string
+
+	// ClientID names this process to the brokers (quotas, request logs).
+	ClientID string
+}
+
+// Validate reports the first inconsistency, naming the field. It reads no
+// files; Build does.
+func (s *Security) Validate() error {
+	switch s.SASLMechanism {
+	case "":
+		if s.Username != "" || s.Password != "" {
+			return errors.New("kafkarun: a SASL user name or password is set but no SASL mechanism")
+		}
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		if s.Username == "" || s.Password == "" {
+			return fmt.Errorf("kafkarun: SASL %s needs a user name and a password", s.SASLMechanism)
+		}
+	default:
+		return fmt.Errorf("kafkarun: SASL mechanism %q is not one of %s, %s, %s", s.SASLMechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
+	}
+	if (s.CertFile == "") != (s.KeyFile == "") {
+		return errors.New("kafkarun: a TLS client certificate needs both the certificate and the key file")
+	}
+	if !s.TLS && (s.CAFile != "" || s.CertFile != "" || s.ServerName != "") {
+		return errors.New("kafkarun: TLS files or a server name are set but TLS is off")
+	}
+	return nil
+}
+
+// Connection is what kafka-go needs to reach the brokers with Security: a
+// Dialer for the consumer group and readers, a Transport for the producer
+// and the admin client. Both are safe to share.
+type Connection struct {
+	Dialer    *kafka.Dialer
+	Transport *kafka.Transport
+}
+
+// Build validates s, loads its files and returns the Connection. Errors
+// name the file or setting, never a secret.
+func (s *Security) Build() (*Connection, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	mech, err := s.mechanism()
+	if err != nil {
+		return nil, err
+	}
+	var tc *tls.Config
+	if s.TLS {
+		if tc, err = s.tlsConfig(); err != nil {
+			return nil, err
+		}
+	}
+	return &Connection{
+		Dialer: &kafka.Dialer{
+			ClientID: s.ClientID, Timeout: 10 * time.Second, DualStack: true,
+			TLS: tc, SASLMechanism: mech,
+		},
+		Transport: &kafka.Transport{
+			ClientID: s.ClientID, DialTimeout: 10 * time.Second,
+			TLS: tc, SASL: mech,
+		},
+	}, nil
+}
+
+func (s *Security) mechanism() (sasl.Mechanism, error) {
+	switch s.SASLMechanism {
+	case SASLPlain:
+		return plain.Mechanism{Username: s.Username, Password: s.Password}, nil
+	case SASLScramSHA256, SASLScramSHA512:
+		algo := scram.SHA256
+		if s.SASLMechanism == SASLScramSHA512 {
+			algo = scram.SHA512
+		}
+		m, err := scram.Mechanism(algo, s.Username, s.Password)
+		if err != nil {
+			// The scram package fails only on user names or passwords
+			// that SASLprep rejects; do not echo them.
+			return nil, fmt.Errorf("kafkarun: SASL %s: the user name or password has characters SASLprep rejects", s.SASLMechanism)
+		}
+		return m, nil
+	}
+	return nil, nil
+}
+
+func (s *Security) tlsConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.ServerName}
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafkarun: TLS CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kafkarun: TLS CA file %s holds no PEM certificate", s.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if s.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafkarun: TLS client certificate %s / key %s: %w", s.CertFile, s.KeyFile, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// Check dials the seed brokers with the Connection's TLS and SASL settings
+// and returns an error if one refuses herald's credentials or certificate:
+// configuration that no retry will fix, which kafka-go's clients would
+// otherwise report only as "broker not available" on every request. A
+// broker that cannot be reached at all is not an error here; the callers'
+// own retries and timeouts deal with outages.
+func (c *Connection) Check(ctx context.Context, brokers []string) error {
+	for _, b := range brokers {
+		conn, err := c.Dialer.DialContext(ctx, "tcp", b)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		if refused(err) {
+			return fmt.Errorf("kafkarun: broker %s refused the connection settings: %w", b, err)
+		}
+	}
+	return nil
+}
+
+// refused reports whether err is a broker rejecting herald's TLS or SASL
+// settings rather than a network failure.
+func refused(err error) bool {
+	var (
+		unknownCA *x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+		record    tls.RecordHeaderError
+		alert     tls.AlertError
+		kerr      kafka.Error
+	)
+	switch {
+	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid),
+		errors.As(err, &verify), errors.As(err, &record), errors.As(err, &alert):
+		return true
+	case errors.As(err, &kerr):
+		switch kerr {
+		case kafka.SASLAuthenticationFailed, kafka.UnsupportedSASLMechanism, kafka.IllegalSASLState:
+			return true
+		}
+	}
+	return false
+}
