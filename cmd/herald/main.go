@@ -15,6 +15,7 @@ Usage:
   herald dev [--kafka-addr 127.0.0.1:9092] [--http-addr 127.0.0.1:8025] [--simulate-rate N]
                                                              the whole fleet in one process on embedded parts
   herald templates lint [DIR]                                check templates before they ship
+  herald bench [--scenario a,b] [--json]                     measure herald against its baselines (make bench)
 `
 
 func main() {
@@ -30,6 +31,8 @@ func main() {
 		code = cmdDev(os.Args[2:])
 	case "templates":
 		code = cmdTemplates(os.Args[2:])
+	case "bench":
+		code = cmdBench(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
