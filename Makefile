@@ -6,16 +6,17 @@ BIN     := bin/herald
 LDFLAGS := -s -w
 export CGO_ENABLED ?= 0
 
-.PHONY: run test deps vet fmt-check build fuzz clean
+.PHONY: run test deps vet fmt-check build fuzz clean bench chaos
 
 ## run: the whole fleet in one process on embedded parts (herald dev); outbox at http://127.0.0.1:8025
 run:
 	$(GO) run ./cmd/herald dev
 
-## test: install what the tests need, then vet, format check, template lint and the race-enabled suite
+## test: install what the tests need, then vet, format check, template lint, the race-enabled suite and the chaos test
 test: deps vet fmt-check
 	$(GO) run ./cmd/herald templates lint
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) chaos
 
 ## deps: redis-server (Debian package) for the tests that start a real Redis
 deps:
@@ -45,3 +46,12 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+## chaos: three herald processes killed (SIGKILL, SIGTERM), restarted and joined by a fourth while events stream; nothing lost, duplicates reported with and without idempotency keys
+chaos: deps
+	$(GO) vet -tags chaos ./chaos/
+	$(GO) test -tags chaos -count=1 -timeout 6m -run '^TestChaos$$' -v ./chaos/
+
+## bench: every herald bench scenario against its baseline; writes the table into BENCHMARKS.md
+bench: deps build
+	$(BIN) bench --update BENCHMARKS.md

@@ -35,6 +35,9 @@ type childSpec struct {
 	// Expect is how many distinct notifications to deliver before draining
 	// and exiting.
 	Expect int `json:"expect"`
+	// Checkpoints is how many times along the way VmRSS is sampled, to show
+	// whether memory grows with the work done.
+	Checkpoints int `json:"checkpoints"`
 }
 
 // childReport is the worker process's last line on stdout.
@@ -43,6 +46,8 @@ type childReport struct {
 	Duplicates int     `json:"duplicates"`
 	Seconds    float64 `json:"seconds"`
 	PeakRSSMB  float64 `json:"peak_rss_mb"`
+	// RSSMB is VmRSS at evenly spaced fractions of Expect.
+	RSSMB []float64 `json:"rss_mb,omitempty"`
 }
 
 // ChildMain runs a worker process from its spec (a JSON argument) and
@@ -88,7 +93,24 @@ func runChild(spec childSpec) (childReport, error) {
 	if err != nil {
 		return childReport{}, err
 	}
+	var samples []float64
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for k := 1; k <= spec.Checkpoints; k++ {
+			at := spec.Expect * k / spec.Checkpoints
+			tick := time.NewTicker(50 * time.Millisecond)
+			for t.received() < at && !t.finished() {
+				<-tick.C
+			}
+			tick.Stop()
+			if rss, err := memRSS("self", "VmRSS:"); err == nil {
+				samples = append(samples, rss)
+			}
+		}
+	}()
 	werr := t.wait(ctx, 5*time.Minute)
+	<-sampled
 	hp.close()
 	if werr != nil {
 		return childReport{}, werr
@@ -99,12 +121,15 @@ func runChild(spec childSpec) (childReport, error) {
 	}
 	return childReport{
 		Delivered: t.received(), Duplicates: t.dups,
-		Seconds: t.last.Sub(hp.first.time()).Seconds(), PeakRSSMB: rss,
+		Seconds: t.last.Sub(hp.first.time()).Seconds(), PeakRSSMB: rss, RSSMB: samples,
 	}, nil
 }
 
 // peakRSS reads VmHWM (peak resident set) of a process from /proc, in MB.
-func peakRSS(pid string) (float64, error) {
+func peakRSS(pid string) (float64, error) { return memRSS(pid, "VmHWM:") }
+
+// memRSS reads a kB field of /proc/PID/status, in MB.
+func memRSS(pid, field string) (float64, error) {
 	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0, fmt.Errorf("peak RSS: %w", err)
@@ -112,7 +137,7 @@ func peakRSS(pid string) (float64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
 			if err != nil {
 				return 0, fmt.Errorf("peak RSS: %q: %w", line, err)
@@ -120,7 +145,7 @@ func peakRSS(pid string) (float64, error) {
 			return kb / 1024, nil
 		}
 	}
-	return 0, fmt.Errorf("peak RSS: no VmHWM in /proc/%s/status", pid)
+	return 0, fmt.Errorf("peak RSS: no %s in /proc/%s/status", field, pid)
 }
 
 // runWorkerProcess re-executes herald as a measured worker.

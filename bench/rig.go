@@ -32,8 +32,8 @@ type tracker struct {
 	// anyID counts every distinct id up to expected, with no want list
 	// (a worker process that is only told how many to wait for).
 	anyID bool
-	done     chan struct{}
-	last     time.Time
+	done  chan struct{}
+	last  time.Time
 }
 
 func newTracker() *tracker {
@@ -76,6 +76,16 @@ func (t *tracker) receive(id string) {
 	t.last = now
 	if len(t.got) == t.expected && t.expected > 0 {
 		close(t.done)
+	}
+}
+
+// finished reports whether every expected id was received.
+func (t *tracker) finished() bool {
+	select {
+	case <-t.done:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -189,6 +189,9 @@ type Config struct {
 	// TemplatesDir is an existing directory, or empty for the templates
 	// built into herald.
 	TemplatesDir string
+
+	// Idempotency is on in production; off is a measurement and test switch.
+	Idempotency IdempotencyMode
 }
 
 // Error is one configuration problem, worded for the operator who has to fix

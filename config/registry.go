@@ -309,4 +309,15 @@ var registry = []*variable{
 			"Must exist when set.",
 		bind: text(func(c *Config) *string { return &c.TemplatesDir }, "a directory", directory),
 	},
+
+	// Measurement and tests.
+	{
+		name: "HERALD_IDEMPOTENCY", group: "Measurement and tests", def: "on",
+		doc: "A measurement and test switch, never for production: `off` makes channel workers send without claiming idempotency keys, " +
+			"so every message redelivered after a crash or a rebalance is sent again. " +
+			"The chaos test (`make chaos`) runs the same kills both ways to show how many duplicates the keys prevent. " +
+			"`HERALD_REDIS_URL` is still required and checked.",
+		scope: []Role{RoleEmail, RoleSMS, RolePush},
+		bind:  enum(func(c *Config) *IdempotencyMode { return &c.Idempotency }, IdempotencyOn, IdempotencyOff),
+	},
 }

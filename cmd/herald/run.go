@@ -89,6 +89,10 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 	f := &fleet{cfg: cfg, log: log, metrics: obs.NewMetrics(), templates: tpl, senders: map[notification.Channel]channels.Sender{}}
 
 	needsStore := cfg.Role != config.RoleDispatcher // every channel role claims keys
+	if opts.store == nil && needsStore && cfg.Idempotency == config.IdempotencyOff {
+		log.Warn("HERALD_IDEMPOTENCY=off: sending without idempotency keys; every redelivery is sent again (measurement switch, never for production)")
+		opts.store = dedupe.Off{}
+	}
 	if opts.store != nil {
 		f.store = opts.store
 		closers = append(closers, func() { opts.store.Close() })
