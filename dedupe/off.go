@@ -25,7 +25,9 @@ func (Off) Claim(_ context.Context, id, owner string, lease time.Duration) (Clai
 }
 
 // MarkSent does nothing.
-func (Off) MarkSent(_ context.Context, id, owner, _ string) error { return checkOwner("mark sent", id, owner) }
+func (Off) MarkSent(_ context.Context, id, owner, _ string) error {
+	return checkOwner("mark sent", id, owner)
+}
 
 // MarkFailed does nothing.
 func (Off) MarkFailed(_ context.Context, id, owner, _ string) error {
@@ -33,7 +35,9 @@ func (Off) MarkFailed(_ context.Context, id, owner, _ string) error {
 }
 
 // Release does nothing.
-func (Off) Release(_ context.Context, id, owner string) error { return checkOwner("release", id, owner) }
+func (Off) Release(_ context.Context, id, owner string) error {
+	return checkOwner("release", id, owner)
+}
 
 // Get always finds no key.
 func (Off) Get(_ context.Context, id string) (Claim, error) { return Claim{}, checkID("get", id) }
