@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -42,10 +43,10 @@ type childSpec struct {
 
 // childReport is the worker process's last line on stdout.
 type childReport struct {
-	Delivered  int     `json:"delivered"`
-	Duplicates int     `json:"duplicates"`
-	Seconds    float64 `json:"seconds"`
-	PeakRSSMB  float64 `json:"peak_rss_mb"`
+	// Delivered counts sends (ids are not kept, see tracker.anyID).
+	Delivered int     `json:"delivered"`
+	Seconds   float64 `json:"seconds"`
+	PeakRSSMB float64 `json:"peak_rss_mb"`
 	// RSSMB is VmRSS at evenly spaced fractions of Expect.
 	RSSMB []float64 `json:"rss_mb,omitempty"`
 }
@@ -57,6 +58,20 @@ func ChildMain(arg string) int {
 	if err := json.Unmarshal([]byte(arg), &spec); err != nil {
 		fmt.Fprintf(os.Stderr, "herald bench %s: bad spec: %v\n", ChildFlag, err)
 		return 2
+	}
+	if path := os.Getenv("HERALD_BENCH_WORKER_CPUPROFILE"); path != "" {
+		// For investigating a scenario: go tool pprof herald <path>.
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "herald bench %s: HERALD_BENCH_WORKER_CPUPROFILE: %v\n", ChildFlag, err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "herald bench %s: HERALD_BENCH_WORKER_CPUPROFILE: %v\n", ChildFlag, err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := runChild(spec)
 	if err != nil {
@@ -120,8 +135,8 @@ func runChild(spec childSpec) (childReport, error) {
 		return childReport{}, err
 	}
 	return childReport{
-		Delivered: t.received(), Duplicates: t.dups,
-		Seconds: t.last.Sub(hp.first.time()).Seconds(), PeakRSSMB: rss, RSSMB: samples,
+		Delivered: t.received(),
+		Seconds:   t.last.Sub(hp.first.time()).Seconds(), PeakRSSMB: rss, RSSMB: samples,
 	}, nil
 }
 
