@@ -19,6 +19,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -51,6 +52,10 @@ type Result struct {
 	// BaselineSeconds is extrapolated from them when fewer than Messages.
 	BaselineMessages int    `json:"baseline_messages"`
 	BaselineNote     string `json:"baseline_note,omitempty"`
+	// CPUMicrosPerMessage is the CPU time (user + system) the measured
+	// process spent per message: what caps throughput once waits are
+	// hidden, whatever else is running on the machine.
+	CPUMicrosPerMessage *float64 `json:"cpu_us_per_message,omitempty"`
 	// Target is the issue's target in words; Met whether this run met it.
 	Target string `json:"target"`
 	Met    bool   `json:"met"`
@@ -59,6 +64,15 @@ type Result struct {
 }
 
 func f64(v float64) *float64 { return &v }
+
+// cpuTime is the CPU time this process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // Options tune a run. The zero value is the issue's full size.
 type Options struct {

@@ -47,6 +47,8 @@ type childReport struct {
 	Delivered int     `json:"delivered"`
 	Seconds   float64 `json:"seconds"`
 	PeakRSSMB float64 `json:"peak_rss_mb"`
+	// CPUSeconds is the process's CPU time (user + system) until drained.
+	CPUSeconds float64 `json:"cpu_seconds"`
 	// RSSMB is VmRSS at evenly spaced fractions of Expect.
 	RSSMB []float64 `json:"rss_mb,omitempty"`
 }
@@ -125,6 +127,7 @@ func runChild(spec childSpec) (childReport, error) {
 		}
 	}()
 	werr := t.wait(ctx, 5*time.Minute)
+	cpu := cpuTime()
 	<-sampled
 	hp.close()
 	if werr != nil {
@@ -137,6 +140,7 @@ func runChild(spec childSpec) (childReport, error) {
 	return childReport{
 		Delivered: t.received(),
 		Seconds:   t.last.Sub(hp.first.time()).Seconds(), PeakRSSMB: rss, RSSMB: samples,
+		CPUSeconds: cpu.Seconds(),
 	}, nil
 }
 

@@ -40,6 +40,9 @@ func Table(results []Result, command string) string {
 		if r.BaselineNote != "" {
 			fmt.Fprintf(&b, " Baseline: %s.", r.BaselineNote)
 		}
+		if r.CPUMicrosPerMessage != nil {
+			fmt.Fprintf(&b, " CPU: %s µs per message.", num(*r.CPUMicrosPerMessage))
+		}
 		if r.BaselineP99ms != nil {
 			fmt.Fprintf(&b, " Baseline p50 %s ms, p99 %s ms.", num(*r.BaselineP50ms), num(*r.BaselineP99ms))
 		}
@@ -82,7 +85,13 @@ func Machine() string {
 	if out, err := exec.Command("nproc").Output(); err == nil {
 		nproc = strings.TrimSpace(string(out))
 	}
-	return fmt.Sprintf("nproc %s, %s, %s %s/%s", nproc, cpu, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			load = fmt.Sprintf("; load average when the table was written %s %s %s", f[0], f[1], f[2])
+		}
+	}
+	return fmt.Sprintf("nproc %s, %s, %s %s/%s%s", nproc, cpu, runtime.Version(), runtime.GOOS, runtime.GOARCH, load)
 }
 
 // UpdateFile replaces the text between the markers in path with section,

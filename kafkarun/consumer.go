@@ -11,9 +11,9 @@
 //   - Each assigned partition has one fetch loop. Fetched messages with the
 //     same key run one at a time, in offset order; different keys run
 //     concurrently. Messages without a key are unordered.
-//   - A process-wide bound (MaxInFlight) counts every fetched, unfinished
-//     message; when it is reached fetching pauses, so memory stays bounded
-//     whatever the backlog.
+//   - A process-wide bound (MaxInFlight) limits running handlers, and twice
+//     it limits fetched, unfinished messages; when that is reached fetching
+//     pauses, so memory stays bounded whatever the backlog.
 //   - Per partition, the commit point is the lowest offset without a durable
 //     outcome. It is committed on CommitInterval and when the partition is
 //     revoked, always with the generation that owns it, so a member that lost
@@ -46,10 +46,14 @@ type ConsumerConfig struct {
 	// Dialer carries TLS/SASL settings and the client id; nil dials plainly.
 	Dialer *kafka.Dialer
 
-	// MaxInFlight bounds fetched-but-unfinished messages across every
-	// partition of this consumer. Default 256. Higher hides more provider
-	// latency; lower bounds memory and redelivery after a crash (everything
-	// in flight is redone by the next owner, and deduplicated there).
+	// MaxInFlight bounds the handlers running at once across every
+	// partition of this consumer. Default 256. Up to as many messages again
+	// may wait fetched (behind a busy key, or for a free handler), so that a
+	// few hot keys do not leave handlers idle; fetching pauses beyond that,
+	// so memory is bounded by 2×MaxInFlight messages whatever the backlog.
+	// Higher hides more provider latency; lower bounds memory and
+	// redelivery after a crash (everything unfinished is redone by the next
+	// owner, and deduplicated there).
 	MaxInFlight int
 
 	// CommitInterval is how often watermarks are committed. Default 500ms.
@@ -149,7 +153,8 @@ type Consumer struct {
 	cfg     ConsumerConfig
 	handler queue.Handler
 	log     *zap.Logger
-	slots   chan struct{}
+	slots   chan struct{} // fetched, unfinished messages (2×MaxInFlight)
+	busy    chan struct{} // running handlers (MaxInFlight)
 
 	joined atomic.Bool
 }
@@ -161,7 +166,7 @@ func NewConsumer(cfg ConsumerConfig, h queue.Handler) (*Consumer, error) {
 	}
 	cfg.setDefaults()
 	c := &Consumer{cfg: cfg, handler: h, log: cfg.Logger.With(zap.String("group", cfg.GroupID)),
-		slots: make(chan struct{}, cfg.MaxInFlight)}
+		slots: make(chan struct{}, 2*cfg.MaxInFlight), busy: make(chan struct{}, cfg.MaxInFlight)}
 	return c, nil
 }
 
@@ -443,6 +448,23 @@ func (c *Consumer) acquire(ctx context.Context) error {
 	}
 }
 
+// begin takes a running-handler slot, waiting for one; it returns false,
+// without a slot, when the partition stops first (the message was never
+// started and stays uncommitted for the next owner).
+func (c *Consumer) begin(stopping <-chan struct{}) bool {
+	select {
+	case <-stopping:
+		return false
+	default:
+	}
+	select {
+	case c.busy <- struct{}{}:
+		return true
+	case <-stopping:
+		return false
+	}
+}
+
 func (c *Consumer) release() {
 	<-c.slots
 	c.cfg.Observer.InFlight(-1)
@@ -485,7 +507,11 @@ func (p *partition) dispatch(m *queue.Message) {
 func (p *partition) run(m *queue.Message) {
 	defer p.running.Done()
 	for m != nil {
-		ok := p.handle(m)
+		ok := false
+		if p.c.begin(p.stopping) {
+			ok = p.handle(m)
+			<-p.c.busy
+		}
 		p.mu.Lock()
 		if ok {
 			p.wm.done(m.Offset)
