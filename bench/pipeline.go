@@ -90,7 +90,9 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	stopProgress := progress(t)
 	err = t.wait(ctx, 3*time.Minute)
+	stopProgress()
 	cpu := cpuTime() - cpu0
 	hp.close()
 	if err != nil {
@@ -290,4 +292,23 @@ func waitJoined(ctx context.Context, cs []*consumer) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// progress logs deliveries every 500 ms to the runtime log, for finding
+// stalls (HERALD_BENCH_LOG=1).
+func progress(t *tracker) func() {
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				runtimeLog.Info("progress", zap.Int("received", t.received()))
+			}
+		}
+	}()
+	return func() { close(done) }
 }

@@ -34,6 +34,8 @@ func Table(results []Result, command string) string {
 			}),
 			opt(r.NotificationsPS, num), opt(r.P50ms, num), opt(r.P99ms, num), opt(r.PeakRSSMB, num), r.Target, met)
 	}
+	b.WriteString("\n")
+	b.WriteString(closing(results))
 	b.WriteString("\nNotes per row (from the same run):\n\n")
 	for _, r := range results {
 		fmt.Fprintf(&b, "- **%s**: %s.", r.Scenario, r.Note)
@@ -111,4 +113,44 @@ func UpdateFile(path, section string) error {
 		out = append(append(old, '\n'), block+"\n"...)
 	}
 	return os.WriteFile(path, out, 0o644)
+}
+
+// closing states, for each row, whether its target was met and the figure
+// that explains it, so the verdict is regenerated with the table.
+func closing(results []Result) string {
+	var b strings.Builder
+	b.WriteString("Closing note (generated from this run):\n\n")
+	cores := float64(runtime.NumCPU())
+	for _, r := range results {
+		verdict := "met"
+		if !r.Met {
+			verdict = "**missed**"
+		}
+		fmt.Fprintf(&b, "- %s — %s (target: %s).", r.Scenario, verdict, r.Target)
+		switch r.Scenario {
+		case "anchor":
+			fmt.Fprintf(&b, " %s s for Parallel Consumer's workload against its published 2.06 s (%s× faster); efficiency %s of the %s s floor; %s× the one-at-a-time kafka-go loop.",
+				num(r.Seconds), num(2.06/r.Seconds), num(deref(r.Efficiency)), num(deref(r.FloorSeconds)), num(r.RatioVsBaseline))
+		case "latency":
+			fmt.Fprintf(&b, " p50 %s ms, p99 %s ms; the naive loops could not keep up with the rate (p99 ≥ %s ms).",
+				num(deref(r.P50ms)), num(deref(r.P99ms)), num(deref(r.BaselineP99ms)))
+		case "backlog":
+			fmt.Fprintf(&b, " Peak RSS %s MB with 1,000,000 notifications queued.", num(deref(r.PeakRSSMB)))
+		default:
+			fmt.Fprintf(&b, " %s notifications/s, %s× the baseline.", num(deref(r.NotificationsPS)), num(r.RatioVsBaseline))
+		}
+		if r.CPUMicrosPerMessage != nil && *r.CPUMicrosPerMessage > 0 && r.Scenario != "backlog" {
+			fmt.Fprintf(&b, " At %s µs of CPU per message, %d cores cap the process at about %s/s.",
+				num(*r.CPUMicrosPerMessage), int(cores), num(cores*1e6 / *r.CPUMicrosPerMessage))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func deref(v *float64) float64 {
+	if v == nil {
+		return 0
+	}
+	return *v
 }
