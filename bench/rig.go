@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -384,11 +383,8 @@ func naiveRun(ctx context.Context, r *kafka.Reader, handle func(ctx context.Cont
 			err = r.CommitMessages(ctx, m)
 		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if strings.Contains(err.Error(), "context canceled") {
-				return nil
+			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+				return nil // stopped: the loop ends with the run
 			}
 			return err
 		}
