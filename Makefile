@@ -6,18 +6,19 @@ BIN     := bin/herald
 LDFLAGS := -s -w
 export CGO_ENABLED ?= 0
 
-.PHONY: run test deps vet fmt-check build fuzz clean deploy-test image-binary
+.PHONY: run test deps vet fmt-check build fuzz clean deploy-test image-binary bench chaos
 
 ## run: the whole fleet in one process on embedded parts (herald dev); outbox at http://127.0.0.1:8025
 run:
 	$(GO) run ./cmd/herald dev
 
-## test: install what the tests need, then vet, format check, template lint and golden files, the race-enabled suite (with the browser test required) and the deploy/ module
+## test: install what the tests need, then vet, format check, template lint and golden files, the race-enabled suite (with the browser test required), the deploy/ module and the chaos test
 test: deps vet fmt-check
 	$(GO) run ./cmd/herald templates lint
 	$(GO) run ./cmd/herald templates test templates
 	HERALD_REQUIRE_BROWSER=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) deploy-test
+	$(MAKE) chaos
 
 ## deploy-test: the Kubernetes manifests (every overlay built with Kustomize, decoded strictly,
 ## checked against the config registry and topics) and the image binary (image-binary)
@@ -64,3 +65,12 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+## chaos: three herald processes killed (SIGKILL, SIGTERM), restarted and joined by a fourth while events stream; nothing lost, duplicates reported with and without idempotency keys
+chaos: deps
+	$(GO) vet -tags chaos ./chaos/
+	$(GO) test -tags chaos -count=1 -timeout 6m -run '^TestChaos$$' -v ./chaos/
+
+## bench: every herald bench scenario against its baseline; writes the table into BENCHMARKS.md
+bench: deps build
+	$(BIN) bench --update BENCHMARKS.md

@@ -202,6 +202,9 @@ type Config struct {
 	EmailRate, SMSRate, PushRate int
 	BreakerFailures              int
 	BreakerOpenFor               time.Duration
+
+	// Idempotency is on in production; off is a measurement and test switch.
+	Idempotency IdempotencyMode
 }
 
 // Error is one configuration problem, worded for the operator who has to fix

@@ -317,6 +317,17 @@ var registry = []*variable{
 			"and the old set keeps serving. `0` turns hot reload off.",
 		bind: duration(func(c *Config) *time.Duration { return &c.TemplatesReloadInterval }, 100*time.Millisecond, time.Hour, true),
 	},
+
+	// Measurement and tests.
+	{
+		name: "HERALD_IDEMPOTENCY", group: "Measurement and tests", def: "on",
+		doc: "A measurement and test switch, never for production: `off` makes channel workers send without claiming idempotency keys, " +
+			"so every message redelivered after a crash or a rebalance is sent again. " +
+			"The chaos test (`make chaos`) runs the same kills both ways to show how many duplicates the keys prevent. " +
+			"`HERALD_REDIS_URL` is still required and checked.",
+		scope: []Role{RoleEmail, RoleSMS, RolePush},
+		bind:  enum(func(c *Config) *IdempotencyMode { return &c.Idempotency }, IdempotencyOn, IdempotencyOff),
+	},
 }
 
 // Connection security (Kafka SASL/TLS, Redis ACL/TLS): config/security.go.

@@ -11,9 +11,9 @@
 //   - Each assigned partition has one fetch loop. Fetched messages with the
 //     same key run one at a time, in offset order; different keys run
 //     concurrently. Messages without a key are unordered.
-//   - A process-wide bound (MaxInFlight) counts every fetched, unfinished
-//     message; when it is reached fetching pauses, so memory stays bounded
-//     whatever the backlog.
+//   - A process-wide bound (MaxInFlight) limits running handlers, and twice
+//     it limits fetched, unfinished messages; when that is reached fetching
+//     pauses, so memory stays bounded whatever the backlog.
 //   - Per partition, the commit point is the lowest offset without a durable
 //     outcome. It is committed on CommitInterval and when the partition is
 //     revoked, always with the generation that owns it, so a member that lost
@@ -46,10 +46,14 @@ type ConsumerConfig struct {
 	// Dialer carries TLS/SASL settings and the client id; nil dials plainly.
 	Dialer *kafka.Dialer
 
-	// MaxInFlight bounds fetched-but-unfinished messages across every
-	// partition of this consumer. Default 256. Higher hides more provider
-	// latency; lower bounds memory and redelivery after a crash (everything
-	// in flight is redone by the next owner, and deduplicated there).
+	// MaxInFlight bounds the handlers running at once across every
+	// partition of this consumer. Default 256. Up to as many messages again
+	// may wait fetched (behind a busy key, or for a free handler), so that a
+	// few hot keys do not leave handlers idle; fetching pauses beyond that,
+	// so memory is bounded by 2×MaxInFlight messages whatever the backlog.
+	// Higher hides more provider latency; lower bounds memory and
+	// redelivery after a crash (everything unfinished is redone by the next
+	// owner, and deduplicated there).
 	MaxInFlight int
 
 	// CommitInterval is how often watermarks are committed. Default 500ms.
@@ -151,7 +155,8 @@ type Consumer struct {
 	cfg     ConsumerConfig
 	handler queue.Handler
 	log     *zap.Logger
-	slots   chan struct{}
+	slots   chan struct{} // fetched, unfinished messages (2×MaxInFlight)
+	busy    chan struct{} // running handlers (MaxInFlight)
 
 	joined atomic.Bool
 }
@@ -163,7 +168,7 @@ func NewConsumer(cfg ConsumerConfig, h queue.Handler) (*Consumer, error) {
 	}
 	cfg.setDefaults()
 	c := &Consumer{cfg: cfg, handler: h, log: cfg.Logger.With(zap.String("group", cfg.GroupID)),
-		slots: make(chan struct{}, cfg.MaxInFlight)}
+		slots: make(chan struct{}, 2*cfg.MaxInFlight), busy: make(chan struct{}, cfg.MaxInFlight)}
 	return c, nil
 }
 
@@ -220,20 +225,108 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
+	cm := &committer{c: c, gen: gen, parts: map[*partition]struct{}{}}
 	n := 0
 	for topic, parts := range gen.Assignments {
 		for _, a := range parts {
 			n++
 			topic, id, offset := topic, a.ID, a.Offset
 			gen.Start(func(genCtx context.Context) {
-				c.consumePartition(ctx, genCtx, gen, topic, id, offset)
+				c.consumePartition(ctx, genCtx, gen, cm, topic, id, offset)
 			})
 		}
+	}
+	if n > 0 {
+		gen.Start(func(genCtx context.Context) { cm.loop(ctx, genCtx) })
 	}
 	c.joined.Store(true)
 	// A member with no partitions needs nothing here: kafka-go ends the
 	// generation from its heartbeat loop, and Next blocks until then.
 	c.log.Info("joined consumer group", zap.Int32("generation", gen.ID), zap.String("member", gen.MemberID), zap.Int("partitions", n))
+}
+
+// committer commits the watermarks of every partition of one generation in
+// one OffsetCommit request per CommitInterval, always with that generation.
+//
+// One request per generation, never one per partition at once: kafka-go
+// multiplexes the coordinator connection, and callers waiting on it for a
+// response that is not theirs busy-spin (Conn.waitResponse), which under
+// load burned half of a CPU core in per-partition commits. mu serialises
+// requests, so concurrent callers (a revoke's final commit and the ticker)
+// wait on a mutex instead.
+type committer struct {
+	c   *Consumer
+	gen *kafka.Generation
+
+	mu    sync.Mutex // held for a whole commit; guards partition.committed
+	pmu   sync.Mutex
+	parts map[*partition]struct{}
+}
+
+func (cm *committer) add(p *partition) {
+	cm.pmu.Lock()
+	cm.parts[p] = struct{}{}
+	cm.pmu.Unlock()
+}
+
+func (cm *committer) remove(p *partition) {
+	cm.pmu.Lock()
+	delete(cm.parts, p)
+	cm.pmu.Unlock()
+}
+
+func (cm *committer) loop(runCtx, genCtx context.Context) {
+	t := time.NewTicker(cm.c.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-genCtx.Done():
+			return
+		case <-runCtx.Done():
+			return
+		case <-t.C:
+			cm.commit()
+		}
+	}
+}
+
+// commit commits every registered partition whose watermark advanced.
+// Errors are logged, not fatal: a failed commit is retried at the next
+// tick, and a commit refused because the generation is over is exactly the
+// protection we want.
+func (cm *committer) commit() {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	cm.pmu.Lock()
+	var ps []*partition
+	var offs []int64
+	req := map[string]map[int]int64{}
+	for p := range cm.parts {
+		p.mu.Lock()
+		off := p.wm.commitPoint()
+		p.mu.Unlock()
+		if off < 0 || off <= p.committed {
+			continue
+		}
+		if req[p.topic] == nil {
+			req[p.topic] = map[int]int64{}
+		}
+		req[p.topic][p.id] = off
+		ps = append(ps, p)
+		offs = append(offs, off)
+	}
+	cm.pmu.Unlock()
+	if len(ps) == 0 {
+		return
+	}
+	if err := cm.gen.CommitOffsets(req); err != nil {
+		cm.c.log.Warn("commit failed", zap.Any("offsets", req), zap.Int32("generation", cm.gen.ID), zap.Error(err))
+		return
+	}
+	for i, p := range ps {
+		p.committed = offs[i]
+		cm.c.cfg.Observer.Committed(p.topic, p.id, offs[i])
+	}
 }
 
 // partition is the state of one assigned partition in one generation.
@@ -253,7 +346,7 @@ type partition struct {
 	committed  int64
 }
 
-func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.Generation, topic string, id int, offset int64) {
+func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.Generation, cm *committer, topic string, id int, offset int64) {
 	log := c.log.With(zap.String("topic", topic), zap.Int("partition", id))
 	c.cfg.Observer.Assigned(topic, id)
 	defer c.cfg.Observer.Revoked(topic, id)
@@ -303,20 +396,8 @@ func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.G
 	p.wm = newWatermark(offset)
 	p.committed = offset
 
-	commitDone := make(chan struct{})
-	go func() {
-		defer close(commitDone)
-		t := time.NewTicker(c.cfg.CommitInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-fetchCtx.Done():
-				return
-			case <-t.C:
-				p.commit(gen)
-			}
-		}
-	}()
+	cm.add(p)
+	defer cm.remove(p)
 
 	log.Info("partition assigned", zap.Int64("offset", offset), zap.Int32("generation", gen.ID))
 	for {
@@ -334,7 +415,6 @@ func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.G
 		}
 		p.dispatch(toQueue(&m))
 	}
-	<-commitDone
 
 	// Drain: a revoke must finish within the rebalance timeout so the
 	// commit lands before the group moves on; a shutdown gets DrainTimeout.
@@ -352,8 +432,11 @@ func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.G
 		abandon()
 		<-drained
 	}
-	p.commit(gen)
-	log.Info("partition released", zap.Int64("committed", p.committed), zap.Int("dropped_unstarted", dropped))
+	cm.commit()
+	cm.mu.Lock()
+	committed := p.committed
+	cm.mu.Unlock()
+	log.Info("partition released", zap.Int64("committed", committed), zap.Int("dropped_unstarted", dropped))
 }
 
 // acquire takes an in-flight slot, blocking while the bound is reached.
@@ -364,6 +447,23 @@ func (c *Consumer) acquire(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// begin takes a running-handler slot, waiting for one; it returns false,
+// without a slot, when the partition stops first (the message was never
+// started and stays uncommitted for the next owner).
+func (c *Consumer) begin(stopping <-chan struct{}) bool {
+	select {
+	case <-stopping:
+		return false
+	default:
+	}
+	select {
+	case c.busy <- struct{}{}:
+		return true
+	case <-stopping:
+		return false
 	}
 }
 
@@ -409,7 +509,11 @@ func (p *partition) dispatch(m *queue.Message) {
 func (p *partition) run(m *queue.Message) {
 	defer p.running.Done()
 	for m != nil {
-		ok := p.handle(m)
+		ok := false
+		if p.c.begin(p.stopping) {
+			ok = p.handle(m)
+			<-p.c.busy
+		}
 		p.mu.Lock()
 		if ok {
 			p.wm.done(m.Offset)
@@ -486,23 +590,4 @@ func (p *partition) stop() int {
 		p.keys[k] = nil
 	}
 	return n
-}
-
-// commit commits the watermark if it advanced. Errors are logged, not
-// fatal: a failed commit is retried at the next tick, and a commit refused
-// because the generation is over is exactly the protection we want.
-func (p *partition) commit(gen *kafka.Generation) {
-	p.mu.Lock()
-	off := p.wm.commitPoint()
-	p.mu.Unlock()
-	if off < 0 || off <= p.committed {
-		return
-	}
-	err := gen.CommitOffsets(map[string]map[int]int64{p.topic: {p.id: off}})
-	if err != nil {
-		p.log.Warn("commit failed", zap.Int64("offset", off), zap.Int32("generation", gen.ID), zap.Error(err))
-		return
-	}
-	p.committed = off
-	p.c.cfg.Observer.Committed(p.topic, p.id, off)
 }

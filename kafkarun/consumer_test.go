@@ -140,6 +140,9 @@ func TestKeyOrderAndWatermark(t *testing.T) {
 	if maxConc.Load() < 10 {
 		t.Errorf("max concurrency %d; keys should run in parallel", maxConc.Load())
 	}
+	if maxConc.Load() > 64 {
+		t.Errorf("max concurrency %d exceeds MaxInFlight 64", maxConc.Load())
+	}
 	total := int64(0)
 	for _, off := range committed(t, c.Brokers(), "g", topic, parts) {
 		total += off

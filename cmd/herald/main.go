@@ -19,6 +19,7 @@ Usage:
   herald dlq inspect|replay [flags]                          summarise or replay dead letters (herald dlq -h)
   herald suppressions list|remove [flags]                    addresses providers said never to send to again
   herald templates render|test|preview ...                   see what recipients get (herald templates help)
+  herald bench [--scenario a,b] [--json]                     measure herald against its baselines (make bench)
 `
 
 func main() {
@@ -40,6 +41,8 @@ func main() {
 		code = cmdDLQ(os.Args[2:])
 	case "suppressions":
 		code = cmdSuppressions(os.Args[2:])
+	case "bench":
+		code = cmdBench(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:

@@ -94,6 +94,10 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 	}
 
 	needsStore := cfg.Role != config.RoleDispatcher // every channel role claims keys
+	if opts.store == nil && needsStore && cfg.Idempotency == config.IdempotencyOff {
+		log.Warn("HERALD_IDEMPOTENCY=off: sending without idempotency keys; every redelivery is sent again (measurement switch, never for production)")
+		opts.store = dedupe.Off{}
+	}
 	// rc is the Redis client, nil when the store is in process.
 	var rc redis.UniversalClient
 	if opts.store != nil {

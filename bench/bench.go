@@ -1,0 +1,230 @@
+// Package bench is `herald bench`: the scenarios that measure herald's
+// runtime against the anchors of issue 3, each against a baseline measured in
+// the same run, on the same in-process Kafka cluster (kfake) and a real
+// redis-server.
+//
+// Every scenario reports a Result; the runner prints them as JSON lines or
+// as the Markdown table `make bench` writes into BENCHMARKS.md. Nothing here
+// asserts a speed: a benchmark reports, a test asserts correctness.
+//
+// Where a baseline would take minutes at full size (the one-at-a-time loops
+// are 50× to 1000× slower by design), it runs on a stated subset of the
+// same input and its time is extrapolated per message; the Result says so
+// in BaselineNote.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/internal/kafkatest"
+	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/templates"
+)
+
+// Result is one scenario's figures. Pointer fields are omitted when they do
+// not apply to the scenario.
+type Result struct {
+	Scenario        string   `json:"scenario"`
+	Messages        int      `json:"messages"`
+	Seconds         float64  `json:"seconds"`
+	BaselineSeconds float64  `json:"baseline_seconds"`
+	RatioVsBaseline float64  `json:"ratio_vs_baseline"`
+	FloorSeconds    *float64 `json:"floor_seconds,omitempty"`
+	Efficiency      *float64 `json:"efficiency,omitempty"`
+	NotificationsPS *float64 `json:"notifications_per_sec,omitempty"`
+	P50ms           *float64 `json:"p50_ms,omitempty"`
+	P99ms           *float64 `json:"p99_ms,omitempty"`
+	PeakRSSMB       *float64 `json:"peak_rss_mb,omitempty"`
+
+	// BaselineP50ms and BaselineP99ms are the baseline's latencies (latency).
+	BaselineP50ms *float64 `json:"baseline_p50_ms,omitempty"`
+	BaselineP99ms *float64 `json:"baseline_p99_ms,omitempty"`
+	// BaselineMessages is how many messages the baseline really handled;
+	// BaselineSeconds is extrapolated from them when fewer than Messages.
+	BaselineMessages int    `json:"baseline_messages"`
+	BaselineNote     string `json:"baseline_note,omitempty"`
+	// CPUMicrosPerMessage is the CPU time (user + system) the measured
+	// process spent per message: what caps throughput once waits are
+	// hidden, whatever else is running on the machine.
+	CPUMicrosPerMessage *float64 `json:"cpu_us_per_message,omitempty"`
+	// Target is the issue's target in words; Met whether this run met it.
+	Target string `json:"target"`
+	Met    bool   `json:"met"`
+	// Note says anything a reader needs to interpret the row.
+	Note string `json:"note,omitempty"`
+}
+
+func f64(v float64) *float64 { return &v }
+
+// cpuTime is the CPU time this process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Options tune a run. The zero value is the issue's full size.
+type Options struct {
+	// Scale multiplies message counts and durations (1 = the issue's sizes).
+	// Tests use a small scale; figures in BENCHMARKS.md are at 1.
+	Scale float64
+	// Log receives progress lines; nil discards them.
+	Log func(format string, args ...any)
+}
+
+func (o *Options) scaled(n int) int {
+	if o.Scale <= 0 || o.Scale == 1 {
+		return n
+	}
+	return max(1, int(float64(n)*o.Scale))
+}
+
+func (o *Options) logf(format string, args ...any) {
+	if o.Log != nil {
+		o.Log(format, args...)
+	}
+}
+
+// Scenario is one named measurement.
+type Scenario struct {
+	Name string
+	// Doc is the workload in one line.
+	Doc string
+	Run func(ctx context.Context, env *Env) (Result, error)
+}
+
+// Scenarios are every scenario, in the order `make bench` runs them.
+var Scenarios = []Scenario{
+	{"anchor", "10,000 msgs, 1 partition, 1,000 keys, handler 0–5 ms, concurrency 100 (Parallel Consumer's published workload)", runAnchor},
+	{"pipeline", "events → dispatcher → channel topics → channel workers → zero-latency sinks, one process", runPipeline},
+	{"latency", "steady 2,000 events/s for 20 s; produce → sink receipt", runLatency},
+	{"slow-provider", "sinks take 50 ms per send, 6 partitions per channel topic, one process", runSlowProvider},
+	{"backlog", "1,000,000 queued notifications drained by one worker process", runBacklog},
+}
+
+// Lookup returns the scenarios named in a comma-separated list ("" = all).
+func Lookup(list string) ([]Scenario, error) {
+	if strings.TrimSpace(list) == "" {
+		return Scenarios, nil
+	}
+	var out []Scenario
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		found := false
+		for _, s := range Scenarios {
+			if s.Name == name {
+				out = append(out, s)
+				found = true
+			}
+		}
+		if !found {
+			var names []string
+			for _, s := range Scenarios {
+				names = append(names, s.Name)
+			}
+			return nil, fmt.Errorf("unknown scenario %q (have %s)", name, strings.Join(names, ", "))
+		}
+	}
+	return out, nil
+}
+
+// Env is what every scenario shares: a real redis-server, the templates,
+// and a way to start a fresh in-process Kafka cluster (each scenario gets
+// its own, so one scenario's records never sit in memory during the next).
+type Env struct {
+	Opts      Options
+	Redis     *redistest.Server
+	Templates *templates.Set
+	// Self is the herald executable, re-executed for scenarios that measure
+	// a separate worker process.
+	Self string
+}
+
+// NewEnv starts redis-server in a temporary directory.
+func NewEnv(opts Options) (*Env, func(), error) {
+	dir, err := os.MkdirTemp("", "herald-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := redistest.StartProcess(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("bench needs redis-server on PATH (make deps installs it): %w", err)
+	}
+	tpl, err := templates.Embedded()
+	if err != nil {
+		srv.Close()
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		srv.Close()
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	env := &Env{Opts: opts, Redis: srv, Templates: tpl, Self: self}
+	return env, func() { srv.Close(); os.RemoveAll(dir) }, nil
+}
+
+// cluster starts a fresh in-process Kafka cluster.
+func (e *Env) cluster() (*kafkatest.Cluster, error) { return kafkatest.New() }
+
+// store returns a Redis idempotency store with the given batch bound
+// (1 = one round trip per call, the naive baseline's store) after
+// flushing every key a previous run left.
+func (e *Env) store(batchMax int) (dedupe.Store, *redis.Client, error) {
+	if err := e.Redis.FlushAll(); err != nil {
+		return nil, nil, err
+	}
+	client := redis.NewClient(e.Redis.Options())
+	return dedupe.NewRedis(client, dedupe.Options{BatchMax: batchMax}), client, nil
+}
+
+// Run runs scenarios in order and hands each result to emit as it is ready.
+func Run(ctx context.Context, env *Env, scenarios []Scenario, emit func(Result)) error {
+	for _, s := range scenarios {
+		env.Opts.logf("bench: %s — %s", s.Name, s.Doc)
+		t0 := time.Now()
+		r, err := s.Run(ctx, env)
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", s.Name, err)
+		}
+		r.Scenario = s.Name
+		env.Opts.logf("bench: %s done in %v", s.Name, time.Since(t0).Round(time.Millisecond))
+		emit(r)
+	}
+	return nil
+}
+
+// percentile returns the p-th percentile (0–100) of sorted durations in ms.
+func percentile(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p / 100)
+	return float64(sorted[i]) / float64(time.Millisecond)
+}
+
+func sortDurations(d []time.Duration) {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+}
+
+func round(v float64, places int) float64 {
+	p := 1.0
+	for range places {
+		p *= 10
+	}
+	return float64(int64(v*p+0.5)) / p
+}

@@ -1,0 +1,126 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets this test binary stand in for herald when a scenario
+// re-executes itself as a measured worker process.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 4 && os.Args[1] == "bench" && os.Args[2] == ChildFlag {
+		os.Exit(ChildMain(os.Args[3]))
+	}
+	os.Exit(m.Run())
+}
+
+// TestScenarios runs every scenario at a small scale against the real
+// servers and checks that each reports complete, consistent figures. It
+// asserts no speed: that is what the scenarios measure, not what a test
+// may depend on.
+func TestScenarios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Kafka, Redis and worker processes")
+	}
+	env, closeEnv, err := NewEnv(Options{Scale: 0.01, Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeEnv()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var results []Result
+	if err := Run(ctx, env, Scenarios, func(r Result) { results = append(results, r) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != len(Scenarios) {
+		t.Fatalf("%d results for %d scenarios", len(results), len(Scenarios))
+	}
+	for i, r := range results {
+		b, _ := json.Marshal(r)
+		t.Logf("%s", b)
+		if r.Scenario != Scenarios[i].Name {
+			t.Errorf("result %d is %q, want %q", i, r.Scenario, Scenarios[i].Name)
+		}
+		if r.Messages <= 0 || r.Seconds <= 0 || r.BaselineSeconds <= 0 || r.RatioVsBaseline <= 0 || r.BaselineMessages <= 0 || r.Target == "" {
+			t.Errorf("%s: incomplete result %s", r.Scenario, b)
+		}
+		switch r.Scenario {
+		case "anchor":
+			if r.FloorSeconds == nil || r.Efficiency == nil || *r.FloorSeconds <= 0 {
+				t.Errorf("anchor: no floor or efficiency: %s", b)
+			}
+		case "latency":
+			if r.P50ms == nil || r.P99ms == nil || *r.P50ms > *r.P99ms || *r.P50ms <= 0 {
+				t.Errorf("latency: percentiles %s", b)
+			}
+		case "slow-provider", "backlog":
+			if r.PeakRSSMB == nil || *r.PeakRSSMB <= 0 {
+				t.Errorf("%s: no peak RSS of the worker process: %s", r.Scenario, b)
+			}
+		}
+		if r.NotificationsPS == nil && r.Scenario != "anchor" {
+			t.Errorf("%s: no notifications/s", r.Scenario)
+		}
+	}
+
+	table := Table(results, "herald bench --scale 0.01")
+	for _, s := range Scenarios {
+		if !strings.Contains(table, "| "+s.Name+" |") {
+			t.Errorf("table lacks a row for %s:\n%s", s.Name, table)
+		}
+	}
+}
+
+// TestUpdateFile: the generated block replaces the previous one between
+// the markers and leaves the rest of the file alone.
+func TestUpdateFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	if err := os.WriteFile(path, []byte("# Benchmarks\n\nintro\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, section := range []string{"first\n", "second\n"} {
+		if err := UpdateFile(path, section); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path, append(must(os.ReadFile(path)), "closing note\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := UpdateFile(path, "third\n"); err != nil {
+		t.Fatal(err)
+	}
+	got := string(must(os.ReadFile(path)))
+	want := "# Benchmarks\n\nintro\n\n" + BeginMarker + "\nthird\n" + EndMarker + "\nclosing note\n"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func TestPercentile(t *testing.T) {
+	var d []time.Duration
+	for i := 100; i >= 1; i-- {
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	sortDurations(d)
+	for _, c := range []struct{ p, want float64 }{{0, 1}, {50, 50}, {99, 99}, {100, 100}} {
+		if got := percentile(d, c.p); got != c.want {
+			t.Errorf("p%v = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if percentile(nil, 99) != 0 {
+		t.Error("empty percentile not 0")
+	}
+}

@@ -1,0 +1,405 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/templates"
+	"github.com/gymhq/herald/topics"
+	"github.com/gymhq/herald/worker"
+)
+
+var allChannels = []notification.Channel{notification.Email, notification.SMS, notification.Push}
+
+// tracker records what the sinks received, per notification id.
+type tracker struct {
+	mu       sync.Mutex
+	want     map[string]time.Time // notification id → when its event was produced (zero until known)
+	got      map[string]time.Time // first receipt
+	dups     int
+	expected int
+	// anyID counts sends up to expected, with no want list and no ids
+	// (a worker process that is only told how many to wait for).
+	anyID bool
+	sends int
+	done  chan struct{}
+	last  time.Time
+}
+
+func newTracker() *tracker {
+	return &tracker{want: map[string]time.Time{}, got: map[string]time.Time{}, done: make(chan struct{})}
+}
+
+// expect adds ids to wait for.
+func (t *tracker) expect(ids ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := t.want[id]; !ok {
+			t.want[id] = time.Time{}
+			t.expected++
+		}
+	}
+}
+
+// produced stamps when the event behind ids was produced.
+func (t *tracker) produced(at time.Time, ids ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, id := range ids {
+		t.want[id] = at
+	}
+}
+
+func (t *tracker) receive(id string) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.anyID {
+		// A measured worker process counts sends without remembering ids,
+		// so that the bookkeeping of the benchmark does not show up in the
+		// process's memory.
+		t.sends++
+		t.last = now
+		if t.sends == t.expected {
+			close(t.done)
+		}
+		return
+	}
+	if _, dup := t.got[id]; dup {
+		t.dups++
+		return
+	}
+	if _, ok := t.want[id]; !ok {
+		return // not part of this run's expectation
+	}
+	t.got[id] = now
+	t.last = now
+	if len(t.got) == t.expected {
+		close(t.done)
+	}
+}
+
+// finished reports whether every expected id was received.
+func (t *tracker) finished() bool {
+	select {
+	case <-t.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (t *tracker) received() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.anyID {
+		return t.sends
+	}
+	return len(t.got)
+}
+
+// wait blocks until every expected id was received or timeout passes.
+func (t *tracker) wait(ctx context.Context, timeout time.Duration) error {
+	select {
+	case <-t.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(timeout):
+		return fmt.Errorf("received %d of %d notifications in %v", t.received(), t.expected, timeout)
+	}
+}
+
+// latencies returns produce → receipt for every received id, sorted, and
+// how many expected ids were not received (counted at cutoff as a lower
+// bound when cutoff is not zero).
+func (t *tracker) latencies(cutoff time.Time) (lat []time.Duration, missing int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, p := range t.want {
+		if p.IsZero() {
+			continue
+		}
+		if g, ok := t.got[id]; ok {
+			lat = append(lat, g.Sub(p))
+		} else {
+			missing++
+			if !cutoff.IsZero() {
+				lat = append(lat, cutoff.Sub(p))
+			}
+		}
+	}
+	sortDurations(lat)
+	return lat, missing
+}
+
+// sink is a provider stand-in that accepts every message after latency.
+type sink struct {
+	latency time.Duration
+	t       *tracker
+}
+
+var _ channels.Sender = (*sink)(nil)
+
+func (s *sink) Send(ctx context.Context, m *channels.Message) (channels.Receipt, error) {
+	if s.latency > 0 {
+		tm := time.NewTimer(s.latency)
+		select {
+		case <-tm.C:
+		case <-ctx.Done():
+			tm.Stop()
+			return channels.Receipt{}, ctx.Err()
+		}
+	}
+	s.t.receive(m.NotificationID)
+	return channels.Receipt{ProviderMessageID: "bench-" + m.NotificationID}, nil
+}
+
+func (s *sink) Close() error { return nil }
+
+// plan turns events into notifications exactly as the dispatcher will.
+func plan(tpl *templates.Set, values [][]byte) ([][]notification.Notification, int, error) {
+	p := &dispatcher.Planner{Templates: tpl}
+	out := make([][]notification.Notification, len(values))
+	total := 0
+	for i, v := range values {
+		ns, err := p.Plan(v)
+		if err != nil && !errors.Is(err, dispatcher.ErrUnknownType) {
+			return nil, 0, fmt.Errorf("plan event %d: %w", i, err)
+		}
+		out[i] = ns
+		total += len(ns)
+	}
+	return out, total, nil
+}
+
+func ids(ns []notification.Notification) []string {
+	out := make([]string, len(ns))
+	for i := range ns {
+		out[i] = ns[i].ID
+	}
+	return out
+}
+
+// heraldPipeline is herald's pipeline wired as cmd/herald wires it: a
+// dispatcher consumer and one consumer per channel in one process, the
+// coalescing Redis store, the batching producer.
+type heraldPipeline struct {
+	consumers []*consumer
+	producer  *kafkarun.Producer
+	store     dedupe.Store
+	closeDB   func()
+	first     firstCall
+}
+
+type pipelineConfig struct {
+	brokers     []string
+	dispatch    bool // run the dispatcher stage too
+	channels    []notification.Channel
+	sendLatency time.Duration
+	maxInFlight int
+	partitions  int
+}
+
+func startHerald(ctx context.Context, env *Env, cfg pipelineConfig, t *tracker) (*heraldPipeline, error) {
+	store, client, err := env.store(0)
+	if err != nil {
+		return nil, err
+	}
+	return startHeraldWith(ctx, env.Templates, store, func() { store.Close(); client.Close() }, cfg, t)
+}
+
+func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store, closeDB func(), cfg pipelineConfig, t *tracker) (*heraldPipeline, error) {
+	var owned []string
+	for _, name := range topics.Owned() {
+		owned = append(owned, name)
+	}
+	if err := createTopics(ctx, cfg.brokers, cfg.partitions, owned...); err != nil {
+		closeDB()
+		return nil, err
+	}
+	hp := &heraldPipeline{
+		producer: kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: cfg.brokers}),
+		store:    store,
+		closeDB:  closeDB,
+	}
+	if cfg.dispatch {
+		d := &dispatcher.Dispatcher{
+			Planner:   &dispatcher.Planner{Templates: tpl},
+			Publisher: hp.producer, Logger: nopLogger, Metrics: newMetrics(),
+		}
+		c, err := startConsumer(kafkarun.ConsumerConfig{
+			Brokers: cfg.brokers, GroupID: topics.GroupDispatch, Topics: []string{eventsTopic}, MaxInFlight: cfg.maxInFlight,
+		}, hp.first.wrap(d.Handle))
+		if err != nil {
+			hp.close()
+			return nil, err
+		}
+		hp.consumers = append(hp.consumers, c)
+	}
+	for _, ch := range cfg.channels {
+		w, err := worker.New(worker.Config{
+			Channel: ch, Sender: &sink{latency: cfg.sendLatency, t: t}, Renderer: tpl,
+			Store: store, Publisher: hp.producer, Owner: "bench-" + string(ch),
+			Logger: nopLogger, Metrics: newMetrics(),
+		})
+		if err != nil {
+			hp.close()
+			return nil, err
+		}
+		c, err := startConsumer(kafkarun.ConsumerConfig{
+			Brokers: cfg.brokers, GroupID: topics.Group(ch), Topics: []string{topics.Channel(ch), topics.Retry(ch)},
+			MaxInFlight: cfg.maxInFlight,
+		}, hp.first.wrap(w.Handle))
+		if err != nil {
+			hp.close()
+			return nil, err
+		}
+		hp.consumers = append(hp.consumers, c)
+	}
+	return hp, nil
+}
+
+func (hp *heraldPipeline) close() {
+	stopAll(hp.consumers)
+	hp.producer.Close()
+	hp.closeDB()
+}
+
+const eventsTopic = "gym.bookings.v1"
+
+// naivePipeline is the same stages as loops a team writes first: one
+// message at a time, a synchronous produce per notification, one Redis
+// round trip per idempotency step, a synchronous commit per message.
+type naivePipeline struct {
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	errs    chan error
+	readers []*kafka.Reader
+	closers []func()
+	first   firstCall
+}
+
+func naiveTopic(ch notification.Channel) string { return "naive." + string(ch) + ".v1" }
+
+func startNaive(ctx context.Context, env *Env, cfg pipelineConfig, events string, t *tracker) (*naivePipeline, error) {
+	var names []string
+	for _, ch := range cfg.channels {
+		names = append(names, naiveTopic(ch))
+	}
+	if err := createTopics(ctx, cfg.brokers, cfg.partitions, names...); err != nil {
+		return nil, err
+	}
+	store, client, err := env.store(1)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	np := &naivePipeline{cancel: cancel, errs: make(chan error, 8)}
+	np.closers = append(np.closers, func() { store.Close(); client.Close() })
+	run := func(group, topic string, handle func(ctx context.Context, m *kafka.Message) error) {
+		r := naiveReader(cfg.brokers, group, topic)
+		np.readers = append(np.readers, r)
+		np.wg.Add(1)
+		go func() {
+			defer np.wg.Done()
+			if err := naiveRun(ctx, r, func(ctx context.Context, m *kafka.Message) error {
+				np.first.mark()
+				return handle(ctx, m)
+			}); err != nil {
+				np.errs <- fmt.Errorf("%s: %w", group, err)
+			}
+		}()
+	}
+	if cfg.dispatch {
+		w := naiveWriter(cfg.brokers)
+		np.closers = append(np.closers, func() { w.Close() })
+		p := &dispatcher.Planner{Templates: env.Templates}
+		run("naive-dispatch", events, func(ctx context.Context, m *kafka.Message) error {
+			ns, err := p.Plan(m.Value)
+			if err != nil {
+				return nil // unknown type: skipped, as the dispatcher does
+			}
+			for i := range ns {
+				b, err := notification.Encode(&ns[i])
+				if err != nil {
+					return err
+				}
+				if err := w.WriteMessages(ctx, kafka.Message{Topic: naiveTopic(ns[i].Channel), Key: []byte(ns[i].RecipientID), Value: b}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	for _, ch := range cfg.channels {
+		s := &sink{latency: cfg.sendLatency, t: t}
+		owner := "naive-" + string(ch)
+		run("naive-"+string(ch), naiveTopic(ch), func(ctx context.Context, m *kafka.Message) error {
+			n, err := notification.Decode(m.Value)
+			if err != nil {
+				return err
+			}
+			c, err := store.Claim(ctx, n.ID, owner, 45*time.Second)
+			if err != nil {
+				return err
+			}
+			if !c.Acquired {
+				return nil
+			}
+			msg, err := env.Templates.Render(n)
+			if err != nil {
+				return err
+			}
+			r, err := s.Send(ctx, msg)
+			if err != nil {
+				return err
+			}
+			return store.MarkSent(ctx, n.ID, owner, r.ProviderMessageID)
+		})
+	}
+	return np, nil
+}
+
+// naiveRun is naiveLoop without a limit: it runs until ctx ends.
+func naiveRun(ctx context.Context, r *kafka.Reader, handle func(ctx context.Context, m *kafka.Message) error) error {
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err == nil {
+			err = handle(ctx, &m)
+		}
+		if err == nil {
+			err = r.CommitMessages(ctx, m)
+		}
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+				return nil // stopped: the loop ends with the run
+			}
+			return err
+		}
+	}
+}
+
+func (np *naivePipeline) close() error {
+	np.cancel()
+	np.wg.Wait()
+	for _, r := range np.readers {
+		r.Close()
+	}
+	for i := len(np.closers) - 1; i >= 0; i-- {
+		np.closers[i]()
+	}
+	close(np.errs)
+	return <-np.errs
+}

@@ -1,0 +1,11 @@
+// Package chaos holds herald's multi-process chaos test: several real
+// `herald run --role all` processes on one Kafka cluster and one Redis,
+// killed with SIGKILL and SIGTERM and restarted while events stream in. It
+// proves that nothing is lost and measures the duplicates the idempotency
+// keys let through (DESIGN §3's admitted window) against the duplicates
+// without them.
+//
+// The test is behind the `chaos` build tag because it builds the binary,
+// runs for about two minutes and wants the machine to itself: run it with
+// `make chaos` (which `make test` runs last).
+package chaos
