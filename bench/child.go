@@ -15,6 +15,7 @@ import (
 
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/suppress"
 	"github.com/gymhq/herald/templates"
 )
 
@@ -96,6 +97,7 @@ func runChild(spec childSpec) (childReport, error) {
 		return childReport{}, err
 	}
 	store := dedupe.NewRedis(client, dedupe.Options{})
+	list := suppress.NewRedis(client, "", nil)
 	var chs []notification.Channel
 	for _, c := range spec.Channels {
 		chs = append(chs, notification.Channel(c))
@@ -103,8 +105,8 @@ func runChild(spec childSpec) (childReport, error) {
 	t := newTracker()
 	t.anyID = true
 	t.expected = spec.Expect
-	hp, err := startHeraldWith(ctx, tpl, store, func() { store.Close(); client.Close() }, pipelineConfig{
-		brokers: spec.Brokers, channels: chs, partitions: spec.Partitions,
+	hp, err := startHeraldWith(ctx, tpl, store, func() { store.Close(); list.Close(); client.Close() }, pipelineConfig{
+		brokers: spec.Brokers, channels: chs, partitions: spec.Partitions, suppressions: list,
 		sendLatency: time.Duration(spec.SendLatencyMS * float64(time.Millisecond)), maxInFlight: spec.MaxInFlight,
 	}, t)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/gymhq/herald/dispatcher"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/suppress"
 	"github.com/gymhq/herald/templates"
 	"github.com/gymhq/herald/topics"
 	"github.com/gymhq/herald/worker"
@@ -210,6 +211,9 @@ type pipelineConfig struct {
 	sendLatency time.Duration
 	maxInFlight int
 	partitions  int
+	// suppressions is checked before every send, as in herald run; nil
+	// for the naive baseline, which has no list.
+	suppressions suppress.Store
 }
 
 func startHerald(ctx context.Context, env *Env, cfg pipelineConfig, t *tracker) (*heraldPipeline, error) {
@@ -217,7 +221,9 @@ func startHerald(ctx context.Context, env *Env, cfg pipelineConfig, t *tracker) 
 	if err != nil {
 		return nil, err
 	}
-	return startHeraldWith(ctx, env.Templates, store, func() { store.Close(); client.Close() }, cfg, t)
+	list := suppress.NewRedis(client, "", nil)
+	cfg.suppressions = list
+	return startHeraldWith(ctx, env.Templates, store, func() { store.Close(); list.Close(); client.Close() }, cfg, t)
 }
 
 func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store, closeDB func(), cfg pipelineConfig, t *tracker) (*heraldPipeline, error) {
@@ -251,7 +257,7 @@ func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store
 	for _, ch := range cfg.channels {
 		w, err := worker.New(worker.Config{
 			Channel: ch, Sender: &sink{latency: cfg.sendLatency, t: t}, Renderer: tpl,
-			Store: store, Publisher: hp.producer, Owner: "bench-" + string(ch),
+			Store: store, Suppressions: cfg.suppressions, Publisher: hp.producer, Owner: "bench-" + string(ch),
 			Logger: nopLogger, Metrics: newMetrics(),
 		})
 		if err != nil {

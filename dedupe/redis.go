@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/internal/coalesce"
 )
 
 // Key layout
@@ -111,7 +112,7 @@ return 0
 type Redis struct {
 	client redis.UniversalClient
 	opts   Options
-	q      *coalescer
+	q      *coalesce.Queue[scriptCall]
 
 	roundTrips     atomic.Uint64
 	duplicateSends atomic.Uint64
@@ -123,7 +124,7 @@ var _ Store = (*Redis)(nil)
 // stops the store's flusher but does not close the client.
 func NewRedis(client redis.UniversalClient, opts Options) *Redis {
 	r := &Redis{client: client, opts: opts.withDefaults()}
-	r.q = newCoalescer(r.opts.BatchMax, r.exec)
+	r.q = coalesce.New(r.opts.BatchMax, r.exec)
 	return r
 }
 
@@ -139,7 +140,7 @@ func (r *Redis) DuplicateSends() uint64 { return r.duplicateSends.Load() }
 // Close stops the flusher after it has sent what is already queued. It does
 // not close the client.
 func (r *Redis) Close() error {
-	r.q.close()
+	r.q.Close()
 	return nil
 }
 
@@ -217,31 +218,38 @@ func (r *Redis) do(ctx context.Context, op, id string, s *redis.Script, args ...
 	if err := ctx.Err(); err != nil {
 		return nil, ctxErr(op, id, err)
 	}
-	c := &call{ctx: ctx, script: s, key: r.opts.Prefix + id, args: args, done: make(chan struct{})}
-	if !r.q.enqueue(c) {
+	c := coalesce.NewCall(ctx, scriptCall{script: s, key: r.opts.Prefix + id, args: args})
+	if !r.q.Enqueue(c) {
 		return nil, errClosed
 	}
 	select {
-	case <-c.done:
+	case <-c.Done():
 	case <-ctx.Done():
 		return nil, ctxErr(op, id, ctx.Err())
 	}
-	if c.err != nil {
-		return nil, classify(op, id, c.err)
+	if c.Err != nil {
+		return nil, classify(op, id, c.Err)
 	}
-	return c.val, nil
+	return c.Val, nil
+}
+
+// scriptCall is one script invocation on one key, queued for a pipeline.
+type scriptCall struct {
+	script *redis.Script
+	key    string
+	args   []any
 }
 
 // exec sends one batch as a pipeline of EVALSHA commands. Commands that
 // come back NOSCRIPT (a restarted or failed-over server has an empty script
 // cache) are sent again with EVAL, which also caches the script; that is
 // safe because a NOSCRIPT command did not run.
-func (r *Redis) exec(batch []*call) {
+func (r *Redis) exec(batch []*coalesce.Call[scriptCall]) {
 	ctx := context.Background()
 	pipe := r.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(batch))
 	for i, c := range batch {
-		cmds[i] = c.script.EvalSha(ctx, pipe, []string{c.key}, c.args...)
+		cmds[i] = c.Req.script.EvalSha(ctx, pipe, []string{c.Req.key}, c.Req.args...)
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command
 	r.roundTrips.Add(1)
@@ -256,14 +264,14 @@ func (r *Redis) exec(batch []*call) {
 		pipe = r.client.Pipeline()
 		for _, i := range retry {
 			c := batch[i]
-			cmds[i] = c.script.Eval(ctx, pipe, []string{c.key}, c.args...)
+			cmds[i] = c.Req.script.Eval(ctx, pipe, []string{c.Req.key}, c.Req.args...)
 		}
 		_, _ = pipe.Exec(ctx)
 		r.roundTrips.Add(1)
 	}
 
 	for i, c := range batch {
-		c.val, c.err = cmds[i].Val(), cmds[i].Err()
+		c.Val, c.Err = cmds[i].Val(), cmds[i].Err()
 	}
 }
 

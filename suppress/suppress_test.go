@@ -3,6 +3,8 @@ package suppress_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,5 +120,56 @@ func TestFeeds(t *testing.T) {
 		if got := suppress.Feeds(c.ch, c.reason); got != c.want {
 			t.Errorf("Feeds(%s, %s) = %v, want %v", c.ch, c.reason, got, c.want)
 		}
+	}
+}
+
+// Concurrent lookups share pipelines, each caller still gets its own
+// answer, and a closed list refuses lookups with a retryable error.
+func TestRedisLookupsAreCoalesced(t *testing.T) {
+	srv := redistest.Start(t)
+	s := suppress.NewRedis(srv.Client(), "", nil)
+	ctx := context.Background()
+	for i := range 50 {
+		if err := s.Add(ctx, "email", fmt.Sprintf("gone%d@example.com", i), "invalid_address"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 400
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e, found, err := s.Lookup(ctx, "email", fmt.Sprintf("gone%d@example.com", i))
+			switch {
+			case err != nil:
+				errs <- err
+			case found != (i < 50):
+				errs <- fmt.Errorf("address %d: found %v", i, found)
+			case found && (e.Reason != "invalid_address" || e.Address != fmt.Sprintf("gone%d@example.com", i)):
+				errs <- fmt.Errorf("address %d: entry %+v", i, e)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if rt := s.RoundTrips(); rt == 0 || rt > n {
+		t.Errorf("%d lookups took %d round trips", n, rt)
+	} else {
+		t.Logf("%d concurrent lookups, %d round trips", n, rt)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Lookup(ctx, "email", "a@example.com"); failure.ClassOf(err) != failure.Retryable {
+		t.Errorf("lookup after Close: %v, want a retryable error", err)
+	}
+	never := suppress.NewRedis(srv.Client(), "", nil)
+	if err := never.Close(); err != nil { // never looked up: nothing to stop
+		t.Fatal(err)
 	}
 }

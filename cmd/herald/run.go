@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -149,6 +150,9 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 	if err := f.protectProviders(rc); err != nil {
 		closeAll()
 		return nil, nil, err
+	}
+	if c, ok := f.prot.list.(io.Closer); ok { // before the Redis client it uses
+		closers = append(closers, func() { c.Close() })
 	}
 	closers = append(closers, f.watchTemplates())
 	return f, closeAll, nil

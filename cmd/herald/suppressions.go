@@ -54,6 +54,7 @@ func cmdSuppressions(args []string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	list := suppress.NewRedis(client, "", nil)
+	defer list.Close()
 
 	switch sub {
 	case "list":

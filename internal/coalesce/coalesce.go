@@ -1,36 +1,45 @@
-package dedupe
+// Package coalesce turns concurrent requests into batches that share one
+// round trip: the Redis idempotency store sends its scripts this way, and
+// the suppression list its lookups. It knows nothing of what a request is.
+package coalesce
 
 import (
 	"context"
 	"sync"
-
-	"github.com/redis/go-redis/v9"
 )
 
-// call is one queued script invocation and, once done is closed, its reply.
-type call struct {
-	ctx    context.Context
-	script *redis.Script
-	key    string
-	args   []any
+// Call is one queued request and, once Done is closed, its reply.
+type Call[Q any] struct {
+	Ctx context.Context
+	Req Q
 
-	val  any
-	err  error
+	// Val and Err are set by the queue's exec function before Done closes
+	// (Err alone when the caller's Ctx ended before the call was sent).
+	Val  any
+	Err  error
 	done chan struct{}
 }
 
-// coalescer turns concurrent calls into batches for one flusher goroutine.
+// NewCall returns a call for req that gives up when ctx ends.
+func NewCall[Q any](ctx context.Context, req Q) *Call[Q] {
+	return &Call[Q]{Ctx: ctx, Req: req, done: make(chan struct{})}
+}
+
+// Done is closed once Val and Err hold the reply.
+func (c *Call[Q]) Done() <-chan struct{} { return c.done }
+
+// Queue turns concurrent calls into batches for one flusher goroutine.
 //
 // There is no timer: the flusher sends whatever is queued the moment it is
 // free. With one caller that is immediately (one command, one round trip);
 // under load, calls arriving while a batch is on the wire wait for the next
 // batch and share its round trip. Batches never exceed max.
-type coalescer struct {
+type Queue[Q any] struct {
 	max  int
-	exec func([]*call) // sets val and err on every call it is given
+	exec func([]*Call[Q]) // sets Val and Err on every call it is given
 
 	mu     sync.Mutex
-	queue  []*call
+	queue  []*Call[Q]
 	closed bool
 
 	wake    chan struct{} // capacity 1: "the queue is not empty"
@@ -38,8 +47,10 @@ type coalescer struct {
 	stopped chan struct{}
 }
 
-func newCoalescer(max int, exec func([]*call)) *coalescer {
-	q := &coalescer{
+// New starts a queue whose flusher hands batches of at most max calls to
+// exec. Close stops it.
+func New[Q any](max int, exec func([]*Call[Q])) *Queue[Q] {
+	q := &Queue[Q]{
 		max:     max,
 		exec:    exec,
 		wake:    make(chan struct{}, 1),
@@ -50,8 +61,8 @@ func newCoalescer(max int, exec func([]*call)) *coalescer {
 	return q
 }
 
-// enqueue queues c; it reports false when the coalescer is closed.
-func (q *coalescer) enqueue(c *call) bool {
+// Enqueue queues c; it reports false when the queue is closed.
+func (q *Queue[Q]) Enqueue(c *Call[Q]) bool {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -66,9 +77,9 @@ func (q *coalescer) enqueue(c *call) bool {
 	return true
 }
 
-// close stops accepting calls, lets the flusher send what is queued (so no
+// Close stops accepting calls, lets the flusher send what is queued (so no
 // accepted call is left without an answer), and waits for it to exit.
-func (q *coalescer) close() {
+func (q *Queue[Q]) Close() {
 	q.mu.Lock()
 	already := q.closed
 	q.closed = true
@@ -79,9 +90,9 @@ func (q *coalescer) close() {
 	<-q.stopped
 }
 
-func (q *coalescer) run() {
+func (q *Queue[Q]) run() {
 	defer close(q.stopped)
-	var buf []*call
+	var buf []*Call[Q]
 	for {
 		select {
 		case <-q.wake:
@@ -97,7 +108,7 @@ func (q *coalescer) run() {
 
 // flush sends one batch and returns it, emptied, for reuse as the next
 // queue buffer; it returns an empty slice when nothing was queued.
-func (q *coalescer) flush(prev []*call) []*call {
+func (q *Queue[Q]) flush(prev []*Call[Q]) []*Call[Q] {
 	clear(prev)
 	q.mu.Lock()
 	batch := q.queue
@@ -113,11 +124,12 @@ func (q *coalescer) flush(prev []*call) []*call {
 	}
 
 	// Callers that have given up are not sent: nobody would read the reply,
-	// and a Claim nobody knows about would hold a lease until it expired.
+	// and (for the idempotency store) a Claim nobody knows about would hold
+	// a lease until it expired.
 	n := 0
 	for _, c := range batch {
-		if err := c.ctx.Err(); err != nil {
-			c.err = err
+		if err := c.Ctx.Err(); err != nil {
+			c.Err = err
 			close(c.done)
 			continue
 		}

@@ -1,4 +1,4 @@
-package dedupe
+package coalesce
 
 import (
 	"context"
@@ -16,20 +16,20 @@ func newFakeExec() *fakeExec {
 	return &fakeExec{batches: make(chan []string, 16), release: make(chan struct{})}
 }
 
-func (f *fakeExec) exec(batch []*call) {
+func (f *fakeExec) exec(batch []*Call[string]) {
 	keys := make([]string, len(batch))
 	for i, c := range batch {
-		keys[i] = c.key
-		c.val = "ok:" + c.key
+		keys[i] = c.Req
+		c.Val = "ok:" + c.Req
 	}
 	f.batches <- keys
 	<-f.release
 }
 
-func queue(t *testing.T, q *coalescer, ctx context.Context, key string) *call {
+func queue(t *testing.T, q *Queue[string], ctx context.Context, key string) *Call[string] {
 	t.Helper()
-	c := &call{ctx: ctx, key: key, done: make(chan struct{})}
-	if !q.enqueue(c) {
+	c := NewCall(ctx, key)
+	if !q.Enqueue(c) {
 		t.Fatalf("enqueue(%s) refused", key)
 	}
 	return c
@@ -54,14 +54,14 @@ func wantBatch(t *testing.T, f *fakeExec, want ...string) {
 // queued is not sent; Close answers everything already accepted.
 func TestCoalescer(t *testing.T) {
 	f := newFakeExec()
-	q := newCoalescer(3, f.exec)
+	q := New(3, f.exec)
 	bg := context.Background()
 
 	first := queue(t, q, bg, "a")
 	wantBatch(t, f, "a") // alone, without waiting for company
 
 	gone, cancel := context.WithCancel(bg)
-	var later []*call
+	var later []*Call[string]
 	later = append(later, queue(t, q, bg, "b"))
 	abandoned := queue(t, q, gone, "x")
 	cancel()
@@ -70,16 +70,16 @@ func TestCoalescer(t *testing.T) {
 	}
 
 	f.release <- struct{}{} // "a" answered
-	<-first.done
-	if first.val != "ok:a" || first.err != nil {
-		t.Fatalf("first = %v, %v", first.val, first.err)
+	<-first.Done()
+	if first.Val != "ok:a" || first.Err != nil {
+		t.Fatalf("first = %v, %v", first.Val, first.Err)
 	}
 
 	// Six queued, one abandoned, max 3: [b x c] minus x, then [d e f].
 	wantBatch(t, f, "b", "c")
-	<-abandoned.done
-	if abandoned.err != context.Canceled || abandoned.val != nil {
-		t.Fatalf("abandoned call: val %v, err %v; want not sent, context.Canceled", abandoned.val, abandoned.err)
+	<-abandoned.Done()
+	if abandoned.Err != context.Canceled || abandoned.Val != nil {
+		t.Fatalf("abandoned call: val %v, err %v; want not sent, context.Canceled", abandoned.Val, abandoned.Err)
 	}
 	f.release <- struct{}{}
 	wantBatch(t, f, "d", "e", "f")
@@ -87,19 +87,19 @@ func TestCoalescer(t *testing.T) {
 	// Close while a batch is on the wire: accepted calls are still answered.
 	closing := queue(t, q, bg, "g")
 	closed := make(chan struct{})
-	go func() { q.close(); close(closed) }()
+	go func() { q.Close(); close(closed) }()
 	f.release <- struct{}{}
 	wantBatch(t, f, "g")
 	f.release <- struct{}{}
 	<-closed
 	for _, c := range append(later, closing) {
-		<-c.done
-		if c.val != "ok:"+c.key {
-			t.Errorf("call %s = %v, want ok:%s", c.key, c.val, c.key)
+		<-c.Done()
+		if c.Val != "ok:"+c.Req {
+			t.Errorf("call %s = %v, want ok:%s", c.Req, c.Val, c.Req)
 		}
 	}
-	if q.enqueue(&call{ctx: bg, key: "h", done: make(chan struct{})}) {
+	if q.Enqueue(NewCall(bg, "h")) {
 		t.Fatal("enqueue after close accepted")
 	}
-	q.close() // idempotent
+	q.Close() // idempotent
 }
