@@ -229,6 +229,7 @@ func cmdDev(args []string) int {
 		fmt.Fprintf(os.Stderr, "herald dev: --log-level: %v\n", err)
 		return 2
 	}
+	routeRedisLogs(log)
 	env, err := newDevEnv(devOptions{KafkaAddr: *kafkaAddr, Partitions: *partitions, RedisURL: os.Getenv("HERALD_REDIS_URL"), Keep: 500, Log: log, TemplatesDir: *templatesDir})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "herald dev: %v\n", err)

@@ -41,6 +41,7 @@ func cmdRun(args []string) int {
 		return 2
 	}
 	defer log.Sync() //nolint:errcheck
+	routeRedisLogs(log)
 
 	f, closeAll, err := buildFleet(cfg, log, fleetOptions{})
 	if err != nil {
