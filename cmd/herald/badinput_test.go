@@ -30,11 +30,7 @@ func TestBadInputEverywhere(t *testing.T) {
 		t.Skip("fleet")
 	}
 	redis := redistest.Start(t)
-	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 3, RedisURL: redis.URL(), Log: jsonLogger(&syncBuffer{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
+	env, _ := newTestEnv(t, 3, redis)
 	startFleet(t, env)
 	poll(t, 30*time.Second, "the fleet ready (its topics created)", func() bool { return env.fleet.ready(context.Background()) == nil })
 

@@ -61,12 +61,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	redis := redistest.Start(t)
-	logs := &syncBuffer{}
-	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 3, RedisURL: redis.URL(), Log: jsonLogger(logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
+	env, logs := newTestEnv(t, 3, redis)
 
 	// Provider failures with the providers' real error shapes. Permanent
 	// ones must land in the DLQ and never be delivered; transient ones must
@@ -85,15 +80,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- env.fleet.run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-runDone; err != nil {
-			t.Errorf("fleet run: %v", err)
-		}
-	}()
+	startFleet(t, env)
+	ctx := context.Background()
 
 	// The workload.
 	const nEvents = 300

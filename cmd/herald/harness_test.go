@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/templates"
@@ -16,6 +17,22 @@ import (
 // Helpers shared by the fleet-level tests (outage, transient errors, bad
 // input, log scan). They drive the real fleet wiring of newDevEnv, like
 // TestEndToEnd, and reuse its helpers (waitDrained, readAll, jsonLogger).
+
+// newTestEnv starts the environment a fleet-level test runs on: an
+// in-process Kafka cluster with the given partitions per topic, redis for
+// idempotency, and JSON logs captured in the returned buffer. It closes when
+// the test ends, after the fleet: startFleet registers its stop later, so
+// that cleanup runs first.
+func newTestEnv(t testing.TB, partitions int, redis *redistest.Server) (*devEnv, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: partitions, RedisURL: redis.URL(), Log: jsonLogger(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	return env, logs
+}
 
 // startFleet runs env's fleet until the test ends and returns once it is
 // ready; the returned func stops it early (idempotent) and reports a run

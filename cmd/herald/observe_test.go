@@ -114,12 +114,7 @@ func TestObservability(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	redis := redistest.Start(t)
-	logs := &syncBuffer{}
-	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 3, RedisURL: redis.URL(), Log: jsonLogger(logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
+	env, logs := newTestEnv(t, 3, redis)
 	env.fleet.live.lagEvery = 100 * time.Millisecond
 
 	// The workload and what it should produce, from the planner.
@@ -189,15 +184,8 @@ func TestObservability(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- env.fleet.run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-runDone; err != nil {
-			t.Errorf("fleet run: %v", err)
-		}
-	}()
+	startFleet(t, env)
+	ctx := context.Background()
 	for _, ev := range evs {
 		if err := env.publishEvent(ctx, ev.Key, ev.Value); err != nil {
 			t.Fatal(err)

@@ -51,12 +51,7 @@ func TestOutageRedis(t *testing.T) {
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			redis := redistest.StartWith(t, tc.args...)
-			logs := &syncBuffer{}
-			env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 3, RedisURL: redis.URL(), Log: jsonLogger(logs)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer env.Close()
+			env, logs := newTestEnv(t, 3, redis)
 			startFleet(t, env)
 
 			g := sim.New(sim.Options{Seed: 7, Members: 40, Prefix: "or" + tc.name[9:11]})
@@ -152,11 +147,7 @@ func TestOutageSMTP(t *testing.T) {
 
 func testOutageSMTP(t *testing.T, ladder bool) {
 	redis := redistest.Start(t)
-	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 3, RedisURL: redis.URL(), Log: jsonLogger(&syncBuffer{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
+	env, _ := newTestEnv(t, 3, redis)
 	if ladder { // a breaker that never opens, made the way buildFleet makes it
 		env.cfg.BreakerFailures = 1 << 30
 		ps, err := env.fleet.guard(notification.Email, env.fleet.senders[notification.Email].(*protect.Sender).Next)
@@ -250,12 +241,7 @@ func TestOutageKafka(t *testing.T) {
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			redis := redistest.Start(t)
-			logs := &syncBuffer{}
-			env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 3, RedisURL: redis.URL(), Log: jsonLogger(logs)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer env.Close()
+			env, logs := newTestEnv(t, 3, redis)
 			startFleet(t, env)
 
 			g := sim.New(sim.Options{Seed: 13, Members: 40, Prefix: "ok" + tc.name[:2]})

@@ -97,12 +97,7 @@ func TestSuppressionEndToEnd(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	rs := redistest.Start(t)
-	logs := &syncBuffer{}
-	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 3, RedisURL: rs.URL(), Log: jsonLogger(logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
+	env, logs := newTestEnv(t, 3, rs)
 	ana := member{id: "mem_sup_1", email: "ana.gone@example.com", phone: "+447700900555", token: "fcm_token_gone_0001"}
 	env.twilio.FailNumber(ana.phone, 400, 21610, "Attempt to send to unsubscribed recipient")
 	env.fcm.Unregister(ana.token)
@@ -203,11 +198,7 @@ func TestDLQReplayTwiceDeliversOnce(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	rs := redistest.Start(t)
-	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 3, RedisURL: rs.URL(), Log: jsonLogger(&syncBuffer{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
+	env, _ := newTestEnv(t, 3, rs)
 	const n = 6
 	var people []member
 	for i := range n {
@@ -424,11 +415,7 @@ func TestSendRateIsHonoured(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	rs := redistest.Start(t)
-	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 3, RedisURL: rs.URL(), Log: jsonLogger(&syncBuffer{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
+	env, _ := newTestEnv(t, 3, rs)
 	const rate, n = 10, 30
 	env.fleet.prot.limiters[notification.SMS] = newLimiter(notification.SMS, rate, rs.Client())
 	startFleet(t, env)

@@ -24,11 +24,7 @@ func TestTraceCommand(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	redis := redistest.Start(t)
-	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 2, RedisURL: redis.URL(), Log: jsonLogger(&syncBuffer{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
+	env, _ := newTestEnv(t, 2, redis)
 
 	// A class cancellation: an email and a text to every attendee.
 	tpl, err := templates.Embedded()
@@ -75,15 +71,8 @@ func TestTraceCommand(t *testing.T) {
 	}
 	want[unsub.ID], want[deferred.ID] = "failed", "pending"
 
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- env.fleet.run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-runDone; err != nil {
-			t.Errorf("fleet run: %v", err)
-		}
-	}()
+	startFleet(t, env)
+	ctx := context.Background()
 	if err := env.publishEvent(ctx, ev.Key, ev.Value); err != nil {
 		t.Fatal(err)
 	}

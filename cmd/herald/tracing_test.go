@@ -31,15 +31,8 @@ func TestTraceContextCrossesEveryRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer env.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- env.fleet.run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-runDone; err != nil {
-			t.Errorf("fleet run: %v", err)
-		}
-	}()
+	startFleet(t, env)
+	ctx := context.Background()
 
 	ev := sim.New(sim.Options{Seed: 7, Members: 5, Prefix: "trace"}).Make("gym.booking.confirmed")
 	tpl, err := templates.Embedded()

@@ -33,11 +33,7 @@ func TestTransientErrorsTenPercent(t *testing.T) {
 		t.Skip("fleet")
 	}
 	redis := redistest.Start(t)
-	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 3, RedisURL: redis.URL(), Log: jsonLogger(&syncBuffer{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
+	env, _ := newTestEnv(t, 3, redis)
 	failTenPercent(t, env)
 	startFleet(t, env)
 
