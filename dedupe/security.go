@@ -6,11 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gymhq/herald/internal/tlsfiles"
 )
 
 // Security is how herald authenticates to Redis and checks its certificate,
@@ -47,23 +48,8 @@ func OpenSecure(rawURL string, sec Security) (redis.UniversalClient, error) {
 		if opts.TLSConfig == nil {
 			return nil, errors.New("redis: TLS files are set but the URL is not rediss://")
 		}
-		if sec.CAFile != "" {
-			b, err := os.ReadFile(sec.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("redis TLS CA file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(b) {
-				return nil, fmt.Errorf("redis TLS CA file %s holds no PEM certificate", sec.CAFile)
-			}
-			opts.TLSConfig.RootCAs = pool
-		}
-		if sec.CertFile != "" || sec.KeyFile != "" {
-			cert, err := tls.LoadX509KeyPair(sec.CertFile, sec.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("redis TLS client certificate: %w", err)
-			}
-			opts.TLSConfig.Certificates = []tls.Certificate{cert}
+		if err := tlsfiles.Apply(opts.TLSConfig, sec.CAFile, sec.CertFile, sec.KeyFile); err != nil {
+			return nil, fmt.Errorf("redis %w", err)
 		}
 	}
 	return redis.NewClient(opts), nil

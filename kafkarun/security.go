@@ -6,13 +6,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/gymhq/herald/internal/tlsfiles"
 )
 
 // SASL mechanisms herald speaks. Managed clusters (Confluent Cloud, MSK,
@@ -136,23 +137,8 @@ func (s *Security) mechanism() (sasl.Mechanism, error) {
 
 func (s *Security) tlsConfig() (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.ServerName}
-	if s.CAFile != "" {
-		pem, err := os.ReadFile(s.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafkarun: TLS CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafkarun: TLS CA file %s holds no PEM certificate", s.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if s.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafkarun: TLS client certificate %s / key %s: %w", s.CertFile, s.KeyFile, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	if err := tlsfiles.Apply(tc, s.CAFile, s.CertFile, s.KeyFile); err != nil {
+		return nil, fmt.Errorf("kafkarun: %w", err)
 	}
 	return tc, nil
 }

@@ -85,12 +85,7 @@ var embeddedSet = sync.OnceValues(func() (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := Load(snap.fs)
-	if err != nil {
-		return nil, err
-	}
-	s.version = snap.version
-	return s, nil
+	return snap.load()
 })
 
 // Embedded returns the template set compiled into the binary, validated

@@ -21,6 +21,16 @@ type treeSnapshot struct {
 	version string
 }
 
+// load loads the snapshot as Load does, versioned by its hash.
+func (t *treeSnapshot) load() (*Set, error) {
+	s, err := Load(t.fs)
+	if err != nil {
+		return nil, err
+	}
+	s.version = t.version
+	return s, nil
+}
+
 // Limits on a tree read from disk, so a mount pointed at the wrong
 // directory fails with a clear error instead of filling memory.
 const (
@@ -102,12 +112,7 @@ func LoadDir(dir string) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := Load(snap.fs)
-	if err != nil {
-		return nil, err
-	}
-	s.version = snap.version
-	return s, nil
+	return snap.load()
 }
 
 // Inspection is a tree as InspectDir found it: its version, what could be
