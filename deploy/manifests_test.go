@@ -2,8 +2,15 @@ package deploy
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path"
@@ -33,7 +40,9 @@ import (
 	"github.com/gymhq/herald/topics"
 )
 
-var overlays = []string{"dev", "prod"}
+// overlays are built and checked by every test; prod-secure is prod with
+// the kafka-sasl-tls and redis-tls-acl components.
+var overlays = []string{"dev", "prod", "prod-secure"}
 
 var roles = []config.Role{config.RoleDispatcher, config.RoleEmail, config.RoleSMS, config.RolePush}
 
@@ -410,21 +419,7 @@ func TestGracePeriod(t *testing.T) {
 // configuration, as the pod would see it, passes herald's own validation.
 func TestConfiguration(t *testing.T) {
 	known := config.Names()
-	sa, err := fcmfake.NewServiceAccount()
-	if err != nil {
-		t.Fatal(err)
-	}
-	saJSON, err := sa.JSON("https://oauth2.googleapis.com/token")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// What the operator puts in each Secret key (docs/operations.md).
-	secretValues := map[string]string{
-		"herald-redis/url":                "redis://:pw@redis-master.redis.svc:6379/0",
-		"herald-smtp/password":            "smtp-password",
-		"herald-twilio/auth-token":        "0123456789abcdef0123456789abcdef",
-		"herald-fcm/service-account.json": string(saJSON),
-	}
+	secretValues := operatorSecrets(t)
 	forEachOverlay(t, func(t *testing.T, f *fleet) {
 		s := f.settings(t)
 		for k := range s {
@@ -439,55 +434,19 @@ func TestConfiguration(t *testing.T) {
 			d := f.deployment(t, role)
 			ps := d.Spec.Template.Spec
 			c := ps.Containers[0]
-			env := map[string]string{}
-			for _, ef := range c.EnvFrom {
-				if ef.ConfigMapRef == nil || f.configMaps[ef.ConfigMapRef.Name] == nil {
-					t.Errorf("%s: envFrom %+v is not a ConfigMap in the build", d.Name, ef)
-					continue
-				}
-				for k, v := range f.configMaps[ef.ConfigMapRef.Name].Data {
-					env[k] = v
-				}
-			}
-			dir := t.TempDir()
-			for _, e := range c.Env {
-				if !strings.HasPrefix(e.Name, "HERALD_") {
-					continue // the Go runtime's GOMEMLIMIT
-				}
-				if !slices.Contains(known, e.Name) {
-					t.Errorf("%s: env %s is not a variable herald reads", d.Name, e.Name)
-					continue
-				}
-				if e.ValueFrom != nil {
-					t.Errorf("%s: %s comes from valueFrom; secrets are files (_FILE)", d.Name, e.Name)
-					continue
-				}
-				if !strings.HasSuffix(e.Name, "_FILE") {
-					env[e.Name] = e.Value
-					continue
-				}
-				secret, key := mountedSecret(ps, c, e.Value)
-				if secret == "" {
-					t.Errorf("%s: %s=%s is not in a mounted Secret volume", d.Name, e.Name, e.Value)
-					continue
-				}
-				val, ok := secretValues[secret+"/"+key]
-				if !ok {
-					t.Errorf("%s: %s reads key %q of Secret %s, which docs/operations.md does not create", d.Name, e.Name, key, secret)
-					continue
-				}
-				// The pod reads the mount; the test reads a copy.
-				local := filepath.Join(dir, secret+"-"+key)
-				if err := os.WriteFile(local, []byte(val+"\n"), 0o600); err != nil {
-					t.Fatal(err)
-				}
-				env[e.Name] = local
-			}
-			cfg, err := config.Load(c.Args[1:], func(k string) string { return env[k] })
+			cfg, err := podConfig(t, f, d, secretValues)
 			if err != nil {
 				t.Errorf("%s: herald would not start with this configuration: %v", d.Name, err)
 			} else if err := channelConfig(cfg); err != nil {
 				t.Errorf("%s: the %s channel would refuse this configuration: %v", d.Name, role, err)
+			}
+			// Secrets are mounted read-only.
+			for _, m := range c.VolumeMounts {
+				for _, v := range ps.Volumes {
+					if v.Name == m.Name && v.Secret != nil && !m.ReadOnly {
+						t.Errorf("%s: Secret %s mounted writable at %s", d.Name, v.Secret.SecretName, m.MountPath)
+					}
+				}
 			}
 			// Secrets only where used: a role mounts no Secret it does not read.
 			for _, v := range ps.Volumes {
@@ -506,6 +465,117 @@ func TestConfiguration(t *testing.T) {
 			}
 		}
 	})
+}
+
+// operatorSecrets is what the operator puts in each Secret key
+// (docs/operations.md), by Secret/key.
+func operatorSecrets(t *testing.T) map[string]string {
+	t.Helper()
+	sa, err := fcmfake.NewServiceAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saJSON, err := sa.JSON("https://oauth2.googleapis.com/token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{
+		"herald-redis/url":                "redis://:pw@redis-master.redis.svc:6379/0",
+		"herald-smtp/password":            "smtp-password",
+		"herald-twilio/auth-token":        "0123456789abcdef0123456789abcdef",
+		"herald-fcm/service-account.json": string(saJSON),
+		// components/kafka-sasl-tls
+		"herald-kafka/password": "kafka-password",
+		"herald-kafka/ca.crt":   testCA(t, "kafka-ca"),
+		// components/redis-tls-acl: the credentials leave the URL
+		"herald-redis/password": "redis-password",
+		"herald-redis/ca.crt":   testCA(t, "redis-ca"),
+		// What url holds instead when HERALD_REDIS_PASSWORD_FILE is set.
+		"herald-redis/url+acl": "rediss://redis-master.redis.svc:6379/0",
+	}
+}
+
+// testCA returns a self-signed CA certificate in PEM, as a ca.crt key holds.
+func testCA(t *testing.T, name string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// podConfig loads the configuration herald would see in Deployment d's
+// container: its envFrom ConfigMaps, its env, and each _FILE variable's
+// Secret key (from secretValues) written to a local copy. It reports (as
+// test errors) variables herald does not read, secrets passed as
+// valueFrom, and _FILE paths outside a mounted Secret or naming a key
+// docs/operations.md does not create.
+func podConfig(t *testing.T, f *fleet, d *appsv1.Deployment, secretValues map[string]string) (*config.Config, error) {
+	t.Helper()
+	known := config.Names()
+	ps := d.Spec.Template.Spec
+	c := ps.Containers[0]
+	// With redis-tls-acl the password is its own key, so the URL carries none.
+	aclRedis := false
+	for _, e := range c.Env {
+		aclRedis = aclRedis || e.Name == "HERALD_REDIS_PASSWORD_FILE"
+	}
+	env := map[string]string{}
+	for _, ef := range c.EnvFrom {
+		if ef.ConfigMapRef == nil || f.configMaps[ef.ConfigMapRef.Name] == nil {
+			t.Errorf("%s: envFrom %+v is not a ConfigMap in the build", d.Name, ef)
+			continue
+		}
+		for k, v := range f.configMaps[ef.ConfigMapRef.Name].Data {
+			env[k] = v
+		}
+	}
+	dir := t.TempDir()
+	for _, e := range c.Env {
+		if !strings.HasPrefix(e.Name, "HERALD_") {
+			continue // the Go runtime's GOMEMLIMIT
+		}
+		if !slices.Contains(known, e.Name) {
+			t.Errorf("%s: env %s is not a variable herald reads", d.Name, e.Name)
+			continue
+		}
+		if e.ValueFrom != nil {
+			t.Errorf("%s: %s comes from valueFrom; secrets are files (_FILE)", d.Name, e.Name)
+			continue
+		}
+		if !strings.HasSuffix(e.Name, "_FILE") {
+			env[e.Name] = e.Value
+			continue
+		}
+		secret, key := mountedSecret(ps, c, e.Value)
+		if secret == "" {
+			t.Errorf("%s: %s=%s is not in a mounted Secret volume", d.Name, e.Name, e.Value)
+			continue
+		}
+		val, ok := secretValues[secret+"/"+key]
+		if acl, has := secretValues[secret+"/"+key+"+acl"]; has && aclRedis {
+			val = acl
+		}
+		if !ok {
+			t.Errorf("%s: %s reads key %q of Secret %s, which docs/operations.md does not create", d.Name, e.Name, key, secret)
+			continue
+		}
+		// The pod reads the mount; the test reads a copy.
+		local := filepath.Join(dir, secret+"-"+key)
+		if err := os.WriteFile(local, []byte(val+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env[e.Name] = local
+	}
+	return config.Load(c.Args[1:], func(k string) string { return env[k] })
 }
 
 // channelConfig checks cfg as the channel it configures does at start. The
