@@ -71,15 +71,41 @@ type ScaledObject struct {
 			Type string `json:"type"`
 			// KEDA's trigger metadata is map[string]string: a number or
 			// boolean written unquoted is rejected by the API server.
-			Metadata map[string]string `json:"metadata"`
+			Metadata          map[string]string `json:"metadata"`
+			AuthenticationRef *struct {
+				Name string `json:"name"`
+				Kind string `json:"kind,omitempty"`
+			} `json:"authenticationRef,omitempty"`
 		} `json:"triggers"`
+	} `json:"spec"`
+}
+
+// TriggerAuthentication mirrors the fields of keda.sh/v1alpha1
+// TriggerAuthentication that herald's manifests use.
+type TriggerAuthentication struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SecretTargetRef []struct {
+			Parameter string `json:"parameter"`
+			Name      string `json:"name"`
+			Key       string `json:"key"`
+		} `json:"secretTargetRef,omitempty"`
+		Env []struct {
+			Parameter     string `json:"parameter"`
+			Name          string `json:"name"`
+			ContainerName string `json:"containerName,omitempty"`
+		} `json:"env,omitempty"`
 	} `json:"spec"`
 }
 
 // kafkaScalerKeys are the KEDA kafka scaler metadata keys herald may use.
 var kafkaScalerKeys = []string{"bootstrapServers", "consumerGroup", "topic", "lagThreshold",
 	"activationLagThreshold", "offsetResetPolicy", "allowIdleConsumers", "scaleToZeroOnInvalidOffset",
-	"excludePersistentLag", "limitToPartitionsWithLag", "version"}
+	"excludePersistentLag", "limitToPartitionsWithLag", "version", "sasl", "tls"}
+
+// kedaSASL is KEDA's name for each of herald's SASL mechanisms.
+var kedaSASL = map[string]string{"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
 
 // PrometheusRule mirrors monitoring.coreos.com/v1 PrometheusRule.
 type PrometheusRule struct {
@@ -124,6 +150,7 @@ type fleet struct {
 	pdbs            []*policyv1.PodDisruptionBudget
 	netpols         []*networkingv1.NetworkPolicy
 	scaledObjects   []*ScaledObject
+	triggerAuths    map[string]*TriggerAuthentication
 	rules           []*PrometheusRule
 	podMonitors     []*PodMonitor
 }
@@ -157,7 +184,8 @@ func buildDir(t *testing.T, dir string) *fleet {
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
-	f := &fleet{configMaps: map[string]*corev1.ConfigMap{}, deployments: map[string]*appsv1.Deployment{}}
+	f := &fleet{configMaps: map[string]*corev1.ConfigMap{}, deployments: map[string]*appsv1.Deployment{},
+		triggerAuths: map[string]*TriggerAuthentication{}}
 	for _, r := range m.Resources() {
 		b, err := r.MarshalJSON()
 		if err != nil {
@@ -187,6 +215,9 @@ func buildDir(t *testing.T, dir string) *fleet {
 		case "keda.sh/v1alpha1 ScaledObject":
 			o := &ScaledObject{}
 			f.scaledObjects, obj = append(f.scaledObjects, o), o
+		case "keda.sh/v1alpha1 TriggerAuthentication":
+			o := &TriggerAuthentication{}
+			f.triggerAuths[r.GetName()], obj = o, o
 		case "monitoring.coreos.com/v1 PrometheusRule":
 			o := &PrometheusRule{}
 			f.rules, obj = append(f.rules, o), o
@@ -673,6 +704,7 @@ func TestScaledObjects(t *testing.T) {
 			if tr.Metadata["bootstrapServers"] != s["HERALD_KAFKA_BROKERS"] {
 				t.Errorf("%s: bootstrapServers %q, herald uses %q", so.Name, tr.Metadata["bootstrapServers"], s["HERALD_KAFKA_BROKERS"])
 			}
+			checkScalerAuth(t, f, so, s)
 			if n, err := strconv.Atoi(tr.Metadata["lagThreshold"]); err != nil || n < 1 {
 				t.Errorf("%s: lagThreshold %q", so.Name, tr.Metadata["lagThreshold"])
 			}
@@ -702,6 +734,79 @@ func TestScaledObjects(t *testing.T) {
 			}
 		}
 	})
+}
+
+// checkScalerAuth: KEDA reaches the brokers as herald does. With SASL or
+// TLS on in herald-config, the trigger names the same mechanism and TLS
+// switch and a TriggerAuthentication whose password and CA are the Secret
+// keys the pods read (herald-kafka) and whose user name is the pods'
+// HERALD_KAFKA_SASL_USERNAME; with both off, none of that is set.
+func checkScalerAuth(t *testing.T, f *fleet, so *ScaledObject, s map[string]string) {
+	t.Helper()
+	tr := so.Spec.Triggers[0]
+	mech, tlsOn := s["HERALD_KAFKA_SASL_MECHANISM"], s["HERALD_KAFKA_TLS"] == "on"
+	if mech == "none" {
+		mech = ""
+	}
+	if tr.Metadata["sasl"] != kedaSASL[mech] {
+		t.Errorf("%s: KEDA sasl %q, herald logs in with %q (KEDA's name %q)", so.Name, tr.Metadata["sasl"], mech, kedaSASL[mech])
+	}
+	if wantTLS := map[bool]string{true: "enable"}[tlsOn]; tr.Metadata["tls"] != wantTLS {
+		t.Errorf("%s: KEDA tls %q, herald HERALD_KAFKA_TLS=%q", so.Name, tr.Metadata["tls"], s["HERALD_KAFKA_TLS"])
+	}
+	if mech == "" && !tlsOn {
+		if tr.AuthenticationRef != nil {
+			t.Errorf("%s: authenticationRef for brokers herald reaches without SASL or TLS", so.Name)
+		}
+		return
+	}
+	if tr.AuthenticationRef == nil || f.triggerAuths[tr.AuthenticationRef.Name] == nil || tr.AuthenticationRef.Kind != "" {
+		t.Errorf("%s: SASL/TLS on but authenticationRef %+v is not a TriggerAuthentication in the build", so.Name, tr.AuthenticationRef)
+		return
+	}
+	ta := f.triggerAuths[tr.AuthenticationRef.Name]
+	d := f.deployments[so.Spec.ScaleTargetRef.Name]
+	if d == nil {
+		return // reported by TestScaledObjects
+	}
+	ps := d.Spec.Template.Spec
+	c := ps.Containers[0]
+	// What herald reads, by KEDA parameter.
+	want := map[string]string{}
+	for _, e := range c.Env {
+		secret, key := mountedSecret(ps, c, e.Value)
+		switch e.Name {
+		case "HERALD_KAFKA_SASL_PASSWORD_FILE":
+			want["password"] = secret + "/" + key
+		case "HERALD_KAFKA_TLS_CA_FILE":
+			want["ca"] = secret + "/" + key
+		}
+	}
+	got := map[string]string{}
+	for _, r := range ta.Spec.SecretTargetRef {
+		got[r.Parameter] = r.Name + "/" + r.Key
+	}
+	for _, e := range ta.Spec.Env {
+		if e.ContainerName != c.Name || e.Name != "HERALD_KAFKA_SASL_USERNAME" {
+			t.Errorf("%s: KEDA %s from env %s of container %q, want HERALD_KAFKA_SASL_USERNAME of %q", ta.Name, e.Parameter, e.Name, e.ContainerName, c.Name)
+		}
+		got[e.Parameter] = "env"
+	}
+	if mech != "" {
+		want["username"] = "env"
+	} else {
+		delete(want, "password")
+	}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("%s: KEDA %s from %q, herald reads %q", ta.Name, p, got[p], w)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("%s: KEDA parameter %s, which herald has no counterpart for", ta.Name, p)
+		}
+	}
 }
 
 // TestDisruptionBudgets: one PodDisruptionBudget per role selecting exactly
