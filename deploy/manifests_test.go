@@ -2,8 +2,15 @@ package deploy
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path"
@@ -33,7 +40,9 @@ import (
 	"github.com/gymhq/herald/topics"
 )
 
-var overlays = []string{"dev", "prod"}
+// overlays are built and checked by every test; prod-secure is prod with
+// the kafka-sasl-tls and redis-tls-acl components.
+var overlays = []string{"dev", "prod", "prod-secure"}
 
 var roles = []config.Role{config.RoleDispatcher, config.RoleEmail, config.RoleSMS, config.RolePush}
 
@@ -62,15 +71,41 @@ type ScaledObject struct {
 			Type string `json:"type"`
 			// KEDA's trigger metadata is map[string]string: a number or
 			// boolean written unquoted is rejected by the API server.
-			Metadata map[string]string `json:"metadata"`
+			Metadata          map[string]string `json:"metadata"`
+			AuthenticationRef *struct {
+				Name string `json:"name"`
+				Kind string `json:"kind,omitempty"`
+			} `json:"authenticationRef,omitempty"`
 		} `json:"triggers"`
+	} `json:"spec"`
+}
+
+// TriggerAuthentication mirrors the fields of keda.sh/v1alpha1
+// TriggerAuthentication that herald's manifests use.
+type TriggerAuthentication struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SecretTargetRef []struct {
+			Parameter string `json:"parameter"`
+			Name      string `json:"name"`
+			Key       string `json:"key"`
+		} `json:"secretTargetRef,omitempty"`
+		Env []struct {
+			Parameter     string `json:"parameter"`
+			Name          string `json:"name"`
+			ContainerName string `json:"containerName,omitempty"`
+		} `json:"env,omitempty"`
 	} `json:"spec"`
 }
 
 // kafkaScalerKeys are the KEDA kafka scaler metadata keys herald may use.
 var kafkaScalerKeys = []string{"bootstrapServers", "consumerGroup", "topic", "lagThreshold",
 	"activationLagThreshold", "offsetResetPolicy", "allowIdleConsumers", "scaleToZeroOnInvalidOffset",
-	"excludePersistentLag", "limitToPartitionsWithLag", "version"}
+	"excludePersistentLag", "limitToPartitionsWithLag", "version", "sasl", "tls"}
+
+// kedaSASL is KEDA's name for each of herald's SASL mechanisms.
+var kedaSASL = map[string]string{"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
 
 // PrometheusRule mirrors monitoring.coreos.com/v1 PrometheusRule.
 type PrometheusRule struct {
@@ -115,6 +150,7 @@ type fleet struct {
 	pdbs            []*policyv1.PodDisruptionBudget
 	netpols         []*networkingv1.NetworkPolicy
 	scaledObjects   []*ScaledObject
+	triggerAuths    map[string]*TriggerAuthentication
 	rules           []*PrometheusRule
 	podMonitors     []*PodMonitor
 }
@@ -148,7 +184,8 @@ func buildDir(t *testing.T, dir string) *fleet {
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
-	f := &fleet{configMaps: map[string]*corev1.ConfigMap{}, deployments: map[string]*appsv1.Deployment{}}
+	f := &fleet{configMaps: map[string]*corev1.ConfigMap{}, deployments: map[string]*appsv1.Deployment{},
+		triggerAuths: map[string]*TriggerAuthentication{}}
 	for _, r := range m.Resources() {
 		b, err := r.MarshalJSON()
 		if err != nil {
@@ -178,6 +215,9 @@ func buildDir(t *testing.T, dir string) *fleet {
 		case "keda.sh/v1alpha1 ScaledObject":
 			o := &ScaledObject{}
 			f.scaledObjects, obj = append(f.scaledObjects, o), o
+		case "keda.sh/v1alpha1 TriggerAuthentication":
+			o := &TriggerAuthentication{}
+			f.triggerAuths[r.GetName()], obj = o, o
 		case "monitoring.coreos.com/v1 PrometheusRule":
 			o := &PrometheusRule{}
 			f.rules, obj = append(f.rules, o), o
@@ -410,21 +450,7 @@ func TestGracePeriod(t *testing.T) {
 // configuration, as the pod would see it, passes herald's own validation.
 func TestConfiguration(t *testing.T) {
 	known := config.Names()
-	sa, err := fcmfake.NewServiceAccount()
-	if err != nil {
-		t.Fatal(err)
-	}
-	saJSON, err := sa.JSON("https://oauth2.googleapis.com/token")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// What the operator puts in each Secret key (docs/operations.md).
-	secretValues := map[string]string{
-		"herald-redis/url":                "redis://:pw@redis-master.redis.svc:6379/0",
-		"herald-smtp/password":            "smtp-password",
-		"herald-twilio/auth-token":        "0123456789abcdef0123456789abcdef",
-		"herald-fcm/service-account.json": string(saJSON),
-	}
+	secretValues := operatorSecrets(t)
 	forEachOverlay(t, func(t *testing.T, f *fleet) {
 		s := f.settings(t)
 		for k := range s {
@@ -439,55 +465,19 @@ func TestConfiguration(t *testing.T) {
 			d := f.deployment(t, role)
 			ps := d.Spec.Template.Spec
 			c := ps.Containers[0]
-			env := map[string]string{}
-			for _, ef := range c.EnvFrom {
-				if ef.ConfigMapRef == nil || f.configMaps[ef.ConfigMapRef.Name] == nil {
-					t.Errorf("%s: envFrom %+v is not a ConfigMap in the build", d.Name, ef)
-					continue
-				}
-				for k, v := range f.configMaps[ef.ConfigMapRef.Name].Data {
-					env[k] = v
-				}
-			}
-			dir := t.TempDir()
-			for _, e := range c.Env {
-				if !strings.HasPrefix(e.Name, "HERALD_") {
-					continue // the Go runtime's GOMEMLIMIT
-				}
-				if !slices.Contains(known, e.Name) {
-					t.Errorf("%s: env %s is not a variable herald reads", d.Name, e.Name)
-					continue
-				}
-				if e.ValueFrom != nil {
-					t.Errorf("%s: %s comes from valueFrom; secrets are files (_FILE)", d.Name, e.Name)
-					continue
-				}
-				if !strings.HasSuffix(e.Name, "_FILE") {
-					env[e.Name] = e.Value
-					continue
-				}
-				secret, key := mountedSecret(ps, c, e.Value)
-				if secret == "" {
-					t.Errorf("%s: %s=%s is not in a mounted Secret volume", d.Name, e.Name, e.Value)
-					continue
-				}
-				val, ok := secretValues[secret+"/"+key]
-				if !ok {
-					t.Errorf("%s: %s reads key %q of Secret %s, which docs/operations.md does not create", d.Name, e.Name, key, secret)
-					continue
-				}
-				// The pod reads the mount; the test reads a copy.
-				local := filepath.Join(dir, secret+"-"+key)
-				if err := os.WriteFile(local, []byte(val+"\n"), 0o600); err != nil {
-					t.Fatal(err)
-				}
-				env[e.Name] = local
-			}
-			cfg, err := config.Load(c.Args[1:], func(k string) string { return env[k] })
+			cfg, err := podConfig(t, f, d, secretValues)
 			if err != nil {
 				t.Errorf("%s: herald would not start with this configuration: %v", d.Name, err)
 			} else if err := channelConfig(cfg); err != nil {
 				t.Errorf("%s: the %s channel would refuse this configuration: %v", d.Name, role, err)
+			}
+			// Secrets are mounted read-only.
+			for _, m := range c.VolumeMounts {
+				for _, v := range ps.Volumes {
+					if v.Name == m.Name && v.Secret != nil && !m.ReadOnly {
+						t.Errorf("%s: Secret %s mounted writable at %s", d.Name, v.Secret.SecretName, m.MountPath)
+					}
+				}
 			}
 			// Secrets only where used: a role mounts no Secret it does not read.
 			for _, v := range ps.Volumes {
@@ -506,6 +496,117 @@ func TestConfiguration(t *testing.T) {
 			}
 		}
 	})
+}
+
+// operatorSecrets is what the operator puts in each Secret key
+// (docs/operations.md), by Secret/key.
+func operatorSecrets(t *testing.T) map[string]string {
+	t.Helper()
+	sa, err := fcmfake.NewServiceAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saJSON, err := sa.JSON("https://oauth2.googleapis.com/token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{
+		"herald-redis/url":                "redis://:pw@redis-master.redis.svc:6379/0",
+		"herald-smtp/password":            "smtp-password",
+		"herald-twilio/auth-token":        "0123456789abcdef0123456789abcdef",
+		"herald-fcm/service-account.json": string(saJSON),
+		// components/kafka-sasl-tls
+		"herald-kafka/password": "kafka-password",
+		"herald-kafka/ca.crt":   testCA(t, "kafka-ca"),
+		// components/redis-tls-acl: the credentials leave the URL
+		"herald-redis/password": "redis-password",
+		"herald-redis/ca.crt":   testCA(t, "redis-ca"),
+		// What url holds instead when HERALD_REDIS_PASSWORD_FILE is set.
+		"herald-redis/url+acl": "rediss://redis-master.redis.svc:6379/0",
+	}
+}
+
+// testCA returns a self-signed CA certificate in PEM, as a ca.crt key holds.
+func testCA(t *testing.T, name string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// podConfig loads the configuration herald would see in Deployment d's
+// container: its envFrom ConfigMaps, its env, and each _FILE variable's
+// Secret key (from secretValues) written to a local copy. It reports (as
+// test errors) variables herald does not read, secrets passed as
+// valueFrom, and _FILE paths outside a mounted Secret or naming a key
+// docs/operations.md does not create.
+func podConfig(t *testing.T, f *fleet, d *appsv1.Deployment, secretValues map[string]string) (*config.Config, error) {
+	t.Helper()
+	known := config.Names()
+	ps := d.Spec.Template.Spec
+	c := ps.Containers[0]
+	// With redis-tls-acl the password is its own key, so the URL carries none.
+	aclRedis := false
+	for _, e := range c.Env {
+		aclRedis = aclRedis || e.Name == "HERALD_REDIS_PASSWORD_FILE"
+	}
+	env := map[string]string{}
+	for _, ef := range c.EnvFrom {
+		if ef.ConfigMapRef == nil || f.configMaps[ef.ConfigMapRef.Name] == nil {
+			t.Errorf("%s: envFrom %+v is not a ConfigMap in the build", d.Name, ef)
+			continue
+		}
+		for k, v := range f.configMaps[ef.ConfigMapRef.Name].Data {
+			env[k] = v
+		}
+	}
+	dir := t.TempDir()
+	for _, e := range c.Env {
+		if !strings.HasPrefix(e.Name, "HERALD_") {
+			continue // the Go runtime's GOMEMLIMIT
+		}
+		if !slices.Contains(known, e.Name) {
+			t.Errorf("%s: env %s is not a variable herald reads", d.Name, e.Name)
+			continue
+		}
+		if e.ValueFrom != nil {
+			t.Errorf("%s: %s comes from valueFrom; secrets are files (_FILE)", d.Name, e.Name)
+			continue
+		}
+		if !strings.HasSuffix(e.Name, "_FILE") {
+			env[e.Name] = e.Value
+			continue
+		}
+		secret, key := mountedSecret(ps, c, e.Value)
+		if secret == "" {
+			t.Errorf("%s: %s=%s is not in a mounted Secret volume", d.Name, e.Name, e.Value)
+			continue
+		}
+		val, ok := secretValues[secret+"/"+key]
+		if acl, has := secretValues[secret+"/"+key+"+acl"]; has && aclRedis {
+			val = acl
+		}
+		if !ok {
+			t.Errorf("%s: %s reads key %q of Secret %s, which docs/operations.md does not create", d.Name, e.Name, key, secret)
+			continue
+		}
+		// The pod reads the mount; the test reads a copy.
+		local := filepath.Join(dir, secret+"-"+key)
+		if err := os.WriteFile(local, []byte(val+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env[e.Name] = local
+	}
+	return config.Load(c.Args[1:], func(k string) string { return env[k] })
 }
 
 // channelConfig checks cfg as the channel it configures does at start. The
@@ -603,6 +704,7 @@ func TestScaledObjects(t *testing.T) {
 			if tr.Metadata["bootstrapServers"] != s["HERALD_KAFKA_BROKERS"] {
 				t.Errorf("%s: bootstrapServers %q, herald uses %q", so.Name, tr.Metadata["bootstrapServers"], s["HERALD_KAFKA_BROKERS"])
 			}
+			checkScalerAuth(t, f, so, s)
 			if n, err := strconv.Atoi(tr.Metadata["lagThreshold"]); err != nil || n < 1 {
 				t.Errorf("%s: lagThreshold %q", so.Name, tr.Metadata["lagThreshold"])
 			}
@@ -632,6 +734,79 @@ func TestScaledObjects(t *testing.T) {
 			}
 		}
 	})
+}
+
+// checkScalerAuth: KEDA reaches the brokers as herald does. With SASL or
+// TLS on in herald-config, the trigger names the same mechanism and TLS
+// switch and a TriggerAuthentication whose password and CA are the Secret
+// keys the pods read (herald-kafka) and whose user name is the pods'
+// HERALD_KAFKA_SASL_USERNAME; with both off, none of that is set.
+func checkScalerAuth(t *testing.T, f *fleet, so *ScaledObject, s map[string]string) {
+	t.Helper()
+	tr := so.Spec.Triggers[0]
+	mech, tlsOn := s["HERALD_KAFKA_SASL_MECHANISM"], s["HERALD_KAFKA_TLS"] == "on"
+	if mech == "none" {
+		mech = ""
+	}
+	if tr.Metadata["sasl"] != kedaSASL[mech] {
+		t.Errorf("%s: KEDA sasl %q, herald logs in with %q (KEDA's name %q)", so.Name, tr.Metadata["sasl"], mech, kedaSASL[mech])
+	}
+	if wantTLS := map[bool]string{true: "enable"}[tlsOn]; tr.Metadata["tls"] != wantTLS {
+		t.Errorf("%s: KEDA tls %q, herald HERALD_KAFKA_TLS=%q", so.Name, tr.Metadata["tls"], s["HERALD_KAFKA_TLS"])
+	}
+	if mech == "" && !tlsOn {
+		if tr.AuthenticationRef != nil {
+			t.Errorf("%s: authenticationRef for brokers herald reaches without SASL or TLS", so.Name)
+		}
+		return
+	}
+	if tr.AuthenticationRef == nil || f.triggerAuths[tr.AuthenticationRef.Name] == nil || tr.AuthenticationRef.Kind != "" {
+		t.Errorf("%s: SASL/TLS on but authenticationRef %+v is not a TriggerAuthentication in the build", so.Name, tr.AuthenticationRef)
+		return
+	}
+	ta := f.triggerAuths[tr.AuthenticationRef.Name]
+	d := f.deployments[so.Spec.ScaleTargetRef.Name]
+	if d == nil {
+		return // reported by TestScaledObjects
+	}
+	ps := d.Spec.Template.Spec
+	c := ps.Containers[0]
+	// What herald reads, by KEDA parameter.
+	want := map[string]string{}
+	for _, e := range c.Env {
+		secret, key := mountedSecret(ps, c, e.Value)
+		switch e.Name {
+		case "HERALD_KAFKA_SASL_PASSWORD_FILE":
+			want["password"] = secret + "/" + key
+		case "HERALD_KAFKA_TLS_CA_FILE":
+			want["ca"] = secret + "/" + key
+		}
+	}
+	got := map[string]string{}
+	for _, r := range ta.Spec.SecretTargetRef {
+		got[r.Parameter] = r.Name + "/" + r.Key
+	}
+	for _, e := range ta.Spec.Env {
+		if e.ContainerName != c.Name || e.Name != "HERALD_KAFKA_SASL_USERNAME" {
+			t.Errorf("%s: KEDA %s from env %s of container %q, want HERALD_KAFKA_SASL_USERNAME of %q", ta.Name, e.Parameter, e.Name, e.ContainerName, c.Name)
+		}
+		got[e.Parameter] = "env"
+	}
+	if mech != "" {
+		want["username"] = "env"
+	} else {
+		delete(want, "password")
+	}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("%s: KEDA %s from %q, herald reads %q", ta.Name, p, got[p], w)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("%s: KEDA parameter %s, which herald has no counterpart for", ta.Name, p)
+		}
+	}
 }
 
 // TestDisruptionBudgets: one PodDisruptionBudget per role selecting exactly

@@ -1,9 +1,11 @@
 package deploy
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -19,7 +21,7 @@ func TestOperationsDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(b)
-	prod, dev := build(t, "prod"), build(t, "dev")
+	prod, dev, secure := build(t, "prod"), build(t, "dev"), build(t, "prod-secure")
 	namespaces := map[string]*fleet{}
 	for _, f := range []*fleet{prod, dev} {
 		for _, ns := range f.namespaces {
@@ -27,10 +29,11 @@ func TestOperationsDoc(t *testing.T) {
 		}
 	}
 
-	// What the pods actually read: Secret/key → path and variable.
+	// What the pods actually read: Secret/key → path and variable, in prod
+	// and in prod with the kafka-sasl-tls and redis-tls-acl components.
 	type mount struct{ path, variable string }
 	secrets := map[string]mount{}
-	for _, d := range prod.deployments {
+	for _, d := range append(slices.Collect(maps.Values(prod.deployments)), slices.Collect(maps.Values(secure.deployments))...) {
 		ps := d.Spec.Template.Spec
 		c := ps.Containers[0]
 		for _, e := range c.Env {
@@ -62,11 +65,13 @@ func TestOperationsDoc(t *testing.T) {
 				continue
 			}
 		}
-		if m := regexp.MustCompile(`create secret generic (\S+)\s+--from-file=([^=]+)=`).FindStringSubmatch(cmd); m != nil {
-			if _, ok := secrets[m[1]+"/"+m[2]]; !ok {
-				t.Errorf("%q: no pod reads key %s of Secret %s", cmd, m[2], m[1])
+		if m := regexp.MustCompile(`create secret generic (\S+)\s`).FindStringSubmatch(cmd); m != nil {
+			for _, k := range regexp.MustCompile(`--from-file=([^=]+)=`).FindAllStringSubmatch(cmd, -1) {
+				if _, ok := secrets[m[1]+"/"+k[1]]; !ok {
+					t.Errorf("%q: no pod reads key %s of Secret %s", cmd, k[1], m[1])
+				}
+				created[m[1]+"/"+k[1]] = true
 			}
-			created[m[1]+"/"+m[2]] = true
 		}
 		for _, m := range regexp.MustCompile(`(?:deployment|deploy)/(herald-[a-z]+)`).FindAllStringSubmatch(cmd, -1) {
 			if f.deployments[m[1]] == nil {
@@ -93,7 +98,7 @@ func TestOperationsDoc(t *testing.T) {
 			}
 		}
 		// Repository paths the commands read.
-		for _, p := range regexp.MustCompile(`\b((?:deploy/(?:overlays|base)|events|templates)/[\w./-]+)`).FindAllString(cmd, -1) {
+		for _, p := range regexp.MustCompile(`\b((?:deploy/(?:overlays|base|components)|events|templates)/[\w./-]+)`).FindAllString(cmd, -1) {
 			if _, err := os.Stat(filepath.Join("..", p)); err != nil {
 				t.Errorf("%q: %s does not exist", cmd, p)
 			}
