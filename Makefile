@@ -62,6 +62,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./notification/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./dlq/
 	$(GO) test -run '^$$' -fuzz '^FuzzSMS$$' -fuzztime $(FUZZTIME) ./templates/
+	$(GO) test -run '^$$' -fuzz '^FuzzTree$$' -fuzztime $(FUZZTIME) ./templates/
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./templates/
+	$(GO) test -run '^$$' -fuzz '^FuzzAnswer$$' -fuzztime $(FUZZTIME) ./channels/push/
+	$(GO) test -run '^$$' -fuzz '^FuzzCredentials$$' -fuzztime $(FUZZTIME) ./channels/push/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./config/
 
 clean:
 	rm -rf bin

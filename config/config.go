@@ -216,7 +216,12 @@ type Error struct {
 	msg string
 }
 
-func (e *Error) Error() string { return e.msg }
+// Error is one line, whatever the offending value held: line breaks from
+// a value quoted in the text (a path, a URL) are escaped, so a start-up
+// error never spans lines in a log.
+func (e *Error) Error() string { return oneLine.Replace(e.msg) }
+
+var oneLine = strings.NewReplacer("\r\n", `\r\n`, "\n", `\n`, "\r", `\r`)
 
 // errorf returns an *Error about name whose text starts with "name: ".
 func errorf(name, format string, args ...any) *Error {

@@ -159,16 +159,25 @@ func (s *Sender) Send(ctx context.Context, m *channels.Message) (channels.Receip
 		}
 		return channels.Receipt{ProviderMessageID: ok.Name}, nil
 	}
-	fe, perr := parseError(answer)
-	if perr != nil {
-		return channels.Receipt{}, httperr.Unparsed(resp.StatusCode, retryAfter, fmt.Errorf("push: FCM error answer: %w", perr))
-	}
-	if resp.StatusCode == http.StatusUnauthorized && fe.ErrorCode != CodeThirdPartyAuthError {
+	fe, err := answerError(resp.StatusCode, retryAfter, answer)
+	if fe != nil && resp.StatusCode == http.StatusUnauthorized && fe.ErrorCode != CodeThirdPartyAuthError {
 		// Our access token was refused before its expiry: fetch a new one
 		// for the next attempt.
 		s.tokens.refused(bearer(resp.Request))
 	}
-	return channels.Receipt{}, classify(resp.StatusCode, retryAfter, fe)
+	return channels.Receipt{}, err
+}
+
+// answerError classifies FCM's answer to a send that did not succeed. An
+// answer that is not Google's error JSON (a proxy's HTML page, say) is
+// retryable: it says nothing about the message. fe is the parsed error,
+// when there was one.
+func answerError(status int, retryAfter string, answer []byte) (fe *Error, err error) {
+	fe, perr := parseError(answer)
+	if perr != nil {
+		return nil, httperr.Unparsed(status, retryAfter, fmt.Errorf("push: FCM error answer: %w", perr))
+	}
+	return fe, classify(status, retryAfter, fe)
 }
 
 // Close releases pooled connections.
