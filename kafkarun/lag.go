@@ -31,6 +31,9 @@ type PartitionLag struct {
 // LagConfig configures a LagPoller.
 type LagConfig struct {
 	Brokers []string
+	// Transport carries TLS/SASL (the fleet's connection); nil uses
+	// kafka-go's shared default, which also caches topic metadata.
+	Transport *kafka.Transport
 	// Groups maps each consumer group to the topics it consumes.
 	Groups map[string][]string
 	// Interval between polls; default 15s, the usual Prometheus scrape
@@ -68,7 +71,11 @@ func NewLagPoller(cfg LagConfig) (*LagPoller, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &LagPoller{cfg: cfg, client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}}, nil
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
+	if cfg.Transport != nil {
+		client.Transport = cfg.Transport
+	}
+	return &LagPoller{cfg: cfg, client: client}, nil
 }
 
 // Run polls every Interval until ctx ends. A failed poll is logged once

@@ -117,7 +117,7 @@ func (f *fleet) run(ctx context.Context) error {
 			}
 		}()
 	}
-	go f.watchLag(ctx)
+	go f.watchLag(ctx, conn.Transport)
 	f.log.Info("herald running", zap.String("role", string(cfg.Role)), zap.String("owner", owner))
 	wg.Wait()
 	close(errs)

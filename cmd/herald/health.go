@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/segmentio/kafka-go"
 	"sort"
 	"strconv"
 	"sync"
@@ -208,15 +209,16 @@ func (l *liveness) groupsAndTopics() map[string][]string {
 }
 
 // watchLag polls the consumer lag of every group this process runs until
-// ctx ends, exporting herald_consumer_lag and feeding liveness.
-func (f *fleet) watchLag(ctx context.Context) {
+// ctx ends, exporting herald_consumer_lag and feeding liveness. It talks to
+// the brokers through transport, the fleet's TLS/SASL connection.
+func (f *fleet) watchLag(ctx context.Context, transport *kafka.Transport) {
 	gauge, err := obs.RegisterConsumerLag(f.metrics.Registry)
 	if err != nil {
 		f.log.Error("consumer lag metric", zap.Error(err))
 		return
 	}
 	lp, err := kafkarun.NewLagPoller(kafkarun.LagConfig{
-		Brokers: f.cfg.KafkaBrokers, Groups: f.live.groupsAndTopics(), Interval: f.live.lagEvery, Logger: f.log,
+		Brokers: f.cfg.KafkaBrokers, Transport: transport, Groups: f.live.groupsAndTopics(), Interval: f.live.lagEvery, Logger: f.log,
 		Report: func(l kafkarun.PartitionLag) {
 			gauge.WithLabelValues(l.Group, l.Topic, strconv.Itoa(l.Partition)).Set(float64(l.Lag))
 			f.live.reportLag(l)

@@ -1,0 +1,62 @@
+package notification_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/gymhq/herald/notification"
+)
+
+func benchNotification(b *testing.B) []byte {
+	n := notification.Notification{
+		EventID: "evt_0001", EventType: "gym.class.cancelled", Template: "gym.class.cancelled", Channel: notification.Email,
+		Locale: "en", RecipientID: "mem_0001", To: "emma.clarke@example.com", Priority: "high", CreatedAt: time.Now().UTC(),
+		Data: map[string]string{},
+	}
+	for _, k := range []string{"recipient_name", "recipient_first_name", "class_name", "class_id", "class_starts_at", "class_ends_at",
+		"class_location", "class_date", "class_time", "instructor_name", "instructor_email", "booking_id", "reason", "gym_name",
+		"time_zone", "locale", "member_id", "studio", "duration_minutes", "spots_left"} {
+		n.Data[k] = "some value for " + k
+	}
+	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+	raw, err := notification.Encode(&n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return raw
+}
+
+// BenchmarkDecode is the channel worker's first step per record: herald's
+// Decode (size and UTF-8 checks, strict single-object JSON, validation and
+// id check) against plain json.Unmarshal into the struct, in the same run.
+func BenchmarkDecode(b *testing.B) {
+	raw := benchNotification(b)
+	b.Run("herald", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			if _, err := notification.Decode(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json.Decoder", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			var n notification.Notification
+			if err := json.NewDecoder(bytes.NewReader(raw)).Decode(&n); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json.Unmarshal", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			var n notification.Notification
+			if err := json.Unmarshal(raw, &n); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
