@@ -2,6 +2,7 @@ package kafkarun_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,7 +60,32 @@ func roundTrip(t *testing.T, brokers []string, sec kafkarun.Security) error {
 		t.Error("consumer received nothing")
 	}
 	stop()
-	return <-done
+	if err := <-done; err != nil {
+		return err
+	}
+	// The operator tools' reader and the lag poller connect the same way.
+	n := 0
+	if _, err := kafkarun.Scan(ctx, kafkarun.ScanConfig{Brokers: brokers, Dialer: conn.Dialer, Transport: conn.Transport}, "secure",
+		func(*queue.Message) error { n++; return nil }); err != nil {
+		return fmt.Errorf("scan: %w", err)
+	} else if n != 1 {
+		t.Errorf("scan read %d records, want 1", n)
+	}
+	var lags []kafkarun.PartitionLag
+	lp, err := kafkarun.NewLagPoller(kafkarun.LagConfig{
+		Brokers: brokers, Transport: conn.Transport, Groups: map[string][]string{"secure-group": {"secure"}},
+		Report: func(l kafkarun.PartitionLag) { lags = append(lags, l) },
+	})
+	if err != nil {
+		return err
+	}
+	if err := lp.Poll(ctx); err != nil {
+		return fmt.Errorf("lag poll: %w", err)
+	}
+	if len(lags) != 1 {
+		t.Errorf("lag poll reported %d partitions, want 1", len(lags))
+	}
+	return nil
 }
 
 func TestSecurityConnectsEveryClient(t *testing.T) {
