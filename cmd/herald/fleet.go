@@ -101,7 +101,7 @@ func (f *fleet) run(ctx context.Context) error {
 			RebalanceTimeout: cfg.RebalanceTimeout, HeartbeatInterval: cfg.HeartbeatInterval,
 			Logger:   f.log.With(zap.String("role", string(role))),
 			Observer: f.live.observe(group, observer{m: f.metrics, group: group}),
-			Gate:     f.gate(role),
+			Gate:     f.live.gate(group, f.gate(role)),
 		}, handler)
 		if err != nil {
 			return err

@@ -63,6 +63,7 @@ type progress struct {
 	topics  []string
 	active  int // handler calls running
 	waiting int // of which waiting by design
+	paused  int // records held at the consumer's gate (circuit breaker open)
 	// lastOK is the last time the consumer was not busy or finished a
 	// handler call.
 	lastOK   time.Time
@@ -112,6 +113,45 @@ func (l *liveness) track(group string, topics []string, h queue.Handler) queue.H
 	}
 }
 
+// gate wraps a group's consumer gate (a circuit breaker) so that records
+// held at it count as waiting by design: a channel paused for a provider
+// outage of many minutes must not fail liveness and be restarted. nil
+// stays nil.
+func (l *liveness) gate(group string, g kafkarun.Gate) kafkarun.Gate {
+	if g == nil {
+		return nil
+	}
+	return &pausedGate{Gate: g, p: l.group(group, nil)}
+}
+
+// paused reports whether group has records held at its gate (for tests).
+func (l *liveness) paused(group string) bool {
+	p := l.group(group, nil)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return p.paused > 0
+}
+
+type pausedGate struct {
+	kafkarun.Gate
+	p *progress
+}
+
+// Passing lets the runtime skip the wait, as the wrapped gate does.
+func (g *pausedGate) Passing() bool {
+	pg, ok := g.Gate.(interface{ Passing() bool })
+	return ok && pg.Passing()
+}
+
+func (g *pausedGate) Wait(ctx context.Context) error {
+	if g.Passing() {
+		return g.Gate.Wait(ctx)
+	}
+	g.p.change(func() { g.p.paused++ })
+	defer g.p.change(func() { g.p.paused--; g.p.lastOK = g.p.l.clock() })
+	return g.Gate.Wait(ctx)
+}
+
 // observe wraps a group's runtime observer so that liveness knows which
 // partitions this process holds.
 func (l *liveness) observe(group string, next kafkarun.Observer) kafkarun.Observer {
@@ -148,6 +188,9 @@ func (p *progress) change(fn func()) {
 }
 
 func (p *progress) busy() bool {
+	if p.paused > 0 {
+		return false // paused by design: the provider is down, restarting would not help
+	}
 	if p.active > p.waiting {
 		return true
 	}

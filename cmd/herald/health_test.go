@@ -146,6 +146,27 @@ func TestHealthz(t *testing.T) {
 	expect("waiting by design", 200, "ok")
 	w.finish()
 
+	// Paused by design: records wait on a held partition while the
+	// channel's circuit breaker holds them at the gate, for ten windows.
+	closed := &testGate{open: make(chan struct{})}
+	g := f.live.gate("herald-email", closed)
+	lag(40)
+	gateDone := make(chan error, 1)
+	go func() { gateDone <- g.Wait(context.Background()) }()
+	for !f.live.paused("herald-email") {
+		time.Sleep(time.Millisecond)
+	}
+	clock.advance(10 * window)
+	expect("paused at the breaker", 200, "ok")
+	close(closed.open) // the provider is back
+	if err := <-gateDone; err != nil {
+		t.Fatal(err)
+	}
+	expect("breaker closed", 200, "ok")
+	if f.live.gate("herald-email", nil) != nil {
+		t.Error("a nil gate was wrapped")
+	}
+
 	// A wedged fetch loop: records wait on a held partition and no call
 	// runs or finishes.
 	lag(40)
@@ -220,4 +241,16 @@ func TestReadyz(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("Redis back", 200, "ready")
+}
+
+// testGate blocks Wait until open is closed.
+type testGate struct{ open chan struct{} }
+
+func (g *testGate) Wait(ctx context.Context) error {
+	select {
+	case <-g.open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
