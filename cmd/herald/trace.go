@@ -310,6 +310,9 @@ func (st *story) decide(ctx context.Context, store dedupe.Store) error {
 		case c.State == dedupe.StateSent:
 			d.State, d.ProviderMessageID = "sent", c.ProviderMessageID
 			d.Verdict = "delivered: the provider accepted it as " + c.ProviderMessageID
+		case c.State == dedupe.StateFailed && c.Reason == obs.OutcomeSuppressed:
+			d.State, d.Reason = "suppressed", c.Reason
+			d.Verdict = "not sent: the address is on the suppression list (herald suppressions list)"
 		case c.State == dedupe.StateFailed:
 			d.State, d.Reason = "failed", c.Reason
 			d.Verdict = "not delivered: failed permanently (" + c.Reason + "); see the dead letter"
