@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gymhq/herald/failure"
 	"strings"
 	"time"
 )
@@ -91,12 +92,14 @@ func Normalize(channel, address string) string {
 // ErrInvalid is returned for an unknown channel or an empty address.
 var ErrInvalid = errors.New("suppress: invalid argument")
 
+// check is classified permanent: retrying a call with these arguments
+// cannot succeed.
 func check(channel, address string) error {
 	if !validChannel(channel) {
-		return fmt.Errorf("%w: unknown channel %q (want email, sms or push)", ErrInvalid, channel)
+		return failure.Perm(failure.ReasonInvalid, fmt.Errorf("%w: unknown channel %q (want email, sms or push)", ErrInvalid, channel))
 	}
 	if address == "" {
-		return fmt.Errorf("%w: empty address", ErrInvalid)
+		return failure.Perm(failure.ReasonInvalid, fmt.Errorf("%w: empty address", ErrInvalid))
 	}
 	return nil
 }

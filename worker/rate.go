@@ -17,10 +17,9 @@ type Limiter interface {
 
 // waitRate waits for the provider's shared rate before one provider call.
 // The wait is bounded by the record's context, not by SendTimeout, so a
-// backlog queues instead of timing out; if it was long, the claim is renewed
-// before the call, so the lease always covers the call that follows (and a
-// lease lost meanwhile means another worker owns the notification).
-func (w *Worker) waitRate(ctx context.Context, n *notification.Notification, owner string) error {
+// backlog queues instead of timing out. The caller renews the claim after
+// it if what is left of the lease might not cover the call (coverCall).
+func (w *Worker) waitRate(ctx context.Context) error {
 	if w.cfg.Limiter == nil {
 		return nil
 	}
@@ -40,18 +39,28 @@ func (w *Worker) waitRate(ctx context.Context, n *notification.Notification, own
 	if waited > time.Millisecond {
 		w.cfg.Metrics.Protect.RateLimitWaits.WithLabelValues(w.ch).Inc()
 	}
-	if err != nil {
-		return err
-	}
-	if waited < w.cfg.Lease/4 {
-		return nil
+	return err
+}
+
+// leaseMargin is what a lease must have left beyond SendTimeout when a
+// provider call starts: the Redis round trips around the call.
+const leaseMargin = time.Second
+
+// coverCall renews the claim, taken or last renewed at claimed, unless what
+// is left of the lease covers a whole provider call; it returns when the
+// claim was last renewed. A lease lost meanwhile means another worker owns
+// the notification (errLeaseLost).
+func (w *Worker) coverCall(ctx context.Context, n *notification.Notification, owner string, claimed time.Time) (time.Time, error) {
+	now := w.cfg.Now()
+	if now.Sub(claimed)+w.cfg.SendTimeout+leaseMargin < w.cfg.Lease {
+		return claimed, nil
 	}
 	c, err := w.cfg.Store.Claim(ctx, n.ID, owner, w.cfg.Lease)
 	if err != nil {
-		return err
+		return claimed, err
 	}
 	if !c.Acquired {
-		return errLeaseLost
+		return claimed, errLeaseLost
 	}
-	return nil
+	return now, nil
 }

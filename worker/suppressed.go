@@ -30,6 +30,11 @@ func (w *Worker) suppressed(ctx context.Context, m *queue.Message, n *notificati
 		return false, nil
 	}
 	e, ok, err := w.cfg.Suppressions.Lookup(ctx, w.ch, n.To)
+	if errors.Is(err, suppress.ErrInvalid) {
+		// An address the list cannot hold (blank once normalised) cannot be
+		// on it; the provider will judge it.
+		return false, nil
+	}
 	if err != nil {
 		w.release(n, owner)
 		return false, err
@@ -55,9 +60,13 @@ func (w *Worker) feedSuppression(ctx context.Context, n *notification.Notificati
 	if w.cfg.Suppressions == nil || n.To == "" || failure.ClassOf(cause) != failure.Permanent || !suppress.Feeds(w.ch, reason) {
 		return nil
 	}
-	if err := w.persist(ctx, func(ctx context.Context) error {
+	err := w.persist(ctx, func(ctx context.Context) error {
 		return w.cfg.Suppressions.Add(ctx, w.ch, n.To, reason)
-	}); err != nil {
+	})
+	if errors.Is(err, suppress.ErrInvalid) {
+		return nil // nothing the list can hold
+	}
+	if err != nil {
 		return err
 	}
 	w.cfg.Metrics.Protect.Suppressions.WithLabelValues(w.ch, reason).Inc()

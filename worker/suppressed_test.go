@@ -177,3 +177,30 @@ func TestReplayRearmsFailedOnly(t *testing.T) {
 		t.Errorf("after replay: %+v", c)
 	}
 }
+
+// An address the suppression list cannot hold (blank once normalised, as a
+// hand-made record could carry) reaches an outcome: it is not treated as a
+// list outage retried for ever, on the lookup or when a permanent failure
+// would feed the list.
+func TestBlankAddressReachesAnOutcome(t *testing.T) {
+	ctx := context.Background()
+	s := &sender{script: []error{failure.Perm(failure.ReasonInvalidAddress, errors.New("twilio error 21211"))}}
+	p := &publisher{}
+	w := newGuardedWorker(t, s, dedupe.NewMemory(dedupe.Options{}), suppress.NewMemory(nil), p, obs.NewMetrics())
+	n := note(0)
+	n.To = "   "
+	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+	done := make(chan error, 1)
+	go func() { done <- w.Handle(ctx, record(t, n)) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Handle = %v, want an outcome", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Handle still retrying after 10s")
+	}
+	if len(p.on(topics.DLQ)) != 1 {
+		t.Errorf("DLQ records = %d, want the provider's permanent failure", len(p.on(topics.DLQ)))
+	}
+}

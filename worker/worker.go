@@ -160,6 +160,7 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 	}
 	owner := w.cfg.Owner + "#" + strconv.FormatUint(w.calls.Add(1), 36)
 	claim, err := w.claim(ctx, n, owner)
+	claimed := w.cfg.Now()
 	if err != nil {
 		return err
 	}
@@ -183,7 +184,7 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 		return w.fail(ctx, m, n, owner, err, start)
 	}
 
-	receipt, err := w.send(ctx, n, owner, msg)
+	receipt, err := w.send(ctx, n, owner, msg, claimed)
 	switch {
 	case failure.IsPaused(err):
 		// Not tried (circuit open, rate limiter unreachable): no outcome.
@@ -231,16 +232,34 @@ func (w *Worker) claim(ctx context.Context, n *notification.Notification, owner 
 }
 
 // send calls the provider, retrying retryable failures a few times in
-// process with exponential backoff and jitter. Before each retry it renews
-// the claim, so the lease always covers the attempt in progress.
-func (w *Worker) send(ctx context.Context, n *notification.Notification, owner string, msg *channels.Message) (channels.Receipt, error) {
+// process with exponential backoff and jitter. Before each call it waits
+// for the fleet-wide rate and then makes sure the claim (taken at claimed)
+// covers the call, renewing it when it might not.
+//
+// A pause (the circuit breaker refusing, the limiter unreachable) means no
+// call was made. If an earlier attempt of this send did reach the provider
+// and fail, that failure is returned instead: the record then climbs the
+// retry ladder as any retryable failure does, so a record whose own sends
+// keep re-opening the breaker still reaches its attempt and age limits.
+func (w *Worker) send(ctx context.Context, n *notification.Notification, owner string, msg *channels.Message, claimed time.Time) (channels.Receipt, error) {
 	b := &backoff.ExponentialBackOff{
 		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.5,
 		Multiplier: 3, MaxInterval: 2 * time.Second,
 	}
 	b.Reset()
+	var tried error // the last failure of a call that reached the provider
+	paused := func(err error) error {
+		if tried != nil {
+			return tried
+		}
+		return err
+	}
 	for attempt := 1; ; attempt++ {
-		if err := w.waitRate(ctx, n, owner); err != nil {
+		if err := w.waitRate(ctx); err != nil {
+			return channels.Receipt{}, paused(err)
+		}
+		var err error
+		if claimed, err = w.coverCall(ctx, n, owner, claimed); err != nil {
 			return channels.Receipt{}, err
 		}
 		sctx, cancel := context.WithTimeout(ctx, w.cfg.SendTimeout)
@@ -248,21 +267,16 @@ func (w *Worker) send(ctx context.Context, n *notification.Notification, owner s
 		r, err := w.cfg.Sender.Send(sctx, msg)
 		cancel()
 		w.cfg.Metrics.SendLatency.WithLabelValues(w.ch).Observe(time.Since(t0).Seconds())
-		if err == nil || failure.ClassOf(err) != failure.Retryable || failure.IsPaused(err) || attempt >= w.cfg.QuickAttempts || ctx.Err() != nil {
+		if failure.IsPaused(err) {
+			return r, paused(err)
+		}
+		if err == nil || failure.ClassOf(err) != failure.Retryable || attempt >= w.cfg.QuickAttempts || ctx.Err() != nil {
 			return r, err
 		}
+		tried = err
 		w.cfg.Metrics.Retries.WithLabelValues(w.ch, string(failure.ReasonOf(err))).Inc()
 		if err := w.sleep(ctx, b.NextBackOff()); err != nil {
 			return r, err
-		}
-		c, cerr := w.cfg.Store.Claim(ctx, n.ID, owner, w.cfg.Lease)
-		if cerr != nil {
-			return r, cerr
-		}
-		if !c.Acquired {
-			// Our lease lapsed and another worker took over: it owns the
-			// outcome now, so this copy is a duplicate.
-			return channels.Receipt{}, errLeaseLost
 		}
 	}
 }
@@ -283,8 +297,8 @@ func (w *Worker) persist(ctx context.Context, op func(context.Context) error) er
 	b.Reset()
 	for {
 		err := op(ctx)
-		if err == nil || ctx.Err() != nil {
-			return err
+		if err == nil || ctx.Err() != nil || failure.ClassOf(err) != failure.Retryable {
+			return err // done, abandoned, or an error waiting will not fix
 		}
 		w.log.Warn("idempotency store unavailable; retrying", zap.Error(err))
 		waited := queue.Waiting(ctx)
@@ -348,7 +362,16 @@ func (w *Worker) retryLater(ctx context.Context, m *queue.Message, n *notificati
 	if err != nil {
 		return err
 	}
-	rec := queue.Message{Topic: topics.Retry(w.cfg.Channel), Key: m.Key, Value: b, Headers: m.Headers}
+	// The retry carries the record's headers (trace context, event id) but
+	// not a replay mark: re-arming is for the replayed record alone, not
+	// for every later attempt of it.
+	hs := make([]queue.Header, 0, len(m.Headers))
+	for _, h := range m.Headers {
+		if h.Key != dlq.HeaderReplay {
+			hs = append(hs, h)
+		}
+	}
+	rec := queue.Message{Topic: topics.Retry(w.cfg.Channel), Key: m.Key, Value: b, Headers: hs}
 	if err := w.cfg.Publisher.Publish(ctx, rec); err != nil {
 		w.release(n, owner)
 		return err
