@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/sim"
@@ -60,21 +61,12 @@ func eventMessages(topic string, values [][]byte) []kafka.Message {
 func runPipeline(ctx context.Context, env *Env) (Result, error) {
 	n := env.Opts.scaled(pipelineEvents)
 	subset := min(n, env.Opts.scaled(pipelineSubset))
-	kc, err := env.cluster()
+	rig, err := newEventRig(ctx, env, n, "pl")
 	if err != nil {
 		return Result{}, err
 	}
-	defer kc.Close()
-	brokers := kc.Brokers()
-	const naiveEvents = "naive.bookings.v1"
-	if err := createTopics(ctx, brokers, pipelinePartsNum, eventsTopic, naiveEvents); err != nil {
-		return Result{}, err
-	}
-	values := events(n, "pl")
-	planned, total, err := plan(env.Templates, values)
-	if err != nil {
-		return Result{}, err
-	}
+	defer rig.close()
+	brokers, values, planned, total := rig.brokers, rig.values, rig.planned, rig.total
 	_, subsetTotal, _ := plan(env.Templates, values[:subset])
 	if err := preload(ctx, brokers, append(eventMessages(eventsTopic, values), eventMessages(naiveEvents, values[:subset])...)); err != nil {
 		return Result{}, err
@@ -175,21 +167,12 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 	n := int(dur.Seconds() * latencyRate)
 	bDur := time.Duration(float64(latencyBaselineDuration) * scaleOr1(env.Opts.Scale))
 	bn := min(n, int(bDur.Seconds()*latencyRate))
-	kc, err := env.cluster()
+	rig, err := newEventRig(ctx, env, n, "lat")
 	if err != nil {
 		return Result{}, err
 	}
-	defer kc.Close()
-	brokers := kc.Brokers()
-	const naiveEvents = "naive.bookings.v1"
-	if err := createTopics(ctx, brokers, pipelinePartsNum, eventsTopic, naiveEvents); err != nil {
-		return Result{}, err
-	}
-	values := events(n, "lat")
-	planned, total, err := plan(env.Templates, values)
-	if err != nil {
-		return Result{}, err
-	}
+	defer rig.close()
+	brokers, values, planned, total := rig.brokers, rig.values, rig.planned, rig.total
 	pids := make([][]string, len(planned))
 	for i, ns := range planned {
 		pids[i] = ids(ns)
@@ -311,4 +294,37 @@ func progress(t *tracker) func() {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// naiveEvents is the events topic of the naive baseline, beside herald's.
+const naiveEvents = "naive.bookings.v1"
+
+// eventRig is what the event-driven scenarios start from: a fresh cluster
+// with herald's and the baseline's events topics, and n simulated events
+// with the notifications the planner makes of them.
+type eventRig struct {
+	close   func()
+	brokers []string
+	values  [][]byte
+	planned [][]notification.Notification
+	total   int
+}
+
+func newEventRig(ctx context.Context, env *Env, n int, prefix string) (*eventRig, error) {
+	kc, err := env.cluster()
+	if err != nil {
+		return nil, err
+	}
+	brokers := kc.Brokers()
+	if err := createTopics(ctx, brokers, pipelinePartsNum, eventsTopic, naiveEvents); err != nil {
+		kc.Close()
+		return nil, err
+	}
+	values := events(n, prefix)
+	planned, total, err := plan(env.Templates, values)
+	if err != nil {
+		kc.Close()
+		return nil, err
+	}
+	return &eventRig{close: func() { kc.Close() }, brokers: brokers, values: values, planned: planned, total: total}, nil
 }
