@@ -2,8 +2,6 @@ package dedupe
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -77,16 +75,7 @@ func CheckAccess(ctx context.Context, client redis.UniversalClient) error {
 }
 
 func accessRefused(err error) bool {
-	var (
-		unknownCA *x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		verify    *tls.CertificateVerificationError
-		record    tls.RecordHeaderError
-		alert     tls.AlertError
-	)
-	if errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
-		errors.As(err, &verify) || errors.As(err, &record) || errors.As(err, &alert) {
+	if tlsfiles.Refused(err) {
 		return true
 	}
 	// Server replies: a wrong user or password, a command the ACL user may

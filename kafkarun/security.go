@@ -3,7 +3,6 @@ package kafkarun
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
@@ -166,18 +165,9 @@ func (c *Connection) Check(ctx context.Context, brokers []string) error {
 // refused reports whether err is a broker rejecting herald's TLS or SASL
 // settings rather than a network failure.
 func refused(err error) bool {
-	var (
-		unknownCA *x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		verify    *tls.CertificateVerificationError
-		record    tls.RecordHeaderError
-		alert     tls.AlertError
-		kerr      kafka.Error
-	)
+	var kerr kafka.Error
 	switch {
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid),
-		errors.As(err, &verify), errors.As(err, &record), errors.As(err, &alert):
+	case tlsfiles.Refused(err):
 		return true
 	case errors.As(err, &kerr):
 		switch kerr {

@@ -40,3 +40,20 @@ func Apply(tc *tls.Config, caFile, certFile, keyFile string) error {
 	tc.Certificates = []tls.Certificate{cert}
 	return nil
 }
+
+// Refused reports whether err is a TLS handshake failing on certificates
+// or protocol (an unknown CA, a wrong host name, a peer that does not speak
+// TLS, an alert from the peer): configuration that no retry will fix, as
+// opposed to a network outage.
+func Refused(err error) bool {
+	var (
+		unknownCA *x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+		record    tls.RecordHeaderError
+		alert     tls.AlertError
+	)
+	return errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
+		errors.As(err, &verify) || errors.As(err, &record) || errors.As(err, &alert)
+}
