@@ -301,6 +301,8 @@ func (s *Set) loadType(fsys fs.FS, dir string, probs *problems) *eventType {
 					if err != nil {
 						line, msg := parseErrorAt(err, name)
 						probs.at(name, line, 0, "", "does not parse: %s", msg)
+					} else if line, ok := rangeOverNumber(parts[p], treeOf(l, p)); ok {
+						probs.at(name, line, 0, "", "ranges over a number; templates range only over lists in the data, since a loop of millions of steps would hold every worker that renders it")
 					}
 				}
 				r.files[ch][locale] = l
