@@ -78,15 +78,13 @@ type Fake struct {
 	tokenRequests atomic.Int64
 	sendRequests  atomic.Int64
 	accepted      atomic.Int64
+	faults        sinks.Faults[fault] // has its own lock
 
 	mu         sync.Mutex
 	accounts   map[string]trusted // by client_email
 	issued     map[string]time.Time
 	tokenFails map[string]fault
-	next       []fault
 	nextToken  []int
-	ratio      sinks.Ratio
-	ratioFt    fault // answer of the sends ratio picks; guarded by mu
 }
 
 type fault struct {
@@ -156,32 +154,21 @@ func (f *Fake) FailToken(token string, status int, fcmErrorCode string) {
 // and FCM error code, e.g. (429, "QUOTA_EXCEEDED"), (503, "UNAVAILABLE"),
 // (401, "THIRD_PARTY_AUTH_ERROR"). An empty code sends no FcmError detail.
 func (f *Fake) FailNext(n, status int, fcmErrorCode string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		f.next = append(f.next, fault{status: status, errorCode: fcmErrorCode})
-	}
+	f.faults.Queue(n, fault{status: status, errorCode: fcmErrorCode})
 }
 
 // FailRatio makes the share p of authenticated sends fail with the HTTP
 // status and FCM error code, spread evenly (see sinks.Ratio), after any
 // FailNext faults. p = 0 turns it off.
 func (f *Fake) FailRatio(p float64, status int, fcmErrorCode string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ratioFt = fault{status: status, errorCode: fcmErrorCode}
-	f.ratio.Set(p)
+	f.faults.SetRatio(p, fault{status: status, errorCode: fcmErrorCode})
 }
 
 // FailNextBody makes the next n authenticated sends fail with the HTTP
 // status and a raw body that is not Google's error JSON, as a proxy in front
 // of FCM would answer.
 func (f *Fake) FailNextBody(n, status int, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		f.next = append(f.next, fault{status: status, body: body})
-	}
+	f.faults.Queue(n, fault{status: status, body: body})
 }
 
 // FailNextToken makes the next n token requests fail with the HTTP status
@@ -368,7 +355,7 @@ func (f *Fake) send(w http.ResponseWriter, r *http.Request) {
 		writeGoogleError(w, http.StatusForbidden, "", fmt.Sprintf("Permission 'cloudmessaging.messages.create' denied on resource '//cloudresourcemanager.googleapis.com/projects/%s' (or it may not exist).", project), nil)
 		return
 	}
-	if ft, ok := f.takeFault(); ok {
+	if ft, ok := f.faults.Take(); ok {
 		f.writeFault(w, ft)
 		return
 	}
@@ -483,20 +470,6 @@ func (f *Fake) authorized(r *http.Request) bool {
 	defer f.mu.Unlock()
 	exp, ok := f.issued[tok]
 	return ok && f.opts.Now().Before(exp)
-}
-
-func (f *Fake) takeFault() (fault, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.next) == 0 {
-		if f.ratio.Next() {
-			return f.ratioFt, true
-		}
-		return fault{}, false
-	}
-	ft := f.next[0]
-	f.next = f.next[1:]
-	return ft, true
 }
 
 func (f *Fake) takeTokenFault() (int, bool) {

@@ -54,12 +54,10 @@ type Fake struct {
 
 	requests atomic.Int64
 	accepted atomic.Int64
+	faults   sinks.Faults[fault] // has its own lock
 
 	mu      sync.Mutex
 	numbers map[string]apiError
-	next    []fault
-	ratio   sinks.Ratio
-	ratioFt fault // answer of the requests ratio picks; guarded by mu
 }
 
 type fault struct {
@@ -112,32 +110,21 @@ func (f *Fake) FailNumber(to string, httpStatus int, code int, message string) {
 // the HTTP status and Twilio error code, e.g. (429, 20429) or (503, 0). A
 // code of 0 picks Twilio's generic code for the status.
 func (f *Fake) FailNext(n, status, code int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		f.next = append(f.next, fault{status: status, code: code})
-	}
+	f.faults.Queue(n, fault{status: status, code: code})
 }
 
 // FailNextBody makes the next n requests fail with the HTTP status and a raw
 // body that is not Twilio's error JSON, as a proxy or load balancer in front
 // of Twilio would answer.
 func (f *Fake) FailNextBody(n, status int, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		f.next = append(f.next, fault{status: status, body: body})
-	}
+	f.faults.Queue(n, fault{status: status, body: body})
 }
 
 // FailRatio makes the share p of the requests that pass authentication
 // fail with the HTTP status and Twilio error code, spread evenly (see
 // sinks.Ratio), after any FailNext faults. p = 0 turns it off.
 func (f *Fake) FailRatio(p float64, status, code int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ratioFt = fault{status: status, code: code}
-	f.ratio.Set(p)
+	f.faults.SetRatio(p, fault{status: status, code: code})
 }
 
 // Requests counts every request to the Messages endpoint.
@@ -171,7 +158,7 @@ func (f *Fake) createMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, 20001, "Unable to parse request body")
 		return
 	}
-	if ft, ok := f.takeFault(); ok {
+	if ft, ok := f.faults.Take(); ok {
 		if ft.body != "" {
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(ft.status)
@@ -251,20 +238,6 @@ func (f *Fake) createMessage(w http.ResponseWriter, r *http.Request) {
 	})
 	f.accepted.Add(1)
 	writeJSON(w, http.StatusCreated, messageResource(account, sid, to, from, service, body, now))
-}
-
-func (f *Fake) takeFault() (fault, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.next) == 0 {
-		if f.ratio.Next() {
-			return f.ratioFt, true
-		}
-		return fault{}, false
-	}
-	ft := f.next[0]
-	f.next = f.next[1:]
-	return ft, true
 }
 
 func validFrom(from string) bool {
