@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,16 +19,45 @@ import (
 	"github.com/gymhq/herald/sim"
 )
 
-// buildHerald compiles the binary once per test run.
+// buildHerald returns the herald binary, built once per test run
+// (statically, CGO_ENABLED=0), for the tests that run it as a process.
 func buildHerald(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "herald")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	heraldBinary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "herald-test-bin")
+		if err != nil {
+			heraldBinary.err = err
+			return
+		}
+		heraldBinary.dir = dir
+		bin := filepath.Join(dir, "herald")
+		cmd := exec.Command("go", "build", "-o", bin, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			heraldBinary.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		heraldBinary.path = bin
+	})
+	if heraldBinary.err != nil {
+		t.Fatal(heraldBinary.err)
 	}
-	return bin
+	return heraldBinary.path
+}
+
+var heraldBinary struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// TestMain removes the binary buildHerald built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if heraldBinary.dir != "" {
+		os.RemoveAll(heraldBinary.dir)
+	}
+	os.Exit(code)
 }
 
 // TestRunBadConfig: invalid configuration stops the process at start with
