@@ -3,6 +3,7 @@ package config
 import (
 	"flag"
 	"fmt"
+	"slices"
 )
 
 // LoadTool is Load for operator commands (herald trace and the like) that
@@ -47,7 +48,7 @@ func LoadTool(fs *flag.FlagSet, args []string, getenv func(string) string, names
 			return nil, err
 		}
 		set := v.bind.isSet(c)
-		if !set && contains(required, v.name) {
+		if !set && slices.Contains(required, v.name) {
 			return nil, errorf(v.name, "required")
 		}
 		if set && v.bind.check != nil {
@@ -66,13 +67,4 @@ func lookupVar(name string) *variable {
 		}
 	}
 	return nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
