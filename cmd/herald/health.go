@@ -124,14 +124,6 @@ func (l *liveness) gate(group string, g kafkarun.Gate) kafkarun.Gate {
 	return &pausedGate{Gate: g, p: l.group(group, nil)}
 }
 
-// paused reports whether group has records held at its gate (for tests).
-func (l *liveness) paused(group string) bool {
-	p := l.group(group, nil)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return p.paused > 0
-}
-
 type pausedGate struct {
 	kafkarun.Gate
 	p *progress

@@ -254,3 +254,11 @@ func (g *testGate) Wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// paused reports whether group has records held at its gate.
+func (l *liveness) paused(group string) bool {
+	p := l.group(group, nil)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return p.paused > 0
+}
