@@ -35,7 +35,8 @@ notification's final state in the idempotency store (sent with the
 provider's id, failed with the reason, in flight, or not yet decided).
 Addresses are masked.
 
-It reads the events, channel, retry and DLQ topics from --since ago to their
+It reads the events, channel, retry and DLQ topics from --since (a duration
+ago, or an RFC 3339 time, as herald dlq replay takes it) to their
 current end, without a consumer group (it commits nothing), so its cost grows
 with --since. Kafka and Redis are reached as the workers reach them (the
 HERALD_KAFKA_* and HERALD_REDIS_* variables, their _FILE forms and flags);
@@ -56,7 +57,7 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("herald trace", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() { fmt.Fprint(stderr, traceUsage, "\nFlags:\n"); fs.SetOutput(stderr); fs.PrintDefaults() }
-	since := fs.Duration("since", 24*time.Hour, "how far back to read")
+	since := fs.String("since", "24h", "how far back to read: a duration, or an RFC 3339 time")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a report")
 	// The event id may come before or after the flags.
 	var id string
@@ -74,8 +75,9 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 		fs.Usage()
 		return 2
 	}
-	if *since <= 0 {
-		fmt.Fprintln(stderr, "herald trace: --since must be positive")
+	from, err := parseSince(*since, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "herald trace: --since: %v\n", err)
 		return 2
 	}
 
@@ -84,7 +86,7 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "herald trace: %v\n", err)
 		return 2
 	}
-	src := traceSources{scan: k.scan(time.Now().Add(-*since)), eventsTopic: cfg.EventsTopic}
+	src := traceSources{scan: k.scan(from), eventsTopic: cfg.EventsTopic}
 	if cfg.RedisURL != "" {
 		client, err := openToolRedis(cfg)
 		if err != nil {
