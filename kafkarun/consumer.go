@@ -26,8 +26,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -96,6 +96,9 @@ type Observer interface {
 	Revoked(topic string, partition int)
 	Committed(topic string, partition int, offset int64)
 	InFlight(delta int)
+	// JoinFailed is called for every failed attempt to join the group
+	// (Membership.LastJoinError has the latest).
+	JoinFailed(err error)
 }
 
 type nopObserver struct{}
@@ -104,6 +107,7 @@ func (nopObserver) Assigned(string, int)         {}
 func (nopObserver) Revoked(string, int)          {}
 func (nopObserver) Committed(string, int, int64) {}
 func (nopObserver) InFlight(int)                 {}
+func (nopObserver) JoinFailed(error)             {}
 
 func (c *ConsumerConfig) setDefaults() {
 	if c.MaxInFlight <= 0 {
@@ -158,7 +162,41 @@ type Consumer struct {
 	slots   chan struct{} // fetched, unfinished messages (2×MaxInFlight)
 	busy    chan struct{} // running handlers (MaxInFlight)
 
-	joined atomic.Bool
+	mu         sync.Mutex
+	membership Membership
+}
+
+// Membership is a consumer's standing in its group: what readiness,
+// liveness and the group metrics are computed from.
+type Membership struct {
+	Group string
+	// Joined: the consumer holds a generation now (possibly with no
+	// partitions). It is false from the moment a generation ends until the
+	// next one is handed over, so a group that keeps rebalancing, or never
+	// re-forms, reads as not joined.
+	Joined     bool
+	Generation int32
+	// Since is when Joined last changed; for a consumer that never joined,
+	// when it started.
+	Since time.Time
+	// LastJoinError is the latest failed attempt to join since the
+	// consumer last held a generation; JoinErrors counts them. Both reset
+	// when a generation is handed over.
+	LastJoinError error
+	JoinErrors    int
+	// Unreachable: the latest attempt did not reach a broker at all (the
+	// dial failed), as opposed to a broker that answered but did not form
+	// the group.
+	Unreachable bool
+}
+
+// Unjoined reports how long the consumer has held no generation at now
+// (zero while it holds one).
+func (m Membership) Unjoined(now time.Time) time.Duration {
+	if m.Joined {
+		return 0
+	}
+	return now.Sub(m.Since)
 }
 
 // NewConsumer validates cfg and returns a Consumer; call Run to start it.
@@ -168,12 +206,59 @@ func NewConsumer(cfg ConsumerConfig, h queue.Handler) (*Consumer, error) {
 	}
 	cfg.setDefaults()
 	c := &Consumer{cfg: cfg, handler: h, log: cfg.Logger.With(zap.String("group", cfg.GroupID)),
-		slots: make(chan struct{}, 2*cfg.MaxInFlight), busy: make(chan struct{}, cfg.MaxInFlight)}
+		slots: make(chan struct{}, 2*cfg.MaxInFlight), busy: make(chan struct{}, cfg.MaxInFlight),
+		membership: Membership{Group: cfg.GroupID, Since: time.Now()}}
 	return c, nil
 }
 
 // Joined reports whether the consumer currently holds a generation.
-func (c *Consumer) Joined() bool { return c.joined.Load() }
+func (c *Consumer) Joined() bool { return c.Membership().Joined }
+
+// Membership returns the consumer's standing in its group now.
+func (c *Consumer) Membership() Membership {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.membership
+}
+
+// setJoined records that gen was handed over.
+func (c *Consumer) setJoined(gen int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.membership = Membership{Group: c.cfg.GroupID, Joined: true, Generation: gen, Since: time.Now()}
+}
+
+// setUnjoined records that generation gen ended (a later one may already
+// be held: then nothing changes).
+func (c *Consumer) setUnjoined(gen int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.membership.Joined && c.membership.Generation == gen {
+		c.membership.Joined = false
+		c.membership.Since = time.Now()
+	}
+}
+
+// joinFailed records a failed attempt to join and returns the standing.
+func (c *Consumer) joinFailed(err error) Membership {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.membership.Joined {
+		// Next reports errors only between generations; be exact anyway.
+		c.membership.Joined = false
+		c.membership.Since = time.Now()
+	}
+	c.membership.LastJoinError = err
+	c.membership.JoinErrors++
+	c.membership.Unreachable = isDialError(err)
+	return c.membership
+}
+
+// isDialError reports whether err is a failure to connect at all.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
 
 // Run consumes until ctx ends, then drains (within DrainTimeout), commits,
 // leaves the group so that the rest of the fleet takes over at once, and
@@ -188,7 +273,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 		SessionTimeout:    c.cfg.SessionTimeout,
 		RebalanceTimeout:  c.cfg.RebalanceTimeout,
 		JoinGroupBackoff:  time.Second,
-		StartOffset:       c.cfg.StartOffset,
+		// kafka-go's 5 s request timeout stays: it gives a JoinGroup 5 s
+		// plus the rebalance timeout, and Kafka answers a join within the
+		// rebalance timeout (plus group.initial.rebalance.delay.ms, 3 s, for
+		// a new group). A join given up on is costly (kafka-go forgets its
+		// member id and joins again as a new member, leaving a dead one for
+		// the next rebalance to wait out); the in-process stand-in once held
+		// joins past any deadline (third_party/kfake/HERALD.md).
+		StartOffset: c.cfg.StartOffset,
 		// Offsets are retained by the broker's default; herald commits often.
 		RetentionTime: 7 * 24 * time.Hour,
 		ErrorLogger:   kafka.LoggerFunc(func(f string, a ...any) { c.log.Debug("kafka-go: " + fmt.Sprintf(f, a...)) }),
@@ -213,13 +305,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				break
 			}
-			c.log.Warn("consumer group join failed; retrying", zap.Error(err))
+			m := c.joinFailed(err)
+			c.cfg.Observer.JoinFailed(err)
+			c.log.Warn("consumer group join failed; retrying", zap.Error(err),
+				zap.Duration("without_generation", m.Unjoined(time.Now()).Round(time.Millisecond)), zap.Int("failed_joins", m.JoinErrors))
 			continue
 		}
 		c.runGeneration(ctx, gen)
 	}
 	<-closed
-	c.joined.Store(false)
+	c.mu.Lock()
+	c.membership.Joined = false
+	c.membership.Since = time.Now()
+	c.mu.Unlock()
 	c.log.Info("left consumer group")
 	return nil
 }
@@ -239,7 +337,13 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 	if n > 0 {
 		gen.Start(func(genCtx context.Context) { cm.loop(ctx, genCtx) })
 	}
-	c.joined.Store(true)
+	c.setJoined(gen.ID)
+	// The generation ends on a rebalance, a lost coordinator or shutdown;
+	// from then until the next one the consumer is not joined.
+	gen.Start(func(genCtx context.Context) {
+		<-genCtx.Done()
+		c.setUnjoined(gen.ID)
+	})
 	// A member with no partitions needs nothing here: kafka-go ends the
 	// generation from its heartbeat loop, and Next blocks until then.
 	c.log.Info("joined consumer group", zap.Int32("generation", gen.ID), zap.String("member", gen.MemberID), zap.Int("partitions", n))

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/channels"
@@ -86,6 +87,12 @@ func (f *fleet) run(ctx context.Context) error {
 	pub := f.tracing.Publisher(producer)
 	owner := ownerID(cfg.InstanceID)
 
+	joinErrors, err := obs.RegisterGroupMembership(f.metrics.Registry, f.groupMembers)
+	if err != nil {
+		f.log.Error("consumer group metrics", zap.Error(err))
+	}
+	f.live.setMembers(f.memberships, groupLimit(cfg.SessionTimeout, cfg.RebalanceTimeout), f.log)
+
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for _, role := range roles(cfg.Role) {
@@ -100,7 +107,7 @@ func (f *fleet) run(ctx context.Context) error {
 			DrainTimeout: cfg.ShutdownTimeout, SessionTimeout: cfg.SessionTimeout,
 			RebalanceTimeout: cfg.RebalanceTimeout, HeartbeatInterval: cfg.HeartbeatInterval,
 			Logger:   f.log.With(zap.String("role", string(role))),
-			Observer: f.live.observe(group, observer{m: f.metrics, group: group}),
+			Observer: f.live.observe(group, observer{m: f.metrics, group: group, joinErrors: joinErrors}),
 			Gate:     f.live.gate(group, f.gate(role)),
 		}, handler)
 		if err != nil {
@@ -169,9 +176,10 @@ func (f *fleet) ready(ctx context.Context) error {
 	if len(cs) == 0 {
 		return errors.New("consumers not started")
 	}
+	now := time.Now()
 	for _, c := range cs {
-		if !c.Joined() {
-			return errors.New("not joined to its consumer group")
+		if m := c.Membership(); !m.Joined {
+			return fmt.Errorf("%s: %s", m.Group, describeUnjoined(m, now))
 		}
 	}
 	if f.ping != nil {
@@ -184,8 +192,15 @@ func (f *fleet) ready(ctx context.Context) error {
 
 // observer feeds the runtime's progress into metrics.
 type observer struct {
-	m     *obs.Metrics
-	group string
+	m          *obs.Metrics
+	group      string
+	joinErrors *prometheus.CounterVec // nil when the group metrics could not register
+}
+
+func (o observer) JoinFailed(error) {
+	if o.joinErrors != nil {
+		o.joinErrors.WithLabelValues(o.group).Inc()
+	}
 }
 
 func (o observer) Assigned(string, int) {}
@@ -194,3 +209,35 @@ func (o observer) Committed(topic string, partition int, offset int64) {
 	o.m.Committed.WithLabelValues(o.group, topic, fmt.Sprint(partition)).Set(float64(offset))
 }
 func (o observer) InFlight(delta int) { o.m.InFlight.WithLabelValues(o.group).Add(float64(delta)) }
+
+// memberships lists the standing of every consumer this process runs.
+func (f *fleet) memberships() []kafkarun.Membership {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]kafkarun.Membership, len(f.consumers))
+	for i, c := range f.consumers {
+		out[i] = c.Membership()
+	}
+	return out
+}
+
+// groupMembers is memberships for the metrics.
+func (f *fleet) groupMembers() []obs.GroupMember {
+	now := time.Now()
+	ms := f.memberships()
+	out := make([]obs.GroupMember, len(ms))
+	for i, m := range ms {
+		out[i] = obs.GroupMember{Group: m.Group, Joined: m.Joined, Unjoined: m.Unjoined(now)}
+	}
+	return out
+}
+
+// describeUnjoined says why a consumer holds no generation, for /readyz,
+// /healthz and the log.
+func describeUnjoined(m kafkarun.Membership, now time.Time) string {
+	s := fmt.Sprintf("no consumer-group generation for %v", m.Unjoined(now).Round(time.Second))
+	if m.JoinErrors > 0 {
+		s += fmt.Sprintf(" (%d failed joins; last: %v)", m.JoinErrors, m.LastJoinError)
+	}
+	return s
+}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/segmentio/kafka-go"
 	"sort"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/kafkarun"
@@ -41,6 +41,35 @@ type liveness struct {
 	now    func() time.Time
 	// lagEvery is the lag poll interval; zero is 15s.
 	lagEvery time.Duration
+
+	// members reports the consumers' group standing (nil before they
+	// start); unjoinedLimit is how long one may hold no generation.
+	members       func() []kafkarun.Membership
+	unjoinedLimit time.Duration
+	// overLimit: the groups already logged as over unjoinedLimit.
+	overLimit map[string]bool
+	log       *zap.Logger
+}
+
+// groupLimit is how long a consumer may hold no generation of its group,
+// while the brokers answer, before /healthz fails and the pod is
+// restarted: three rounds of a dead member's session expiring and the
+// group rebalancing around it (60 s with the default 10 s timeouts). A
+// healthy group re-forms within one round of either; a rolling deploy or a
+// crash loop elsewhere in the fleet costs a few rounds; a group that has
+// not re-formed in three is wedged (issue 10 saw groups that rebalanced
+// for minutes and never re-formed) and a new process, with a new member
+// and new connections, is the remedy left.
+func groupLimit(session, rebalance time.Duration) time.Duration {
+	return 3 * (session + rebalance)
+}
+
+// setMembers installs the consumers' standing and the limit; call once,
+// before the consumers start.
+func (l *liveness) setMembers(members func() []kafkarun.Membership, limit time.Duration, log *zap.Logger) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.members, l.unjoinedLimit, l.log = members, limit, log
 }
 
 // stallWindow is how long a consumer may be busy without finishing a
@@ -229,7 +258,37 @@ func (l *liveness) check() error {
 				g, stuck.Round(time.Second), p.active, p.waiting))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, l.checkMembers(now)...)...)
+}
+
+// checkMembers returns an error for every consumer that has held no
+// generation for longer than unjoinedLimit although the brokers answer
+// (an unreachable broker is an outage for /readyz: a new process would
+// not reach it either). It logs each group once when it crosses the
+// limit, naming the last join error. Called with l.mu held.
+func (l *liveness) checkMembers(now time.Time) []error {
+	if l.members == nil {
+		return nil
+	}
+	var errs []error
+	for _, m := range l.members() {
+		over := !m.Joined && !m.Unreachable && m.Unjoined(now) > l.unjoinedLimit
+		if over {
+			errs = append(errs, fmt.Errorf("%s: %s, over the %v limit", m.Group, describeUnjoined(m, now), l.unjoinedLimit))
+		}
+		if over != l.overLimit[m.Group] {
+			if l.overLimit == nil {
+				l.overLimit = map[string]bool{}
+			}
+			l.overLimit[m.Group] = over
+			if over && l.log != nil {
+				l.log.Error("consumer group has held no generation for longer than the liveness limit; /healthz fails so that the process is restarted",
+					zap.String("group", m.Group), zap.Duration("without_generation", m.Unjoined(now).Round(time.Second)),
+					zap.Duration("limit", l.unjoinedLimit), zap.Int("failed_joins", m.JoinErrors), zap.NamedError("last_join_error", m.LastJoinError))
+			}
+		}
+	}
+	return errs
 }
 
 // groupsAndTopics lists the groups this process consumes, for the lag poller.

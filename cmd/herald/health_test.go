@@ -219,7 +219,7 @@ func TestReadyz(t *testing.T) {
 	env.fleet.mu.Lock()
 	env.fleet.consumers = append(env.fleet.consumers, c)
 	env.fleet.mu.Unlock()
-	expect("not joined", 503, "not joined to its consumer group")
+	expect("not joined", 503, "never-joins: no consumer-group generation")
 	env.fleet.mu.Lock()
 	env.fleet.consumers = nil
 	env.fleet.mu.Unlock()
