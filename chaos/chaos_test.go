@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/gymhq/herald/dispatcher"
-	"github.com/gymhq/herald/internal/kafkatest"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/queue"
@@ -35,7 +34,6 @@ const (
 	// roles per process it bounds the sends one kill can catch between the
 	// provider's acceptance and the sent key (the admitted window).
 	maxInFlight = 32
-	eventRate   = 100 // events per second
 )
 
 // step is one action of a schedule, at an offset from the start of the
@@ -46,39 +44,90 @@ type step struct {
 	proc   int
 }
 
-// The schedule: three SIGKILLs and two SIGTERMs across the fleet, each
-// killed process restarted, and one more process added.
-var schedule = []step{
-	{5 * time.Second, "kill", 0},
-	{10 * time.Second, "term", 1},
-	{14 * time.Second, "add", 3},
-	{17 * time.Second, "kill", 2},
-	{21 * time.Second, "term", 0},
-	{25 * time.Second, "kill", 1},
+// scenario is one chaos run's shape.
+type scenario struct {
+	name      string
+	schedule  []step
+	streamFor time.Duration
+	eventRate int           // events per second
+	latency   time.Duration // every provider's answer time
+	// recoverWithin bounds the time from the last schedule step until every
+	// notification was delivered at least once.
+	recoverWithin time.Duration
+	// env is added to every process's environment.
+	env []string
 }
 
-const streamFor = 30 * time.Second
+// mixed: three SIGKILLs and two SIGTERMs across the fleet, each killed
+// process restarted, and one more process added.
+var mixed = scenario{
+	name: "mixed",
+	schedule: []step{
+		{5 * time.Second, "kill", 0},
+		{10 * time.Second, "term", 1},
+		{14 * time.Second, "add", 3},
+		{17 * time.Second, "kill", 2},
+		{21 * time.Second, "term", 0},
+		{25 * time.Second, "kill", 1},
+	},
+	streamFor: 30 * time.Second, eventRate: 100, recoverWithin: 65 * time.Second,
+	env: []string{"HERALD_SESSION_TIMEOUT=6s", "HERALD_REBALANCE_TIMEOUT=6s", "HERALD_HEARTBEAT_INTERVAL=500ms"},
+}
 
-// TestChaos runs the schedule with idempotency keys, then without, and
-// reports both.
+// burst: a crash loop. One of three processes is SIGKILLed and restarted
+// every 6 s for the first minute (nine kills, each process killed three
+// times), while events stream for 40 s to 20 ms providers. Every consumer
+// group must re-form after the last kill, and everything must arrive
+// within recoverWithin of it. The processes run with herald's production
+// defaults for the group protocol (10 s session and rebalance timeouts),
+// so that kills come faster than a rebalance can finish.
+var burst = scenario{
+	name:      "burst",
+	schedule:  burstSchedule(9, 6*time.Second),
+	streamFor: 40 * time.Second, eventRate: 50, latency: 20 * time.Millisecond,
+	recoverWithin: 45 * time.Second,
+}
+
+func burstSchedule(kills int, every time.Duration) []step {
+	var s []step
+	for i := range kills {
+		s = append(s, step{time.Duration(i+1) * every, "kill", i % 3})
+	}
+	return s
+}
+
+// TestChaos runs the mixed schedule with idempotency keys, then without,
+// and reports both.
 func TestChaos(t *testing.T) {
 	bin := buildHerald(t)
-	on := runChaos(t, bin, "on")
-	off := runChaos(t, bin, "off")
+	on := runChaos(t, bin, mixed, "on")
+	off := runChaos(t, bin, mixed, "off")
+	summarise(t, mixed, on, off)
+}
 
-	t.Logf("CHAOS SUMMARY (%d processes + 1 added, %d partitions per topic, HERALD_MAX_IN_FLIGHT=%d, %d events/s for %v)",
-		3, partitions, maxInFlight, eventRate, streamFor)
-	for _, r := range []result{on, off} {
-		t.Logf("  idempotency=%-3s events=%d notifications=%d kills: SIGKILL=%d SIGTERM=%d added=1  lost=%d duplicates=%d duplicates/SIGKILL=%.1f",
-			r.mode, r.events, r.notifications, r.sigkills, r.sigterms, r.lost, r.duplicates, float64(r.duplicates)/float64(r.sigkills))
+// TestChaosBurst runs the crash loop with idempotency keys.
+func TestChaosBurst(t *testing.T) {
+	bin := buildHerald(t)
+	summarise(t, burst, runChaos(t, bin, burst, "on"))
+}
+
+func summarise(t *testing.T, sc scenario, rs ...result) {
+	t.Logf("CHAOS SUMMARY %s (3 processes, %d partitions per topic, HERALD_MAX_IN_FLIGHT=%d, %d events/s for %v, providers %v)",
+		sc.name, partitions, maxInFlight, sc.eventRate, sc.streamFor, sc.latency)
+	for _, r := range rs {
+		t.Logf("  idempotency=%-3s events=%d notifications=%d SIGKILL=%d SIGTERM=%d added=%d  lost=%d duplicates=%d duplicates/SIGKILL=%.1f recovered %.1fs after the last step",
+			r.mode, r.events, r.notifications, r.sigkills, r.sigterms, r.added, r.lost, r.duplicates, float64(r.duplicates)/float64(r.sigkills), r.recovered.Seconds())
 	}
 }
 
 type result struct {
-	mode                     string
-	events, notifications    int
-	sigkills, sigterms       int
-	lost, duplicates, extras int
+	mode                      string
+	events, notifications     int
+	sigkills, sigterms, added int
+	lost, duplicates, extras  int
+	// recovered is the time from the last schedule step until every
+	// notification had arrived.
+	recovered time.Duration
 }
 
 func buildHerald(t *testing.T) string {
@@ -162,22 +211,21 @@ func tail(path string) string {
 	return string(b)
 }
 
-func runChaos(t *testing.T, bin, mode string) result {
+func runChaos(t *testing.T, bin string, sc scenario, mode string) result {
 	t.Helper()
-	cluster := kafkatest.Start(t)
-	brokers := cluster.Brokers()
+	brokers := []string{startBroker(t)}
 	redis := redistest.Start(t)
 
 	outbox := sinks.NewOutbox(0)
-	smtp, err := smtpsink.Start(outbox, smtpsink.Options{})
+	smtp, err := smtpsink.Start(outbox, smtpsink.Options{Latency: sc.latency})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { smtp.Close() })
 	const sid, token = "AC00000000000000000000000000000000", "chaosauthtoken00"
-	twURL := serve(t, twiliofake.New(outbox, twiliofake.Options{AccountSID: sid, AuthToken: token}))
+	twURL := serve(t, slow(sc.latency, twiliofake.New(outbox, twiliofake.Options{AccountSID: sid, AuthToken: token})))
 	fcm := fcmfake.New(outbox, fcmfake.Options{ProjectID: "herald-chaos"})
-	fcmURL := serve(t, fcm)
+	fcmURL := serve(t, slow(sc.latency, fcm))
 	creds, err := fcmfake.ServiceAccountJSON(fcmURL + "/token")
 	if err != nil {
 		t.Fatal(err)
@@ -186,12 +234,19 @@ func runChaos(t *testing.T, bin, mode string) result {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	if d := os.Getenv("HERALD_CHAOS_LOG_DIR"); d != "" {
+		// Keep every process's log for a look afterwards.
+		dir = filepath.Join(d, fmt.Sprintf("%s-%s-%d", sc.name, mode, time.Now().Unix()))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	credFile := filepath.Join(dir, "fcm.json")
 	if err := os.WriteFile(credFile, creds, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := kafkarun.EnsureTopics(ctx, brokers, nil, []kafkarun.TopicSpec{{Name: topics.DefaultEvents, Partitions: partitions, Replication: 1}}); err != nil {
 		t.Fatal(err)
@@ -208,11 +263,11 @@ func runChaos(t *testing.T, bin, mode string) result {
 		"HERALD_TWILIO_FROM=+15005550006", "HERALD_TWILIO_API_URL=" + twURL,
 		"HERALD_FCM_PROJECT_ID=herald-chaos", "HERALD_FCM_CREDENTIALS_FILE=" + credFile, "HERALD_FCM_ENDPOINT=" + fcmURL,
 		"HERALD_HTTP_ADDR=127.0.0.1:0",
-		"HERALD_SESSION_TIMEOUT=6s", "HERALD_REBALANCE_TIMEOUT=6s", "HERALD_HEARTBEAT_INTERVAL=500ms",
 		"HERALD_COMMIT_INTERVAL=200ms",
 		fmt.Sprintf("HERALD_MAX_IN_FLIGHT=%d", maxInFlight),
 		"HERALD_SEND_TIMEOUT=2s", "HERALD_SHUTDOWN_TIMEOUT=5s", "HERALD_IDEMPOTENCY_LEASE=3s",
 	}}
+	f.env = append(f.env, sc.env...)
 	defer func() {
 		if t.Failed() {
 			for _, p := range f.proc {
@@ -232,7 +287,7 @@ func runChaos(t *testing.T, bin, mode string) result {
 		t.Fatal(err)
 	}
 	planner := &dispatcher.Planner{Templates: tpl}
-	n := int(streamFor.Seconds()) * eventRate
+	n := int(sc.streamFor.Seconds()) * sc.eventRate
 	want := map[string]string{}
 	values := make([][]byte, n)
 	for i := range values {
@@ -257,7 +312,7 @@ func runChaos(t *testing.T, bin, mode string) result {
 	start := time.Now()
 	go func() {
 		const tick = 50 * time.Millisecond
-		per := eventRate * int(tick) / int(time.Second)
+		per := sc.eventRate * int(tick) / int(time.Second)
 		for i, b := 0, 0; i < n; i, b = i+per, b+1 {
 			time.Sleep(time.Until(start.Add(time.Duration(b) * tick)))
 			var msgs []queue.Message
@@ -273,7 +328,7 @@ func runChaos(t *testing.T, bin, mode string) result {
 	}()
 
 	r := result{mode: mode, events: n, notifications: len(want)}
-	for _, s := range schedule {
+	for _, s := range sc.schedule {
 		time.Sleep(time.Until(start.Add(s.at)))
 		switch s.action {
 		case "kill":
@@ -286,6 +341,7 @@ func runChaos(t *testing.T, bin, mode string) result {
 			f.start(s.proc)
 		case "add":
 			f.start(s.proc)
+			r.added++
 		}
 		t.Logf("idempotency=%s t=%v: %s process %d; %d delivered so far", mode, time.Since(start).Round(100*time.Millisecond), s.action, s.proc, outbox.Len())
 	}
@@ -295,9 +351,11 @@ func runChaos(t *testing.T, bin, mode string) result {
 
 	// Wait until every notification arrived at least once; after a SIGKILL
 	// that takes a session timeout and an idempotency lease.
-	deadline := time.Now().Add(60 * time.Second)
+	last := start.Add(sc.schedule[len(sc.schedule)-1].at)
+	deadline := last.Add(sc.recoverWithin)
 	for {
 		if lost := count(outbox, want).lost; lost == 0 || time.Now().After(deadline) {
+			r.recovered = time.Since(last)
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -310,7 +368,7 @@ func runChaos(t *testing.T, bin, mode string) result {
 		mode, r.events, r.notifications, outbox.Len(), r.sigkills, r.sigterms, r.lost, r.duplicates, r.extras)
 
 	if r.lost != 0 {
-		t.Errorf("idempotency=%s: %d notifications lost, e.g. %v", mode, r.lost, c.lostSample)
+		t.Errorf("idempotency=%s: %d notifications not delivered within %v of the last step, e.g. %v", mode, r.lost, sc.recoverWithin, c.lostSample)
 	}
 	if r.extras != 0 {
 		t.Errorf("idempotency=%s: %d deliveries to addresses no notification names", mode, r.extras)
@@ -356,6 +414,17 @@ func count(o *sinks.Outbox, want map[string]string) counts {
 		}
 	}
 	return c
+}
+
+// slow answers every request after d, as a provider's API does.
+func slow(d time.Duration, h http.Handler) http.Handler {
+	if d <= 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(d)
+		h.ServeHTTP(w, r)
+	})
 }
 
 func serve(t *testing.T, h http.Handler) string {

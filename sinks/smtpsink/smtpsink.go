@@ -46,6 +46,9 @@ type Options struct {
 	Domain string
 	// ErrorLog receives go-smtp's internal errors; default discarded.
 	ErrorLog *log.Logger
+	// Latency, when set, is how long DATA takes before it is answered, as a
+	// real relay's queueing does (the chaos test's 20 ms providers).
+	Latency time.Duration
 }
 
 // Sink is a running SMTP server. Its methods are safe for concurrent use.
@@ -365,6 +368,9 @@ func (ss *session) Data(r io.Reader) error {
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return err // go-smtp's size limit is an *SMTPError already
+	}
+	if d := ss.sink.opts.Latency; d > 0 {
+		time.Sleep(d)
 	}
 	m, err := parseMessage(raw)
 	if err != nil {
