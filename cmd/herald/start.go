@@ -46,49 +46,57 @@ func kafkaDependency(cfg *config.Config, conn *kafkarun.Connection) await.Depend
 	refused := func(err error) error {
 		return await.Refused(fmt.Errorf("HERALD_KAFKA_SASL_*/HERALD_KAFKA_TLS_*: %w", err))
 	}
-	return await.Dependency{
-		Kind: "kafka", Address: strings.Join(cfg.KafkaBrokers, ","), Variable: "HERALD_KAFKA_BROKERS",
-		Reach: func(ctx context.Context) error {
-			if err := conn.Reach(ctx, cfg.KafkaBrokers); err != nil {
-				if kafkarun.Refused(err) {
-					return refused(err)
-				}
-				return err
-			}
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			err := kafkarun.EnsureTopics(ctx, cfg.KafkaBrokers, conn.Transport, specs)
-			switch {
-			case err == nil:
-				return nil
-			case kafkarun.Refused(err):
+	d := kafkaTarget(cfg.KafkaBrokers)
+	d.Reach = func(ctx context.Context) error {
+		if err := conn.Reach(ctx, cfg.KafkaBrokers); err != nil {
+			if kafkarun.Refused(err) {
 				return refused(err)
-			case errors.Is(err, kafka.BrokerNotAvailable), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-				// A broker that accepts a connection and then answers no
-				// request is usually a listener expecting TLS or SASL.
-				return fmt.Errorf("%w (a broker accepted the connection but answered no request; if this lasts, check that HERALD_KAFKA_TLS and HERALD_KAFKA_SASL_* match its listener)", err)
 			}
 			return err
-		},
+		}
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		err := kafkarun.EnsureTopics(ctx, cfg.KafkaBrokers, conn.Transport, specs)
+		switch {
+		case err == nil:
+			return nil
+		case kafkarun.Refused(err):
+			return refused(err)
+		case errors.Is(err, kafka.BrokerNotAvailable), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			// A broker that accepts a connection and then answers no
+			// request is usually a listener expecting TLS or SASL.
+			return fmt.Errorf("%w (a broker accepted the connection but answered no request; if this lasts, check that HERALD_KAFKA_TLS and HERALD_KAFKA_SASL_* match its listener)", err)
+		}
+		return err
 	}
+	return d
+}
+
+// kafkaTarget names the brokers and the variable that lists them.
+func kafkaTarget(brokers []string) await.Dependency {
+	return await.Dependency{Kind: "kafka", Address: strings.Join(brokers, ","), Variable: "HERALD_KAFKA_BROKERS"}
+}
+
+// redisTarget names Redis, its password masked, and the variable.
+func redisTarget(cfg *config.Config) await.Dependency {
+	return await.Dependency{Kind: "redis", Address: redisAddress(cfg), Variable: "HERALD_REDIS_URL"}
 }
 
 // redisDependency is reached when Redis answers PING and accepts herald's
 // credentials and scripts.
 func redisDependency(cfg *config.Config, client redis.UniversalClient) await.Dependency {
-	return await.Dependency{
-		Kind: "redis", Address: redisAddress(cfg), Variable: "HERALD_REDIS_URL",
-		Reach: func(ctx context.Context) error {
-			// CheckAccess fails only on a refusal, and passes an unreachable
-			// server; the PING after it tells whether Redis answered.
-			if err := dedupe.CheckAccess(ctx, client); err != nil {
-				return await.Refused(fmt.Errorf("HERALD_REDIS_URL/HERALD_REDIS_USERNAME/HERALD_REDIS_PASSWORD/HERALD_REDIS_TLS_*: %w", err))
-			}
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			return client.Ping(ctx).Err()
-		},
+	d := redisTarget(cfg)
+	d.Reach = func(ctx context.Context) error {
+		// CheckAccess fails only on a refusal, and passes an unreachable
+		// server; the PING after it tells whether Redis answered.
+		if err := dedupe.CheckAccess(ctx, client); err != nil {
+			return await.Refused(fmt.Errorf("HERALD_REDIS_URL/HERALD_REDIS_USERNAME/HERALD_REDIS_PASSWORD/HERALD_REDIS_TLS_*: %w", err))
+		}
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return client.Ping(ctx).Err()
 	}
+	return d
 }
 
 // redisAddress is HERALD_REDIS_URL with its password masked, for logs and
