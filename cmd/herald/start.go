@@ -62,6 +62,11 @@ func kafkaDependency(cfg *config.Config, conn *kafkarun.Connection) await.Depend
 			return nil
 		case kafkarun.Refused(err):
 			return refused(err)
+		case errors.Is(err, kafka.InvalidReplicationFactor), errors.Is(err, kafka.InvalidPartitionNumber):
+			// Retried: while a cluster starts, fewer brokers are up than
+			// the replication asks for. If it lasts, the setting is wrong.
+			return fmt.Errorf("HERALD_TOPIC_PARTITIONS=%d, HERALD_TOPIC_REPLICATION=%d: %w",
+				cfg.TopicPartitions, cfg.TopicReplication, err)
 		case errors.Is(err, kafka.BrokerNotAvailable), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			// A broker that accepts a connection and then answers no
 			// request is usually a listener expecting TLS or SASL.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -14,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/internal/kafkatest"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/kafkarun"
@@ -299,4 +302,28 @@ func TestRunMalformedExitsAtOnce(t *testing.T) {
 			t.Logf("%s (%v)", out, took.Round(time.Millisecond))
 		})
 	}
+}
+
+// TestKafkaDependencyNamesTopicSettings: herald's topics asking for more
+// replicas than the cluster has brokers is retried (a cluster may still be
+// starting), and the error names the settings to check.
+func TestKafkaDependencyNamesTopicSettings(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	cfg := config.Defaults()
+	cfg.KafkaBrokers, cfg.TopicPartitions, cfg.TopicReplication = cluster.Brokers(), 1, 3
+	conn, err := kafkaConnection(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = kafkaDependency(cfg, conn).Reach(ctx)
+	if err == nil || !strings.Contains(err.Error(), "HERALD_TOPIC_REPLICATION=3") {
+		t.Fatalf("Reach = %v, want an error naming HERALD_TOPIC_REPLICATION=3", err)
+	}
+	var permanent *backoff.PermanentError
+	if errors.As(err, &permanent) {
+		t.Errorf("Reach = %v: a refusal, want it retried", err)
+	}
+	t.Log(err)
 }
