@@ -130,11 +130,16 @@ func TestSecurityRefusedAtStart(t *testing.T) {
 		brokers []string
 		sec     kafkarun.Security
 		want    string
+		// refused: Refused says so, and a worker stops instead of waiting.
+		refused bool
 	}{
-		{"wrong password", sasl.Brokers(), kafkarun.Security{SASLMechanism: kafkarun.SASLScramSHA256, Username: "herald", Password: "wrong-password"}, "SASL"},
-		{"no SASL against a SASL cluster", sasl.Brokers(), kafkarun.Security{}, ""},
-		{"untrusted CA", tlsCluster.Brokers(), kafkarun.Security{TLS: true, CAFile: other.CAFile, ServerName: "kafka.test"}, "certificate"},
-		{"server name mismatch", tlsCluster.Brokers(), kafkarun.Security{TLS: true, CAFile: pki.CAFile}, "certificate"},
+		{"wrong password", sasl.Brokers(), kafkarun.Security{SASLMechanism: kafkarun.SASLScramSHA256, Username: "herald", Password: "wrong-password"}, "SASL", true},
+		// The broker answers no request of a client that skips SASL, which
+		// kafka-go reports as Broker Not Available: it cannot be told from
+		// a broker going away, so a worker waits, unready, saying so.
+		{"no SASL against a SASL cluster", sasl.Brokers(), kafkarun.Security{}, "", false},
+		{"untrusted CA", tlsCluster.Brokers(), kafkarun.Security{TLS: true, CAFile: other.CAFile, ServerName: "kafka.test"}, "certificate", true},
+		{"server name mismatch", tlsCluster.Brokers(), kafkarun.Security{TLS: true, CAFile: pki.CAFile}, "certificate", true},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			conn, err := tc.sec.Build()
@@ -143,12 +148,15 @@ func TestSecurityRefusedAtStart(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			err = conn.Check(ctx, tc.brokers)
+			err = conn.Reach(ctx, tc.brokers)
 			if err == nil {
 				err = kafkarun.EnsureTopics(ctx, tc.brokers, conn.Transport, []kafkarun.TopicSpec{{Name: "x", Partitions: 1, Replication: 1}})
 			}
 			if err == nil {
 				t.Fatal("connected")
+			}
+			if kafkarun.Refused(err) != tc.refused {
+				t.Errorf("Refused(%q) = %v, want %v", err, !tc.refused, tc.refused)
 			}
 			if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "wrong-password") {
 				t.Errorf("error %q: want it to mention %q and not the password", err, tc.want)
@@ -185,5 +193,33 @@ func TestSecurityValidate(t *testing.T) {
 	// An unreachable broker is an outage, not a configuration error.
 	if err := conn.Check(context.Background(), []string{"127.0.0.1:1"}); err != nil {
 		t.Errorf("Check against a closed port: %v", err)
+	}
+}
+
+// TestReach: an unreachable broker is an error that names every address
+// tried, on one line, and is not a refusal (a worker waits for it); one
+// broker answering is enough.
+func TestReach(t *testing.T) {
+	conn, err := (&kafkarun.Security{}).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = conn.Reach(ctx, []string{"127.0.0.1:1", "127.0.0.1:2"})
+	if err == nil {
+		t.Fatal("reached closed ports")
+	}
+	if kafkarun.Refused(err) {
+		t.Errorf("Refused(%q) = true for an unreachable broker, want false", err)
+	}
+	for _, want := range []string{"127.0.0.1:1", "127.0.0.1:2", "connection refused"} {
+		if !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("Reach = %q, want one line containing %q", err, want)
+		}
+	}
+	cluster := kafkatest.Start(t)
+	if err := conn.Reach(ctx, append([]string{"127.0.0.1:1"}, cluster.Brokers()...)); err != nil {
+		t.Errorf("Reach with one live broker: %v", err)
 	}
 }

@@ -93,6 +93,10 @@ func cmdDLQ(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if err := k.reach(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "herald dlq %s: %v\n", sub, err)
+		return 1
+	}
 	switch sub {
 	case "inspect":
 		err = dlqInspect(ctx, os.Stdout, k, *samples, *asJSON)

@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/internal/await"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
@@ -38,6 +40,12 @@ type fleet struct {
 	senders   map[notification.Channel]channels.Sender
 	// ping checks the idempotency store for /readyz; nil means always ready.
 	ping func(context.Context) error
+	// redis is the Redis client the fleet waits for at start; nil when the
+	// store is in process.
+	redis     redis.UniversalClient
+	redisAddr string // HERALD_REDIS_URL, password masked
+	// waiting is what the fleet still waits for before it starts (start.go).
+	waiting await.Waiter
 	// prot is suppressions and provider protection (protect.go).
 	prot protection
 
@@ -68,17 +76,11 @@ func (f *fleet) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	var specs []kafkarun.TopicSpec
-	for _, t := range topics.Owned() {
-		specs = append(specs, kafkarun.TopicSpec{Name: t, Partitions: cfg.TopicPartitions, Replication: cfg.TopicReplication})
-	}
-	err = checkKafka(tctx, cfg, conn)
-	if err == nil {
-		err = kafkarun.EnsureTopics(tctx, cfg.KafkaBrokers, conn.Transport, specs)
-	}
-	cancel()
-	if err != nil {
+	if err := f.awaitDependencies(ctx, conn); err != nil {
+		if ctx.Err() != nil {
+			f.logger().Info("stopped while waiting for dependencies", zap.NamedError("waiting_for", f.waiting.Pending()))
+			return nil
+		}
 		return err
 	}
 
@@ -139,6 +141,22 @@ func collect(ch <-chan error) []error {
 	return out
 }
 
+// started reports whether the fleet got past waiting for its dependencies
+// and started its consumers.
+func (f *fleet) started() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.consumers) > 0
+}
+
+// logger is f.log, or a no-op for a fleet built without one (tests).
+func (f *fleet) logger() *zap.Logger {
+	if f.log == nil {
+		return zap.NewNop()
+	}
+	return f.log
+}
+
 // stage builds the handler for one role: the stage order for a channel is
 // written out in worker.Handle, for events in dispatcher.Handle.
 func (f *fleet) stage(role config.Role, pub queue.Publisher, owner string) (group string, topicList []string, h queue.Handler, err error) {
@@ -173,6 +191,9 @@ func (f *fleet) ready(ctx context.Context) error {
 	f.mu.Lock()
 	cs := append([]*kafkarun.Consumer(nil), f.consumers...)
 	f.mu.Unlock()
+	if err := f.waiting.Pending(); err != nil {
+		return err
+	}
 	if len(cs) == 0 {
 		return errors.New("consumers not started")
 	}
@@ -184,7 +205,7 @@ func (f *fleet) ready(ctx context.Context) error {
 	}
 	if f.ping != nil {
 		if err := f.ping(ctx); err != nil {
-			return fmt.Errorf("idempotency store: %w", err)
+			return fmt.Errorf("idempotency store: redis %s (HERALD_REDIS_URL): %w", f.redisAddr, err)
 		}
 	}
 	return nil

@@ -236,7 +236,7 @@ func TestReadyz(t *testing.T) {
 	expect("joined, Redis up", 200, "ready")
 
 	redis.Stop()
-	expect("Redis down", 503, "idempotency store")
+	expect("Redis down", 503, "idempotency store: redis "+redis.URL()+" (HERALD_REDIS_URL): ")
 	if err := redis.Restart(); err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,9 @@ func cmdRun(args []string) int {
 		log.Error("herald stopped with an error", zap.Error(err))
 		return 1
 	}
-	log.Info("drained and left the group; bye")
+	if f.started() {
+		log.Info("drained and left the group; bye")
+	}
 	return 0
 }
 
@@ -106,7 +108,7 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		f.store = opts.store
 		closers = append(closers, func() { opts.store.Close() })
 	} else if needsStore {
-		client, err := openRedis(context.Background(), cfg)
+		client, err := openRedis(cfg)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -114,6 +116,7 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		closers = append(closers, func() { store.Close(); client.Close() })
 		f.store = store
 		f.ping = func(ctx context.Context) error { return client.Ping(ctx).Err() }
+		f.redis, f.redisAddr = client, redisAddress(cfg)
 		rc = client
 	}
 

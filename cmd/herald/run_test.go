@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,6 +101,26 @@ func TestRunBadConfig(t *testing.T) {
 	}
 }
 
+// runEnv is the environment of `herald run --role all` against env's
+// Kafka and provider sinks and the Redis at redisURL. The SMTP sink's
+// certificate is self-signed, so the process uses no SMTP TLS; everything
+// else is the production code path.
+func runEnv(env *devEnv, redisURL, instance string) []string {
+	c := env.cfg
+	return []string{
+		"HERALD_KAFKA_BROKERS=" + strings.Join(c.KafkaBrokers, ","),
+		"HERALD_REDIS_URL=" + redisURL,
+		"HERALD_TOPIC_PARTITIONS=" + strconv.Itoa(c.TopicPartitions), "HERALD_TOPIC_REPLICATION=1",
+		"HERALD_SMTP_ADDR=" + c.SMTPAddr, "HERALD_SMTP_TLS=none", "HERALD_EMAIL_FROM=" + c.EmailFrom,
+		"HERALD_TWILIO_ACCOUNT_SID=" + c.TwilioAccountSID, "HERALD_TWILIO_AUTH_TOKEN=" + c.TwilioAuthToken,
+		"HERALD_TWILIO_FROM=" + c.TwilioFrom, "HERALD_TWILIO_API_URL=" + c.TwilioAPIURL,
+		"HERALD_FCM_PROJECT_ID=" + c.FCMProjectID, "HERALD_FCM_CREDENTIALS_FILE=" + c.FCMCredentialsFile,
+		"HERALD_FCM_ENDPOINT=" + c.FCMEndpoint,
+		"HERALD_INSTANCE_ID=" + instance,
+		"HERALD_SESSION_TIMEOUT=6s", "HERALD_REBALANCE_TIMEOUT=6s",
+	}
+}
+
 // TestRunSIGTERM starts `herald run --role all` as a real process against
 // an in-process cluster, a real redis-server and the provider sinks, waits
 // for it to be ready and deliver, then sends SIGTERM: it must drain, leave
@@ -115,26 +136,11 @@ func TestRunSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer env.Close()
-	// The SMTP sink's certificate is self-signed, so this process uses
-	// opportunistic TLS; everything else is the production code path.
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	httpAddr := ln.Addr().String()
 	ln.Close()
-	c := env.cfg
 	cmd := exec.Command(bin, "run", "--role", "all")
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HERALD_KAFKA_BROKERS=" + strings.Join(c.KafkaBrokers, ","),
-		"HERALD_REDIS_URL=" + redis.URL(),
-		"HERALD_TOPIC_PARTITIONS=2", "HERALD_TOPIC_REPLICATION=1",
-		"HERALD_SMTP_ADDR=" + c.SMTPAddr, "HERALD_SMTP_TLS=none", "HERALD_EMAIL_FROM=" + c.EmailFrom,
-		"HERALD_TWILIO_ACCOUNT_SID=" + c.TwilioAccountSID, "HERALD_TWILIO_AUTH_TOKEN=" + c.TwilioAuthToken,
-		"HERALD_TWILIO_FROM=" + c.TwilioFrom, "HERALD_TWILIO_API_URL=" + c.TwilioAPIURL,
-		"HERALD_FCM_PROJECT_ID=" + c.FCMProjectID, "HERALD_FCM_CREDENTIALS_FILE=" + c.FCMCredentialsFile,
-		"HERALD_FCM_ENDPOINT=" + c.FCMEndpoint,
-		"HERALD_HTTP_ADDR=" + httpAddr, "HERALD_INSTANCE_ID=proc-test",
-		"HERALD_SESSION_TIMEOUT=6s", "HERALD_REBALANCE_TIMEOUT=6s",
-	}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HERALD_HTTP_ADDR=" + httpAddr}, runEnv(env, redis.URL(), "proc-test")...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

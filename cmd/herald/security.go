@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -32,30 +31,16 @@ func kafkaConnection(cfg *config.Config) (*kafkarun.Connection, error) {
 	return conn, nil
 }
 
-// checkKafka fails when the brokers refuse the configured credentials or
-// certificate, naming the settings to look at.
-func checkKafka(ctx context.Context, cfg *config.Config, conn *kafkarun.Connection) error {
-	if err := conn.Check(ctx, cfg.KafkaBrokers); err != nil {
-		return fmt.Errorf("HERALD_KAFKA_SASL_*/HERALD_KAFKA_TLS_*: %w", err)
-	}
-	return nil
-}
-
-// openRedis opens the idempotency store's client from HERALD_REDIS_URL
-// and HERALD_REDIS_USERNAME/_PASSWORD/_TLS_*, and fails if Redis refuses
-// the credentials or certificate. An unreachable Redis is not an error:
-// the worker starts unready and claims nothing until Redis answers.
-func openRedis(ctx context.Context, cfg *config.Config) (redis.UniversalClient, error) {
+// openRedis makes the idempotency store's client from HERALD_REDIS_URL and
+// HERALD_REDIS_USERNAME/_PASSWORD/_TLS_*. It does not connect: the fleet
+// waits for Redis to answer before it starts (redisDependency).
+func openRedis(cfg *config.Config) (redis.UniversalClient, error) {
 	client, err := dedupe.OpenSecure(cfg.RedisURL, dedupe.Security{
 		Username: cfg.RedisUsername, Password: cfg.RedisPassword,
 		CAFile: cfg.RedisTLSCAFile, CertFile: cfg.RedisTLSCertFile, KeyFile: cfg.RedisTLSKeyFile,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("HERALD_REDIS_URL: %w", err)
-	}
-	if err := dedupe.CheckAccess(ctx, client); err != nil {
-		client.Close()
-		return nil, fmt.Errorf("HERALD_REDIS_URL/HERALD_REDIS_USERNAME/HERALD_REDIS_PASSWORD/HERALD_REDIS_TLS_*: %w", err)
 	}
 	return client, nil
 }

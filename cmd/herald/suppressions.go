@@ -53,6 +53,10 @@ func cmdSuppressions(args []string) int {
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if err := reachToolRedis(ctx, cfg, client); err != nil {
+		fmt.Fprintf(os.Stderr, "herald suppressions %s: %v\n", sub, err)
+		return 1
+	}
 	list := suppress.NewRedis(client, "", nil)
 	defer list.Close()
 

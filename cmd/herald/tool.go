@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,9 +9,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/config"
-	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/kafkarun"
 )
 
@@ -61,17 +63,46 @@ func (k toolKafka) producer() *kafkarun.Producer {
 	return kafkarun.NewProducer(pc)
 }
 
-// openToolRedis opens Redis as the workers do, without their start-up
-// access check: a tool's first command reports an unreachable server.
-func openToolRedis(cfg *config.Config) (redis.UniversalClient, error) {
-	client, err := dedupe.OpenSecure(cfg.RedisURL, dedupe.Security{
-		Username: cfg.RedisUsername, Password: cfg.RedisPassword,
-		CAFile: cfg.RedisTLSCAFile, CertFile: cfg.RedisTLSCertFile, KeyFile: cfg.RedisTLSKeyFile,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("HERALD_REDIS_URL: %w", err)
+// reach fails, in one line naming HERALD_KAFKA_BROKERS and the addresses,
+// when no broker answers. A one-shot command reports an outage at once
+// instead of waiting it out as a worker does.
+func (k toolKafka) reach(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, toolReachTimeout)
+	defer cancel()
+	conn := k.conn
+	if conn == nil {
+		conn = &kafkarun.Connection{Dialer: &kafka.Dialer{Timeout: toolReachTimeout, DualStack: true}}
 	}
-	return client, nil
+	err := conn.Reach(ctx, k.brokers)
+	if err == nil {
+		return nil
+	}
+	target := kafkaTarget(k.brokers)
+	if kafkarun.Refused(err) {
+		return fmt.Errorf("%s: HERALD_KAFKA_SASL_*/HERALD_KAFKA_TLS_*: %w", target, err)
+	}
+	return fmt.Errorf("%s: %w", target, err)
+}
+
+// toolReachTimeout bounds a command's first contact with Kafka or Redis.
+const toolReachTimeout = 10 * time.Second
+
+// openToolRedis opens Redis as the workers do. go-redis's own retry
+// messages are not printed: a command reports the outcome in one line.
+func openToolRedis(cfg *config.Config) (redis.UniversalClient, error) {
+	redis.SetLogger(redisLogger{log: zap.NewNop()})
+	return openRedis(cfg)
+}
+
+// reachToolRedis fails, in one line naming HERALD_REDIS_URL (password
+// masked), when Redis does not answer.
+func reachToolRedis(ctx context.Context, cfg *config.Config, client redis.UniversalClient) error {
+	ctx, cancel := context.WithTimeout(ctx, toolReachTimeout)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("%s: %w", redisTarget(cfg), err)
+	}
+	return nil
 }
 
 // subcommand picks args[0] from names for command (e.g. "herald dlq"),

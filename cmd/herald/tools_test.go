@@ -13,7 +13,8 @@ import (
 )
 
 // TestToolCommands runs `herald dlq` and `herald suppressions` as an
-// operator would: bad input exits 2 with one line naming what is wrong; the
+// operator would: bad input exits 2 with one line naming what is wrong; an
+// unreachable Kafka or Redis exits 1 with one line naming the variable; the
 // suppression list round-trips through a real redis-server, masked unless
 // asked.
 func TestToolCommands(t *testing.T) {
@@ -58,6 +59,31 @@ func TestToolCommands(t *testing.T) {
 			code, _, stderr := run(tt.env, tt.args...)
 			if code != 2 || !strings.Contains(stderr, tt.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 				t.Errorf("exit %d, stderr %q: want 2 and one line mentioning %q", code, stderr, tt.want)
+			}
+		})
+	}
+
+	// Kafka or Redis unreachable: a one-shot command fails at once, exit 1,
+	// with one line naming the variable and the address (before, trace
+	// printed one kafka-go line per topic and suppressions go-redis's own
+	// retry lines, none naming the variable).
+	unreachable := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"trace", []string{"HERALD_KAFKA_BROKERS=127.0.0.1:1"}, []string{"trace", "evt_x"}, "herald trace: kafka 127.0.0.1:1 (HERALD_KAFKA_BROKERS): "},
+		{"dlq inspect", []string{"HERALD_KAFKA_BROKERS=127.0.0.1:1"}, []string{"dlq", "inspect"}, "herald dlq inspect: kafka 127.0.0.1:1 (HERALD_KAFKA_BROKERS): "},
+		{"dlq replay", []string{"HERALD_KAFKA_BROKERS=127.0.0.1:1"}, []string{"dlq", "replay"}, "herald dlq replay: kafka 127.0.0.1:1 (HERALD_KAFKA_BROKERS): "},
+		{"suppressions", []string{"HERALD_REDIS_URL=redis://:s3cret-pw@127.0.0.1:1/0"}, []string{"suppressions", "list"}, "herald suppressions list: redis redis://:***@127.0.0.1:1/0 (HERALD_REDIS_URL): "},
+	}
+	for _, tt := range unreachable {
+		t.Run(tt.name+" unreachable", func(t *testing.T) {
+			code, _, stderr := run(tt.env, tt.args...)
+			line := strings.TrimSpace(stderr)
+			if code != 1 || !strings.HasPrefix(line, tt.want) || !strings.Contains(line, "connection refused") || strings.Contains(line, "\n") || strings.Contains(line, "s3cret") {
+				t.Errorf("exit %d, stderr %q: want 1 and one line starting %q, saying why, without the password", code, stderr, tt.want)
 			}
 		})
 	}

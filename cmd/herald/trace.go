@@ -86,12 +86,21 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "herald trace: %v\n", err)
 		return 2
 	}
+	if err := k.reach(ctx); err != nil {
+		fmt.Fprintf(stderr, "herald trace: %v\n", err)
+		return 1
+	}
 	src := traceSources{scan: k.scan(from), eventsTopic: cfg.EventsTopic}
 	if cfg.RedisURL != "" {
 		client, err := openToolRedis(cfg)
 		if err != nil {
 			fmt.Fprintf(stderr, "herald trace: %v\n", err)
 			return 2
+		}
+		if err := reachToolRedis(ctx, cfg, client); err != nil {
+			client.Close()
+			fmt.Fprintf(stderr, "herald trace: %v\n", err)
+			return 1
 		}
 		store := dedupe.NewRedis(client, dedupe.Options{})
 		defer func() { store.Close(); client.Close() }()
