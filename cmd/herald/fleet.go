@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -200,6 +201,9 @@ func (f *fleet) ready(ctx context.Context) error {
 	now := time.Now()
 	for _, c := range cs {
 		if m := c.Membership(); !m.Joined {
+			if m.Unreachable {
+				return fmt.Errorf("%s: %s; kafka %s (HERALD_KAFKA_BROKERS) unreachable", m.Group, describeUnjoined(m, now), strings.Join(f.cfg.KafkaBrokers, ","))
+			}
 			return fmt.Errorf("%s: %s", m.Group, describeUnjoined(m, now))
 		}
 	}
