@@ -24,7 +24,11 @@ const (
 )
 
 // MaxEventSize bounds an encoded event; larger input is rejected as poison.
-const MaxEventSize = 1 << 20
+// It is set so that an event within it is dead-lettered whole and its
+// notifications fit notification.MaxEncodedSize even when a recipient's
+// fields (copied again as recipient_*) make up most of it: see
+// docs/resilience.md, "Size limits".
+const MaxEventSize = 384 << 10
 
 // Event is a decoded, validated booking event.
 type Event struct {

@@ -24,6 +24,7 @@ const (
 	EventDispatched   = "dispatched"
 	EventUnknown      = "unknown_type"
 	EventPoison       = "poison"
+	EventRefused      = "refused" // a notification can never be written (too large): dead-lettered
 	EventNoRecipients = "no_notifications"
 )
 
@@ -102,10 +103,10 @@ func NewMetrics() *Metrics {
 		m.DedupeHits.WithLabelValues(c, "failed")
 		m.DLQWrites.WithLabelValues(c, string(failure.ReasonRender))
 	}
-	for _, o := range []string{EventDispatched, EventUnknown, EventPoison, EventNoRecipients} {
+	for _, o := range []string{EventDispatched, EventUnknown, EventPoison, EventRefused, EventNoRecipients} {
 		m.Events.WithLabelValues(o)
 	}
-	for _, r := range []failure.Reason{failure.ReasonDecode, failure.ReasonInvalid} {
+	for _, r := range []failure.Reason{failure.ReasonDecode, failure.ReasonInvalid, failure.ReasonTooLarge} {
 		m.DLQWrites.WithLabelValues("dispatcher", string(r))
 	}
 	m.registerProtect()

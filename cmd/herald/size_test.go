@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/gymhq/herald/dlq"
+	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/sim"
+	"github.com/gymhq/herald/topics"
+)
+
+// withNote returns ev with a free-text field data.note of n bytes of fill,
+// encoded as a booking service that does not escape HTML would send it
+// (kcat, most non-Go producers): each '<' is one byte on the wire.
+func withNote(t testing.TB, ev sim.Event, fill string, n int) sim.Event {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(ev.Value, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["data"].(map[string]any)["note"] = strings.Repeat(fill, n/len(fill))
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		t.Fatal(err)
+	}
+	ev.Value = bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	return ev
+}
+
+// alterTopic sets one topic config on the broker, as an operator would.
+func alterTopic(t testing.TB, env *devEnv, topic, name, value string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := &kafka.Client{Addr: kafka.TCP(env.brokers()...)}
+	resp, err := client.AlterConfigs(ctx, &kafka.AlterConfigsRequest{Resources: []kafka.AlterConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
+		Configs: []kafka.AlterConfigRequestConfig{{Name: name, Value: value}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range resp.Errors {
+		if e != nil {
+			t.Fatal(e)
+		}
+	}
+}
+
+// TestLargeEventDoesNotBlockItsPartition is issue 10's reproduction: a
+// gym.booking.confirmed of about 200 KB whose free text is all '<' used to
+// become a notification of about 1.2 MB (json.Marshal writes each '<' as
+// \u003c), which the producer refused as Message Size Too Large; the
+// dispatcher returned the error, the runtime retried it for ever, and the
+// next event with the same key was never delivered. Now the notification
+// is about as big as the event, and both events are delivered once.
+func TestLargeEventDoesNotBlockItsPartition(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fleet")
+	}
+	redis := redistest.Start(t)
+	env, _ := newTestEnv(t, 3, redis)
+	startFleet(t, env)
+
+	g := sim.New(sim.Options{Seed: 31, Members: 20, Prefix: "big"})
+	big := withNote(t, g.Make("gym.booking.confirmed"), "<", 200_000)
+	next := g.Make("gym.booking.confirmed")
+	next.Key = big.Key // same class, same partition, behind the big one
+	t.Logf("event of %d bytes", len(big.Value))
+
+	w := newWorkload(t, nil, 0)
+	w.add(t, big)
+	w.add(t, next)
+	w.publish(t, env)
+	assertExactlyOnce(t, "a 200 KB event of '<' and the event behind it", waitDelivered(t, env, w, 60*time.Second))
+	if dead := readAll(t, env.brokers(), topics.DLQ); len(dead) != 0 {
+		t.Errorf("%d DLQ records, want none", len(dead))
+	}
+}
+
+// TestRefusedNotificationDeadLettersItsEvent: a notification the broker
+// refuses as too large (herald.push.v1 limited to 32 KiB by its operator)
+// is permanent. The event goes to herald.dlq.v1 with reason too_large, the
+// notifications that were accepted are delivered, and the valid event with
+// the same key behind it is delivered: the partition moves on. The DLQ
+// topic is limited too, so the DLQ record itself is refused whole and is
+// written cut down, still with its reason.
+func TestRefusedNotificationDeadLettersItsEvent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fleet")
+	}
+	redis := redistest.Start(t)
+	env, _ := newTestEnv(t, 3, redis)
+	startFleet(t, env)
+	alterTopic(t, env, topics.Channel(notification.Push), "max.message.bytes", "32768")
+	alterTopic(t, env, topics.DLQ, "max.message.bytes", "49152")
+
+	g := sim.New(sim.Options{Seed: 37, Members: 20, Prefix: "refused"})
+	var poison sim.Event
+	var pushTo []string
+	spare := newWorkload(t, nil, 0)
+	for i := 0; i < 50 && len(pushTo) == 0; i++ { // a member with a push token
+		poison = withNote(t, g.Make("gym.booking.confirmed"), "x", 60_000)
+		ns, err := spare.planner.Plan(poison.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range ns {
+			if n.Channel == notification.Push {
+				pushTo = append(pushTo, n.To)
+			}
+		}
+	}
+	if len(pushTo) == 0 {
+		t.Fatal("no member with a push token")
+	}
+	next := g.Make("gym.booking.confirmed")
+	next.Key = poison.Key
+
+	w := newWorkload(t, nil, 0)
+	w.add(t, poison, pushTo...) // its email is accepted and delivered
+	w.add(t, next)
+	w.publish(t, env)
+	assertExactlyOnce(t, "the event behind a refused notification", waitDelivered(t, env, w, 60*time.Second))
+
+	dead := readAll(t, env.brokers(), topics.DLQ)
+	if len(dead) != 1 {
+		t.Fatalf("%d DLQ records, want 1", len(dead))
+	}
+	h := map[string]string{}
+	for _, x := range dead[0].Headers {
+		h[x.Key] = string(x.Value)
+	}
+	if h[dlq.HeaderStage] != "dispatcher" || h[dlq.HeaderReason] != "too_large" || h[dlq.HeaderClass] != "permanent" {
+		t.Errorf("DLQ record stage %q reason %q class %q, want dispatcher too_large permanent (error: %s)",
+			h[dlq.HeaderStage], h[dlq.HeaderReason], h[dlq.HeaderClass], h[dlq.HeaderError])
+	}
+	if h[dlq.HeaderTruncated] == "" || len(dead[0].Value) >= len(poison.Value) {
+		t.Errorf("DLQ record of %d bytes (truncated header %q), want it cut to fit the DLQ topic", len(dead[0].Value), h[dlq.HeaderTruncated])
+	}
+	t.Logf("DLQ: %s/%s %q, value %d of %d bytes", h[dlq.HeaderStage], h[dlq.HeaderReason], h[dlq.HeaderError], len(dead[0].Value), len(poison.Value))
+}
