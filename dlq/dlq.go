@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/topics"
 )
@@ -42,7 +43,7 @@ const maxErrorLen = 1024
 // partition for good. Longer values keep their first MaxValueSize bytes and
 // HeaderTruncated gives the original length. The whole record (key, value,
 // headers) is also kept within queue.MaxRecordBytes: see Record.
-const MaxValueSize = 900 << 10
+const MaxValueSize = notification.MaxEncodedSize
 
 // HeaderTruncated, present when the value was cut to MaxValueSize, holds
 // the original value's length in bytes.

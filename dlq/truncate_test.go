@@ -7,10 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gymhq/herald/dlq"
 	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/topics"
 )
 
 // A source record too large for the DLQ topic is kept as a prefix with its
@@ -112,5 +115,46 @@ func TestWriteRefusedRecord(t *testing.T) {
 	p := &refusing{limit: 10}
 	if err := dlq.Write(context.Background(), p, rec); err == nil || p.tries > 25 {
 		t.Errorf("a DLQ topic that takes nothing: %v after %d tries", err, p.tries)
+	}
+}
+
+// The largest notification herald makes, on its last retry, with the
+// source's headers, is dead-lettered whole, and `herald dlq replay` can
+// send it back (it could not when notifications of 256 KiB met events of
+// 1 MiB, issue 10).
+func TestLargestNotificationReplays(t *testing.T) {
+	n := &notification.Notification{EventID: "evt_1", EventType: "gym.booking.confirmed", Template: "gym.booking.confirmed",
+		Channel: notification.Email, Locale: "en", RecipientID: "mem_1", To: "a@example.com",
+		CreatedAt: time.Now(), Data: map[string]string{"note": ""}}
+	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+	b, err := notification.Encode(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newLimit := notification.MaxEncodedSize - 1<<10
+	n.Data["note"] = strings.Repeat("<", newLimit-len(b))
+	if b, err = notification.Encode(n); err != nil || len(b) != newLimit {
+		t.Fatalf("%d bytes: %v", len(b), err)
+	}
+	n.Attempt, n.FirstFailedAt, n.NotBefore = 7, time.Now(), time.Now()
+	if b, err = notification.Encode(n); err != nil {
+		t.Fatal(err)
+	}
+	src := &queue.Message{Topic: topics.Retry(notification.Email), Key: []byte("mem_1"), Value: b,
+		Headers: []queue.Header{{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")}}}
+	rec := dlq.Record(src, failure.Perm(failure.ReasonExhausted, errors.New("after 8 attempts")), dlq.Info{Stage: "email", Channel: "email", NotificationID: n.ID})
+	if len(rec.Value) != len(b) || rec.Header(dlq.HeaderTruncated) != nil || rec.Size() > queue.MaxRecordBytes {
+		t.Fatalf("DLQ record: value %d of %d bytes, record %d bytes", len(rec.Value), len(b), rec.Size())
+	}
+	e, err := dlq.Decode(&rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := dlq.Replay(e, "gym.bookings.v1", time.Now())
+	if err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	if _, err := notification.Decode(back.Value); err != nil {
+		t.Errorf("the replayed notification is refused: %v", err)
 	}
 }

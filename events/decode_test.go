@@ -164,7 +164,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"JSON array", []byte(`[{"specversion":"1.0"}]`), decode, "not a JSON object"},
 		{"JSON null", []byte(`null`), decode, "not a JSON object"},
 		{"bad UTF-8", append([]byte(`{"id":"`), 0xff, '"', '}'), decode, "UTF-8"},
-		{"oversize", oversize, decode, "more than the 393216 allowed"},
+		{"oversize", oversize, decode, "more than the 300000 allowed"},
 		{"trailing garbage", append(bytes.Clone(valid), "\n}garbage"...), decode, "after top-level value"},
 		{"two objects", append(bytes.Clone(valid), valid...), decode, "after top-level value"},
 

@@ -24,11 +24,13 @@ const (
 )
 
 // MaxEventSize bounds an encoded event; larger input is rejected as poison.
-// It is set so that an event within it is dead-lettered whole and its
-// notifications fit notification.MaxEncodedSize even when a recipient's
-// fields (copied again as recipient_*) make up most of it: see
-// docs/resilience.md, "Size limits".
-const MaxEventSize = 384 << 10
+// A value of an event appears at most three times in a notification (a
+// member's name as member_name, recipient_name and, without a space,
+// recipient_first_name), so three times this, plus the notification's own
+// fields, stays under notification.MaxEncodedSize; and an event within it
+// is dead-lettered whole (dlq.MaxValueSize). See docs/resilience.md, "Size
+// limits".
+const MaxEventSize = 300_000
 
 // Event is a decoded, validated booking event.
 type Event struct {

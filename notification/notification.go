@@ -46,14 +46,14 @@ const (
 )
 
 // MaxEncodedSize bounds a notification on the wire; a channel worker treats
-// larger input as poison. It is the DLQ's value limit (dlq.MaxValueSize),
-// so a notification is always dead-lettered whole and `herald dlq replay`
-// can send it again, and well under queue.MaxRecordBytes, which leaves
-// room for its key and headers. Encode refuses to produce anything larger,
-// so no notification herald writes is ever refused by a worker for its
-// size. Why the event limit fits under it: docs/resilience.md, "Size
-// limits".
-const MaxEncodedSize = 900 << 10
+// larger input as poison. It is also the DLQ's value limit
+// (dlq.MaxValueSize), so a notification is always dead-lettered whole and
+// `herald dlq replay` can send it again, and it leaves 40,000 bytes of
+// queue.MaxRecordBytes for the record's key and headers. Encode refuses to
+// produce anything larger, so no notification herald writes is ever
+// refused by a worker for its size. How the event limit fits under it:
+// docs/resilience.md, "Size limits".
+const MaxEncodedSize = 960_000
 
 // retryRoom is kept free in a new notification (attempt 0, no retry
 // state) for the fields a retry adds: attempt, not_before and

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/gymhq/herald/dlq"
+	"github.com/gymhq/herald/events"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/sim"
@@ -149,4 +150,66 @@ func TestRefusedNotificationDeadLettersItsEvent(t *testing.T) {
 		t.Errorf("DLQ record of %d bytes (truncated header %q), want it cut to fit the DLQ topic", len(dead[0].Value), h[dlq.HeaderTruncated])
 	}
 	t.Logf("DLQ: %s/%s %q, value %d of %d bytes", h[dlq.HeaderStage], h[dlq.HeaderReason], h[dlq.HeaderError], len(dead[0].Value), len(poison.Value))
+}
+
+// sized returns ev with a free-text note of '<' making it exactly size
+// bytes on the wire.
+func sized(t testing.TB, ev sim.Event, size int) sim.Event {
+	t.Helper()
+	base := withNote(t, ev, "<", 0)
+	out := withNote(t, ev, "<", size-len(base.Value))
+	if len(out.Value) != size {
+		t.Fatalf("built an event of %d bytes, want %d", len(out.Value), size)
+	}
+	return out
+}
+
+// TestEventSizeEdges runs the size limits end to end (docs/resilience.md,
+// "Size limits"): an event of exactly events.MaxEventSize is delivered; one
+// byte more is dead-lettered whole (reason decode) and so is an invalid
+// event of exactly the limit; and the valid event with the same key
+// behind each is delivered.
+func TestEventSizeEdges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fleet")
+	}
+	redis := redistest.Start(t)
+	env, _ := newTestEnv(t, 3, redis)
+	startFleet(t, env)
+
+	g := sim.New(sim.Options{Seed: 41, Members: 20, Prefix: "edge"})
+	atLimit := sized(t, g.Make("gym.booking.confirmed"), events.MaxEventSize)
+	over := sized(t, g.Make("gym.booking.confirmed"), events.MaxEventSize+1)
+	invalid := g.Make("gym.waitlist.promoted")
+	invalid.Value = bytes.Replace(invalid.Value, []byte(`"phone":"+`), []byte(`"phone":"00`), 1)
+	invalid = sized(t, invalid, events.MaxEventSize)
+
+	w := newWorkload(t, nil, 0)
+	var order []sim.Event
+	for _, ev := range []sim.Event{atLimit, over, invalid} {
+		next := g.Make("gym.booking.confirmed")
+		next.Key = ev.Key
+		order = append(order, ev, next)
+		w.add(t, next)
+	}
+	w.add(t, atLimit)
+	w.events = order
+	w.publish(t, env)
+	assertExactlyOnce(t, "events at and over the size limit", waitDelivered(t, env, w, 60*time.Second))
+
+	dead := readAll(t, env.brokers(), topics.DLQ)
+	if len(dead) != 2 {
+		t.Fatalf("%d DLQ records, want 2", len(dead))
+	}
+	for _, d := range dead {
+		h := map[string]string{}
+		for _, x := range d.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		whole := bytes.Equal(d.Value, over.Value) || bytes.Equal(d.Value, invalid.Value)
+		if !whole || h[dlq.HeaderTruncated] != "" || h[dlq.HeaderStage] != "dispatcher" {
+			t.Errorf("DLQ record of %d bytes (stage %q, truncated %q), want one of the refused events whole", len(d.Value), h[dlq.HeaderStage], h[dlq.HeaderTruncated])
+		}
+		t.Logf("DLQ: %s/%s, %d bytes: %s", h[dlq.HeaderStage], h[dlq.HeaderReason], len(d.Value), h[dlq.HeaderError])
+	}
 }
