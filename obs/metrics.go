@@ -42,6 +42,7 @@ type Metrics struct {
 	Events        *prometheus.CounterVec   // outcome
 	Fanout        prometheus.Histogram     // notifications per event
 	Committed     *prometheus.GaugeVec     // group, topic, partition
+	Stalls        *Stalls                  // herald_partition_stalled_seconds (stall.go)
 	Protect       *ProtectMetrics          // suppressions, rate limit, breakers (protect.go)
 }
 
@@ -86,7 +87,8 @@ func NewMetrics() *Metrics {
 			Name: "herald_committed_offset", Help: "Last committed offset per group and partition.",
 		}, []string{"group", "topic", "partition"}),
 	}
-	r.MustRegister(m.Notifications, m.SendLatency, m.EndToEnd, m.InFlight, m.DedupeHits, m.Retries, m.DLQWrites, m.Events, m.Fanout, m.Committed)
+	m.Stalls = NewStalls(nil)
+	r.MustRegister(m.Notifications, m.SendLatency, m.EndToEnd, m.InFlight, m.DedupeHits, m.Retries, m.DLQWrites, m.Events, m.Fanout, m.Committed, m.Stalls)
 	for _, ch := range notification.Channels {
 		c := string(ch)
 		for _, o := range outcomes {

@@ -213,3 +213,75 @@ func TestEventSizeEdges(t *testing.T) {
 		t.Logf("DLQ: %s/%s, %d bytes: %s", h[dlq.HeaderStage], h[dlq.HeaderReason], len(d.Value), h[dlq.HeaderError])
 	}
 }
+
+// stalled returns the largest herald_partition_stalled_seconds of group
+// on topic.
+func stalled(t testing.TB, env *devEnv, group, topic string) float64 {
+	t.Helper()
+	mfs, err := env.fleet.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	most := -1.0
+	for _, f := range mfs {
+		if f.GetName() != "herald_partition_stalled_seconds" {
+			continue
+		}
+	next:
+		for _, m := range f.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "group" && l.GetValue() != group || l.GetName() == "topic" && l.GetValue() != topic {
+					continue next
+				}
+			}
+			most = max(most, m.GetGauge().GetValue())
+		}
+	}
+	return most
+}
+
+// TestStuckRecordSurfaces: a record that keeps failing for a reason that
+// does not pass by itself — here the DLQ topic refuses even the smallest
+// DLQ record, so a poison event can be neither handled nor dead-lettered —
+// holds its partition while /healthz stays green (handler calls keep
+// finishing). herald_partition_stalled_seconds shows it, growing, and
+// returns to 0 once the operator fixes the topic and the partition moves.
+func TestStuckRecordSurfaces(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fleet")
+	}
+	redis := redistest.Start(t)
+	env, _ := newTestEnv(t, 3, redis)
+	env.fleet.live.lagEvery = 100 * time.Millisecond
+	startFleet(t, env)
+	alterTopic(t, env, topics.DLQ, "max.message.bytes", "100")
+
+	g := sim.New(sim.Options{Seed: 43, Members: 20, Prefix: "stuck"})
+	good := g.Make("gym.booking.confirmed")
+	w := newWorkload(t, nil, 0)
+	w.add(t, good)
+	w.events = []sim.Event{{Key: good.Key, Value: []byte(`{"specversion":"1.0",`)}, good}
+	w.publish(t, env)
+
+	poll(t, 30*time.Second, "herald_partition_stalled_seconds over 2s for the dispatcher", func() bool {
+		return stalled(t, env, topics.GroupDispatch, env.cfg.EventsTopic) > 2
+	})
+	if err := env.fleet.live.check(); err != nil {
+		t.Logf("liveness: %v", err)
+	} else {
+		t.Log("liveness: healthy while the partition is stuck")
+	}
+	first := stalled(t, env, topics.GroupDispatch, env.cfg.EventsTopic)
+	poll(t, 10*time.Second, "the stall to grow", func() bool {
+		return stalled(t, env, topics.GroupDispatch, env.cfg.EventsTopic) > first+0.5
+	})
+	if env.outbox.Len() != 0 {
+		t.Errorf("%d deliveries from behind the stuck record", env.outbox.Len())
+	}
+
+	alterTopic(t, env, topics.DLQ, "max.message.bytes", "1048588")
+	assertExactlyOnce(t, "the event behind the stuck record, once the DLQ takes it", waitDelivered(t, env, w, 60*time.Second))
+	poll(t, 10*time.Second, "herald_partition_stalled_seconds back to 0", func() bool {
+		return stalled(t, env, topics.GroupDispatch, env.cfg.EventsTopic) == 0
+	})
+}
