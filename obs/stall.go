@@ -42,8 +42,11 @@ type stallKey struct {
 type stallState struct {
 	committed int64
 	lag       int64
-	// since is when the commit point last moved, or when records were
-	// last seen not waiting, whichever is later: the start of the stall.
+	// since is when the commit point last moved, or when a poll first saw
+	// records waiting, whichever is later: the start of the stall. Counting
+	// from the first poll that saw them (not the last that saw none) errs
+	// short by at most one poll interval, never long, so an idle
+	// partition's first record cannot look stuck already.
 	since time.Time
 }
 
@@ -77,10 +80,10 @@ func (s *Stalls) Lag(group, topic string, partition int, committed, lag int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.state(stallKey{group, topic, partition}, committed)
-	st.lag = lag
-	if st.committed != committed || lag <= 0 {
+	if st.committed != committed || st.lag <= 0 {
 		st.committed, st.since = committed, s.now()
 	}
+	st.lag = lag
 }
 
 // state returns the partition's state, created as moving now.
