@@ -114,7 +114,7 @@ func (p *Producer) Publish(ctx context.Context, msgs ...queue.Message) error {
 				return err
 			}
 		}
-		return perm
+		return fmt.Errorf("kafkarun: publish: %w", perm)
 	}
 	var we kafka.WriteErrors
 	if !errors.As(err, &we) {
