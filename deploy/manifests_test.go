@@ -10,11 +10,13 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"net"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -912,7 +914,7 @@ func TestAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"HeraldDLQRate", "HeraldConsumerLagGrowing", "HeraldProviderErrorRate", "HeraldCircuitOpen", "HeraldNoProgress"}
+	want := []string{"HeraldDLQRate", "HeraldConsumerLagGrowing", "HeraldProviderErrorRate", "HeraldCircuitOpen", "HeraldNoProgress", "HeraldPartitionStalled"}
 	forEachOverlay(t, func(t *testing.T, f *fleet) {
 		if len(f.rules) != 1 {
 			t.Fatalf("%d PrometheusRules, want 1", len(f.rules))
@@ -943,6 +945,63 @@ func TestAlerts(t *testing.T) {
 			if !slices.Contains(got, a) {
 				t.Errorf("no alert %s", a)
 			}
+		}
+	})
+}
+
+// TestAlertMetricsExported: every herald_* series a rule reads is one the
+// code exports (its name is a string in a non-test Go file of the module)
+// and one docs/operations.md lists under Metrics, so an alert cannot watch
+// a series that does not exist. HeraldPartitionStalled must read
+// herald_partition_stalled_seconds, with a longer bound on retry topics,
+// whose records wait for their not-before time on purpose.
+func TestAlertMetricsExported(t *testing.T) {
+	var code strings.Builder
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "deploy" || strings.HasPrefix(d.Name(), ".")) && path != ".." {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			code.Write(b)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := string(doc[bytes.Index(doc, []byte("\n## Metrics\n")):])
+	name := regexp.MustCompile(`\bherald_[a-z_]+\b`)
+	forEachOverlay(t, func(t *testing.T, f *fleet) {
+		stalled := ""
+		for _, g := range f.rules[0].Spec.Groups {
+			for _, r := range g.Rules {
+				for _, m := range name.FindAllString(r.Expr, -1) {
+					if !strings.Contains(code.String(), `"`+m+`"`) && !strings.Contains(code.String(), `"`+strings.TrimSuffix(m, "_total")+`"`) {
+						t.Errorf("%s%s reads %s, which no Go file exports", r.Alert, r.Record, m)
+					}
+					if !strings.Contains(metrics, "`"+m+"`") {
+						t.Errorf("%s%s reads %s, which docs/operations.md does not list under Metrics", r.Alert, r.Record, m)
+					}
+				}
+				if r.Alert == "HeraldPartitionStalled" {
+					stalled = r.Expr
+				}
+			}
+		}
+		if !strings.Contains(stalled, `herald_partition_stalled_seconds{topic!~".*\\.retry\\.v1"}) > 600`) ||
+			!strings.Contains(stalled, `herald_partition_stalled_seconds{topic=~".*\\.retry\\.v1"}) > 3600`) {
+			t.Errorf("HeraldPartitionStalled: expr %q, want 10 minutes on main topics and an hour on retry topics", stalled)
 		}
 	})
 }

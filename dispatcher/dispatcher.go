@@ -4,13 +4,18 @@
 //
 // Handle is a queue.Handler. An event that cannot be decoded or validated is
 // written to the DLQ with its reason and acknowledged, so it never blocks its
-// partition; an event type with no routing is counted and skipped. Only a
-// failure to publish returns an error, so the runtime retries the event —
-// republishing is safe because notification ids are deterministic and the
-// channel workers deduplicate them.
+// partition; an event type with no routing is counted and skipped. So is
+// an event with a notification that can never be written — larger than
+// notification.MaxEncodedSize, or refused for good by the broker: its other
+// notifications are published and the event is dead-lettered with reason
+// too_large (or the broker's), so one record never holds its partition.
+// Only a retryable failure to publish returns an error, so the runtime
+// retries the event — republishing is safe because notification ids are
+// deterministic and the channel workers deduplicate them.
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -47,40 +52,62 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 		d.Logger.Debug("event type has no routing; skipped", zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
 		return nil
 	case err != nil:
-		rec := dlq.Record(m, err, dlq.Info{Stage: "dispatcher", Attempts: 1})
-		if err := d.Publisher.Publish(ctx, rec); err != nil {
-			return err
-		}
-		reason := string(failure.ReasonOf(err))
-		d.Metrics.Events.WithLabelValues(obs.EventPoison).Inc()
-		d.Metrics.DLQWrites.WithLabelValues("dispatcher", reason).Inc()
-		d.Logger.Warn("event dead-lettered", zap.String("outcome", obs.OutcomeDeadLettered), zap.String("reason", reason),
-			zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
-		return nil
+		return d.deadLetter(ctx, m, err)
 	}
 	d.Metrics.Fanout.Observe(float64(len(ns)))
 	if len(ns) == 0 {
 		d.Metrics.Events.WithLabelValues(obs.EventNoRecipients).Inc()
 		return nil
 	}
-	msgs := make([]queue.Message, len(ns))
+	msgs := make([]queue.Message, 0, len(ns))
 	now := time.Now()
+	var refused error // the first notification that can never be written
 	for i := range ns {
 		n := &ns[i]
 		b, err := notification.Encode(n)
 		if err != nil {
-			return err
+			if failure.ClassOf(err) == failure.Retryable {
+				return err
+			}
+			refused = cmp.Or(refused, err)
+			continue
 		}
 		hs := make([]queue.Header, 0, len(m.Headers)+1)
 		hs = append(hs, m.Headers...) // trace context and the producer's own headers travel on
 		hs = append(hs, queue.Header{Key: HeaderEventID, Value: []byte(n.EventID)})
-		msgs[i] = queue.Message{Topic: topics.Channel(n.Channel), Key: []byte(n.RecipientID), Value: b, Headers: hs, Time: now}
+		msgs = append(msgs, queue.Message{Topic: topics.Channel(n.Channel), Key: []byte(n.RecipientID), Value: b, Headers: hs, Time: now})
 	}
 	if err := d.Publisher.Publish(ctx, msgs...); err != nil {
-		return err
+		if failure.ClassOf(err) == failure.Retryable {
+			return err
+		}
+		refused = cmp.Or(refused, err)
+	}
+	if refused != nil {
+		return d.deadLetter(ctx, m, refused)
 	}
 	d.Metrics.Events.WithLabelValues(obs.EventDispatched).Inc()
 	d.Logger.Debug("event dispatched", zap.String("event_id", ns[0].EventID), zap.Int("notifications", len(ns)),
 		zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset))
+	return nil
+}
+
+// deadLetter writes the event to the DLQ with cause, poison or permanent,
+// and acknowledges it.
+func (d *Dispatcher) deadLetter(ctx context.Context, m *queue.Message, cause error) error {
+	rec := dlq.Record(m, cause, dlq.Info{Stage: "dispatcher", Attempts: 1})
+	if err := dlq.Write(ctx, d.Publisher, rec); err != nil {
+		return err
+	}
+	reason := string(failure.ReasonOf(cause))
+	outcome := obs.EventPoison
+	if failure.ClassOf(cause) != failure.Poison {
+		outcome = obs.EventRefused
+	}
+	d.Metrics.Events.WithLabelValues(outcome).Inc()
+	d.Metrics.DLQWrites.WithLabelValues("dispatcher", reason).Inc()
+	d.Logger.Warn("event dead-lettered", zap.String("outcome", obs.OutcomeDeadLettered), zap.String("reason", reason),
+		zap.String("class", failure.ClassOf(cause).String()),
+		zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(cause))
 	return nil
 }

@@ -5,10 +5,12 @@
 package dlq
 
 import (
+	"context"
 	"strconv"
 	"time"
 
 	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/topics"
 )
@@ -33,13 +35,15 @@ const (
 // maxErrorLen bounds the error text carried in a header.
 const maxErrorLen = 1024
 
-// MaxValueSize bounds the original bytes a DLQ record carries. A source
-// record can be larger than the DLQ topic (Kafka's default 1 MB) or the
-// producer accept — a booking topic configured for bigger records, an
+// MaxValueSize bounds the original bytes a DLQ record carries. It is at
+// least the event and notification limits, so any event or notification
+// herald accepts is dead-lettered whole and can be replayed. A source
+// record can be larger — a booking topic configured for bigger records, an
 // oversize event — and a DLQ write that can never succeed would block the
 // partition for good. Longer values keep their first MaxValueSize bytes and
-// HeaderTruncated gives the original length.
-const MaxValueSize = 900 << 10
+// HeaderTruncated gives the original length. The whole record (key, value,
+// headers) is also kept within queue.MaxRecordBytes: see Record.
+const MaxValueSize = notification.MaxEncodedSize
 
 // HeaderTruncated, present when the value was cut to MaxValueSize, holds
 // the original value's length in bytes.
@@ -93,12 +97,76 @@ func Record(src *queue.Message, err error, info Info) queue.Message {
 	add(HeaderSourceOffset, strconv.FormatInt(src.Offset, 10))
 	add(HeaderEventID, info.EventID)
 	add(HeaderNotificationID, info.NotificationID)
-	value := src.Value
-	if len(value) > MaxValueSize {
-		value = value[:MaxValueSize]
-		add(HeaderTruncated, strconv.Itoa(len(src.Value)))
+	rec := queue.Message{Topic: topics.DLQ, Key: src.Key, Value: src.Value, Headers: hs}
+	limit := MaxValueSize
+	if rest := rec.Size() - len(rec.Value); rest > queue.MaxRecordBytes-MaxValueSize {
+		// The source's key and headers are large enough to push the
+		// record over what herald writes: keep the herald-* headers,
+		// which say what failed, and give the value what is left.
+		rec.Headers = heraldOnly(hs)
+		if rest = rec.Size() - len(rec.Value); rest > queue.MaxRecordBytes-MaxValueSize {
+			rec.Key = nil
+			rest = rec.Size() - len(rec.Value)
+		}
+		limit = min(MaxValueSize, max(queue.MaxRecordBytes-rest, 0))
 	}
-	return queue.Message{Topic: topics.DLQ, Key: src.Key, Value: value, Headers: hs}
+	return truncate(rec, len(src.Value), limit)
+}
+
+// truncate cuts rec's value to at most n bytes, recording the original
+// length (orig) when it does.
+func truncate(rec queue.Message, orig, n int) queue.Message {
+	if len(rec.Value) <= n {
+		return rec
+	}
+	rec.Value = rec.Value[:n]
+	hs := make([]queue.Header, 0, len(rec.Headers)+1)
+	for _, h := range rec.Headers {
+		if h.Key != HeaderTruncated {
+			hs = append(hs, h)
+		}
+	}
+	rec.Headers = append(hs, queue.Header{Key: HeaderTruncated, Value: []byte(strconv.Itoa(orig))})
+	return rec
+}
+
+func heraldOnly(hs []queue.Header) []queue.Header {
+	out := make([]queue.Header, 0, len(hs))
+	for _, h := range hs {
+		if len(h.Key) >= 7 && h.Key[:7] == "herald-" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// Write publishes rec, a record built by Record, to the DLQ. If the broker
+// refuses it for good (its topic's max.message.bytes is below what herald
+// writes), it writes rec again cut down — the source's own headers dropped,
+// the value halved until it is accepted, down to none — so that the reason
+// is recorded and the source's partition moves on. It never retries
+// without end: a refusal of the smallest form, or any retryable error, is
+// returned for the caller's runtime to retry as a dependency failure.
+func Write(ctx context.Context, pub queue.Publisher, rec queue.Message) error {
+	err := pub.Publish(ctx, rec)
+	if err == nil || failure.ClassOf(err) != failure.Permanent {
+		return err
+	}
+	orig := len(rec.Value)
+	if v := rec.Header(HeaderTruncated); v != nil {
+		if n, perr := strconv.Atoi(string(v)); perr == nil {
+			orig = n
+		}
+	}
+	small := rec
+	small.Headers = heraldOnly(rec.Headers)
+	for n := len(rec.Value) / 2; ; n /= 2 {
+		small = truncate(small, orig, n)
+		err = pub.Publish(ctx, small)
+		if err == nil || failure.ClassOf(err) != failure.Permanent || n == 0 {
+			return err
+		}
+	}
 }
 
 // HeaderReplay marks a record that `herald dlq replay` sent back into the

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -163,7 +164,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"JSON array", []byte(`[{"specversion":"1.0"}]`), decode, "not a JSON object"},
 		{"JSON null", []byte(`null`), decode, "not a JSON object"},
 		{"bad UTF-8", append([]byte(`{"id":"`), 0xff, '"', '}'), decode, "UTF-8"},
-		{"oversize", oversize, decode, "more than the 1048576 allowed"},
+		{"oversize", oversize, decode, "more than the 300000 allowed"},
 		{"trailing garbage", append(bytes.Clone(valid), "\n}garbage"...), decode, "after top-level value"},
 		{"two objects", append(bytes.Clone(valid), valid...), decode, "after top-level value"},
 
@@ -516,4 +517,36 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		}
 	})
+}
+
+// The event limit is exact: an event of MaxEventSize bytes decodes, one
+// byte more is poison naming both sizes.
+func TestDecodeSizeEdge(t *testing.T) {
+	base := readSample(t, "booking_confirmed.json")
+	at := func(size int) []byte {
+		// Pad with a free-text field so the event is exactly size bytes.
+		var ev map[string]any
+		if err := json.Unmarshal(base, &ev); err != nil {
+			t.Fatal(err)
+		}
+		ev["data"].(map[string]any)["note"] = ""
+		b, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Replace(b, []byte(`"note":""`), []byte(`"note":"`+strings.Repeat("a", size-len(b))+`"`), 1)
+	}
+	ok := at(events.MaxEventSize)
+	if len(ok) != events.MaxEventSize {
+		t.Fatalf("built %d bytes, want %d", len(ok), events.MaxEventSize)
+	}
+	if _, err := events.Decode(ok); err != nil {
+		t.Errorf("event of exactly %d bytes: %v", len(ok), err)
+	}
+	over := at(events.MaxEventSize + 1)
+	_, err := events.Decode(over)
+	if failure.ClassOf(err) != failure.Poison || failure.ReasonOf(err) != failure.ReasonDecode ||
+		!strings.Contains(err.Error(), fmt.Sprintf("event is %d bytes, more than the %d allowed", len(over), events.MaxEventSize)) {
+		t.Errorf("event of %d bytes: %v, want poison naming both sizes", len(over), err)
+	}
 }

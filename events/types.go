@@ -24,7 +24,13 @@ const (
 )
 
 // MaxEventSize bounds an encoded event; larger input is rejected as poison.
-const MaxEventSize = 1 << 20
+// A value of an event appears at most three times in a notification (a
+// member's name as member_name, recipient_name and, without a space,
+// recipient_first_name), so three times this, plus the notification's own
+// fields, stays under notification.MaxEncodedSize; and an event within it
+// is dead-lettered whole (dlq.MaxValueSize). See docs/resilience.md, "Size
+// limits".
+const MaxEventSize = 300_000
 
 // Event is a decoded, validated booking event.
 type Event struct {

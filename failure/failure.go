@@ -54,6 +54,7 @@ const (
 	ReasonUnsubscribed      Reason = "unsubscribed"       // recipient opted out at the provider
 	ReasonTokenUnregistered Reason = "token_unregistered" // push token no longer valid
 	ReasonRejected          Reason = "rejected"           // provider refused this message permanently
+	ReasonTooLarge          Reason = "too_large"          // bigger than a limit herald or the broker sets
 	ReasonRateLimited       Reason = "rate_limited"       // provider asked us to slow down
 	ReasonUnavailable       Reason = "unavailable"        // provider 5xx / SMTP 4xx
 	ReasonNetwork           Reason = "network"            // connection refused, reset, DNS, TLS
@@ -66,7 +67,7 @@ const (
 // Reasons lists every reason, for pre-creating metric series.
 var Reasons = []Reason{
 	ReasonDecode, ReasonInvalid, ReasonRender, ReasonInvalidAddress, ReasonUnsubscribed,
-	ReasonTokenUnregistered, ReasonRejected, ReasonRateLimited, ReasonUnavailable,
+	ReasonTokenUnregistered, ReasonRejected, ReasonTooLarge, ReasonRateLimited, ReasonUnavailable,
 	ReasonNetwork, ReasonTimeout, ReasonAuth, ReasonExhausted, ReasonUnknown,
 }
 

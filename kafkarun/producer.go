@@ -33,6 +33,10 @@ type ProducerConfig struct {
 // lands on the same partition whichever client wrote it.
 type Producer struct {
 	w *kafka.Writer
+	// alone writes one record per batch: a refused record is written again
+	// through it, so that the refusal is known to be about that record and
+	// not about a batch it shared with other callers' records.
+	alone *kafka.Writer
 }
 
 var _ queue.Publisher = (*Producer)(nil)
@@ -45,28 +49,41 @@ func NewProducer(cfg ProducerConfig) *Producer {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 1000
 	}
-	w := &kafka.Writer{
-		Addr:         kafka.TCP(cfg.Brokers...),
-		Balancer:     &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, // zero would be fire-and-forget
-		BatchTimeout: cfg.BatchTimeout,
-		BatchSize:    cfg.BatchSize,
-		MaxAttempts:  5,
-		// herald creates its own topics at start; auto-creation would hide a
-		// misconfigured topic name behind a topic nobody consumes.
-		AllowAutoTopicCreation: false,
-		WriteBackoffMin:        20 * time.Millisecond,
-		WriteBackoffMax:        500 * time.Millisecond,
+	writer := func(batchSize int) *kafka.Writer {
+		w := &kafka.Writer{
+			Addr:         kafka.TCP(cfg.Brokers...),
+			Balancer:     &kafka.Murmur2Balancer{},
+			RequiredAcks: kafka.RequireAll, // zero would be fire-and-forget
+			BatchTimeout: cfg.BatchTimeout,
+			BatchSize:    batchSize,
+			// A batch never exceeds what a broker at its default
+			// max.message.bytes accepts, so a refusal for size is about a
+			// record, never about how records were batched; and a
+			// single record above it is refused here, before any I/O.
+			BatchBytes:  queue.MaxRecordBytes,
+			MaxAttempts: 5,
+			// herald creates its own topics at start; auto-creation would hide a
+			// misconfigured topic name behind a topic nobody consumes.
+			AllowAutoTopicCreation: false,
+			WriteBackoffMin:        20 * time.Millisecond,
+			WriteBackoffMax:        500 * time.Millisecond,
+		}
+		if cfg.Transport != nil {
+			w.Transport = cfg.Transport
+		}
+		return w
 	}
-	if cfg.Transport != nil {
-		w.Transport = cfg.Transport
-	}
-	return &Producer{w: w}
+	return &Producer{w: writer(cfg.BatchSize), alone: writer(1)}
 }
 
 // Publish writes msgs and returns once all were acknowledged. On error some
 // messages may have been written; callers retry the whole set, and
 // consumers deduplicate by notification id.
+//
+// A record the broker will never accept (classifyPublish) makes the error
+// permanent (package failure): the caller dead-letters what it was handling
+// instead of retrying for ever. Every other record of the call has then
+// been written, so that only the refused ones are missing.
 func (p *Producer) Publish(ctx context.Context, msgs ...queue.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -83,27 +100,77 @@ func (p *Producer) Publish(ctx context.Context, msgs ...queue.Message) error {
 			km[i].Headers = hs
 		}
 	}
-	if err := p.w.WriteMessages(ctx, km...); err != nil {
-		var we kafka.WriteErrors
-		if errors.As(err, &we) {
-			return fmt.Errorf("kafkarun: publish: %d of %d messages failed: %w", we.Count(), len(msgs), firstErr(we))
+	err := p.w.WriteMessages(ctx, km...)
+	if err == nil {
+		return nil
+	}
+	// The client refuses a record over its batch limit before writing
+	// anything: write the others, then report the refusal.
+	var big kafka.MessageTooLargeError
+	if errors.As(err, &big) {
+		perm := recordError(&big.Message, err)
+		if len(big.Remaining) > 0 {
+			if err := p.Publish(ctx, fromKafka(big.Remaining)...); err != nil && !recordRefused(err) {
+				return err
+			}
 		}
+		return fmt.Errorf("kafkarun: publish: %w", perm)
+	}
+	var we kafka.WriteErrors
+	if !errors.As(err, &we) {
 		return fmt.Errorf("kafkarun: publish: %w", err)
+	}
+	// Refused records are tried once more alone: only a record the broker
+	// refuses by itself is permanently refused.
+	var retry, perm error
+	failed := 0
+	for i, e := range we {
+		if e == nil {
+			continue
+		}
+		if recordRefused(e) {
+			e = p.alone.WriteMessages(ctx, km[i])
+			var wes kafka.WriteErrors
+			if errors.As(e, &wes) && len(wes) == 1 {
+				e = wes[0]
+			}
+			if e == nil {
+				continue
+			}
+			if recordRefused(e) {
+				if perm == nil {
+					perm = recordError(&km[i], e)
+				}
+				continue
+			}
+		}
+		failed++
+		if retry == nil {
+			retry = e
+		}
+	}
+	if retry != nil {
+		return fmt.Errorf("kafkarun: publish: %d of %d messages failed: %w", failed, len(msgs), retry)
+	}
+	if perm != nil {
+		return fmt.Errorf("kafkarun: publish: %w", perm)
 	}
 	return nil
 }
 
-func firstErr(we kafka.WriteErrors) error {
-	for _, e := range we {
-		if e != nil {
-			return e
+func fromKafka(km []kafka.Message) []queue.Message {
+	out := make([]queue.Message, len(km))
+	for i, m := range km {
+		out[i] = queue.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Time: m.Time}
+		for _, h := range m.Headers {
+			out[i].Headers = append(out[i].Headers, queue.Header{Key: h.Key, Value: h.Value})
 		}
 	}
-	return nil
+	return out
 }
 
 // Close flushes pending batches and closes connections.
-func (p *Producer) Close() error { return p.w.Close() }
+func (p *Producer) Close() error { return errors.Join(p.w.Close(), p.alone.Close()) }
 
 // TopicSpec describes a topic herald owns.
 type TopicSpec struct {

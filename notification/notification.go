@@ -10,6 +10,7 @@
 package notification
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -44,8 +45,21 @@ const (
 	High   Priority = "high"
 )
 
-// MaxEncodedSize bounds a notification on the wire; larger input is poison.
-const MaxEncodedSize = 256 << 10
+// MaxEncodedSize bounds a notification on the wire; a channel worker treats
+// larger input as poison. It is also the DLQ's value limit
+// (dlq.MaxValueSize), so a notification is always dead-lettered whole and
+// `herald dlq replay` can send it again, and it leaves 40,000 bytes of
+// queue.MaxRecordBytes for the record's key and headers. Encode refuses to
+// produce anything larger, so no notification herald writes is ever
+// refused by a worker for its size. How the event limit fits under it:
+// docs/resilience.md, "Size limits".
+const MaxEncodedSize = 960_000
+
+// retryRoom is kept free in a new notification (attempt 0, no retry
+// state) for the fields a retry adds: attempt, not_before and
+// first_failed_at take under 100 bytes. A notification published by the
+// dispatcher therefore still fits MaxEncodedSize on its last retry.
+const retryRoom = 1 << 10
 
 // Notification is one message to one address on one channel.
 //
@@ -109,8 +123,34 @@ func (n *Notification) Validate() error {
 	return nil
 }
 
-// Encode serialises n for a channel topic.
-func Encode(n *Notification) ([]byte, error) { return json.Marshal(n) }
+// Encode serialises n for a channel topic. The result is at most
+// MaxEncodedSize bytes, and at most MaxEncodedSize minus retryRoom for a
+// new notification; a larger one is a permanent failure.ReasonTooLarge
+// error, never bytes a worker would refuse.
+//
+// HTML escaping is off: json.Marshal writes each of <, > and & as a
+// six-byte \u003c, so free text full of them grew sixfold and a 200 KB
+// event made notifications of 1.2 MB (issue 10). The bytes travel between
+// herald's own processes and are never embedded in HTML, so the escaping
+// protected nothing; Decode reads both forms, and the JSON stays as strict.
+func Encode(n *Notification) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(n); err != nil {
+		return nil, err
+	}
+	out := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	limit := MaxEncodedSize
+	if n.Attempt == 0 && n.NotBefore.IsZero() && n.FirstFailedAt.IsZero() {
+		limit -= retryRoom
+	}
+	if len(out) > limit {
+		return nil, failure.Errorf(failure.Permanent, failure.ReasonTooLarge,
+			"%s notification %s is %d bytes encoded, more than the %d allowed", n.Channel, n.ID, len(out), limit)
+	}
+	return out, nil
+}
 
 // Decode parses and validates a notification read from a channel topic. Any
 // error is classified as poison: the bytes will never become deliverable.

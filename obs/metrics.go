@@ -24,6 +24,7 @@ const (
 	EventDispatched   = "dispatched"
 	EventUnknown      = "unknown_type"
 	EventPoison       = "poison"
+	EventRefused      = "refused" // a notification can never be written (too large): dead-lettered
 	EventNoRecipients = "no_notifications"
 )
 
@@ -41,6 +42,7 @@ type Metrics struct {
 	Events        *prometheus.CounterVec   // outcome
 	Fanout        prometheus.Histogram     // notifications per event
 	Committed     *prometheus.GaugeVec     // group, topic, partition
+	Stalls        *Stalls                  // herald_partition_stalled_seconds (stall.go)
 	Protect       *ProtectMetrics          // suppressions, rate limit, breakers (protect.go)
 }
 
@@ -85,7 +87,8 @@ func NewMetrics() *Metrics {
 			Name: "herald_committed_offset", Help: "Last committed offset per group and partition.",
 		}, []string{"group", "topic", "partition"}),
 	}
-	r.MustRegister(m.Notifications, m.SendLatency, m.EndToEnd, m.InFlight, m.DedupeHits, m.Retries, m.DLQWrites, m.Events, m.Fanout, m.Committed)
+	m.Stalls = NewStalls(nil)
+	r.MustRegister(m.Notifications, m.SendLatency, m.EndToEnd, m.InFlight, m.DedupeHits, m.Retries, m.DLQWrites, m.Events, m.Fanout, m.Committed, m.Stalls)
 	for _, ch := range notification.Channels {
 		c := string(ch)
 		for _, o := range outcomes {
@@ -102,10 +105,10 @@ func NewMetrics() *Metrics {
 		m.DedupeHits.WithLabelValues(c, "failed")
 		m.DLQWrites.WithLabelValues(c, string(failure.ReasonRender))
 	}
-	for _, o := range []string{EventDispatched, EventUnknown, EventPoison, EventNoRecipients} {
+	for _, o := range []string{EventDispatched, EventUnknown, EventPoison, EventRefused, EventNoRecipients} {
 		m.Events.WithLabelValues(o)
 	}
-	for _, r := range []failure.Reason{failure.ReasonDecode, failure.ReasonInvalid} {
+	for _, r := range []failure.Reason{failure.ReasonDecode, failure.ReasonInvalid, failure.ReasonTooLarge} {
 		m.DLQWrites.WithLabelValues("dispatcher", string(r))
 	}
 	m.registerProtect()

@@ -27,6 +27,24 @@ type Message struct {
 	Time      time.Time
 }
 
+// MaxRecordBytes bounds one record herald writes: its key, value and
+// headers together. Kafka's default max.message.bytes is 1048588 and
+// applies to a whole record batch with its framing; 1,000,000 leaves that
+// framing room, and the producer batches no more than this per partition,
+// so a record within it is never refused for its size by a broker or topic
+// left at the default. The other limits (events, notifications, DLQ
+// values) are set under it: docs/resilience.md, "Size limits".
+const MaxRecordBytes = 1_000_000
+
+// Size is the bytes of m that count against MaxRecordBytes.
+func (m *Message) Size() int {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
 // Header returns the value of the first header named key, or nil.
 func (m *Message) Header(key string) []byte {
 	for _, h := range m.Headers {

@@ -140,7 +140,7 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 		err = failure.Errorf(failure.Poison, failure.ReasonInvalid, "notification for channel %s on the %s topic", n.Channel, w.cfg.Channel)
 	}
 	if err != nil {
-		if err := w.cfg.Publisher.Publish(ctx, dlq.Record(m, err, dlq.Info{Stage: w.ch, Channel: w.ch})); err != nil {
+		if err := dlq.Write(ctx, w.cfg.Publisher, dlq.Record(m, err, dlq.Info{Stage: w.ch, Channel: w.ch})); err != nil {
 			return err
 		}
 		w.cfg.Metrics.DLQWrites.WithLabelValues(w.ch, string(failure.ReasonOf(err))).Inc()
@@ -322,7 +322,7 @@ func (w *Worker) fail(ctx context.Context, m *queue.Message, n *notification.Not
 	}
 	rec := dlq.Record(m, cause, dlq.Info{Stage: w.ch, Channel: w.ch, Attempts: n.Attempt + 1,
 		FirstFailure: first, LastFailure: now, EventID: n.EventID, NotificationID: n.ID})
-	if err := w.cfg.Publisher.Publish(ctx, rec); err != nil {
+	if err := dlq.Write(ctx, w.cfg.Publisher, rec); err != nil {
 		w.release(n, owner)
 		return err
 	}
@@ -360,7 +360,7 @@ func (w *Worker) retryLater(ctx context.Context, m *queue.Message, n *notificati
 	next.NotBefore = now.Add(RetryDelay(next.Attempt))
 	b, err := notification.Encode(&next)
 	if err != nil {
-		return err
+		return w.refusedRetry(ctx, m, n, owner, err, cause, start)
 	}
 	// The retry carries the record's headers (trace context, event id) but
 	// not a replay mark: re-arming is for the replayed record alone, not
@@ -373,12 +373,24 @@ func (w *Worker) retryLater(ctx context.Context, m *queue.Message, n *notificati
 	}
 	rec := queue.Message{Topic: topics.Retry(w.cfg.Channel), Key: m.Key, Value: b, Headers: hs}
 	if err := w.cfg.Publisher.Publish(ctx, rec); err != nil {
-		w.release(n, owner)
-		return err
+		return w.refusedRetry(ctx, m, n, owner, err, cause, start)
 	}
 	w.release(n, owner)
 	w.outcome(m, n, obs.OutcomeRetry, cause, "", start)
 	return nil
+}
+
+// refusedRetry handles a retry record that could not be made or written.
+// A refusal that will never change (the broker will not take the record:
+// too large for the retry topic, invalid) is this notification's permanent
+// failure, so it goes to the DLQ rather than holding its partition for
+// ever; anything else is a dependency failure the runtime retries.
+func (w *Worker) refusedRetry(ctx context.Context, m *queue.Message, n *notification.Notification, owner string, err, cause error, start time.Time) error {
+	if failure.ClassOf(err) == failure.Retryable {
+		w.release(n, owner)
+		return err
+	}
+	return w.fail(ctx, m, n, owner, fmt.Errorf("retry record refused: %w (the send had failed: %v)", err, cause), start)
 }
 
 // release gives the claim back when this call ends without an outcome for

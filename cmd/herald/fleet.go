@@ -232,6 +232,7 @@ func (o observer) Assigned(string, int) {}
 func (o observer) Revoked(string, int)  {}
 func (o observer) Committed(topic string, partition int, offset int64) {
 	o.m.Committed.WithLabelValues(o.group, topic, fmt.Sprint(partition)).Set(float64(offset))
+	o.m.Stalls.Committed(o.group, topic, partition, offset)
 }
 func (o observer) InFlight(delta int) { o.m.InFlight.WithLabelValues(o.group).Add(float64(delta)) }
 

@@ -303,7 +303,8 @@ func (l *liveness) groupsAndTopics() map[string][]string {
 }
 
 // watchLag polls the consumer lag of every group this process runs until
-// ctx ends, exporting herald_consumer_lag and feeding liveness. It talks to
+// ctx ends, exporting herald_consumer_lag and feeding liveness and
+// herald_partition_stalled_seconds. It talks to
 // the brokers through transport, the fleet's TLS/SASL connection.
 func (f *fleet) watchLag(ctx context.Context, transport *kafka.Transport) {
 	gauge, err := obs.RegisterConsumerLag(f.metrics.Registry)
@@ -315,6 +316,7 @@ func (f *fleet) watchLag(ctx context.Context, transport *kafka.Transport) {
 		Brokers: f.cfg.KafkaBrokers, Transport: transport, Groups: f.live.groupsAndTopics(), Interval: f.live.lagEvery, Logger: f.log,
 		Report: func(l kafkarun.PartitionLag) {
 			gauge.WithLabelValues(l.Group, l.Topic, strconv.Itoa(l.Partition)).Set(float64(l.Lag))
+			f.metrics.Stalls.Lag(l.Group, l.Topic, l.Partition, l.Committed, l.Lag)
 			f.live.reportLag(l)
 		},
 	})

@@ -1,0 +1,125 @@
+package dispatcher_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/dlq"
+	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/topics"
+)
+
+type plan []notification.Notification
+
+func (p plan) Plan([]byte) ([]notification.Notification, error) { return p, nil }
+
+// broker refuses, for good, records for the topics in refuse; with down
+// set, every publish fails as an unreachable broker does.
+type broker struct {
+	mu     sync.Mutex
+	refuse map[string]bool
+	down   bool
+	got    []queue.Message
+}
+
+func (b *broker) Publish(_ context.Context, msgs ...queue.Message) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.down {
+		return errors.New("dial tcp: connection refused")
+	}
+	var refused error
+	for _, m := range msgs {
+		if b.refuse[m.Topic] {
+			refused = failure.Perm(failure.ReasonTooLarge, errors.New("[10] Message Size Too Large"))
+			continue
+		}
+		b.got = append(b.got, m)
+	}
+	return refused
+}
+
+func (b *broker) on(topic string) []queue.Message {
+	var out []queue.Message
+	for _, m := range b.got {
+		if m.Topic == topic {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func notificationFor(ch notification.Channel, note int) notification.Notification {
+	n := notification.Notification{EventID: "evt_1", EventType: "gym.booking.confirmed", Template: "gym.booking.confirmed",
+		Channel: ch, Locale: "en", RecipientID: "mem_1", To: "x" + string(ch), CreatedAt: time.Now(),
+		Data: map[string]string{"note": strings.Repeat("<", note)}}
+	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+	return n
+}
+
+// An event with a notification that can never be written is acknowledged:
+// its other notifications are published, the event itself goes to the DLQ
+// with reason too_large, and only an outage is returned for the runtime to
+// retry. Before, the error was returned in every case and the event was
+// retried for ever.
+func TestRefusedNotificationDeadLettersTheEvent(t *testing.T) {
+	ok := notificationFor(notification.Email, 10)
+	tooBig := notificationFor(notification.Push, notification.MaxEncodedSize)
+	fits := notificationFor(notification.Push, 10)
+	for _, tc := range []struct {
+		name      string
+		plan      plan
+		refuse    string // a topic the broker refuses
+		down      bool
+		wantErr   bool
+		published int
+		dead      bool
+	}{
+		{name: "all written", plan: plan{ok, fits}, published: 2},
+		{name: "over the notification limit", plan: plan{ok, tooBig}, published: 1, dead: true},
+		{name: "refused by the broker", plan: plan{ok, fits}, refuse: topics.Channel(notification.Push), published: 1, dead: true},
+		{name: "broker down", plan: plan{ok, fits}, down: true, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &broker{refuse: map[string]bool{tc.refuse: true}, down: tc.down}
+			m := obs.NewMetrics()
+			d := &dispatcher.Dispatcher{Planner: tc.plan, Publisher: b, Logger: zap.NewNop(), Metrics: m}
+			src := &queue.Message{Topic: "gym.bookings.v1", Partition: 2, Offset: 9, Key: []byte("cls_1"), Value: []byte(`{"id":"evt_1"}`)}
+			err := d.Handle(context.Background(), src)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Handle: %v, want error %v", err, tc.wantErr)
+			}
+			published := len(b.on(topics.Channel(notification.Email))) + len(b.on(topics.Channel(notification.Push)))
+			if published != tc.published {
+				t.Errorf("%d notifications published, want %d", published, tc.published)
+			}
+			dead := b.on(topics.DLQ)
+			if !tc.dead {
+				if len(dead) != 0 {
+					t.Errorf("%d DLQ records, want none", len(dead))
+				}
+				return
+			}
+			if len(dead) != 1 {
+				t.Fatalf("%d DLQ records, want 1", len(dead))
+			}
+			e, err := dlq.Decode(&dead[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Stage != "dispatcher" || e.Reason != "too_large" || e.Class != "permanent" || string(e.Value) != string(src.Value) || e.SourceOffset != 9 {
+				t.Errorf("DLQ entry %+v", e)
+			}
+		})
+	}
+}
