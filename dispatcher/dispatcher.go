@@ -4,7 +4,11 @@
 //
 // Handle is a queue.Handler. An event that cannot be decoded or validated is
 // written to the DLQ with its reason and acknowledged, so it never blocks its
-// partition; an event type with no routing is counted and skipped. Only a
+// partition; an event type with no routing is counted and skipped. A
+// recipient's address that is malformed or not allowed (package address)
+// costs only that message: it is written to the DLQ as a per-recipient
+// refusal naming the recipient by id, published together with the event's
+// other notifications. Only a
 // failure to publish returns an error, so the runtime retries the event —
 // republishing is safe because notification ids are deterministic and the
 // channel workers deduplicate them.
@@ -28,7 +32,7 @@ import (
 // Dispatcher publishes the notifications planned for each event.
 type Dispatcher struct {
 	Planner interface {
-		Plan(raw []byte) ([]notification.Notification, error)
+		PlanEvent(raw []byte) (*EventPlan, error)
 	}
 	Publisher queue.Publisher
 	Logger    *zap.Logger
@@ -40,7 +44,7 @@ const HeaderEventID = "herald-event-id"
 
 // Handle plans and publishes one event record.
 func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
-	ns, err := d.Planner.Plan(m.Value)
+	plan, err := d.Planner.PlanEvent(m.Value)
 	switch {
 	case errors.Is(err, ErrUnknownType):
 		d.Metrics.Events.WithLabelValues(obs.EventUnknown).Inc()
@@ -58,12 +62,13 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 			zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
 		return nil
 	}
+	ns := plan.Notifications
 	d.Metrics.Fanout.Observe(float64(len(ns)))
-	if len(ns) == 0 {
+	if len(ns) == 0 && len(plan.Refused) == 0 {
 		d.Metrics.Events.WithLabelValues(obs.EventNoRecipients).Inc()
 		return nil
 	}
-	msgs := make([]queue.Message, len(ns))
+	msgs := make([]queue.Message, len(ns), len(ns)+len(plan.Refused))
 	now := time.Now()
 	for i := range ns {
 		n := &ns[i]
@@ -76,8 +81,14 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 		hs = append(hs, queue.Header{Key: HeaderEventID, Value: []byte(n.EventID)})
 		msgs[i] = queue.Message{Topic: topics.Channel(n.Channel), Key: []byte(n.RecipientID), Value: b, Headers: hs, Time: now}
 	}
+	msgs = append(msgs, refusals(m, plan.Refused)...)
 	if err := d.Publisher.Publish(ctx, msgs...); err != nil {
 		return err
+	}
+	d.refused(m, plan.Refused)
+	if len(ns) == 0 {
+		d.Metrics.Events.WithLabelValues(obs.EventNoRecipients).Inc()
+		return nil
 	}
 	d.Metrics.Events.WithLabelValues(obs.EventDispatched).Inc()
 	d.Logger.Debug("event dispatched", zap.String("event_id", ns[0].EventID), zap.Int("notifications", len(ns)),

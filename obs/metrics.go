@@ -15,9 +15,10 @@ const (
 	OutcomeRetry        = "retry"         // scheduled on the retry topic
 	OutcomeFailed       = "failed"        // permanent failure, written to the DLQ
 	OutcomeDeadLettered = "dead_lettered" // poison input, written to the DLQ
+	OutcomeRefused      = "refused"       // address refused by the dispatcher, written to the DLQ, never queued
 )
 
-var outcomes = []string{OutcomeSent, OutcomeDuplicate, OutcomeRetry, OutcomeFailed, OutcomeDeadLettered}
+var outcomes = []string{OutcomeSent, OutcomeDuplicate, OutcomeRetry, OutcomeFailed, OutcomeDeadLettered, OutcomeRefused}
 
 // Event outcomes at the dispatcher.
 const (
@@ -105,8 +106,13 @@ func NewMetrics() *Metrics {
 	for _, o := range []string{EventDispatched, EventUnknown, EventPoison, EventNoRecipients} {
 		m.Events.WithLabelValues(o)
 	}
-	for _, r := range []failure.Reason{failure.ReasonDecode, failure.ReasonInvalid} {
+	for _, r := range []failure.Reason{failure.ReasonDecode, failure.ReasonInvalid, failure.ReasonInvalidAddress, failure.ReasonDestinationDenied} {
 		m.DLQWrites.WithLabelValues("dispatcher", string(r))
+	}
+	for _, ch := range notification.Channels {
+		for _, r := range []failure.Reason{failure.ReasonInvalidAddress, failure.ReasonDestinationDenied} {
+			m.Notifications.WithLabelValues(string(ch), OutcomeRefused, string(r))
+		}
 	}
 	m.registerProtect()
 	return m
