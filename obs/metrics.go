@@ -41,6 +41,7 @@ type Metrics struct {
 	DLQWrites     *prometheus.CounterVec   // stage, reason
 	Events        *prometheus.CounterVec   // outcome
 	Fanout        prometheus.Histogram     // notifications per event
+	Shortened     *prometheus.CounterVec   // channel, template: messages cut to fit their budget
 	Committed     *prometheus.GaugeVec     // group, topic, partition
 	Protect       *ProtectMetrics          // suppressions, rate limit, breakers (protect.go)
 }
@@ -82,11 +83,14 @@ func NewMetrics() *Metrics {
 			Name: "herald_event_fanout", Help: "Notifications planned per dispatched event.",
 			Buckets: []float64{0, 1, 2, 3, 5, 10, 25, 50, 100, 250},
 		}),
+		Shortened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_messages_shortened_total", Help: "Messages whose free-text fields were cut with an ellipsis to keep them within their budget (SMS segments), by channel and template.",
+		}, []string{"channel", "template"}),
 		Committed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_committed_offset", Help: "Last committed offset per group and partition.",
 		}, []string{"group", "topic", "partition"}),
 	}
-	r.MustRegister(m.Notifications, m.SendLatency, m.EndToEnd, m.InFlight, m.DedupeHits, m.Retries, m.DLQWrites, m.Events, m.Fanout, m.Committed)
+	r.MustRegister(m.Notifications, m.SendLatency, m.EndToEnd, m.InFlight, m.DedupeHits, m.Retries, m.DLQWrites, m.Events, m.Fanout, m.Shortened, m.Committed)
 	for _, ch := range notification.Channels {
 		c := string(ch)
 		for _, o := range outcomes {
