@@ -15,6 +15,9 @@ import (
 // desk's reason, then the class's location and name.
 var DefaultSMSShorten = []string{"reason", "class_location", "class_name"}
 
+// maxWordCut is how many characters a cut may give up to end at a word.
+const maxWordCut = 16
+
 // ellipsis ends a shortened value; smsText turns it into "..." so that it
 // costs GSM-7 septets, not a switch to UCS-2.
 const ellipsis = "…"
@@ -29,7 +32,9 @@ const ellipsis = "…"
 // overflowed is cut before a short one is touched. Cut the first to the
 // longest prefix (whole characters, trailing spaces trimmed) that,
 // followed by an ellipsis, makes the message fit; if even the ellipsis
-// alone does not fit, keep that and go on to the next key. The message is measured as sent (GSM-7 or UCS-2, whichever the
+// alone does not fit, keep that and go on to the next key. A cut that
+// would end inside a word ends at the word before instead, when that word
+// boundary is at most maxWordCut characters back. The message is measured as sent (GSM-7 or UCS-2, whichever the
 // text needs). When the whole list does not make it fit — the template's
 // fixed copy or unshortenable data is over budget by itself — the result
 // is permanent failure.ReasonOverBudget for this recipient's message: it is
@@ -53,7 +58,18 @@ func fitSMS(r *rule, d map[string]string, render func() (string, error)) (string
 		orig := []rune(d[k])
 		shortened = append(shortened, k)
 		cut := func(n int) string {
-			return strings.TrimRightFunc(string(orig[:n]), unicode.IsSpace) + ellipsis
+			p := orig[:n]
+			if n < len(orig) && !unicode.IsSpace(orig[n]) {
+				// Mid-word: end at the word before, unless that loses
+				// more than a long word's worth of text.
+				for i := n - 1; i >= 0 && n-i <= maxWordCut; i-- {
+					if unicode.IsSpace(p[i]) {
+						p = p[:i]
+						break
+					}
+				}
+			}
+			return strings.TrimRightFunc(string(p), unicode.IsSpace) + ellipsis
 		}
 		// The longest n in [0, len(orig)) whose cut fits. Shorter data
 		// never renders longer, so the segments are monotonic in n.

@@ -60,7 +60,13 @@ func TestSMSBudgetAtRender(t *testing.T) {
 							t.Errorf("text does not hold %q:\n%s", k, m.Text)
 						}
 					}
-					if len(tt.shortened) > 0 && info.Units < templates.SMSBudget(info.Encoding, tt.budget)-20 {
+					if i := strings.Index(m.Text, "...)"); len(tt.shortened) > 0 && i > 0 {
+						words := strings.Fields(m.Text[:i])
+						if last := words[len(words)-1]; !strings.Contains(" "+long+" "+strings.Repeat("Vinyasa Flow ", 2), " "+last+" ") {
+							t.Errorf("cut inside a word: %q...", last)
+						}
+					}
+					if len(tt.shortened) > 0 && info.Units < templates.SMSBudget(info.Encoding, tt.budget)-25 {
 						t.Errorf("shortened to %d of %d units: more cut than needed:\n%s", info.Units, templates.SMSBudget(info.Encoding, tt.budget), m.Text)
 					}
 				}
