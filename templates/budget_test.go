@@ -25,16 +25,16 @@ func TestSMSBudgetAtRender(t *testing.T) {
 		shortened []string
 		keeps     []string // text the message must still hold
 	}{
-		{"short reason fits as it is", func(map[string]any) {}, 2, templates.GSM7, nil, []string{"(Instructor unwell)"}},
-		{"960-character reason", func(ev map[string]any) { at(ev, "data")["reason"] = long }, 2, templates.GSM7,
+		{"short reason fits as it is", func(map[string]any) {}, 3, templates.GSM7, nil, []string{"(Instructor unwell)"}},
+		{"960-character reason", func(ev map[string]any) { at(ev, "data")["reason"] = long }, 3, templates.GSM7,
 			[]string{"reason"}, []string{"(The studio flooded overnight", "...)", "Your booking is cancelled"}},
 		{"long reason in UCS-2 (a name outside GSM-7)", func(ev map[string]any) {
 			at(ev, "data")["reason"] = long
 			at(ev, "data")["attendees"].([]any)[2].(map[string]any)["name"] = "Zoë Ōta"
-		}, 2, templates.UCS2, []string{"reason"}, []string{"...)"}},
+		}, 3, templates.UCS2, []string{"reason"}, []string{"...)"}},
 		{"long class name, short reason: the long one is cut", func(ev map[string]any) {
 			at(ev, "data.class")["name"] = strings.Repeat("Vinyasa Flow ", 40)
-		}, 2, templates.GSM7, []string{"class_name"}, []string{"(Instructor unwell)"}},
+		}, 3, templates.GSM7, []string{"class_name"}, []string{"(Instructor unwell)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
