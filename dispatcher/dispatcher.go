@@ -8,10 +8,9 @@
 // recipient's address that is malformed or not allowed (package address)
 // costs only that message: it is written to the DLQ as a per-recipient
 // refusal naming the recipient by id, published together with the event's
-// other notifications. Only a
-// failure to publish returns an error, so the runtime retries the event —
-// republishing is safe because notification ids are deterministic and the
-// channel workers deduplicate them.
+// other notifications. Only a failure to publish returns an error, so the
+// runtime retries the event — republishing is safe because notification ids
+// are deterministic and the channel workers deduplicate them.
 package dispatcher
 
 import (
