@@ -124,3 +124,29 @@ func sample2(t testing.TB, s string) map[string]any {
 	}
 	return m
 }
+
+// FuzzSMSBudget feeds arbitrary free text and names into a class
+// cancellation SMS: whatever the data, a rendered SMS is within its
+// budget, or the render fails permanently (over_budget, render).
+func FuzzSMSBudget(f *testing.F) {
+	f.Add("Instructor unwell", "Spin 45", "Zoë")
+	f.Add(strings.Repeat("x ", 600), strings.Repeat("💪", 90), "Łukasz")
+	f.Add("", "\u00a0\u2026", "")
+	s := embedded(f)
+	n := only(plan(f, s, decode(f, sample(f, "gym.class.cancelled", "three-attendees.json"))), notification.SMS)[0]
+	f.Fuzz(func(t *testing.T, reason, class, name string) {
+		n := n
+		n.Data = copyMap(n.Data)
+		n.Data["reason"], n.Data["class_name"], n.Data["recipient_first_name"] = reason, class, name
+		m, err := s.Render(&n)
+		if err != nil {
+			if failure.ClassOf(err) != failure.Permanent {
+				t.Fatalf("Render = %v, want a permanent error", err)
+			}
+			return
+		}
+		if info := templates.SMS(m.Text); info.Segments > 3 {
+			t.Fatalf("%d segments over the budget of 3: %q", info.Segments, m.Text)
+		}
+	})
+}
