@@ -42,6 +42,11 @@ type Message struct {
 
 	Title string
 	Data  map[string]string
+
+	// Shortened lists the data keys the renderer cut with an ellipsis to
+	// keep the message within its budget (an SMS's segments); empty when
+	// nothing was cut. Senders ignore it; the worker counts it.
+	Shortened []string
 }
 
 // Receipt is what a provider said when it accepted a message.

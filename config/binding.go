@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gymhq/herald/address"
 )
 
 // binding connects a variable to its Config field. Parsing only turns text
@@ -342,4 +344,15 @@ func serviceAccountFile(path string) error {
 		return fmt.Errorf("%s: token_uri %q is not an absolute http(s) URL", path, sa.TokenURI)
 	}
 	return nil
+}
+
+// e164Prefix accepts a country calling code or a longer E.164 prefix.
+func e164Prefix(s string) error { return address.CheckPrefix(s) }
+
+// e164PrefixOrNone is e164Prefix, or the word none.
+func e164PrefixOrNone(s string) error {
+	if s == "none" {
+		return nil
+	}
+	return address.CheckPrefix(s)
 }

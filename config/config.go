@@ -20,8 +20,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/gymhq/herald/address"
 )
 
 // Role is the part of the pipeline a worker process runs. One image serves
@@ -173,6 +176,12 @@ type Config struct {
 	// SMSValidityPeriod is Twilio's ValidityPeriod in whole seconds; zero
 	// means leave Twilio's default.
 	SMSValidityPeriod time.Duration
+	// SMSAllowedCountries and SMSDeniedPrefixes are E.164 prefixes
+	// ("+44"): the destinations herald may text, all when empty, and those
+	// it never texts; SMSDeniedPrefixes may be the one word "none". Use
+	// SMSPolicy rather than reading them.
+	SMSAllowedCountries []string
+	SMSDeniedPrefixes   []string
 
 	// FCMProjectID and FCMCredentialsFile select the Firebase project and
 	// the service-account JSON used to get OAuth2 tokens for it. The file
@@ -359,4 +368,15 @@ func (c *Config) Redacted() map[string]string {
 		m[v.name] = s
 	}
 	return m
+}
+
+// SMSPolicy is the SMS destination policy the configuration describes.
+func (c *Config) SMSPolicy() *address.SMSPolicy {
+	p := &address.SMSPolicy{Allowed: slices.Clone(c.SMSAllowedCountries)}
+	for _, d := range c.SMSDeniedPrefixes {
+		if d != "none" {
+			p.Denied = append(p.Denied, d)
+		}
+	}
+	return p
 }

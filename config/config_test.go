@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/config"
 )
 
@@ -123,6 +124,7 @@ func TestDefaults(t *testing.T) {
 		LogFormat:            config.LogJSON,
 	}
 	want.TemplatesReloadInterval = 5 * time.Second
+	want.SMSDeniedPrefixes = address.DefaultDeniedPrefixes
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load with defaults:\n got %+v\nwant %+v", c, want)
 	}
@@ -223,6 +225,13 @@ func TestBadValues(t *testing.T) {
 		{"HERALD_SMS_VALIDITY_PERIOD", "500ms", `500ms is out of range 1s..10h`},
 		{"HERALD_SMS_VALIDITY_PERIOD", "11h", `11h is out of range 1s..10h`},
 		{"HERALD_SMS_VALIDITY_PERIOD", "1500ms", `1.5s is not a whole number of seconds`},
+		{"HERALD_SMS_ALLOWED_COUNTRIES", "44", `"44" is not an E.164 prefix`},
+		{"HERALD_SMS_ALLOWED_COUNTRIES", "+44,GB", `"GB" is not an E.164 prefix`},
+		{"HERALD_SMS_ALLOWED_COUNTRIES", "+0", `"+0" is not an E.164 prefix`},
+		{"HERALD_SMS_ALLOWED_COUNTRIES", "none", `"none" is not an E.164 prefix`},
+		{"HERALD_SMS_DENIED_PREFIXES", "+1900,1976", `"1976" is not an E.164 prefix`},
+		{"HERALD_SMS_DENIED_PREFIXES", "+1900,", `entry 2 of "+1900," is empty`},
+		{"HERALD_SMS_DENIED_PREFIXES", "none,+1900", `none cannot be combined with prefixes`},
 		{"HERALD_FCM_CREDENTIALS_FILE", "/nonexistent/sa.json", `open /nonexistent/sa.json: no such file or directory`},
 		{"HERALD_FCM_ENDPOINT", "fcm.googleapis.com", `is not an absolute http(s) URL`},
 		{"HERALD_HTTP_ADDR", "9090", `"9090" is not host:port`},
@@ -674,5 +683,38 @@ func TestValidateBuiltInCode(t *testing.T) {
 func TestRoleRuns(t *testing.T) {
 	if !config.RoleAll.Runs(config.RoleSMS) || !config.RoleSMS.Runs(config.RoleSMS) || config.RoleEmail.Runs(config.RoleSMS) {
 		t.Error("Runs is wrong")
+	}
+}
+
+func TestSMSPolicy(t *testing.T) {
+	tests := []struct {
+		name            string
+		allowed, denied string
+		permit, refuse  []string
+	}{
+		{"defaults", "", "", []string{"+447700900123", "+15005550006", "+34611222333"}, []string{"+19005550100", "+449091234567", "+8816212345678"}},
+		{"allowed countries", "+44,+353", "", []string{"+447700900123", "+353851234567"}, []string{"+15005550006", "+449091234567"}},
+		{"none denied", "", "none", []string{"+19005550100", "+449091234567"}, nil},
+		{"own deny list", "", "+1555", []string{"+19005550100"}, []string{"+15555550100"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load([]string{"--role", "dispatcher"}, env{"HERALD_KAFKA_BROKERS": "localhost:9092",
+				"HERALD_SMS_ALLOWED_COUNTRIES": tt.allowed, "HERALD_SMS_DENIED_PREFIXES": tt.denied}.get)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := c.SMSPolicy()
+			for _, n := range tt.permit {
+				if err := p.Permit(n); err != nil {
+					t.Errorf("Permit(%s) = %v, want nil", n, err)
+				}
+			}
+			for _, n := range tt.refuse {
+				if err := p.Permit(n); err == nil {
+					t.Errorf("Permit(%s) = nil, want a refusal", n)
+				}
+			}
+		})
 	}
 }

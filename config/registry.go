@@ -3,7 +3,11 @@ package config
 import (
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/gymhq/herald/address"
 )
 
 // registry is every variable herald reads, in the order the docs list them
@@ -258,6 +262,34 @@ var registry = []*variable{
 		rule: func(c *Config) error {
 			if c.SMSValidityPeriod%time.Second != 0 {
 				return fmt.Errorf("%s is not a whole number of seconds", fmtDuration(c.SMSValidityPeriod))
+			}
+			return nil
+		},
+	},
+
+	{
+		name: "HERALD_SMS_ALLOWED_COUNTRIES", group: "SMS",
+		doc: "Destinations herald may text, as country calling codes or longer E.164 prefixes (`+44,+353,+1`); a number outside all of them is refused. " +
+			"Unset allows every country, which suits a business whose members may live anywhere; set it to the countries you serve, " +
+			"which caps what a forged or mistyped number can cost. " +
+			"The dispatcher refuses such a number per recipient (the recipient's other channels and everyone else are still told), " +
+			"as a permanent `destination_denied` outcome in the DLQ naming only the recipient id; the SMS worker refuses it again before calling Twilio.",
+		scope: []Role{RoleDispatcher, RoleSMS},
+		bind:  list(func(c *Config) *[]string { return &c.SMSAllowedCountries }, "+code,...", e164Prefix),
+	},
+	{
+		name: "HERALD_SMS_DENIED_PREFIXES", group: "SMS",
+		def: strings.Join(address.DefaultDeniedPrefixes, ","),
+		doc: "E.164 prefixes never texted, even in an allowed country, refused like `HERALD_SMS_ALLOWED_COUNTRIES`. " +
+			"The default is premium-rate and mass-calling ranges (NANP +1900 and +1976, UK +449, Germany +49900 and +49137, France +3389, " +
+			"Spain +34803, +34806, +34807 and +34905, Italy +39892 and +39899, Australia +61190) and the satellite and international networks " +
+			"and premium services that SMS-pumping fraud uses (+870, +881, +882, +883, +979): no member's mobile is in them. " +
+			"Setting the variable replaces the list (add to it by repeating the default); `none` denies nothing.",
+		scope: []Role{RoleDispatcher, RoleSMS},
+		bind:  list(func(c *Config) *[]string { return &c.SMSDeniedPrefixes }, "+prefix,... or none", e164PrefixOrNone),
+		rule: func(c *Config) error {
+			if len(c.SMSDeniedPrefixes) > 1 && slices.Contains(c.SMSDeniedPrefixes, "none") {
+				return fmt.Errorf("none cannot be combined with prefixes")
 			}
 			return nil
 		},

@@ -8,10 +8,14 @@
 // an event with a notification that can never be written — larger than
 // notification.MaxEncodedSize, or refused for good by the broker: its other
 // notifications are published and the event is dead-lettered with reason
-// too_large (or the broker's), so one record never holds its partition.
-// Only a retryable failure to publish returns an error, so the runtime
-// retries the event — republishing is safe because notification ids are
-// deterministic and the channel workers deduplicate them.
+// too_large (or the broker's), so one record never holds its partition. A
+// recipient's address that is malformed or not allowed (package address)
+// costs only that message: it is written to the DLQ as a per-recipient
+// refusal naming the recipient by id, published together with the event's
+// other notifications. Only a retryable failure to publish returns an
+// error, so the runtime retries the event — republishing is safe because
+// notification ids are deterministic and the channel workers deduplicate
+// them.
 package dispatcher
 
 import (
@@ -33,7 +37,7 @@ import (
 // Dispatcher publishes the notifications planned for each event.
 type Dispatcher struct {
 	Planner interface {
-		Plan(raw []byte) ([]notification.Notification, error)
+		PlanEvent(raw []byte) (*EventPlan, error)
 	}
 	Publisher queue.Publisher
 	Logger    *zap.Logger
@@ -45,7 +49,7 @@ const HeaderEventID = "herald-event-id"
 
 // Handle plans and publishes one event record.
 func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
-	ns, err := d.Planner.Plan(m.Value)
+	plan, err := d.Planner.PlanEvent(m.Value)
 	switch {
 	case errors.Is(err, ErrUnknownType):
 		d.Metrics.Events.WithLabelValues(obs.EventUnknown).Inc()
@@ -54,12 +58,13 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 	case err != nil:
 		return d.deadLetter(ctx, m, err)
 	}
+	ns := plan.Notifications
 	d.Metrics.Fanout.Observe(float64(len(ns)))
-	if len(ns) == 0 {
+	if len(ns) == 0 && len(plan.Refused) == 0 {
 		d.Metrics.Events.WithLabelValues(obs.EventNoRecipients).Inc()
 		return nil
 	}
-	msgs := make([]queue.Message, 0, len(ns))
+	msgs := make([]queue.Message, 0, len(ns)+len(plan.Refused))
 	now := time.Now()
 	var refused error // the first notification that can never be written
 	for i := range ns {
@@ -77,6 +82,7 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 		hs = append(hs, queue.Header{Key: HeaderEventID, Value: []byte(n.EventID)})
 		msgs = append(msgs, queue.Message{Topic: topics.Channel(n.Channel), Key: []byte(n.RecipientID), Value: b, Headers: hs, Time: now})
 	}
+	msgs = append(msgs, refusals(m, plan.Refused)...)
 	if err := d.Publisher.Publish(ctx, msgs...); err != nil {
 		if failure.ClassOf(err) == failure.Retryable {
 			return err
@@ -85,6 +91,11 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 	}
 	if refused != nil {
 		return d.deadLetter(ctx, m, refused)
+	}
+	d.refused(m, plan.Refused)
+	if len(ns) == 0 {
+		d.Metrics.Events.WithLabelValues(obs.EventNoRecipients).Inc()
+		return nil
 	}
 	d.Metrics.Events.WithLabelValues(obs.EventDispatched).Inc()
 	d.Logger.Debug("event dispatched", zap.String("event_id", ns[0].EventID), zap.Int("notifications", len(ns)),

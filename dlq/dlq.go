@@ -6,6 +6,7 @@ package dlq
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"time"
 
@@ -30,6 +31,9 @@ const (
 	HeaderSourceOffset    = "herald-source-offset"
 	HeaderEventID         = "herald-event-id"
 	HeaderNotificationID  = "herald-notification-id"
+	// HeaderRecipientID is set on a per-recipient refusal (Refusal) and
+	// only there: the id of the person whose address was refused.
+	HeaderRecipientID = "herald-recipient-id"
 )
 
 // maxErrorLen bounds the error text carried in a header.
@@ -58,6 +62,7 @@ type Info struct {
 	LastFailure    time.Time
 	EventID        string
 	NotificationID string
+	RecipientID    string // only on a per-recipient refusal
 }
 
 // Record builds the DLQ record for src failing with err. Source headers are
@@ -73,7 +78,7 @@ func Record(src *queue.Message, err error, info Info) queue.Message {
 	if info.FirstFailure.IsZero() {
 		info.FirstFailure = info.LastFailure
 	}
-	hs := make([]queue.Header, 0, len(src.Headers)+13)
+	hs := make([]queue.Header, 0, len(src.Headers)+14)
 	for _, h := range src.Headers {
 		if len(h.Key) < 7 || h.Key[:7] != "herald-" {
 			hs = append(hs, h)
@@ -97,6 +102,7 @@ func Record(src *queue.Message, err error, info Info) queue.Message {
 	add(HeaderSourceOffset, strconv.FormatInt(src.Offset, 10))
 	add(HeaderEventID, info.EventID)
 	add(HeaderNotificationID, info.NotificationID)
+	add(HeaderRecipientID, info.RecipientID)
 	rec := queue.Message{Topic: topics.DLQ, Key: src.Key, Value: src.Value, Headers: hs}
 	limit := MaxValueSize
 	if rest := rec.Size() - len(rec.Value); rest > queue.MaxRecordBytes-MaxValueSize {
@@ -175,3 +181,30 @@ func Write(ctx context.Context, pub queue.Publisher, rec queue.Message) error {
 // (dedupe.Rearmer) — never a sent one. Like every herald-* header, it is not
 // copied onto a new DLQ record.
 const HeaderReplay = "herald-replay"
+
+// Refused is the value of a per-recipient refusal record: which message of
+// which event was not sent, and to whom by id. It deliberately carries no
+// address, name or other data of the person (nor the notification id,
+// which is derived from the address), so the DLQ holds nothing personal for
+// it; the event itself is in the booking topic for whoever needs more.
+type Refused struct {
+	EventID     string `json:"event_id"`
+	EventType   string `json:"event_type"`
+	Template    string `json:"template"`
+	Channel     string `json:"channel"`
+	RecipientID string `json:"recipient_id"`
+}
+
+// Refusal builds the DLQ record for one recipient's message that the
+// dispatcher refused (a malformed address, an SMS destination the policy
+// denies) while the rest of event src went out. Its stage is "dispatcher",
+// its channel the message's, its value r as JSON, its key the recipient id,
+// and HeaderRecipientID marks it. err must not quote the address.
+//
+// Such a record is for inspection only: Replay refuses it, since sending the
+// same event again cannot change the address it refused.
+func Refusal(src *queue.Message, r Refused, err error) queue.Message {
+	b, _ := json.Marshal(r) // strings only: cannot fail
+	ref := queue.Message{Topic: src.Topic, Partition: src.Partition, Offset: src.Offset, Key: []byte(r.RecipientID), Value: b, Headers: src.Headers}
+	return Record(&ref, err, Info{Stage: "dispatcher", Channel: r.Channel, EventID: r.EventID, RecipientID: r.RecipientID})
+}

@@ -25,6 +25,8 @@ type Entry struct {
 	SourcePartition                      int
 	SourceOffset                         int64
 	EventID, NotificationID              string
+	// RecipientID is set only on a per-recipient refusal (see Refusal).
+	RecipientID string
 
 	Key, Value []byte
 	// Headers are the source record's own headers (herald-* removed).
@@ -93,6 +95,7 @@ func Decode(m *queue.Message) (*Entry, error) {
 	e.SourceTopic = seen[HeaderSourceTopic]
 	e.EventID = seen[HeaderEventID]
 	e.NotificationID = seen[HeaderNotificationID]
+	e.RecipientID = seen[HeaderRecipientID]
 	if v := seen[HeaderAttempts]; v != "" {
 		if e.Attempts, err = strconv.Atoi(v); err != nil || e.Attempts < 0 {
 			return nil, fmt.Errorf("%w: header %s is %q, want a count", ErrMalformed, HeaderAttempts, v)

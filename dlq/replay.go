@@ -25,10 +25,20 @@ var ErrNotReplayable = errors.New("not replayable")
 //     first failure), so it gets a whole new retry ladder but is still the
 //     same message to the idempotency keys.
 //
+// A per-recipient refusal (Entry.RecipientID set) is never replayed: its
+// address was refused by the dispatcher and would be refused again, and the
+// rest of its event was delivered. The fix is at the source: correct the
+// person's address and have the booking service publish the event again
+// (notifications already sent are recognised by their ids and not repeated).
+//
 // Both carry HeaderReplay, which lets the channel worker re-arm a failed
 // idempotency key (never a sent one): replaying twice delivers once.
 func Replay(e *Entry, eventsTopic string, at time.Time) (queue.Message, error) {
 	hs := append(append([]queue.Header(nil), e.Headers...), queue.Header{Key: HeaderReplay, Value: []byte(at.UTC().Format(time.RFC3339))})
+	if e.RecipientID != "" {
+		return queue.Message{}, fmt.Errorf("%w: recipient %s's %s address was refused (%s); replaying cannot change it: "+
+			"correct the address at the source and publish the event again", ErrNotReplayable, e.RecipientID, orDash(e.Channel), e.Reason)
+	}
 	if e.Stage == "dispatcher" {
 		if _, err := events.Decode(e.Value); err != nil {
 			return queue.Message{}, fmt.Errorf("%w: the event still does not decode: %v", ErrNotReplayable, err)
@@ -51,4 +61,11 @@ func Replay(e *Entry, eventsTopic string, at time.Time) (queue.Message, error) {
 		return queue.Message{}, fmt.Errorf("%w: %v", ErrNotReplayable, err)
 	}
 	return queue.Message{Topic: topics.Channel(n.Channel), Key: e.Key, Value: b, Headers: hs}, nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -32,11 +32,13 @@ type Sample struct {
 	Reason         string    `json:"reason"`
 	Class          string    `json:"class"`
 	Stage          string    `json:"stage"`
+	Channel        string    `json:"channel,omitempty"`
 	Attempts       int       `json:"attempts"`
 	LastFailure    time.Time `json:"last_failure"`
 	EventID        string    `json:"event_id,omitempty"`
 	NotificationID string    `json:"notification_id,omitempty"`
-	To             string    `json:"to,omitempty"` // masked
+	RecipientID    string    `json:"recipient_id,omitempty"` // a per-recipient refusal: inspect only, never replayed
+	To             string    `json:"to,omitempty"`           // masked
 	Error          string    `json:"error,omitempty"`
 	Problem        string    `json:"problem,omitempty"` // why a malformed record could not be read
 }
@@ -69,8 +71,8 @@ func (s *Summary) Add(e *Entry, mask func(channel, to string) string) {
 		return
 	}
 	s.perReason[e.Reason]++
-	smp := Sample{Partition: e.Partition, Offset: e.Offset, Reason: e.Reason, Class: e.Class, Stage: e.Stage,
-		Attempts: e.Attempts, LastFailure: e.LastFailure, EventID: e.EventID, NotificationID: e.NotificationID, Error: e.Error}
+	smp := Sample{Partition: e.Partition, Offset: e.Offset, Reason: e.Reason, Class: e.Class, Stage: e.Stage, Channel: e.Channel,
+		Attempts: e.Attempts, LastFailure: e.LastFailure, EventID: e.EventID, NotificationID: e.NotificationID, RecipientID: e.RecipientID, Error: e.Error}
 	if e.Stage != "dispatcher" {
 		var n struct {
 			To string `json:"to"`

@@ -110,6 +110,7 @@ func Decode(b []byte) (*Event, error) {
 	if err := dec.Decode(&e.Data); err != nil {
 		return nil, decodeErrorf("data is not valid JSON: %v", err)
 	}
+	cleanData(e.Data)
 
 	if err := validateData(e.Type, e.Data); err != nil {
 		return nil, err

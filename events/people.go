@@ -3,12 +3,10 @@ package events
 import (
 	"encoding/json"
 	"errors"
-	"net/mail"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"golang.org/x/text/language"
 )
@@ -68,6 +66,11 @@ func (e *Event) Class() (*Class, error) {
 //
 // Optional fields that are absent, null or "" are left empty: producers use
 // all three for "none", and channels treat an empty field as no address.
+//
+// Addresses (email, phone, push tokens) are only checked to be strings
+// here, not checked for shape: a malformed address costs its own message,
+// which the dispatcher refuses per recipient (package address), not the
+// whole event and every other recipient with it.
 func personFrom(v any, path string, index int) (Person, error) {
 	if index >= 0 {
 		path += "[" + strconv.Itoa(index) + "]"
@@ -87,18 +90,8 @@ func personFrom(v any, path string, index int) (Person, error) {
 	if p.Email, err = optionalString(m, path, "email"); err != nil {
 		return Person{}, err
 	}
-	if p.Email != "" {
-		if a, err := mail.ParseAddress(p.Email); err != nil || a.Name != "" || a.Address != p.Email {
-			// The value is personal data and ends up in logs and DLQ
-			// headers: describe it, never quote it.
-			return Person{}, invalidf("%s.email (%d characters) is not a bare email address", path, len(p.Email))
-		}
-	}
 	if p.Phone, err = optionalString(m, path, "phone"); err != nil {
 		return Person{}, err
-	}
-	if p.Phone != "" && !isE164(p.Phone) {
-		return Person{}, invalidf("%s.phone (%d characters) is not E.164 (+ and 7 to 15 digits)", path, len(p.Phone))
 	}
 	if p.Locale, err = optionalString(m, path, "locale"); err != nil {
 		return Person{}, err
@@ -125,9 +118,8 @@ func personFrom(v any, path string, index int) (Person, error) {
 	return p, nil
 }
 
-// maxPushToken bounds a push token; FCM tokens are a few hundred bytes.
-const maxPushToken = 4096
-
+// pushTokens returns the person's tokens, each required to be a string;
+// their shape is checked per address at planning (package address).
 func pushTokens(v any, path string) ([]string, error) {
 	if v == nil {
 		return nil, nil
@@ -142,15 +134,8 @@ func pushTokens(v any, path string) ([]string, error) {
 	tokens := make([]string, len(list))
 	for i, x := range list {
 		s, ok := x.(string)
-		switch {
-		case !ok:
+		if !ok {
 			return nil, invalidf("%s.push_tokens[%d] is %s, want a string", path, i, kind(x))
-		case s == "":
-			return nil, invalidf("%s.push_tokens[%d] is empty", path, i)
-		case len(s) > maxPushToken:
-			return nil, invalidf("%s.push_tokens[%d] is %d bytes, more than the %d allowed", path, i, len(s), maxPushToken)
-		case hasSpaceOrControl(s):
-			return nil, invalidf("%s.push_tokens[%d] %s contains whitespace or control characters", path, i, quote(s))
 		}
 		tokens[i] = s
 	}
@@ -260,28 +245,6 @@ func count(m map[string]any, path, key string) (int, error) {
 		return 0, invalidf("%s.%s %s is not a non-negative whole number", path, key, quote(string(n)))
 	}
 	return i, nil
-}
-
-// isE164 reports whether s is "+" and 7 to 15 digits, the first not zero.
-func isE164(s string) bool {
-	if len(s) < 8 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func hasSpaceOrControl(s string) bool {
-	for _, r := range s {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return true
-		}
-	}
-	return false
 }
 
 var errZoneName = errors.New("not an IANA time zone name")

@@ -5,7 +5,11 @@
 // It never panics on input and never returns a partially valid event: any
 // error from Decode is classified poison (package failure) with a reason and
 // a message a person can act on, because the caller sends the raw bytes to
-// the DLQ with that message.
+// the DLQ with that message. What it checks is what makes the whole event
+// unusable; an address (email, phone, push token) is only required to be a
+// string here, and its shape is checked per recipient by package address,
+// so one bad address costs one message. Display text in the data is cleaned
+// (CleanText).
 package events
 
 import (
@@ -56,10 +60,10 @@ type Person struct {
 	ID          string       `json:"id"`
 	Name        string       `json:"name"`
 	Email       string       `json:"email,omitempty"`
-	Phone       string       `json:"phone,omitempty"`       // E.164
+	Phone       string       `json:"phone,omitempty"`       // E.164, checked per recipient (package address)
 	Locale      string       `json:"locale,omitempty"`      // BCP 47
 	TimeZone    string       `json:"time_zone,omitempty"`   // IANA
-	PushTokens  []string     `json:"push_tokens,omitempty"` // FCM registration tokens
+	PushTokens  []string     `json:"push_tokens,omitempty"` // FCM registration tokens, as given
 	Preferences *Preferences `json:"preferences,omitempty"`
 }
 

@@ -61,6 +61,8 @@ const (
 	ReasonTimeout           Reason = "timeout"            // deadline exceeded talking to a dependency
 	ReasonAuth              Reason = "auth"               // our credentials were refused
 	ReasonExhausted         Reason = "exhausted"          // retry attempts or age used up
+	ReasonDestinationDenied Reason = "destination_denied" // SMS destination outside the allowed countries or in a denied (premium) range
+	ReasonOverBudget        Reason = "over_budget"        // SMS over its segment budget even with free text shortened
 	ReasonUnknown           Reason = "unknown"            // unclassified error
 )
 
@@ -68,7 +70,8 @@ const (
 var Reasons = []Reason{
 	ReasonDecode, ReasonInvalid, ReasonRender, ReasonInvalidAddress, ReasonUnsubscribed,
 	ReasonTokenUnregistered, ReasonRejected, ReasonTooLarge, ReasonRateLimited, ReasonUnavailable,
-	ReasonNetwork, ReasonTimeout, ReasonAuth, ReasonExhausted, ReasonUnknown,
+	ReasonNetwork, ReasonTimeout, ReasonAuth, ReasonExhausted, ReasonDestinationDenied,
+	ReasonOverBudget, ReasonUnknown,
 }
 
 // Error is an error with its class and reason attached.

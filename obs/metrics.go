@@ -15,9 +15,10 @@ const (
 	OutcomeRetry        = "retry"         // scheduled on the retry topic
 	OutcomeFailed       = "failed"        // permanent failure, written to the DLQ
 	OutcomeDeadLettered = "dead_lettered" // poison input, written to the DLQ
+	OutcomeRefused      = "refused"       // address refused by the dispatcher, written to the DLQ, never queued
 )
 
-var outcomes = []string{OutcomeSent, OutcomeDuplicate, OutcomeRetry, OutcomeFailed, OutcomeDeadLettered}
+var outcomes = []string{OutcomeSent, OutcomeDuplicate, OutcomeRetry, OutcomeFailed, OutcomeDeadLettered, OutcomeRefused}
 
 // Event outcomes at the dispatcher.
 const (
@@ -41,6 +42,7 @@ type Metrics struct {
 	DLQWrites     *prometheus.CounterVec   // stage, reason
 	Events        *prometheus.CounterVec   // outcome
 	Fanout        prometheus.Histogram     // notifications per event
+	Shortened     *prometheus.CounterVec   // channel, template: messages cut to fit their budget
 	Committed     *prometheus.GaugeVec     // group, topic, partition
 	Stalls        *Stalls                  // herald_partition_stalled_seconds (stall.go)
 	Protect       *ProtectMetrics          // suppressions, rate limit, breakers (protect.go)
@@ -83,12 +85,15 @@ func NewMetrics() *Metrics {
 			Name: "herald_event_fanout", Help: "Notifications planned per dispatched event.",
 			Buckets: []float64{0, 1, 2, 3, 5, 10, 25, 50, 100, 250},
 		}),
+		Shortened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_messages_shortened_total", Help: "Messages whose free-text fields were cut with an ellipsis to keep them within their budget (SMS segments), by channel and template.",
+		}, []string{"channel", "template"}),
 		Committed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_committed_offset", Help: "Last committed offset per group and partition.",
 		}, []string{"group", "topic", "partition"}),
 	}
 	m.Stalls = NewStalls(nil)
-	r.MustRegister(m.Notifications, m.SendLatency, m.EndToEnd, m.InFlight, m.DedupeHits, m.Retries, m.DLQWrites, m.Events, m.Fanout, m.Committed, m.Stalls)
+	r.MustRegister(m.Notifications, m.SendLatency, m.EndToEnd, m.InFlight, m.DedupeHits, m.Retries, m.DLQWrites, m.Events, m.Fanout, m.Shortened, m.Committed, m.Stalls)
 	for _, ch := range notification.Channels {
 		c := string(ch)
 		for _, o := range outcomes {
@@ -108,8 +113,13 @@ func NewMetrics() *Metrics {
 	for _, o := range []string{EventDispatched, EventUnknown, EventPoison, EventRefused, EventNoRecipients} {
 		m.Events.WithLabelValues(o)
 	}
-	for _, r := range []failure.Reason{failure.ReasonDecode, failure.ReasonInvalid, failure.ReasonTooLarge} {
+	for _, r := range []failure.Reason{failure.ReasonDecode, failure.ReasonInvalid, failure.ReasonTooLarge, failure.ReasonInvalidAddress, failure.ReasonDestinationDenied} {
 		m.DLQWrites.WithLabelValues("dispatcher", string(r))
+	}
+	for _, ch := range notification.Channels {
+		for _, r := range []failure.Reason{failure.ReasonInvalidAddress, failure.ReasonDestinationDenied} {
+			m.Notifications.WithLabelValues(string(ch), OutcomeRefused, string(r))
+		}
 	}
 	m.registerProtect()
 	return m

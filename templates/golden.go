@@ -30,7 +30,9 @@ type Rendering struct {
 // Renderings renders every sample of every event type (or of the types
 // given), for each recipient, rule and channel it plans (one push token
 // per person: further tokens render identically), in every locale the
-// rule has for that channel.
+// rule has for that channel. Samples render as written, as lint sees them:
+// an SMS is not shortened to its budget, so the preview and the golden
+// files show copy that is over it.
 func (s *Set) Renderings(eventTypes ...string) []Rendering {
 	if len(eventTypes) == 0 {
 		eventTypes = s.names
@@ -51,7 +53,7 @@ func (s *Set) Renderings(eventTypes ...string) []Rendering {
 				done[key] = true
 				for _, locale := range s.Locales(n.Template, n.Channel) {
 					n.Locale = locale
-					m, err := s.Render(&n)
+					m, err := s.render(&n, false)
 					out = append(out, Rendering{
 						EventType: typ, Sample: smp, Notification: n, Message: m, Err: err,
 						Golden: path.Join("testdata", "golden", typ, smp.Name, key+"."+locale+".txt"),

@@ -9,7 +9,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/notification"
 )
 
 // icsAttachment builds the RFC 5545 calendar invite for a class (RFC 5546
@@ -137,9 +139,11 @@ func icsCN(name string) string {
 	return ";CN=" + name
 }
 
-// icsAddress returns an email address fit for a mailto: URI, or "".
+// icsAddress returns an email address fit for a mailto: URI, or "": the
+// instructor's address is not a recipient's and is not checked at planning,
+// so a malformed one is left out of the invite rather than failing it.
 func icsAddress(s string) string {
-	if s == "" || strings.ContainsAny(s, " \t\r\n\"<>") || !strings.Contains(s, "@") {
+	if address.Check(notification.Email, s) != nil {
 		return ""
 	}
 	return s

@@ -139,3 +139,18 @@ func TestICSWithoutInstructorHasNoOrganizer(t *testing.T) {
 		t.Error("ORGANIZER without a known email")
 	}
 }
+
+// The instructor is no recipient of the confirmation, so a malformed email
+// of theirs fails nothing: it is left out of the invite, which still goes
+// to the member.
+func TestICSLeavesOutAMalformedOrganizer(t *testing.T) {
+	s := embedded(t)
+	for _, bad := range []string{"marco at example.com", "Marco <marco@example.com>", "marco@example.com\r\nATTENDEE:mailto:eve@example.com"} {
+		ev := sample(t, events.BookingConfirmed, "member-en.json")
+		at(ev, "data.class.instructor")["email"] = bad
+		lines := unfold(t, invite(t, s, ev).Data)
+		if got := property(lines, "ORGANIZER"); got != "" {
+			t.Errorf("instructor email %q: ORGANIZER %q, want none", bad, got)
+		}
+	}
+}

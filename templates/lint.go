@@ -135,7 +135,7 @@ func (s *Set) checkSamples(fsys fs.FS, t *eventType, probs *problems) {
 			r := s.rules[ruleKey{n.Template, n.Channel}]
 			for _, locale := range sortedKeys(r.files[n.Channel]) {
 				n.Locale = locale
-				m, err := s.Render(&n)
+				m, err := s.render(&n, false)
 				if err != nil {
 					s.renderProblem(file, r, n.Channel, locale, err, probs)
 					continue

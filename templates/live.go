@@ -46,6 +46,11 @@ func (l *Live) Plan(ev *events.Event, now time.Time) ([]notification.Notificatio
 	return l.Current().Plan(ev, now)
 }
 
+// PlanChecked plans ev with the current set (Set.PlanChecked).
+func (l *Live) PlanChecked(ev *events.Event, now time.Time, check func(notification.Channel, string) error) ([]notification.Notification, []Refusal, error) {
+	return l.Current().PlanChecked(ev, now, check)
+}
+
 // Render renders n with the current set (Set.Render).
 func (l *Live) Render(n *notification.Notification) (*channels.Message, error) {
 	return l.Current().Render(n)

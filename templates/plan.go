@@ -3,31 +3,63 @@ package templates
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/events"
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
 )
 
-// Plan turns a decoded event into its notifications, in routing order: for
-// each rule, its recipients (in data order), each channel the rule sends on
-// that the person allows and has an address for — one notification per
-// push token. A rule with only_if_unreachable skips people whom one of
-// those channels can reach (they allow it and have an address on it).
-//
-// Plan is deterministic: the same event yields the same notification IDs,
-// whatever now is. It returns an error wrapping ErrUnknownType for a type
-// the set does not route, and a poison error (failure.ReasonInvalid) when
-// the event lacks the recipients its routing requires.
+// Plan turns a decoded event into its deliverable notifications: PlanChecked
+// with address.Check, its refusals dropped. Tools that preview what an event
+// would send use it; the dispatcher uses PlanChecked, which reports what it
+// refuses.
 func (s *Set) Plan(ev *events.Event, now time.Time) ([]notification.Notification, error) {
+	ns, _, err := s.PlanChecked(ev, now, address.Check)
+	return ns, err
+}
+
+// Refusal is one message planning refused: the address a recipient gave for
+// a channel failed check. It carries the recipient's id and never the
+// address, so it can be logged and dead-lettered as it is.
+type Refusal struct {
+	EventID     string
+	EventType   string
+	Template    string
+	Channel     notification.Channel
+	RecipientID string
+	// Err is check's classified error (failure.ReasonInvalidAddress, or
+	// failure.ReasonDestinationDenied for an SMS policy), which must not
+	// quote the address.
+	Err error
+}
+
+// PlanChecked turns a decoded event into its notifications, in routing
+// order: for each rule, its recipients (in data order), each channel the
+// rule sends on that the person allows and has an address for — one
+// notification per push token. Every address is passed to check (nil means
+// address.Check) first; one
+// it refuses becomes a Refusal instead of a notification, and costs no other
+// message: not the person's other channels or tokens, nor anybody else's.
+// A rule with only_if_unreachable skips people whom one of those channels
+// can reach (they allow it and have an address check accepts on it).
+//
+// PlanChecked is deterministic: the same event yields the same notification
+// IDs, whatever now is. It returns an error wrapping ErrUnknownType for a
+// type the set does not route, and a poison error (failure.ReasonInvalid)
+// when the event lacks the recipients its routing requires.
+func (s *Set) PlanChecked(ev *events.Event, now time.Time, check func(notification.Channel, string) error) ([]notification.Notification, []Refusal, error) {
+	if check == nil {
+		check = address.Check
+	}
 	t := s.types[ev.Type]
 	if t == nil {
-		return nil, fmt.Errorf("%w %q", ErrUnknownType, ev.Type)
+		return nil, nil, fmt.Errorf("%w %q", ErrUnknownType, ev.Type)
 	}
 	base := eventData(ev)
 	out := make([]notification.Notification, 0, 2*len(t.rules))
+	var refused []Refusal
 	seen := map[string]bool{}
 	for _, r := range t.rules {
 		if r.optional && !ev.Has(r.recipients) {
@@ -35,11 +67,11 @@ func (s *Set) Plan(ev *events.Event, now time.Time) ([]notification.Notification
 		}
 		people, err := ev.People(r.recipients)
 		if err != nil {
-			return nil, poison(fmt.Errorf("%s recipients %q: %w", r.eventType, r.recipients, err))
+			return nil, nil, poison(fmt.Errorf("%s recipients %q: %w", r.eventType, r.recipients, err))
 		}
 		for i := range people {
 			p := &people[i]
-			if unreachableElsewhere(p, r.onlyIfUnreachable) {
+			if unreachableElsewhere(p, r.onlyIfUnreachable, check) {
 				continue
 			}
 			locale := p.Locale
@@ -56,6 +88,11 @@ func (s *Set) Plan(ev *events.Event, now time.Time) ([]notification.Notification
 						continue // a person listed twice is notified once
 					}
 					seen[id] = true
+					if err := check(ch, to); err != nil {
+						refused = append(refused, Refusal{EventID: ev.ID, EventType: ev.Type, Template: r.template,
+							Channel: ch, RecipientID: p.ID, Err: err})
+						continue
+					}
 					out = append(out, notification.Notification{
 						ID:          id,
 						EventID:     ev.ID,
@@ -73,29 +110,37 @@ func (s *Set) Plan(ev *events.Event, now time.Time) ([]notification.Notification
 			}
 		}
 	}
-	return out, nil
+	return out, refused, nil
 }
 
-// unreachableElsewhere reports whether one of chs can reach p, in which
-// case a fallback rule does not apply to p.
-func unreachableElsewhere(p *events.Person, chs []notification.Channel) bool {
+// unreachableElsewhere reports whether one of chs can reach p at an address
+// check accepts, in which case a fallback rule does not apply to p: a
+// member whose only push token is malformed still gets the SMS fallback.
+func unreachableElsewhere(p *events.Person, chs []notification.Channel, check func(notification.Channel, string) error) bool {
 	for _, ch := range chs {
-		if p.Allows(string(ch)) && len(addresses(p, ch)) > 0 {
-			return true
+		if !p.Allows(string(ch)) {
+			continue
+		}
+		for _, to := range addresses(p, ch) {
+			if check(ch, to) == nil {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// addresses returns where p can be reached on ch: their email, their phone,
-// or each distinct push token.
+// addresses returns where p says they can be reached on ch: their email,
+// their phone, or each distinct push token. Empty means none; anything else
+// is checked by the caller, never edited here (an edited address would be
+// somebody else's).
 func addresses(p *events.Person, ch notification.Channel) []string {
 	var one string
 	switch ch {
 	case notification.Email:
-		one = strings.TrimSpace(p.Email)
+		one = p.Email
 	case notification.SMS:
-		one = strings.TrimSpace(p.Phone)
+		one = p.Phone
 	case notification.Push:
 		switch len(p.PushTokens) {
 		case 0:

@@ -21,8 +21,16 @@ import (
 //
 // Every error is permanent (failure.ReasonRender): the same notification
 // renders the same way every time. Messages name the template file and, for
-// missing data, the key.
+// missing data, the key. An SMS is held to its rule's sms.max_segments
+// (fitSMS): free text is shortened to fit, and a message that still cannot
+// fit is permanent failure.ReasonOverBudget.
 func (s *Set) Render(n *notification.Notification) (*channels.Message, error) {
+	return s.render(n, true)
+}
+
+// render is Render; lint passes fit false to see the samples as they are,
+// since copy that only fits when shortened is a problem to report.
+func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message, error) {
 	r := s.rules[ruleKey{n.Template, n.Channel}]
 	if r == nil {
 		return nil, failure.Errorf(failure.Permanent, failure.ReasonRender,
@@ -86,6 +94,15 @@ func (s *Set) Render(n *notification.Notification) (*channels.Message, error) {
 			return nil, err
 		}
 		m.Text = smsText(strings.TrimSpace(m.Text))
+		if fit && SMS(m.Text).Segments > r.maxSegments {
+			renderSMS := func() (string, error) {
+				t, err := exec(l.text)
+				return smsText(strings.TrimSpace(t)), err
+			}
+			if m.Text, m.Shortened, err = fitSMS(r, d, renderSMS); err != nil {
+				return nil, err
+			}
+		}
 	case notification.Push:
 		if m.Title, err = exec(l.title); err != nil {
 			return nil, err

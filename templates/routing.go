@@ -59,7 +59,14 @@ type emailFile struct {
 }
 
 type smsFile struct {
-	MaxSegments int `yaml:"max_segments"` // lint budget for samples; default 1
+	// MaxSegments is the budget of one SMS, in segments: lint holds the
+	// samples to it, and Render holds every message to it (Shorten).
+	// Default 1.
+	MaxSegments int `yaml:"max_segments"`
+	// Shorten lists the free-text data keys Render may cut, in order, with
+	// an ellipsis, when a message would exceed MaxSegments; absent means
+	// DefaultSMSShorten, [] means none.
+	Shorten *[]string `yaml:"shorten"`
 	// Unicode allows characters outside GSM-7 (the message is then sent as
 	// UCS-2, 70 characters a segment, 67 when concatenated). Without it,
 	// one such character is a lint error, since it silently halves the
@@ -107,6 +114,7 @@ type rule struct {
 	attachICS   bool
 	icsCancel   bool
 	maxSegments int
+	smsShorten  []string
 	smsUnicode  bool
 	pushData    []string
 
@@ -242,6 +250,7 @@ func parseRouting(eventType, file string, b []byte, probs *problems) (string, []
 			}
 		}
 		r.maxSegments = 1
+		r.smsShorten = DefaultSMSShorten
 		if rf.SMS != nil {
 			if !seen[notification.SMS] {
 				bad("has sms options but does not send sms")
@@ -252,6 +261,14 @@ func parseRouting(eventType, file string, b []byte, probs *problems) (string, []
 				r.maxSegments = rf.SMS.MaxSegments
 			}
 			r.smsUnicode = rf.SMS.Unicode
+			if rf.SMS.Shorten != nil {
+				r.smsShorten = *rf.SMS.Shorten
+				for _, k := range r.smsShorten {
+					if !dataKeyRE.MatchString(k) {
+						bad("sms.shorten %q is not a data key", k)
+					}
+				}
+			}
 		}
 		if rf.Push != nil {
 			if !seen[notification.Push] {

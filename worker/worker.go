@@ -36,7 +36,9 @@ import (
 	"github.com/gymhq/herald/topics"
 )
 
-// Renderer renders a notification for its channel. Errors are permanent.
+// Renderer renders a notification for its channel. Errors are permanent,
+// failure.ReasonRender, or failure.ReasonOverBudget for a message that
+// cannot be kept within its budget (an SMS's segments).
 type Renderer interface {
 	Render(n *notification.Notification) (*channels.Message, error)
 }
@@ -176,12 +178,15 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 
 	msg, err := w.cfg.Renderer.Render(n)
 	if err != nil {
-		if failure.ReasonOf(err) != failure.ReasonRender || failure.ClassOf(err) != failure.Permanent {
+		if r := failure.ReasonOf(err); r != failure.ReasonRender && r != failure.ReasonOverBudget || failure.ClassOf(err) != failure.Permanent {
 			// The Renderer contract says render errors are permanent; hold
 			// any implementation to it without classifying twice.
 			err = failure.Perm(failure.ReasonRender, err)
 		}
 		return w.fail(ctx, m, n, owner, err, start)
+	}
+	if len(msg.Shortened) > 0 {
+		w.cfg.Metrics.Shortened.WithLabelValues(w.ch, n.Template).Inc()
 	}
 
 	receipt, err := w.send(ctx, n, owner, msg, claimed)

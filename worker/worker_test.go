@@ -8,11 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/dlq"
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/topics"
 	"github.com/gymhq/herald/worker"
@@ -131,6 +134,7 @@ func TestHandleOutcomes(t *testing.T) {
 		{name: "transient exhausts quick attempts", script: []error{transient, transient, transient}, sends: 3, retry: 1, state: dedupe.StateNone},
 		{name: "retry ladder exhausted", script: []error{transient, transient, transient}, attempt: 2, sends: 3, dlq: 1, state: dedupe.StateFailed, dlqReason: "exhausted"},
 		{name: "render error", render: failure.Perm(failure.ReasonRender, errors.New("missing key")), dlq: 1, state: dedupe.StateFailed, dlqReason: "render"},
+		{name: "over budget keeps its reason", render: failure.Perm(failure.ReasonOverBudget, errors.New("3 segments")), dlq: 1, state: dedupe.StateFailed, dlqReason: "over_budget"},
 		{name: "poison", value: []byte("{nope"), dlq: 1, dlqReason: "decode"},
 		{name: "wrong channel", value: func() []byte {
 			n := note(0)
@@ -330,4 +334,27 @@ func TestConcurrentCopiesInOneProcess(t *testing.T) {
 	if s.calls != 1 {
 		t.Fatalf("sent %d times, want 1", s.calls)
 	}
+}
+
+// A message the renderer shortened to fit its budget is sent and counted.
+func TestShortenedIsCounted(t *testing.T) {
+	m := obs.NewMetrics()
+	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: &sender{}, Renderer: shortening{}, Store: dedupe.NewMemory(dedupe.Options{}),
+		Publisher: &publisher{}, Owner: "w1", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 3, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := note(0)
+	if err := w.Handle(context.Background(), record(t, n)); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.Shortened.WithLabelValues("sms", n.Template)); got != 1 {
+		t.Errorf("herald_messages_shortened_total = %v, want 1", got)
+	}
+}
+
+type shortening struct{}
+
+func (shortening) Render(n *notification.Notification) (*channels.Message, error) {
+	return &channels.Message{NotificationID: n.ID, Channel: n.Channel, To: n.To, Text: "hi...", Shortened: []string{"reason"}}, nil
 }

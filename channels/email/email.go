@@ -34,8 +34,10 @@ import (
 	gomail "github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
 
+	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
 )
 
 // HeaderNotificationID carries the notification id on every message, for
@@ -174,7 +176,7 @@ func (s *Sender) compose(m *channels.Message) (*gomail.Msg, error) {
 	}
 	to, err := parseRecipient(m.To)
 	if err != nil {
-		return nil, failure.Perm(failure.ReasonInvalidAddress, err)
+		return nil, err
 	}
 	if m.Text == "" && m.HTML == "" {
 		return nil, failure.Perm(failure.ReasonRender, errors.New("email: message has neither a text nor an HTML body"))
@@ -210,21 +212,15 @@ func (s *Sender) compose(m *channels.Message) (*gomail.Msg, error) {
 	return msg, nil
 }
 
-// parseRecipient accepts a bare address ("ana@example.com"); the display
-// name travels separately in Message.ToName.
+// parseRecipient accepts a bare address ("ana@example.com") by the rules
+// the dispatcher already applied (package address): the display name
+// travels separately in Message.ToName. The error is permanent
+// invalid_address and does not quote the address.
 func parseRecipient(to string) (string, error) {
-	if to == "" {
-		return "", errors.New("email: recipient address is empty")
+	if err := address.Check(notification.Email, to); err != nil {
+		return "", fmt.Errorf("email: %w", err)
 	}
-	a, err := mail.ParseAddress(to)
-	if err != nil {
-		// net/mail's errors describe the syntax problem, not the address.
-		return "", fmt.Errorf("email: recipient address is not valid: %w", err)
-	}
-	if a.Address != to || a.Name != "" {
-		return "", errors.New("email: recipient must be a bare address, without a display name or spaces")
-	}
-	return a.Address, nil
+	return to, nil
 }
 
 // attachmentType returns a's content type: as given, or from the file

@@ -36,6 +36,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/channels/httperr"
 	"github.com/gymhq/herald/failure"
@@ -121,6 +122,11 @@ func New(cfg Config) (*Sender, error) {
 func (s *Sender) Send(ctx context.Context, m *channels.Message) (channels.Receipt, error) {
 	if m.To == "" {
 		return channels.Receipt{}, failure.Perm(failure.ReasonInvalidAddress, errors.New("push: no device token"))
+	}
+	// The dispatcher refused malformed tokens already (package address);
+	// a hand-made or replayed notification is held to the same rule.
+	if err := address.Check(notification.Push, m.To); err != nil {
+		return channels.Receipt{}, fmt.Errorf("push: %w", err)
 	}
 	body, err := json.Marshal(sendRequest{Message: newMessage(m)})
 	if err != nil {

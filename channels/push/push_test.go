@@ -285,8 +285,13 @@ func TestSendErrors(t *testing.T) {
 	}{
 		{name: "unregistered", setup: func(e *env, _ *push.Config) { e.fake.Unregister(gone) },
 			m: message(gone, notification.High), class: failure.Permanent, reason: failure.ReasonTokenUnregistered, status: 404, unregistered: true},
-		{name: "malformed token", m: message("not a token!", notification.High),
+		{name: "token FCM finds malformed", m: message("not/a%token!", notification.High),
 			class: failure.Permanent, reason: failure.ReasonInvalidAddress, status: 400},
+		// Refused before FCM is called (package address): no status.
+		{name: "token with a space", m: message("not a token", notification.High),
+			class: failure.Permanent, reason: failure.ReasonInvalidAddress},
+		{name: "token with a bidi override", m: message("tok\u202een", notification.High),
+			class: failure.Permanent, reason: failure.ReasonInvalidAddress},
 		{name: "invalid argument not about the token", setup: func(e *env, _ *push.Config) { e.fake.FailToken(device, 400, "INVALID_ARGUMENT") },
 			class: failure.Permanent, reason: failure.ReasonRejected, status: 400},
 		{name: "reserved data key", m: &channels.Message{To: device, Text: "x", Data: map[string]string{"from": "gym"}},

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"regexp"
 	"time"
+
+	"github.com/gymhq/herald/address"
 )
 
 // Production defaults.
@@ -44,6 +46,12 @@ type Config struct {
 	// StatusCallback, when set, is the absolute URL Twilio posts delivery
 	// status updates to.
 	StatusCallback string
+	// Policy decides which numbers may be texted; nil means
+	// address.DefaultSMSPolicy. The dispatcher already refused the others
+	// per recipient; Send refuses them again, so that no path (a replayed
+	// or hand-made notification, a dispatcher with another policy) reaches
+	// Twilio with a premium-rate number.
+	Policy *address.SMSPolicy
 }
 
 var (

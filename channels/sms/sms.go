@@ -9,6 +9,11 @@
 // are permanent rejected, 20429 is rate_limited and 20003 auth. Everything
 // else follows the HTTP status through package httperr.
 //
+// Numbers are checked before Twilio is called, as the dispatcher checked
+// them (package address): not E.164 is permanent invalid_address, outside
+// the configured countries or in a denied premium range permanent
+// destination_denied.
+//
 // It must never log, retry or sleep (the worker does), and its errors never
 // quote Twilio's message text, which can contain the recipient's number.
 //
@@ -38,9 +43,11 @@ import (
 	"github.com/twilio/twilio-go/client"
 	twilioapi "github.com/twilio/twilio-go/rest/api/v2010"
 
+	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/channels/httperr"
 	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
 )
 
 // The Twilio error codes this package classifies itself.
@@ -65,6 +72,7 @@ type Sender struct {
 	transport *http.Transport
 	rewrite   *url.URL // APIURL, or nil when it is Twilio's own
 	validity  int      // seconds; 0 leaves Twilio's default
+	policy    *address.SMSPolicy
 }
 
 var _ channels.Sender = (*Sender)(nil)
@@ -80,6 +88,10 @@ func New(cfg Config) (*Sender, error) {
 		creds:     client.NewCredentials(cfg.AccountSID, cfg.AuthToken),
 		transport: httperr.PooledTransport(64),
 		validity:  int(cfg.ValidityPeriod / time.Second),
+		policy:    cfg.Policy,
+	}
+	if s.policy == nil {
+		s.policy = address.DefaultSMSPolicy()
 	}
 	if u, _ := url.Parse(cfg.APIURL); u.Host != twilioHost || u.Scheme != "https" || strings.Trim(u.Path, "/") != "" {
 		s.rewrite = u
@@ -92,6 +104,9 @@ func New(cfg Config) (*Sender, error) {
 func (s *Sender) Send(ctx context.Context, m *channels.Message) (channels.Receipt, error) {
 	if m.To == "" {
 		return channels.Receipt{}, failure.Perm(failure.ReasonInvalidAddress, errors.New("sms: no recipient number"))
+	}
+	if err := s.policy.Deliverable(notification.SMS, m.To); err != nil {
+		return channels.Receipt{}, fmt.Errorf("sms: %w", err)
 	}
 	if m.Text == "" {
 		return channels.Receipt{}, failure.Perm(failure.ReasonRejected, errors.New("sms: empty body"))

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/channels/httperr"
 	"github.com/gymhq/herald/channels/sms"
@@ -153,8 +154,19 @@ func TestSendErrors(t *testing.T) {
 	}{
 		{"invalid number", func(e *env, _ *sms.Config) { e.fake.FailNumber(member, 400, 21211, "") },
 			member, failure.Permanent, failure.ReasonInvalidAddress, 21211, 400},
-		{"malformed number checked by twilio", nil,
-			"+1555", failure.Permanent, failure.ReasonInvalidAddress, 21211, 400},
+		// Refused before Twilio is called (package address), so no code and no status.
+		{"malformed number refused before twilio", nil,
+			"+1555", failure.Permanent, failure.ReasonInvalidAddress, 0, 0},
+		{"national number refused before twilio", nil,
+			"07700900123", failure.Permanent, failure.ReasonInvalidAddress, 0, 0},
+		{"premium number refused by default", nil,
+			"+19005550100", failure.Permanent, failure.ReasonDestinationDenied, 0, 0},
+		{"uk premium number refused by default", nil,
+			"+449091234567", failure.Permanent, failure.ReasonDestinationDenied, 0, 0},
+		{"country not allowed", func(_ *env, c *sms.Config) { c.Policy = &address.SMSPolicy{Allowed: []string{"+44"}} },
+			unknownNumber, failure.Permanent, failure.ReasonDestinationDenied, 0, 0},
+		{"allowed country", func(_ *env, c *sms.Config) { c.Policy = &address.SMSPolicy{Allowed: []string{"+1500"}} },
+			unknownNumber, 0, "", 0, 0},
 		{"unsubscribed", func(e *env, _ *sms.Config) { e.fake.FailNumber(member, 400, 21610, "") },
 			member, failure.Permanent, failure.ReasonUnsubscribed, 21610, 400},
 		{"not a mobile", func(e *env, _ *sms.Config) { e.fake.FailNumber(member, 400, 21614, "") },
@@ -218,6 +230,9 @@ func TestSendErrors(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), tt.to) {
 				t.Errorf("error text %q quotes the recipient's number", err)
+			}
+			if tt.code == 0 && tt.status == 0 && e.fake.Requests() != 0 {
+				t.Errorf("Twilio got %d requests for a number refused before sending", e.fake.Requests())
 			}
 		})
 	}

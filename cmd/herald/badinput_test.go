@@ -94,8 +94,12 @@ func TestBadInputEverywhere(t *testing.T) {
 		{"event: bad UTF-8", "", []byte("{\"specversion\":\"1.0\",\"id\":\"\xff\xfe\"}"), "dispatcher", "decode"},
 		{"event: missing id", "", editEvent("gym.booking.confirmed", func(ev map[string]any) { delete(ev, "id") }), "dispatcher", "invalid"},
 		{"event: wrong specversion", "", editEvent("gym.booking.confirmed", func(ev map[string]any) { ev["specversion"] = "0.3" }), "dispatcher", "invalid"},
-		{"event: invalid email", "", editEvent("gym.booking.confirmed", func(ev map[string]any) { member(ev)["email"] = "not-an-address" }), "dispatcher", "invalid"},
-		{"event: invalid phone", "", editEvent("gym.waitlist.promoted", func(ev map[string]any) { member(ev)["phone"] = "07700 900123" }), "dispatcher", "invalid"},
+		// A bad address is refused per recipient, not per event:
+		// TestOneBadRecipient.
+		{"event: member without id", "", editEvent("gym.booking.confirmed", func(ev map[string]any) { delete(member(ev), "id") }), "dispatcher", "invalid"},
+		{"event: preference not a boolean", "", editEvent("gym.waitlist.promoted", func(ev map[string]any) {
+			member(ev)["preferences"] = map[string]any{"sms": "false"}
+		}), "dispatcher", "invalid"},
 		{"event: data missing what a template needs", "", editEvent("gym.booking.confirmed", func(ev map[string]any) {
 			delete(ev["data"].(map[string]any)["class"].(map[string]any), "starts_at")
 		}), "dispatcher", "invalid"},

@@ -182,6 +182,9 @@ func dlqInspect(ctx context.Context, w io.Writer, k toolKafka, samples int, asJS
 		if smp.NotificationID != "" {
 			fmt.Fprintf(w, " notification=%s", smp.NotificationID)
 		}
+		if smp.RecipientID != "" {
+			fmt.Fprintf(w, " recipient=%s channel=%s (refused address: inspect only, not replayable)", smp.RecipientID, smp.Channel)
+		}
 		if smp.Error != "" {
 			fmt.Fprintf(w, "\n      %s", smp.Error)
 		}

@@ -102,8 +102,10 @@ func TestEndToEnd(t *testing.T) {
 		"not json":          `{"specversion":"1.0",`,
 		"missing id":        `{"specversion":"1.0","source":"s","type":"gym.class.reminder","data":{}}`,
 		"wrong specversion": `{"specversion":"0.3","id":"e1","source":"s","type":"gym.class.reminder","data":{}}`,
-		"bad phone":         strings.Replace(string(g.Make("gym.waitlist.promoted").Value), `"phone":"+`, `"phone":"0`, 1),
-		"bad utf8":          "{\"specversion\":\"1.0\",\"id\":\"\xff\"}",
+		// A bad phone is refused per recipient (TestOneBadRecipient); a bad
+		// class time makes the whole event unusable.
+		"bad class time": strings.Replace(string(g.Make("gym.waitlist.promoted").Value), `"starts_at":"2`, `"starts_at":"yesterday 2`, 1),
+		"bad utf8":       "{\"specversion\":\"1.0\",\"id\":\"\xff\"}",
 	}
 	for _, v := range malformed {
 		records = append(records, rec{[]byte("cls_x"), []byte(v)})

@@ -163,7 +163,7 @@ func (f *fleet) logger() *zap.Logger {
 func (f *fleet) stage(role config.Role, pub queue.Publisher, owner string) (group string, topicList []string, h queue.Handler, err error) {
 	if role == config.RoleDispatcher {
 		d := &dispatcher.Dispatcher{
-			Planner:   &dispatcher.Planner{Templates: f.templates, Now: time.Now},
+			Planner:   &dispatcher.Planner{Templates: f.templates, Now: time.Now, SMS: f.cfg.SMSPolicy()},
 			Publisher: pub, Logger: f.log.With(zap.String("role", "dispatcher")), Metrics: f.metrics,
 		}
 		return topics.GroupDispatch, []string{f.cfg.EventsTopic}, f.tracing.Handler("dispatch", d.Handle), nil

@@ -134,7 +134,7 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 			s, err = sms.New(sms.Config{
 				AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom,
 				MessagingServiceSID: cfg.TwilioMessagingServiceSID, APIURL: cfg.TwilioAPIURL,
-				ValidityPeriod: cfg.SMSValidityPeriod, Timeout: cfg.SendTimeout,
+				ValidityPeriod: cfg.SMSValidityPeriod, Timeout: cfg.SendTimeout, Policy: cfg.SMSPolicy(),
 			})
 		case config.RolePush:
 			s, err = push.New(push.Config{
