@@ -21,7 +21,9 @@ import (
 
 type plan []notification.Notification
 
-func (p plan) Plan([]byte) ([]notification.Notification, error) { return p, nil }
+func (p plan) PlanEvent([]byte) (*dispatcher.EventPlan, error) {
+	return &dispatcher.EventPlan{Notifications: p}, nil
+}
 
 // broker refuses, for good, records for the topics in refuse; with down
 // set, every publish fails as an unreachable broker does.
