@@ -273,9 +273,9 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	fs.Usage = func() {}
 	role := fs.String("role", string(RoleAll), "")
 	for _, v := range registry {
-		fs.String(v.flag(), "", v.doc)
+		fs.String(v.flag(), "", flagUsage(v))
 		if v.secret {
-			fs.String(v.flag()+"-file", "", v.doc)
+			fs.String(v.flag()+"-file", "", flagUsage(v))
 		}
 	}
 	if err := fs.Parse(args); err != nil {
