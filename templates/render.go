@@ -42,6 +42,7 @@ func (s *Set) Render(n *notification.Notification) (*channels.Message, error) {
 
 	m := &channels.Message{
 		NotificationID: n.ID,
+		EventID:        n.EventID,
 		Channel:        n.Channel,
 		To:             n.To,
 		ToName:         n.Data["recipient_name"],
