@@ -344,3 +344,25 @@ func TestOutboxHTMLLinkByID(t *testing.T) {
 		t.Errorf("evicted %s: %d %q, want a 404 saying it has left the outbox", older, code, body)
 	}
 }
+
+// FuzzLocalHost: the dev page's Host check never panics, and whatever it
+// lets through names this machine: localhost, an IP literal, or the
+// configured listen host.
+func FuzzLocalHost(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:8025", "[::1]:8025", "localhost", "evil.example:8025", "[", "]:1", ":8025", "devbox:8025", "LOCALHOST:1", "[fe80::1%25eth0]:80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, hostport string) {
+		if !localHost(hostport, "devbox") {
+			return
+		}
+		host, _, err := net.SplitHostPort(hostport)
+		if err != nil {
+			host = hostport
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		if !strings.EqualFold(host, "localhost") && !strings.EqualFold(host, "devbox") && net.ParseIP(host) == nil {
+			t.Fatalf("%q let through", hostport)
+		}
+	})
+}
