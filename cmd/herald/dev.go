@@ -276,7 +276,7 @@ func cmdDev(args []string) int {
 
 	fmt.Fprintf(os.Stderr, `
 herald dev is up
-  outbox       http://%s/
+  outbox       http://%s/   (as JSON: http://%[1]s/api/outbox)
   templates    http://%[1]s/templates/
   kafka        %s   (topic %s; produce CloudEvents JSON with any client)
   idempotency  %s
