@@ -35,6 +35,10 @@ type Message struct {
 	Locale         string
 	Priority       notification.Priority
 
+	// EventID is the booking event the notification was made from, for
+	// logs, traces and herald dev's outbox; providers are not sent it.
+	EventID string
+
 	Subject     string
 	Text        string
 	HTML        string

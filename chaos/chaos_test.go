@@ -374,7 +374,7 @@ func runChaos(t *testing.T, bin string, sc scenario, mode string) result {
 		t.Errorf("idempotency=%s: %d deliveries to addresses no notification names", mode, r.extras)
 	}
 	if mode == "on" {
-		// DESIGN §3's admitted window: a process that dies after the
+		// docs/contracts.md §3's admitted window: a process that dies after the
 		// provider accepted and before the key says sent. Each kill can
 		// catch at most the sends in flight in its three channel consumers.
 		bound := (r.sigkills + r.sigterms) * 3 * maxInFlight

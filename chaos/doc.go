@@ -2,7 +2,7 @@
 // `herald run --role all` processes on one Kafka cluster and one Redis,
 // killed with SIGKILL and SIGTERM and restarted while events stream in. It
 // proves that nothing is lost and measures the duplicates the idempotency
-// keys let through (DESIGN §3's admitted window) against the duplicates
+// keys let through (docs/contracts.md §3's admitted window) against the duplicates
 // without them.
 //
 // The test is behind the `chaos` build tag because it builds the binary,

@@ -222,7 +222,10 @@ type Config struct {
 // names both.
 type Error struct {
 	Var string
-	msg string
+	// Missing lists every required variable that is not set, in registry
+	// order, when that is (part of) the problem; Var is then its first.
+	Missing []string
+	msg     string
 }
 
 // Error is one line, whatever the offending value held: line breaks from
@@ -266,19 +269,22 @@ func Defaults() *Config {
 // role does not run are not read at all, so a secret file need only be
 // mounted where it is used.
 //
-// The result has passed Validate. Otherwise the error is the first problem in
-// registry order, one line naming the variable (an *Error), or the flag
-// package's error for an unknown or malformed flag. -h and --help print
-// Usage to standard error and return flag.ErrHelp.
+// The result has passed Validate. Otherwise the error is one line (an
+// *Error): the first malformed value or broken rule in registry order, naming
+// its variable, followed by every required variable that is not set, all of
+// them at once, so an operator fixes a fresh deployment in one round rather
+// than one variable per restart. Or it is the flag package's error for an
+// unknown or malformed flag. -h and --help print Usage to standard error and
+// return flag.ErrHelp.
 func Load(args []string, getenv func(string) string) (*Config, error) {
 	fs := flag.NewFlagSet("herald", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	role := fs.String("role", string(RoleAll), "")
 	for _, v := range registry {
-		fs.String(v.flag(), "", v.doc)
+		fs.String(v.flag(), "", flagUsage(v))
 		if v.secret {
-			fs.String(v.flag()+"-file", "", v.doc)
+			fs.String(v.flag()+"-file", "", flagUsage(v))
 		}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -297,6 +303,8 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	if err := c.checkRole(); err != nil {
 		return nil, err
 	}
+	var first *Error         // the first malformed value, or a rule broken before it
+	bad := map[string]bool{} // variables whose value did not parse
 	for i, v := range registry {
 		if !v.usedBy(c.Role) {
 			continue
@@ -307,14 +315,23 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 				err = errorf(v.name, "%v", perr)
 			}
 		}
-		if err != nil {
+		if err == nil {
+			continue
+		}
+		bad[v.name] = true
+		if first == nil {
 			// Report in registry order: a rule broken by an earlier,
 			// already parsed variable comes before this one.
-			if verr := c.validate(registry[:i]); verr != nil {
-				return nil, verr
+			first = c.check(registry[:i])
+			if first == nil {
+				first = asError(v.name, err)
 			}
-			return nil, err
 		}
+	}
+	if first != nil {
+		// Parsing went on past the malformed value so that the missing
+		// variables can be named on the same line.
+		return nil, joinErrors(first, c.missing(registry, bad))
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -322,23 +339,92 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
+// asError is err as an *Error about name (lookup and parse errors already
+// are one).
+func asError(name string, err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return errorf(name, "%v", err)
+}
+
 // Validate checks c as Load does, for the variables its Role uses: required
 // variables are set, every value is in range, and the rules between variables
 // hold. It reads the FCM credentials file and stats the templates directory.
-// The error is the first problem in registry order, an *Error.
-func (c *Config) Validate() error { return c.validate(registry) }
-
-func (c *Config) validate(vars []*variable) error {
+// The error is one line, an *Error: the first bad value or broken rule in
+// registry order, then every required variable that is not set.
+func (c *Config) Validate() error {
 	if err := c.checkRole(); err != nil {
 		return err
 	}
+	if e := joinErrors(c.check(registry), c.missing(registry, nil)); e != nil {
+		return e
+	}
+	return nil
+}
+
+// joinErrors puts a bad value and the missing variables on one line, about
+// the bad value's variable. Either may be nil.
+func joinErrors(bad, missing *Error) *Error {
+	switch {
+	case bad == nil:
+		return missing
+	case missing == nil:
+		return bad
+	}
+	return &Error{Var: bad.Var, Missing: missing.Missing, msg: bad.msg + "; " + missing.msg}
+}
+
+// check runs the value checks and rules of vars that c.Role uses, and
+// returns the first failure.
+func (c *Config) check(vars []*variable) *Error {
 	for _, v := range vars {
-		if err := v.validate(c); err != nil {
+		if err := v.check(c); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// missing names, in registry order, every variable of vars that c.Role
+// requires and that is not set, except those in skip: "A: required for role
+// all", or "A, B, C: required for role all". Nil when none is missing.
+// A variable that is required unless another is set is named with the
+// other: "A (or B)".
+func (c *Config) missing(vars []*variable, skip map[string]bool) *Error {
+	var names, shown []string
+	unless := ""
+	for _, v := range vars {
+		if !v.usedBy(c.Role) || skip[v.name] {
+			continue
+		}
+		if v.requiredBy(c.Role) && !v.bind.isSet(c) {
+			names, shown = append(names, v.name), append(shown, v.name)
+			continue
+		}
+		if v.rule == nil {
+			continue
+		}
+		var ru requiredUnless
+		if errors.As(v.rule(c), &ru) {
+			names, shown, unless = append(names, v.name), append(shown, v.name+" (or "+string(ru)+")"), string(ru)
+		}
+	}
+	switch {
+	case len(names) == 0:
+		return nil
+	case len(names) == 1 && unless != "":
+		return &Error{Var: names[0], Missing: names, msg: fmt.Sprintf("%s: required for role %s unless %s is set", names[0], c.Role, unless)}
+	}
+	return &Error{Var: names[0], Missing: names, msg: fmt.Sprintf("%s: required for role %s", strings.Join(shown, ", "), c.Role)}
+}
+
+// requiredUnless is a rule's answer when neither its variable nor the one
+// it names is set: the pair is reported with the missing variables.
+type requiredUnless string
+
+func (r requiredUnless) Error() string { return "required unless " + string(r) + " is set" }
 
 func (c *Config) checkRole() error {
 	if c.Role.valid() {

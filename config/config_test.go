@@ -323,8 +323,8 @@ func TestRoleRequirements(t *testing.T) {
 		{"all", "all", email.with("HERALD_TWILIO_ACCOUNT_SID", "AC1", "HERALD_TWILIO_AUTH_TOKEN", "t", "HERALD_TWILIO_FROM", "+1",
 			"HERALD_FCM_PROJECT_ID", "gym", "HERALD_FCM_CREDENTIALS_FILE", push["HERALD_FCM_CREDENTIALS_FILE"]), ""},
 		{"all without push", "all", email.with("HERALD_TWILIO_ACCOUNT_SID", "AC1", "HERALD_TWILIO_AUTH_TOKEN", "t", "HERALD_TWILIO_FROM", "+1"),
-			"HERALD_FCM_PROJECT_ID: required for role all"},
-		{"all without smtp", "all", sms, "HERALD_SMTP_ADDR: required for role all"},
+			"HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE: required for role all"},
+		{"all without smtp", "all", sms, "HERALD_SMTP_ADDR, HERALD_EMAIL_FROM, HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE: required for role all"},
 
 		{"unknown role", "cron", brokers, `--role: "cron" is not one of dispatcher, email, sms, push, all`},
 	}
@@ -508,6 +508,48 @@ func TestErrorOrder(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMissingAllAtOnce: a fresh deployment that lacks several required
+// variables learns all of them from one start, on one line, and a malformed
+// value on the same start is still named, with the missing ones after it.
+func TestMissingAllAtOnce(t *testing.T) {
+	allRequired := "HERALD_KAFKA_BROKERS, HERALD_REDIS_URL, HERALD_SMTP_ADDR, HERALD_EMAIL_FROM, " +
+		"HERALD_TWILIO_ACCOUNT_SID, HERALD_TWILIO_AUTH_TOKEN, HERALD_TWILIO_MESSAGING_SERVICE_SID (or HERALD_TWILIO_FROM), " +
+		"HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE"
+	missingVars := "HERALD_KAFKA_BROKERS, HERALD_REDIS_URL, HERALD_SMTP_ADDR, HERALD_EMAIL_FROM, " +
+		"HERALD_TWILIO_ACCOUNT_SID, HERALD_TWILIO_AUTH_TOKEN, HERALD_TWILIO_MESSAGING_SERVICE_SID, " +
+		"HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE"
+	tests := []struct {
+		name    string
+		env     env
+		wantVar string
+		wantErr string // exact
+	}{
+		{"nothing set", env{}, "HERALD_KAFKA_BROKERS", allRequired + ": required for role all"},
+		{"malformed and missing", env{"HERALD_SMTP_TLS": "maybe", "HERALD_KAFKA_BROKERS": "k:9092"}, "HERALD_SMTP_TLS",
+			`HERALD_SMTP_TLS: "maybe" is not one of mandatory, opportunistic, none; ` +
+				strings.TrimPrefix(allRequired, "HERALD_KAFKA_BROKERS, ") + ": required for role all"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Load([]string{"--role", "all"}, tt.env.get)
+			var ce *config.Error
+			if !errors.As(err, &ce) || err.Error() != tt.wantErr || ce.Var != tt.wantVar {
+				t.Fatalf("Load error = %v\nwant %q about %s", err, tt.wantErr, tt.wantVar)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+	// Validate, as herald dev and code-built configurations use it, names
+	// them all too.
+	c := config.Defaults()
+	var ce *config.Error
+	if err := c.Validate(); !errors.As(err, &ce) || strings.Join(ce.Missing, ", ") != missingVars {
+		t.Errorf("Validate on defaults = %v, want all of %s", err, missingVars)
 	}
 }
 

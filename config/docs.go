@@ -27,8 +27,10 @@ variable without ` + "`HERALD_`" + `, in lower case, with ` + "`-`" + ` for ` + 
 - **Roles.** ` + "`--role`" + ` is only a flag: ` + joinRoles(roles, ", ") + ` (default ` + "`all`" + `). A variable of a
   channel the role does not run is neither read nor checked, so one ConfigMap can serve every
   Deployment and a secret need only be mounted in the pods that use it.
-- **Errors.** Invalid configuration stops the worker at start with one line that names the
-  variable and says what is wrong, the first problem in the order of this page. Nothing is
+- **Errors.** Invalid configuration stops the worker at start with one line: the first
+  malformed value or broken rule in the order of this page, naming its variable and saying
+  what is wrong, followed by every required variable that is not set, all named at once
+  (` + "`HERALD_KAFKA_BROKERS, HERALD_REDIS_URL: required for role email`" + `). Nothing is
   dialled while loading: whether Kafka or Redis answers is for ` + "`/readyz`" + `.
 - **Logs.** The worker logs its configuration at start with secrets shown as ` + "`***`" + ` and the
   Redis URL with only its password hidden.

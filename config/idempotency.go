@@ -6,7 +6,7 @@ package config
 type IdempotencyMode string
 
 const (
-	// IdempotencyOn claims a Redis key before every send (DESIGN §3).
+	// IdempotencyOn claims a Redis key before every send (docs/contracts.md §3).
 	IdempotencyOn IdempotencyMode = "on"
 	// IdempotencyOff sends without claiming: every redelivery after a
 	// crash or rebalance is delivered again.

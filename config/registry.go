@@ -242,7 +242,7 @@ var registry = []*variable{
 		bind: text(func(c *Config) *string { return &c.TwilioMessagingServiceSID }, "MG…", prefixed("MG")),
 		rule: func(c *Config) error {
 			if c.TwilioFrom == "" && c.TwilioMessagingServiceSID == "" {
-				return fmt.Errorf("required for role %s unless HERALD_TWILIO_FROM is set", c.Role)
+				return requiredUnless("HERALD_TWILIO_FROM")
 			}
 			return nil
 		},

@@ -3,7 +3,7 @@ package config
 import (
 	"flag"
 	"fmt"
-	"slices"
+	"strings"
 )
 
 // LoadTool is Load for operator commands (herald trace and the like) that
@@ -25,9 +25,9 @@ func LoadTool(fs *flag.FlagSet, args []string, getenv func(string) string, names
 			return nil, fmt.Errorf("config: LoadTool: unknown variable %s", n)
 		}
 		vars = append(vars, v)
-		fs.String(v.flag(), "", v.doc)
+		fs.String(v.flag(), "", flagUsage(v))
 		if v.secret {
-			fs.String(v.flag()+"-file", "", v.doc)
+			fs.String(v.flag()+"-file", "", flagUsage(v))
 		}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -47,18 +47,44 @@ func LoadTool(fs *flag.FlagSet, args []string, getenv func(string) string, names
 		if err != nil {
 			return nil, err
 		}
-		set := v.bind.isSet(c)
-		if !set && slices.Contains(required, v.name) {
-			return nil, errorf(v.name, "required")
-		}
-		if set && v.bind.check != nil {
+		if v.bind.isSet(c) && v.bind.check != nil {
 			if err := v.bind.check(c); err != nil {
 				return nil, errorf(v.name, "%v", err)
 			}
 		}
 	}
+	if err := c.Require(required...); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
+
+// Require returns an *Error naming, on one line, every variable in names
+// that is not set in c ("A, B: required"), or nil. A command that needs a
+// variable only for some of its work (herald trace prints its usage before
+// it asks for brokers) loads with LoadTool and calls Require afterwards.
+func (c *Config) Require(names ...string) error {
+	var missing []string
+	for _, n := range names {
+		v := lookupVar(n)
+		if v == nil {
+			return fmt.Errorf("config: Require: unknown variable %s", n)
+		}
+		if !v.bind.isSet(c) {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return &Error{Var: missing[0], Missing: missing, msg: strings.Join(missing, ", ") + ": required"}
+}
+
+// flagUsage is v's documentation as a flag's usage. The flag package takes
+// the first `quoted` word of a usage as the value's placeholder, which in
+// our docs is another variable's name (-kafka-tls-cert-file showed
+// HERALD_KAFKA_TLS_KEY_FILE); without the quotes it shows the value's type.
+func flagUsage(v *variable) string { return strings.ReplaceAll(v.doc, "`", "") }
 
 func lookupVar(name string) *variable {
 	for _, v := range registry {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -117,22 +118,20 @@ func (v *variable) source(plain, path, plainName, fileName string) (string, bool
 	return plain, plain != "", nil
 }
 
-// validate checks v in c if c.Role uses it.
-func (v *variable) validate(c *Config) error {
+// check checks v's value and rule in c if c.Role uses it. Whether a
+// required v is set is Config.missing's job, which names them all at once.
+func (v *variable) check(c *Config) *Error {
 	if !v.usedBy(c.Role) {
 		return nil
 	}
 	set := v.bind.isSet(c)
-	if !set && v.requiredBy(c.Role) {
-		return errorf(v.name, "required for role %s", c.Role)
-	}
 	if set && v.bind.check != nil {
 		if err := v.bind.check(c); err != nil {
 			return errorf(v.name, "%v", err)
 		}
 	}
 	if v.rule != nil {
-		if err := v.rule(c); err != nil {
+		if err := v.rule(c); err != nil && !errors.As(err, new(requiredUnless)) {
 			return errorf(v.name, "%v", err)
 		}
 	}

@@ -3,7 +3,7 @@
 // became of it, so that reprocessing an event (after a crash, a rebalance, a
 // replay) never delivers the same message twice.
 //
-// A key has three states (DESIGN §3). In flight: one owner holds a short
+// A key has three states (docs/contracts.md §3). In flight: one owner holds a short
 // lease and may call the provider. Sent: the provider accepted the message;
 // kept for the retention window with the provider's message id. Failed: the
 // message failed permanently; kept for the retention window with a reason.

@@ -134,7 +134,7 @@ func (r *Redis) RoundTrips() uint64 { return r.roundTrips.Load() }
 
 // DuplicateSends returns how many MarkSent calls found the key already sent
 // by another owner or with another provider id: each is a message that went
-// out twice (the admitted duplicate window, DESIGN §3).
+// out twice (the admitted duplicate window, docs/contracts.md §3).
 func (r *Redis) DuplicateSends() uint64 { return r.duplicateSends.Load() }
 
 // Close stops the flusher after it has sent what is already queued. It does

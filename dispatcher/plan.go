@@ -17,7 +17,7 @@ import (
 )
 
 // ErrUnknownType means the event decoded but no template folder routes its
-// type. It is not poison: DESIGN §2 has unknown types counted and skipped.
+// type. It is not poison: docs/contracts.md §2 has unknown types counted and skipped.
 // It is templates.ErrUnknownType, so errors.Is works with either name.
 var ErrUnknownType = templates.ErrUnknownType
 

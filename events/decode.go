@@ -32,7 +32,7 @@ type envelope struct {
 
 // Decode parses and validates one CloudEvents 1.0 structured-mode JSON
 // envelope. The envelope is always checked; the data of the v1 types is also
-// checked against DESIGN §2, while other types get envelope checks only,
+// checked against docs/contracts.md §2, while other types get envelope checks only,
 // because their routing and templates are data-driven and live elsewhere.
 //
 // Every error is poison: failure.ReasonDecode when b is not a JSON object at
@@ -118,7 +118,7 @@ func Decode(b []byte) (*Event, error) {
 	return e, nil
 }
 
-// validateData checks the data of the v1 types (DESIGN §2). Unknown types
+// validateData checks the data of the v1 types (docs/contracts.md §2). Unknown types
 // pass: they are counted and skipped, or routed by configuration, elsewhere.
 func validateData(typ string, data map[string]any) error {
 	switch typ {

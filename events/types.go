@@ -1,6 +1,6 @@
 // Package events decodes and validates the booking events herald consumes:
 // CloudEvents 1.0 JSON envelopes (structured mode) whose data describes
-// classes, members and bookings (DESIGN §2).
+// classes, members and bookings (docs/contracts.md §2).
 //
 // It never panics on input and never returns a partially valid event: any
 // error from Decode is classified poison (package failure) with a reason and

@@ -6,6 +6,7 @@
 package sinks
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"time"
@@ -27,6 +28,13 @@ type Delivery struct {
 	// Meta carries channel-specific extras (e.g. push data, SMS validity).
 	Meta map[string]string
 	At   time.Time
+
+	// NotificationID and EventID say which notification, of which event,
+	// this was. A sink fills what the wire carries (an email's
+	// X-Herald-Notification-Id header); the rest comes from Identify, once
+	// the sender has the provider's answer.
+	NotificationID string
+	EventID        string
 }
 
 // Outbox records deliveries. It is safe for concurrent use.
@@ -61,6 +69,46 @@ func (o *Outbox) Add(d Delivery) {
 	o.changed = make(chan struct{})
 	o.mu.Unlock()
 }
+
+// Identify records which notification and event the delivery on channel
+// that the provider knows as providerID was: the newest kept delivery of
+// that channel whose ProviderID or MessageID is providerID, or whose
+// NotificationID is notificationID. Fields already set are kept. It
+// reports whether a delivery matched (none does once it has been evicted,
+// or when the provider accepted a message no sink recorded).
+func (o *Outbox) Identify(channel, providerID, notificationID, eventID string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := len(o.items) - 1; i >= 0; i-- {
+		d := &o.items[i]
+		if d.Channel != channel {
+			continue
+		}
+		if (providerID != "" && (d.ProviderID == providerID || d.MessageID == providerID)) ||
+			(notificationID != "" && d.NotificationID == notificationID) {
+			d.NotificationID = cmp.Or(d.NotificationID, notificationID)
+			d.EventID = cmp.Or(d.EventID, eventID)
+			return true
+		}
+	}
+	return false
+}
+
+// Find returns the newest kept delivery on channel of the notification id,
+// and whether there is one.
+func (o *Outbox) Find(channel, notificationID string) (Delivery, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := len(o.items) - 1; i >= 0; i-- {
+		if d := o.items[i]; d.Channel == channel && d.NotificationID == notificationID {
+			return d, true
+		}
+	}
+	return Delivery{}, false
+}
+
+// Keep returns how many deliveries the outbox keeps (0: all).
+func (o *Outbox) Keep() int { return o.keep }
 
 // All returns a copy of the kept deliveries, oldest first.
 func (o *Outbox) All() []Delivery {

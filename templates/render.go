@@ -50,6 +50,7 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 
 	m := &channels.Message{
 		NotificationID: n.ID,
+		EventID:        n.EventID,
 		Channel:        n.Channel,
 		To:             n.To,
 		ToName:         n.Data["recipient_name"],

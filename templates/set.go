@@ -24,7 +24,7 @@ import (
 )
 
 // ErrUnknownType is returned by Plan for an event type no folder routes.
-// It is not poison: unknown types are counted and skipped (DESIGN §2).
+// It is not poison: unknown types are counted and skipped (docs/contracts.md §2).
 var ErrUnknownType = errors.New("no routing for event type")
 
 // Set is a validated collection of event-type folders.

@@ -33,7 +33,7 @@ func TestEmbeddedShipsV1Types(t *testing.T) {
 	}
 }
 
-// TestDefaultNotifications checks DESIGN §2's defaults against the shipped
+// TestDefaultNotifications checks docs/contracts.md §2's defaults against the shipped
 // samples: who gets what, on which channel, with which priority.
 func TestDefaultNotifications(t *testing.T) {
 	s := embedded(t)
@@ -356,7 +356,7 @@ func TestUnknownTypeAndTemplate(t *testing.T) {
 }
 
 // TestOptionalFieldsMayBeAbsent renders every shipped template against
-// events stripped of everything DESIGN §2 and events.Decode leave optional,
+// events stripped of everything docs/contracts.md §2 and events.Decode leave optional,
 // so a member without a name or a class without a location or instructor
 // cannot make a message fail permanently.
 func TestOptionalFieldsMayBeAbsent(t *testing.T) {

@@ -1,4 +1,4 @@
-// Package topics names the Kafka topics herald reads and owns (DESIGN §1).
+// Package topics names the Kafka topics herald reads and owns (docs/contracts.md §1).
 package topics
 
 import "github.com/gymhq/herald/notification"

@@ -460,7 +460,7 @@ func (w *Worker) outcome(m *queue.Message, n *notification.Notification, outcome
 		)
 	}
 	// Always present (empty when no provider accepted anything), so a log
-	// query can rely on the field as on the others of DESIGN §8.
+	// query can rely on the field as on the others of docs/contracts.md §8.
 	fields = append(fields, zap.String("provider_message_id", providerID))
 	if cause != nil {
 		fields = append(fields, zap.String("reason", reason), zap.String("class", failure.ClassOf(cause).String()), zap.Error(cause))

@@ -120,7 +120,7 @@ func Unparsed(status int, retryAfter string, cause error) error {
 //
 // Whether the provider acted on a request that timed out is unknown; the
 // retry may duplicate it, which is the admitted duplicate window of
-// DESIGN.md §3.
+// docs/contracts.md §3.
 func Transport(err error) error {
 	if err == nil {
 		return nil

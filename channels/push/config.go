@@ -20,7 +20,7 @@ const (
 // the default.
 var DefaultConfig = Config{Endpoint: DefaultEndpoint, Timeout: DefaultTimeout}
 
-// Config configures the FCM sender (DESIGN.md §5, HERALD_FCM_*).
+// Config configures the FCM sender (docs/contracts.md §5, HERALD_FCM_*).
 type Config struct {
 	// ProjectID is the Firebase project messages are sent for.
 	ProjectID string

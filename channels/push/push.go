@@ -1,7 +1,7 @@
 // Package push delivers push notifications through Firebase Cloud
 // Messaging's HTTP v1 API — plain net/http and golang.org/x/oauth2, no
 // Firebase SDK — and decides at the point of failure whether a message may
-// be retried (DESIGN.md §4).
+// be retried (docs/contracts.md §4).
 //
 // Authentication is the OAuth 2.0 JWT-bearer flow of a Google service
 // account: an RS256 assertion signed with the key file's private key is
@@ -160,7 +160,7 @@ func (s *Sender) Send(ctx context.Context, m *channels.Message) (channels.Receip
 		if json.Unmarshal(answer, &ok) != nil || ok.Name == "" {
 			// FCM said yes in a way we cannot read. Dropping may lose the
 			// message; retrying at worst duplicates it, inside the admitted
-			// duplicate window of DESIGN.md §3.
+			// duplicate window of docs/contracts.md §3.
 			return channels.Receipt{}, httperr.Unparsed(resp.StatusCode, retryAfter, errors.New("push: FCM answered 200 without a message name"))
 		}
 		return channels.Receipt{ProviderMessageID: ok.Name}, nil

@@ -20,7 +20,7 @@ const (
 // default.
 var DefaultConfig = Config{APIURL: DefaultAPIURL, Timeout: DefaultTimeout}
 
-// Config configures the Twilio sender (DESIGN.md §5, HERALD_TWILIO_*).
+// Config configures the Twilio sender (docs/contracts.md §5, HERALD_TWILIO_*).
 type Config struct {
 	// AccountSID ("AC" and 32 hex digits) and AuthToken authenticate with
 	// HTTP basic auth.

@@ -1,6 +1,6 @@
 // Package sms delivers SMS through Twilio's Messages API with the official
 // twilio-go client, and decides at the point of failure whether a message
-// may be retried (DESIGN.md §4).
+// may be retried (docs/contracts.md §4).
 //
 // Twilio's error codes decide first: 21211 and 21614 (not a valid or not a
 // mobile number) are permanent invalid_address, 21610 (the recipient replied
@@ -151,7 +151,7 @@ func (s *Sender) Send(ctx context.Context, m *channels.Message) (channels.Receip
 	if msg.Sid == nil || *msg.Sid == "" {
 		// Twilio said yes without an id. Dropping may lose the message;
 		// retrying at worst duplicates it, inside the admitted duplicate
-		// window of DESIGN.md §3.
+		// window of docs/contracts.md §3.
 		return channels.Receipt{}, failure.Retry(failure.ReasonUnavailable, errors.New("sms: twilio accepted the message without a sid"))
 	}
 	return channels.Receipt{ProviderMessageID: *msg.Sid}, nil

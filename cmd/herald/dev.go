@@ -18,11 +18,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
 
+	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/kafkatest"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/protect"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/sinks"
@@ -196,6 +198,15 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	}
 	e.closers = append(e.closers, closeFleet)
 	e.fleet = f
+	for ch, s := range f.senders {
+		// Innermost, next to the provider client: the fleet's own wrappers
+		// (the breaker) stay where the rest of the code expects them.
+		if ps, ok := s.(*protect.Sender); ok {
+			ps.Next = identifying{Sender: ps.Next, ch: string(ch), outbox: e.outbox}
+		} else {
+			f.senders[ch] = identifying{Sender: s, ch: string(ch), outbox: e.outbox}
+		}
+	}
 
 	// herald never creates the events topic in production; in dev we play
 	// the booking service, which owns it.
@@ -207,6 +218,23 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	e.prod = kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: cfg.KafkaBrokers})
 	e.closers = append(e.closers, func() { e.prod.Close() })
 	return e, nil
+}
+
+// identifying tells the outbox which notification, of which event, each
+// delivery the provider accepted was: the sinks see only what is on the
+// wire, which for an SMS is the number and the text.
+type identifying struct {
+	channels.Sender
+	ch     string
+	outbox *sinks.Outbox
+}
+
+func (s identifying) Send(ctx context.Context, m *channels.Message) (channels.Receipt, error) {
+	r, err := s.Sender.Send(ctx, m)
+	if err == nil {
+		s.outbox.Identify(s.ch, r.ProviderMessageID, m.NotificationID, m.EventID)
+	}
+	return r, err
 }
 
 // cmdDev is `herald dev`.
@@ -239,7 +267,7 @@ func cmdDev(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	srv, err := serveHTTP(*httpAddr, env.fleet, env.routes)
+	srv, err := serveHTTP(*httpAddr, env.fleet, env.routes, localOnly(*httpAddr))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "herald dev: --http-addr %s: %v\n", *httpAddr, err)
 		return 1
@@ -248,7 +276,7 @@ func cmdDev(args []string) int {
 
 	fmt.Fprintf(os.Stderr, `
 herald dev is up
-  outbox       http://%s/
+  outbox       http://%s/   (as JSON: http://%[1]s/api/outbox)
   templates    http://%[1]s/templates/
   kafka        %s   (topic %s; produce CloudEvents JSON with any client)
   idempotency  %s

@@ -11,9 +11,10 @@ import (
 )
 
 // serveHTTP serves /metrics, /healthz and /readyz, plus extra routes (the
-// dev outbox) when given. It returns once the listener is bound, so a bad
+// dev outbox) when given, every request through wrap when given (herald
+// dev's local-only guard). It returns once the listener is bound, so a bad
 // address fails at start.
-func serveHTTP(addr string, f *fleet, extra func(*http.ServeMux)) (*http.Server, error) {
+func serveHTTP(addr string, f *fleet, extra func(*http.ServeMux), wrap ...func(http.Handler) http.Handler) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(f.metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -42,7 +43,11 @@ func serveHTTP(addr string, f *fleet, extra func(*http.ServeMux)) (*http.Server,
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	var h http.Handler = mux
+	for _, w := range wrap {
+		h = w(h)
+	}
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			f.log.Error("http server stopped")

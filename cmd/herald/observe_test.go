@@ -108,7 +108,7 @@ next:
 // provider errors quote the address) and then checks what an operator sees:
 // /metrics has every series the dashboards and alerts use, with values that
 // add up, consumer lag back to 0 once drained; and the logs have one JSON
-// line per final outcome with the DESIGN §8 fields and no address in clear.
+// line per final outcome with the docs/contracts.md §8 fields and no address in clear.
 func TestObservability(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
@@ -314,7 +314,7 @@ func TestObservability(t *testing.T) {
 		}
 	}
 
-	// Logs: one JSON line per final outcome, DESIGN §8 fields, nothing in
+	// Logs: one JSON line per final outcome, docs/contracts.md §8 fields, nothing in
 	// clear.
 	out := logs.String()
 	for a, ch := range addresses {

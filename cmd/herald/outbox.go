@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,36 +31,37 @@ func (e *devEnv) routes(mux *http.ServeMux) {
 	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		items := e.outbox.All()
-		kept := len(items)
 		slices.Reverse(items)
 		if len(items) > 200 {
 			items = items[:200]
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = outboxPage.Execute(w, map[string]any{
-			"Items": items, "Kept": kept, "Total": e.outbox.Len(), "Kafka": e.brokers()[0], "Topic": e.cfg.EventsTopic,
+			"Items": items, "Total": e.outbox.Len(), "Kafka": e.brokers()[0], "Topic": e.cfg.EventsTopic,
 			"Store": e.store, "Types": sim.Types,
 		})
 	})
 	mux.HandleFunc("GET /api/outbox", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(struct {
-			Total      int              `json:"total"`
-			Deliveries []sinks.Delivery `json:"deliveries"`
-		}{e.outbox.Len(), e.outbox.All()})
-	})
-	mux.HandleFunc("GET /email/{n}", func(w http.ResponseWriter, r *http.Request) {
-		n, err := strconv.Atoi(r.PathValue("n"))
 		items := e.outbox.All()
-		if err != nil || n < 0 || n >= len(items) || items[n].Channel != "email" {
-			http.NotFound(w, r)
+		out := make([]outboxEntry, len(items))
+		for i, d := range items {
+			out[i] = newOutboxEntry(d)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	})
+	mux.HandleFunc("GET /email/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		d, ok := e.outbox.Find("email", id)
+		if !ok {
+			http.Error(w, fmt.Sprintf("no email with notification id %q in the outbox: it keeps the last %d deliveries, so an older one is gone", id, e.outbox.Keep()), http.StatusNotFound)
 			return
 		}
 		// The HTML part is what herald rendered; serve it sandboxed so any
 		// script in it cannot run against this page.
 		w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = io.WriteString(w, items[n].HTML)
+		_, _ = io.WriteString(w, d.HTML)
 	})
 	// POST /api/events publishes a raw CloudEvent body, or with ?type=T a
 	// generated sample of that type.
@@ -90,9 +94,34 @@ func (e *devEnv) routes(mux *http.ServeMux) {
 	})
 }
 
+// outboxEntry is one delivery as GET /api/outbox answers it: the contract
+// in docs/contracts.md ("herald dev's outbox"). To is the address as sent,
+// unmasked: every sink is a local fake, and the address is what a
+// developer checks. Subject is the email subject or the push title, empty
+// for SMS; Text is the email text part, the SMS body or the push body.
+type outboxEntry struct {
+	Channel        string    `json:"channel"`
+	To             string    `json:"to"`
+	Subject        string    `json:"subject"`
+	Text           string    `json:"text"`
+	NotificationID string    `json:"notification_id"`
+	EventID        string    `json:"event_id"`
+	SentAt         time.Time `json:"sent_at"`
+}
+
+func newOutboxEntry(d sinks.Delivery) outboxEntry {
+	subject := d.Subject
+	if d.Channel == "push" {
+		subject = d.Title
+	}
+	return outboxEntry{
+		Channel: d.Channel, To: d.To, Subject: subject, Text: d.Text,
+		NotificationID: d.NotificationID, EventID: d.EventID, SentAt: d.At.UTC(),
+	}
+}
+
 var outboxPage = template.Must(template.New("outbox").Funcs(template.FuncMap{
 	"ago": func(t time.Time) string { return time.Since(t).Round(time.Second).String() },
-	"idx": func(kept, i int) int { return kept - 1 - i },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>herald dev · outbox</title>
 <meta http-equiv="refresh" content="3">
@@ -111,16 +140,72 @@ var outboxPage = template.Must(template.New("outbox").Funcs(template.FuncMap{
 {{range .Types}}<form method="post" action="/api/events"><input type="hidden" name="type" value="{{.Type}}"><button>{{.Type}}</button></form>{{end}}
 </div>
 <p>Or produce CloudEvents JSON to the topic with any Kafka client, e.g.
-<code>kcat -P -b {{.Kafka}} -t {{.Topic}} -k cls_1 event.json</code></p>
+<code>jq -c . event.json | kcat -P -b {{.Kafka}} -t {{.Topic}} -k cls_1</code>
+(one event per line: kcat sends each line as one record, while a file given as an argument would be sent whole as one record).
+JSON of what was sent: <a href="/api/outbox"><code>/api/outbox</code></a>.</p>
 <table><tr><th>channel</th><th>to</th><th>message</th><th>provider id</th><th>when</th></tr>
-{{$kept := .Kept}}
-{{range $i, $d := .Items}}<tr>
+{{range $d := .Items}}<tr>
  <td><span class="ch {{$d.Channel}}">{{$d.Channel}}</span></td>
  <td><code>{{$d.To}}</code></td>
- <td>{{if eq $d.Channel "email"}}<b>{{$d.Subject}}</b>{{if $d.Attachments}} 📎 {{range $d.Attachments}}{{.}} {{end}}{{end}}<pre>{{$d.Text}}</pre>{{if $d.HTML}}<a href="/email/{{idx $kept $i}}" target="_blank">HTML part</a>{{end}}
+ <td>{{if eq $d.Channel "email"}}<b>{{$d.Subject}}</b>{{if $d.Attachments}} 📎 {{range $d.Attachments}}{{.}} {{end}}{{end}}<pre>{{$d.Text}}</pre>{{if and $d.HTML $d.NotificationID}}<a href="/email/{{$d.NotificationID}}" target="_blank">HTML part</a>{{end}}
  {{else if eq $d.Channel "push"}}<b>{{$d.Title}}</b><pre>{{$d.Text}}</pre>
  {{else}}<pre>{{$d.Text}}</pre>{{end}}</td>
  <td><code>{{$d.ProviderID}}</code></td>
  <td>{{ago $d.At}} ago</td>
 </tr>{{else}}<tr><td colspan="5">Nothing yet. Publish an event above, or start with --simulate-rate.</td></tr>{{end}}
 </table></body></html>`))
+
+// localOnly guards the dev page, which publishes events and shows every
+// address herald sent to, against other web pages open in the same
+// browser:
+//
+//   - A request whose Host is not this machine is refused, whatever its
+//     method: a DNS-rebinding page (evil.example resolving to 127.0.0.1)
+//     reaches the server under its own name, so the Host it sends names
+//     it. Allowed are localhost, IP literals (a page served from an
+//     address is that address's own origin) and the host of --http-addr.
+//   - A state-changing request (POST) a browser marks as cross-site
+//     (Sec-Fetch-Site, else an Origin other than the Host) is refused: an
+//     auto-submitting form on another page must not publish events.
+//     Requests without those headers (curl, scripts) are not browsers'
+//     cross-site requests and pass.
+//
+// Both answer 403 with a line that says why.
+func localOnly(listenAddr string) func(http.Handler) http.Handler {
+	listenHost, _, err := net.SplitHostPort(listenAddr)
+	if err != nil {
+		listenHost = listenAddr
+	}
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, fmt.Sprintf("herald dev: cross-site %s refused (Origin %q, Sec-Fetch-Site %q): only the dev page itself, or a client that is not a browser, may publish",
+			r.Method, r.Header.Get("Origin"), r.Header.Get("Sec-Fetch-Site")), http.StatusForbidden)
+	}))
+	return func(next http.Handler) http.Handler {
+		guarded := cop.Handler(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !localHost(r.Host, listenHost) {
+				http.Error(w, fmt.Sprintf("herald dev: Host %q refused: this server answers to localhost, 127.0.0.1, [::1] or the host of --http-addr only (a guard against DNS rebinding)", r.Host), http.StatusForbidden)
+				return
+			}
+			guarded.ServeHTTP(w, r)
+		})
+	}
+}
+
+// localHost reports whether the Host header hostport names this machine as
+// localOnly allows.
+func localHost(hostport, listenHost string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport // no port
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	switch {
+	case host == "":
+		return false
+	case strings.EqualFold(host, "localhost"), net.ParseIP(host) != nil:
+		return true
+	}
+	return listenHost != "" && strings.EqualFold(host, listenHost)
+}

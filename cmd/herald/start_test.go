@@ -126,17 +126,6 @@ func (p *heraldProc) terminate(t *testing.T) time.Duration {
 	return time.Since(start)
 }
 
-// freeAddr returns a loopback address nothing listens on (yet).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestRunWaitsForKafka: `herald run --role dispatcher` against a broker
 // that is not there stays up, alive (/healthz 200) and unready (/readyz
 // 503 naming HERALD_KAFKA_BROKERS, the address and the dial error), and

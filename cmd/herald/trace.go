@@ -64,7 +64,9 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		id, args = args[0], args[1:]
 	}
-	cfg, exit := loadTool("herald trace", fs, args, getenv, stderr, traceVars, "HERALD_KAFKA_BROKERS")
+	// Brokers are required only once there is an event to trace: without
+	// one, the usage says what is missing.
+	cfg, exit := loadTool("herald trace", fs, args, getenv, stderr, traceVars)
 	if exit != nil {
 		return *exit
 	}
@@ -73,6 +75,10 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if id == "" || fs.NArg() > 1 || (fs.NArg() == 1 && fs.Arg(0) != id) {
 		fs.Usage()
+		return 2
+	}
+	if err := cfg.Require("HERALD_KAFKA_BROKERS"); err != nil {
+		fmt.Fprintf(stderr, "herald trace: %v\n", err)
 		return 2
 	}
 	from, err := parseSince(*since, time.Now())

@@ -183,3 +183,38 @@ func equalStates(got, want map[string]string) bool {
 	}
 	return true
 }
+
+// TestTraceUsage: without an event id herald trace prints its usage (not a
+// complaint about brokers it does not need yet), and -h shows each flag's
+// placeholder as its type, never another variable's name (the TLS cert and
+// key flags showed each other's).
+func TestTraceUsage(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	for _, args := range [][]string{nil, {"--since", "1h"}, {"--json"}} {
+		var out, errOut bytes.Buffer
+		code := runTrace(context.Background(), args, noEnv, &out, &errOut)
+		if code != 2 || !strings.HasPrefix(errOut.String(), "Usage: herald trace EVENT_ID") || strings.Contains(errOut.String(), "required") {
+			t.Errorf("trace %q: exit %d, stderr %q: want 2 and the usage", args, code, errOut.String())
+		}
+	}
+
+	var out, errOut bytes.Buffer
+	if code := runTrace(context.Background(), []string{"-h"}, noEnv, &out, &errOut); code != 0 {
+		t.Fatalf("-h: exit %d", code)
+	}
+	flags := 0
+	for _, line := range strings.Split(errOut.String(), "\n") {
+		// "  -name placeholder" lines; usage text lines start with a tab.
+		f := strings.Fields(line)
+		if !strings.HasPrefix(line, "  -") || len(f) > 2 {
+			continue
+		}
+		flags++
+		if len(f) == 2 && f[1] != "string" {
+			t.Errorf("flag %s shows placeholder %q, want its type", f[0], f[1])
+		}
+	}
+	if flags < 10 {
+		t.Fatalf("found %d flag lines in -h output:\n%s", flags, errOut.String())
+	}
+}

@@ -400,6 +400,8 @@ func (ss *session) Data(r io.Reader) error {
 			MessageID:   m.messageID,
 			Attachments: names,
 			Meta:        meta,
+			// The header herald sets on every message (channels/email).
+			NotificationID: m.notification,
 		})
 	}
 	// go-smtp answers a nil error with a fixed "250 2.0.0 OK: queued" and
