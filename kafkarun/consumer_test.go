@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/gymhq/herald/internal/kafkatest"
+	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/queue"
 )
@@ -223,15 +224,15 @@ func TestRebalanceHandsOver(t *testing.T) {
 	doneA := make(chan error)
 	go func() { doneA <- a.Run(ctxA) }()
 	produce(t, p, topic, 400, 40)
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 400 })
+	poll.Until(t, 45*time.Second, "400 records seen by a", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 400 })
 
 	b, _ := kafkarun.NewConsumer(cfg, h("b"))
 	ctxB, cancelB := context.WithCancel(context.Background())
 	doneB := make(chan error)
 	go func() { doneB <- b.Run(ctxB) }()
-	waitFor(t, func() bool { return a.Joined() && b.Joined() })
+	poll.Until(t, 45*time.Second, "a and b to hold a generation", func() bool { return a.Joined() && b.Joined() })
 	produce(t, p, topic, 400, 40)
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 800 && len(members["b"]) > 0 })
+	poll.Until(t, 45*time.Second, "800 records seen, some by b", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 800 && len(members["b"]) > 0 })
 
 	// SIGTERM-style stop of a: b must take over every partition promptly,
 	// well before a session timeout would expire.
@@ -239,7 +240,7 @@ func TestRebalanceHandsOver(t *testing.T) {
 	cancelA()
 	<-doneA
 	produce(t, p, topic, 400, 40)
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 1200 })
+	poll.Until(t, 45*time.Second, "1200 records seen after a stopped", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 1200 })
 	if took := time.Since(stopped); took > 2*cfg.SessionTimeout {
 		t.Errorf("takeover took %v", took)
 	}
@@ -258,16 +259,5 @@ func TestRebalanceHandsOver(t *testing.T) {
 	}
 	if sum != 1200 {
 		t.Errorf("committed sum %d, want 1200 (%v)", sum, final)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/queue"
 )
@@ -72,7 +73,7 @@ func TestLagPoller(t *testing.T) {
 	go func() { cons.Run(rctx); close(done) }()
 	defer func() { stop(); <-done }()
 
-	waitFor(t, func() bool {
+	poll.Until(t, 45*time.Second, "the lag poller to see the group drained", func() bool {
 		if err := lp.Poll(ctx); err != nil {
 			t.Fatal(err)
 		}

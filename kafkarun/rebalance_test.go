@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/gymhq/herald/internal/kafkatest"
+	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/queue"
 )
@@ -208,7 +209,7 @@ func TestGroupReformsAfterCrashLoop(t *testing.T) {
 		}
 		return true
 	}
-	waitFor(t, allJoined)
+	poll.Until(t, 45*time.Second, "all three consumers to hold a generation", allJoined)
 
 	// Long enough to have held the survivors past kafka-go's join deadline
 	// (5 s + 4 s) upstream.

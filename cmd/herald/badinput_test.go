@@ -13,6 +13,7 @@ import (
 
 	"github.com/gymhq/herald/dlq"
 	"github.com/gymhq/herald/events"
+	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/sim"
@@ -32,7 +33,7 @@ func TestBadInputEverywhere(t *testing.T) {
 	redis := redistest.Start(t)
 	env, _ := newTestEnv(t, 3, redis)
 	startFleet(t, env)
-	poll(t, 30*time.Second, "the fleet ready (its topics created)", func() bool { return env.fleet.ready(context.Background()) == nil })
+	poll.Until(t, 30*time.Second, "the fleet ready (its topics created)", func() bool { return env.fleet.ready(context.Background()) == nil })
 
 	g := sim.New(sim.Options{Seed: 29, Members: 40, Prefix: "bad"})
 	// editEvent returns a fresh event of type typ with edit applied to its

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/gymhq/herald/internal/kafkatest"
+	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/queue"
@@ -204,7 +205,7 @@ func TestLogsHoldNoSecretsAddressesOrBodies(t *testing.T) {
 			cmd.Process.Kill()
 		}
 	}()
-	poll(t, 60*time.Second, "herald ready", func() bool {
+	poll.Until(t, 60*time.Second, "herald ready", func() bool {
 		select {
 		case err := <-exited:
 			t.Fatalf("exited: %v\n%s", err, stderr.String())
@@ -232,7 +233,7 @@ func TestLogsHoldNoSecretsAddressesOrBodies(t *testing.T) {
 	}
 	// The permanent failures are logged when they reach the DLQ; wait for
 	// their lines rather than for time.
-	poll(t, 30*time.Second, "permanent failures and dead letters logged", func() bool {
+	poll.Until(t, 30*time.Second, "permanent failures and dead letters logged", func() bool {
 		return strings.Count(stderr.String(), `"notification failed"`) >= 3 && strings.Count(stderr.String(), `"event dead-lettered"`) >= len(bad) &&
 			strings.Count(stderr.String(), `"recipient address refused"`) >= len(refused)
 	})

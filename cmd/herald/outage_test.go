@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/protect"
@@ -64,11 +65,11 @@ func TestOutageRedis(t *testing.T) {
 			settled.publish(t, env)
 			waitDelivered(t, env, settled, 30*time.Second)
 			before.publish(t, env)
-			poll(t, 30*time.Second, "a third of the first batch delivered", func() bool { return env.outbox.Len() >= settled.total+before.total/3 })
+			poll.Until(t, 30*time.Second, "a third of the first batch delivered", func() bool { return env.outbox.Len() >= settled.total+before.total/3 })
 
 			redis.Stop()
 			stoppedAt := env.outbox.Len()
-			poll(t, 20*time.Second, "workers to see the outage", func() bool {
+			poll.Until(t, 20*time.Second, "workers to see the outage", func() bool {
 				return strings.Contains(logs.String(), "handler could not reach a durable outcome") && env.fleet.ready(context.Background()) != nil
 			})
 			// Sends that held their claim before the stop finish (their
@@ -77,7 +78,7 @@ func TestOutageRedis(t *testing.T) {
 			during.publish(t, env)
 			// The dispatcher keeps fanning out (it needs no Redis), so the
 			// channel topics fill while the workers wait.
-			poll(t, 20*time.Second, "the second batch fanned out", func() bool {
+			poll.Until(t, 20*time.Second, "the second batch fanned out", func() bool {
 				return channelRecords(t, env) >= settled.total+before.total+during.total
 			})
 			if err := observeNoDeliveries(env, quiet, 2*time.Second); err != nil {
@@ -88,7 +89,7 @@ func TestOutageRedis(t *testing.T) {
 			if err := redis.Restart(); err != nil {
 				t.Fatal(err)
 			}
-			poll(t, 20*time.Second, "ready again", func() bool { return env.fleet.ready(context.Background()) == nil })
+			poll.Until(t, 20*time.Second, "ready again", func() bool { return env.fleet.ready(context.Background()) == nil })
 
 			all := newWorkload(t, nil, 0)
 			all.merge(settled)
@@ -174,7 +175,7 @@ func testOutageSMTP(t *testing.T, ladder bool) {
 
 	retry := topics.Retry(notification.Email)
 	breaker := env.fleet.metrics.Protect.BreakerState.WithLabelValues("email")
-	poll(t, 30*time.Second, "every email waiting: on the retry topic, or behind the open breaker", func() bool {
+	poll.Until(t, 30*time.Second, "every email waiting: on the retry topic, or behind the open breaker", func() bool {
 		return topicRecords(t, env, retry) >= emails || (!ladder && testutil.ToFloat64(breaker) == 2)
 	})
 	others := w.total - emails
@@ -248,7 +249,7 @@ func TestOutageKafka(t *testing.T) {
 			before := newWorkload(t, g, 60)
 			after := newWorkload(t, g, 40)
 			before.publish(t, env)
-			poll(t, 30*time.Second, "a third of the first batch delivered", func() bool { return env.outbox.Len() >= before.total/3 })
+			poll.Until(t, 30*time.Second, "a third of the first batch delivered", func() bool { return env.outbox.Len() >= before.total/3 })
 
 			var down atomic.Bool
 			var dropped atomic.Int64

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/config"
+	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/sinks"
 )
 
@@ -106,7 +107,7 @@ func TestDevOutboxAsAClient(t *testing.T) {
 	}
 	var items []outboxItem
 	var body []byte
-	poll(t, 30*time.Second, "four identified deliveries in /api/outbox", func() bool {
+	poll.Until(t, 30*time.Second, "four identified deliveries in /api/outbox", func() bool {
 		var code int
 		code, body = get("/api/outbox")
 		if code != 200 {
@@ -222,7 +223,7 @@ func TestDevOutboxAsAClient(t *testing.T) {
 	if code, b := post(); code != http.StatusSeeOther {
 		t.Errorf("POST without browser headers: %d %q, want 303", code, b)
 	}
-	poll(t, 30*time.Second, "the two published bookings delivered (an email each, at least)\n"+stderr.String(), func() bool {
+	poll.Until(t, 30*time.Second, "the two published bookings delivered (an email each, at least)\n"+stderr.String(), func() bool {
 		_, body = get("/api/outbox")
 		items, err := decodeOutbox(body)
 		return err == nil && len(items) >= before+2
@@ -246,7 +247,7 @@ func startDevBinary(t *testing.T) (kafkaAddr, httpAddr string, stderr *syncBuffe
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	poll(t, 60*time.Second, "herald dev ready", func() bool {
+	poll.Until(t, 60*time.Second, "herald dev ready", func() bool {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
 		if err != nil {
 			return false

@@ -16,6 +16,7 @@ import (
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/dlq"
+	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
@@ -74,19 +75,6 @@ func deliveredTo(o *sinks.Outbox, to string) int {
 	return n
 }
 
-// eventually polls cond (a server-side state this test cannot be told
-// about) until it holds or the bound passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestSuppressionEndToEnd: each provider's "never again" answer — Twilio
 // 21610, FCM UNREGISTERED, SMTP 550 5.1.1 — puts the address on the Redis
 // suppression list; the next event for the same member sends nothing to
@@ -109,7 +97,7 @@ func TestSuppressionEndToEnd(t *testing.T) {
 	ctx := context.Background()
 
 	publish(t, env, memberEvent(t, "gym.booking.confirmed", "evt_sup_1", ana), memberEvent(t, "gym.waitlist.promoted", "evt_sup_2", ana))
-	eventually(t, "three suppressions", func() bool {
+	poll.Until(t, time.Minute, "three suppressions", func() bool {
 		es, err := list.List(ctx, "")
 		return err == nil && len(es) == 3
 	})
@@ -148,7 +136,7 @@ func TestSuppressionEndToEnd(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, "four suppressed notifications", func() bool {
+	poll.Until(t, time.Minute, "four suppressed notifications", func() bool {
 		n := suppressedSoFar() - base
 		if n > 4 {
 			t.Fatalf("%v suppressed", n)
@@ -178,7 +166,7 @@ func TestSuppressionEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, env, memberEvent(t, "gym.waitlist.promoted", "evt_sup_5", ana))
-	eventually(t, "the SMS after removal", func() bool { return deliveredTo(env.outbox, ana.phone) == 1 })
+	poll.Until(t, time.Minute, "the SMS after removal", func() bool { return deliveredTo(env.outbox, ana.phone) == 1 })
 	waitDrained(t, env)
 	if n := deliveredTo(env.outbox, ana.token) + deliveredTo(env.outbox, ana.email); n != 0 {
 		t.Errorf("%d deliveries to still-suppressed addresses", n)
@@ -212,10 +200,10 @@ func TestDLQReplayTwiceDeliversOnce(t *testing.T) {
 	}
 	// A record on the DLQ that herald did not write. The dev producer's
 	// metadata may predate herald's topics until its next refresh.
-	eventually(t, "a junk record on the DLQ", func() bool {
+	poll.Until(t, time.Minute, "a junk record on the DLQ", func() bool {
 		return env.prod.Publish(context.Background(), queueMessage(topics.DLQ, "junk", "{not a dead letter")) == nil
 	})
-	eventually(t, "the failures in the DLQ", func() bool {
+	poll.Until(t, time.Minute, "the failures in the DLQ", func() bool {
 		return testutil.ToFloat64(env.fleet.metrics.DLQWrites.WithLabelValues("sms", "rejected")) == n
 	})
 	waitDrained(t, env)
@@ -283,7 +271,7 @@ func TestDLQReplayTwiceDeliversOnce(t *testing.T) {
 		if !strings.Contains(out.String(), "malformed DLQ record") {
 			t.Errorf("the garbled record was not reported:\n%s", out.String())
 		}
-		eventually(t, "the replayed SMS", func() bool {
+		poll.Until(t, time.Minute, "the replayed SMS", func() bool {
 			for _, p := range people {
 				if deliveredTo(env.outbox, p.phone) < 1 {
 					return false
@@ -353,14 +341,14 @@ func TestBreakerPausesConsumption(t *testing.T) {
 			phone: fmt.Sprintf("+4477009007%02d", i), token: fmt.Sprintf("fcm_br_%02d", i)})
 		publish(t, env, memberEvent(t, "gym.booking.confirmed", fmt.Sprintf("evt_br_%d", i), people[i]))
 	}
-	eventually(t, "the breaker to open", func() bool { return b.State() == protect.Open })
+	poll.Until(t, time.Minute, "the breaker to open", func() bool { return b.State() == protect.Open })
 	if g := testutil.ToFloat64(m.BreakerState.WithLabelValues("email")); g != float64(protect.Open) {
 		t.Errorf("breaker state gauge = %v while open", g)
 	}
 	atOpen := counter.calls.Load()
 	probesAtOpen := halfOpens()
 	// Stay down for several open periods.
-	eventually(t, "three probes", func() bool { return halfOpens() >= probesAtOpen+3 })
+	poll.Until(t, time.Minute, "three probes", func() bool { return halfOpens() >= probesAtOpen+3 })
 	whileOpen := counter.calls.Load() - atOpen
 	probes := int64(halfOpens() - probesAtOpen)
 	if whileOpen > probes {
@@ -380,7 +368,7 @@ func TestBreakerPausesConsumption(t *testing.T) {
 	if err := env.smtp.Refuse(false); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "every email", func() bool {
+	poll.Until(t, time.Minute, "every email", func() bool {
 		for _, p := range people {
 			if deliveredTo(env.outbox, p.email) < 1 {
 				return false
@@ -428,7 +416,7 @@ func TestSendRateIsHonoured(t *testing.T) {
 		people = append(people, p)
 		publish(t, env, memberEvent(t, "gym.waitlist.promoted", fmt.Sprintf("evt_rt_%d", i), p))
 	}
-	eventually(t, "every SMS", func() bool {
+	poll.Until(t, time.Minute, "every SMS", func() bool {
 		for _, p := range people {
 			if deliveredTo(env.outbox, p.phone) < 1 {
 				return false

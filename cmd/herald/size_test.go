@@ -12,6 +12,7 @@ import (
 
 	"github.com/gymhq/herald/dlq"
 	"github.com/gymhq/herald/events"
+	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/sim"
@@ -268,7 +269,7 @@ func TestStuckRecordSurfaces(t *testing.T) {
 	w.events = []sim.Event{{Key: good.Key, Value: []byte(`{"specversion":"1.0",`)}, good}
 	w.publish(t, env)
 
-	poll(t, 30*time.Second, "herald_partition_stalled_seconds over 2s for the dispatcher", func() bool {
+	poll.Until(t, 30*time.Second, "herald_partition_stalled_seconds over 2s for the dispatcher", func() bool {
 		return stalled(t, env, topics.GroupDispatch, env.cfg.EventsTopic) > 2
 	})
 	if err := env.fleet.live.check(); err != nil {
@@ -277,7 +278,7 @@ func TestStuckRecordSurfaces(t *testing.T) {
 		t.Log("liveness: healthy while the partition is stuck")
 	}
 	first := stalled(t, env, topics.GroupDispatch, env.cfg.EventsTopic)
-	poll(t, 10*time.Second, "the stall to grow", func() bool {
+	poll.Until(t, 10*time.Second, "the stall to grow", func() bool {
 		return stalled(t, env, topics.GroupDispatch, env.cfg.EventsTopic) > first+0.5
 	})
 	if env.outbox.Len() != 0 {
@@ -286,7 +287,7 @@ func TestStuckRecordSurfaces(t *testing.T) {
 
 	alterTopic(t, env, topics.DLQ, "max.message.bytes", "1048588")
 	assertExactlyOnce(t, "the event behind the stuck record, once the DLQ takes it", waitDelivered(t, env, w, 60*time.Second))
-	poll(t, 10*time.Second, "herald_partition_stalled_seconds back to 0", func() bool {
+	poll.Until(t, 10*time.Second, "herald_partition_stalled_seconds back to 0", func() bool {
 		return stalled(t, env, topics.GroupDispatch, env.cfg.EventsTopic) == 0
 	})
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/internal/kafkatest"
+	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/notification"
@@ -91,7 +92,7 @@ func (p *heraldProc) running(t *testing.T) bool {
 func (p *heraldProc) waitProbe(t *testing.T, timeout time.Duration, path string, code int, want ...string) string {
 	t.Helper()
 	var body string
-	poll(t, timeout, path+" answering "+strconv.Itoa(code), func() bool {
+	poll.Until(t, timeout, path+" answering "+strconv.Itoa(code), func() bool {
 		p.running(t)
 		var got int
 		got, body = p.probe(path)
@@ -148,7 +149,7 @@ func TestRunWaitsForKafka(t *testing.T) {
 	p.waitProbe(t, 5*time.Second, "/healthz", http.StatusOK, "ok")
 	// Retries, each logged naming the variable and the address.
 	waiting := `"waiting for kafka ` + brokerAddr + ` (HERALD_KAFKA_BROKERS)"`
-	poll(t, 30*time.Second, "two logged retries", func() bool {
+	poll.Until(t, 30*time.Second, "two logged retries", func() bool {
 		p.running(t)
 		return strings.Count(p.stderr.String(), waiting) >= 2
 	})
@@ -175,7 +176,7 @@ func TestRunWaitsForKafka(t *testing.T) {
 	if err := prod.Publish(ctx, queue.Message{Topic: topics.DefaultEvents, Key: ev.Key, Value: ev.Value}); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 60*time.Second, "a notification of "+ev.ID, func() bool {
+	poll.Until(t, 60*time.Second, "a notification of "+ev.ID, func() bool {
 		for _, ch := range notification.Channels {
 			found := false
 			_, err := kafkarun.Scan(ctx, kafkarun.ScanConfig{Brokers: cluster.Brokers()}, topics.Channel(ch), func(m *queue.Message) error {
@@ -212,7 +213,7 @@ func TestRunWaitsForRedis(t *testing.T) {
 	t.Logf("/readyz while Redis is away: %s", body)
 	p.waitProbe(t, 5*time.Second, "/healthz", http.StatusOK, "ok")
 	waiting := `"waiting for redis ` + redis.URL() + ` (HERALD_REDIS_URL)"`
-	poll(t, 30*time.Second, "a logged retry", func() bool {
+	poll.Until(t, 30*time.Second, "a logged retry", func() bool {
 		p.running(t)
 		return strings.Contains(p.stderr.String(), waiting)
 	})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/sinks"
 	"github.com/gymhq/herald/templates"
 )
@@ -131,19 +132,6 @@ func waitDeliveries(t *testing.T, env *devEnv, n int) []sinks.Delivery {
 	return env.outbox.All()
 }
 
-// waitFor polls cond (a reload happens on the watcher's tick, which the
-// test does not control) until it holds or 30 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // counter reads a counter series from the fleet's registry.
 func counter(t *testing.T, reg prometheus.Gatherer, name, label, value string) float64 {
 	t.Helper()
@@ -249,7 +237,7 @@ func TestTemplatesHotReload(t *testing.T) {
 
 	// Unknown at first: counted and skipped.
 	publishSample(t, env, filepathOfDoc(t), "guest-with-email", "evt_hot_0")
-	waitFor(t, "the unknown event to be skipped", func() bool {
+	poll.Until(t, 30*time.Second, "the unknown event to be skipped", func() bool {
 		return counter(t, reg, "herald_events_total", "outcome", "unknown_type") == 1
 	})
 
@@ -257,7 +245,7 @@ func TestTemplatesHotReload(t *testing.T) {
 	v0 := env.fleet.templates.Current().Version()
 	files := docFiles(t)
 	writeFiles(t, dir, files)
-	waitFor(t, "the new folder to be served", func() bool { return env.fleet.templates.Known(guestPass) })
+	poll.Until(t, 30*time.Second, "the new folder to be served", func() bool { return env.fleet.templates.Known(guestPass) })
 	if counter(t, reg, "herald_templates_reloads_total", "result", "ok") != 1 {
 		t.Error("reload not counted as ok")
 	}
@@ -276,7 +264,7 @@ func TestTemplatesHotReload(t *testing.T) {
 	sms := filepath.Join(dir, guestPass, "sms.en.txt")
 	good := files[guestPass+"/sms.en.txt"]
 	writeFiles(t, dir, map[string]string{guestPass + "/sms.en.txt": "Hi {{.member_name\n"})
-	waitFor(t, "the broken change to be refused", func() bool {
+	poll.Until(t, 30*time.Second, "the broken change to be refused", func() bool {
 		return counter(t, reg, "herald_templates_reloads_total", "result", "refused") == 1
 	})
 	if v := env.fleet.templates.Current().Version(); v != v1 {
@@ -301,7 +289,7 @@ func TestTemplatesHotReload(t *testing.T) {
 	if err := os.WriteFile(sms, []byte("Good news! "+good), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the fix to be served", func() bool {
+	poll.Until(t, 30*time.Second, "the fix to be served", func() bool {
 		return counter(t, reg, "herald_templates_reloads_total", "result", "ok") == 2
 	})
 	if v := env.fleet.templates.Current().Version(); v == v1 {

@@ -8,6 +8,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/sim"
@@ -90,7 +91,7 @@ func BenchmarkTransientErrors(b *testing.B) {
 		t0 := time.Now()
 		w.publish(b, env)
 		t.delivered += w.total
-		poll(b, 2*time.Minute, "channel partitions committed", func() bool { return channelsCommitted(b, env) })
+		poll.Until(b, 2*time.Minute, "channel partitions committed", func() bool { return channelsCommitted(b, env) })
 		t.flowing += time.Since(t0)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
