@@ -85,17 +85,24 @@ func keyPairRule(certName string, cert, key func(*Config) string) func(*Config) 
 }
 
 // redisURLHasPassword reports whether the Redis URL carries a password.
+// A list of seed URLs has a password if any of them has.
 func redisURLHasPassword(s string) bool {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return false
+	for _, raw := range splitURLs(s) {
+		u, err := url.Parse(raw)
+		if err != nil || u.User == nil {
+			continue
+		}
+		if _, ok := u.User.Password(); ok {
+			return true
+		}
 	}
-	_, ok := u.User.Password()
-	return ok
+	return false
 }
 
+// redisScheme is the scheme of the (first) Redis URL; HERALD_REDIS_MODE's
+// rule makes every seed use the same one.
 func redisScheme(s string) string {
-	u, err := url.Parse(s)
+	u, err := url.Parse(splitURLs(s)[0])
 	if err != nil {
 		return ""
 	}

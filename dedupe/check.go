@@ -1,0 +1,250 @@
+package dedupe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// What herald needs of its Redis beyond answering, checked by a Checker:
+//
+//   - The deployment the client was made for. A cluster node reached as a
+//     single server answers PING but refuses every claim with MOVED, for
+//     ever; a sentinel answers PING but stores nothing.
+//   - maxmemory-policy noeviction, on every master. An evicting policy
+//     under memory pressure deletes sent keys (a repeated event is then
+//     delivered again) and can delete a whole channel's suppression list
+//     (one hash with no TTL), silently. Only noeviction turns memory
+//     pressure into errors, which herald waits out.
+//   - Room to write. Under noeviction a full Redis refuses every write
+//     with OOM while PING still answers, so readiness probes a write.
+
+// ModeError is a Redis deployed differently from the client's Mode.
+type ModeError struct {
+	Want  Mode   // the client's mode
+	Found Mode   // what the server is
+	Node  string // the address that said so
+}
+
+func (e *ModeError) Error() string {
+	switch e.Found {
+	case Cluster:
+		return fmt.Sprintf("redis at %s is a Redis Cluster node (cluster_enabled:1), so every claim would fail with MOVED; use cluster mode", e.Node)
+	case Sentinel:
+		return fmt.Sprintf("redis at %s is a Sentinel, which stores no keys; use sentinel mode with the master's name", e.Node)
+	}
+	return fmt.Sprintf("redis at %s is not a Redis Cluster node (cluster support disabled); use %s mode", e.Node, e.Found)
+}
+
+// EvictionError is a Redis whose maxmemory-policy may evict herald's keys.
+type EvictionError struct {
+	Policy string // maxmemory_policy as INFO memory reports it
+	Node   string
+}
+
+func (e *EvictionError) Error() string {
+	return fmt.Sprintf("redis at %s has maxmemory-policy %s, which evicts keys under memory pressure: sent keys (so repeated events are delivered again) and whole suppression lists; set maxmemory-policy noeviction", e.Node, e.Policy)
+}
+
+// ErrOutOfMemory is a Redis that refuses writes because it has reached
+// maxmemory (the OOM reply): claims and outcomes cannot be recorded.
+var ErrOutOfMemory = errors.New("redis is out of memory (used_memory above maxmemory): it refuses writes with OOM, so no claim or outcome can be recorded")
+
+// Checker holds herald's checks of its Redis: Check at start, Ready for
+// /readyz. Its methods are safe for concurrent use.
+type Checker struct {
+	client        redis.UniversalClient
+	mode          Mode
+	allowEviction bool
+	onUnsafe      func(*EvictionError)
+
+	mu       sync.Mutex
+	verdict  error // a configuration problem found by a completed check
+	complete bool  // the checks ran against a server that answered
+}
+
+// NewChecker returns the checks for client, made by Connect for mode. With
+// allowEviction an evicting policy is reported to onUnsafe (if not nil)
+// instead of failing the check.
+func NewChecker(client redis.UniversalClient, mode Mode, allowEviction bool, onUnsafe func(*EvictionError)) *Checker {
+	if mode == "" {
+		mode = Single
+	}
+	return &Checker{client: client, mode: mode, allowEviction: allowEviction, onUnsafe: onUnsafe}
+}
+
+// Check inspects the deployment and maxmemory-policy and returns a
+// *ModeError, an *EvictionError, or an access error when Redis answers but
+// is not one herald can keep its promises on: configuration that waiting
+// will not fix. A Redis that cannot be reached is not an error here (the
+// worker starts unready); the checks run again on every Ready until one
+// completes. After a completed check Check returns its verdict and does not
+// ask Redis again.
+func (c *Checker) Check(ctx context.Context) error {
+	verdict, _ := c.check(ctx)
+	return verdict
+}
+
+// check returns the verdict, and the error that kept the checks from
+// completing.
+func (c *Checker) check(ctx context.Context) (verdict, unreachable error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.complete {
+		return c.verdict, nil
+	}
+	nodes, err := c.inspect(ctx)
+	if err != nil {
+		var me *ModeError
+		if errors.As(err, &me) || accessRefused(err) {
+			c.complete, c.verdict = true, err
+			return err, nil
+		}
+		return nil, err
+	}
+	c.complete = true
+	for _, n := range nodes {
+		if n.policy == "" || n.policy == "noeviction" {
+			continue // a proxy that hides INFO memory: nothing to go on
+		}
+		e := &EvictionError{Policy: n.policy, Node: n.addr}
+		if !c.allowEviction {
+			c.verdict = e
+			return e, nil
+		}
+		if c.onUnsafe != nil {
+			c.onUnsafe(e)
+		}
+	}
+	return nil, nil
+}
+
+// Ready is the readiness probe: nil when the checks have passed and every
+// master accepts writes. PING is not enough: a Redis at maxmemory under
+// noeviction answers PING and refuses every write.
+func (c *Checker) Ready(ctx context.Context) error {
+	verdict, unreachable := c.check(ctx)
+	if verdict != nil {
+		return verdict
+	}
+	if unreachable != nil {
+		return unreachable
+	}
+	return c.eachMaster(ctx, writable)
+}
+
+// node is one master as INFO describes it.
+type node struct {
+	addr, policy string
+}
+
+// inspect reads every master's INFO and returns a *ModeError when the
+// deployment is not the client's mode.
+func (c *Checker) inspect(ctx context.Context) ([]node, error) {
+	var mu sync.Mutex
+	var nodes []node
+	err := c.eachMaster(ctx, func(ctx context.Context, cl *redis.Client) error {
+		info, err := readInfo(ctx, cl, "")
+		if err != nil {
+			return err
+		}
+		addr := cl.Options().Addr
+		if c.mode == Sentinel {
+			addr = "the master of " + addr // Options().Addr is the master name there
+		}
+		switch {
+		case c.mode != Cluster && (info["redis_mode"] == "cluster" || info["cluster_enabled"] == "1"):
+			return &ModeError{Want: c.mode, Found: Cluster, Node: addr}
+		case info["redis_mode"] == "sentinel":
+			return &ModeError{Want: c.mode, Found: Sentinel, Node: addr}
+		}
+		mu.Lock()
+		nodes = append(nodes, node{addr: addr, policy: info["maxmemory_policy"]})
+		mu.Unlock()
+		return nil
+	})
+	if err != nil && c.mode == Cluster && strings.Contains(err.Error(), "cluster support disabled") {
+		return nil, &ModeError{Want: Cluster, Found: Single, Node: strings.Join(c.client.(*redis.ClusterClient).Options().Addrs, ",")}
+	}
+	return nodes, err
+}
+
+// eachMaster runs fn on every master: each of a cluster's, the one a
+// Sentinel names, or the single server.
+func (c *Checker) eachMaster(ctx context.Context, fn func(context.Context, *redis.Client) error) error {
+	switch cl := c.client.(type) {
+	case *redis.ClusterClient:
+		return cl.ForEachMaster(ctx, fn)
+	case *redis.Client:
+		return fn(ctx, cl)
+	}
+	return fmt.Errorf("redis: unexpected client %T", c.client)
+}
+
+// probeScript declares itself (Redis 7 shebang) as a script that may write,
+// so Redis refuses it with OOM before running it when it is at maxmemory,
+// exactly as it refuses herald's claims; it touches no key, so it runs on
+// any node of a cluster and adds nothing to memory.
+const probeScript = "#!lua\nreturn 1"
+
+// writable returns ErrOutOfMemory when n refuses writes for lack of memory.
+func writable(ctx context.Context, n *redis.Client) error {
+	err := n.Eval(ctx, probeScript, nil).Err()
+	switch {
+	case err == nil:
+		return nil
+	case redis.HasErrorPrefix(err, "OOM"):
+		return fmt.Errorf("%s: %w", n.Options().Addr, ErrOutOfMemory)
+	case !strings.Contains(err.Error(), "compiling script"):
+		return err
+	}
+	// Redis before 7 has no shebang: compare memory as its eviction code
+	// does, leaving out the buffers it does not count.
+	info, err := readInfo(ctx, n, "memory")
+	if err != nil {
+		return err
+	}
+	limit, _ := strconv.ParseInt(info["maxmemory"], 10, 64)
+	used, _ := strconv.ParseInt(info["used_memory"], 10, 64)
+	uncounted, _ := strconv.ParseInt(info["mem_not_counted_for_evict"], 10, 64)
+	if limit > 0 && used-uncounted > limit {
+		return fmt.Errorf("%s: %w", n.Options().Addr, ErrOutOfMemory)
+	}
+	return nil
+}
+
+// readInfo returns INFO section (the default sections for "") as fields.
+func readInfo(ctx context.Context, c *redis.Client, section string) (map[string]string, error) {
+	var s string
+	var err error
+	if section == "" {
+		s, err = c.Info(ctx).Result()
+	} else {
+		s, err = c.Info(ctx, section).Result()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseInfo(s), nil
+}
+
+// parseInfo reads INFO's "field:value" lines; sections and comments start
+// with '#'.
+func parseInfo(s string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			m[k] = v
+		}
+	}
+	return m
+}

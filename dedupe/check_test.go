@@ -1,0 +1,149 @@
+package dedupe_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/internal/redistest"
+)
+
+// evictingPolicies are every maxmemory-policy Redis has but noeviction. The
+// volatile ones are no safer: sent keys carry a TTL.
+var evictingPolicies = []string{"allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"}
+
+// TestCheckRefusesEvictingPolicies: with a tiny maxmemory and each policy,
+// the start-up check passes noeviction only, names the policy otherwise,
+// and with the override reports it instead of failing. CONFIG is renamed
+// away, as managed Redis refuses it: the policy is read from INFO.
+func TestCheckRefusesEvictingPolicies(t *testing.T) {
+	ctx := context.Background()
+	for _, policy := range append([]string{"noeviction"}, evictingPolicies...) {
+		t.Run(policy, func(t *testing.T) {
+			srv := redistest.StartWith(t, "--maxmemory", "2mb", "--maxmemory-policy", policy, "--rename-command", "CONFIG", "")
+			if err := srv.Client().ConfigGet(ctx, "maxmemory-policy").Err(); err == nil {
+				t.Fatal("CONFIG GET answered; the test wants a Redis that refuses it")
+			}
+			err := dedupe.NewChecker(srv.Client(), dedupe.Single, false, nil).Check(ctx)
+			var ee *dedupe.EvictionError
+			switch {
+			case policy == "noeviction" && err != nil:
+				t.Fatalf("Check on noeviction: %v", err)
+			case policy != "noeviction" && (!errors.As(err, &ee) || ee.Policy != policy || !strings.Contains(err.Error(), policy)):
+				t.Fatalf("Check on %s: error = %v, want an *EvictionError naming it", policy, err)
+			}
+
+			var reported []string
+			err = dedupe.NewChecker(srv.Client(), dedupe.Single, true, func(e *dedupe.EvictionError) {
+				reported = append(reported, e.Policy)
+			}).Check(ctx)
+			if err != nil {
+				t.Fatalf("Check with eviction allowed: %v", err)
+			}
+			if want := map[bool]int{true: 0, false: 1}[policy == "noeviction"]; len(reported) != want {
+				t.Fatalf("reported %v, want %d report(s)", reported, want)
+			}
+		})
+	}
+}
+
+// TestEvictionForgetsSentKeys is why the check exists: under allkeys-lru and
+// memory pressure a sent key is evicted, and the same notification is
+// claimed (so sent) again; nothing tells anyone.
+func TestEvictionForgetsSentKeys(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.StartWith(t, "--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru")
+	store := dedupe.NewRedis(srv.Client(), dedupe.Options{})
+	t.Cleanup(func() { _ = store.Close() })
+	wantAcquired(t, mustClaim(t, store, "n1", "a", long), "a")
+	if err := store.MarkSent(ctx, "n1", "a", "SM1"); err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("x", 1024)
+	for i := 0; i < 8000; i++ { // 8 MB through a 2 MB Redis
+		if err := srv.Client().Set(ctx, fmt.Sprint("pad:", i), pad, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Claimed again: a second worker would send the message a second time.
+	if c := mustClaim(t, store, "n1", "b", long); !c.Acquired {
+		t.Fatalf("the sent key survived 8 MB of writes through a 2 MB allkeys-lru Redis: %+v", c)
+	}
+}
+
+// TestReadyFailsWhileOutOfMemory: a Redis at maxmemory under noeviction
+// still answers PING (the readiness check before this change) but refuses
+// every claim with OOM; Ready says so, and recovers when memory does.
+func TestReadyFailsWhileOutOfMemory(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.StartWith(t, "--maxmemory-policy", "noeviction")
+	store := dedupe.NewRedis(srv.Client(), dedupe.Options{})
+	t.Cleanup(func() { _ = store.Close() })
+	chk := dedupe.NewChecker(srv.Client(), dedupe.Single, false, nil)
+	if err := chk.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := chk.Ready(ctx); err != nil {
+		t.Fatalf("Ready with room: %v", err)
+	}
+
+	if err := srv.Client().ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Claim(ctx, "n1", "a", long); err == nil || !strings.Contains(err.Error(), "OOM") {
+		t.Fatalf("Claim at maxmemory: error = %v, want OOM", err)
+	}
+	if err := srv.Client().Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING at maxmemory: %v (the test wants a Redis that still answers it)", err)
+	}
+	if err := chk.Ready(ctx); !errors.Is(err, dedupe.ErrOutOfMemory) {
+		t.Fatalf("Ready at maxmemory: %v, want ErrOutOfMemory", err)
+	}
+
+	if err := srv.Client().ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := chk.Ready(ctx); err != nil {
+		t.Fatalf("Ready after memory was freed: %v", err)
+	}
+	wantAcquired(t, mustClaim(t, store, "n1", "a", long), "a")
+}
+
+// TestCheckWaitsForRedis: a Redis that cannot be reached at start is not a
+// configuration error; the checks run when it answers, and an evicting
+// policy found then keeps the worker unready, saying why.
+func TestCheckWaitsForRedis(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.StartWith(t, "--maxmemory-policy", "allkeys-lru")
+	srv.Stop()
+	opts := srv.Options()
+	opts.MaxRetries, opts.DialerRetries = -1, 1
+	client := redis.NewClient(opts)
+	t.Cleanup(func() { _ = client.Close() })
+	chk := dedupe.NewChecker(client, dedupe.Single, false, nil)
+	if err := chk.Check(ctx); err != nil {
+		t.Fatalf("Check with Redis down: %v, want nil (start unready)", err)
+	}
+	if err := chk.Ready(ctx); err == nil {
+		t.Fatal("Ready with Redis down: nil")
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	var ee *dedupe.EvictionError
+	redistest.Eventually(t, 10*time.Second, "Ready to report the policy", func() error {
+		if err := chk.Ready(ctx); !errors.As(err, &ee) {
+			return fmt.Errorf("Ready: %v", err)
+		}
+		return nil
+	})
+	if err := chk.Check(ctx); !errors.As(err, &ee) || ee.Policy != "allkeys-lru" {
+		t.Fatalf("Check after the late check: %v", err)
+	}
+}
