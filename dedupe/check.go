@@ -32,13 +32,18 @@ type ModeError struct {
 }
 
 func (e *ModeError) Error() string {
+	return e.What() + "; use " + string(e.Found) + " mode"
+}
+
+// What says what the server is and why the client's mode fails on it.
+func (e *ModeError) What() string {
 	switch e.Found {
 	case Cluster:
-		return fmt.Sprintf("redis at %s is a Redis Cluster node (cluster_enabled:1), so every claim would fail with MOVED; use cluster mode", e.Node)
+		return fmt.Sprintf("redis at %s is a Redis Cluster node (cluster_enabled:1), where a %s-mode client fails every claim with MOVED", e.Node, e.Want)
 	case Sentinel:
-		return fmt.Sprintf("redis at %s is a Sentinel, which stores no keys; use sentinel mode with the master's name", e.Node)
+		return fmt.Sprintf("redis at %s is a Sentinel, which stores no keys", e.Node)
 	}
-	return fmt.Sprintf("redis at %s is not a Redis Cluster node (cluster support disabled); use %s mode", e.Node, e.Found)
+	return fmt.Sprintf("redis at %s is not a Redis Cluster node (cluster support disabled)", e.Node)
 }
 
 // EvictionError is a Redis whose maxmemory-policy may evict herald's keys.
@@ -122,6 +127,14 @@ func (c *Checker) check(ctx context.Context) (verdict, unreachable error) {
 		}
 	}
 	return nil, nil
+}
+
+// Verdict returns what the last completed check found, without asking
+// Redis: nil when no check has completed or it passed.
+func (c *Checker) Verdict() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.verdict
 }
 
 // Ready is the readiness probe: nil when the checks have passed and every

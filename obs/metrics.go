@@ -42,6 +42,9 @@ type Metrics struct {
 	Fanout        prometheus.Histogram     // notifications per event
 	Committed     *prometheus.GaugeVec     // group, topic, partition
 	Protect       *ProtectMetrics          // suppressions, rate limit, breakers (protect.go)
+	// RedisEvictionUnsafe is 1 while the worker runs, by
+	// HERALD_REDIS_ALLOW_EVICTION, on a Redis that may evict its keys.
+	RedisEvictionUnsafe prometheus.Gauge
 }
 
 // NewMetrics registers every series. Label combinations from closed sets are
@@ -109,5 +112,10 @@ func NewMetrics() *Metrics {
 		m.DLQWrites.WithLabelValues("dispatcher", string(r))
 	}
 	m.registerProtect()
+	m.RedisEvictionUnsafe = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_redis_eviction_policy_unsafe",
+		Help: "1 when a master's maxmemory-policy may evict herald's keys and HERALD_REDIS_ALLOW_EVICTION=on lets the worker run anyway; 0 otherwise.",
+	})
+	r.MustRegister(m.RedisEvictionUnsafe)
 	return m
 }

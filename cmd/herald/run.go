@@ -106,14 +106,14 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		f.store = opts.store
 		closers = append(closers, func() { opts.store.Close() })
 	} else if needsStore {
-		client, err := openRedis(context.Background(), cfg)
+		client, chk, err := openRedis(context.Background(), cfg, f.redisEvictionAllowed)
 		if err != nil {
 			return nil, nil, err
 		}
 		store := dedupe.NewRedis(client, dedupe.Options{Retention: cfg.IdempotencyRetention})
 		closers = append(closers, func() { store.Close(); client.Close() })
 		f.store = store
-		f.ping = func(ctx context.Context) error { return client.Ping(ctx).Err() }
+		f.ping = f.redisReady(chk)
 		rc = client
 	}
 

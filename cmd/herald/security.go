@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dedupe"
@@ -41,21 +45,89 @@ func checkKafka(ctx context.Context, cfg *config.Config, conn *kafkarun.Connecti
 	return nil
 }
 
-// openRedis opens the idempotency store's client from HERALD_REDIS_URL
-// and HERALD_REDIS_USERNAME/_PASSWORD/_TLS_*, and fails if Redis refuses
-// the credentials or certificate. An unreachable Redis is not an error:
-// the worker starts unready and claims nothing until Redis answers.
-func openRedis(ctx context.Context, cfg *config.Config) (redis.UniversalClient, error) {
-	client, err := dedupe.OpenSecure(cfg.RedisURL, dedupe.Security{
-		Username: cfg.RedisUsername, Password: cfg.RedisPassword,
-		CAFile: cfg.RedisTLSCAFile, CertFile: cfg.RedisTLSCertFile, KeyFile: cfg.RedisTLSKeyFile,
-	})
+// redisTarget is HERALD_REDIS_URL, _MODE, _MASTER_NAME and the Redis
+// security variables: how every Redis client of this process (workers and
+// operator commands) connects.
+func redisTarget(cfg *config.Config) dedupe.Target {
+	return dedupe.Target{
+		URL: cfg.RedisURL, Mode: dedupe.Mode(cfg.RedisMode), MasterName: cfg.RedisMasterName,
+		Security: dedupe.Security{
+			Username: cfg.RedisUsername, Password: cfg.RedisPassword,
+			CAFile: cfg.RedisTLSCAFile, CertFile: cfg.RedisTLSCertFile, KeyFile: cfg.RedisTLSKeyFile,
+		},
+	}
+}
+
+// openRedis opens the workers' Redis client and runs the start-up checks:
+// it fails if Redis refuses the credentials or certificate, is deployed
+// otherwise than HERALD_REDIS_MODE says, or may evict keys (see
+// dedupe.Checker). An unreachable Redis is not an error: the worker starts
+// unready, claims nothing until Redis answers, and the returned checker runs
+// the checks then, from /readyz. onUnsafe is called for an evicting policy
+// HERALD_REDIS_ALLOW_EVICTION lets through.
+func openRedis(ctx context.Context, cfg *config.Config, onUnsafe func(*dedupe.EvictionError)) (redis.UniversalClient, *dedupe.Checker, error) {
+	client, err := dedupe.Connect(redisTarget(cfg))
 	if err != nil {
-		return nil, fmt.Errorf("HERALD_REDIS_URL: %w", err)
+		return nil, nil, fmt.Errorf("HERALD_REDIS_URL: %w", err)
 	}
 	if err := dedupe.CheckAccess(ctx, client); err != nil {
 		client.Close()
-		return nil, fmt.Errorf("HERALD_REDIS_URL/HERALD_REDIS_USERNAME/HERALD_REDIS_PASSWORD/HERALD_REDIS_TLS_*: %w", err)
+		return nil, nil, fmt.Errorf("HERALD_REDIS_URL/HERALD_REDIS_USERNAME/HERALD_REDIS_PASSWORD/HERALD_REDIS_TLS_*: %w", err)
 	}
-	return client, nil
+	chk := dedupe.NewChecker(client, dedupe.Mode(cfg.RedisMode), cfg.RedisAllowEviction == config.On, onUnsafe)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := redisVerdict(chk.Check(ctx)); err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	return client, chk, nil
+}
+
+// redisVerdict names the variable to change for a Redis the checks refuse.
+func redisVerdict(err error) error {
+	var me *dedupe.ModeError
+	var ee *dedupe.EvictionError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &me):
+		fix := "HERALD_REDIS_MODE=" + string(me.Found)
+		if me.Found == dedupe.Sentinel {
+			fix += " with HERALD_REDIS_MASTER_NAME and the sentinels in HERALD_REDIS_URL"
+		}
+		return fmt.Errorf("HERALD_REDIS_MODE is %s, but %s; set %s", me.Want, me.What(), fix)
+	case errors.As(err, &ee):
+		return fmt.Errorf("HERALD_REDIS_ALLOW_EVICTION: %v, or set HERALD_REDIS_ALLOW_EVICTION=on to run anyway", err)
+	}
+	return fmt.Errorf("HERALD_REDIS_URL/HERALD_REDIS_USERNAME/HERALD_REDIS_PASSWORD/HERALD_REDIS_TLS_*: %w", err)
+}
+
+// redisEvictionAllowed is the warning and gauge for a Redis that may evict
+// herald's keys, run on because HERALD_REDIS_ALLOW_EVICTION=on.
+func (f *fleet) redisEvictionAllowed(e *dedupe.EvictionError) {
+	f.metrics.RedisEvictionUnsafe.Set(1)
+	if f.log != nil {
+		f.log.Warn("HERALD_REDIS_ALLOW_EVICTION=on: running on a Redis that may evict idempotency keys and suppression lists",
+			zap.String("node", e.Node), zap.String("maxmemory_policy", e.Policy))
+	}
+}
+
+// redisReady is the Redis part of /readyz: the start-up checks (run late
+// when Redis was unreachable at start; a refusal found then is logged once
+// and keeps the worker unready) and a write probe on every master.
+func (f *fleet) redisReady(chk *dedupe.Checker) func(context.Context) error {
+	var once sync.Once
+	return func(ctx context.Context) error {
+		err := chk.Ready(ctx)
+		if v := redisVerdict(chk.Verdict()); v != nil {
+			once.Do(func() {
+				if f.log != nil {
+					f.log.Error("redis cannot be used; not ready until it is fixed and herald restarted", zap.Error(v))
+				}
+			})
+			return v
+		}
+		return err
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,7 +26,7 @@ var (
 		"HERALD_KAFKA_TLS_SERVER_NAME",
 	}
 	toolRedisVars = []string{
-		"HERALD_REDIS_URL", "HERALD_REDIS_USERNAME", "HERALD_REDIS_PASSWORD",
+		"HERALD_REDIS_URL", "HERALD_REDIS_MODE", "HERALD_REDIS_MASTER_NAME", "HERALD_REDIS_USERNAME", "HERALD_REDIS_PASSWORD",
 		"HERALD_REDIS_TLS_CA_FILE", "HERALD_REDIS_TLS_CERT_FILE", "HERALD_REDIS_TLS_KEY_FILE",
 	}
 )
@@ -61,15 +62,22 @@ func (k toolKafka) producer() *kafkarun.Producer {
 	return kafkarun.NewProducer(pc)
 }
 
-// openToolRedis opens Redis as the workers do, without their start-up
-// access check: a tool's first command reports an unreachable server.
+// openToolRedis opens Redis as the workers do, without their access and
+// eviction checks: a tool's first command reports an unreachable server or
+// refused credentials. A deployment other than HERALD_REDIS_MODE (a
+// cluster node reached as one server) is refused here, since every
+// command would otherwise fail with MOVED.
 func openToolRedis(cfg *config.Config) (redis.UniversalClient, error) {
-	client, err := dedupe.OpenSecure(cfg.RedisURL, dedupe.Security{
-		Username: cfg.RedisUsername, Password: cfg.RedisPassword,
-		CAFile: cfg.RedisTLSCAFile, CertFile: cfg.RedisTLSCertFile, KeyFile: cfg.RedisTLSKeyFile,
-	})
+	client, err := dedupe.Connect(redisTarget(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("HERALD_REDIS_URL: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var me *dedupe.ModeError
+	if err := dedupe.NewChecker(client, dedupe.Mode(cfg.RedisMode), true, nil).Check(ctx); errors.As(err, &me) {
+		client.Close()
+		return nil, redisVerdict(err)
 	}
 	return client, nil
 }
