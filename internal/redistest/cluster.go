@@ -131,6 +131,11 @@ func StartCluster(tb testing.TB, masters, replicas int, extra ...string) *Cluste
 			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", strconv.Itoa(int(NodeTimeout / time.Millisecond)),
 			"--daemonize", "no", "--loglevel", "warning",
+			// A replica's first sync otherwise waits 5s for others to share
+			// it, and CLUSTER SLOTS lists a replica only once it reports a
+			// replication offset, which takes the master's first PING
+			// (every 10s by default) when nothing is written.
+			"--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1",
 		}
 		s, err := startTCP(filepath.Join(dir, p), port, append(args, extra...)...)
 		if err != nil {

@@ -43,7 +43,7 @@ func StartSentinel(tb testing.TB, extra ...string) *Sentinels {
 	tb.Cleanup(s.close)
 	data := func(port int, more ...string) []string {
 		args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--daemonize", "no", "--loglevel", "warning"}
+			"--daemonize", "no", "--loglevel", "warning", "--repl-diskless-sync-delay", "0"}
 		return append(append(args, more...), extra...)
 	}
 	if s.master, err = startTCP(filepath.Join(dir, "master"), ports[0], data(ports[0])...); err != nil {
