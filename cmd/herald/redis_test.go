@@ -17,13 +17,15 @@ import (
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/kafkatest"
 	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/suppress"
 )
 
 // TestRunRefusesUnsafeRedis: a Redis herald cannot keep its promises on
 // stops `herald run` at start with one line naming what is wrong and the
 // variable to change: an evicting maxmemory-policy, a cluster node reached
 // in single mode (which answered PING and failed every claim with MOVED),
-// a sentinel reached in single mode.
+// a sentinel reached in single mode. The operator commands connect through
+// the same factory: they work on a cluster and refuse a node in single mode.
 func TestRunRefusesUnsafeRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -63,6 +65,37 @@ func TestRunRefusesUnsafeRedis(t *testing.T) {
 				}
 			}
 			t.Logf("%s", out)
+		})
+	}
+
+	// The operator commands connect as the workers do.
+	cc := redistest.StartCluster(t, 3, 0)
+	if err := suppress.NewRedis(cc.Client(), "", nil).Add(context.Background(), "sms", "+447700900123", "unsubscribed"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, mode, url string
+		code            int
+		want            string
+	}{
+		{"suppressions list in cluster mode", "cluster", cc.URL(), 0, "unsubscribed"},
+		{"suppressions list on a cluster node in single mode", "single", "redis://" + cc.Addrs()[1], 2, "set HERALD_REDIS_MODE=cluster"},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			cmd := exec.Command(bin, "suppressions", "list")
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HERALD_REDIS_URL=" + tc.url, "HERALD_REDIS_MODE=" + tc.mode}
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code || !strings.Contains(stdout.String()+stderr.String(), tc.want) {
+				t.Errorf("exit %d, want %d saying %q; stdout:\n%s\nstderr:\n%s", code, tc.code, tc.want, stdout.String(), stderr.String())
+			}
 		})
 	}
 }
