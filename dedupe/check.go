@@ -60,6 +60,25 @@ func (e *EvictionError) Error() string {
 // maxmemory (the OOM reply): claims and outcomes cannot be recorded.
 var ErrOutOfMemory = errors.New("redis is out of memory (used_memory above maxmemory): it refuses writes with OOM, so no claim or outcome can be recorded")
 
+// ErrUnknownMaster is a Sentinel deployment whose sentinels all answer that
+// they monitor no master by the client's master name.
+var ErrUnknownMaster = errors.New("redis: the sentinels monitor no master by that name")
+
+// unknownMaster reports whether err is go-redis's failover client giving up
+// because every sentinel answered nil for the master's address.
+func unknownMaster(err error) bool {
+	j, ok := errors.Unwrap(err).(interface{ Unwrap() []error })
+	if !ok || len(j.Unwrap()) == 0 || !strings.Contains(err.Error(), "sentinels") {
+		return false
+	}
+	for _, e := range j.Unwrap() {
+		if !errors.Is(e, redis.Nil) {
+			return false
+		}
+	}
+	return true
+}
+
 // Checker holds herald's checks of its Redis: Check at start, Ready for
 // /readyz. Its methods are safe for concurrent use.
 type Checker struct {
@@ -84,7 +103,7 @@ func NewChecker(client redis.UniversalClient, mode Mode, allowEviction bool, onU
 }
 
 // Check inspects the deployment and maxmemory-policy and returns a
-// *ModeError, an *EvictionError, or an access error when Redis answers but
+// *ModeError, an *EvictionError, ErrUnknownMaster, or an access error when Redis answers but
 // is not one herald can keep its promises on: configuration that waiting
 // will not fix. A Redis that cannot be reached is not an error here (the
 // worker starts unready); the checks run again on every Ready until one
@@ -104,9 +123,12 @@ func (c *Checker) check(ctx context.Context) (verdict, unreachable error) {
 		return c.verdict, nil
 	}
 	nodes, err := c.inspect(ctx)
+	if c.mode == Sentinel && unknownMaster(err) {
+		err = ErrUnknownMaster
+	}
 	if err != nil {
 		var me *ModeError
-		if errors.As(err, &me) || accessRefused(err) {
+		if errors.As(err, &me) || errors.Is(err, ErrUnknownMaster) || accessRefused(err) {
 			c.complete, c.verdict = true, err
 			return err, nil
 		}

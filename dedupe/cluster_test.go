@@ -206,8 +206,9 @@ func TestCheckEveryClusterMaster(t *testing.T) {
 
 // TestSentinel: claims go through the failover client to the master the
 // sentinel names, and keep working, with their state, across a SENTINEL
-// FAILOVER. A single-mode URL that reaches the sentinel, and a cluster-mode
-// one that reaches a plain server, are refused at start.
+// FAILOVER. A master name the sentinels do not know, a single-mode URL that
+// reaches the sentinel, and a cluster-mode one that reaches a plain server,
+// are refused at start.
 func TestSentinel(t *testing.T) {
 	s := redistest.StartSentinel(t)
 	ctx := context.Background()
@@ -246,6 +247,15 @@ func TestSentinel(t *testing.T) {
 	}
 	if err := chk.Ready(ctx); err != nil {
 		t.Fatalf("Ready after the failover: %v", err)
+	}
+
+	wrong, err := dedupe.Connect(dedupe.Target{URL: s.URL(), Mode: dedupe.Sentinel, MasterName: "nosuch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = wrong.Close() })
+	if err := dedupe.NewChecker(wrong, dedupe.Sentinel, false, nil).Check(ctx); !errors.Is(err, dedupe.ErrUnknownMaster) {
+		t.Fatalf("Check with a master name the sentinels do not know: %v, want ErrUnknownMaster", err)
 	}
 
 	single, err := dedupe.Connect(dedupe.Target{URL: s.URL()})

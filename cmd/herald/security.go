@@ -97,6 +97,8 @@ func redisVerdict(err error) error {
 			fix += " with HERALD_REDIS_MASTER_NAME and the sentinels in HERALD_REDIS_URL"
 		}
 		return fmt.Errorf("HERALD_REDIS_MODE is %s, but %s; set %s", me.Want, me.What(), fix)
+	case errors.Is(err, dedupe.ErrUnknownMaster):
+		return fmt.Errorf("HERALD_REDIS_MASTER_NAME: %v (see `sentinel monitor <name>` in the sentinels' configuration)", err)
 	case errors.As(err, &ee):
 		return fmt.Errorf("HERALD_REDIS_ALLOW_EVICTION: %v, or set HERALD_REDIS_ALLOW_EVICTION=on to run anyway", err)
 	}
