@@ -12,6 +12,8 @@ import (
 
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/protect"
+	"github.com/gymhq/herald/suppress"
 )
 
 // evictingPolicies are every maxmemory-policy Redis has but noeviction. The
@@ -145,5 +147,78 @@ func TestCheckWaitsForRedis(t *testing.T) {
 	})
 	if err := chk.Check(ctx); !errors.As(err, &ee) || ee.Policy != "allkeys-lru" {
 		t.Fatalf("Check after the late check: %v", err)
+	}
+}
+
+// aclCommands are the commands the documented ACL user gets
+// (HERALD_REDIS_USERNAME): scripts and the commands they run, the start-up
+// checks, the suppression list, and redis_rate's script.
+var aclCommands = []string{"+@scripting", "+ping", "+info", "+get", "+set", "+time", "+del", "+pexpire", "+pttl",
+	"+hmget", "+hget", "+hset", "+hsetnx", "+hdel", "+hscan"}
+
+// TestDocumentedACLUser: a user with exactly the documented commands on the
+// documented keys passes every check and runs every store, list and limiter
+// call; one without INFO is refused at start, not left failing its checks.
+func TestDocumentedACLUser(t *testing.T) {
+	ctx := context.Background()
+	user := append([]string{"--user", "herald", "on", ">pw", "~herald:*", "~rate:herald:*"}, aclCommands...)
+	noInfo := []string{"--user", "noinfo", "on", ">pw", "~*", "+@all", "-info"}
+	srv := redistest.StartWith(t, append(append(user, noInfo...), "--user", "default", "off")...)
+
+	client, err := dedupe.Connect(dedupe.Target{URL: srv.URL(), Security: dedupe.Security{Username: "herald", Password: "pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	if err := dedupe.CheckAccess(ctx, client); err != nil {
+		t.Fatalf("CheckAccess: %v", err)
+	}
+	chk := dedupe.NewChecker(client, dedupe.Single, false, nil)
+	if err := chk.Check(ctx); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if err := chk.Ready(ctx); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	store := dedupe.NewRedis(client, dedupe.Options{})
+	t.Cleanup(func() { _ = store.Close() })
+	wantAcquired(t, mustClaim(t, store, "n1", "a", long), "a")
+	for name, err := range map[string]error{
+		"mark sent":   store.MarkSent(ctx, "n1", "a", "pm"),
+		"mark failed": store.MarkFailed(ctx, "n2", "a", "rejected"),
+		"release":     store.Release(ctx, "n1", "a"),
+	} {
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := store.Rearm(ctx, "n2"); err != nil {
+		t.Errorf("rearm: %v", err)
+	}
+	list := suppress.NewRedis(client, "", nil)
+	t.Cleanup(func() { _ = list.Close() })
+	if err := list.Add(ctx, "email", "a@example.com", "bounced"); err != nil {
+		t.Errorf("suppress add: %v", err)
+	}
+	if _, _, err := list.Lookup(ctx, "email", "a@example.com"); err != nil {
+		t.Errorf("suppress lookup: %v", err)
+	}
+	if _, err := list.List(ctx, ""); err != nil {
+		t.Errorf("suppress list: %v", err)
+	}
+	if _, err := list.Remove(ctx, "email", "a@example.com"); err != nil {
+		t.Errorf("suppress remove: %v", err)
+	}
+	if _, err := protect.NewRedisLimiter(client, "herald:email", 10).Wait(ctx); err != nil {
+		t.Errorf("rate limiter: %v", err)
+	}
+
+	other, err := dedupe.Connect(dedupe.Target{URL: srv.URL(), Security: dedupe.Security{Username: "noinfo", Password: "pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close() })
+	if err := dedupe.NewChecker(other, dedupe.Single, false, nil).Check(ctx); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("Check as a user without INFO: %v, want NOPERM", err)
 	}
 }
