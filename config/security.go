@@ -188,7 +188,7 @@ var securityVars = []*variable{
 		name: "HERALD_REDIS_USERNAME", group: "Redis security",
 		doc: "Redis ACL user (Redis 6+), instead of a user in `HERALD_REDIS_URL`. " +
 			"The user needs `+@scripting +ping +info +get +set +time +del +pexpire +pttl +hmget +hget +hset +hsetnx +hdel +hscan` on `~herald:* ~rate:herald:*` " +
-			"(and `+cluster|slots +command` with `HERALD_REDIS_MODE=cluster`); `+@all ~*` is simplest. " +
+			"(and `+cluster|slots` with `HERALD_REDIS_MODE=cluster`); `+@all ~*` is simplest. " +
 			"A user that may not run one of the start-up checks (`PING`, `EVAL`, `INFO`) stops the worker at start with one line. " +
 			"Empty with a password authenticates as the `default` user (`requirepass`).",
 		scope: []Role{RoleEmail, RoleSMS, RolePush},

@@ -276,3 +276,28 @@ func TestSentinel(t *testing.T) {
 		t.Fatalf("Check in cluster mode on a plain server: %v, want a *ModeError", err)
 	}
 }
+
+// TestDocumentedACLUserOnCluster: in cluster mode the documented user also
+// needs CLUSTER SLOTS, for the client's slot map.
+func TestDocumentedACLUserOnCluster(t *testing.T) {
+	user := append([]string{"--user", "herald", "on", ">pw", "~herald:*", "~rate:herald:*", "+cluster|slots"}, aclCommands...)
+	c := redistest.StartCluster(t, 3, 0, user...)
+	ctx := context.Background()
+	client, err := dedupe.Connect(dedupe.Target{URL: c.URL(), Mode: dedupe.Cluster, Security: dedupe.Security{Username: "herald", Password: "pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	if err := dedupe.CheckAccess(ctx, client); err != nil {
+		t.Fatalf("CheckAccess: %v", err)
+	}
+	chk := dedupe.NewChecker(client, dedupe.Cluster, false, nil)
+	if err := chk.Ready(ctx); err != nil {
+		t.Fatalf("checks: %v", err)
+	}
+	store := dedupe.NewRedis(client, dedupe.Options{})
+	t.Cleanup(func() { _ = store.Close() })
+	for _, id := range spreadIDs(t, c, 30) {
+		wantAcquired(t, mustClaim(t, store, id, "a", long), "a")
+	}
+}
