@@ -190,13 +190,19 @@ func (c *Checker) inspect(ctx context.Context) ([]node, error) {
 		}
 		addr := cl.Options().Addr
 		if c.mode == Sentinel {
-			addr = "the master of " + addr // Options().Addr is the master name there
+			addr = "the sentinels' master" // a failover client's Addr is a placeholder
 		}
 		switch {
 		case c.mode != Cluster && (info["redis_mode"] == "cluster" || info["cluster_enabled"] == "1"):
 			return &ModeError{Want: c.mode, Found: Cluster, Node: addr}
 		case info["redis_mode"] == "sentinel":
 			return &ModeError{Want: c.mode, Found: Sentinel, Node: addr}
+		case info["role"] == "slave":
+			// Every write would fail with READONLY. Not final: a client
+			// that has not yet followed a failover, or a DNS name between
+			// primaries, reaches a replica for a moment; Ready reports it
+			// and the checks run again.
+			return fmt.Errorf("redis at %s is a read-only replica, not a master", addr)
 		}
 		mu.Lock()
 		nodes = append(nodes, node{addr: addr, policy: info["maxmemory_policy"]})

@@ -222,3 +222,24 @@ func TestDocumentedACLUser(t *testing.T) {
 		t.Fatalf("Check as a user without INFO: %v, want NOPERM", err)
 	}
 }
+
+// TestReplicaIsNotReady: a URL that reaches a read-only replica (a primary
+// endpoint between failovers, or a wrong address) would fail every write
+// with READONLY; Ready says so, and it is not final.
+func TestReplicaIsNotReady(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.StartWith(t, "--replicaof", "127.0.0.1", "1")
+	chk := dedupe.NewChecker(srv.Client(), dedupe.Single, false, nil)
+	if err := chk.Check(ctx); err != nil {
+		t.Fatalf("Check on a replica: %v, want nil (not final)", err)
+	}
+	if err := chk.Ready(ctx); err == nil || !strings.Contains(err.Error(), "read-only replica") {
+		t.Fatalf("Ready on a replica: %v", err)
+	}
+	if err := srv.Client().ReplicaOf(ctx, "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := chk.Ready(ctx); err != nil {
+		t.Fatalf("Ready once it is a master: %v", err)
+	}
+}

@@ -245,9 +245,23 @@ func TestSentinel(t *testing.T) {
 	if c := mustClaim(t, store, "held", "b", long); c.Acquired || c.Owner != "a" {
 		t.Fatalf("claim held across the failover: %+v, want still held by a", c)
 	}
-	if err := chk.Ready(ctx); err != nil {
-		t.Fatalf("Ready after the failover: %v", err)
+	redistest.Eventually(t, 10*time.Second, "ready after the failover", func() error { return chk.Ready(ctx) })
+
+	admin := redis.NewClient(&redis.Options{Addr: to})
+	t.Cleanup(func() { _ = admin.Close() })
+	if err := admin.ConfigSet(ctx, "maxmemory-policy", "allkeys-lfu").Err(); err != nil {
+		t.Fatal(err)
 	}
+	// Right after a failover some of the client's connections may still
+	// reach the old master, now a replica: the check says so and is not
+	// final, and once the client has followed it checks the new master.
+	var ee *dedupe.EvictionError
+	redistest.Eventually(t, 10*time.Second, "the check to reach the new master", func() error {
+		if err := dedupe.NewChecker(client, dedupe.Sentinel, false, nil).Ready(ctx); !errors.As(err, &ee) || ee.Policy != "allkeys-lfu" {
+			return fmt.Errorf("Ready on an evicting master: %v, want an *EvictionError", err)
+		}
+		return nil
+	})
 
 	wrong, err := dedupe.Connect(dedupe.Target{URL: s.URL(), Mode: dedupe.Sentinel, MasterName: "nosuch"})
 	if err != nil {
