@@ -167,6 +167,9 @@ func TestDeliveryThroughClusterFailover(t *testing.T) {
 	if lost != 0 || twice != 0 {
 		t.Errorf("%d notifications: %d lost, %d sent more than once", count, lost, twice)
 	}
+	redistest.Eventually(t, 10*time.Second, "Redis checks to pass after the failover", func() error {
+		return dedupe.NewChecker(client, dedupe.Cluster, false, nil).Ready(ctx)
+	})
 	if d := pub.on(topics.DLQ); len(d) != 0 {
 		t.Errorf("%d records dead-lettered", len(d))
 	}
