@@ -209,8 +209,8 @@ func (c *Checker) inspect(ctx context.Context) ([]node, error) {
 		mu.Unlock()
 		return nil
 	})
-	if err != nil && c.mode == Cluster && strings.Contains(err.Error(), "cluster support disabled") {
-		return nil, &ModeError{Want: Cluster, Found: Single, Node: strings.Join(c.client.(*redis.ClusterClient).Options().Addrs, ",")}
+	if cc, ok := c.client.(*redis.ClusterClient); ok && err != nil && strings.Contains(err.Error(), "cluster support disabled") {
+		return nil, &ModeError{Want: Cluster, Found: Single, Node: strings.Join(cc.Options().Addrs, ",")}
 	}
 	return nodes, err
 }
