@@ -143,7 +143,8 @@ var registry = []*variable{
 		name: "HERALD_REDIS_MODE", group: "Idempotency", def: "single",
 		doc: "How Redis is deployed. `single`: one server (or a managed primary endpoint). " +
 			"`cluster`: Redis Cluster; `HERALD_REDIS_URL` lists seed nodes and herald follows the slot map, redirections and failovers. " +
-			"`sentinel`: a master found through Sentinel; `HERALD_REDIS_URL` lists the sentinels, `HERALD_REDIS_MASTER_NAME` names the master, and herald follows failovers. " +
+			"`sentinel`: a master found through Sentinel; `HERALD_REDIS_URL` lists the sentinels, `HERALD_REDIS_MASTER_NAME` names the master, and herald follows failovers; " +
+			"the credentials and TLS settings are used with the sentinels as well as the master. " +
 			"A `single` URL that reaches a cluster node or a sentinel stops the worker at start, naming the mode to set.",
 		scope: []Role{RoleEmail, RoleSMS, RolePush},
 		bind:  enum(func(c *Config) *RedisMode { return &c.RedisMode }, RedisSingle, RedisCluster, RedisSentinel),
