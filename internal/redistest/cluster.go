@@ -63,6 +63,29 @@ func (p *tcpServer) stop() {
 	<-p.exited
 }
 
+// startOnFreePort starts a server on a free port (with its cluster bus
+// port free too); spec gives its directory and arguments for the port. Tests
+// of other packages pick ports at the same time, so a port taken between
+// the pick and the bind is picked again.
+func startOnFreePort(spec func(port int) (dir string, args []string)) (*tcpServer, error) {
+	var err error
+	for range 5 {
+		var ports []int
+		if ports, err = freePorts(1); err != nil {
+			return nil, err
+		}
+		dir, args := spec(ports[0])
+		var s *tcpServer
+		if s, err = startTCP(dir, ports[0], args...); err == nil {
+			return s, nil
+		}
+		if !strings.Contains(err.Error(), "Address already in use") {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
 // freePorts returns n loopback ports that are free, each with its cluster
 // bus port (port+10000) free as well. Another process may take one before
 // the server binds it; the server then fails to start, loudly.
@@ -116,28 +139,24 @@ func StartCluster(tb testing.TB, masters, replicas int, extra ...string) *Cluste
 			tb.Fatalf("redistest: %s not found on PATH (%v): run `make test`, which installs it", bin, err)
 		}
 	}
-	n := masters * (1 + replicas)
-	ports, err := freePorts(n)
-	if err != nil {
-		tb.Fatalf("redistest: %v", err)
-	}
 	dir := tb.TempDir()
 	c := &Cluster{tb: tb, replicas: replicas}
 	tb.Cleanup(c.close)
-	for _, port := range ports {
-		p := strconv.Itoa(port)
-		args := []string{
-			"--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", strconv.Itoa(int(NodeTimeout / time.Millisecond)),
-			"--daemonize", "no", "--loglevel", "warning",
-			// A replica's first sync otherwise waits 5s for others to share
-			// it, and CLUSTER SLOTS lists a replica only once it reports a
-			// replication offset, which takes the master's first PING
-			// (every 10s by default) when nothing is written.
-			"--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1",
-		}
-		s, err := startTCP(filepath.Join(dir, p), port, append(args, extra...)...)
+	for range masters * (1 + replicas) {
+		s, err := startOnFreePort(func(port int) (string, []string) {
+			p := strconv.Itoa(port)
+			return filepath.Join(dir, p), append([]string{
+				"--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+				"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+				"--cluster-node-timeout", strconv.Itoa(int(NodeTimeout / time.Millisecond)),
+				"--daemonize", "no", "--loglevel", "warning",
+				// A replica's first sync otherwise waits 5s for others to
+				// share it, and CLUSTER SLOTS lists a replica only once it
+				// reports a replication offset, which takes the master's
+				// first PING (every 10s by default) when nothing is written.
+				"--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1",
+			}, extra...)
+		})
 		if err != nil {
 			tb.Fatalf("%v", err)
 		}

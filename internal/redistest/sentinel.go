@@ -34,48 +34,51 @@ func StartSentinel(tb testing.TB, extra ...string) *Sentinels {
 	if _, err := exec.LookPath(Binary); err != nil {
 		tb.Fatalf("redistest: %s not found on PATH (%v): run `make test`, which installs it", Binary, err)
 	}
-	ports, err := freePorts(3)
-	if err != nil {
-		tb.Fatalf("redistest: %v", err)
-	}
 	dir := tb.TempDir()
 	s := &Sentinels{tb: tb}
 	tb.Cleanup(s.close)
-	data := func(port int, more ...string) []string {
-		args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--daemonize", "no", "--loglevel", "warning", "--repl-diskless-sync-delay", "0"}
-		return append(append(args, more...), extra...)
+	data := func(name string, more ...string) func(int) (string, []string) {
+		return func(port int) (string, []string) {
+			args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+				"--daemonize", "no", "--loglevel", "warning", "--repl-diskless-sync-delay", "0"}
+			return filepath.Join(dir, name), append(append(args, more...), extra...)
+		}
 	}
-	if s.master, err = startTCP(filepath.Join(dir, "master"), ports[0], data(ports[0])...); err != nil {
+	var err error
+	if s.master, err = startOnFreePort(data("master")); err != nil {
 		tb.Fatalf("%v", err)
 	}
-	if s.replica, err = startTCP(filepath.Join(dir, "replica"), ports[1],
-		data(ports[1], "--replicaof", "127.0.0.1", strconv.Itoa(ports[0]))...); err != nil {
+	masterPort := strconv.Itoa(s.master.port)
+	if s.replica, err = startOnFreePort(data("replica", "--replicaof", "127.0.0.1", masterPort)); err != nil {
 		tb.Fatalf("%v", err)
 	}
 	// A sentinel rewrites its configuration file, so it needs one of its own.
 	sdir := filepath.Join(dir, "sentinel")
-	if err := os.MkdirAll(sdir, 0o700); err != nil {
-		tb.Fatalf("redistest: %v", err)
-	}
-	conf := filepath.Join(sdir, "sentinel.conf")
 	ms := strconv.Itoa(int(NodeTimeout / time.Millisecond))
-	cfg := strings.Join([]string{
-		"port " + strconv.Itoa(ports[2]),
-		"bind 127.0.0.1",
-		"daemonize no",
-		"loglevel warning",
-		"sentinel monitor " + MasterName + " 127.0.0.1 " + strconv.Itoa(ports[0]) + " 1",
-		"sentinel down-after-milliseconds " + MasterName + " " + ms,
-		"sentinel failover-timeout " + MasterName + " 10000",
-		"",
-	}, "\n")
-	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
-		tb.Fatalf("redistest: %v", err)
-	}
-	if s.sentinel, err = startTCP(sdir, ports[2], conf, "--sentinel"); err != nil {
+	s.sentinel, err = startOnFreePort(func(port int) (string, []string) {
+		conf := filepath.Join(sdir, "sentinel.conf")
+		cfg := strings.Join([]string{
+			"port " + strconv.Itoa(port),
+			"bind 127.0.0.1",
+			"daemonize no",
+			"loglevel warning",
+			"sentinel monitor " + MasterName + " 127.0.0.1 " + masterPort + " 1",
+			"sentinel down-after-milliseconds " + MasterName + " " + ms,
+			"sentinel failover-timeout " + MasterName + " 10000",
+			"",
+		}, "\n")
+		if err := os.MkdirAll(sdir, 0o700); err != nil {
+			tb.Fatalf("redistest: %v", err)
+		}
+		if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
+			tb.Fatalf("redistest: %v", err)
+		}
+		return sdir, []string{conf, "--sentinel"}
+	})
+	if err != nil {
 		tb.Fatalf("%v", err)
 	}
+	replicaPort := strconv.Itoa(s.replica.port)
 	err = waitFor(convergeTimeout, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -86,7 +89,7 @@ func StartSentinel(tb testing.TB, extra ...string) *Sentinels {
 			return err
 		}
 		for _, r := range replicas {
-			if r["port"] == strconv.Itoa(ports[1]) && !strings.Contains(r["flags"], "disconnected") && r["master-link-status"] == "ok" {
+			if r["port"] == replicaPort && !strings.Contains(r["flags"], "disconnected") && r["master-link-status"] == "ok" {
 				return nil
 			}
 		}
