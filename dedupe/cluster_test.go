@@ -315,3 +315,28 @@ func TestDocumentedACLUserOnCluster(t *testing.T) {
 		wantAcquired(t, mustClaim(t, store, id, "a", long), "a")
 	}
 }
+
+// TestClusterClientFollowsACrashedMaster: when a master dies and its replica
+// is elected, the store reaches the new master within a few seconds of the
+// election. go-redis alone learned of it only at its periodic slot-map
+// reload (60s by default): a minute of "connection refused" for every claim
+// on that master's slots after the cluster had already recovered.
+func TestClusterClientFollowsACrashedMaster(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1)
+	store, _ := clusterStore(t, c)
+	ctx := context.Background()
+	wantAcquired(t, mustClaim(t, store, "held", "a", long), "a")
+	c.WaitReplicated(dedupe.DefaultPrefix + "held") // the replica has the claim before its master dies
+	from, to := c.Kill(dedupe.DefaultPrefix + "held")
+	t0 := time.Now()
+	var cl dedupe.Claim
+	redistest.Eventually(t, 10*time.Second, "the store to reach the elected master", func() error {
+		var err error
+		cl, err = store.Get(ctx, "held")
+		return err
+	})
+	t.Logf("master %s crashed; %s elected; the store reached it %v after the election", from, to, time.Since(t0).Round(time.Millisecond))
+	if cl.State != dedupe.StateInFlight || cl.Owner != "a" {
+		t.Fatalf("claim after the crash: %+v, want in flight, held by a", cl)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -105,6 +106,7 @@ func Connect(t Target) (redis.UniversalClient, error) {
 			PoolFIFO:              opts.PoolFIFO, PoolSize: opts.PoolSize, PoolTimeout: opts.PoolTimeout,
 			MinIdleConns: opts.MinIdleConns, MaxIdleConns: opts.MaxIdleConns, MaxActiveConns: opts.MaxActiveConns,
 			ConnMaxIdleTime: opts.ConnMaxIdleTime, ConnMaxLifetime: opts.ConnMaxLifetime,
+			ClusterStateReloadInterval: clusterStateReload,
 		}), nil
 	}
 	return redis.NewFailoverClient(&redis.FailoverOptions{
@@ -122,6 +124,15 @@ func Connect(t Target) (redis.UniversalClient, error) {
 		ConnMaxIdleTime: opts.ConnMaxIdleTime, ConnMaxLifetime: opts.ConnMaxLifetime,
 	}), nil
 }
+
+// clusterStateReload bounds how stale the cluster client's slot map may be.
+// go-redis reloads it at once on MOVED, ASK or READONLY, but not when a
+// master stops answering: after a master crashes, the replica that replaces
+// it is seen only at the next periodic reload, 60s by default, and every
+// call for that master's slots fails with "connection refused" until then
+// (measured: about 60s of failed claims after the election had finished).
+// A reload is one CLUSTER SLOTS to one node.
+const clusterStateReload = time.Second
 
 // seedAddrs returns host:port of every seed URL, after checking that they
 // differ from the first only in host and port: the client has one set of

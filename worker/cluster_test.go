@@ -43,10 +43,25 @@ func (s *countingSender) Close() error { return nil }
 // every slot range of a 3-master, 3-replica Redis Cluster, each record
 // handled twice at once by different workers (a redelivery after a
 // rebalance), while the master owning one claimed key fails over to its
-// replica in the middle of that notification's send. Every notification is
-// sent exactly once: none lost, none twice, the held claim survives the
-// failover, and its outcome is recorded on the new master.
+// replica (CLUSTER FAILOVER) in the middle of that notification's send.
+// Every notification is sent exactly once: none lost, none twice, the held
+// claim survives the failover, and its outcome is recorded on the new
+// master.
 func TestDeliveryThroughClusterFailover(t *testing.T) {
+	deliverThroughFailover(t, false)
+}
+
+// TestDeliveryThroughClusterMasterCrash is the same with the master
+// SIGKILLed and its replica elected after the node timeout. Nothing is
+// lost. Redis replicates asynchronously, so a claim or outcome the master
+// acknowledged just before dying may be missing on the replica; a message
+// whose record was lost that way may be sent again (the admitted window,
+// logged as a count, not asserted away).
+func TestDeliveryThroughClusterMasterCrash(t *testing.T) {
+	deliverThroughFailover(t, true)
+}
+
+func deliverThroughFailover(t *testing.T, crash bool) {
 	c := redistest.StartCluster(t, 3, 1)
 	client, err := dedupe.Connect(dedupe.Target{URL: c.URL(), Mode: dedupe.Cluster})
 	if err != nil {
@@ -135,11 +150,19 @@ func TestDeliveryThroughClusterFailover(t *testing.T) {
 			}
 		}
 	}()
-	before := started.Load()
-	from, to := c.Failover(dedupe.DefaultPrefix + held.ID)
-	t.Logf("failed over the master of the held key from %s to %s while notifications %d..%d started", from, to, before, started.Load())
-	if cl, err := store.Get(ctx, held.ID); err != nil || cl.State != dedupe.StateInFlight || cl.Owner == "" {
-		t.Fatalf("held claim after the failover: %+v, %v; want still in flight", cl, err)
+	before, t0 := started.Load(), time.Now()
+	var from, to string
+	if crash {
+		from, to = c.Kill(dedupe.DefaultPrefix + held.ID)
+	} else {
+		from, to = c.Failover(dedupe.DefaultPrefix + held.ID)
+	}
+	t.Logf("the master of the held key moved from %s to %s in %v, while notifications %d..%d started",
+		from, to, time.Since(t0).Round(time.Millisecond), before, started.Load())
+	if !crash {
+		if cl, err := store.Get(ctx, held.ID); err != nil || cl.State != dedupe.StateInFlight || cl.Owner == "" {
+			t.Fatalf("held claim after the failover: %+v, %v; want still in flight", cl, err)
+		}
 	}
 	close(snd.release)
 	<-streamed
@@ -164,7 +187,7 @@ func TestDeliveryThroughClusterFailover(t *testing.T) {
 			t.Errorf("%s: state %+v, %v; want sent", n.ID, cl, err)
 		}
 	}
-	if lost != 0 || twice != 0 {
+	if lost != 0 || (twice != 0 && !crash) {
 		t.Errorf("%d notifications: %d lost, %d sent more than once", count, lost, twice)
 	}
 	redistest.Eventually(t, 10*time.Second, "Redis checks to pass after the failover", func() error {
@@ -173,6 +196,6 @@ func TestDeliveryThroughClusterFailover(t *testing.T) {
 	if d := pub.on(topics.DLQ); len(d) != 0 {
 		t.Errorf("%d records dead-lettered", len(d))
 	}
-	t.Logf("%d notifications on 3 masters, each handled by two workers: %d sends, %d Handle calls failed during the failover and were retried, %d records moved to the retry topic",
-		count, len(snd.sends), failed.Load(), len(pub.on(topics.Retry(notification.SMS))))
+	t.Logf("%d notifications on 3 masters, each handled by two workers: %d lost, %d sent twice, %d Handle calls failed during the failover and were retried, %d records moved to the retry topic",
+		count, lost, twice, failed.Load(), len(pub.on(topics.Retry(notification.SMS))))
 }

@@ -122,7 +122,8 @@ func freePorts(n int) ([]int, error) {
 type Cluster struct {
 	tb       testing.TB
 	nodes    []*tcpServer
-	replicas int // per master
+	replicas int             // per master
+	dead     map[string]bool // nodes killed by Kill
 
 	mu     sync.Mutex
 	client *redis.ClusterClient
@@ -203,6 +204,17 @@ func (c *Cluster) Client() *redis.ClusterClient {
 	return c.client
 }
 
+// live returns the address of a node that has not been killed.
+func (c *Cluster) live() string {
+	for _, s := range c.nodes {
+		if !c.dead[s.addr()] {
+			return s.addr()
+		}
+	}
+	c.tb.Fatalf("redistest: every node is dead")
+	return ""
+}
+
 // node returns a plain client of one node; the caller closes it.
 func node(addr string) *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
@@ -212,7 +224,7 @@ func node(addr string) *redis.Client {
 func (c *Cluster) MasterOf(key string) string {
 	c.tb.Helper()
 	ctx := context.Background()
-	n := node(c.nodes[0].addr())
+	n := node(c.live())
 	defer n.Close()
 	slot64, err := n.ClusterKeySlot(ctx, key).Result()
 	if err != nil {
@@ -266,6 +278,74 @@ func (c *Cluster) Failover(key string) (from, to string) {
 	return from, to
 }
 
+// WaitReplicated waits until every replica of the master serving key's
+// slot has received all the master's writes so far.
+func (c *Cluster) WaitReplicated(key string) {
+	c.tb.Helper()
+	n := node(c.MasterOf(key))
+	defer n.Close()
+	err := waitFor(convergeTimeout, func() error {
+		s, err := n.Info(context.Background(), "replication").Result()
+		if err != nil {
+			return err
+		}
+		info := map[string]string{}
+		for _, line := range strings.Split(s, "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+				info[k] = v
+			}
+		}
+		for i := 0; i < c.replicas; i++ {
+			if !strings.Contains(info[fmt.Sprintf("slave%d", i)], "offset="+info["master_repl_offset"]+",") {
+				return fmt.Errorf("replica %d at %q, master at %s", i, info[fmt.Sprintf("slave%d", i)], info["master_repl_offset"])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.tb.Fatalf("redistest: replication: %v", err)
+	}
+}
+
+// Kill SIGKILLs the master serving key's slot, as a crash would, and waits
+// until its replica has taken over (after NodeTimeout and an election) and
+// the surviving nodes agree. Writes the replica had not received when the
+// master died are lost: Redis replicates asynchronously. It returns the
+// dead and the new master's addresses.
+func (c *Cluster) Kill(key string) (from, to string) {
+	c.tb.Helper()
+	from = c.MasterOf(key)
+	for _, s := range c.nodes {
+		if s.addr() == from {
+			s.stop()
+		}
+	}
+	if c.dead == nil {
+		c.dead = map[string]bool{}
+	}
+	c.dead[from] = true
+	c.waitConverged(func(ctx context.Context) error {
+		n := node(c.live())
+		defer n.Close()
+		slot, err := n.ClusterKeySlot(ctx, key).Result()
+		if err != nil {
+			return err
+		}
+		slots, err := n.ClusterSlots(ctx).Result()
+		if err != nil {
+			return err
+		}
+		for _, r := range slots {
+			if int64(r.Start) <= slot && slot <= int64(r.End) && r.Nodes[0].Addr != from {
+				to = r.Nodes[0].Addr
+				return nil
+			}
+		}
+		return fmt.Errorf("slot of %q not yet taken over from %s", key, from)
+	})
+	return from, to
+}
+
 func (c *Cluster) slots(ctx context.Context, addr string) ([]redis.ClusterSlot, error) {
 	n := node(addr)
 	defer n.Close()
@@ -283,6 +363,9 @@ func (c *Cluster) waitConverged(more func(context.Context) error) {
 		defer cancel()
 		var want string
 		for _, s := range c.nodes {
+			if c.dead[s.addr()] {
+				continue
+			}
 			n := node(s.addr())
 			info, err := n.ClusterInfo(ctx).Result()
 			if err == nil && (!strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_assigned:16384")) {
@@ -297,7 +380,7 @@ func (c *Cluster) waitConverged(more func(context.Context) error) {
 				return fmt.Errorf("%s: %w", s.addr(), err)
 			}
 			for _, r := range slots {
-				if len(r.Nodes) != 1+c.replicas {
+				if len(c.dead) == 0 && len(r.Nodes) != 1+c.replicas {
 					err = fmt.Errorf("slots %d-%d have %d replicas, want %d", r.Start, r.End, len(r.Nodes)-1, c.replicas)
 				}
 			}
