@@ -340,3 +340,32 @@ func TestClusterClientFollowsACrashedMaster(t *testing.T) {
 		t.Fatalf("claim after the crash: %+v, want in flight, held by a", cl)
 	}
 }
+
+// TestSentinelFollowsACrashedMaster: the failover client learns of the
+// promoted replica from the sentinels and the store reaches it.
+func TestSentinelFollowsACrashedMaster(t *testing.T) {
+	s := redistest.StartSentinel(t)
+	ctx := context.Background()
+	client, err := dedupe.Connect(dedupe.Target{URL: s.URL(), Mode: dedupe.Sentinel, MasterName: redistest.MasterName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	store := dedupe.NewRedis(client, dedupe.Options{})
+	t.Cleanup(func() { _ = store.Close() })
+	wantAcquired(t, mustClaim(t, store, "held", "a", long), "a")
+	if err := client.Do(ctx, "WAIT", 1, 5000).Err(); err != nil { // the replica has the claim
+		t.Fatal(err)
+	}
+	from, to := s.Kill()
+	t0 := time.Now()
+	var cl dedupe.Claim
+	redistest.Eventually(t, 10*time.Second, "the store to reach the promoted replica", func() error {
+		cl, err = store.Get(ctx, "held")
+		return err
+	})
+	t.Logf("master %s crashed; %s promoted; the store reached it %v after", from, to, time.Since(t0).Round(time.Millisecond))
+	if cl.State != dedupe.StateInFlight || cl.Owner != "a" {
+		t.Fatalf("claim after the crash: %+v, want in flight, held by a", cl)
+	}
+}

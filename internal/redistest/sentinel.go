@@ -153,6 +153,40 @@ func (s *Sentinels) Failover() (from, to string) {
 	return from, to
 }
 
+// Kill SIGKILLs the master, as a crash would, and waits until the sentinel
+// has promoted the replica (after NodeTimeout of silence). Writes the
+// replica had not received are lost. It returns the dead and the new
+// master's addresses.
+func (s *Sentinels) Kill() (from, to string) {
+	s.tb.Helper()
+	from = s.Master()
+	dead, next := s.master, s.replica
+	if from == s.replica.addr() {
+		dead, next = s.replica, s.master
+	}
+	dead.stop()
+	to = next.addr()
+	err := waitFor(convergeTimeout, func() error {
+		if got := s.Master(); got != to {
+			return fmt.Errorf("sentinel still names %s", got)
+		}
+		n := node(to)
+		defer n.Close()
+		info, err := n.Info(context.Background(), "replication").Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "role:master") {
+			return fmt.Errorf("%s is not master yet", to)
+		}
+		return nil
+	})
+	if err != nil {
+		s.tb.Fatalf("redistest: failover after a crash: %v", err)
+	}
+	return from, to
+}
+
 func (s *Sentinels) close() {
 	for _, p := range []*tcpServer{s.sentinel, s.replica, s.master} {
 		if p != nil {
