@@ -169,7 +169,8 @@ var registry = []*variable{
 		name: "HERALD_REDIS_ALLOW_EVICTION", group: "Idempotency", def: "off",
 		doc: "`off`: a channel worker refuses to start, with one line naming the policy, when Redis (any cluster master) has a `maxmemory-policy` other than `noeviction`. " +
 			"An evicting Redis under memory pressure drops sent keys, so a repeated event is delivered again, and can drop a whole channel's suppression list, so herald texts people who said STOP. " +
-			"`on` runs anyway (for a cache-only Redis you accept this for), logs a warning at start and sets `herald_redis_eviction_policy_unsafe` to 1.",
+			"A policy changed to an evicting one while the worker runs makes it unready (`/readyz`) until it is changed back. " +
+			"`on` runs anyway (for a Redis whose losses you accept), logs a warning and sets `herald_redis_eviction_policy_unsafe` to 1 while a master evicts.",
 		scope: []Role{RoleEmail, RoleSMS, RolePush},
 		bind:  enum(func(c *Config) *Switch { return &c.RedisAllowEviction }, Off, On),
 	},

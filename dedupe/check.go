@@ -90,11 +90,14 @@ type Checker struct {
 	mu       sync.Mutex
 	verdict  error // a configuration problem found by a completed check
 	complete bool  // the checks ran against a server that answered
+	unsafe   bool  // onUnsafe was last told of an evicting policy
 }
 
 // NewChecker returns the checks for client, made by Connect for mode. With
 // allowEviction an evicting policy is reported to onUnsafe (if not nil)
-// instead of failing the check.
+// instead of failing the check, and onUnsafe(nil) reports that every master
+// is back on noeviction; it is called when that changes, not on every
+// probe.
 func NewChecker(client redis.UniversalClient, mode Mode, allowEviction bool, onUnsafe func(*EvictionError)) *Checker {
 	if mode == "" {
 		mode = Single
@@ -144,11 +147,21 @@ func (c *Checker) check(ctx context.Context) (verdict, unreachable error) {
 			c.verdict = e
 			return e, nil
 		}
-		if c.onUnsafe != nil {
-			c.onUnsafe(e)
-		}
+		c.report(e)
 	}
 	return nil, nil
+}
+
+// report tells onUnsafe of a change between an evicting policy (e) and
+// none (nil); the caller holds c.mu.
+func (c *Checker) report(e *EvictionError) {
+	if (e != nil) == c.unsafe {
+		return
+	}
+	c.unsafe = e != nil
+	if c.onUnsafe != nil {
+		c.onUnsafe(e)
+	}
 }
 
 // Verdict returns what the last completed check found, without asking
@@ -159,9 +172,11 @@ func (c *Checker) Verdict() error {
 	return c.verdict
 }
 
-// Ready is the readiness probe: nil when the checks have passed and every
-// master accepts writes. PING is not enough: a Redis at maxmemory under
-// noeviction answers PING and refuses every write.
+// Ready is the readiness probe: nil when the checks have passed, every
+// master accepts writes, and no master's maxmemory-policy has been changed
+// to an evicting one since (unless allowed; then onUnsafe hears of it).
+// PING is not enough: a Redis at maxmemory under noeviction answers PING
+// and refuses every write.
 func (c *Checker) Ready(ctx context.Context) error {
 	verdict, unreachable := c.check(ctx)
 	if verdict != nil {
@@ -170,7 +185,44 @@ func (c *Checker) Ready(ctx context.Context) error {
 	if unreachable != nil {
 		return unreachable
 	}
-	return c.eachMaster(ctx, writable)
+	var mu sync.Mutex
+	var evicting *EvictionError
+	err := c.eachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		if err := writable(ctx, n, c.label(n)); err != nil {
+			return err
+		}
+		info, err := readInfo(ctx, n, "memory")
+		if err != nil {
+			return err
+		}
+		if p := info["maxmemory_policy"]; p != "" && p != "noeviction" {
+			mu.Lock()
+			evicting = &EvictionError{Policy: p, Node: c.label(n)}
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.allowEviction {
+		if evicting != nil {
+			return evicting // changed since start; ready again once it is changed back
+		}
+		return nil
+	}
+	c.report(evicting)
+	return nil
+}
+
+// label names a master in messages.
+func (c *Checker) label(n *redis.Client) string {
+	if c.mode == Sentinel {
+		return "the sentinels' master" // a failover client's Addr is a placeholder
+	}
+	return n.Options().Addr
 }
 
 // node is one master as INFO describes it.
@@ -188,10 +240,7 @@ func (c *Checker) inspect(ctx context.Context) ([]node, error) {
 		if err != nil {
 			return err
 		}
-		addr := cl.Options().Addr
-		if c.mode == Sentinel {
-			addr = "the sentinels' master" // a failover client's Addr is a placeholder
-		}
+		addr := c.label(cl)
 		switch {
 		case c.mode != Cluster && (info["redis_mode"] == "cluster" || info["cluster_enabled"] == "1"):
 			return &ModeError{Want: c.mode, Found: Cluster, Node: addr}
@@ -233,14 +282,15 @@ func (c *Checker) eachMaster(ctx context.Context, fn func(context.Context, *redi
 // any node of a cluster and adds nothing to memory.
 const probeScript = "#!lua\nreturn 1"
 
-// writable returns ErrOutOfMemory when n refuses writes for lack of memory.
-func writable(ctx context.Context, n *redis.Client) error {
+// writable returns ErrOutOfMemory when n, called label in messages,
+// refuses writes for lack of memory.
+func writable(ctx context.Context, n *redis.Client, label string) error {
 	err := n.Eval(ctx, probeScript, nil).Err()
 	switch {
 	case err == nil:
 		return nil
 	case redis.HasErrorPrefix(err, "OOM"):
-		return fmt.Errorf("%s: %w", n.Options().Addr, ErrOutOfMemory)
+		return fmt.Errorf("%s: %w", label, ErrOutOfMemory)
 	case !strings.Contains(err.Error(), "compiling script"):
 		return err
 	}
@@ -254,7 +304,7 @@ func writable(ctx context.Context, n *redis.Client) error {
 	used, _ := strconv.ParseInt(info["used_memory"], 10, 64)
 	uncounted, _ := strconv.ParseInt(info["mem_not_counted_for_evict"], 10, 64)
 	if limit > 0 && used-uncounted > limit {
-		return fmt.Errorf("%s: %w", n.Options().Addr, ErrOutOfMemory)
+		return fmt.Errorf("%s: %w", label, ErrOutOfMemory)
 	}
 	return nil
 }

@@ -243,3 +243,56 @@ func TestReplicaIsNotReady(t *testing.T) {
 		t.Fatalf("Ready once it is a master: %v", err)
 	}
 }
+
+// TestReadyNoticesPolicyChanges: a maxmemory-policy changed to an evicting
+// one while the worker runs makes it unready until it is changed back; with
+// the override, the change and the fix are each reported once.
+func TestReadyNoticesPolicyChanges(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	setPolicy := func(p string) {
+		t.Helper()
+		if err := srv.Client().ConfigSet(ctx, "maxmemory-policy", p).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var reports []string
+	strict := dedupe.NewChecker(srv.Client(), dedupe.Single, false, nil)
+	allowed := dedupe.NewChecker(srv.Client(), dedupe.Single, true, func(e *dedupe.EvictionError) {
+		if e == nil {
+			reports = append(reports, "safe")
+		} else {
+			reports = append(reports, e.Policy)
+		}
+	})
+	for _, chk := range []*dedupe.Checker{strict, allowed} {
+		if err := chk.Ready(ctx); err != nil {
+			t.Fatalf("Ready on noeviction: %v", err)
+		}
+	}
+
+	setPolicy("allkeys-lru")
+	var ee *dedupe.EvictionError
+	if err := strict.Ready(ctx); !errors.As(err, &ee) || ee.Policy != "allkeys-lru" {
+		t.Fatalf("Ready after the policy changed: %v, want an *EvictionError", err)
+	}
+	if err := strict.Check(ctx); err != nil {
+		t.Fatalf("Check (the start-up verdict) after the change: %v, want nil", err)
+	}
+	for range 2 {
+		if err := allowed.Ready(ctx); err != nil {
+			t.Fatalf("Ready with the override: %v", err)
+		}
+	}
+
+	setPolicy("noeviction")
+	if err := strict.Ready(ctx); err != nil {
+		t.Fatalf("Ready after the policy was changed back: %v", err)
+	}
+	if err := allowed.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(reports, ","); got != "allkeys-lru,safe" {
+		t.Errorf("reports %q, want the change and the fix once each", got)
+	}
+}

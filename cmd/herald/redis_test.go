@@ -116,7 +116,7 @@ func redisFleetConfig(t *testing.T, url string) *config.Config {
 
 // TestRedisEvictionAllowed: with HERALD_REDIS_ALLOW_EVICTION=on the worker
 // starts on an evicting Redis, warns once naming the policy, and sets the
-// gauge an alert can watch.
+// gauge an alert can watch, which returns to 0 once the policy is fixed.
 func TestRedisEvictionAllowed(t *testing.T) {
 	srv := redistest.StartWith(t, "--maxmemory-policy", "volatile-lru")
 	cfg := redisFleetConfig(t, srv.URL())
@@ -136,6 +136,19 @@ func TestRedisEvictionAllowed(t *testing.T) {
 	}
 	if err := f.ping(context.Background()); err != nil {
 		t.Errorf("readiness on an allowed policy: %v", err)
+	}
+	if warned := logs.FilterField(zap.String("maxmemory_policy", "volatile-lru")).Len(); warned != 1 {
+		t.Errorf("%d warnings after a readiness probe, want still 1", warned)
+	}
+	// Fixed while running: the gauge follows at the next probe.
+	if err := srv.Client().ConfigSet(context.Background(), "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ping(context.Background()); err != nil {
+		t.Errorf("readiness on noeviction: %v", err)
+	}
+	if g := testutil.ToFloat64(f.metrics.RedisEvictionUnsafe); g != 0 {
+		t.Errorf("herald_redis_eviction_policy_unsafe = %v after the policy was fixed, want 0", g)
 	}
 }
 

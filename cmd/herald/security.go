@@ -106,8 +106,16 @@ func redisVerdict(err error) error {
 }
 
 // redisEvictionAllowed is the warning and gauge for a Redis that may evict
-// herald's keys, run on because HERALD_REDIS_ALLOW_EVICTION=on.
+// herald's keys, run on because HERALD_REDIS_ALLOW_EVICTION=on; e is nil
+// when every master is back on noeviction.
 func (f *fleet) redisEvictionAllowed(e *dedupe.EvictionError) {
+	if e == nil {
+		f.metrics.RedisEvictionUnsafe.Set(0)
+		if f.log != nil {
+			f.log.Info("redis maxmemory-policy is noeviction on every master again")
+		}
+		return
+	}
 	f.metrics.RedisEvictionUnsafe.Set(1)
 	if f.log != nil {
 		f.log.Warn("HERALD_REDIS_ALLOW_EVICTION=on: running on a Redis that may evict idempotency keys and suppression lists",
