@@ -261,15 +261,50 @@ func redisURL(s string) error {
 	return nil
 }
 
-// redactRedisURL shows a Redis URL with its password, if any, as ***.
-func redactRedisURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "***"
+// redisURLs checks HERALD_REDIS_URL: one go-redis URL, or a comma-separated
+// list of them (the seeds of a cluster or the sentinels), each checked with
+// redisURL. Whether a list is allowed depends on HERALD_REDIS_MODE, whose
+// rule checks it.
+func redisURLs(s string) error {
+	urls := splitURLs(s)
+	for i, u := range urls {
+		if u == "" {
+			return fmt.Errorf("entry %d of the comma-separated list is empty", i+1)
+		}
+		if err := redisURL(u); err != nil {
+			if len(urls) > 1 {
+				return fmt.Errorf("entry %d: %w", i+1, err)
+			}
+			return err
+		}
 	}
-	// url.Redacted writes the password as xxxxx; the colon before it and
-	// the @ after it cannot occur unescaped in a user name.
-	return strings.Replace(u.Redacted(), ":xxxxx@", ":***@", 1)
+	return nil
+}
+
+// splitURLs splits HERALD_REDIS_URL at its commas.
+func splitURLs(s string) []string {
+	xs := strings.Split(s, ",")
+	for i := range xs {
+		xs[i] = strings.TrimSpace(xs[i])
+	}
+	return xs
+}
+
+// redactRedisURL shows a Redis URL, or a comma-separated list of them, with
+// every password as ***.
+func redactRedisURL(s string) string {
+	urls := splitURLs(s)
+	for i, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil {
+			urls[i] = "***"
+			continue
+		}
+		// url.Redacted writes the password as xxxxx; the colon before it
+		// and the @ after it cannot occur unescaped in a user name.
+		urls[i] = strings.Replace(u.Redacted(), ":xxxxx@", ":***@", 1)
+	}
+	return strings.Join(urls, ",")
 }
 
 // emailAddress checks an RFC 5322 address; a display name is allowed.

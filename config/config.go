@@ -141,9 +141,18 @@ type Config struct {
 	RetryMaxAttempts int
 	RetryMaxAge      time.Duration
 
-	// RedisURL is the idempotency store, redis://, rediss:// or unix://.
-	// It may carry a password: log Redacted, never this.
+	// RedisURL is the idempotency store, redis://, rediss:// or unix://;
+	// in cluster and sentinel mode a comma-separated list of seeds that
+	// differ only in host and port. It may carry a password: log
+	// Redacted, never this.
 	RedisURL string
+	// RedisMode is how Redis is deployed: one server, a Cluster, or a
+	// master found through Sentinel (RedisMasterName).
+	RedisMode       RedisMode
+	RedisMasterName string
+	// RedisAllowEviction lets workers run on a Redis whose
+	// maxmemory-policy evicts keys, which they otherwise refuse.
+	RedisAllowEviction Switch
 	// IdempotencyLease is how long a claim on an in-flight notification
 	// lasts; greater than SendTimeout.
 	IdempotencyLease time.Duration

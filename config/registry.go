@@ -135,11 +135,48 @@ var registry = []*variable{
 	// Idempotency.
 	{
 		name: "HERALD_REDIS_URL", group: "Idempotency",
-		doc: "Redis holding idempotency keys: `redis://[user:password@]host:port/db`, `rediss://` for TLS, or `unix:///path/to/redis.sock`. " +
+		doc: "Redis holding idempotency keys, suppression lists and the rate budget: `redis://[user:password@]host:port/db`, `rediss://` for TLS, or `unix:///path/to/redis.sock`. " +
+			"With `HERALD_REDIS_MODE=cluster` or `sentinel`, a comma-separated list of seed URLs (cluster nodes, or sentinels) that differ only in host and port. " +
+			"Its `maxmemory-policy` must be `noeviction` (see `HERALD_REDIS_ALLOW_EVICTION`). " +
 			"A secret because it may carry the password; prefer `HERALD_REDIS_URL_FILE`.",
 		secret: true, redact: redactRedisURL,
 		required: []Role{RoleEmail, RoleSMS, RolePush},
-		bind:     text(func(c *Config) *string { return &c.RedisURL }, "redis://, rediss:// or unix:// URL", redisURL),
+		bind:     text(func(c *Config) *string { return &c.RedisURL }, "redis://, rediss:// or unix:// URL(s)", redisURLs),
+	},
+	{
+		name: "HERALD_REDIS_MODE", group: "Idempotency", def: "single",
+		doc: "How Redis is deployed. `single`: one server (or a managed primary endpoint). " +
+			"`cluster`: Redis Cluster; `HERALD_REDIS_URL` lists seed nodes and herald follows the slot map, redirections and failovers. " +
+			"`sentinel`: a master found through Sentinel; `HERALD_REDIS_URL` lists the sentinels, `HERALD_REDIS_MASTER_NAME` names the master, and herald follows failovers; " +
+			"the credentials and TLS settings are used with the sentinels as well as the master. " +
+			"A `single` URL that reaches a cluster node or a sentinel stops the worker at start, naming the mode to set.",
+		scope: []Role{RoleEmail, RoleSMS, RolePush},
+		bind:  enum(func(c *Config) *RedisMode { return &c.RedisMode }, RedisSingle, RedisCluster, RedisSentinel),
+		rule:  redisModeRule,
+	},
+	{
+		name: "HERALD_REDIS_MASTER_NAME", group: "Idempotency",
+		doc:   "The master's name in the sentinels' configuration (`sentinel monitor <name> ...`). Required with `HERALD_REDIS_MODE=sentinel`, and only then.",
+		scope: []Role{RoleEmail, RoleSMS, RolePush},
+		bind:  text(func(c *Config) *string { return &c.RedisMasterName }, "a Sentinel master name", nil),
+		rule: func(c *Config) error {
+			switch {
+			case c.RedisMode == RedisSentinel && c.RedisMasterName == "":
+				return fmt.Errorf("required with HERALD_REDIS_MODE=sentinel")
+			case c.RedisMode != RedisSentinel && c.RedisMasterName != "":
+				return fmt.Errorf("is set but HERALD_REDIS_MODE is %s, not sentinel", c.RedisMode)
+			}
+			return nil
+		},
+	},
+	{
+		name: "HERALD_REDIS_ALLOW_EVICTION", group: "Idempotency", def: "off",
+		doc: "`off`: a channel worker refuses to start, with one line naming the policy, when Redis (any cluster master) has a `maxmemory-policy` other than `noeviction`. " +
+			"An evicting Redis under memory pressure drops sent keys, so a repeated event is delivered again, and can drop a whole channel's suppression list, so herald texts people who said STOP. " +
+			"A policy changed to an evicting one while the worker runs makes it unready (`/readyz`) until it is changed back. " +
+			"`on` runs anyway (for a Redis whose losses you accept), logs a warning and sets `herald_redis_eviction_policy_unsafe` to 1 while a master evicts.",
+		scope: []Role{RoleEmail, RoleSMS, RolePush},
+		bind:  enum(func(c *Config) *Switch { return &c.RedisAllowEviction }, Off, On),
 	},
 	{
 		name: "HERALD_IDEMPOTENCY_LEASE", group: "Idempotency", def: "45s",

@@ -85,17 +85,24 @@ func keyPairRule(certName string, cert, key func(*Config) string) func(*Config) 
 }
 
 // redisURLHasPassword reports whether the Redis URL carries a password.
+// A list of seed URLs has a password if any of them has.
 func redisURLHasPassword(s string) bool {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return false
+	for _, raw := range splitURLs(s) {
+		u, err := url.Parse(raw)
+		if err != nil || u.User == nil {
+			continue
+		}
+		if _, ok := u.User.Password(); ok {
+			return true
+		}
 	}
-	_, ok := u.User.Password()
-	return ok
+	return false
 }
 
+// redisScheme is the scheme of the (first) Redis URL; HERALD_REDIS_MODE's
+// rule makes every seed use the same one.
 func redisScheme(s string) string {
-	u, err := url.Parse(s)
+	u, err := url.Parse(splitURLs(s)[0])
 	if err != nil {
 		return ""
 	}
@@ -180,7 +187,9 @@ var securityVars = []*variable{
 	{
 		name: "HERALD_REDIS_USERNAME", group: "Redis security",
 		doc: "Redis ACL user (Redis 6+), instead of a user in `HERALD_REDIS_URL`. " +
-			"The user needs `+@scripting +pexpire +pttl +del +hmget +hset +ping` on the keys herald uses; `+@all ~*` is simplest. " +
+			"The user needs `+@scripting +ping +info +get +set +time +del +pexpire +pttl +hmget +hget +hset +hsetnx +hdel +hscan` on `~herald:* ~rate:herald:*` " +
+			"(and `+cluster|slots` with `HERALD_REDIS_MODE=cluster`); `+@all ~*` is simplest. " +
+			"A user that may not run one of the start-up checks (`PING`, `EVAL`, `INFO`) stops the worker at start with one line. " +
 			"Empty with a password authenticates as the `default` user (`requirepass`).",
 		scope: []Role{RoleEmail, RoleSMS, RolePush},
 		bind:  text(func(c *Config) *string { return &c.RedisUsername }, "", nil),

@@ -32,6 +32,13 @@
 //
 // Two implementations: Redis for production (atomic Lua transitions, calls
 // coalesced into pipelines) and Memory for `herald dev` and unit tests.
+//
+// The package also owns how herald reaches Redis, for every user of it:
+// Connect makes the one client (a single server, a Redis Cluster, or a
+// master behind Sentinel) and Checker refuses a Redis herald cannot keep
+// these promises on (a deployment other than the client's mode, an evicting
+// maxmemory-policy) and reports one that cannot take writes. Every script
+// takes exactly one key, so it runs on any cluster node that owns it.
 package dedupe
 
 import (

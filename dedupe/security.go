@@ -29,28 +29,30 @@ type Security struct {
 	CertFile, KeyFile string
 }
 
-// OpenSecure is Open with sec applied. It does not connect; call
-// CheckAccess at start to turn refused credentials into a start-up error.
+// OpenSecure is Open with sec applied: a single server. It does not
+// connect; call CheckAccess at start to turn refused credentials into a
+// start-up error.
 func OpenSecure(rawURL string, sec Security) (redis.UniversalClient, error) {
-	opts, err := parseURL(rawURL)
-	if err != nil {
-		return nil, err
-	}
+	return Connect(Target{URL: rawURL, Security: sec})
+}
+
+// apply sets sec on options parsed from a URL.
+func (sec Security) apply(opts *redis.Options) error {
 	if sec.Username != "" || sec.Password != "" {
 		if opts.Password != "" {
-			return nil, errors.New("redis: the URL carries a password and a separate one is set; use one")
+			return errors.New("redis: the URL carries a password and a separate one is set; use one")
 		}
 		opts.Username, opts.Password = sec.Username, sec.Password
 	}
 	if sec.CAFile != "" || sec.CertFile != "" || sec.KeyFile != "" {
 		if opts.TLSConfig == nil {
-			return nil, errors.New("redis: TLS files are set but the URL is not rediss://")
+			return errors.New("redis: TLS files are set but the URL is not rediss://")
 		}
 		if err := tlsfiles.Apply(opts.TLSConfig, sec.CAFile, sec.CertFile, sec.KeyFile); err != nil {
-			return nil, fmt.Errorf("redis %w", err)
+			return fmt.Errorf("redis %w", err)
 		}
 	}
-	return redis.NewClient(opts), nil
+	return nil
 }
 
 // CheckAccess pings Redis once and returns an error if the server refuses

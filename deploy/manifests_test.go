@@ -914,7 +914,7 @@ func TestAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"HeraldDLQRate", "HeraldConsumerLagGrowing", "HeraldProviderErrorRate", "HeraldCircuitOpen", "HeraldNoProgress", "HeraldPartitionStalled", "HeraldGroupNotFormed"}
+	want := []string{"HeraldDLQRate", "HeraldConsumerLagGrowing", "HeraldProviderErrorRate", "HeraldCircuitOpen", "HeraldNoProgress", "HeraldPartitionStalled", "HeraldGroupNotFormed", "HeraldRedisMayEvict"}
 	forEachOverlay(t, func(t *testing.T, f *fleet) {
 		if len(f.rules) != 1 {
 			t.Fatalf("%d PrometheusRules, want 1", len(f.rules))

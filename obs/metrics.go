@@ -46,6 +46,9 @@ type Metrics struct {
 	Committed     *prometheus.GaugeVec     // group, topic, partition
 	Stalls        *Stalls                  // herald_partition_stalled_seconds (stall.go)
 	Protect       *ProtectMetrics          // suppressions, rate limit, breakers (protect.go)
+	// RedisEvictionUnsafe is 1 while the worker runs, by
+	// HERALD_REDIS_ALLOW_EVICTION, on a Redis that may evict its keys.
+	RedisEvictionUnsafe prometheus.Gauge
 }
 
 // NewMetrics registers every series. Label combinations from closed sets are
@@ -122,5 +125,10 @@ func NewMetrics() *Metrics {
 		}
 	}
 	m.registerProtect()
+	m.RedisEvictionUnsafe = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_redis_eviction_policy_unsafe",
+		Help: "1 when a master's maxmemory-policy may evict herald's keys and HERALD_REDIS_ALLOW_EVICTION=on lets the worker run anyway; 0 otherwise.",
+	})
+	r.MustRegister(m.RedisEvictionUnsafe)
 	return m
 }

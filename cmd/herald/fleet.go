@@ -45,6 +45,9 @@ type fleet struct {
 	// store is in process.
 	redis     redis.UniversalClient
 	redisAddr string // HERALD_REDIS_URL, password masked
+	// redisCheck is the deployment and eviction checks, run once Redis
+	// answers at start (a refusal stops the process) and by /readyz.
+	redisCheck *dedupe.Checker
 	// waiting is what the fleet still waits for before it starts (start.go).
 	waiting await.Waiter
 	// prot is suppressions and provider protection (protect.go).

@@ -108,15 +108,15 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		f.store = opts.store
 		closers = append(closers, func() { opts.store.Close() })
 	} else if needsStore {
-		client, err := openRedis(cfg)
+		client, chk, err := openRedis(cfg, f.redisEvictionAllowed)
 		if err != nil {
 			return nil, nil, err
 		}
 		store := dedupe.NewRedis(client, dedupe.Options{Retention: cfg.IdempotencyRetention})
 		closers = append(closers, func() { store.Close(); client.Close() })
 		f.store = store
-		f.ping = func(ctx context.Context) error { return client.Ping(ctx).Err() }
-		f.redis, f.redisAddr = client, redisAddress(cfg)
+		f.ping = f.redisReady(chk)
+		f.redis, f.redisAddr, f.redisCheck = client, redisAddress(cfg), chk
 		rc = client
 	}
 

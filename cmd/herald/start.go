@@ -30,7 +30,7 @@ import (
 func (f *fleet) awaitDependencies(ctx context.Context, conn *kafkarun.Connection) error {
 	deps := []await.Dependency{kafkaDependency(f.cfg, conn)}
 	if f.redis != nil {
-		deps = append(deps, redisDependency(f.cfg, f.redis))
+		deps = append(deps, redisDependency(f.cfg, f.redis, f.redisCheck))
 	}
 	f.waiting.Log = f.log
 	return f.waiting.All(ctx, deps...)
@@ -87,9 +87,10 @@ func redisTarget(cfg *config.Config) await.Dependency {
 	return await.Dependency{Kind: "redis", Address: redisAddress(cfg), Variable: "HERALD_REDIS_URL"}
 }
 
-// redisDependency is reached when Redis answers PING and accepts herald's
-// credentials and scripts.
-func redisDependency(cfg *config.Config, client redis.UniversalClient) await.Dependency {
+// redisDependency is reached when Redis answers PING, accepts herald's
+// credentials and scripts, and is deployed as HERALD_REDIS_MODE says with a
+// maxmemory-policy that keeps herald's keys (chk; nil skips those checks).
+func redisDependency(cfg *config.Config, client redis.UniversalClient, chk *dedupe.Checker) await.Dependency {
 	d := redisTarget(cfg)
 	d.Reach = func(ctx context.Context) error {
 		// CheckAccess fails only on a refusal, and passes an unreachable
@@ -99,7 +100,19 @@ func redisDependency(cfg *config.Config, client redis.UniversalClient) await.Dep
 		}
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		return client.Ping(ctx).Err()
+		if err := client.Ping(ctx).Err(); err != nil {
+			return err
+		}
+		if chk == nil {
+			return nil
+		}
+		if err := chk.Check(ctx); err != nil {
+			return await.Refused(redisVerdict(err))
+		}
+		// Then what /readyz asks: the checks completed (Redis may have
+		// stopped answering since the PING, or a Sentinel client not yet
+		// followed a failover) and every master takes writes (not OOM).
+		return chk.Ready(ctx)
 	}
 	return d
 }

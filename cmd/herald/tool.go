@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/config"
+	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/kafkarun"
 )
 
@@ -27,7 +28,7 @@ var (
 		"HERALD_KAFKA_TLS_SERVER_NAME",
 	}
 	toolRedisVars = []string{
-		"HERALD_REDIS_URL", "HERALD_REDIS_USERNAME", "HERALD_REDIS_PASSWORD",
+		"HERALD_REDIS_URL", "HERALD_REDIS_MODE", "HERALD_REDIS_MASTER_NAME", "HERALD_REDIS_USERNAME", "HERALD_REDIS_PASSWORD",
 		"HERALD_REDIS_TLS_CA_FILE", "HERALD_REDIS_TLS_CERT_FILE", "HERALD_REDIS_TLS_KEY_FILE",
 	}
 )
@@ -91,7 +92,11 @@ const toolReachTimeout = 10 * time.Second
 // messages are not printed: a command reports the outcome in one line.
 func openToolRedis(cfg *config.Config) (redis.UniversalClient, error) {
 	redis.SetLogger(redisLogger{log: zap.NewNop()})
-	return openRedis(cfg)
+	client, err := dedupe.Connect(redisConnTarget(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_REDIS_URL: %w", err)
+	}
+	return client, nil
 }
 
 // reachToolRedis fails, in one line naming HERALD_REDIS_URL (password
@@ -101,6 +106,13 @@ func reachToolRedis(ctx context.Context, cfg *config.Config, client redis.Univer
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("%s: %w", redisTarget(cfg), err)
+	}
+	// A deployment other than HERALD_REDIS_MODE (a cluster node reached as
+	// one server) is refused here, since every command would otherwise
+	// fail with MOVED. The workers' eviction check is theirs alone.
+	var me *dedupe.ModeError
+	if err := dedupe.NewChecker(client, dedupe.Mode(cfg.RedisMode), true, nil).Check(ctx); errors.As(err, &me) || errors.Is(err, dedupe.ErrUnknownMaster) {
+		return redisVerdict(err)
 	}
 	return nil
 }

@@ -226,7 +226,7 @@ func (s *Server) start() error {
 	s.cmd, s.exited, s.out = cmd, exited, out
 	s.mu.Unlock()
 
-	if err := waitReady(s.sock, exited); err != nil {
+	if err := waitReady("unix", s.sock, exited); err != nil {
 		s.Stop()
 		return fmt.Errorf("redistest: %s on %s: %w; output:\n%s", Binary, s.sock, err, out.String())
 	}
@@ -246,14 +246,14 @@ func (s *Server) stopLocked() {
 	_ = os.Remove(s.sock)
 }
 
-// waitReady polls the socket with PING, backing off from 1ms to 50ms, until
+// waitReady polls the server with PING, backing off from 1ms to 50ms, until
 // the server answers PONG, the process exits, or startTimeout passes.
-func waitReady(sock string, exited <-chan struct{}) error {
+func waitReady(network, addr string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(startTimeout)
 	backoff := time.Millisecond
 	var lastErr error
 	for {
-		if lastErr = ping(sock); lastErr == nil {
+		if lastErr = ping(network, addr); lastErr == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -272,8 +272,8 @@ func waitReady(sock string, exited <-chan struct{}) error {
 
 // ping speaks just enough RESP to ask a server whether it is up, without a
 // client library's pooling and retries getting in the way.
-func ping(sock string) error {
-	conn, err := net.DialTimeout("unix", sock, time.Second)
+func ping(network, addr string) error {
+	conn, err := net.DialTimeout(network, addr, time.Second)
 	if err != nil {
 		return err
 	}
