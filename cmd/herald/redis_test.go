@@ -127,6 +127,10 @@ func TestRedisEvictionAllowed(t *testing.T) {
 		t.Fatalf("buildFleet: %v", err)
 	}
 	defer closeAll()
+	// The checks run when the fleet reaches Redis at start.
+	if err := redisDependency(cfg, f.redis, f.redisCheck).Reach(context.Background()); err != nil {
+		t.Fatalf("reaching redis: %v", err)
+	}
 	if g := testutil.ToFloat64(f.metrics.RedisEvictionUnsafe); g != 1 {
 		t.Errorf("herald_redis_eviction_policy_unsafe = %v, want 1", g)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/gymhq/herald/channels/push"
 	"github.com/gymhq/herald/channels/sms"
 	"github.com/gymhq/herald/config"
+	"github.com/gymhq/herald/internal/await"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
@@ -63,6 +64,13 @@ func cmdRun(args []string) int {
 	log.Info("starting", zap.Any("config", cfg.Redacted()))
 	if err := f.run(ctx); err != nil {
 		log.Error("herald stopped with an error", zap.Error(err))
+		var refused *await.RefusedError
+		if errors.As(err, &refused) {
+			// Kafka or Redis answered and refused the settings: bad
+			// configuration, found late; one line, as at start.
+			fmt.Fprintf(os.Stderr, "herald: %v\n", refused.Err)
+			return 2
+		}
 		return 1
 	}
 	if f.started() {

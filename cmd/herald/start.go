@@ -100,14 +100,18 @@ func redisDependency(cfg *config.Config, client redis.UniversalClient, chk *dedu
 		}
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		if err := client.Ping(ctx).Err(); err != nil {
-			return err
-		}
+		pingErr := client.Ping(ctx).Err()
 		if chk == nil {
-			return nil
+			return pingErr
 		}
+		// The checks run even when PING fails: a Sentinel client asked
+		// for a master no sentinel monitors never reaches a server, and
+		// only the checks tell that from an outage.
 		if err := chk.Check(ctx); err != nil {
 			return await.Refused(redisVerdict(err))
+		}
+		if pingErr != nil {
+			return pingErr
 		}
 		// Then what /readyz asks: the checks completed (Redis may have
 		// stopped answering since the PING, or a Sentinel client not yet

@@ -55,7 +55,7 @@ func cmdSuppressions(args []string) int {
 	defer cancel()
 	if err := reachToolRedis(ctx, cfg, client); err != nil {
 		fmt.Fprintf(os.Stderr, "herald suppressions %s: %v\n", sub, err)
-		return 1
+		return reachExit(err)
 	}
 	list := suppress.NewRedis(client, "", nil)
 	defer list.Close()

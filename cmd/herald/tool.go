@@ -112,9 +112,24 @@ func reachToolRedis(ctx context.Context, cfg *config.Config, client redis.Univer
 	// fail with MOVED. The workers' eviction check is theirs alone.
 	var me *dedupe.ModeError
 	if err := dedupe.NewChecker(client, dedupe.Mode(cfg.RedisMode), true, nil).Check(ctx); errors.As(err, &me) || errors.Is(err, dedupe.ErrUnknownMaster) {
-		return redisVerdict(err)
+		return toolConfigError{redisVerdict(err)}
 	}
 	return nil
+}
+
+// toolConfigError is a setting the server refused: the command exits 2,
+// as for bad configuration, not 1 as for an outage.
+type toolConfigError struct{ error }
+
+func (e toolConfigError) Unwrap() error { return e.error }
+
+// reachExit is a command's exit code for a failure to reach Kafka or Redis.
+func reachExit(err error) int {
+	var ce toolConfigError
+	if errors.As(err, &ce) {
+		return 2
+	}
+	return 1
 }
 
 // subcommand picks args[0] from names for command (e.g. "herald dlq"),

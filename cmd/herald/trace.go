@@ -106,7 +106,7 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 		if err := reachToolRedis(ctx, cfg, client); err != nil {
 			client.Close()
 			fmt.Fprintf(stderr, "herald trace: %v\n", err)
-			return 1
+			return reachExit(err)
 		}
 		store := dedupe.NewRedis(client, dedupe.Options{})
 		defer func() { store.Close(); client.Close() }()

@@ -49,6 +49,13 @@ func (d Dependency) String() string {
 // an untrusted certificate): the wait ends with it.
 func Refused(err error) error { return backoff.Permanent(err) }
 
+// RefusedError is what All returns when a dependency refused: a setting
+// that waiting cannot fix, so the process stops as for bad configuration.
+type RefusedError struct{ Err error }
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+func (e *RefusedError) Unwrap() error { return e.Err }
+
 // Backoff is the retry schedule of each dependency: the first retry after
 // about half a second, doubling up to 15s, each delay jittered by ±50% so a
 // fleet restarted together does not retry in step. It bounds both the log
@@ -149,7 +156,7 @@ func (w *Waiter) reach(ctx context.Context, s *state) error {
 		return nil // the caller stopped waiting
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", s.dep, err)
+		return &RefusedError{Err: fmt.Errorf("%s: %w", s.dep, err)}
 	}
 	w.mu.Lock()
 	s.done = true
