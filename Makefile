@@ -16,7 +16,7 @@ run:
 test: deps vet fmt-check
 	$(GO) run ./cmd/herald templates lint
 	$(GO) run ./cmd/herald templates test templates
-	HERALD_REQUIRE_BROWSER=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	HERALD_REQUIRE_BROWSER=1 HERALD_REQUIRE_KCAT=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) deploy-test
 	$(MAKE) chaos
 
@@ -29,7 +29,7 @@ deploy-test:
 image-binary:
 	cd deploy && $(GO) test -count=1 -run '^TestImageBinary$$' -v ./...
 
-## deps: redis-server for the tests that start a real Redis, chromium for the preview page's browser test (Debian packages)
+## deps: redis-server for the tests that start a real Redis, chromium for the browser tests, kcat for the README's produce command (Debian packages)
 deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  echo "installing redis-server (Debian package) for the tests"; \
@@ -43,6 +43,12 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	}
 	@chromium --version
+	@command -v kcat >/dev/null 2>&1 || { \
+	  echo "installing kcat (Debian package) for the dev outbox test, which produces as the README says"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat >/dev/null; \
+	}
+	@kcat -V | head -1
 
 vet:
 	$(GO) vet $(PKGS)
@@ -73,7 +79,7 @@ fuzz:
 clean:
 	rm -rf bin
 
-## chaos: three herald processes killed (SIGKILL, SIGTERM), restarted and joined by a fourth while events stream; nothing lost, duplicates reported with and without idempotency keys
+## chaos: three herald processes killed (SIGKILL, SIGTERM), restarted and joined by a fourth while events stream; nothing lost, duplicates reported with and without idempotency keys; then a crash loop (nine SIGKILLs in a minute) and the time to recover after the last kill
 chaos: deps
 	$(GO) vet -tags chaos ./chaos/
 	$(GO) test -tags chaos -count=1 -timeout 12m -run '^TestChaos(Burst)?$$' -v ./chaos/

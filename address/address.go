@@ -31,7 +31,7 @@ const MaxPushToken = 4096
 //   - email: one bare address as net/mail parses it (no display name, no
 //     comments, no group), at most MaxEmail bytes;
 //   - sms: E.164, "+" and 7 to 15 digits, the first not zero — what Twilio
-//     needs, and what DESIGN §2 promises producers send;
+//     needs, and what docs/contracts.md §2 promises producers send;
 //   - push: 1 to MaxPushToken bytes of printable ASCII without spaces,
 //     which every FCM registration token is.
 //

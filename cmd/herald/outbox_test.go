@@ -65,6 +65,9 @@ func TestDevOutboxAsAClient(t *testing.T) {
 	}
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
+		if os.Getenv("HERALD_REQUIRE_KCAT") == "1" {
+			t.Fatal("kcat not installed (make deps installs it)")
+		}
 		t.Skip("kcat not installed")
 	}
 	kafkaAddr, httpAddr, stderr := startDevBinary(t)
