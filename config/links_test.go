@@ -69,8 +69,16 @@ func markdownProblems(root, path, doc string) []string {
 			out = append(out, "unparsable link "+target)
 			continue
 		}
+		if u.Scheme == "http" || u.Scheme == "https" {
+			// The docs are self-contained: the web is named, not linked.
+			// Loopback addresses are the dev fleet's own pages.
+			if h := u.Hostname(); h != "127.0.0.1" && h != "localhost" && h != "::1" {
+				out = append(out, "link "+target+" leaves the repository (name the outside source; do not link it)")
+			}
+			continue
+		}
 		if u.Scheme != "" || u.Host != "" || u.Path == "" {
-			continue // the web, mail, or an anchor on the same page
+			continue // mail, or an anchor on the same page
 		}
 		if strings.HasPrefix(u.Path, "/") {
 			out = append(out, "absolute link "+target+" (use a path relative to the file)")
@@ -105,7 +113,9 @@ func TestMarkdownProblems(t *testing.T) {
 		want string // "" is no problem
 	}{
 		{"see [contracts](contracts.md#2-input) and [home](../README.md)", ""},
-		{"[the web](https://example.com/x) <https://example.com> [top](#top) [mail](mailto:a@b.c)", ""},
+		{"[dev page](http://127.0.0.1:8025/) <http://localhost:8025/x> [top](#top) [mail](mailto:a@b.c)", ""},
+		{"[the web](https://example.com/x)", "leaves the repository"},
+		{"<https://example.com>", "leaves the repository"},
 		{"[design](../../shared/DESIGN.md)", "refers to ../shared"},
 		{"the format is in `../shared/DESIGN.md` §2", "refers to ../shared"},
 		{"[up](../../other-repo/README.md)", "leaves the repository"},
