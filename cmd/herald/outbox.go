@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,22 +65,31 @@ func (e *devEnv) routes(mux *http.ServeMux) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = io.WriteString(w, d.HTML)
 	})
-	// POST /api/events publishes a raw CloudEvent body, or with ?type=T a
-	// generated sample of that type.
+	// POST /api/events publishes a raw CloudEvent body, or with type=T (in
+	// the query, or the page's form) a generated sample of that type. The
+	// body is read before any form parsing: curl's --data sends JSON as
+	// application/x-www-form-urlencoded, and parsing it as a form would
+	// consume it (an empty record was published).
 	mux.HandleFunc("POST /api/events", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 2<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		sample := r.URL.Query().Get("type")
+		if t := bytes.TrimSpace(body); sample == "" && len(t) > 0 && t[0] != '{' {
+			if form, err := url.ParseQuery(string(t)); err == nil {
+				sample = form.Get("type")
+			}
+		}
 		var key, value []byte
-		if t := r.FormValue("type"); t != "" {
+		if sample != "" {
 			mu.Lock()
-			ev := gen.Make(t)
+			ev := gen.Make(sample)
 			mu.Unlock()
 			key, value = ev.Key, ev.Value
 		} else {
-			b, err := io.ReadAll(io.LimitReader(r.Body, 2<<20))
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			value = b
+			value = body
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
@@ -86,7 +97,7 @@ func (e *devEnv) routes(mux *http.ServeMux) {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		if r.FormValue("type") != "" && r.Header.Get("Accept") != "application/json" {
+		if sample != "" && r.Header.Get("Accept") != "application/json" {
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}

@@ -231,6 +231,35 @@ func TestDevOutboxAsAClient(t *testing.T) {
 		items, err := decodeOutbox(body)
 		return err == nil && len(items) >= before+2
 	})
+
+	// A raw event as `curl --data-binary @event.json` sends it: JSON under
+	// curl's default Content-Type, application/x-www-form-urlencoded. It
+	// used to be parsed as a form, and an empty record was published.
+	raw := compactSample(t, "gym.waitlist.promoted", "member-en.json")
+	raw = bytes.Replace(raw, []byte(eventID(t, raw)), []byte("evt_dev_curl_1"), 1)
+	req, _ := http.NewRequest("POST", base+"/api/events", bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("POST of a raw event with curl's Content-Type: %d, want 202", resp.StatusCode)
+	}
+	poll.Until(t, 30*time.Second, "the curl-posted event delivered\n"+stderr.String(), func() bool {
+		_, body = get("/api/outbox")
+		items, err := decodeOutbox(body)
+		if err != nil {
+			return false
+		}
+		for _, it := range items {
+			if it.EventID == "evt_dev_curl_1" {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // startDevBinary starts the herald dev binary on free ports, without the
