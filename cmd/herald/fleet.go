@@ -202,13 +202,18 @@ func (f *fleet) ready(ctx context.Context) error {
 		return errors.New("consumers not started")
 	}
 	now := time.Now()
+	var unjoined []string // every group, so one probe tells the whole story
 	for _, c := range cs {
 		if m := c.Membership(); !m.Joined {
+			why := m.Group + ": " + describeUnjoined(m, now)
 			if m.Unreachable {
-				return fmt.Errorf("%s: %s; kafka %s (HERALD_KAFKA_BROKERS) unreachable", m.Group, describeUnjoined(m, now), strings.Join(f.cfg.KafkaBrokers, ","))
+				why += fmt.Sprintf("; kafka %s (HERALD_KAFKA_BROKERS) unreachable", strings.Join(f.cfg.KafkaBrokers, ","))
 			}
-			return fmt.Errorf("%s: %s", m.Group, describeUnjoined(m, now))
+			unjoined = append(unjoined, why)
 		}
+	}
+	if len(unjoined) > 0 {
+		return errors.New(strings.Join(unjoined, "; "))
 	}
 	if f.ping != nil {
 		if err := f.ping(ctx); err != nil {
