@@ -47,9 +47,11 @@ type Message struct {
 	Title string
 	Data  map[string]string
 
-	// Shortened lists the data keys the renderer cut with an ellipsis to
-	// keep the message within its budget (an SMS's segments); empty when
-	// nothing was cut. Senders ignore it; the worker counts it.
+	// Shortened lists what the renderer cut with an ellipsis to keep the
+	// message within its limits: data keys for an SMS's segment budget, and
+	// "subject", "recipient_name", "title" or "body" for the send-time
+	// limits of headers and push; empty when nothing was cut. Senders
+	// ignore it; the worker counts it.
 	Shortened []string
 }
 

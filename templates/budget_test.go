@@ -3,8 +3,10 @@ package templates_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
@@ -149,4 +151,54 @@ func FuzzSMSBudget(f *testing.F) {
 			t.Fatalf("%d segments over the budget of 3: %q", info.Segments, m.Text)
 		}
 	})
+}
+
+// TestSendTimeLimits: data long enough to break a provider's or a
+// standard's limit is cut at send time, not refused by the provider. The
+// outside tester's event with a 5,000-character location lost its push
+// (FCM: "Message is too big"), and one with a 200,000-character class name
+// made a 200,003-byte Subject line (RFC 5322: 998).
+// (The test's JSON escapes < and &, so plain words make the long values.)
+func TestSendTimeLimits(t *testing.T) {
+	s := embedded(t)
+	ev := sample(t, "gym.booking.confirmed", "member-en.json")
+	at(ev, "data.class")["location"] = strings.Repeat("Studio 2, ", 500)
+	at(ev, "data.class")["name"] = strings.Repeat("Spin ", 20_000)
+	at(ev, "data.member")["name"] = strings.Repeat("Ann ", 10_000)
+	ns := plan(t, s, decode(t, ev))
+	var email, push int
+	for i := range ns {
+		n := &ns[i]
+		m := render(t, s, n)
+		switch n.Channel {
+		case notification.Email:
+			email++
+			if c := utf8.RuneCountInString(m.Subject); c > 150 {
+				t.Errorf("subject of %d characters", c)
+			}
+			if c := utf8.RuneCountInString(m.ToName); c > 64 {
+				t.Errorf("display name of %d characters", c)
+			}
+			if !slices.Contains(m.Shortened, "subject") || !slices.Contains(m.Shortened, "recipient_name") {
+				t.Errorf("Shortened = %v, want subject and recipient_name", m.Shortened)
+			}
+		case notification.Push:
+			push++
+			if b := templates.PushPayloadBytes(m); b > 4096 {
+				t.Errorf("push payload of %d bytes", b)
+			}
+			if c := utf8.RuneCountInString(m.Title); c > 65 {
+				t.Errorf("push title of %d characters", c)
+			}
+			if c := utf8.RuneCountInString(m.Text); c > 240 {
+				t.Errorf("push body of %d characters", c)
+			}
+			if !strings.HasSuffix(m.Text, "…") {
+				t.Errorf("push body %q does not end in an ellipsis", m.Text)
+			}
+		}
+	}
+	if email == 0 || push == 0 {
+		t.Fatalf("planned %d emails and %d pushes, want both", email, push)
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/failure"
@@ -76,6 +78,10 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 			return nil, err
 		}
 		m.Subject = oneLine(m.Subject)
+		if fit {
+			m.Subject = clip(m, "subject", m.Subject, maxSubject)
+			m.ToName = clip(m, "recipient_name", m.ToName, maxDisplayName)
+		}
 		if m.Text, err = exec(l.text); err != nil {
 			return nil, err
 		}
@@ -124,8 +130,41 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 			}
 			m.Data[k] = v
 		}
+		if fit {
+			m.Title = clip(m, "title", m.Title, maxPushTitle)
+			m.Text = clip(m, "body", m.Text, maxPushBody)
+			if b := PushPayloadBytes(m); b > maxPushPayload {
+				// push.data values are for the app, not for reading: they
+				// are not cut, so the message cannot be sent.
+				return nil, failure.Errorf(failure.Permanent, failure.ReasonTooLarge,
+					"%s push payload is %d bytes with its title and body cut to the display limits; FCM and APNs refuse more than %d (push.data is not cut)",
+					r.eventType, b, maxPushPayload)
+			}
+		}
 	}
 	return m, nil
+}
+
+// Send-time limits of what data can make longer than any template meant:
+// a subject or display name line (RFC 5322 limits a header line to 998
+// bytes; 150 characters stay under it even when every one is encoded), and
+// a push title and body (the display limits lint holds templates to; past
+// them the payload can pass FCM's 4096 bytes, which FCM refuses). Lint
+// and the preview show the samples uncut.
+const (
+	maxSubject     = 150
+	maxDisplayName = 64
+)
+
+// clip cuts s to at most n characters, ending with an ellipsis, and records
+// part as shortened on m.
+func clip(m *channels.Message, part, s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	m.Shortened = append(m.Shortened, part)
+	return strings.TrimRightFunc(string(r[:n-1]), unicode.IsSpace) + ellipsis
 }
 
 // execError restates a template execution error for a template author:
