@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -316,13 +317,32 @@ func emailAddress(s string) error {
 }
 
 // prefixed checks that s starts with p and has more after it.
-func prefixed(p string) func(string) error {
+func twilioSID(p string) func(string) error {
+	re := regexp.MustCompile(`^` + p + `[0-9a-fA-F]{32}$`)
 	return func(s string) error {
-		if !strings.HasPrefix(s, p) || len(s) == len(p) {
-			return fmt.Errorf("%q does not look like a SID: want %s followed by its id", s, p)
+		if !re.MatchString(s) {
+			return fmt.Errorf("%q is not a Twilio SID: want %s followed by 32 hex digits", s, p)
 		}
 		return nil
 	}
+}
+
+var (
+	e164Sender      = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
+	shortCodeSender = regexp.MustCompile(`^[0-9]{5,6}$`)
+	alphaSender     = regexp.MustCompile(`^[A-Za-z0-9 ]{1,11}$`)
+	hasLetter       = regexp.MustCompile(`[A-Za-z]`)
+)
+
+// twilioSender checks a Twilio From: an E.164 number, a short code, or an
+// alphanumeric sender ID (1–11 letters, digits and spaces, at least one
+// letter) — what channels/sms accepts, checked here so that the error names
+// the variable and comes with every other configuration error at once.
+func twilioSender(s string) error {
+	if e164Sender.MatchString(s) || shortCodeSender.MatchString(s) || alphaSender.MatchString(s) && hasLetter.MatchString(s) {
+		return nil
+	}
+	return fmt.Errorf("%q is not an E.164 number (+ and 7 to 15 digits), a 5–6 digit short code or an alphanumeric sender ID (up to 11 letters, digits and spaces)", s)
 }
 
 // kafkaName checks a Kafka topic name or client id: the characters Kafka

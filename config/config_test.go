@@ -64,7 +64,7 @@ func fullEnv(t *testing.T) env {
 		"HERALD_REDIS_URL":            "redis://redis:6379/0",
 		"HERALD_SMTP_ADDR":            "smtp.example.com:587",
 		"HERALD_EMAIL_FROM":           "Gym <hello@example.com>",
-		"HERALD_TWILIO_ACCOUNT_SID":   "ACtest",
+		"HERALD_TWILIO_ACCOUNT_SID":   "AC0123456789abcdef0123456789abcdef",
 		"HERALD_TWILIO_AUTH_TOKEN":    "tok",
 		"HERALD_TWILIO_FROM":          "+15005550006",
 		"HERALD_FCM_PROJECT_ID":       "gym-test",
@@ -216,9 +216,11 @@ func TestBadValues(t *testing.T) {
 		{"HERALD_SMTP_POOL_SIZE", "four", `"four" is not an integer`},
 		{"HERALD_SMTP_POOL_SIZE", "0", `0 is out of range 1..64`},
 		{"HERALD_SMTP_POOL_SIZE", "65", `65 is out of range 1..64`},
-		{"HERALD_TWILIO_ACCOUNT_SID", "SK123", `"SK123" does not look like a SID: want AC`},
-		{"HERALD_TWILIO_ACCOUNT_SID", "AC", `"AC" does not look like a SID`},
-		{"HERALD_TWILIO_MESSAGING_SERVICE_SID", "AC123", `"AC123" does not look like a SID: want MG`},
+		{"HERALD_TWILIO_ACCOUNT_SID", "SK123", `"SK123" is not a Twilio SID: want AC`},
+		{"HERALD_TWILIO_ACCOUNT_SID", "AC", `"AC" is not a Twilio SID`},
+		{"HERALD_TWILIO_MESSAGING_SERVICE_SID", "AC123", `"AC123" is not a Twilio SID: want MG followed by 32 hex digits`},
+		{"HERALD_TWILIO_ACCOUNT_SID", "ACtest", `"ACtest" is not a Twilio SID: want AC followed by 32 hex digits`},
+		{"HERALD_TWILIO_FROM", "555-1234", `"555-1234" is not an E.164 number`},
 		{"HERALD_TWILIO_API_URL", "api.twilio.com", `"api.twilio.com" is not an absolute http(s) URL`},
 		{"HERALD_TWILIO_API_URL", "ftp://api.twilio.com", `is not an absolute http(s) URL`},
 		{"HERALD_SMS_VALIDITY_PERIOD", "4", `"4" is not a duration`},
@@ -279,7 +281,7 @@ func TestRoleRequirements(t *testing.T) {
 		"HERALD_EMAIL_FROM", "hello@example.com")
 	sms := brokers.with(
 		"HERALD_REDIS_URL", "redis://redis:6379",
-		"HERALD_TWILIO_ACCOUNT_SID", "AC1",
+		"HERALD_TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef",
 		"HERALD_TWILIO_AUTH_TOKEN", "tok",
 		"HERALD_TWILIO_FROM", "+15005550006")
 	push := brokers.with(
@@ -308,7 +310,7 @@ func TestRoleRequirements(t *testing.T) {
 		{"email ignores twilio", "email", email.with("HERALD_TWILIO_ACCOUNT_SID", "nope"), ""},
 
 		{"sms", "sms", sms, ""},
-		{"sms with messaging service only", "sms", sms.with("HERALD_TWILIO_FROM", "", "HERALD_TWILIO_MESSAGING_SERVICE_SID", "MG1"), ""},
+		{"sms with messaging service only", "sms", sms.with("HERALD_TWILIO_FROM", "", "HERALD_TWILIO_MESSAGING_SERVICE_SID", "MG0123456789abcdef0123456789abcdef"), ""},
 		{"sms without redis", "sms", sms.with("HERALD_REDIS_URL", ""), "HERALD_REDIS_URL: required for role sms"},
 		{"sms without sid", "sms", sms.with("HERALD_TWILIO_ACCOUNT_SID", ""), "HERALD_TWILIO_ACCOUNT_SID: required for role sms"},
 		{"sms without token", "sms", sms.with("HERALD_TWILIO_AUTH_TOKEN", ""), "HERALD_TWILIO_AUTH_TOKEN: required for role sms"},
@@ -320,9 +322,9 @@ func TestRoleRequirements(t *testing.T) {
 		{"push without project", "push", push.with("HERALD_FCM_PROJECT_ID", ""), "HERALD_FCM_PROJECT_ID: required for role push"},
 		{"push without credentials", "push", push.with("HERALD_FCM_CREDENTIALS_FILE", ""), "HERALD_FCM_CREDENTIALS_FILE: required for role push"},
 
-		{"all", "all", email.with("HERALD_TWILIO_ACCOUNT_SID", "AC1", "HERALD_TWILIO_AUTH_TOKEN", "t", "HERALD_TWILIO_FROM", "+1",
+		{"all", "all", email.with("HERALD_TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", "HERALD_TWILIO_AUTH_TOKEN", "t", "HERALD_TWILIO_FROM", "+15005550006",
 			"HERALD_FCM_PROJECT_ID", "gym", "HERALD_FCM_CREDENTIALS_FILE", push["HERALD_FCM_CREDENTIALS_FILE"]), ""},
-		{"all without push", "all", email.with("HERALD_TWILIO_ACCOUNT_SID", "AC1", "HERALD_TWILIO_AUTH_TOKEN", "t", "HERALD_TWILIO_FROM", "+1"),
+		{"all without push", "all", email.with("HERALD_TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", "HERALD_TWILIO_AUTH_TOKEN", "t", "HERALD_TWILIO_FROM", "+15005550006"),
 			"HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE: required for role all"},
 		{"all without smtp", "all", sms, "HERALD_SMTP_ADDR, HERALD_EMAIL_FROM, HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE: required for role all"},
 

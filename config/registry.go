@@ -254,9 +254,9 @@ var registry = []*variable{
 	// SMS.
 	{
 		name: "HERALD_TWILIO_ACCOUNT_SID", group: "SMS",
-		doc:   "Twilio account SID (`AC…`).",
+		doc:   "Twilio account SID: `AC` and 32 hex digits.",
 		scope: []Role{RoleSMS}, required: []Role{RoleSMS},
-		bind: text(func(c *Config) *string { return &c.TwilioAccountSID }, "AC…", prefixed("AC")),
+		bind: text(func(c *Config) *string { return &c.TwilioAccountSID }, "AC…", twilioSID("AC")),
 	},
 	{
 		name: "HERALD_TWILIO_AUTH_TOKEN", group: "SMS",
@@ -266,17 +266,17 @@ var registry = []*variable{
 	},
 	{
 		name: "HERALD_TWILIO_FROM", group: "SMS",
-		doc: "Sender: an E.164 number or alphanumeric sender ID the account owns. " +
+		doc: "Sender the account owns: an E.164 number, a 5–6 digit short code, or an alphanumeric sender ID (up to 11 letters, digits and spaces). " +
 			"This or `HERALD_TWILIO_MESSAGING_SERVICE_SID` is required.",
 		scope: []Role{RoleSMS}, requiredDoc: "sms, all (or the messaging service)",
-		bind: text(func(c *Config) *string { return &c.TwilioFrom }, "", nil),
+		bind: text(func(c *Config) *string { return &c.TwilioFrom }, "", twilioSender),
 	},
 	{
 		name: "HERALD_TWILIO_MESSAGING_SERVICE_SID", group: "SMS",
-		doc: "Twilio Messaging Service (`MG…`), which picks the sender from its pool and handles opt-outs and scaling across numbers. " +
+		doc: "Twilio Messaging Service (`MG` and 32 hex digits), which picks the sender from its pool and handles opt-outs and scaling across numbers. " +
 			"This or `HERALD_TWILIO_FROM` is required.",
 		scope: []Role{RoleSMS}, requiredDoc: "sms, all (or the sender)",
-		bind: text(func(c *Config) *string { return &c.TwilioMessagingServiceSID }, "MG…", prefixed("MG")),
+		bind: text(func(c *Config) *string { return &c.TwilioMessagingServiceSID }, "MG…", twilioSID("MG")),
 		rule: func(c *Config) error {
 			if c.TwilioFrom == "" && c.TwilioMessagingServiceSID == "" {
 				return requiredUnless("HERALD_TWILIO_FROM")
