@@ -113,6 +113,36 @@ func TestOneBadRecipient(t *testing.T) {
 		t.Errorf("dlq replay of refusals: %+v\n%s", rep, out.String())
 	}
 
+	// herald trace answers "did mem_marta get the SMS?": a line for the
+	// refused address, by recipient id, with why (outside tester: the
+	// refusals showed only as dead-letter records with no recipient).
+	getenv := func(k string) string {
+		return map[string]string{
+			"HERALD_KAFKA_BROKERS": strings.Join(env.brokers(), ","),
+			"HERALD_EVENTS_TOPIC":  env.cfg.EventsTopic,
+			"HERALD_REDIS_URL":     redis.URL(),
+		}[k]
+	}
+	var traceOut, traceErr bytes.Buffer
+	if code := runTrace(context.Background(), []string{"evt_01JDC7T2LM", "--since", "1h"}, getenv, &traceOut, &traceErr); code != 0 {
+		t.Fatalf("herald trace: exit %d\n%s%s", code, traceOut.String(), traceErr.String())
+	}
+	t.Logf("herald trace:\n%s", traceOut.String())
+	var refusedLine string
+	for _, l := range strings.Split(traceOut.String(), "\n") {
+		if strings.Contains(l, "mem_marta") && strings.Contains(l, "refused") && strings.Contains(l, "invalid_address") {
+			refusedLine = l
+		}
+	}
+	if refusedLine == "" {
+		t.Errorf("herald trace has no verdict line for mem_marta's refused SMS:\n%s", traceOut.String())
+	}
+	for _, s := range secrets {
+		if strings.Contains(traceOut.String(), s) {
+			t.Errorf("herald trace shows %q", s)
+		}
+	}
+
 	for _, s := range secrets {
 		if strings.Contains(logs.String(), s) {
 			t.Errorf("logs carry %q", s)

@@ -246,7 +246,16 @@ func traceEvent(ctx context.Context, src traceSources, id string) (*story, error
 		}
 		r := storyRecord{Kind: "dead_letter", Stage: string(m.Header(dlq.HeaderStage)), Channel: string(m.Header(dlq.HeaderChannel)),
 			Class: string(m.Header(dlq.HeaderClass)), Reason: string(m.Header(dlq.HeaderReason))}
-		if r.Stage != "dispatcher" {
+		switch rid := string(m.Header(dlq.HeaderRecipientID)); {
+		case rid != "":
+			// A recipient's address refused by the dispatcher: no
+			// notification was made (its id would come from the address).
+			r.RecipientID = rid
+			var ref dlq.Refused
+			if json.Unmarshal(m.Value, &ref) == nil {
+				r.Template = ref.Template
+			}
+		case r.Stage != "dispatcher":
 			fillNotification(&r, m.Value)
 		}
 		if a, err := strconv.Atoi(string(m.Header(dlq.HeaderAttempts))); err == nil && r.Attempt == 0 {
@@ -295,7 +304,14 @@ func (st *story) decide(ctx context.Context, store dedupe.Store) error {
 	var order []string
 	lastRetry := map[string]storyRecord{}
 	dead := map[string]storyRecord{}
+	var refused []storyDelivery
 	for _, r := range st.Records {
+		if r.Kind == "dead_letter" && r.NotificationID == "" && r.RecipientID != "" {
+			refused = append(refused, storyDelivery{Channel: r.Channel, Template: r.Template, RecipientID: r.RecipientID,
+				To: "(refused)", State: "refused", Reason: r.Reason,
+				Verdict: "not sent: the dispatcher refused this recipient's address (" + r.Reason + "); correct it at the source and publish the event again"})
+			continue
+		}
 		if r.NotificationID == "" {
 			continue
 		}
@@ -349,6 +365,7 @@ func (st *story) decide(ctx context.Context, store dedupe.Store) error {
 		}
 		st.Notifications = append(st.Notifications, *d)
 	}
+	st.Notifications = append(st.Notifications, refused...)
 	return nil
 }
 
@@ -393,6 +410,9 @@ func dash(s string) string {
 }
 
 func shortID(id string) string {
+	if id == "" {
+		return "-"
+	}
 	if len(id) > 16 {
 		return id[:16]
 	}
