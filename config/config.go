@@ -475,3 +475,25 @@ func (c *Config) SMSPolicy() *address.SMSPolicy {
 	}
 	return p
 }
+
+// Unknown returns the HERALD_* names in environ ("NAME=value" entries, as
+// os.Environ gives them) that no variable of the registry reads, in the
+// order given: most often a typo (HERALD_KAFKA_BROKER) whose setting
+// silently does nothing. herald run warns of them at start.
+func Unknown(environ []string) []string {
+	known := map[string]bool{}
+	for _, v := range registry {
+		known[v.name] = true
+		if v.secret {
+			known[v.name+"_FILE"] = true
+		}
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "HERALD_") && !known[name] {
+			out = append(out, name)
+		}
+	}
+	return out
+}

@@ -762,3 +762,15 @@ func TestSMSPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknown: a misspelt variable is named (outside tester:
+// HERALD_KAFKA_BROKER=typo started as if unset); real ones and _FILE forms
+// of secrets are not.
+func TestUnknown(t *testing.T) {
+	env := []string{"PATH=/bin", "HERALD_KAFKA_BROKERS=k:9092", "HERALD_KAFKA_BROKER=typo",
+		"HERALD_TWILIO_AUTH_TOKEN_FILE=/run/secrets/t", "HERALD_SMTP_ADDR_FILE=/x", "HERALD_LOG_LEVEL=info"}
+	got := config.Unknown(env)
+	if strings.Join(got, ",") != "HERALD_KAFKA_BROKER,HERALD_SMTP_ADDR_FILE" {
+		t.Errorf("Unknown = %v, want the typo and the _FILE form of a variable that is not a secret", got)
+	}
+}

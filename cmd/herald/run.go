@@ -62,6 +62,9 @@ func cmdRun(args []string) int {
 	}
 	defer srv.Close()
 	log.Info("starting", zap.Any("config", cfg.Redacted()))
+	if unknown := config.Unknown(os.Environ()); len(unknown) > 0 {
+		log.Warn("environment variables herald does not read (a misspelling?); see docs/configuration.md", zap.Strings("variables", unknown))
+	}
 	if err := f.run(ctx); err != nil {
 		log.Error("herald stopped with an error", zap.Error(err))
 		var refused *await.RefusedError
