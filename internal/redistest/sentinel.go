@@ -132,21 +132,7 @@ func (s *Sentinels) Failover() (from, to string) {
 	if err := sc.Failover(context.Background(), MasterName).Err(); err != nil {
 		s.tb.Fatalf("redistest: SENTINEL FAILOVER: %v", err)
 	}
-	err := waitFor(convergeTimeout, func() error {
-		if got := s.Master(); got != to {
-			return fmt.Errorf("sentinel still names %s", got)
-		}
-		n := node(to)
-		defer n.Close()
-		info, err := n.Info(context.Background(), "replication").Result()
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(info, "role:master") {
-			return fmt.Errorf("%s is not master yet", to)
-		}
-		return nil
-	})
+	err := s.waitPromoted(to)
 	if err != nil {
 		s.tb.Fatalf("redistest: failover: %v", err)
 	}
@@ -166,7 +152,17 @@ func (s *Sentinels) Kill() (from, to string) {
 	}
 	dead.stop()
 	to = next.addr()
-	err := waitFor(convergeTimeout, func() error {
+	err := s.waitPromoted(to)
+	if err != nil {
+		s.tb.Fatalf("redistest: failover after a crash: %v", err)
+	}
+	return from, to
+}
+
+// waitPromoted waits until the sentinel names to as the master and to says
+// it is one.
+func (s *Sentinels) waitPromoted(to string) error {
+	return waitFor(convergeTimeout, func() error {
 		if got := s.Master(); got != to {
 			return fmt.Errorf("sentinel still names %s", got)
 		}
@@ -181,10 +177,6 @@ func (s *Sentinels) Kill() (from, to string) {
 		}
 		return nil
 	})
-	if err != nil {
-		s.tb.Fatalf("redistest: failover after a crash: %v", err)
-	}
-	return from, to
 }
 
 func (s *Sentinels) close() {
