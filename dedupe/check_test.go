@@ -166,11 +166,7 @@ func TestDocumentedACLUser(t *testing.T) {
 	noInfo := []string{"--user", "noinfo", "on", ">pw", "~*", "+@all", "-info"}
 	srv := redistest.StartWith(t, append(append(user, noInfo...), "--user", "default", "off")...)
 
-	client, err := dedupe.Connect(dedupe.Target{URL: srv.URL(), Security: dedupe.Security{Username: "herald", Password: "pw"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
+	client := connect(t, dedupe.Target{URL: srv.URL(), Security: dedupe.Security{Username: "herald", Password: "pw"}})
 	if err := dedupe.CheckAccess(ctx, client); err != nil {
 		t.Fatalf("CheckAccess: %v", err)
 	}
@@ -214,11 +210,7 @@ func TestDocumentedACLUser(t *testing.T) {
 		t.Errorf("rate limiter: %v", err)
 	}
 
-	other, err := dedupe.Connect(dedupe.Target{URL: srv.URL(), Security: dedupe.Security{Username: "noinfo", Password: "pw"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = other.Close() })
+	other := connect(t, dedupe.Target{URL: srv.URL(), Security: dedupe.Security{Username: "noinfo", Password: "pw"}})
 	if err := dedupe.NewChecker(other, dedupe.Single, false, nil).Check(ctx); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 		t.Fatalf("Check as a user without INFO: %v, want NOPERM", err)
 	}

@@ -19,11 +19,7 @@ import (
 // clusterStore is a Store on c made as the workers make it, in cluster mode.
 func clusterStore(t *testing.T, c *redistest.Cluster) (*dedupe.Redis, redis.UniversalClient) {
 	t.Helper()
-	client, err := dedupe.Connect(dedupe.Target{URL: c.URL(), Mode: dedupe.Cluster})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
+	client := connect(t, dedupe.Target{URL: c.URL(), Mode: dedupe.Cluster})
 	store := dedupe.NewRedis(client, dedupe.Options{})
 	t.Cleanup(func() { _ = store.Close() })
 	return store, client
@@ -138,11 +134,7 @@ func TestScriptsOnCluster(t *testing.T) {
 func TestSingleModeRefusesClusterNode(t *testing.T) {
 	c := redistest.StartCluster(t, 3, 0)
 	ctx := context.Background()
-	client, err := dedupe.Connect(dedupe.Target{URL: "redis://" + c.Addrs()[0]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
+	client := connect(t, dedupe.Target{URL: "redis://" + c.Addrs()[0]})
 	if err := client.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +150,7 @@ func TestSingleModeRefusesClusterNode(t *testing.T) {
 		t.Fatal("no claim failed with MOVED; the test wants to show what the check prevents")
 	}
 
-	err = dedupe.NewChecker(client, dedupe.Single, false, nil).Check(ctx)
+	err := dedupe.NewChecker(client, dedupe.Single, false, nil).Check(ctx)
 	var me *dedupe.ModeError
 	if !errors.As(err, &me) || me.Found != dedupe.Cluster || !strings.Contains(err.Error(), "cluster mode") {
 		t.Fatalf("Check: %v, want a *ModeError saying to use cluster mode", err)
@@ -213,11 +205,7 @@ func TestCheckEveryClusterMaster(t *testing.T) {
 func TestSentinel(t *testing.T) {
 	s := redistest.StartSentinel(t)
 	ctx := context.Background()
-	client, err := dedupe.Connect(dedupe.Target{URL: s.URL(), Mode: dedupe.Sentinel, MasterName: redistest.MasterName})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
+	client := connect(t, dedupe.Target{URL: s.URL(), Mode: dedupe.Sentinel, MasterName: redistest.MasterName})
 	chk := dedupe.NewChecker(client, dedupe.Sentinel, false, nil)
 	if err := chk.Check(ctx); err != nil {
 		t.Fatalf("Check: %v", err)
@@ -238,6 +226,7 @@ func TestSentinel(t *testing.T) {
 	t.Logf("failed over from %s to %s", from, to)
 	var c dedupe.Claim
 	poll.UntilNil(t, 20*time.Second, "a claim on the new master", func() error {
+		var err error
 		c, err = store.Claim(ctx, "after", "b", long)
 		return err
 	})
@@ -264,29 +253,17 @@ func TestSentinel(t *testing.T) {
 		return nil
 	})
 
-	wrong, err := dedupe.Connect(dedupe.Target{URL: s.URL(), Mode: dedupe.Sentinel, MasterName: "nosuch"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = wrong.Close() })
+	wrong := connect(t, dedupe.Target{URL: s.URL(), Mode: dedupe.Sentinel, MasterName: "nosuch"})
 	if err := dedupe.NewChecker(wrong, dedupe.Sentinel, false, nil).Check(ctx); !errors.Is(err, dedupe.ErrUnknownMaster) {
 		t.Fatalf("Check with a master name the sentinels do not know: %v, want ErrUnknownMaster", err)
 	}
 
-	single, err := dedupe.Connect(dedupe.Target{URL: s.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = single.Close() })
+	single := connect(t, dedupe.Target{URL: s.URL()})
 	var me *dedupe.ModeError
 	if err := dedupe.NewChecker(single, dedupe.Single, false, nil).Check(ctx); !errors.As(err, &me) || me.Found != dedupe.Sentinel {
 		t.Fatalf("Check in single mode on a sentinel: %v, want a *ModeError", err)
 	}
-	cluster, err := dedupe.Connect(dedupe.Target{URL: "redis://" + to, Mode: dedupe.Cluster})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cluster.Close() })
+	cluster := connect(t, dedupe.Target{URL: "redis://" + to, Mode: dedupe.Cluster})
 	if err := dedupe.NewChecker(cluster, dedupe.Cluster, false, nil).Check(ctx); !errors.As(err, &me) || me.Found != dedupe.Single {
 		t.Fatalf("Check in cluster mode on a plain server: %v, want a *ModeError", err)
 	}
@@ -298,11 +275,7 @@ func TestDocumentedACLUserOnCluster(t *testing.T) {
 	user := append([]string{"--user", "herald", "on", ">pw", "~herald:*", "~rate:herald:*", "+cluster|slots"}, aclCommands...)
 	c := redistest.StartCluster(t, 3, 0, user...)
 	ctx := context.Background()
-	client, err := dedupe.Connect(dedupe.Target{URL: c.URL(), Mode: dedupe.Cluster, Security: dedupe.Security{Username: "herald", Password: "pw"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
+	client := connect(t, dedupe.Target{URL: c.URL(), Mode: dedupe.Cluster, Security: dedupe.Security{Username: "herald", Password: "pw"}})
 	if err := dedupe.CheckAccess(ctx, client); err != nil {
 		t.Fatalf("CheckAccess: %v", err)
 	}
@@ -347,11 +320,7 @@ func TestClusterClientFollowsACrashedMaster(t *testing.T) {
 func TestSentinelFollowsACrashedMaster(t *testing.T) {
 	s := redistest.StartSentinel(t)
 	ctx := context.Background()
-	client, err := dedupe.Connect(dedupe.Target{URL: s.URL(), Mode: dedupe.Sentinel, MasterName: redistest.MasterName})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
+	client := connect(t, dedupe.Target{URL: s.URL(), Mode: dedupe.Sentinel, MasterName: redistest.MasterName})
 	store := dedupe.NewRedis(client, dedupe.Options{})
 	t.Cleanup(func() { _ = store.Close() })
 	wantAcquired(t, mustClaim(t, store, "held", "a", long), "a")
@@ -362,6 +331,7 @@ func TestSentinelFollowsACrashedMaster(t *testing.T) {
 	t0 := time.Now()
 	var cl dedupe.Claim
 	poll.UntilNil(t, 10*time.Second, "the store to reach the promoted replica", func() error {
+		var err error
 		cl, err = store.Get(ctx, "held")
 		return err
 	})
@@ -369,4 +339,16 @@ func TestSentinelFollowsACrashedMaster(t *testing.T) {
 	if cl.State != dedupe.StateInFlight || cl.Owner != "a" {
 		t.Fatalf("claim after the crash: %+v, want in flight, held by a", cl)
 	}
+}
+
+// connect makes the client for target as the workers do, closed when the
+// test ends.
+func connect(tb testing.TB, target dedupe.Target) redis.UniversalClient {
+	tb.Helper()
+	client, err := dedupe.Connect(target)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = client.Close() })
+	return client
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gymhq/herald/dedupe"
@@ -17,41 +16,20 @@ import (
 )
 
 // limitedPublisher is a broker whose topics take records up to a size
-// each, refusing larger ones for good as kafkarun.Producer reports it.
+// each, refusing larger ones for good as kafkarun.Producer reports it; what
+// it takes, it records as publisher does.
 type limitedPublisher struct {
-	mu     sync.Mutex
-	limit  map[string]int // topic → max record size; absent = any
-	msgs   []queue.Message
-	tries  int
-	broken error // every publish fails with it, when set
+	publisher
+	limit map[string]int // topic → max record size; absent = any
 }
 
 func (p *limitedPublisher) Publish(ctx context.Context, msgs ...queue.Message) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.tries++
-	if p.broken != nil {
-		return p.broken
-	}
 	for _, m := range msgs {
 		if l, ok := p.limit[m.Topic]; ok && m.Size() > l {
 			return failure.Perm(failure.ReasonTooLarge, errors.New("[10] Message Size Too Large"))
 		}
 	}
-	p.msgs = append(p.msgs, msgs...)
-	return nil
-}
-
-func (p *limitedPublisher) on(topic string) []queue.Message {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []queue.Message
-	for _, m := range p.msgs {
-		if m.Topic == topic {
-			out = append(out, m)
-		}
-	}
-	return out
+	return p.publisher.Publish(ctx, msgs...)
 }
 
 // A retry record the broker refuses for good used to be returned as an
@@ -109,7 +87,7 @@ func TestRefusedRetryIsDeadLettered(t *testing.T) {
 // returned, so the runtime keeps the record and tries again.
 func TestRetryPublishOutageIsRetried(t *testing.T) {
 	transient := failure.Retry(failure.ReasonUnavailable, errors.New("503"))
-	p := &limitedPublisher{broken: errors.New("dial tcp: connection refused")}
+	p := &publisher{fail: errors.New("dial tcp: connection refused")}
 	w := newWorker(t, &sender{script: []error{transient, transient, transient}}, renderer{}, dedupe.NewMemory(dedupe.Options{}), p, "w1")
 	if err := w.Handle(context.Background(), record(t, note(0))); err == nil {
 		t.Fatal("Handle acknowledged a record whose retry could not be written")

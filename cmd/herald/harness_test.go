@@ -232,3 +232,14 @@ func freeAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// toolEnv is the environment an operator command (herald trace, dlq) sees
+// for env's fleet: its brokers, events topic and Redis.
+func toolEnv(env *devEnv, redis *redistest.Server) func(string) string {
+	vars := map[string]string{
+		"HERALD_KAFKA_BROKERS": strings.Join(env.brokers(), ","),
+		"HERALD_EVENTS_TOPIC":  env.cfg.EventsTopic,
+		"HERALD_REDIS_URL":     redis.URL(),
+	}
+	return func(k string) string { return vars[k] }
+}

@@ -116,13 +116,7 @@ func TestOneBadRecipient(t *testing.T) {
 	// herald trace answers "did mem_marta get the SMS?": a line for the
 	// refused address, by recipient id, with why (outside tester: the
 	// refusals showed only as dead-letter records with no recipient).
-	getenv := func(k string) string {
-		return map[string]string{
-			"HERALD_KAFKA_BROKERS": strings.Join(env.brokers(), ","),
-			"HERALD_EVENTS_TOPIC":  env.cfg.EventsTopic,
-			"HERALD_REDIS_URL":     redis.URL(),
-		}[k]
-	}
+	getenv := toolEnv(env, redis)
 	var traceOut, traceErr bytes.Buffer
 	if code := runTrace(context.Background(), []string{"evt_01JDC7T2LM", "--since", "1h"}, getenv, &traceOut, &traceErr); code != 0 {
 		t.Fatalf("herald trace: exit %d\n%s%s", code, traceOut.String(), traceErr.String())

@@ -77,13 +77,7 @@ func TestTraceCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	getenv := func(k string) string {
-		return map[string]string{
-			"HERALD_KAFKA_BROKERS": strings.Join(env.brokers(), ","),
-			"HERALD_EVENTS_TOPIC":  env.cfg.EventsTopic,
-			"HERALD_REDIS_URL":     redis.URL(),
-		}[k]
-	}
+	getenv := toolEnv(env, redis)
 	// Poll until every notification has reached the state the faults lead
 	// to: push sent, SMS failed, email waiting on the retry topic.
 	var got story
