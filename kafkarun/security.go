@@ -1,7 +1,6 @@
 package kafkarun
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -140,26 +139,6 @@ func (s *Security) tlsConfig() (*tls.Config, error) {
 		return nil, fmt.Errorf("kafkarun: %w", err)
 	}
 	return tc, nil
-}
-
-// Check dials the seed brokers with the Connection's TLS and SASL settings
-// and returns an error if one refuses herald's credentials or certificate:
-// configuration that no retry will fix, which kafka-go's clients would
-// otherwise report only as "broker not available" on every request. A
-// broker that cannot be reached at all is not an error here; the callers'
-// own retries and timeouts deal with outages.
-func (c *Connection) Check(ctx context.Context, brokers []string) error {
-	for _, b := range brokers {
-		conn, err := c.Dialer.DialContext(ctx, "tcp", b)
-		if err == nil {
-			conn.Close()
-			return nil
-		}
-		if refused(err) {
-			return fmt.Errorf("kafkarun: broker %s refused the connection settings: %w", b, err)
-		}
-	}
-	return nil
 }
 
 // refused reports whether err is a broker rejecting herald's TLS or SASL
