@@ -97,32 +97,32 @@ func Connect(t Target) (redis.UniversalClient, error) {
 		if opts.DB != 0 {
 			return nil, errors.New("redis: a cluster has only database 0; remove the database from the URL")
 		}
-		return redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs: addrs, ClientName: opts.ClientName, Protocol: opts.Protocol,
-			Username: opts.Username, Password: opts.Password, TLSConfig: opts.TLSConfig,
-			MaxRetries: opts.MaxRetries, MinRetryBackoff: opts.MinRetryBackoff, MaxRetryBackoff: opts.MaxRetryBackoff,
-			DialTimeout: opts.DialTimeout, ReadTimeout: opts.ReadTimeout, WriteTimeout: opts.WriteTimeout,
-			ContextTimeoutEnabled: opts.ContextTimeoutEnabled,
-			PoolFIFO:              opts.PoolFIFO, PoolSize: opts.PoolSize, PoolTimeout: opts.PoolTimeout,
-			MinIdleConns: opts.MinIdleConns, MaxIdleConns: opts.MaxIdleConns, MaxActiveConns: opts.MaxActiveConns,
-			ConnMaxIdleTime: opts.ConnMaxIdleTime, ConnMaxLifetime: opts.ConnMaxLifetime,
-			ClusterStateReloadInterval: clusterStateReload,
-		}), nil
+		co := seeds(opts, addrs).Cluster()
+		co.ClusterStateReloadInterval = clusterStateReload
+		return redis.NewClusterClient(co), nil
 	}
-	return redis.NewFailoverClient(&redis.FailoverOptions{
-		MasterName: t.MasterName, SentinelAddrs: addrs,
-		// One set of credentials for the sentinels and the data nodes, as
-		// the common charts configure them.
-		SentinelUsername: opts.Username, SentinelPassword: opts.Password,
-		ClientName: opts.ClientName, Protocol: opts.Protocol,
-		Username: opts.Username, Password: opts.Password, DB: opts.DB, TLSConfig: opts.TLSConfig,
+	u := seeds(opts, addrs)
+	u.MasterName = t.MasterName
+	// One set of credentials for the sentinels and the data nodes, as the
+	// common charts configure them.
+	u.SentinelUsername, u.SentinelPassword = opts.Username, opts.Password
+	return redis.NewFailoverClient(u.Failover()), nil
+}
+
+// seeds carries the settings parsed from the first URL (and the separate
+// security variables) to every seed, in go-redis's own options for a client
+// of many nodes; its Cluster and Failover methods make the mode's options.
+func seeds(opts *redis.Options, addrs []string) *redis.UniversalOptions {
+	return &redis.UniversalOptions{
+		Addrs: addrs, ClientName: opts.ClientName, Protocol: opts.Protocol, DB: opts.DB,
+		Username: opts.Username, Password: opts.Password, TLSConfig: opts.TLSConfig,
 		MaxRetries: opts.MaxRetries, MinRetryBackoff: opts.MinRetryBackoff, MaxRetryBackoff: opts.MaxRetryBackoff,
 		DialTimeout: opts.DialTimeout, ReadTimeout: opts.ReadTimeout, WriteTimeout: opts.WriteTimeout,
 		ContextTimeoutEnabled: opts.ContextTimeoutEnabled,
 		PoolFIFO:              opts.PoolFIFO, PoolSize: opts.PoolSize, PoolTimeout: opts.PoolTimeout,
 		MinIdleConns: opts.MinIdleConns, MaxIdleConns: opts.MaxIdleConns, MaxActiveConns: opts.MaxActiveConns,
 		ConnMaxIdleTime: opts.ConnMaxIdleTime, ConnMaxLifetime: opts.ConnMaxLifetime,
-	}), nil
+	}
 }
 
 // clusterStateReload bounds how stale the cluster client's slot map may be.
