@@ -100,6 +100,11 @@ func (p *Producer) Publish(ctx context.Context, msgs ...queue.Message) error {
 			km[i].Headers = hs
 		}
 	}
+	return p.write(ctx, km)
+}
+
+// write is Publish on records already in kafka-go's form.
+func (p *Producer) write(ctx context.Context, km []kafka.Message) error {
 	err := p.w.WriteMessages(ctx, km...)
 	if err == nil {
 		return nil
@@ -110,7 +115,7 @@ func (p *Producer) Publish(ctx context.Context, msgs ...queue.Message) error {
 	if errors.As(err, &big) {
 		perm := recordError(&big.Message, err)
 		if len(big.Remaining) > 0 {
-			if err := p.Publish(ctx, fromKafka(big.Remaining)...); err != nil && !recordRefused(err) {
+			if err := p.write(ctx, big.Remaining); err != nil && !recordRefused(err) {
 				return err
 			}
 		}
@@ -150,23 +155,12 @@ func (p *Producer) Publish(ctx context.Context, msgs ...queue.Message) error {
 		}
 	}
 	if retry != nil {
-		return fmt.Errorf("kafkarun: publish: %d of %d messages failed: %w", failed, len(msgs), retry)
+		return fmt.Errorf("kafkarun: publish: %d of %d messages failed: %w", failed, len(km), retry)
 	}
 	if perm != nil {
 		return fmt.Errorf("kafkarun: publish: %w", perm)
 	}
 	return nil
-}
-
-func fromKafka(km []kafka.Message) []queue.Message {
-	out := make([]queue.Message, len(km))
-	for i, m := range km {
-		out[i] = queue.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Time: m.Time}
-		for _, h := range m.Headers {
-			out[i].Headers = append(out[i].Headers, queue.Header{Key: h.Key, Value: h.Value})
-		}
-	}
-	return out
 }
 
 // Close flushes pending batches and closes connections.
