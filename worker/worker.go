@@ -36,9 +36,10 @@ import (
 	"github.com/gymhq/herald/topics"
 )
 
-// Renderer renders a notification for its channel. Errors are permanent,
-// failure.ReasonRender, or failure.ReasonOverBudget for a message that
-// cannot be kept within its budget (an SMS's segments).
+// Renderer renders a notification for its channel. Errors are permanent:
+// failure.ReasonRender, failure.ReasonOverBudget for an SMS that cannot be
+// kept within its segments, failure.ReasonTooLarge for a push payload over
+// the providers' limit.
 type Renderer interface {
 	Render(n *notification.Notification) (*channels.Message, error)
 }
@@ -178,9 +179,10 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 
 	msg, err := w.cfg.Renderer.Render(n)
 	if err != nil {
-		if r := failure.ReasonOf(err); r != failure.ReasonRender && r != failure.ReasonOverBudget || failure.ClassOf(err) != failure.Permanent {
+		if failure.ClassOf(err) != failure.Permanent {
 			// The Renderer contract says render errors are permanent; hold
-			// any implementation to it without classifying twice.
+			// any implementation to it, keeping the reason of those that
+			// keep it (render, over_budget, too_large).
 			err = failure.Perm(failure.ReasonRender, err)
 		}
 		return w.fail(ctx, m, n, owner, err, start)

@@ -135,6 +135,8 @@ func TestHandleOutcomes(t *testing.T) {
 		{name: "retry ladder exhausted", script: []error{transient, transient, transient}, attempt: 2, sends: 3, dlq: 1, state: dedupe.StateFailed, dlqReason: "exhausted"},
 		{name: "render error", render: failure.Perm(failure.ReasonRender, errors.New("missing key")), dlq: 1, state: dedupe.StateFailed, dlqReason: "render"},
 		{name: "over budget keeps its reason", render: failure.Perm(failure.ReasonOverBudget, errors.New("3 segments")), dlq: 1, state: dedupe.StateFailed, dlqReason: "over_budget"},
+		{name: "a push payload over the limit keeps its reason", render: failure.Perm(failure.ReasonTooLarge, errors.New("5000 bytes")), dlq: 1, state: dedupe.StateFailed, dlqReason: "too_large"},
+		{name: "a render error not marked permanent is made one", render: errors.New("template exploded"), dlq: 1, state: dedupe.StateFailed, dlqReason: "render"},
 		{name: "poison", value: []byte("{nope"), dlq: 1, dlqReason: "decode"},
 		{name: "wrong channel", value: func() []byte {
 			n := note(0)
