@@ -127,7 +127,7 @@ func FuzzCheck(f *testing.F) {
 		f.Add(s)
 	}
 	fixed := map[string]bool{}
-	for _, ch := range notification.Channels {
+	for _, ch := range notification.Known() {
 		for _, bad := range []string{"", "x y", strings.Repeat("a", 5000)} {
 			if err := address.Check(ch, bad); err != nil {
 				fixed[err.Error()] = true
@@ -135,7 +135,7 @@ func FuzzCheck(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, ch := range notification.Channels {
+		for _, ch := range notification.Known() {
 			err := address.Check(ch, s)
 			if err != nil && !fixed[err.Error()] {
 				t.Fatalf("Check(%s, %q) = %v, not one of the fixed messages", ch, s, err)

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/gymhq/herald/address"
+	"github.com/gymhq/herald/notification"
 )
 
 // Role is the part of the pipeline a worker process runs. One image serves
@@ -37,23 +38,50 @@ const (
 	RoleDispatcher Role = "dispatcher"
 	// RoleEmail, RoleSMS and RolePush consume one channel topic each and
 	// deliver through that channel's provider.
-	RoleEmail Role = "email"
-	RoleSMS   Role = "sms"
-	RolePush  Role = "push"
+	RoleEmail Role = Role(notification.Email)
+	RoleSMS   Role = Role(notification.SMS)
+	RolePush  Role = Role(notification.Push)
 	// RoleAll runs every role in one process: small installations and
 	// local development.
 	RoleAll Role = "all"
 )
 
-// roles is every Role in the order errors and help list them.
-var roles = []Role{RoleDispatcher, RoleEmail, RoleSMS, RolePush, RoleAll}
+// RoleChannels, in a variable's scope or required list, stands for the
+// role of every channel (each registered channel is a role of its own; see
+// package channels); it is never a role a process runs.
+const RoleChannels Role = "<every channel>"
+
+// roles is every Role in the order errors and help list them: the
+// dispatcher, each registered channel, and all.
+func roles() []Role {
+	out := []Role{RoleDispatcher}
+	for _, ch := range notification.Known() {
+		out = append(out, Role(ch))
+	}
+	return append(out, RoleAll)
+}
+
+// expand replaces RoleChannels in rs by the registered channels' roles.
+func expand(rs []Role) []Role {
+	var out []Role
+	for _, r := range rs {
+		if r != RoleChannels {
+			out = append(out, r)
+			continue
+		}
+		for _, ch := range notification.Known() {
+			out = append(out, Role(ch))
+		}
+	}
+	return out
+}
 
 // Runs reports whether a worker started with role r does the work of role w:
 // a role runs itself, and RoleAll runs everything.
 func (r Role) Runs(w Role) bool { return r == w || r == RoleAll }
 
 func (r Role) valid() bool {
-	for _, x := range roles {
+	for _, x := range roles() {
 		if r == x {
 			return true
 		}
@@ -439,7 +467,7 @@ func (c *Config) checkRole() error {
 	if c.Role.valid() {
 		return nil
 	}
-	return errorf("--role", "%q is not one of %s", c.Role, joinRoles(roles, ", "))
+	return errorf("--role", "%q is not one of %s", c.Role, joinRoles(roles(), ", "))
 }
 
 // Redacted returns the configuration for one start-up log line: variable

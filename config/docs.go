@@ -24,7 +24,7 @@ variable without ` + "`HERALD_`" + `, in lower case, with ` + "`-`" + ` for ` + 
   the file is ignored and an empty file is an error. The file form stands in for the plain
   form: setting both as variables, or both as flags, is an error; a flag of either form
   overrides both variables.
-- **Roles.** ` + "`--role`" + ` is only a flag: ` + joinRoles(roles, ", ") + ` (default ` + "`all`" + `). A variable of a
+- **Roles.** ` + "`--role`" + ` is only a flag: ` + joinRoles(roles(), ", ") + ` (default ` + "`all`" + `). A variable of a
   channel the role does not run is neither read nor checked, so one ConfigMap can serve every
   Deployment and a secret need only be mounted in the pods that use it.
 - **Errors.** Invalid configuration stops the worker at start with one line: the first
@@ -58,7 +58,7 @@ variable without ` + "`HERALD_`" + `, in lower case, with ` + "`-`" + ` for ` + 
 			fmt.Fprintf(&b, "- Required for: %s\n", r)
 		}
 		if v.scope != nil {
-			fmt.Fprintf(&b, "- Read by: %s\n", joinRoles(withAll(v.scope), ", "))
+			fmt.Fprintf(&b, "- Read by: %s\n", joinRoles(withAll(expand(v.scope)), ", "))
 		}
 		if v.secret {
 			fmt.Fprintf(&b, "- Secret: also `%s_FILE` / `--%s-file`\n", v.name, v.flag())
@@ -73,7 +73,7 @@ func Usage(w io.Writer) {
 	b.WriteString("Flags. Each is also an environment variable (--smtp-tls is HERALD_SMTP_TLS);\n" +
 		"a flag overrides its variable. Secrets also take a file: --NAME-file or HERALD_NAME_FILE.\n" +
 		"See docs/configuration.md for what each one trades off.\n\n")
-	fmt.Fprintf(&b, "  --role role\n      %s. Only a flag. (default all)\n", joinRoles(roles, ", "))
+	fmt.Fprintf(&b, "  --role role\n      %s. Only a flag. (default all)\n", joinRoles(roles(), ", "))
 	group := ""
 	for _, v := range registry {
 		if v.group != group {
@@ -121,7 +121,7 @@ func docRequired(v *variable) string {
 	case len(v.required) == len(everyRole):
 		return "every role"
 	}
-	return joinRoles(withAll(v.required), ", ")
+	return joinRoles(withAll(expand(v.required)), ", ")
 }
 
 func docValue(v *variable) string {

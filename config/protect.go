@@ -5,7 +5,6 @@ import "time"
 // Provider protection variables (issue 4): the fleet-wide send rates and
 // the circuit breaker. Kept in their own block, appended to the registry.
 func init() {
-	channelRoles := []Role{RoleEmail, RoleSMS, RolePush}
 	registry = append(registry,
 		&variable{
 			name: "HERALD_EMAIL_RATE", group: "Provider protection", def: "0",
@@ -36,14 +35,14 @@ func init() {
 				"Permanent failures about one recipient (an invalid number, a gone token) never count. " +
 				"Lower pauses sooner on an outage; higher tolerates more scattered errors: at the default of 10, a provider failing 10 % of calls at random " +
 				"opens it about once in ten billion calls, while a real outage opens it within the first few records.",
-			scope: channelRoles,
+			scope: []Role{RoleChannels},
 			bind:  integer(func(c *Config) *int { return &c.BreakerFailures }, 1, 10_000),
 		},
 		&variable{
 			name: "HERALD_BREAKER_OPEN_FOR", group: "Provider protection", def: "30s",
 			doc: "How long an open breaker keeps its channel paused before letting one probe through. " +
 				"A failed probe pauses it for this long again; a successful one resumes the channel.",
-			scope: channelRoles,
+			scope: []Role{RoleChannels},
 			bind:  duration(func(c *Config) *time.Duration { return &c.BreakerOpenFor }, 100*time.Millisecond, time.Hour, false),
 		},
 	)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/gymhq/herald/notification"
 )
 
 // variable is one entry of the registry: everything herald knows about one
@@ -44,7 +46,7 @@ type variable struct {
 }
 
 // everyRole is the required list of a variable no worker can start without.
-var everyRole = []Role{RoleDispatcher, RoleEmail, RoleSMS, RolePush}
+var everyRole = []Role{RoleDispatcher, RoleChannels}
 
 // flag is the flag name: the variable without HERALD_, lower case, - for _.
 func (v *variable) flag() string {
@@ -61,7 +63,7 @@ func (v *variable) requiredBy(r Role) bool {
 
 func hasRole(rs []Role, r Role) bool {
 	for _, x := range rs {
-		if x == r {
+		if x == r || x == RoleChannels && r != RoleDispatcher && notification.Channel(r).Valid() {
 			return true
 		}
 	}

@@ -675,7 +675,7 @@ func TestScaledObjects(t *testing.T) {
 			topic string
 		}
 		groups := map[string]want{topics.GroupDispatch: {config.RoleDispatcher, s["HERALD_EVENTS_TOPIC"]}}
-		for _, ch := range notification.Channels {
+		for _, ch := range notification.Known() {
 			groups[topics.Group(ch)] = want{config.Role(ch), topics.Channel(ch)}
 		}
 		seen := map[string]bool{}

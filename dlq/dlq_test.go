@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/dlq"
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
@@ -223,7 +224,7 @@ func TestSummary(t *testing.T) {
 			t.Errorf("sample shows an unmasked number: %q", smp.To)
 		}
 	}
-	if s.Samples[0].To != obs.MaskPhone(n.To) || s.Samples[2].EventID != "evt_9" {
+	if s.Samples[0].To != address.MaskPhone(n.To) || s.Samples[2].EventID != "evt_9" {
 		t.Errorf("samples: %+v", s.Samples)
 	}
 }

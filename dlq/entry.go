@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/queue"
 )
 
@@ -82,10 +83,8 @@ func Decode(m *queue.Message) (*Entry, error) {
 	if e.Stage, err = req(HeaderStage); err != nil {
 		return nil, err
 	}
-	switch e.Stage {
-	case "dispatcher", "email", "sms", "push":
-	default:
-		return nil, fmt.Errorf("%w: header %s is %q, want dispatcher, email, sms or push", ErrMalformed, HeaderStage, e.Stage)
+	if e.Stage != "dispatcher" && !notification.Channel(e.Stage).Valid() {
+		return nil, fmt.Errorf("%w: header %s is %q, want dispatcher or a channel (%s)", ErrMalformed, HeaderStage, e.Stage, notification.Names())
 	}
 	e.Channel = seen[HeaderChannel]
 	if e.Stage != "dispatcher" && e.Channel != e.Stage {

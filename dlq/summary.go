@@ -3,8 +3,6 @@ package dlq
 import (
 	"encoding/json"
 	"time"
-
-	"github.com/gymhq/herald/notification"
 )
 
 // Summary is what `herald dlq inspect` reports: counts by reason, class,
@@ -100,6 +98,3 @@ func (s *Summary) AddMalformed(partition int, offset int64, err error) {
 		s.Samples = append(s.Samples, Sample{Partition: partition, Offset: offset, Problem: err.Error()})
 	}
 }
-
-// Channels lists the channels in the summary's display order.
-var Channels = []string{string(notification.Email), string(notification.SMS), string(notification.Push), "-"}

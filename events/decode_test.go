@@ -390,16 +390,16 @@ func TestPeopleArrayErrorNamesElement(t *testing.T) {
 }
 
 func TestAllows(t *testing.T) {
-	yes, no := true, false
 	tests := []struct {
 		name  string
-		prefs *events.Preferences
+		prefs events.Preferences
 		want  map[string]bool
 	}{
 		{"absent preferences", nil, map[string]bool{"email": true, "sms": true, "push": true}},
-		{"empty preferences", &events.Preferences{}, map[string]bool{"email": true, "sms": true, "push": true}},
-		{"sms off", &events.Preferences{SMS: &no}, map[string]bool{"email": true, "sms": false, "push": true}},
-		{"all set", &events.Preferences{Email: &no, SMS: &yes, Push: &no}, map[string]bool{"email": false, "sms": true, "push": false}},
+		{"empty preferences", events.Preferences{}, map[string]bool{"email": true, "sms": true, "push": true}},
+		{"sms off", events.Preferences{"sms": false}, map[string]bool{"email": true, "sms": false, "push": true}},
+		{"all set", events.Preferences{"email": false, "sms": true, "push": false}, map[string]bool{"email": false, "sms": true, "push": false}},
+		{"a channel herald does not have yet", events.Preferences{"pigeon": false}, map[string]bool{"pigeon": false, "email": true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -145,7 +145,7 @@ func pushTokens(v any, path string) ([]string, error) {
 // preferences requires every value to be a boolean, known channel or not: a
 // string "false" silently read as "absent, so on" would message someone who
 // opted out.
-func preferences(v any, path string) (*Preferences, error) {
+func preferences(v any, path string) (Preferences, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -162,16 +162,11 @@ func preferences(v any, path string) (*Preferences, error) {
 	if bad != "" {
 		return nil, invalidf("%s.preferences.%s is %s, want a boolean", path, bad, kind(m[bad]))
 	}
-	p := &Preferences{Email: boolAt(m, "email"), SMS: boolAt(m, "sms"), Push: boolAt(m, "push")}
-	return p, nil
-}
-
-func boolAt(m map[string]any, key string) *bool {
-	b, ok := m[key].(bool)
-	if !ok {
-		return nil
+	p := make(Preferences, len(m))
+	for k, x := range m {
+		p[k] = x.(bool)
 	}
-	return &b
+	return p, nil
 }
 
 // classFrom converts and validates a generically decoded class.

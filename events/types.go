@@ -57,44 +57,27 @@ type Event struct {
 
 // Person is a member, attendee or instructor.
 type Person struct {
-	ID          string       `json:"id"`
-	Name        string       `json:"name"`
-	Email       string       `json:"email,omitempty"`
-	Phone       string       `json:"phone,omitempty"`       // E.164, checked per recipient (package address)
-	Locale      string       `json:"locale,omitempty"`      // BCP 47
-	TimeZone    string       `json:"time_zone,omitempty"`   // IANA
-	PushTokens  []string     `json:"push_tokens,omitempty"` // FCM registration tokens, as given
-	Preferences *Preferences `json:"preferences,omitempty"`
+	ID          string      `json:"id"`
+	Name        string      `json:"name"`
+	Email       string      `json:"email,omitempty"`
+	Phone       string      `json:"phone,omitempty"`       // E.164, checked per recipient (package address)
+	Locale      string      `json:"locale,omitempty"`      // BCP 47
+	TimeZone    string      `json:"time_zone,omitempty"`   // IANA
+	PushTokens  []string    `json:"push_tokens,omitempty"` // FCM registration tokens, as given
+	Preferences Preferences `json:"preferences,omitempty"`
 }
 
-// Preferences are a person's channel opt-ins. An absent field means on.
-type Preferences struct {
-	Email *bool `json:"email,omitempty"`
-	SMS   *bool `json:"sms,omitempty"`
-	Push  *bool `json:"push,omitempty"`
-}
+// Preferences are a person's channel opt-ins, by channel name ("email",
+// "sms", …): false turns the channel off, and an absent channel is on. The
+// names are not checked against the channels herald has, so the booking
+// service can send a preference for a channel before herald gains it.
+type Preferences map[string]bool
 
-// Allows reports whether the person accepts messages on the named channel
-// ("email", "sms" or "push"). Absent preferences mean all on.
+// Allows reports whether the person accepts messages on the named channel.
+// Absent preferences mean all on.
 func (p *Person) Allows(channel string) bool {
-	if channel != "email" && channel != "sms" && channel != "push" {
-		return false
-	}
-	if p.Preferences == nil {
-		return true
-	}
-	var v *bool
-	switch channel {
-	case "email":
-		v = p.Preferences.Email
-	case "sms":
-		v = p.Preferences.SMS
-	case "push":
-		v = p.Preferences.Push
-	default:
-		return false
-	}
-	return v == nil || *v
+	v, ok := p.Preferences[channel]
+	return !ok || v
 }
 
 // Class is a scheduled class.

@@ -31,12 +31,6 @@ const (
 	Push  Channel = "push"
 )
 
-// Channels lists every channel in a stable order.
-var Channels = []Channel{Email, SMS, Push}
-
-// Valid reports whether c is a known channel.
-func (c Channel) Valid() bool { return c == Email || c == SMS || c == Push }
-
 // Priority orders work and is passed to providers that understand it (FCM).
 type Priority string
 
@@ -106,7 +100,7 @@ func (n *Notification) Validate() error {
 	case n.Template == "":
 		return fmt.Errorf("template is empty")
 	case !n.Channel.Valid():
-		return fmt.Errorf("channel %q is not one of email, sms, push", n.Channel)
+		return fmt.Errorf("channel %q is not one of %s", n.Channel, Names())
 	case n.To == "":
 		return fmt.Errorf("to is empty")
 	case n.Attempt < 0:

@@ -9,9 +9,10 @@ package obs
 import (
 	"fmt"
 	"os"
-	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/gymhq/herald/notification"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -40,42 +41,12 @@ func NewLogger(level, format string) (*zap.Logger, error) {
 	return zap.New(core, zap.AddCaller()), nil
 }
 
-// MaskEmail keeps the first character of the local part and the domain:
-// "ana.diaz@example.com" → "a***@example.com". Enough to tell addresses
-// apart in an incident without exposing them.
-func MaskEmail(addr string) string {
-	at := strings.LastIndexByte(addr, '@')
-	if at <= 0 {
-		return "***"
-	}
-	return addr[:1] + "***" + addr[at:]
-}
-
-// MaskPhone keeps the country-code prefix and the last two digits:
-// "+447700900123" → "+44*******23".
-func MaskPhone(p string) string {
-	if len(p) < 6 {
-		return "***"
-	}
-	return p[:3] + strings.Repeat("*", len(p)-5) + p[len(p)-2:]
-}
-
-// MaskToken keeps the first six characters of a push token.
-func MaskToken(t string) string {
-	if len(t) <= 6 {
-		return "***"
-	}
-	return t[:6] + "***"
-}
-
-// MaskAddress masks an address according to its channel.
+// MaskAddress masks an address by its channel's rule (notification.Spec;
+// the shipped rules are address.MaskEmail, MaskPhone and MaskToken). An
+// address of an unknown channel is not shown at all.
 func MaskAddress(channel, to string) string {
-	switch channel {
-	case "email":
-		return MaskEmail(to)
-	case "sms":
-		return MaskPhone(to)
-	default:
-		return MaskToken(to)
+	if s := notification.SpecOf(notification.Channel(channel)); s != nil {
+		return s.Mask(to)
 	}
+	return "***"
 }

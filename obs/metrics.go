@@ -97,7 +97,7 @@ func NewMetrics() *Metrics {
 	}
 	m.Stalls = NewStalls(nil)
 	r.MustRegister(m.Notifications, m.SendLatency, m.EndToEnd, m.InFlight, m.DedupeHits, m.Retries, m.DLQWrites, m.Events, m.Fanout, m.Shortened, m.Committed, m.Stalls)
-	for _, ch := range notification.Channels {
+	for _, ch := range notification.Known() {
 		c := string(ch)
 		for _, o := range outcomes {
 			m.Notifications.WithLabelValues(c, o, "")
@@ -119,7 +119,7 @@ func NewMetrics() *Metrics {
 	for _, r := range []failure.Reason{failure.ReasonDecode, failure.ReasonInvalid, failure.ReasonTooLarge, failure.ReasonInvalidAddress, failure.ReasonDestinationDenied} {
 		m.DLQWrites.WithLabelValues("dispatcher", string(r))
 	}
-	for _, ch := range notification.Channels {
+	for _, ch := range notification.Known() {
 		for _, r := range []failure.Reason{failure.ReasonInvalidAddress, failure.ReasonDestinationDenied} {
 			m.Notifications.WithLabelValues(string(ch), OutcomeRefused, string(r))
 		}

@@ -10,14 +10,6 @@ import (
 // the suppression list: durable, not sent, not an error.
 const OutcomeSuppressed = "suppressed"
 
-// suppressionReasons are the failure reasons that feed each channel's list
-// (suppress.Feeds), for pre-creating only series that can occur.
-var suppressionReasons = map[string][]string{
-	"email": {"invalid_address"},
-	"sms":   {"invalid_address", "unsubscribed"},
-	"push":  {"invalid_address", "token_unregistered"},
-}
-
 // ProtectMetrics are the series of provider feedback and provider
 // protection (suppressions, the shared rate limit, circuit breakers).
 type ProtectMetrics struct {
@@ -59,9 +51,9 @@ func (m *Metrics) registerProtect() {
 		}, []string{"channel", "state"}),
 	}
 	m.Registry.MustRegister(p.Suppressions, p.Suppressed, p.RateLimitWait, p.RateLimitWaits, p.BreakerState, p.BreakerTransitions)
-	for _, ch := range notification.Channels {
+	for _, ch := range notification.Known() {
 		c := string(ch)
-		for _, r := range suppressionReasons[c] {
+		for _, r := range notification.SpecOf(ch).SuppressOn {
 			p.Suppressions.WithLabelValues(c, r)
 			p.Suppressed.WithLabelValues(c, r)
 			m.Notifications.WithLabelValues(c, OutcomeSuppressed, r)

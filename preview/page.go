@@ -99,6 +99,8 @@ var pageTemplate = template.Must(template.New("preview").Funcs(template.FuncMap{
    {{else if eq .Channel "push"}}
     <div class="phone"><div class="notif"><div class="app">herald gym · now</div><div class="title">{{.Title}}</div><div class="body">{{.Text}}</div></div></div>
     <div class="stats">title {{chars .Title}}/65 · body {{chars .Text}}/240 characters · payload {{.PushBytes}} of 4096 bytes</div>
+   {{else}}
+    {{range .Parts}}<div class="part"><b>{{.File}}</b><pre class="text">{{.Text}}</pre></div>{{end}}
    {{end}}
    {{with .Problems}}<ul class="problems">{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}
   </article>

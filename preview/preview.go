@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/templates"
 )
@@ -89,9 +90,12 @@ type card struct {
 	Attach    []string
 	SMS       templates.SMSInfo
 	PushBytes int
-	Err       string
-	Problems  []templates.Problem
-	Files     []string
+	// Parts are the rendered parts by file, for a channel the page has no
+	// view of its own for.
+	Parts    []renderedPart
+	Err      string
+	Problems []templates.Problem
+	Files    []string
 }
 
 // New returns a server showing opts.Dir as it is now.
@@ -222,8 +226,13 @@ func newCard(set *templates.Set, r templates.Rendering) *card {
 	case notification.Push:
 		c.PushBytes = templates.PushPayloadBytes(m)
 	}
+	for _, p := range channels.Lookup(n.Channel).Parts {
+		c.Parts = append(c.Parts, renderedPart{File: p.File, Text: templates.PartText(m, p.Field)})
+	}
 	return c
 }
+
+type renderedPart struct{ File, Text string }
 
 func contains(l []string, s string) bool {
 	for _, v := range l {

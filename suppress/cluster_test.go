@@ -8,6 +8,7 @@ import (
 
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/suppress"
 )
 
@@ -26,8 +27,8 @@ func TestRedisOnCluster(t *testing.T) {
 	for i := 0; prefix == "" && i < 1000; i++ {
 		p := fmt.Sprintf("t%d:", i)
 		seen := map[string]bool{}
-		for _, ch := range suppress.Channels {
-			seen[c.MasterOf(p+ch)] = true
+		for _, ch := range notification.Known() {
+			seen[c.MasterOf(p+string(ch))] = true
 		}
 		if len(seen) == 3 {
 			prefix = p

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/internal/coalesce"
+	"github.com/gymhq/herald/notification"
 )
 
 // DefaultPrefix is the Redis key prefix of the lists.
@@ -143,10 +144,13 @@ func (r *Redis) Remove(ctx context.Context, channel, address string) (bool, erro
 
 // List implements Store.
 func (r *Redis) List(ctx context.Context, channel string) ([]Entry, error) {
-	chans := Channels
+	var chans []string
+	for _, ch := range notification.Known() {
+		chans = append(chans, string(ch))
+	}
 	if channel != "" {
 		if !validChannel(channel) {
-			return nil, fmt.Errorf("%w: unknown channel %q (want email, sms or push)", ErrInvalid, channel)
+			return nil, fmt.Errorf("%w: unknown channel %q (want %s)", ErrInvalid, channel, notification.Names())
 		}
 		chans = []string{channel}
 	}

@@ -19,9 +19,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/gymhq/herald/failure"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
 )
 
 // Entry is one suppressed address.
@@ -50,43 +53,23 @@ type Store interface {
 	List(ctx context.Context, channel string) ([]Entry, error)
 }
 
-// Channels are the channels a suppression may be for.
-var Channels = []string{"email", "sms", "push"}
-
-// Reasons that feed suppression, by channel. A permanent failure with one of
-// these reasons means the address itself can never receive on that channel:
-// email invalid_address is a 5.1.x bounce (the SMTP classifier claims it only
-// on an enhanced code or a RCPT TO 550/551/553, never a content verdict), SMS
-// invalid_address is Twilio 21211/21614 and unsubscribed 21610, push
-// token_unregistered is FCM UNREGISTERED and invalid_address an
-// INVALID_ARGUMENT about the token.
-var feedback = map[string][]string{
-	"email": {"invalid_address"},
-	"sms":   {"invalid_address", "unsubscribed"},
-	"push":  {"invalid_address", "token_unregistered"},
-}
-
 // Feeds reports whether a permanent failure with reason on channel should
-// suppress the address.
+// suppress the address: the channel's descriptor lists the reasons that
+// mean the address itself can never receive on it
+// (notification.Spec.SuppressOn).
 func Feeds(channel, reason string) bool {
-	for _, r := range feedback[channel] {
-		if r == reason {
-			return true
-		}
-	}
-	return false
+	s := notification.SpecOf(notification.Channel(channel))
+	return s != nil && slices.Contains(s.SuppressOn, reason)
 }
 
-// Normalize returns the form an address is stored and looked up in: email
-// addresses trimmed and lower-cased (mailbox names are case-insensitive in
-// practice, and a bounce must match however the address was typed), phone
-// numbers and tokens trimmed.
+// Normalize returns the form an address is stored and looked up in, by its
+// channel's rule (email addresses are lower-cased, since a bounce must
+// match however the address was typed); trimmed for an unknown channel.
 func Normalize(channel, address string) string {
-	a := strings.TrimSpace(address)
-	if channel == "email" {
-		a = strings.ToLower(a)
+	if s := notification.SpecOf(notification.Channel(channel)); s != nil {
+		return s.Normalize(address)
 	}
-	return a
+	return strings.TrimSpace(address)
 }
 
 // ErrInvalid is returned for an unknown channel or an empty address.
@@ -96,7 +79,7 @@ var ErrInvalid = errors.New("suppress: invalid argument")
 // cannot succeed.
 func check(channel, address string) error {
 	if !validChannel(channel) {
-		return failure.Perm(failure.ReasonInvalid, fmt.Errorf("%w: unknown channel %q (want email, sms or push)", ErrInvalid, channel))
+		return failure.Perm(failure.ReasonInvalid, fmt.Errorf("%w: unknown channel %q (want %s)", ErrInvalid, channel, notification.Names()))
 	}
 	if address == "" {
 		return failure.Perm(failure.ReasonInvalid, fmt.Errorf("%w: empty address", ErrInvalid))
@@ -104,11 +87,4 @@ func check(channel, address string) error {
 	return nil
 }
 
-func validChannel(c string) bool {
-	for _, v := range Channels {
-		if v == c {
-			return true
-		}
-	}
-	return false
-}
+func validChannel(c string) bool { return notification.Channel(c).Valid() }

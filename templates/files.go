@@ -3,10 +3,12 @@ package templates
 import (
 	"strings"
 
+	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/notification"
 )
 
-// A template file is named [<rule>.]<channel>.<locale>.<part>:
+// A template file is named [<rule>.]<channel>.<locale>.<part>, the parts
+// being those of the channel's descriptor; for the shipped channels:
 //
 //	email.en.subject.txt   email.en.txt   email.en.html
 //	sms.en.txt
@@ -14,6 +16,8 @@ import (
 //
 // <rule> is present only for a rule with a name (several rules of one event
 // type sending on the same channel); <locale> is a BCP 47 tag (es, es-MX).
+// The parts each channel needs are its descriptor's (channels.Part); the
+// names below are those lint and the shipped channels' features refer to.
 const (
 	partSubject = "subject.txt"
 	partText    = "txt"
@@ -22,11 +26,18 @@ const (
 	partBody    = "body.txt"
 )
 
-// channelParts lists the files each channel needs in every locale it has.
-var channelParts = map[notification.Channel][]string{
-	notification.Email: {partSubject, partText, partHTML},
-	notification.SMS:   {partText},
-	notification.Push:  {partTitle, partBody},
+// channelParts lists the files ch needs in every locale it has, from its
+// descriptor.
+func channelParts(ch notification.Channel) []string {
+	d := channels.Lookup(ch)
+	if d == nil {
+		return nil
+	}
+	out := make([]string, len(d.Parts))
+	for i, p := range d.Parts {
+		out[i] = p.File
+	}
+	return out
 }
 
 // templateName is a parsed template file name.
@@ -49,7 +60,7 @@ func parseTemplateName(name string) (templateName, bool) {
 		return t, false
 	}
 	t.channel, t.locale, t.part = notification.Channel(f[0]), f[1], strings.Join(f[2:], ".")
-	for _, p := range channelParts[t.channel] {
+	for _, p := range channelParts(t.channel) {
 		if p == t.part {
 			return t, true
 		}

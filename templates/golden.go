@@ -89,6 +89,10 @@ func Dump(m *channels.Message) []byte {
 			fmt.Fprintf(&b, "data.%s: %s\n", k, m.Data[k])
 		}
 		fmt.Fprintf(&b, "\ntitle: %s\n\n%s\n", m.Title, m.Text)
+	default:
+		for _, p := range channels.Lookup(m.Channel).Parts {
+			fmt.Fprintf(&b, "\n--- %s ---\n%s\n", p.File, PartText(m, p.Field))
+		}
 	}
 	return b.Bytes()
 }

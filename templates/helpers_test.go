@@ -96,7 +96,7 @@ func only(ns []notification.Notification, ch notification.Channel) []notificatio
 // channelCount summarises a plan as "email:1 push:2".
 func channelCount(ns []notification.Notification) string {
 	var parts []string
-	for _, ch := range notification.Channels {
+	for _, ch := range notification.Known() {
 		if c := len(only(ns, ch)); c > 0 {
 			parts = append(parts, string(ch)+":"+strconv.Itoa(c))
 		}

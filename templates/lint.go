@@ -76,7 +76,7 @@ func (s *Set) TemplateFiles(template string, ch notification.Channel, locale str
 		return nil
 	}
 	var out []string
-	for _, p := range channelParts[ch] {
+	for _, p := range channelParts(ch) {
 		out = append(out, path.Join(r.eventType, fileName(r, ch, locale, p)))
 	}
 	return out
@@ -220,8 +220,24 @@ func lintMessage(samplePath string, raw []byte, r *rule, l *localized, n *notifi
 		if b := PushPayloadBytes(m); b > maxPushPayload {
 			whole(partBody, "the push payload (title, body and push.data) is %d bytes; FCM and APNs reject more than %d", b, maxPushPayload)
 		}
+	default:
+		// A channel without features of its own: each part of its
+		// descriptor must render something, within the part's limit.
+		for _, p := range channels.Lookup(m.Channel).Parts {
+			text := PartText(m, p.Field)
+			if c := utf8.RuneCountInString(strings.TrimSpace(text)); c == 0 || p.Limit > 0 && c > p.Limit {
+				want := "something"
+				if p.Limit > 0 {
+					want = fmt.Sprintf("1 to %d characters", p.Limit)
+				}
+				whole(p.File, "renders %d characters; want %s", c, want)
+			}
+		}
 	}
 }
+
+// PartText is the rendered text of field f of m.
+func PartText(m *channels.Message, f channels.Field) string { return *partField(m, f) }
 
 // PushPayloadBytes is the size of a push message's title, body and data as
 // the JSON a provider receives; FCM and APNs refuse more than 4096 bytes.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
 	"io/fs"
 	"path"
 	"regexp"
@@ -11,8 +12,10 @@ import (
 	"strconv"
 	"strings"
 	texttemplate "text/template"
+	"text/template/parse"
 	"unicode/utf8"
 
+	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/notification"
 )
 
@@ -20,14 +23,19 @@ var eventTypeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // localized is one rule's templates for one channel and locale, parsed once.
 type localized struct {
-	locale  string
-	lang    *localeData
-	subject *texttemplate.Template // email
-	text    *texttemplate.Template // email text part, sms
-	html    *htmltemplate.Template // email
-	title   *texttemplate.Template // push
-	body    *texttemplate.Template // push
-	src     map[string]string      // part → source, to locate what lint finds
+	locale string
+	lang   *localeData
+	parts  map[string]*parsedPart // by part file ("subject.txt")
+	src    map[string]string      // part → source, to locate what lint finds
+}
+
+// parsedPart is one parsed template file: text/template, or html/template
+// for a part the descriptor marks HTML.
+type parsedPart struct {
+	exec interface {
+		Execute(io.Writer, any) error
+	}
+	tree *parse.Tree
 }
 
 // Load reads and validates a template tree: one folder per event type (named
@@ -264,7 +272,7 @@ func (s *Set) loadType(fsys fs.FS, dir string, probs *problems) *eventType {
 			for _, locale := range sortedKeys(byLocale) {
 				parts := byLocale[locale]
 				var missing []string
-				for _, p := range channelParts[ch] {
+				for _, p := range channelParts(ch) {
 					if _, ok := parts[p]; !ok {
 						missing = append(missing, fileName(r, ch, locale, p))
 					}
@@ -275,33 +283,32 @@ func (s *Set) loadType(fsys fs.FS, dir string, probs *problems) *eventType {
 				}
 				lang, ok := s.langFor(locale)
 				if !ok {
-					probs.add(path.Join(dir, fileName(r, ch, locale, channelParts[ch][0])), "no locales/%s.yaml gives day and month names for this locale", baseOf(locale))
+					probs.add(path.Join(dir, fileName(r, ch, locale, channelParts(ch)[0])), "no locales/%s.yaml gives day and month names for this locale", baseOf(locale))
 				}
-				l := &localized{locale: locale, lang: lang, src: parts}
+				l := &localized{locale: locale, lang: lang, src: parts, parts: map[string]*parsedPart{}}
 				fm := funcs(lang)
-				for _, p := range channelParts[ch] {
-					name := path.Join(dir, fileName(r, ch, locale, p))
+				for _, p := range channels.Lookup(ch).Parts {
+					name := path.Join(dir, fileName(r, ch, locale, p.File))
 					var err error
-					if p == partHTML {
-						l.html, err = htmltemplate.New(name).Option("missingkey=error").Funcs(fm).Parse(parts[p])
+					pp := &parsedPart{}
+					if p.HTML {
+						var t *htmltemplate.Template
+						if t, err = htmltemplate.New(name).Option("missingkey=error").Funcs(fm).Parse(parts[p.File]); err == nil {
+							pp.exec, pp.tree = t, t.Tree
+						}
 					} else {
 						var t *texttemplate.Template
-						t, err = texttemplate.New(name).Option("missingkey=error").Funcs(fm).Parse(parts[p])
-						switch p {
-						case partSubject:
-							l.subject = t
-						case partTitle:
-							l.title = t
-						case partBody:
-							l.body = t
-						default:
-							l.text = t
+						if t, err = texttemplate.New(name).Option("missingkey=error").Funcs(fm).Parse(parts[p.File]); err == nil {
+							pp.exec, pp.tree = t, t.Tree
 						}
 					}
 					if err != nil {
 						line, msg := parseErrorAt(err, name)
 						probs.at(name, line, 0, "", "does not parse: %s", msg)
-					} else if line, ok := rangeOverNumber(parts[p], treeOf(l, p)); ok {
+						continue
+					}
+					l.parts[p.File] = pp
+					if line, ok := rangeOverNumber(parts[p.File], pp.tree); ok {
 						probs.at(name, line, 0, "", "ranges over a number; templates range only over lists in the data, since a loop of millions of steps would hold every worker that renders it")
 					}
 				}
@@ -318,7 +325,7 @@ func (s *Set) loadType(fsys fs.FS, dir string, probs *problems) *eventType {
 
 func partFiles(r *rule, ch notification.Channel, locale string) []string {
 	var out []string
-	for _, p := range channelParts[ch] {
+	for _, p := range channelParts(ch) {
 		out = append(out, fileName(r, ch, locale, p))
 	}
 	return out

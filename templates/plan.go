@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gymhq/herald/address"
+	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/events"
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
@@ -130,48 +131,12 @@ func unreachableElsewhere(p *events.Person, chs []notification.Channel, check fu
 	return false
 }
 
-// addresses returns where p says they can be reached on ch: their email,
-// their phone, or each distinct push token. Empty means none; anything else
-// is checked by the caller, never edited here (an edited address would be
-// somebody else's).
+// addresses returns where p says they can be reached on ch, by the
+// channel's descriptor (for push, each distinct token). Empty means none;
+// anything else is checked by the caller, never edited here (an edited
+// address would be somebody else's).
 func addresses(p *events.Person, ch notification.Channel) []string {
-	var one string
-	switch ch {
-	case notification.Email:
-		one = p.Email
-	case notification.SMS:
-		one = p.Phone
-	case notification.Push:
-		switch len(p.PushTokens) {
-		case 0:
-			return nil
-		case 1:
-			if p.PushTokens[0] == "" {
-				return nil
-			}
-			return p.PushTokens
-		}
-		out := make([]string, 0, len(p.PushTokens))
-		for _, t := range p.PushTokens {
-			if t != "" && !contains(out, t) {
-				out = append(out, t)
-			}
-		}
-		return out
-	}
-	if one == "" {
-		return nil
-	}
-	return []string{one}
-}
-
-func contains(l []string, s string) bool {
-	for _, v := range l {
-		if v == s {
-			return true
-		}
-	}
-	return false
+	return channels.Lookup(ch).Addresses(p)
 }
 
 // poison classifies err as invalid input unless it already has a class.

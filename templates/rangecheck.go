@@ -7,17 +7,8 @@ import (
 
 // treeOf returns the parse tree of part p of l, nil if it has none.
 func treeOf(l *localized, p string) *parse.Tree {
-	switch {
-	case p == partHTML && l.html != nil:
-		return l.html.Tree
-	case p == partSubject && l.subject != nil:
-		return l.subject.Tree
-	case p == partTitle && l.title != nil:
-		return l.title.Tree
-	case p == partBody && l.body != nil:
-		return l.body.Tree
-	case l.text != nil && p != partHTML && p != partSubject && p != partTitle && p != partBody:
-		return l.text.Tree
+	if pp := l.parts[p]; pp != nil {
+		return pp.tree
 	}
 	return nil
 }

@@ -71,78 +71,108 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 		return b.String(), nil
 	}
 
-	var err error
-	switch n.Channel {
-	case notification.Email:
-		if m.Subject, err = exec(l.subject); err != nil {
+	for _, p := range channels.Lookup(n.Channel).Parts {
+		text, err := exec(l.parts[p.File].exec)
+		if err != nil {
 			return nil, err
 		}
-		m.Subject = oneLine(m.Subject)
-		if fit {
-			m.Subject = clip(m, "subject", m.Subject, maxSubject)
-			m.ToName = clip(m, "recipient_name", m.ToName, maxDisplayName)
+		switch {
+		case p.OneLine:
+			text = oneLine(text)
+		case !p.HTML:
+			text = strings.TrimSpace(text)
 		}
-		if m.Text, err = exec(l.text); err != nil {
+		if fit && p.Limit > 0 {
+			text = clip(m, p.Name, text, p.Limit)
+		}
+		*partField(m, p.Field) = text
+	}
+	if f := features[n.Channel]; f != nil {
+		if err := f(r, n, l, d, m, exec, fit); err != nil {
 			return nil, err
-		}
-		m.Text = strings.TrimSpace(m.Text) + "\n"
-		if m.HTML, err = exec(l.html); err != nil {
-			return nil, err
-		}
-		if r.attachICS {
-			a, err := icsAttachment(d, n.To, r.icsCancel)
-			if err != nil {
-				return nil, failure.Perm(failure.ReasonRender, fmt.Errorf("%s (email.attach: ics): %w", r.eventType+"/routing.yaml", err))
-			}
-			m.Attachments = []channels.Attachment{a}
-		}
-	case notification.SMS:
-		if m.Text, err = exec(l.text); err != nil {
-			return nil, err
-		}
-		m.Text = smsText(strings.TrimSpace(m.Text))
-		if fit && SMS(m.Text).Segments > r.maxSegments {
-			renderSMS := func() (string, error) {
-				t, err := exec(l.text)
-				return smsText(strings.TrimSpace(t)), err
-			}
-			if m.Text, m.Shortened, err = fitSMS(r, d, renderSMS); err != nil {
-				return nil, err
-			}
-		}
-	case notification.Push:
-		if m.Title, err = exec(l.title); err != nil {
-			return nil, err
-		}
-		m.Title = oneLine(m.Title)
-		if m.Text, err = exec(l.body); err != nil {
-			return nil, err
-		}
-		m.Text = strings.TrimSpace(m.Text)
-		m.Data = make(map[string]string, 2+len(r.pushData))
-		m.Data["event_type"] = n.EventType
-		m.Data["event_id"] = n.EventID
-		for _, k := range r.pushData {
-			v, ok := d[k]
-			if !ok {
-				return nil, failure.Errorf(failure.Permanent, failure.ReasonRender,
-					"%s/routing.yaml (push.data): map has no entry for key %q", r.eventType, k)
-			}
-			m.Data[k] = v
-		}
-		if fit {
-			m.Title = clip(m, "title", m.Title, maxPushTitle)
-			m.Text = clip(m, "body", m.Text, maxPushBody)
-			if pushPayloadBound(m) > maxPushPayload && PushPayloadBytes(m) > maxPushPayload {
-				// push.data values are for the app, not for reading: they
-				// are not cut, so the message cannot be sent.
-				return nil, failure.Errorf(failure.Permanent, failure.ReasonTooLarge,
-					"%s push payload is %d bytes with its title and body cut to the display limits; FCM and APNs refuse more than %d (push.data is not cut)",
-					r.eventType, PushPayloadBytes(m), maxPushPayload)
-			}
 		}
 	}
 	return m, nil
+}
+
+// partField is where a part of field f goes in m.
+func partField(m *channels.Message, f channels.Field) *string {
+	switch f {
+	case channels.FieldSubject:
+		return &m.Subject
+	case channels.FieldHTML:
+		return &m.HTML
+	case channels.FieldTitle:
+		return &m.Title
+	}
+	return &m.Text
+}
+
+// execFunc runs one parsed part on the render's data.
+type execFunc func(t interface {
+	Execute(io.Writer, any) error
+}) (string, error)
+
+// features are what the shipped channels add to the generic rendering of
+// their descriptors' parts, driven by the rule's options in routing.yaml
+// (email.attach, sms.max_segments and sms.shorten, push.data). A channel
+// without options has none: its parts are its message.
+var features = map[notification.Channel]func(r *rule, n *notification.Notification, l *localized, d map[string]string, m *channels.Message, exec execFunc, fit bool) error{
+	notification.Email: emailFeatures,
+	notification.SMS:   smsFeatures,
+	notification.Push:  pushFeatures,
+}
+
+func emailFeatures(r *rule, n *notification.Notification, _ *localized, d map[string]string, m *channels.Message, _ execFunc, fit bool) error {
+	m.Text += "\n"
+	if fit {
+		m.ToName = clip(m, "recipient_name", m.ToName, maxDisplayName)
+	}
+	if r.attachICS {
+		a, err := icsAttachment(d, n.To, r.icsCancel)
+		if err != nil {
+			return failure.Perm(failure.ReasonRender, fmt.Errorf("%s (email.attach: ics): %w", r.eventType+"/routing.yaml", err))
+		}
+		m.Attachments = []channels.Attachment{a}
+	}
+	return nil
+}
+
+func smsFeatures(r *rule, _ *notification.Notification, l *localized, d map[string]string, m *channels.Message, exec execFunc, fit bool) error {
+	m.Text = smsText(m.Text)
+	if fit && SMS(m.Text).Segments > r.maxSegments {
+		renderSMS := func() (string, error) {
+			t, err := exec(l.parts[partText].exec)
+			return smsText(strings.TrimSpace(t)), err
+		}
+		var err error
+		if m.Text, m.Shortened, err = fitSMS(r, d, renderSMS); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func pushFeatures(r *rule, n *notification.Notification, _ *localized, d map[string]string, m *channels.Message, _ execFunc, fit bool) error {
+	m.Data = make(map[string]string, 2+len(r.pushData))
+	m.Data["event_type"] = n.EventType
+	m.Data["event_id"] = n.EventID
+	for _, k := range r.pushData {
+		v, ok := d[k]
+		if !ok {
+			return failure.Errorf(failure.Permanent, failure.ReasonRender,
+				"%s/routing.yaml (push.data): map has no entry for key %q", r.eventType, k)
+		}
+		m.Data[k] = v
+	}
+	if fit && pushPayloadBound(m) > maxPushPayload && PushPayloadBytes(m) > maxPushPayload {
+		// push.data values are for the app, not for reading: they
+		// are not cut, so the message cannot be sent.
+		return failure.Errorf(failure.Permanent, failure.ReasonTooLarge,
+			"%s push payload is %d bytes with its title and body cut to the display limits; FCM and APNs refuse more than %d (push.data is not cut)",
+			r.eventType, PushPayloadBytes(m), maxPushPayload)
+	}
+	return nil
 }
 
 // Send-time limits of what data can make longer than any template meant:
@@ -151,10 +181,7 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 // a push title and body (the display limits lint holds templates to; past
 // them the payload can pass FCM's 4096 bytes, which FCM refuses). Lint
 // and the preview show the samples uncut.
-const (
-	maxSubject     = 150
-	maxDisplayName = 64
-)
+const maxDisplayName = 64
 
 // pushPayloadBound is an upper bound of PushPayloadBytes without encoding:
 // JSON escaping makes at most six bytes of one, and the fixed keys and

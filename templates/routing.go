@@ -185,13 +185,13 @@ func parseRouting(eventType, file string, b []byte, probs *problems) (string, []
 			bad("recipients %q is not a dot path into the event data", r.recipients)
 		}
 		if len(rf.Channels) == 0 {
-			bad("channels is missing; want a list of email, sms, push")
+			bad("channels is missing; want a list of %s", notification.Names())
 		}
 		seen := map[notification.Channel]bool{}
 		for _, c := range rf.Channels {
 			ch := notification.Channel(c)
 			if !ch.Valid() {
-				bad("channel %q is not one of email, sms, push", c)
+				bad("channel %q is not one of %s", c, notification.Names())
 				continue
 			}
 			if seen[ch] {
@@ -219,7 +219,7 @@ func parseRouting(eventType, file string, b []byte, probs *problems) (string, []
 		for _, c := range rf.OnlyIfUnreachable {
 			ch := notification.Channel(c)
 			if !ch.Valid() {
-				bad("only_if_unreachable %q is not one of email, sms, push", c)
+				bad("only_if_unreachable %q is not one of %s", c, notification.Names())
 				continue
 			}
 			if seen[ch] {

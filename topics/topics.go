@@ -17,8 +17,8 @@ func Retry(ch notification.Channel) string { return "herald." + string(ch) + ".r
 
 // Owned lists every topic herald creates at start.
 func Owned() []string {
-	out := make([]string, 0, 2*len(notification.Channels)+1)
-	for _, ch := range notification.Channels {
+	out := make([]string, 0, 2*len(notification.Known())+1)
+	for _, ch := range notification.Known() {
 		out = append(out, Channel(ch), Retry(ch))
 	}
 	return append(out, DLQ)

@@ -277,7 +277,7 @@ func mustServe(t *testing.T, env *devEnv) string {
 func waitDrained(t *testing.T, env *devEnv) {
 	t.Helper()
 	groups := map[string][]string{topics.GroupDispatch: {env.cfg.EventsTopic}}
-	for _, ch := range notification.Channels {
+	for _, ch := range notification.Known() {
 		groups[topics.Group(ch)] = []string{topics.Channel(ch), topics.Retry(ch)}
 	}
 	client := &kafka.Client{Addr: kafka.TCP(env.brokers()...)}

@@ -61,7 +61,11 @@ type fleet struct {
 // roles returns the roles cfg.Role runs, dispatcher first.
 func roles(r config.Role) []config.Role {
 	if r == config.RoleAll {
-		return []config.Role{config.RoleDispatcher, config.RoleEmail, config.RoleSMS, config.RolePush}
+		out := []config.Role{config.RoleDispatcher}
+		for _, ch := range notification.Known() {
+			out = append(out, config.Role(ch))
+		}
+		return out
 	}
 	return []config.Role{r}
 }

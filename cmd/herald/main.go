@@ -6,12 +6,18 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
+
+	_ "github.com/gymhq/herald/channels/all" // the registration table: every channel herald has
+	"github.com/gymhq/herald/notification"
 )
 
-const usage = `herald — booking events in, email/SMS/push out, effectively once.
+var usage = strings.NewReplacer("CHANNELS", strings.ReplaceAll(notification.Names(), ", ", "|")).Replace(usageText)
+
+const usageText = `herald — booking events in, notifications out on every channel, effectively once.
 
 Usage:
-  herald run [--role dispatcher|email|sms|push|all] [flags]   a production worker (flags: herald run -h)
+  herald run [--role dispatcher|CHANNELS|all] [flags]   a production worker (flags: herald run -h)
   herald dev [--kafka-addr 127.0.0.1:9092] [--http-addr 127.0.0.1:8025] [--simulate-rate N]
                                                              the whole fleet in one process on embedded parts
   herald templates lint [DIR]                                check templates before they ship

@@ -169,7 +169,7 @@ func TestObservability(t *testing.T) {
 	addr := mustServe(t, env)
 	before := scrape(t, addr)
 	// Every channel × outcome × reason series exists before any traffic.
-	for _, ch := range notification.Channels {
+	for _, ch := range notification.Known() {
 		for _, r := range failure.Reasons {
 			for _, o := range []string{obs.OutcomeFailed, obs.OutcomeRetry} {
 				if _, ok := series(before, "herald_notifications_total", map[string]string{"channel": string(ch), "outcome": o, "reason": string(r)}); !ok {
@@ -201,7 +201,7 @@ func TestObservability(t *testing.T) {
 	// Consumer lag: one series per group, topic and partition, all 0 once
 	// drained (the poller runs every 100ms here).
 	var mf map[string]*dto.MetricFamily
-	wantLag := len(notification.Channels)*2*3 + 3
+	wantLag := len(notification.Known())*2*3 + 3
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		mf = scrape(t, addr)
@@ -218,7 +218,7 @@ func TestObservability(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	for _, ch := range notification.Channels {
+	for _, ch := range notification.Known() {
 		for _, topic := range []string{topics.Channel(ch), topics.Retry(ch)} {
 			for p := range 3 {
 				if _, ok := series(mf, "herald_consumer_lag", map[string]string{"group": topics.Group(ch), "topic": topic, "partition": strconv.Itoa(p)}); !ok {
@@ -258,7 +258,7 @@ func TestObservability(t *testing.T) {
 	if v, _ := series(mf, "herald_retries_total", map[string]string{"channel": "sms", "reason": "unavailable"}); v < 2 {
 		t.Errorf("herald_retries_total{sms,unavailable} = %v, want ≥ 2 (two 503s)", v)
 	}
-	for _, ch := range notification.Channels {
+	for _, ch := range notification.Known() {
 		c := map[string]string{"channel": string(ch)}
 		if v, ok := series(mf, "herald_send_duration_seconds", c); !ok || v < 1 {
 			t.Errorf("herald_send_duration_seconds{channel=%q} count %v", ch, v)

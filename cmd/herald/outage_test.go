@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -330,7 +331,7 @@ func topicRecords(t testing.TB, env *devEnv, topic string) int {
 // channelRecords is the number of records on the three channel topics.
 func channelRecords(t *testing.T, env *devEnv) int {
 	n := 0
-	for _, ch := range notification.Channels {
+	for _, ch := range notification.Known() {
 		n += topicRecords(t, env, topics.Channel(ch))
 	}
 	return n

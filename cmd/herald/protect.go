@@ -98,13 +98,8 @@ func (f *fleet) guard(ch notification.Channel, next channels.Sender) (*protect.S
 }
 
 func channelRate(cfg *config.Config, ch notification.Channel) int {
-	switch ch {
-	case notification.Email:
-		return cfg.EmailRate
-	case notification.SMS:
-		return cfg.SMSRate
-	case notification.Push:
-		return cfg.PushRate
+	if d := channels.Lookup(ch); d != nil && d.Rate != nil {
+		return d.Rate(cfg)
 	}
 	return 0
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/dlq"
@@ -158,7 +159,7 @@ func TestSuppressionEndToEnd(t *testing.T) {
 			t.Errorf("list shows %q unmasked:\n%s", a, out.String())
 		}
 	}
-	if !strings.Contains(out.String(), "3 suppressed") || !strings.Contains(out.String(), obs.MaskPhone(ana.phone)) {
+	if !strings.Contains(out.String(), "3 suppressed") || !strings.Contains(out.String(), address.MaskPhone(ana.phone)) {
 		t.Errorf("list output:\n%s", out.String())
 	}
 	out.Reset()
@@ -283,7 +284,7 @@ func TestDLQReplayTwiceDeliversOnce(t *testing.T) {
 	}
 	for _, p := range people {
 		if got := deliveredTo(env.outbox, p.phone); got != 1 {
-			t.Errorf("%s: delivered %d times after two replays, want 1", obs.MaskPhone(p.phone), got)
+			t.Errorf("%s: delivered %d times after two replays, want 1", address.MaskPhone(p.phone), got)
 		}
 	}
 	if got := testutil.ToFloat64(env.fleet.metrics.DedupeHits.WithLabelValues("sms", "sent")); got < n {
@@ -382,7 +383,7 @@ func TestBreakerPausesConsumption(t *testing.T) {
 	}
 	for _, p := range people {
 		if got := deliveredTo(env.outbox, p.email); got != 1 {
-			t.Errorf("%s delivered %d times", obs.MaskEmail(p.email), got)
+			t.Errorf("%s delivered %d times", address.MaskEmail(p.email), got)
 		}
 	}
 	if d := env.fleet.store.(*dedupe.Memory).DuplicateSends(); d != 0 {

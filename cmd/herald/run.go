@@ -15,9 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/channels"
-	"github.com/gymhq/herald/channels/email"
-	"github.com/gymhq/herald/channels/push"
-	"github.com/gymhq/herald/channels/sms"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/await"
@@ -132,35 +129,17 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 	}
 
 	for _, r := range roles(cfg.Role) {
-		var s channels.Sender
-		var err error
-		switch r {
-		case config.RoleEmail:
-			s, err = email.New(email.Config{
-				Addr: cfg.SMTPAddr, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
-				TLS: email.TLSMode(cfg.SMTPTLS), From: cfg.EmailFrom, PoolSize: cfg.SMTPPoolSize, Timeout: cfg.SendTimeout,
-				TLSConfig: opts.emailTLS,
-			})
-		case config.RoleSMS:
-			s, err = sms.New(sms.Config{
-				AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom,
-				MessagingServiceSID: cfg.TwilioMessagingServiceSID, APIURL: cfg.TwilioAPIURL,
-				ValidityPeriod: cfg.SMSValidityPeriod, Timeout: cfg.SendTimeout, Policy: cfg.SMSPolicy(),
-			})
-		case config.RolePush:
-			s, err = push.New(push.Config{
-				ProjectID: cfg.FCMProjectID, CredentialsFile: cfg.FCMCredentialsFile,
-				Endpoint: cfg.FCMEndpoint, Timeout: cfg.SendTimeout,
-			})
-		default:
-			continue
+		d := channels.Lookup(notification.Channel(r))
+		if d == nil {
+			continue // the dispatcher
 		}
+		s, err := d.New(channels.Build{Config: cfg, TLS: opts.emailTLS})
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("%s channel: %w", r, err)
 		}
 		closers = append(closers, func() { s.Close() })
-		f.senders[notification.Channel(r)] = s
+		f.senders[d.Name] = s
 	}
 	if err := f.protectProviders(rc); err != nil {
 		closeAll()

@@ -177,7 +177,7 @@ func TestRunWaitsForKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll.Until(t, 60*time.Second, "a notification of "+ev.ID, func() bool {
-		for _, ch := range notification.Channels {
+		for _, ch := range notification.Known() {
 			found := false
 			_, err := kafkarun.Scan(ctx, kafkarun.ScanConfig{Brokers: cluster.Brokers()}, topics.Channel(ch), func(m *queue.Message) error {
 				found = found || bytes.Contains(m.Value, []byte(ev.ID))

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/suppress"
 )
@@ -137,14 +138,14 @@ func removeSuppression(ctx context.Context, w io.Writer, list suppress.Store, ch
 	return err
 }
 
-// channelOf guesses an address's channel from its form.
+// channelOf guesses an address's channel from its form: the first channel,
+// in registration order, whose address rule accepts it.
 func channelOf(address string) string {
 	a := strings.TrimSpace(address)
-	switch {
-	case strings.Contains(a, "@"):
-		return "email"
-	case strings.HasPrefix(a, "+"):
-		return "sms"
+	for _, ch := range notification.Known() {
+		if notification.SpecOf(ch).Check(a) == nil {
+			return string(ch)
+		}
 	}
-	return "push"
+	return ""
 }

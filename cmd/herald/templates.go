@@ -248,6 +248,10 @@ func printMessage(w io.Writer, m *channels.Message) {
 			fmt.Fprintf(w, "data.%s: %s\n", k, m.Data[k])
 		}
 		fmt.Fprintf(w, "payload: %d bytes (FCM and APNs accept 4096)\n", templates.PushPayloadBytes(m))
+	default:
+		for _, p := range channels.Lookup(m.Channel).Parts {
+			fmt.Fprintf(w, "--- %s ---\n%s\n", p.File, templates.PartText(m, p.Field))
+		}
 	}
 }
 

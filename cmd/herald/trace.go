@@ -225,7 +225,7 @@ func traceEvent(ctx context.Context, src traceSources, id string) (*story, error
 		}
 		return storyRecord{Kind: "event", EventType: ev.Type}, true
 	})
-	for _, ch := range notification.Channels {
+	for _, ch := range notification.Known() {
 		for _, t := range []struct{ topic, kind string }{{topics.Channel(ch), "notification"}, {topics.Retry(ch), "retry"}} {
 			scan(t.topic, func(m *queue.Message) (storyRecord, bool) {
 				if string(m.Header(dispatcher.HeaderEventID)) != id {

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/dispatcher"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/notification"
-	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/templates"
 )
@@ -110,7 +110,7 @@ func TestTraceCommand(t *testing.T) {
 	for _, d := range got.Notifications {
 		switch d.NotificationID {
 		case unsub.ID:
-			if d.Reason != "unsubscribed" || d.To != obs.MaskPhone(unsub.To) || d.RecipientID != unsub.RecipientID {
+			if d.Reason != "unsubscribed" || d.To != address.MaskPhone(unsub.To) || d.RecipientID != unsub.RecipientID {
 				t.Errorf("unsubscribed text: %+v", d)
 			}
 		case deferred.ID:

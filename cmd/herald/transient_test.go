@@ -134,7 +134,7 @@ func BenchmarkTransientErrors(b *testing.B) {
 // the end of its channel topic (retry topics aside).
 func channelsCommitted(t testing.TB, env *devEnv) bool {
 	client := &kafka.Client{Addr: kafka.TCP(env.brokers()...)}
-	for _, ch := range notification.Channels {
+	for _, ch := range notification.Known() {
 		topic := topics.Channel(ch)
 		ends := endOffsets(t, client, topic, env.cfg.TopicPartitions)
 		req := &kafka.OffsetFetchRequest{GroupID: topics.Group(ch), Topics: map[string][]int{topic: nil}}

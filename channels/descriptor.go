@@ -1,0 +1,164 @@
+package channels
+
+import (
+	"crypto/tls"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gymhq/herald/config"
+	"github.com/gymhq/herald/events"
+	"github.com/gymhq/herald/notification"
+)
+
+// Descriptor is everything herald knows about one channel, declared in the
+// channel's own folder (channels/<name>/descriptor.go) and registered by
+// the table in channels/all. Every list of channels in the tree — topics,
+// consumer groups, roles, metric labels, configuration checks, DLQ
+// decoding, suppression, planning, rendering, lint, preview, golden files,
+// deploy manifests and docs tables — is read from the registered
+// descriptors, so a channel is added with one folder and one line in that
+// table. A descriptor missing a piece herald needs fails Register, which
+// every test and every start runs.
+type Descriptor struct {
+	// Spec is the channel's name, address rule, masking, suppression
+	// normalisation and the failure reasons that feed suppression.
+	notification.Spec
+
+	// Doc is one sentence for the docs' channel table: what the channel
+	// delivers and through what.
+	Doc string
+	// Provider names the provider for metrics and docs ("smtp", "twilio").
+	Provider string
+
+	// Addresses returns where a person can be reached on the channel, in
+	// the event's order without duplicates; empty means not at all. The
+	// planner checks each with Check and never edits one.
+	Addresses func(p *events.Person) []string
+	// AddressField names the event field Addresses reads, for docs and
+	// lint messages ("email", "phone", "push_tokens").
+	AddressField string
+
+	// Parts are the template files a rule sending on the channel needs in
+	// every locale it has, and where each rendered part goes.
+	Parts []Part
+
+	// New builds the channel's Sender from the configuration. The worker
+	// wraps it (breaker, rate, tracing); New returns the bare provider.
+	New func(b Build) (Sender, error)
+	// Rate is the channel's fleet-wide send rate per second from the
+	// configuration; 0 is unlimited.
+	Rate func(c *config.Config) int
+}
+
+// Field is where a rendered template part goes in a Message.
+type Field int
+
+const (
+	FieldText Field = iota + 1
+	FieldSubject
+	FieldHTML
+	FieldTitle
+)
+
+// Part is one template file of a channel: <rule>.<channel>.<locale>.<File>.
+type Part struct {
+	// File is the part's name in template file names: "subject.txt",
+	// "txt", "html".
+	File string
+	// Field is where the rendered text goes.
+	Field Field
+	// HTML parts are parsed with html/template, which escapes data.
+	HTML bool
+	// OneLine collapses the rendered text to one trimmed line (a subject or
+	// a title), so data cannot inject a header or a second line.
+	OneLine bool
+	// Limit, when set, is the longest the rendered part may be, in
+	// characters: longer text is cut with an ellipsis at send time and
+	// recorded in Message.Shortened as Name.
+	Limit int
+	// Name is the part as Message.Shortened, lint and the preview name it
+	// ("subject", "title", "body").
+	Name string
+}
+
+// Build is what a channel's New gets.
+type Build struct {
+	Config *config.Config
+	// TLS, when set, replaces the system roots for the provider's TLS
+	// (herald dev's self-signed fakes).
+	TLS *tls.Config
+}
+
+// The registry is written at start and read on every render, so reads take
+// no lock: Register replaces it whole.
+var (
+	regMu sync.Mutex
+	reg   atomic.Pointer[registry]
+)
+
+type registry struct {
+	table map[notification.Channel]*Descriptor
+	order []*Descriptor
+}
+
+// Register declares d's channel. It panics on a descriptor missing a piece
+// herald needs, or on a name registered twice: a mistake in the
+// registration table that no process may start with.
+func Register(ds ...*Descriptor) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	for _, d := range ds {
+		if err := d.check(); err != nil {
+			panic("channels: " + err.Error())
+		}
+		notification.Declare(d.Spec)
+		next := &registry{table: map[notification.Channel]*Descriptor{}}
+		if cur := reg.Load(); cur != nil {
+			next.order = append(next.order, cur.order...)
+			for k, v := range cur.table {
+				next.table[k] = v
+			}
+		}
+		next.table[d.Name] = d
+		next.order = append(next.order, d)
+		reg.Store(next)
+	}
+}
+
+func (d *Descriptor) check() error {
+	switch {
+	case d.Addresses == nil || d.AddressField == "":
+		return fmt.Errorf("channel %q: no Addresses or AddressField", d.Name)
+	case len(d.Parts) == 0:
+		return fmt.Errorf("channel %q: no template Parts", d.Name)
+	case d.New == nil:
+		return fmt.Errorf("channel %q: no New", d.Name)
+	case d.Doc == "" || d.Provider == "":
+		return fmt.Errorf("channel %q: no Doc or Provider", d.Name)
+	}
+	seen := map[string]bool{}
+	for _, p := range d.Parts {
+		if p.File == "" || p.Field == 0 || seen[p.File] {
+			return fmt.Errorf("channel %q: part %q has no file or field, or is listed twice", d.Name, p.File)
+		}
+		seen[p.File] = true
+	}
+	return nil
+}
+
+// Lookup returns the registered descriptor of ch, or nil.
+func Lookup(ch notification.Channel) *Descriptor {
+	if r := reg.Load(); r != nil {
+		return r.table[ch]
+	}
+	return nil
+}
+
+// All returns the registered descriptors in registration order.
+func All() []*Descriptor {
+	if r := reg.Load(); r != nil {
+		return append([]*Descriptor(nil), r.order...)
+	}
+	return nil
+}
