@@ -16,6 +16,7 @@ import (
 
 	"github.com/gymhq/herald/dlq"
 	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/topics"
@@ -34,7 +35,7 @@ events topic. A notification that failed permanently may be claimed again; one
 that was sent is not sent again, so replaying twice delivers once. Records
 that cannot be replayed (garbled, or an event that still does not validate)
 are reported and skipped. Filters: --reason (e.g. unavailable, exhausted),
---channel (email, sms, push or events), --since (RFC 3339 time or a duration
+--channel (a channel herald has, or events), --since (RFC 3339 time or a duration
 such as 2h: last failure at or after it).
 
 Both read the records present when they start, from every partition, without
@@ -58,7 +59,7 @@ func cmdDLQ(args []string) int {
 	asJSON := fs.Bool("json", false, "inspect: print JSON")
 	var opts replayOptions
 	fs.StringVar(&opts.Reason, "reason", "", "replay: only this reason")
-	fs.StringVar(&opts.Channel, "channel", "", "replay: only this channel (email, sms, push, events)")
+	fs.StringVar(&opts.Channel, "channel", "", "replay: only this channel ("+notification.Names()+") or events")
 	since := fs.String("since", "", "replay: only records whose last failure is at or after this (RFC 3339, or a duration like 2h)")
 	fs.BoolVar(&opts.DryRun, "dry-run", false, "replay: report what would be replayed, send nothing")
 	cfg, exit := loadTool("herald dlq "+sub, fs, args[1:], os.Getenv, os.Stderr,
@@ -84,10 +85,8 @@ func cmdDLQ(args []string) int {
 		}
 		opts.Since = t
 	}
-	switch opts.Channel {
-	case "", "email", "sms", "push", "events":
-	default:
-		fmt.Fprintf(os.Stderr, "herald dlq: --channel: %q is not email, sms, push or events\n", opts.Channel)
+	if c := opts.Channel; c != "" && c != "events" && !notification.Channel(c).Valid() {
+		fmt.Fprintf(os.Stderr, "herald dlq: --channel: %q is not %s or events\n", c, notification.Names())
 		return 2
 	}
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/segmentio/kafka-go"
 	"net"
 	"strings"
 	"testing"
@@ -26,8 +27,15 @@ import (
 // that cleanup runs first.
 func newTestEnv(t testing.TB, partitions int, redis *redistest.Server) (*devEnv, *syncBuffer) {
 	t.Helper()
+	return newTestEnvWith(t, partitions, redis, "")
+}
+
+// newTestEnvWith is newTestEnv serving the template tree in dir ("" is the
+// built-in one).
+func newTestEnvWith(t testing.TB, partitions int, redis *redistest.Server, dir string) (*devEnv, *syncBuffer) {
+	t.Helper()
 	logs := &syncBuffer{}
-	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: partitions, RedisURL: redis.URL(), Log: jsonLogger(logs)})
+	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: partitions, RedisURL: redis.URL(), Log: jsonLogger(logs), TemplatesDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,4 +250,14 @@ func toolEnv(env *devEnv, redis *redistest.Server) func(string) string {
 		"HERALD_REDIS_URL":     redis.URL(),
 	}
 	return func(k string) string { return vars[k] }
+}
+
+// fromKafka is a record read with readAll as the queue.Message herald's
+// decoders take.
+func fromKafka(k kafka.Message) *queue.Message {
+	m := &queue.Message{Topic: k.Topic, Partition: k.Partition, Offset: k.Offset, Key: k.Key, Value: k.Value}
+	for _, h := range k.Headers {
+		m.Headers = append(m.Headers, queue.Header{Key: h.Key, Value: h.Value})
+	}
+	return m
 }

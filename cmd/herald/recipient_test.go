@@ -14,7 +14,6 @@ import (
 	"github.com/gymhq/herald/dlq"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/kafkarun"
-	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/topics"
 )
@@ -68,11 +67,7 @@ func TestOneBadRecipient(t *testing.T) {
 	dead := readAll(t, env.brokers(), topics.DLQ)
 	var got []string
 	for i := range dead {
-		m := queue.Message{Topic: dead[i].Topic, Key: dead[i].Key, Value: dead[i].Value}
-		for _, h := range dead[i].Headers {
-			m.Headers = append(m.Headers, queue.Header{Key: h.Key, Value: h.Value})
-		}
-		e, err := dlq.Decode(&m)
+		e, err := dlq.Decode(fromKafka(dead[i]))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -39,7 +39,7 @@ func cmdSuppressions(args []string) int {
 	fs := flag.NewFlagSet("herald suppressions "+sub, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, suppressionsUsage) }
-	channel := fs.String("channel", "", "email, sms or push")
+	channel := fs.String("channel", "", notification.Names())
 	unmasked := fs.Bool("unmasked", false, "list: print full addresses")
 	asJSON := fs.Bool("json", false, "list: print JSON")
 	cfg, exit := loadTool("herald suppressions "+sub, fs, args[1:], os.Getenv, os.Stderr, toolRedisVars, "HERALD_REDIS_URL")

@@ -137,7 +137,7 @@ func loadForTool(dir string, stderr io.Writer) (*templates.Set, bool) {
 func templatesRender(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("herald templates render", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	channel := fs.String("channel", "", "email, sms or push (default: every channel the event type sends)")
+	channel := fs.String("channel", "", notification.Names()+" (default: every channel the event type sends)")
 	locale := fs.String("locale", "", "render for a recipient with this locale (BCP 47), resolved as for a real one (es-MX → es → en); default: each sample recipient's own")
 	sampleName := fs.String("sample", "", "sample file name without .json (default: every sample)")
 	dir := fs.String("dir", "", "template tree (default: the templates built into herald)")
