@@ -43,6 +43,11 @@ type Descriptor struct {
 	// every locale it has, and where each rendered part goes.
 	Parts []Part
 
+	// Settings are variables only this channel reads, declared here once
+	// (config.Setting) and read in New with Config.Value, Bool or
+	// Duration. They are scoped to the channel's role.
+	Settings []config.Setting
+
 	// New builds the channel's Sender from the configuration. The worker
 	// wraps it (breaker, rate, tracing); New returns the bare provider.
 	New func(b Build) (Sender, error)
@@ -113,6 +118,7 @@ func Register(ds ...*Descriptor) {
 			panic("channels: " + err.Error())
 		}
 		notification.Declare(d.Spec)
+		config.Declare(d.Name, d.Settings...)
 		next := &registry{table: map[notification.Channel]*Descriptor{}}
 		if cur := reg.Load(); cur != nil {
 			next.order = append(next.order, cur.order...)

@@ -135,6 +135,10 @@ type Config struct {
 	// environment variable, so one ConfigMap serves every Deployment.
 	Role Role
 
+	// declared holds the settings channels declare in their own folders
+	// (Declare), read with Value, Bool and Duration.
+	declared map[string]string
+
 	// KafkaBrokers are seed brokers as host:port, at least one.
 	KafkaBrokers []string
 	// EventsTopic is the booking events topic the dispatcher reads. herald

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dlq"
 	"github.com/gymhq/herald/events"
 	"github.com/gymhq/herald/failure"
@@ -37,8 +38,9 @@ const throwawayEnv = "HERALD_TEST_THROWAWAY_CHANNEL"
 
 var pager = struct {
 	sync.Mutex
-	sent []*channels.Message
-	dead map[string]bool // addresses the "provider" says cannot exist
+	sent    []*channels.Message
+	dead    map[string]bool // addresses the "provider" says cannot exist
+	timeout time.Duration   // HERALD_PAGER_TIMEOUT as New read it
 }{dead: map[string]bool{}}
 
 type pagerSender struct{}
@@ -81,7 +83,17 @@ func init() {
 			return []string{"PG-" + p.ID}
 		},
 		Parts: []channels.Part{{File: "txt", Field: channels.FieldText, Limit: 80, Name: "body"}},
-		New:   func(channels.Build) (channels.Sender, error) { return pagerSender{}, nil },
+		Settings: []config.Setting{{
+			Name: "HERALD_PAGER_TIMEOUT", Default: "2s", Kind: "duration", Accepts: "100ms..10s",
+			Doc:   "Deadline for one call to the pager network.",
+			Check: config.CheckDuration(100*time.Millisecond, 10*time.Second),
+		}},
+		New: func(b channels.Build) (channels.Sender, error) {
+			pager.Lock()
+			pager.timeout = b.Config.Duration("HERALD_PAGER_TIMEOUT")
+			pager.Unlock()
+			return pagerSender{}, nil
+		},
 	})
 }
 
@@ -99,6 +111,16 @@ func TestThrowawayChannel(t *testing.T) {
 			t.Fatalf("child process: %v\n%s", err, out)
 		}
 		return
+	}
+
+	// Its variable is checked at start like any other, naming itself.
+	vars := map[string]string{"HERALD_KAFKA_BROKERS": "127.0.0.1:9092", "HERALD_REDIS_URL": "redis://127.0.0.1:6379/0", "HERALD_PAGER_TIMEOUT": "forever"}
+	if _, err := config.Load([]string{"--role", "pager"}, func(k string) string { return vars[k] }); err == nil || !strings.HasPrefix(err.Error(), "HERALD_PAGER_TIMEOUT") {
+		t.Errorf("HERALD_PAGER_TIMEOUT=forever: %v, want an error naming it", err)
+	}
+	vars["HERALD_PAGER_TIMEOUT"] = "750ms"
+	if cfg, err := config.Load([]string{"--role", "pager"}, func(k string) string { return vars[k] }); err != nil || cfg.Duration("HERALD_PAGER_TIMEOUT") != 750*time.Millisecond {
+		t.Errorf("HERALD_PAGER_TIMEOUT=750ms: %v", err)
 	}
 
 	// Template content is the only thing a product team writes: a rule
@@ -180,6 +202,11 @@ func TestThrowawayChannel(t *testing.T) {
 	publish("evt_page_1", "mem_emma")
 	publish("evt_page_2", "mem_gone") // dead: dead-lettered, then suppressed
 	waitFor(t, "the page to mem_emma", func() bool { return len(sentTo("PG-mem_emma")) == 1 })
+	pager.Lock()
+	if pager.timeout != 2*time.Second {
+		t.Errorf("the sender was built with HERALD_PAGER_TIMEOUT %v, want its default 2s", pager.timeout)
+	}
+	pager.Unlock()
 	if m := sentTo("PG-mem_emma")[0]; !strings.HasPrefix(m.Text, "Booked: Spin 45 at Studio 2, Shoreditch, 07:00") {
 		t.Errorf("sent text %q", m.Text)
 	}
