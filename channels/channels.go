@@ -38,6 +38,9 @@ type Message struct {
 	// EventID is the booking event the notification was made from, for
 	// logs, traces and herald dev's outbox; providers are not sent it.
 	EventID string
+	// EventType is the event's type; a channel whose receivers subscribe
+	// to types (webhook) sends it.
+	EventType string
 
 	Subject     string
 	Text        string

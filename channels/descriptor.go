@@ -3,6 +3,7 @@ package channels
 import (
 	"crypto/tls"
 	"fmt"
+	"io/fs"
 	"sync"
 	"sync/atomic"
 
@@ -35,6 +36,18 @@ type Descriptor struct {
 	// the event's order without duplicates; empty means not at all. The
 	// planner checks each with Check and never edits one.
 	Addresses func(p *events.Person) []string
+	// Subscribers replaces Addresses for a channel whose addresses are not
+	// in the event but subscribed to its type (webhook endpoints): given
+	// what Files read from the serving template tree, it returns the
+	// addresses subscribed to eventType. Each person a rule sends to on
+	// the channel then goes to each of them.
+	Subscribers func(files any, eventType string) []string
+	// Files, when set, reads the channel's own files at the top of the
+	// template tree (webhooks.yaml) whenever a tree is loaded, so they are
+	// checked and hot-reloaded with the templates: an error refuses the
+	// tree like a template problem. What it returns is kept with the tree,
+	// given to Subscribers and to the Sender through Build.Files.
+	Files func(fsys fs.FS) (any, error)
 	// AddressField names the event field Addresses reads, for docs and
 	// lint messages ("email", "phone", "push_tokens").
 	AddressField string
@@ -78,6 +91,10 @@ type Part struct {
 	// OneLine collapses the rendered text to one trimmed line (a subject or
 	// a title), so data cannot inject a header or a second line.
 	OneLine bool
+	// Check, when set, refuses rendered text the channel cannot send (a
+	// webhook's data that is not a JSON object): the error is a render
+	// failure, and lint reports it for every sample.
+	Check func(text string) error
 	// Limit, when set, is the longest the rendered part may be, in
 	// characters: longer text is cut with an ellipsis at send time and
 	// recorded in Message.Shortened as Name.
@@ -93,6 +110,10 @@ type Build struct {
 	// TLS, when set, replaces the system roots for the provider's TLS
 	// (herald dev's self-signed fakes).
 	TLS *tls.Config
+	// Files returns what the descriptor's Files read from the template
+	// tree serving now (nil when it has none); call it per send, since the
+	// tree is hot-reloaded.
+	Files func() any
 }
 
 // The registry is written at start and read on every render, so reads take
@@ -134,8 +155,8 @@ func Register(ds ...*Descriptor) {
 
 func (d *Descriptor) check() error {
 	switch {
-	case d.Addresses == nil || d.AddressField == "":
-		return fmt.Errorf("channel %q: no Addresses or AddressField", d.Name)
+	case (d.Addresses == nil) == (d.Subscribers == nil) || d.AddressField == "":
+		return fmt.Errorf("channel %q: needs one of Addresses or Subscribers, and AddressField", d.Name)
 	case len(d.Parts) == 0:
 		return fmt.Errorf("channel %q: no template Parts", d.Name)
 	case d.New == nil:

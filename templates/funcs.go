@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 //	date LAYOUT TIME ZONE        an RFC 3339 TIME in IANA ZONE with a Go layout, in this language
 //	plural N ONE OTHER           ONE when the number N is 1, else OTHER
 //	default FALLBACK VALUE       VALUE, or FALLBACK when VALUE is empty
+//	json VALUE                   VALUE as JSON (a string quoted and escaped), for JSON parts such as webhook data
 func funcs(loc *localeData) map[string]any {
 	return map[string]any{
 		"upper": strings.ToUpper,
@@ -56,6 +58,10 @@ func funcs(loc *localeData) map[string]any {
 				return fallback
 			}
 			return value
+		},
+		"json": func(v any) (string, error) {
+			b, err := json.Marshal(v)
+			return string(b), err
 		},
 	}
 }

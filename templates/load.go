@@ -85,6 +85,7 @@ func inspect(fsys fs.FS) (*Set, problems, error) {
 		samples: map[string][]Sample{},
 	}
 	s.loadLocales(fsys, &probs)
+	s.loadChannelFiles(fsys, &probs)
 
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
@@ -116,6 +117,25 @@ func inspect(fsys fs.FS) (*Set, problems, error) {
 		s.checkSamples(fsys, s.types[name], &probs)
 	}
 	return s, probs, nil
+}
+
+// loadChannelFiles runs each channel's Files hook on the tree: its files
+// are checked, and hot-reloaded, with the templates.
+func (s *Set) loadChannelFiles(fsys fs.FS, probs *problems) {
+	for _, d := range channels.All() {
+		if d.Files == nil {
+			continue
+		}
+		v, err := d.Files(fsys)
+		if err != nil {
+			probs.add(string(d.Name), "%v", err)
+			continue
+		}
+		if s.files == nil {
+			s.files = map[notification.Channel]any{}
+		}
+		s.files[d.Name] = v
+	}
 }
 
 // isDir reports whether e is a folder, following a symbolic link: a

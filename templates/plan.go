@@ -72,7 +72,7 @@ func (s *Set) PlanChecked(ev *events.Event, now time.Time, check func(notificati
 		}
 		for i := range people {
 			p := &people[i]
-			if unreachableElsewhere(p, r.onlyIfUnreachable, check) {
+			if s.unreachableElsewhere(ev.Type, p, r.onlyIfUnreachable, check) {
 				continue
 			}
 			locale := p.Locale
@@ -83,7 +83,7 @@ func (s *Set) PlanChecked(ev *events.Event, now time.Time, check func(notificati
 				if !p.Allows(string(ch)) {
 					continue
 				}
-				for _, to := range addresses(p, ch) {
+				for _, to := range s.addresses(ev.Type, p, ch) {
 					id := notification.NewID(ev.ID, r.template, ch, p.ID, to)
 					if seen[id] {
 						continue // a person listed twice is notified once
@@ -117,12 +117,12 @@ func (s *Set) PlanChecked(ev *events.Event, now time.Time, check func(notificati
 // unreachableElsewhere reports whether one of chs can reach p at an address
 // check accepts, in which case a fallback rule does not apply to p: a
 // member whose only push token is malformed still gets the SMS fallback.
-func unreachableElsewhere(p *events.Person, chs []notification.Channel, check func(notification.Channel, string) error) bool {
+func (s *Set) unreachableElsewhere(eventType string, p *events.Person, chs []notification.Channel, check func(notification.Channel, string) error) bool {
 	for _, ch := range chs {
 		if !p.Allows(string(ch)) {
 			continue
 		}
-		for _, to := range addresses(p, ch) {
+		for _, to := range s.addresses(eventType, p, ch) {
 			if check(ch, to) == nil {
 				return true
 			}
@@ -132,11 +132,16 @@ func unreachableElsewhere(p *events.Person, chs []notification.Channel, check fu
 }
 
 // addresses returns where p says they can be reached on ch, by the
-// channel's descriptor (for push, each distinct token). Empty means none;
-// anything else is checked by the caller, never edited here (an edited
-// address would be somebody else's).
-func addresses(p *events.Person, ch notification.Channel) []string {
-	return channels.Lookup(ch).Addresses(p)
+// channel's descriptor (for push, each distinct token), or, for a channel
+// with subscribers, the addresses subscribed to the event type. Empty means
+// none; anything else is checked by the caller, never edited here (an
+// edited address would be somebody else's).
+func (s *Set) addresses(eventType string, p *events.Person, ch notification.Channel) []string {
+	d := channels.Lookup(ch)
+	if d.Subscribers != nil {
+		return d.Subscribers(s.files[ch], eventType)
+	}
+	return d.Addresses(p)
 }
 
 // poison classifies err as invalid input unless it already has a class.

@@ -53,6 +53,7 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 	m := &channels.Message{
 		NotificationID: n.ID,
 		EventID:        n.EventID,
+		EventType:      n.EventType,
 		Channel:        n.Channel,
 		To:             n.To,
 		ToName:         n.Data["recipient_name"],
@@ -81,6 +82,11 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 			text = oneLine(text)
 		case !p.HTML:
 			text = strings.TrimSpace(text)
+		}
+		if p.Check != nil {
+			if err := p.Check(text); err != nil {
+				return nil, failure.Perm(failure.ReasonRender, fmt.Errorf("%s part: %w", p.File, err))
+			}
 		}
 		if fit && p.Limit > 0 {
 			text = clip(m, p.Name, text, p.Limit)

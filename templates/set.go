@@ -37,6 +37,18 @@ type Set struct {
 	samples map[string][]Sample
 	// version identifies the tree's content (Version).
 	version string
+	// files holds what each channel's descriptor read of the tree
+	// (channels.Descriptor.Files), by channel.
+	files map[notification.Channel]any
+}
+
+// Files returns what ch's descriptor read from this tree with its Files
+// hook (webhooks.yaml for the webhook channel), or nil.
+func (s *Set) Files(ch notification.Channel) any {
+	if s == nil {
+		return nil
+	}
+	return s.files[ch]
 }
 
 // Version is a hash of the files the set was loaded from ("sha256:" and 12

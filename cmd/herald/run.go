@@ -133,7 +133,8 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		if d == nil {
 			continue // the dispatcher
 		}
-		s, err := d.New(channels.Build{Config: cfg, TLS: opts.emailTLS})
+		ch := d.Name
+		s, err := d.New(channels.Build{Config: cfg, TLS: opts.emailTLS, Files: func() any { return tpl.Current().Files(ch) }})
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("%s channel: %w", r, err)
