@@ -5,7 +5,8 @@
 //
 // To add a channel: write channels/<name> with a Descriptor
 // (channels/descriptor.go says what it holds), add it to the table below,
-// and run `make generate` for the docs and deploy manifests derived from it.
+// and regenerate the docs derived from it (`go test ./config -update`);
+// docs/channels.md walks through it.
 package all
 
 import (
