@@ -32,9 +32,13 @@
 //   - Email (SMTP): the relay's 250 is acceptance. Bounces are asynchronous
 //     delivery status notifications (RFC 3464: multipart/report with a
 //     message/delivery-status part) mailed back to the envelope sender,
-//     hours later and from another system; reading that mailbox is not
-//     part of this package yet. Store.Record with StatusBounced and the DSN's
-//     Status code ("5.1.1") is how such a reader would report one.
+//     hours later and from another system. ParseDSN reads one: the
+//     original Message-ID (the email channel's ProviderMessageID) and, per
+//     recipient, the action and status code, mapped to a Status
+//     (DSNRecipient.Receipt) and a suppression reason (5.1.x is
+//     invalid_address). Fetching the bounce mailbox is not part of this
+//     package yet; a reader would call Store.Record with the Message-ID,
+//     StatusBounced and the DSN's Status ("5.1.1").
 //
 // # Cluster
 //
