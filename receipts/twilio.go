@@ -130,8 +130,10 @@ type TwilioOptions struct {
 	Metrics *Metrics
 	// OnOutcome is called with every receipt that reached a final status
 	// through this handler, after it was stored (and its address
-	// suppressed); nil for none. It runs on the request's goroutine and
-	// must not block: feed an UndeliveredRate or a trace from it.
+	// suppressed); nil for none. Its NotificationID is empty when the
+	// callback beat the worker's Accepted. It runs on the request's
+	// goroutine and must not block: feed an UndeliveredRate or a trace
+	// from it.
 	OnOutcome func(Receipt)
 	// Logger logs one line per callback that changed a receipt or was
 	// refused; nil logs nothing.
@@ -294,7 +296,7 @@ func (t *Twilio) serve(r *http.Request) (int, string) {
 		}
 	}
 	if rc.NotificationID == "" {
-		log.Info("twilio receipt for a message no worker has reported", zap.String("provider_message_id", sid), zap.String("status", string(status)))
+		log.Info("twilio receipt for a message no worker has reported (yet)", zap.String("provider_message_id", sid), zap.String("status", string(status)))
 		result = ResultUnknown
 	}
 	return http.StatusOK, result
