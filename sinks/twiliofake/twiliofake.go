@@ -12,17 +12,30 @@
 // Text the body, ProviderID the message SID, and Meta the optional
 // parameters as sent (MessagingServiceSid, ValidityPeriod, StatusCallback).
 // Faults are injected per number (FailNumber) or for the next requests
-// (FailNext, FailNextBody). It sends nothing anywhere and keeps no state
-// beyond memory.
+// (FailNext, FailNextBody). It keeps no state beyond memory.
+//
+// With Options.StatusCallbacks on, a message created with a StatusCallback
+// URL gets Twilio's status callbacks posted there, signed as Twilio signs
+// them (X-Twilio-Signature with the AuthToken): "sent", then "delivered",
+// or the final status and ErrorCode scripted for its number with
+// DeliveryOutcome. They are posted in that order from one goroutine per
+// message, started before the 201 answer is written, so a callback can
+// reach its receiver before the sender has read the answer, as with
+// Twilio. Off (the default), the fake sends nothing anywhere.
 package twiliofake
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +56,29 @@ type Options struct {
 	AuthToken  string
 	// Now is the clock for date fields; time.Now when nil.
 	Now func() time.Time
+	// StatusCallbacks turns on posting signed status callbacks to each
+	// message's StatusCallback URL (see the package comment).
+	StatusCallbacks bool
+	// CallbackClient posts the callbacks; a client with a 10-second
+	// timeout when nil.
+	CallbackClient *http.Client
+}
+
+// Callback is one status callback the fake posted.
+type Callback struct {
+	MessageSID string
+	To         string
+	URL        string
+	Status     string // Twilio's MessageStatus: "sent", "delivered", "undelivered", "failed"
+	ErrorCode  int    // 0 when none
+	HTTPStatus int    // the receiver's answer, 0 when there was none
+	Err        error  // why there was no answer
+}
+
+// outcome is a scripted final status for a number.
+type outcome struct {
+	status string
+	code   int
 }
 
 // Fake is an http.Handler serving Twilio's Messages API. It is safe for
@@ -56,8 +92,12 @@ type Fake struct {
 	accepted atomic.Int64
 	faults   sinks.Faults[fault] // has its own lock
 
-	mu      sync.Mutex
-	numbers map[string]apiError
+	mu        sync.Mutex
+	numbers   map[string]apiError
+	outcomes  map[string]outcome
+	callbacks []Callback
+
+	posting sync.WaitGroup // status callbacks not yet posted
 }
 
 type fault struct {
@@ -79,7 +119,10 @@ func New(outbox *sinks.Outbox, opts Options) *Fake {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	f := &Fake{outbox: outbox, opts: opts, numbers: map[string]apiError{}, mux: http.NewServeMux()}
+	if opts.CallbackClient == nil {
+		opts.CallbackClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	f := &Fake{outbox: outbox, opts: opts, numbers: map[string]apiError{}, outcomes: map[string]outcome{}, mux: http.NewServeMux()}
 	f.mux.HandleFunc("POST /2010-04-01/Accounts/{AccountSid}/Messages.json", f.createMessage)
 	f.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, 20404, fmt.Sprintf("The requested resource %s was not found", r.URL.Path))
@@ -125,6 +168,33 @@ func (f *Fake) FailNextBody(n, status int, body string) {
 // sinks.Ratio), after any FailNext faults. p = 0 turns it off.
 func (f *Fake) FailRatio(p float64, status, code int) {
 	f.faults.SetRatio(p, fault{status: status, code: code})
+}
+
+// DeliveryOutcome scripts the final status callback for messages to the
+// number: status "undelivered" or "failed" with Twilio's ErrorCode (e.g.
+// 30005 unknown handset, 21610 unsubscribed, 30003 unreachable), or
+// "delivered" with code 0. An empty status restores the default,
+// "delivered". It matters only with Options.StatusCallbacks.
+func (f *Fake) DeliveryOutcome(to, status string, errorCode int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if status == "" {
+		delete(f.outcomes, to)
+		return
+	}
+	f.outcomes[to] = outcome{status: status, code: errorCode}
+}
+
+// WaitCallbacks blocks until every status callback of the messages accepted
+// so far has been posted and answered (or has failed).
+func (f *Fake) WaitCallbacks() { f.posting.Wait() }
+
+// Callbacks returns the status callbacks posted so far, in the order they
+// were answered.
+func (f *Fake) Callbacks() []Callback {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Callback(nil), f.callbacks...)
 }
 
 // Requests counts every request to the Messages endpoint.
@@ -237,7 +307,81 @@ func (f *Fake) createMessage(w http.ResponseWriter, r *http.Request) {
 		At:         now,
 	})
 	f.accepted.Add(1)
+	if cb := r.PostForm.Get("StatusCallback"); cb != "" && f.opts.StatusCallbacks {
+		f.mu.Lock()
+		final, ok := f.outcomes[to]
+		f.mu.Unlock()
+		if !ok {
+			final = outcome{status: "delivered"}
+		}
+		base := url.Values{
+			"AccountSid": {account}, "ApiVersion": {"2010-04-01"}, "MessageSid": {sid}, "SmsSid": {sid},
+			"To": {to}, "From": {deliveredFrom},
+		}
+		if service != "" {
+			base.Set("MessagingServiceSid", service)
+		}
+		f.posting.Add(1)
+		go func() {
+			defer f.posting.Done()
+			f.postCallback(cb, base, outcome{status: "sent"})
+			f.postCallback(cb, base, final)
+		}()
+	}
 	writeJSON(w, http.StatusCreated, messageResource(account, sid, to, from, service, body, now))
+}
+
+// postCallback posts one status callback as Twilio does: form-encoded,
+// signed with X-Twilio-Signature.
+func (f *Fake) postCallback(callbackURL string, base url.Values, o outcome) {
+	form := url.Values{}
+	for k, v := range base {
+		form[k] = v
+	}
+	form.Set("MessageStatus", o.status)
+	form.Set("SmsStatus", o.status)
+	if o.code != 0 {
+		form.Set("ErrorCode", strconv.Itoa(o.code))
+	}
+	rec := Callback{MessageSID: base.Get("MessageSid"), To: base.Get("To"), URL: callbackURL, Status: o.status, ErrorCode: o.code}
+	req, err := http.NewRequest(http.MethodPost, callbackURL, strings.NewReader(form.Encode()))
+	if err == nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("User-Agent", "TwilioProxy/1.1")
+		req.Header.Set("X-Twilio-Signature", Signature(f.opts.AuthToken, callbackURL, form))
+		var resp *http.Response
+		if resp, err = f.opts.CallbackClient.Do(req); err == nil {
+			rec.HTTPStatus = resp.StatusCode
+			_ = resp.Body.Close()
+		}
+	}
+	rec.Err = err
+	f.mu.Lock()
+	f.callbacks = append(f.callbacks, rec)
+	f.mu.Unlock()
+}
+
+// Signature is Twilio's X-Twilio-Signature for a form-encoded POST to
+// fullURL: HMAC-SHA1 keyed with the auth token over the URL followed by
+// each parameter's name and value, names sorted, base64-encoded. Tests use
+// it to sign requests of their own.
+func Signature(authToken, fullURL string, form url.Values) string {
+	keys := make([]string, 0, len(form))
+	for k := range form {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(fullURL)
+	for _, k := range keys {
+		for _, v := range form[k] {
+			b.WriteString(k)
+			b.WriteString(v)
+		}
+	}
+	mac := hmac.New(sha1.New, []byte(authToken))
+	mac.Write([]byte(b.String()))
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
 func validFrom(from string) bool {
