@@ -14,9 +14,9 @@ import (
 	"github.com/twilio/twilio-go/client"
 	"go.uber.org/zap"
 
+	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
-	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/suppress"
 )
 
@@ -284,7 +284,7 @@ func (t *Twilio) serve(r *http.Request) (int, string) {
 			zap.String("status", string(rc.Status)),
 			zap.String("code", rc.Code),
 			zap.String("detail", rc.Detail),
-			zap.String("to", obs.MaskPhone(to)),
+			zap.String("to", address.MaskPhone(to)),
 		}
 		if rc.Status.Final() {
 			log.Info("delivery receipt", fields...)
