@@ -63,6 +63,9 @@ type Receipt struct {
 	// ProviderMessageID is the provider's id for the message (SMTP
 	// Message-ID, Twilio SID, FCM message name).
 	ProviderMessageID string
+	// Provider names the provider that accepted it, when a channel has
+	// several (package failover); empty means the channel's only one.
+	Provider string
 }
 
 // Sender delivers messages on one channel.

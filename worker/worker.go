@@ -32,6 +32,7 @@ import (
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/receipts"
 	"github.com/gymhq/herald/suppress"
 	"github.com/gymhq/herald/topics"
 )
@@ -58,6 +59,14 @@ type Config struct {
 	Suppressions suppress.Store
 	// Limiter, if set, is waited on before every provider call (rate.go).
 	Limiter Limiter
+	// Receipts, if set, records each accepted send (the provider's message
+	// id → the notification), so that the provider's delivery callbacks
+	// find their notification (package receipts). A failure to record is
+	// logged and counted, never fails or repeats the send.
+	Receipts receipts.Store
+	// Provider names the provider in receipts when the sender's Receipt
+	// does not (a single-provider channel).
+	Provider string
 	// Owner identifies this process in idempotency claims; unique per
 	// process start, so a restarted pod never inherits a dead one's claims.
 	// Each Handle call claims as Owner#n, so two copies of one notification
@@ -209,6 +218,7 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 			return err
 		}
 		w.cfg.Metrics.EndToEnd.WithLabelValues(w.ch).Observe(w.cfg.Now().Sub(n.CreatedAt).Seconds())
+		w.recordAccepted(ctx, n, receipt)
 		w.outcome(m, n, obs.OutcomeSent, nil, receipt.ProviderMessageID, start)
 		return nil
 	case failure.ClassOf(err) == failure.Retryable:
@@ -472,5 +482,25 @@ func (w *Worker) outcome(m *queue.Message, n *notification.Notification, outcome
 		w.log.Info("notification "+outcome, fields...)
 	default:
 		w.log.Warn("notification "+outcome, fields...)
+	}
+}
+
+// recordAccepted notes an accepted send in the receipts store, when there
+// is one, for the provider's delivery callbacks to find.
+func (w *Worker) recordAccepted(ctx context.Context, n *notification.Notification, r channels.Receipt) {
+	if w.cfg.Receipts == nil || r.ProviderMessageID == "" {
+		return
+	}
+	provider := r.Provider
+	if provider == "" {
+		provider = w.cfg.Provider
+	}
+	_, err := w.cfg.Receipts.Accepted(ctx, receipts.Receipt{
+		NotificationID: n.ID, Channel: n.Channel, Provider: provider,
+		ProviderMessageID: r.ProviderMessageID, Status: receipts.StatusAccepted, At: w.cfg.Now(),
+	})
+	if err != nil {
+		w.log.Warn("delivery receipt not recorded; the provider's status callbacks for this message will be counted as unknown",
+			zap.String("notification_id", n.ID), zap.Error(err))
 	}
 }

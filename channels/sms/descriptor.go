@@ -1,6 +1,10 @@
 package sms
 
 import (
+	"fmt"
+	"net/url"
+	"strings"
+
 	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/config"
@@ -28,13 +32,40 @@ var Descriptor = &channels.Descriptor{
 		return []string{p.Phone}
 	},
 	Parts: []channels.Part{{File: "txt", Field: channels.FieldText}},
+	Settings: []config.Setting{{
+		Name: StatusCallbackVar, Kind: "url", Accepts: "absolute http(s) URL ending in " + receiptsPath,
+		Doc: "Public URL Twilio posts each SMS's delivery status to (its StatusCallback), which herald serves on the sms role's HTTP port (`HERALD_HTTP_ADDR`) at `" + receiptsPath + "`: " +
+			"the status (delivered, undelivered with Twilio's error code) shows in `herald trace` and `herald_delivery_receipts_total`, " +
+			"and codes that say the number is dead or unsubscribed suppress it. Callbacks are checked against `X-Twilio-Signature`, " +
+			"so it must be exactly the URL Twilio is given. Unset: no delivery receipts for SMS.",
+		Check: checkCallbackURL,
+	}},
 	New: func(b channels.Build) (channels.Sender, error) {
 		c := b.Config
 		return New(Config{
 			AccountSID: c.TwilioAccountSID, AuthToken: c.TwilioAuthToken, From: c.TwilioFrom,
 			MessagingServiceSID: c.TwilioMessagingServiceSID, APIURL: c.TwilioAPIURL,
 			ValidityPeriod: c.SMSValidityPeriod, Timeout: c.SendTimeout, Policy: c.SMSPolicy(),
+			StatusCallback: c.Value(StatusCallbackVar),
 		})
 	},
 	Rate: func(c *config.Config) int { return c.SMSRate },
+}
+
+// StatusCallbackVar is the variable of the URL Twilio posts delivery
+// status callbacks to (package receipts serves it).
+const StatusCallbackVar = "HERALD_TWILIO_STATUS_CALLBACK_URL"
+
+// receiptsPath is receipts.TwilioPath, which this package cannot import
+// (receipts' tests import the channel table).
+const receiptsPath = "/v1/receipts/twilio"
+
+func checkCallbackURL(s string) error {
+	if err := checkURL(s, true); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(s); !strings.HasSuffix(u.Path, receiptsPath) {
+		return fmt.Errorf("%q does not end in %s, the path herald serves", s, receiptsPath)
+	}
+	return nil
 }

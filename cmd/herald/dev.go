@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/channels/sms"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/kafkatest"
@@ -26,6 +27,7 @@ import (
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/protect"
 	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/receipts"
 	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/sinks"
 	"github.com/gymhq/herald/sinks/fcmfake"
@@ -49,6 +51,11 @@ type devOptions struct {
 	// TemplatesDir, when set, is served instead of the built-in templates
 	// and reloaded when it changes (HERALD_TEMPLATES_DIR).
 	TemplatesDir string
+	// ReceiptsURL, when set, is where the dev HTTP server serves Twilio's
+	// status callbacks: the Twilio fake then posts signed callbacks for
+	// every SMS (sent, then delivered or its scripted failure) and herald
+	// records them (HERALD_TWILIO_STATUS_CALLBACK_URL).
+	ReceiptsURL string
 }
 
 // devEnv is the whole fleet on embedded parts: an in-process Kafka cluster,
@@ -128,7 +135,7 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	e.closers = append(e.closers, func() { e.smtp.Close() })
 
 	const sid, token = "AC00000000000000000000000000000000", "devauthtoken0000"
-	e.twilio = twiliofake.New(e.outbox, twiliofake.Options{AccountSID: sid, AuthToken: token})
+	e.twilio = twiliofake.New(e.outbox, twiliofake.Options{AccountSID: sid, AuthToken: token, StatusCallbacks: o.ReceiptsURL != ""})
 	twURL, stop, err := serveLocal(e.twilio)
 	if err != nil {
 		return nil, err
@@ -176,6 +183,7 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	cfg.TwilioAccountSID, cfg.TwilioAuthToken, cfg.TwilioFrom, cfg.TwilioAPIURL = sid, token, "+15005550006", twURL
 	cfg.FCMProjectID, cfg.FCMCredentialsFile, cfg.FCMEndpoint = "herald-dev", credFile, fcmURL
 	cfg.TemplatesDir, cfg.TemplatesReloadInterval = o.TemplatesDir, time.Second
+	cfg.SetValue(sms.StatusCallbackVar, o.ReceiptsURL)
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("dev configuration: %w", err)
 	}
@@ -258,7 +266,8 @@ func cmdDev(args []string) int {
 		return 2
 	}
 	routeRedisLogs(log)
-	env, err := newDevEnv(devOptions{KafkaAddr: *kafkaAddr, Partitions: *partitions, RedisURL: os.Getenv("HERALD_REDIS_URL"), Keep: 500, Log: log, TemplatesDir: *templatesDir})
+	env, err := newDevEnv(devOptions{KafkaAddr: *kafkaAddr, Partitions: *partitions, RedisURL: os.Getenv("HERALD_REDIS_URL"), Keep: 500, Log: log, TemplatesDir: *templatesDir,
+		ReceiptsURL: devReceiptsURL(*httpAddr)})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "herald dev: %v\n", err)
 		return 1
@@ -312,4 +321,17 @@ func simulate(ctx context.Context, env *devEnv, rate float64, log *zap.Logger) {
 			}
 		}
 	}
+}
+
+// devReceiptsURL is where herald dev's HTTP server on addr takes Twilio's
+// status callbacks, as the Twilio fake on the same host reaches it.
+func devReceiptsURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "0" {
+		return "" // the port is not known before the server binds
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + receipts.TwilioPath
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/receipts"
 	"github.com/gymhq/herald/templates"
 	"github.com/gymhq/herald/topics"
 	"github.com/gymhq/herald/tracing"
@@ -52,6 +54,11 @@ type fleet struct {
 	waiting await.Waiter
 	// prot is suppressions and provider protection (protect.go).
 	prot protection
+	// receipts are the delivery-receipt stores of the channels that have
+	// them, and routes the HTTP endpoints their providers call
+	// (receipts.go).
+	receipts map[notification.Channel]receipts.Store
+	routes   map[string]http.Handler
 
 	mu        sync.Mutex
 	consumers []*kafkarun.Consumer
@@ -183,6 +190,7 @@ func (f *fleet) stage(role config.Role, pub queue.Publisher, owner string) (grou
 	sender = f.tracing.Sender(string(ch), sender)
 	w, err := worker.New(worker.Config{
 		Channel: ch, Sender: sender, Renderer: f.templates, Store: f.store, Publisher: pub, Owner: owner, Suppressions: f.prot.list, Limiter: f.limiter(ch),
+		Receipts: f.receipts[ch], Provider: channels.Lookup(ch).Provider,
 		Lease: f.cfg.IdempotencyLease, SendTimeout: f.cfg.SendTimeout,
 		MaxAttempts: f.cfg.RetryMaxAttempts, MaxAge: f.cfg.RetryMaxAge,
 		Logger: f.log.With(zap.String("role", string(role))), Metrics: f.metrics,

@@ -36,6 +36,9 @@ func serveHTTP(addr string, f *fleet, extra func(*http.ServeMux), wrap ...func(h
 		}
 		w.Write([]byte("ready\n"))
 	})
+	for pattern, h := range f.routes {
+		mux.Handle(pattern, h)
+	}
 	if extra != nil {
 		extra(mux)
 	}

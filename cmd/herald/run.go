@@ -146,6 +146,10 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		closeAll()
 		return nil, nil, err
 	}
+	if err := f.setupReceipts(rc); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
 	if c, ok := f.prot.list.(io.Closer); ok { // before the Redis client it uses
 		closers = append(closers, func() { c.Close() })
 	}

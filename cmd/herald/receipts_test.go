@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/receipts"
+	"github.com/gymhq/herald/sim"
+	"github.com/gymhq/herald/suppress"
+)
+
+// TestDeliveryReceipts runs SMS delivery receipts as herald dev does:
+// the Twilio fake posts signed status callbacks to the fleet's HTTP port,
+// the receipt of every SMS moves past "accepted", a number Twilio reports
+// unreachable (30005) ends undelivered with the code and is suppressed, a
+// forged callback is refused, and the metric counts by channel, provider
+// and status.
+func TestDeliveryReceipts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	rs := redistest.Start(t)
+	addr := freeAddr(t)
+	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 2, RedisURL: rs.URL(), Log: jsonLogger(&syncBuffer{}),
+		ReceiptsURL: "http://" + addr + receipts.TwilioPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	srv, err := serveHTTP(addr, env.fleet, env.routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+
+	g := sim.New(sim.Options{Seed: 7, Members: 500, Prefix: "rcpt"})
+	w := newWorkload(t, g, 0)
+	for i := 0; i < 200 && smsAddresses(w) < 6; i++ {
+		w.add(t, g.Make("gym.class.reminder"))
+	}
+	// The unreachable number gets one SMS: its receipt suppresses it, so
+	// a second would rightly not be sent.
+	var dead string
+	for k, n := range w.want {
+		if k.channel == "sms" && n == 1 {
+			dead = k.to
+			break
+		}
+	}
+	if dead == "" {
+		t.Fatal("workload sends no SMS")
+	}
+	env.twilio.DeliveryOutcome(dead, "undelivered", 30005)
+	startFleet(t, env)
+	w.publish(t, env)
+	waitDelivered(t, env, w, 60*time.Second)
+
+	store := receipts.NewRedis(rs.Client(), 0)
+	ctx := context.Background()
+	var sms, delivered int
+	waitFor(t, "every SMS's final receipt", func() bool {
+		sms, delivered = 0, 0
+		final := true
+		for _, d := range env.outbox.All() {
+			if d.Channel != "sms" {
+				continue
+			}
+			sms++
+			r, ok, err := store.Get(ctx, d.NotificationID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok || !r.Status.Final() {
+				final = false
+				continue
+			}
+			switch {
+			case d.To == dead:
+				if r.Status != receipts.StatusUndelivered || r.Code != "30005" || r.Provider != "twilio" {
+					t.Fatalf("receipt for the unreachable number: %+v", r)
+				}
+			case r.Status == receipts.StatusDelivered:
+				delivered++
+			}
+		}
+		return final && sms > 0
+	})
+	t.Logf("%d SMS: %d delivered, %d to the unreachable number undelivered (30005)", sms, delivered, countTo(env, dead))
+	if delivered != sms-countTo(env, dead) {
+		t.Errorf("%d of %d SMS delivered", delivered, sms)
+	}
+	if e, ok, err := suppress.NewRedis(rs.Client(), "", nil).Lookup(ctx, "sms", dead); err != nil || !ok || e.Reason != "invalid_address" {
+		t.Errorf("unreachable number not suppressed: %+v %v %v", e, ok, err)
+	}
+
+	// A callback nobody signed is refused.
+	resp, err := http.Post("http://"+addr+receipts.TwilioPath, "application/x-www-form-urlencoded",
+		strings.NewReader("MessageSid=SM00000000000000000000000000000000&MessageStatus=delivered"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("unsigned callback: %d, want 403", resp.StatusCode)
+	}
+
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`herald_delivery_receipts_total{channel="sms",provider="twilio",status="delivered"}`, `status="undelivered"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func smsAddresses(w *workload) int {
+	n := 0
+	for k := range w.want {
+		if k.channel == "sms" {
+			n++
+		}
+	}
+	return n
+}
+
+func countTo(env *devEnv, to string) int {
+	n := 0
+	for _, d := range env.outbox.All() {
+		if d.To == to {
+			n++
+		}
+	}
+	return n
+}
