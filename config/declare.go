@@ -17,6 +17,10 @@ import (
 type Setting struct {
 	// Name is the environment variable, HERALD_<CHANNEL>_….
 	Name string
+	// Group is the docs/configuration.md section; a section that exists
+	// lists it after its own variables. Default: the channel's name,
+	// capitalised.
+	Group string
 	// Default as it would be written in the environment; "" is none.
 	Default string
 	// Doc is the operator's documentation; its first sentence is the -h
@@ -46,8 +50,12 @@ func Declare(ch notification.Channel, ss ...Setting) {
 			}
 		}
 		s := s
+		group := s.Group
+		if group == "" {
+			group = groupOf(ch)
+		}
 		v := &variable{
-			name: s.Name, group: groupOf(ch), def: s.Default, doc: s.Doc, secret: s.Secret,
+			name: s.Name, group: group, def: s.Default, doc: s.Doc, secret: s.Secret,
 			scope: []Role{Role(ch)},
 			bind: binding{
 				kind: s.Kind, accepts: s.Accepts,
@@ -62,7 +70,13 @@ func Declare(ch notification.Channel, ss ...Setting) {
 		if s.Check != nil {
 			v.bind.check = func(c *Config) error { return s.Check(c.declared[s.Name]) }
 		}
-		registry = append(registry, v)
+		at := len(registry)
+		for i, x := range registry {
+			if x.group == group {
+				at = i + 1
+			}
+		}
+		registry = append(registry[:at], append([]*variable{v}, registry[at:]...)...)
 	}
 }
 

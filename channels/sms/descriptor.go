@@ -33,7 +33,7 @@ var Descriptor = &channels.Descriptor{
 	},
 	Parts: []channels.Part{{File: "txt", Field: channels.FieldText}},
 	Settings: []config.Setting{{
-		Name: StatusCallbackVar, Kind: "url", Accepts: "absolute http(s) URL ending in " + receiptsPath,
+		Name: StatusCallbackVar, Group: "SMS", Kind: "url", Accepts: "absolute http(s) URL ending in " + receiptsPath,
 		Doc: "Public URL Twilio posts each SMS's delivery status to (its StatusCallback), which herald serves on the sms role's HTTP port (`HERALD_HTTP_ADDR`) at `" + receiptsPath + "`: " +
 			"the status (delivered, undelivered with Twilio's error code) shows in `herald trace` and `herald_delivery_receipts_total`, " +
 			"and codes that say the number is dead or unsubscribed suppress it. Callbacks are checked against `X-Twilio-Signature`, " +
