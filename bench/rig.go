@@ -8,16 +8,19 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/dispatcher"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/pipeline"
 	"github.com/gymhq/herald/suppress"
 	"github.com/gymhq/herald/templates"
 	"github.com/gymhq/herald/topics"
-	"github.com/gymhq/herald/worker"
+	"github.com/gymhq/herald/tracing"
 )
 
 var allChannels = []notification.Channel{notification.Email, notification.SMS, notification.Push}
@@ -240,14 +243,18 @@ func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store
 		store:    store,
 		closeDB:  closeDB,
 	}
+	// The stages herald run builds (package pipeline), on the defaults of
+	// every setting; tracing is a no-op, as in production without OTLP.
+	common := pipeline.Common{
+		Config: config.Defaults(), Publisher: hp.producer, Tracing: tracing.New(noop.NewTracerProvider()),
+		Metrics: newMetrics(), Logger: nopLogger,
+	}
+	common.Config.EventsTopic = eventsTopic
 	if cfg.dispatch {
-		d := &dispatcher.Dispatcher{
-			Planner:   &dispatcher.Planner{Templates: tpl},
-			Publisher: hp.producer, Logger: nopLogger, Metrics: newMetrics(),
-		}
+		st := pipeline.Dispatch(common, &dispatcher.Planner{Templates: tpl})
 		c, err := startConsumer(kafkarun.ConsumerConfig{
-			Brokers: cfg.brokers, GroupID: topics.GroupDispatch, Topics: []string{eventsTopic}, MaxInFlight: cfg.maxInFlight,
-		}, hp.first.wrap(d.Handle))
+			Brokers: cfg.brokers, GroupID: st.Group, Topics: st.Topics, MaxInFlight: cfg.maxInFlight,
+		}, hp.first.wrap(st.Handler))
 		if err != nil {
 			hp.close()
 			return nil, err
@@ -255,19 +262,21 @@ func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store
 		hp.consumers = append(hp.consumers, c)
 	}
 	for _, ch := range cfg.channels {
-		w, err := worker.New(worker.Config{
-			Channel: ch, Sender: &sink{latency: cfg.sendLatency, t: t}, Renderer: tpl,
-			Store: store, Suppressions: cfg.suppressions, Publisher: hp.producer, Owner: "bench-" + string(ch),
-			Logger: nopLogger, Metrics: newMetrics(),
+		guard, err := pipeline.NewBreaker(common, ch, &sink{latency: cfg.sendLatency, t: t})
+		if err != nil {
+			hp.close()
+			return nil, err
+		}
+		st, err := pipeline.Deliver(common, pipeline.Channel{
+			Name: ch, Guard: guard, Renderer: tpl, Store: store, Suppressions: cfg.suppressions, Owner: "bench-" + string(ch),
 		})
 		if err != nil {
 			hp.close()
 			return nil, err
 		}
 		c, err := startConsumer(kafkarun.ConsumerConfig{
-			Brokers: cfg.brokers, GroupID: topics.Group(ch), Topics: []string{topics.Channel(ch), topics.Retry(ch)},
-			MaxInFlight: cfg.maxInFlight,
-		}, hp.first.wrap(w.Handle))
+			Brokers: cfg.brokers, GroupID: st.Group, Topics: st.Topics, MaxInFlight: cfg.maxInFlight,
+		}, hp.first.wrap(st.Handler))
 		if err != nil {
 			hp.close()
 			return nil, err

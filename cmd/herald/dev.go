@@ -25,7 +25,6 @@ import (
 	"github.com/gymhq/herald/internal/kafkatest"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/obs"
-	"github.com/gymhq/herald/protect"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/receipts"
 	"github.com/gymhq/herald/sim"
@@ -207,13 +206,9 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	e.closers = append(e.closers, closeFleet)
 	e.fleet = f
 	for ch, s := range f.senders {
-		// Innermost, next to the provider client: the fleet's own wrappers
-		// (the breaker) stay where the rest of the code expects them.
-		if ps, ok := s.(*protect.Sender); ok {
-			ps.Next = identifying{Sender: ps.Next, ch: string(ch), outbox: e.outbox}
-		} else {
-			f.senders[ch] = identifying{Sender: s, ch: string(ch), outbox: e.outbox}
-		}
+		// Innermost, next to the provider client: the stages wrap it
+		// (pipeline.Deliver) when the fleet runs.
+		f.senders[ch] = identifying{Sender: s, ch: string(ch), outbox: e.outbox}
 	}
 
 	// herald never creates the events topic in production; in dev we play

@@ -23,12 +23,11 @@ import (
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/pipeline"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/receipts"
 	"github.com/gymhq/herald/templates"
-	"github.com/gymhq/herald/topics"
 	"github.com/gymhq/herald/tracing"
-	"github.com/gymhq/herald/worker"
 )
 
 // fleet is every role one process runs, wired from concrete parts. It is
@@ -113,20 +112,20 @@ func (f *fleet) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for _, role := range roles(cfg.Role) {
-		group, topicList, handler, err := f.stage(role, pub, owner)
+		st, err := f.stage(role, pub, owner)
 		if err != nil {
 			return err
 		}
-		handler = f.track(group, topicList, handler)
+		group := st.Group
 		c, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{
-			Brokers: cfg.KafkaBrokers, GroupID: group, Topics: topicList, Dialer: conn.Dialer,
+			Brokers: cfg.KafkaBrokers, GroupID: group, Topics: st.Topics, Dialer: conn.Dialer,
 			MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval,
 			DrainTimeout: cfg.ShutdownTimeout, SessionTimeout: cfg.SessionTimeout,
 			RebalanceTimeout: cfg.RebalanceTimeout, HeartbeatInterval: cfg.HeartbeatInterval,
 			Logger:   f.log.With(zap.String("role", string(role))),
 			Observer: f.live.observe(group, observer{m: f.metrics, group: group, joinErrors: joinErrors}),
-			Gate:     f.live.gate(group, f.gate(role)),
-		}, handler)
+			Gate:     st.Gate,
+		}, st.Handler)
 		if err != nil {
 			return err
 		}
@@ -172,33 +171,38 @@ func (f *fleet) logger() *zap.Logger {
 	return f.log
 }
 
-// stage builds the handler for one role: the stage order for a channel is
-// written out in worker.Handle, for events in dispatcher.Handle.
-func (f *fleet) stage(role config.Role, pub queue.Publisher, owner string) (group string, topicList []string, h queue.Handler, err error) {
+// common is what every stage of this fleet is built from.
+func (f *fleet) common(pub queue.Publisher) pipeline.Common {
+	return pipeline.Common{Config: f.cfg, Publisher: pub, Tracing: f.tracing, Metrics: f.metrics, Logger: f.logger(), Liveness: fleetLiveness{f}}
+}
+
+// stage builds one role's stage; the order of its parts is written once,
+// in package pipeline.
+func (f *fleet) stage(role config.Role, pub queue.Publisher, owner string) (pipeline.Stage, error) {
+	c := f.common(pub)
 	if role == config.RoleDispatcher {
-		d := &dispatcher.Dispatcher{
-			Planner:   &dispatcher.Planner{Templates: f.templates, Now: time.Now, SMS: f.cfg.SMSPolicy()},
-			Publisher: pub, Logger: f.log.With(zap.String("role", "dispatcher")), Metrics: f.metrics,
-		}
-		return topics.GroupDispatch, []string{f.cfg.EventsTopic}, f.tracing.Handler("dispatch", d.Handle), nil
+		return pipeline.Dispatch(c, &dispatcher.Planner{Templates: f.templates, Now: time.Now, SMS: f.cfg.SMSPolicy()}), nil
 	}
 	ch := notification.Channel(role)
-	sender := f.senders[ch]
-	if sender == nil {
-		return "", nil, nil, fmt.Errorf("no sender for channel %s", ch)
-	}
-	sender = f.tracing.Sender(string(ch), sender)
-	w, err := worker.New(worker.Config{
-		Channel: ch, Sender: sender, Renderer: f.templates, Store: f.store, Publisher: pub, Owner: owner, Suppressions: f.prot.list, Limiter: f.limiter(ch),
-		Receipts: f.receipts[ch], Provider: channels.Lookup(ch).Provider,
-		Lease: f.cfg.IdempotencyLease, SendTimeout: f.cfg.SendTimeout,
-		MaxAttempts: f.cfg.RetryMaxAttempts, MaxAge: f.cfg.RetryMaxAge,
-		Logger: f.log.With(zap.String("role", string(role))), Metrics: f.metrics,
-	})
+	guard, err := f.guard(c, ch)
 	if err != nil {
-		return "", nil, nil, err
+		return pipeline.Stage{}, err
 	}
-	return topics.Group(ch), []string{topics.Channel(ch), topics.Retry(ch)}, f.tracing.Handler("deliver "+string(ch), w.Handle), nil
+	return pipeline.Deliver(c, pipeline.Channel{
+		Name: ch, Guard: guard, Renderer: f.templates, Store: f.store, Suppressions: f.prot.list,
+		Limiter: f.limiter(ch), Receipts: f.receipts[ch], Owner: owner,
+	})
+}
+
+// fleetLiveness is the fleet's liveness as the pipeline sees it.
+type fleetLiveness struct{ f *fleet }
+
+func (l fleetLiveness) Track(group string, topics []string, h queue.Handler) queue.Handler {
+	return l.f.track(group, topics, h)
+}
+
+func (l fleetLiveness) Gate(group string, g kafkarun.Gate) kafkarun.Gate {
+	return l.f.live.gate(group, g)
 }
 
 // ready reports whether every consumer holds a generation and the

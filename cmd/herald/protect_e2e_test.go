@@ -20,6 +20,7 @@ import (
 	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/pipeline"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/protect"
 	"github.com/gymhq/herald/queue"
@@ -321,13 +322,13 @@ func TestBreakerPausesConsumption(t *testing.T) {
 	defer env.Close()
 	// A quick breaker for the test, made the way buildFleet makes it.
 	env.cfg.BreakerFailures, env.cfg.BreakerOpenFor = 3, 250*time.Millisecond
-	counter := &countingSender{next: env.fleet.senders[notification.Email].(*protect.Sender).Next}
-	ps, err := env.fleet.guard(notification.Email, counter)
+	counter := &countingSender{next: env.fleet.senders[notification.Email]}
+	env.fleet.senders[notification.Email] = counter
+	g, err := env.fleet.guard(env.fleet.common(nil), notification.Email)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.fleet.senders[notification.Email], env.fleet.prot.breakers[notification.Email] = ps, ps.Breaker
-	b := ps.Breaker
+	b := g.(*pipeline.Breaker).Breaker
 	m := env.fleet.metrics.Protect
 	halfOpens := func() float64 { return testutil.ToFloat64(m.BreakerTransitions.WithLabelValues("email", "half-open")) }
 

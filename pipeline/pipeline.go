@@ -1,0 +1,189 @@
+// Package pipeline is the order of the wrappers of each role, written once:
+// Dispatch for the dispatcher, Deliver for a channel. herald run, herald
+// dev and herald bench all build their stages here, so what is measured is
+// what runs, and a wrapper is added or moved in one place.
+//
+// A record meets a channel stage's parts in this order, outermost first:
+//
+//	liveness       counts the record in flight for /healthz (fleet only)
+//	tracing        the "deliver <channel>" span, continued from the record's headers
+//	worker         claim → suppression → render → rate limit → send → record → receipt
+//	tracing        the "send <channel>" span around the provider call
+//	guard          the provider's circuit breaker (or failover between providers)
+//	provider       the channel's sender (its descriptor's New)
+//
+// and the consumer that feeds it waits, before fetching, on the gate: the
+// guard (closed while no provider can send), behind liveness's pause
+// bookkeeping.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/config"
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/protect"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/receipts"
+	"github.com/gymhq/herald/suppress"
+	"github.com/gymhq/herald/topics"
+	"github.com/gymhq/herald/tracing"
+	"github.com/gymhq/herald/worker"
+)
+
+// Common are the parts every role's stage is built from.
+type Common struct {
+	Config    *config.Config // leases, timeouts, the retry ladder, breakers
+	Publisher queue.Publisher
+	Tracing   *tracing.Tracing
+	Metrics   *obs.Metrics
+	Logger    *zap.Logger
+	// Liveness, when set, watches each stage for a wedge (herald run's
+	// /healthz); the bench has none.
+	Liveness Liveness
+}
+
+// Liveness is what watches a stage for herald run's /healthz.
+type Liveness interface {
+	// Track counts the records the handler holds.
+	Track(group string, topics []string, h queue.Handler) queue.Handler
+	// Gate tells the watcher when the consumer is paused on purpose.
+	Gate(group string, g kafkarun.Gate) kafkarun.Gate
+}
+
+// Stage is one role's consumer-side parts.
+type Stage struct {
+	Group   string
+	Topics  []string
+	Handler queue.Handler
+	// Gate is waited on before each fetch; nil never pauses.
+	Gate kafkarun.Gate
+}
+
+// Guard is a channel's provider protection: a Sender that refuses calls
+// while its provider is failing (failure.IsPaused), and the Gate that holds
+// the channel's consumer meanwhile.
+type Guard interface {
+	channels.Sender
+	kafkarun.Gate
+}
+
+// Dispatch builds the dispatcher's stage.
+func Dispatch(c Common, planner *dispatcher.Planner) Stage {
+	d := &dispatcher.Dispatcher{
+		Planner: planner, Publisher: c.Publisher,
+		Logger: c.logger().With(zap.String("role", "dispatcher")), Metrics: c.Metrics,
+	}
+	var h queue.Handler = d.Handle
+	h = c.Tracing.Handler("dispatch", h)
+	return c.watched(Stage{Group: topics.GroupDispatch, Topics: []string{c.Config.EventsTopic}, Handler: h})
+}
+
+// Channel is what one channel's stage is built from besides Common.
+type Channel struct {
+	Name notification.Channel
+	// Guard wraps the provider: NewBreaker's protect.Sender, or a
+	// failover.Sender over several providers.
+	Guard        Guard
+	Renderer     worker.Renderer
+	Store        dedupe.Store
+	Suppressions suppress.Store
+	Limiter      worker.Limiter // nil: unlimited
+	Receipts     receipts.Store // nil: the channel has none
+	Owner        string
+}
+
+// Deliver builds a channel's stage, innermost part first.
+func Deliver(c Common, ch Channel) (Stage, error) {
+	if ch.Guard == nil {
+		return Stage{}, fmt.Errorf("pipeline: channel %s has no guarded provider", ch.Name)
+	}
+	cfg := c.Config
+	var s channels.Sender = ch.Guard
+	s = c.Tracing.Sender(string(ch.Name), s)
+	provider := ""
+	if d := channels.Lookup(ch.Name); d != nil {
+		provider = d.Provider
+	}
+	w, err := worker.New(worker.Config{
+		Channel: ch.Name, Sender: s, Renderer: ch.Renderer, Store: ch.Store, Publisher: c.Publisher, Owner: ch.Owner,
+		Suppressions: ch.Suppressions, Limiter: ch.Limiter, Receipts: ch.Receipts, Provider: provider,
+		Lease: cfg.IdempotencyLease, SendTimeout: cfg.SendTimeout,
+		MaxAttempts: cfg.RetryMaxAttempts, MaxAge: cfg.RetryMaxAge,
+		Logger: c.logger().With(zap.String("role", string(ch.Name))), Metrics: c.Metrics,
+	})
+	if err != nil {
+		return Stage{}, err
+	}
+	var h queue.Handler = w.Handle
+	h = c.Tracing.Handler("deliver "+string(ch.Name), h)
+	return c.watched(Stage{
+		Group: topics.Group(ch.Name), Topics: []string{topics.Channel(ch.Name), topics.Retry(ch.Name)},
+		Handler: h, Gate: ch.Guard,
+	}), nil
+}
+
+// watched puts liveness around a stage, outermost.
+func (c Common) watched(s Stage) Stage {
+	if c.Liveness == nil {
+		return s
+	}
+	s.Handler = c.Liveness.Track(s.Group, s.Topics, s.Handler)
+	s.Gate = c.Liveness.Gate(s.Group, s.Gate)
+	return s
+}
+
+func (c Common) logger() *zap.Logger {
+	if c.Logger == nil {
+		return zap.NewNop()
+	}
+	return c.Logger
+}
+
+// NewBreaker guards a single provider with a circuit breaker configured by
+// HERALD_BREAKER_FAILURES and HERALD_BREAKER_OPEN_FOR, reporting its state
+// to the metrics and the log.
+func NewBreaker(c Common, ch notification.Channel, provider channels.Sender) (*Breaker, error) {
+	name := string(ch)
+	log := c.logger().With(zap.String("channel", name))
+	var onState func(from, to protect.State)
+	if c.Metrics != nil {
+		gauge := c.Metrics.Protect.BreakerState.WithLabelValues(name)
+		onState = func(from, to protect.State) {
+			gauge.Set(float64(to))
+			c.Metrics.Protect.BreakerTransitions.WithLabelValues(name, to.String()).Inc()
+			if to == protect.Open {
+				log.Warn("provider circuit breaker opened; channel paused", zap.String("from", from.String()), zap.Duration("probe_in", c.Config.BreakerOpenFor))
+			} else {
+				log.Info("provider circuit breaker "+to.String(), zap.String("from", from.String()))
+			}
+		}
+	}
+	b, err := protect.NewBreaker(protect.BreakerConfig{
+		Name: name, Failures: c.Config.BreakerFailures, OpenFor: c.Config.BreakerOpenFor, OnState: onState,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_BREAKER_FAILURES/HERALD_BREAKER_OPEN_FOR: %w", err)
+	}
+	return &Breaker{Sender: protect.Sender{Next: provider, Breaker: b}}, nil
+}
+
+// Breaker is a provider behind one circuit breaker: a Guard.
+type Breaker struct {
+	protect.Sender
+}
+
+// Wait implements kafkarun.Gate: it returns once the breaker lets a call
+// through.
+func (b *Breaker) Wait(ctx context.Context) error { return b.Breaker.Wait(ctx) }
+
+// Passing reports that Wait would return at once.
+func (b *Breaker) Passing() bool { return b.Breaker.Passing() }

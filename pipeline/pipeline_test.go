@@ -1,0 +1,161 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/gymhq/herald/channels"
+	_ "github.com/gymhq/herald/channels/all"
+	"github.com/gymhq/herald/config"
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/pipeline"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/templates"
+	"github.com/gymhq/herald/tracing"
+)
+
+type publisher struct {
+	mu   sync.Mutex
+	msgs []queue.Message
+}
+
+func (p *publisher) Publish(_ context.Context, msgs ...queue.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.msgs = append(p.msgs, msgs...)
+	return nil
+}
+
+// provider answers 503 until healed.
+type provider struct {
+	mu     sync.Mutex
+	down   bool
+	calls  int
+	traced bool // a send span was open around the call
+}
+
+func (p *provider) Send(ctx context.Context, m *channels.Message) (channels.Receipt, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if p.down {
+		return channels.Receipt{}, failure.New(failure.Retryable, failure.ReasonUnavailable, errors.New("503"))
+	}
+	return channels.Receipt{ProviderMessageID: "pm-" + m.NotificationID}, nil
+}
+
+func (p *provider) Close() error { return nil }
+
+// watch records the order liveness sees.
+type watch struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (w *watch) Track(group string, _ []string, h queue.Handler) queue.Handler {
+	return func(ctx context.Context, m *queue.Message) error {
+		w.mu.Lock()
+		w.events = append(w.events, "track "+group)
+		w.mu.Unlock()
+		return h(ctx, m)
+	}
+}
+
+func (w *watch) Gate(group string, g kafkarun.Gate) kafkarun.Gate { return g }
+
+// TestDeliverOrder builds a channel stage as herald run, dev and bench do
+// and checks the order of its parts from outside: liveness sees every
+// record, each record gets a deliver span with a send span inside it, the
+// breaker opens after the configured failures and its gate then holds
+// the consumer, and a send after recovery goes through.
+func TestDeliverOrder(t *testing.T) {
+	tpl, err := templates.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans := tracetest.NewSpanRecorder()
+	cfg := config.Defaults()
+	cfg.BreakerFailures, cfg.BreakerOpenFor = 2, time.Second
+	pub := &publisher{}
+	live := &watch{}
+	c := pipeline.Common{Config: cfg, Publisher: pub, Tracing: tracing.New(trace.NewTracerProvider(trace.WithSpanProcessor(spans))),
+		Metrics: obs.NewMetrics(), Liveness: live}
+	prov := &provider{down: true}
+	guard, err := pipeline.NewBreaker(c, notification.SMS, prov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := pipeline.Deliver(c, pipeline.Channel{Name: notification.SMS, Guard: guard, Renderer: tpl,
+		Store: dedupe.NewMemory(dedupe.Options{}), Owner: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Group != "herald-sms" || len(st.Topics) != 2 {
+		t.Fatalf("stage %s %v", st.Group, st.Topics)
+	}
+
+	n := &notification.Notification{EventID: "e1", EventType: "gym.class.reminder", Template: "gym.class.reminder",
+		Channel: notification.SMS, Locale: "en", RecipientID: "m1", To: "+447700900123",
+		Data: map[string]string{"recipient_name": "Ann", "class_name": "Spin", "class_start_time": "07:00", "class_date": "Mon"},
+		CreatedAt: time.Now()}
+	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+	value, err := notification.Encode(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &queue.Message{Topic: "herald.sms.v1", Key: []byte("m1"), Value: value}
+
+	// Down: the worker tries its quick attempts; the breaker opens after
+	// two failures and the rest are refused without a call.
+	_ = st.Handler(context.Background(), rec)
+	if prov.calls != 2 {
+		t.Errorf("provider called %d times while down, want 2 (the breaker's failures)", prov.calls)
+	}
+	if p, ok := st.Gate.(interface{ Passing() bool }); !ok || p.Passing() {
+		t.Error("gate passing with the breaker open")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	prov.mu.Lock()
+	prov.down = false
+	prov.mu.Unlock()
+	if err := st.Gate.Wait(ctx); err != nil {
+		t.Fatalf("gate did not reopen for the probe: %v", err)
+	}
+	n.EventID = "e2"
+	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+	if value, err = notification.Encode(n); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Handler(context.Background(), &queue.Message{Topic: "herald.sms.v1", Key: []byte("m1"), Value: value}); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+	if len(live.events) != 2 {
+		t.Errorf("liveness saw %v, want both records", live.events)
+	}
+	var deliver, send int
+	for _, s := range spans.Ended() {
+		switch s.Name() {
+		case "herald deliver sms":
+			deliver++
+		case "send sms":
+			send++
+			if !s.Parent().IsValid() {
+				t.Error("send span without a parent deliver span")
+			}
+		}
+	}
+	if deliver != 2 || send < 1 {
+		t.Errorf("%d deliver and %d send spans", deliver, send)
+	}
+}
