@@ -16,10 +16,19 @@ import (
 // with address.Check, its refusals dropped. Tools that preview what an event
 // would send use it; the dispatcher uses PlanChecked, which reports what it
 // refuses.
+//
+// A channel whose addresses are subscriptions (channels.Descriptor.
+// Subscribers) goes, in Plan, to SampleSubscriber when the tree has no
+// subscriber for the event type: lint, render and preview show what a
+// subscriber would get. The dispatcher's PlanChecked sends to real ones only.
 func (s *Set) Plan(ev *events.Event, now time.Time) ([]notification.Notification, error) {
-	ns, _, err := s.PlanChecked(ev, now, address.Check)
+	ns, _, err := s.plan(ev, now, address.Check, true)
 	return ns, err
 }
+
+// SampleSubscriber is the address Plan gives a subscription channel that
+// has no subscriber for the event type.
+const SampleSubscriber = "sample-subscriber"
 
 // Refusal is one message planning refused: the address a recipient gave for
 // a channel failed check. It carries the recipient's id and never the
@@ -51,6 +60,10 @@ type Refusal struct {
 // type the set does not route, and a poison error (failure.ReasonInvalid)
 // when the event lacks the recipients its routing requires.
 func (s *Set) PlanChecked(ev *events.Event, now time.Time, check func(notification.Channel, string) error) ([]notification.Notification, []Refusal, error) {
+	return s.plan(ev, now, check, false)
+}
+
+func (s *Set) plan(ev *events.Event, now time.Time, check func(notification.Channel, string) error, sample bool) ([]notification.Notification, []Refusal, error) {
 	if check == nil {
 		check = address.Check
 	}
@@ -72,7 +85,7 @@ func (s *Set) PlanChecked(ev *events.Event, now time.Time, check func(notificati
 		}
 		for i := range people {
 			p := &people[i]
-			if s.unreachableElsewhere(ev.Type, p, r.onlyIfUnreachable, check) {
+			if s.unreachableElsewhere(ev.Type, p, r.onlyIfUnreachable, check, sample) {
 				continue
 			}
 			locale := p.Locale
@@ -83,7 +96,7 @@ func (s *Set) PlanChecked(ev *events.Event, now time.Time, check func(notificati
 				if !p.Allows(string(ch)) {
 					continue
 				}
-				for _, to := range s.addresses(ev.Type, p, ch) {
+				for _, to := range s.addresses(ev.Type, p, ch, sample) {
 					id := notification.NewID(ev.ID, r.template, ch, p.ID, to)
 					if seen[id] {
 						continue // a person listed twice is notified once
@@ -117,12 +130,12 @@ func (s *Set) PlanChecked(ev *events.Event, now time.Time, check func(notificati
 // unreachableElsewhere reports whether one of chs can reach p at an address
 // check accepts, in which case a fallback rule does not apply to p: a
 // member whose only push token is malformed still gets the SMS fallback.
-func (s *Set) unreachableElsewhere(eventType string, p *events.Person, chs []notification.Channel, check func(notification.Channel, string) error) bool {
+func (s *Set) unreachableElsewhere(eventType string, p *events.Person, chs []notification.Channel, check func(notification.Channel, string) error, sample bool) bool {
 	for _, ch := range chs {
 		if !p.Allows(string(ch)) {
 			continue
 		}
-		for _, to := range s.addresses(eventType, p, ch) {
+		for _, to := range s.addresses(eventType, p, ch, sample) {
 			if check(ch, to) == nil {
 				return true
 			}
@@ -136,10 +149,14 @@ func (s *Set) unreachableElsewhere(eventType string, p *events.Person, chs []not
 // with subscribers, the addresses subscribed to the event type. Empty means
 // none; anything else is checked by the caller, never edited here (an
 // edited address would be somebody else's).
-func (s *Set) addresses(eventType string, p *events.Person, ch notification.Channel) []string {
+func (s *Set) addresses(eventType string, p *events.Person, ch notification.Channel, sample bool) []string {
 	d := channels.Lookup(ch)
 	if d.Subscribers != nil {
-		return d.Subscribers(s.files[ch], eventType)
+		subs := d.Subscribers(s.files[ch], eventType)
+		if len(subs) == 0 && sample {
+			return []string{SampleSubscriber}
+		}
+		return subs
 	}
 	return d.Addresses(p)
 }
