@@ -10,6 +10,7 @@ import (
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/events"
 	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/sinks"
 )
 
 // Descriptor is everything herald knows about one channel, declared in the
@@ -67,6 +68,39 @@ type Descriptor struct {
 	// Rate is the channel's fleet-wide send rate per second from the
 	// configuration; 0 is unlimited.
 	Rate func(c *config.Config) int
+
+	// Dev starts the channel's stand-in provider for herald dev and the
+	// fleet tests — one that speaks the provider's real wire format and
+	// records what it accepts into the outbox — and points the
+	// configuration at it.
+	Dev func(o DevOptions) (*DevFake, error)
+}
+
+// DevOptions are what a channel's Dev gets.
+type DevOptions struct {
+	// Outbox records what the stand-in accepts (herald dev's page).
+	Outbox *sinks.Outbox
+	// Config is herald dev's configuration, for Dev to point at the
+	// stand-in; it is validated after every channel's Dev ran.
+	Config *config.Config
+	// Dir is a private temporary directory for files (credentials).
+	Dir string
+	// CallbackBase, when set, is the base URL ("http://127.0.0.1:8025")
+	// where herald dev's HTTP server takes providers' callbacks (delivery
+	// receipts): a stand-in that can post them does.
+	CallbackBase string
+}
+
+// DevFake is a running stand-in.
+type DevFake struct {
+	// Fake is the stand-in itself (*twiliofake.Fake, …), for tests that
+	// script its failures.
+	Fake any
+	// TLS, when set, is Build.TLS: trust for the stand-in's self-signed
+	// certificate.
+	TLS *tls.Config
+	// Close stops it.
+	Close func()
 }
 
 // Field is where a rendered template part goes in a Message.
@@ -163,6 +197,8 @@ func (d *Descriptor) check() error {
 		return fmt.Errorf("channel %q: no New", d.Name)
 	case d.Doc == "" || d.Provider == "":
 		return fmt.Errorf("channel %q: no Doc or Provider", d.Name)
+	case d.Dev == nil:
+		return fmt.Errorf("channel %q: no Dev stand-in for herald dev and the tests", d.Name)
 	}
 	seen := map[string]bool{}
 	for _, p := range d.Parts {

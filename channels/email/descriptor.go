@@ -47,4 +47,5 @@ var Descriptor = &channels.Descriptor{
 		})
 	},
 	Rate: func(c *config.Config) int { return c.EmailRate },
+	Dev:  dev,
 }

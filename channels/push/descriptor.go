@@ -34,6 +34,7 @@ var Descriptor = &channels.Descriptor{
 		})
 	},
 	Rate: func(c *config.Config) int { return c.PushRate },
+	Dev:  dev,
 }
 
 // deviceTokens is each distinct non-empty push token of p, in the event's order.

@@ -50,6 +50,7 @@ var Descriptor = &channels.Descriptor{
 		})
 	},
 	Rate: func(c *config.Config) int { return c.SMSRate },
+	Dev:  dev,
 }
 
 // StatusCallbackVar is the variable of the URL Twilio posts delivery

@@ -7,10 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -19,14 +17,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/channels"
-	"github.com/gymhq/herald/channels/sms"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/kafkatest"
 	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
-	"github.com/gymhq/herald/receipts"
 	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/sinks"
 	"github.com/gymhq/herald/sinks/fcmfake"
@@ -50,11 +47,11 @@ type devOptions struct {
 	// TemplatesDir, when set, is served instead of the built-in templates
 	// and reloaded when it changes (HERALD_TEMPLATES_DIR).
 	TemplatesDir string
-	// ReceiptsURL, when set, is where the dev HTTP server serves Twilio's
-	// status callbacks: the Twilio fake then posts signed callbacks for
-	// every SMS (sent, then delivered or its scripted failure) and herald
-	// records them (HERALD_TWILIO_STATUS_CALLBACK_URL).
-	ReceiptsURL string
+	// CallbackBase, when set, is the base URL of the dev HTTP server, where
+	// providers' callbacks are served: the Twilio fake then posts signed
+	// status callbacks for every SMS (sent, then delivered or its scripted
+	// failure) and herald records them (HERALD_TWILIO_STATUS_CALLBACK_URL).
+	CallbackBase string
 }
 
 // devEnv is the whole fleet on embedded parts: an in-process Kafka cluster,
@@ -62,13 +59,16 @@ type devOptions struct {
 type devEnv struct {
 	cluster *kafkatest.Cluster
 	outbox  *sinks.Outbox
-	smtp    *smtpsink.Sink
-	twilio  *twiliofake.Fake
-	fcm     *fcmfake.Fake
-	cfg     *config.Config
-	fleet   *fleet
-	prod    *kafkarun.Producer
-	store   string
+	// fakes are the channels' stand-ins (channels.DevFake.Fake); the
+	// shipped ones are also typed, for tests that script their failures.
+	fakes  map[notification.Channel]any
+	smtp   *smtpsink.Sink
+	twilio *twiliofake.Fake
+	fcm    *fcmfake.Fake
+	cfg    *config.Config
+	fleet  *fleet
+	prod   *kafkarun.Producer
+	store  string
 
 	closers []func()
 }
@@ -84,16 +84,6 @@ func (e *devEnv) brokers() []string { return e.cfg.KafkaBrokers }
 // publishEvent produces a booking event as the booking service would.
 func (e *devEnv) publishEvent(ctx context.Context, key, value []byte) error {
 	return e.prod.Publish(ctx, queue.Message{Topic: e.cfg.EventsTopic, Key: key, Value: value})
-}
-
-func serveLocal(h http.Handler) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln) //nolint:errcheck // returns on Close
-	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
 }
 
 func newDevEnv(o devOptions) (_ *devEnv, err error) {
@@ -122,48 +112,6 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	}
 	e.closers = append(e.closers, e.cluster.Close)
 
-	// Providers.
-	srvTLS, pool, err := smtpsink.SelfSignedTLS()
-	if err != nil {
-		return nil, err
-	}
-	e.smtp, err = smtpsink.Start(e.outbox, smtpsink.Options{TLS: srvTLS})
-	if err != nil {
-		return nil, err
-	}
-	e.closers = append(e.closers, func() { e.smtp.Close() })
-
-	const sid, token = "AC00000000000000000000000000000000", "devauthtoken0000"
-	e.twilio = twiliofake.New(e.outbox, twiliofake.Options{AccountSID: sid, AuthToken: token, StatusCallbacks: o.ReceiptsURL != ""})
-	twURL, stop, err := serveLocal(e.twilio)
-	if err != nil {
-		return nil, err
-	}
-	e.closers = append(e.closers, stop)
-
-	e.fcm = fcmfake.New(e.outbox, fcmfake.Options{ProjectID: "herald-dev"})
-	fcmURL, stop, err := serveLocal(e.fcm)
-	if err != nil {
-		return nil, err
-	}
-	e.closers = append(e.closers, stop)
-	creds, err := fcmfake.ServiceAccountJSON(fcmURL + "/token")
-	if err != nil {
-		return nil, err
-	}
-	if err := e.fcm.TrustServiceAccount(creds); err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "herald-dev-")
-	if err != nil {
-		return nil, err
-	}
-	e.closers = append(e.closers, func() { os.RemoveAll(dir) })
-	credFile := filepath.Join(dir, "fcm-service-account.json")
-	if err := os.WriteFile(credFile, creds, 0o600); err != nil {
-		return nil, err
-	}
-
 	cfg := config.Defaults()
 	cfg.Role = config.RoleAll
 	cfg.KafkaBrokers = e.cluster.Brokers()
@@ -178,11 +126,30 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 		// instead, and nothing dials this address.
 		cfg.RedisURL = "redis://127.0.0.1:6379/0"
 	}
-	cfg.SMTPAddr, cfg.SMTPTLS, cfg.EmailFrom = e.smtp.Addr(), config.SMTPTLSMandatory, "Herald Gym <bookings@herald.dev>"
-	cfg.TwilioAccountSID, cfg.TwilioAuthToken, cfg.TwilioFrom, cfg.TwilioAPIURL = sid, token, "+15005550006", twURL
-	cfg.FCMProjectID, cfg.FCMCredentialsFile, cfg.FCMEndpoint = "herald-dev", credFile, fcmURL
 	cfg.TemplatesDir, cfg.TemplatesReloadInterval = o.TemplatesDir, time.Second
-	cfg.SetValue(sms.StatusCallbackVar, o.ReceiptsURL)
+
+	// Providers: each channel's own stand-in (its descriptor's Dev),
+	// pointed at by cfg.
+	dir, err := os.MkdirTemp("", "herald-dev-")
+	if err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, func() { os.RemoveAll(dir) })
+	e.fakes = map[notification.Channel]any{}
+	trust := map[notification.Channel]*tls.Config{}
+	for _, d := range channels.All() {
+		fake, err := d.Dev(channels.DevOptions{Outbox: e.outbox, Config: cfg, Dir: dir, CallbackBase: o.CallbackBase})
+		if err != nil {
+			return nil, fmt.Errorf("%s stand-in: %w", d.Name, err)
+		}
+		if fake.Close != nil {
+			e.closers = append(e.closers, fake.Close)
+		}
+		e.fakes[d.Name], trust[d.Name] = fake.Fake, fake.TLS
+	}
+	e.smtp, _ = e.fakes[notification.Email].(*smtpsink.Sink)
+	e.twilio, _ = e.fakes[notification.SMS].(*twiliofake.Fake)
+	e.fcm, _ = e.fakes[notification.Push].(*fcmfake.Fake)
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("dev configuration: %w", err)
 	}
@@ -196,9 +163,9 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 		e.store = "redis " + o.RedisURL
 	}
 	f, closeFleet, err := buildFleet(cfg, o.Log, fleetOptions{
-		store:    store,
-		emailTLS: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12},
-		tracing:  o.Tracing,
+		store:   store,
+		tls:     trust,
+		tracing: o.Tracing,
 	})
 	if err != nil {
 		return nil, err
@@ -262,7 +229,7 @@ func cmdDev(args []string) int {
 	}
 	routeRedisLogs(log)
 	env, err := newDevEnv(devOptions{KafkaAddr: *kafkaAddr, Partitions: *partitions, RedisURL: os.Getenv("HERALD_REDIS_URL"), Keep: 500, Log: log, TemplatesDir: *templatesDir,
-		ReceiptsURL: devReceiptsURL(*httpAddr)})
+		CallbackBase: devCallbackBase(*httpAddr)})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "herald dev: %v\n", err)
 		return 1
@@ -318,9 +285,9 @@ func simulate(ctx context.Context, env *devEnv, rate float64, log *zap.Logger) {
 	}
 }
 
-// devReceiptsURL is where herald dev's HTTP server on addr takes Twilio's
-// status callbacks, as the Twilio fake on the same host reaches it.
-func devReceiptsURL(addr string) string {
+// devCallbackBase is the base URL of herald dev's HTTP server on addr, as
+// the stand-ins on the same host reach it for providers' callbacks.
+func devCallbackBase(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || port == "0" {
 		return "" // the port is not known before the server binds
@@ -328,5 +295,5 @@ func devReceiptsURL(addr string) string {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port) + receipts.TwilioPath
+	return "http://" + net.JoinHostPort(host, port)
 }

@@ -69,13 +69,13 @@ func TestLogsHoldNoSecretsAddressesOrBodies(t *testing.T) {
 	}
 	defer smtp.Close()
 	twilio := twiliofake.New(outbox, twiliofake.Options{AccountSID: sid, AuthToken: twilioTk})
-	twURL, stopTw, err := serveLocal(twilio)
+	twURL, stopTw, err := sinks.ServeLocal(twilio)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stopTw()
 	fcm := fcmfake.New(outbox, fcmfake.Options{ProjectID: "herald-logscan"})
-	fcmURL, stopFCM, err := serveLocal(fcm)
+	fcmURL, stopFCM, err := sinks.ServeLocal(fcm)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func TestDeliveryReceipts(t *testing.T) {
 	rs := redistest.Start(t)
 	addr := freeAddr(t)
 	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 2, RedisURL: rs.URL(), Log: jsonLogger(&syncBuffer{}),
-		ReceiptsURL: "http://" + addr + receipts.TwilioPath})
+		CallbackBase: "http://" + addr})
 	if err != nil {
 		t.Fatal(err)
 	}

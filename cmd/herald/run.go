@@ -82,9 +82,9 @@ func cmdRun(args []string) int {
 // fleetOptions override parts buildFleet would otherwise make from config;
 // `herald dev` and the tests use them.
 type fleetOptions struct {
-	store    dedupe.Store     // instead of Redis from HERALD_REDIS_URL
-	emailTLS *tls.Config      // trust roots for a local SMTP sink
-	tracing  *tracing.Tracing // instead of OTLP from the OTEL_* environment
+	store   dedupe.Store                         // instead of Redis from HERALD_REDIS_URL
+	tls     map[notification.Channel]*tls.Config // trust for the stand-ins' self-signed certificates
+	tracing *tracing.Tracing                     // instead of OTLP from the OTEL_* environment
 }
 
 // buildFleet turns configuration into concrete parts. The returned func
@@ -134,7 +134,7 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 			continue // the dispatcher
 		}
 		ch := d.Name
-		s, err := d.New(channels.Build{Config: cfg, TLS: opts.emailTLS, Files: func() any { return tpl.Current().Files(ch) }})
+		s, err := d.New(channels.Build{Config: cfg, TLS: opts.tls[ch], Files: func() any { return tpl.Current().Files(ch) }})
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("%s channel: %w", r, err)

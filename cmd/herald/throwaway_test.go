@@ -88,6 +88,8 @@ func init() {
 			Doc:   "Deadline for one call to the pager network.",
 			Check: config.CheckDuration(100*time.Millisecond, 10*time.Second),
 		}},
+		// Its stand-in for herald dev is the recording sender itself.
+		Dev: func(channels.DevOptions) (*channels.DevFake, error) { return &channels.DevFake{Fake: &pager}, nil },
 		New: func(b channels.Build) (channels.Sender, error) {
 			pager.Lock()
 			pager.timeout = b.Config.Duration("HERALD_PAGER_TIMEOUT")
