@@ -38,9 +38,11 @@ type Message struct {
 	// EventID is the booking event the notification was made from, for
 	// logs, traces and herald dev's outbox; providers are not sent it.
 	EventID string
-	// EventType is the event's type; a channel whose receivers subscribe
-	// to types (webhook) sends it.
+	// EventType and EventTime (RFC 3339, empty when the event has none)
+	// are the event's; a channel whose receivers subscribe to types
+	// (webhook) sends them.
 	EventType string
+	EventTime string
 
 	Subject     string
 	Text        string

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"sync"
 	"sync/atomic"
 
@@ -101,6 +102,9 @@ type DevFake struct {
 	TLS *tls.Config
 	// Close stops it.
 	Close func()
+	// Routes, when set, are served by herald dev's own HTTP server (a
+	// receiver a tree's files can point at): pattern → handler.
+	Routes map[string]http.Handler
 }
 
 // Field is where a rendered template part goes in a Message.

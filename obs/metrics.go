@@ -107,6 +107,11 @@ func NewMetrics() *Metrics {
 			m.Notifications.WithLabelValues(c, OutcomeRetry, string(r))
 			m.Retries.WithLabelValues(c, string(r))
 		}
+		// A channel's own permanent reasons (a webhook's endpoint_gone)
+		// are named by its descriptor.
+		for _, r := range notification.SpecOf(ch).SuppressOn {
+			m.Notifications.WithLabelValues(c, OutcomeFailed, r)
+		}
 		m.SendLatency.WithLabelValues(c)
 		m.EndToEnd.WithLabelValues(c)
 		m.DedupeHits.WithLabelValues(c, "sent")

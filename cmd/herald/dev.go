@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -55,20 +56,23 @@ type devOptions struct {
 }
 
 // devEnv is the whole fleet on embedded parts: an in-process Kafka cluster,
-// SMTP/Twilio/FCM sinks recording into one outbox, and every role.
+// every channel's stand-in provider recording into one outbox, and every
+// role.
 type devEnv struct {
 	cluster *kafkatest.Cluster
 	outbox  *sinks.Outbox
 	// fakes are the channels' stand-ins (channels.DevFake.Fake); the
 	// shipped ones are also typed, for tests that script their failures.
-	fakes  map[notification.Channel]any
-	smtp   *smtpsink.Sink
-	twilio *twiliofake.Fake
-	fcm    *fcmfake.Fake
-	cfg    *config.Config
-	fleet  *fleet
-	prod   *kafkarun.Producer
-	store  string
+	fakes map[notification.Channel]any
+	// fakeRoutes are the stand-ins' receivers on the dev HTTP server.
+	fakeRoutes []route
+	smtp       *smtpsink.Sink
+	twilio     *twiliofake.Fake
+	fcm        *fcmfake.Fake
+	cfg        *config.Config
+	fleet      *fleet
+	prod       *kafkarun.Producer
+	store      string
 
 	closers []func()
 }
@@ -146,6 +150,9 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 			e.closers = append(e.closers, fake.Close)
 		}
 		e.fakes[d.Name], trust[d.Name] = fake.Fake, fake.TLS
+		for pattern, h := range fake.Routes {
+			e.fakeRoutes = append(e.fakeRoutes, route{pattern, h})
+		}
 	}
 	e.smtp, _ = e.fakes[notification.Email].(*smtpsink.Sink)
 	e.twilio, _ = e.fakes[notification.SMS].(*twiliofake.Fake)
@@ -296,4 +303,9 @@ func devCallbackBase(addr string) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+type route struct {
+	pattern string
+	h       http.Handler
 }

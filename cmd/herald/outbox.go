@@ -28,6 +28,9 @@ func (e *devEnv) routes(mux *http.ServeMux) {
 	var mu sync.Mutex
 	gen := sim.New(sim.Options{Seed: uint64(time.Now().UnixNano()), Prefix: "page" + strconv.FormatInt(time.Now().Unix()%100000, 36)})
 
+	for _, r := range e.fakeRoutes {
+		mux.Handle(r.pattern, r.h)
+	}
 	if err := e.templateRoutes(mux); err != nil {
 		e.fleet.log.Error("template preview unavailable", zap.Error(err))
 	}
