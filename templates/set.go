@@ -89,7 +89,7 @@ func (s *Set) Description(eventType string) string {
 // The shipped folders. The patterns name file kinds, not event types, so a
 // new folder is embedded without touching this file.
 //
-//go:embed */routing.yaml */*.txt */*.html */samples/*.json locales/*.yaml
+//go:embed */*.* */samples/*.json
 var shipped embed.FS
 
 var embeddedSet = sync.OnceValues(func() (*Set, error) {
