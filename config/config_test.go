@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"github.com/gymhq/herald/notification"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -328,7 +329,7 @@ func TestRoleRequirements(t *testing.T) {
 			"HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE: required for role all"},
 		{"all without smtp", "all", sms, "HERALD_SMTP_ADDR, HERALD_EMAIL_FROM, HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE: required for role all"},
 
-		{"unknown role", "cron", brokers, `--role: "cron" is not one of dispatcher, email, sms, push, all`},
+		{"unknown role", "cron", brokers, `--role: "cron" is not one of dispatcher, ` + notification.Names() + `, all`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -64,9 +64,11 @@ func at(m map[string]any, path string) map[string]any {
 	return m
 }
 
+// plan is what the dispatcher plans for ev: to real subscribers only, so a
+// subscription channel sends nothing from a tree that subscribes nobody.
 func plan(t testing.TB, s *templates.Set, ev *events.Event) []notification.Notification {
 	t.Helper()
-	ns, err := s.Plan(ev, planTime)
+	ns, _, err := s.PlanChecked(ev, planTime, nil)
 	if err != nil {
 		t.Fatalf("Plan: %v", err)
 	}
