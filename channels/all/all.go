@@ -14,6 +14,7 @@ import (
 	"github.com/gymhq/herald/channels/email"
 	"github.com/gymhq/herald/channels/push"
 	"github.com/gymhq/herald/channels/sms"
+	"github.com/gymhq/herald/channels/webhook"
 )
 
 func init() {
@@ -21,5 +22,6 @@ func init() {
 		email.Descriptor,
 		sms.Descriptor,
 		push.Descriptor,
+		webhook.Descriptor,
 	)
 }
