@@ -39,9 +39,11 @@ const (
 	maxTreeDepth = 4 // type/samples/file is 3
 )
 
-// snapshot reads the parts of fsys that Load reads — locales/ and every
-// top-level folder that is not hidden, "_"-prefixed or testdata — following
-// symbolic links, and hashes them.
+// snapshot reads the parts of fsys that Load reads — locales/, every
+// top-level folder that is not hidden, "_"-prefixed or testdata, and the
+// top-level files channels read (webhooks.yaml and the secret files it
+// names), notes and backups left out — following symbolic links, and
+// hashes them, so a changed subscription or secret is a new version.
 func snapshot(fsys fs.FS) (*treeSnapshot, error) {
 	snap := fstest.MapFS{}
 	total := 0
@@ -67,8 +69,11 @@ func snapshot(fsys fs.FS) (*treeSnapshot, error) {
 				}
 				continue
 			}
-			if dir == "." {
-				continue // top-level files (a README) are not part of the tree
+			if dir == "." && (ignored(name) || strings.HasSuffix(name, ".go")) {
+				// Notes are not part of the tree, nor is the Go source of
+				// this repository's templates/ folder; a channel's file
+				// (webhooks.yaml) and the files it names are.
+				continue
 			}
 			b, err := fs.ReadFile(fsys, p)
 			if err != nil {
