@@ -55,7 +55,7 @@ const HeaderTruncated = "herald-truncated"
 
 // Info describes a failure beyond the error itself.
 type Info struct {
-	Stage          string // "dispatcher", "email", "sms", "push"
+	Stage          string // "dispatcher", or the channel
 	Channel        string
 	Attempts       int
 	FirstFailure   time.Time

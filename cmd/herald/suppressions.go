@@ -18,14 +18,16 @@ import (
 )
 
 const suppressionsUsage = `Usage:
-  herald suppressions list [--channel email|sms|push] [--unmasked] [--json] [--redis-url URL]
-  herald suppressions remove [--channel email|sms|push] [--redis-url URL] ADDRESS
+  herald suppressions list [--channel C] [--unmasked] [--json] [--redis-url URL]
+  herald suppressions remove [--channel C] [--redis-url URL] ADDRESS
 
 Addresses a provider said can never receive (Twilio 21610/21211, FCM
 UNREGISTERED, SMTP 5.1.1) are suppressed: herald does not send to them.
 list prints them masked unless --unmasked; remove lifts one (a member who
-opted in again). The channel of remove is taken from the address (an @ is
-email, a leading + is SMS, anything else a push token) unless --channel says.
+opted in again; a webhook endpoint that answered 410 and is back). The
+channel of remove is the first whose address rule accepts the address (an @
+is email, a leading + is SMS, then push tokens) unless --channel says: give it
+for a webhook subscription id.
 Redis is reached as the workers reach it: HERALD_REDIS_URL and the
 HERALD_REDIS_USERNAME/PASSWORD/TLS_* settings (or their flags).
 `

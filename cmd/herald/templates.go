@@ -143,12 +143,12 @@ func templatesRender(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "template tree (default: the templates built into herald)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil || len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: herald templates render EVENT_TYPE [--channel email|sms|push] [--locale L] [--sample S] [--dir DIR]")
+		fmt.Fprintln(stderr, "usage: herald templates render EVENT_TYPE [--channel C] [--locale L] [--sample S] [--dir DIR]")
 		return 2
 	}
 	typ := pos[0]
 	if *channel != "" && !notification.Channel(*channel).Valid() {
-		fmt.Fprintf(stderr, "--channel %q: want email, sms or push\n", *channel)
+		fmt.Fprintf(stderr, "--channel %q: want one of %s\n", *channel, notification.Names())
 		return 2
 	}
 	s, ok := loadForTool(*dir, stderr)
