@@ -194,7 +194,8 @@ type Config struct {
 	// Security: Kafka SASL/TLS and Redis ACL/TLS (config/security.go).
 	Security
 
-	// SMTPAddr is the submission server as host:port.
+	// SMTPAddr is the submission server as host:port, or several
+	// "host:port[*weight]" relays, comma-separated (ParseWeighted).
 	SMTPAddr string
 	// SMTPUsername empty means no SMTP authentication.
 	SMTPUsername string

@@ -211,9 +211,13 @@ var registry = []*variable{
 	// Email.
 	{
 		name: "HERALD_SMTP_ADDR", group: "Email",
-		doc:   "SMTP submission server, `host:port` (usually port 587).",
+		doc: "SMTP submission server, `host:port` (usually port 587). " +
+			"A comma-separated list is several relays sharing the other SMTP settings, each with an optional `*weight` (default 1), " +
+			"for example `smtp-a.example.com:587*3,smtp-b.example.com:587`: mail is spread by weight, each relay has its own circuit breaker, " +
+			"and a relay that fails leaves the rotation within `HERALD_BREAKER_FAILURES` tries and comes back when its probe succeeds; " +
+			"a message's id and Message-ID do not depend on the relay that sends it.",
 		scope: []Role{RoleEmail}, required: []Role{RoleEmail},
-		bind: text(func(c *Config) *string { return &c.SMTPAddr }, "host:port", hostPort(true, 1)),
+		bind: text(func(c *Config) *string { return &c.SMTPAddr }, "host:port[*weight],…", weightedList(hostPort(true, 1))),
 	},
 	{
 		name: "HERALD_SMTP_USERNAME", group: "Email",
@@ -274,9 +278,10 @@ var registry = []*variable{
 	{
 		name: "HERALD_TWILIO_MESSAGING_SERVICE_SID", group: "SMS",
 		doc: "Twilio Messaging Service (`MG` and 32 hex digits), which picks the sender from its pool and handles opt-outs and scaling across numbers. " +
-			"This or `HERALD_TWILIO_FROM` is required.",
+			"This or `HERALD_TWILIO_FROM` is required. " +
+			"A comma-separated list is several services of the account, each with an optional `*weight`, failing over to each other as `HERALD_SMTP_ADDR`'s relays do.",
 		scope: []Role{RoleSMS}, requiredDoc: "sms, all (or the sender)",
-		bind: text(func(c *Config) *string { return &c.TwilioMessagingServiceSID }, "MG…", twilioSID("MG")),
+		bind: text(func(c *Config) *string { return &c.TwilioMessagingServiceSID }, "MG…[*weight],…", weightedList(twilioSID("MG"))),
 		rule: func(c *Config) error {
 			if c.TwilioFrom == "" && c.TwilioMessagingServiceSID == "" {
 				return requiredUnless("HERALD_TWILIO_FROM")

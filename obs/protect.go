@@ -26,6 +26,11 @@ type ProtectMetrics struct {
 	BreakerState *prometheus.GaugeVec // channel
 	// BreakerTransitions counts state changes by the state entered.
 	BreakerTransitions *prometheus.CounterVec // channel, state
+	// ProviderSends and ProviderBreakerState are per provider of a
+	// channel with several (channels/failover); the series appear with
+	// the providers.
+	ProviderSends        *prometheus.CounterVec // channel, provider, outcome (sent, failed)
+	ProviderBreakerState *prometheus.GaugeVec   // channel, provider
 }
 
 func (m *Metrics) registerProtect() {
@@ -50,7 +55,13 @@ func (m *Metrics) registerProtect() {
 			Name: "herald_circuit_breaker_transitions_total", Help: "Circuit breaker state changes, by the state entered.",
 		}, []string{"channel", "state"}),
 	}
-	m.Registry.MustRegister(p.Suppressions, p.Suppressed, p.RateLimitWait, p.RateLimitWaits, p.BreakerState, p.BreakerTransitions)
+	p.ProviderSends = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_provider_sends_total", Help: "Provider calls of a channel with several providers, by provider and outcome (sent, failed).",
+	}, []string{"channel", "provider", "outcome"})
+	p.ProviderBreakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_provider_breaker_state", Help: "Circuit breaker of each provider of a channel with several: 0 closed, 1 half-open, 2 open (out of the rotation).",
+	}, []string{"channel", "provider"})
+	m.Registry.MustRegister(p.Suppressions, p.Suppressed, p.RateLimitWait, p.RateLimitWaits, p.BreakerState, p.BreakerTransitions, p.ProviderSends, p.ProviderBreakerState)
 	for _, ch := range notification.Known() {
 		c := string(ch)
 		for _, r := range notification.SpecOf(ch).SuppressOn {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/channels/failover"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/events"
 	"github.com/gymhq/herald/notification"
@@ -38,12 +39,16 @@ var Descriptor = &channels.Descriptor{
 		{File: "txt", Field: channels.FieldText},
 		{File: "html", Field: channels.FieldHTML, HTML: true},
 	},
+	// Several relays in HERALD_SMTP_ADDR share the other settings and
+	// fail over to each other (channels/failover).
 	New: func(b channels.Build) (channels.Sender, error) {
 		c := b.Config
-		return New(Config{
-			Addr: c.SMTPAddr, Username: c.SMTPUsername, Password: c.SMTPPassword,
-			TLS: TLSMode(c.SMTPTLS), From: c.EmailFrom, PoolSize: c.SMTPPoolSize, Timeout: c.SendTimeout,
-			TLSConfig: b.TLS,
+		return failover.FromList(notification.Email, c, c.SMTPAddr, func(addr string) (channels.Sender, error) {
+			return New(Config{
+				Addr: addr, Username: c.SMTPUsername, Password: c.SMTPPassword,
+				TLS: TLSMode(c.SMTPTLS), From: c.EmailFrom, PoolSize: c.SMTPPoolSize, Timeout: c.SendTimeout,
+				TLSConfig: b.TLS,
+			})
 		})
 	},
 	Rate: func(c *config.Config) int { return c.EmailRate },

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/protect"
@@ -297,4 +298,37 @@ func (s *Sender) Close() error {
 		errs = append(errs, m.Sender.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// FromList builds a channel's sender from a provider list variable (a
+// comma-separated HERALD_SMTP_ADDR, say): one provider is its bare sender,
+// several a Sender over them, named by their values, with the fleet's
+// breaker settings.
+func FromList(ch notification.Channel, c *config.Config, list string, build func(value string) (channels.Sender, error)) (channels.Sender, error) {
+	ws, err := config.ParseWeighted(list)
+	if err != nil {
+		return nil, err
+	}
+	var ps []Provider
+	closeAll := func() {
+		for _, p := range ps {
+			p.Sender.Close()
+		}
+	}
+	for _, w := range ws {
+		s, err := build(w.Value)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("%s: %w", w.Value, err)
+		}
+		ps = append(ps, Provider{Name: w.Value, Weight: w.Weight, Sender: s})
+	}
+	if len(ps) == 1 {
+		return ps[0].Sender, nil
+	}
+	s, err := New(ps, Options{Channel: ch, Failures: c.BreakerFailures, OpenFor: c.BreakerOpenFor})
+	if err != nil {
+		closeAll()
+	}
+	return s, err
 }

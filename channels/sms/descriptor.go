@@ -7,6 +7,7 @@ import (
 
 	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/channels/failover"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/events"
 	"github.com/gymhq/herald/notification"
@@ -40,14 +41,22 @@ var Descriptor = &channels.Descriptor{
 			"so it must be exactly the URL Twilio is given. Unset: no delivery receipts for SMS.",
 		Check: checkCallbackURL,
 	}},
+	// Several messaging services in HERALD_TWILIO_MESSAGING_SERVICE_SID
+	// fail over to each other (channels/failover).
 	New: func(b channels.Build) (channels.Sender, error) {
 		c := b.Config
-		return New(Config{
-			AccountSID: c.TwilioAccountSID, AuthToken: c.TwilioAuthToken, From: c.TwilioFrom,
-			MessagingServiceSID: c.TwilioMessagingServiceSID, APIURL: c.TwilioAPIURL,
-			ValidityPeriod: c.SMSValidityPeriod, Timeout: c.SendTimeout, Policy: c.SMSPolicy(),
-			StatusCallback: c.Value(StatusCallbackVar),
-		})
+		build := func(service string) (channels.Sender, error) {
+			return New(Config{
+				AccountSID: c.TwilioAccountSID, AuthToken: c.TwilioAuthToken, From: c.TwilioFrom,
+				MessagingServiceSID: service, APIURL: c.TwilioAPIURL,
+				ValidityPeriod: c.SMSValidityPeriod, Timeout: c.SendTimeout, Policy: c.SMSPolicy(),
+				StatusCallback: c.Value(StatusCallbackVar),
+			})
+		}
+		if c.TwilioMessagingServiceSID == "" {
+			return build("")
+		}
+		return failover.FromList(notification.SMS, c, c.TwilioMessagingServiceSID, build)
 	},
 	Rate: func(c *config.Config) int { return c.SMSRate },
 	Dev:  dev,

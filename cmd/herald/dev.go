@@ -24,6 +24,7 @@ import (
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/pipeline"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/sinks"
@@ -182,7 +183,12 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	for ch, s := range f.senders {
 		// Innermost, next to the provider client: the stages wrap it
 		// (pipeline.Deliver) when the fleet runs.
-		f.senders[ch] = identifying{Sender: s, ch: string(ch), outbox: e.outbox}
+		id := identifying{Sender: s, ch: string(ch), outbox: e.outbox}
+		if g, ok := s.(pipeline.Guard); ok {
+			f.senders[ch] = identifyingGuard{identifying: id, guard: g} // still the channel's gate
+		} else {
+			f.senders[ch] = id
+		}
 	}
 
 	// herald never creates the events topic in production; in dev we play
@@ -212,6 +218,20 @@ func (s identifying) Send(ctx context.Context, m *channels.Message) (channels.Re
 		s.outbox.Identify(s.ch, r.ProviderMessageID, m.NotificationID, m.EventID)
 	}
 	return r, err
+}
+
+// identifyingGuard is identifying around a sender that is also its
+// channel's gate (several providers, channels/failover).
+type identifyingGuard struct {
+	identifying
+	guard pipeline.Guard
+}
+
+func (g identifyingGuard) Wait(ctx context.Context) error { return g.guard.Wait(ctx) }
+
+func (g identifyingGuard) Passing() bool {
+	p, ok := g.guard.(interface{ Passing() bool })
+	return ok && p.Passing()
 }
 
 // cmdDev is `herald dev`.

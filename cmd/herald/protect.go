@@ -4,8 +4,10 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/channels/failover"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/pipeline"
@@ -76,12 +78,69 @@ func (f *fleet) guard(c pipeline.Common, ch notification.Channel) (pipeline.Guar
 	if sender == nil {
 		return nil, fmt.Errorf("no sender for channel %s", ch)
 	}
+	if g, ok := sender.(pipeline.Guard); ok {
+		// Several providers (channels/failover): each has its own breaker,
+		// and the channel pauses only when all are open.
+		f.observeProviders(ch, g)
+		f.prot.guards[ch] = g
+		return g, nil
+	}
 	g, err := pipeline.NewBreaker(c, ch, sender)
 	if err != nil {
 		return nil, err
 	}
 	f.prot.guards[ch] = g
 	return g, nil
+}
+
+// observeProviders reports a failover sender's providers to the metrics
+// and the log.
+func (f *fleet) observeProviders(ch notification.Channel, g pipeline.Guard) {
+	fs, ok := unwrapFailover(g)
+	if !ok {
+		return
+	}
+	c := string(ch)
+	log := f.logger().With(zap.String("channel", c))
+	m := f.metrics.Protect
+	for _, p := range fs.Providers() {
+		m.ProviderBreakerState.WithLabelValues(c, p)
+		m.ProviderSends.WithLabelValues(c, p, "sent")
+		m.ProviderSends.WithLabelValues(c, p, "failed")
+	}
+	log.Info("sending through several providers, failing over between them", zap.Strings("providers", fs.Providers()))
+	fs.Observe(failover.Observer{
+		State: func(p string, from, to protect.State) {
+			m.ProviderBreakerState.WithLabelValues(c, p).Set(float64(to))
+			if to == protect.Open {
+				log.Warn("provider out of the rotation; its traffic moves to the others", zap.String("provider", p), zap.Duration("probe_in", f.cfg.BreakerOpenFor))
+			} else {
+				log.Info("provider circuit breaker "+to.String(), zap.String("provider", p), zap.String("from", from.String()))
+			}
+		},
+		Send: func(p string, err error) {
+			outcome := "sent"
+			if err != nil {
+				outcome = "failed"
+			}
+			m.ProviderSends.WithLabelValues(c, p, outcome).Inc()
+		},
+	})
+}
+
+// unwrapFailover finds the failover sender in g (herald dev wraps it to
+// identify deliveries).
+func unwrapFailover(g pipeline.Guard) (*failover.Sender, bool) {
+	for {
+		switch s := g.(type) {
+		case *failover.Sender:
+			return s, true
+		case identifyingGuard:
+			g = s.guard
+		default:
+			return nil, false
+		}
+	}
 }
 
 func channelRate(cfg *config.Config, ch notification.Channel) int {

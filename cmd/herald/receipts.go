@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -30,10 +31,25 @@ func (f *fleet) setupReceipts(rc redis.UniversalClient) error {
 	if rc != nil {
 		store = receipts.NewRedis(rc, 0)
 	}
+	// Each provider's undelivered rate over the last minutes feeds
+	// failover's choice when the channel has several (channels/failover);
+	// it waits for enough final receipts to mean something.
+	const minFinals = 20
+	rate := receipts.NewUndeliveredRate(5*time.Minute, func(provider string, r float64, finals int) {
+		if finals < minFinals {
+			return
+		}
+		f.mu.Lock()
+		g := f.prot.guards[notification.SMS]
+		f.mu.Unlock()
+		if fs, ok := unwrapFailover(g); ok {
+			fs.SetUndeliveredRate(provider, r)
+		}
+	})
 	h, err := receipts.TwilioHandler(receipts.TwilioOptions{
 		PublicURL: public, AuthTokens: []string{f.cfg.TwilioAuthToken},
 		Store: store, Suppressor: f.prot.list, Metrics: receipts.NewMetrics(f.metrics.Registry),
-		Logger: f.logger().With(zap.String("role", "sms")),
+		Logger: f.logger().With(zap.String("role", "sms")), OnOutcome: rate.Observe,
 	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", sms.StatusCallbackVar, err)
