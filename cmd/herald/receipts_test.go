@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -96,6 +97,19 @@ func TestDeliveryReceipts(t *testing.T) {
 	}
 	if e, ok, err := suppress.NewRedis(rs.Client(), "", nil).Lookup(ctx, "sms", dead); err != nil || !ok || e.Reason != "invalid_address" {
 		t.Errorf("unreachable number not suppressed: %+v %v %v", e, ok, err)
+	}
+
+	// herald trace shows what the provider said.
+	var deadEvent string
+	for _, d := range env.outbox.All() {
+		if d.To == dead {
+			deadEvent = d.EventID
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := runTrace(ctx, []string{"--since", "1h", deadEvent}, toolEnv(env, rs), &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "the provider reports it undelivered (30005") {
+		t.Errorf("herald trace %s: exit %d\n%s%s", deadEvent, code, out.String(), errOut.String())
 	}
 
 	// A callback nobody signed is refused.

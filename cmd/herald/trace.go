@@ -24,6 +24,7 @@ import (
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/receipts"
 	"github.com/gymhq/herald/topics"
 )
 
@@ -111,6 +112,7 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 		store := dedupe.NewRedis(client, dedupe.Options{})
 		defer func() { store.Close(); client.Close() }()
 		src.store = store
+		src.receipts = receipts.NewRedis(client, 0)
 	}
 	st, err := traceEvent(ctx, src, id)
 	if err != nil {
@@ -135,6 +137,9 @@ type traceSources struct {
 	scan        kafkarun.ScanConfig
 	eventsTopic string
 	store       dedupe.Store // nil: final states unknown
+	// receipts, when set, say what became of a sent notification at the
+	// provider (delivered, undelivered with its code).
+	receipts receipts.Store
 }
 
 // story is what herald trace reports. Addresses are masked; message bodies
@@ -177,7 +182,11 @@ type storyDelivery struct {
 	State             string `json:"state"`
 	ProviderMessageID string `json:"provider_message_id,omitempty"`
 	Reason            string `json:"reason,omitempty"`
-	Verdict           string `json:"verdict"`
+	// Receipt is the provider's latest word after accepting it
+	// (delivered, undelivered, …), when it reports one.
+	Receipt     string `json:"receipt,omitempty"`
+	ReceiptCode string `json:"receipt_code,omitempty"`
+	Verdict     string `json:"verdict"`
 }
 
 // traceEvent gathers id's story: it scans the events topic for the event,
@@ -274,7 +283,7 @@ func traceEvent(ctx context.Context, src traceSources, id string) (*story, error
 		}
 		return kindOrder[a.Kind] < kindOrder[b.Kind]
 	})
-	if err := st.decide(ctx, src.store); err != nil {
+	if err := st.decide(ctx, src.store, src.receipts); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -299,7 +308,7 @@ func fillNotification(r *storyRecord, value []byte) {
 
 // decide fills Notifications: one per notification id seen, with the
 // store's state and a verdict a person can act on.
-func (st *story) decide(ctx context.Context, store dedupe.Store) error {
+func (st *story) decide(ctx context.Context, store dedupe.Store, rs receipts.Store) error {
 	byID := map[string]*storyDelivery{}
 	var order []string
 	lastRetry := map[string]storyRecord{}
@@ -343,6 +352,26 @@ func (st *story) decide(ctx context.Context, store dedupe.Store) error {
 		case c.State == dedupe.StateSent:
 			d.State, d.ProviderMessageID = "sent", c.ProviderMessageID
 			d.Verdict = "delivered: the provider accepted it as " + c.ProviderMessageID
+			if rs != nil {
+				r, ok, err := rs.Get(ctx, nid)
+				if err != nil {
+					return fmt.Errorf("delivery receipts: %w", err)
+				}
+				if ok && r.Status != receipts.StatusAccepted {
+					d.Receipt, d.ReceiptCode = string(r.Status), r.Code
+					d.Verdict = "accepted as " + c.ProviderMessageID + "; the provider reports it " + string(r.Status)
+					if r.Code != "" {
+						d.Verdict += " (" + r.Code
+						if r.Detail != "" {
+							d.Verdict += ": " + r.Detail
+						}
+						d.Verdict += ")"
+					}
+					if !r.At.IsZero() {
+						d.Verdict += " at " + r.At.UTC().Format(time.RFC3339)
+					}
+				}
+			}
 		case c.State == dedupe.StateFailed && c.Reason == obs.OutcomeSuppressed:
 			d.State, d.Reason = "suppressed", c.Reason
 			d.Verdict = "not sent: the address is on the suppression list (herald suppressions list)"
