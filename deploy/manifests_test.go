@@ -46,7 +46,15 @@ import (
 // the kafka-sasl-tls and redis-tls-acl components.
 var overlays = []string{"dev", "prod", "prod-secure"}
 
-var roles = []config.Role{config.RoleDispatcher, config.RoleEmail, config.RoleSMS, config.RolePush}
+// roles are the dispatcher and every registered channel (channels/all):
+// each has its Deployment.
+func roles() []config.Role {
+	out := []config.Role{config.RoleDispatcher}
+	for _, ch := range notification.Known() {
+		out = append(out, config.Role(ch))
+	}
+	return out
+}
 
 // ScaledObject mirrors the fields of KEDA's keda.sh/v1alpha1 ScaledObject
 // CRD that herald's manifests use; decoding is strict, so a field outside
@@ -277,11 +285,11 @@ func forEachOverlay(t *testing.T, fn func(t *testing.T, f *fleet)) {
 // its role, and nothing else.
 func TestOneDeploymentPerRole(t *testing.T) {
 	forEachOverlay(t, func(t *testing.T, f *fleet) {
-		if len(f.deployments) != len(roles) {
-			t.Errorf("%d Deployments, want one per role (%d)", len(f.deployments), len(roles))
+		if len(f.deployments) != len(roles()) {
+			t.Errorf("%d Deployments, want one per role (%d)", len(f.deployments), len(roles()))
 		}
 		image := ""
-		for _, role := range roles {
+		for _, role := range roles() {
 			d := f.deployment(t, role)
 			spec := d.Spec.Template.Spec
 			if len(spec.Containers) != 1 {
@@ -319,7 +327,7 @@ func TestProbes(t *testing.T) {
 			t.Fatalf("HERALD_HTTP_ADDR: %v", err)
 		}
 		port, _ := strconv.Atoi(portStr)
-		for _, role := range roles {
+		for _, role := range roles() {
 			d := f.deployment(t, role)
 			c := d.Spec.Template.Spec.Containers[0]
 			check := func(kind string, p *corev1.Probe, path string) {
@@ -347,7 +355,7 @@ func TestProbes(t *testing.T) {
 		}
 		for _, pm := range f.podMonitors {
 			for _, ep := range pm.Spec.PodMetricsEndpoints {
-				for _, role := range roles {
+				for _, role := range roles() {
 					c := f.deployment(t, role).Spec.Template.Spec.Containers[0]
 					if containerPort(c, ep.Port) != int32(port) || ep.Path != "/metrics" {
 						t.Errorf("PodMonitor scrapes %s%s, herald-%s serves /metrics on %d", ep.Port, ep.Path, role, port)
@@ -378,7 +386,7 @@ func containerPort(c corev1.Container, p string) int32 {
 // seccomp, no service account token, requests and limits.
 func TestSecurity(t *testing.T) {
 	forEachOverlay(t, func(t *testing.T, f *fleet) {
-		for _, role := range roles {
+		for _, role := range roles() {
 			d := f.deployment(t, role)
 			ps := d.Spec.Template.Spec
 			psc := ps.SecurityContext
@@ -433,7 +441,7 @@ func TestGracePeriod(t *testing.T) {
 		if shutdown <= send {
 			t.Errorf("HERALD_SHUTDOWN_TIMEOUT %v must exceed HERALD_SEND_TIMEOUT %v", shutdown, send)
 		}
-		for _, role := range roles {
+		for _, role := range roles() {
 			d := f.deployment(t, role)
 			g := d.Spec.Template.Spec.TerminationGracePeriodSeconds
 			if g == nil {
@@ -463,7 +471,7 @@ func TestConfiguration(t *testing.T) {
 				t.Errorf("ConfigMap sets %s: file paths belong with the mounts, in the Deployment", k)
 			}
 		}
-		for _, role := range roles {
+		for _, role := range roles() {
 			d := f.deployment(t, role)
 			ps := d.Spec.Template.Spec
 			c := ps.Containers[0]
@@ -815,14 +823,14 @@ func checkScalerAuth(t *testing.T, f *fleet, so *ScaledObject, s map[string]stri
 // that role's pods.
 func TestDisruptionBudgets(t *testing.T) {
 	forEachOverlay(t, func(t *testing.T, f *fleet) {
-		for _, role := range roles {
+		for _, role := range roles() {
 			n := 0
 			for _, pdb := range f.pdbs {
 				sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, other := range roles {
+				for _, other := range roles() {
 					match := sel.Matches(labels.Set(f.deployment(t, other).Spec.Template.Labels))
 					if match && other == role {
 						n++
@@ -857,7 +865,7 @@ func TestNetworkPolicy(t *testing.T) {
 			config.RoleSMS:        {"53", kafkaPort, "6379", "443"},
 			config.RolePush:       {"53", kafkaPort, "6379", "443"},
 		}
-		for _, role := range roles {
+		for _, role := range roles() {
 			d := f.deployment(t, role)
 			podLabels := labels.Set(d.Spec.Template.Labels)
 			var ingress, egress bool

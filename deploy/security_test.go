@@ -22,7 +22,7 @@ func TestSecureOverlay(t *testing.T) {
 		"HERALD_REDIS_PASSWORD_FILE":      "herald-redis/password",
 		"HERALD_REDIS_TLS_CA_FILE":        "herald-redis/ca.crt",
 	}
-	for _, role := range roles {
+	for _, role := range roles() {
 		d := f.deployment(t, role)
 		ps := d.Spec.Template.Spec
 		c := ps.Containers[0]

@@ -38,7 +38,7 @@ func TestTemplatesFromConfigMap(t *testing.T) {
 	if cm == nil {
 		t.Fatalf("no ConfigMap %s", templatecm.ConfigMapName)
 	}
-	for _, role := range roles {
+	for _, role := range roles() {
 		d := f.deployment(t, role)
 		ps := d.Spec.Template.Spec
 		c := ps.Containers[0]
