@@ -3,7 +3,9 @@ package kafkarun
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -68,4 +70,25 @@ func Refused(err error) bool {
 		}
 	}
 	return false
+}
+
+// LayoutRefused reports whether creating topics failed because the cluster
+// cannot place them as asked (a replication factor above its live brokers,
+// a bad partition count): while a cluster starts, transient; if it lasts,
+// the settings are wrong.
+func LayoutRefused(err error) bool {
+	return errors.Is(err, kafka.InvalidReplicationFactor) || errors.Is(err, kafka.InvalidPartitionNumber)
+}
+
+// Unanswered reports whether a broker took the connection and answered no
+// request, which is usually a listener expecting TLS or SASL.
+func Unanswered(err error) bool {
+	return errors.Is(err, kafka.BrokerNotAvailable) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// PlainConnection reaches brokers without TLS or SASL, giving up on a
+// dial after timeout: what a one-shot command uses when it has no
+// Security of its own.
+func PlainConnection(timeout time.Duration) *Connection {
+	return &Connection{Dialer: &kafka.Dialer{Timeout: timeout, DualStack: true}}
 }

@@ -140,7 +140,7 @@ func (f *fleet) run(ctx context.Context) error {
 			}
 		}()
 	}
-	go f.watchLag(ctx, conn.Transport)
+	go f.watchLag(ctx, conn)
 	f.log.Info("herald running", zap.String("role", string(cfg.Role)), zap.String("owner", owner))
 	wg.Wait()
 	close(errs)

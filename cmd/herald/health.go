@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/kafkarun"
@@ -305,15 +304,15 @@ func (l *liveness) groupsAndTopics() map[string][]string {
 // watchLag polls the consumer lag of every group this process runs until
 // ctx ends, exporting herald_consumer_lag and feeding liveness and
 // herald_partition_stalled_seconds. It talks to
-// the brokers through transport, the fleet's TLS/SASL connection.
-func (f *fleet) watchLag(ctx context.Context, transport *kafka.Transport) {
+// the brokers through conn, the fleet's TLS/SASL connection.
+func (f *fleet) watchLag(ctx context.Context, conn *kafkarun.Connection) {
 	gauge, err := obs.RegisterConsumerLag(f.metrics.Registry)
 	if err != nil {
 		f.log.Error("consumer lag metric", zap.Error(err))
 		return
 	}
 	lp, err := kafkarun.NewLagPoller(kafkarun.LagConfig{
-		Brokers: f.cfg.KafkaBrokers, Transport: transport, Groups: f.live.groupsAndTopics(), Interval: f.live.lagEvery, Logger: f.log,
+		Brokers: f.cfg.KafkaBrokers, Transport: conn.Transport, Groups: f.live.groupsAndTopics(), Interval: f.live.lagEvery, Logger: f.log,
 		Report: func(l kafkarun.PartitionLag) {
 			gauge.WithLabelValues(l.Group, l.Topic, strconv.Itoa(l.Partition)).Set(float64(l.Lag))
 			f.metrics.Stalls.Lag(l.Group, l.Topic, l.Partition, l.Committed, l.Lag)

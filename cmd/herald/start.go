@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dedupe"
@@ -62,12 +59,12 @@ func kafkaDependency(cfg *config.Config, conn *kafkarun.Connection) await.Depend
 			return nil
 		case kafkarun.Refused(err):
 			return refused(err)
-		case errors.Is(err, kafka.InvalidReplicationFactor), errors.Is(err, kafka.InvalidPartitionNumber):
+		case kafkarun.LayoutRefused(err):
 			// Retried: while a cluster starts, fewer brokers are up than
 			// the replication asks for. If it lasts, the setting is wrong.
 			return fmt.Errorf("HERALD_TOPIC_PARTITIONS=%d, HERALD_TOPIC_REPLICATION=%d: %w",
 				cfg.TopicPartitions, cfg.TopicReplication, err)
-		case errors.Is(err, kafka.BrokerNotAvailable), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		case kafkarun.Unanswered(err):
 			// A broker that accepts a connection and then answers no
 			// request is usually a listener expecting TLS or SASL.
 			return fmt.Errorf("%w (a broker accepted the connection but answered no request; if this lasts, check that HERALD_KAFKA_TLS and HERALD_KAFKA_SASL_* match its listener)", err)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/config"
@@ -72,7 +71,7 @@ func (k toolKafka) reach(ctx context.Context) error {
 	defer cancel()
 	conn := k.conn
 	if conn == nil {
-		conn = &kafkarun.Connection{Dialer: &kafka.Dialer{Timeout: toolReachTimeout, DualStack: true}}
+		conn = kafkarun.PlainConnection(toolReachTimeout)
 	}
 	err := conn.Reach(ctx, k.brokers)
 	if err == nil {
