@@ -58,8 +58,8 @@ func cmdDLQ(args []string) int {
 	samples := fs.Int("samples", 10, "inspect: samples to show")
 	asJSON := fs.Bool("json", false, "inspect: print JSON")
 	var opts replayOptions
-	fs.StringVar(&opts.Reason, "reason", "", "replay: only this reason")
-	fs.StringVar(&opts.Channel, "channel", "", "replay: only this channel ("+notification.Names()+") or events")
+	reason := fs.String("reason", "", "replay: only this reason")
+	channel := fs.String("channel", "", "replay: only this channel ("+notification.Names()+") or events")
 	since := fs.String("since", "", "replay: only records whose last failure is at or after this (RFC 3339, or a duration like 2h)")
 	fs.BoolVar(&opts.DryRun, "dry-run", false, "replay: report what would be replayed, send nothing")
 	cfg, exit := loadTool("herald dlq "+sub, fs, args[1:], os.Getenv, os.Stderr,
@@ -77,16 +77,8 @@ func cmdDLQ(args []string) int {
 		fmt.Fprintf(os.Stderr, "herald dlq %s: %v\n", sub, err)
 		return 2
 	}
-	if *since != "" {
-		t, err := parseSince(*since, time.Now())
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "herald dlq: --since: %v\n", err)
-			return 2
-		}
-		opts.Since = t
-	}
-	if c := opts.Channel; c != "" && c != "events" && !notification.Channel(c).Valid() {
-		fmt.Fprintf(os.Stderr, "herald dlq: --channel: %q is not %s or events\n", c, notification.Names())
+	if opts.Filter, err = dlq.ParseFilter(*reason, *channel, *since, time.Now()); err != nil {
+		fmt.Fprintf(os.Stderr, "herald dlq: %v\n", err)
 		return 2
 	}
 
@@ -111,18 +103,6 @@ func cmdDLQ(args []string) int {
 		return 1
 	}
 	return 0
-}
-
-// parseSince reads an RFC 3339 time or a duration before now.
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a positive duration", s)
-	}
-	return now.Add(-d), nil
 }
 
 func dlqInspect(ctx context.Context, w io.Writer, k toolKafka, samples int, asJSON bool) error {
@@ -212,10 +192,9 @@ func counts(m map[string]int) string {
 }
 
 type replayOptions struct {
-	Reason, Channel string
-	Since           time.Time
-	DryRun          bool
-	EventsTopic     string
+	dlq.Filter
+	DryRun      bool
+	EventsTopic string
 }
 
 type replayReport struct {
@@ -258,12 +237,7 @@ func dlqReplay(ctx context.Context, w io.Writer, k toolKafka, o replayOptions) (
 			fmt.Fprintf(w, "skip %d/%d: %v\n", m.Partition, m.Offset, err)
 			return nil
 		}
-		ch := e.Channel
-		if e.Stage == "dispatcher" {
-			ch = "events"
-		}
-		if (o.Reason != "" && e.Reason != o.Reason) || (o.Channel != "" && ch != o.Channel) ||
-			(!o.Since.IsZero() && e.LastFailure.Before(o.Since)) {
+		if !o.Match(e) {
 			rep.Filtered++
 			return nil
 		}

@@ -262,7 +262,7 @@ func TestDLQReplayTwiceDeliversOnce(t *testing.T) {
 
 	for round := 1; round <= 2; round++ {
 		out.Reset()
-		rep, err := dlqReplay(context.Background(), &out, toolKafka{brokers: env.brokers()}, replayOptions{Reason: "rejected", EventsTopic: env.cfg.EventsTopic})
+		rep, err := dlqReplay(context.Background(), &out, toolKafka{brokers: env.brokers()}, replayOptions{Filter: dlq.Filter{Reason: "rejected"}, EventsTopic: env.cfg.EventsTopic})
 		if err != nil {
 			t.Fatal(err)
 		}

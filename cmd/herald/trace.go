@@ -82,7 +82,7 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "herald trace: %v\n", err)
 		return 2
 	}
-	from, err := parseSince(*since, time.Now())
+	from, err := dlq.ParseSince(*since, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "herald trace: --since: %v\n", err)
 		return 2
