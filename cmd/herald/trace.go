@@ -1,31 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
-	"strconv"
 	"strings"
-	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/gymhq/herald/dedupe"
-	"github.com/gymhq/herald/dispatcher"
 	"github.com/gymhq/herald/dlq"
-	"github.com/gymhq/herald/kafkarun"
-	"github.com/gymhq/herald/notification"
-	"github.com/gymhq/herald/obs"
-	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/receipts"
-	"github.com/gymhq/herald/topics"
+	"github.com/gymhq/herald/story"
 )
 
 const traceUsage = `Usage: herald trace EVENT_ID [--since 24h] [--json] [config flags]
@@ -97,7 +86,7 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "herald trace: %v\n", err)
 		return 1
 	}
-	src := traceSources{scan: k.scan(from), eventsTopic: cfg.EventsTopic}
+	src := story.Sources{Scan: k.scan(from), EventsTopic: cfg.EventsTopic}
 	if cfg.RedisURL != "" {
 		client, err := openToolRedis(cfg)
 		if err != nil {
@@ -111,10 +100,10 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		store := dedupe.NewRedis(client, dedupe.Options{})
 		defer func() { store.Close(); client.Close() }()
-		src.store = store
-		src.receipts = receipts.NewRedis(client, 0)
+		src.Store = store
+		src.Receipts = receipts.NewRedis(client, 0)
 	}
-	st, err := traceEvent(ctx, src, id)
+	st, err := story.Trace(ctx, src, id)
 	if err != nil {
 		fmt.Fprintf(stderr, "herald trace: %v\n", err)
 		return 1
@@ -124,326 +113,10 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 		enc.SetIndent("", "  ")
 		enc.Encode(st) //nolint:errcheck // stdout
 	} else {
-		st.print(stdout)
+		st.Print(stdout)
 	}
 	if len(st.Records) == 0 {
 		return 1
 	}
 	return 0
-}
-
-// traceSources is where an event's story is read from.
-type traceSources struct {
-	scan        kafkarun.ScanConfig
-	eventsTopic string
-	store       dedupe.Store // nil: final states unknown
-	// receipts, when set, say what became of a sent notification at the
-	// provider (delivered, undelivered with its code).
-	receipts receipts.Store
-}
-
-// story is what herald trace reports. Addresses are masked; message bodies
-// are never read.
-type story struct {
-	EventID       string          `json:"event_id"`
-	Since         time.Time       `json:"since"`
-	Records       []storyRecord   `json:"records"`
-	Notifications []storyDelivery `json:"notifications"`
-	StoreChecked  bool            `json:"store_checked"`
-}
-
-// storyRecord is one Kafka record about the event.
-type storyRecord struct {
-	Time           time.Time  `json:"time"`
-	Kind           string     `json:"kind"` // event, notification, retry, dead_letter
-	Topic          string     `json:"topic"`
-	Partition      int        `json:"partition"`
-	Offset         int64      `json:"offset"`
-	EventType      string     `json:"event_type,omitempty"`
-	NotificationID string     `json:"notification_id,omitempty"`
-	Channel        string     `json:"channel,omitempty"`
-	Template       string     `json:"template,omitempty"`
-	RecipientID    string     `json:"recipient_id,omitempty"`
-	To             string     `json:"to,omitempty"` // masked
-	Attempt        int        `json:"attempt,omitempty"`
-	NotBefore      *time.Time `json:"not_before,omitempty"`
-	Stage          string     `json:"stage,omitempty"`
-	Class          string     `json:"class,omitempty"`
-	Reason         string     `json:"reason,omitempty"`
-}
-
-// storyDelivery is one notification's outcome.
-type storyDelivery struct {
-	NotificationID    string `json:"notification_id"`
-	Channel           string `json:"channel"`
-	Template          string `json:"template"`
-	RecipientID       string `json:"recipient_id"`
-	To                string `json:"to"` // masked
-	State             string `json:"state"`
-	ProviderMessageID string `json:"provider_message_id,omitempty"`
-	Reason            string `json:"reason,omitempty"`
-	// Receipt is the provider's latest word after accepting it
-	// (delivered, undelivered, …), when it reports one.
-	Receipt     string `json:"receipt,omitempty"`
-	ReceiptCode string `json:"receipt_code,omitempty"`
-	Verdict     string `json:"verdict"`
-}
-
-// traceEvent gathers id's story: it scans the events topic for the event,
-// the channel and retry topics for its notifications (by the
-// herald-event-id header the dispatcher sets), and the DLQ for dead
-// letters, then asks the idempotency store for each notification's state.
-func traceEvent(ctx context.Context, src traceSources, id string) (*story, error) {
-	st := &story{EventID: id, Since: src.scan.Since.UTC()}
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		errs []error
-	)
-	add := func(r storyRecord) {
-		mu.Lock()
-		st.Records = append(st.Records, r)
-		mu.Unlock()
-	}
-	scan := func(topic string, match func(*queue.Message) (storyRecord, bool)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := kafkarun.Scan(ctx, src.scan, topic, func(m *queue.Message) error {
-				if r, ok := match(m); ok {
-					r.Topic, r.Partition, r.Offset, r.Time = m.Topic, m.Partition, m.Offset, m.Time.UTC()
-					add(r)
-				}
-				return nil
-			})
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	idBytes := []byte(id)
-	scan(src.eventsTopic, func(m *queue.Message) (storyRecord, bool) {
-		if !bytes.Contains(m.Value, idBytes) {
-			return storyRecord{}, false
-		}
-		var ev struct{ ID, Type string }
-		if json.Unmarshal(m.Value, &ev) != nil || ev.ID != id {
-			return storyRecord{}, false
-		}
-		return storyRecord{Kind: "event", EventType: ev.Type}, true
-	})
-	for _, ch := range notification.Known() {
-		for _, t := range []struct{ topic, kind string }{{topics.Channel(ch), "notification"}, {topics.Retry(ch), "retry"}} {
-			scan(t.topic, func(m *queue.Message) (storyRecord, bool) {
-				if string(m.Header(dispatcher.HeaderEventID)) != id {
-					return storyRecord{}, false
-				}
-				r := storyRecord{Kind: t.kind, Channel: string(ch)}
-				fillNotification(&r, m.Value)
-				return r, true
-			})
-		}
-	}
-	scan(topics.DLQ, func(m *queue.Message) (storyRecord, bool) {
-		// Notification dead letters carry the event id in a header; an
-		// event dead-lettered by the dispatcher may be too broken for
-		// that, so its value is searched as well.
-		if string(m.Header(dlq.HeaderEventID)) != id && !bytes.Contains(m.Value, idBytes) {
-			return storyRecord{}, false
-		}
-		r := storyRecord{Kind: "dead_letter", Stage: string(m.Header(dlq.HeaderStage)), Channel: string(m.Header(dlq.HeaderChannel)),
-			Class: string(m.Header(dlq.HeaderClass)), Reason: string(m.Header(dlq.HeaderReason))}
-		switch rid := string(m.Header(dlq.HeaderRecipientID)); {
-		case rid != "":
-			// A recipient's address refused by the dispatcher: no
-			// notification was made (its id would come from the address).
-			r.RecipientID = rid
-			var ref dlq.Refused
-			if json.Unmarshal(m.Value, &ref) == nil {
-				r.Template = ref.Template
-			}
-		case r.Stage != "dispatcher":
-			fillNotification(&r, m.Value)
-		}
-		if a, err := strconv.Atoi(string(m.Header(dlq.HeaderAttempts))); err == nil && r.Attempt == 0 {
-			r.Attempt = a
-		}
-		return r, true
-	})
-	wg.Wait()
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	sort.Slice(st.Records, func(i, j int) bool {
-		a, b := st.Records[i], st.Records[j]
-		if !a.Time.Equal(b.Time) {
-			return a.Time.Before(b.Time)
-		}
-		return kindOrder[a.Kind] < kindOrder[b.Kind]
-	})
-	if err := st.decide(ctx, src.store, src.receipts); err != nil {
-		return nil, err
-	}
-	return st, nil
-}
-
-var kindOrder = map[string]int{"event": 0, "notification": 1, "retry": 2, "dead_letter": 3}
-
-// fillNotification copies what tooling may show of an encoded notification.
-func fillNotification(r *storyRecord, value []byte) {
-	n, err := notification.Decode(value)
-	if err != nil {
-		return // a garbled record still shows where it is
-	}
-	r.NotificationID, r.Template, r.Attempt, r.RecipientID = n.ID, n.Template, n.Attempt, n.RecipientID
-	r.Channel = string(n.Channel)
-	r.To = obs.MaskAddress(string(n.Channel), n.To)
-	if !n.NotBefore.IsZero() {
-		nb := n.NotBefore.UTC()
-		r.NotBefore = &nb
-	}
-}
-
-// decide fills Notifications: one per notification id seen, with the
-// store's state and a verdict a person can act on.
-func (st *story) decide(ctx context.Context, store dedupe.Store, rs receipts.Store) error {
-	byID := map[string]*storyDelivery{}
-	var order []string
-	lastRetry := map[string]storyRecord{}
-	dead := map[string]storyRecord{}
-	var refused []storyDelivery
-	for _, r := range st.Records {
-		if r.Kind == "dead_letter" && r.NotificationID == "" && r.RecipientID != "" {
-			refused = append(refused, storyDelivery{Channel: r.Channel, Template: r.Template, RecipientID: r.RecipientID,
-				To: "(refused)", State: "refused", Reason: r.Reason,
-				Verdict: "not sent: the dispatcher refused this recipient's address (" + r.Reason + "); correct it at the source and publish the event again"})
-			continue
-		}
-		if r.NotificationID == "" {
-			continue
-		}
-		if byID[r.NotificationID] == nil {
-			byID[r.NotificationID] = &storyDelivery{NotificationID: r.NotificationID, Channel: r.Channel, Template: r.Template, RecipientID: r.RecipientID, To: r.To}
-			order = append(order, r.NotificationID)
-		}
-		switch r.Kind {
-		case "retry":
-			lastRetry[r.NotificationID] = r
-		case "dead_letter":
-			dead[r.NotificationID] = r
-		}
-	}
-	st.StoreChecked = store != nil
-	for _, nid := range order {
-		d := byID[nid]
-		var c dedupe.Claim
-		if store != nil {
-			var err error
-			if c, err = store.Get(ctx, nid); err != nil {
-				return fmt.Errorf("idempotency store: %w", err)
-			}
-		}
-		switch {
-		case store == nil:
-			d.State = "unknown"
-			d.Verdict = "final state not checked (no HERALD_REDIS_URL)"
-		case c.State == dedupe.StateSent:
-			d.State, d.ProviderMessageID = "sent", c.ProviderMessageID
-			d.Verdict = "delivered: the provider accepted it as " + c.ProviderMessageID
-			if rs != nil {
-				r, ok, err := rs.Get(ctx, nid)
-				if err != nil {
-					return fmt.Errorf("delivery receipts: %w", err)
-				}
-				if ok && r.Status != receipts.StatusAccepted {
-					d.Receipt, d.ReceiptCode = string(r.Status), r.Code
-					d.Verdict = "accepted as " + c.ProviderMessageID + "; the provider reports it " + string(r.Status)
-					if r.Code != "" {
-						d.Verdict += " (" + r.Code
-						if r.Detail != "" {
-							d.Verdict += ": " + r.Detail
-						}
-						d.Verdict += ")"
-					}
-					if !r.At.IsZero() {
-						d.Verdict += " at " + r.At.UTC().Format(time.RFC3339)
-					}
-				}
-			}
-		case c.State == dedupe.StateFailed && c.Reason == obs.OutcomeSuppressed:
-			d.State, d.Reason = "suppressed", c.Reason
-			d.Verdict = "not sent: the address is on the suppression list (herald suppressions list)"
-		case c.State == dedupe.StateFailed:
-			d.State, d.Reason = "failed", c.Reason
-			d.Verdict = "not delivered: failed permanently (" + c.Reason + "); see the dead letter"
-		case c.State == dedupe.StateInFlight:
-			d.State = "in_flight"
-			d.Verdict = fmt.Sprintf("being sent now by %s (lease %s left)", c.Owner, c.LeaseLeft.Round(time.Millisecond))
-		default:
-			d.State = "pending"
-			if r, ok := dead[nid]; ok {
-				d.Reason = r.Reason
-				d.Verdict = "not delivered: dead-lettered (" + r.Reason + ")"
-			} else if r, ok := lastRetry[nid]; ok && r.NotBefore != nil {
-				d.Verdict = fmt.Sprintf("not delivered yet: retry %d waits until %s", r.Attempt, r.NotBefore.Format(time.RFC3339))
-			} else {
-				d.Verdict = "not delivered yet: queued, not yet handled (or its key outlived the retention window)"
-			}
-		}
-		st.Notifications = append(st.Notifications, *d)
-	}
-	st.Notifications = append(st.Notifications, refused...)
-	return nil
-}
-
-func (st *story) print(w io.Writer) {
-	if len(st.Records) == 0 {
-		fmt.Fprintf(w, "event %s: nothing found since %s (widen --since?)\n", st.EventID, st.Since.Format(time.RFC3339))
-		return
-	}
-	fmt.Fprintf(w, "event %s, records since %s\n\n", st.EventID, st.Since.Format(time.RFC3339))
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tKIND\tWHERE\tCHANNEL\tTEMPLATE\tRECIPIENT\tTO\tATTEMPT\tDETAIL")
-	for _, r := range st.Records {
-		detail := r.EventType
-		switch {
-		case r.Kind == "retry" && r.NotBefore != nil:
-			detail = "not before " + r.NotBefore.Format(time.RFC3339)
-		case r.Kind == "dead_letter":
-			detail = r.Class + " " + r.Reason + " (stage " + r.Stage + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s/%d@%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Format("15:04:05.000"), r.Kind, r.Topic, r.Partition, r.Offset,
-			dash(r.Channel), dash(r.Template), dash(r.RecipientID), dash(r.To), dash(strconv.Itoa(r.Attempt)), detail)
-	}
-	tw.Flush()
-	if len(st.Notifications) == 0 {
-		fmt.Fprintln(w, "\nno notifications found for it")
-		return
-	}
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NOTIFICATION\tCHANNEL\tRECIPIENT\tTO\tSTATE\tVERDICT")
-	for _, d := range st.Notifications {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shortID(d.NotificationID), d.Channel, d.RecipientID, d.To, d.State, d.Verdict)
-	}
-	tw.Flush()
-}
-
-func dash(s string) string {
-	if s == "" || s == "0" {
-		return "-"
-	}
-	return s
-}
-
-func shortID(id string) string {
-	if id == "" {
-		return "-"
-	}
-	if len(id) > 16 {
-		return id[:16]
-	}
-	return id
 }

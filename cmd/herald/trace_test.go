@@ -13,6 +13,7 @@ import (
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/sim"
+	"github.com/gymhq/herald/story"
 	"github.com/gymhq/herald/templates"
 )
 
@@ -80,13 +81,13 @@ func TestTraceCommand(t *testing.T) {
 	getenv := toolEnv(env, redis)
 	// Poll until every notification has reached the state the faults lead
 	// to: push sent, SMS failed, email waiting on the retry topic.
-	var got story
+	var got story.Story
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var out, errOut bytes.Buffer
 		code := runTrace(ctx, []string{ev.ID, "--json", "--since", "1h"}, getenv, &out, &errOut)
 		if code == 0 {
-			got = story{}
+			got = story.Story{}
 			if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 				t.Fatalf("trace --json: %v\n%s", err, out.String())
 			}
@@ -157,7 +158,7 @@ func TestTraceCommand(t *testing.T) {
 	}
 }
 
-func hasKind(st story, kind string) bool {
+func hasKind(st story.Story, kind string) bool {
 	for _, r := range st.Records {
 		if r.Kind == kind {
 			return true

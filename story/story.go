@@ -1,0 +1,346 @@
+// Package story assembles one booking event's whole story across roles —
+// the event record, every notification made from it, retries, dead
+// letters, each notification's final state and the provider's delivery
+// receipt — from Kafka (read without a consumer group), the idempotency
+// store and the receipts store. herald trace prints it.
+package story
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/dlq"
+	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/receipts"
+	"github.com/gymhq/herald/topics"
+)
+
+// Sources is where an event's Story is read from.
+type Sources struct {
+	Scan        kafkarun.ScanConfig
+	EventsTopic string
+	Store       dedupe.Store // nil: final states unknown
+	// receipts, when set, say what became of a sent notification at the
+	// provider (delivered, undelivered with its code).
+	Receipts receipts.Store
+}
+
+// Story is what herald trace reports. Addresses are masked; message bodies
+// are never read.
+type Story struct {
+	EventID       string     `json:"event_id"`
+	Since         time.Time  `json:"since"`
+	Records       []Record   `json:"records"`
+	Notifications []Delivery `json:"notifications"`
+	StoreChecked  bool       `json:"store_checked"`
+}
+
+// Record is one Kafka record about the event.
+type Record struct {
+	Time           time.Time  `json:"time"`
+	Kind           string     `json:"kind"` // event, notification, retry, dead_letter
+	Topic          string     `json:"topic"`
+	Partition      int        `json:"partition"`
+	Offset         int64      `json:"offset"`
+	EventType      string     `json:"event_type,omitempty"`
+	NotificationID string     `json:"notification_id,omitempty"`
+	Channel        string     `json:"channel,omitempty"`
+	Template       string     `json:"template,omitempty"`
+	RecipientID    string     `json:"recipient_id,omitempty"`
+	To             string     `json:"to,omitempty"` // masked
+	Attempt        int        `json:"attempt,omitempty"`
+	NotBefore      *time.Time `json:"not_before,omitempty"`
+	Stage          string     `json:"stage,omitempty"`
+	Class          string     `json:"class,omitempty"`
+	Reason         string     `json:"reason,omitempty"`
+}
+
+// Delivery is one notification's outcome.
+type Delivery struct {
+	NotificationID    string `json:"notification_id"`
+	Channel           string `json:"channel"`
+	Template          string `json:"template"`
+	RecipientID       string `json:"recipient_id"`
+	To                string `json:"to"` // masked
+	State             string `json:"state"`
+	ProviderMessageID string `json:"provider_message_id,omitempty"`
+	Reason            string `json:"reason,omitempty"`
+	// Receipt is the provider's latest word after accepting it
+	// (delivered, undelivered, …), when it reports one.
+	Receipt     string `json:"receipt,omitempty"`
+	ReceiptCode string `json:"receipt_code,omitempty"`
+	Verdict     string `json:"verdict"`
+}
+
+// Trace gathers id's Story: it scans the events topic for the event,
+// the channel and retry topics for its notifications (by the
+// herald-event-id header the dispatcher sets), and the DLQ for dead
+// letters, then asks the idempotency store for each notification's state.
+func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
+	st := &Story{EventID: id, Since: src.Scan.Since.UTC()}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+	)
+	add := func(r Record) {
+		mu.Lock()
+		st.Records = append(st.Records, r)
+		mu.Unlock()
+	}
+	scan := func(topic string, match func(*queue.Message) (Record, bool)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := kafkarun.Scan(ctx, src.Scan, topic, func(m *queue.Message) error {
+				if r, ok := match(m); ok {
+					r.Topic, r.Partition, r.Offset, r.Time = m.Topic, m.Partition, m.Offset, m.Time.UTC()
+					add(r)
+				}
+				return nil
+			})
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	idBytes := []byte(id)
+	scan(src.EventsTopic, func(m *queue.Message) (Record, bool) {
+		if !bytes.Contains(m.Value, idBytes) {
+			return Record{}, false
+		}
+		var ev struct{ ID, Type string }
+		if json.Unmarshal(m.Value, &ev) != nil || ev.ID != id {
+			return Record{}, false
+		}
+		return Record{Kind: "event", EventType: ev.Type}, true
+	})
+	for _, ch := range notification.Known() {
+		for _, t := range []struct{ topic, kind string }{{topics.Channel(ch), "notification"}, {topics.Retry(ch), "retry"}} {
+			scan(t.topic, func(m *queue.Message) (Record, bool) {
+				if string(m.Header(dispatcher.HeaderEventID)) != id {
+					return Record{}, false
+				}
+				r := Record{Kind: t.kind, Channel: string(ch)}
+				fillNotification(&r, m.Value)
+				return r, true
+			})
+		}
+	}
+	scan(topics.DLQ, func(m *queue.Message) (Record, bool) {
+		// Notification dead letters carry the event id in a header; an
+		// event dead-lettered by the dispatcher may be too broken for
+		// that, so its value is searched as well.
+		if string(m.Header(dlq.HeaderEventID)) != id && !bytes.Contains(m.Value, idBytes) {
+			return Record{}, false
+		}
+		r := Record{Kind: "dead_letter", Stage: string(m.Header(dlq.HeaderStage)), Channel: string(m.Header(dlq.HeaderChannel)),
+			Class: string(m.Header(dlq.HeaderClass)), Reason: string(m.Header(dlq.HeaderReason))}
+		switch rid := string(m.Header(dlq.HeaderRecipientID)); {
+		case rid != "":
+			// A recipient's address refused by the dispatcher: no
+			// notification was made (its id would come from the address).
+			r.RecipientID = rid
+			var ref dlq.Refused
+			if json.Unmarshal(m.Value, &ref) == nil {
+				r.Template = ref.Template
+			}
+		case r.Stage != "dispatcher":
+			fillNotification(&r, m.Value)
+		}
+		if a, err := strconv.Atoi(string(m.Header(dlq.HeaderAttempts))); err == nil && r.Attempt == 0 {
+			r.Attempt = a
+		}
+		return r, true
+	})
+	wg.Wait()
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	sort.Slice(st.Records, func(i, j int) bool {
+		a, b := st.Records[i], st.Records[j]
+		if !a.Time.Equal(b.Time) {
+			return a.Time.Before(b.Time)
+		}
+		return kindOrder[a.Kind] < kindOrder[b.Kind]
+	})
+	if err := st.decide(ctx, src.Store, src.Receipts); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+var kindOrder = map[string]int{"event": 0, "notification": 1, "retry": 2, "dead_letter": 3}
+
+// fillNotification copies what tooling may show of an encoded notification.
+func fillNotification(r *Record, value []byte) {
+	n, err := notification.Decode(value)
+	if err != nil {
+		return // a garbled record still shows where it is
+	}
+	r.NotificationID, r.Template, r.Attempt, r.RecipientID = n.ID, n.Template, n.Attempt, n.RecipientID
+	r.Channel = string(n.Channel)
+	r.To = obs.MaskAddress(string(n.Channel), n.To)
+	if !n.NotBefore.IsZero() {
+		nb := n.NotBefore.UTC()
+		r.NotBefore = &nb
+	}
+}
+
+// decide fills Notifications: one per notification id seen, with the
+// store's state and a verdict a person can act on.
+func (st *Story) decide(ctx context.Context, store dedupe.Store, rs receipts.Store) error {
+	byID := map[string]*Delivery{}
+	var order []string
+	lastRetry := map[string]Record{}
+	dead := map[string]Record{}
+	var refused []Delivery
+	for _, r := range st.Records {
+		if r.Kind == "dead_letter" && r.NotificationID == "" && r.RecipientID != "" {
+			refused = append(refused, Delivery{Channel: r.Channel, Template: r.Template, RecipientID: r.RecipientID,
+				To: "(refused)", State: "refused", Reason: r.Reason,
+				Verdict: "not sent: the dispatcher refused this recipient's address (" + r.Reason + "); correct it at the source and publish the event again"})
+			continue
+		}
+		if r.NotificationID == "" {
+			continue
+		}
+		if byID[r.NotificationID] == nil {
+			byID[r.NotificationID] = &Delivery{NotificationID: r.NotificationID, Channel: r.Channel, Template: r.Template, RecipientID: r.RecipientID, To: r.To}
+			order = append(order, r.NotificationID)
+		}
+		switch r.Kind {
+		case "retry":
+			lastRetry[r.NotificationID] = r
+		case "dead_letter":
+			dead[r.NotificationID] = r
+		}
+	}
+	st.StoreChecked = store != nil
+	for _, nid := range order {
+		d := byID[nid]
+		var c dedupe.Claim
+		if store != nil {
+			var err error
+			if c, err = store.Get(ctx, nid); err != nil {
+				return fmt.Errorf("idempotency store: %w", err)
+			}
+		}
+		switch {
+		case store == nil:
+			d.State = "unknown"
+			d.Verdict = "final state not checked (no HERALD_REDIS_URL)"
+		case c.State == dedupe.StateSent:
+			d.State, d.ProviderMessageID = "sent", c.ProviderMessageID
+			d.Verdict = "delivered: the provider accepted it as " + c.ProviderMessageID
+			if rs != nil {
+				r, ok, err := rs.Get(ctx, nid)
+				if err != nil {
+					return fmt.Errorf("delivery receipts: %w", err)
+				}
+				if ok && r.Status != receipts.StatusAccepted {
+					d.Receipt, d.ReceiptCode = string(r.Status), r.Code
+					d.Verdict = "accepted as " + c.ProviderMessageID + "; the provider reports it " + string(r.Status)
+					if r.Code != "" {
+						d.Verdict += " (" + r.Code
+						if r.Detail != "" {
+							d.Verdict += ": " + r.Detail
+						}
+						d.Verdict += ")"
+					}
+					if !r.At.IsZero() {
+						d.Verdict += " at " + r.At.UTC().Format(time.RFC3339)
+					}
+				}
+			}
+		case c.State == dedupe.StateFailed && c.Reason == obs.OutcomeSuppressed:
+			d.State, d.Reason = "suppressed", c.Reason
+			d.Verdict = "not sent: the address is on the suppression list (herald suppressions list)"
+		case c.State == dedupe.StateFailed:
+			d.State, d.Reason = "failed", c.Reason
+			d.Verdict = "not delivered: failed permanently (" + c.Reason + "); see the dead letter"
+		case c.State == dedupe.StateInFlight:
+			d.State = "in_flight"
+			d.Verdict = fmt.Sprintf("being sent now by %s (lease %s left)", c.Owner, c.LeaseLeft.Round(time.Millisecond))
+		default:
+			d.State = "pending"
+			if r, ok := dead[nid]; ok {
+				d.Reason = r.Reason
+				d.Verdict = "not delivered: dead-lettered (" + r.Reason + ")"
+			} else if r, ok := lastRetry[nid]; ok && r.NotBefore != nil {
+				d.Verdict = fmt.Sprintf("not delivered yet: retry %d waits until %s", r.Attempt, r.NotBefore.Format(time.RFC3339))
+			} else {
+				d.Verdict = "not delivered yet: queued, not yet handled (or its key outlived the retention window)"
+			}
+		}
+		st.Notifications = append(st.Notifications, *d)
+	}
+	st.Notifications = append(st.Notifications, refused...)
+	return nil
+}
+
+func (st *Story) Print(w io.Writer) {
+	if len(st.Records) == 0 {
+		fmt.Fprintf(w, "event %s: nothing found since %s (widen --since?)\n", st.EventID, st.Since.Format(time.RFC3339))
+		return
+	}
+	fmt.Fprintf(w, "event %s, records since %s\n\n", st.EventID, st.Since.Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tKIND\tWHERE\tCHANNEL\tTEMPLATE\tRECIPIENT\tTO\tATTEMPT\tDETAIL")
+	for _, r := range st.Records {
+		detail := r.EventType
+		switch {
+		case r.Kind == "retry" && r.NotBefore != nil:
+			detail = "not before " + r.NotBefore.Format(time.RFC3339)
+		case r.Kind == "dead_letter":
+			detail = r.Class + " " + r.Reason + " (stage " + r.Stage + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s/%d@%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Format("15:04:05.000"), r.Kind, r.Topic, r.Partition, r.Offset,
+			dash(r.Channel), dash(r.Template), dash(r.RecipientID), dash(r.To), dash(strconv.Itoa(r.Attempt)), detail)
+	}
+	tw.Flush()
+	if len(st.Notifications) == 0 {
+		fmt.Fprintln(w, "\nno notifications found for it")
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NOTIFICATION\tCHANNEL\tRECIPIENT\tTO\tSTATE\tVERDICT")
+	for _, d := range st.Notifications {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shortID(d.NotificationID), d.Channel, d.RecipientID, d.To, d.State, d.Verdict)
+	}
+	tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" || s == "0" {
+		return "-"
+	}
+	return s
+}
+
+func shortID(id string) string {
+	if id == "" {
+		return "-"
+	}
+	if len(id) > 16 {
+		return id[:16]
+	}
+	return id
+}

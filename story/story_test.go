@@ -1,0 +1,39 @@
+package story
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Without the idempotency store the story says so instead of guessing,
+// refused recipients are listed apart, and Print shows records in order.
+func TestDecideAndPrint(t *testing.T) {
+	at := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	st := &Story{EventID: "evt_1", Since: at.Add(-time.Hour), Records: []Record{
+		{Time: at, Kind: "event", Topic: "gym.bookings.v1", EventType: "gym.booking.confirmed"},
+		{Time: at, Kind: "notification", Topic: "herald.sms.v1", NotificationID: "ntf_a", Channel: "sms", RecipientID: "mem_1", To: "+44******23"},
+		{Time: at, Kind: "dead_letter", Topic: "herald.dlq.v1", Channel: "sms", RecipientID: "mem_2", Reason: "invalid_address", Stage: "dispatcher"},
+	}}
+	if err := st.decide(context.Background(), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Notifications) != 2 || st.Notifications[0].State != "unknown" || st.Notifications[1].State != "refused" {
+		t.Fatalf("notifications %+v", st.Notifications)
+	}
+	var b bytes.Buffer
+	st.Print(&b)
+	out := b.String()
+	for _, want := range []string{"event evt_1", "gym.booking.confirmed", "ntf_a", "final state not checked", "refused"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	var empty bytes.Buffer
+	(&Story{EventID: "evt_2", Since: at}).Print(&empty)
+	if !strings.Contains(empty.String(), "nothing found") {
+		t.Errorf("empty story: %s", empty.String())
+	}
+}
