@@ -70,11 +70,31 @@ type Descriptor struct {
 	// configuration; 0 is unlimited.
 	Rate func(c *config.Config) int
 
+	// Deploy is what the channel's Kubernetes workload needs beyond what
+	// every channel's has; deploy/cmd/channel-manifests generates the
+	// Deployment, ScaledObject and PodDisruptionBudget from it.
+	Deploy Deploy
+
 	// Dev starts the channel's stand-in provider for herald dev and the
 	// fleet tests — one that speaks the provider's real wire format and
 	// records what it accepts into the outbox — and points the
 	// configuration at it.
 	Dev func(o DevOptions) (*DevFake, error)
+}
+
+// Deploy describes a channel's Kubernetes workload.
+type Deploy struct {
+	// Secret is the provider credential its pods mount, if any.
+	Secret *DeploySecret
+	// LagPerPod is the consumer lag KEDA keeps per pod; default 100.
+	LagPerPod int
+}
+
+// DeploySecret is a provider credential mounted from the Secret
+// herald-<Name> at /etc/herald/secrets/<Name>/, read through Env (a _FILE
+// variable, or one that names a file) pointing at Key.
+type DeploySecret struct {
+	Name, Key, Env string
 }
 
 // DevOptions are what a channel's Dev gets.

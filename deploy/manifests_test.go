@@ -281,7 +281,7 @@ func forEachOverlay(t *testing.T, fn func(t *testing.T, f *fleet)) {
 	}
 }
 
-// TestOneDeploymentPerRole: four Deployments from one image, each running
+// TestOneDeploymentPerRole: one Deployment per role from one image, each running
 // its role, and nothing else.
 func TestOneDeploymentPerRole(t *testing.T) {
 	forEachOverlay(t, func(t *testing.T, f *fleet) {

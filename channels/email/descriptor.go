@@ -51,6 +51,7 @@ var Descriptor = &channels.Descriptor{
 			})
 		})
 	},
-	Rate: func(c *config.Config) int { return c.EmailRate },
-	Dev:  dev,
+	Rate:   func(c *config.Config) int { return c.EmailRate },
+	Deploy: channels.Deploy{Secret: &channels.DeploySecret{Name: "smtp", Key: "password", Env: "HERALD_SMTP_PASSWORD_FILE"}},
+	Dev:    dev,
 }

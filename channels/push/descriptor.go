@@ -33,8 +33,9 @@ var Descriptor = &channels.Descriptor{
 			Endpoint: c.FCMEndpoint, Timeout: c.SendTimeout,
 		})
 	},
-	Rate: func(c *config.Config) int { return c.PushRate },
-	Dev:  dev,
+	Rate:   func(c *config.Config) int { return c.PushRate },
+	Deploy: channels.Deploy{Secret: &channels.DeploySecret{Name: "fcm", Key: "service-account.json", Env: "HERALD_FCM_CREDENTIALS_FILE"}, LagPerPod: 200},
+	Dev:    dev,
 }
 
 // deviceTokens is each distinct non-empty push token of p, in the event's order.

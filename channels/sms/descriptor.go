@@ -58,8 +58,9 @@ var Descriptor = &channels.Descriptor{
 		}
 		return failover.FromList(notification.SMS, c, c.TwilioMessagingServiceSID, build)
 	},
-	Rate: func(c *config.Config) int { return c.SMSRate },
-	Dev:  dev,
+	Rate:   func(c *config.Config) int { return c.SMSRate },
+	Deploy: channels.Deploy{Secret: &channels.DeploySecret{Name: "twilio", Key: "auth-token", Env: "HERALD_TWILIO_AUTH_TOKEN_FILE"}},
+	Dev:    dev,
 }
 
 // StatusCallbackVar is the variable of the URL Twilio posts delivery
