@@ -1,11 +1,13 @@
 // Package config is herald's start-up configuration: what a worker reads from
 // its environment and flags, checked once, before anything connects anywhere.
 //
-// Every variable is one entry in the table in registry.go. The environment
-// reader, the flags, the _FILE forms of secrets, validation, the redacted
-// start-up log line, -h and docs/configuration.md are all derived from that
-// table, so they cannot drift apart; adding a variable is adding an entry (and
-// a field to Config).
+// Every variable is one entry in the registry: the table in registry.go,
+// and the settings each channel declares in its own folder (Setting, added
+// by channels.Register). The environment reader, the flags, the _FILE forms
+// of secrets, validation, the redacted start-up log line, -h and
+// docs/configuration.md are all derived from it, so they cannot drift
+// apart; adding a variable is adding an entry (and, for one the tree reads
+// as a field, a field to Config).
 //
 // Loading reads files only to check them (secret _FILE forms, the FCM
 // credentials, the templates directory) and never dials Kafka, Redis or a

@@ -34,8 +34,16 @@ type Setting struct {
 	// Required settings must be set for the channel's workers to start.
 	Required bool
 	// Check reports what is wrong with a set value, without quoting a
-	// secret; nil accepts anything.
+	// secret; nil accepts anything. Not used with Bind, whose check it is.
 	Check func(string) error
+	// Bind, when set, stores the value in a Config field instead of as a
+	// raw value; Kind and Accepts then come from it.
+	Bind *Binding
+	// Rule, when set, checks the setting against settings declared before
+	// it, whenever its role runs (RequiredUnless for "this or that").
+	Rule func(c *Config) error
+	// RequiredDoc replaces the docs' list of roles that require it.
+	RequiredDoc string
 }
 
 // Declare adds settings read by channel ch to the registry, after the
@@ -70,11 +78,23 @@ func Declare(ch notification.Channel, ss ...Setting) {
 		if s.Check != nil {
 			v.bind.check = func(c *Config) error { return s.Check(c.declared[s.Name]) }
 		}
-		at := len(registry)
+		if s.Bind != nil {
+			v.bind = s.Bind.b
+		}
+		v.rule, v.requiredDoc = s.Rule, s.RequiredDoc
+		// After its group's variables; a new group goes before the
+		// process-wide settings (Service), beside the other channels'.
+		at, service := -1, len(registry)
 		for i, x := range registry {
 			if x.group == group {
 				at = i + 1
 			}
+			if x.group == "Service" && service == len(registry) {
+				service = i
+			}
+		}
+		if at < 0 {
+			at = service
 		}
 		registry = append(registry[:at], append([]*variable{v}, registry[at:]...)...)
 	}

@@ -13,8 +13,9 @@ import (
 // registry is every variable herald reads, in the order the docs list them
 // and errors are reported. A rule may only look at variables above it.
 //
-// To add a variable: add a field to Config, add an entry here, run
-// `go test ./config -update` to regenerate docs/configuration.md.
+// To add a variable: add a field to Config, add an entry here (or, for a
+// channel's own, a Setting in its folder), run `go test ./config -update`
+// to regenerate docs/configuration.md.
 var registry = []*variable{
 	// Kafka.
 	{
@@ -208,109 +209,11 @@ var registry = []*variable{
 		},
 	},
 
-	// Email.
+	// Email, SMS and push: each channel declares its own variables in its
+	// folder (channels/<name>, Descriptor.Settings). The SMS destination
+	// policy is here, since the dispatcher reads it too.
 	{
-		name: "HERALD_SMTP_ADDR", group: "Email",
-		doc: "SMTP submission server, `host:port` (usually port 587). " +
-			"A comma-separated list is several relays sharing the other SMTP settings, each with an optional `*weight` (default 1), " +
-			"for example `smtp-a.example.com:587*3,smtp-b.example.com:587`: mail is spread by weight, each relay has its own circuit breaker, " +
-			"and a relay that fails leaves the rotation within `HERALD_BREAKER_FAILURES` tries and comes back when its probe succeeds; " +
-			"a message's id and Message-ID do not depend on the relay that sends it.",
-		scope: []Role{RoleEmail}, required: []Role{RoleEmail},
-		bind: text(func(c *Config) *string { return &c.SMTPAddr }, "host:port[*weight],…", weightedList(hostPort(true, 1))),
-	},
-	{
-		name: "HERALD_SMTP_USERNAME", group: "Email",
-		doc:   "SMTP user name. Empty sends without authenticating, which only a local relay should accept.",
-		scope: []Role{RoleEmail},
-		bind:  text(func(c *Config) *string { return &c.SMTPUsername }, "", nil),
-	},
-	{
-		name: "HERALD_SMTP_PASSWORD", group: "Email",
-		doc:    "SMTP password; prefer `HERALD_SMTP_PASSWORD_FILE`.",
-		secret: true, scope: []Role{RoleEmail},
-		bind: text(func(c *Config) *string { return &c.SMTPPassword }, "", nil),
-	},
-	{
-		name: "HERALD_SMTP_TLS", group: "Email", def: "mandatory",
-		doc: "`mandatory`: STARTTLS is required, and a server that does not offer it gets neither mail nor credentials. " +
-			"`opportunistic`: STARTTLS when offered, plaintext otherwise, so anyone on the path can strip it and read both. " +
-			"`none`: never TLS, for a relay on localhost or a test sink.",
-		scope: []Role{RoleEmail},
-		bind:  enum(func(c *Config) *SMTPTLS { return &c.SMTPTLS }, SMTPTLSMandatory, SMTPTLSOpportunistic, SMTPTLSNone),
-	},
-	{
-		name: "HERALD_EMAIL_FROM", group: "Email",
-		doc: "Sender of every email, an RFC 5322 address; a display name is allowed: `Gym Team <hello@example.com>`. " +
-			"The domain must be one the SMTP provider may send for (SPF, DKIM), or mail lands in spam.",
-		scope: []Role{RoleEmail}, required: []Role{RoleEmail},
-		bind: text(func(c *Config) *string { return &c.EmailFrom }, "an email address", emailAddress),
-	},
-	{
-		name: "HERALD_SMTP_POOL_SIZE", group: "Email", def: "4",
-		doc: "SMTP connections each email worker keeps open. " +
-			"Sending waits for a free connection, so this, not `HERALD_MAX_IN_FLIGHT`, bounds concurrent emails per process. " +
-			"Providers limit concurrent connections per account across all pods: keep pool size × pods under that limit.",
-		scope: []Role{RoleEmail},
-		bind:  integer(func(c *Config) *int { return &c.SMTPPoolSize }, 1, 64),
-	},
-
-	// SMS.
-	{
-		name: "HERALD_TWILIO_ACCOUNT_SID", group: "SMS",
-		doc:   "Twilio account SID: `AC` and 32 hex digits.",
-		scope: []Role{RoleSMS}, required: []Role{RoleSMS},
-		bind: text(func(c *Config) *string { return &c.TwilioAccountSID }, "AC…", twilioSID("AC")),
-	},
-	{
-		name: "HERALD_TWILIO_AUTH_TOKEN", group: "SMS",
-		doc:    "Twilio auth token for the account; prefer `HERALD_TWILIO_AUTH_TOKEN_FILE`.",
-		secret: true, scope: []Role{RoleSMS}, required: []Role{RoleSMS},
-		bind: text(func(c *Config) *string { return &c.TwilioAuthToken }, "", nil),
-	},
-	{
-		name: "HERALD_TWILIO_FROM", group: "SMS",
-		doc: "Sender the account owns: an E.164 number, a 5–6 digit short code, or an alphanumeric sender ID (up to 11 letters, digits and spaces). " +
-			"This or `HERALD_TWILIO_MESSAGING_SERVICE_SID` is required.",
-		scope: []Role{RoleSMS}, requiredDoc: "sms, all (or the messaging service)",
-		bind: text(func(c *Config) *string { return &c.TwilioFrom }, "", twilioSender),
-	},
-	{
-		name: "HERALD_TWILIO_MESSAGING_SERVICE_SID", group: "SMS",
-		doc: "Twilio Messaging Service (`MG` and 32 hex digits), which picks the sender from its pool and handles opt-outs and scaling across numbers. " +
-			"This or `HERALD_TWILIO_FROM` is required. " +
-			"A comma-separated list is several services of the account, each with an optional `*weight`, failing over to each other as `HERALD_SMTP_ADDR`'s relays do.",
-		scope: []Role{RoleSMS}, requiredDoc: "sms, all (or the sender)",
-		bind: text(func(c *Config) *string { return &c.TwilioMessagingServiceSID }, "MG…[*weight],…", weightedList(twilioSID("MG"))),
-		rule: func(c *Config) error {
-			if c.TwilioFrom == "" && c.TwilioMessagingServiceSID == "" {
-				return requiredUnless("HERALD_TWILIO_FROM")
-			}
-			return nil
-		},
-	},
-	{
-		name: "HERALD_TWILIO_API_URL", group: "SMS", def: "https://api.twilio.com",
-		doc:   "Base URL of the Twilio REST API; point it at a fake for tests and staging.",
-		scope: []Role{RoleSMS},
-		bind:  text(func(c *Config) *string { return &c.TwilioAPIURL }, "http(s) URL", httpURL),
-	},
-	{
-		name: "HERALD_SMS_VALIDITY_PERIOD", group: "SMS",
-		doc: "Twilio's `ValidityPeriod`, in whole seconds: a message still queued at Twilio after this long is dropped instead of delivered late, " +
-			"since \"your class starts in an hour\" is wrong three hours later. Unset leaves Twilio's default.",
-		scope: []Role{RoleSMS},
-		bind:  duration(func(c *Config) *time.Duration { return &c.SMSValidityPeriod }, time.Second, 10*time.Hour, true),
-		rule: func(c *Config) error {
-			if c.SMSValidityPeriod%time.Second != 0 {
-				return fmt.Errorf("%s is not a whole number of seconds", fmtDuration(c.SMSValidityPeriod))
-			}
-			return nil
-		},
-	},
-
-	{
-		name: "HERALD_SMS_ALLOWED_COUNTRIES", group: "SMS",
+		name: "HERALD_SMS_ALLOWED_COUNTRIES", group: "SMS destinations",
 		doc: "Destinations herald may text, as country calling codes or longer E.164 prefixes (`+44,+353,+1`); a number outside all of them is refused. " +
 			"Unset allows every country, which suits a business whose members may live anywhere; set it to the countries you serve, " +
 			"which caps what a forged or mistyped number can cost. " +
@@ -320,7 +223,7 @@ var registry = []*variable{
 		bind:  list(func(c *Config) *[]string { return &c.SMSAllowedCountries }, "+code,...", e164Prefix),
 	},
 	{
-		name: "HERALD_SMS_DENIED_PREFIXES", group: "SMS",
+		name: "HERALD_SMS_DENIED_PREFIXES", group: "SMS destinations",
 		def: strings.Join(address.DefaultDeniedPrefixes, ","),
 		doc: "E.164 prefixes never texted, even in an allowed country, refused like `HERALD_SMS_ALLOWED_COUNTRIES`. " +
 			"The default is premium-rate and mass-calling ranges (NANP +1900 and +1976, UK +449, Germany +49900 and +49137, France +3389, " +
@@ -335,28 +238,6 @@ var registry = []*variable{
 			}
 			return nil
 		},
-	},
-
-	// Push.
-	{
-		name: "HERALD_FCM_PROJECT_ID", group: "Push",
-		doc:   "Firebase project that push messages are sent through.",
-		scope: []Role{RolePush}, required: []Role{RolePush},
-		bind: text(func(c *Config) *string { return &c.FCMProjectID }, "", nil),
-	},
-	{
-		name: "HERALD_FCM_CREDENTIALS_FILE", group: "Push",
-		doc: "Path to the Google service-account key (JSON) used to get OAuth2 tokens for FCM; its `token_uri` is honoured. " +
-			"Checked at start: it must be readable JSON of type `service_account` with `client_email` and `private_key`. " +
-			"Being a file already, it has no `_FILE` form; mount it from a Secret.",
-		scope: []Role{RolePush}, required: []Role{RolePush},
-		bind: text(func(c *Config) *string { return &c.FCMCredentialsFile }, "path to a service-account JSON file", serviceAccountFile),
-	},
-	{
-		name: "HERALD_FCM_ENDPOINT", group: "Push", def: "https://fcm.googleapis.com",
-		doc:   "Base URL of the FCM HTTP v1 API; point it at a fake for tests and staging.",
-		scope: []Role{RolePush},
-		bind:  text(func(c *Config) *string { return &c.FCMEndpoint }, "http(s) URL", httpURL),
 	},
 
 	// Service.

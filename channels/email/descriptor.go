@@ -41,6 +41,7 @@ var Descriptor = &channels.Descriptor{
 	},
 	// Several relays in HERALD_SMTP_ADDR share the other settings and
 	// fail over to each other (channels/failover).
+	Settings: settings,
 	New: func(b channels.Build) (channels.Sender, error) {
 		c := b.Config
 		return failover.FromList(notification.Email, c, c.SMTPAddr, func(addr string) (channels.Sender, error) {

@@ -26,6 +26,7 @@ var Descriptor = &channels.Descriptor{
 		{File: "title.txt", Field: channels.FieldTitle, OneLine: true, Limit: 65, Name: "title"},
 		{File: "body.txt", Field: channels.FieldText, Limit: 240, Name: "body"},
 	},
+	Settings: settings,
 	New: func(b channels.Build) (channels.Sender, error) {
 		c := b.Config
 		return New(Config{

@@ -33,14 +33,14 @@ var Descriptor = &channels.Descriptor{
 		return []string{p.Phone}
 	},
 	Parts: []channels.Part{{File: "txt", Field: channels.FieldText}},
-	Settings: []config.Setting{{
+	Settings: append(settings, config.Setting{
 		Name: StatusCallbackVar, Group: "SMS", Kind: "url", Accepts: "absolute http(s) URL ending in " + receiptsPath,
 		Doc: "Public URL Twilio posts each SMS's delivery status to (its StatusCallback), which herald serves on the sms role's HTTP port (`HERALD_HTTP_ADDR`) at `" + receiptsPath + "`: " +
 			"the status (delivered, undelivered with Twilio's error code) shows in `herald trace` and `herald_delivery_receipts_total`, " +
 			"and codes that say the number is dead or unsubscribed suppress it. Callbacks are checked against `X-Twilio-Signature`, " +
 			"so it must be exactly the URL Twilio is given. Unset: no delivery receipts for SMS.",
 		Check: checkCallbackURL,
-	}},
+	}),
 	// Several messaging services in HERALD_TWILIO_MESSAGING_SERVICE_SID
 	// fail over to each other (channels/failover).
 	New: func(b channels.Build) (channels.Sender, error) {
