@@ -61,7 +61,7 @@ type fleet struct {
 
 	mu        sync.Mutex
 	consumers []*kafkarun.Consumer
-	live      liveness // /healthz; see health.go
+	live      kafkarun.Liveness // /healthz; see health.go
 }
 
 // roles returns the roles cfg.Role runs, dispatcher first.
@@ -107,7 +107,7 @@ func (f *fleet) run(ctx context.Context) error {
 	if err != nil {
 		f.log.Error("consumer group metrics", zap.Error(err))
 	}
-	f.live.setMembers(f.memberships, groupLimit(cfg.SessionTimeout, cfg.RebalanceTimeout), f.log)
+	f.live.SetMembers(f.memberships, kafkarun.GroupLimit(cfg.SessionTimeout, cfg.RebalanceTimeout), f.log)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -123,7 +123,7 @@ func (f *fleet) run(ctx context.Context) error {
 			DrainTimeout: cfg.ShutdownTimeout, SessionTimeout: cfg.SessionTimeout,
 			RebalanceTimeout: cfg.RebalanceTimeout, HeartbeatInterval: cfg.HeartbeatInterval,
 			Logger:   f.log.With(zap.String("role", string(role))),
-			Observer: f.live.observe(group, observer{m: f.metrics, group: group, joinErrors: joinErrors}),
+			Observer: f.live.Observe(group, observer{m: f.metrics, group: group, joinErrors: joinErrors}),
 			Gate:     st.Gate,
 		}, st.Handler)
 		if err != nil {
@@ -202,7 +202,7 @@ func (l fleetLiveness) Track(group string, topics []string, h queue.Handler) que
 }
 
 func (l fleetLiveness) Gate(group string, g kafkarun.Gate) kafkarun.Gate {
-	return l.f.live.gate(group, g)
+	return l.f.live.Gate(group, g)
 }
 
 // ready reports whether every consumer holds a generation and the
@@ -221,7 +221,7 @@ func (f *fleet) ready(ctx context.Context) error {
 	var unjoined []string // every group, so one probe tells the whole story
 	for _, c := range cs {
 		if m := c.Membership(); !m.Joined {
-			why := m.Group + ": " + describeUnjoined(m, now)
+			why := m.Group + ": " + m.Describe(now)
 			if m.Unreachable {
 				why += fmt.Sprintf("; kafka %s (HERALD_KAFKA_BROKERS) unreachable", strings.Join(f.cfg.KafkaBrokers, ","))
 			}
@@ -280,14 +280,4 @@ func (f *fleet) groupMembers() []obs.GroupMember {
 		out[i] = obs.GroupMember{Group: m.Group, Joined: m.Joined, Unjoined: m.Unjoined(now)}
 	}
 	return out
-}
-
-// describeUnjoined says why a consumer holds no generation, for /readyz,
-// /healthz and the log.
-func describeUnjoined(m kafkarun.Membership, now time.Time) string {
-	s := fmt.Sprintf("no consumer-group generation for %v", m.Unjoined(now).Round(time.Second))
-	if m.JoinErrors > 0 {
-		s += fmt.Sprintf(" (%d failed joins; last: %v)", m.JoinErrors, m.LastJoinError)
-	}
-	return s
 }

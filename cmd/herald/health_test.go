@@ -93,7 +93,7 @@ func TestHealthz(t *testing.T) {
 	const window = time.Minute
 	clock := &fakeClock{t: time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)}
 	f := &fleet{metrics: obs.NewMetrics(), log: zap.NewNop()}
-	f.live.now, f.live.window = clock.now, window
+	f.live.Now, f.live.Window = clock.now, window
 	srv, err := serveHTTP("127.0.0.1:0", f, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -108,12 +108,12 @@ func TestHealthz(t *testing.T) {
 		}
 	}
 
-	stuck := f.live.track("herald-email", []string{"herald.email.v1"}, blockingHandler(false))
-	waits := f.live.track("herald-sms", []string{"herald.sms.v1"}, blockingHandler(true))
-	emailObs := f.live.observe("herald-email", observer{m: f.metrics, group: "herald-email"})
+	stuck := f.live.Track("herald-email", []string{"herald.email.v1"}, blockingHandler(false))
+	waits := f.live.Track("herald-sms", []string{"herald.sms.v1"}, blockingHandler(true))
+	emailObs := f.live.Observe("herald-email", observer{m: f.metrics, group: "herald-email"})
 	emailObs.Assigned("herald.email.v1", 0)
 	lag := func(n int64) {
-		f.live.reportLag(kafkarun.PartitionLag{Group: "herald-email", Topic: "herald.email.v1", Partition: 0, Lag: n})
+		f.live.ReportLag(kafkarun.PartitionLag{Group: "herald-email", Topic: "herald.email.v1", Partition: 0, Lag: n})
 	}
 	expect("started", 200, "ok")
 
@@ -149,11 +149,11 @@ func TestHealthz(t *testing.T) {
 	// Paused by design: records wait on a held partition while the
 	// channel's circuit breaker holds them at the gate, for ten windows.
 	closed := &testGate{open: make(chan struct{})}
-	g := f.live.gate("herald-email", closed)
+	g := f.live.Gate("herald-email", closed)
 	lag(40)
 	gateDone := make(chan error, 1)
 	go func() { gateDone <- g.Wait(context.Background()) }()
-	for !f.live.paused("herald-email") {
+	for !f.live.Paused("herald-email") {
 		time.Sleep(time.Millisecond)
 	}
 	clock.advance(10 * window)
@@ -163,7 +163,7 @@ func TestHealthz(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("breaker closed", 200, "ok")
-	if f.live.gate("herald-email", nil) != nil {
+	if f.live.Gate("herald-email", nil) != nil {
 		t.Error("a nil gate was wrapped")
 	}
 
@@ -253,12 +253,4 @@ func (g *testGate) Wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// paused reports whether group has records held at its gate.
-func (l *liveness) paused(group string) bool {
-	p := l.group(group, nil)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return p.paused > 0
 }

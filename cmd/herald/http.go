@@ -21,7 +21,7 @@ func serveHTTP(addr string, f *fleet, extra func(*http.ServeMux), wrap ...func(h
 		// Liveness: the process serves requests and its consumers have not
 		// wedged (health.go). An idle consumer is healthy; restarting it
 		// would not help.
-		if err := f.live.check(); err != nil {
+		if err := f.live.Check(); err != nil {
 			http.Error(w, "stalled: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}

@@ -25,12 +25,12 @@ func TestHealthzGroupWithoutGeneration(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 12, 3, 7, 0, 0, 0, time.UTC)}
 	core, logs := zapobserver.New(zapcore.InfoLevel)
 	f := &fleet{metrics: obs.NewMetrics(), log: zap.New(core)}
-	f.live.now = clock.now
+	f.live.Now = clock.now
 	const limit = time.Minute
 	joinErr := errors.New("read tcp 10.0.0.1:4711->10.0.0.2:9092: i/o timeout")
 	dialErr := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 	m := kafkarun.Membership{Group: "herald-email", Since: clock.t, LastJoinError: joinErr, JoinErrors: 7}
-	f.live.setMembers(func() []kafkarun.Membership { return []kafkarun.Membership{m} }, limit, f.log)
+	f.live.SetMembers(func() []kafkarun.Membership { return []kafkarun.Membership{m} }, limit, f.log)
 	srv, err := serveHTTP("127.0.0.1:0", f, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -71,10 +71,10 @@ func TestHealthzGroupWithoutGeneration(t *testing.T) {
 func TestReadyzGroupWithoutGeneration(t *testing.T) {
 	m := kafkarun.Membership{Group: "herald-sms", Since: time.Now().Add(-12 * time.Second), JoinErrors: 2,
 		LastJoinError: fmt.Errorf("[27] Rebalance In Progress")}
-	got := describeUnjoined(m, time.Now())
+	got := m.Describe(time.Now())
 	for _, want := range []string{"no consumer-group generation for 12s", "2 failed joins", "Rebalance In Progress"} {
 		if !strings.Contains(got, want) {
-			t.Errorf("describeUnjoined = %q, want it to contain %q", got, want)
+			t.Errorf("Describe = %q, want it to contain %q", got, want)
 		}
 	}
 }

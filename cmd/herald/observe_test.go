@@ -115,7 +115,7 @@ func TestObservability(t *testing.T) {
 	}
 	redis := redistest.Start(t)
 	env, logs := newTestEnv(t, 3, redis)
-	env.fleet.live.lagEvery = 100 * time.Millisecond
+	env.fleet.live.LagEvery = 100 * time.Millisecond
 
 	// The workload and what it should produce, from the planner.
 	g := sim.New(sim.Options{Seed: 11, Members: 20, Prefix: "obs"})

@@ -258,7 +258,7 @@ func TestStuckRecordSurfaces(t *testing.T) {
 	}
 	redis := redistest.Start(t)
 	env, _ := newTestEnv(t, 3, redis)
-	env.fleet.live.lagEvery = 100 * time.Millisecond
+	env.fleet.live.LagEvery = 100 * time.Millisecond
 	startFleet(t, env)
 	alterTopic(t, env, topics.DLQ, "max.message.bytes", "100")
 
@@ -272,7 +272,7 @@ func TestStuckRecordSurfaces(t *testing.T) {
 	poll.Until(t, 30*time.Second, "herald_partition_stalled_seconds over 2s for the dispatcher", func() bool {
 		return stalled(t, env, topics.GroupDispatch, env.cfg.EventsTopic) > 2
 	})
-	if err := env.fleet.live.check(); err != nil {
+	if err := env.fleet.live.Check(); err != nil {
 		t.Logf("liveness: %v", err)
 	} else {
 		t.Log("liveness: healthy while the partition is stuck")
