@@ -1,6 +1,10 @@
 package email
 
-import "github.com/gymhq/herald/config"
+import (
+	"errors"
+
+	"github.com/gymhq/herald/config"
+)
 
 // settings are the email channel's variables, declared here once
 // (channels.Descriptor.Settings); the Config fields they bind are read by
@@ -45,6 +49,23 @@ var settings = []config.Setting{
 			"Providers limit concurrent connections per account across all pods: keep pool size × pods under that limit.",
 		Bind: bind(config.Integer(func(c *config.Config) *int { return &c.SMTPPoolSize }, 1, 64)),
 	},
+	{
+		Name: BounceTokenVar, Group: "Email", Secret: true, Kind: "string", Accepts: "at least 16 characters",
+		Doc: "Turns on email delivery receipts: the email role's HTTP port takes bounces (RFC 3464 delivery status notifications, " +
+			"as a bounce mailbox's pipe or an inbound-mail webhook forwards them) at `POST /v1/receipts/smtp` with `Authorization: Bearer <token>`. " +
+			"A bounce marks its notification bounced in `herald trace` and `herald_delivery_receipts_total`, and a 5.1.x failure suppresses the address. " +
+			"Unset: no email receipts.",
+		Check: func(s string) error {
+			if len(s) < 16 {
+				return errors.New("is shorter than 16 characters")
+			}
+			return nil
+		},
+	},
 }
+
+// BounceTokenVar authenticates SMTP bounces posted to herald
+// (receipts.BouncePath).
+const BounceTokenVar = "HERALD_SMTP_BOUNCE_TOKEN"
 
 func bind(b config.Binding) *config.Binding { return &b }

@@ -54,6 +54,9 @@ type devOptions struct {
 	// status callbacks for every SMS (sent, then delivered or its scripted
 	// failure) and herald records them (HERALD_TWILIO_STATUS_CALLBACK_URL).
 	CallbackBase string
+	// Settings are channel settings to set (config.Config.SetValue), as
+	// an operator would in the environment.
+	Settings map[string]string
 }
 
 // devEnv is the whole fleet on embedded parts: an in-process Kafka cluster,
@@ -158,6 +161,9 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	e.smtp, _ = e.fakes[notification.Email].(*smtpsink.Sink)
 	e.twilio, _ = e.fakes[notification.SMS].(*twiliofake.Fake)
 	e.fcm, _ = e.fakes[notification.Push].(*fcmfake.Fake)
+	for k, v := range o.Settings {
+		cfg.SetValue(k, v)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("dev configuration: %w", err)
 	}

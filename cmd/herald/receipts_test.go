@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/receipts"
 	"github.com/gymhq/herald/sim"
+	"github.com/gymhq/herald/sinks"
 	"github.com/gymhq/herald/suppress"
 )
 
@@ -154,4 +156,80 @@ func countTo(env *devEnv, to string) int {
 		}
 	}
 	return n
+}
+
+// TestEmailBounces: with HERALD_SMTP_BOUNCE_TOKEN set, a bounce posted to
+// the email role's HTTP port marks its notification bounced (found by the
+// Message-ID herald made from the notification id), suppresses a 5.1.1
+// address, shows in herald trace; a post without the token is refused.
+func TestEmailBounces(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	const token = "bounce-token-0123456789"
+	rs := redistest.Start(t)
+	addr := freeAddr(t)
+	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 2, RedisURL: rs.URL(), Log: jsonLogger(&syncBuffer{}),
+		Settings: map[string]string{"HERALD_SMTP_BOUNCE_TOKEN": token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	srv, err := serveHTTP(addr, env.fleet, env.routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	startFleet(t, env)
+	g := sim.New(sim.Options{Seed: 9, Members: 200, Prefix: "bnc"})
+	w := newWorkload(t, g, 0)
+	w.add(t, g.Make("gym.booking.confirmed"))
+	w.publish(t, env)
+	waitDelivered(t, env, w, 60*time.Second)
+	var d sinks.Delivery
+	for _, x := range env.outbox.All() {
+		if x.Channel == "email" {
+			d = x
+		}
+	}
+	if d.MessageID == "" {
+		t.Fatal("no email delivered")
+	}
+	raw, err := os.ReadFile("../../receipts/testdata/postfix-bounce.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounce := strings.ReplaceAll(string(raw), "<ntf_0123456789abcdef@herald.example.com>", d.MessageID)
+	bounce = strings.ReplaceAll(bounce, "nobody@example.org", d.To)
+	post := func(auth string) int {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+receipts.BouncePath, strings.NewReader(bounce))
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("wrong-token-0123456789"); code != http.StatusUnauthorized {
+		t.Errorf("bounce with a wrong token: %d, want 401", code)
+	}
+	if code := post(token); code != http.StatusOK {
+		t.Fatalf("bounce: %d", code)
+	}
+	ctx := context.Background()
+	r, ok, err := receipts.NewRedis(rs.Client(), 0).Get(ctx, d.NotificationID)
+	if err != nil || !ok || r.Status != receipts.StatusBounced || r.Code != "5.1.1" || r.Provider != "smtp" {
+		t.Errorf("receipt of the bounced email: %+v %v %v", r, ok, err)
+	}
+	if e, ok, err := suppress.NewRedis(rs.Client(), "", nil).Lookup(ctx, "email", d.To); err != nil || !ok || e.Reason != "invalid_address" {
+		t.Errorf("bounced address not suppressed: %+v %v %v", e, ok, err)
+	}
+	var out, errOut bytes.Buffer
+	if code := runTrace(ctx, []string{"--since", "1h", d.EventID}, toolEnv(env, rs), &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "the provider reports it bounced (5.1.1") {
+		t.Errorf("herald trace: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
 }
