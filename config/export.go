@@ -8,24 +8,24 @@ import "time"
 type Binding struct{ b binding }
 
 // Text binds a string field; check, if not nil, checks a non-empty value.
-func Text(field func(*Config) *string, accepts string, check func(string) error) Binding {
-	return Binding{text(field, accepts, check)}
+func Text(field func(*Config) *string, accepts string, check func(string) error) *Binding {
+	return &Binding{text(field, accepts, check)}
 }
 
 // Integer binds an int field within min..max.
-func Integer(field func(*Config) *int, min, max int) Binding {
-	return Binding{integer(field, min, max)}
+func Integer(field func(*Config) *int, min, max int) *Binding {
+	return &Binding{integer(field, min, max)}
 }
 
 // Duration binds a time.Duration field within min..max; optional makes
 // zero "not set".
-func Duration(field func(*Config) *time.Duration, min, max time.Duration, optional bool) Binding {
-	return Binding{duration(field, min, max, optional)}
+func Duration(field func(*Config) *time.Duration, min, max time.Duration, optional bool) *Binding {
+	return &Binding{duration(field, min, max, optional)}
 }
 
 // Enum binds a string-typed field to one of values.
-func Enum[T ~string](field func(*Config) *T, values ...T) Binding {
-	return Binding{enum(field, values...)}
+func Enum[T ~string](field func(*Config) *T, values ...T) *Binding {
+	return &Binding{enum(field, values...)}
 }
 
 // The value checks the shipped channels' settings use.

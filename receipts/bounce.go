@@ -3,8 +3,6 @@ package receipts
 import (
 	"bytes"
 	"crypto/subtle"
-	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -76,20 +74,14 @@ func (b *Bounces) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (b *Bounces) serve(r *http.Request) (int, string) {
 	log := b.opts.Logger
-	if r.Method != http.MethodPost {
-		return http.StatusMethodNotAllowed, ResultMalformed
-	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(b.opts.Token)) != 1 {
 		log.Warn("smtp bounce without the token")
 		return http.StatusUnauthorized, ResultForged
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, b.opts.MaxBody))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return http.StatusRequestEntityTooLarge, ResultTooLarge
-		}
-		return http.StatusBadRequest, ResultMalformed
+	body, status, result := readPost(r, b.opts.MaxBody)
+	if status != 0 {
+		return status, result
 	}
 	dsn, err := ParseDSN(bytes.NewReader(body))
 	if err != nil {
@@ -101,7 +93,7 @@ func (b *Bounces) serve(r *http.Request) (int, string) {
 		pmid = "<" + pmid + ">"
 	}
 	ctx := r.Context()
-	result := ResultUnknown
+	result = ResultUnknown
 	for _, rcpt := range dsn.Recipients {
 		st, ok := rcpt.Receipt()
 		if !ok {

@@ -214,16 +214,10 @@ func (t *Twilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (t *Twilio) serve(r *http.Request) (int, string) {
 	log := t.opts.Logger
-	if r.Method != http.MethodPost {
-		return http.StatusMethodNotAllowed, ResultMalformed
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, t.opts.MaxBody))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			log.Warn("twilio receipt over the body limit", zap.Int64("max_body", t.opts.MaxBody))
-			return http.StatusRequestEntityTooLarge, ResultTooLarge
-		}
-		return http.StatusBadRequest, ResultMalformed
+	body, refused, why := readPost(r, t.opts.MaxBody)
+	if refused != 0 {
+		log.Warn("twilio receipt refused", zap.String("result", why), zap.Int64("max_body", t.opts.MaxBody))
+		return refused, why
 	}
 	sig := r.Header.Get("X-Twilio-Signature")
 	if sig == "" {
@@ -364,4 +358,20 @@ func first(params map[string]string, names ...string) string {
 		}
 	}
 	return ""
+}
+
+// readPost reads a provider's POST up to max bytes; a non-zero status is
+// the answer to give instead (405, 413, 400) with its result.
+func readPost(r *http.Request, max int64) (body []byte, status int, result string) {
+	if r.Method != http.MethodPost {
+		return nil, http.StatusMethodNotAllowed, ResultMalformed
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, max))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, http.StatusRequestEntityTooLarge, ResultTooLarge
+		}
+		return nil, http.StatusBadRequest, ResultMalformed
+	}
+	return body, 0, ""
 }
