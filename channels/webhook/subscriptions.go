@@ -120,7 +120,7 @@ func Parse(b []byte, readSecret func(path string) ([]byte, error)) (*Subscriptio
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %v", FileName, err)
+		return nil, fmt.Errorf("%s: %s", FileName, yamlProblem(err))
 	}
 	s := &Subscriptions{byID: map[string]*Subscription{}, byType: map[string][]string{}}
 	for i, y := range f.Subscriptions {
@@ -195,4 +195,25 @@ func checkURL(raw string) error {
 		return fmt.Errorf("%q has a fragment", raw)
 	}
 	return nil
+}
+
+var (
+	unknownFieldRE = regexp.MustCompile(`field (\S+) not found in type .*`)
+	typeNameRE     = regexp.MustCompile(` into \S+`)
+)
+
+// yamlProblem says what is wrong with the file in its own terms, not the
+// decoder's Go types: "line 4: unknown key retries (a subscription has id,
+// url, secret_file, event_types)".
+func yamlProblem(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return strings.TrimPrefix(err.Error(), "yaml: ")
+	}
+	out := make([]string, len(te.Errors))
+	for i, e := range te.Errors {
+		e = unknownFieldRE.ReplaceAllString(e, "unknown key $1 (a subscription has id, url, secret_file, event_types)")
+		out[i] = typeNameRE.ReplaceAllString(e, "")
+	}
+	return strings.Join(out, "; ")
 }

@@ -261,14 +261,15 @@ func TestParseErrors(t *testing.T) {
 		{"subscriptions:\n  - {id: a, url: 'https://x.example', event_types: [t]}\n", "secret_file is required"},
 		{"subscriptions:\n  - {id: a, url: 'https://x.example', secret_file: missing, event_types: [t]}\n", "secret_file missing"},
 		{"subscriptions:\n  - {id: a, url: 'https://x.example', secret_file: bad, event_types: [t]}\n", "line 1"},
-		{"subscriptions:\n  - {id: a, url: 'https://x.example', secret_file: s, event_types: [t], retries: 3}\n", "field retries not found"},
+		{"subscriptions:\n  - {id: a, url: 'https://x.example', secret_file: s, event_types: [t], retries: 3}\n", "line 2: unknown key retries (a subscription has id, url, secret_file, event_types)"},
+		{"subscriptions: {id: a}\n", "line 1: cannot unmarshal !!map"},
 		{"subscriptions: [", "webhooks.yaml"},
 	} {
 		_, err := webhook.Load(fstest.MapFS{webhook.FileName: {Data: []byte(tt.yaml)}, "s": {Data: []byte(secretA)}, "bad": {Data: []byte("hunter2")}})
 		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), webhook.FileName) {
 			t.Errorf("%q: %v, want an error naming the file and %q", tt.yaml, err, tt.want)
 		}
-		if err != nil && strings.Contains(err.Error(), "hunter2") {
+		if err != nil && (strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "struct")) {
 			t.Errorf("error quotes a secret: %v", err)
 		}
 	}
