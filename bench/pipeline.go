@@ -71,7 +71,7 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 	if err := preload(ctx, brokers, append(eventMessages(eventsTopic, values), eventMessages(naiveEvents, values[:subset])...)); err != nil {
 		return Result{}, err
 	}
-	cfg := pipelineConfig{brokers: brokers, dispatch: true, channels: allChannels, partitions: pipelinePartsNum}
+	cfg := pipelineConfig{brokers: brokers, dispatch: true, channels: allChannels(), partitions: pipelinePartsNum}
 
 	t := newTracker()
 	for _, ns := range planned {
@@ -177,7 +177,7 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 	for i, ns := range planned {
 		pids[i] = ids(ns)
 	}
-	cfg := pipelineConfig{brokers: brokers, dispatch: true, channels: allChannels, partitions: pipelinePartsNum}
+	cfg := pipelineConfig{brokers: brokers, dispatch: true, channels: allChannels(), partitions: pipelinePartsNum}
 
 	t := newTracker()
 	for _, x := range pids {

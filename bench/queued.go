@@ -102,13 +102,13 @@ func runSlowProvider(ctx context.Context, env *Env) (Result, error) {
 	brokers := kc.Brokers()
 	var owned, naive []string
 	owned = append(owned, topics.Owned()...)
-	for _, ch := range allChannels {
+	for _, ch := range allChannels() {
 		naive = append(naive, naiveTopic(ch))
 	}
 	if err := createTopics(ctx, brokers, slowPartitions, append(owned, naive...)...); err != nil {
 		return Result{}, err
 	}
-	for _, ch := range allChannels {
+	for _, ch := range allChannels() {
 		src, err := newNotificationSource(env, ch)
 		if err != nil {
 			return Result{}, err
@@ -123,9 +123,9 @@ func runSlowProvider(ctx context.Context, env *Env) (Result, error) {
 	if err := env.Redis.FlushAll(); err != nil {
 		return Result{}, err
 	}
-	total := per * len(allChannels)
+	total := per * len(allChannels())
 	var chs []string
-	for _, ch := range allChannels {
+	for _, ch := range allChannels() {
 		chs = append(chs, string(ch))
 	}
 	rep, err := env.runWorkerProcess(ctx, childSpec{
@@ -137,8 +137,8 @@ func runSlowProvider(ctx context.Context, env *Env) (Result, error) {
 	}
 
 	// Baseline: one naive loop per channel, one message at a time.
-	bExpected := bper * len(allChannels)
-	bElapsed, err := queuedBaseline(ctx, env, pipelineConfig{brokers: brokers, channels: allChannels, partitions: slowPartitions, sendLatency: slowLatency}, bExpected)
+	bExpected := bper * len(allChannels())
+	bElapsed, err := queuedBaseline(ctx, env, pipelineConfig{brokers: brokers, channels: allChannels(), partitions: slowPartitions, sendLatency: slowLatency}, bExpected)
 	if err != nil {
 		return Result{}, err
 	}

@@ -23,7 +23,19 @@ import (
 	"github.com/gymhq/herald/tracing"
 )
 
-var allChannels = []notification.Channel{notification.Email, notification.SMS, notification.Push}
+// allChannels are the channels the simulated workload reaches: every
+// registered channel whose addresses are people's in the event (a
+// subscription channel, the webhook, has no subscribers in the bench's
+// template tree, so it would only add an idle consumer).
+func allChannels() []notification.Channel {
+	var out []notification.Channel
+	for _, d := range channels.All() {
+		if d.Addresses != nil {
+			out = append(out, d.Name)
+		}
+	}
+	return out
+}
 
 // tracker records what the sinks received, per notification id.
 type tracker struct {
