@@ -10,6 +10,7 @@ import (
 
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/events"
+	"github.com/gymhq/herald/feed"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/sinks"
 )
@@ -172,6 +173,9 @@ type Build struct {
 	// tree serving now (nil when it has none); call it per send, since the
 	// tree is hot-reloaded.
 	Files func() any
+	// Feed is the process's in-app feeds (Redis, or memory in herald dev),
+	// shared with the gateway that shows them; nil for roles without it.
+	Feed feed.Store
 }
 
 // The registry is written at start and read on every render, so reads take

@@ -43,6 +43,10 @@ const (
 	RoleEmail Role = Role(notification.Email)
 	RoleSMS   Role = Role(notification.SMS)
 	RolePush  Role = Role(notification.Push)
+	// RoleGateway serves people's in-app feeds over HTTP (Server-Sent
+	// Events, WebSocket) behind a plain load balancer; it consumes no
+	// topic.
+	RoleGateway Role = "gateway"
 	// RoleAll runs every role in one process: small installations and
 	// local development.
 	RoleAll Role = "all"
@@ -60,7 +64,7 @@ func roles() []Role {
 	for _, ch := range notification.Known() {
 		out = append(out, Role(ch))
 	}
-	return append(out, RoleAll)
+	return append(out, RoleGateway, RoleAll)
 }
 
 // expand replaces RoleChannels in rs by the registered channels' roles.
@@ -238,7 +242,9 @@ type Config struct {
 
 	// HTTPAddr is where /metrics, /healthz and /readyz listen; port 0 picks
 	// a free port.
-	HTTPAddr  string
+	HTTPAddr string
+	// Gateway is the gateway role's settings (config/gateway.go).
+	Gateway   Gateway
 	LogLevel  LogLevel
 	LogFormat LogFormat
 	// TemplatesDir is an existing directory, or empty for the templates

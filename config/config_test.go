@@ -70,6 +70,7 @@ func fullEnv(t *testing.T) env {
 		"HERALD_TWILIO_FROM":          "+15005550006",
 		"HERALD_FCM_PROJECT_ID":       "gym-test",
 		"HERALD_FCM_CREDENTIALS_FILE": writeFile(t, "sa.json", fakeServiceAccount),
+		"HERALD_GATEWAY_JWT_SECRET":   "0123456789abcdef0123456789abcdef",
 	}
 }
 
@@ -289,6 +290,8 @@ func TestRoleRequirements(t *testing.T) {
 		"HERALD_REDIS_URL", "redis://redis:6379",
 		"HERALD_FCM_PROJECT_ID", "gym",
 		"HERALD_FCM_CREDENTIALS_FILE", writeFile(t, "sa.json", fakeServiceAccount))
+	gateway := brokers.with("HERALD_REDIS_URL", "redis://redis:6379", "HERALD_GATEWAY_JWT_SECRET", "0123456789abcdef0123456789abcdef")
+	const key = "HERALD_GATEWAY_JWT_SECRET"
 
 	tests := []struct {
 		name    string
@@ -324,12 +327,21 @@ func TestRoleRequirements(t *testing.T) {
 		{"push without credentials", "push", push.with("HERALD_FCM_CREDENTIALS_FILE", ""), "HERALD_FCM_CREDENTIALS_FILE: required for role push"},
 
 		{"all", "all", email.with("HERALD_TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", "HERALD_TWILIO_AUTH_TOKEN", "t", "HERALD_TWILIO_FROM", "+15005550006",
-			"HERALD_FCM_PROJECT_ID", "gym", "HERALD_FCM_CREDENTIALS_FILE", push["HERALD_FCM_CREDENTIALS_FILE"]), ""},
-		{"all without push", "all", email.with("HERALD_TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", "HERALD_TWILIO_AUTH_TOKEN", "t", "HERALD_TWILIO_FROM", "+15005550006"),
+			"HERALD_FCM_PROJECT_ID", "gym", "HERALD_FCM_CREDENTIALS_FILE", push["HERALD_FCM_CREDENTIALS_FILE"], key, gateway[key]), ""},
+		{"all without push", "all", email.with("HERALD_TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", "HERALD_TWILIO_AUTH_TOKEN", "t", "HERALD_TWILIO_FROM", "+15005550006", key, gateway[key]),
 			"HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE: required for role all"},
-		{"all without smtp", "all", sms, "HERALD_SMTP_ADDR, HERALD_EMAIL_FROM, HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE: required for role all"},
+		{"all without smtp", "all", sms.with(key, gateway[key]), "HERALD_SMTP_ADDR, HERALD_EMAIL_FROM, HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE: required for role all"},
 
-		{"unknown role", "cron", brokers, `--role: "cron" is not one of dispatcher, ` + notification.Names() + `, all`},
+		{"unknown role", "cron", brokers, `--role: "cron" is not one of dispatcher, ` + notification.Names() + `, gateway, all`},
+
+		{"gateway", "gateway", gateway, ""},
+		{"gateway without a key", "gateway", gateway.with("HERALD_GATEWAY_JWT_SECRET", ""),
+			"HERALD_GATEWAY_JWKS_FILE: required for role gateway unless HERALD_GATEWAY_JWT_SECRET is set"},
+		{"gateway with both keys", "gateway", gateway.with("HERALD_GATEWAY_JWKS_FILE", writeFile(t, "jwks.json", `{"keys":[]}`)),
+			"HERALD_GATEWAY_JWKS_FILE: is set and so is HERALD_GATEWAY_JWT_SECRET; set one"},
+		{"gateway with a short key", "gateway", gateway.with("HERALD_GATEWAY_JWT_SECRET", "short"),
+			"HERALD_GATEWAY_JWT_SECRET: is shorter than 32 bytes"},
+		{"gateway without redis", "gateway", gateway.with("HERALD_REDIS_URL", ""), "HERALD_REDIS_URL: required for role gateway"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -520,10 +532,10 @@ func TestErrorOrder(t *testing.T) {
 func TestMissingAllAtOnce(t *testing.T) {
 	allRequired := "HERALD_KAFKA_BROKERS, HERALD_REDIS_URL, HERALD_SMTP_ADDR, HERALD_EMAIL_FROM, " +
 		"HERALD_TWILIO_ACCOUNT_SID, HERALD_TWILIO_AUTH_TOKEN, HERALD_TWILIO_MESSAGING_SERVICE_SID (or HERALD_TWILIO_FROM), " +
-		"HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE"
+		"HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE, HERALD_GATEWAY_JWKS_FILE (or HERALD_GATEWAY_JWT_SECRET)"
 	missingVars := "HERALD_KAFKA_BROKERS, HERALD_REDIS_URL, HERALD_SMTP_ADDR, HERALD_EMAIL_FROM, " +
 		"HERALD_TWILIO_ACCOUNT_SID, HERALD_TWILIO_AUTH_TOKEN, HERALD_TWILIO_MESSAGING_SERVICE_SID, " +
-		"HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE"
+		"HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE, HERALD_GATEWAY_JWKS_FILE"
 	tests := []struct {
 		name    string
 		env     env

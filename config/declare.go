@@ -169,3 +169,24 @@ func CheckDuration(min, max time.Duration) func(string) error {
 		return nil
 	}
 }
+
+// Int is a declared setting checked with CheckInt, as an int (0 when not
+// set).
+func (c *Config) Int(name string) int {
+	n, _ := strconv.Atoi(c.Value(name))
+	return n
+}
+
+// CheckInt accepts a whole number within min..max.
+func CheckInt(min, max int) func(string) error {
+	return func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", s)
+		}
+		if n < min || n > max {
+			return fmt.Errorf("%d is out of range %d..%d", n, min, max)
+		}
+		return nil
+	}
+}

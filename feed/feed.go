@@ -217,3 +217,17 @@ type ReadJSON struct {
 	ReadAt time.Time `json:"read_at"`
 	Unread int       `json:"unread"`
 }
+
+// Later reports whether position a comes after b; "" comes before every
+// position, and a malformed position before every well-formed one.
+func Later(a, b string) bool {
+	am, as, aerr := ParsePos(a)
+	bm, bs, berr := ParsePos(b)
+	switch {
+	case aerr != nil:
+		return false
+	case berr != nil:
+		return true
+	}
+	return am > bm || (am == bm && as > bs)
+}

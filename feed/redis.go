@@ -257,6 +257,8 @@ func (r *Redis) Read(ctx context.Context, person, id string, at time.Time) (int,
 func (r *Redis) Subscribe(ctx context.Context, fn func(Change)) error {
 	ps := r.c.Subscribe(ctx, r.channel)
 	defer ps.Close()
+	stop := context.AfterFunc(ctx, func() { ps.Close() }) // Receive does not watch ctx
+	defer stop()
 	subscribed, lost := false, false
 	for {
 		msg, err := ps.Receive(ctx)

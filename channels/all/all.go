@@ -12,6 +12,7 @@ package all
 import (
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/channels/email"
+	"github.com/gymhq/herald/channels/inapp"
 	"github.com/gymhq/herald/channels/push"
 	"github.com/gymhq/herald/channels/sms"
 	"github.com/gymhq/herald/channels/webhook"
@@ -22,6 +23,7 @@ func init() {
 		email.Descriptor,
 		sms.Descriptor,
 		push.Descriptor,
+		inapp.Descriptor,
 		webhook.Descriptor,
 	)
 }

@@ -47,6 +47,7 @@ func TestLogsHoldNoSecretsAddressesOrBodies(t *testing.T) {
 		kafkaPW  = "kafka-Sasl-pw-7781"
 		redisPW  = "redis-Acl-pw-5523"
 		smtpPW   = "smtp-Auth-pw-9034"
+		jwtKey   = "gateway-Jwt-key-5512-0123456789abcdef"
 		twilioTk = "twilioToken0123456789abcdef4455"
 		sid      = "AC11112222333344445555666677778888"
 	)
@@ -121,6 +122,7 @@ func TestLogsHoldNoSecretsAddressesOrBodies(t *testing.T) {
 		"HERALD_TWILIO_ACCOUNT_SID=" + sid, "HERALD_TWILIO_AUTH_TOKEN=" + twilioTk,
 		"HERALD_TWILIO_FROM=+15005550006", "HERALD_TWILIO_API_URL=" + twURL,
 		"HERALD_FCM_PROJECT_ID=herald-logscan", "HERALD_FCM_CREDENTIALS_FILE=" + credFile, "HERALD_FCM_ENDPOINT=" + fcmURL,
+		"HERALD_GATEWAY_JWT_SECRET_FILE=" + writeSecret("jwt", jwtKey), "HERALD_GATEWAY_ADDR=127.0.0.1:0",
 		"HERALD_HTTP_ADDR=" + httpAddr, "HERALD_INSTANCE_ID=logscan",
 		"HERALD_SESSION_TIMEOUT=6s", "HERALD_REBALANCE_TIMEOUT=6s", "HERALD_LOG_LEVEL=debug",
 	}
@@ -265,7 +267,7 @@ func TestLogsHoldNoSecretsAddressesOrBodies(t *testing.T) {
 
 	// What must not appear.
 	forbidden := map[string]string{
-		kafkaPW: "Kafka password", redisPW: "Redis password", smtpPW: "SMTP password", twilioTk: "Twilio token",
+		kafkaPW: "Kafka password", redisPW: "Redis password", smtpPW: "SMTP password", jwtKey: "gateway JWT key", twilioTk: "Twilio token",
 	}
 	var sa struct {
 		PrivateKey   string `json:"private_key"`

@@ -78,7 +78,7 @@ func TestRunBadConfig(t *testing.T) {
 		// Every missing variable at once, not one per start.
 		{"nothing set", nil, []string{"--role", "all"}, "HERALD_KAFKA_BROKERS, HERALD_REDIS_URL, HERALD_SMTP_ADDR, HERALD_EMAIL_FROM, " +
 			"HERALD_TWILIO_ACCOUNT_SID, HERALD_TWILIO_AUTH_TOKEN, HERALD_TWILIO_MESSAGING_SERVICE_SID (or HERALD_TWILIO_FROM), " +
-			"HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE: required for role all"},
+			"HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE, HERALD_GATEWAY_JWKS_FILE (or HERALD_GATEWAY_JWT_SECRET): required for role all"},
 		{"bad tls mode", []string{"HERALD_KAFKA_BROKERS=k:9092", "HERALD_REDIS_URL=redis://r:6379/0", "HERALD_SMTP_ADDR=s:587", "HERALD_EMAIL_FROM=a@b.c", "HERALD_SMTP_TLS=maybe"}, []string{"--role", "email"}, "HERALD_SMTP_TLS"},
 		{"bad role", []string{"HERALD_KAFKA_BROKERS=k:9092"}, []string{"--role", "fax"}, "role"},
 		{"missing secret file", []string{"HERALD_KAFKA_BROKERS=k:9092", "HERALD_REDIS_URL_FILE=/nonexistent/redis-url"}, []string{"--role", "push"}, "HERALD_REDIS_URL_FILE"},
@@ -120,6 +120,7 @@ func runEnv(env *devEnv, redisURL, instance string) []string {
 		"HERALD_TWILIO_FROM=" + c.TwilioFrom, "HERALD_TWILIO_API_URL=" + c.TwilioAPIURL,
 		"HERALD_FCM_PROJECT_ID=" + c.FCMProjectID, "HERALD_FCM_CREDENTIALS_FILE=" + c.FCMCredentialsFile,
 		"HERALD_FCM_ENDPOINT=" + c.FCMEndpoint,
+		"HERALD_GATEWAY_JWT_SECRET=" + c.Gateway.JWTSecret, "HERALD_GATEWAY_ADDR=127.0.0.1:0",
 		"HERALD_INSTANCE_ID=" + instance,
 		"HERALD_SESSION_TIMEOUT=6s", "HERALD_REBALANCE_TIMEOUT=6s",
 	}

@@ -1,0 +1,487 @@
+// Package gateway is the gateway role: people's in-app feeds over HTTP, and
+// every new item shown at once to each session a person has open — several
+// tabs and devices, on any gateway pod behind a plain load balancer.
+//
+// The feed lives in Redis (package feed); every pod subscribes to the
+// feeds' changes (Redis pub/sub) and hands each to the sessions it holds
+// for that person. A change carries the item and the feed's previous
+// position, so a session that is up to date writes the item as it is; a
+// session that is not — it missed a change, or its pod's subscription was
+// re-established — catches up from the feed with After from its own
+// position. Positions are the Server-Sent Events ids, so a client that
+// reconnects with Last-Event-ID (to any pod) gets exactly what it missed.
+//
+// Nothing is queued for a client: a session holds at most a few pending
+// changes (past that it only remembers to catch up), and a write that
+// blocks longer than WriteTimeout drops the connection. A client that
+// does not read costs a pod no memory; it resumes when it reconnects.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/gymhq/herald/feed"
+)
+
+// Options configure a Gateway.
+type Options struct {
+	Feed feed.Store
+	// Authenticate returns the person a request is from (the bearer
+	// token's sub), or an error that is answered 401.
+	Authenticate func(r *http.Request) (person string, err error)
+	// MaxConnections bounds the open streams; MaxPerPerson one person's,
+	// the oldest closed when a new one would pass it.
+	MaxConnections int
+	MaxPerPerson   int
+	// WriteTimeout is how long one write may block before the client is
+	// dropped as too slow.
+	WriteTimeout time.Duration
+	// Heartbeat is how often an idle stream gets a keep-alive.
+	Heartbeat time.Duration
+	// AllowedOrigins are the browser origins allowed besides the
+	// gateway's own ("*" any).
+	AllowedOrigins []string
+	Logger         *zap.Logger
+	// Registerer, when set, gets the gateway's metrics.
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+// Limits of the HTTP API.
+const (
+	// DefaultLimit and MaxLimit bound GET /v1/feed?limit=N.
+	DefaultLimit = 50
+	MaxLimit     = 200
+	// pendingMax is the changes a session holds before it only remembers
+	// to catch up from the feed.
+	pendingMax = 8
+	// catchUpBatch is how many items one After reads.
+	catchUpBatch = 200
+)
+
+// Why a stream ended, as herald_gateway_disconnects_total's reason.
+var (
+	errSlow     = errors.New("slow client: a write blocked past HERALD_GATEWAY_WRITE_TIMEOUT")
+	errReplaced = errors.New("replaced: the person opened more streams than HERALD_GATEWAY_MAX_CONNECTIONS_PER_PERSON")
+	errShutdown = errors.New("gateway shutting down")
+)
+
+// Gateway serves feeds. Run must be running for streams to get changes.
+type Gateway struct {
+	o   Options
+	log *zap.Logger
+	m   *metrics
+
+	mu     sync.Mutex
+	people map[string][]*session // in connection order
+	closed bool
+	open   atomic.Int64
+}
+
+// New returns a Gateway.
+func New(o Options) (*Gateway, error) {
+	if o.Feed == nil || o.Authenticate == nil {
+		return nil, errors.New("gateway: needs a feed store and an authenticator")
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 50_000
+	}
+	if o.MaxPerPerson <= 0 {
+		o.MaxPerPerson = 10
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 25 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Gateway{o: o, log: log.With(zap.String("role", "gateway")), m: m, people: map[string][]*session{}}, nil
+}
+
+// Run delivers the feeds' changes to the sessions until ctx ends, then
+// closes every stream.
+func (g *Gateway) Run(ctx context.Context) error {
+	err := g.o.Feed.Subscribe(ctx, g.dispatch)
+	g.mu.Lock()
+	g.closed = true
+	for _, ss := range g.people {
+		for _, s := range ss {
+			s.cancel(errShutdown)
+		}
+	}
+	g.mu.Unlock()
+	return err
+}
+
+// Connections is the number of open streams.
+func (g *Gateway) Connections() int { return int(g.open.Load()) }
+
+// dispatch hands a change to the sessions of its person; it never blocks.
+func (g *Gateway) dispatch(c feed.Change) {
+	g.mu.Lock()
+	if c.Kind == feed.KindResync {
+		for _, ss := range g.people {
+			for _, s := range ss {
+				s.offer(c)
+			}
+		}
+		g.mu.Unlock()
+		g.m.resyncs.Inc()
+		return
+	}
+	ss := g.people[c.Person]
+	for _, s := range ss {
+		s.offer(c)
+	}
+	g.mu.Unlock()
+}
+
+// session is one open stream.
+type session struct {
+	person string
+	cancel context.CancelCauseFunc
+	wake   chan struct{}
+
+	mu      sync.Mutex
+	pending []feed.Change
+	resync  bool
+}
+
+func (s *session) offer(c feed.Change) {
+	s.mu.Lock()
+	if c.Kind == feed.KindResync || s.resync || len(s.pending) >= pendingMax {
+		s.resync, s.pending = true, nil
+	} else {
+		s.pending = append(s.pending, c)
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *session) take() ([]feed.Change, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, r := s.pending, s.resync
+	s.pending, s.resync = nil, false
+	return p, r
+}
+
+// register adds a session for person, closing their oldest past
+// MaxPerPerson; false when the gateway is full or closing.
+func (g *Gateway) register(ctx context.Context, person string) (*session, context.Context, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed || g.open.Load() >= int64(g.o.MaxConnections) {
+		return nil, nil, false
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	s := &session{person: person, cancel: cancel, wake: make(chan struct{}, 1)}
+	ss := g.people[person]
+	for len(ss) >= g.o.MaxPerPerson {
+		ss[0].cancel(errReplaced)
+		ss = ss[1:]
+	}
+	g.people[person] = append(ss, s)
+	g.open.Add(1)
+	return s, ctx, true
+}
+
+func (g *Gateway) unregister(s *session) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.open.Add(-1) // a replaced session has left the list already
+	ss := g.people[s.person]
+	for i, x := range ss {
+		if x == s {
+			ss = append(ss[:i:i], ss[i+1:]...)
+			break
+		}
+	}
+	if len(ss) == 0 {
+		delete(g.people, s.person)
+	} else {
+		g.people[s.person] = ss
+	}
+}
+
+// sink is where a stream writes: SSE or WebSocket.
+type sink interface {
+	item(pos string, data []byte) error
+	read(data []byte) error
+	ping() error
+}
+
+// stream runs one session: catch up from pos, then write changes as they
+// come, until the client goes, is too slow, is replaced, or the gateway
+// stops. It returns why it ended.
+func (g *Gateway) stream(ctx context.Context, s *session, pos string, out sink) error {
+	pos, err := g.catchUp(ctx, s.person, pos, out)
+	if err != nil {
+		return err
+	}
+	hb := time.NewTicker(g.o.Heartbeat)
+	defer hb.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-hb.C:
+			if err := out.ping(); err != nil {
+				return err
+			}
+		case <-s.wake:
+			changes, resync := s.take()
+			if resync {
+				if pos, err = g.catchUp(ctx, s.person, pos, out); err != nil {
+					return err
+				}
+				continue
+			}
+			for _, c := range changes {
+				switch c.Kind {
+				case feed.KindItem:
+					switch {
+					case !feed.Later(c.Pos, pos): // sent already
+					case c.Prev == pos:
+						if err := out.item(c.Pos, c.Data); err != nil {
+							return err
+						}
+						pos = c.Pos
+					default: // missed one: the feed has it
+						if pos, err = g.catchUp(ctx, s.person, pos, out); err != nil {
+							return err
+						}
+					}
+				case feed.KindRead:
+					if err := out.read(c.Data); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+}
+
+// catchUp writes the items after pos and returns the new position.
+func (g *Gateway) catchUp(ctx context.Context, person, pos string, out sink) (string, error) {
+	g.m.catchUps.Inc()
+	for {
+		items, err := g.o.Feed.After(ctx, person, pos, catchUpBatch)
+		if err != nil {
+			return pos, err
+		}
+		for _, it := range items {
+			b, err := json.Marshal(it)
+			if err != nil {
+				return pos, err
+			}
+			if err := out.item(it.Pos, b); err != nil {
+				return pos, err
+			}
+			pos = it.Pos
+		}
+		if len(items) < catchUpBatch {
+			return pos, nil
+		}
+	}
+}
+
+// start is the common opening of a stream: who, from where, and a session.
+// It answers the request itself when it returns ok false.
+func (g *Gateway) start(w http.ResponseWriter, r *http.Request, transport, resume string) (s *session, ctx context.Context, pos string, ok bool) {
+	person, ok := g.auth(w, r)
+	if !ok {
+		return nil, nil, "", false
+	}
+	if resume != "" {
+		if _, _, err := feed.ParsePos(resume); err != nil {
+			httpError(w, http.StatusBadRequest, "the resume position is not one this gateway gave (Last-Event-ID)")
+			return nil, nil, "", false
+		}
+	}
+	s, ctx, ok = g.register(r.Context(), person)
+	if !ok {
+		g.m.refused.WithLabelValues("over_capacity").Inc()
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusServiceUnavailable, "this gateway is at HERALD_GATEWAY_MAX_CONNECTIONS; retry (another pod may take it)")
+		return nil, nil, "", false
+	}
+	// Registered before reading the position, so that a change made in
+	// between is pending, not lost.
+	last, err := g.o.Feed.Last(ctx, person)
+	if err != nil {
+		g.unregister(s)
+		g.log.Warn("feed unavailable", zap.Error(err))
+		httpError(w, http.StatusServiceUnavailable, "feed unavailable")
+		return nil, nil, "", false
+	}
+	pos = last
+	if resume != "" && !feed.Later(resume, last) {
+		pos = resume // a position past the feed's end (a feed lost and rebuilt) starts from now
+	}
+	g.m.connections.WithLabelValues(transport).Inc()
+	return s, ctx, pos, true
+}
+
+// end records how a stream ended.
+func (g *Gateway) end(s *session, transport string, err error) {
+	g.unregister(s)
+	g.m.connections.WithLabelValues(transport).Dec()
+	reason := "closed"
+	switch {
+	case errors.Is(err, errSlow):
+		reason = "slow"
+	case errors.Is(err, errReplaced):
+		reason = "replaced"
+	case errors.Is(err, errShutdown):
+		reason = "shutdown"
+	}
+	g.m.disconnects.WithLabelValues(reason).Inc()
+	if reason == "slow" {
+		g.log.Debug("dropped a slow client", zap.String("person", s.person), zap.String("transport", transport))
+	}
+}
+
+// auth answers 401 unless the request carries a valid token.
+func (g *Gateway) auth(w http.ResponseWriter, r *http.Request) (string, bool) {
+	person, err := g.o.Authenticate(r)
+	if err == nil {
+		err = feed.CheckPerson(person)
+	}
+	if err != nil {
+		g.m.refused.WithLabelValues("unauthorized").Inc()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
+		httpError(w, http.StatusUnauthorized, "unauthorized: "+err.Error())
+		return "", false
+	}
+	return person, true
+}
+
+// Handler is the gateway's HTTP API.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/feed", g.list)
+	mux.HandleFunc("GET /v1/feed/stream", g.sse)
+	mux.HandleFunc("GET /v1/feed/ws", g.ws)
+	mux.HandleFunc("POST /v1/feed/{id}/read", g.markRead)
+	return g.cors(mux)
+}
+
+type listJSON struct {
+	Items  []feed.Item `json:"items"`
+	Unread int         `json:"unread"`
+	// Position is the newest item's, for a stream to resume from
+	// (Last-Event-ID, or ?last_event_id= where a header cannot be set).
+	Position string `json:"position"`
+}
+
+func (g *Gateway) list(w http.ResponseWriter, r *http.Request) {
+	person, ok := g.auth(w, r)
+	if !ok {
+		return
+	}
+	limit := DefaultLimit
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxLimit {
+			httpError(w, http.StatusBadRequest, "limit must be 1.."+strconv.Itoa(MaxLimit))
+			return
+		}
+		limit = n
+	}
+	items, unread, err := g.o.Feed.List(r.Context(), person, limit)
+	if err != nil {
+		g.log.Warn("feed unavailable", zap.Error(err))
+		httpError(w, http.StatusServiceUnavailable, "feed unavailable")
+		return
+	}
+	out := listJSON{Items: items, Unread: unread}
+	if len(items) > 0 {
+		out.Position = items[0].Pos
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (g *Gateway) markRead(w http.ResponseWriter, r *http.Request) {
+	person, ok := g.auth(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	unread, found, err := g.o.Feed.Read(r.Context(), person, id, g.o.Now())
+	switch {
+	case errors.Is(err, feed.ErrInvalid):
+		httpError(w, http.StatusBadRequest, err.Error())
+	case err != nil:
+		g.log.Warn("feed unavailable", zap.Error(err))
+		httpError(w, http.StatusServiceUnavailable, "feed unavailable")
+	case !found:
+		httpError(w, http.StatusNotFound, "no such item in your feed")
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "unread": unread})
+	}
+}
+
+// cors answers browsers from the allowed origins.
+func (g *Gateway) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && g.originAllowed(o) {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", o)
+			h.Add("Vary", "Origin")
+			if r.Method == http.MethodOptions {
+				h.Set("Access-Control-Allow-Methods", "GET, POST")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Last-Event-ID")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (g *Gateway) originAllowed(o string) bool {
+	for _, a := range g.o.AllowedOrigins {
+		if a == "*" || strings.EqualFold(a, o) {
+			return true
+		}
+	}
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
