@@ -39,8 +39,8 @@ func TestPlannerPlans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ns) != 6 {
-		t.Fatalf("%d notifications, want 6 (3 attendees × email, sms)", len(ns))
+	if len(ns) != 9 {
+		t.Fatalf("%d notifications, want 9 (3 attendees × email, sms, inapp)", len(ns))
 	}
 	again, err := p.Plan(raw)
 	if err != nil {

@@ -32,6 +32,10 @@ func (r *recorder) Publish(_ context.Context, msgs ...queue.Message) error {
 // One recipient's bad address costs that one message: everybody else, and
 // the same person on their other channels and tokens, is still told, and
 // the refused message is dead-lettered naming only the recipient id.
+// inapp is the in-app channel: a person's feed is addressed by their id,
+// so a bad email or phone leaves it reachable.
+const inapp notification.Channel = "inapp"
+
 func TestDispatchRefusesOneRecipient(t *testing.T) {
 	cancelled := readSample(t, "gym.class.cancelled", "three-attendees.json")
 	confirmed := readSample(t, "gym.booking.confirmed", "member-en.json")
@@ -62,6 +66,7 @@ func TestDispatchRefusesOneRecipient(t *testing.T) {
 				{notification.Email, "carlos.pena@example.com"}, {notification.SMS, "+34600123456"},
 				{notification.Email, "marta.ruiz@example.com"},
 				{notification.Email, "james.oconnor@example.com"}, {notification.SMS, "+447700900789"},
+				{inapp, "mem_carlos"}, {inapp, "mem_marta"}, {inapp, "mem_james"},
 			},
 			refused: []string{"sms mem_marta invalid_address"},
 		},
@@ -73,6 +78,7 @@ func TestDispatchRefusesOneRecipient(t *testing.T) {
 				{notification.Email, "carlos.pena@example.com"}, {notification.SMS, "+34600123456"},
 				{notification.SMS, "+34600987654"},
 				{notification.Email, "james.oconnor@example.com"}, {notification.SMS, "+447700900789"},
+				{inapp, "mem_carlos"}, {inapp, "mem_marta"}, {inapp, "mem_james"},
 			},
 			refused: []string{"email mem_marta invalid_address"},
 		},
@@ -84,6 +90,7 @@ func TestDispatchRefusesOneRecipient(t *testing.T) {
 				{notification.Email, "carlos.pena@example.com"}, {notification.SMS, "+34600123456"},
 				{notification.Email, "marta.ruiz@example.com"}, {notification.SMS, "+34600987654"},
 				{notification.Email, "james.oconnor@example.com"},
+				{inapp, "mem_carlos"}, {inapp, "mem_marta"}, {inapp, "mem_james"},
 			},
 			refused: []string{"sms mem_james destination_denied"},
 		},
@@ -93,6 +100,7 @@ func TestDispatchRefusesOneRecipient(t *testing.T) {
 			want: []sent{
 				{notification.Email, "carlos.pena@example.com"}, {notification.SMS, "+34600123456"},
 				{notification.Email, "james.oconnor@example.com"}, {notification.SMS, "+447700900789"},
+				{inapp, "mem_carlos"}, {inapp, "mem_marta"}, {inapp, "mem_james"},
 			},
 			secrets: []string{"0600987654", "Marta", "marta.ruiz"},
 			refused: []string{"email mem_marta invalid_address", "sms mem_marta invalid_address"},
@@ -101,7 +109,7 @@ func TestDispatchRefusesOneRecipient(t *testing.T) {
 			name:    "one bad push token among two",
 			raw:     swap(confirmed, `["fcm_tok_emma_iphone"]`, `["fcm tok with spaces", "fcm_tok_emma_iphone"]`),
 			secrets: []string{"fcm tok with spaces", "Emma", "Clarke", "+447700900123"},
-			want:    []sent{{notification.Email, "emma.clarke@example.com"}, {notification.Push, "fcm_tok_emma_iphone"}},
+			want:    []sent{{notification.Email, "emma.clarke@example.com"}, {notification.Push, "fcm_tok_emma_iphone"}, {inapp, "mem_emma"}},
 			refused: []string{"push mem_emma invalid_address"},
 		},
 		{
@@ -110,7 +118,7 @@ func TestDispatchRefusesOneRecipient(t *testing.T) {
 			name:    "reminder falls back to SMS when the only token is malformed",
 			raw:     swap(reminder, `["fcm_tok_emma_iphone"]`, `["bad\ttoken"]`),
 			secrets: []string{"bad\ttoken", "Emma"},
-			want:    []sent{{notification.SMS, "+447700900123"}},
+			want:    []sent{{notification.SMS, "+447700900123"}, {inapp, "mem_emma"}},
 			refused: []string{"push mem_emma invalid_address"},
 		},
 	}

@@ -128,6 +128,7 @@ var features = map[notification.Channel]func(r *rule, n *notification.Notificati
 	notification.Email: emailFeatures,
 	notification.SMS:   smsFeatures,
 	notification.Push:  pushFeatures,
+	inApp:              inAppFeatures,
 }
 
 func emailFeatures(r *rule, n *notification.Notification, _ *localized, d map[string]string, m *channels.Message, _ execFunc, fit bool) error {
@@ -156,6 +157,27 @@ func smsFeatures(r *rule, _ *notification.Notification, l *localized, d map[stri
 		if m.Text, m.Shortened, err = fitSMS(r, d, renderSMS); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// inApp is the in-app channel (channels/inapp), whose items carry data
+// keys as push messages do.
+const inApp notification.Channel = "inapp"
+
+// inAppFeatures copies the rule's inapp.data keys into the feed item's
+// data, with the event's type and id, as pushFeatures does for a push.
+func inAppFeatures(r *rule, n *notification.Notification, _ *localized, d map[string]string, m *channels.Message, _ execFunc, _ bool) error {
+	m.Data = make(map[string]string, 2+len(r.inappData))
+	m.Data["event_type"] = n.EventType
+	m.Data["event_id"] = n.EventID
+	for _, k := range r.inappData {
+		v, ok := d[k]
+		if !ok {
+			return failure.Errorf(failure.Permanent, failure.ReasonRender,
+				"%s/routing.yaml (inapp.data): map has no entry for key %q", r.eventType, k)
+		}
+		m.Data[k] = v
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ type ruleFile struct {
 	Email             *emailFile  `yaml:"email"`
 	SMS               *smsFile    `yaml:"sms"`
 	Push              *pushFile   `yaml:"push"`
+	InApp             *pushFile   `yaml:"inapp"`
 }
 
 // ruleLines returns the line of each rule under notifications, so problems
@@ -117,6 +118,7 @@ type rule struct {
 	smsShorten  []string
 	smsUnicode  bool
 	pushData    []string
+	inappData   []string
 
 	// files holds the parsed templates of each channel, by canonical locale.
 	files map[notification.Channel]map[string]*localized
@@ -280,6 +282,17 @@ func parseRouting(eventType, file string, b []byte, probs *problems) (string, []
 				}
 			}
 			r.pushData = rf.Push.Data
+		}
+		if rf.InApp != nil {
+			if !seen[inApp] {
+				bad("has inapp options but does not send inapp")
+			}
+			for _, k := range rf.InApp.Data {
+				if !dataKeyRE.MatchString(k) {
+					bad("inapp.data %q is not a data key", k)
+				}
+			}
+			r.inappData = rf.InApp.Data
 		}
 		r.template = eventType
 		if r.name != "" {

@@ -43,13 +43,13 @@ func TestDefaultNotifications(t *testing.T) {
 		priority    notification.Priority
 		attachment  string // content type of the email attachment, if any
 	}{
-		{events.BookingConfirmed, "member-en.json", "email:1 push:1", notification.Normal, "text/calendar; method=REQUEST; charset=UTF-8"},
-		{events.BookingConfirmed, "member-es.json", "email:1 push:2", notification.Normal, "text/calendar; method=REQUEST; charset=UTF-8"},
-		{events.BookingCancelled, "member-en-with-reason.json", "email:1 push:1", notification.Normal, "text/calendar; method=CANCEL; charset=UTF-8"},
-		{events.WaitlistPromoted, "member-en.json", "sms:1 push:1", notification.High, ""},
-		{events.ClassReminder, "member-with-push-en.json", "push:1", notification.Normal, ""},
-		{events.ClassReminder, "member-without-push-es.json", "sms:1", notification.Normal, ""},
-		{events.ClassCancelled, "three-attendees.json", "email:3 sms:3", notification.High, ""},
+		{events.BookingConfirmed, "member-en.json", "email:1 push:1 inapp:1", notification.Normal, "text/calendar; method=REQUEST; charset=UTF-8"},
+		{events.BookingConfirmed, "member-es.json", "email:1 push:2 inapp:1", notification.Normal, "text/calendar; method=REQUEST; charset=UTF-8"},
+		{events.BookingCancelled, "member-en-with-reason.json", "email:1 push:1 inapp:1", notification.Normal, "text/calendar; method=CANCEL; charset=UTF-8"},
+		{events.WaitlistPromoted, "member-en.json", "sms:1 push:1 inapp:1", notification.High, ""},
+		{events.ClassReminder, "member-with-push-en.json", "push:1 inapp:1", notification.Normal, ""},
+		{events.ClassReminder, "member-without-push-es.json", "sms:1 inapp:1", notification.Normal, ""},
+		{events.ClassCancelled, "three-attendees.json", "email:3 sms:3 inapp:3", notification.High, ""},
 	} {
 		t.Run(tc.typ+"/"+tc.sample, func(t *testing.T) {
 			ns := plan(t, s, decode(t, sample(t, tc.typ, tc.sample)))
@@ -176,23 +176,23 @@ func TestPlanHonoursPreferences(t *testing.T) {
 		edit  func(member map[string]any)
 		want  string
 	}{
-		{"all on", events.WaitlistPromoted, "member-en.json", nil, nil, "sms:1 push:1"},
-		{"sms off", events.WaitlistPromoted, "member-en.json", map[string]any{"sms": false}, nil, "push:1"},
-		{"push off", events.WaitlistPromoted, "member-en.json", map[string]any{"push": false}, nil, "sms:1"},
-		{"everything off", events.WaitlistPromoted, "member-en.json", map[string]any{"sms": false, "push": false, "email": false}, nil, ""},
-		{"email off", events.BookingConfirmed, "member-en.json", map[string]any{"email": false}, nil, "push:1"},
-		{"no phone", events.WaitlistPromoted, "member-en.json", nil, func(m map[string]any) { delete(m, "phone") }, "push:1"},
-		{"no email", events.BookingConfirmed, "member-en.json", nil, func(m map[string]any) { m["email"] = "" }, "push:1"},
+		{"all on", events.WaitlistPromoted, "member-en.json", nil, nil, "sms:1 push:1 inapp:1"},
+		{"sms off", events.WaitlistPromoted, "member-en.json", map[string]any{"sms": false}, nil, "push:1 inapp:1"},
+		{"push off", events.WaitlistPromoted, "member-en.json", map[string]any{"push": false}, nil, "sms:1 inapp:1"},
+		{"everything off", events.WaitlistPromoted, "member-en.json", map[string]any{"sms": false, "push": false, "email": false, "inapp": false}, nil, ""},
+		{"email off", events.BookingConfirmed, "member-en.json", map[string]any{"email": false}, nil, "push:1 inapp:1"},
+		{"no phone", events.WaitlistPromoted, "member-en.json", nil, func(m map[string]any) { delete(m, "phone") }, "push:1 inapp:1"},
+		{"no email", events.BookingConfirmed, "member-en.json", nil, func(m map[string]any) { m["email"] = "" }, "push:1 inapp:1"},
 		{"one push per token", events.BookingConfirmed, "member-en.json", nil, func(m map[string]any) {
 			m["push_tokens"] = []any{"tok_a", "tok_b", "tok_a", "tok_c"}
-		}, "email:1 push:3"},
+		}, "email:1 push:3 inapp:1"},
 		// class.reminder: push when it reaches the member, else SMS.
-		{"reminder with tokens", events.ClassReminder, "member-with-push-en.json", nil, nil, "push:1"},
-		{"reminder without tokens", events.ClassReminder, "member-with-push-en.json", nil, func(m map[string]any) { delete(m, "push_tokens") }, "sms:1"},
-		{"reminder with empty token list", events.ClassReminder, "member-with-push-en.json", nil, func(m map[string]any) { m["push_tokens"] = []any{} }, "sms:1"},
-		{"reminder push opted out", events.ClassReminder, "member-with-push-en.json", map[string]any{"push": false}, nil, "sms:1"},
-		{"reminder push and sms opted out", events.ClassReminder, "member-with-push-en.json", map[string]any{"push": false, "sms": false}, nil, ""},
-		{"reminder no tokens no phone", events.ClassReminder, "member-without-push-es.json", nil, func(m map[string]any) { delete(m, "phone") }, ""},
+		{"reminder with tokens", events.ClassReminder, "member-with-push-en.json", nil, nil, "push:1 inapp:1"},
+		{"reminder without tokens", events.ClassReminder, "member-with-push-en.json", nil, func(m map[string]any) { delete(m, "push_tokens") }, "sms:1 inapp:1"},
+		{"reminder with empty token list", events.ClassReminder, "member-with-push-en.json", nil, func(m map[string]any) { m["push_tokens"] = []any{} }, "sms:1 inapp:1"},
+		{"reminder push opted out", events.ClassReminder, "member-with-push-en.json", map[string]any{"push": false}, nil, "sms:1 inapp:1"},
+		{"reminder push and sms opted out", events.ClassReminder, "member-with-push-en.json", map[string]any{"push": false, "sms": false}, nil, "inapp:1"},
+		{"reminder no tokens no phone", events.ClassReminder, "member-without-push-es.json", nil, func(m map[string]any) { delete(m, "phone") }, "inapp:1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := sample(t, tc.typ, tc.file)
@@ -221,6 +221,7 @@ func TestClassCancelledNotifiesEveryAttendee(t *testing.T) {
 		"mem_carlos email": "carlos.pena@example.com", "mem_carlos sms": "+34600123456",
 		"mem_marta email": "marta.ruiz@example.com", "mem_marta sms": "+34600987654",
 		"mem_james email": "james.oconnor@example.com", "mem_james sms": "+447700900789",
+		"mem_carlos inapp": "mem_carlos", "mem_marta inapp": "mem_marta", "mem_james inapp": "mem_james",
 	}
 	got := map[string]string{}
 	ids := map[string]bool{}
@@ -238,8 +239,8 @@ func TestClassCancelledNotifiesEveryAttendee(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("planned %v, want %v", got, want)
 	}
-	if len(ids) != 6 {
-		t.Fatalf("%d distinct ids, want 6", len(ids))
+	if len(ids) != 9 {
+		t.Fatalf("%d distinct ids, want 9", len(ids))
 	}
 }
 

@@ -19,6 +19,8 @@ import (
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/feed"
+	"github.com/gymhq/herald/gateway"
 	"github.com/gymhq/herald/internal/await"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/notification"
@@ -58,14 +60,23 @@ type fleet struct {
 	// (receipts.go).
 	receipts map[notification.Channel]receipts.Store
 	routes   map[string]http.Handler
+	// feed is the in-app feeds (the inapp channel writes, the gateway
+	// reads); gateway is the gateway role's, nil when it does not run
+	// (gateway.go).
+	feed    feed.Store
+	gateway *gateway.Gateway
 
 	mu        sync.Mutex
 	consumers []*kafkarun.Consumer
 	live      kafkarun.Liveness // /healthz; see health.go
 }
 
-// roles returns the roles cfg.Role runs, dispatcher first.
+// roles returns the consuming roles cfg.Role runs, dispatcher first: not
+// the gateway, which consumes no topic.
 func roles(r config.Role) []config.Role {
+	if r == config.RoleGateway {
+		return nil
+	}
 	if r == config.RoleAll {
 		out := []config.Role{config.RoleDispatcher}
 		for _, ch := range notification.Known() {
@@ -111,6 +122,10 @@ func (f *fleet) run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
+	if f.gateway != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); f.runGateway(ctx) }()
+	}
 	for _, role := range roles(cfg.Role) {
 		st, err := f.stage(role, pub, owner)
 		if err != nil {
@@ -214,7 +229,7 @@ func (f *fleet) ready(ctx context.Context) error {
 	if err := f.waiting.Pending(); err != nil {
 		return err
 	}
-	if len(cs) == 0 {
+	if len(cs) == 0 && len(roles(f.cfg.Role)) > 0 {
 		return errors.New("consumers not started")
 	}
 	now := time.Now()

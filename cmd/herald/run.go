@@ -58,6 +58,14 @@ func cmdRun(args []string) int {
 		return 2
 	}
 	defer srv.Close()
+	if f.gateway != nil {
+		gw, err := serveGateway(cfg.Gateway.Addr, f)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "herald: HERALD_GATEWAY_ADDR: %v\n", err)
+			return 2
+		}
+		defer gw.Close()
+	}
 	log.Info("starting", zap.Any("config", cfg.Redacted()))
 	if unknown := config.Unknown(os.Environ()); len(unknown) > 0 {
 		log.Warn("environment variables herald does not read (a misspelling?); see docs/configuration.md", zap.Strings("variables", unknown))
@@ -128,13 +136,17 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		rc = client
 	}
 
+	if err := f.setupFeeds(rc); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
 	for _, r := range roles(cfg.Role) {
 		d := channels.Lookup(notification.Channel(r))
 		if d == nil {
 			continue // the dispatcher
 		}
 		ch := d.Name
-		s, err := d.New(channels.Build{Config: cfg, TLS: opts.tls[ch], Files: func() any { return tpl.Current().Files(ch) }})
+		s, err := d.New(channels.Build{Config: cfg, TLS: opts.tls[ch], Files: func() any { return tpl.Current().Files(ch) }, Feed: f.feed})
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("%s channel: %w", r, err)
