@@ -80,6 +80,9 @@ const (
 	KindItem Kind = 'n'
 	// KindRead is an item marked read: Data is {"id","read_at","unread"}.
 	KindRead Kind = 'r'
+	// KindLive is a live value (a class's attendance on a staff
+	// dashboard): Pos is its key, Data its JSON.
+	KindLive Kind = 'l'
 	// KindResync says changes may have been missed (the subscription to
 	// Redis was re-established): every session should catch up with After
 	// from its own position.
@@ -116,6 +119,14 @@ type Store interface {
 	// found is false when the feed does not hold id. A first mark is
 	// published as a KindRead Change.
 	Read(ctx context.Context, person, id string, at time.Time) (unread int, found bool, err error)
+	// SetLive records data as person's live value under key (a class id)
+	// unless the value held has a version at least as new, and publishes
+	// a recorded one as a KindLive change. Live values are state, not
+	// history: a dashboard shows the latest, so only the latest is kept,
+	// for LiveTTL after its last change.
+	SetLive(ctx context.Context, person, key string, version int64, data []byte) (bool, error)
+	// Live returns person's live values by key.
+	Live(ctx context.Context, person string) (map[string][]byte, error)
 	// Subscribe delivers every Change of every feed to fn, from one
 	// goroutine, until ctx ends. It returns when ctx ends.
 	Subscribe(ctx context.Context, fn func(Change)) error
@@ -132,6 +143,10 @@ func CheckPerson(id string) error {
 	}
 	return nil
 }
+
+// LiveTTL is how long a person's live values stay after their last
+// change.
+const LiveTTL = 7 * 24 * time.Hour
 
 // MaxItemBytes bounds one item's JSON: an item is a title, a body of a few
 // hundred characters and a few data keys.
@@ -209,6 +224,20 @@ func ParsePos(s string) (ms, seq uint64, err error) {
 		}
 	}
 	return 0, 0, invalid("%.40q is not a feed position (<ms>-<seq>)", s)
+}
+
+// checkLive checks SetLive's arguments.
+func checkLive(person, key string, data []byte) error {
+	if err := CheckPerson(person); err != nil {
+		return invalid("person: %v", err)
+	}
+	if key == "" || len(key) > 256 || strings.ContainsAny(key, "\n") {
+		return invalid("a live key is 1-256 bytes without a newline")
+	}
+	if len(data) > MaxItemBytes {
+		return invalid("live value is %d bytes; at most %d", len(data), MaxItemBytes)
+	}
+	return nil
 }
 
 // ReadJSON is the Data of a KindRead change.

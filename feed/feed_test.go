@@ -308,3 +308,46 @@ func TestCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestLive: a live value is kept per key, only a newer version replaces
+// it, and each replacement is announced once.
+func TestLive(t *testing.T) {
+	stores(t, feed.Limits{}, func(t *testing.T, s feed.Store) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		got := make(chan feed.Change, 16)
+		go s.Subscribe(ctx, func(c feed.Change) { got <- c }) //nolint:errcheck
+		time.Sleep(100 * time.Millisecond)
+		steps := []struct {
+			version int64
+			data    string
+			want    bool
+		}{{2, `{"confirmed":5}`, true}, {2, `{"confirmed":9}`, false}, {1, `{"confirmed":4}`, false}, {3, `{"confirmed":6}`, true}}
+		for _, st := range steps {
+			ok, err := s.SetLive(ctx, "ins_1", "cls_1", st.version, []byte(st.data))
+			if err != nil || ok != st.want {
+				t.Fatalf("SetLive(v%d) = %v, %v; want %v", st.version, ok, err, st.want)
+			}
+		}
+		if _, err := s.SetLive(ctx, "ins_1", "cls_2", 1, []byte(`{"confirmed":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		live, err := s.Live(ctx, "ins_1")
+		if err != nil || string(live["cls_1"]) != `{"confirmed":6}` || string(live["cls_2"]) != `{"confirmed":1}` || len(live) != 2 {
+			t.Fatalf("Live = %q, %v", live, err)
+		}
+		for _, want := range []string{`{"confirmed":5}`, `{"confirmed":6}`, `{"confirmed":1}`} {
+			select {
+			case c := <-got:
+				if c.Kind != feed.KindLive || c.Person != "ins_1" || string(c.Data) != want {
+					t.Fatalf("change = %+v %s, want %s", c, c.Data, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no live change")
+			}
+		}
+		if _, err := s.SetLive(ctx, "ins_1", "bad\nkey", 1, nil); !errors.Is(err, feed.ErrInvalid) {
+			t.Fatalf("bad key: %v", err)
+		}
+	})
+}

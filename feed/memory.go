@@ -26,8 +26,14 @@ type memFeed struct {
 	seen    map[string]time.Time // id → created, trimmed by age only
 	pos     map[string]string    // id → position, for entries held
 	read    map[string]time.Time
+	live    map[string]memLive
 	lastMs  uint64
 	lastSeq uint64
+}
+
+type memLive struct {
+	version int64
+	data    []byte
 }
 
 type memEntry struct {
@@ -49,7 +55,7 @@ func NewMemory(limits Limits) *Memory {
 func (m *Memory) feed(person string) *memFeed {
 	f := m.feeds[person]
 	if f == nil {
-		f = &memFeed{seen: map[string]time.Time{}, pos: map[string]string{}, read: map[string]time.Time{}}
+		f = &memFeed{seen: map[string]time.Time{}, pos: map[string]string{}, read: map[string]time.Time{}, live: map[string]memLive{}}
 		m.feeds[person] = f
 	}
 	return f
@@ -212,6 +218,37 @@ func (m *Memory) Read(_ context.Context, person, id string, at time.Time) (int, 
 		m.publish(Change{Kind: KindRead, Person: person, Data: b})
 	}
 	return m.unread(f), true, nil
+}
+
+// SetLive implements Store. Values do not expire.
+func (m *Memory) SetLive(_ context.Context, person, key string, version int64, data []byte) (bool, error) {
+	if err := checkLive(person, key, data); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := m.feed(person)
+	if cur, ok := f.live[key]; ok && cur.version >= version {
+		return false, nil
+	}
+	b := append([]byte(nil), data...)
+	f.live[key] = memLive{version: version, data: b}
+	m.publish(Change{Kind: KindLive, Person: person, Pos: key, Data: b})
+	return true, nil
+}
+
+// Live implements Store.
+func (m *Memory) Live(_ context.Context, person string) (map[string][]byte, error) {
+	if err := CheckPerson(person); err != nil {
+		return nil, invalid("person: %v", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string][]byte{}
+	for k, v := range m.feed(person).live {
+		out[k] = v.data
+	}
+	return out, nil
 }
 
 // publish hands c to every subscriber; m.mu is held, so subscribers see

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -91,6 +92,20 @@ if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
   return {1, u}
 end
 return {1, tonumber(redis.call('GET', KEYS[3]) or '0')}
+`)
+
+// liveScript: KEYS l; ARGV key, version, data, ttl ms, channel, person.
+// The hash holds "<version>\n<data>" per key. Returns 1 when recorded.
+var liveScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local v = tonumber(string.sub(cur, 1, string.find(cur, '\n', 1, true) - 1))
+  if v and v >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '\n' .. ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', ARGV[5], 'l\n' .. ARGV[6] .. '\n' .. ARGV[1] .. '\n\n' .. ARGV[3])
+return 1
 `)
 
 // Redis is a Store on Redis (single, Sentinel or Cluster). It does not own
@@ -249,6 +264,37 @@ func (r *Redis) Read(ctx context.Context, person, id string, at time.Time) (int,
 		return 0, false, fmt.Errorf("feed: read: %w", err)
 	}
 	return int(max(res[1], 0)), res[0] == 1, nil
+}
+
+// SetLive implements Store.
+func (r *Redis) SetLive(ctx context.Context, person, key string, version int64, data []byte) (bool, error) {
+	if err := checkLive(person, key, data); err != nil {
+		return false, err
+	}
+	n, err := liveScript.Run(ctx, r.c, []string{r.key(person, "l")},
+		key, version, data, LiveTTL.Milliseconds(), r.channel, person).Int()
+	if err != nil {
+		return false, fmt.Errorf("feed: set live: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Live implements Store.
+func (r *Redis) Live(ctx context.Context, person string) (map[string][]byte, error) {
+	if err := CheckPerson(person); err != nil {
+		return nil, invalid("person: %v", err)
+	}
+	m, err := r.c.HGetAll(ctx, r.key(person, "l")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("feed: live: %w", err)
+	}
+	out := make(map[string][]byte, len(m))
+	for k, v := range m {
+		if _, data, ok := strings.Cut(v, "\n"); ok {
+			out[k] = []byte(data)
+		}
+	}
+	return out, nil
 }
 
 // Subscribe implements Store: one pub/sub connection, re-established by

@@ -233,6 +233,7 @@ func (g *Gateway) unregister(s *session) {
 type sink interface {
 	item(pos string, data []byte) error
 	read(data []byte) error
+	live(data []byte) error
 	ping() error
 }
 
@@ -241,6 +242,9 @@ type sink interface {
 // stops. It returns why it ended.
 func (g *Gateway) stream(ctx context.Context, s *session, pos string, out sink) error {
 	pos, err := g.catchUp(ctx, s.person, pos, out)
+	if err == nil {
+		err = g.sendLive(ctx, s.person, out)
+	}
 	if err != nil {
 		return err
 	}
@@ -258,6 +262,9 @@ func (g *Gateway) stream(ctx context.Context, s *session, pos string, out sink) 
 			changes, resync := s.take()
 			if resync {
 				if pos, err = g.catchUp(ctx, s.person, pos, out); err != nil {
+					return err
+				}
+				if err := g.sendLive(ctx, s.person, out); err != nil {
 					return err
 				}
 				continue
@@ -279,6 +286,10 @@ func (g *Gateway) stream(ctx context.Context, s *session, pos string, out sink) 
 					}
 				case feed.KindRead:
 					if err := out.read(c.Data); err != nil {
+						return err
+					}
+				case feed.KindLive:
+					if err := out.live(c.Data); err != nil {
 						return err
 					}
 				}
@@ -309,6 +320,22 @@ func (g *Gateway) catchUp(ctx context.Context, person, pos string, out sink) (st
 			return pos, nil
 		}
 	}
+}
+
+// sendLive writes the person's live values (a dashboard's figures): at
+// connect, and after a resync, since a live value has no position to
+// resume from and only the latest matters.
+func (g *Gateway) sendLive(ctx context.Context, person string, out sink) error {
+	live, err := g.o.Feed.Live(ctx, person)
+	if err != nil {
+		return err
+	}
+	for _, v := range live {
+		if err := out.live(v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // start is the common opening of a stream: who, from where, and a session.
@@ -389,6 +416,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/feed/stream", g.sse)
 	mux.HandleFunc("GET /v1/feed/ws", g.ws)
 	mux.HandleFunc("POST /v1/feed/{id}/read", g.markRead)
+	mux.HandleFunc("GET /v1/live", g.liveValues)
 	return g.cors(mux)
 }
 
@@ -425,6 +453,26 @@ func (g *Gateway) list(w http.ResponseWriter, r *http.Request) {
 		out.Position = items[0].Pos
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// liveValues is GET /v1/live: the person's live values (for staff, the
+// attendance of the classes they see), {"live":[…]}.
+func (g *Gateway) liveValues(w http.ResponseWriter, r *http.Request) {
+	person, ok := g.auth(w, r)
+	if !ok {
+		return
+	}
+	live, err := g.o.Feed.Live(r.Context(), person)
+	if err != nil {
+		g.log.Warn("feed unavailable", zap.Error(err))
+		httpError(w, http.StatusServiceUnavailable, "feed unavailable")
+		return
+	}
+	out := make([]json.RawMessage, 0, len(live))
+	for _, v := range live {
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"live": out})
 }
 
 func (g *Gateway) markRead(w http.ResponseWriter, r *http.Request) {

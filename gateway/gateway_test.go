@@ -466,3 +466,55 @@ func metricLabel(t *testing.T, reg *prometheus.Registry, name, label string) pro
 	t.Fatalf("no metric %s{%s}", name, label)
 	return nil
 }
+
+// TestLive: a live value reaches the person's open streams on every pod as
+// it changes, a stream opened later starts with the current values, and
+// GET /v1/live lists them.
+func TestLive(t *testing.T) {
+	store, _ := redisStore(t)
+	pods := startPods(t, store, 2, nil)
+	ctx := context.Background()
+	early := openSSE(t, pods[0].srv.URL, "ok:ins_1", "")
+	ws := openWS(t, pods[1].srv.URL, "ok:ins_1")
+	time.Sleep(100 * time.Millisecond)
+	for v := int64(1); v <= 3; v++ {
+		if _, err := store.SetLive(ctx, "ins_1", "cls_1", v, []byte(fmt.Sprintf(`{"type":"attendance","confirmed":%d}`, v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func(ch <-chan event) event {
+		for {
+			select {
+			case e := <-ch:
+				if e.Kind != "notification" || strings.Contains(string(e.Data), `"type":"attendance"`) {
+					return e
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no live event")
+			}
+		}
+	}
+	for v := 1; v <= 3; v++ {
+		want := fmt.Sprintf(`{"type":"attendance","confirmed":%d}`, v)
+		if e := next(early.events); e.Kind != "live" || string(e.Data) != want {
+			t.Fatalf("sse: %+v, want %s", e, want)
+		}
+		if e := next(ws); string(e.Data) != want {
+			t.Fatalf("ws: %s, want %s", e.Data, want)
+		}
+	}
+	late := openSSE(t, pods[1].srv.URL, "ok:ins_1", "")
+	if e := next(late.events); e.Kind != "live" || string(e.Data) != `{"type":"attendance","confirmed":3}` {
+		t.Fatalf("late stream starts with %+v", e)
+	}
+	req, _ := http.NewRequest("GET", pods[0].srv.URL+"/v1/live", nil)
+	req.Header.Set("Authorization", "Bearer ok:ins_1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ Live []map[string]any }
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || len(v.Live) != 1 || v.Live[0]["confirmed"] != 3.0 {
+		t.Fatalf("GET /v1/live = %+v, %v", v, err)
+	}
+}

@@ -21,7 +21,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "herald_gateway_connections", Help: "Open feed streams on this gateway pod, by transport (sse, ws).",
 		}, []string{"transport"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "herald_gateway_sent_total", Help: "Feed items and read marks written to streams, by transport and kind (notification, read).",
+			Name: "herald_gateway_sent_total", Help: "Feed items and read marks written to streams, by transport and kind (notification, read, live).",
 		}, []string{"transport", "kind"}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_gateway_disconnects_total", Help: "Streams ended, by reason: closed (by the client), slow (a write blocked past HERALD_GATEWAY_WRITE_TIMEOUT), replaced (the person's oldest past HERALD_GATEWAY_MAX_CONNECTIONS_PER_PERSON), shutdown.",
@@ -40,6 +40,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.connections.WithLabelValues(t)
 		m.sent.WithLabelValues(t, "notification")
 		m.sent.WithLabelValues(t, "read")
+		m.sent.WithLabelValues(t, "live")
 	}
 	for _, r := range []string{"closed", "slow", "replaced", "shutdown"} {
 		m.disconnects.WithLabelValues(r)

@@ -16,7 +16,9 @@ import (
 //	event: notification
 //	data: <item JSON>
 //
-// and a read mark elsewhere is "event: read" with {"id","read_at","unread"}.
+// a read mark elsewhere is "event: read" with {"id","read_at","unread"},
+// and a live value (a class's attendance on a staff dashboard) is
+// "event: live" with its JSON, which says its "type".
 // A reconnecting EventSource sends the last id as Last-Event-ID and gets
 // what it missed; a first connection may pass ?last_event_id= (the
 // position GET /v1/feed returned) to start without a gap after the list.
@@ -92,11 +94,19 @@ func (o *sseSink) read(data []byte) error {
 	return nil
 }
 
+func (o *sseSink) live(data []byte) error {
+	if err := o.event("", "live", data); err != nil {
+		return err
+	}
+	o.m.sent.WithLabelValues("sse", "live").Inc()
+	return nil
+}
+
 func (o *sseSink) ping() error { return o.write([]byte(": ping\n\n")) }
 
 // ws is GET /v1/feed/ws: the same items as JSON text frames, and a read
-// mark elsewhere as {"type":"read","id","read_at","unread"} (an item has no
-// "type"). ?last_event_id= resumes after a position. The client sends
+// mark elsewhere as {"type":"read","id","read_at","unread"}, and a live
+// value as its JSON, which has a "type" too (an item has none). ?last_event_id= resumes after a position. The client sends
 // nothing; a data frame from it closes the connection.
 func (g *Gateway) ws(w http.ResponseWriter, r *http.Request) {
 	s, ctx, pos, ok := g.start(w, r, "ws", r.URL.Query().Get("last_event_id"))
@@ -166,6 +176,14 @@ func (o *wsSink) read(data []byte) error {
 		return err
 	}
 	o.m.sent.WithLabelValues("ws", "read").Inc()
+	return nil
+}
+
+func (o *wsSink) live(data []byte) error {
+	if err := o.write(data); err != nil {
+		return err
+	}
+	o.m.sent.WithLabelValues("ws", "live").Inc()
 	return nil
 }
 
