@@ -20,6 +20,8 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/dispatcher"
 	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/live"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/protect"
@@ -84,7 +87,8 @@ func Dispatch(c Common, planner *dispatcher.Planner) Stage {
 	}
 	var h queue.Handler = d.Handle
 	h = c.Tracing.Handler("dispatch", h)
-	return c.watched(Stage{Group: topics.GroupDispatch, Topics: []string{c.Config.EventsTopic}, Handler: h})
+	// The booking service's events, and the ones herald raises itself.
+	return c.watched(Stage{Group: topics.GroupDispatch, Topics: []string{c.Config.EventsTopic, topics.Derived}, Handler: h})
 }
 
 // Channel is what one channel's stage is built from besides Common.
@@ -99,6 +103,8 @@ type Channel struct {
 	Limiter      worker.Limiter // nil: unlimited
 	Receipts     receipts.Store // nil: the channel has none
 	Owner        string
+	// Priority, when set, marks the channel's flow as the high one.
+	Priority *Priority
 }
 
 // Deliver builds a channel's stage, innermost part first.
@@ -124,6 +130,9 @@ func Deliver(c Common, ch Channel) (Stage, error) {
 		return Stage{}, err
 	}
 	var h queue.Handler = w.Handle
+	if ch.Priority != nil {
+		h = ch.Priority.High(h)
+	}
 	h = c.Tracing.Handler("deliver "+string(ch.Name), h)
 	return c.watched(Stage{
 		Group: topics.Group(ch.Name), Topics: []string{topics.Channel(ch.Name), topics.Retry(ch.Name)},
@@ -187,3 +196,68 @@ func (b *Breaker) Wait(ctx context.Context) error { return b.Breaker.Wait(ctx) }
 
 // Passing reports that Wait would return at once.
 func (b *Breaker) Passing() bool { return b.Breaker.Passing() }
+
+// Aggregate builds the attendance stage (package live): the booking
+// events again, in a consumer group of their own, so that keeping
+// classes' attendance never holds up the dispatcher, nor the reverse; it
+// yields to prio's flow.
+func Aggregate(c Common, a *live.Aggregator, prio *Priority) Stage {
+	var h queue.Handler = a.Handle
+	h = c.Tracing.Handler("attendance", h)
+	s := Stage{Group: topics.GroupAttendance, Topics: []string{c.Config.EventsTopic}, Handler: h}
+	if prio != nil {
+		s.Gate = prio.Low()
+	}
+	return c.watched(s)
+}
+
+// Fanout builds the dashboard stage: attendance changes to staff's live
+// views, in a group of its own that yields to prio's flow (the inapp
+// channel's notifications to the same feeds).
+func Fanout(c Common, f *live.Fanout, prio *Priority) Stage {
+	var h queue.Handler = f.Handle
+	h = c.Tracing.Handler("live", h)
+	s := Stage{Group: topics.GroupLive, Topics: []string{topics.Live}, Handler: h}
+	if prio != nil {
+		s.Gate = prio.Low()
+	}
+	return c.watched(s)
+}
+
+// Priority orders two flows in one process: while the high one has
+// records in hand, the low one's consumer waits before each record — up
+// to lowMaxWait, so a flood of high never stops the low one outright.
+type Priority struct {
+	busy atomic.Int64
+}
+
+// lowMaxWait bounds one wait of the low flow.
+const lowMaxWait = 200 * time.Millisecond
+
+// High wraps the high flow's handler.
+func (p *Priority) High(h queue.Handler) queue.Handler {
+	return func(ctx context.Context, m *queue.Message) error {
+		p.busy.Add(1)
+		defer p.busy.Add(-1)
+		return h(ctx, m)
+	}
+}
+
+// Low is the low flow's gate.
+func (p *Priority) Low() kafkarun.Gate { return lowGate{p} }
+
+type lowGate struct{ p *Priority }
+
+func (g lowGate) Passing() bool { return g.p.busy.Load() == 0 }
+
+func (g lowGate) Wait(ctx context.Context) error {
+	deadline := time.Now().Add(lowMaxWait)
+	for g.p.busy.Load() > 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
+}

@@ -27,6 +27,13 @@ type Generator struct {
 	members []person
 	classes []class
 	now     func() time.Time
+	// bookings are each class's confirmed bookings, with Options.Bookings.
+	bookings map[string][]booking
+}
+
+type booking struct {
+	id     string
+	member int
 }
 
 type person struct {
@@ -68,6 +75,14 @@ type Options struct {
 	Classes int // default 40
 	// Prefix makes event ids unique across generators (default "sim").
 	Prefix string
+	// Bookings makes the events a booking service's: a cancellation
+	// cancels a booking confirmed earlier (its member, its id), a class
+	// cancellation's attendees are the class's bookings, classes have
+	// capacities of 12 to 24, and half the bookings go to four popular
+	// classes, so a dashboard's classes fill up within minutes (herald
+	// dev). Without it every event names its own recipients, which tests
+	// that key deliveries by address rely on.
+	Bookings bool
 	Now    func() time.Time
 }
 
@@ -86,6 +101,9 @@ func New(o Options) *Generator {
 		o.Now = time.Now
 	}
 	g := &Generator{rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), prefix: o.Prefix, now: o.Now}
+	if o.Bookings {
+		g.bookings = map[string][]booking{}
+	}
 	for i := range o.Members {
 		g.members = append(g.members, g.person("mem", i))
 	}
@@ -101,6 +119,10 @@ func New(o Options) *Generator {
 			TimeZone: zones[i%len(zones)], Location: studios[i%len(studios)],
 			Capacity: 20, Booked: 5 + i%15, Instructor: &ins,
 		})
+		if o.Bookings {
+			c := &g.classes[len(g.classes)-1]
+			c.Capacity, c.Booked = 12+4*(i%4), 0
+		}
 	}
 	return g
 }
@@ -155,15 +177,62 @@ func (g *Generator) Next() Event {
 }
 
 // Make returns an event of type t.
-func (g *Generator) Make(t string) Event {
+func (g *Generator) Make(t string) Event { return g.MakeFor(t, "") }
+
+// MakeFor returns an event of type t for the member with memberID (one of
+// the generated members, or a new one with that id); "" picks one.
+func (g *Generator) MakeFor(t, memberID string) Event {
 	g.seq++
 	id := fmt.Sprintf("evt_%s_%07d", g.prefix, g.seq)
-	c := g.classes[g.rng.IntN(len(g.classes))]
-	m := g.members[g.rng.IntN(len(g.members))]
+	ci := g.rng.IntN(len(g.classes))
+	if g.bookings != nil && g.rng.IntN(2) == 0 {
+		ci = g.rng.IntN(min(4, len(g.classes))) // a popular class
+	}
+	mi := g.rng.IntN(len(g.members))
+	if memberID != "" {
+		mi = g.memberIndex(memberID)
+	}
+	bkg := fmt.Sprintf("bkg_%s_%07d", g.prefix, g.seq)
+	var attendees []person
+	if g.bookings != nil {
+		cid := g.classes[ci].ID
+		switch t {
+		case "gym.booking.confirmed", "gym.waitlist.promoted":
+			g.bookings[cid] = append(g.bookings[cid], booking{id: bkg, member: mi})
+		case "gym.booking.cancelled":
+			if bs := g.bookings[cid]; len(bs) > 0 {
+				k := g.rng.IntN(len(bs))
+				if memberID != "" {
+					k = -1
+					for j, b := range bs {
+						if b.member == mi {
+							k = j
+						}
+					}
+				}
+				if k >= 0 {
+					bkg, mi = bs[k].id, bs[k].member
+					g.bookings[cid] = append(bs[:k:k], bs[k+1:]...)
+				}
+			}
+		case "gym.class.cancelled":
+			for _, b := range g.bookings[cid] {
+				attendees = append(attendees, g.members[b.member])
+			}
+			delete(g.bookings, cid)
+		}
+		g.classes[ci].Booked = len(g.bookings[cid])
+	}
+	c := g.classes[ci]
+	m := g.members[mi]
 	data := map[string]any{"class": c}
-	booking := fmt.Sprintf("bkg_%s_%07d", g.prefix, g.seq)
 	switch t {
 	case "gym.class.cancelled":
+		if len(attendees) > 0 {
+			data["attendees"] = attendees
+			data["reason"] = "Instructor unwell"
+			break
+		}
 		n := 2 + g.rng.IntN(4)
 		att := make([]person, 0, n)
 		for _, k := range g.rng.Perm(len(g.members))[:n] {
@@ -175,7 +244,7 @@ func (g *Generator) Make(t string) Event {
 		data["member"] = m
 	default:
 		data["member"] = m
-		data["booking_id"] = booking
+		data["booking_id"] = bkg
 		if t == "gym.booking.cancelled" && g.rng.IntN(2) == 0 {
 			data["reason"] = "Cancelled by member"
 		}
@@ -190,4 +259,17 @@ func (g *Generator) Make(t string) Event {
 		panic(err) // only plain data above; cannot fail
 	}
 	return Event{ID: id, Type: t, Key: []byte(c.ID), Value: b}
+}
+
+// memberIndex returns the index of the member with id, adding one.
+func (g *Generator) memberIndex(id string) int {
+	for i, m := range g.members {
+		if m.ID == id {
+			return i
+		}
+	}
+	p := g.person("mem", len(g.members))
+	p.ID = id
+	g.members = append(g.members, p)
+	return len(g.members) - 1
 }

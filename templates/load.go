@@ -86,6 +86,11 @@ func inspect(fsys fs.FS) (*Set, problems, error) {
 	}
 	s.loadLocales(fsys, &probs)
 	s.loadChannelFiles(fsys, &probs)
+	if r, err := loadRoster(fsys); err != nil {
+		probs.add(StaffFile, "%v", err)
+	} else {
+		s.roster = r
+	}
 
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
@@ -212,7 +217,7 @@ func (s *Set) loadType(fsys fs.FS, dir string, probs *problems) *eventType {
 		probs.add(routingFile, "%v", err)
 		return nil
 	}
-	desc, rules := parseRouting(dir, routingFile, b, probs)
+	desc, threshold, rules := parseRouting(dir, routingFile, b, probs)
 	if len(*probs) > before {
 		return nil
 	}
@@ -340,7 +345,7 @@ func (s *Set) loadType(fsys fs.FS, dir string, probs *problems) *eventType {
 	if len(*probs) > before {
 		return nil
 	}
-	return &eventType{name: dir, description: desc, rules: rules}
+	return &eventType{name: dir, description: desc, rules: rules, threshold: threshold}
 }
 
 func partFiles(r *rule, ch notification.Channel, locale string) []string {

@@ -3,6 +3,7 @@ package templates
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gymhq/herald/address"
@@ -76,12 +77,17 @@ func (s *Set) plan(ev *events.Event, now time.Time, check func(notification.Chan
 	var refused []Refusal
 	seen := map[string]bool{}
 	for _, r := range t.rules {
-		if r.optional && !ev.Has(r.recipients) {
-			continue
-		}
-		people, err := ev.People(r.recipients)
-		if err != nil {
-			return nil, nil, poison(fmt.Errorf("%s recipients %q: %w", r.eventType, r.recipients, err))
+		var people []events.Person
+		if strings.HasPrefix(r.recipients, StaffPrefix) {
+			people = s.staffPeople(ev, r.recipients) // none at a location the roster lacks
+		} else {
+			if r.optional && !ev.Has(r.recipients) {
+				continue
+			}
+			var err error
+			if people, err = ev.People(r.recipients); err != nil {
+				return nil, nil, poison(fmt.Errorf("%s recipients %q: %w", r.eventType, r.recipients, err))
+			}
 		}
 		for i := range people {
 			p := &people[i]

@@ -18,6 +18,7 @@ import (
 // changing who is notified.
 type routingFile struct {
 	Description   string     `yaml:"description"`
+	Threshold     *float64   `yaml:"threshold"`
 	Notifications []ruleFile `yaml:"notifications"`
 }
 
@@ -149,7 +150,7 @@ var (
 // parseRouting parses and validates routing.yaml of eventType. Problems are
 // reported through add, each naming the file; the rules returned are usable
 // only when no problem was added.
-func parseRouting(eventType, file string, b []byte, probs *problems) (string, []*rule) {
+func parseRouting(eventType, file string, b []byte, probs *problems) (string, float64, []*rule) {
 	add := probs.add
 	var rf routingFile
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -160,11 +161,17 @@ func parseRouting(eventType, file string, b []byte, probs *problems) (string, []
 		} else {
 			add(file, "%s", yamlError(err))
 		}
-		return "", nil
+		return "", 0, nil
+	}
+	var threshold float64
+	if rf.Threshold != nil {
+		if threshold = *rf.Threshold; threshold <= 0 || threshold > 1 {
+			add(file, "threshold %v is not in (0, 1]: it is the share of a class's capacity", threshold)
+		}
 	}
 	if len(rf.Notifications) == 0 {
 		add(file, "has no notifications")
-		return rf.Description, nil
+		return rf.Description, threshold, nil
 	}
 	lines := ruleLines(b)
 	var rules []*rule
@@ -183,6 +190,10 @@ func parseRouting(eventType, file string, b []byte, probs *problems) (string, []
 		switch {
 		case r.recipients == "":
 			bad("recipients is missing; want a dot path into the event data, e.g. member or attendees")
+		case strings.HasPrefix(r.recipients, StaffPrefix):
+			if !staffRoleRE.MatchString(strings.TrimPrefix(r.recipients, StaffPrefix)) {
+				bad("recipients %q: staff.<role> names a role of staff.yaml (lower-case letters, digits and _)", r.recipients)
+			}
 		case !pathRE.MatchString(r.recipients):
 			bad("recipients %q is not a dot path into the event data", r.recipients)
 		}
@@ -300,7 +311,7 @@ func parseRouting(eventType, file string, b []byte, probs *problems) (string, []
 		}
 		rules = append(rules, r)
 	}
-	return rf.Description, rules
+	return rf.Description, threshold, rules
 }
 
 // yamlError restates a yaml.v3 error without Go type names, one line.

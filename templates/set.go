@@ -40,6 +40,37 @@ type Set struct {
 	// files holds what each channel's descriptor read of the tree
 	// (channels.Descriptor.Files), by channel.
 	files map[notification.Channel]any
+	// roster is the tree's staff.yaml.
+	roster *Roster
+}
+
+// Roster returns the tree's staff roster (staff.yaml).
+func (s *Set) Roster() *Roster {
+	if s == nil {
+		return nil
+	}
+	return s.roster
+}
+
+// DefaultThreshold is the busy threshold of an event type whose
+// routing.yaml sets none.
+const DefaultThreshold = 0.8
+
+// Threshold returns eventType's threshold (routing.yaml threshold: the
+// share of a class's capacity at which herald raises it, for a derived
+// event such as gym.class.busy) and whether the set routes eventType.
+func (s *Set) Threshold(eventType string) (float64, bool) {
+	if s == nil {
+		return 0, false
+	}
+	t := s.types[eventType]
+	if t == nil {
+		return 0, false
+	}
+	if t.threshold == 0 {
+		return DefaultThreshold, true
+	}
+	return t.threshold, true
 }
 
 // Files returns what ch's descriptor read from this tree with its Files
@@ -60,6 +91,7 @@ type eventType struct {
 	name        string
 	description string
 	rules       []*rule
+	threshold   float64 // routing.yaml threshold; 0 is DefaultThreshold
 }
 
 // ruleKey finds the rule that planned a notification: Template is unique
@@ -89,7 +121,7 @@ func (s *Set) Description(eventType string) string {
 // The shipped folders. The patterns name file kinds, not event types, so a
 // new folder is embedded without touching this file.
 //
-//go:embed */*.* */samples/*.json
+//go:embed */*.* */samples/*.json staff.yaml
 var shipped embed.FS
 
 var embeddedSet = sync.OnceValues(func() (*Set, error) {

@@ -18,7 +18,7 @@ import (
 
 func TestEmbeddedShipsV1Types(t *testing.T) {
 	s := embedded(t)
-	want := []string{events.BookingCancelled, events.BookingConfirmed, events.ClassCancelled, events.ClassReminder, events.WaitlistPromoted}
+	want := []string{events.BookingCancelled, events.BookingConfirmed, events.ClassCancelled, events.ClassReminder, events.WaitlistPromoted, "gym.class.busy"}
 	sort.Strings(want)
 	if got := s.EventTypes(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("EventTypes = %v, want %v", got, want)
@@ -280,7 +280,7 @@ func firstSample(t *testing.T, typ string) string {
 	return map[string]string{
 		events.BookingConfirmed: "member-en.json", events.BookingCancelled: "member-en-with-reason.json",
 		events.WaitlistPromoted: "member-en.json", events.ClassReminder: "member-with-push-en.json",
-		events.ClassCancelled: "three-attendees.json",
+		events.ClassCancelled: "three-attendees.json", "gym.class.busy": "studio2-en.json",
 	}[typ]
 }
 
@@ -379,7 +379,9 @@ func optionalFieldsAbsent(t *testing.T, s *templates.Set, typ, name string) {
 			data["reason"] = "x" // required for this type
 		}
 		class := at(ev, "data.class")
-		delete(class, "location")
+		if typ != "gym.class.busy" { // its recipients are the instructor and the location's desk
+			delete(class, "location")
+		}
 		delete(class, "instructor")
 		delete(class, "capacity")
 		delete(class, "booked")

@@ -9,6 +9,17 @@ const DefaultEvents = "gym.bookings.v1"
 // DLQ receives poison input and permanently failed notifications.
 const DLQ = "herald.dlq.v1"
 
+// Derived carries the events herald raises itself (gym.class.busy): the
+// dispatcher routes them by templates like the booking service's, but
+// herald never writes the booking service's topic.
+const Derived = "herald.derived.v1"
+
+// Live carries the dashboard flow: each change of a class's attendance,
+// keyed by class id, for the instructor's and front desk's live views. It
+// has its own consumer group so that a flood of it never delays the
+// transactional flow (the channel topics), and the reverse.
+const Live = "herald.live.v1"
+
 // Channel is the topic a channel's notifications are published to.
 func Channel(ch notification.Channel) string { return "herald." + string(ch) + ".v1" }
 
@@ -21,11 +32,19 @@ func Owned() []string {
 	for _, ch := range notification.Known() {
 		out = append(out, Channel(ch), Retry(ch))
 	}
-	return append(out, DLQ)
+	return append(out, DLQ, Derived, Live)
 }
 
 // Groups: one consumer group per role.
 const GroupDispatch = "herald-dispatch"
+
+// GroupAttendance keeps classes' attendance from the booking events (in
+// the dispatcher role), and GroupLive fans its changes out to staff's live
+// views (in the inapp role).
+const (
+	GroupAttendance = "herald-attendance"
+	GroupLive       = "herald-inapp-live"
+)
 
 // Group is the consumer group of a channel's workers.
 func Group(ch notification.Channel) string { return "herald-" + string(ch) }

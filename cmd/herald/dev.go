@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -77,6 +80,8 @@ type devEnv struct {
 	fleet      *fleet
 	prod       *kafkarun.Producer
 	store      string
+	simOnce    sync.Once
+	sim        *lockedSim
 
 	closers []func()
 }
@@ -135,6 +140,13 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 		cfg.RedisURL = "redis://127.0.0.1:6379/0"
 	}
 	cfg.TemplatesDir, cfg.TemplatesReloadInterval = o.TemplatesDir, time.Second
+	// The gateway's key lives as long as herald dev: the dev pages get
+	// tokens minted with it (GET /dev/token).
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	cfg.Gateway.JWTSecret = hex.EncodeToString(key)
 
 	// Providers: each channel's own stand-in (its descriptor's Dev),
 	// pointed at by cfg.
@@ -186,6 +198,7 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	}
 	e.closers = append(e.closers, closeFleet)
 	e.fleet = f
+	e.recordFeeds()
 	for ch, s := range f.senders {
 		// Innermost, next to the provider client: the stages wrap it
 		// (pipeline.Deliver) when the fleet runs.
@@ -300,9 +313,37 @@ Ctrl-C drains and stops.
 	return 0
 }
 
+// simulator returns herald dev's booking generator, shared by the
+// simulator and the page's buttons, so that a cancellation cancels a
+// booking made earlier and the dashboard's figures add up.
+func (e *devEnv) simulator() *lockedSim {
+	e.simOnce.Do(func() {
+		e.sim = &lockedSim{g: sim.New(sim.Options{Seed: uint64(time.Now().UnixNano()), Prefix: strconv.FormatInt(time.Now().Unix()%100000, 36), Bookings: true})}
+	})
+	return e.sim
+}
+
+// lockedSim is a sim.Generator safe for concurrent use.
+type lockedSim struct {
+	mu sync.Mutex
+	g  *sim.Generator
+}
+
+func (l *lockedSim) Next() sim.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.g.Next()
+}
+
+func (l *lockedSim) MakeFor(t, member string) sim.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.g.MakeFor(t, member)
+}
+
 // simulate produces generated booking events at rate per second.
 func simulate(ctx context.Context, env *devEnv, rate float64, log *zap.Logger) {
-	g := sim.New(sim.Options{Seed: uint64(time.Now().UnixNano()), Prefix: strconv.FormatInt(time.Now().Unix()%100000, 36)})
+	g := env.simulator()
 	t := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer t.Stop()
 	for {

@@ -15,7 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/gymhq/herald/attendance"
 	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/channels/inapp"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/dispatcher"
@@ -23,6 +25,7 @@ import (
 	"github.com/gymhq/herald/gateway"
 	"github.com/gymhq/herald/internal/await"
 	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/live"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/pipeline"
@@ -65,6 +68,9 @@ type fleet struct {
 	// (gateway.go).
 	feed    feed.Store
 	gateway *gateway.Gateway
+	// attendance is classes' attendance (package live), Redis or memory
+	// like feed.
+	attendance attendance.Store
 
 	mu        sync.Mutex
 	consumers []*kafkarun.Consumer
@@ -121,16 +127,31 @@ func (f *fleet) run(ctx context.Context) error {
 	f.live.SetMembers(f.memberships, kafkarun.GroupLimit(cfg.SessionTimeout, cfg.RebalanceTimeout), f.log)
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
 	if f.gateway != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); f.runGateway(ctx) }()
 	}
+	type roleStage struct {
+		role string // the role's name for its first stage, the group's for the others
+		st   pipeline.Stage
+	}
+	var stages []roleStage
 	for _, role := range roles(cfg.Role) {
-		st, err := f.stage(role, pub, owner)
+		sts, err := f.stages(role, pub, owner)
 		if err != nil {
 			return err
 		}
+		for i, st := range sts {
+			name := string(role)
+			if i > 0 {
+				name = st.Group
+			}
+			stages = append(stages, roleStage{name, st})
+		}
+	}
+	errs := make(chan error, len(stages)) // every consumer can fail without blocking
+	for _, rs := range stages {
+		role, st := rs.role, rs.st
 		group := st.Group
 		c, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{
 			Brokers: cfg.KafkaBrokers, GroupID: group, Topics: st.Topics, Dialer: conn.Dialer,
@@ -191,22 +212,49 @@ func (f *fleet) common(pub queue.Publisher) pipeline.Common {
 	return pipeline.Common{Config: f.cfg, Publisher: pub, Tracing: f.tracing, Metrics: f.metrics, Logger: f.logger(), Liveness: fleetLiveness{f}}
 }
 
-// stage builds one role's stage; the order of its parts is written once,
-// in package pipeline.
-func (f *fleet) stage(role config.Role, pub queue.Publisher, owner string) (pipeline.Stage, error) {
+// stages builds one role's stages — a consumer group each; the order of
+// their parts is written once, in package pipeline. The inapp role also
+// runs the dashboard flow (package live): it keeps classes' attendance
+// from the booking events and fans its changes out to staff's live views,
+// both yielding to its notifications (pipeline.Priority).
+func (f *fleet) stages(role config.Role, pub queue.Publisher, owner string) ([]pipeline.Stage, error) {
 	c := f.common(pub)
 	if role == config.RoleDispatcher {
-		return pipeline.Dispatch(c, &dispatcher.Planner{Templates: f.templates, Now: time.Now, SMS: f.cfg.SMSPolicy()}), nil
+		return []pipeline.Stage{pipeline.Dispatch(c, &dispatcher.Planner{Templates: f.templates, Now: time.Now, SMS: f.cfg.SMSPolicy()})}, nil
 	}
 	ch := notification.Channel(role)
 	guard, err := f.guard(c, ch)
 	if err != nil {
-		return pipeline.Stage{}, err
+		return nil, err
 	}
-	return pipeline.Deliver(c, pipeline.Channel{
+	var prio *pipeline.Priority
+	if ch == inapp.Name {
+		prio = &pipeline.Priority{}
+	}
+	st, err := pipeline.Deliver(c, pipeline.Channel{
 		Name: ch, Guard: guard, Renderer: f.templates, Store: f.store, Suppressions: f.prot.list,
-		Limiter: f.limiter(ch), Receipts: f.receipts[ch], Owner: owner,
+		Limiter: f.limiter(ch), Receipts: f.receipts[ch], Owner: owner, Priority: prio,
 	})
+	if err != nil || prio == nil {
+		return []pipeline.Stage{st}, err
+	}
+	agg := &live.Aggregator{
+		Store: f.attendance, Publisher: pub, Now: time.Now, Logger: f.logger().With(zap.String("role", "attendance")),
+		Threshold: func() (float64, bool) { return f.templates.Current().Threshold(live.BusyType) },
+	}
+	fan := &live.Fanout{Feed: f.feed, Logger: f.logger().With(zap.String("role", "live")), Staff: f.staff}
+	return []pipeline.Stage{st, pipeline.Aggregate(c, agg, prio), pipeline.Fanout(c, fan, prio)}, nil
+}
+
+// staff returns the ids of the roster's people with role at location, as
+// the serving template tree's staff.yaml has them.
+func (f *fleet) staff(role, location string) []string {
+	ps := f.templates.Current().Roster().People(role, location)
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
+	}
+	return ids
 }
 
 // fleetLiveness is the fleet's liveness as the pipeline sees it.

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gymhq/herald/attendance"
 	"github.com/gymhq/herald/channels/inapp"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/feed"
@@ -25,8 +26,10 @@ func (f *fleet) setupFeeds(rc redis.UniversalClient) error {
 	cfg := f.cfg
 	if rc != nil {
 		f.feed = feed.NewRedis(rc, inapp.Limits(cfg))
+		f.attendance = attendance.NewRedis(rc, "")
 	} else {
 		f.feed = feed.NewMemory(inapp.Limits(cfg))
+		f.attendance = attendance.NewMemory()
 	}
 	if !cfg.Role.Runs(config.RoleGateway) {
 		return nil

@@ -121,6 +121,17 @@ next:
 	}
 }
 
+// channelTotal is how many of the deliveries are on channel ch.
+func (w *workload) channelTotal(ch string) int {
+	n := 0
+	for k, c := range w.want {
+		if k.channel == ch {
+			n += c
+		}
+	}
+	return n
+}
+
 // merge adds o's events and expectations to w.
 func (w *workload) merge(o *workload) {
 	w.events = append(w.events, o.events...)

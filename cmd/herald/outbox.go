@@ -8,26 +8,21 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/sinks/outboxpage"
 )
 
 // routes adds the dev outbox: a page of everything "sent", its JSON form,
 // and a way to publish a sample event.
 func (e *devEnv) routes(mux *http.ServeMux) {
-	var mu sync.Mutex
-	gen := sim.New(sim.Options{Seed: uint64(time.Now().UnixNano()), Prefix: "page" + strconv.FormatInt(time.Now().Unix()%100000, 36)})
-
 	for _, r := range e.fakeRoutes {
 		mux.Handle(r.pattern, r.h)
 	}
+	e.liveRoutes(mux)
 	if err := e.templateRoutes(mux); err != nil {
 		e.fleet.log.Error("template preview unavailable", zap.Error(err))
 	}
@@ -66,9 +61,7 @@ func (e *devEnv) routes(mux *http.ServeMux) {
 		}
 		var key, value []byte
 		if sample != "" {
-			mu.Lock()
-			ev := gen.Make(sample)
-			mu.Unlock()
+			ev := e.simulator().MakeFor(sample, r.URL.Query().Get("member"))
 			key, value = ev.Key, ev.Value
 		} else {
 			value = body

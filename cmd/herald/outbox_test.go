@@ -107,10 +107,12 @@ func TestDevOutboxAsAClient(t *testing.T) {
 		{Channel: "push", To: "fcm_tok_emma_iphone", EventID: eventID(t, confirmed)},
 		{Channel: "sms", To: "+447700900456", EventID: eventID(t, promoted)},
 		{Channel: "push", To: "fcm_tok_oliver_pixel", EventID: eventID(t, promoted)},
+		{Channel: "inapp", To: "mem_emma", EventID: eventID(t, confirmed)},
+		{Channel: "inapp", To: "mem_oliver", EventID: eventID(t, promoted)},
 	}
 	var items []outboxItem
 	var body []byte
-	poll.Until(t, 30*time.Second, "four identified deliveries in /api/outbox", func() bool {
+	poll.Until(t, 30*time.Second, "six identified deliveries in /api/outbox", func() bool {
 		var code int
 		code, body = get("/api/outbox")
 		if code != 200 {
@@ -152,7 +154,7 @@ func TestDevOutboxAsAClient(t *testing.T) {
 		}
 		seen[got.NotificationID] = true
 		if (got.Subject == "") != (w.Channel == "sms") {
-			t.Errorf("%s to %s: subject %q: want one for email and push (the title), none for sms", w.Channel, w.To, got.Subject)
+			t.Errorf("%s to %s: subject %q: want one for email, push and inapp (the title), none for sms", w.Channel, w.To, got.Subject)
 		}
 		if strings.TrimSpace(got.Text) == "" {
 			t.Errorf("%s to %s: no text", w.Channel, w.To)

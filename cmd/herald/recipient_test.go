@@ -53,8 +53,8 @@ func TestOneBadRecipient(t *testing.T) {
 	w := newWorkload(t, nil, 0)
 	w.add(t, sim.Event{ID: "evt_01JDC7T2LM", Type: "gym.class.cancelled", Key: []byte("cls_mad_yoga_0800"), Value: cancelled})
 	w.add(t, sim.Event{ID: "evt_01JD8X3R6Y", Type: "gym.booking.confirmed", Key: []byte("cls_spin_0700"), Value: confirmed})
-	if w.total != 7 {
-		t.Fatalf("planned %d deliveries, want 7: 3 attendees' email, 2 SMS; the member's email and push on the good token", w.total)
+	if w.total != 11 {
+		t.Fatalf("planned %d deliveries, want 11: 3 attendees' email, 2 SMS, 3 feeds; the member's email, push on the good token and feed", w.total)
 	}
 	w.publish(t, env)
 	assertExactlyOnce(t, "everyone but the refused addresses", waitDelivered(t, env, w, 60*time.Second))

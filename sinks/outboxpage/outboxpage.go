@@ -69,8 +69,8 @@ type Entry struct {
 
 func NewEntry(d sinks.Delivery) Entry {
 	subject := d.Subject
-	if d.Channel == "push" {
-		subject = d.Title
+	if subject == "" {
+		subject = d.Title // a push's or a feed item's
 	}
 	return Entry{
 		Channel: d.Channel, To: d.To, Subject: subject, Text: d.Text,
@@ -106,7 +106,7 @@ JSON of what was sent: <a href="/api/outbox"><code>/api/outbox</code></a>.</p>
  <td><span class="ch {{$d.Channel}}">{{$d.Channel}}</span></td>
  <td><code>{{$d.To}}</code></td>
  <td>{{if eq $d.Channel "email"}}<b>{{$d.Subject}}</b>{{if $d.Attachments}} 📎 {{range $d.Attachments}}{{.}} {{end}}{{end}}<pre>{{$d.Text}}</pre>{{if and $d.HTML $d.NotificationID}}<a href="/email/{{$d.NotificationID}}" target="_blank">HTML part</a>{{end}}
- {{else if eq $d.Channel "push"}}<b>{{$d.Title}}</b><pre>{{$d.Text}}</pre>
+ {{else if $d.Title}}<b>{{$d.Title}}</b><pre>{{$d.Text}}</pre>
  {{else}}<pre>{{$d.Text}}</pre>{{end}}</td>
  <td><code>{{$d.ProviderID}}</code></td>
  <td>{{ago $d.At}} ago</td>

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/gymhq/herald/channels/inapp"
+	"github.com/gymhq/herald/feed"
+	"github.com/gymhq/herald/gateway/jwtauth"
+	"github.com/gymhq/herald/sinks"
+	"github.com/gymhq/herald/sinks/livepage"
+)
+
+// recordFeeds puts every item that lands in an in-app feed on the outbox,
+// beside what the other channels' stand-ins accepted: the feed is the
+// inapp channel's provider, and its changes name exactly the items added
+// (a replay adds none).
+func (e *devEnv) recordFeeds() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.fleet.feed.Subscribe(ctx, func(c feed.Change) {
+			if c.Kind != feed.KindItem {
+				return
+			}
+			var it feed.Item
+			if json.Unmarshal(c.Data, &it) != nil {
+				return
+			}
+			e.outbox.Add(sinks.Delivery{
+				Channel: string(inapp.Name), To: c.Person, Title: it.Title, Text: it.Body,
+				ProviderID: c.Pos, NotificationID: it.ID, EventID: it.EventID, Meta: it.Data, At: it.CreatedAt,
+			})
+		})
+	}()
+	e.closers = append(e.closers, func() { cancel(); <-done })
+}
+
+// devTokenTTL is how long a dev token lasts: a working day.
+const devTokenTTL = 12 * time.Hour
+
+// liveRoutes serves herald dev's gateway on its own HTTP server: the
+// gateway's API (/v1/feed…), tokens for any person (GET /dev/token?sub=),
+// and the member app and front-desk dashboard pages that use them.
+func (e *devEnv) liveRoutes(mux *http.ServeMux) {
+	gw := e.fleet.gateway
+	if gw == nil {
+		return
+	}
+	h := gw.Handler()
+	mux.Handle("/v1/feed", h)
+	mux.Handle("/v1/feed/", h)
+	mux.Handle("/v1/live", h)
+	mux.HandleFunc("GET /dev/token", func(w http.ResponseWriter, r *http.Request) {
+		sub := r.URL.Query().Get("sub")
+		if err := feed.CheckPerson(sub); err != nil {
+			http.Error(w, "sub: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		tok, err := jwtauth.MintHS256([]byte(e.cfg.Gateway.JWTSecret), sub, time.Now(), devTokenTTL)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte(tok))
+	})
+	mux.Handle("GET /app/{$}", livepage.Member())
+	mux.Handle("GET /dashboard/{$}", livepage.Dashboard())
+}

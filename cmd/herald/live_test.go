@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gymhq/herald/internal/poll"
+	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/live"
+)
+
+// liveBooking is a gym.booking.confirmed (or cancelled) of class cls at
+// the roster's Studio 2, capacity 20, whose payload claims booked 3:
+// herald must count for itself.
+func liveBooking(typ, id, cls, booking string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"specversion": "1.0", "id": id, "source": "booking-service", "type": typ, "time": "2026-12-04T07:00:00Z",
+		"data": map[string]any{
+			"booking_id": booking,
+			"class": map[string]any{
+				"id": cls, "name": "Spin 45", "starts_at": "2026-12-05T07:00:00Z", "ends_at": "2026-12-05T07:45:00Z",
+				"time_zone": "Europe/London", "location": "Studio 2, Shoreditch", "capacity": 20, "booked": 3,
+				"instructor": map[string]any{"id": "ins_live", "name": "Marco Rossi", "push_tokens": []string{"fcm_ins_live"}},
+			},
+			"member": map[string]any{"id": "mem_" + booking, "name": "Emma Clarke", "email": booking + "@example.com"},
+		},
+	})
+	return b
+}
+
+// TestLiveAttendance runs the dashboard flow through the fleet on a real
+// Redis: twenty bookings of a class of twenty, each published twice, tick
+// the instructor's and the front desk's live figures to 20 (the payload's
+// booked number is never used), and raise gym.class.busy exactly once, at
+// the sixteenth, into both their feeds and the instructor's push; a replay
+// of every event changes nothing.
+func TestLiveAttendance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	env, _ := newTestEnv(t, 3, redistest.Start(t))
+	startFleet(t, env)
+	ctx := context.Background()
+	const cls = "cls_live_1"
+	var stream [][]byte
+	for i := 0; i < 20; i++ {
+		stream = append(stream, liveBooking("gym.booking.confirmed", fmt.Sprint("evt_live_", i), cls, fmt.Sprint("bkg_live_", i)))
+	}
+	publishAll := func() {
+		for _, v := range stream {
+			if err := env.publishEvent(ctx, []byte(cls), v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publishAll()
+	publishAll() // every event twice
+
+	figures := func(person string) live.Attendance {
+		vs, err := env.fleet.feed.Live(ctx, person)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a live.Attendance
+		_ = json.Unmarshal(vs[cls], &a)
+		return a
+	}
+	for _, p := range []string{"ins_live", "desk_shoreditch"} {
+		poll.Until(t, time.Minute, p+" sees 20 confirmed", func() bool { return figures(p).Confirmed == 20 })
+	}
+	busyItems := func(person string) int {
+		items, _, err := env.fleet.feed.List(ctx, person, 200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, it := range items {
+			if it.EventType == live.BusyType {
+				n++
+			}
+		}
+		return n
+	}
+	for _, p := range []string{"ins_live", "desk_shoreditch"} {
+		poll.Until(t, 30*time.Second, p+" warned of the busy class", func() bool { return busyItems(p) >= 1 })
+	}
+	waitDrained(t, env)
+
+	publishAll() // a replay of the whole stream
+	waitDrained(t, env)
+	for _, p := range []string{"ins_live", "desk_shoreditch"} {
+		if n := busyItems(p); n != 1 {
+			t.Errorf("%s has %d busy warnings, want 1", p, n)
+		}
+		if a := figures(p); a.Confirmed != 20 || a.Capacity != 20 || !a.Busy {
+			t.Errorf("%s sees %+v", p, a)
+		}
+	}
+	if n := deliveredTo(env.outbox, "fcm_ins_live"); n != 1 {
+		t.Errorf("the instructor got %d busy pushes, want 1", n)
+	}
+}

@@ -1,0 +1,236 @@
+package live_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gymhq/herald/attendance"
+	"github.com/gymhq/herald/feed"
+	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/live"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/topics"
+)
+
+// capture is a Publisher that records, and fails the next fail calls.
+type capture struct {
+	mu   sync.Mutex
+	msgs []queue.Message
+	fail int
+}
+
+func (c *capture) Publish(_ context.Context, ms ...queue.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fail > 0 {
+		c.fail--
+		return errors.New("broker unavailable")
+	}
+	c.msgs = append(c.msgs, ms...)
+	return nil
+}
+
+func (c *capture) on(topic string) []queue.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []queue.Message
+	for _, m := range c.msgs {
+		if m.Topic == topic {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+var t0 = time.Date(2026, 12, 4, 7, 0, 0, 0, time.UTC)
+
+// event builds a booking event of class cls (capacity 10).
+func event(typ, id, cls, booking string) *queue.Message {
+	data := map[string]any{
+		"class": map[string]any{
+			"id": cls, "name": "Spin 45", "starts_at": "2026-12-05T07:00:00Z", "ends_at": "2026-12-05T07:45:00Z",
+			"time_zone": "Europe/London", "location": "Studio 2, Shoreditch", "capacity": 10, "booked": 999,
+			"instructor": map[string]any{"id": "ins_marco", "name": "Marco Rossi"},
+		},
+	}
+	if typ == "gym.class.cancelled" {
+		data["attendees"] = []any{map[string]any{"id": "mem_a", "name": "A", "email": "a@example.com"}}
+		data["reason"] = "x"
+	} else {
+		data["member"] = map[string]any{"id": "mem_a", "name": "A", "email": "a@example.com"}
+		data["booking_id"] = booking
+	}
+	b, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": id, "source": "booking-service", "type": typ,
+		"time": "2026-12-04T07:00:00Z", "data": data})
+	return &queue.Message{Topic: "gym.bookings.v1", Key: []byte(cls), Value: b}
+}
+
+func stores(t *testing.T, f func(t *testing.T, s attendance.Store)) {
+	t.Run("memory", func(t *testing.T) { f(t, attendance.NewMemory()) })
+	t.Run("redis", func(t *testing.T) { f(t, attendance.NewRedis(redistest.Start(t).Client(), "")) })
+}
+
+func aggregator(s attendance.Store, pub queue.Publisher) *live.Aggregator {
+	return &live.Aggregator{Store: s, Publisher: pub, Now: func() time.Time { return t0 },
+		Threshold: func() (float64, bool) { return 0.8, true }}
+}
+
+func busyIDs(pub *capture) []string {
+	var ids []string
+	for _, m := range pub.on(topics.Derived) {
+		var ev struct{ ID, Type string }
+		_ = json.Unmarshal(m.Value, &ev)
+		ids = append(ids, ev.ID)
+	}
+	return ids
+}
+
+// TestBusyOncePerCrossing: ten bookings of a class of ten, each delivered
+// twice and the whole stream replayed, shuffled, raise gym.class.busy
+// exactly once, at the eighth; two cancellations re-arm it, and the next
+// crossing raises the second.
+func TestBusyOncePerCrossing(t *testing.T) {
+	stores(t, func(t *testing.T, s attendance.Store) {
+		ctx := context.Background()
+		pub := &capture{}
+		a := aggregator(s, pub)
+		var stream []*queue.Message
+		for i := 0; i < 10; i++ {
+			stream = append(stream, event("gym.booking.confirmed", fmt.Sprint("e", i), "cls_1", fmt.Sprint("b", i)))
+		}
+		for i, m := range stream {
+			for k := 0; k < 2; k++ { // every record delivered twice
+				if err := a.Handle(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := busyIDs(pub); (i < 7 && len(got) != 0) || (i >= 7 && len(got) != 1) {
+				t.Fatalf("after booking %d: busy events %v", i+1, got)
+			}
+		}
+		replay := append([]*queue.Message(nil), stream...)
+		rand.Shuffle(len(replay), func(i, j int) { replay[i], replay[j] = replay[j], replay[i] })
+		for _, m := range replay {
+			if err := a.Handle(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := busyIDs(pub); len(got) != 1 || got[0] != "busy_cls_1_1" {
+			t.Fatalf("after the replay: busy events %v, want [busy_cls_1_1]", got)
+		}
+		// Down to 7 (below 8) re-arms; back to 8 crosses again.
+		for _, b := range []string{"b0", "b1", "b2"} {
+			_ = a.Handle(ctx, event("gym.booking.cancelled", "c"+b, "cls_1", b))
+		}
+		_ = a.Handle(ctx, event("gym.booking.confirmed", "e10", "cls_1", "b10"))
+		if got := busyIDs(pub); len(got) != 2 || got[1] != "busy_cls_1_2" {
+			t.Fatalf("after falling below and rising again: %v", got)
+		}
+		// A late redelivery of a cancelled booking's confirmation adds nothing.
+		_ = a.Handle(ctx, stream[0])
+		st, _ := s.Get(ctx, "cls_1")
+		if st.Confirmed != 8 {
+			t.Fatalf("confirmed = %d, want 8", st.Confirmed)
+		}
+		// Every change published its figures, in version order, the booked
+		// number of the payload (999) never used.
+		ups := pub.on(topics.Live)
+		var last live.Attendance
+		if err := json.Unmarshal(ups[len(ups)-1].Value, &last); err != nil || last.Confirmed != 8 || last.Capacity != 10 || !last.Busy || last.InstructorID != "ins_marco" {
+			t.Fatalf("last update %s: %v", ups[len(ups)-1].Value, err)
+		}
+		if int64(len(ups)) != last.Version {
+			t.Fatalf("%d updates for %d changes", len(ups), last.Version)
+		}
+	})
+}
+
+// TestCrashBetweenUpdateAndPublish: the publish fails after the store
+// changed (a crash, a broker outage); the redelivered record publishes
+// the busy event and the figures it missed, once.
+func TestCrashBetweenUpdateAndPublish(t *testing.T) {
+	stores(t, func(t *testing.T, s attendance.Store) {
+		ctx := context.Background()
+		pub := &capture{}
+		a := aggregator(s, pub)
+		for i := 0; i < 7; i++ {
+			_ = a.Handle(ctx, event("gym.booking.confirmed", fmt.Sprint("e", i), "cls_1", fmt.Sprint("b", i)))
+		}
+		eighth := event("gym.booking.confirmed", "e7", "cls_1", "b7")
+		pub.fail = 1
+		if err := a.Handle(ctx, eighth); err == nil {
+			t.Fatal("a failed publish was not an error (the record would be committed)")
+		}
+		if got := busyIDs(pub); len(got) != 0 {
+			t.Fatalf("busy published despite the failure: %v", got)
+		}
+		for k := 0; k < 3; k++ { // the redelivery, and later duplicates
+			if err := a.Handle(ctx, eighth); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := busyIDs(pub); len(got) != 1 {
+			t.Fatalf("busy events after the redelivery: %v", got)
+		}
+		if n := len(pub.on(topics.Live)); n != 8 {
+			t.Fatalf("%d attendance updates, want 8", n)
+		}
+	})
+}
+
+// TestClosedClassIsNeverBusy: a class cancelled before it fills raises
+// nothing, and its figures say closed.
+func TestClosedClassIsNeverBusy(t *testing.T) {
+	stores(t, func(t *testing.T, s attendance.Store) {
+		ctx := context.Background()
+		pub := &capture{}
+		a := aggregator(s, pub)
+		_ = a.Handle(ctx, event("gym.booking.confirmed", "e0", "cls_1", "b0"))
+		_ = a.Handle(ctx, event("gym.class.cancelled", "x", "cls_1", ""))
+		for i := 1; i < 10; i++ {
+			_ = a.Handle(ctx, event("gym.booking.confirmed", fmt.Sprint("e", i), "cls_1", fmt.Sprint("b", i)))
+		}
+		if got := busyIDs(pub); len(got) != 0 {
+			t.Fatalf("busy events for a cancelled class: %v", got)
+		}
+		ups := pub.on(topics.Live)
+		var last live.Attendance
+		_ = json.Unmarshal(ups[len(ups)-1].Value, &last)
+		if !last.Closed || last.Confirmed != 1 {
+			t.Fatalf("last figures %+v", last)
+		}
+	})
+}
+
+// TestFanout: an update reaches the instructor and the location's front
+// desk as a live value; an older version after a newer one changes
+// nothing.
+func TestFanout(t *testing.T) {
+	fd := feed.NewMemory(feed.Limits{})
+	f := &live.Fanout{Feed: fd, Staff: func(role, loc string) []string {
+		if role == live.FrontDeskRole && loc == "Studio 2, Shoreditch" {
+			return []string{"desk_shoreditch"}
+		}
+		return nil
+	}}
+	ctx := context.Background()
+	for _, v := range []int64{2, 1} {
+		b, _ := json.Marshal(live.Attendance{Type: "attendance", ClassID: "cls_1", Location: "Studio 2, Shoreditch", InstructorID: "ins_marco", Confirmed: int(v), Version: v})
+		if err := f.Handle(ctx, &queue.Message{Topic: topics.Live, Value: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"ins_marco", "desk_shoreditch"} {
+		got, _ := fd.Live(ctx, p)
+		var a live.Attendance
+		if err := json.Unmarshal(got["cls_1"], &a); err != nil || a.Version != 2 {
+			t.Fatalf("%s sees %s", p, got["cls_1"])
+		}
+	}
+}
