@@ -83,7 +83,7 @@ type Options struct {
 	// dev). Without it every event names its own recipients, which tests
 	// that key deliveries by address rely on.
 	Bookings bool
-	Now    func() time.Time
+	Now      func() time.Time
 }
 
 // New returns a Generator.

@@ -51,7 +51,7 @@ var staffRoleRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 type staffYAML struct {
 	Locations []struct {
-		Location string                    `yaml:"location"`
+		Location string                   `yaml:"location"`
 		Roles    map[string][]staffPerson `yaml:",inline"`
 	} `yaml:"locations"`
 }
