@@ -48,7 +48,11 @@ var overlays = []string{"dev", "prod", "prod-secure"}
 
 // roles are the dispatcher and every registered channel (channels/all):
 // each has its Deployment.
-func roles() []config.Role {
+func roles() []config.Role { return append(consumerRoles(), config.RoleGateway) }
+
+// consumerRoles are the roles that consume topics: the dispatcher and
+// every channel (the gateway serves HTTP instead).
+func consumerRoles() []config.Role {
 	out := []config.Role{config.RoleDispatcher}
 	for _, ch := range notification.Known() {
 		out = append(out, config.Role(ch))
@@ -163,6 +167,8 @@ type fleet struct {
 	triggerAuths    map[string]*TriggerAuthentication
 	rules           []*PrometheusRule
 	podMonitors     []*PodMonitor
+	services        []*corev1.Service
+	hpas            []*autoscalingv2.HorizontalPodAutoscaler
 }
 
 // decodeStrict decodes JSON into v, refusing fields v does not have.
@@ -231,6 +237,12 @@ func buildDir(t *testing.T, dir string) *fleet {
 		case "monitoring.coreos.com/v1 PrometheusRule":
 			o := &PrometheusRule{}
 			f.rules, obj = append(f.rules, o), o
+		case "v1 Service":
+			o := &corev1.Service{}
+			f.services, obj = append(f.services, o), o
+		case "autoscaling/v2 HorizontalPodAutoscaler":
+			o := &autoscalingv2.HorizontalPodAutoscaler{}
+			f.hpas, obj = append(f.hpas, o), o
 		case "monitoring.coreos.com/v1 PodMonitor":
 			o := &PodMonitor{}
 			f.podMonitors, obj = append(f.podMonitors, o), o
@@ -525,6 +537,7 @@ func operatorSecrets(t *testing.T) map[string]string {
 		"herald-smtp/password":            "smtp-password",
 		"herald-twilio/auth-token":        "0123456789abcdef0123456789abcdef",
 		"herald-fcm/service-account.json": string(saJSON),
+		"herald-gateway/jwt-secret":       "a-gateway-signing-key-of-32-bytes-or-more",
 		// components/kafka-sasl-tls
 		"herald-kafka/password": "kafka-password",
 		"herald-kafka/ca.crt":   testCA(t, "kafka-ca"),

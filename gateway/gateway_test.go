@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"github.com/gymhq/herald/feed"
 	"github.com/gymhq/herald/gateway"
 	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/internal/ssetest"
 )
 
 // testAuth takes "Bearer ok:<person>" (or ?access_token=ok:<person>): the
@@ -76,62 +76,25 @@ func startPods(t *testing.T, store feed.Store, n int, tune func(*gateway.Options
 	return pods
 }
 
-type event struct {
-	ID, Kind string
-	Data     []byte
-}
+type event = ssetest.Event
 
-// sseClient reads a stream's events into a channel.
+// sseClient is an open stream whose events tests read.
 type sseClient struct {
-	events chan event
-	cancel context.CancelFunc
-	resp   *http.Response
+	events <-chan event
+	*ssetest.Client
 }
 
 func openSSE(t *testing.T, base, token, lastID string) *sseClient {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/feed/stream", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	c, err := ssetest.Open(base+"/v1/feed/stream", token, lastID)
 	if err != nil {
-		cancel()
-		t.Fatal(err)
+		t.Fatalf("%s: %v", token, err)
 	}
-	if resp.StatusCode != 200 {
-		cancel()
-		t.Fatalf("stream for %s: %s", token, resp.Status)
-	}
-	c := &sseClient{events: make(chan event, 1000), cancel: cancel, resp: resp}
-	go func() {
-		defer close(c.events)
-		sc := bufio.NewScanner(resp.Body)
-		var e event
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				if e.Kind != "" {
-					c.events <- e
-				}
-				e = event{}
-			case strings.HasPrefix(line, "id: "):
-				e.ID = line[4:]
-			case strings.HasPrefix(line, "event: "):
-				e.Kind = line[7:]
-			case strings.HasPrefix(line, "data: "):
-				e.Data = []byte(line[6:])
-			}
-		}
-	}()
-	t.Cleanup(c.close)
-	return c
+	t.Cleanup(c.Close)
+	return &sseClient{events: c.Events, Client: c}
 }
 
-func (c *sseClient) close() { c.cancel(); c.resp.Body.Close() }
+func (c *sseClient) close() { c.Close() }
 
 // items collects n notification events, failing on a timeout.
 func collect(t *testing.T, ch <-chan event, n int) []event {
