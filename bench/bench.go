@@ -111,6 +111,8 @@ var Scenarios = []Scenario{
 	{"latency", "steady 2,000 events/s for 20 s; produce → sink receipt", runLatency},
 	{"slow-provider", "sinks take 50 ms per send, 6 partitions per channel topic, one process", runSlowProvider},
 	{"backlog", "1,000,000 queued notifications drained by one worker process", runBacklog},
+	{"live-fanout", "one gateway process holding ~20,000 SSE streams; in-app notifications produced at 2,000/s reach their person's stream", runLiveFanout},
+	{"flows-compete", "in-app notifications at 200/s, alone and under a 100,000-update attendance flood, one inapp process", runFlowsCompete},
 }
 
 // Lookup returns the scenarios named in a comma-separated list ("" = all).

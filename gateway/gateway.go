@@ -123,7 +123,10 @@ func New(o Options) (*Gateway, error) {
 // Run delivers the feeds' changes to the sessions until ctx ends, then
 // closes every stream.
 func (g *Gateway) Run(ctx context.Context) error {
+	hctx, stopHeartbeat := context.WithCancel(ctx)
+	go g.heartbeat(hctx)
 	err := g.o.Feed.Subscribe(ctx, g.dispatch)
+	stopHeartbeat()
 	g.mu.Lock()
 	g.closed = true
 	for _, ss := range g.people {
@@ -158,7 +161,9 @@ func (g *Gateway) dispatch(c feed.Change) {
 	g.mu.Unlock()
 }
 
-// session is one open stream.
+// session is one open stream. A stream with a goroutine of its own waits
+// on wake; a parked one (park) has none: offer starts a short-lived
+// goroutine that writes what is pending and ends.
 type session struct {
 	person string
 	cancel context.CancelCauseFunc
@@ -167,6 +172,21 @@ type session struct {
 	mu      sync.Mutex
 	pending []feed.Change
 	resync  bool
+	ping    bool
+	parked  *parked // nil for a stream with its own goroutine
+}
+
+// parked is a parked stream's state, guarded by its session's mu.
+type parked struct {
+	g       *Gateway
+	out     sink
+	pos     string
+	running bool // a goroutine is writing
+	done    bool
+	close   func()
+	ctx     context.Context
+	// transport names it in metrics.
+	transport string
 }
 
 func (s *session) offer(c feed.Change) {
@@ -176,19 +196,32 @@ func (s *session) offer(c feed.Change) {
 	} else {
 		s.pending = append(s.pending, c)
 	}
+	s.kickLocked()
 	s.mu.Unlock()
+}
+
+// kickLocked gets the pending work written: wakes the stream's goroutine,
+// or starts one for a parked stream that has none running.
+func (s *session) kickLocked() {
+	if p := s.parked; p != nil {
+		if !p.running && !p.done {
+			p.running = true
+			go p.g.drain(s)
+		}
+		return
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (s *session) take() ([]feed.Change, bool) {
+func (s *session) take() ([]feed.Change, bool, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, r := s.pending, s.resync
-	s.pending, s.resync = nil, false
-	return p, r
+	p, r, ping := s.pending, s.resync, s.ping
+	s.pending, s.resync, s.ping = nil, false, false
+	return p, r, ping
 }
 
 // register adds a session for person, closing their oldest past
@@ -237,14 +270,12 @@ type sink interface {
 	ping() error
 }
 
-// stream runs one session: catch up from pos, then write changes as they
-// come, until the client goes, is too slow, is replaced, or the gateway
-// stops. It returns why it ended.
+// stream runs one session on its own goroutine (a WebSocket, or SSE where
+// the connection cannot be parked): catch up from pos, then write changes
+// as they come, until the client goes, is too slow, is replaced, or the
+// gateway stops. It returns why it ended.
 func (g *Gateway) stream(ctx context.Context, s *session, pos string, out sink) error {
-	pos, err := g.catchUp(ctx, s.person, pos, out)
-	if err == nil {
-		err = g.sendLive(ctx, s.person, out)
-	}
+	pos, err := g.open1(ctx, s, pos, out)
 	if err != nil {
 		return err
 	}
@@ -259,43 +290,151 @@ func (g *Gateway) stream(ctx context.Context, s *session, pos string, out sink) 
 				return err
 			}
 		case <-s.wake:
-			changes, resync := s.take()
-			if resync {
-				if pos, err = g.catchUp(ctx, s.person, pos, out); err != nil {
-					return err
-				}
-				if err := g.sendLive(ctx, s.person, out); err != nil {
-					return err
-				}
-				continue
-			}
-			for _, c := range changes {
-				switch c.Kind {
-				case feed.KindItem:
-					switch {
-					case !feed.Later(c.Pos, pos): // sent already
-					case c.Prev == pos:
-						if err := out.item(c.Pos, c.Data); err != nil {
-							return err
-						}
-						pos = c.Pos
-					default: // missed one: the feed has it
-						if pos, err = g.catchUp(ctx, s.person, pos, out); err != nil {
-							return err
-						}
-					}
-				case feed.KindRead:
-					if err := out.read(c.Data); err != nil {
-						return err
-					}
-				case feed.KindLive:
-					if err := out.live(c.Data); err != nil {
-						return err
-					}
-				}
+			changes, resync, _ := s.take()
+			if pos, err = g.apply(ctx, s, pos, out, changes, resync); err != nil {
+				return err
 			}
 		}
 	}
+}
+
+// park hands a stream, caught up to pos, over to the gateway: it keeps no
+// goroutine while idle. Changes start a short-lived one (drain); the
+// gateway's heartbeat pings it; it ends like any stream, by calling
+// closeFn and g.end.
+func (g *Gateway) park(ctx context.Context, s *session, pos string, out sink, transport string, closeFn func()) {
+	s.mu.Lock()
+	s.parked = &parked{g: g, out: out, pos: pos, close: closeFn, ctx: ctx, transport: transport}
+	if len(s.pending) > 0 || s.resync { // what came while it was opening
+		s.kickLocked()
+	}
+	s.mu.Unlock()
+	context.AfterFunc(ctx, func() { // replaced, or the gateway stops
+		s.mu.Lock()
+		p := s.parked
+		if p.running || p.done {
+			s.mu.Unlock()
+			return // the running drain sees ctx and ends it
+		}
+		p.done = true
+		s.mu.Unlock()
+		p.close()
+		g.end(s, transport, context.Cause(ctx))
+	})
+}
+
+// drain writes a parked stream's pending changes until none is left.
+func (g *Gateway) drain(s *session) {
+	p := s.parked
+	for {
+		if err := p.ctx.Err(); err != nil {
+			g.finish(s, context.Cause(p.ctx))
+			return
+		}
+		changes, resync, ping := s.take()
+		var err error
+		if ping {
+			err = p.out.ping()
+		}
+		if err == nil {
+			p.pos, err = g.apply(p.ctx, s, p.pos, p.out, changes, resync)
+		}
+		if err != nil {
+			g.finish(s, err)
+			return
+		}
+		s.mu.Lock()
+		if len(s.pending) == 0 && !s.resync && !s.ping {
+			p.running = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
+}
+
+// finish ends a parked stream from its drain.
+func (g *Gateway) finish(s *session, err error) {
+	s.mu.Lock()
+	p := s.parked
+	p.done, p.running = true, false
+	s.mu.Unlock()
+	p.close()
+	g.end(s, p.transport, err)
+}
+
+// heartbeat pings every parked stream each period, so that idle streams
+// survive load balancers' idle timeouts and a client that went is noticed.
+func (g *Gateway) heartbeat(ctx context.Context) {
+	t := time.NewTicker(g.o.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		g.mu.Lock()
+		for _, ss := range g.people {
+			for _, s := range ss {
+				s.mu.Lock()
+				if s.parked != nil {
+					s.ping = true
+					s.kickLocked()
+				}
+				s.mu.Unlock()
+			}
+		}
+		g.mu.Unlock()
+	}
+}
+
+// open1 is a stream's first writes: what it missed, and the live values.
+func (g *Gateway) open1(ctx context.Context, s *session, pos string, out sink) (string, error) {
+	pos, err := g.catchUp(ctx, s.person, pos, out)
+	if err == nil {
+		err = g.sendLive(ctx, s.person, out)
+	}
+	return pos, err
+}
+
+// apply writes a session's pending changes from pos and returns its new
+// position: an item that follows pos as it is, a gap by catching up from
+// the feed, and everything again after a resync.
+func (g *Gateway) apply(ctx context.Context, s *session, pos string, out sink, changes []feed.Change, resync bool) (string, error) {
+	var err error
+	if resync {
+		if pos, err = g.catchUp(ctx, s.person, pos, out); err != nil {
+			return pos, err
+		}
+		return pos, g.sendLive(ctx, s.person, out)
+	}
+	for _, c := range changes {
+		switch c.Kind {
+		case feed.KindItem:
+			switch {
+			case !feed.Later(c.Pos, pos): // sent already
+			case c.Prev == pos:
+				if err := out.item(c.Pos, c.Data); err != nil {
+					return pos, err
+				}
+				pos = c.Pos
+			default: // missed one: the feed has it
+				if pos, err = g.catchUp(ctx, s.person, pos, out); err != nil {
+					return pos, err
+				}
+			}
+		case feed.KindRead:
+			if err := out.read(c.Data); err != nil {
+				return pos, err
+			}
+		case feed.KindLive:
+			if err := out.live(c.Data); err != nil {
+				return pos, err
+			}
+		}
+	}
+	return pos, nil
 }
 
 // catchUp writes the items after pos and returns the new position.
@@ -351,7 +490,13 @@ func (g *Gateway) start(w http.ResponseWriter, r *http.Request, transport, resum
 			return nil, nil, "", false
 		}
 	}
-	s, ctx, ok = g.register(r.Context(), person)
+	parent := r.Context()
+	if transport == "sse" && parkable(w, r) {
+		// A parked stream outlives its handler, whose request context
+		// net/http cancels when it returns.
+		parent = context.WithoutCancel(parent)
+	}
+	s, ctx, ok = g.register(parent, person)
 	if !ok {
 		g.m.refused.WithLabelValues("over_capacity").Inc()
 		w.Header().Set("Retry-After", "1")

@@ -37,7 +37,7 @@ func TestPreviewHandler(t *testing.T) {
 	}
 
 	code, page := get(t, srv, "/")
-	if code != 200 || strings.Count(page, `<section class="type"`) != 5 || !strings.Contains(page, `<span id="problem-count">no problems</span>`) {
+	if code != 200 || strings.Count(page, `<section class="type"`) != 6 || !strings.Contains(page, `<span id="problem-count">no problems</span>`) {
 		t.Fatalf("page: %d\n%.500s", code, page)
 	}
 	if !strings.Contains(page, `<form method="post" action="publish">`) {

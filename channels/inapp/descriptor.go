@@ -86,16 +86,20 @@ func Limits(c *config.Config) feed.Limits {
 type Sender struct {
 	Feed feed.Store
 	Now  func() time.Time
+	// Added, when set, is told of every item an append added (not of a
+	// replay's): herald dev's outbox.
+	Added func(person string, it feed.Item)
 }
 
 // Send implements channels.Sender. A notification the feed has already is
 // accepted again, at the position it has: the send that added it may have
 // crashed before it was recorded.
 func (s *Sender) Send(ctx context.Context, m *channels.Message) (channels.Receipt, error) {
-	a, err := s.Feed.Append(ctx, m.To, feed.Item{
+	it := feed.Item{
 		ID: m.NotificationID, EventID: m.EventID, EventType: m.EventType,
 		Title: m.Title, Body: m.Text, Data: m.Data,
-	}, s.Now())
+	}
+	a, err := s.Feed.Append(ctx, m.To, it, s.Now())
 	switch {
 	case errors.Is(err, feed.ErrInvalid):
 		return channels.Receipt{}, failure.Perm(failure.ReasonRejected, err)
@@ -103,6 +107,10 @@ func (s *Sender) Send(ctx context.Context, m *channels.Message) (channels.Receip
 		return channels.Receipt{}, failure.Retry(failure.ReasonTimeout, err)
 	case err != nil:
 		return channels.Receipt{}, failure.Retry(failure.ReasonUnavailable, err)
+	}
+	if a.Added && s.Added != nil {
+		it.Pos = a.Pos
+		s.Added(m.To, it)
 	}
 	return channels.Receipt{ProviderMessageID: a.Pos}, nil
 }

@@ -18,8 +18,10 @@ import (
 // cmdBench is `herald bench`: the scenarios of package bench, each against
 // its baseline in the same run.
 func cmdBench(args []string) int {
-	if len(args) == 2 && args[0] == bench.ChildFlag {
-		return bench.ChildMain(args[1])
+	if len(args) == 2 {
+		if code, ok := bench.Child(args[0], args[1]); ok {
+			return code
+		}
 	}
 	fs := flag.NewFlagSet("herald bench", flag.ContinueOnError)
 	var names []string

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -15,28 +13,19 @@ import (
 
 // recordFeeds puts every item that lands in an in-app feed on the outbox,
 // beside what the other channels' stand-ins accepted: the feed is the
-// inapp channel's provider, and its changes name exactly the items added
-// (a replay adds none).
+// inapp channel's provider, and the sender says exactly which appends
+// added an item (a replay adds none).
 func (e *devEnv) recordFeeds() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = e.fleet.feed.Subscribe(ctx, func(c feed.Change) {
-			if c.Kind != feed.KindItem {
-				return
-			}
-			var it feed.Item
-			if json.Unmarshal(c.Data, &it) != nil {
-				return
-			}
-			e.outbox.Add(sinks.Delivery{
-				Channel: string(inapp.Name), To: c.Person, Title: it.Title, Text: it.Body,
-				ProviderID: c.Pos, NotificationID: it.ID, EventID: it.EventID, Meta: it.Data, At: it.CreatedAt,
-			})
+	s, ok := e.fleet.senders[inapp.Name].(*inapp.Sender)
+	if !ok {
+		return
+	}
+	s.Added = func(person string, it feed.Item) {
+		e.outbox.Add(sinks.Delivery{
+			Channel: string(inapp.Name), To: person, Title: it.Title, Text: it.Body,
+			ProviderID: it.Pos, NotificationID: it.ID, EventID: it.EventID, Meta: it.Data, At: time.Now(),
 		})
-	}()
-	e.closers = append(e.closers, func() { cancel(); <-done })
+	}
 }
 
 // devTokenTTL is how long a dev token lasts: a working day.

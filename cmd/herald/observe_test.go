@@ -201,7 +201,10 @@ func TestObservability(t *testing.T) {
 	// Consumer lag: one series per group, topic and partition, all 0 once
 	// drained (the poller runs every 100ms here).
 	var mf map[string]*dto.MetricFamily
-	wantLag := len(notification.Known())*2*3 + 3
+	// Each channel's topic and retry topic; the dispatcher's events and
+	// derived topics; the attendance group's events and the live group's
+	// topic: 3 partitions each.
+	wantLag := len(notification.Known())*2*3 + 4*3
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		mf = scrape(t, addr)
