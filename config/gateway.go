@@ -79,7 +79,7 @@ func init() {
 		&variable{
 			name: "HERALD_GATEWAY_MAX_CONNECTIONS", group: "Gateway", def: "50000",
 			doc: "Open streams (SSE and WebSocket) one gateway pod holds; a connection beyond it gets 503 and the client retries, reaching another pod. " +
-				"Each costs about 15 KB (docs/gateway.md).",
+				"An idle SSE stream costs about 6 KB of the pod's memory (measured: BENCHMARKS.md, live-fanout; docs/inapp.md).",
 			scope: []Role{RoleGateway},
 			bind:  integer(func(c *Config) *int { return &g(c).MaxConnections }, 1, 10_000_000),
 		},

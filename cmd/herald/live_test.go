@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
+	"github.com/gymhq/herald/feed"
 	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/live"
@@ -97,6 +101,100 @@ func TestLiveAttendance(t *testing.T) {
 		}
 		if a := figures(p); a.Confirmed != 20 || a.Capacity != 20 || !a.Busy {
 			t.Errorf("%s sees %+v", p, a)
+		}
+	}
+	if n := deliveredTo(env.outbox, "fcm_ins_live"); n != 1 {
+		t.Errorf("the instructor got %d busy pushes, want 1", n)
+	}
+}
+
+// TestBusyAcrossSIGKILL runs the fleet as a real process and SIGKILLs it
+// right after the booking that makes the class busy was produced, then
+// starts another and replays every booking: the class is busy once, in
+// every feed and on the instructor's phone, and its figures are the
+// bookings' count.
+func TestBusyAcrossSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildHerald(t)
+	redis := redistest.Start(t)
+	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 2, RedisURL: redis.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	start := func(name string) *exec.Cmd {
+		httpAddr := freeAddr(t)
+		cmd := exec.Command(bin, "run", "--role", "all")
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HERALD_HTTP_ADDR=" + httpAddr}, runEnv(env, redis.URL(), name)...)
+		var stderr syncBuffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			}
+		})
+		poll.Until(t, time.Minute, name+" ready", func() bool {
+			resp, err := http.Get("http://" + httpAddr + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		})
+		return cmd
+	}
+	ctx := context.Background()
+	const cls = "cls_kill_1"
+	var stream [][]byte
+	for i := 0; i < 20; i++ {
+		stream = append(stream, liveBooking("gym.booking.confirmed", fmt.Sprint("evt_kill_", i), cls, fmt.Sprint("bkg_kill_", i)))
+	}
+	publish := func(vs [][]byte) {
+		for _, v := range vs {
+			if err := env.publishEvent(ctx, []byte(cls), v); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	first := start("kill-1")
+	publish(stream[:16]) // the sixteenth makes the class busy
+	time.Sleep(30 * time.Millisecond)
+	if err := first.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	start("kill-2")
+	publish(stream[16:])
+	publish(stream) // and a replay of all of it
+
+	feeds := feed.NewRedis(redis.Client(), feed.Limits{})
+	poll.Until(t, 2*time.Minute, "the desk sees 20 confirmed", func() bool {
+		vs, _ := feeds.Live(ctx, "desk_shoreditch")
+		var a live.Attendance
+		_ = json.Unmarshal(vs[cls], &a)
+		return a.Confirmed == 20
+	})
+	waitDrained(t, env)
+	for _, p := range []string{"ins_live", "desk_shoreditch"} {
+		items, _, err := feeds.List(ctx, p, 200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, it := range items {
+			if it.EventType == live.BusyType {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s has %d busy warnings, want 1", p, n)
 		}
 	}
 	if n := deliveredTo(env.outbox, "fcm_ins_live"); n != 1 {
