@@ -12,6 +12,7 @@ import (
 
 	"github.com/gymhq/herald/channels/inapp"
 	"github.com/gymhq/herald/config"
+	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/feed"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/live"
@@ -19,6 +20,7 @@ import (
 	"github.com/gymhq/herald/pipeline"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/sim"
+	"github.com/gymhq/herald/templates"
 	"github.com/gymhq/herald/topics"
 	"github.com/gymhq/herald/tracing"
 )
@@ -60,44 +62,16 @@ func runFlowsCompete(ctx context.Context, env *Env) (Result, error) {
 		return Result{}, err
 	}
 
-	// Two batches of transactional notifications (the member's in-app
-	// item of a booking), planned as the dispatcher does.
 	g := sim.New(sim.Options{Seed: 61, Members: 2000, Prefix: "flows"})
-	batch := func() ([]queue.Message, []string, error) {
-		var msgs []queue.Message
-		var nids []string
-		for len(msgs) < n {
-			ns, _, err := plan(env.Templates, [][]byte{g.Make("gym.booking.confirmed").Value})
-			if err != nil {
-				return nil, nil, err
-			}
-			for _, x := range ns[0] {
-				if x.Channel != inapp.Name {
-					continue
-				}
-				b, err := notification.Encode(&x)
-				if err != nil {
-					return nil, nil, err
-				}
-				msgs = append(msgs, queue.Message{Topic: topics.Channel(inapp.Name), Key: []byte(x.RecipientID), Value: b})
-				nids = append(nids, x.ID)
-			}
-		}
-		return msgs, nids, nil
-	}
+	batch := func() ([]queue.Message, []string, error) { return inappRecords(env.Templates, g, n) }
 
 	// herald's inapp role: the channel stage, high priority, and the
 	// dashboard fan-out, yielding to it.
-	common := pipeline.Common{Config: config.Defaults(), Tracing: tracing.New(noop.NewTracerProvider()), Metrics: newMetrics(), Logger: nopLogger}
 	prod := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: brokers})
 	defer prod.Close()
-	common.Publisher = prod
-	guard, err := pipeline.NewBreaker(common, inapp.Name, &inapp.Sender{Feed: feeds, Now: time.Now})
-	if err != nil {
-		return Result{}, err
-	}
+	common := benchCommon(prod)
 	prio := &pipeline.Priority{}
-	st, err := pipeline.Deliver(common, pipeline.Channel{Name: inapp.Name, Guard: guard, Renderer: env.Templates, Store: store, Owner: "bench-inapp", Priority: prio})
+	st, err := inappStage(common, feeds, env.Templates, store, prio)
 	if err != nil {
 		return Result{}, err
 	}
@@ -226,4 +200,46 @@ func runFlowsCompete(ctx context.Context, env *Env) (Result, error) {
 		Note: fmt.Sprintf("%d in-app notifications at %d/s, produce → item in the feed (Redis), alone and then while %d attendance updates (%d classes, each to its instructor and a front desk) flood herald.live.v1; ratio is loaded p99 / unloaded p99. The dashboard flow yields to notifications (pipeline.Priority) and still applied %d updates during the %.0f s window, all %d after %.1f s",
 			len(loaded), flowsRate, flood, flowsClasses, during, secs, applied.Load(), floodSecs),
 	}, nil
+}
+
+// benchCommon is what every stage is built from here: the defaults of
+// every setting, no-op tracing (production without OTLP), no log.
+func benchCommon(pub queue.Publisher) pipeline.Common {
+	return pipeline.Common{Config: config.Defaults(), Publisher: pub, Tracing: tracing.New(noop.NewTracerProvider()), Metrics: newMetrics(), Logger: nopLogger}
+}
+
+// inappStage is the inapp role's channel stage as herald run builds it:
+// the feed store behind a breaker, the worker, and the high priority of
+// prio when set.
+func inappStage(common pipeline.Common, feeds feed.Store, tpl *templates.Set, store dedupe.Store, prio *pipeline.Priority) (pipeline.Stage, error) {
+	guard, err := pipeline.NewBreaker(common, inapp.Name, &inapp.Sender{Feed: feeds, Now: time.Now})
+	if err != nil {
+		return pipeline.Stage{}, err
+	}
+	return pipeline.Deliver(common, pipeline.Channel{Name: inapp.Name, Guard: guard, Renderer: tpl, Store: store, Owner: "bench-inapp", Priority: prio})
+}
+
+// inappRecords plans bookings from g until n in-app notifications (the
+// member's item), as the dispatcher does, encoded for herald.inapp.v1.
+func inappRecords(tpl *templates.Set, g *sim.Generator, n int) ([]queue.Message, []string, error) {
+	var msgs []queue.Message
+	var nids []string
+	for len(msgs) < n {
+		ns, _, err := plan(tpl, [][]byte{g.Make("gym.booking.confirmed").Value})
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, x := range ns[0] {
+			if x.Channel != inapp.Name {
+				continue
+			}
+			b, err := notification.Encode(&x)
+			if err != nil {
+				return nil, nil, err
+			}
+			msgs = append(msgs, queue.Message{Topic: topics.Channel(inapp.Name), Key: []byte(x.RecipientID), Value: b})
+			nids = append(nids, x.ID)
+		}
+	}
+	return msgs, nids, nil
 }

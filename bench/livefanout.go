@@ -21,20 +21,14 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/gymhq/herald/channels/inapp"
-	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/feed"
 	"github.com/gymhq/herald/gateway"
 	"github.com/gymhq/herald/gateway/jwtauth"
 	"github.com/gymhq/herald/kafkarun"
-	"github.com/gymhq/herald/notification"
-	"github.com/gymhq/herald/pipeline"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/topics"
-	"github.com/gymhq/herald/tracing"
 )
 
 // live-fanout: one gateway process holding N open streams (one person
@@ -407,12 +401,7 @@ func runLiveFanout(ctx context.Context, env *Env) (Result, error) {
 	defer func() { store.Close(); sclient.Close() }()
 	prod := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: brokers})
 	defer prod.Close()
-	common := pipeline.Common{Config: config.Defaults(), Publisher: prod, Tracing: tracing.New(noop.NewTracerProvider()), Metrics: newMetrics(), Logger: nopLogger}
-	guard, err := pipeline.NewBreaker(common, inapp.Name, &inapp.Sender{Feed: feeds, Now: time.Now})
-	if err != nil {
-		return Result{}, err
-	}
-	st, err := pipeline.Deliver(common, pipeline.Channel{Name: inapp.Name, Guard: guard, Renderer: env.Templates, Store: store, Owner: "bench-inapp"})
+	st, err := inappStage(benchCommon(prod), feeds, env.Templates, store, nil)
 	if err != nil {
 		return Result{}, err
 	}
@@ -427,24 +416,9 @@ func runLiveFanout(ctx context.Context, env *Env) (Result, error) {
 
 	// Notifications to the people holding streams, planned as the
 	// dispatcher does (the in-app item of a booking).
-	g := sim.New(sim.Options{Seed: 71, Members: streams, Prefix: "fan"})
-	var msgs []queue.Message
-	var nids []string
-	for len(msgs) < n {
-		ns, _, err := plan(env.Templates, [][]byte{g.Make("gym.booking.confirmed").Value})
-		if err != nil {
-			return Result{}, err
-		}
-		for _, x := range ns[0] {
-			if x.Channel == inapp.Name {
-				b, err := notification.Encode(&x)
-				if err != nil {
-					return Result{}, err
-				}
-				msgs = append(msgs, queue.Message{Topic: topics.Channel(inapp.Name), Key: []byte(x.RecipientID), Value: b})
-				nids = append(nids, x.ID)
-			}
-		}
+	msgs, nids, err := inappRecords(env.Templates, sim.New(sim.Options{Seed: 71, Members: streams, Prefix: "fan"}), n)
+	if err != nil {
+		return Result{}, err
 	}
 
 	gw, err := env.startChild(ctx, GatewayFlag, gatewaySpec{RedisURL: env.Redis.URL(), MaxConns: streams + 100})
@@ -549,21 +523,9 @@ func runLiveFanout(ctx context.Context, env *Env) (Result, error) {
 
 	// Baseline: 2,000 people polling once a second, notifications at 200/s.
 	bn := min(len(msgs), max(10, int(dur.Seconds()*fanoutPollRate)))
-	var bmsgs []queue.Message
-	var bids []string
-	bg := sim.New(sim.Options{Seed: 91, Members: fanoutPollers, Prefix: "poll"})
-	for len(bmsgs) < bn {
-		ns, _, err := plan(env.Templates, [][]byte{bg.Make("gym.booking.confirmed").Value})
-		if err != nil {
-			return Result{}, err
-		}
-		for _, x := range ns[0] {
-			if x.Channel == inapp.Name {
-				b, _ := notification.Encode(&x)
-				bmsgs = append(bmsgs, queue.Message{Topic: topics.Channel(inapp.Name), Key: []byte(x.RecipientID), Value: b})
-				bids = append(bids, x.ID)
-			}
-		}
+	bmsgs, bids, err := inappRecords(env.Templates, sim.New(sim.Options{Seed: 91, Members: fanoutPollers, Prefix: "poll"}), bn)
+	if err != nil {
+		return Result{}, err
 	}
 	env.Opts.logf("bench: live-fanout baseline: %d people polling every second, %d notifications at %d/s", fanoutPollers, bn, fanoutPollRate)
 	blat, bmissing, brep, err := measure("poll", fanoutPollers, fanoutPollRate, time.Second, bmsgs, bids, nil)

@@ -159,18 +159,6 @@ func invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
 }
 
-// stored is an item as it is kept: without read_at and position.
-type stored struct {
-	ID        string            `json:"id"`
-	EventID   string            `json:"event_id"`
-	EventType string            `json:"event_type"`
-	Title     string            `json:"title"`
-	Body      string            `json:"body"`
-	Data      map[string]string `json:"data"`
-	CreatedAt time.Time         `json:"created_at"`
-	ReadAt    *time.Time        `json:"read_at"`
-}
-
 // encode checks an item for Append and returns its stored JSON.
 func encode(person string, it Item, now time.Time) ([]byte, time.Time, error) {
 	if err := CheckPerson(person); err != nil {
@@ -188,7 +176,8 @@ func encode(person string, it Item, now time.Time) ([]byte, time.Time, error) {
 	if data == nil {
 		data = map[string]string{}
 	}
-	b, err := json.Marshal(stored{
+	// Stored as shown, read_at null: the read mark is kept beside it.
+	b, err := json.Marshal(Item{
 		ID: it.ID, EventID: it.EventID, EventType: it.EventType, Title: it.Title, Body: it.Body,
 		Data: data, CreatedAt: created,
 	})
@@ -203,14 +192,12 @@ func encode(person string, it Item, now time.Time) ([]byte, time.Time, error) {
 
 // decode is the inverse of encode.
 func decode(b []byte, pos string) (Item, error) {
-	var s stored
-	if err := json.Unmarshal(b, &s); err != nil {
+	var it Item
+	if err := json.Unmarshal(b, &it); err != nil {
 		return Item{}, fmt.Errorf("feed: stored item at %s: %w", pos, err)
 	}
-	return Item{
-		ID: s.ID, EventID: s.EventID, EventType: s.EventType, Title: s.Title, Body: s.Body,
-		Data: s.Data, CreatedAt: s.CreatedAt, Pos: pos,
-	}, nil
+	it.Pos, it.ReadAt = pos, nil
+	return it, nil
 }
 
 // ParsePos checks a position (a client's Last-Event-ID): "<ms>-<seq>".

@@ -168,14 +168,20 @@ const inApp notification.Channel = "inapp"
 // inAppFeatures copies the rule's inapp.data keys into the feed item's
 // data, with the event's type and id, as pushFeatures does for a push.
 func inAppFeatures(r *rule, n *notification.Notification, _ *localized, d map[string]string, m *channels.Message, _ execFunc, _ bool) error {
-	m.Data = make(map[string]string, 2+len(r.inappData))
+	return copyData(r, "inapp.data", r.inappData, n, d, m)
+}
+
+// copyData sets m.Data to the event's type and id and the data keys a
+// rule's option (push.data, inapp.data) lists.
+func copyData(r *rule, option string, keys []string, n *notification.Notification, d map[string]string, m *channels.Message) error {
+	m.Data = make(map[string]string, 2+len(keys))
 	m.Data["event_type"] = n.EventType
 	m.Data["event_id"] = n.EventID
-	for _, k := range r.inappData {
+	for _, k := range keys {
 		v, ok := d[k]
 		if !ok {
 			return failure.Errorf(failure.Permanent, failure.ReasonRender,
-				"%s/routing.yaml (inapp.data): map has no entry for key %q", r.eventType, k)
+				"%s/routing.yaml (%s): map has no entry for key %q", r.eventType, option, k)
 		}
 		m.Data[k] = v
 	}
@@ -183,16 +189,8 @@ func inAppFeatures(r *rule, n *notification.Notification, _ *localized, d map[st
 }
 
 func pushFeatures(r *rule, n *notification.Notification, _ *localized, d map[string]string, m *channels.Message, _ execFunc, fit bool) error {
-	m.Data = make(map[string]string, 2+len(r.pushData))
-	m.Data["event_type"] = n.EventType
-	m.Data["event_id"] = n.EventID
-	for _, k := range r.pushData {
-		v, ok := d[k]
-		if !ok {
-			return failure.Errorf(failure.Permanent, failure.ReasonRender,
-				"%s/routing.yaml (push.data): map has no entry for key %q", r.eventType, k)
-		}
-		m.Data[k] = v
+	if err := copyData(r, "push.data", r.pushData, n, d, m); err != nil {
+		return err
 	}
 	if fit && pushPayloadBound(m) > maxPushPayload && PushPayloadBytes(m) > maxPushPayload {
 		// push.data values are for the app, not for reading: they

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -22,47 +21,19 @@ import (
 
 // gatewayProc is a `herald run --role gateway` process.
 type gatewayProc struct {
-	cmd    *exec.Cmd
-	api    string // http://host:port of HERALD_GATEWAY_ADDR
-	stderr *bytes.Buffer
+	cmd *exec.Cmd
+	api string // http://host:port of HERALD_GATEWAY_ADDR
 }
 
 func startGateway(t *testing.T, env *devEnv, redisURL, name string) *gatewayProc {
 	t.Helper()
-	bin := buildHerald(t)
-	api, httpAddr := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(bin, "run", "--role", "gateway")
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
+	api := freeAddr(t)
+	cmd, _ := startRun(t, []string{
 		"HERALD_KAFKA_BROKERS=" + strings.Join(env.cfg.KafkaBrokers, ","), "HERALD_REDIS_URL=" + redisURL,
 		"HERALD_GATEWAY_JWT_SECRET=" + env.cfg.Gateway.JWTSecret, "HERALD_GATEWAY_ADDR=" + api,
-		"HERALD_HTTP_ADDR=" + httpAddr, "HERALD_INSTANCE_ID=" + name, "HERALD_GATEWAY_HEARTBEAT=1s",
-	}
-	g := &gatewayProc{cmd: cmd, api: "http://" + api, stderr: &bytes.Buffer{}}
-	cmd.Stderr = g.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return g
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never ready\n%s", name, g.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		"HERALD_INSTANCE_ID=" + name, "HERALD_GATEWAY_HEARTBEAT=1s",
+	}, "--role", "gateway")
+	return &gatewayProc{cmd: cmd, api: "http://" + api}
 }
 
 // token mints a session token for person with the dev fleet's key.

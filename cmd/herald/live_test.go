@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -117,7 +115,6 @@ func TestBusyAcrossSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := buildHerald(t)
 	redis := redistest.Start(t)
 	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 2, RedisURL: redis.URL()})
 	if err != nil {
@@ -125,28 +122,7 @@ func TestBusyAcrossSIGKILL(t *testing.T) {
 	}
 	defer env.Close()
 	start := func(name string) *exec.Cmd {
-		httpAddr := freeAddr(t)
-		cmd := exec.Command(bin, "run", "--role", "all")
-		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HERALD_HTTP_ADDR=" + httpAddr}, runEnv(env, redis.URL(), name)...)
-		var stderr syncBuffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if cmd.ProcessState == nil {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-			}
-		})
-		poll.Until(t, time.Minute, name+" ready", func() bool {
-			resp, err := http.Get("http://" + httpAddr + "/readyz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
-		})
+		cmd, _ := startRun(t, runEnv(env, redis.URL(), name), "--role", "all")
 		return cmd
 	}
 	ctx := context.Background()
