@@ -41,34 +41,18 @@ func runFlowsCompete(ctx context.Context, env *Env) (Result, error) {
 	n := max(10, int(dur.Seconds()*flowsRate))
 	flood := env.Opts.scaled(flowsFlood)
 
-	kc, err := env.cluster()
+	rig, err := newInappRig(ctx, env)
 	if err != nil {
 		return Result{}, err
 	}
-	defer kc.Close()
-	brokers := kc.Brokers()
-	if err := env.Redis.FlushAll(); err != nil {
-		return Result{}, err
-	}
-	client := redis.NewClient(env.Redis.Options())
-	defer client.Close()
-	feeds := feed.NewRedis(client, feed.Limits{})
-	store, sclient, err := env.store(0)
-	if err != nil {
-		return Result{}, err
-	}
-	defer func() { store.Close(); sclient.Close() }()
-	if err := createTopics(ctx, brokers, pipelinePartsNum, topics.Owned()...); err != nil {
-		return Result{}, err
-	}
+	defer rig.close()
+	brokers, feeds, store, prod := rig.brokers, rig.feeds, rig.store, rig.prod
 
 	g := sim.New(sim.Options{Seed: 61, Members: 2000, Prefix: "flows"})
 	batch := func() ([]queue.Message, []string, error) { return inappRecords(env.Templates, g, n) }
 
 	// herald's inapp role: the channel stage, high priority, and the
 	// dashboard fan-out, yielding to it.
-	prod := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: brokers})
-	defer prod.Close()
 	common := benchCommon(prod)
 	prio := &pipeline.Priority{}
 	st, err := inappStage(common, feeds, env.Templates, store, prio)
@@ -242,4 +226,49 @@ func inappRecords(tpl *templates.Set, g *sim.Generator, n int) ([]queue.Message,
 		}
 	}
 	return msgs, nids, nil
+}
+
+// inappRig is what the in-app scenarios run on: a fresh Kafka cluster with
+// herald's topics, an empty Redis with the feeds and the idempotency
+// store, and a producer.
+type inappRig struct {
+	brokers []string
+	feeds   feed.Store
+	store   dedupe.Store
+	prod    *kafkarun.Producer
+	closers []func()
+}
+
+func newInappRig(ctx context.Context, env *Env) (*inappRig, error) {
+	kc, err := env.cluster()
+	if err != nil {
+		return nil, err
+	}
+	r := &inappRig{brokers: kc.Brokers(), closers: []func(){func() { kc.Close() }}}
+	if err := env.Redis.FlushAll(); err != nil {
+		r.close()
+		return nil, err
+	}
+	if err := createTopics(ctx, r.brokers, pipelinePartsNum, topics.Owned()...); err != nil {
+		r.close()
+		return nil, err
+	}
+	client := redis.NewClient(env.Redis.Options())
+	r.feeds = feed.NewRedis(client, feed.Limits{})
+	store, sclient, err := env.store(0)
+	if err != nil {
+		client.Close()
+		r.close()
+		return nil, err
+	}
+	r.store = store
+	r.prod = kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: r.brokers})
+	r.closers = append(r.closers, func() { client.Close() }, func() { store.Close(); sclient.Close() }, func() { r.prod.Close() })
+	return r, nil
+}
+
+func (r *inappRig) close() {
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		r.closers[i]()
+	}
 }

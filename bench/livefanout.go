@@ -28,7 +28,6 @@ import (
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/sim"
-	"github.com/gymhq/herald/topics"
 )
 
 // live-fanout: one gateway process holding N open streams (one person
@@ -377,30 +376,13 @@ func runLiveFanout(ctx context.Context, env *Env) (Result, error) {
 	dur := time.Duration(float64(fanoutDuration) * scaleOr1(env.Opts.Scale))
 	n := max(20, int(dur.Seconds()*fanoutRate))
 
-	kc, err := env.cluster()
+	rig, err := newInappRig(ctx, env)
 	if err != nil {
 		return Result{}, err
 	}
-	defer kc.Close()
-	brokers := kc.Brokers()
-	if err := env.Redis.FlushAll(); err != nil {
-		return Result{}, err
-	}
-	if err := createTopics(ctx, brokers, pipelinePartsNum, topics.Owned()...); err != nil {
-		return Result{}, err
-	}
-	client := redis.NewClient(env.Redis.Options())
-	defer client.Close()
-	feeds := feed.NewRedis(client, feed.Limits{})
-
+	defer rig.close()
+	brokers, feeds, store, prod := rig.brokers, rig.feeds, rig.store, rig.prod
 	// The inapp stage, as herald run wires it.
-	store, sclient, err := env.store(0)
-	if err != nil {
-		return Result{}, err
-	}
-	defer func() { store.Close(); sclient.Close() }()
-	prod := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: brokers})
-	defer prod.Close()
 	st, err := inappStage(benchCommon(prod), feeds, env.Templates, store, nil)
 	if err != nil {
 		return Result{}, err
