@@ -103,6 +103,9 @@ func ownerID(instance string) string {
 // ctx ends and every consumer has drained, committed and left its group.
 func (f *fleet) run(ctx context.Context) error {
 	cfg := f.cfg
+	if len(roles(cfg.Role)) == 0 {
+		return f.runGatewayOnly(ctx)
+	}
 	conn, err := kafkaConnection(cfg)
 	if err != nil {
 		return err

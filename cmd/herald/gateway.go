@@ -94,6 +94,23 @@ func serveGateway(addr string, f *fleet) (*http.Server, error) {
 	return srv, nil
 }
 
+// runGatewayOnly is the gateway role alone: it needs Redis, not Kafka, so
+// a Kafka outage never keeps a gateway from starting or serving.
+func (f *fleet) runGatewayOnly(ctx context.Context) error {
+	if f.redis != nil {
+		f.waiting.Log = f.log
+		if err := f.waiting.All(ctx, redisDependency(f.cfg, f.redis, f.redisCheck)); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	f.log.Info("herald running", zap.String("role", string(f.cfg.Role)))
+	f.runGateway(ctx)
+	return nil
+}
+
 // runGateway delivers feed changes to the gateway's streams until ctx
 // ends; a failed subscription is retried.
 func (f *fleet) runGateway(ctx context.Context) {

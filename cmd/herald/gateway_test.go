@@ -29,7 +29,7 @@ func startGateway(t *testing.T, env *devEnv, redisURL, name string) *gatewayProc
 	t.Helper()
 	api := freeAddr(t)
 	cmd, _ := startRun(t, []string{
-		"HERALD_KAFKA_BROKERS=" + strings.Join(env.cfg.KafkaBrokers, ","), "HERALD_REDIS_URL=" + redisURL,
+		"HERALD_REDIS_URL=" + redisURL, // no Kafka: a gateway needs none
 		"HERALD_GATEWAY_JWT_SECRET=" + env.cfg.Gateway.JWTSecret, "HERALD_GATEWAY_ADDR=" + api,
 		"HERALD_INSTANCE_ID=" + name, "HERALD_GATEWAY_HEARTBEAT=1s",
 	}, "--role", "gateway")
