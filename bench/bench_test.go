@@ -61,6 +61,13 @@ func TestScenarios(t *testing.T) {
 			if r.P50ms == nil || r.P99ms == nil || *r.P50ms > *r.P99ms || *r.P50ms <= 0 {
 				t.Errorf("latency: percentiles %s", b)
 			}
+		case "live-fanout", "flows-compete":
+			if r.P99ms == nil || r.BaselineP99ms == nil || *r.P99ms <= 0 || *r.BaselineP99ms <= 0 {
+				t.Errorf("%s: percentiles %s", r.Scenario, b)
+			}
+			if r.Scenario == "live-fanout" && (r.PeakRSSMB == nil || !strings.Contains(r.Note, "KB each")) {
+				t.Errorf("live-fanout: no gateway memory per stream: %s", b)
+			}
 		case "slow-provider", "backlog":
 			if r.PeakRSSMB == nil || *r.PeakRSSMB <= 0 {
 				t.Errorf("%s: no peak RSS of the worker process: %s", r.Scenario, b)
