@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gymhq/herald/channels/inapp"
 	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/feed"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/queue"
@@ -354,16 +356,35 @@ func runChaos(t *testing.T, bin string, sc scenario, mode string) result {
 	// that takes a session timeout and an idempotency lease.
 	last := start.Add(sc.schedule[len(sc.schedule)-1].at)
 	deadline := last.Add(sc.recoverWithin)
+	// What arrived: the providers' stand-ins' deliveries, and the items in
+	// the in-app feeds (Redis), which show one notification once by
+	// construction — with or without idempotency keys.
+	feeds := feed.NewRedis(redis.Client(), feed.Limits{})
+	delivered := func() []sinks.Delivery {
+		ds := outbox.All()
+		for k := range want {
+			if person, ok := strings.CutPrefix(k, string(inapp.Name)+" "); ok {
+				items, _, err := feeds.List(ctx, person, 200)
+				if err != nil {
+					t.Fatalf("feed of %s: %v", person, err)
+				}
+				for range items {
+					ds = append(ds, sinks.Delivery{Channel: string(inapp.Name), To: person})
+				}
+			}
+		}
+		return ds
+	}
 	for {
-		if lost := count(outbox, want).lost; lost == 0 || time.Now().After(deadline) {
+		if lost := count(delivered(), want).lost; lost == 0 || time.Now().After(deadline) {
 			r.recovered = time.Since(last)
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 	}
 	// Let stragglers (duplicates in flight) land before counting.
 	time.Sleep(time.Second)
-	c := count(outbox, want)
+	c := count(delivered(), want)
 	r.lost, r.duplicates, r.extras = c.lost, c.duplicates, c.extras
 	t.Logf("idempotency=%s: events=%d notifications=%d delivered=%d SIGKILL=%d SIGTERM=%d lost=%d duplicates=%d unexpected=%d",
 		mode, r.events, r.notifications, outbox.Len(), r.sigkills, r.sigterms, r.lost, r.duplicates, r.extras)
@@ -392,10 +413,10 @@ type counts struct {
 	lostSample               []string
 }
 
-func count(o *sinks.Outbox, want map[string]string) counts {
+func count(ds []sinks.Delivery, want map[string]string) counts {
 	got := map[string]int{}
 	var c counts
-	for _, d := range o.All() {
+	for _, d := range ds {
 		k := d.Channel + " " + d.To
 		if _, ok := want[k]; !ok {
 			c.extras++

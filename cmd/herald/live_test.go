@@ -8,10 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gymhq/herald/attendance"
+	"github.com/gymhq/herald/channels/inapp"
+	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/feed"
 	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/live"
+	"go.uber.org/zap"
 )
 
 // liveBooking is a gym.booking.confirmed (or cancelled) of class cls at
@@ -175,5 +179,28 @@ func TestBusyAcrossSIGKILL(t *testing.T) {
 	}
 	if n := deliveredTo(env.outbox, "fcm_ins_live"); n != 1 {
 		t.Errorf("the instructor got %d busy pushes, want 1", n)
+	}
+}
+
+// TestIdempotencyOffKeepsFeedsInRedis: the measurement switch turns off
+// the idempotency keys only; feeds and attendance stay in Redis, where
+// every gateway reads them (they were in process memory, and the chaos
+// test's in-app items vanished from the gateways' view).
+func TestIdempotencyOffKeepsFeedsInRedis(t *testing.T) {
+	redis := redistest.Start(t)
+	cfg := config.Defaults()
+	cfg.Role = config.Role(inapp.Name)
+	cfg.RedisURL = redis.URL()
+	cfg.Idempotency = config.IdempotencyOff
+	f, closeAll, err := buildFleet(cfg, zap.NewNop(), fleetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	if _, ok := f.feed.(*feed.Redis); !ok {
+		t.Errorf("feeds are %T, want *feed.Redis", f.feed)
+	}
+	if _, ok := f.attendance.(*attendance.Redis); !ok {
+		t.Errorf("attendance is %T, want *attendance.Redis", f.attendance)
 	}
 }

@@ -113,11 +113,7 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		return nil, nil, err
 	}
 
-	needsStore := cfg.Role != config.RoleDispatcher // every channel role claims keys
-	if opts.store == nil && needsStore && cfg.Idempotency == config.IdempotencyOff {
-		log.Warn("HERALD_IDEMPOTENCY=off: sending without idempotency keys; every redelivery is sent again (measurement switch, never for production)")
-		opts.store = dedupe.Off{}
-	}
+	needsStore := cfg.Role != config.RoleDispatcher // every channel role claims keys; the gateway reads feeds
 	// rc is the Redis client, nil when the store is in process.
 	var rc redis.UniversalClient
 	if opts.store != nil {
@@ -128,7 +124,13 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		if err != nil {
 			return nil, nil, err
 		}
-		store := dedupe.NewRedis(client, dedupe.Options{Retention: cfg.IdempotencyRetention})
+		var store dedupe.Store = dedupe.NewRedis(client, dedupe.Options{Retention: cfg.IdempotencyRetention})
+		if cfg.Idempotency == config.IdempotencyOff {
+			// Only the keys are off: suppression, rates, receipts, feeds
+			// and attendance stay in Redis.
+			log.Warn("HERALD_IDEMPOTENCY=off: sending without idempotency keys; every redelivery is sent again (measurement switch, never for production)")
+			store = dedupe.Off{}
+		}
 		closers = append(closers, func() { store.Close(); client.Close() })
 		f.store = store
 		f.ping = f.redisReady(chk)
