@@ -72,7 +72,11 @@ func runFlowsCompete(ctx context.Context, env *Env) (Result, error) {
 	}
 	var cs []*consumer
 	for _, s := range []pipeline.Stage{st, fan} {
-		c, err := startConsumer(kafkarun.ConsumerConfig{Brokers: brokers, GroupID: s.Group, Topics: s.Topics, Gate: s.Gate, MaxInFlight: 256}, s.Handler)
+		inFlight := 256 // HERALD_MAX_IN_FLIGHT's default
+		if s.MaxInFlight > 0 {
+			inFlight = s.MaxInFlight
+		}
+		c, err := startConsumer(kafkarun.ConsumerConfig{Brokers: brokers, GroupID: s.Group, Topics: s.Topics, Gate: s.Gate, MaxInFlight: inFlight}, s.Handler)
 		if err != nil {
 			stopAll(cs)
 			return Result{}, err

@@ -69,6 +69,10 @@ type Stage struct {
 	Handler queue.Handler
 	// Gate is waited on before each fetch; nil never pauses.
 	Gate kafkarun.Gate
+	// MaxInFlight, when set, bounds the records the stage holds at once
+	// instead of HERALD_MAX_IN_FLIGHT: a low-priority flow takes few, so
+	// that a flood of it never queues the high one behind it for Redis.
+	MaxInFlight int
 }
 
 // Guard is a channel's provider protection: a Sender that refuses calls
@@ -206,7 +210,7 @@ func Aggregate(c Common, a *live.Aggregator, prio *Priority) Stage {
 	h = c.Tracing.Handler("attendance", h)
 	s := Stage{Group: topics.GroupAttendance, Topics: []string{c.Config.EventsTopic}, Handler: h}
 	if prio != nil {
-		s.Gate = prio.Low()
+		s.Gate, s.MaxInFlight = prio.Low(), LowMaxInFlight
 	}
 	return c.watched(s)
 }
@@ -219,7 +223,7 @@ func Fanout(c Common, f *live.Fanout, prio *Priority) Stage {
 	h = c.Tracing.Handler("live", h)
 	s := Stage{Group: topics.GroupLive, Topics: []string{topics.Live}, Handler: h}
 	if prio != nil {
-		s.Gate = prio.Low()
+		s.Gate, s.MaxInFlight = prio.Low(), LowMaxInFlight
 	}
 	return c.watched(s)
 }
@@ -233,6 +237,9 @@ type Priority struct {
 
 // lowMaxWait bounds one wait of the low flow.
 const lowMaxWait = 200 * time.Millisecond
+
+// LowMaxInFlight is the records a low-priority stage holds at once.
+const LowMaxInFlight = 16
 
 // High wraps the high flow's handler.
 func (p *Priority) High(h queue.Handler) queue.Handler {

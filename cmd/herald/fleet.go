@@ -156,9 +156,13 @@ func (f *fleet) run(ctx context.Context) error {
 	for _, rs := range stages {
 		role, st := rs.role, rs.st
 		group := st.Group
+		inFlight := cfg.MaxInFlight
+		if st.MaxInFlight > 0 {
+			inFlight = st.MaxInFlight
+		}
 		c, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{
 			Brokers: cfg.KafkaBrokers, GroupID: group, Topics: st.Topics, Dialer: conn.Dialer,
-			MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval,
+			MaxInFlight: inFlight, CommitInterval: cfg.CommitInterval,
 			DrainTimeout: cfg.ShutdownTimeout, SessionTimeout: cfg.SessionTimeout,
 			RebalanceTimeout: cfg.RebalanceTimeout, HeartbeatInterval: cfg.HeartbeatInterval,
 			Logger:   f.log.With(zap.String("role", string(role))),
