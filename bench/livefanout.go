@@ -98,10 +98,10 @@ func gatewayMain(arg string) int {
 	}
 	g, err := gateway.New(gateway.Options{
 		Feed: feed.NewRedis(rc, feed.Limits{}), MaxConnections: spec.MaxConns, MaxPerPerson: 10,
-		Authenticate: func(r *http.Request) (string, error) {
+		Authenticate: func(r *http.Request) (string, time.Time, error) {
 			tok, _ := jwtauth.FromRequest(r)
 			c, err := v.Verify(tok, time.Now())
-			return c.Subject, err
+			return c.Subject, c.Expires, err
 		},
 	})
 	if err != nil {

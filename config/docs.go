@@ -119,7 +119,7 @@ func docRequired(v *variable) string {
 		// A default makes the requirement invisible to the operator.
 		return ""
 	case len(v.required) == len(everyRole):
-		return "every role"
+		return "every role but the gateway"
 	}
 	return joinRoles(withAll(expand(v.required)), ", ")
 }

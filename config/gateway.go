@@ -47,7 +47,7 @@ func init() {
 			name: "HERALD_GATEWAY_JWT_SECRET", group: "Gateway",
 			doc: "HS256 key that the bearer tokens of people's sessions are signed with, at least 32 bytes; `sub` is the person's id and `exp` is required. " +
 				"Set this or `HERALD_GATEWAY_JWKS_FILE`.",
-			secret: true, scope: []Role{RoleGateway},
+			secret: true, scope: []Role{RoleGateway}, requiredDoc: "gateway, all (this or `HERALD_GATEWAY_JWKS_FILE`)",
 			bind: text(func(c *Config) *string { return &g(c).JWTSecret }, "at least 32 bytes", func(s string) error {
 				if len(s) < 32 {
 					return errors.New("is shorter than 32 bytes")

@@ -38,8 +38,9 @@ import (
 type Options struct {
 	Feed feed.Store
 	// Authenticate returns the person a request is from (the bearer
-	// token's sub), or an error that is answered 401.
-	Authenticate func(r *http.Request) (person string, err error)
+	// token's sub) and when the token expires (zero: never), or an error
+	// that is answered 401. A stream ends when its token expires.
+	Authenticate func(r *http.Request) (person string, expires time.Time, err error)
 	// MaxConnections bounds the open streams; MaxPerPerson one person's,
 	// the oldest closed when a new one would pass it.
 	MaxConnections int
@@ -75,6 +76,7 @@ var (
 	errSlow     = errors.New("slow client: a write blocked past HERALD_GATEWAY_WRITE_TIMEOUT")
 	errReplaced = errors.New("replaced: the person opened more streams than HERALD_GATEWAY_MAX_CONNECTIONS_PER_PERSON")
 	errShutdown = errors.New("gateway shutting down")
+	errExpired  = errors.New("the stream's token expired")
 )
 
 // Gateway serves feeds. Run must be running for streams to get changes.
@@ -169,6 +171,8 @@ type session struct {
 	cancel context.CancelCauseFunc
 	wake   chan struct{}
 
+	expiry *time.Timer // ends the session when its token expires
+
 	mu      sync.Mutex
 	pending []feed.Change
 	resync  bool
@@ -226,7 +230,7 @@ func (s *session) take() ([]feed.Change, bool, bool) {
 
 // register adds a session for person, closing their oldest past
 // MaxPerPerson; false when the gateway is full or closing.
-func (g *Gateway) register(ctx context.Context, person string) (*session, context.Context, bool) {
+func (g *Gateway) register(ctx context.Context, person string, expires time.Time) (*session, context.Context, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed || g.open.Load() >= int64(g.o.MaxConnections) {
@@ -234,6 +238,11 @@ func (g *Gateway) register(ctx context.Context, person string) (*session, contex
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	s := &session{person: person, cancel: cancel, wake: make(chan struct{}, 1)}
+	if !expires.IsZero() {
+		// The session ends with its token: an expired or revoked token
+		// must not keep receiving a person's notifications.
+		s.expiry = time.AfterFunc(time.Until(expires), func() { cancel(errExpired) })
+	}
 	ss := g.people[person]
 	for len(ss) >= g.o.MaxPerPerson {
 		ss[0].cancel(errReplaced)
@@ -268,6 +277,24 @@ type sink interface {
 	read(data []byte) error
 	live(data []byte) error
 	ping() error
+	// closing tells the client why the gateway ends its stream, where the
+	// transport has no other way to (SSE): a client should not reconnect
+	// a replaced stream, and should get a new token for an expired one.
+	closing(reason string)
+}
+
+// closeReason is what closing says for err; "" for a stream that ends
+// because the client went or could not keep up.
+func closeReason(err error) string {
+	switch {
+	case errors.Is(err, errReplaced):
+		return "replaced"
+	case errors.Is(err, errExpired):
+		return "expired"
+	case errors.Is(err, errShutdown):
+		return "shutdown"
+	}
+	return ""
 }
 
 // stream runs one session on its own goroutine (a WebSocket, or SSE where
@@ -318,6 +345,9 @@ func (g *Gateway) park(ctx context.Context, s *session, pos string, out sink, tr
 		}
 		p.done = true
 		s.mu.Unlock()
+		if r := closeReason(context.Cause(ctx)); r != "" {
+			p.out.closing(r)
+		}
 		p.close()
 		g.end(s, transport, context.Cause(ctx))
 	})
@@ -359,6 +389,9 @@ func (g *Gateway) finish(s *session, err error) {
 	p := s.parked
 	p.done, p.running = true, false
 	s.mu.Unlock()
+	if r := closeReason(err); r != "" {
+		p.out.closing(r)
+	}
 	p.close()
 	g.end(s, p.transport, err)
 }
@@ -480,7 +513,7 @@ func (g *Gateway) sendLive(ctx context.Context, person string, out sink) error {
 // start is the common opening of a stream: who, from where, and a session.
 // It answers the request itself when it returns ok false.
 func (g *Gateway) start(w http.ResponseWriter, r *http.Request, transport, resume string) (s *session, ctx context.Context, pos string, ok bool) {
-	person, ok := g.auth(w, r)
+	person, exp, ok := g.authExp(w, r)
 	if !ok {
 		return nil, nil, "", false
 	}
@@ -496,7 +529,7 @@ func (g *Gateway) start(w http.ResponseWriter, r *http.Request, transport, resum
 		// net/http cancels when it returns.
 		parent = context.WithoutCancel(parent)
 	}
-	s, ctx, ok = g.register(parent, person)
+	s, ctx, ok = g.register(parent, person, exp)
 	if !ok {
 		g.m.refused.WithLabelValues("over_capacity").Inc()
 		w.Header().Set("Retry-After", "1")
@@ -509,7 +542,7 @@ func (g *Gateway) start(w http.ResponseWriter, r *http.Request, transport, resum
 	if err != nil {
 		g.unregister(s)
 		g.log.Warn("feed unavailable", zap.Error(err))
-		httpError(w, http.StatusServiceUnavailable, "feed unavailable")
+		unavailable(w)
 		return nil, nil, "", false
 	}
 	pos = last
@@ -522,6 +555,9 @@ func (g *Gateway) start(w http.ResponseWriter, r *http.Request, transport, resum
 
 // end records how a stream ended.
 func (g *Gateway) end(s *session, transport string, err error) {
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
 	g.unregister(s)
 	g.m.connections.WithLabelValues(transport).Dec()
 	reason := "closed"
@@ -532,6 +568,8 @@ func (g *Gateway) end(s *session, transport string, err error) {
 		reason = "replaced"
 	case errors.Is(err, errShutdown):
 		reason = "shutdown"
+	case errors.Is(err, errExpired):
+		reason = "expired"
 	}
 	g.m.disconnects.WithLabelValues(reason).Inc()
 	if reason == "slow" {
@@ -541,17 +579,27 @@ func (g *Gateway) end(s *session, transport string, err error) {
 
 // auth answers 401 unless the request carries a valid token.
 func (g *Gateway) auth(w http.ResponseWriter, r *http.Request) (string, bool) {
-	person, err := g.o.Authenticate(r)
+	person, _, ok := g.authExp(w, r)
+	return person, ok
+}
+
+// authExp is auth with the token's expiry.
+func (g *Gateway) authExp(w http.ResponseWriter, r *http.Request) (string, time.Time, bool) {
+	person, exp, err := g.o.Authenticate(r)
 	if err == nil {
 		err = feed.CheckPerson(person)
 	}
 	if err != nil {
 		g.m.refused.WithLabelValues("unauthorized").Inc()
-		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
-		httpError(w, http.StatusUnauthorized, "unauthorized: "+err.Error())
-		return "", false
+		w.Header().Set("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "unauthorized") {
+			msg = "unauthorized: " + msg
+		}
+		httpError(w, http.StatusUnauthorized, msg)
+		return "", time.Time{}, false
 	}
-	return person, true
+	return person, exp, true
 }
 
 // Handler is the gateway's HTTP API.
@@ -590,7 +638,7 @@ func (g *Gateway) list(w http.ResponseWriter, r *http.Request) {
 	items, unread, err := g.o.Feed.List(r.Context(), person, limit)
 	if err != nil {
 		g.log.Warn("feed unavailable", zap.Error(err))
-		httpError(w, http.StatusServiceUnavailable, "feed unavailable")
+		unavailable(w)
 		return
 	}
 	out := listJSON{Items: items, Unread: unread}
@@ -610,7 +658,7 @@ func (g *Gateway) liveValues(w http.ResponseWriter, r *http.Request) {
 	live, err := g.o.Feed.Live(r.Context(), person)
 	if err != nil {
 		g.log.Warn("feed unavailable", zap.Error(err))
-		httpError(w, http.StatusServiceUnavailable, "feed unavailable")
+		unavailable(w)
 		return
 	}
 	out := make([]json.RawMessage, 0, len(live))
@@ -632,7 +680,7 @@ func (g *Gateway) markRead(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 	case err != nil:
 		g.log.Warn("feed unavailable", zap.Error(err))
-		httpError(w, http.StatusServiceUnavailable, "feed unavailable")
+		unavailable(w)
 	case !found:
 		httpError(w, http.StatusNotFound, "no such item in your feed")
 	default:
@@ -673,6 +721,13 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// unavailable answers 503 while the feeds (Redis) cannot be reached; the
+// client retries after a second.
+func unavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	httpError(w, http.StatusServiceUnavailable, "feed unavailable")
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,15 +27,20 @@ import (
 // testAuth takes "Bearer ok:<person>" (or ?access_token=ok:<person>): the
 // token checks themselves are jwtauth's, tested there and end to end in
 // cmd/herald.
-func testAuth(r *http.Request) (string, error) {
+// A token "ok:<person>@<unix seconds>" expires then.
+func testAuth(r *http.Request) (string, time.Time, error) {
 	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if tok == "" {
 		tok = r.URL.Query().Get("access_token")
 	}
 	if p, ok := strings.CutPrefix(tok, "ok:"); ok {
-		return p, nil
+		if person, at, ok := strings.Cut(p, "@"); ok {
+			sec, _ := strconv.ParseInt(at, 10, 64)
+			return person, time.Unix(sec, 0), nil
+		}
+		return p, time.Time{}, nil
 	}
-	return "", errors.New("bad token")
+	return "", time.Time{}, errors.New("bad token")
 }
 
 type pod struct {
@@ -479,5 +485,48 @@ func TestLive(t *testing.T) {
 	var v struct{ Live []map[string]any }
 	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || len(v.Live) != 1 || v.Live[0]["confirmed"] != 3.0 {
 		t.Fatalf("GET /v1/live = %+v, %v", v, err)
+	}
+}
+
+// TestStreamEnds: a stream ends when its token expires, and a replaced
+// one is told so before it closes, so that a browser's EventSource does
+// not reconnect and push out the person's next tab, round and round.
+func TestStreamEnds(t *testing.T) {
+	store, _ := redisStore(t)
+	pods := startPods(t, store, 1, func(o *gateway.Options) { o.MaxPerPerson = 1 })
+	closedWith := func(c *sseClient) string {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case e, ok := <-c.events:
+				if !ok {
+					t.Fatal("the stream ended without saying why")
+				}
+				if e.Kind == "closed" {
+					var v struct{ Reason string }
+					_ = json.Unmarshal(e.Data, &v)
+					if _, more := <-c.events; more {
+						t.Fatal("the stream went on after closed")
+					}
+					return v.Reason
+				}
+			case <-timeout:
+				t.Fatal("the stream did not end")
+			}
+		}
+	}
+	exp := openSSE(t, pods[0].srv.URL, fmt.Sprintf("ok:p1@%d", time.Now().Add(1500*time.Millisecond).Unix()), "")
+	if r := closedWith(exp); r != "expired" {
+		t.Fatalf("expired token: closed with %q", r)
+	}
+	first := openSSE(t, pods[0].srv.URL, "ok:p2", "")
+	time.Sleep(100 * time.Millisecond)
+	openSSE(t, pods[0].srv.URL, "ok:p2", "")
+	if r := closedWith(first); r != "replaced" {
+		t.Fatalf("replaced stream: closed with %q", r)
+	}
+	if n := testutil.ToFloat64(metricLabel(t, pods[0].reg, "herald_gateway_disconnects_total", "expired")); n != 1 {
+		t.Fatalf("expired disconnects = %v", n)
 	}
 }

@@ -24,7 +24,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "herald_gateway_sent_total", Help: "Feed items and read marks written to streams, by transport and kind (notification, read, live).",
 		}, []string{"transport", "kind"}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "herald_gateway_disconnects_total", Help: "Streams ended, by reason: closed (by the client), slow (a write blocked past HERALD_GATEWAY_WRITE_TIMEOUT), replaced (the person's oldest past HERALD_GATEWAY_MAX_CONNECTIONS_PER_PERSON), shutdown.",
+			Name: "herald_gateway_disconnects_total", Help: "Streams ended, by reason: closed (by the client), slow (a write blocked past HERALD_GATEWAY_WRITE_TIMEOUT), replaced (the person's oldest past HERALD_GATEWAY_MAX_CONNECTIONS_PER_PERSON), shutdown, expired (its token).",
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_gateway_refused_total", Help: "Requests refused, by reason: unauthorized (401), over_capacity (503 at HERALD_GATEWAY_MAX_CONNECTIONS).",
@@ -42,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.sent.WithLabelValues(t, "read")
 		m.sent.WithLabelValues(t, "live")
 	}
-	for _, r := range []string{"closed", "slow", "replaced", "shutdown"} {
+	for _, r := range []string{"closed", "slow", "replaced", "shutdown", "expired"} {
 		m.disconnects.WithLabelValues(r)
 	}
 	m.refused.WithLabelValues("unauthorized")

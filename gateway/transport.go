@@ -49,6 +49,9 @@ func (g *Gateway) sse(w http.ResponseWriter, r *http.Request) {
 		}
 	} else if err == nil {
 		err = g.stream(ctx, s, pos, out)
+		if r := closeReason(err); r != "" {
+			out.closing(r)
+		}
 	}
 	closeConn()
 	g.end(s, "sse", err)
@@ -163,6 +166,11 @@ func (o *sseSink) live(data []byte) error {
 	return nil
 }
 
+// closing writes "event: closed" with {"reason": …}, best effort.
+func (o *sseSink) closing(reason string) {
+	_ = o.event("", "closed", []byte(`{"reason":"`+reason+`"}`))
+}
+
 func (o *sseSink) ping() error { return o.write([]byte(": ping\n\n")) }
 
 // ws is GET /v1/feed/ws: the same items as JSON text frames, and a read
@@ -198,6 +206,8 @@ func (g *Gateway) ws(w http.ResponseWriter, r *http.Request) {
 		_ = c.Close(websocket.StatusPolicyViolation, "too many streams for this person")
 	case errors.Is(err, errShutdown):
 		_ = c.Close(websocket.StatusGoingAway, "gateway shutting down")
+	case errors.Is(err, errExpired):
+		_ = c.Close(websocket.StatusPolicyViolation, "token expired")
 	default:
 		_ = c.CloseNow()
 	}
@@ -247,6 +257,9 @@ func (o *wsSink) live(data []byte) error {
 	o.m.sent.WithLabelValues("ws", "live").Inc()
 	return nil
 }
+
+// closing is the close frame's code and reason, which ws writes.
+func (o *wsSink) closing(string) {}
 
 func (o *wsSink) ping() error {
 	ctx, cancel := context.WithTimeout(o.ctx, o.timeout)

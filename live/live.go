@@ -133,7 +133,7 @@ func (a *Aggregator) Handle(ctx context.Context, m *queue.Message) error {
 	}
 	if st.Unpublished {
 		u := Attendance{
-			Type: "attendance", ClassID: c.ID, ClassName: c.Name, Location: c.Location, StartsAt: c.StartsAt,
+			Type: "attendance", ClassID: c.ID, ClassName: clip(c.Name), Location: clip(c.Location), StartsAt: c.StartsAt,
 			Confirmed: st.Confirmed, Capacity: st.Capacity, Busy: need > 0 && st.Confirmed >= need,
 			Closed: st.Closed, Version: st.Version,
 		}
@@ -152,6 +152,20 @@ func (a *Aggregator) Handle(ctx context.Context, m *queue.Message) error {
 		}
 	}
 	return nil
+}
+
+// maxText bounds the display text of a dashboard's figures: an event may
+// carry a class name of any length (up to the event's 300,000 bytes), and
+// a live value is at most feed.MaxItemBytes.
+const maxText = 200
+
+// clip cuts s to maxText characters, with an ellipsis.
+func clip(s string) string {
+	r := []rune(s)
+	if len(r) <= maxText {
+		return s
+	}
+	return string(r[:maxText-1]) + "…"
 }
 
 // publishBusy raises gym.class.busy for crossing st.PendingBusy, with an
@@ -219,6 +233,13 @@ type Fanout struct {
 	Logger *zap.Logger
 }
 
+func (f *Fanout) logger() *zap.Logger {
+	if f.Logger == nil {
+		return zap.NewNop()
+	}
+	return f.Logger
+}
+
 // Handle delivers one attendance change.
 func (f *Fanout) Handle(ctx context.Context, m *queue.Message) error {
 	var u Attendance
@@ -232,7 +253,10 @@ func (f *Fanout) Handle(ctx context.Context, m *queue.Message) error {
 	for _, p := range people {
 		if _, err := f.Feed.SetLive(ctx, p, u.ClassID, u.Version, m.Value); err != nil {
 			if errors.Is(err, feed.ErrInvalid) {
-				continue // a person id a feed cannot have
+				// A person id no feed can have (the roster's, or the
+				// event's instructor): the others still get it.
+				f.logger().Warn("attendance not sent to a live view", zap.String("class_id", u.ClassID), zap.String("person", p), zap.Error(err))
+				continue
 			}
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -232,5 +233,31 @@ func TestFanout(t *testing.T) {
 		if err := json.Unmarshal(got["cls_1"], &a); err != nil || a.Version != 2 {
 			t.Fatalf("%s sees %s", p, got["cls_1"])
 		}
+	}
+}
+
+// TestLongClassName: an event may name a class with 10,000 characters; its
+// figures still reach the dashboards (they were refused by the feed's
+// 16 KiB bound, silently), with the name cut.
+func TestLongClassName(t *testing.T) {
+	pub := &capture{}
+	a := aggregator(attendance.NewMemory(), pub)
+	m := event("gym.booking.confirmed", "e0", "cls_long", "b0")
+	long := strings.Repeat("Ü", 10_000)
+	m.Value = []byte(strings.Replace(string(m.Value), `"Spin 45"`, `"`+long+`"`, 1))
+	if err := a.Handle(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	fd := feed.NewMemory(feed.Limits{})
+	f := &live.Fanout{Feed: fd, Staff: func(string, string) []string { return []string{"desk_1"} }}
+	for _, u := range pub.on(topics.Live) {
+		if err := f.Handle(context.Background(), &u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := fd.Live(context.Background(), "desk_1")
+	var v live.Attendance
+	if err := json.Unmarshal(got["cls_long"], &v); err != nil || v.Confirmed != 1 || len([]rune(v.ClassName)) != 200 {
+		t.Fatalf("desk sees %.80q: %v", got["cls_long"], err)
 	}
 }

@@ -295,6 +295,9 @@ func cmdDev(args []string) int {
 herald dev is up
   outbox       http://%s/   (as JSON: http://%[1]s/api/outbox)
   templates    http://%[1]s/templates/
+  member app   http://%[1]s/app/?person=mem_0000
+  front desk   http://%[1]s/dashboard/?person=desk_shoreditch
+  gateway      http://%[1]s/v1/feed   (tokens: http://%[1]s/dev/token?sub=<person id>)
   kafka        %s   (topic %s; produce CloudEvents JSON with any client)
   idempotency  %s
   simulator    %g events/s

@@ -40,13 +40,13 @@ func (f *fleet) setupFeeds(rc redis.UniversalClient) error {
 	}
 	f.gateway, err = gateway.New(gateway.Options{
 		Feed: f.feed,
-		Authenticate: func(r *http.Request) (string, error) {
+		Authenticate: func(r *http.Request) (string, time.Time, error) {
 			tok, ok := jwtauth.FromRequest(r)
 			if !ok {
-				return "", errors.New("no bearer token (Authorization: Bearer, or ?access_token=)")
+				return "", time.Time{}, errors.New("no bearer token (Authorization: Bearer, or ?access_token=)")
 			}
 			c, err := v.Verify(tok, time.Now())
-			return c.Subject, err
+			return c.Subject, c.Expires, err
 		},
 		MaxConnections: cfg.Gateway.MaxConnections, MaxPerPerson: cfg.Gateway.MaxPerPerson,
 		WriteTimeout: cfg.Gateway.WriteTimeout, Heartbeat: cfg.Gateway.Heartbeat,
