@@ -86,9 +86,10 @@ func Limits(c *config.Config) feed.Limits {
 type Sender struct {
 	Feed feed.Store
 	Now  func() time.Time
-	// Added, when set, is told of every item an append added (not of a
-	// replay's): herald dev's outbox.
-	Added func(person string, it feed.Item)
+	// Sent, when set, is told of every item the feed holds after a send,
+	// and whether this send added it (false: a replay, or a retry of an
+	// append whose answer was lost): herald dev's outbox.
+	Sent func(person string, it feed.Item, added bool)
 }
 
 // Send implements channels.Sender. A notification the feed has already is
@@ -108,9 +109,9 @@ func (s *Sender) Send(ctx context.Context, m *channels.Message) (channels.Receip
 	case err != nil:
 		return channels.Receipt{}, failure.Retry(failure.ReasonUnavailable, err)
 	}
-	if a.Added && s.Added != nil {
+	if s.Sent != nil {
 		it.Pos = a.Pos
-		s.Added(m.To, it)
+		s.Sent(m.To, it, a.Added)
 	}
 	return channels.Receipt{ProviderMessageID: a.Pos}, nil
 }

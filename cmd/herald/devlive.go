@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gymhq/herald/channels/inapp"
@@ -13,14 +14,23 @@ import (
 
 // recordFeeds puts every item that lands in an in-app feed on the outbox,
 // beside what the other channels' stand-ins accepted: the feed is the
-// inapp channel's provider, and the sender says exactly which appends
-// added an item (a replay adds none).
+// inapp channel's provider. An item is recorded once: when its append
+// added it, or — an append whose answer Redis lost, so that the retry
+// finds it there — when a send finds it and the outbox does not have it.
 func (e *devEnv) recordFeeds() {
 	s, ok := e.fleet.senders[inapp.Name].(*inapp.Sender)
 	if !ok {
 		return
 	}
-	s.Added = func(person string, it feed.Item) {
+	var mu sync.Mutex // one recording at a time, so the check and the add agree
+	s.Sent = func(person string, it feed.Item, added bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !added {
+			if _, ok := e.outbox.Find(string(inapp.Name), it.ID); ok {
+				return
+			}
+		}
 		e.outbox.Add(sinks.Delivery{
 			Channel: string(inapp.Name), To: person, Title: it.Title, Text: it.Body,
 			ProviderID: it.Pos, NotificationID: it.ID, EventID: it.EventID, Meta: it.Data, At: time.Now(),
