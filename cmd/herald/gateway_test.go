@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -21,19 +20,20 @@ import (
 
 // gatewayProc is a `herald run --role gateway` process.
 type gatewayProc struct {
-	cmd *exec.Cmd
+	*heraldProc
 	api string // http://host:port of HERALD_GATEWAY_ADDR
 }
 
 func startGateway(t *testing.T, env *devEnv, redisURL, name string) *gatewayProc {
 	t.Helper()
 	api := freeAddr(t)
-	cmd, _ := startRun(t, []string{
+	p := startHerald(t, []string{
 		"HERALD_REDIS_URL=" + redisURL, // no Kafka: a gateway needs none
 		"HERALD_GATEWAY_JWT_SECRET=" + env.cfg.Gateway.JWTSecret, "HERALD_GATEWAY_ADDR=" + api,
 		"HERALD_INSTANCE_ID=" + name, "HERALD_GATEWAY_HEARTBEAT=1s",
 	}, "--role", "gateway")
-	return &gatewayProc{cmd: cmd, api: "http://" + api}
+	p.waitProbe(t, time.Minute, "/readyz", 200)
+	return &gatewayProc{heraldProc: p, api: "http://" + api}
 }
 
 // token mints a session token for person with the dev fleet's key.
@@ -145,7 +145,7 @@ func TestGatewayProcesses(t *testing.T) {
 	if err := gw1.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	_ = gw1.cmd.Wait()
+	<-gw1.exited
 	drain(t, "sse on gw1 until it dies", sse.Events, sseSeen, 30, &last) // returns when the stream ends
 	beforeKill := len(sseSeen)
 	sse.Close()

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -275,39 +272,4 @@ func fromKafka(k kafka.Message) *queue.Message {
 		m.Headers = append(m.Headers, queue.Header{Key: h.Key, Value: h.Value})
 	}
 	return m
-}
-
-// startRun starts `herald run` (args after run) with env and
-// HERALD_HTTP_ADDR on a free port, kills it when the test ends, and
-// returns once /readyz answers 200.
-func startRun(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
-	t.Helper()
-	httpAddr := freeAddr(t)
-	cmd := exec.Command(buildHerald(t), append([]string{"run"}, args...)...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HERALD_HTTP_ADDR=" + httpAddr}, env...)
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	deadline := time.Now().Add(time.Minute)
-	for {
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return cmd, stderr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("herald run %v never ready\n%s", args, stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -125,9 +124,10 @@ func TestBusyAcrossSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer env.Close()
-	start := func(name string) *exec.Cmd {
-		cmd, _ := startRun(t, runEnv(env, redis.URL(), name), "--role", "all")
-		return cmd
+	start := func(name string) *heraldProc {
+		p := startHerald(t, runEnv(env, redis.URL(), name), "--role", "all")
+		p.waitProbe(t, time.Minute, "/readyz", 200)
+		return p
 	}
 	ctx := context.Background()
 	const cls = "cls_kill_1"
@@ -146,10 +146,10 @@ func TestBusyAcrossSIGKILL(t *testing.T) {
 	first := start("kill-1")
 	publish(stream[:16]) // the sixteenth makes the class busy
 	time.Sleep(30 * time.Millisecond)
-	if err := first.Process.Kill(); err != nil {
+	if err := first.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	_ = first.Wait()
+	<-first.exited
 	start("kill-2")
 	publish(stream[16:])
 	publish(stream) // and a replay of all of it
