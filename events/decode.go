@@ -183,6 +183,25 @@ func (e *Event) Has(path string) bool {
 	return err == nil && v != nil
 }
 
+// Text returns the value at the dot-separated path as text: a string as it
+// is, a number as written; ok is false when the path is absent, null, or
+// an object or array.
+func (e *Event) Text(path string) (string, bool) {
+	v, err := e.lookup(path)
+	if err != nil {
+		return "", false
+	}
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case json.Number:
+		return v.String(), true
+	case bool:
+		return strconv.FormatBool(v), true
+	}
+	return "", false
+}
+
 // lookup returns the value at the dot-separated path into e.Data, nil when
 // the path is absent or null, and an error when it runs through a value that
 // is not an object.

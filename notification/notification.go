@@ -77,7 +77,34 @@ type Notification struct {
 	NotBefore time.Time `json:"not_before,omitzero"`
 	// FirstFailedAt is when the first attempt failed; used for age limits.
 	FirstFailedAt time.Time `json:"first_failed_at,omitzero"`
+
+	// Category is the rule's category (templates/categories.yaml): what
+	// preferences, quiet hours and caps apply to. Empty in records written
+	// before categories existed, which count as transactional.
+	Category string `json:"category,omitempty"`
+	// TimeZone is the recipient's IANA zone, for quiet hours and caps at
+	// send time; empty means the class's, then UTC.
+	TimeZone string `json:"time_zone,omitempty"`
+	// DueAt, when set, is when the notification is due: a scheduled one
+	// (routing.yaml schedule), or one deferred by quiet hours or a cap. The
+	// dispatcher and workers hand a notification not yet due to the
+	// scheduler (package schedule) instead of its channel topic.
+	DueAt time.Time `json:"due_at,omitzero"`
+	// Deferred says why it waited: "schedule", "quiet_hours", "cap" or
+	// "retry" (herald trace shows it); empty when it never did.
+	Deferred string `json:"deferred,omitempty"`
+	// CancelKeys are the keys whose cancellation (routing.yaml cancel_on)
+	// withdraws a scheduled notification before it is due.
+	CancelKeys []string `json:"cancel_keys,omitempty"`
 }
+
+// Deferral reasons (Notification.Deferred).
+const (
+	DeferSchedule   = "schedule"
+	DeferQuietHours = "quiet_hours"
+	DeferCap        = "cap"
+	DeferRetry      = "retry"
+)
 
 // NewID derives the notification id. The parts are length-prefixed before
 // hashing so that no two different tuples can collide by concatenation.

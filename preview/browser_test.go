@@ -78,8 +78,8 @@ func copyTree(t *testing.T, src, dst string) {
 			}
 			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
 		}
-		if filepath.Ext(p) == ".go" || (!strings.Contains(rel, string(filepath.Separator)) && rel != "staff.yaml") {
-			return nil // Go files and the README; the roster is the tree's
+		if filepath.Ext(p) == ".go" || (!strings.Contains(rel, string(filepath.Separator)) && filepath.Ext(rel) != ".yaml") {
+			return nil // Go files and the README; staff.yaml and categories.yaml are the tree's
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {

@@ -58,8 +58,8 @@ func shippedTree(tb testing.TB) fstest.MapFS {
 			return err
 		case d.IsDir() && p != "." && (p == "testdata" || strings.HasPrefix(p, ".")):
 			return fs.SkipDir
-		case d.IsDir() || !strings.Contains(p, "/"):
-			return nil // folders, and top-level files (Go sources, README)
+		case d.IsDir() || !strings.Contains(p, "/") && !strings.HasSuffix(p, ".yaml"):
+			return nil // folders, and top-level files but the tree's own (Go sources, README)
 		}
 		b, err := fs.ReadFile(dir, p)
 		base[p] = &fstest.MapFile{Data: b}

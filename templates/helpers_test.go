@@ -66,13 +66,31 @@ func at(m map[string]any, path string) map[string]any {
 
 // plan is what the dispatcher plans for ev: to real subscribers only, so a
 // subscription channel sends nothing from a tree that subscribes nobody.
+// plan plans ev at planTime and returns what goes out at once: not the
+// notifications a schedule holds (planScheduled has those).
 func plan(t testing.TB, s *templates.Set, ev *events.Event) []notification.Notification {
+	t.Helper()
+	now, held := planAll(t, s, ev)
+	_ = held
+	return now
+}
+
+// planAll plans ev at planTime, split into what goes out at once and what
+// waits (DueAt set).
+func planAll(t testing.TB, s *templates.Set, ev *events.Event) (now, held []notification.Notification) {
 	t.Helper()
 	ns, _, err := s.PlanChecked(ev, planTime, nil)
 	if err != nil {
 		t.Fatalf("Plan: %v", err)
 	}
-	return ns
+	for _, n := range ns {
+		if n.DueAt.IsZero() {
+			now = append(now, n)
+		} else {
+			held = append(held, n)
+		}
+	}
+	return now, held
 }
 
 func render(t testing.TB, s *templates.Set, n *notification.Notification) *channels.Message {

@@ -51,6 +51,20 @@ func (l *Live) PlanChecked(ev *events.Event, now time.Time, check func(notificat
 	return l.Current().PlanChecked(ev, now, check)
 }
 
+// PlanWith plans ev with the current set (Set.PlanWith).
+func (l *Live) PlanWith(ev *events.Event, now time.Time, opts PlanOptions) ([]notification.Notification, []Refusal, error) {
+	return l.Current().PlanWith(ev, now, opts)
+}
+
+// Cancels is Set.Cancels with the current set.
+func (l *Live) Cancels(ev *events.Event) []string { return l.Current().Cancels(ev) }
+
+// Recipients is Set.Recipients with the current set.
+func (l *Live) Recipients(ev *events.Event) []string { return l.Current().Recipients(ev) }
+
+// Category is Set.Category with the current set.
+func (l *Live) Category(name string) *Category { return l.Current().Category(name) }
+
 // Render renders n with the current set (Set.Render).
 func (l *Live) Render(n *notification.Notification) (*channels.Message, error) {
 	return l.Current().Render(n)

@@ -91,6 +91,12 @@ func inspect(fsys fs.FS) (*Set, problems, error) {
 	} else {
 		s.roster = r
 	}
+	if c, err := loadCategories(fsys); err != nil {
+		probs.add(CategoriesFile, "%v", err)
+		s.categories = defaultCategories()
+	} else {
+		s.categories = c
+	}
 
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
@@ -120,7 +126,13 @@ func inspect(fsys fs.FS) (*Set, problems, error) {
 	sort.Strings(s.names)
 	for _, name := range s.names {
 		s.checkSamples(fsys, s.types[name], &probs)
+		for _, r := range s.types[name].rules {
+			if s.categories[r.category] == nil {
+				probs.at(name+"/routing.yaml", r.line, 0, "", "%s: category %q is not declared in %s (%s)", r.label(), r.category, CategoriesFile, strings.Join(s.categoryNames(), ", "))
+			}
+		}
 	}
+	s.indexCancels(&probs)
 	return s, probs, nil
 }
 

@@ -23,7 +23,7 @@ import (
 // subscriber for the event type: lint, render and preview show what a
 // subscriber would get. The dispatcher's PlanChecked sends to real ones only.
 func (s *Set) Plan(ev *events.Event, now time.Time) ([]notification.Notification, error) {
-	ns, _, err := s.plan(ev, now, address.Check, true)
+	ns, _, err := s.plan(ev, now, PlanOptions{Check: address.Check}, true)
 	return ns, err
 }
 
@@ -61,10 +61,45 @@ type Refusal struct {
 // type the set does not route, and a poison error (failure.ReasonInvalid)
 // when the event lacks the recipients its routing requires.
 func (s *Set) PlanChecked(ev *events.Event, now time.Time, check func(notification.Channel, string) error) ([]notification.Notification, []Refusal, error) {
-	return s.plan(ev, now, check, false)
+	return s.plan(ev, now, PlanOptions{Check: check}, false)
 }
 
-func (s *Set) plan(ev *events.Event, now time.Time, check func(notification.Channel, string) error, sample bool) ([]notification.Notification, []Refusal, error) {
+// Choices are what a person stored (package prefs) that planning honours
+// over the event's preferences field and the category's defaults.
+type Choices interface {
+	// Allows reports whether the person allows category on ch; decided
+	// is false when they stored nothing that says.
+	Allows(category string, ch notification.Channel) (allow, decided bool)
+	// QuietHours is the person's own quiet window (times only: the
+	// category decides which channels have quiet hours); set is false
+	// when they chose none.
+	QuietHours() (from, to int, set bool)
+	// TimeZone is the zone they chose, "" for none.
+	TimeZone() string
+}
+
+// PlanOptions are PlanWith's inputs besides the event.
+type PlanOptions struct {
+	// Check vets every address (nil means address.Check).
+	Check func(notification.Channel, string) error
+	// Choices returns a person's stored choices, nil when none; nil means
+	// nobody stored any.
+	Choices func(personID string) Choices
+	// NoQuietHours sends at once what quiet hours would defer
+	// (HERALD_QUIET_HOURS=off).
+	NoQuietHours bool
+}
+
+// PlanWith is PlanChecked with people's stored choices: they decide which
+// channels a person gets of each category, and their own quiet hours and
+// time zone. Scheduled rules' notifications get DueAt, Deferred and
+// CancelKeys; one due inside its quiet hours is deferred to their end.
+func (s *Set) PlanWith(ev *events.Event, now time.Time, opts PlanOptions) ([]notification.Notification, []Refusal, error) {
+	return s.plan(ev, now, opts, false)
+}
+
+func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample bool) ([]notification.Notification, []Refusal, error) {
+	check := opts.Check
 	if check == nil {
 		check = address.Check
 	}
@@ -89,17 +124,43 @@ func (s *Set) plan(ev *events.Event, now time.Time, check func(notification.Chan
 				return nil, nil, poison(fmt.Errorf("%s recipients %q: %w", r.eventType, r.recipients, err))
 			}
 		}
+		var due time.Time
+		var keys []string
+		if r.schedule != nil {
+			d, anchor, err := r.schedule.Due(ev)
+			if err != nil {
+				refused = s.refuseRule(refused, ev, r, people, failure.Poisoned(failure.ReasonInvalid, err))
+				continue
+			}
+			if !d.After(now) && !anchor.After(now) {
+				continue // what it reminds of has passed: nothing to send
+			}
+			if d.After(now) {
+				due = d
+			}
+			keys = r.schedule.keys(ev)
+		}
+		cat := s.Category(r.category)
+		if cat == nil { // an undeclared category, which lint reports
+			cat = defaultCategories()[Transactional]
+		}
 		for i := range people {
 			p := &people[i]
-			if s.unreachableElsewhere(ev.Type, p, r.onlyIfUnreachable, check, sample) {
+			var ch Choices
+			if opts.Choices != nil {
+				ch = opts.Choices(p.ID)
+			}
+			allows := func(c notification.Channel) bool { return allowed(ch, p, cat, c) }
+			if s.unreachableElsewhere(ev.Type, p, r.onlyIfUnreachable, check, sample, allows) {
 				continue
 			}
 			locale := p.Locale
 			if locale == "" {
 				locale = fallbackLocale
 			}
+			zone, loc := recipientZone(ch, p, ev)
 			for _, ch := range r.channels {
-				if !p.Allows(string(ch)) {
+				if !allows(ch) {
 					continue
 				}
 				for _, to := range s.addresses(ev.Type, p, ch, sample) {
@@ -113,7 +174,7 @@ func (s *Set) plan(ev *events.Event, now time.Time, check func(notification.Chan
 							Channel: ch, RecipientID: p.ID, Err: err})
 						continue
 					}
-					out = append(out, notification.Notification{
+					n := notification.Notification{
 						ID:          id,
 						EventID:     ev.ID,
 						EventType:   ev.Type,
@@ -125,7 +186,17 @@ func (s *Set) plan(ev *events.Event, now time.Time, check func(notification.Chan
 						Data:        recipientData(base, p),
 						Priority:    r.priority,
 						CreatedAt:   now,
-					})
+						Category:    cat.Name,
+						TimeZone:    zone,
+						CancelKeys:  keys,
+					}
+					if !due.IsZero() {
+						n.DueAt, n.Deferred = due, notification.DeferSchedule
+					}
+					if !opts.NoQuietHours {
+						s.quiet(&n, r, cat, choicesOf(opts, p.ID), loc, now)
+					}
+					out = append(out, n)
 				}
 			}
 		}
@@ -136,9 +207,9 @@ func (s *Set) plan(ev *events.Event, now time.Time, check func(notification.Chan
 // unreachableElsewhere reports whether one of chs can reach p at an address
 // check accepts, in which case a fallback rule does not apply to p: a
 // member whose only push token is malformed still gets the SMS fallback.
-func (s *Set) unreachableElsewhere(eventType string, p *events.Person, chs []notification.Channel, check func(notification.Channel, string) error, sample bool) bool {
+func (s *Set) unreachableElsewhere(eventType string, p *events.Person, chs []notification.Channel, check func(notification.Channel, string) error, sample bool, allows func(notification.Channel) bool) bool {
 	for _, ch := range chs {
-		if !p.Allows(string(ch)) {
+		if !allows(ch) {
 			continue
 		}
 		for _, to := range s.addresses(eventType, p, ch, sample) {
@@ -174,4 +245,126 @@ func poison(err error) error {
 		return err
 	}
 	return failure.Poisoned(failure.ReasonInvalid, err)
+}
+
+// allowed decides whether p gets category cat on ch: what they stored,
+// else the event's preferences field, else the category's default.
+func allowed(c Choices, p *events.Person, cat *Category, ch notification.Channel) bool {
+	if c != nil {
+		if v, ok := c.Allows(cat.Name, ch); ok {
+			return v
+		}
+	}
+	if v, ok := p.Preferences[string(ch)]; ok {
+		return v
+	}
+	return cat.Default(ch)
+}
+
+func choicesOf(opts PlanOptions, id string) Choices {
+	if opts.Choices == nil {
+		return nil
+	}
+	return opts.Choices(id)
+}
+
+// recipientZone is where p's quiet hours are counted: the zone they chose,
+// else theirs in the event, else the class's, else UTC.
+func recipientZone(c Choices, p *events.Person, ev *events.Event) (string, *time.Location) {
+	var names []string
+	if c != nil {
+		names = append(names, c.TimeZone())
+	}
+	names = append(names, p.TimeZone)
+	if tz, ok := ev.Text("class.time_zone"); ok {
+		names = append(names, tz)
+	}
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		if loc, err := time.LoadLocation(n); err == nil {
+			return n, loc
+		}
+	}
+	return "UTC", time.UTC
+}
+
+// QuietWindow is the quiet hours that apply to a notification of rule r
+// (category cat) for a person with choices c: the rule's own, else the
+// category's, with the person's times when they chose some; nil for none.
+func quietWindow(r *rule, cat *Category, c Choices) *Window {
+	w := cat.Quiet
+	if r.quietSet {
+		w = r.quiet
+	}
+	if w == nil || c == nil {
+		return w
+	}
+	if from, to, set := c.QuietHours(); set {
+		if from == to {
+			return nil // the person turned quiet hours off
+		}
+		return &Window{From: from, To: to, Channels: w.Channels}
+	}
+	return w
+}
+
+// quiet defers n to the end of its quiet hours when it is due inside them
+// (now, or its schedule's due time). Priority high goes through.
+func (s *Set) quiet(n *notification.Notification, r *rule, cat *Category, c Choices, loc *time.Location, now time.Time) {
+	if n.Priority == notification.High {
+		return
+	}
+	w := quietWindow(r, cat, c)
+	if !w.Applies(n.Channel) {
+		return
+	}
+	at := now
+	if !n.DueAt.IsZero() {
+		at = n.DueAt
+	}
+	if w.Contains(at, loc) {
+		n.DueAt, n.Deferred = w.End(at, loc), notification.DeferQuietHours
+	}
+}
+
+// refuseRule refuses every message of rule r to people for cause: the
+// rule cannot be planned for this event (a schedule whose time is
+// missing), which costs no other rule's messages.
+func (s *Set) refuseRule(refused []Refusal, ev *events.Event, r *rule, people []events.Person, cause error) []Refusal {
+	for i := range people {
+		for _, ch := range r.channels {
+			refused = append(refused, Refusal{EventID: ev.ID, EventType: ev.Type, Template: r.template,
+				Channel: ch, RecipientID: people[i].ID, Err: cause})
+		}
+	}
+	return refused
+}
+
+// Recipients returns the ids of the people ev's rules may reach, without
+// repeats: whose stored choices planning needs (PlanWith). A rule whose
+// recipients are missing is left out; PlanWith reports it.
+func (s *Set) Recipients(ev *events.Event) []string {
+	t := s.types[ev.Type]
+	if t == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range t.rules {
+		var people []events.Person
+		if strings.HasPrefix(r.recipients, StaffPrefix) {
+			people = s.staffPeople(ev, r.recipients)
+		} else if ps, err := ev.People(r.recipients); err == nil {
+			people = ps
+		}
+		for i := range people {
+			if id := people[i].ID; id != "" && !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	return out
 }

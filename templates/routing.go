@@ -23,16 +23,31 @@ type routingFile struct {
 }
 
 type ruleFile struct {
-	Name              string      `yaml:"name"`
-	Recipients        string      `yaml:"recipients"`
-	Optional          bool        `yaml:"optional"`
-	Channels          channelList `yaml:"channels"`
-	Priority          string      `yaml:"priority"`
-	OnlyIfUnreachable channelList `yaml:"only_if_unreachable"`
-	Email             *emailFile  `yaml:"email"`
-	SMS               *smsFile    `yaml:"sms"`
-	Push              *pushFile   `yaml:"push"`
-	InApp             *pushFile   `yaml:"inapp"`
+	Name              string        `yaml:"name"`
+	Recipients        string        `yaml:"recipients"`
+	Optional          bool          `yaml:"optional"`
+	Channels          channelList   `yaml:"channels"`
+	Priority          string        `yaml:"priority"`
+	OnlyIfUnreachable channelList   `yaml:"only_if_unreachable"`
+	Email             *emailFile    `yaml:"email"`
+	SMS               *smsFile      `yaml:"sms"`
+	Push              *pushFile     `yaml:"push"`
+	InApp             *pushFile     `yaml:"inapp"`
+	Category          string        `yaml:"category"`
+	Schedule          *scheduleFile `yaml:"schedule"`
+	QuietHours        *quietYAML    `yaml:"quiet_hours"`
+}
+
+// scheduleFile is a rule's schedule: send relative to a time in the event's
+// data, withdrawn by the events cancel_on names.
+type scheduleFile struct {
+	Send     string       `yaml:"send"`
+	CancelOn []cancelFile `yaml:"cancel_on"`
+}
+
+type cancelFile struct {
+	Event string `yaml:"event"`
+	Match string `yaml:"match"`
 }
 
 // ruleLines returns the line of each rule under notifications, so problems
@@ -120,6 +135,12 @@ type rule struct {
 	smsUnicode  bool
 	pushData    []string
 	inappData   []string
+
+	category string
+	// quiet overrides the category's quiet hours when quietSet: nil is off.
+	quiet    *Window
+	quietSet bool
+	schedule *Schedule
 
 	// files holds the parsed templates of each channel, by canonical locale.
 	files map[notification.Channel]map[string]*localized
@@ -308,6 +329,27 @@ func parseRouting(eventType, file string, b []byte, probs *problems) (string, fl
 		r.template = eventType
 		if r.name != "" {
 			r.template = eventType + "/" + r.name
+		}
+		r.category = rf.Category
+		if r.category == "" {
+			r.category = Transactional
+		}
+		if q := rf.QuietHours; q != nil {
+			r.quietSet = true
+			if !q.Off {
+				w, err := parseWindow(q)
+				if err != nil {
+					bad("quiet_hours: %v", err)
+				}
+				r.quiet = w
+			}
+		}
+		if rf.Schedule != nil {
+			sc, err := parseSchedule(r.template, rf.Schedule)
+			if err != nil {
+				bad("schedule: %v", err)
+			}
+			r.schedule = sc
 		}
 		rules = append(rules, r)
 	}

@@ -42,6 +42,10 @@ type Set struct {
 	files map[notification.Channel]any
 	// roster is the tree's staff.yaml.
 	roster *Roster
+	// categories is the tree's categories.yaml, by name.
+	categories map[string]*Category
+	// cancelers are the scheduled rules' cancel_on, by cancelling type.
+	cancelers map[string][]canceler
 }
 
 // Roster returns the tree's staff roster (staff.yaml).
@@ -121,7 +125,7 @@ func (s *Set) Description(eventType string) string {
 // The shipped folders. The patterns name file kinds, not event types, so a
 // new folder is embedded without touching this file.
 //
-//go:embed */*.* */samples/*.json staff.yaml
+//go:embed */*.* */samples/*.json staff.yaml categories.yaml
 var shipped embed.FS
 
 var embeddedSet = sync.OnceValues(func() (*Set, error) {

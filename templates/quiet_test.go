@@ -1,0 +1,207 @@
+package templates_test
+
+import (
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/templates"
+)
+
+func london(t *testing.T, s string) time.Time {
+	t.Helper()
+	loc, _ := time.LoadLocation("Europe/London")
+	v, err := time.ParseInLocation("2006-01-02 15:04", s, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func planAt(t *testing.T, s *templates.Set, typ, file string, now time.Time, opts templates.PlanOptions) map[notification.Channel]notification.Notification {
+	t.Helper()
+	ev := decode(t, sample(t, typ, file))
+	ns, _, err := s.PlanWith(ev, now, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[notification.Channel]notification.Notification{}
+	for _, n := range ns {
+		if n.Template == typ {
+			out[n.Channel] = n
+		}
+	}
+	return out
+}
+
+type choices struct {
+	from, to int
+	set      bool
+	zone     string
+	allow    map[string]bool // "category/channel"
+}
+
+func (c choices) Allows(cat string, ch notification.Channel) (bool, bool) {
+	v, ok := c.allow[cat+"/"+string(ch)]
+	return v, ok
+}
+func (c choices) QuietHours() (int, int, bool) { return c.from, c.to, c.set }
+func (c choices) TimeZone() string             { return c.zone }
+
+// A class reminder due at 23:30 in the member's zone waits until 07:00
+// there on the channels quiet hours cover (push); the in-app item is not
+// an interruption and goes at once.
+func TestQuietHoursDeferToTheirEnd(t *testing.T) {
+	s := embedded(t)
+	got := planAt(t, s, "gym.class.reminder", "member-with-push-en.json", london(t, "2026-12-04 23:30"), templates.PlanOptions{})
+	push := got[notification.Push]
+	if want := london(t, "2026-12-05 07:00"); !push.DueAt.Equal(want) || push.Deferred != notification.DeferQuietHours {
+		t.Fatalf("push due %v (%s), want %v (quiet_hours)", push.DueAt, push.Deferred, want)
+	}
+	if in := got[notification.Channel("inapp")]; !in.DueAt.IsZero() {
+		t.Fatalf("in-app deferred to %v; quiet hours cover push and sms", in.DueAt)
+	}
+	if push.TimeZone != "Europe/London" || push.Category != "reminders" {
+		t.Fatalf("zone %q category %q", push.TimeZone, push.Category)
+	}
+	if p := planAt(t, s, "gym.class.reminder", "member-with-push-en.json", london(t, "2026-12-04 12:00"), templates.PlanOptions{})[notification.Push]; !p.DueAt.IsZero() {
+		t.Fatalf("deferred at noon to %v", p.DueAt)
+	}
+	if p := planAt(t, s, "gym.class.reminder", "member-with-push-en.json", london(t, "2026-12-04 23:30"), templates.PlanOptions{NoQuietHours: true})[notification.Push]; !p.DueAt.IsZero() {
+		t.Fatalf("HERALD_QUIET_HOURS=off still deferred to %v", p.DueAt)
+	}
+}
+
+// Priority high goes through quiet hours.
+func TestUrgentGoesThroughQuietHours(t *testing.T) {
+	tree := shippedTree(t)
+	r := string(tree["gym.class.reminder/routing.yaml"].Data)
+	tree["gym.class.reminder/routing.yaml"] = &fstest.MapFile{Data: []byte(strings.Replace(r, "channels: [push]", "channels: [push]\n    priority: high", 1))}
+	s, err := templates.Load(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := planAt(t, s, "gym.class.reminder", "member-with-push-en.json", london(t, "2026-12-04 23:30"), templates.PlanOptions{})[notification.Push]; !p.DueAt.IsZero() || p.Priority != notification.High {
+		t.Fatalf("an urgent push was deferred to %v", p.DueAt)
+	}
+}
+
+// A person's own quiet hours and zone replace the category's times.
+func TestPersonalQuietHours(t *testing.T) {
+	s := embedded(t)
+	late := choices{from: 21 * 60, to: 8 * 60, set: true}
+	opts := templates.PlanOptions{Choices: func(string) templates.Choices { return late }}
+	p := planAt(t, s, "gym.class.reminder", "member-with-push-en.json", london(t, "2026-12-05 07:30"), opts)[notification.Push]
+	if want := london(t, "2026-12-05 08:00"); !p.DueAt.Equal(want) {
+		t.Fatalf("due %v, want %v (the person's 08:00)", p.DueAt, want)
+	}
+	off := choices{set: true} // from == to: the person turned them off
+	opts.Choices = func(string) templates.Choices { return off }
+	if p := planAt(t, s, "gym.class.reminder", "member-with-push-en.json", london(t, "2026-12-04 23:30"), opts)[notification.Push]; !p.DueAt.IsZero() {
+		t.Fatalf("quiet hours turned off still deferred to %v", p.DueAt)
+	}
+	tokyo := choices{zone: "Asia/Tokyo"} // 23:30 London is 08:30 in Tokyo
+	opts.Choices = func(string) templates.Choices { return tokyo }
+	if p := planAt(t, s, "gym.class.reminder", "member-with-push-en.json", london(t, "2026-12-04 23:30"), opts)[notification.Push]; !p.DueAt.IsZero() || p.TimeZone != "Asia/Tokyo" {
+		t.Fatalf("the person's own zone was not used: due %v zone %s", p.DueAt, p.TimeZone)
+	}
+}
+
+// Stored choices decide over the event's preferences field.
+func TestStoredChoicesDecide(t *testing.T) {
+	s := embedded(t)
+	c := choices{allow: map[string]bool{"reminders/push": false}}
+	got := planAt(t, s, "gym.class.reminder", "member-with-push-en.json", london(t, "2026-12-04 12:00"),
+		templates.PlanOptions{Choices: func(string) templates.Choices { return c }})
+	if _, ok := got[notification.Push]; ok {
+		t.Fatal("push planned though the person turned reminders' push off")
+	}
+	if _, ok := got[notification.SMS]; !ok {
+		t.Fatal("no SMS fallback once push was turned off (only_if_unreachable)")
+	}
+}
+
+// The booking's reminder is scheduled two hours before the class, keyed
+// for cancellation by its booking and its class; one due inside quiet
+// hours moves to their end; a booking made less than two hours ahead
+// gets it at once; one for a class that has started gets none.
+func TestScheduledReminder(t *testing.T) {
+	s := embedded(t)
+	ev := decode(t, sample(t, "gym.booking.confirmed", "member-no-push-en.json")) // class 2026-11-24 18:30Z, London
+	plan := func(now time.Time) *notification.Notification {
+		ns, _, err := s.PlanWith(ev, now, templates.PlanOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range ns {
+			if ns[i].Template == "gym.booking.confirmed/reminder" {
+				return &ns[i]
+			}
+		}
+		return nil
+	}
+	n := plan(time.Date(2026, 11, 21, 9, 12, 0, 0, time.UTC))
+	if n == nil || n.Channel != notification.SMS {
+		t.Fatalf("no SMS reminder for a member without push: %+v", n)
+	}
+	if want := time.Date(2026, 11, 24, 16, 30, 0, 0, time.UTC); !n.DueAt.Equal(want) || n.Deferred != notification.DeferSchedule {
+		t.Fatalf("due %v (%s), want %v", n.DueAt, n.Deferred, want)
+	}
+	if len(n.CancelKeys) != 2 || !strings.Contains(strings.Join(n.CancelKeys, " "), "booking_id=bkg_3VN8QW2E") {
+		t.Fatalf("cancel keys %v", n.CancelKeys)
+	}
+	if n := plan(time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC)); n == nil || !n.DueAt.IsZero() {
+		t.Fatalf("booked 90 minutes ahead: %+v, want the reminder at once", n)
+	}
+	if n := plan(time.Date(2026, 11, 24, 18, 31, 0, 0, time.UTC)); n != nil {
+		t.Fatalf("a reminder for a class that has started: %+v", n)
+	}
+	cancel := decode(t, sample(t, "gym.booking.cancelled", "member-en-with-reason.json"))
+	keys := s.Cancels(cancel)
+	if len(keys) != 1 || !strings.HasPrefix(keys[0], "gym.booking.confirmed/reminder|booking_id=") {
+		t.Fatalf("a booking's cancellation withdraws %v", keys)
+	}
+}
+
+// Lint catches what would fail at 3 a.m.
+func TestScheduleLint(t *testing.T) {
+	for _, tc := range []struct{ name, file, from, to, want string }{
+		{"missing field", "gym.booking.confirmed/routing.yaml", "send: class.starts_at - 2h", "send: class.begins_at - 2h", "no sample of gym.booking.confirmed has an RFC 3339 time at data.class.begins_at"},
+		{"unknown cancel event", "gym.booking.confirmed/routing.yaml", "event: gym.booking.cancelled", "event: gym.booking.canceled", "cancellation can never match"},
+		{"cancel field", "gym.booking.confirmed/routing.yaml", "match: booking_id}", "match: booking_ref}", "no sample of gym.booking.cancelled has data.booking_ref"},
+		{"bad send", "gym.booking.confirmed/routing.yaml", "send: class.starts_at - 2h", "send: two hours before", "is not \"<data path>"},
+		{"cap of zero", "categories.yaml", "{channel: push, max: 3", "{channel: push, max: 0", "a cap of zero"},
+		{"undeclared category", "gym.class.reminder/routing.yaml", "category: reminders", "category: remindres", "category \"remindres\" is not declared"},
+		{"bad quiet hours", "categories.yaml", `from: "22:00", to: "07:00", channels: [push, sms]}`, `from: "25:00", to: "07:00"}`, "not a time of day"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tree := shippedTree(t)
+			b := string(tree[tc.file].Data)
+			if !strings.Contains(b, tc.from) {
+				t.Fatalf("%s lacks %q", tc.file, tc.from)
+			}
+			tree[tc.file] = &fstest.MapFile{Data: []byte(strings.Replace(b, tc.from, tc.to, 1))}
+			_, err := templates.Load(tree)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load: %v; want a problem containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// Window.End: the next local end, even across a daylight-saving change.
+func TestWindowEndAcrossDST(t *testing.T) {
+	ny, _ := time.LoadLocation("America/New_York")
+	w := &templates.Window{From: 22 * 60, To: 2*60 + 30}
+	// 8 March 2026: clocks go from 02:00 to 03:00; 02:30 does not exist.
+	at := time.Date(2026, 3, 8, 1, 0, 0, 0, ny)
+	end := w.End(at, ny)
+	if !end.After(at) || end.Sub(at) > 3*time.Hour {
+		t.Fatalf("end %v for %v", end, at)
+	}
+	if !w.Contains(time.Date(2026, 3, 7, 23, 0, 0, 0, ny), ny) || w.Contains(time.Date(2026, 3, 7, 12, 0, 0, 0, ny), ny) {
+		t.Fatal("Contains is wrong across midnight")
+	}
+}

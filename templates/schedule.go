@@ -1,0 +1,202 @@
+package templates
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/gymhq/herald/events"
+)
+
+// Schedule is a rule's schedule (routing.yaml schedule:): its notifications
+// are due at a time in the event's data plus an offset, and withdrawn when
+// an event cancel_on names arrives with the same value at its match path.
+type Schedule struct {
+	// Path is the dot path of an RFC 3339 time in the event's data.
+	Path string
+	// Offset is added to it: -2h is two hours before.
+	Offset time.Duration
+	// CancelOn are the events that withdraw it.
+	CancelOn []CancelRule
+	template string
+}
+
+// CancelRule withdraws a scheduled notification: an event of type Event
+// whose data has at Match the value the scheduling event has there.
+type CancelRule struct {
+	Event string
+	Match string
+}
+
+// MaxScheduleAhead bounds how far ahead a notification may be scheduled:
+// the schedule topic keeps its records for HERALD_SCHEDULE_RETENTION, which
+// must outlast it (docs/scheduling.md).
+const MaxScheduleAhead = 90 * 24 * time.Hour
+
+var sendRE = regexp.MustCompile(`^\s*([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)\s*(?:([+-])\s*([0-9][0-9a-z.]*))?\s*$`)
+
+func parseSchedule(template string, f *scheduleFile) (*Schedule, error) {
+	m := sendRE.FindStringSubmatch(f.Send)
+	if m == nil {
+		return nil, fmt.Errorf("send %q is not \"<data path> [+|- <duration>]\", e.g. \"class.starts_at - 2h\"", f.Send)
+	}
+	sc := &Schedule{Path: m[1], template: template}
+	if m[3] != "" {
+		d, err := time.ParseDuration(m[3])
+		if err != nil || d > MaxScheduleAhead {
+			return nil, fmt.Errorf("send %q: %q is not a duration up to %v (e.g. 2h, 30m)", f.Send, m[3], MaxScheduleAhead)
+		}
+		if m[2] == "-" {
+			d = -d
+		}
+		sc.Offset = d
+	}
+	seen := map[CancelRule]bool{}
+	for i, c := range f.CancelOn {
+		cr := CancelRule{Event: c.Event, Match: c.Match}
+		switch {
+		case !eventTypeRE.MatchString(cr.Event):
+			return nil, fmt.Errorf("cancel_on[%d]: event %q is not an event type", i, cr.Event)
+		case !pathRE.MatchString(cr.Match):
+			return nil, fmt.Errorf("cancel_on[%d]: match %q is not a dot path into both events' data, e.g. booking_id", i, cr.Match)
+		case seen[cr]:
+			return nil, fmt.Errorf("cancel_on[%d] repeats an earlier one", i)
+		}
+		seen[cr] = true
+		sc.CancelOn = append(sc.CancelOn, cr)
+	}
+	return sc, nil
+}
+
+// String is the schedule as written.
+func (sc *Schedule) String() string {
+	switch {
+	case sc.Offset < 0:
+		return sc.Path + " - " + (-sc.Offset).String()
+	case sc.Offset > 0:
+		return sc.Path + " + " + sc.Offset.String()
+	}
+	return sc.Path
+}
+
+// Due returns when ev's notification is due and the time it is relative
+// to (anchor); an error when ev has no RFC 3339 time at the path.
+func (sc *Schedule) Due(ev *events.Event) (due, anchor time.Time, err error) {
+	v, ok := ev.Text(sc.Path)
+	if !ok {
+		return time.Time{}, time.Time{}, fmt.Errorf("schedule: data.%s is missing; the rule sends %s", sc.Path, sc)
+	}
+	anchor, err = time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("schedule: data.%s is not an RFC 3339 time", sc.Path)
+	}
+	return anchor.Add(sc.Offset), anchor, nil
+}
+
+// keys returns the cancel keys of ev's notification under sc: one per
+// cancel rule whose match path ev has.
+func (sc *Schedule) keys(ev *events.Event) []string {
+	var out []string
+	for _, c := range sc.CancelOn {
+		if v, ok := ev.Text(c.Match); ok && v != "" {
+			out = append(out, CancelKey(sc.template, c.Match, v))
+		}
+	}
+	return out
+}
+
+// CancelKey is the key that joins a scheduled notification of template to
+// the events that cancel it: the match path and its value.
+func CancelKey(template, match, value string) string {
+	return template + "|" + match + "=" + value
+}
+
+// Cancels returns the cancel keys ev withdraws: for every scheduled rule
+// in the tree whose cancel_on names ev's type, the key of ev's value at the
+// rule's match path. Sorted, without repeats; none for most events.
+func (s *Set) Cancels(ev *events.Event) []string {
+	if s == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range s.cancelers[ev.Type] {
+		if v, ok := ev.Text(c.match); ok && v != "" {
+			out = append(out, CancelKey(c.template, c.match, v))
+		}
+	}
+	sort.Strings(out)
+	return compactStrings(out)
+}
+
+func compactStrings(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// canceler is one cancel_on of a scheduled rule, indexed by the cancelling
+// event type.
+type canceler struct {
+	template, match string
+}
+
+// indexCancels builds s.cancelers from the rules' schedules and reports a
+// cancel rule that can never match: an event type the tree does not route
+// nor knows, or a match path neither event's samples have.
+func (s *Set) indexCancels(probs *problems) {
+	s.cancelers = map[string][]canceler{}
+	for _, name := range s.names {
+		for _, r := range s.types[name].rules {
+			if r.schedule == nil {
+				continue
+			}
+			for _, c := range r.schedule.CancelOn {
+				s.cancelers[c.Event] = append(s.cancelers[c.Event], canceler{template: r.template, match: c.Match})
+				file := name + "/routing.yaml"
+				if _, ok := s.types[c.Event]; !ok {
+					probs.at(file, r.line, 0, "", "%s: cancel_on event %q has no folder in this tree, so it never arrives routed and the cancellation can never match; add its folder or correct the name", r.label(), c.Event)
+					continue
+				}
+				if !samplesHave(s.samples[c.Event], c.Match) {
+					probs.at(file, r.line, 0, "", "%s: cancel_on %s: no sample of %s has data.%s, so the cancellation can never match", r.label(), c.Event, c.Event, c.Match)
+				}
+				if !samplesHave(s.samples[name], c.Match) {
+					probs.at(file, r.line, 0, "", "%s: cancel_on %s: no sample of %s has data.%s, so its notifications have no key to cancel by", r.label(), c.Event, name, c.Match)
+				}
+			}
+			if !samplesHaveTime(s.samples[name], r.schedule.Path) {
+				probs.at(name+"/routing.yaml", r.line, 0, "", "%s: schedule send %q: no sample of %s has an RFC 3339 time at data.%s", r.label(), r.schedule.String(), name, r.schedule.Path)
+			}
+		}
+	}
+}
+
+func samplesHave(samples []Sample, path string) bool {
+	for i := range samples {
+		if ev := samples[i].Event; ev != nil {
+			if v, ok := ev.Text(path); ok && v != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func samplesHaveTime(samples []Sample, path string) bool {
+	for i := range samples {
+		if ev := samples[i].Event; ev != nil {
+			if v, ok := ev.Text(path); ok {
+				if _, err := time.Parse(time.RFC3339, v); err == nil {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
