@@ -262,6 +262,8 @@ type Config struct {
 	BreakerFailures              int
 	BreakerOpenFor               time.Duration
 
+	// Schedule is the scheduler's settings (config/schedule.go).
+	Schedule Schedule
 	// Idempotency is on in production; off is a measurement and test switch.
 	Idempotency IdempotencyMode
 }

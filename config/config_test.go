@@ -97,7 +97,7 @@ func wantError(t *testing.T, err error, name, want string) {
 }
 
 func TestDefaults(t *testing.T) {
-	c, err := config.Load([]string{"--role", "dispatcher"}, env{"HERALD_KAFKA_BROKERS": "localhost:9092"}.get)
+	c, err := config.Load([]string{"--role", "dispatcher"}, env{"HERALD_KAFKA_BROKERS": "localhost:9092", "HERALD_REDIS_URL": "redis://localhost:6379"}.get)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +120,10 @@ func TestDefaults(t *testing.T) {
 		RetryMaxAge:          24 * time.Hour,
 		IdempotencyLease:     45 * time.Second,
 		IdempotencyRetention: 168 * time.Hour,
+		RedisURL:             "redis://localhost:6379",
+		RedisMode:            config.RedisSingle,
+		RedisAllowEviction:   config.Off,
+		Schedule:             config.Schedule{Retention: 720 * time.Hour, Tick: 100 * time.Millisecond, QuietHours: config.On},
 		Security:             config.Security{KafkaSASLMechanism: config.KafkaSASLNone, KafkaTLS: config.Off},
 		HTTPAddr:             ":9090",
 		LogLevel:             config.LogInfo,
@@ -299,10 +303,11 @@ func TestRoleRequirements(t *testing.T) {
 		env     env
 		wantErr string // exact; "" is success
 	}{
-		{"dispatcher needs only brokers", "dispatcher", brokers, ""},
-		{"dispatcher without brokers", "dispatcher", env{}, "HERALD_KAFKA_BROKERS: required for role dispatcher"},
+		{"dispatcher needs brokers and redis", "dispatcher", brokers.with("HERALD_REDIS_URL", "redis://redis:6379"), ""},
+		{"dispatcher without brokers", "dispatcher", env{"HERALD_REDIS_URL": "redis://redis:6379"}, "HERALD_KAFKA_BROKERS: required for role dispatcher"},
+		{"dispatcher without redis", "dispatcher", brokers, "HERALD_REDIS_URL: required for role dispatcher"},
 		// Channels the role does not run are neither read nor checked.
-		{"dispatcher ignores channel settings", "dispatcher", brokers.with(
+		{"dispatcher ignores channel settings", "dispatcher", brokers.with("HERALD_REDIS_URL", "redis://redis:6379",
 			"HERALD_SMTP_TLS", "maybe",
 			"HERALD_SMTP_PASSWORD_FILE", "/nonexistent/password",
 			"HERALD_FCM_CREDENTIALS_FILE", "/nonexistent/sa.json"), ""},
@@ -707,7 +712,7 @@ func TestRedacted(t *testing.T) {
 	}
 
 	// A role lists only what it reads.
-	c, err = config.Load([]string{"--role=dispatcher"}, env{"HERALD_KAFKA_BROKERS": "k:1"}.get)
+	c, err = config.Load([]string{"--role=dispatcher"}, env{"HERALD_KAFKA_BROKERS": "k:1", "HERALD_REDIS_URL": "redis://r:6379"}.get)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -720,6 +725,7 @@ func TestValidateBuiltInCode(t *testing.T) {
 	c := config.Defaults()
 	c.Role = config.RoleDispatcher
 	c.KafkaBrokers = []string{"localhost:9092"}
+	c.RedisURL = "redis://localhost:6379"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate() = %v", err)
 	}
@@ -756,7 +762,7 @@ func TestSMSPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := config.Load([]string{"--role", "dispatcher"}, env{"HERALD_KAFKA_BROKERS": "localhost:9092",
+			c, err := config.Load([]string{"--role", "dispatcher"}, env{"HERALD_KAFKA_BROKERS": "localhost:9092", "HERALD_REDIS_URL": "redis://localhost:6379",
 				"HERALD_SMS_ALLOWED_COUNTRIES": tt.allowed, "HERALD_SMS_DENIED_PREFIXES": tt.denied}.get)
 			if err != nil {
 				t.Fatal(err)

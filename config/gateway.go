@@ -30,6 +30,15 @@ type Gateway struct {
 	// AllowedOrigins are the browser origins allowed to call the gateway
 	// (CORS and WebSocket); empty is same-origin only, "*" any.
 	AllowedOrigins []string
+
+	// PublicURL is the gateway as people's mail clients reach it (the
+	// one-click unsubscribe links point below it); UnsubscribeSecret signs
+	// those links and UnsubscribeTTL is how long one works. Read by the
+	// email role, which makes the links, and the gateway, which takes
+	// them (prefs.go).
+	PublicURL         string
+	UnsubscribeSecret string
+	UnsubscribeTTL    time.Duration
 }
 
 // The gateway's variables, appended to the registry.

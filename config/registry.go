@@ -141,7 +141,7 @@ var registry = []*variable{
 			"Its `maxmemory-policy` must be `noeviction` (see `HERALD_REDIS_ALLOW_EVICTION`). " +
 			"A secret because it may carry the password; prefer `HERALD_REDIS_URL_FILE`.",
 		secret: true, redact: redactRedisURL,
-		required: []Role{RoleChannels, RoleGateway},
+		required: []Role{RoleDispatcher, RoleChannels, RoleGateway},
 		bind:     text(func(c *Config) *string { return &c.RedisURL }, "redis://, rediss:// or unix:// URL(s)", redisURLs),
 	},
 	{
@@ -151,14 +151,14 @@ var registry = []*variable{
 			"`sentinel`: a master found through Sentinel; `HERALD_REDIS_URL` lists the sentinels, `HERALD_REDIS_MASTER_NAME` names the master, and herald follows failovers; " +
 			"the credentials and TLS settings are used with the sentinels as well as the master. " +
 			"A `single` URL that reaches a cluster node or a sentinel stops the worker at start, naming the mode to set.",
-		scope: []Role{RoleChannels, RoleGateway},
+		scope: []Role{RoleDispatcher, RoleChannels, RoleGateway},
 		bind:  enum(func(c *Config) *RedisMode { return &c.RedisMode }, RedisSingle, RedisCluster, RedisSentinel),
 		rule:  redisModeRule,
 	},
 	{
 		name: "HERALD_REDIS_MASTER_NAME", group: "Idempotency",
 		doc:   "The master's name in the sentinels' configuration (`sentinel monitor <name> ...`). Required with `HERALD_REDIS_MODE=sentinel`, and only then.",
-		scope: []Role{RoleChannels, RoleGateway},
+		scope: []Role{RoleDispatcher, RoleChannels, RoleGateway},
 		bind:  text(func(c *Config) *string { return &c.RedisMasterName }, "a Sentinel master name", nil),
 		rule: func(c *Config) error {
 			switch {
@@ -176,7 +176,7 @@ var registry = []*variable{
 			"An evicting Redis under memory pressure drops sent keys, so a repeated event is delivered again, and can drop a whole channel's suppression list, so herald texts people who said STOP. " +
 			"A policy changed to an evicting one while the worker runs makes it unready (`/readyz`) until it is changed back. " +
 			"`on` runs anyway (for a Redis whose losses you accept), logs a warning and sets `herald_redis_eviction_policy_unsafe` to 1 while a master evicts.",
-		scope: []Role{RoleChannels, RoleGateway},
+		scope: []Role{RoleDispatcher, RoleChannels, RoleGateway},
 		bind:  enum(func(c *Config) *Switch { return &c.RedisAllowEviction }, Off, On),
 	},
 	{

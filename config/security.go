@@ -187,18 +187,18 @@ var securityVars = []*variable{
 	{
 		name: "HERALD_REDIS_USERNAME", group: "Redis security",
 		doc: "Redis ACL user (Redis 6+), instead of a user in `HERALD_REDIS_URL`. " +
-			"The user needs `+@scripting +ping +info +get +set +time +del +pexpire +pttl +hmget +hget +hset +hsetnx +hdel +hscan` on `~herald:* ~rate:herald:*` " +
+			"The user needs `+@scripting +ping +info +get +set +time +del +pexpire +pttl +hmget +hget +hset +hsetnx +hdel +hscan +hexists +zadd +zrem +zscore +zcard +zrange +zrangebyscore +zremrangebyscore +sadd +srem +smembers` on `~herald:* ~rate:herald:*` " +
 			"(and `+cluster|slots` with `HERALD_REDIS_MODE=cluster`); `+@all ~*` is simplest. " +
 			"A user that may not run one of the start-up checks (`PING`, `EVAL`, `INFO`) stops the worker at start with one line. " +
 			"Empty with a password authenticates as the `default` user (`requirepass`).",
-		scope: []Role{RoleChannels, RoleGateway},
+		scope: []Role{RoleDispatcher, RoleChannels, RoleGateway},
 		bind:  text(func(c *Config) *string { return &c.RedisUsername }, "", nil),
 	},
 	{
 		name: "HERALD_REDIS_PASSWORD", group: "Redis security",
 		doc: "Redis password, instead of one in `HERALD_REDIS_URL`; prefer `HERALD_REDIS_PASSWORD_FILE`, so the URL can live in a ConfigMap. " +
 			"A refused login stops the worker at start with one line.",
-		secret: true, scope: []Role{RoleChannels, RoleGateway},
+		secret: true, scope: []Role{RoleDispatcher, RoleChannels, RoleGateway},
 		bind: text(func(c *Config) *string { return &c.RedisPassword }, "", nil),
 		rule: func(c *Config) error {
 			if (c.RedisPassword != "" || c.RedisUsername != "") && redisURLHasPassword(c.RedisURL) {
@@ -211,21 +211,21 @@ var securityVars = []*variable{
 		name: "HERALD_REDIS_TLS_CA_FILE", group: "Redis security",
 		doc: "PEM file of the CA certificates that sign the Redis server's certificate, instead of the system roots. " +
 			"Needs a `rediss://` URL (which turns TLS on).",
-		scope: []Role{RoleChannels, RoleGateway},
+		scope: []Role{RoleDispatcher, RoleChannels, RoleGateway},
 		bind:  text(func(c *Config) *string { return &c.RedisTLSCAFile }, "path to a PEM file", pemCAFile),
 		rule:  needsRediss(func(c *Config) bool { return c.RedisTLSCAFile != "" }),
 	},
 	{
 		name: "HERALD_REDIS_TLS_CERT_FILE", group: "Redis security",
 		doc:   "PEM client certificate for Redis servers that require one (`tls-auth-clients yes`), with `HERALD_REDIS_TLS_KEY_FILE`. Needs a `rediss://` URL.",
-		scope: []Role{RoleChannels, RoleGateway},
+		scope: []Role{RoleDispatcher, RoleChannels, RoleGateway},
 		bind:  text(func(c *Config) *string { return &c.RedisTLSCertFile }, "path to a PEM file", nil),
 		rule:  needsRediss(func(c *Config) bool { return c.RedisTLSCertFile != "" }),
 	},
 	{
 		name: "HERALD_REDIS_TLS_KEY_FILE", group: "Redis security",
 		doc:   "PEM private key of `HERALD_REDIS_TLS_CERT_FILE`; loaded and checked at start.",
-		scope: []Role{RoleChannels, RoleGateway},
+		scope: []Role{RoleDispatcher, RoleChannels, RoleGateway},
 		bind:  text(func(c *Config) *string { return &c.RedisTLSKeyFile }, "path to a PEM file", nil),
 		rule: keyPairRule("HERALD_REDIS_TLS_CERT_FILE",
 			func(c *Config) string { return c.RedisTLSCertFile }, func(c *Config) string { return c.RedisTLSKeyFile }),

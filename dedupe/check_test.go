@@ -13,7 +13,9 @@ import (
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/caps"
 	"github.com/gymhq/herald/protect"
+	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/suppress"
 )
 
@@ -155,7 +157,9 @@ func TestCheckWaitsForRedis(t *testing.T) {
 // (HERALD_REDIS_USERNAME): scripts and the commands they run, the start-up
 // checks, the suppression list, and redis_rate's script.
 var aclCommands = []string{"+@scripting", "+ping", "+info", "+get", "+set", "+time", "+del", "+pexpire", "+pttl",
-	"+hmget", "+hget", "+hset", "+hsetnx", "+hdel", "+hscan"}
+	"+hmget", "+hget", "+hset", "+hsetnx", "+hdel", "+hscan",
+	// the scheduler's index and the frequency caps (sorted sets and sets)
+	"+hexists", "+zadd", "+zrem", "+zscore", "+zcard", "+zrange", "+zrangebyscore", "+zremrangebyscore", "+sadd", "+srem", "+smembers"}
 
 // TestDocumentedACLUser: a user with exactly the documented commands on the
 // documented keys passes every check and runs every store, list and limiter
@@ -208,6 +212,37 @@ func TestDocumentedACLUser(t *testing.T) {
 	}
 	if _, err := protect.NewRedisLimiter(client, "herald:email", 10).Wait(ctx); err != nil {
 		t.Errorf("rate limiter: %v", err)
+	}
+	// The scheduler's index and the frequency caps (the dispatcher and
+	// every channel role run them).
+	idx := schedule.NewRedis(client, schedule.RedisOptions{})
+	now := time.Now()
+	if _, err := idx.Add(ctx, []schedule.Entry{{ID: "n1", Due: now, Keys: []string{"k1"}, Record: []byte("{}")}, {ID: "n2", Due: now, Keys: []string{"k2"}, Record: []byte("{}")}}); err != nil {
+		t.Errorf("schedule add: %v", err)
+	}
+	if _, err := idx.Cancel(ctx, []string{"k2"}, time.Hour); err != nil {
+		t.Errorf("schedule cancel: %v", err)
+	}
+	if es, err := idx.Due(ctx, now, 10, time.Minute); err != nil || len(es) != 1 {
+		t.Errorf("schedule due: %v %v", es, err)
+	}
+	if err := idx.Done(ctx, []string{"n1"}, time.Hour); err != nil {
+		t.Errorf("schedule done: %v", err)
+	}
+	if _, err := idx.Missing(ctx, 2); err != nil {
+		t.Errorf("schedule missing: %v", err)
+	}
+	if err := idx.MarkReady(ctx, 0); err != nil {
+		t.Errorf("schedule ready: %v", err)
+	}
+	if _, err := idx.Lock(ctx, 0, "me", time.Minute); err != nil {
+		t.Errorf("schedule lock: %v", err)
+	}
+	if _, err := idx.Pending(ctx); err != nil {
+		t.Errorf("schedule pending: %v", err)
+	}
+	if _, err := caps.NewRedis(client, "").Take(ctx, caps.Key("p", "push", "reminders"), "n1", caps.Limit{Max: 1, Per: time.Hour}, now); err != nil {
+		t.Errorf("frequency cap: %v", err)
 	}
 
 	other := connect(t, dedupe.Target{URL: srv.URL(), Security: dedupe.Security{Username: "noinfo", Password: "pw"}})

@@ -31,13 +31,14 @@ import (
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/topics"
 )
 
 // Dispatcher publishes the notifications planned for each event.
 type Dispatcher struct {
 	Planner interface {
-		PlanEvent(raw []byte) (*EventPlan, error)
+		PlanEvent(ctx context.Context, raw []byte) (*EventPlan, error)
 	}
 	Publisher queue.Publisher
 	Logger    *zap.Logger
@@ -49,8 +50,10 @@ const HeaderEventID = "herald-event-id"
 
 // Handle plans and publishes one event record.
 func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
-	plan, err := d.Planner.PlanEvent(m.Value)
+	plan, err := d.Planner.PlanEvent(ctx, m.Value)
 	switch {
+	case failure.IsRetryable(err):
+		return err // preferences unavailable: the runtime tries again
 	case errors.Is(err, ErrUnknownType):
 		d.Metrics.Events.WithLabelValues(obs.EventUnknown).Inc()
 		d.Logger.Debug("event type has no routing; skipped", zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
@@ -60,12 +63,22 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 	}
 	ns := plan.Notifications
 	d.Metrics.Fanout.Observe(float64(len(ns)))
-	if len(ns) == 0 && len(plan.Refused) == 0 {
+	if len(ns) == 0 && len(plan.Refused) == 0 && len(plan.Cancels) == 0 {
 		d.Metrics.Events.WithLabelValues(obs.EventNoRecipients).Inc()
 		return nil
 	}
-	msgs := make([]queue.Message, 0, len(ns)+len(plan.Refused))
+	msgs := make([]queue.Message, 0, len(ns)+len(plan.Refused)+1)
 	now := time.Now()
+	if len(plan.Cancels) > 0 {
+		// In the same Publish as the event's schedules: an event that both
+		// schedules and cancels (a re-booking) is applied whole or not.
+		c, err := schedule.Message(&schedule.Record{Kind: schedule.KindCancel, Keys: plan.Cancels, EventID: plan.EventID, At: now})
+		if err != nil {
+			return d.deadLetter(ctx, m, err)
+		}
+		msgs = append(msgs, c)
+	}
+	held := 0
 	var refused error // the first notification that can never be written
 	for i := range ns {
 		n := &ns[i]
@@ -80,6 +93,21 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 		hs := make([]queue.Header, 0, len(m.Headers)+1)
 		hs = append(hs, m.Headers...) // trace context and the producer's own headers travel on
 		hs = append(hs, queue.Header{Key: HeaderEventID, Value: []byte(n.EventID)})
+		if n.DueAt.After(plan.Now) {
+			// Not due yet (scheduled, or in quiet hours): the scheduler
+			// holds it and publishes it to its channel topic when due.
+			r, err := schedule.Schedule(n, n.DueAt, topics.Channel(n.Channel), now)
+			if err == nil {
+				var sm queue.Message
+				if sm, err = schedule.Message(r); err == nil {
+					msgs = append(msgs, sm)
+					held++
+					continue
+				}
+			}
+			refused = cmp.Or(refused, err)
+			continue
+		}
 		msgs = append(msgs, queue.Message{Topic: topics.Channel(n.Channel), Key: []byte(n.RecipientID), Value: b, Headers: hs, Time: now})
 	}
 	msgs = append(msgs, refusals(m, plan.Refused)...)
@@ -93,6 +121,14 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 		return d.deadLetter(ctx, m, refused)
 	}
 	d.refused(m, plan.Refused)
+	if held > 0 {
+		for i := range ns {
+			if ns[i].DueAt.After(plan.Now) {
+				d.Metrics.Schedule.Held.WithLabelValues(string(ns[i].Channel), ns[i].Deferred).Inc()
+				d.Metrics.Notifications.WithLabelValues(string(ns[i].Channel), obs.OutcomeDeferred, "").Inc()
+			}
+		}
+	}
 	if len(ns) == 0 {
 		d.Metrics.Events.WithLabelValues(obs.EventNoRecipients).Inc()
 		return nil

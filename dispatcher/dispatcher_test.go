@@ -21,7 +21,7 @@ import (
 
 type plan []notification.Notification
 
-func (p plan) PlanEvent([]byte) (*dispatcher.EventPlan, error) {
+func (p plan) PlanEvent(context.Context, []byte) (*dispatcher.EventPlan, error) {
 	return &dispatcher.EventPlan{Notifications: p}, nil
 }
 

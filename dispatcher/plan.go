@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -27,68 +28,126 @@ type Planner struct {
 	// Templates is a *templates.Set, or a *templates.Live that a changed
 	// template directory replaces while the dispatcher runs.
 	Templates Routes
-	// Now stamps CreatedAt; nil means time.Now. It never affects IDs.
+	// Now stamps CreatedAt and decides quiet hours and schedules; nil means
+	// time.Now. It never affects IDs.
 	Now func() time.Time
 	// SMS decides which phone numbers may be texted (allowed countries,
 	// denied premium ranges); nil means address.DefaultSMSPolicy.
 	SMS *address.SMSPolicy
+	// Choices looks up people's stored preferences (package prefs), in one
+	// round trip for the event's recipients; nil means none are stored.
+	// An error is retryable: the event is tried again.
+	Choices func(ctx context.Context, ids []string) (map[string]templates.Choices, error)
+	// NoQuietHours sends at once what quiet hours would defer.
+	NoQuietHours bool
+	// MaxAhead bounds how far ahead a notification may be scheduled (the
+	// schedule topic's retention less a day); one due later is refused.
+	// Zero means no bound.
+	MaxAhead time.Duration
 }
 
 // Routes is what the planner needs of a template set.
 type Routes interface {
 	Known(eventType string) bool
-	PlanChecked(ev *events.Event, now time.Time, check func(notification.Channel, string) error) ([]notification.Notification, []templates.Refusal, error)
+	PlanWith(ev *events.Event, now time.Time, opts templates.PlanOptions) ([]notification.Notification, []templates.Refusal, error)
+	Cancels(ev *events.Event) []string
+	Recipients(ev *events.Event) []string
 }
 
 // Refusal is one recipient's message on one channel that will not be sent
 // because its address was refused (templates.Refusal).
 type Refusal = templates.Refusal
 
-// EventPlan is what one event becomes: the notifications to publish, and
-// the messages refused per recipient, which go to the DLQ on their own.
+// EventPlan is what one event becomes: the notifications to publish, the
+// messages refused per recipient, which go to the DLQ on their own, and
+// the cancel keys of scheduled notifications the event withdraws.
 type EventPlan struct {
 	Notifications []notification.Notification
 	Refused       []Refusal
+	Cancels       []string
+	// EventID is the event's id; Now the time the plan was made at.
+	EventID string
+	Now     time.Time
 }
 
-// Plan decodes raw and plans its deliverable notifications, leaving out any
-// whose address is refused (PlanEvent reports those). Errors are as for
+// Plan decodes raw and plans the notifications that go out at once,
+// leaving out any whose address is refused and any not due yet (a
+// schedule, quiet hours): PlanEvent reports those. Errors are as for
 // PlanEvent.
 func (p *Planner) Plan(raw []byte) ([]notification.Notification, error) {
-	ep, err := p.PlanEvent(raw)
+	ep, err := p.PlanEvent(context.Background(), raw)
 	if err != nil {
 		return nil, err
 	}
-	return ep.Notifications, nil
+	now := ep.Notifications[:0:0]
+	for _, n := range ep.Notifications {
+		if !n.DueAt.After(ep.Now) {
+			now = append(now, n)
+		}
+	}
+	return now, nil
 }
 
 // PlanEvent decodes raw and plans its notifications. Errors are
-// ErrUnknownType (skip), or poison from decoding and validation
-// (dead-letter) with their reason: what makes the whole event unusable.
-// A recipient's bad or disallowed address is not an error: it is one
-// Refusal, and everyone else's messages are still planned. An event with no
-// reachable recipient yields none and no error.
-func (p *Planner) PlanEvent(raw []byte) (*EventPlan, error) {
+// ErrUnknownType (skip), poison from decoding and validation
+// (dead-letter) with their reason: what makes the whole event unusable,
+// or a retryable failure to look up preferences. A recipient's bad or
+// disallowed address is not an error: it is one Refusal, and everyone
+// else's messages are still planned. An event with no reachable recipient
+// yields none and no error.
+func (p *Planner) PlanEvent(ctx context.Context, raw []byte) (*EventPlan, error) {
 	ev, err := events.Decode(raw)
 	if err != nil {
 		return nil, err
 	}
 	if !p.Templates.Known(ev.Type) {
+		cancels := p.Templates.Cancels(ev)
+		if len(cancels) > 0 { // an event routed only to cancel schedules
+			return &EventPlan{Cancels: cancels, EventID: ev.ID, Now: p.now()}, nil
+		}
 		return nil, fmt.Errorf("%w %q", ErrUnknownType, ev.Type)
 	}
-	now := time.Now
-	if p.Now != nil {
-		now = p.Now
-	}
+	now := p.now()
 	policy := p.SMS
 	if policy == nil {
 		policy = defaultSMS
 	}
-	ns, refused, err := p.Templates.PlanChecked(ev, now(), policy.Deliverable)
+	opts := templates.PlanOptions{Check: policy.Deliverable, NoQuietHours: p.NoQuietHours}
+	if p.Choices != nil {
+		ids := p.Templates.Recipients(ev)
+		if len(ids) > 0 {
+			chosen, err := p.Choices(ctx, ids)
+			if err != nil {
+				return nil, failure.Retry(failure.ReasonUnavailable, fmt.Errorf("preferences: %w", err))
+			}
+			opts.Choices = func(id string) templates.Choices { return chosen[id] }
+		}
+	}
+	ns, refused, err := p.Templates.PlanWith(ev, now, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &EventPlan{Notifications: ns, Refused: refused}, nil
+	if p.MaxAhead > 0 {
+		kept := ns[:0]
+		for _, n := range ns {
+			if n.DueAt.Sub(now) > p.MaxAhead {
+				refused = append(refused, Refusal{EventID: n.EventID, EventType: n.EventType, Template: n.Template, Channel: n.Channel,
+					RecipientID: n.RecipientID, Err: failure.Errorf(failure.Permanent, failure.ReasonInvalid,
+						"scheduled for %s, more than %v ahead (HERALD_SCHEDULE_RETENTION less a day)", n.DueAt.UTC().Format(time.RFC3339), p.MaxAhead)})
+				continue
+			}
+			kept = append(kept, n)
+		}
+		ns = kept
+	}
+	return &EventPlan{Notifications: ns, Refused: refused, Cancels: p.Templates.Cancels(ev), EventID: ev.ID, Now: now}, nil
+}
+
+func (p *Planner) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
 }
 
 var defaultSMS = address.DefaultSMSPolicy()

@@ -172,6 +172,9 @@ type TopicSpec struct {
 	Partitions int
 	// Replication is the replication factor; -1 uses the broker default.
 	Replication int
+	// Config is set on the topic when it is created (retention.ms for the
+	// schedule topic); an existing topic is left as it is.
+	Config map[string]string
 }
 
 // EnsureTopics creates the topics that do not exist yet and leaves existing
@@ -184,9 +187,11 @@ func EnsureTopics(ctx context.Context, brokers []string, transport *kafka.Transp
 	}
 	req := &kafka.CreateTopicsRequest{}
 	for _, s := range specs {
-		req.Topics = append(req.Topics, kafka.TopicConfig{
-			Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: s.Replication,
-		})
+		tc := kafka.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: s.Replication}
+		for k, v := range s.Config {
+			tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
+		}
+		req.Topics = append(req.Topics, tc)
 	}
 	resp, err := client.CreateTopics(ctx, req)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -22,6 +23,8 @@ type ScanConfig struct {
 	// Since is the earliest record time wanted; zero reads from the start
 	// of each partition.
 	Since time.Time
+	// Partitions, when set, are the only partitions read.
+	Partitions []int
 }
 
 // PartitionRange is the part of one partition a Scan reads: [Start, End).
@@ -49,6 +52,9 @@ func Scan(parent context.Context, cfg ScanConfig, topic string, fn func(*queue.M
 	}
 	ranges := make([]PartitionRange, 0, len(byPartition))
 	for p, r := range byPartition {
+		if len(cfg.Partitions) > 0 && !slices.Contains(cfg.Partitions, p) {
+			continue
+		}
 		ranges = append(ranges, PartitionRange{Partition: p, Start: r[0], End: r[1]})
 	}
 	sort.Slice(ranges, func(i, j int) bool { return ranges[i].Partition < ranges[j].Partition })
@@ -176,4 +182,23 @@ func scanPartition(ctx context.Context, cfg ScanConfig, topic string, partition 
 			return nil
 		}
 	}
+}
+
+// PartitionCount returns how many partitions topic has.
+func PartitionCount(ctx context.Context, cfg ScanConfig, topic string) (int, error) {
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 15 * time.Second}
+	if cfg.Transport != nil {
+		client.Transport = cfg.Transport
+	}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, fmt.Errorf("kafkarun: %s: metadata: %w", topic, err)
+	}
+	if len(md.Topics) != 1 {
+		return 0, fmt.Errorf("kafkarun: %s: no metadata", topic)
+	}
+	if err := md.Topics[0].Error; err != nil {
+		return 0, fmt.Errorf("kafkarun: %s: %w", topic, err)
+	}
+	return len(md.Topics[0].Partitions), nil
 }

@@ -18,7 +18,7 @@ const (
 	OutcomeRefused      = "refused"       // address refused by the dispatcher, written to the DLQ, never queued
 )
 
-var outcomes = []string{OutcomeSent, OutcomeDuplicate, OutcomeRetry, OutcomeFailed, OutcomeDeadLettered, OutcomeRefused}
+var outcomes = []string{OutcomeSent, OutcomeDuplicate, OutcomeRetry, OutcomeFailed, OutcomeDeadLettered, OutcomeRefused, OutcomeCapped, OutcomeDeferred}
 
 // Event outcomes at the dispatcher.
 const (
@@ -49,6 +49,7 @@ type Metrics struct {
 	// RedisEvictionUnsafe is 1 while the worker runs, by
 	// HERALD_REDIS_ALLOW_EVICTION, on a Redis that may evict its keys.
 	RedisEvictionUnsafe prometheus.Gauge
+	Schedule            *ScheduleMetrics // schedule.go
 }
 
 // NewMetrics registers every series. Label combinations from closed sets are
@@ -130,6 +131,7 @@ func NewMetrics() *Metrics {
 		}
 	}
 	m.registerProtect()
+	m.registerSchedule()
 	m.RedisEvictionUnsafe = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "herald_redis_eviction_policy_unsafe",
 		Help: "1 when a master's maxmemory-policy may evict herald's keys and HERALD_REDIS_ALLOW_EVICTION=on lets the worker run anyway; 0 otherwise.",

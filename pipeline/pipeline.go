@@ -25,6 +25,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gymhq/herald/caps"
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dedupe"
@@ -36,6 +37,7 @@ import (
 	"github.com/gymhq/herald/protect"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/receipts"
+	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/suppress"
 	"github.com/gymhq/herald/topics"
 	"github.com/gymhq/herald/tracing"
@@ -109,6 +111,28 @@ type Channel struct {
 	Owner        string
 	// Priority, when set, marks the channel's flow as the high one.
 	Priority *Priority
+	// Wait, when set, holds what is not yet due in the scheduler (retries,
+	// caps with policy defer): worker.Config's Defer, Caps, CapOf.
+	Wait *Wait
+	// OptOut is worker.Config's.
+	OptOut func(ctx context.Context, n *notification.Notification) error
+}
+
+// Wait is how a channel's worker hands notifications to the scheduler
+// and counts frequency caps.
+type Wait struct {
+	Defer func(ctx context.Context, n *notification.Notification, due time.Time, topic string) error
+	Caps  caps.Counter
+	CapOf func(n *notification.Notification) (caps.Limit, string, bool)
+}
+
+// Schedule builds the scheduler's stage: the herald-scheduler group
+// applying the schedule topic to the index (its firing loop runs beside
+// it, schedule.Scheduler.Run).
+func Schedule(c Common, s *schedule.Scheduler) Stage {
+	var h queue.Handler = s.Handle
+	h = c.Tracing.Handler("schedule", h)
+	return c.watched(Stage{Group: topics.GroupSchedule, Topics: []string{topics.Schedule}, Handler: h})
 }
 
 // Deliver builds a channel's stage, innermost part first.
@@ -123,13 +147,17 @@ func Deliver(c Common, ch Channel) (Stage, error) {
 	if d := channels.Lookup(ch.Name); d != nil {
 		provider = d.Provider
 	}
-	w, err := worker.New(worker.Config{
+	wc := worker.Config{
 		Channel: ch.Name, Sender: s, Renderer: ch.Renderer, Store: ch.Store, Publisher: c.Publisher, Owner: ch.Owner,
 		Suppressions: ch.Suppressions, Limiter: ch.Limiter, Receipts: ch.Receipts, Provider: provider,
 		Lease: cfg.IdempotencyLease, SendTimeout: cfg.SendTimeout,
-		MaxAttempts: cfg.RetryMaxAttempts, MaxAge: cfg.RetryMaxAge,
+		MaxAttempts: cfg.RetryMaxAttempts, MaxAge: cfg.RetryMaxAge, OptOut: ch.OptOut,
 		Logger: c.logger().With(zap.String("role", string(ch.Name))), Metrics: c.Metrics,
-	})
+	}
+	if ch.Wait != nil {
+		wc.Defer, wc.Caps, wc.CapOf = ch.Wait.Defer, ch.Wait.Caps, ch.Wait.CapOf
+	}
+	w, err := worker.New(wc)
 	if err != nil {
 		return Stage{}, err
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/receipts"
+	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/topics"
 )
 
@@ -47,6 +48,11 @@ type Story struct {
 	Records       []Record   `json:"records"`
 	Notifications []Delivery `json:"notifications"`
 	StoreChecked  bool       `json:"store_checked"`
+	// Cancels counts the cancellation records this event wrote (cancel_on
+	// of scheduled notifications).
+	Cancels int `json:"cancels,omitempty"`
+	// others are other events' cancellations.
+	others []Record
 }
 
 // Record is one Kafka record about the event.
@@ -67,6 +73,12 @@ type Record struct {
 	Stage          string     `json:"stage,omitempty"`
 	Class          string     `json:"class,omitempty"`
 	Reason         string     `json:"reason,omitempty"`
+	// DueAt and Deferred are a notification's wait in the scheduler:
+	// until when, and why (schedule, quiet_hours, cap, retry).
+	DueAt    *time.Time `json:"due_at,omitempty"`
+	Deferred string     `json:"deferred,omitempty"`
+	// keys are a schedule record's cancel keys, or a cancel record's.
+	keys []string
 }
 
 // Delivery is one notification's outcome.
@@ -143,6 +155,30 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 			})
 		}
 	}
+	scan(topics.Schedule, func(m *queue.Message) (Record, bool) {
+		r, err := schedule.Decode(m.Value)
+		if err != nil {
+			return Record{}, false
+		}
+		switch r.Kind {
+		case schedule.KindSchedule:
+			if r.EventID != id {
+				return Record{}, false
+			}
+			rec := Record{Kind: "deferred", keys: r.Keys}
+			fillNotification(&rec, r.Notification)
+			due := r.Due.UTC()
+			rec.DueAt = &due
+			return rec, true
+		case schedule.KindDone:
+			return Record{Kind: "fired", NotificationID: r.ID}, r.EventID == id
+		case schedule.KindCancel:
+			// Any event's cancellation may withdraw this one's schedules:
+			// decide matches the keys.
+			return Record{Kind: "cancel", keys: r.Keys, Reason: r.EventID}, true
+		}
+		return Record{}, false
+	})
 	scan(topics.DLQ, func(m *queue.Message) (Record, bool) {
 		// Notification dead letters carry the event id in a header; an
 		// event dead-lettered by the dispatcher may be too broken for
@@ -173,6 +209,17 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	// Other events' cancellations are not this event's records; decide
+	// matches them against its schedules' keys.
+	kept := st.Records[:0]
+	for _, r := range st.Records {
+		if r.Kind == "cancel" && r.Reason != id {
+			st.others = append(st.others, r)
+			continue
+		}
+		kept = append(kept, r)
+	}
+	st.Records = kept
 	sort.Slice(st.Records, func(i, j int) bool {
 		a, b := st.Records[i], st.Records[j]
 		if !a.Time.Equal(b.Time) {
@@ -186,7 +233,7 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 	return st, nil
 }
 
-var kindOrder = map[string]int{"event": 0, "notification": 1, "retry": 2, "dead_letter": 3}
+var kindOrder = map[string]int{"event": 0, "deferred": 1, "cancel": 2, "fired": 3, "notification": 4, "retry": 5, "dead_letter": 6}
 
 // fillNotification copies what tooling may show of an encoded notification.
 func fillNotification(r *Record, value []byte) {
@@ -201,6 +248,7 @@ func fillNotification(r *Record, value []byte) {
 		nb := n.NotBefore.UTC()
 		r.NotBefore = &nb
 	}
+	r.Deferred = n.Deferred
 }
 
 // decide fills Notifications: one per notification id seen, with the
@@ -210,8 +258,32 @@ func (st *Story) decide(ctx context.Context, store dedupe.Store, rs receipts.Sto
 	var order []string
 	lastRetry := map[string]Record{}
 	dead := map[string]Record{}
+	waits := map[string]Record{} // the latest schedule record of each notification
+	fired := map[string]Record{}
+	cancelledBy := map[string]Record{} // cancel key → the cancel record
+	var cancelRecords []Record
 	var refused []Delivery
+	for _, r := range st.others {
+		for _, k := range r.keys {
+			cancelledBy[k] = r
+		}
+	}
 	for _, r := range st.Records {
+		switch r.Kind {
+		case "cancel":
+			for _, k := range r.keys {
+				cancelledBy[k] = r
+			}
+			if r.Reason == st.EventID {
+				cancelRecords = append(cancelRecords, r)
+			}
+			continue
+		case "fired":
+			fired[r.NotificationID] = r
+			continue
+		case "deferred":
+			waits[r.NotificationID] = r
+		}
 		if r.Kind == "dead_letter" && r.NotificationID == "" && r.RecipientID != "" {
 			refused = append(refused, Delivery{Channel: r.Channel, Template: r.Template, RecipientID: r.RecipientID,
 				To: "(refused)", State: "refused", Reason: r.Reason,
@@ -242,7 +314,24 @@ func (st *Story) decide(ctx context.Context, store dedupe.Store, rs receipts.Sto
 				return fmt.Errorf("idempotency store: %w", err)
 			}
 		}
+		w, waited := waits[nid]
+		var by *Record
+		if waited {
+			for _, k := range w.keys {
+				if c, ok := cancelledBy[k]; ok {
+					by = &c
+					break
+				}
+			}
+		}
+		_, wasFired := fired[nid]
 		switch {
+		case waited && by != nil && !wasFired && c.State != dedupe.StateSent:
+			d.State, d.Reason = "cancelled", "cancelled"
+			d.Verdict = fmt.Sprintf("not sent: cancelled by event %s at %s, before it was due (%s)", by.Reason, by.Time.Format(time.RFC3339), w.DueAt.Format(time.RFC3339))
+		case waited && !wasFired && c.State == "":
+			d.State = "deferred"
+			d.Verdict = fmt.Sprintf("not sent yet: the scheduler holds it until %s (%s)", w.DueAt.Format(time.RFC3339), w.Deferred)
 		case store == nil:
 			d.State = "unknown"
 			d.Verdict = "final state not checked (no HERALD_REDIS_URL)"
@@ -292,6 +381,9 @@ func (st *Story) decide(ctx context.Context, store dedupe.Store, rs receipts.Sto
 		st.Notifications = append(st.Notifications, *d)
 	}
 	st.Notifications = append(st.Notifications, refused...)
+	if len(cancelRecords) > 0 {
+		st.Cancels = len(cancelRecords)
+	}
 	return nil
 }
 
@@ -310,6 +402,12 @@ func (st *Story) Print(w io.Writer) {
 			detail = "not before " + r.NotBefore.Format(time.RFC3339)
 		case r.Kind == "dead_letter":
 			detail = r.Class + " " + r.Reason + " (stage " + r.Stage + ")"
+		case r.Kind == "deferred" && r.DueAt != nil:
+			detail = "held until " + r.DueAt.Format(time.RFC3339) + " (" + r.Deferred + ")"
+		case r.Kind == "cancel":
+			detail = fmt.Sprintf("withdraws schedules under %d key(s)", len(r.keys))
+		case r.Kind == "fired":
+			detail = "due; published to its channel"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s/%d@%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Format("15:04:05.000"), r.Kind, r.Topic, r.Partition, r.Offset,
 			dash(r.Channel), dash(r.Template), dash(r.RecipientID), dash(r.To), dash(strconv.Itoa(r.Attempt)), detail)

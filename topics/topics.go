@@ -20,6 +20,15 @@ const Derived = "herald.derived.v1"
 // transactional flow (the channel topics), and the reverse.
 const Live = "herald.live.v1"
 
+// Schedule holds what waits for a time (package schedule): scheduled
+// notifications, deferred ones (quiet hours, caps, the retry ladder), the
+// cancellations that withdraw them and the marks of those that fired. It
+// is the scheduler's source of truth: its Redis index is rebuilt from it.
+const Schedule = "herald.schedule.v1"
+
+// GroupSchedule indexes the schedule topic (in the dispatcher role).
+const GroupSchedule = "herald-scheduler"
+
 // Channel is the topic a channel's notifications are published to.
 func Channel(ch notification.Channel) string { return "herald." + string(ch) + ".v1" }
 
@@ -32,7 +41,7 @@ func Owned() []string {
 	for _, ch := range notification.Known() {
 		out = append(out, Channel(ch), Retry(ch))
 	}
-	return append(out, DLQ, Derived, Live)
+	return append(out, DLQ, Derived, Live, Schedule)
 }
 
 // Groups: one consumer group per role.

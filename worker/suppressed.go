@@ -57,6 +57,14 @@ func (w *Worker) suppressed(ctx context.Context, m *queue.Message, n *notificati
 // suppression list, so the next notification to it is not sent.
 func (w *Worker) feedSuppression(ctx context.Context, n *notification.Notification, cause error) error {
 	reason := string(failure.ReasonOf(cause))
+	if w.cfg.OptOut != nil && failure.ReasonOf(cause) == failure.ReasonUnsubscribed && n.RecipientID != "" {
+		// The person said STOP: their stored preferences say so too, so
+		// the next event plans no message on this channel at all.
+		if err := w.persist(ctx, func(ctx context.Context) error { return w.cfg.OptOut(ctx, n) }); err != nil {
+			return err
+		}
+		w.log.Info("person opted out of the channel; preferences updated", zap.String("recipient_id", n.RecipientID), zap.String("notification_id", n.ID))
+	}
 	if w.cfg.Suppressions == nil || n.To == "" || failure.ClassOf(cause) != failure.Permanent || !suppress.Feeds(w.ch, reason) {
 		return nil
 	}

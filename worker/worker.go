@@ -25,6 +25,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"go.uber.org/zap"
 
+	"github.com/gymhq/herald/caps"
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/dlq"
@@ -87,10 +88,29 @@ type Config struct {
 	MaxAttempts int
 	MaxAge      time.Duration
 
+	// Defer hands a notification to the scheduler (package schedule) until
+	// due, to be published then to topic. With it, a retry waits in the
+	// scheduler rather than on its retry topic holding an in-flight slot
+	// and its key, and so does a notification read before it is due. nil
+	// keeps the retry topic's own wait.
+	Defer func(ctx context.Context, n *notification.Notification, due time.Time, topic string) error
+	// Caps counts sends against frequency caps; CapOf returns n's cap
+	// (its category's on its channel) and its policy (templates.CapDefer
+	// or CapDrop), ok false for none. Both nil: no caps.
+	Caps  caps.Counter
+	CapOf func(n *notification.Notification) (l caps.Limit, policy string, ok bool)
+	// OptOut, if set, is told when a provider says the person opted out of
+	// the channel (SMS STOP, 21610), so their preferences say so too.
+	OptOut func(ctx context.Context, n *notification.Notification) error
+
 	Logger  *zap.Logger
 	Metrics *obs.Metrics
 	Now     func() time.Time
 }
+
+// deferSlack is how far ahead of its time a notification may arrive and
+// still be handled in process rather than handed back to the scheduler.
+const deferSlack = 2 * time.Second
 
 // Worker handles one channel's records. Safe for concurrent use.
 type Worker struct {
@@ -160,6 +180,16 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 		return nil
 	}
 
+	// Not due yet: the scheduler holds it, so no in-flight slot waits.
+	if w.cfg.Defer != nil {
+		now := w.cfg.Now()
+		switch {
+		case n.DueAt.Sub(now) > deferSlack:
+			return w.deferred(ctx, m, n, n.DueAt, topics.Channel(w.cfg.Channel), start)
+		case n.NotBefore.Sub(now) > deferSlack:
+			return w.deferred(ctx, m, n, n.NotBefore, topics.Retry(w.cfg.Channel), start)
+		}
+	}
 	// A retry waits for its not-before time, holding only its own key.
 	if wait := n.NotBefore.Sub(w.cfg.Now()); wait > 0 {
 		if err := w.sleep(ctx, wait); err != nil {
@@ -183,6 +213,9 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 	}
 
 	if done, err := w.suppressed(ctx, m, n, owner, start); done || err != nil {
+		return err
+	}
+	if done, err := w.capped(ctx, m, n, owner, start); done || err != nil {
 		return err
 	}
 
@@ -375,6 +408,15 @@ func (w *Worker) retryLater(ctx context.Context, m *queue.Message, n *notificati
 			fmt.Errorf("after %d attempts over %v: %w", next.Attempt, now.Sub(next.FirstFailedAt).Round(time.Second), cause)), start)
 	}
 	next.NotBefore = now.Add(RetryDelay(next.Attempt))
+	if w.cfg.Defer != nil {
+		next.Deferred = notification.DeferRetry
+		if err := w.cfg.Defer(ctx, &next, next.NotBefore, topics.Retry(w.cfg.Channel)); err != nil {
+			return w.refusedRetry(ctx, m, n, owner, err, cause, start)
+		}
+		w.release(n, owner)
+		w.outcome(m, n, obs.OutcomeRetry, cause, "", start)
+		return nil
+	}
 	b, err := notification.Encode(&next)
 	if err != nil {
 		return w.refusedRetry(ctx, m, n, owner, err, cause, start)
@@ -478,7 +520,7 @@ func (w *Worker) outcome(m *queue.Message, n *notification.Notification, outcome
 		fields = append(fields, zap.String("reason", reason), zap.String("class", failure.ClassOf(cause).String()), zap.Error(cause))
 	}
 	switch outcome {
-	case obs.OutcomeSent, obs.OutcomeDuplicate, obs.OutcomeSuppressed:
+	case obs.OutcomeSent, obs.OutcomeDuplicate, obs.OutcomeSuppressed, obs.OutcomeCapped:
 		w.log.Info("notification "+outcome, fields...)
 	default:
 		w.log.Warn("notification "+outcome, fields...)

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/attendance"
+	"github.com/gymhq/herald/caps"
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/channels/inapp"
 	"github.com/gymhq/herald/config"
@@ -31,6 +32,7 @@ import (
 	"github.com/gymhq/herald/pipeline"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/receipts"
+	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/templates"
 	"github.com/gymhq/herald/tracing"
 )
@@ -71,6 +73,17 @@ type fleet struct {
 	// attendance is classes' attendance (package live), Redis or memory
 	// like feed.
 	attendance attendance.Store
+	// schedIndex is the scheduler's index and caps the frequency-cap
+	// counter (schedule.go), Redis or memory like feed.
+	schedIndex schedule.Index
+	caps       caps.Counter
+	// scheduler is the dispatcher role's, nil when it does not run.
+	scheduler *schedule.Scheduler
+	// choices looks people's stored preferences up for the dispatcher,
+	// and optOut records a provider's opt-out in them (preferences.go);
+	// nil without a preference store.
+	choices func(ctx context.Context, ids []string) (map[string]templates.Choices, error)
+	optOut  func(ctx context.Context, n *notification.Notification) error
 
 	mu        sync.Mutex
 	consumers []*kafkarun.Consumer
@@ -130,6 +143,13 @@ func (f *fleet) run(ctx context.Context) error {
 	f.live.SetMembers(f.memberships, kafkarun.GroupLimit(cfg.SessionTimeout, cfg.RebalanceTimeout), f.log)
 
 	var wg sync.WaitGroup
+	if cfg.Role.Runs(config.RoleDispatcher) {
+		if f.scheduler, err = f.newScheduler(pub, conn, owner); err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = f.scheduler.Run(ctx) }()
+	}
 	if f.gateway != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); f.runGateway(ctx) }()
@@ -227,7 +247,9 @@ func (f *fleet) common(pub queue.Publisher) pipeline.Common {
 func (f *fleet) stages(role config.Role, pub queue.Publisher, owner string) ([]pipeline.Stage, error) {
 	c := f.common(pub)
 	if role == config.RoleDispatcher {
-		return []pipeline.Stage{pipeline.Dispatch(c, &dispatcher.Planner{Templates: f.templates, Now: time.Now, SMS: f.cfg.SMSPolicy()})}, nil
+		planner := &dispatcher.Planner{Templates: f.templates, Now: time.Now, SMS: f.cfg.SMSPolicy(),
+			Choices: f.choices, NoQuietHours: f.cfg.Schedule.QuietHours == config.Off, MaxAhead: maxAhead(f.cfg)}
+		return []pipeline.Stage{pipeline.Dispatch(c, planner), pipeline.Schedule(c, f.scheduler)}, nil
 	}
 	ch := notification.Channel(role)
 	guard, err := f.guard(c, ch)
@@ -241,6 +263,7 @@ func (f *fleet) stages(role config.Role, pub queue.Publisher, owner string) ([]p
 	st, err := pipeline.Deliver(c, pipeline.Channel{
 		Name: ch, Guard: guard, Renderer: f.templates, Store: f.store, Suppressions: f.prot.list,
 		Limiter: f.limiter(ch), Receipts: f.receipts[ch], Owner: owner, Priority: prio,
+		Wait: f.wait(pub), OptOut: f.optOut,
 	})
 	if err != nil || prio == nil {
 		return []pipeline.Stage{st}, err

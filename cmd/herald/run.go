@@ -113,7 +113,7 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		return nil, nil, err
 	}
 
-	needsStore := cfg.Role != config.RoleDispatcher // every channel role claims keys; the gateway reads feeds
+	needsStore := true // channel roles claim keys, the gateway reads feeds, the dispatcher schedules and reads preferences
 	// rc is the Redis client, nil when the store is in process.
 	var rc redis.UniversalClient
 	if opts.store != nil {
@@ -138,6 +138,7 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		rc = client
 	}
 
+	f.setupScheduling(rc)
 	if err := f.setupFeeds(rc); err != nil {
 		closeAll()
 		return nil, nil, err

@@ -38,6 +38,10 @@ func (f *fleet) awaitDependencies(ctx context.Context, conn *kafkarun.Connection
 func kafkaDependency(cfg *config.Config, conn *kafkarun.Connection) await.Dependency {
 	var specs []kafkarun.TopicSpec
 	for _, t := range topics.Owned() {
+		if t == topics.Schedule {
+			specs = append(specs, scheduleSpec(cfg))
+			continue
+		}
 		specs = append(specs, kafkarun.TopicSpec{Name: t, Partitions: cfg.TopicPartitions, Replication: cfg.TopicReplication})
 	}
 	refused := func(err error) error {

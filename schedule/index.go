@@ -1,0 +1,77 @@
+package schedule
+
+import (
+	"context"
+	"time"
+)
+
+// Entry is one scheduled record in the index: a notification waiting for
+// its due time, under its cancel keys.
+type Entry struct {
+	// ID is the notification id: one entry per id.
+	ID string
+	// Due is when it fires (millisecond precision in Redis).
+	Due time.Time
+	// Keys are its cancel keys (Record.Keys); a Cancel of any withdraws it.
+	Keys []string
+	// Record is the encoded schedule record (Encode), re-published when due.
+	Record []byte
+}
+
+// Index is the scheduler's working state, rebuilt from the schedule topic
+// (Kafka is the source of truth; docs/scheduling.md). Every operation is
+// atomic and idempotent, and they commute: applying the topic's records in
+// any order, any number of times, ends in the same index. That is what
+// lets a rebuild after Redis lost its contents run beside the live
+// consumer.
+//
+// An entry is pending (waiting for Due), leased (handed to a firer by Due,
+// until Done or the lease ends), or gone: done (fired, remembered for a
+// while so a re-Add is ignored) or cancelled (one of its keys tombstoned,
+// remembered likewise).
+type Index interface {
+	// Add indexes each entry unless its id is done or pending/leased
+	// already (then it is left as it is), or one of its keys is
+	// tombstoned: such an entry is not indexed and its id is returned in
+	// cancelled (the caller reports the outcome). ttl is how long a
+	// tombstone and done mark are remembered; Add uses it to trim expired
+	// ones.
+	Add(ctx context.Context, entries []Entry) (cancelled []string, err error)
+	// Cancel tombstones keys for ttl and removes every pending entry
+	// carrying one of them, returning their ids (each once, the first
+	// time only). A leased entry is not removed: it was due before the
+	// cancellation arrived and may already be published.
+	Cancel(ctx context.Context, keys []string, ttl time.Duration) (cancelled []string, err error)
+	// Due leases up to limit entries whose Due is at or before now and that
+	// are pending, or leased with a lease ended before now (a firer that
+	// died), for lease; in due order.
+	Due(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Entry, error)
+	// Done removes ids (pending or leased) and remembers them as done for
+	// ttl, so a later Add of the same id (a rebuild, a re-published
+	// schedule record) is ignored.
+	Done(ctx context.Context, ids []string, ttl time.Duration) error
+	// Missing returns which of partitions 0..n-1 have no ready mark: the
+	// index may lack their records (a new deployment, or Redis lost its
+	// contents) and must be rebuilt from the topic before anything fires.
+	Missing(ctx context.Context, n int) ([]int, error)
+	// MarkReady sets partition's ready mark.
+	MarkReady(ctx context.Context, partition int) error
+	// Lock takes partition's rebuild lock for owner for ttl (true when
+	// taken or already owner's); Unlock gives it back if owner holds it.
+	Lock(ctx context.Context, partition int, owner string, ttl time.Duration) (bool, error)
+	Unlock(ctx context.Context, partition int, owner string) error
+	// Pending is the number of pending and leased entries.
+	Pending(ctx context.Context) (int64, error)
+	// Lookup returns the entry of id and its state ("pending", "leased",
+	// "done", or "" when unknown; "cancelled" when a key of the entry is
+	// known tombstoned is not tracked per id), for herald trace.
+	Lookup(ctx context.Context, id string) (e Entry, state string, err error)
+	Close() error
+}
+
+// Entry states (Index.Lookup).
+const (
+	StatePending = "pending"
+	StateLeased  = "leased"
+	StateDone    = "done"
+)

@@ -1,0 +1,174 @@
+// Package schedule holds notifications until they are due — a reminder two
+// hours before a class, one deferred out of quiet hours or by a frequency
+// cap, a retry waiting for its next attempt — and withdraws the ones an
+// event cancels, with the pipeline's effectively-once guarantees.
+//
+// The schedule topic (herald.schedule.v1) is the source of truth: every
+// schedule, cancellation and firing is a record on it. The scheduler
+// (group herald-scheduler) applies them to an Index in Redis, from which
+// any scheduler process fires what is due. The Index is rebuilt from the
+// topic when Redis loses it, and its operations commute, so the rebuild
+// and the live consumer may run side by side. docs/scheduling.md has the
+// design and its limits.
+package schedule
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/topics"
+)
+
+// Record kinds.
+const (
+	// KindSchedule holds Notification until Due, then publishes it to
+	// Topic with Key.
+	KindSchedule = "schedule"
+	// KindCancel withdraws every pending schedule under one of Keys.
+	KindCancel = "cancel"
+	// KindDone marks ID fired, so a rebuild does not fire it again.
+	KindDone = "done"
+)
+
+// Version is the record format; Decode refuses others.
+const Version = 1
+
+// Record is one record of the schedule topic.
+type Record struct {
+	V    int    `json:"v"`
+	Kind string `json:"kind"`
+	// ID is the notification id (schedule, done).
+	ID string `json:"id,omitempty"`
+	// Due is when a schedule fires.
+	Due time.Time `json:"due,omitzero"`
+	// Topic and Key are where a schedule's notification is published when
+	// due: its channel topic (scheduled, deferred) or retry topic.
+	Topic string `json:"topic,omitempty"`
+	Key   string `json:"key,omitempty"`
+	// Keys are a schedule's cancel keys, or the keys a cancel withdraws.
+	Keys []string `json:"keys,omitempty"`
+	// Notification is the encoded notification (schedule).
+	Notification json.RawMessage `json:"notification,omitempty"`
+	// EventID is the event that scheduled or cancelled.
+	EventID string `json:"event_id,omitempty"`
+	// At is when the record was written.
+	At time.Time `json:"at,omitzero"`
+}
+
+// MaxRecordSize bounds a record: a notification and its envelope.
+const MaxRecordSize = notification.MaxEncodedSize + 16<<10
+
+// maxKeys bounds a record's cancel keys.
+const maxKeys = 64
+
+// Encode serialises r; the error is permanent (too large, invalid).
+func Encode(r *Record) ([]byte, error) {
+	r.V = Version
+	if err := r.validate(); err != nil {
+		return nil, failure.Perm(failure.ReasonInvalid, err)
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, failure.Perm(failure.ReasonInvalid, err)
+	}
+	out := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	if len(out) > MaxRecordSize {
+		return nil, failure.Errorf(failure.Permanent, failure.ReasonTooLarge, "schedule record of %s is %d bytes, limit %d", r.ID, len(out), MaxRecordSize)
+	}
+	return out, nil
+}
+
+// Decode parses and validates a schedule record; errors are poison.
+func Decode(b []byte) (*Record, error) {
+	if len(b) > MaxRecordSize {
+		return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "schedule record is %d bytes, limit %d", len(b), MaxRecordSize)
+	}
+	if !utf8.Valid(b) {
+		return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "schedule record is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var r Record
+	if err := dec.Decode(&r); err != nil {
+		return nil, failure.Poisoned(failure.ReasonDecode, fmt.Errorf("schedule record: %w", err))
+	}
+	if dec.More() {
+		return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "schedule record: trailing data after JSON object")
+	}
+	if err := r.validate(); err != nil {
+		return nil, failure.Poisoned(failure.ReasonInvalid, fmt.Errorf("schedule record: %w", err))
+	}
+	return &r, nil
+}
+
+func (r *Record) validate() error {
+	if r.V != Version {
+		return fmt.Errorf("version %d, want %d", r.V, Version)
+	}
+	if len(r.Keys) > maxKeys {
+		return fmt.Errorf("%d cancel keys, limit %d", len(r.Keys), maxKeys)
+	}
+	for _, k := range r.Keys {
+		if k == "" || len(k) > 1024 || strings.ContainsAny(k, "\n\x00") {
+			return fmt.Errorf("cancel key %q is empty, longer than 1 KiB or holds a newline", k)
+		}
+	}
+	switch r.Kind {
+	case KindSchedule:
+		switch {
+		case r.ID == "" || r.Due.IsZero() || r.Topic == "" || len(r.Notification) == 0:
+			return fmt.Errorf("schedule record needs id, due, topic and notification")
+		case !strings.HasPrefix(r.Topic, "herald."):
+			return fmt.Errorf("schedule record's topic %q is not herald's", r.Topic)
+		}
+	case KindCancel:
+		if len(r.Keys) == 0 {
+			return fmt.Errorf("cancel record has no keys")
+		}
+	case KindDone:
+		if r.ID == "" {
+			return fmt.Errorf("done record has no id")
+		}
+	default:
+		return fmt.Errorf("kind %q is not schedule, cancel or done", r.Kind)
+	}
+	return nil
+}
+
+// Schedule returns the schedule record that holds n until due and then
+// publishes it to topic, keyed by its recipient.
+func Schedule(n *notification.Notification, due time.Time, topic string, now time.Time) (*Record, error) {
+	b, err := notification.Encode(n)
+	if err != nil {
+		return nil, err
+	}
+	return &Record{Kind: KindSchedule, ID: n.ID, Due: due.UTC(), Topic: topic, Key: n.RecipientID,
+		Keys: n.CancelKeys, Notification: b, EventID: n.EventID, At: now.UTC()}, nil
+}
+
+// Message is r as a record of the schedule topic: a schedule and its done
+// mark share the notification id as key (one partition, in order); a
+// cancel is keyed by its event.
+func Message(r *Record) (queue.Message, error) {
+	b, err := Encode(r)
+	if err != nil {
+		return queue.Message{}, err
+	}
+	key := r.ID
+	if r.Kind == KindCancel {
+		key = r.EventID
+		if key == "" {
+			key = r.Keys[0]
+		}
+	}
+	return queue.Message{Topic: topics.Schedule, Key: []byte(key), Value: b, Time: r.At}, nil
+}

@@ -1,0 +1,92 @@
+package schedule
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
+)
+
+func sampleNotification() *notification.Notification {
+	n := &notification.Notification{EventID: "evt_1", EventType: "gym.booking.confirmed", Template: "gym.booking.confirmed/reminder",
+		Channel: notification.Push, Locale: "en", RecipientID: "mem_1", To: "tok_1", Data: map[string]string{"class_name": "Spin <45>"},
+		Priority: notification.Normal, CreatedAt: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), Category: "reminders",
+		CancelKeys: []string{"gym.booking.confirmed/reminder|booking_id=b1"}}
+	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+	return n
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	n := sampleNotification()
+	r, err := Schedule(n, n.CreatedAt.Add(2*time.Hour), "herald.push.v1", n.CreatedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Encode(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != n.ID || !got.Due.Equal(r.Due) || got.Topic != "herald.push.v1" || got.Key != "mem_1" || len(got.Keys) != 1 {
+		t.Fatalf("round trip: %+v", got)
+	}
+	back, err := notification.Decode(got.Notification)
+	if err != nil || back.Data["class_name"] != "Spin <45>" {
+		t.Fatalf("notification inside: %v %+v", err, back)
+	}
+	b2, _ := Encode(got)
+	if !bytes.Equal(b, b2) {
+		t.Fatalf("re-encoding differs:\n%s\n%s", b, b2)
+	}
+}
+
+func TestDecodeRefuses(t *testing.T) {
+	for name, in := range map[string]string{
+		"empty":          ``,
+		"not json":       `nope`,
+		"version":        `{"v":2,"kind":"done","id":"x"}`,
+		"kind":           `{"v":1,"kind":"later","id":"x"}`,
+		"unknown field":  `{"v":1,"kind":"done","id":"x","extra":1}`,
+		"done without":   `{"v":1,"kind":"done"}`,
+		"cancel no keys": `{"v":1,"kind":"cancel","event_id":"e"}`,
+		"schedule half":  `{"v":1,"kind":"schedule","id":"x","topic":"herald.push.v1"}`,
+		"foreign topic":  `{"v":1,"kind":"schedule","id":"x","due":"2026-12-01T10:00:00Z","topic":"gym.bookings.v1","notification":{}}`,
+		"trailing":       `{"v":1,"kind":"done","id":"x"} {}`,
+		"newline key":    `{"v":1,"kind":"cancel","keys":["a\nb"]}`,
+	} {
+		if _, err := Decode([]byte(in)); failure.ClassOf(err) != failure.Poison {
+			t.Errorf("%s: %v, want poison", name, err)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	n := sampleNotification()
+	r, _ := Schedule(n, n.CreatedAt.Add(time.Hour), "herald.push.v1", n.CreatedAt)
+	b, _ := Encode(r)
+	f.Add(b)
+	f.Add([]byte(`{"v":1,"kind":"cancel","keys":["k"],"event_id":"e"}`))
+	f.Add([]byte(`{"v":1,"kind":"done","id":"ntf_1"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := Decode(b)
+		if err != nil {
+			if failure.ClassOf(err) != failure.Poison {
+				t.Fatalf("error not poison: %v", err)
+			}
+			return
+		}
+		out, err := Encode(r)
+		if err != nil {
+			t.Fatalf("decoded record does not encode: %v", err)
+		}
+		again, err := Decode(out)
+		if err != nil || again.Kind != r.Kind || again.ID != r.ID || !again.Due.Equal(r.Due) {
+			t.Fatalf("re-decode: %v %+v vs %+v", err, again, r)
+		}
+	})
+}

@@ -1,0 +1,398 @@
+package schedule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gymhq/herald/dlq"
+	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/queue"
+)
+
+// Config wires a Scheduler. Zero values take the documented defaults.
+type Config struct {
+	Index     Index
+	Publisher queue.Publisher
+	Metrics   *obs.Metrics
+	Logger    *zap.Logger
+	Now       func() time.Time
+	// Retention is how long done marks and cancellations are remembered:
+	// the schedule topic's retention, so a rebuild never outlives them.
+	// Default 30 days.
+	Retention time.Duration
+	// Tick is how often the firing loop looks for due entries; a
+	// notification is published at most about a tick after its due time
+	// while the loop keeps up. Default 100ms.
+	Tick time.Duration
+	// Lease is how long a firer holds entries it took; a firer that dies
+	// leaves them to another after it. Default 30s.
+	Lease time.Duration
+	// Batch is how many due entries one step takes. Default 500.
+	Batch int
+	// Partitions returns the schedule topic's partition count; Scan reads
+	// the named partitions of it from their start to their end as it was
+	// when Scan began, calling fn in offset order within a partition.
+	// Both are needed to rebuild the index (nil: the index is never
+	// rebuilt, for tests that do not need it).
+	Partitions func(ctx context.Context) (int, error)
+	Scan       func(ctx context.Context, partitions []int, fn func(*queue.Message) error) error
+	// Owner names this process in rebuild locks.
+	Owner string
+}
+
+// Scheduler applies the schedule topic's records to the index (Handle, the
+// herald-scheduler group's handler) and fires what is due (Run).
+type Scheduler struct {
+	cfg Config
+	log *zap.Logger
+	m   *obs.ScheduleMetrics
+
+	mu          sync.Mutex
+	partitions  int
+	checkedAt   time.Time
+	readyUntil  time.Time // the index was whole when last checked
+	pendingSeen time.Time
+}
+
+// New returns a Scheduler for cfg.
+func New(cfg Config) (*Scheduler, error) {
+	if cfg.Index == nil || cfg.Publisher == nil {
+		return nil, errors.New("schedule: index and publisher are required")
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = obs.NewMetrics()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 30 * 24 * time.Hour
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 100 * time.Millisecond
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 30 * time.Second
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 500
+	}
+	return &Scheduler{cfg: cfg, log: cfg.Logger, m: cfg.Metrics.Schedule}, nil
+}
+
+// Handle applies one record of the schedule topic. A record that does not
+// decode goes to the DLQ; an index failure returns the error, so the
+// runtime keeps the record and tries again.
+func (s *Scheduler) Handle(ctx context.Context, m *queue.Message) error {
+	r, err := Decode(m.Value)
+	if err != nil {
+		if err := dlq.Write(ctx, s.cfg.Publisher, dlq.Record(m, err, dlq.Info{Stage: "scheduler"})); err != nil {
+			return err
+		}
+		s.cfg.Metrics.DLQWrites.WithLabelValues("scheduler", string(failure.ReasonOf(err))).Inc()
+		s.log.Warn("schedule record dead-lettered", zap.String("outcome", obs.OutcomeDeadLettered),
+			zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
+		return nil
+	}
+	return s.apply(ctx, []*Record{r}, true)
+}
+
+// apply applies records to the index: schedules, then cancellations, then
+// done marks (the operations commute, so the order only saves work).
+// report logs and counts what it cancels; a rebuild re-applying old
+// records does not.
+func (s *Scheduler) apply(ctx context.Context, rs []*Record, report bool) error {
+	var (
+		entries []Entry
+		keys    []string
+		done    []string
+		byID    map[string]*Record
+	)
+	for _, r := range rs {
+		switch r.Kind {
+		case KindSchedule:
+			b, err := Encode(r)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, Entry{ID: r.ID, Due: r.Due, Keys: r.Keys, Record: b})
+			if report {
+				if byID == nil {
+					byID = map[string]*Record{}
+				}
+				byID[r.ID] = r
+			}
+		case KindCancel:
+			keys = append(keys, r.Keys...)
+		case KindDone:
+			done = append(done, r.ID)
+		}
+	}
+	if len(entries) > 0 {
+		cancelled, err := s.cfg.Index.Add(ctx, entries)
+		if err != nil {
+			return err
+		}
+		if report {
+			for _, id := range cancelled {
+				s.cancelled(id, byID[id], "")
+			}
+		}
+	}
+	if len(keys) > 0 {
+		cancelled, err := s.cfg.Index.Cancel(ctx, keys, s.cfg.Retention)
+		if err != nil {
+			return err
+		}
+		if report {
+			by := ""
+			if len(rs) == 1 {
+				by = rs[0].EventID
+			}
+			for _, id := range cancelled {
+				s.cancelled(id, nil, by)
+			}
+		}
+	}
+	if len(done) > 0 {
+		if err := s.cfg.Index.Done(ctx, done, s.cfg.Retention); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cancelled logs and counts the final outcome of a notification withdrawn
+// before it was due. r is its schedule record when at hand.
+func (s *Scheduler) cancelled(id string, r *Record, by string) {
+	s.m.Outcomes.WithLabelValues(obs.OutcomeCancelled).Inc()
+	fields := []zap.Field{zap.String("outcome", obs.OutcomeCancelled), zap.String("notification_id", id)}
+	if by != "" {
+		fields = append(fields, zap.String("cancelled_by", by))
+	}
+	if r != nil {
+		if n, err := notification.Decode(r.Notification); err == nil {
+			s.cfg.Metrics.Notifications.WithLabelValues(string(n.Channel), obs.OutcomeCancelled, "").Inc()
+			fields = append(fields, zap.String("event_id", n.EventID), zap.String("template", n.Template), zap.String("channel", string(n.Channel)))
+		}
+	}
+	s.log.Info("notification cancelled", fields...)
+}
+
+// Run fires due entries every tick until ctx ends. Nothing fires while a
+// partition of the schedule topic is missing from the index: Run rebuilds
+// it first (any scheduler process may, one per partition at a time).
+func (s *Scheduler) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.Tick)
+	defer t.Stop()
+	for {
+		if err := s.Step(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("scheduler step failed; trying again", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Step checks the index is whole (rebuilding what it lacks) and fires
+// every entry due now, in batches.
+func (s *Scheduler) Step(ctx context.Context) error {
+	ok, err := s.whole(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	now := s.cfg.Now()
+	if now.Sub(s.pendingSeen) >= 5*time.Second {
+		if n, err := s.cfg.Index.Pending(ctx); err == nil {
+			s.m.Pending.Set(float64(n))
+		}
+		s.pendingSeen = now
+	}
+	for range 64 { // bounded, so the whole check runs again under a flood
+		es, err := s.cfg.Index.Due(ctx, s.cfg.Now(), s.cfg.Batch, s.cfg.Lease)
+		if err != nil || len(es) == 0 {
+			return err
+		}
+		if err := s.fire(ctx, es); err != nil {
+			return err
+		}
+		if len(es) < s.cfg.Batch {
+			return nil
+		}
+	}
+	return nil
+}
+
+// fire publishes due entries to their topics, then their done marks to
+// the schedule topic, then removes them from the index. A crash between
+// the steps fires them again after the lease: the channel workers'
+// idempotency keys make that harmless.
+func (s *Scheduler) fire(ctx context.Context, es []Entry) error {
+	msgs := make([]queue.Message, 0, len(es))
+	marks := make([]queue.Message, 0, len(es))
+	ids := make([]string, 0, len(es))
+	now := s.cfg.Now()
+	for _, e := range es {
+		ids = append(ids, e.ID)
+		r, err := Decode(e.Record)
+		if err != nil || r.Kind != KindSchedule {
+			s.log.Error("scheduler: index entry is not a schedule record; dropped", zap.String("notification_id", e.ID), zap.Error(err))
+			continue
+		}
+		msgs = append(msgs, queue.Message{Topic: r.Topic, Key: []byte(r.Key), Value: r.Notification, Time: now,
+			Headers: []queue.Header{{Key: HeaderEventID, Value: []byte(r.EventID)}}})
+		mark, err := Message(&Record{Kind: KindDone, ID: r.ID, EventID: r.EventID, At: now})
+		if err != nil {
+			return err
+		}
+		marks = append(marks, mark)
+	}
+	if err := s.cfg.Publisher.Publish(ctx, msgs...); err != nil {
+		return fmt.Errorf("schedule: publish due notifications: %w", err)
+	}
+	if err := s.cfg.Publisher.Publish(ctx, marks...); err != nil {
+		return fmt.Errorf("schedule: publish done marks: %w", err)
+	}
+	if err := s.cfg.Index.Done(ctx, ids, s.cfg.Retention); err != nil {
+		return err
+	}
+	for _, e := range es {
+		s.m.Lateness.Observe(max(0, now.Sub(e.Due).Seconds()))
+	}
+	s.m.Outcomes.WithLabelValues("fired").Add(float64(len(msgs)))
+	return nil
+}
+
+// HeaderEventID is the event id header of a fired notification, as the
+// dispatcher sets it (dispatcher.HeaderEventID).
+const HeaderEventID = "herald-event-id"
+
+// whole reports whether the index holds every partition of the schedule
+// topic, rebuilding the ones it lacks. Checked about once a second.
+func (s *Scheduler) whole(ctx context.Context) (bool, error) {
+	if s.cfg.Partitions == nil || s.cfg.Scan == nil {
+		return true, nil
+	}
+	now := s.cfg.Now()
+	if now.Before(s.readyUntil) {
+		return true, nil
+	}
+	if s.partitions == 0 || now.Sub(s.checkedAt) > time.Minute {
+		n, err := s.cfg.Partitions(ctx)
+		if err != nil {
+			return false, err
+		}
+		s.partitions, s.checkedAt = n, now
+	}
+	missing, err := s.cfg.Index.Missing(ctx, s.partitions)
+	if err != nil {
+		return false, err
+	}
+	if len(missing) == 0 {
+		s.m.Paused.Set(0)
+		s.readyUntil = now.Add(time.Second)
+		return true, nil
+	}
+	s.m.Paused.Set(1)
+	s.log.Warn("scheduler index lacks schedule topic partitions; rebuilding them before anything fires", zap.Ints("partitions", missing))
+	for _, p := range missing {
+		if err := s.rebuild(ctx, p); err != nil {
+			return false, err
+		}
+	}
+	return false, nil // checked again next tick
+}
+
+// rebuild re-reads partition p of the schedule topic into the index, under
+// p's lock so one process does it.
+func (s *Scheduler) rebuild(ctx context.Context, p int) error {
+	ok, err := s.cfg.Index.Lock(ctx, p, s.cfg.Owner, 5*time.Minute)
+	if err != nil || !ok {
+		return err // another process rebuilds it
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = s.cfg.Index.Unlock(uctx, p, s.cfg.Owner)
+	}()
+	start := time.Now()
+	var (
+		batch []*Record
+		read  int
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := s.apply(ctx, batch, false)
+		batch = batch[:0]
+		return err
+	}
+	err = s.cfg.Scan(ctx, []int{p}, func(m *queue.Message) error {
+		read++
+		r, err := Decode(m.Value)
+		if err != nil {
+			return nil // dead-lettered when the live consumer read it
+		}
+		batch = append(batch, r)
+		if len(batch) >= 500 {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return fmt.Errorf("schedule: rebuild partition %d: %w", p, err)
+	}
+	if err := s.cfg.Index.MarkReady(ctx, p); err != nil {
+		return err
+	}
+	s.m.Rebuilds.Inc()
+	s.log.Info("scheduler index rebuilt from the schedule topic", zap.Int("partition", p), zap.Int("records", read), zap.Duration("took", time.Since(start)))
+	return nil
+}
+
+// Defer hands n to the scheduler until due, to be published to topic
+// then (its channel topic, or its retry topic for a retry): it publishes
+// the schedule record and counts it by why.
+func Defer(ctx context.Context, pub queue.Publisher, m *obs.Metrics, n *notification.Notification, due time.Time, topic string, now time.Time) error {
+	r, err := Schedule(n, due, topic, now)
+	if err != nil {
+		return err
+	}
+	msg, err := Message(r)
+	if err != nil {
+		return err
+	}
+	if err := pub.Publish(ctx, msg); err != nil {
+		return err
+	}
+	if m != nil {
+		m.Schedule.Held.WithLabelValues(string(n.Channel), n.Deferred).Inc()
+	}
+	return nil
+}
+
+// Cancel publishes the cancellation of keys by event eventID.
+func Cancel(ctx context.Context, pub queue.Publisher, eventID string, keys []string, now time.Time) error {
+	msg, err := Message(&Record{Kind: KindCancel, Keys: keys, EventID: eventID, At: now})
+	if err != nil {
+		return err
+	}
+	return pub.Publish(ctx, msg)
+}

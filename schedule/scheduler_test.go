@@ -1,0 +1,263 @@
+package schedule
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/topics"
+)
+
+// log is a topic stand-in: every record published, in order, read back
+// by the scheduler's Scan as the schedule topic.
+type log struct {
+	mu   sync.Mutex
+	msgs []queue.Message
+}
+
+func (l *log) Publish(_ context.Context, msgs ...queue.Message) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, msgs...)
+	return nil
+}
+
+func (l *log) on(topic string) []queue.Message {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []queue.Message
+	for _, m := range l.msgs {
+		if m.Topic == topic {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+type rig struct {
+	t     *testing.T
+	log   *log
+	clock *clock
+	idx   *Memory
+	m     *obs.Metrics
+	s     *Scheduler
+}
+
+func newRig(t *testing.T) *rig {
+	r := &rig{t: t, log: &log{}, clock: &clock{t: time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)}, m: obs.NewMetrics()}
+	r.restart()
+	return r
+}
+
+// restart is a new scheduler process on a new, empty index: Redis lost
+// its contents. It rebuilds from the log.
+func (r *rig) restart() {
+	r.idx = NewMemory()
+	r.idx.Now = r.clock.now
+	s, err := New(Config{Index: r.idx, Publisher: r.log, Metrics: r.m, Now: r.clock.now, Owner: "test",
+		Partitions: func(context.Context) (int, error) { return 1, nil },
+		Scan: func(ctx context.Context, _ []int, fn func(*queue.Message) error) error {
+			for _, m := range r.log.on(topics.Schedule) {
+				if err := fn(&m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.s = s
+}
+
+// deliver publishes msg to the log and hands it to the scheduler, as the
+// herald-scheduler group would.
+func (r *rig) deliver(msg queue.Message) {
+	r.t.Helper()
+	if err := r.log.Publish(context.Background(), msg); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.s.Handle(context.Background(), &msg); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) schedule(n *notification.Notification, due time.Time) {
+	r.t.Helper()
+	rec, err := Schedule(n, due, topics.Channel(n.Channel), r.clock.now())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	msg, err := Message(rec)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.deliver(msg)
+}
+
+func (r *rig) cancel(eventID string, keys ...string) {
+	r.t.Helper()
+	msg, err := Message(&Record{Kind: KindCancel, Keys: keys, EventID: eventID, At: r.clock.now()})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.deliver(msg)
+}
+
+func (r *rig) step() {
+	r.t.Helper()
+	for range 3 { // a rebuild takes a step before firing resumes
+		if err := r.s.Step(context.Background()); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+func (r *rig) fired() []string {
+	var ids []string
+	for _, m := range r.log.on(topics.Channel(notification.Push)) {
+		n, err := notification.Decode(m.Value)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		ids = append(ids, n.ID)
+	}
+	return ids
+}
+
+func reminder(event, booking string) *notification.Notification {
+	n := sampleNotification()
+	n.EventID = event
+	n.CancelKeys = []string{"gym.booking.confirmed/reminder|booking_id=" + booking, "gym.booking.confirmed/reminder|class.id=cls_1"}
+	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+	return n
+}
+
+func TestFiresOnceWhenDue(t *testing.T) {
+	r := newRig(t)
+	n := reminder("evt_1", "b1")
+	due := r.clock.now().Add(2 * time.Hour)
+	r.schedule(n, due)
+	r.step()
+	if got := r.fired(); len(got) != 0 {
+		t.Fatalf("fired %v before its due time", got)
+	}
+	r.clock.add(2*time.Hour - time.Millisecond)
+	r.step()
+	if got := r.fired(); len(got) != 0 {
+		t.Fatalf("fired %v a millisecond early", got)
+	}
+	r.clock.add(time.Millisecond)
+	r.step()
+	if got := r.fired(); len(got) != 1 || got[0] != n.ID {
+		t.Fatalf("fired %v at its due time, want [%s]", got, n.ID)
+	}
+	r.schedule(n, due) // the dispatcher re-planned the event (a rebalance)
+	r.clock.add(time.Minute)
+	r.step()
+	if got := r.fired(); len(got) != 1 {
+		t.Fatalf("fired %d times, want once", len(got))
+	}
+	if marks := r.log.on(topics.Schedule); len(marks) != 3 {
+		t.Fatalf("%d records on the schedule topic, want schedule, done mark, schedule", len(marks))
+	}
+}
+
+func TestCancelledNeverFires(t *testing.T) {
+	r := newRig(t)
+	kept, gone, early := reminder("evt_1", "b1"), reminder("evt_2", "b2"), reminder("evt_3", "b3")
+	due := r.clock.now().Add(2 * time.Hour)
+	r.schedule(kept, due)
+	r.schedule(gone, due)
+	r.cancel("evt_cancel_b2", "gym.booking.confirmed/reminder|booking_id=b2")
+	// The cancellation of b3 is applied before its schedule (another
+	// partition was faster): the schedule must still be withdrawn.
+	r.cancel("evt_cancel_b3", "gym.booking.confirmed/reminder|booking_id=b3")
+	r.schedule(early, due)
+	r.clock.add(2 * time.Hour)
+	r.step()
+	if got := r.fired(); len(got) != 1 || got[0] != kept.ID {
+		t.Fatalf("fired %v, want only %s", got, kept.ID)
+	}
+	if c := testutil.ToFloat64(r.m.Schedule.Outcomes.WithLabelValues(obs.OutcomeCancelled)); c != 2 {
+		t.Fatalf("cancelled outcomes %v, want 2", c)
+	}
+}
+
+// A class's cancellation withdraws every reminder of the class at once.
+func TestCancelByClass(t *testing.T) {
+	r := newRig(t)
+	due := r.clock.now().Add(time.Hour)
+	for _, b := range []string{"b1", "b2", "b3"} {
+		r.schedule(reminder("evt_"+b, b), due)
+	}
+	r.cancel("evt_class_cancelled", "gym.booking.confirmed/reminder|class.id=cls_1")
+	r.clock.add(time.Hour)
+	r.step()
+	if got := r.fired(); len(got) != 0 {
+		t.Fatalf("fired %v after the class was cancelled", got)
+	}
+}
+
+// Redis loses the index: a new index is rebuilt from the schedule topic
+// before anything fires, and then what had fired does not fire again,
+// what was cancelled stays cancelled, and what was pending fires.
+func TestRebuildAfterIndexLoss(t *testing.T) {
+	r := newRig(t)
+	first, pending, gone := reminder("evt_1", "b1"), reminder("evt_2", "b2"), reminder("evt_3", "b3")
+	r.schedule(first, r.clock.now().Add(time.Minute))
+	r.schedule(pending, r.clock.now().Add(time.Hour))
+	r.schedule(gone, r.clock.now().Add(time.Hour))
+	r.clock.add(time.Minute)
+	r.step()
+	r.cancel("evt_c", "gym.booking.confirmed/reminder|booking_id=b3")
+
+	r.restart() // FLUSHALL
+	if ok, err := r.s.whole(context.Background()); ok || err != nil {
+		t.Fatalf("a lost index was taken as whole (%v)", err)
+	}
+	r.clock.add(time.Hour)
+	r.step()
+	got := r.fired()
+	if len(got) != 2 || got[0] != first.ID || got[1] != pending.ID {
+		t.Fatalf("fired %v, want %s once then %s", got, first.ID, pending.ID)
+	}
+	if c := testutil.ToFloat64(r.m.Schedule.Rebuilds); c != 2 {
+		t.Fatalf("rebuilds %v, want 2 (the first start's, and the one after the loss)", c)
+	}
+}
+
+// A firer that dies after taking entries leaves them to the next after
+// its lease; the notification then goes out (twice at worst, which the
+// channel worker's idempotency key collapses).
+func TestLeaseOfADeadFirer(t *testing.T) {
+	r := newRig(t)
+	n := reminder("evt_1", "b1")
+	r.schedule(n, r.clock.now())
+	if _, err := r.idx.Due(context.Background(), r.clock.now(), 10, 30*time.Second); err != nil {
+		t.Fatal(err) // the dead firer's lease
+	}
+	r.step()
+	if got := r.fired(); len(got) != 0 {
+		t.Fatalf("fired %v while another held the lease", got)
+	}
+	r.clock.add(31 * time.Second)
+	r.step()
+	if got := r.fired(); len(got) != 1 {
+		t.Fatalf("fired %v after the lease ended, want once", got)
+	}
+}

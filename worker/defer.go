@@ -1,0 +1,90 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gymhq/herald/caps"
+	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/topics"
+)
+
+// Cap policies, as templates/categories.yaml names them.
+const (
+	capDefer = "defer"
+	capDrop  = "drop"
+)
+
+// deferred hands n to the scheduler until due, to be published to topic
+// then. Nothing was claimed: the record's outcome is the schedule record.
+func (w *Worker) deferred(ctx context.Context, m *queue.Message, n *notification.Notification, due time.Time, topic string, start time.Time) error {
+	if err := w.cfg.Defer(ctx, n, due, topic); err != nil {
+		return err
+	}
+	w.cfg.Metrics.Notifications.WithLabelValues(w.ch, obs.OutcomeDeferred, "").Inc()
+	w.log.Debug("notification deferred", zap.String("notification_id", n.ID), zap.String("deferred", n.Deferred),
+		zap.Time("due_at", due), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset),
+		zap.Int64("latency_ms", w.cfg.Now().Sub(start).Milliseconds()))
+	return nil
+}
+
+// capped counts n against its category's frequency cap on the channel,
+// after the claim and before rendering. Over the cap, policy drop gives
+// the durable outcome capped (the key is marked, so a redelivery is a
+// duplicate); policy defer releases the claim and hands n to the
+// scheduler until the window has room. done reports that n's record has
+// its outcome.
+func (w *Worker) capped(ctx context.Context, m *queue.Message, n *notification.Notification, owner string, start time.Time) (done bool, err error) {
+	if w.cfg.Caps == nil || w.cfg.CapOf == nil || n.Priority == notification.High {
+		return false, nil
+	}
+	l, policy, ok := w.cfg.CapOf(n)
+	if !ok {
+		return false, nil
+	}
+	key := capKey(n)
+	d, err := w.cfg.Caps.Take(ctx, key, n.ID, l, w.cfg.Now())
+	if err != nil {
+		w.release(n, owner)
+		return true, failure.Retry(failure.ReasonUnavailable, fmt.Errorf("frequency cap %s: %w", key, err))
+	}
+	if d.Allowed {
+		return false, nil
+	}
+	if policy == capDefer && w.cfg.Defer != nil {
+		next := *n
+		next.Deferred = notification.DeferCap
+		if err := w.cfg.Defer(ctx, &next, d.RetryAt, topics.Channel(w.cfg.Channel)); err != nil {
+			w.release(n, owner)
+			return true, err
+		}
+		w.release(n, owner)
+		w.cfg.Metrics.Notifications.WithLabelValues(w.ch, obs.OutcomeDeferred, "").Inc()
+		w.log.Info("notification deferred by its frequency cap", zap.String("outcome", obs.OutcomeDeferred), zap.String("deferred", notification.DeferCap),
+			zap.String("event_id", n.EventID), zap.String("notification_id", n.ID), zap.String("category", n.Category),
+			zap.Time("due_at", d.RetryAt), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset))
+		return true, nil
+	}
+	if err := w.persist(ctx, func(ctx context.Context) error {
+		return w.cfg.Store.MarkFailed(ctx, n.ID, owner, obs.OutcomeCapped)
+	}); err != nil {
+		return true, err
+	}
+	w.outcome(m, n, obs.OutcomeCapped, nil, "", start)
+	return true, nil
+}
+
+// capKey is the counter key of n's person, channel and category.
+func capKey(n *notification.Notification) string {
+	cat := n.Category
+	if cat == "" {
+		cat = "transactional"
+	}
+	return caps.Key(n.RecipientID, string(n.Channel), cat)
+}
