@@ -361,6 +361,9 @@ func (st *Story) decide(ctx context.Context, store dedupe.Store, rs receipts.Sto
 		case c.State == dedupe.StateFailed && c.Reason == obs.OutcomeSuppressed:
 			d.State, d.Reason = "suppressed", c.Reason
 			d.Verdict = "not sent: the address is on the suppression list (herald suppressions list)"
+		case c.State == dedupe.StateFailed && c.Reason == obs.OutcomeCapped:
+			d.State, d.Reason = "capped", c.Reason
+			d.Verdict = "not sent: over its category's frequency cap, whose policy is drop (categories.yaml)"
 		case c.State == dedupe.StateFailed:
 			d.State, d.Reason = "failed", c.Reason
 			d.Verdict = "not delivered: failed permanently (" + c.Reason + "); see the dead letter"

@@ -1,0 +1,146 @@
+package dispatcher_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/schedule"
+	"github.com/gymhq/herald/topics"
+	"go.uber.org/zap"
+)
+
+// fleetClock drives the dispatcher and the scheduler alike.
+type fleetClock struct{ t time.Time }
+
+func (c *fleetClock) now() time.Time { return c.t }
+
+// night is a dispatcher and a scheduler on one clock, at 23:30 in London,
+// where the sample members live; what the dispatcher publishes to the
+// schedule topic is handed to the scheduler as its group would.
+type night struct {
+	t     *testing.T
+	clock *fleetClock
+	pub   *recorder
+	d     *dispatcher.Dispatcher
+	s     *schedule.Scheduler
+	seen  int
+}
+
+func newNight(t *testing.T) *night {
+	loc, _ := time.LoadLocation("Europe/London")
+	n := &night{t: t, clock: &fleetClock{t: time.Date(2026, 12, 4, 23, 30, 0, 0, loc)}, pub: &recorder{}}
+	m := obs.NewMetrics()
+	n.d = &dispatcher.Dispatcher{Planner: planner(t, n.clock.now), Publisher: n.pub, Logger: zap.NewNop(), Metrics: m}
+	idx := schedule.NewMemory()
+	idx.Now = n.clock.now
+	s, err := schedule.New(schedule.Config{Index: idx, Publisher: n.pub, Metrics: m, Now: n.clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.s = s
+	return n
+}
+
+func (n *night) event(raw []byte) {
+	n.t.Helper()
+	if err := n.d.Handle(context.Background(), &queue.Message{Topic: "gym.bookings.v1", Value: raw}); err != nil {
+		n.t.Fatal(err)
+	}
+	n.feed()
+}
+
+// feed hands the schedule topic's new records to the scheduler.
+func (n *night) feed() {
+	for ; n.seen < len(n.pub.msgs); n.seen++ {
+		m := n.pub.msgs[n.seen]
+		if m.Topic == topics.Schedule {
+			if err := n.s.Handle(context.Background(), &m); err != nil {
+				n.t.Fatal(err)
+			}
+		}
+	}
+}
+
+func (n *night) at(t time.Time) {
+	n.t.Helper()
+	n.clock.t = t
+	if err := n.s.Step(context.Background()); err != nil {
+		n.t.Fatal(err)
+	}
+	n.feed()
+}
+
+// sent returns the notifications on ch's topic so far.
+func (n *night) sent(ch notification.Channel) []*notification.Notification {
+	var out []*notification.Notification
+	for _, m := range n.pub.msgs {
+		if m.Topic == topics.Channel(ch) {
+			x, err := notification.Decode(m.Value)
+			if err != nil {
+				n.t.Fatal(err)
+			}
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// A member in London at 23:30 gets the class reminder's push at 07:00
+// London time, not before; the in-app item at once; and a class
+// cancellation's urgent SMS at once, quiet hours or not.
+func TestQuietHoursThroughTheScheduler(t *testing.T) {
+	n := newNight(t)
+	n.event(readSample(t, "gym.class.reminder", "member-with-push-en.json"))
+	n.event(readSample(t, "gym.class.cancelled", "three-attendees.json"))
+	if got := n.sent(notification.Push); len(got) != 0 {
+		t.Fatalf("%d pushes at 23:30 local", len(got))
+	}
+	if got := n.sent(inapp); len(got) == 0 {
+		t.Fatal("the in-app items waited; quiet hours cover push and sms")
+	}
+	if got := n.sent(notification.SMS); len(got) != 3 {
+		t.Fatalf("%d urgent class-cancellation texts at once, want 3", len(got))
+	}
+	loc := n.clock.t.Location()
+	n.at(time.Date(2026, 12, 5, 6, 59, 59, 0, loc))
+	if got := n.sent(notification.Push); len(got) != 0 {
+		t.Fatalf("%d pushes at 06:59:59 local", len(got))
+	}
+	n.at(time.Date(2026, 12, 5, 7, 0, 0, 0, loc))
+	got := n.sent(notification.Push)
+	if len(got) != 1 || got[0].Deferred != notification.DeferQuietHours || got[0].Template != "gym.class.reminder" {
+		t.Fatalf("pushes at 07:00 local: %+v", got)
+	}
+}
+
+// The booking's reminder is held until two hours before its class and the
+// booking's cancellation withdraws it: the same records the fleet writes.
+// Without the cancellation it goes out at its time.
+func TestReminderCancelledByTheBookingsCancellation(t *testing.T) {
+	for _, cancel := range []bool{false, true} {
+		n := newNight(t)
+		n.clock.t = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC) // the class is 24 Nov 18:30Z
+		booked := readSample(t, "gym.booking.confirmed", "member-no-push-en.json")
+		n.event(booked)
+		n.at(time.Date(2026, 11, 24, 16, 29, 0, 0, time.UTC))
+		if cancel {
+			n.event([]byte(strings.NewReplacer(`"gym.booking.confirmed"`, `"gym.booking.cancelled"`, `"evt_01JD8X9N4P"`, `"evt_cancel_1"`).Replace(string(booked))))
+		}
+		n.at(time.Date(2026, 11, 24, 16, 30, 0, 0, time.UTC))
+		reminders := 0
+		for _, x := range n.sent(notification.SMS) {
+			if x.Template == "gym.booking.confirmed/reminder" {
+				reminders++
+			}
+		}
+		if want := map[bool]int{false: 1, true: 0}[cancel]; reminders != want {
+			t.Fatalf("cancelled %v: %d reminders sent, want %d", cancel, reminders, want)
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gymhq/herald/caps"
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/topics"
+	"github.com/gymhq/herald/worker"
+)
+
+// deferral is one notification a worker handed to the scheduler.
+type deferral struct {
+	n     notification.Notification
+	due   time.Time
+	topic string
+}
+
+type waitRig struct {
+	w        *worker.Worker
+	s        *sender
+	store    dedupe.Store
+	pub      *publisher
+	deferred []deferral
+	now      time.Time
+}
+
+func newWaitRig(t *testing.T, policy string) *waitRig {
+	r := &waitRig{s: &sender{}, store: dedupe.NewMemory(dedupe.Options{}), pub: &publisher{}, now: time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)}
+	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: r.s, Renderer: renderer{}, Store: r.store, Publisher: r.pub,
+		Owner: "w", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 5, QuickAttempts: 1,
+		Now: func() time.Time { return r.now },
+		Defer: func(_ context.Context, n *notification.Notification, due time.Time, topic string) error {
+			r.deferred = append(r.deferred, deferral{*n, due, topic})
+			return nil
+		},
+		Caps: caps.NewMemory(),
+		CapOf: func(n *notification.Notification) (caps.Limit, string, bool) {
+			return caps.Limit{Max: 2, Per: time.Hour}, policy, n.Category == "reminders"
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.w = w
+	return r
+}
+
+func reminderNote(i int) *notification.Notification {
+	n := note(0)
+	n.EventID = fmt.Sprint("evt_", i)
+	n.Category = "reminders"
+	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+	return n
+}
+
+// Two reminders an hour: the third waits in the scheduler until the
+// first leaves the window, without a send, and a repeat of a counted one
+// is not counted again.
+func TestCapDefers(t *testing.T) {
+	r := newWaitRig(t, "defer")
+	ctx := context.Background()
+	for i := range 3 {
+		r.now = r.now.Add(time.Minute)
+		if err := r.w.Handle(ctx, record(t, reminderNote(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.s.calls != 2 || len(r.deferred) != 1 {
+		t.Fatalf("%d sends, %d deferred; want 2 and 1", r.s.calls, len(r.deferred))
+	}
+	d := r.deferred[0]
+	if want := time.Date(2026, 12, 4, 10, 1, 0, 0, time.UTC); !d.due.Equal(want) || d.topic != topics.Channel(notification.SMS) || d.n.Deferred != notification.DeferCap {
+		t.Fatalf("deferred to %v on %s (%s), want %v on the channel topic (cap)", d.due, d.topic, d.n.Deferred, want)
+	}
+	// Its claim was given back: when it comes back due, it is sent.
+	r.now = d.due
+	if err := r.w.Handle(ctx, record(t, &d.n)); err != nil {
+		t.Fatal(err)
+	}
+	if r.s.calls != 3 {
+		t.Fatalf("the deferred reminder was not sent when due (%d sends)", r.s.calls)
+	}
+	// Transactional messages are not capped.
+	for i := range 3 {
+		n := note(0)
+		n.EventID = fmt.Sprint("evt_tx_", i)
+		n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+		if err := r.w.Handle(ctx, record(t, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.s.calls != 6 {
+		t.Fatalf("%d sends, want every transactional one", r.s.calls)
+	}
+}
+
+// Policy drop: the third is never sent, its key says so, and a
+// redelivery of it is a duplicate.
+func TestCapDrops(t *testing.T) {
+	r := newWaitRig(t, "drop")
+	ctx := context.Background()
+	for i := range 3 {
+		if err := r.w.Handle(ctx, record(t, reminderNote(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	third := reminderNote(2)
+	c, err := r.store.Get(ctx, third.ID)
+	if err != nil || c.State != dedupe.StateFailed || c.Reason != obs.OutcomeCapped {
+		t.Fatalf("third's key: %+v %v, want failed/capped", c, err)
+	}
+	if err := r.w.Handle(ctx, record(t, third)); err != nil {
+		t.Fatal(err)
+	}
+	if r.s.calls != 2 || len(r.deferred) != 0 {
+		t.Fatalf("%d sends, %d deferred; want 2 and none", r.s.calls, len(r.deferred))
+	}
+}
+
+// A retry no longer waits on its topic holding an in-flight slot: the
+// worker hands it to the scheduler, due at its not_before, for the retry
+// topic; and a retry record that arrives well before its time (an older
+// version wrote it) is handed back the same way.
+func TestRetryWaitsInTheScheduler(t *testing.T) {
+	r := newWaitRig(t, "defer")
+	r.s.script = []error{failure.Retry(failure.ReasonUnavailable, fmt.Errorf("503"))}
+	ctx := context.Background()
+	n := note(0)
+	if err := r.w.Handle(ctx, record(t, n)); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.deferred) != 1 || r.deferred[0].topic != topics.Retry(notification.SMS) || r.deferred[0].n.Attempt != 1 || r.deferred[0].n.Deferred != notification.DeferRetry {
+		t.Fatalf("deferred %+v", r.deferred)
+	}
+	if got := r.pub.on(topics.Retry(notification.SMS)); len(got) != 0 {
+		t.Fatalf("%d records written to the retry topic directly", len(got))
+	}
+	early := r.deferred[0].n
+	start := time.Now()
+	if err := r.w.Handle(ctx, record(t, &early)); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > 5*time.Second || len(r.deferred) != 2 {
+		t.Fatalf("an early retry record was slept on (%v) or not handed back (%d)", time.Since(start), len(r.deferred))
+	}
+	r.now = early.NotBefore
+	if err := r.w.Handle(ctx, record(t, &early)); err != nil {
+		t.Fatal(err)
+	}
+	if r.s.calls != 2 {
+		t.Fatalf("%d sends, want the retry sent when due", r.s.calls)
+	}
+}
