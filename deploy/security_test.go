@@ -26,7 +26,7 @@ func TestSecureOverlay(t *testing.T) {
 		d := f.deployment(t, role)
 		ps := d.Spec.Template.Spec
 		c := ps.Containers[0]
-		usesRedis := role != config.RoleDispatcher
+		usesRedis := true // every role: the dispatcher's scheduler and preferences too
 		got := map[string]string{}
 		for _, e := range c.Env {
 			if want, ok := wantFiles[e.Name]; ok {

@@ -199,4 +199,3 @@ func samplesHaveTime(samples []Sample, path string) bool {
 	}
 	return false
 }
-
