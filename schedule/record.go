@@ -44,7 +44,10 @@ const Version = 1
 type Record struct {
 	V    int    `json:"v"`
 	Kind string `json:"kind"`
-	// ID is the notification id (schedule, done).
+	// ID names one wait (schedule, done): EntryID, the notification id
+	// with the due time and attempt, so the same notification can wait
+	// again (a retry after a retry) without being taken for a wait that
+	// has fired, while the same wait published twice is one.
 	ID string `json:"id,omitempty"`
 	// Due is when a schedule fires.
 	Due time.Time `json:"due,omitzero"`
@@ -151,8 +154,19 @@ func Schedule(n *notification.Notification, due time.Time, topic string, now tim
 	if err != nil {
 		return nil, err
 	}
-	return &Record{Kind: KindSchedule, ID: n.ID, Due: due.UTC(), Topic: topic, Key: n.RecipientID,
+	return &Record{Kind: KindSchedule, ID: EntryID(n.ID, due, n.Attempt), Due: due.UTC(), Topic: topic, Key: n.RecipientID,
 		Keys: n.CancelKeys, Notification: b, EventID: n.EventID, At: now.UTC()}, nil
+}
+
+// EntryID names the wait of notification id until due at attempt.
+func EntryID(id string, due time.Time, attempt int) string {
+	return fmt.Sprintf("%s@%d.%d", id, due.UnixMilli(), attempt)
+}
+
+// NotificationID is the notification id of an EntryID.
+func NotificationID(entry string) string {
+	id, _, _ := strings.Cut(entry, "@")
+	return id
 }
 
 // Message is r as a record of the schedule topic: a schedule and its done

@@ -32,7 +32,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != n.ID || !got.Due.Equal(r.Due) || got.Topic != "herald.push.v1" || got.Key != "mem_1" || len(got.Keys) != 1 {
+	if NotificationID(got.ID) != n.ID || !got.Due.Equal(r.Due) || got.Topic != "herald.push.v1" || got.Key != "mem_1" || len(got.Keys) != 1 {
 		t.Fatalf("round trip: %+v", got)
 	}
 	back, err := notification.Decode(got.Notification)

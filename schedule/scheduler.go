@@ -176,7 +176,7 @@ func (s *Scheduler) apply(ctx context.Context, rs []*Record, report bool) error 
 // before it was due. r is its schedule record when at hand.
 func (s *Scheduler) cancelled(id string, r *Record, by string) {
 	s.m.Outcomes.WithLabelValues(obs.OutcomeCancelled).Inc()
-	fields := []zap.Field{zap.String("outcome", obs.OutcomeCancelled), zap.String("notification_id", id)}
+	fields := []zap.Field{zap.String("outcome", obs.OutcomeCancelled), zap.String("notification_id", NotificationID(id))}
 	if by != "" {
 		fields = append(fields, zap.String("cancelled_by", by))
 	}
@@ -249,11 +249,11 @@ func (s *Scheduler) fire(ctx context.Context, es []Entry) error {
 		ids = append(ids, e.ID)
 		r, err := Decode(e.Record)
 		if err != nil || r.Kind != KindSchedule {
-			s.log.Error("scheduler: index entry is not a schedule record; dropped", zap.String("notification_id", e.ID), zap.Error(err))
+			s.log.Error("scheduler: index entry is not a schedule record; dropped", zap.String("entry", e.ID), zap.Error(err))
 			continue
 		}
 		msgs = append(msgs, queue.Message{Topic: r.Topic, Key: []byte(r.Key), Value: r.Notification, Time: now,
-			Headers: []queue.Header{{Key: HeaderEventID, Value: []byte(r.EventID)}}})
+			Headers: []queue.Header{{Key: HeaderEventID, Value: []byte(r.EventID)}, {Key: HeaderFired, Value: []byte(r.ID)}}})
 		mark, err := Message(&Record{Kind: KindDone, ID: r.ID, EventID: r.EventID, At: now})
 		if err != nil {
 			return err
@@ -279,6 +279,11 @@ func (s *Scheduler) fire(ctx context.Context, es []Entry) error {
 // HeaderEventID is the event id header of a fired notification, as the
 // dispatcher sets it (dispatcher.HeaderEventID).
 const HeaderEventID = "herald-event-id"
+
+// HeaderFired marks a notification the scheduler published when due (its
+// value is the wait's EntryID). A worker whose clock is behind the
+// scheduler's must not hand it back: that wait is done.
+const HeaderFired = "herald-fired"
 
 // whole reports whether the index holds every partition of the schedule
 // topic, rebuilding the ones it lacks. Checked about once a second.

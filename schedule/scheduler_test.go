@@ -261,3 +261,25 @@ func TestLeaseOfADeadFirer(t *testing.T) {
 		t.Fatalf("fired %v after the lease ended, want once", got)
 	}
 }
+
+// A notification that waits twice — a retry after a retry, a reminder
+// then capped — is held and fired each time: its second wait is not
+// taken for the first one fired again.
+func TestWaitsTwice(t *testing.T) {
+	r := newRig(t)
+	n := reminder("evt_1", "b1")
+	r.schedule(n, r.clock.now().Add(time.Minute))
+	r.clock.add(time.Minute)
+	r.step()
+	n.Attempt, n.Deferred = 1, notification.DeferRetry
+	r.schedule(n, r.clock.now().Add(10*time.Second))
+	r.clock.add(10 * time.Second)
+	r.step()
+	n.Attempt = 2
+	r.schedule(n, r.clock.now().Add(30*time.Second))
+	r.clock.add(30 * time.Second)
+	r.step()
+	if got := r.fired(); len(got) != 3 {
+		t.Fatalf("fired %d times, want 3 (the schedule and two retries)", len(got))
+	}
+}

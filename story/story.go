@@ -171,7 +171,7 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 			rec.DueAt = &due
 			return rec, true
 		case schedule.KindDone:
-			return Record{Kind: "fired", NotificationID: r.ID}, r.EventID == id
+			return Record{Kind: "fired", NotificationID: schedule.NotificationID(r.ID)}, r.EventID == id
 		case schedule.KindCancel:
 			// Any event's cancellation may withdraw this one's schedules:
 			// decide matches the keys.

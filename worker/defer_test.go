@@ -11,6 +11,8 @@ import (
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/topics"
 	"github.com/gymhq/herald/worker"
 )
@@ -156,5 +158,22 @@ func TestRetryWaitsInTheScheduler(t *testing.T) {
 	}
 	if r.s.calls != 2 {
 		t.Fatalf("%d sends, want the retry sent when due", r.s.calls)
+	}
+}
+
+// A notification the scheduler fired is due even when this worker's clock
+// says it is a few seconds early: handing it back would make a wait the
+// scheduler has marked done, and it would be lost.
+func TestFiredIsNotHandedBack(t *testing.T) {
+	r := newWaitRig(t, "defer")
+	n := note(0)
+	n.DueAt = r.now.Add(4 * time.Second) // the scheduler's clock is ahead
+	m := record(t, n)
+	m.Headers = append(m.Headers, queue.Header{Key: schedule.HeaderFired, Value: []byte(schedule.EntryID(n.ID, n.DueAt, 0))})
+	if err := r.w.Handle(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.deferred) != 0 || r.s.calls != 1 {
+		t.Fatalf("%d deferred, %d sends; want it sent", len(r.deferred), r.s.calls)
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/receipts"
+	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/suppress"
 	"github.com/gymhq/herald/topics"
 )
@@ -112,6 +113,11 @@ type Config struct {
 // still be handled in process rather than handed back to the scheduler.
 const deferSlack = 2 * time.Second
 
+// maxSkew bounds the wait for a notification the scheduler fired before
+// this worker's clock says it is due: the clocks disagree, and the
+// scheduler's is the one that decided.
+const maxSkew = 5 * time.Second
+
 // Worker handles one channel's records. Safe for concurrent use.
 type Worker struct {
 	cfg   Config
@@ -180,8 +186,10 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 		return nil
 	}
 
-	// Not due yet: the scheduler holds it, so no in-flight slot waits.
-	if w.cfg.Defer != nil {
+	// Not due yet: the scheduler holds it, so no in-flight slot waits. One
+	// the scheduler fired is due, whatever this clock says (it may be
+	// behind); it waits below for its not-before time, at most a moment.
+	if w.cfg.Defer != nil && m.Header(schedule.HeaderFired) == nil {
 		now := w.cfg.Now()
 		switch {
 		case n.DueAt.Sub(now) > deferSlack:
@@ -192,6 +200,9 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 	}
 	// A retry waits for its not-before time, holding only its own key.
 	if wait := n.NotBefore.Sub(w.cfg.Now()); wait > 0 {
+		if m.Header(schedule.HeaderFired) != nil {
+			wait = min(wait, maxSkew)
+		}
 		if err := w.sleep(ctx, wait); err != nil {
 			return err
 		}
