@@ -44,6 +44,16 @@ type Message struct {
 	EventType string
 	EventTime string
 
+	// RecipientID is the person the message is for (their id in the
+	// event) and Category its rule's category (templates/categories.yaml).
+	// Unsubscribable says the person may switch that category off
+	// entirely (it is not required): the email channel then gives the
+	// message a one-click unsubscribe link (List-Unsubscribe) signed for
+	// RecipientID and Category. A message without all three gets none.
+	RecipientID    string
+	Category       string
+	Unsubscribable bool
+
 	Subject     string
 	Text        string
 	HTML        string

@@ -17,9 +17,9 @@ func init() {
 		&variable{
 			name: "HERALD_GATEWAY_PUBLIC_URL", group: "Gateway",
 			doc: "The gateway as the internet reaches it, an `https://` URL, perhaps with a path prefix (`https://notify.example.com`): " +
-				"the one-click unsubscribe links of emails point at `/v1/unsubscribe` below it. " +
+				"the one-click unsubscribe links the email role puts in emails point at `/v1/unsubscribe` below it. " +
 				"Set with `HERALD_UNSUBSCRIBE_SECRET`; unset, emails carry no `List-Unsubscribe` header, which bulk senders need.",
-			scope: []Role{RoleEmail, RoleGateway},
+			scope: []Role{RoleEmail},
 			bind:  text(func(c *Config) *string { return &g(c).PublicURL }, "an https:// URL", publicURL),
 		},
 		&variable{

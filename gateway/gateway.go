@@ -32,6 +32,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/feed"
+	"github.com/gymhq/herald/prefs"
+	"github.com/gymhq/herald/prefs/unsubscribe"
+	"github.com/gymhq/herald/templates"
 )
 
 // Options configure a Gateway.
@@ -57,6 +60,15 @@ type Options struct {
 	// Registerer, when set, gets the gateway's metrics.
 	Registerer prometheus.Registerer
 	Now        func() time.Time
+
+	// Preferences, when set, serves GET and PUT /v1/preferences for the
+	// authenticated person, against the categories of the template set
+	// Templates returns (served now: it is hot-reloaded). Unsubscribe,
+	// when set too, takes the one-click unsubscribe links it signed
+	// (preferences.go).
+	Preferences prefs.Store
+	Templates   func() *templates.Set
+	Unsubscribe *unsubscribe.Signer
 }
 
 // Limits of the HTTP API.
@@ -95,6 +107,9 @@ type Gateway struct {
 func New(o Options) (*Gateway, error) {
 	if o.Feed == nil || o.Authenticate == nil {
 		return nil, errors.New("gateway: needs a feed store and an authenticator")
+	}
+	if err := checkPreferences(o); err != nil {
+		return nil, err
 	}
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = 50_000
@@ -610,6 +625,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/feed/ws", g.ws)
 	mux.HandleFunc("POST /v1/feed/{id}/read", g.markRead)
 	mux.HandleFunc("GET /v1/live", g.liveValues)
+	g.routePreferences(mux)
 	return g.cors(mux)
 }
 
@@ -696,8 +712,8 @@ func (g *Gateway) cors(next http.Handler) http.Handler {
 			h.Set("Access-Control-Allow-Origin", o)
 			h.Add("Vary", "Origin")
 			if r.Method == http.MethodOptions {
-				h.Set("Access-Control-Allow-Methods", "GET, POST")
-				h.Set("Access-Control-Allow-Headers", "Authorization, Last-Event-ID")
+				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
 				h.Set("Access-Control-Max-Age", "600")
 				w.WriteHeader(http.StatusNoContent)
 				return

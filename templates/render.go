@@ -60,6 +60,11 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 		ToName:         n.Data["recipient_name"],
 		Locale:         l.locale,
 		Priority:       n.Priority,
+		RecipientID:    n.RecipientID,
+		Category:       n.Category,
+	}
+	if c := s.Category(n.Category); c != nil && !c.Required {
+		m.Unsubscribable = true // one-click unsubscribe: never for a required category
 	}
 	b := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(b)

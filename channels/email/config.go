@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gymhq/herald/prefs/unsubscribe"
 )
 
 // TLSMode says whether the SMTP session must be encrypted with STARTTLS.
@@ -70,6 +73,20 @@ type Config struct {
 	// TLSConfig, when set, is used for STARTTLS (for example to trust a test
 	// sink's self-signed certificate). Its ServerName defaults to Addr's host.
 	TLSConfig *tls.Config
+
+	// Unsubscribe, when set, makes a one-click unsubscribe link (RFC 8058)
+	// for every message whose category the recipient may switch off
+	// (unsubscribe.go); nil sends none.
+	Unsubscribe *UnsubscribeLinks
+}
+
+// UnsubscribeLinks is how the channel makes one-click unsubscribe links.
+type UnsubscribeLinks struct {
+	Signer *unsubscribe.Signer
+	// PublicURL is where the links point (HERALD_GATEWAY_PUBLIC_URL).
+	PublicURL string
+	// Now is the clock the links' expiry counts from; nil is time.Now.
+	Now func() time.Time
 }
 
 // ConfigError is a configuration problem; Field names the Config field so a
@@ -121,6 +138,14 @@ func (c *Config) Validate() error {
 	}
 	if c.HeloName != "" && (strings.ContainsAny(c.HeloName, " \t\r\n") || !isASCII(c.HeloName)) {
 		return configErr("HeloName", "%q must be a single ASCII word", c.HeloName)
+	}
+	if l := c.Unsubscribe; l != nil {
+		if l.Signer == nil {
+			return configErr("Unsubscribe", "has no Signer")
+		}
+		if u, err := url.Parse(l.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" {
+			return configErr("Unsubscribe", "PublicURL %q is not an absolute URL without a query; one-click unsubscribe links need one", l.PublicURL)
+		}
 	}
 	if c.MessageIDDomain != "" {
 		if !isDotAtom(c.MessageIDDomain) {

@@ -44,11 +44,16 @@ var Descriptor = &channels.Descriptor{
 	Settings: settings,
 	New: func(b channels.Build) (channels.Sender, error) {
 		c := b.Config
+		links, err := Unsubscriber(c)
+		if err != nil {
+			return nil, err
+		}
 		return failover.FromList(notification.Email, c, c.SMTPAddr, func(addr string) (channels.Sender, error) {
 			return New(Config{
 				Addr: addr, Username: c.SMTPUsername, Password: c.SMTPPassword,
 				TLS: TLSMode(c.SMTPTLS), From: c.EmailFrom, PoolSize: c.SMTPPoolSize, Timeout: c.SendTimeout,
-				TLSConfig: b.TLS,
+				TLSConfig:   b.TLS,
+				Unsubscribe: links,
 			})
 		})
 	},

@@ -191,6 +191,7 @@ func (s *Sender) compose(m *channels.Message) (*gomail.Msg, error) {
 	msg.SetGenHeader(HeaderNotificationID, m.NotificationID)
 	// RFC 3834: stops vacation responders from answering a no-reply sender.
 	msg.SetGenHeader("Auto-Submitted", "auto-generated")
+	s.setUnsubscribe(msg, m)
 
 	switch {
 	case m.Text != "" && m.HTML != "":

@@ -21,7 +21,9 @@ import (
 
 // setupFeeds makes the process's in-app feeds: on Redis when the fleet has
 // it, else in memory (herald dev on one process); and, for a process that
-// runs the gateway role, the gateway over them.
+// runs the gateway role, the gateway over them and over people's
+// preferences (GET|PUT /v1/preferences, one-click unsubscribe), which
+// setupPreferences makes for every role.
 func (f *fleet) setupFeeds(rc redis.UniversalClient) error {
 	cfg := f.cfg
 	if rc != nil {
@@ -31,10 +33,15 @@ func (f *fleet) setupFeeds(rc redis.UniversalClient) error {
 		f.feed = feed.NewMemory(inapp.Limits(cfg))
 		f.attendance = attendance.NewMemory()
 	}
+	preferences := f.setupPreferences(rc)
 	if !cfg.Role.Runs(config.RoleGateway) {
 		return nil
 	}
 	v, err := verifier(cfg.Gateway)
+	if err != nil {
+		return err
+	}
+	signer, err := unsubscribeSigner(cfg.Gateway)
 	if err != nil {
 		return err
 	}
@@ -52,6 +59,7 @@ func (f *fleet) setupFeeds(rc redis.UniversalClient) error {
 		WriteTimeout: cfg.Gateway.WriteTimeout, Heartbeat: cfg.Gateway.Heartbeat,
 		AllowedOrigins: cfg.Gateway.AllowedOrigins,
 		Logger:         f.logger(), Registerer: f.metrics.Registry,
+		Preferences: preferences, Templates: f.templates.Current, Unsubscribe: signer,
 	})
 	return err
 }

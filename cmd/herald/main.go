@@ -24,6 +24,7 @@ Usage:
   herald trace EVENT_ID [--since 24h] [--json]               one event's story across roles (herald trace -h)
   herald dlq inspect|replay [flags]                          summarise or replay dead letters (herald dlq -h)
   herald suppressions list|remove [flags]                    addresses providers said never to send to again
+  herald preferences get|set PERSON [JSON]                   what a person chose to get (herald preferences -h)
   herald templates render|test|preview ...                   see what recipients get (herald templates help)
   herald bench [--scenario a,b] [--json]                     measure herald against its baselines (make bench)
 `
@@ -47,6 +48,8 @@ func main() {
 		code = cmdDLQ(os.Args[2:])
 	case "suppressions":
 		code = cmdSuppressions(os.Args[2:])
+	case "preferences":
+		code = cmdPreferences(os.Args[2:])
 	case "bench":
 		code = cmdBench(os.Args[2:])
 	case "-h", "--help", "help":
