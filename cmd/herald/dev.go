@@ -147,6 +147,18 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 		return nil, err
 	}
 	cfg.Gateway.JWTSecret = hex.EncodeToString(key)
+	// One-click unsubscribe links in the outbox's emails point at the dev
+	// server's own gateway, when its address is known.
+	if o.CallbackBase != "" {
+		ukey := make([]byte, 32)
+		if _, err := rand.Read(ukey); err != nil {
+			return nil, err
+		}
+		cfg.Gateway.UnsubscribeSecret, cfg.Gateway.PublicURL = hex.EncodeToString(ukey), o.CallbackBase
+		if cfg.Gateway.UnsubscribeTTL == 0 {
+			cfg.Gateway.UnsubscribeTTL = 60 * 24 * time.Hour
+		}
+	}
 
 	// Providers: each channel's own stand-in (its descriptor's Dev),
 	// pointed at by cfg.

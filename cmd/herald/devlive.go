@@ -53,6 +53,8 @@ func (e *devEnv) liveRoutes(mux *http.ServeMux) {
 	mux.Handle("/v1/feed", h)
 	mux.Handle("/v1/feed/", h)
 	mux.Handle("/v1/live", h)
+	mux.Handle("/v1/preferences", h)
+	mux.Handle("/v1/unsubscribe", h)
 	mux.HandleFunc("GET /dev/token", func(w http.ResponseWriter, r *http.Request) {
 		sub := r.URL.Query().Get("sub")
 		if err := feed.CheckPerson(sub); err != nil {

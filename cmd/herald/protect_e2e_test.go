@@ -23,6 +23,7 @@ import (
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/pipeline"
+	"github.com/gymhq/herald/prefs"
 	"github.com/gymhq/herald/protect"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/sinks"
@@ -139,13 +140,19 @@ func TestSuppressionEndToEnd(t *testing.T) {
 			}
 		}
 	}()
-	poll.Until(t, time.Minute, "four suppressed notifications", func() bool {
+	// Three: the STOP also turned Ana's SMS off in her preferences, so the
+	// second waitlist event plans no SMS at all.
+	poll.Until(t, time.Minute, "three suppressed notifications", func() bool {
 		n := suppressedSoFar() - base
-		if n > 4 {
+		if n > 3 {
 			t.Fatalf("%v suppressed", n)
 		}
-		return n == 4
+		return n == 3
 	})
+	store := prefs.NewRedis(rs.Client(), "")
+	if p, err := store.Get(ctx, ana.id); err != nil || p.Channels == nil || p.Channels[notification.SMS] || len(p.Channels) != 1 {
+		t.Fatalf("after STOP, Ana's stored preferences %+v (%v); want sms off", p, err)
+	}
 	waitDrained(t, env)
 	if providerDeliveries(env) != before {
 		t.Fatalf("%d messages delivered to suppressed addresses", providerDeliveries(env)-before)
@@ -166,6 +173,13 @@ func TestSuppressionEndToEnd(t *testing.T) {
 	}
 	out.Reset()
 	if err := removeSuppression(ctx, &out, list, "", ana.phone); err != nil {
+		t.Fatal(err)
+	}
+	// She texts START and the booking service's app turns SMS back on.
+	if _, err := store.Update(ctx, ana.id, func(p *prefs.Prefs) error {
+		p.Channels = map[notification.Channel]bool{notification.SMS: true}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	publish(t, env, memberEvent(t, "gym.waitlist.promoted", "evt_sup_5", ana))

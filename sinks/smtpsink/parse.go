@@ -18,8 +18,10 @@ import (
 type message struct {
 	from, to, subject       string // decoded header values
 	messageID, notification string
-	text, html              string
-	attachments             []attachment
+	// unsubscribe and unsubscribePost are the RFC 8058 headers.
+	unsubscribe, unsubscribePost string
+	text, html                   string
+	attachments                  []attachment
 }
 
 type attachment struct{ name, contentType string }
@@ -37,11 +39,13 @@ func parseMessage(raw []byte) (*message, error) {
 		return nil, err
 	}
 	p := &message{
-		from:         decodeAddresses(m.Header, "From"),
-		to:           decodeAddresses(m.Header, "To"),
-		subject:      decodeWords(m.Header.Get("Subject")),
-		messageID:    strings.TrimSpace(m.Header.Get("Message-Id")),
-		notification: strings.TrimSpace(m.Header.Get("X-Herald-Notification-Id")),
+		from:            decodeAddresses(m.Header, "From"),
+		to:              decodeAddresses(m.Header, "To"),
+		subject:         decodeWords(m.Header.Get("Subject")),
+		messageID:       strings.TrimSpace(m.Header.Get("Message-Id")),
+		notification:    strings.TrimSpace(m.Header.Get("X-Herald-Notification-Id")),
+		unsubscribe:     strings.TrimSpace(m.Header.Get("List-Unsubscribe")),
+		unsubscribePost: strings.TrimSpace(m.Header.Get("List-Unsubscribe-Post")),
 	}
 	if err := p.walk(textproto.MIMEHeader(m.Header), m.Body, 0); err != nil {
 		return nil, err

@@ -380,6 +380,9 @@ func (ss *session) Data(r io.Reader) error {
 	id := fmt.Sprintf("%010X", ss.sink.queued.Add(1))
 	names := make([]string, len(m.attachments))
 	meta := map[string]string{"envelope_from": ss.from, "header_to": m.to, "notification_id": m.notification}
+	if m.unsubscribe != "" {
+		meta["list_unsubscribe"], meta["list_unsubscribe_post"] = m.unsubscribe, m.unsubscribePost
+	}
 	for i, a := range m.attachments {
 		names[i] = a.name
 		meta["attachment_type:"+a.name] = a.contentType
