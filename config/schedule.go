@@ -12,6 +12,8 @@ type Schedule struct {
 	Tick time.Duration
 	// QuietHours off sends at once what quiet hours would defer.
 	QuietHours Switch
+	// FrequencyCaps off sends what a category's caps would defer or drop.
+	FrequencyCaps Switch
 }
 
 // The scheduler's variables, appended to the registry.
@@ -38,6 +40,13 @@ func init() {
 				"`off` sends everything at once (a staging fleet, a load test); frequency caps and schedules still apply.",
 			scope: []Role{RoleDispatcher},
 			bind:  enum(func(c *Config) *Switch { return &s(c).QuietHours }, On, Off),
+		},
+		&variable{
+			name: "HERALD_FREQUENCY_CAPS", group: "Scheduling", def: "on",
+			doc: "`on`: the channel workers count each category's frequency caps (templates `categories.yaml`) fleet-wide and defer or drop what is over them. " +
+				"`off` sends regardless (a staging fleet, a load test whose few simulated people would hit every cap).",
+			scope: []Role{RoleChannels},
+			bind:  enum(func(c *Config) *Switch { return &s(c).FrequencyCaps }, On, Off),
 		},
 	)
 }

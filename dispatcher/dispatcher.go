@@ -52,13 +52,14 @@ const HeaderEventID = "herald-event-id"
 func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 	plan, err := d.Planner.PlanEvent(ctx, m.Value)
 	switch {
-	case failure.IsRetryable(err):
-		return err // preferences unavailable: the runtime tries again
+	case err == nil:
 	case errors.Is(err, ErrUnknownType):
 		d.Metrics.Events.WithLabelValues(obs.EventUnknown).Inc()
 		d.Logger.Debug("event type has no routing; skipped", zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
 		return nil
-	case err != nil:
+	case isRetry(err):
+		return err // preferences unavailable: the runtime tries again
+	default:
 		return d.deadLetter(ctx, m, err)
 	}
 	ns := plan.Notifications
@@ -157,4 +158,12 @@ func (d *Dispatcher) deadLetter(ctx context.Context, m *queue.Message, cause err
 		zap.String("class", failure.ClassOf(cause).String()),
 		zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(cause))
 	return nil
+}
+
+// isRetry reports whether err is explicitly classified retryable (the
+// preference store unavailable). Planning errors without a class are the
+// event's fault and dead-lettered, as before preferences existed.
+func isRetry(err error) bool {
+	var fe *failure.Error
+	return errors.As(err, &fe) && fe.Class == failure.Retryable
 }

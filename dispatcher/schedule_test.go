@@ -11,6 +11,7 @@ import (
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/schedule"
+	"github.com/gymhq/herald/templates"
 	"github.com/gymhq/herald/topics"
 	"go.uber.org/zap"
 )
@@ -142,5 +143,23 @@ func TestReminderCancelledByTheBookingsCancellation(t *testing.T) {
 		if want := map[bool]int{false: 1, true: 0}[cancel]; reminders != want {
 			t.Fatalf("cancelled %v: %d reminders sent, want %d", cancel, reminders, want)
 		}
+	}
+}
+
+// An event type no folder routes is skipped, not retried: planning's
+// retryable errors (preferences unavailable) are only the classified
+// ones. The fleet's end-to-end test found the dispatcher retrying
+// gym.locker.opened for ever.
+func TestUnknownTypeIsSkippedWithStoredChoices(t *testing.T) {
+	p := planner(t, time.Now)
+	p.Choices = func(context.Context, []string) (map[string]templates.Choices, error) { return nil, nil }
+	pub := &recorder{}
+	d := &dispatcher.Dispatcher{Planner: p, Publisher: pub, Logger: zap.NewNop(), Metrics: obs.NewMetrics()}
+	raw := []byte(`{"specversion":"1.0","id":"evt_unknown_1","source":"s","type":"gym.locker.opened","data":{"x":1}}`)
+	if err := d.Handle(context.Background(), &queue.Message{Topic: "gym.bookings.v1", Value: raw}); err != nil {
+		t.Fatalf("Handle: %v, want the unknown type skipped", err)
+	}
+	if len(pub.msgs) != 0 {
+		t.Fatalf("published %d records for an unknown type", len(pub.msgs))
 	}
 }

@@ -62,6 +62,12 @@ type devOptions struct {
 	Settings map[string]string
 }
 
+// devTweak, when set, changes every devEnv's configuration before its
+// own Settings: the tests' exactly-once workloads turn frequency caps off
+// here (TestMain), since their few simulated people would hit every cap
+// by design. herald dev leaves it nil.
+var devTweak func(*config.Config)
+
 // devEnv is the whole fleet on embedded parts: an in-process Kafka cluster,
 // every channel's stand-in provider recording into one outbox, and every
 // role.
@@ -185,6 +191,9 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	e.smtp, _ = e.fakes[notification.Email].(*smtpsink.Sink)
 	e.twilio, _ = e.fakes[notification.SMS].(*twiliofake.Fake)
 	e.fcm, _ = e.fakes[notification.Push].(*fcmfake.Fake)
+	if devTweak != nil {
+		devTweak(cfg)
+	}
 	for k, v := range o.Settings {
 		cfg.SetValue(k, v)
 	}

@@ -160,11 +160,41 @@ func TestEndToEnd(t *testing.T) {
 	wctx, wcancel := context.WithTimeout(ctx, 90*time.Second)
 	defer wcancel()
 	if err := env.outbox.Wait(wctx, total); err != nil {
+		got := map[addrKey]int{}
+		for _, d := range env.outbox.All() {
+			got[addrKey{d.Channel, d.To}]++
+		}
+		gotIDs := map[string]bool{}
+		for _, d := range env.outbox.All() {
+			gotIDs[d.NotificationID] = true
+		}
+		for _, ev := range evs {
+			ns, _ := planner.Plan(ev.Value)
+			for _, n := range ns {
+				if wantIDs[n.ID] && !gotIDs[n.ID] {
+					t.Logf("missing: %s %s %s %s cat=%s", n.ID, n.EventType, n.Template, n.Channel, n.Category)
+					for _, l := range strings.Split(logs.String(), "\n") {
+						if strings.Contains(l, n.ID) {
+							t.Log("   ", l)
+						}
+					}
+				}
+			}
+		}
 		t.Fatalf("delivered %d of %d: %v", env.outbox.Len(), total, err)
 	}
 	elapsed := time.Since(start)
 	// Quiesce: every group has committed to the end of every topic, so no
 	// more deliveries can come.
+	defer func() {
+		if t.Failed() {
+			for _, l := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(l, `"level":"warn"`) || strings.Contains(l, `"level":"error"`) {
+					t.Log(l)
+				}
+			}
+		}
+	}()
 	waitDrained(t, env)
 
 	got := map[addrKey]int{}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/sim"
 )
@@ -54,6 +55,10 @@ var heraldBinary struct {
 
 // TestMain removes the binary buildHerald built.
 func TestMain(m *testing.M) {
+	// The exactly-once workloads plan with the planner and count what
+	// arrives; caps would drop what their few people get too often. Caps
+	// are tested on their own (worker, TestFrequencyCapsEndToEnd).
+	devTweak = func(c *config.Config) { c.Schedule.FrequencyCaps = config.Off }
 	code := m.Run()
 	if heraldBinary.dir != "" {
 		os.RemoveAll(heraldBinary.dir)
@@ -123,6 +128,7 @@ func runEnv(env *devEnv, redisURL, instance string) []string {
 		"HERALD_GATEWAY_JWT_SECRET=" + c.Gateway.JWTSecret, "HERALD_GATEWAY_ADDR=127.0.0.1:0",
 		"HERALD_INSTANCE_ID=" + instance,
 		"HERALD_SESSION_TIMEOUT=6s", "HERALD_REBALANCE_TIMEOUT=6s",
+		"HERALD_FREQUENCY_CAPS=off", // as devSettings, for the same workloads
 	}
 }
 

@@ -62,7 +62,7 @@ func (f *fleet) newScheduler(pub queue.Publisher, conn *kafkarun.Connection, own
 // wait is how a channel's worker hands what is not yet due to the
 // scheduler and counts its category's frequency cap.
 func (f *fleet) wait(pub queue.Publisher) *pipeline.Wait {
-	return &pipeline.Wait{
+	w := &pipeline.Wait{
 		Defer: func(ctx context.Context, n *notification.Notification, due time.Time, topic string) error {
 			return schedule.Defer(ctx, pub, f.metrics, n, due, topic, time.Now())
 		},
@@ -79,6 +79,10 @@ func (f *fleet) wait(pub queue.Publisher) *pipeline.Wait {
 			return caps.Limit{Max: c.Max, Per: c.Per}, c.Policy, true
 		},
 	}
+	if f.cfg.Schedule.FrequencyCaps == config.Off {
+		w.Caps, w.CapOf = nil, nil
+	}
+	return w
 }
 
 // maxAhead is how far ahead the dispatcher may schedule: the schedule
