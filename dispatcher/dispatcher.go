@@ -94,9 +94,11 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 		hs := make([]queue.Header, 0, len(m.Headers)+1)
 		hs = append(hs, m.Headers...) // trace context and the producer's own headers travel on
 		hs = append(hs, queue.Header{Key: HeaderEventID, Value: []byte(n.EventID)})
-		if n.DueAt.After(plan.Now) {
-			// Not due yet (scheduled, or in quiet hours): the scheduler
-			// holds it and publishes it to its channel topic when due.
+		if n.DueAt.After(plan.Now) || len(n.CancelKeys) > 0 {
+			// Not due yet (scheduled, or in quiet hours), or cancellable:
+			// the scheduler holds it and publishes it to its channel topic
+			// when due, unless an event cancelled it — also one due now,
+			// whose cancellation may have been read first.
 			r, err := schedule.Schedule(n, n.DueAt, topics.Channel(n.Channel), now)
 			if err == nil {
 				var sm queue.Message
@@ -124,7 +126,7 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 	d.refused(m, plan.Refused)
 	if held > 0 {
 		for i := range ns {
-			if ns[i].DueAt.After(plan.Now) {
+			if ns[i].DueAt.After(plan.Now) || len(ns[i].CancelKeys) > 0 {
 				d.Metrics.Schedule.Held.WithLabelValues(string(ns[i].Channel), ns[i].Deferred).Inc()
 				d.Metrics.Notifications.WithLabelValues(string(ns[i].Channel), obs.OutcomeDeferred, "").Inc()
 			}

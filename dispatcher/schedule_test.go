@@ -163,3 +163,51 @@ func TestUnknownTypeIsSkippedWithStoredChoices(t *testing.T) {
 		t.Fatalf("published %d records for an unknown type", len(pub.msgs))
 	}
 }
+
+// A cancelled booking's reminder is never sent, even when the reminder is
+// due at once: a booking made less than two hours ahead whose cancellation
+// was read first (another partition), and a replay of the booking after
+// the reminder's time (an offset reset, a long lag). The outside tester
+// got both: the dispatcher sent what was due straight to the channel.
+func TestCancelledReminderDueNowIsNotSent(t *testing.T) {
+	booked := readSample(t, "gym.booking.confirmed", "member-no-push-en.json") // class 24 Nov 18:30Z
+	cancelled := []byte(strings.NewReplacer(`"gym.booking.confirmed"`, `"gym.booking.cancelled"`, `"evt_01JD8X9N4P"`, `"evt_cancel_1"`).Replace(string(booked)))
+	reminders := func(n *night) int {
+		c := 0
+		for _, x := range n.sent(notification.SMS) {
+			if x.Template == "gym.booking.confirmed/reminder" {
+				c++
+			}
+		}
+		return c
+	}
+
+	n := newNight(t)
+	n.clock.t = time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC)
+	n.event(cancelled)
+	n.event(booked)
+	n.at(n.clock.t.Add(time.Second))
+	if c := reminders(n); c != 0 {
+		t.Fatalf("cancellation read first, booking 90 minutes ahead: %d reminders sent", c)
+	}
+
+	n = newNight(t)
+	n.clock.t = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	n.event(booked)
+	n.event(cancelled)
+	n.at(time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC))
+	n.event(booked) // the replay, after the reminder's time
+	n.at(n.clock.t.Add(time.Second))
+	if c := reminders(n); c != 0 {
+		t.Fatalf("replayed after its time: %d reminders of a cancelled booking sent", c)
+	}
+
+	n = newNight(t) // and without a cancellation it goes at once, once
+	n.clock.t = time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC)
+	n.event(booked)
+	n.event(booked)
+	n.at(n.clock.t.Add(time.Second))
+	if c := reminders(n); c != 1 {
+		t.Fatalf("booking 90 minutes ahead: %d reminders, want 1", c)
+	}
+}

@@ -96,6 +96,10 @@ type Notification struct {
 	// CancelKeys are the keys whose cancellation (routing.yaml cancel_on)
 	// withdraws a scheduled notification before it is due.
 	CancelKeys []string `json:"cancel_keys,omitempty"`
+	// ExpiresAt, when set, is when the notification stops being worth
+	// sending: a reminder's class start. Quiet hours and caps never defer
+	// it past then.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // Deferral reasons (Notification.Deferred).

@@ -112,6 +112,17 @@ func (w *Window) End(t time.Time, loc *time.Location) time.Time {
 	return end
 }
 
+// Start returns when the window that contains t began, in loc: the last
+// local From at or before t.
+func (w *Window) Start(t time.Time, loc *time.Location) time.Time {
+	lt := t.In(loc)
+	start := time.Date(lt.Year(), lt.Month(), lt.Day(), w.From/60, w.From%60, 0, 0, loc)
+	if start.After(t) {
+		start = time.Date(lt.Year(), lt.Month(), lt.Day()-1, w.From/60, w.From%60, 0, 0, loc)
+	}
+	return start
+}
+
 // String is the window as written: "22:00-07:00 on push, sms".
 func (w *Window) String() string {
 	if w == nil {

@@ -124,7 +124,7 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 				return nil, nil, poison(fmt.Errorf("%s recipients %q: %w", r.eventType, r.recipients, err))
 			}
 		}
-		var due time.Time
+		var due, expires time.Time
 		var keys []string
 		if r.schedule != nil {
 			d, anchor, err := r.schedule.Due(ev)
@@ -135,8 +135,12 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 			if !d.After(now) && !anchor.After(now) {
 				continue // what it reminds of has passed: nothing to send
 			}
-			if d.After(now) {
-				due = d
+			// Due now or already (a booking made less than the offset
+			// ahead, a replay) still goes through the scheduler, which
+			// knows whether it was cancelled.
+			due = d
+			if r.schedule.Offset <= 0 {
+				expires = anchor // a reminder is worthless once its class starts
 			}
 			keys = r.schedule.keys(ev)
 		}
@@ -191,7 +195,7 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 						CancelKeys:  keys,
 					}
 					if !due.IsZero() {
-						n.DueAt, n.Deferred = due, notification.DeferSchedule
+						n.DueAt, n.Deferred, n.ExpiresAt = due, notification.DeferSchedule, expires
 					}
 					if !opts.NoQuietHours {
 						s.quiet(&n, r, cat, choicesOf(opts, p.ID), loc, now)
@@ -321,11 +325,24 @@ func (s *Set) quiet(n *notification.Notification, r *rule, cat *Category, c Choi
 		return
 	}
 	at := now
-	if !n.DueAt.IsZero() {
+	if n.DueAt.After(now) {
 		at = n.DueAt
 	}
-	if w.Contains(at, loc) {
-		n.DueAt, n.Deferred = w.End(at, loc), notification.DeferQuietHours
+	if !w.Contains(at, loc) {
+		return
+	}
+	end := w.End(at, loc)
+	if n.ExpiresAt.IsZero() || end.Before(n.ExpiresAt) {
+		n.DueAt, n.Deferred = end, notification.DeferQuietHours
+		return
+	}
+	// The end of the window is too late (a reminder of a class that
+	// starts before it): send it just before the window begins, or at
+	// once when that has passed (the person is awake: they just booked).
+	if before := w.Start(at, loc).Add(-time.Minute); before.After(now) {
+		n.DueAt, n.Deferred = before, notification.DeferQuietHours
+	} else {
+		n.DueAt = now
 	}
 }
 

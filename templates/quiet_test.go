@@ -152,8 +152,14 @@ func TestScheduledReminder(t *testing.T) {
 	if len(n.CancelKeys) != 2 || !strings.Contains(strings.Join(n.CancelKeys, " "), "booking_id=bkg_3VN8QW2E") {
 		t.Fatalf("cancel keys %v", n.CancelKeys)
 	}
-	if n := plan(time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC)); n == nil || !n.DueAt.IsZero() {
-		t.Fatalf("booked 90 minutes ahead: %+v, want the reminder at once", n)
+	// Booked 90 minutes ahead: due already, and still through the
+	// scheduler (its cancel keys), which fires it at once unless the
+	// booking's cancellation was read first.
+	if n := plan(time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC)); n == nil || n.DueAt.After(time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC)) || len(n.CancelKeys) != 2 {
+		t.Fatalf("booked 90 minutes ahead: %+v, want it due now, cancellable", n)
+	}
+	if !n.ExpiresAt.Equal(time.Date(2026, 11, 24, 18, 30, 0, 0, time.UTC)) {
+		t.Fatalf("expires %v, want the class start", n.ExpiresAt)
 	}
 	if n := plan(time.Date(2026, 11, 24, 18, 31, 0, 0, time.UTC)); n != nil {
 		t.Fatalf("a reminder for a class that has started: %+v", n)
@@ -203,5 +209,42 @@ func TestWindowEndAcrossDST(t *testing.T) {
 	}
 	if !w.Contains(time.Date(2026, 3, 7, 23, 0, 0, 0, ny), ny) || w.Contains(time.Date(2026, 3, 7, 12, 0, 0, 0, ny), ny) {
 		t.Fatal("Contains is wrong across midnight")
+	}
+}
+
+// Quiet hours never push a reminder past the class it reminds of (the
+// outside tester's 06:30 class got its reminder at 07:00): it goes just
+// before the window instead, or at once when that has passed.
+func TestQuietHoursNeverPastTheClass(t *testing.T) {
+	tree := shippedTree(t)
+	s, err := templates.Load(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := sample(t, "gym.booking.confirmed", "member-en.json") // Emma, London, push
+	at(m, "data.class")["starts_at"], at(m, "data.class")["ends_at"] = "2026-12-05T06:30:00Z", "2026-12-05T07:15:00Z"
+	ev := decode(t, m)
+	reminder := func(now time.Time) *notification.Notification {
+		ns, _, err := s.PlanWith(ev, now, templates.PlanOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range ns {
+			if ns[i].Template == "gym.booking.confirmed/reminder" {
+				return &ns[i]
+			}
+		}
+		return nil
+	}
+	// Booked at 15:00 the day before: due 04:30, inside 22:00-07:00, whose
+	// end is after the class; it goes at 21:59 the evening before.
+	n := reminder(london(t, "2026-12-04 15:00"))
+	if want := london(t, "2026-12-04 21:59"); n == nil || !n.DueAt.Equal(want) {
+		t.Fatalf("reminder due %v, want %v", n.DueAt, want)
+	}
+	// Booked at 23:00: the evening has passed; it goes at once.
+	now := london(t, "2026-12-04 23:00")
+	if n := reminder(now); n == nil || !n.DueAt.Equal(now) {
+		t.Fatalf("reminder due %v, want at once (%v)", n.DueAt, now)
 	}
 }

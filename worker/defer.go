@@ -57,7 +57,8 @@ func (w *Worker) capped(ctx context.Context, m *queue.Message, n *notification.N
 	if d.Allowed {
 		return false, nil
 	}
-	if policy == capDefer && w.cfg.Defer != nil {
+	late := !n.ExpiresAt.IsZero() && !d.RetryAt.Before(n.ExpiresAt) // it would wait past its point
+	if policy == capDefer && w.cfg.Defer != nil && !late {
 		next := *n
 		next.Deferred = notification.DeferCap
 		if err := w.cfg.Defer(ctx, &next, d.RetryAt, topics.Channel(w.cfg.Channel)); err != nil {

@@ -177,3 +177,23 @@ func TestFiredIsNotHandedBack(t *testing.T) {
 		t.Fatalf("%d deferred, %d sends; want it sent", len(r.deferred), r.s.calls)
 	}
 }
+
+// A cap never defers a reminder past the class it reminds of: over the
+// cap with room only after the class starts, it is capped.
+func TestCapNeverDefersPastExpiry(t *testing.T) {
+	r := newWaitRig(t, "defer")
+	ctx := context.Background()
+	for i := range 3 {
+		n := reminderNote(i)
+		n.ExpiresAt = r.now.Add(30 * time.Minute) // the window has room again only in an hour
+		if err := r.w.Handle(ctx, record(t, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(r.deferred) != 0 || r.s.calls != 2 {
+		t.Fatalf("%d deferred, %d sent; want the third capped", len(r.deferred), r.s.calls)
+	}
+	if c, _ := r.store.Get(ctx, reminderNote(2).ID); c.Reason != obs.OutcomeCapped {
+		t.Fatalf("third's key %+v, want capped", c)
+	}
+}
