@@ -218,35 +218,44 @@ func defaultCategories() map[string]*Category {
 		Description: "What a person did or must know now."}}
 }
 
-// loadCategories reads categories.yaml; a tree without one has
-// defaultCategories.
-func loadCategories(fsys fs.FS) (map[string]*Category, error) {
-	b, err := fs.ReadFile(fsys, CategoriesFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return defaultCategories(), nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return parseCategories(b)
+// catProblem is one problem of categories.yaml, at its line (0 unknown).
+type catProblem struct {
+	line int
+	msg  string
 }
 
-// parseCategories parses and validates categories.yaml.
-func parseCategories(b []byte) (map[string]*Category, error) {
+// loadCategories reads categories.yaml; a tree without one has
+// defaultCategories, and found is false.
+func loadCategories(fsys fs.FS) (cats map[string]*Category, found bool, probs []catProblem) {
+	b, err := fs.ReadFile(fsys, CategoriesFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return defaultCategories(), false, nil
+	}
+	if err != nil {
+		return nil, true, []catProblem{{0, err.Error()}}
+	}
+	cats, probs = parseCategories(b)
+	return cats, true, probs
+}
+
+// parseCategories parses and validates categories.yaml. Each problem is
+// at the line of the category (or cap) it is about.
+func parseCategories(b []byte) (map[string]*Category, []catProblem) {
 	var f categoriesYAML
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("is empty; want categories: {<name>: {description, required, channels, quiet_hours, caps}}")
+			return nil, []catProblem{{0, "is empty; want categories: {<name>: {description, required, channels, quiet_hours, caps}}"}}
 		}
-		return nil, errors.New(yamlError(err))
+		return nil, []catProblem{{yamlLine(err), yamlError(err)}}
 	}
 	if len(f.Categories) == 0 {
-		return nil, errors.New("declares no categories")
+		return nil, []catProblem{{0, "declares no categories"}}
 	}
+	lines, capLines := categoryLines(b)
 	out := map[string]*Category{}
-	var errs []string
+	var probs []catProblem
 	names := make([]string, 0, len(f.Categories))
 	for name := range f.Categories {
 		names = append(names, name)
@@ -254,19 +263,22 @@ func parseCategories(b []byte) (map[string]*Category, error) {
 	sort.Strings(names)
 	for _, name := range names {
 		cy := f.Categories[name]
-		bad := func(format string, args ...any) {
-			errs = append(errs, fmt.Sprintf("category %s: %s", name, fmt.Sprintf(format, args...)))
+		bad := func(line int, format string, args ...any) {
+			if line == 0 {
+				line = lines[name]
+			}
+			probs = append(probs, catProblem{line, fmt.Sprintf("category %s: %s", name, fmt.Sprintf(format, args...))})
 		}
 		if !categoryNameRE.MatchString(name) {
-			bad("name must be lower-case letters, digits and _, starting with a letter")
+			bad(0, "name must be lower-case letters, digits and _, starting with a letter")
 		}
 		c := &Category{Name: name, Description: cy.Description, Required: cy.Required, Defaults: map[notification.Channel]bool{}}
 		if strings.TrimSpace(cy.Description) == "" {
-			bad("description is missing; say what the category is for, it is shown to people in the preference centre")
+			bad(0, "description is missing; say what the category is for, it is shown to people in the preference centre")
 		}
 		for ch, on := range cy.Channels {
 			if !notification.Channel(ch).Valid() {
-				bad("channels: %q is not one of %s", ch, notification.Names())
+				bad(0, "channels: %q is not one of %s", ch, notification.Names())
 				continue
 			}
 			c.Defaults[notification.Channel(ch)] = on
@@ -277,7 +289,7 @@ func parseCategories(b []byte) (map[string]*Category, error) {
 				anyOn = anyOn || c.Default(ch)
 			}
 			if !anyOn {
-				bad("is required but every channel is off by default")
+				bad(0, "is required but every channel is off by default")
 			}
 		}
 		switch q := cy.QuietHours; {
@@ -287,19 +299,23 @@ func parseCategories(b []byte) (map[string]*Category, error) {
 		default:
 			w, err := parseWindow(q)
 			if err != nil {
-				bad("quiet_hours: %v", err)
+				bad(0, "quiet_hours: %v", err)
 			}
 			c.Quiet = w
 		}
 		seen := map[notification.Channel]bool{}
 		for i, cp := range cy.Caps {
+			line := 0
+			if i < len(capLines[name]) {
+				line = capLines[name][i]
+			}
 			cap, err := parseCap(cp)
 			if err != nil {
-				bad("caps[%d]: %v", i, err)
+				bad(line, "caps[%d]: %v", i, err)
 				continue
 			}
 			if seen[cap.Channel] {
-				bad("caps[%d]: channel %s is capped twice", i, cap.Channel)
+				bad(line, "caps[%d]: channel %s is capped twice", i, cap.Channel)
 			}
 			seen[cap.Channel] = true
 			c.Caps = append(c.Caps, cap)
@@ -307,14 +323,52 @@ func parseCategories(b []byte) (map[string]*Category, error) {
 		out[name] = c
 	}
 	if _, ok := out[Transactional]; !ok {
-		errs = append(errs, "category transactional is missing: rules without category: are transactional")
+		probs = append(probs, catProblem{0, "category transactional is missing: rules without category: are transactional"})
 	} else if !out[Transactional].Required {
-		errs = append(errs, "category transactional must be required: true (it cannot be switched off entirely)")
+		probs = append(probs, catProblem{lines[Transactional], "category transactional must be required: true (it cannot be switched off entirely)"})
 	}
-	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(errs, "; "))
+	return out, probs
+}
+
+// categoryLines returns the line of each category's name and of each of
+// its caps.
+func categoryLines(b []byte) (map[string]int, map[string][]int) {
+	lines, caps := map[string]int{}, map[string][]int{}
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
+		return lines, caps
 	}
-	return out, nil
+	top := doc.Content[0]
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value != "categories" {
+			continue
+		}
+		cats := top.Content[i+1]
+		for j := 0; j+1 < len(cats.Content); j += 2 {
+			name := cats.Content[j].Value
+			lines[name] = cats.Content[j].Line
+			body := cats.Content[j+1]
+			for k := 0; k+1 < len(body.Content); k += 2 {
+				if body.Content[k].Value == "caps" {
+					for _, c := range body.Content[k+1].Content {
+						caps[name] = append(caps[name], c.Line)
+					}
+				}
+			}
+		}
+	}
+	return lines, caps
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+// yamlLine is the first line a yaml.v3 error names, 0 for none.
+func yamlLine(err error) int {
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
 }
 
 func parseWindow(q *quietYAML) (*Window, error) {

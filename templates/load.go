@@ -91,12 +91,16 @@ func inspect(fsys fs.FS) (*Set, problems, error) {
 	} else {
 		s.roster = r
 	}
-	if c, err := loadCategories(fsys); err != nil {
-		probs.add(CategoriesFile, "%v", err)
-		s.categories = defaultCategories()
-	} else {
-		s.categories = c
+	cats, haveCategories, catProbs := loadCategories(fsys)
+	for _, p := range catProbs {
+		probs.at(CategoriesFile, p.line, 0, "", "%s", p.msg)
 	}
+	if cats == nil || len(catProbs) > 0 {
+		// Its own problems are reported; rules naming its categories are
+		// not reported again as undeclared.
+		cats = defaultCategories()
+	}
+	s.categories = cats
 
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
@@ -127,7 +131,11 @@ func inspect(fsys fs.FS) (*Set, problems, error) {
 	for _, name := range s.names {
 		s.checkSamples(fsys, s.types[name], &probs)
 		for _, r := range s.types[name].rules {
-			if s.categories[r.category] == nil {
+			switch {
+			case s.categories[r.category] != nil, len(catProbs) > 0:
+			case !haveCategories:
+				probs.at(name+"/routing.yaml", r.line, 0, "", "%s: category %q is not declared: the tree has no %s, so only transactional exists", r.label(), r.category, CategoriesFile)
+			default:
 				probs.at(name+"/routing.yaml", r.line, 0, "", "%s: category %q is not declared in %s (%s)", r.label(), r.category, CategoriesFile, strings.Join(s.categoryNames(), ", "))
 			}
 		}

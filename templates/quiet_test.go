@@ -248,3 +248,30 @@ func TestQuietHoursNeverPastTheClass(t *testing.T) {
 		t.Fatalf("reminder due %v, want at once (%v)", n.DueAt, now)
 	}
 }
+
+// One mistake in categories.yaml is one problem, at its line: not also a
+// "not declared" for every rule naming the file's categories (the outside
+// tester got ten problems for a cap of zero, none with a line).
+func TestCategoriesProblemIsOneAtItsLine(t *testing.T) {
+	tree := shippedTree(t)
+	b := string(tree["categories.yaml"].Data)
+	tree["categories.yaml"] = &fstest.MapFile{Data: []byte(strings.Replace(b, "{channel: push, max: 3", "{channel: push, max: 0", 1))}
+	_, probs, err := templates.Inspect(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for i, l := range strings.Split(b, "\n") {
+		if strings.Contains(l, "{channel: push, max: 3") {
+			want = i + 1
+		}
+	}
+	if len(probs) != 1 || probs[0].File != "categories.yaml" || probs[0].Line != want {
+		t.Fatalf("problems %v; want one, categories.yaml:%d", probs, want)
+	}
+	delete(tree, "categories.yaml")
+	_, probs, _ = templates.Inspect(tree)
+	if len(probs) == 0 || !strings.Contains(probs[0].String(), "the tree has no categories.yaml") {
+		t.Fatalf("without categories.yaml: %v", probs)
+	}
+}
