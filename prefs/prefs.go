@@ -241,8 +241,15 @@ func Change(ctx context.Context, store Store, set *templates.Set, person string,
 		return nil, err
 	}
 	return store.Update(ctx, person, func(p *Prefs) error {
+		// Only a change that switches a required category off is refused:
+		// one already off (an SMS STOP left it no channel) does not lock
+		// the person out of every other change.
+		wasOff := p.keepsRequired(set) != nil
 		p.Merge(patch)
-		return p.keepsRequired(set)
+		if err := p.keepsRequired(set); err != nil && !wasOff {
+			return err
+		}
+		return nil
 	})
 }
 

@@ -180,6 +180,25 @@ func storeSuite(t *testing.T, newStore func(t *testing.T) prefs.Store) {
 		}
 	})
 
+	// A STOP that leaves the required category no channel does not lock
+	// the person out of unrelated changes (outside tester), while a change
+	// that itself switches it off is still refused.
+	t.Run("STOP leaves transactional no channel", func(t *testing.T) {
+		s := newStore(t)
+		if _, err := prefs.Change(ctx, s, set, "mem_s7", patch(t, `{"channels":{"email":false,"push":false,"inapp":false}}`)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := prefs.OptOut(ctx, s, "mem_s7", notification.SMS); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := prefs.Change(ctx, s, set, "mem_s7", patch(t, `{"categories":{"marketing":{"email":false}}}`)); err != nil {
+			t.Fatalf("an unrelated change after STOP: %v", err)
+		}
+		if _, err := prefs.Change(ctx, s, set, "mem_s8", patch(t, `{"channels":{"email":false,"push":false,"inapp":false,"sms":false}}`)); !errors.Is(err, prefs.ErrRequired) {
+			t.Fatalf("switching transactional off: %v, want ErrRequired", err)
+		}
+	})
+
 	t.Run("lookups at once", func(t *testing.T) {
 		s := newStore(t)
 		for i := 0; i < 20; i++ {

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gymhq/herald/sim"
@@ -65,6 +66,11 @@ type Entry struct {
 	NotificationID string    `json:"notification_id"`
 	EventID        string    `json:"event_id"`
 	SentAt         time.Time `json:"sent_at"`
+	// ListUnsubscribe is an email's one-click unsubscribe link (the
+	// List-Unsubscribe header, without its angle brackets): POST
+	// "List-Unsubscribe=One-Click" to it as a mailbox provider does.
+	// Absent for a transactional email.
+	ListUnsubscribe string `json:"list_unsubscribe,omitempty"`
 }
 
 func NewEntry(d sinks.Delivery) Entry {
@@ -75,11 +81,13 @@ func NewEntry(d sinks.Delivery) Entry {
 	return Entry{
 		Channel: d.Channel, To: d.To, Subject: subject, Text: d.Text,
 		NotificationID: d.NotificationID, EventID: d.EventID, SentAt: d.At.UTC(),
+		ListUnsubscribe: strings.Trim(d.Meta["list_unsubscribe"], "<>"),
 	}
 }
 
 var page = template.Must(template.New("outbox").Funcs(template.FuncMap{
-	"ago": func(t time.Time) string { return time.Since(t).Round(time.Second).String() },
+	"ago":      func(t time.Time) string { return time.Since(t).Round(time.Second).String() },
+	"trimLink": func(s string) string { return strings.Trim(s, "<>") },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>herald dev · outbox</title>
 <meta http-equiv="refresh" content="3">
@@ -106,6 +114,7 @@ JSON of what was sent: <a href="/api/outbox"><code>/api/outbox</code></a>.</p>
  <td><span class="ch {{$d.Channel}}">{{$d.Channel}}</span></td>
  <td><code>{{$d.To}}</code></td>
  <td>{{if eq $d.Channel "email"}}<b>{{$d.Subject}}</b>{{if $d.Attachments}} 📎 {{range $d.Attachments}}{{.}} {{end}}{{end}}<pre>{{$d.Text}}</pre>{{if and $d.HTML $d.NotificationID}}<a href="/email/{{$d.NotificationID}}" target="_blank">HTML part</a>{{end}}
+{{with index $d.Meta "list_unsubscribe"}}<div><form method="post" action="{{trimLink .}}" target="_blank"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button>one-click unsubscribe</button></form></div>{{end}}
  {{else if $d.Title}}<b>{{$d.Title}}</b><pre>{{$d.Text}}</pre>
  {{else}}<pre>{{$d.Text}}</pre>{{end}}</td>
  <td><code>{{$d.ProviderID}}</code></td>
