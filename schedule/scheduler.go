@@ -104,28 +104,26 @@ func (s *Scheduler) Handle(ctx context.Context, m *queue.Message) error {
 			zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
 		return nil
 	}
-	return s.apply(ctx, []*Record{r}, true)
+	return s.apply(ctx, []*Record{r}, [][]byte{m.Value}, true)
 }
 
 // apply applies records to the index: schedules, then cancellations, then
 // done marks (the operations commute, so the order only saves work).
 // report logs and counts what it cancels; a rebuild re-applying old
 // records does not.
-func (s *Scheduler) apply(ctx context.Context, rs []*Record, report bool) error {
+func (s *Scheduler) apply(ctx context.Context, rs []*Record, raws [][]byte, report bool) error {
 	var (
 		entries []Entry
 		keys    []string
 		done    []string
 		byID    map[string]*Record
 	)
-	for _, r := range rs {
+	for i, r := range rs {
 		switch r.Kind {
 		case KindSchedule:
-			b, err := Encode(r)
-			if err != nil {
-				return err
-			}
-			entries = append(entries, Entry{ID: r.ID, Due: r.Due, Keys: r.Keys, Record: b})
+			// The record as read: it decoded and validated, so the index
+			// holds the topic's bytes rather than a re-encoding.
+			entries = append(entries, Entry{ID: r.ID, Due: r.Due, Keys: r.Keys, Record: raws[i]})
 			if report {
 				if byID == nil {
 					byID = map[string]*Record{}
@@ -336,14 +334,15 @@ func (s *Scheduler) rebuild(ctx context.Context, p int) error {
 	start := time.Now()
 	var (
 		batch []*Record
+		raws  [][]byte
 		read  int
 	)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := s.apply(ctx, batch, false)
-		batch = batch[:0]
+		err := s.apply(ctx, batch, raws, false)
+		batch, raws = batch[:0], raws[:0]
 		return err
 	}
 	err = s.cfg.Scan(ctx, []int{p}, func(m *queue.Message) error {
@@ -352,7 +351,7 @@ func (s *Scheduler) rebuild(ctx context.Context, p int) error {
 		if err != nil {
 			return nil // dead-lettered when the live consumer read it
 		}
-		batch = append(batch, r)
+		batch, raws = append(batch, r), append(raws, m.Value)
 		if len(batch) >= 500 {
 			return flush()
 		}
