@@ -61,6 +61,26 @@ type Result struct {
 	Met    bool   `json:"met"`
 	// Note says anything a reader needs to interpret the row.
 	Note string `json:"note,omitempty"`
+
+	// The scheduled scenario's figures. Scheduled is how many reminders
+	// wait; IndexPerSec how fast the scheduler indexed them;
+	// RSSAfterIndexMB the scheduler's VmRSS then; RedisBytesPerEntry
+	// Redis used_memory per waiting reminder; Lateness* is due time →
+	// arrival on the channel topic (P50ms and P99ms repeat it);
+	// Duplicates and Missing count the firing set's reminders that arrived
+	// twice or never; CancelMicros is wall time per cancellation at
+	// CancelsPerSec.
+	Scheduled          int      `json:"scheduled,omitempty"`
+	IndexPerSec        *float64 `json:"index_per_sec,omitempty"`
+	RSSAfterIndexMB    *float64 `json:"rss_after_index_mb,omitempty"`
+	RedisBytesPerEntry *float64 `json:"redis_bytes_per_entry,omitempty"`
+	LatenessP50ms      *float64 `json:"lateness_p50_ms,omitempty"`
+	LatenessP99ms      *float64 `json:"lateness_p99_ms,omitempty"`
+	LatenessMaxms      *float64 `json:"lateness_max_ms,omitempty"`
+	Duplicates         *int     `json:"duplicates,omitempty"`
+	Missing            *int     `json:"missing,omitempty"`
+	CancelMicros       *float64 `json:"cancel_us,omitempty"`
+	CancelsPerSec      *float64 `json:"cancels_per_sec,omitempty"`
 }
 
 func f64(v float64) *float64 { return &v }
@@ -81,6 +101,10 @@ type Options struct {
 	Scale float64
 	// Log receives progress lines; nil discards them.
 	Log func(format string, args ...any)
+	// Scheduled, when set, is how many reminders wait in the scheduled
+	// scenario instead of 1,000,000 × Scale (HERALD_BENCH_SCHEDULED sets
+	// it for herald bench).
+	Scheduled int
 }
 
 func (o *Options) scaled(n int) int {
@@ -113,6 +137,7 @@ var Scenarios = []Scenario{
 	{"backlog", "1,000,000 queued notifications drained by one worker process", runBacklog},
 	{"live-fanout", "one gateway process holding ~20,000 SSE streams; in-app notifications produced at 2,000/s reach their person's stream", runLiveFanout},
 	{"flows-compete", "in-app notifications at 200/s, alone and under a 100,000-update attendance flood, one inapp process", runFlowsCompete},
+	{"scheduled", "1,000,000 reminders waiting days ahead (HERALD_BENCH_SCHEDULED sets another count) in one scheduler process; 20,000 more due at 2,000/s; 10,000 cancelled", runScheduled},
 }
 
 // Lookup returns the scenarios named in a comma-separated list ("" = all).

@@ -68,6 +68,10 @@ func TestScenarios(t *testing.T) {
 			if r.Scenario == "live-fanout" && (r.PeakRSSMB == nil || !strings.Contains(r.Note, "KB each")) {
 				t.Errorf("live-fanout: no gateway memory per stream: %s", b)
 			}
+		case "scheduled":
+			if r.PeakRSSMB == nil || r.IndexPerSec == nil || r.RedisBytesPerEntry == nil || r.LatenessP99ms == nil || r.CancelMicros == nil || r.Missing == nil || *r.Missing != 0 {
+				t.Errorf("scheduled: figures missing: %s", b)
+			}
 		case "slow-provider", "backlog":
 			if r.PeakRSSMB == nil || *r.PeakRSSMB <= 0 {
 				t.Errorf("%s: no peak RSS of the worker process: %s", r.Scenario, b)

@@ -67,6 +67,8 @@ func Child(flag, arg string) (code int, ok bool) {
 		return gatewayMain(arg), true
 	case ClientsFlag:
 		return clientsMain(arg), true
+	case SchedulerFlag:
+		return schedulerMain(arg), true
 	}
 	return 0, false
 }

@@ -136,10 +136,14 @@ func closing(results []Result) string {
 				num(deref(r.P50ms)), num(deref(r.P99ms)), num(deref(r.BaselineP99ms)))
 		case "backlog":
 			fmt.Fprintf(&b, " Peak RSS %s MB with 1,000,000 notifications queued.", num(deref(r.PeakRSSMB)))
+		case "scheduled":
+			fmt.Fprintf(&b, " Lateness p99 %s ms at %s/s with %d waiting (the 1 s poller: %s ms, %s×); scheduler peak RSS %s MB; %s bytes of Redis per waiting reminder; indexed %s/s; a cancellation %s µs.",
+				num(deref(r.P99ms)), num(deref(r.NotificationsPS)), r.Scheduled, num(deref(r.BaselineP99ms)), num(r.RatioVsBaseline),
+				num(deref(r.PeakRSSMB)), num(deref(r.RedisBytesPerEntry)), num(deref(r.IndexPerSec)), num(deref(r.CancelMicros)))
 		default:
 			fmt.Fprintf(&b, " %s notifications/s, %s× the baseline.", num(deref(r.NotificationsPS)), num(r.RatioVsBaseline))
 		}
-		if r.CPUMicrosPerMessage != nil && *r.CPUMicrosPerMessage > 0 && r.Scenario != "backlog" {
+		if r.CPUMicrosPerMessage != nil && *r.CPUMicrosPerMessage > 0 && r.Scenario != "backlog" && r.Scenario != "scheduled" {
 			fmt.Fprintf(&b, " At %s µs of CPU per message, %d cores cap the process at about %s/s.",
 				num(*r.CPUMicrosPerMessage), int(cores), num(cores*1e6 / *r.CPUMicrosPerMessage))
 		}
