@@ -13,7 +13,6 @@ import (
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/pipeline"
-	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/topics"
 )
@@ -83,17 +82,11 @@ func runScheduler(spec schedulerSpec) error {
 	common := benchCommon(prod)
 	// As cmd/herald's newScheduler: the defaults of every setting, and the
 	// topic scan that rebuilds a partition the index lacks.
-	scan := kafkarun.ScanConfig{Brokers: spec.Brokers}
+	src := kafkarun.TopicSource{Config: kafkarun.ScanConfig{Brokers: spec.Brokers}, Topic: topics.Schedule}
 	s, err := schedule.New(schedule.Config{
 		Index: idx, Publisher: prod, Metrics: common.Metrics, Logger: nopLogger,
 		Retention: cfg.Schedule.Retention, Tick: cfg.Schedule.Tick, Owner: "bench-scheduler",
-		Partitions: func(ctx context.Context) (int, error) { return kafkarun.PartitionCount(ctx, scan, topics.Schedule) },
-		Scan: func(ctx context.Context, ps []int, fn func(*queue.Message) error) error {
-			c := scan
-			c.Partitions = ps
-			_, err := kafkarun.Scan(ctx, c, topics.Schedule, fn)
-			return err
-		},
+		Partitions: src.Partitions, Scan: src.Read,
 	})
 	if err != nil {
 		return err

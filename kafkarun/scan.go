@@ -202,3 +202,24 @@ func PartitionCount(ctx context.Context, cfg ScanConfig, topic string) (int, err
 	}
 	return len(md.Topics[0].Partitions), nil
 }
+
+// TopicSource is one topic read without a group, for a process that
+// rebuilds state from it (the scheduler's index): how many partitions it
+// has, and the named ones read from their start (Scan).
+type TopicSource struct {
+	Config ScanConfig
+	Topic  string
+}
+
+// Partitions is PartitionCount of the topic.
+func (s TopicSource) Partitions(ctx context.Context) (int, error) {
+	return PartitionCount(ctx, s.Config, s.Topic)
+}
+
+// Read scans partitions of the topic from their start to their end now.
+func (s TopicSource) Read(ctx context.Context, partitions []int, fn func(*queue.Message) error) error {
+	c := s.Config
+	c.Partitions = partitions
+	_, err := Scan(ctx, c, s.Topic, fn)
+	return err
+}

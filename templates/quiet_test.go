@@ -6,6 +6,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/gymhq/herald/events"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/templates"
 )
@@ -130,18 +131,7 @@ func TestStoredChoicesDecide(t *testing.T) {
 func TestScheduledReminder(t *testing.T) {
 	s := embedded(t)
 	ev := decode(t, sample(t, "gym.booking.confirmed", "member-no-push-en.json")) // class 2026-11-24 18:30Z, London
-	plan := func(now time.Time) *notification.Notification {
-		ns, _, err := s.PlanWith(ev, now, templates.PlanOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range ns {
-			if ns[i].Template == "gym.booking.confirmed/reminder" {
-				return &ns[i]
-			}
-		}
-		return nil
-	}
+	plan := func(now time.Time) *notification.Notification { return bookingReminder(t, s, ev, now) }
 	n := plan(time.Date(2026, 11, 21, 9, 12, 0, 0, time.UTC))
 	if n == nil || n.Channel != notification.SMS {
 		t.Fatalf("no SMS reminder for a member without push: %+v", n)
@@ -224,18 +214,7 @@ func TestQuietHoursNeverPastTheClass(t *testing.T) {
 	m := sample(t, "gym.booking.confirmed", "member-en.json") // Emma, London, push
 	at(m, "data.class")["starts_at"], at(m, "data.class")["ends_at"] = "2026-12-05T06:30:00Z", "2026-12-05T07:15:00Z"
 	ev := decode(t, m)
-	reminder := func(now time.Time) *notification.Notification {
-		ns, _, err := s.PlanWith(ev, now, templates.PlanOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range ns {
-			if ns[i].Template == "gym.booking.confirmed/reminder" {
-				return &ns[i]
-			}
-		}
-		return nil
-	}
+	reminder := func(now time.Time) *notification.Notification { return bookingReminder(t, s, ev, now) }
 	// Booked at 15:00 the day before: due 04:30, inside 22:00-07:00, whose
 	// end is after the class; it goes at 21:59 the evening before.
 	n := reminder(london(t, "2026-12-04 15:00"))
@@ -274,4 +253,20 @@ func TestCategoriesProblemIsOneAtItsLine(t *testing.T) {
 	if len(probs) == 0 || !strings.Contains(probs[0].String(), "the tree has no categories.yaml") {
 		t.Fatalf("without categories.yaml: %v", probs)
 	}
+}
+
+// bookingReminder plans ev at now and returns its scheduled reminder, nil
+// when there is none.
+func bookingReminder(t *testing.T, s *templates.Set, ev *events.Event, now time.Time) *notification.Notification {
+	t.Helper()
+	ns, _, err := s.PlanWith(ev, now, templates.PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ns {
+		if ns[i].Template == "gym.booking.confirmed/reminder" {
+			return &ns[i]
+		}
+	}
+	return nil
 }

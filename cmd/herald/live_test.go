@@ -118,17 +118,7 @@ func TestBusyAcrossSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	redis := redistest.Start(t)
-	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 2, RedisURL: redis.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
-	start := func(name string) *heraldProc {
-		p := startHerald(t, runEnv(env, redis.URL(), name), "--role", "all")
-		p.waitProbe(t, time.Minute, "/readyz", 200)
-		return p
-	}
+	env, redis, start := processFleet(t, 2)
 	ctx := context.Background()
 	const cls = "cls_kill_1"
 	var stream [][]byte

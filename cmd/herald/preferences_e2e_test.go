@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,29 +15,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// classCancelled is a gym.class.cancelled whose one attendee is m: an
-// email of the "updates" category, which carries an unsubscribe link.
-func classCancelled(t *testing.T, id string, m member) []byte {
-	t.Helper()
-	b, err := os.ReadFile("../../events/testdata/class_cancelled.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev map[string]any
-	if err := json.Unmarshal(b, &ev); err != nil {
-		t.Fatal(err)
-	}
-	ev["id"] = id
-	ev["data"].(map[string]any)["attendees"] = []any{map[string]any{"id": m.id, "name": "Maya Test", "email": m.email,
-		"phone": m.phone, "locale": "en-GB", "time_zone": "Europe/London", "push_tokens": []string{m.token}}}
-	out, _ := json.Marshal(ev)
-	return out
-}
-
 // TestPreferencesEndToEnd runs the fleet with its gateway on a real
 // Redis. A member turns SMS off over HTTP with her session's token, and
 // the next event that would text her sends no SMS (its push still goes).
-// Then the class-cancellation email she gets carries a one-click
+// Then the class-cancellation email she gets (an "updates" email) carries a one-click
 // unsubscribe link (RFC 8058); a mail provider's POST to it switches
 // "updates" email off, and the next cancellation sends her no email; a
 // forged link is refused; her booking confirmations (transactional) still
@@ -80,7 +60,7 @@ func TestPreferencesEndToEnd(t *testing.T) {
 		t.Fatalf("%d SMS after she turned SMS off", n)
 	}
 
-	publish(t, env, classCancelled(t, "evt_pref_2", maya), memberEvent(t, "gym.booking.confirmed", "evt_pref_3", maya))
+	publish(t, env, memberEvent(t, "gym.class.cancelled", "evt_pref_2", maya), memberEvent(t, "gym.booking.confirmed", "evt_pref_3", maya))
 	poll.Until(t, time.Minute, "two emails", func() bool { return deliveredTo(env.outbox, maya.email) == 2 })
 	var link string
 	for _, d := range env.outbox.All() {
@@ -114,7 +94,7 @@ func TestPreferencesEndToEnd(t *testing.T) {
 	if code := httpCode(t, http.MethodPost, link, "List-Unsubscribe=One-Click"); code != http.StatusOK {
 		t.Fatalf("the one-click POST answered %d", code)
 	}
-	publish(t, env, classCancelled(t, "evt_pref_4", maya), memberEvent(t, "gym.booking.confirmed", "evt_pref_5", maya))
+	publish(t, env, memberEvent(t, "gym.class.cancelled", "evt_pref_4", maya), memberEvent(t, "gym.booking.confirmed", "evt_pref_5", maya))
 	poll.Until(t, time.Minute, "the second booking email", func() bool { return deliveredTo(env.outbox, maya.email) == 3 })
 	waitDrained(t, env)
 	n := 0

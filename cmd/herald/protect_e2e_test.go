@@ -38,7 +38,7 @@ type member struct{ id, email, phone, token string }
 // waitlist.promoted: SMS + push) for m from the testdata sample.
 func memberEvent(t *testing.T, typ, id string, m member) []byte {
 	t.Helper()
-	file := map[string]string{"gym.booking.confirmed": "booking_confirmed", "gym.waitlist.promoted": "waitlist_promoted"}[typ]
+	file := map[string]string{"gym.booking.confirmed": "booking_confirmed", "gym.waitlist.promoted": "waitlist_promoted", "gym.class.cancelled": "class_cancelled"}[typ]
 	b, err := os.ReadFile("../../events/testdata/" + file + ".json")
 	if err != nil {
 		t.Fatal(err)
@@ -49,8 +49,13 @@ func memberEvent(t *testing.T, typ, id string, m member) []byte {
 	}
 	ev["id"] = id
 	data := ev["data"].(map[string]any)
-	data["member"] = map[string]any{"id": m.id, "name": "Ana Test", "email": m.email, "phone": m.phone, "locale": "en-GB",
+	person := map[string]any{"id": m.id, "name": "Ana Test", "email": m.email, "phone": m.phone, "locale": "en-GB",
 		"time_zone": "Europe/London", "push_tokens": []string{m.token}}
+	if typ == "gym.class.cancelled" {
+		data["attendees"] = []any{person} // m alone
+	} else {
+		data["member"] = person
+	}
 	out, err := json.Marshal(ev)
 	if err != nil {
 		t.Fatal(err)

@@ -46,16 +46,11 @@ func (f *fleet) newScheduler(pub queue.Publisher, conn *kafkarun.Connection, own
 	if conn != nil {
 		scan.Dialer, scan.Transport = conn.Dialer, conn.Transport
 	}
+	src := kafkarun.TopicSource{Config: scan, Topic: topics.Schedule}
 	return schedule.New(schedule.Config{
 		Index: f.schedIndex, Publisher: pub, Metrics: f.metrics, Logger: f.logger().With(zap.String("role", "scheduler")),
 		Retention: f.cfg.Schedule.Retention, Tick: f.cfg.Schedule.Tick, Owner: owner,
-		Partitions: func(ctx context.Context) (int, error) { return kafkarun.PartitionCount(ctx, scan, topics.Schedule) },
-		Scan: func(ctx context.Context, ps []int, fn func(*queue.Message) error) error {
-			c := scan
-			c.Partitions = ps
-			_, err := kafkarun.Scan(ctx, c, topics.Schedule, fn)
-			return err
-		},
+		Partitions: src.Partitions, Scan: src.Read,
 	})
 }
 

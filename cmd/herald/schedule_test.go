@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gymhq/herald/internal/poll"
-	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/sinks"
 )
 
@@ -67,17 +66,7 @@ func TestReminderAcrossSIGKILLAndRedisFlush(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	redis := redistest.Start(t)
-	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: 2, RedisURL: redis.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
-	start := func(name string) *heraldProc {
-		p := startHerald(t, runEnv(env, redis.URL(), name), "--role", "all")
-		p.waitProbe(t, time.Minute, "/readyz", 200)
-		return p
-	}
+	env, redis, start := processFleet(t, 2)
 	ctx := context.Background()
 	const cls = "cls_rem_1"
 	starts := time.Now().Add(2*time.Hour + 25*time.Second)

@@ -317,3 +317,22 @@ func TestKafkaDependencyNamesTopicSettings(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// processFleet is an in-process cluster and provider stand-ins on a real
+// Redis, for tests that run herald as real processes: start launches
+// `herald run --role all` under instance name and waits until it is
+// ready.
+func processFleet(t *testing.T, partitions int) (env *devEnv, redis *redistest.Server, start func(name string) *heraldProc) {
+	t.Helper()
+	redis = redistest.Start(t)
+	env, err := newDevEnv(devOptions{KafkaAddr: "127.0.0.1:0", Partitions: partitions, RedisURL: redis.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	return env, redis, func(name string) *heraldProc {
+		p := startHerald(t, runEnv(env, redis.URL(), name), "--role", "all")
+		p.waitProbe(t, time.Minute, "/readyz", 200)
+		return p
+	}
+}
