@@ -10,10 +10,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/gymhq/herald/caps"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/internal/redistest"
-	"github.com/gymhq/herald/caps"
 	"github.com/gymhq/herald/protect"
 	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/suppress"
