@@ -174,17 +174,21 @@ func (s *Scheduler) apply(ctx context.Context, rs []*Record, raws [][]byte, repo
 // before it was due. r is its schedule record when at hand.
 func (s *Scheduler) cancelled(id string, r *Record, by string) {
 	s.m.Outcomes.WithLabelValues(obs.OutcomeCancelled).Inc()
-	fields := []zap.Field{zap.String("outcome", obs.OutcomeCancelled), zap.String("notification_id", NotificationID(id))}
-	if by != "" {
-		fields = append(fields, zap.String("cancelled_by", by))
-	}
+	var n *notification.Notification
 	if r != nil {
-		if n, err := notification.Decode(r.Notification); err == nil {
-			s.cfg.Metrics.Notifications.WithLabelValues(string(n.Channel), obs.OutcomeCancelled, "").Inc()
-			fields = append(fields, zap.String("event_id", n.EventID), zap.String("template", n.Template), zap.String("channel", string(n.Channel)))
-		}
+		n, _ = notification.Decode(r.Notification)
 	}
-	s.log.Info("notification cancelled", fields...)
+	if n == nil {
+		// Withdrawn from the index by its key: the notification is not at
+		// hand, so this is not the outcome line of docs/contracts.md §8.
+		s.log.Info("scheduled notification withdrawn", zap.String("cancelled", NotificationID(id)), zap.String("cancelled_by", by))
+		return
+	}
+	s.cfg.Metrics.Notifications.WithLabelValues(string(n.Channel), obs.OutcomeCancelled, "").Inc()
+	s.log.Info("notification cancelled", zap.String("outcome", obs.OutcomeCancelled), zap.String("notification_id", n.ID),
+		zap.String("event_id", n.EventID), zap.String("template", n.Template), zap.String("channel", string(n.Channel)),
+		zap.Int("attempt", n.Attempt), zap.String("to", obs.MaskAddress(string(n.Channel), n.To)),
+		zap.Int("partition", -1), zap.Int64("offset", -1), zap.String("provider_message_id", ""), zap.Int64("latency_ms", 0))
 }
 
 // Run fires due entries every tick until ctx ends. Nothing fires while a

@@ -203,8 +203,8 @@ func TestObservability(t *testing.T) {
 	var mf map[string]*dto.MetricFamily
 	// Each channel's topic and retry topic; the dispatcher's events and
 	// derived topics; the attendance group's events and the live group's
-	// topic: 3 partitions each.
-	wantLag := len(notification.Known())*2*3 + 4*3
+	// topic; the scheduler's schedule topic: 3 partitions each.
+	wantLag := len(notification.Known())*2*3 + 5*3
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		mf = scrape(t, addr)

@@ -76,11 +76,9 @@ func TestOutageRedis(t *testing.T) {
 			// "sent" record waits for Redis); nothing new may start.
 			quiet := waitStable(env, 300*time.Millisecond, 10*time.Second)
 			during.publish(t, env)
-			// The dispatcher keeps fanning out (it needs no Redis), so the
-			// channel topics fill while the workers wait.
-			poll.Until(t, 20*time.Second, "the second batch fanned out", func() bool {
-				return channelRecords(t, env) >= settled.total+before.total+during.total
-			})
+			// The dispatcher holds the second batch too: it reads people's
+			// preferences from Redis before it fans out (docs/resilience.md).
+			time.Sleep(time.Second)
 			if err := observeNoDeliveries(env, quiet, 2*time.Second); err != nil {
 				t.Errorf("sent without Redis (not fail closed): %v", err)
 			}

@@ -69,7 +69,7 @@ func TestReminderAcrossSIGKILLAndRedisFlush(t *testing.T) {
 	env, redis, start := processFleet(t, 2)
 	ctx := context.Background()
 	const cls = "cls_rem_1"
-	starts := time.Now().Add(2*time.Hour + 25*time.Second)
+	starts := time.Now().Add(2*time.Hour + 60*time.Second).Truncate(time.Second) // as RFC 3339 in the event
 	due := starts.Add(-2 * time.Hour)
 	publish := func(v []byte) {
 		t.Helper()

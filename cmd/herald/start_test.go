@@ -141,6 +141,7 @@ func TestRunWaitsForKafka(t *testing.T) {
 	p := startHerald(t, []string{
 		"HERALD_KAFKA_BROKERS=" + brokerAddr, "HERALD_TOPIC_PARTITIONS=1", "HERALD_TOPIC_REPLICATION=1",
 		"HERALD_SESSION_TIMEOUT=6s", "HERALD_REBALANCE_TIMEOUT=6s", "HERALD_INSTANCE_ID=wait-kafka",
+		"HERALD_REDIS_URL=" + redistest.Start(t).URL(), // the dispatcher's scheduler and preferences
 	}, "--role", "dispatcher")
 
 	body := p.waitProbe(t, 30*time.Second, "/readyz", http.StatusServiceUnavailable,
@@ -243,7 +244,7 @@ func TestRunStopsWhileWaiting(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	p := startHerald(t, []string{"HERALD_KAFKA_BROKERS=" + freeAddr(t)}, "--role", "dispatcher")
+	p := startHerald(t, []string{"HERALD_KAFKA_BROKERS=" + freeAddr(t), "HERALD_REDIS_URL=" + redistest.Start(t).URL()}, "--role", "dispatcher")
 	p.waitProbe(t, 30*time.Second, "/readyz", http.StatusServiceUnavailable, "HERALD_KAFKA_BROKERS")
 	if d := p.terminate(t); d > 5*time.Second {
 		t.Errorf("took %v to exit after SIGTERM while waiting", d)
