@@ -546,6 +546,8 @@ func operatorSecrets(t *testing.T) map[string]string {
 		"herald-redis/ca.crt":   testCA(t, "redis-ca"),
 		// What url holds instead when HERALD_REDIS_PASSWORD_FILE is set.
 		"herald-redis/url+acl": "rediss://redis-master.redis.svc:6379/0",
+		// components/unsubscribe: as `head -c 32 /dev/urandom | base64` writes it
+		"herald-unsubscribe/secret": "q3Vd0mB9yXh2cJ7tWz1sK8pLr4eN6aF5gH0iU2oY9Tc=",
 	}
 }
 
