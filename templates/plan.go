@@ -287,7 +287,7 @@ func recipientZone(c Choices, p *events.Person, ev *events.Event) (string, *time
 		if n == "" {
 			continue
 		}
-		if loc, err := time.LoadLocation(n); err == nil {
+		if loc := loadZone(n); loc != nil {
 			return n, loc
 		}
 	}
