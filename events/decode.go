@@ -1,9 +1,7 @@
 package events
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"mime"
 	"strconv"
@@ -16,18 +14,85 @@ import (
 )
 
 // envelope is the wire shape of a structured-mode CloudEvent. Attributes are
-// pointers so that "absent" and "empty" can be told apart in messages; data
-// stays raw so it is decoded once, into the generic map Event.Data exposes.
+// pointers so that "absent" and "empty" can be told apart in messages; Data
+// is the data member's bytes and data its decoded object, when it is one.
 type envelope struct {
-	SpecVersion     *string         `json:"specversion"`
-	ID              *string         `json:"id"`
-	Source          *string         `json:"source"`
-	Type            *string         `json:"type"`
-	Time            *string         `json:"time"`
-	Subject         *string         `json:"subject"`
-	DataContentType *string         `json:"datacontenttype"`
-	Data            json.RawMessage `json:"data"`
-	DataBase64      json.RawMessage `json:"data_base64"`
+	SpecVersion     *string
+	ID              *string
+	Source          *string
+	Type            *string
+	Time            *string
+	Subject         *string
+	DataContentType *string
+	Data            json.RawMessage
+	DataBase64      json.RawMessage
+	data            map[string]any
+}
+
+// envelopeOf parses b in one pass (parser) and sorts its members into the
+// envelope as json.Unmarshal into the tagged struct did before: a member
+// name matches an attribute exactly or, failing that, case-insensitively
+// (strings.EqualFold, as encoding/json folds); the last member to match
+// wins; null leaves an attribute absent; the first attribute that is not
+// a string is the error, after the syntax of all of b was checked.
+func envelopeOf(b []byte) (*envelope, error) {
+	members, err := parseTop(b)
+	if err != nil {
+		se := err.(*syntaxError)
+		if se.msg == "unexpected end of JSON input" {
+			return nil, decodeErrorf("event is not valid JSON: %s", se.msg)
+		}
+		return nil, decodeErrorf("event is not valid JSON: %s (at byte %d)", se.msg, se.off)
+	}
+	env := &envelope{}
+	attrs := [...]struct {
+		name string
+		v    **string
+	}{
+		{"specversion", &env.SpecVersion}, {"id", &env.ID}, {"source", &env.Source}, {"type", &env.Type},
+		{"time", &env.Time}, {"subject", &env.Subject}, {"datacontenttype", &env.DataContentType},
+	}
+	var typeErr error
+	for _, m := range members {
+		switch {
+		case strings.EqualFold(m.key, "data"):
+			env.Data = append(json.RawMessage(nil), b[m.start:m.end]...)
+			env.data, _ = m.value.(map[string]any)
+			continue
+		case strings.EqualFold(m.key, "data_base64"):
+			env.DataBase64 = append(json.RawMessage(nil), b[m.start:m.end]...)
+			continue
+		}
+		a := -1
+		for i := range attrs {
+			if attrs[i].name == m.key {
+				a = i
+				break
+			}
+		}
+		for i := 0; a < 0 && i < len(attrs); i++ {
+			if strings.EqualFold(attrs[i].name, m.key) {
+				a = i
+			}
+		}
+		if a < 0 {
+			continue
+		}
+		switch v := m.value.(type) {
+		case nil:
+			*attrs[a].v = nil
+		case string:
+			*attrs[a].v = &v
+		default:
+			if typeErr == nil {
+				typeErr = invalidf("%s is %s, want a string", attrs[a].name, kind(v))
+			}
+		}
+	}
+	if typeErr != nil {
+		return nil, typeErr
+	}
+	return env, nil
 }
 
 // Decode parses and validates one CloudEvents 1.0 structured-mode JSON
@@ -50,21 +115,12 @@ func Decode(b []byte) (*Event, error) {
 	if first(b) != '{' {
 		return nil, decodeErrorf("event is not a JSON object")
 	}
-	var env envelope
-	if err := json.Unmarshal(b, &env); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return nil, invalidf("%s is %s, want a string", te.Field, article(te.Value))
-		}
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return nil, decodeErrorf("event is not valid JSON: %v (at byte %d)", se, se.Offset)
-		}
-		return nil, decodeErrorf("event is not valid JSON: %v", err)
+	env, err := envelopeOf(b)
+	if err != nil {
+		return nil, err
 	}
 
 	e := &Event{RawData: env.Data}
-	var err error
 	if e.SpecVersion, err = attribute("specversion", env.SpecVersion); err != nil {
 		return nil, err
 	}
@@ -103,13 +159,7 @@ func Decode(b []byte) (*Event, error) {
 	case first(env.Data) != '{':
 		return nil, invalidf("data is %s, want an object", rawKind(env.Data))
 	}
-	// json.Unmarshal has already checked the syntax of all of b, so this
-	// cannot fail on well-formed input; it is classified all the same.
-	dec := json.NewDecoder(bytes.NewReader(env.Data))
-	dec.UseNumber()
-	if err := dec.Decode(&e.Data); err != nil {
-		return nil, decodeErrorf("data is not valid JSON: %v", err)
-	}
+	e.Data = env.data
 	cleanData(e.Data)
 
 	if err := validateData(e.Type, e.Data); err != nil {

@@ -1,0 +1,425 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// parser reads an event in one pass into the generic values Event.Data
+// holds: objects as map[string]any, arrays as []any, numbers as
+// json.Number as written, strings, booleans and nil. It accepts exactly
+// what encoding/json accepts (json.Unmarshal into an any with UseNumber)
+// and yields the same values, duplicate keys included (the last wins);
+// FuzzParseMatchesEncodingJSON holds it to that.
+//
+// Decode used to run encoding/json twice (the envelope into a struct with
+// data left raw, then data into a map through a Decoder that copied it
+// again): three scans of the bytes, with reflection. This is one scan.
+// Every string is a substring of one copy of the input, so the values share
+// no memory with the caller's bytes and cost one allocation between them.
+//
+// Callers have checked that the input is valid UTF-8 (Decode refuses
+// anything else first), so strings need no replacement characters except
+// for \u escapes of lone surrogates, which encoding/json turns into U+FFFD.
+type parser struct {
+	b []byte
+	s string // the same bytes, copied once; strings are cut from it
+	i int
+}
+
+// maxDepth is encoding/json's nesting limit.
+const maxDepth = 10000
+
+// syntaxError is a parse failure at byte offset off.
+type syntaxError struct {
+	msg string
+	off int
+}
+
+func (e *syntaxError) Error() string { return e.msg }
+
+func (p *parser) fail(format string, args ...any) error {
+	return &syntaxError{msg: fmt.Sprintf(format, args...), off: p.i}
+}
+
+// unexpected reports the byte at p.i, or the end of input.
+func (p *parser) unexpected(context string) error {
+	if p.i >= len(p.b) {
+		return p.fail("unexpected end of JSON input")
+	}
+	return p.fail("invalid character %s %s", quoteChar(p.b[p.i]), context)
+}
+
+func quoteChar(c byte) string {
+	if c == '\'' {
+		return `'\''`
+	}
+	if c == '"' {
+		return `'"'`
+	}
+	s := strconv.Quote(string(rune(c)))
+	return "'" + s[1:len(s)-1] + "'"
+}
+
+func (p *parser) space() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// member is one member of the top-level object, in document order, with
+// the span of its value's bytes.
+type member struct {
+	key        string
+	value      any
+	start, end int
+}
+
+// parseTop reads b, which must hold one JSON object and nothing after it
+// but white space, into its members in document order.
+func parseTop(b []byte) ([]member, error) {
+	p := &parser{b: b, s: string(b)}
+	p.space()
+	if p.i >= len(p.b) || p.b[p.i] != '{' {
+		return nil, p.unexpected("looking for beginning of value")
+	}
+	p.i++
+	var members []member
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+	} else {
+		for {
+			p.space()
+			if p.i >= len(p.b) || p.b[p.i] != '"' {
+				return nil, p.unexpected("looking for beginning of object key string")
+			}
+			k, err := p.str()
+			if err != nil {
+				return nil, err
+			}
+			p.space()
+			if p.i >= len(p.b) || p.b[p.i] != ':' {
+				return nil, p.unexpected("after object key")
+			}
+			p.i++
+			p.space()
+			start := p.i
+			v, err := p.value(1)
+			if err != nil {
+				return nil, err
+			}
+			members = append(members, member{key: k, value: v, start: start, end: p.i})
+			p.space()
+			if p.i < len(p.b) && p.b[p.i] == ',' {
+				p.i++
+				continue
+			}
+			if p.i < len(p.b) && p.b[p.i] == '}' {
+				p.i++
+				break
+			}
+			return nil, p.unexpected("after object key:value pair")
+		}
+	}
+	p.space()
+	if p.i < len(p.b) {
+		return nil, p.unexpected("after top-level value")
+	}
+	return members, nil
+}
+
+// parseValue reads b, one JSON value and nothing after it but white space.
+func parseValue(b []byte) (any, error) {
+	p := &parser{b: b, s: string(b)}
+	p.space()
+	v, err := p.value(0)
+	if err != nil {
+		return nil, err
+	}
+	p.space()
+	if p.i < len(p.b) {
+		return nil, p.unexpected("after top-level value")
+	}
+	return v, nil
+}
+
+// value reads the value at p.i (white space already skipped) at nesting
+// depth.
+func (p *parser) value(depth int) (any, error) {
+	if p.i >= len(p.b) {
+		return nil, p.unexpected("")
+	}
+	switch c := p.b[p.i]; {
+	case c == '{':
+		if depth >= maxDepth {
+			return nil, p.fail("exceeded max depth")
+		}
+		return p.object(depth + 1)
+	case c == '[':
+		if depth >= maxDepth {
+			return nil, p.fail("exceeded max depth")
+		}
+		return p.array(depth + 1)
+	case c == '"':
+		return p.str()
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
+	case c == 't':
+		return true, p.literal("true")
+	case c == 'f':
+		return false, p.literal("false")
+	case c == 'n':
+		return nil, p.literal("null")
+	}
+	return nil, p.unexpected("looking for beginning of value")
+}
+
+func (p *parser) literal(word string) error {
+	for j := 0; j < len(word); j++ {
+		if p.i >= len(p.b) {
+			return p.unexpected("")
+		}
+		if p.b[p.i] != word[j] {
+			return p.unexpected("in literal " + word + " (expecting " + quoteChar(word[j]) + ")")
+		}
+		p.i++
+	}
+	return nil
+}
+
+func (p *parser) object(depth int) (any, error) {
+	p.i++ // {
+	m := map[string]any{}
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return m, nil
+	}
+	for {
+		p.space()
+		if p.i >= len(p.b) || p.b[p.i] != '"' {
+			return nil, p.unexpected("looking for beginning of object key string")
+		}
+		k, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		p.space()
+		if p.i >= len(p.b) || p.b[p.i] != ':' {
+			return nil, p.unexpected("after object key")
+		}
+		p.i++
+		p.space()
+		v, err := p.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v
+		p.space()
+		if p.i < len(p.b) {
+			switch p.b[p.i] {
+			case ',':
+				p.i++
+				continue
+			case '}':
+				p.i++
+				return m, nil
+			}
+		}
+		return nil, p.unexpected("after object key:value pair")
+	}
+}
+
+func (p *parser) array(depth int) (any, error) {
+	p.i++ // [
+	a := []any{}
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		return a, nil
+	}
+	for {
+		p.space()
+		v, err := p.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+		p.space()
+		if p.i < len(p.b) {
+			switch p.b[p.i] {
+			case ',':
+				p.i++
+				continue
+			case ']':
+				p.i++
+				return a, nil
+			}
+		}
+		return nil, p.unexpected("after array element")
+	}
+}
+
+// number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? as written.
+func (p *parser) number() (any, error) {
+	start := p.i
+	if p.b[p.i] == '-' {
+		p.i++
+	}
+	digits := func() int {
+		n := 0
+		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+			p.i++
+			n++
+		}
+		return n
+	}
+	switch {
+	case p.i < len(p.b) && p.b[p.i] == '0':
+		p.i++
+	case p.i < len(p.b) && p.b[p.i] >= '1' && p.b[p.i] <= '9':
+		digits()
+	default:
+		return nil, p.unexpected("in numeric literal")
+	}
+	if p.i < len(p.b) && p.b[p.i] == '.' {
+		p.i++
+		if digits() == 0 {
+			return nil, p.unexpected("after decimal point in numeric literal")
+		}
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
+			p.i++
+		}
+		if digits() == 0 {
+			return nil, p.unexpected("in exponent of numeric literal")
+		}
+	}
+	return json.Number(p.s[start:p.i]), nil
+}
+
+// str reads the string at p.i (its opening quote). One without escapes is
+// a substring of p.s; one with escapes is built.
+func (p *parser) str() (string, error) {
+	p.i++ // "
+	start := p.i
+	for p.i < len(p.b) {
+		switch c := p.b[p.i]; {
+		case c == '"':
+			s := p.s[start:p.i]
+			p.i++
+			return s, nil
+		case c == '\\':
+			return p.escaped(start)
+		case c < 0x20:
+			return "", p.unexpected("in string literal")
+		default:
+			p.i++
+		}
+	}
+	return "", p.unexpected("")
+}
+
+// escaped finishes a string that started at start and has an escape at p.i.
+func (p *parser) escaped(start int) (string, error) {
+	out := make([]byte, 0, p.i-start+16)
+	out = append(out, p.b[start:p.i]...)
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return string(out), nil
+		case c < 0x20:
+			return "", p.unexpected("in string literal")
+		case c != '\\':
+			out = append(out, c)
+			p.i++
+			continue
+		}
+		p.i++ // backslash
+		if p.i >= len(p.b) {
+			return "", p.unexpected("")
+		}
+		switch e := p.b[p.i]; e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, err := p.hex4()
+			if err != nil {
+				return "", err
+			}
+			if utf16.IsSurrogate(r) {
+				// A pair makes one rune; anything else is U+FFFD, as
+				// encoding/json decodes it.
+				r2 := rune(-1)
+				if p.i+6 < len(p.b) && p.b[p.i+1] == '\\' && p.b[p.i+2] == 'u' {
+					save := p.i
+					p.i += 2
+					if x, err := p.hex4(); err == nil {
+						r2 = x
+					} else {
+						return "", err
+					}
+					if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+						out = utf8.AppendRune(out, dec)
+						break
+					}
+					p.i = save
+				}
+				out = utf8.AppendRune(out, utf8.RuneError)
+				break
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return "", p.unexpected("in string escape code")
+		}
+		p.i++
+	}
+	return "", p.unexpected("")
+}
+
+// hex4 reads the four hex digits after \u; p.i is on the 'u' and is left
+// on the last digit.
+func (p *parser) hex4() (rune, error) {
+	var r rune
+	for j := 0; j < 4; j++ {
+		p.i++
+		if p.i >= len(p.b) {
+			return 0, p.unexpected("")
+		}
+		c := p.b[p.i]
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, p.unexpected("in \\u hexadecimal character escape")
+		}
+	}
+	return r, nil
+}

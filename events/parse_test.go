@@ -1,0 +1,88 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// reference is what Decode did before the parser: encoding/json, numbers
+// as json.Number.
+func reference(b []byte) (any, error) {
+	if !json.Valid(b) { // what Unmarshal accepts, trailing data and depth included
+		return nil, errors.New("invalid")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	return v, err
+}
+
+// FuzzParseMatchesEncodingJSON holds the parser to encoding/json on any
+// valid UTF-8: both accept or both refuse, and what they accept decodes to
+// the same values (duplicate keys, escapes, lone surrogates, numbers as
+// written, depth).
+func FuzzParseMatchesEncodingJSON(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, name := range files {
+		if b, err := os.ReadFile(name); err == nil {
+			f.Add(b)
+		}
+	}
+	for _, s := range []string{
+		`{}`, `[]`, `0`, `-0.5e+10`, `1E3`, `"\u00e9\ud83d\ude00\ud800x\udc00"`, `"\ud800\u0041"`, `{"a":1,"a":[true,false,null]}`,
+		`{"a":"\"\\\/\b\f\n\r\t"}`, ` {"a" : { } } `, `01`, `1.`, `.5`, `-`, `"\x"`, `"a` + "\x01" + `"`, `[1,]`, `{"a":1,}`, `nul`, `{"a"}`,
+		`[` + strings.Repeat(`[`, 10001) + strings.Repeat(`]`, 10001) + `]`, `{"a":1} x`, `"\uD834"`, `"\uDD1E"`, `"\u12"`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !utf8.Valid(b) {
+			return // Decode refuses these before parsing
+		}
+		want, werr := reference(b)
+		got, gerr := parseValue(b)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("%q: encoding/json says %v, parser says %v", b, werr, gerr)
+		}
+		if werr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: encoding/json gives %#v, parser %#v", b, want, got)
+		}
+	})
+}
+
+// The envelope is matched as json.Unmarshal matched struct tags: exactly,
+// else case-insensitively, the last member winning, null as absent.
+func TestEnvelopeMatchesStructTags(t *testing.T) {
+	type tagged struct {
+		SpecVersion *string         `json:"specversion"`
+		ID          *string         `json:"id"`
+		Type        *string         `json:"type"`
+		Data        json.RawMessage `json:"data"`
+	}
+	for _, in := range []string{
+		`{"id":"a","ID":"b"}`, `{"ID":"b","id":"a"}`, `{"Id":"x","id":null}`, `{"iD":"k"}`, `{"ſpecversion":"1.0"}`,
+		`{"TYPE":"t","data":{"a":1},"Data":[1]}`, `{"data":null}`, `{"dAtA":{"x":"y"}}`,
+	} {
+		var want tagged
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := envelopeOf([]byte(in))
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if !reflect.DeepEqual(got.SpecVersion, want.SpecVersion) || !reflect.DeepEqual(got.ID, want.ID) ||
+			!reflect.DeepEqual(got.Type, want.Type) || !bytes.Equal(got.Data, want.Data) {
+			t.Errorf("%s: got %v %v %v %s, encoding/json %v %v %v %s", in, got.SpecVersion, got.ID, got.Type, got.Data,
+				want.SpecVersion, want.ID, want.Type, want.Data)
+		}
+	}
+}
