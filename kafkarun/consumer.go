@@ -161,6 +161,7 @@ type Consumer struct {
 	log     *zap.Logger
 	slots   chan struct{} // fetched, unfinished messages (2×MaxInFlight)
 	busy    chan struct{} // running handlers (MaxInFlight)
+	idle    chan func()   // runners waiting for work (goRun)
 
 	mu         sync.Mutex
 	membership Membership
@@ -207,6 +208,7 @@ func NewConsumer(cfg ConsumerConfig, h queue.Handler) (*Consumer, error) {
 	cfg.setDefaults()
 	c := &Consumer{cfg: cfg, handler: h, log: cfg.Logger.With(zap.String("group", cfg.GroupID)),
 		slots: make(chan struct{}, 2*cfg.MaxInFlight), busy: make(chan struct{}, cfg.MaxInFlight),
+		idle:       make(chan func()),
 		membership: Membership{Group: cfg.GroupID, Since: time.Now()}}
 	return c, nil
 }
@@ -606,7 +608,38 @@ func (p *partition) dispatch(m *queue.Message) {
 	}
 	p.running.Add(1)
 	p.mu.Unlock()
-	go p.run(m)
+	p.c.goRun(func() { p.run(m) })
+}
+
+// runnerIdle is how long a runner waits for more work before it exits.
+const runnerIdle = 5 * time.Second
+
+// goRun runs f on a runner: an idle one if any is waiting, else a new one.
+// A goroutine per message grew its stack from the minimum on every message
+// (runtime.copystack was 3% of the pipeline's CPU, issue 14); a runner
+// keeps its grown stack for the next. There are never more runners than
+// fetched, unfinished messages (2×MaxInFlight), and they exit when idle.
+func (c *Consumer) goRun(f func()) {
+	select {
+	case c.idle <- f:
+	default:
+		go c.runner(f)
+	}
+}
+
+func (c *Consumer) runner(f func()) {
+	t := time.NewTimer(runnerIdle)
+	defer t.Stop()
+	for {
+		f()
+		f = nil
+		t.Reset(runnerIdle)
+		select {
+		case f = <-c.idle:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // run handles m and then every message queued behind its key, in order.
