@@ -51,7 +51,6 @@ type Routes interface {
 	Known(eventType string) bool
 	PlanWith(ev *events.Event, now time.Time, opts templates.PlanOptions) ([]notification.Notification, []templates.Refusal, error)
 	Cancels(ev *events.Event) []string
-	Recipients(ev *events.Event) []string
 }
 
 // Refusal is one recipient's message on one channel that will not be sent
@@ -114,13 +113,14 @@ func (p *Planner) PlanEvent(ctx context.Context, raw []byte) (*EventPlan, error)
 	}
 	opts := templates.PlanOptions{Check: policy.Deliverable, NoQuietHours: p.NoQuietHours}
 	if p.Choices != nil {
-		ids := p.Templates.Recipients(ev)
-		if len(ids) > 0 {
+		// Looked up once planning has read the event's people, in one
+		// round trip for all of them.
+		opts.Lookup = func(ids []string) (func(string) templates.Choices, error) {
 			chosen, err := p.Choices(ctx, ids)
 			if err != nil {
 				return nil, failure.Retry(failure.ReasonUnavailable, fmt.Errorf("preferences: %w", err))
 			}
-			opts.Choices = func(id string) templates.Choices { return chosen[id] }
+			return func(id string) templates.Choices { return chosen[id] }, nil
 		}
 	}
 	ns, refused, err := p.Templates.PlanWith(ev, now, opts)

@@ -2,11 +2,13 @@ package dispatcher_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
@@ -209,5 +211,25 @@ func TestCancelledReminderDueNowIsNotSent(t *testing.T) {
 	n.at(n.clock.t.Add(time.Second))
 	if c := reminders(n); c != 1 {
 		t.Fatalf("booking 90 minutes ahead: %d reminders, want 1", c)
+	}
+}
+
+// Stored choices are looked up once per event, in one call for every
+// person its rules reach, nobody twice, and a failing lookup holds the
+// event (retryable) rather than planning without them.
+func TestChoicesLookedUpOncePerEvent(t *testing.T) {
+	p := planner(t, func() time.Time { return time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC) })
+	var calls [][]string
+	p.Choices = func(_ context.Context, ids []string) (map[string]templates.Choices, error) {
+		calls = append(calls, ids)
+		return nil, errors.New("redis: connection refused")
+	}
+	raw := readSample(t, "gym.class.cancelled", "three-attendees.json")
+	_, err := p.PlanEvent(context.Background(), raw)
+	if failure.ClassOf(err) != failure.Retryable {
+		t.Fatalf("lookup failing: %v, want retryable", err)
+	}
+	if len(calls) != 1 || len(calls[0]) != 3 {
+		t.Fatalf("lookups %v, want one with the three attendees", calls)
 	}
 }

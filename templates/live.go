@@ -59,9 +59,6 @@ func (l *Live) PlanWith(ev *events.Event, now time.Time, opts PlanOptions) ([]no
 // Cancels is Set.Cancels with the current set.
 func (l *Live) Cancels(ev *events.Event) []string { return l.Current().Cancels(ev) }
 
-// Recipients is Set.Recipients with the current set.
-func (l *Live) Recipients(ev *events.Event) []string { return l.Current().Recipients(ev) }
-
 // Category is Set.Category with the current set.
 func (l *Live) Category(name string) *Category { return l.Current().Category(name) }
 

@@ -85,6 +85,13 @@ type PlanOptions struct {
 	// Choices returns a person's stored choices, nil when none; nil means
 	// nobody stored any.
 	Choices func(personID string) Choices
+	// Lookup, when set, is called once per event with the ids of the
+	// people its rules reach (without repeats), once planning has read
+	// them and before it decides anything, and returns their Choices; its
+	// error is returned as it is. The dispatcher looks people's stored
+	// choices up in one round trip this way, without reading the event's
+	// people twice (Recipients). It replaces Choices.
+	Lookup func(ids []string) (func(personID string) Choices, error)
 	// NoQuietHours sends at once what quiet hours would defer
 	// (HERALD_QUIET_HOURS=off).
 	NoQuietHours bool
@@ -107,14 +114,23 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 	if t == nil {
 		return nil, nil, fmt.Errorf("%w %q", ErrUnknownType, ev.Type)
 	}
-	base := eventData(ev)
-	out := make([]notification.Notification, 0, 2*len(t.rules))
+	// First every rule's recipients (each recipients path read once) and
+	// schedule, so that stored choices are looked up once for everybody.
+	type ruleWork struct {
+		r            *rule
+		people       []events.Person
+		due, expires time.Time
+		keys         []string
+	}
 	var refused []Refusal
-	seen := map[string]bool{}
+	work := make([]ruleWork, 0, len(t.rules))
+	var byPath map[string][]events.Person
 	for _, r := range t.rules {
 		var people []events.Person
 		if strings.HasPrefix(r.recipients, StaffPrefix) {
 			people = s.staffPeople(ev, r.recipients) // none at a location the roster lacks
+		} else if ps, ok := byPath[r.recipients]; ok {
+			people = ps
 		} else {
 			if r.optional && !ev.Has(r.recipients) {
 				continue
@@ -123,9 +139,12 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 			if people, err = ev.People(r.recipients); err != nil {
 				return nil, nil, poison(fmt.Errorf("%s recipients %q: %w", r.eventType, r.recipients, err))
 			}
+			if byPath == nil {
+				byPath = map[string][]events.Person{}
+			}
+			byPath[r.recipients] = people
 		}
-		var due, expires time.Time
-		var keys []string
+		w := ruleWork{r: r, people: people}
 		if r.schedule != nil {
 			d, anchor, err := r.schedule.Due(ev)
 			if err != nil {
@@ -138,12 +157,40 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 			// Due now or already (a booking made less than the offset
 			// ahead, a replay) still goes through the scheduler, which
 			// knows whether it was cancelled.
-			due = d
+			w.due = d
 			if r.schedule.Offset <= 0 {
-				expires = anchor // a reminder is worthless once its class starts
+				w.expires = anchor // a reminder is worthless once its class starts
 			}
-			keys = r.schedule.keys(ev)
+			w.keys = r.schedule.keys(ev)
 		}
+		work = append(work, w)
+	}
+	if opts.Lookup != nil {
+		seen := map[string]bool{}
+		var ids []string
+		for _, w := range work {
+			for i := range w.people {
+				if id := w.people[i].ID; id != "" && !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+			}
+		}
+		opts.Choices = nil
+		if len(ids) > 0 {
+			choices, err := opts.Lookup(ids)
+			if err != nil {
+				return nil, nil, err
+			}
+			opts.Choices = choices
+		}
+	}
+
+	base := eventData(ev)
+	out := make([]notification.Notification, 0, 2*len(t.rules))
+	seen := map[string]bool{}
+	for _, w := range work {
+		r, people, due, expires, keys := w.r, w.people, w.due, w.expires, w.keys
 		cat := s.Category(r.category)
 		if cat == nil { // an undeclared category, which lint reports
 			cat = defaultCategories()[Transactional]
@@ -163,6 +210,9 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 				locale = fallbackLocale
 			}
 			zone, loc := recipientZone(ch, p, ev)
+			// One data map for all of the person's messages of the rule:
+			// nothing changes a planned notification's Data.
+			var data map[string]string
 			for _, ch := range r.channels {
 				if !allows(ch) {
 					continue
@@ -178,6 +228,9 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 							Channel: ch, RecipientID: p.ID, Err: err})
 						continue
 					}
+					if data == nil {
+						data = recipientData(base, p)
+					}
 					n := notification.Notification{
 						ID:          id,
 						EventID:     ev.ID,
@@ -187,7 +240,7 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 						Locale:      locale,
 						RecipientID: p.ID,
 						To:          to,
-						Data:        recipientData(base, p),
+						Data:        data,
 						Priority:    r.priority,
 						CreatedAt:   now,
 						Category:    cat.Name,
@@ -357,31 +410,4 @@ func (s *Set) refuseRule(refused []Refusal, ev *events.Event, r *rule, people []
 		}
 	}
 	return refused
-}
-
-// Recipients returns the ids of the people ev's rules may reach, without
-// repeats: whose stored choices planning needs (PlanWith). A rule whose
-// recipients are missing is left out; PlanWith reports it.
-func (s *Set) Recipients(ev *events.Event) []string {
-	t := s.types[ev.Type]
-	if t == nil {
-		return nil
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, r := range t.rules {
-		var people []events.Person
-		if strings.HasPrefix(r.recipients, StaffPrefix) {
-			people = s.staffPeople(ev, r.recipients)
-		} else if ps, err := ev.People(r.recipients); err == nil {
-			people = ps
-		}
-		for i := range people {
-			if id := people[i].ID; id != "" && !seen[id] {
-				seen[id] = true
-				out = append(out, id)
-			}
-		}
-	}
-	return out
 }
