@@ -91,44 +91,11 @@ func parseTop(b []byte) ([]member, error) {
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
 		return nil, p.unexpected("looking for beginning of value")
 	}
-	p.i++
 	var members []member
-	p.space()
-	if p.i < len(p.b) && p.b[p.i] == '}' {
-		p.i++
-	} else {
-		for {
-			p.space()
-			if p.i >= len(p.b) || p.b[p.i] != '"' {
-				return nil, p.unexpected("looking for beginning of object key string")
-			}
-			k, err := p.str()
-			if err != nil {
-				return nil, err
-			}
-			p.space()
-			if p.i >= len(p.b) || p.b[p.i] != ':' {
-				return nil, p.unexpected("after object key")
-			}
-			p.i++
-			p.space()
-			start := p.i
-			v, err := p.value(1)
-			if err != nil {
-				return nil, err
-			}
-			members = append(members, member{key: k, value: v, start: start, end: p.i})
-			p.space()
-			if p.i < len(p.b) && p.b[p.i] == ',' {
-				p.i++
-				continue
-			}
-			if p.i < len(p.b) && p.b[p.i] == '}' {
-				p.i++
-				break
-			}
-			return nil, p.unexpected("after object key:value pair")
-		}
+	if err := p.members(0, func(k string, v any, start int) {
+		members = append(members, member{key: k, value: v, start: start, end: p.i})
+	}); err != nil {
+		return nil, err
 	}
 	p.space()
 	if p.i < len(p.b) {
@@ -163,7 +130,7 @@ func (p *parser) value(depth int) (any, error) {
 		if depth >= maxDepth {
 			return nil, p.fail("exceeded max depth")
 		}
-		return p.object(depth + 1)
+		return p.object(depth)
 	case c == '[':
 		if depth >= maxDepth {
 			return nil, p.fail("exceeded max depth")
@@ -197,33 +164,44 @@ func (p *parser) literal(word string) error {
 }
 
 func (p *parser) object(depth int) (any, error) {
-	p.i++ // {
 	m := map[string]any{}
+	if err := p.members(depth, func(k string, v any, _ int) { m[k] = v }); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// members reads the object at p.i (its opening brace), whose values sit at
+// nesting depth+1, handing each member to add in document order with the
+// offset its value starts at; p.i is then past the value.
+func (p *parser) members(depth int, add func(k string, v any, start int)) error {
+	p.i++ // {
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
-		return m, nil
+		return nil
 	}
 	for {
 		p.space()
 		if p.i >= len(p.b) || p.b[p.i] != '"' {
-			return nil, p.unexpected("looking for beginning of object key string")
+			return p.unexpected("looking for beginning of object key string")
 		}
 		k, err := p.str()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.space()
 		if p.i >= len(p.b) || p.b[p.i] != ':' {
-			return nil, p.unexpected("after object key")
+			return p.unexpected("after object key")
 		}
 		p.i++
 		p.space()
-		v, err := p.value(depth)
+		start := p.i
+		v, err := p.value(depth + 1)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		m[k] = v
+		add(k, v, start)
 		p.space()
 		if p.i < len(p.b) {
 			switch p.b[p.i] {
@@ -232,10 +210,10 @@ func (p *parser) object(depth int) (any, error) {
 				continue
 			case '}':
 				p.i++
-				return m, nil
+				return nil
 			}
 		}
-		return nil, p.unexpected("after object key:value pair")
+		return p.unexpected("after object key:value pair")
 	}
 }
 
