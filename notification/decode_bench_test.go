@@ -60,3 +60,21 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkEncode is the dispatcher's and a retrying worker's last step per
+// notification, for the same notification as BenchmarkDecode.
+func BenchmarkEncode(b *testing.B) {
+	raw := benchNotification(b)
+	n, err := notification.Decode(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("herald", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			if _, err := notification.Encode(n); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
