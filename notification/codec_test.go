@@ -80,6 +80,9 @@ func TestBinaryMatchesJSON(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if len(bin) > len(js) {
+				t.Errorf("binary %d bytes, JSON %d", len(bin), len(js))
+			}
 			fromBin, err := notification.Decode(bin)
 			if err != nil {
 				t.Fatalf("binary: %v", err)

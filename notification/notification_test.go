@@ -169,6 +169,9 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("no readable form: %v", err)
 		}
+		if len(b2) > len(j) {
+			t.Fatalf("the binary form (%d bytes) is longer than the JSON form (%d)", len(b2), len(j))
+		}
 		if len(j) <= notification.MaxEncodedSize {
 			nj, err := notification.Parse(j)
 			if err != nil || !reflect.DeepEqual(nj, n2) {
