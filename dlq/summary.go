@@ -3,6 +3,8 @@ package dlq
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/gymhq/herald/notification"
 )
 
 // Summary is what `herald dlq inspect` reports: counts by reason, class,
@@ -72,11 +74,8 @@ func (s *Summary) Add(e *Entry, mask func(channel, to string) string) {
 	smp := Sample{Partition: e.Partition, Offset: e.Offset, Reason: e.Reason, Class: e.Class, Stage: e.Stage, Channel: e.Channel,
 		Attempts: e.Attempts, LastFailure: e.LastFailure, EventID: e.EventID, NotificationID: e.NotificationID, RecipientID: e.RecipientID, Error: e.Error}
 	if e.Stage != "dispatcher" {
-		var n struct {
-			To string `json:"to"`
-		}
-		if json.Unmarshal(e.Value, &n) == nil && n.To != "" {
-			smp.To = mask(e.Stage, n.To)
+		if to := notificationTo(e.Value); to != "" {
+			smp.To = mask(e.Stage, to)
 		}
 	} else if e.EventID == "" {
 		var ev struct {
@@ -97,4 +96,20 @@ func (s *Summary) AddMalformed(partition int, offset int64, err error) {
 		s.perReason["malformed"]++
 		s.Samples = append(s.Samples, Sample{Partition: partition, Offset: offset, Problem: err.Error()})
 	}
+}
+
+// notificationTo is the address of a dead-lettered notification, in the
+// binary form or the JSON one, valid or not (a refused one shows where it
+// was going too); "" when the value does not parse, e.g. cut short.
+func notificationTo(v []byte) string {
+	if n, err := notification.Parse(v); err == nil {
+		return n.To
+	}
+	var n struct {
+		To string `json:"to"`
+	}
+	if json.Unmarshal(v, &n) == nil {
+		return n.To
+	}
+	return ""
 }

@@ -3,6 +3,7 @@ package dlq_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
@@ -132,7 +133,14 @@ func TestLargestNotificationReplays(t *testing.T) {
 		t.Fatal(err)
 	}
 	newLimit := notification.MaxEncodedSize - 1<<10
-	n.Data["note"] = strings.Repeat("<", newLimit-len(b))
+	// The note's length is written before it as a varint, which grows
+	// from the empty note's one byte.
+	rest := newLimit - len(b) + 1
+	l := rest - 1
+	for len(binary.AppendUvarint(nil, uint64(l)))+l > rest {
+		l--
+	}
+	n.Data["note"] = strings.Repeat("<", l)
 	if b, err = notification.Encode(n); err != nil || len(b) != newLimit {
 		t.Fatalf("%d bytes: %v", len(b), err)
 	}

@@ -29,11 +29,21 @@ func benchNotification(b *testing.B) []byte {
 }
 
 // BenchmarkDecode is the channel worker's first step per record: herald's
-// Decode (size and UTF-8 checks, strict single-object JSON, validation and
-// id check) against plain json.Unmarshal into the struct, in the same run.
+// Decode (size and UTF-8 checks, the binary form or strict single-object
+// JSON, validation and id check) of the binary form Encode writes and of
+// the JSON form it wrote before, against plain json.Unmarshal into the
+// struct, in the same run.
 func BenchmarkDecode(b *testing.B) {
 	raw := benchNotification(b)
-	b.Run("herald", func(b *testing.B) {
+	n, err := notification.Decode(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, err := notification.JSON(n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("herald/binary", func(b *testing.B) {
 		b.SetBytes(int64(len(raw)))
 		for b.Loop() {
 			if _, err := notification.Decode(raw); err != nil {
@@ -41,20 +51,55 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		}
 	})
+	b.Run("herald/json", func(b *testing.B) {
+		b.SetBytes(int64(len(js)))
+		for b.Loop() {
+			if _, err := notification.Decode(js); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("json.Decoder", func(b *testing.B) {
-		b.SetBytes(int64(len(raw)))
+		b.SetBytes(int64(len(js)))
 		for b.Loop() {
 			var n notification.Notification
-			if err := json.NewDecoder(bytes.NewReader(raw)).Decode(&n); err != nil {
+			if err := json.NewDecoder(bytes.NewReader(js)).Decode(&n); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("json.Unmarshal", func(b *testing.B) {
-		b.SetBytes(int64(len(raw)))
+		b.SetBytes(int64(len(js)))
 		for b.Loop() {
 			var n notification.Notification
-			if err := json.Unmarshal(raw, &n); err != nil {
+			if err := json.Unmarshal(js, &n); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkEncode is the dispatcher's and a retrying worker's last step per
+// notification, for the same notification as BenchmarkDecode: Encode
+// (binary) against the JSON form with Encode's limits (EncodeJSON, what
+// Encode was before).
+func BenchmarkEncode(b *testing.B) {
+	raw := benchNotification(b)
+	n, err := notification.Decode(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("herald/binary", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			if _, err := notification.Encode(n); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("herald/json", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := notification.EncodeJSON(n); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -2,6 +2,7 @@ package notification_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,8 @@ func TestEncodeKeepsHTMLCharacters(t *testing.T) {
 }
 
 // fill returns n with a note that makes its encoding exactly size bytes.
+// The note's length is written before it as a varint, which grows from
+// the empty note's one byte.
 func fill(t *testing.T, n *notification.Notification, size int) *notification.Notification {
 	t.Helper()
 	n.Data["note"] = ""
@@ -44,7 +47,15 @@ func fill(t *testing.T, n *notification.Notification, size int) *notification.No
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Data["note"] = strings.Repeat("a", size-len(b))
+	rest := size - (len(b) - 1) // the note's length and bytes
+	l := rest - 1
+	for l > 0 && len(binary.AppendUvarint(nil, uint64(l)))+l > rest {
+		l--
+	}
+	if len(binary.AppendUvarint(nil, uint64(l)))+l != rest {
+		t.Fatalf("no note makes the encoding %d bytes", size)
+	}
+	n.Data["note"] = strings.Repeat("a", l)
 	return n
 }
 

@@ -57,7 +57,11 @@ type Record struct {
 	Key   string `json:"key,omitempty"`
 	// Keys are a schedule's cancel keys, or the keys a cancel withdraws.
 	Keys []string `json:"keys,omitempty"`
-	// Notification is the encoded notification (schedule).
+	// Notification is the encoded notification (schedule), in its JSON
+	// form (notification.EncodeJSON): the record is JSON, and a JSON value
+	// cannot hold the binary form but in base64, a third larger than
+	// MaxRecordSize allows. What fires is these bytes, which the workers'
+	// notification.Decode reads as it reads the binary form.
 	Notification json.RawMessage `json:"notification,omitempty"`
 	// EventID is the event that scheduled or cancelled.
 	EventID string `json:"event_id,omitempty"`
@@ -150,7 +154,7 @@ func (r *Record) validate() error {
 // Schedule returns the schedule record that holds n until due and then
 // publishes it to topic, keyed by its recipient.
 func Schedule(n *notification.Notification, due time.Time, topic string, now time.Time) (*Record, error) {
-	b, err := notification.Encode(n)
+	b, err := notification.EncodeJSON(n)
 	if err != nil {
 		return nil, err
 	}
