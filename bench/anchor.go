@@ -76,7 +76,7 @@ func runAnchor(ctx context.Context, env *Env) (Result, error) {
 		}
 		return nil
 	})
-	cpu0 := cpuTime()
+	cpu0, icpu0 := cpuTime(), kc.cpu()
 	c, err := startConsumer(kafkarun.ConsumerConfig{
 		Brokers: brokers, GroupID: "bench-anchor", Topics: []string{topic}, MaxInFlight: anchorConcurrency,
 	}, h)
@@ -96,7 +96,7 @@ func runAnchor(ctx context.Context, env *Env) (Result, error) {
 	if err := c.Stop(); err != nil {
 		return Result{}, err
 	}
-	cpu := cpuTime() - cpu0
+	cpu, icpu := cpuTime()-cpu0, kc.cpu()-icpu0
 	secs := end.Sub(first.time()).Seconds()
 	got, err := committed(ctx, brokers, "bench-anchor", topic, 1)
 	if err != nil {
@@ -133,7 +133,7 @@ func runAnchor(ctx context.Context, env *Env) (Result, error) {
 		Target:              "efficiency ≥ 0.7 and ≥ 50× baseline (Parallel Consumer: 2.06 s)",
 		Met:                 eff >= 0.7 && ratio >= 50,
 		Note: fmt.Sprintf("timed from the first message handled to the last; all %d offsets committed after the drain; %s; CPU per message is the bench process's from the consumer's start to its drained stop (kafkarun and the sleeping handlers)",
-			n, infraWords(env)),
+			n, infraWords(env, icpu, n)),
 	}
 	if subset < n {
 		res.BaselineNote = fmt.Sprintf("one-at-a-time loop ran the first %d of the same messages in %.2f s; extrapolated per message", subset, bElapsed.Seconds())

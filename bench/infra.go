@@ -110,6 +110,9 @@ func (in *infra) redisOptions() *redis.Options {
 	return opt
 }
 
+// cpu is the CPU time the process has used so far.
+func (in *infra) cpu() time.Duration { return procCPU(in.c.cmd.Process.Pid) }
+
 // Close stops the process (its cluster and proxies).
 func (in *infra) Close() {
 	in.once.Do(func() { _, _ = in.c.finish() })
@@ -337,11 +340,15 @@ func nanosleep(d time.Duration) {
 	}
 }
 
-// infraWords says in a row's note where Kafka and Redis were.
-func infraWords(env *Env) string {
+// infraWords says in a row's note where Kafka and Redis were, and the CPU
+// the infrastructure process spent per message while herald ran (other,
+// over n messages): not counted in the row's CPU figure, but taken from
+// the same cores.
+func infraWords(env *Env, other time.Duration, n int) string {
+	per := other.Seconds() * 1e6 / float64(max(1, n))
 	if env.Opts.RTT > 0 {
 		ms := float64(env.Opts.RTT.Microseconds()) / 1000
-		return fmt.Sprintf("kfake in its own process; every Kafka and Redis connection of herald and of the baseline through a toxiproxy link in that process adding a %g ms round trip (%g ms each way)", ms, ms/2)
+		return fmt.Sprintf("kfake in its own process; every Kafka and Redis connection of herald and of the baseline through a toxiproxy link in that process adding a %g ms round trip (%g ms each way); that process (kfake and the proxies) used %.0f µs of CPU per message while herald ran, not counted in CPU µs/msg", ms, ms/2, per)
 	}
-	return "kfake in its own process on loopback, redis-server on its Unix socket"
+	return fmt.Sprintf("kfake in its own process on loopback (%.0f µs of CPU per message while herald ran, not counted in CPU µs/msg), redis-server on its Unix socket", per)
 }
