@@ -81,6 +81,6 @@ chaos: deps
 	$(GO) vet -tags chaos ./chaos/
 	$(GO) test -tags chaos -count=1 -timeout 12m -run '^TestChaos(Burst)?$$' -v ./chaos/
 
-## bench: every herald bench scenario against its baseline; writes the table into BENCHMARKS.md
+## bench: every herald bench scenario against its baseline on loopback, then anchor, pipeline and latency with a 0.5 ms round trip on every Kafka and Redis connection; writes the table into BENCHMARKS.md
 bench: deps build
-	$(BIN) bench --update BENCHMARKS.md
+	$(BIN) bench --rtt 0,0.5ms --update BENCHMARKS.md

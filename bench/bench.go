@@ -1,7 +1,10 @@
 // Package bench is `herald bench`: the scenarios that measure herald's
 // runtime against the anchors of issue 3, each against a baseline measured in
-// the same run, on the same in-process Kafka cluster (kfake) and a real
-// redis-server.
+// the same run, on the same Kafka cluster (kfake, in a process of its own,
+// see infra.go) and a real redis-server. With Options.RTT (herald bench
+// --rtt), the scenarios that take it route every Kafka and Redis
+// connection of herald and of its baseline through proxies adding that
+// round trip.
 //
 // Every scenario reports a Result; the runner prints them as JSON lines or
 // as the Markdown table `make bench` writes into BENCHMARKS.md. Nothing here
@@ -25,7 +28,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gymhq/herald/dedupe"
-	"github.com/gymhq/herald/internal/kafkatest"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/templates"
 )
@@ -56,6 +58,9 @@ type Result struct {
 	// process spent per message: what caps throughput once waits are
 	// hidden, whatever else is running on the machine.
 	CPUMicrosPerMessage *float64 `json:"cpu_us_per_message,omitempty"`
+	// RTTms is the round trip the scenario's Kafka and Redis connections
+	// had added (herald bench --rtt); 0 is loopback.
+	RTTms float64 `json:"rtt_ms"`
 	// Target is the issue's target in words; Met whether this run met it.
 	Target string `json:"target"`
 	Met    bool   `json:"met"`
@@ -105,6 +110,10 @@ type Options struct {
 	// scenario instead of 1,000,000 × Scale (HERALD_BENCH_SCHEDULED sets
 	// it for herald bench).
 	Scheduled int
+	// RTT is the round trip added to every Kafka and Redis connection of
+	// herald and of its baseline, through proxies in the infrastructure
+	// process (0 = loopback). Only scenarios with Scenario.RTT take one.
+	RTT time.Duration
 }
 
 func (o *Options) scaled(n int) int {
@@ -126,18 +135,21 @@ type Scenario struct {
 	// Doc is the workload in one line.
 	Doc string
 	Run func(ctx context.Context, env *Env) (Result, error)
+	// RTT says the scenario runs with Options.RTT: every Kafka and Redis
+	// connection of herald and of its baseline goes through the proxies.
+	RTT bool
 }
 
 // Scenarios are every scenario, in the order `make bench` runs them.
 var Scenarios = []Scenario{
-	{"anchor", "10,000 msgs, 1 partition, 1,000 keys, handler 0–5 ms, concurrency 100 (Parallel Consumer's published workload)", runAnchor},
-	{"pipeline", "events → dispatcher → channel topics → channel workers → zero-latency sinks, one process", runPipeline},
-	{"latency", "steady 2,000 events/s for 20 s; produce → sink receipt", runLatency},
-	{"slow-provider", "sinks take 50 ms per send, 6 partitions per channel topic, one process", runSlowProvider},
-	{"backlog", "1,000,000 queued notifications drained by one worker process", runBacklog},
-	{"live-fanout", "one gateway process holding ~20,000 SSE streams; in-app notifications produced at 2,000/s reach their person's stream", runLiveFanout},
-	{"flows-compete", "in-app notifications at 200/s, alone and under a 100,000-update attendance flood, one inapp process", runFlowsCompete},
-	{"scheduled", "1,000,000 reminders waiting days ahead (HERALD_BENCH_SCHEDULED sets another count) in one scheduler process; 20,000 more due at 2,000/s; 10,000 cancelled", runScheduled},
+	{"anchor", "10,000 msgs, 1 partition, 1,000 keys, handler 0–5 ms, concurrency 100 (Parallel Consumer's published workload)", runAnchor, true},
+	{"pipeline", "events → dispatcher → channel topics → channel workers → zero-latency sinks, one process", runPipeline, true},
+	{"latency", "steady 2,000 events/s for 20 s; produce → sink receipt", runLatency, true},
+	{"slow-provider", "sinks take 50 ms per send, 6 partitions per channel topic, one process", runSlowProvider, false},
+	{"backlog", "1,000,000 queued notifications drained by one worker process", runBacklog, false},
+	{"live-fanout", "one gateway process holding ~20,000 SSE streams; in-app notifications produced at 2,000/s reach their person's stream", runLiveFanout, false},
+	{"flows-compete", "in-app notifications at 200/s, alone and under a 100,000-update attendance flood, one inapp process", runFlowsCompete, false},
+	{"scheduled", "1,000,000 reminders waiting days ahead (HERALD_BENCH_SCHEDULED sets another count) in one scheduler process; 20,000 more due at 2,000/s; 10,000 cancelled", runScheduled, false},
 }
 
 // Lookup returns the scenarios named in a comma-separated list ("" = all).
@@ -167,8 +179,8 @@ func Lookup(list string) ([]Scenario, error) {
 }
 
 // Env is what every scenario shares: a real redis-server, the templates,
-// and a way to start a fresh in-process Kafka cluster (each scenario gets
-// its own, so one scenario's records never sit in memory during the next).
+// and a way to start a fresh Kafka cluster in its own process (cluster, in
+// infra.go).
 type Env struct {
 	Opts      Options
 	Redis     *redistest.Server
@@ -205,34 +217,71 @@ func NewEnv(opts Options) (*Env, func(), error) {
 	return env, func() { srv.Close(); os.RemoveAll(dir) }, nil
 }
 
-// cluster starts a fresh in-process Kafka cluster.
-func (e *Env) cluster() (*kafkatest.Cluster, error) { return kafkatest.New() }
-
 // store returns a Redis idempotency store with the given batch bound
 // (1 = one round trip per call, the naive baseline's store) after
-// flushing every key a previous run left.
-func (e *Env) store(batchMax int) (dedupe.Store, *redis.Client, error) {
+// flushing every key a previous run left. opts, when not nil, is where
+// the client connects (an infrastructure process's Redis proxy);
+// redis-server's socket otherwise.
+func (e *Env) store(batchMax int, opts *redis.Options) (dedupe.Store, *redis.Client, error) {
 	if err := e.Redis.FlushAll(); err != nil {
 		return nil, nil, err
 	}
-	client := redis.NewClient(e.Redis.Options())
+	if opts == nil {
+		opts = e.Redis.Options()
+	}
+	client := redis.NewClient(opts)
 	return dedupe.NewRedis(client, dedupe.Options{BatchMax: batchMax}), client, nil
 }
 
-// Run runs scenarios in order and hands each result to emit as it is ready.
+// WithRTT returns the scenarios of list that run with a round trip (all of
+// them for rtt 0).
+func WithRTT(list []Scenario, rtt time.Duration) []Scenario {
+	if rtt <= 0 {
+		return list
+	}
+	var out []Scenario
+	for _, s := range list {
+		if s.RTT {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Run runs scenarios in order, with env.Opts.RTT, and hands each result
+// to emit as it is ready.
 func Run(ctx context.Context, env *Env, scenarios []Scenario, emit func(Result)) error {
 	for _, s := range scenarios {
-		env.Opts.logf("bench: %s — %s", s.Name, s.Doc)
+		if env.Opts.RTT > 0 && !s.RTT {
+			return fmt.Errorf("scenario %s runs on loopback only (--rtt applies to %s)", s.Name, strings.Join(RTTScenarios(), ", "))
+		}
+		if env.Opts.RTT > 0 {
+			env.Opts.logf("bench: %s @%v RTT — %s", s.Name, env.Opts.RTT, s.Doc)
+		} else {
+			env.Opts.logf("bench: %s — %s", s.Name, s.Doc)
+		}
 		t0 := time.Now()
 		r, err := s.Run(ctx, env)
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", s.Name, err)
 		}
 		r.Scenario = s.Name
+		r.RTTms = float64(env.Opts.RTT.Microseconds()) / 1000
 		env.Opts.logf("bench: %s done in %v", s.Name, time.Since(t0).Round(time.Millisecond))
 		emit(r)
 	}
 	return nil
+}
+
+// RTTScenarios are the names of the scenarios that take --rtt.
+func RTTScenarios() []string {
+	var out []string
+	for _, s := range Scenarios {
+		if s.RTT {
+			out = append(out, s.Name)
+		}
+	}
+	return out
 }
 
 // percentile returns the p-th percentile (0–100) of sorted durations in ms.

@@ -29,6 +29,8 @@ func TestScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Kafka, Redis and worker processes")
 	}
+	// Kafka runs in an infrastructure process (infra.go) for every
+	// scenario; its proxies only with a round trip (TestScenarioWithRTT).
 	env, closeEnv, err := NewEnv(Options{Scale: 0.01, Log: t.Logf})
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +78,12 @@ func TestScenarios(t *testing.T) {
 			if r.PeakRSSMB == nil || *r.PeakRSSMB <= 0 {
 				t.Errorf("%s: no peak RSS of the worker process: %s", r.Scenario, b)
 			}
+		}
+		if !containsKey(b, "rtt_ms") || r.RTTms != 0 {
+			t.Errorf("%s: rtt_ms missing or not 0 on loopback: %s", r.Scenario, b)
+		}
+		if r.CPUMicrosPerMessage == nil || *r.CPUMicrosPerMessage <= 0 {
+			t.Errorf("%s: no cpu_us_per_message: %s", r.Scenario, b)
 		}
 		if r.NotificationsPS == nil && r.Scenario != "anchor" {
 			t.Errorf("%s: no notifications/s", r.Scenario)

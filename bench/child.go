@@ -22,8 +22,8 @@ import (
 // ChildFlag is the hidden `herald bench` flag that turns the process into a
 // measured worker: herald's channel workers, as `herald run` wires them, with
 // sinks of a given latency. Scenarios that report memory run the worker as a
-// child so that its peak RSS is herald's alone: the in-process Kafka cluster
-// holding the queued records lives in the parent.
+// child so that its peak RSS is herald's alone: the Kafka cluster holding
+// the queued records lives in the infrastructure process.
 const ChildFlag = "--worker-process"
 
 // childSpec is what the parent tells a worker process.

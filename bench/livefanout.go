@@ -69,6 +69,8 @@ func Child(flag, arg string) (code int, ok bool) {
 		return clientsMain(arg), true
 	case SchedulerFlag:
 		return schedulerMain(arg), true
+	case InfraFlag:
+		return infraMain(arg), true
 	}
 	return 0, false
 }

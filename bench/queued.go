@@ -216,7 +216,7 @@ func runBacklog(ctx context.Context, env *Env) (Result, error) {
 		Target: "peak RSS ≤ 200 MB",
 		Met:    rep.PeakRSSMB <= 200,
 		Note: fmt.Sprintf("%d notifications queued over %d partitions; one email worker process (zero-latency sink, real Redis keys, default HERALD_MAX_IN_FLIGHT) drained the first %d of them and was stopped; "+
-			"peak RSS is VmHWM of that process alone (Kafka lives in the parent); VmRSS at each fifth of the drain: %s MB",
+			"peak RSS is VmHWM of that process alone (Kafka lives in its own process); VmRSS at each fifth of the drain: %s MB",
 			n, slowPartitions, drain, strings.Join(samples, ", ")),
 	}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -20,30 +21,27 @@ func Table(results []Result, command string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Command: `%s`  \n", command)
 	fmt.Fprintf(&b, "Machine: %s\n\n", Machine())
-	b.WriteString("| scenario | messages | seconds | baseline s | ratio | efficiency | notifications/s | p50 ms | p99 ms | peak RSS MB | target | met? |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+	b.WriteString("| scenario | RTT ms | messages | seconds | baseline s | ratio | efficiency | notifications/s | CPU µs/msg | p50 ms | p99 ms | peak RSS MB | target | met? |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 	for _, r := range results {
 		met := "**no**"
 		if r.Met {
 			met = "yes"
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s× | %s | %s | %s | %s | %s | %s | %s |\n",
-			r.Scenario, r.Messages, num(r.Seconds), num(r.BaselineSeconds), num(r.RatioVsBaseline),
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s× | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			RowName(r), num(r.RTTms), r.Messages, num(r.Seconds), num(r.BaselineSeconds), num(r.RatioVsBaseline),
 			opt(r.Efficiency, func(v float64) string {
 				return fmt.Sprintf("%s (floor %s s)", num(v), num(*r.FloorSeconds))
 			}),
-			opt(r.NotificationsPS, num), opt(r.P50ms, num), opt(r.P99ms, num), opt(r.PeakRSSMB, num), r.Target, met)
+			opt(r.NotificationsPS, num), opt(r.CPUMicrosPerMessage, num), opt(r.P50ms, num), opt(r.P99ms, num), opt(r.PeakRSSMB, num), r.Target, met)
 	}
 	b.WriteString("\n")
 	b.WriteString(closing(results))
 	b.WriteString("\nNotes per row (from the same run):\n\n")
 	for _, r := range results {
-		fmt.Fprintf(&b, "- **%s**: %s.", r.Scenario, r.Note)
+		fmt.Fprintf(&b, "- **%s**: %s.", RowName(r), r.Note)
 		if r.BaselineNote != "" {
 			fmt.Fprintf(&b, " Baseline: %s.", r.BaselineNote)
-		}
-		if r.CPUMicrosPerMessage != nil {
-			fmt.Fprintf(&b, " CPU: %s µs per message.", num(*r.CPUMicrosPerMessage))
 		}
 		if r.BaselineP99ms != nil {
 			fmt.Fprintf(&b, " Baseline p50 %s ms, p99 %s ms.", num(*r.BaselineP50ms), num(*r.BaselineP99ms))
@@ -51,6 +49,15 @@ func Table(results []Result, command string) string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// RowName is a result's row in the table: the scenario, with its round
+// trip when one was added ("pipeline @0.5ms RTT").
+func RowName(r Result) string {
+	if r.RTTms > 0 {
+		return fmt.Sprintf("%s @%sms RTT", r.Scenario, strconv.FormatFloat(r.RTTms, 'f', -1, 64))
+	}
+	return r.Scenario
 }
 
 func num(v float64) string {
@@ -126,7 +133,7 @@ func closing(results []Result) string {
 		if !r.Met {
 			verdict = "**missed**"
 		}
-		fmt.Fprintf(&b, "- %s — %s (target: %s).", r.Scenario, verdict, r.Target)
+		fmt.Fprintf(&b, "- %s — %s (target: %s).", RowName(r), verdict, r.Target)
 		switch r.Scenario {
 		case "anchor":
 			fmt.Fprintf(&b, " %s s for Parallel Consumer's workload against its published 2.06 s (%s× faster); efficiency %s of the %s s floor; %s× the one-at-a-time kafka-go loop.",

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -229,10 +230,13 @@ type pipelineConfig struct {
 	// suppressions is checked before every send, as in herald run; nil
 	// for the naive baseline, which has no list.
 	suppressions suppress.Store
+	// redis is where herald's and the baseline's Redis clients connect
+	// (the infrastructure process's proxy); nil = redis-server's socket.
+	redis *redis.Options
 }
 
 func startHerald(ctx context.Context, env *Env, cfg pipelineConfig, t *tracker) (*heraldPipeline, error) {
-	store, client, err := env.store(0)
+	store, client, err := env.store(0, cfg.redis)
 	if err != nil {
 		return nil, err
 	}
@@ -328,7 +332,7 @@ func startNaive(ctx context.Context, env *Env, cfg pipelineConfig, events string
 	if err := createTopics(ctx, cfg.brokers, cfg.partitions, names...); err != nil {
 		return nil, err
 	}
-	store, client, err := env.store(1)
+	store, client, err := env.store(1, cfg.redis)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ import (
 
 // scheduled: a million booking reminders scheduled days ahead, indexed by
 // the scheduler process (the herald-scheduler group and the firing loop,
-// as herald run wires them, on the in-process Kafka cluster and a real
+// as herald run wires them, on the bench's Kafka cluster (kfake) and a real
 // Redis); then a firing set due at a stated rate, whose lateness against
 // its due time is measured where a channel worker would read it; then
 // cancellations of scheduled reminders. The baseline is what a team builds

@@ -21,8 +21,8 @@ import (
 // into the scheduled scenario's measured scheduler: the herald-scheduler
 // group applying the schedule topic to the Redis index, and the firing
 // loop, as herald run wires them in the dispatcher role. It runs apart so
-// that its peak RSS is the scheduler's alone: the in-process Kafka cluster
-// holding the million schedule records lives in the parent.
+// that its peak RSS is the scheduler's alone: the Kafka cluster holding
+// the million schedule records lives in the infrastructure process.
 const SchedulerFlag = "--scheduler-process"
 
 // schedulerSpec is what the parent tells the scheduler process.

@@ -11,6 +11,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/gymhq/herald/bench"
 )
@@ -33,6 +34,7 @@ func cmdBench(args []string) int {
 	update := fs.String("update", "", "also write the table between the markers in this Markdown file (make bench: BENCHMARKS.md)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file (go tool pprof)")
 	scale := fs.Float64("scale", 1, "multiply message counts and durations (1 = the sizes the targets are set for)")
+	rttFlag := fs.String("rtt", "0", "round trip added to every Kafka and Redis connection of herald and its baseline, through latency proxies (0 = loopback); a comma-separated list runs the scenarios once per value, e.g. 0,0.5ms (scenarios that take a round trip: "+strings.Join(bench.RTTScenarios(), ",")+")")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -51,6 +53,35 @@ func cmdBench(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "herald bench: --scenario: %v\n", err)
 		return 2
+	}
+	rtts, err := parseRTTs(*rttFlag)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "herald bench: --rtt %s: %v\n", *rttFlag, err)
+		return 2
+	}
+	// Each round trip runs the scenarios that take it; a scenario named
+	// explicitly that never would run is an error.
+	type pass struct {
+		rtt  time.Duration
+		list []bench.Scenario
+	}
+	var passes []pass
+	ran := map[string]bool{}
+	for _, rtt := range rtts {
+		l := bench.WithRTT(list, rtt)
+		for _, s := range l {
+			ran[s.Name] = true
+		}
+		if len(l) > 0 {
+			passes = append(passes, pass{rtt, l})
+		}
+	}
+	for _, s := range list {
+		if !ran[s.Name] {
+			fmt.Fprintf(os.Stderr, "herald bench: --rtt %s: scenario %s runs on loopback only (--rtt applies to %s); add 0 to the list\n",
+				*rttFlag, s.Name, strings.Join(bench.RTTScenarios(), ", "))
+			return 2
+		}
 	}
 	env, closeEnv, err := bench.NewEnv(bench.Options{Scale: *scale, Log: func(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, f+"\n", a...)
@@ -77,16 +108,19 @@ func cmdBench(args []string) int {
 	defer stop()
 
 	var results []bench.Result
-	err = bench.Run(ctx, env, list, func(r bench.Result) {
-		results = append(results, r)
-		if *asJSON {
-			b, _ := json.Marshal(r)
-			fmt.Println(string(b))
+	for _, p := range passes {
+		env.Opts.RTT = p.rtt
+		err = bench.Run(ctx, env, p.list, func(r bench.Result) {
+			results = append(results, r)
+			if *asJSON {
+				b, _ := json.Marshal(r)
+				fmt.Println(string(b))
+			}
+		})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "herald bench: %v\n", err)
+			return 1
 		}
-	})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "herald bench: %v\n", err)
-		return 1
 	}
 	command := "herald bench " + strings.Join(args, " ")
 	table := bench.Table(results, strings.TrimSpace(command))
@@ -100,4 +134,32 @@ func cmdBench(args []string) int {
 		}
 	}
 	return 0
+}
+
+// parseRTTs reads --rtt: one duration or a comma-separated list ("0" and
+// "0ms" are loopback).
+func parseRTTs(v string) ([]time.Duration, error) {
+	var out []time.Duration
+	seen := map[time.Duration]bool{}
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		d, err := time.ParseDuration(f)
+		if f == "0" {
+			d, err = 0, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if d < 0 || d > 10*time.Second {
+			return nil, fmt.Errorf("%v: want a round trip in [0, 10s]", d)
+		}
+		if d > 0 && d < 2*time.Microsecond {
+			return nil, fmt.Errorf("%v: the proxies add whole microseconds each way", d)
+		}
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }

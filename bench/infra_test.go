@@ -1,0 +1,162 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+)
+
+// TestRTTProxy: with a round trip asked for, a Redis PING and a Kafka
+// metadata request through the infrastructure process's proxies take at
+// least that round trip, and kfake advertises the proxy's address, so a
+// client that learns brokers from metadata stays behind the proxy. It
+// asserts the lower bound only; the medians are logged, not judged.
+func TestRTTProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Kafka and Redis processes")
+	}
+	env, closeEnv, err := NewEnv(Options{Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeEnv()
+	ctx := context.Background()
+
+	measure := func(name string, f func() error) time.Duration {
+		t.Helper()
+		var ds []time.Duration
+		for i := 0; i < 30; i++ {
+			t0 := time.Now()
+			if err := f(); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			ds = append(ds, time.Since(t0))
+		}
+		sortDurations(ds)
+		t.Logf("%s: min %v, median %v", name, ds[0], ds[len(ds)/2])
+		return ds[0]
+	}
+	kafkaMeta := func(in *infra) (func() error, func()) {
+		// One connection, a metadata request each time (kafka.Client
+		// would answer from its cache).
+		conn, err := kafka.DialContext(ctx, "tcp", in.Brokers()[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return func() error {
+			brokers, err := conn.Brokers()
+			if err != nil {
+				return err
+			}
+			for _, b := range brokers {
+				if addr := net.JoinHostPort(b.Host, strconv.Itoa(b.Port)); addr != in.Brokers()[0] {
+					t.Errorf("kfake advertises %s, clients bootstrap from %s", addr, in.Brokers()[0])
+				}
+			}
+			return nil
+		}, func() { conn.Close() }
+	}
+	redisPing := func(in *infra) (func() error, func()) {
+		c := redis.NewClient(in.redisOptions())
+		if err := c.Ping(ctx).Err(); err != nil { // connect outside the timing
+			t.Fatal(err)
+		}
+		return func() error { return c.Ping(ctx).Err() }, func() { c.Close() }
+	}
+
+	direct, err := env.cluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	ping, closePing := redisPing(direct)
+	defer closePing()
+	dRedis := measure("redis PING, loopback", ping)
+	meta, closeMeta := kafkaMeta(direct)
+	defer closeMeta()
+	dKafka := measure("kafka metadata, loopback", meta)
+
+	for _, rtt := range []time.Duration{500 * time.Microsecond, 2 * time.Millisecond} {
+		env.Opts.RTT = rtt
+		proxied, err := env.cluster()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer proxied.Close()
+		if proxied.ready.RedisURL == "" {
+			t.Fatal("no Redis proxy with a round trip")
+		}
+		ping, closePing := redisPing(proxied)
+		defer closePing()
+		if got := measure(fmt.Sprintf("redis PING, %v RTT", rtt), ping); got < rtt {
+			t.Errorf("a PING through the proxy took %v, less than the %v round trip (loopback %v)", got, rtt, dRedis)
+		}
+		meta, closeMeta := kafkaMeta(proxied)
+		defer closeMeta()
+		if got := measure(fmt.Sprintf("kafka metadata, %v RTT", rtt), meta); got < rtt {
+			t.Errorf("a metadata request through the proxy took %v, less than the %v round trip (loopback %v)", got, rtt, dKafka)
+		}
+	}
+}
+
+// TestScenarioWithRTT: a scenario at a small scale with a round trip
+// completes and says which round trip it ran with.
+func TestScenarioWithRTT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Kafka, Redis and the proxies")
+	}
+	env, closeEnv, err := NewEnv(Options{Scale: 0.01, Log: t.Logf, RTT: 500 * time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeEnv()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	list, err := Lookup("pipeline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results []Result
+	if err := Run(ctx, env, WithRTT(list, env.Opts.RTT), func(r Result) { results = append(results, r) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 {
+		t.Fatalf("%d results", len(results))
+	}
+	r := results[0]
+	b, _ := json.Marshal(r)
+	t.Logf("%s", b)
+	if r.RTTms != 0.5 || !json.Valid(b) || !containsKey(b, "rtt_ms") {
+		t.Errorf("rtt_ms: %s", b)
+	}
+	if r.Messages <= 0 || r.Seconds <= 0 || r.BaselineSeconds <= 0 || r.CPUMicrosPerMessage == nil || *r.CPUMicrosPerMessage <= 0 {
+		t.Errorf("incomplete result %s", b)
+	}
+	if got := RowName(r); got != "pipeline @0.5ms RTT" {
+		t.Errorf("row name %q", got)
+	}
+	// A scenario without a round-trip form refuses one.
+	slow, _ := Lookup("backlog")
+	if len(WithRTT(slow, env.Opts.RTT)) != 0 {
+		t.Error("backlog offered a round trip")
+	}
+	if err := Run(ctx, env, slow, func(Result) {}); err == nil {
+		t.Error("backlog ran with a round trip")
+	}
+}
+
+func containsKey(b []byte, key string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return false
+	}
+	_, ok := m[key]
+	return ok
+}
