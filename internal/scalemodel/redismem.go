@@ -76,26 +76,7 @@ func BytesPerKey(b *testing.B, c redis.UniversalClient, n int, write func(ctx co
 	if err != nil {
 		b.Fatal(err)
 	}
-	workers := 16 * runtime.GOMAXPROCS(0)
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				if err := write(ctx, i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		b.Fatal(err)
-	}
+	Each(b, n, write)
 	after, err := ReadRedisStats(ctx, c)
 	if err != nil {
 		b.Fatal(err)
@@ -112,4 +93,32 @@ func BytesPerKey(b *testing.B, c redis.UniversalClient, n int, write func(ctx co
 func NotificationID(i int) string {
 	x := uint64(i) + 1
 	return fmt.Sprintf("ntf_%016x%016x", x*0x9e3779b97f4a7c15, (x^0x5bd1e995)*0xc2b2ae3d27d4eb4f)
+}
+
+// Each calls f for every i in [0, n) from 16 goroutines per core, as a
+// fleet's workers would, so coalescing stores batch as in production. It
+// fails b on the first error.
+func Each(b *testing.B, n int, f func(ctx context.Context, i int) error) {
+	b.Helper()
+	ctx := context.Background()
+	workers := 16 * runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				if err := f(ctx, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
 }
