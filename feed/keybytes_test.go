@@ -18,15 +18,15 @@ import (
 // booking confirmation's title, body and data. A feed keeps
 // HERALD_INAPP_FEED_MAX_ITEMS (200) items for HERALD_INAPP_FEED_MAX_AGE
 // (30 days). "1 per feed" is a person's only item (the feed's own keys
-// dominate); "20 per feed" spreads the same items over a twentieth of the
-// people. Run it once:
+// dominate); "20 per feed" and "100 per feed" put the same items in a
+// twentieth and a hundredth as many feeds. Run it once:
 //
 //	go test -run '^$' -bench RedisBytesPerKey -benchtime 1x ./feed/
 func BenchmarkRedisBytesPerKey(b *testing.B) {
 	const n = 100_000
 	srv := redistest.Start(b)
 	now := time.Now()
-	for _, per := range []int{1, 20} {
+	for _, per := range []int{1, 20, 100} {
 		b.Run(fmt.Sprintf("%d_per_feed", per), func(b *testing.B) {
 			s := feed.NewRedis(srv.Client(), feed.Limits{})
 			scalemodel.BytesPerKey(b, srv.Client(), n, func(ctx context.Context, i int) error {
