@@ -22,7 +22,8 @@ import (
 // and with them the split would depend on when it runs. It also measures
 // the bytes of each channel-topic record as the dispatcher writes it: key
 // (recipient id), value (notification.Encode) and headers (a W3C
-// traceparent from the booking service, herald-event-id). It measures, it
+// traceparent from the booking service, herald-event-id), and of each
+// event (key and value, no headers). It measures, it
 // does not time; run it once:
 //
 //	go test -run '^$' -bench NotificationMix -benchtime 1x -v ./internal/scalemodel/
@@ -39,9 +40,11 @@ func BenchmarkNotificationMix(b *testing.B) {
 	type count struct{ now, held, bytes int }
 	per := map[notification.Channel]*count{}
 	traceparent := len("traceparent") + len("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	var total, held, recBytes int
+	var total, held, recBytes, evBytes int
 	for range events {
-		ep, err := p.PlanEvent(context.Background(), g.Next().Value)
+		ev := g.Next()
+		evBytes += len(ev.Key) + len(ev.Value)
+		ep, err := p.PlanEvent(context.Background(), ev.Value)
 		if errors.Is(err, dispatcher.ErrUnknownType) {
 			continue
 		}
@@ -89,4 +92,5 @@ func BenchmarkNotificationMix(b *testing.B) {
 		events, total, total-held, held, float64(total)/events, float64(recBytes)/float64(total-held))
 	b.ReportMetric(float64(total)/events, "notifications/event")
 	b.ReportMetric(float64(recBytes)/float64(total-held), "record-bytes")
+	b.ReportMetric(float64(evBytes)/events, "event-bytes")
 }
