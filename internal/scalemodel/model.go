@@ -114,7 +114,7 @@ var Default = Inputs{
 	RedisCPUSchedule: Input{"Redis CPU per reminder (index + fire)", 154.8, "µs", "BENCHMARKS.md `scheduled` row: 60.5 + 94.3"},
 
 	SMSSegments:        Input{"segments per SMS", 2, "", "estimate: the shipped routing allows 2–3 (UCS-2 names); Twilio's rates count segments"},
-	TwilioLongCodeMPS:  Input{"Twilio, one US/Canada long code", 1, "segments/s", "Twilio documentation, messaging rate limits by sender type"},
+	TwilioLongCodeMPS:  Input{"Twilio, one US/Canada long code", 1, "segments/s", "Twilio's published outbound rates per sender type (support documentation on messages per second)"},
 	TwilioShortCodeMPS: Input{"Twilio, one short code", 100, "segments/s", "same"},
 	TwilioIntlMPS:      Input{"Twilio, one sender outside US/Canada", 10, "segments/s", "same"},
 	FCMPerMinute:       Input{"FCM HTTP v1 quota per project", 600000, "messages/min", "Firebase documentation, 'Throttling and quotas'"},
