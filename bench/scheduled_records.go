@@ -140,7 +140,7 @@ func newReminderBase(n notification.Notification, at time.Time) (reminderBase, e
 	if len(t.CancelKeys) != 2 || b.bookingKey == "" {
 		return b, fmt.Errorf("scheduled: planned reminder has cancel keys %q, want a booking's and a class's", n.CancelKeys)
 	}
-	nb, err := notification.Encode(&t)
+	nb, err := notification.EncodeJSON(&t)
 	if err != nil {
 		return b, err
 	}
