@@ -117,8 +117,8 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 		NotificationsPS:     f64(round(float64(total)/secs, 0)),
 		CPUMicrosPerMessage: f64(round(cpu.Seconds()*1e6/float64(total), 0)),
 		BaselineMessages:    subsetTotal,
-		Target:              "≥ 10× baseline (aim ≥ 50,000 notifications/s)",
-		Met:                 ratio >= 10,
+		Target:              pipelineTarget(env),
+		Met:                 pipelineMet(env, ratio, cpu.Seconds()*1e6/float64(total)),
 		Note: fmt.Sprintf("%d events → %d notifications over %d partitions; timed from the first event handled to the last notification received; %d duplicate sends; %s; CPU per notification is the bench process's: herald's dispatcher and channel workers, with the bench's zero-latency sinks and its delivery tracker (Kafka and the proxies run in their own process, Redis is redis-server)",
 			n, total, pipelinePartsNum, dups, infraWords(env, icpu, total)),
 	}
@@ -126,6 +126,30 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 		res.BaselineNote = fmt.Sprintf("naive loops handled the first %d events (%d notifications) in %.2f s; extrapolated per notification", subset, subsetTotal, bElapsed)
 	}
 	return res, nil
+}
+
+// Issue 14's targets. On loopback the pipeline's figure is herald's own CPU
+// per notification (≤ 60 µs: 2 cores of herald alone would carry
+// 50,000/s); with a round trip it is the ratio to the naive loops, which
+// pay it once per step while herald overlaps them.
+const (
+	pipelineCPUTarget   = 60  // µs of herald's CPU per notification
+	pipelineRatioTarget = 10  // × the naive baseline, with a round trip
+	latencyP99Target    = 15. // ms at latencyRate
+)
+
+func pipelineTarget(env *Env) string {
+	if env.Opts.RTT > 0 {
+		return fmt.Sprintf("≥ %d× baseline", pipelineRatioTarget)
+	}
+	return fmt.Sprintf("CPU ≤ %d µs/msg (2 cores of herald alone: 50,000/s)", pipelineCPUTarget)
+}
+
+func pipelineMet(env *Env, ratio, cpuMicros float64) bool {
+	if env.Opts.RTT > 0 {
+		return ratio >= pipelineRatioTarget
+	}
+	return cpuMicros <= pipelineCPUTarget
 }
 
 const (
@@ -240,8 +264,8 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 		BaselineP50ms: f64(round(bp50, 1)), BaselineP99ms: f64(round(bp99, 1)),
 		BaselineMessages:    len(blat),
 		CPUMicrosPerMessage: f64(round(cpu.Seconds()*1e6/float64(max(1, total)), 0)),
-		Target:              "p99 ≤ 25 ms",
-		Met:                 p99 <= 25,
+		Target:              fmt.Sprintf("p99 ≤ %g ms", latencyP99Target),
+		Met:                 p99 <= latencyP99Target,
 		Note: fmt.Sprintf("%d events at %d/s → %d notifications; latency = event produce call → sink receipt; ratio = baseline p99 / herald p99; %s; CPU per notification is the bench process's from the first produce to the last receipt: herald's dispatcher and channel workers, the sinks and tracker, and the producer of the events",
 			n, latencyRate, total, infraWords(env, icpu, total)),
 		BaselineNote: fmt.Sprintf("naive loops at the same rate for %v; %d of %d notifications undelivered %v after producing stopped, counted at that cutoff, so the baseline's percentiles are lower bounds",
