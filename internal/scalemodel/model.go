@@ -65,11 +65,11 @@ var Default = Inputs{
 	ShareHeld:             Input{"share held by the scheduler (reminders)", 0.1302, "", "measured: same run, 8,961"},
 	SMSOfReminders:        Input{"reminders that go by SMS", 0.1893, "", "measured: same run, 1,696 of 8,961"},
 
-	CPUPipelineNow:          Input{"herald CPU per notification, dispatcher + channel worker, today", 355, "µs", "BENCHMARKS.md `pipeline` row (whole process, in-process broker included; 267–430 µs across runs)"},
-	CPUPipelineTarget:       Input{"the same after issue 14's hot-path work", 60, "µs", "issue 14 target (≤ 60 µs); update when measured"},
-	CPUWorker:               Input{"channel worker CPU per notification (its own process)", 97, "µs", "BENCHMARKS.md `slow-provider` row (97 µs; `backlog`: 105 µs)"},
-	CPUGateway:              Input{"gateway CPU per in-app notification pushed", 89, "µs", "BENCHMARKS.md `live-fanout` row"},
-	CPUSchedulerPerReminder: Input{"scheduler CPU per reminder (index + fire)", 176.4, "µs", "BENCHMARKS.md `scheduled` row: 68.4 µs indexing + 108.0 µs firing"},
+	CPUPipelineNow:          Input{"herald CPU per notification, dispatcher + channel worker, today", 183, "µs", "BENCHMARKS.md `pipeline` row: herald's process only, the broker in a process of its own (161–209 µs across runs; 360 before issue 14's hot-path changes)"},
+	CPUPipelineTarget:       Input{"the same at issue 14's target", 60, "µs", "issue 14 target (≤ 60 µs), not reached yet"},
+	CPUWorker:               Input{"channel worker CPU per notification (its own process)", 86, "µs", "BENCHMARKS.md `slow-provider` row (86–93 µs; `backlog`: 91–100 µs)"},
+	CPUGateway:              Input{"gateway CPU per in-app notification pushed", 112.5, "µs", "BENCHMARKS.md `live-fanout` row (100.5–112.5 µs)"},
+	CPUSchedulerPerReminder: Input{"scheduler CPU per reminder (index + fire)", 218.5, "µs", "BENCHMARKS.md `scheduled` row: 88.5 µs indexing + 130.0 µs firing"},
 	PodCores:                Input{"cores per pod", 1, "", "deploy/base: every role's CPU limit is 1"},
 	PodUtilisation:          Input{"target CPU use per pod at peak", 0.6, "", "choice: room to absorb a failed pod's partitions and a burst"},
 	MinReplicas:             Input{"pods per role at least", 2, "", "deploy/base ScaledObjects' minReplicaCount"},
@@ -77,9 +77,9 @@ var Default = Inputs{
 	OnlineShare:             Input{"members with the app open at peak", 0.05, "", "estimate: no traffic data; the gateway rows scale with it"},
 	StreamsPerGateway:       Input{"streams one gateway pod holds", 19800, "", "BENCHMARKS.md `live-fanout` row (6.3 KB each; 20,000 open files per process here)"},
 
-	RecordBytes:           Input{"channel-topic record (key + value + headers)", 1422, "bytes", "measured: `BenchmarkNotificationMix`, JSON as the dispatcher writes it today"},
+	RecordBytes:           Input{"channel-topic record (key + value + headers)", 1124, "bytes", "measured: `BenchmarkNotificationMix`, the binary form the dispatcher writes (1,422 as JSON before issue 14)"},
 	EventBytes:            Input{"booking event (key + value)", 784, "bytes", "measured: same run"},
-	ScheduleRecordBytes:   Input{"schedule record", 1993, "bytes", "BENCHMARKS.md `scheduled` row"},
+	ScheduleRecordBytes:   Input{"schedule record", 1995, "bytes", "BENCHMARKS.md `scheduled` row"},
 	Replication:           Input{"replication factor", 3, "", "HERALD_TOPIC_REPLICATION guidance (docs/configuration.md)"},
 	Brokers:               Input{"brokers", 3, "", "the least that holds replication factor 3"},
 	PartitionsPerBroker:   Input{"partitions per broker, guidance", 4000, "", "Apache Kafka KIP-578, 'Add configuration to limit number of partitions': 4,000 per broker, 200,000 per cluster"},
@@ -111,7 +111,7 @@ var Default = Inputs{
 	RedisCPUPrefs:    Input{"Redis CPU per preferences lookup", 2.8, "µs", "measured: prefs `BenchmarkRedisBytesPerKey/lookup` (one per recipient per event; counted per notification, an upper bound)"},
 	RedisCPUFeed:     Input{"Redis CPU per feed append", 41.1, "µs", "measured: feed `BenchmarkRedisBytesPerKey`, 100 per feed"},
 	RedisCPUCaps:     Input{"Redis CPU per cap take", 22.1, "µs", "measured: caps `BenchmarkRedisBytesPerKey`"},
-	RedisCPUSchedule: Input{"Redis CPU per reminder (index + fire)", 154.8, "µs", "BENCHMARKS.md `scheduled` row: 60.5 + 94.3"},
+	RedisCPUSchedule: Input{"Redis CPU per reminder (index + fire)", 201.3, "µs", "BENCHMARKS.md `scheduled` row: 82.0 + 119.3"},
 
 	SMSSegments:        Input{"segments per SMS", 2, "", "estimate: the shipped routing allows 2–3 (UCS-2 names); Twilio's rates count segments"},
 	TwilioLongCodeMPS:  Input{"Twilio, one US/Canada long code", 1, "segments/s", "Twilio's published outbound rates per sender type (support documentation on messages per second)"},
@@ -174,7 +174,7 @@ func Compute(in Inputs) []Row {
 	scale := v(in.CPUPipelineTarget) / v(in.CPUPipelineNow)
 	dispNow := v(in.CPUPipelineNow) - v(in.CPUWorker)
 	add("dispatcher CPU per notification", num(dispNow)+" µs", num(dispNow*scale)+" µs",
-		"pipeline − channel worker (includes the in-process broker: an upper bound); target: same proportion of the target")
+		"pipeline − channel worker (both herald's processes only); target: same proportion of the target")
 	add("cores at peak, dispatcher + channel workers", num2(peak*v(in.CPUPipelineNow)/1e6), num2(peak*v(in.CPUPipelineTarget)/1e6), "peak × pipeline CPU")
 	dispRate := peak
 	add("dispatcher pods (scheduler inside)",
