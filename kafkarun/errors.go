@@ -61,9 +61,5 @@ func recordRefused(err error) bool {
 // recordError names the record a permanent refusal is about, so the DLQ
 // reason says which of a call's records the broker would not take.
 func recordError(m *kafka.Message, err error) error {
-	size := len(m.Key) + len(m.Value)
-	for _, h := range m.Headers {
-		size += len(h.Key) + len(h.Value)
-	}
-	return classifyPublish(fmt.Errorf("record of %d bytes for %s refused: %w", size, m.Topic, err))
+	return classifyPublish(fmt.Errorf("record of %d bytes for %s refused: %w", recordSize(m), m.Topic, err))
 }
