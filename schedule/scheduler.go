@@ -254,7 +254,7 @@ func (s *Scheduler) fire(ctx context.Context, es []Entry) error {
 			s.log.Error("scheduler: index entry is not a schedule record; dropped", zap.String("entry", e.ID), zap.Error(err))
 			continue
 		}
-		msgs = append(msgs, queue.Message{Topic: r.Topic, Key: []byte(r.Key), Value: r.Notification, Time: now,
+		msgs = append(msgs, queue.Message{Topic: r.Topic, Key: []byte(r.Key), Value: wireForm(r.Notification), Time: now,
 			Headers: []queue.Header{{Key: HeaderEventID, Value: []byte(r.EventID)}, {Key: HeaderFired, Value: []byte(r.ID)}}})
 		mark, err := Message(&Record{Kind: KindDone, ID: r.ID, EventID: r.EventID, At: now})
 		if err != nil {
@@ -276,6 +276,22 @@ func (s *Scheduler) fire(ctx context.Context, es []Entry) error {
 	}
 	s.m.Outcomes.WithLabelValues("fired").Add(float64(len(msgs)))
 	return nil
+}
+
+// wireForm is a fired notification as channel topics carry it: the binary
+// form (notification.Encode), though the schedule record holds JSON. One
+// that does not decode goes as it is, for the worker to dead-letter with
+// its reason.
+func wireForm(embedded []byte) []byte {
+	n, err := notification.Decode(embedded)
+	if err != nil {
+		return embedded
+	}
+	b, err := notification.Encode(n)
+	if err != nil {
+		return embedded
+	}
+	return b
 }
 
 // HeaderEventID is the event id header of a fired notification, as the

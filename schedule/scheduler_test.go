@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"testing"
@@ -281,5 +282,29 @@ func TestWaitsTwice(t *testing.T) {
 	r.step()
 	if got := r.fired(); len(got) != 3 {
 		t.Fatalf("fired %d times, want 3 (the schedule and two retries)", len(got))
+	}
+}
+
+// A fired notification goes to its channel topic in the binary form every
+// other notification record has (docs/contracts.md §3), not the JSON form
+// the schedule record embeds it in: before, every reminder, deferral and
+// retry the scheduler fired was JSON on the channel topic (found by the
+// outside tester), larger and slower for the worker to decode.
+func TestFiresTheBinaryForm(t *testing.T) {
+	r := newRig(t)
+	n := reminder("evt_1", "b1")
+	r.schedule(n, r.clock.now().Add(time.Minute))
+	r.clock.add(time.Minute)
+	r.step()
+	msgs := r.log.on(topics.Channel(notification.Push))
+	if len(msgs) != 1 {
+		t.Fatalf("%d fired, want 1", len(msgs))
+	}
+	want, err := notification.Encode(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(msgs[0].Value, want) {
+		t.Fatalf("fired value starts %q, want the binary form (%q…)", msgs[0].Value[:min(16, len(msgs[0].Value))], want[:16])
 	}
 }
