@@ -43,6 +43,7 @@ func startTCP(dir string, port int, args ...string) (*tcpServer, error) {
 	out := &syncBuffer{}
 	cmd := exec.Command(Binary, args...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, out
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("redistest: starting %s: %w", Binary, err)
 	}

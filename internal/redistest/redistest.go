@@ -212,6 +212,7 @@ func (s *Server) start() error {
 		"--loglevel", "warning",
 	)
 	cmd.Args = append(cmd.Args, s.extra...)
+	dieWithParent(cmd)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {

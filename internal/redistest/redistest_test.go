@@ -1,12 +1,15 @@
 package redistest_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -151,4 +154,50 @@ func TestStartWithALongTestName(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// A redis-server dies with the process that started it, however that dies:
+// `herald bench ... | head -2` (SIGPIPE) and a SIGKILLed bench left theirs
+// running, orphaned, with their directories (found by the outside tester).
+func TestServerDiesWithItsProcess(t *testing.T) {
+	if dir := os.Getenv("REDISTEST_CHILD_DIR"); dir != "" {
+		s, err := redistest.StartProcess(dir)
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println(s.Addr())
+		select {} // until killed
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServerDiesWithItsProcess$")
+	cmd.Env = append(os.Environ(), "REDISTEST_CHILD_DIR="+dir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	sock := strings.TrimSpace(line)
+	client := redis.NewClient(&redis.Options{Network: "unix", Addr: sock, MaxRetries: -1})
+	defer client.Close()
+	ctx := context.Background()
+	if err := client.Ping(ctx).Err(); err != nil {
+		t.Fatalf("child's redis-server (%s): %v", line, err)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for client.Ping(ctx).Err() == nil {
+		if time.Now().After(deadline) {
+			_ = client.Shutdown(ctx).Err() // do not leave it behind
+			t.Fatal("redis-server still answers 10 s after the process that started it was killed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
