@@ -154,8 +154,8 @@ func runSlowProvider(ctx context.Context, env *Env) (Result, error) {
 			bExpected, bElapsed),
 		Target: "≥ 5,000 notifications/s per process",
 		Met:    rate >= 5000,
-		Note: fmt.Sprintf("one worker process running the email, sms and push workers (HERALD_MAX_IN_FLIGHT default 256 each) over %d partitions per topic; every send takes %v; each notification for a recipient of its own",
-			slowPartitions, slowLatency),
+		Note: fmt.Sprintf("one worker process running the %s workers (HERALD_MAX_IN_FLIGHT default 256 each) over %d partitions per topic, %d notifications queued per channel; every send takes %v; each notification for a recipient of its own",
+			strings.Join(chs, ", "), slowPartitions, per, slowLatency),
 	}, nil
 }
 

@@ -17,7 +17,8 @@ var usage = strings.NewReplacer("CHANNELS", strings.ReplaceAll(notification.Name
 const usageText = `herald — booking events in, notifications out on every channel, effectively once.
 
 Usage:
-  herald run [--role dispatcher|CHANNELS|all] [flags]   a production worker (flags: herald run -h)
+  herald run [--role dispatcher|CHANNELS|gateway|all] [flags]
+                                                             a production worker (flags: herald run -h)
   herald dev [--kafka-addr 127.0.0.1:9092] [--http-addr 127.0.0.1:8025] [--simulate-rate N]
                                                              the whole fleet in one process on embedded parts
   herald templates lint [DIR]                                check templates before they ship
@@ -26,7 +27,8 @@ Usage:
   herald suppressions list|remove [flags]                    addresses providers said never to send to again
   herald preferences get|set PERSON [JSON]                   what a person chose to get (herald preferences -h)
   herald templates render|test|preview ...                   see what recipients get (herald templates help)
-  herald bench [--scenario a,b] [--json]                     measure herald against its baselines (make bench)
+  herald decode < RECORD_VALUE                               one channel-topic record as JSON (herald decode -h)
+  herald bench [--scenario a,b] [--json] [--rtt 0,0.5ms]     measure herald against its baselines (make bench)
 `
 
 func main() {
@@ -52,6 +54,8 @@ func main() {
 		code = cmdPreferences(os.Args[2:])
 	case "bench":
 		code = cmdBench(os.Args[2:])
+	case "decode":
+		code = cmdDecode(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
