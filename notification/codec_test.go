@@ -341,3 +341,12 @@ func TestSubMinuteOffset(t *testing.T) {
 		t.Errorf("due_at %v (offset %d), want the instant %v at -60", got.DueAt, off, n.DueAt)
 	}
 }
+
+// An empty value says so, rather than "unexpected end of JSON input": the
+// first byte picks the form, and an empty value has none (outside tester).
+func TestDecodeEmptyValue(t *testing.T) {
+	_, err := notification.Decode(nil)
+	if err == nil || !strings.Contains(err.Error(), "value is empty") || failure.ClassOf(err) != failure.Poison {
+		t.Fatalf("Decode(empty) = %v, want a poison error saying the value is empty", err)
+	}
+}

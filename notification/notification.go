@@ -245,13 +245,14 @@ func Parse(b []byte) (*Notification, error) {
 	if len(b) > MaxEncodedSize {
 		return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "notification is %d bytes, limit %d", len(b), MaxEncodedSize)
 	}
-	if len(b) > 0 {
-		switch c := b[0]; {
-		case c == formatBinary:
-			return decodeBinary(b)
-		case c != '{' && c != ' ' && c != '\t' && c != '\n' && c != '\r' && c < 0x20:
-			return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "notification: format byte 0x%02x is neither binary format 0x%02x nor JSON", c, formatBinary)
-		}
+	if len(b) == 0 {
+		return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "notification: the record's value is empty")
+	}
+	switch c := b[0]; {
+	case c == formatBinary:
+		return decodeBinary(b)
+	case c != '{' && c != ' ' && c != '\t' && c != '\n' && c != '\r' && c < 0x20:
+		return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "notification: format byte 0x%02x is neither binary format 0x%02x nor JSON", c, formatBinary)
 	}
 	if !utf8.Valid(b) {
 		return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "notification is not valid UTF-8")

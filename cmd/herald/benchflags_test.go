@@ -1,0 +1,22 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// --rtt takes round trips the bench can finish: past 20 ms the naive
+// baselines, one round trip at a time, ran for minutes (the outside tester's
+// --rtt 1s never finished anchor; 10s failed on an unrelated broker error).
+func TestParseRTTs(t *testing.T) {
+	got, err := parseRTTs("0,0.5ms,20ms")
+	if err != nil || len(got) != 3 || got[1] != 500*time.Microsecond || got[2] != 20*time.Millisecond {
+		t.Fatalf("parseRTTs(0,0.5ms,20ms) = %v, %v", got, err)
+	}
+	for _, bad := range []string{"21ms", "1s", "10s", "-1ms"} {
+		if _, err := parseRTTs(bad); err == nil || !strings.Contains(err.Error(), "round trip in [0, 20ms]") && bad != "-1ms" {
+			t.Errorf("parseRTTs(%s): %v, want the range named", bad, err)
+		}
+	}
+}
