@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/topics"
@@ -527,17 +527,15 @@ func (w *firedWatch) stats() firedStats {
 	return s
 }
 
-// notificationID is the id of an encoded notification, which Encode
-// writes first.
+// notificationID is the id of an encoded notification, in either form:
+// the scheduler fires the binary one, the naive poller publishes the JSON
+// it stored.
 func notificationID(b []byte) string {
-	if rest, ok := bytes.CutPrefix(b, []byte(`{"id":"`)); ok {
-		if i := bytes.IndexByte(rest, '"'); i > 0 {
-			return string(rest[:i])
-		}
+	n, err := notification.Parse(b)
+	if err != nil {
+		return ""
 	}
-	var v struct{ ID string }
-	_ = json.Unmarshal(b, &v)
-	return v.ID
+	return n.ID
 }
 
 // naiveResult is the baseline's figures.
