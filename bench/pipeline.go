@@ -2,9 +2,11 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -162,14 +164,22 @@ const (
 )
 
 // steady produces values at rate per second in 5 ms ticks, stamping each
-// event's notifications with the time their produce call started.
+// event's notifications with the time their produce call started. Each
+// tick's publish runs on its own (up to steadyOut at once), as a booking
+// service's concurrent requests would produce: a tick that waited for the
+// one before it held the rate to one publish per produce round trip, and
+// with a 0.5 ms RTT the 40,000 events took 84 s instead of 20.
 func steady(ctx context.Context, brokers []string, topic string, values [][]byte, planned [][]string, rate int, t *tracker) error {
 	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: brokers})
 	defer p.Close()
 	const tick = 5 * time.Millisecond
 	per := max(1, rate*int(tick)/int(time.Second))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	out := make(chan struct{}, steadyOut)
 	start := time.Now()
-	for i, b := 0, 0; i < len(values); i, b = i+per, b+1 {
+	for i, b := 0, 0; i < len(values) && ctx.Err() == nil; i, b = i+per, b+1 {
 		if d := time.Until(start.Add(time.Duration(b) * tick)); d > 0 {
 			time.Sleep(d)
 		}
@@ -180,12 +190,27 @@ func steady(ctx context.Context, brokers []string, topic string, values [][]byte
 			t.produced(now, planned[j]...)
 			msgs = append(msgs, queue.Message{Topic: topic, Key: []byte(fmt.Sprintf("cls-%d", j%200)), Value: values[j]})
 		}
-		if err := p.Publish(ctx, msgs...); err != nil {
-			return err
+		select {
+		case out <- struct{}{}:
+		case <-ctx.Done():
+			continue // the loop ends on ctx.Err
 		}
+		wg.Go(func() {
+			defer func() { <-out }()
+			if err := p.Publish(ctx, msgs...); err != nil {
+				cancel(err)
+			}
+		})
 	}
-	return nil
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
 }
+
+// steadyOut bounds the ticks being published at once (half a second's).
+const steadyOut = 100
 
 func runLatency(ctx context.Context, env *Env) (Result, error) {
 	dur := time.Duration(float64(latencyDuration) * scaleOr1(env.Opts.Scale))
