@@ -509,12 +509,16 @@ func (w *Worker) outcome(m *queue.Message, n *notification.Notification, outcome
 		reason = string(failure.ReasonOf(cause))
 	}
 	w.cfg.Metrics.Notifications.WithLabelValues(w.ch, outcome, reason).Inc()
-	fields := []zap.Field{
+	// One allocation sized for the most fields a line carries (4 + 5 +
+	// 1 + 3): growing a literal by append cost three, about 1.5 KB per
+	// notification (issue 14's allocation profile).
+	fields := make([]zap.Field, 0, 13)
+	fields = append(fields,
 		zap.String("outcome", outcome),
 		zap.Int("partition", m.Partition),
 		zap.Int64("offset", m.Offset),
 		zap.Int64("latency_ms", w.cfg.Now().Sub(start).Milliseconds()),
-	}
+	)
 	if n != nil {
 		fields = append(fields,
 			zap.String("event_id", n.EventID),

@@ -33,6 +33,7 @@ func cmdBench(args []string) int {
 	asJSON := fs.Bool("json", false, "print one JSON object per scenario instead of the table")
 	update := fs.String("update", "", "also write the table between the markers in this Markdown file (make bench: BENCHMARKS.md)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file (go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write this process's allocations over the run to the file when it ends (go tool pprof -sample_index=alloc_space)")
 	scale := fs.Float64("scale", 1, "multiply message counts and durations (1 = the sizes the targets are set for)")
 	rttFlag := fs.String("rtt", "0", "round trip added to every Kafka and Redis connection of herald and its baseline, through latency proxies (0 = loopback); a comma-separated list runs the scenarios once per value, e.g. 0,0.5ms (scenarios that take a round trip: "+strings.Join(bench.RTTScenarios(), ",")+")")
 	if err := fs.Parse(args); err != nil {
@@ -103,6 +104,19 @@ func cmdBench(args []string) int {
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "herald bench: --memprofile: %v\n", err)
+			return 1
+		}
+		defer func() {
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				fmt.Fprintf(os.Stderr, "herald bench: --memprofile: %v\n", err)
+			}
+			f.Close()
+		}()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
