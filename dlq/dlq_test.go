@@ -2,6 +2,7 @@ package dlq_test
 
 import (
 	"errors"
+	"math/rand/v2"
 	"os"
 	"reflect"
 	"strings"
@@ -196,8 +197,9 @@ func TestReplay(t *testing.T) {
 func TestSummary(t *testing.T) {
 	s := dlq.NewSummary(5)
 	n := notif(t)
-	for range 4 {
+	for i := range 4 {
 		m := channelRecord(t, n)
+		m.Partition, m.Offset = 1, int64(10+i)
 		e, err := dlq.Decode(&m)
 		if err != nil {
 			t.Fatal(err)
@@ -205,9 +207,11 @@ func TestSummary(t *testing.T) {
 		s.Add(e, obs.MaskAddress)
 	}
 	em := eventRecord(t, []byte(`{"id":"evt_9"}`))
+	em.Partition, em.Offset = 2, 3
 	e, _ := dlq.Decode(&em)
 	s.Add(e, obs.MaskAddress)
 	s.AddMalformed(0, 12, errors.New("malformed DLQ record: header herald-reason is missing"))
+	s.Finish()
 	if s.Total != 6 || s.Malformed != 1 || s.ByReason["unsubscribed"] != 4 || s.ByReason["invalid"] != 1 ||
 		s.ByClass["permanent"] != 4 || s.ByClass["poison"] != 1 || s.ByChannel["sms"] != 4 || s.ByChannel["-"] != 1 ||
 		s.ByStage["dispatcher"] != 1 {
@@ -224,7 +228,68 @@ func TestSummary(t *testing.T) {
 			t.Errorf("sample shows an unmasked number: %q", smp.To)
 		}
 	}
-	if s.Samples[0].To != address.MaskPhone(n.To) || s.Samples[2].EventID != "evt_9" {
+	// In partition and offset order: the malformed 0/12, the first two
+	// unsubscribed 1/10 and 1/11, the invalid event 2/3.
+	if s.Samples[0].Problem == "" || s.Samples[1].Offset != 10 || s.Samples[2].Offset != 11 ||
+		s.Samples[1].To != address.MaskPhone(n.To) || s.Samples[3].EventID != "evt_9" {
 		t.Errorf("samples: %+v", s.Samples)
+	}
+}
+
+// The samples are the same whatever order the partitions were read in
+// (Scan reads them concurrently): the outside tester saw them change
+// between two runs over the same topic. They cover every reason before a
+// second sample of any, and a negative limit keeps none.
+func TestSummarySamplesDoNotDependOnReadOrder(t *testing.T) {
+	n := notif(t)
+	var entries []*dlq.Entry
+	for p := range 3 {
+		for o := range 4 {
+			m := channelRecord(t, n)
+			if o == 3 {
+				m = eventRecord(t, []byte(`{"id":"evt_9"}`))
+			}
+			m.Partition, m.Offset = p, int64(100-o)
+			e, err := dlq.Decode(&m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries = append(entries, e)
+		}
+	}
+	summary := func(limit int, order []int) []dlq.Sample {
+		s := dlq.NewSummary(limit)
+		for _, i := range order {
+			s.Add(entries[i], obs.MaskAddress)
+		}
+		s.Finish()
+		return s.Samples
+	}
+	forward := make([]int, len(entries))
+	for i := range forward {
+		forward[i] = i
+	}
+	want := summary(3, forward)
+	if len(want) != 3 {
+		t.Fatalf("samples: %+v", want)
+	}
+	reasons := map[string]int{}
+	for _, smp := range want {
+		reasons[smp.Reason]++
+	}
+	if reasons["unsubscribed"] == 0 || reasons["invalid"] == 0 {
+		t.Errorf("samples by reason %v, want both reasons before a second of either", reasons)
+	}
+	if want[0].Partition != 0 || want[0].Offset != 97 {
+		t.Errorf("first sample %d/%d, want the lowest position 0/97", want[0].Partition, want[0].Offset)
+	}
+	for seed := range uint64(20) {
+		order := rand.New(rand.NewPCG(seed, 1)).Perm(len(entries))
+		if got := summary(3, order); !reflect.DeepEqual(got, want) {
+			t.Fatalf("read order %v: samples %+v, want %+v", order, got, want)
+		}
+	}
+	if got := summary(-1, forward); len(got) != 0 {
+		t.Errorf("limit -1: %d samples", len(got))
 	}
 }

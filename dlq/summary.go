@@ -1,7 +1,9 @@
 package dlq
 
 import (
+	"cmp"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/gymhq/herald/notification"
@@ -22,7 +24,9 @@ type Summary struct {
 	Samples   []Sample       `json:"samples"`
 
 	maxSamples int
-	perReason  map[string]int
+	// candidates are, per reason, the samples with the lowest partition
+	// and offset seen so far (at most two); Finish picks from them.
+	candidates map[string][]Sample
 }
 
 // Sample is one DLQ record, safe to print.
@@ -44,10 +48,54 @@ type Sample struct {
 }
 
 // NewSummary returns an empty summary keeping up to samples samples, at
-// most two per reason, so one flood does not hide the rest.
+// most two per reason, so one flood does not hide the rest. Call Finish
+// once every record is added.
 func NewSummary(samples int) *Summary {
 	return &Summary{ByReason: map[string]int{}, ByClass: map[string]int{}, ByChannel: map[string]int{}, ByStage: map[string]int{},
-		maxSamples: samples, perReason: map[string]int{}, Samples: []Sample{}}
+		maxSamples: max(samples, 0), candidates: map[string][]Sample{}, Samples: []Sample{}}
+}
+
+// Finish sets Samples from what was added: one per reason first, then a
+// second per reason, up to the limit, in partition and offset order. Each
+// reason's samples are its lowest partitions and offsets, so the same
+// topic gives the same samples whatever order its partitions were read in.
+func (s *Summary) Finish() {
+	reasons := make([]string, 0, len(s.candidates))
+	for r := range s.candidates {
+		reasons = append(reasons, r)
+	}
+	slices.Sort(reasons)
+	s.Samples = []Sample{}
+	for round := range 2 {
+		for _, r := range reasons {
+			if c := s.candidates[r]; round < len(c) && len(s.Samples) < s.maxSamples {
+				s.Samples = append(s.Samples, c[round])
+			}
+		}
+	}
+	slices.SortFunc(s.Samples, byPosition)
+}
+
+func byPosition(a, b Sample) int {
+	return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
+}
+
+// keep offers smp as one of its reason's samples; it is kept when it is
+// among the reason's two lowest positions.
+func (s *Summary) keep(reason string, smp Sample) {
+	c := append(s.candidates[reason], smp)
+	slices.SortFunc(c, byPosition)
+	s.candidates[reason] = c[:min(len(c), 2)]
+}
+
+// wanted reports whether a record at partition/offset would be kept as a
+// sample of reason, before the work of building it.
+func (s *Summary) wanted(reason string, partition int, offset int64) bool {
+	if s.maxSamples == 0 {
+		return false
+	}
+	c := s.candidates[reason]
+	return len(c) < 2 || byPosition(Sample{Partition: partition, Offset: offset}, c[len(c)-1]) < 0
 }
 
 // Add counts one decoded record. mask masks an address for its channel.
@@ -67,10 +115,9 @@ func (s *Summary) Add(e *Entry, mask func(channel, to string) string) {
 	if e.LastFailure.After(s.Newest) {
 		s.Newest = e.LastFailure
 	}
-	if len(s.Samples) >= s.maxSamples || s.perReason[e.Reason] >= 2 {
+	if !s.wanted(e.Reason, e.Partition, e.Offset) {
 		return
 	}
-	s.perReason[e.Reason]++
 	smp := Sample{Partition: e.Partition, Offset: e.Offset, Reason: e.Reason, Class: e.Class, Stage: e.Stage, Channel: e.Channel,
 		Attempts: e.Attempts, LastFailure: e.LastFailure, EventID: e.EventID, NotificationID: e.NotificationID, RecipientID: e.RecipientID, Error: e.Error}
 	if e.Stage != "dispatcher" {
@@ -85,16 +132,19 @@ func (s *Summary) Add(e *Entry, mask func(channel, to string) string) {
 			smp.EventID = ev.ID
 		}
 	}
-	s.Samples = append(s.Samples, smp)
+	s.keep(e.Reason, smp)
 }
+
+// malformedReason files malformed records' samples apart from every
+// reason a herald record can carry.
+const malformedReason = "(malformed)"
 
 // AddMalformed counts a record that Decode refused.
 func (s *Summary) AddMalformed(partition int, offset int64, err error) {
 	s.Total++
 	s.Malformed++
-	if len(s.Samples) < s.maxSamples && s.perReason["malformed"] < 2 {
-		s.perReason["malformed"]++
-		s.Samples = append(s.Samples, Sample{Partition: partition, Offset: offset, Problem: err.Error()})
+	if s.wanted(malformedReason, partition, offset) {
+		s.keep(malformedReason, Sample{Partition: partition, Offset: offset, Problem: err.Error()})
 	}
 }
 

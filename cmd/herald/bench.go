@@ -50,6 +50,14 @@ func cmdBench(args []string) int {
 		fmt.Fprintf(os.Stderr, "herald bench: --scale %v: want a number in (0, 10]\n", *scale)
 		return 2
 	}
+	named := false
+	fs.Visit(func(f *flag.Flag) { named = named || f.Name == "scenario" })
+	if named && strings.TrimSpace(*scenarios) == "" {
+		// An empty list from a script's unset variable would otherwise
+		// run every scenario, minutes of work nobody asked for.
+		fmt.Fprintf(os.Stderr, "herald bench: --scenario is empty; name one or more of %s, or leave the flag out to run them all\n", strings.Join(names, ","))
+		return 2
+	}
 	list, err := bench.Lookup(*scenarios)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "herald bench: --scenario: %v\n", err)

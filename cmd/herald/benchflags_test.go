@@ -20,3 +20,13 @@ func TestParseRTTs(t *testing.T) {
 		}
 	}
 }
+
+// An empty --scenario (a script's unset variable) is refused at once; it
+// used to run every scenario (the outside tester's report).
+func TestBenchEmptyScenarioRefused(t *testing.T) {
+	for _, v := range []string{"", " "} {
+		if code := cmdBench([]string{"--scenario", v}); code != 2 {
+			t.Errorf("herald bench --scenario %q: exit %d, want 2", v, code)
+		}
+	}
+}

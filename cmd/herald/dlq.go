@@ -71,6 +71,10 @@ func cmdDLQ(args []string) int {
 		fmt.Fprint(os.Stderr, dlqUsage)
 		return 2
 	}
+	if *samples < 0 {
+		fmt.Fprintf(os.Stderr, "herald dlq %s: --samples %d: want 0 or more\n", sub, *samples)
+		return 2
+	}
 	opts.EventsTopic = cfg.EventsTopic
 	k, err := newToolKafka(cfg)
 	if err != nil {
@@ -122,6 +126,7 @@ func dlqInspect(ctx context.Context, w io.Writer, k toolKafka, samples int, asJS
 	if err != nil {
 		return err
 	}
+	s.Finish()
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
