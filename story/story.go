@@ -146,7 +146,7 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 	for _, ch := range notification.Known() {
 		for _, t := range []struct{ topic, kind string }{{topics.Channel(ch), "notification"}, {topics.Retry(ch), "retry"}} {
 			scan(t.topic, func(m *queue.Message) (Record, bool) {
-				if string(m.Header(dispatcher.HeaderEventID)) != id {
+				if !fromEvent(m, id, idBytes) {
 					return Record{}, false
 				}
 				r := Record{Kind: t.kind, Channel: string(ch)}
@@ -236,6 +236,21 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 var kindOrder = map[string]int{"event": 0, "deferred": 1, "cancel": 2, "fired": 3, "notification": 4, "retry": 5, "dead_letter": 6}
 
 // fillNotification copies what tooling may show of an encoded notification.
+// fromEvent reports whether a channel or retry record belongs to event
+// id: by the herald-event-id header herald's writers set, or, for a record
+// without one (written by hand with kcat, or by another tool), by the
+// event id in its value.
+func fromEvent(m *queue.Message, id string, idBytes []byte) bool {
+	if h := m.Header(dispatcher.HeaderEventID); h != nil {
+		return string(h) == id
+	}
+	if !bytes.Contains(m.Value, idBytes) {
+		return false
+	}
+	n, err := notification.Parse(m.Value)
+	return err == nil && n.EventID == id
+}
+
 func fillNotification(r *Record, value []byte) {
 	n, err := notification.Decode(value)
 	if err != nil {

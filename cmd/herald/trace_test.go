@@ -11,10 +11,13 @@ import (
 	"github.com/gymhq/herald/address"
 	"github.com/gymhq/herald/dispatcher"
 	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/story"
 	"github.com/gymhq/herald/templates"
+	"github.com/gymhq/herald/topics"
 )
 
 // herald trace answers "did member X get it, and if not why" from Kafka and
@@ -211,5 +214,71 @@ func TestTraceUsage(t *testing.T) {
 	}
 	if flags < 10 {
 		t.Fatalf("found %d flag lines in -h output:\n%s", flags, errOut.String())
+	}
+}
+
+// Channel records written without the herald-event-id header (by hand with
+// kcat, as the runbooks do, or by another tool) are still part of their
+// event's story, in either form: trace used to match on the header only and
+// showed nothing for them.
+func TestTraceFindsRecordsWithoutTheHeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	redis := redistest.Start(t)
+	env, _ := newTestEnv(t, 1, redis)
+	ctx := context.Background()
+	n := notification.Notification{EventID: "evt_by_hand", EventType: "gym.class.reminder", Template: "gym.class.reminder",
+		Channel: notification.Push, Locale: "en", RecipientID: "mem_1", To: "device-token-1", CreatedAt: time.Now().UTC(),
+		Data: map[string]string{"class_name": "Spin"}}
+	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+	binary, err := notification.Encode(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := n
+	other.EventID, other.ID = "evt_by_hand_2", notification.NewID("evt_by_hand_2", n.Template, n.Channel, n.RecipientID, n.To)
+	other.Data = map[string]string{"note": "evt_by_hand"} // names the event in its value but is not from it
+	otherValue, err := notification.Encode(&other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := n
+	j.Channel, j.To = notification.Email, "member@example.com"
+	j.ID = notification.NewID(j.EventID, j.Template, j.Channel, j.RecipientID, j.To)
+	jsonValue, err := notification.JSON(&j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var specs []kafkarun.TopicSpec // what the fleet creates when it starts
+	for _, name := range topics.Owned() {
+		specs = append(specs, kafkarun.TopicSpec{Name: name, Partitions: 1, Replication: 1})
+	}
+	if err := kafkarun.EnsureTopics(ctx, env.brokers(), nil, specs); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []queue.Message{
+		{Topic: topics.Channel(notification.Push), Key: []byte("mem_1"), Value: binary},
+		{Topic: topics.Channel(notification.Push), Key: []byte("mem_1"), Value: otherValue},
+		{Topic: topics.Retry(notification.Email), Key: []byte("mem_1"), Value: jsonValue},
+	} {
+		if err := env.prod.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := runTrace(ctx, []string{n.EventID, "--json", "--since", "1h"}, toolEnv(env, redis), &out, &errOut); code != 0 {
+		t.Fatalf("trace exit %d: %s %s", code, out.String(), errOut.String())
+	}
+	var got story.Story
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for _, r := range got.Records {
+		ids[r.NotificationID] = r.Kind
+	}
+	if ids[n.ID] != "notification" || ids[j.ID] != "retry" || len(ids) != 2 {
+		t.Errorf("records by notification id %v, want %s as notification and %s as retry, and nothing else", ids, n.ID, j.ID)
 	}
 }
