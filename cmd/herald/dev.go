@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -168,7 +170,7 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 
 	// Providers: each channel's own stand-in (its descriptor's Dev),
 	// pointed at by cfg.
-	dir, err := os.MkdirTemp("", "herald-dev-")
+	dir, err := devDir(os.TempDir())
 	if err != nil {
 		return nil, err
 	}
@@ -399,4 +401,32 @@ func devCallbackBase(addr string) string {
 type route struct {
 	pattern string
 	h       http.Handler
+}
+
+// devDir makes the directory for the stand-ins' files (the FCM service
+// account) under tmp, named for this process: herald-dev-PID-*. It first
+// removes those of herald dev processes that no longer run, since one
+// that was killed could not remove its own.
+func devDir(tmp string) (string, error) {
+	matches, _ := filepath.Glob(filepath.Join(tmp, "herald-dev-*-*"))
+	for _, m := range matches {
+		p, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(m), "herald-dev-"), "-")
+		pid, err := strconv.Atoi(p)
+		if err != nil || pid <= 0 || pid == os.Getpid() || processRuns(pid) {
+			continue
+		}
+		os.RemoveAll(m)
+	}
+	return os.MkdirTemp(tmp, fmt.Sprintf("herald-dev-%d-", os.Getpid()))
+}
+
+// processRuns reports whether process pid may still run: only a process
+// known to be gone is not.
+func processRuns(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	err = p.Signal(syscall.Signal(0))
+	return err == nil || !errors.Is(err, os.ErrProcessDone)
 }
