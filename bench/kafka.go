@@ -34,7 +34,15 @@ func preload(ctx context.Context, brokers []string, msgs []kafka.Message) error 
 		BatchBytes:   1 << 20, // the broker's default message.max.bytes
 		BatchTimeout: 5 * time.Millisecond,
 	}
-	defer w.Close()
+	defer func() {
+		if ctx.Err() != nil {
+			// Interrupted: Close would wait out the batches still
+			// retrying against a broker the Ctrl-C stopped too (22 s).
+			go w.Close()
+			return
+		}
+		w.Close()
+	}()
 	const chunk = 20000
 	for i := 0; i < len(msgs); i += chunk {
 		if err := w.WriteMessages(ctx, msgs[i:min(i+chunk, len(msgs))]...); err != nil {
