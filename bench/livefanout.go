@@ -320,6 +320,10 @@ func (e *Env) startChild(ctx context.Context, flag string, spec any) (*child, er
 		return nil, err
 	}
 	c := &child{cmd: exec.CommandContext(ctx, e.Self, "bench", flag, string(arg))}
+	// Its own process group: a Ctrl-C stops the bench, which stops its
+	// children by closing their stdin once its workers are down, instead
+	// of taking the broker away from workers still draining.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.cmd.Stderr = &c.err
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
 		return nil, err

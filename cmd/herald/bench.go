@@ -140,6 +140,13 @@ func cmdBench(args []string) int {
 			}
 		})
 		if err != nil {
+			if ctx.Err() != nil {
+				// Whatever the scenario was doing when it was cut short
+				// (an EOF from a stopped child, a canceled publish) is
+				// not news.
+				fmt.Fprintln(os.Stderr, "herald bench: interrupted")
+				return 130
+			}
 			fmt.Fprintf(os.Stderr, "herald bench: %v\n", err)
 			return 1
 		}
