@@ -3,7 +3,6 @@ package templates
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -68,18 +67,16 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 	}
 	b := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(b)
-	exec := func(t interface {
-		Execute(io.Writer, any) error
-	}) (string, error) {
+	exec := func(pp *parsedPart) (string, error) {
 		b.Reset()
-		if err := t.Execute(b, d); err != nil {
+		if err := pp.execute(b, d); err != nil {
 			return "", failure.Perm(failure.ReasonRender, execError(err))
 		}
 		return b.String(), nil
 	}
 
 	for _, p := range channels.Lookup(n.Channel).Parts {
-		text, err := exec(l.parts[p.File].exec)
+		text, err := exec(l.parts[p.File])
 		if err != nil {
 			return nil, err
 		}
@@ -121,9 +118,7 @@ func partField(m *channels.Message, f channels.Field) *string {
 }
 
 // execFunc runs one parsed part on the render's data.
-type execFunc func(t interface {
-	Execute(io.Writer, any) error
-}) (string, error)
+type execFunc func(pp *parsedPart) (string, error)
 
 // features are what the shipped channels add to the generic rendering of
 // their descriptors' parts, driven by the rule's options in routing.yaml
@@ -155,7 +150,7 @@ func smsFeatures(r *rule, _ *notification.Notification, l *localized, d map[stri
 	m.Text = smsText(m.Text)
 	if fit && SMS(m.Text).Segments > r.maxSegments {
 		renderSMS := func() (string, error) {
-			t, err := exec(l.parts[partText].exec)
+			t, err := exec(l.parts[partText])
 			return smsText(strings.TrimSpace(t)), err
 		}
 		var err error
