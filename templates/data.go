@@ -105,19 +105,47 @@ func recipientData(base map[string]string, p *events.Person) map[string]string {
 // local_time_zone, which is also added. Values are formatted with the
 // layouts and names of loc. Derived keys never replace keys from the event.
 func derive(d map[string]string, loc *localeData) {
+	var starts startKeys
+	for k := range d {
+		starts.add(k)
+	}
+	deriveFrom(d, &starts, loc)
+}
+
+// fillData copies data into d and adds the render-time values, as derive
+// does, finding the <p>_starts_at keys while it copies: one pass over the
+// notification's data instead of a second one over d.
+func fillData(d, data map[string]string, loc *localeData) {
+	var starts startKeys
+	for k, v := range data {
+		d[k] = v
+		starts.add(k)
+	}
+	deriveFrom(d, &starts, loc)
+}
+
+// startKeys are the first four keys <p>_starts_at (or starts_at) of the
+// data: few objects carry times, and a fixed array does not allocate.
+type startKeys struct {
+	keys [4]string
+	n    int
+}
+
+// add records k if it is a starts_at key and there is room.
+func (s *startKeys) add(k string) {
+	if strings.HasSuffix(k, "starts_at") && (k == "starts_at" || strings.HasSuffix(k, "_starts_at")) && s.n < len(s.keys) {
+		s.keys[s.n] = k
+		s.n++
+	}
+}
+
+// deriveFrom is derive for d whose starts_at keys are starts.
+func deriveFrom(d map[string]string, starts *startKeys, loc *localeData) {
 	zone := localZone(d)
 	if _, ok := d["local_time_zone"]; !ok {
 		d["local_time_zone"] = zone.String()
 	}
-	var starts [4]string // few objects carry times; avoid allocating
-	n := 0
-	for k := range d {
-		if strings.HasSuffix(k, "starts_at") && (k == "starts_at" || strings.HasSuffix(k, "_starts_at")) && n < len(starts) {
-			starts[n] = k
-			n++
-		}
-	}
-	for _, k := range starts[:n] {
+	for _, k := range starts.keys[:starts.n] {
 		prefix := strings.TrimSuffix(strings.TrimSuffix(k, "starts_at"), "_")
 		start, err := time.Parse(time.RFC3339, d[k])
 		if err != nil {

@@ -44,10 +44,7 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 		clear(d)
 		dataPool.Put(d)
 	}()
-	for k, v := range n.Data {
-		d[k] = v
-	}
-	derive(d, l.lang)
+	fillData(d, n.Data, l.lang)
 
 	m := &channels.Message{
 		NotificationID: n.ID,
