@@ -55,8 +55,7 @@ func icsAttachment(d map[string]string, attendee string, cancel bool) (channels.
 
 	// One buffer holds the whole calendar: each line is appended in
 	// place and folded only when it is too long (icsWriter).
-	var scratch [256]byte
-	w := icsWriter{b: make([]byte, 0, 1024), scratch: scratch[:0]}
+	w := icsWriter{b: make([]byte, 0, 1024)}
 	w.line("BEGIN:VCALENDAR")
 	w.line("VERSION:2.0")
 	w.line("PRODID:-//gymhq//herald//EN")
@@ -259,9 +258,8 @@ func icsAddress(s string) string {
 // (RFC 5545 §3.1) without splitting a UTF-8 sequence. A line is appended
 // to b between begin and end, and folded by end when it is too long.
 type icsWriter struct {
-	b       []byte
-	start   int    // where the line being written starts in b
-	scratch []byte // a copy of a line being folded
+	b     []byte
+	start int // where the line being written starts in b
 }
 
 // line writes the content line s.
@@ -286,38 +284,38 @@ func (w *icsWriter) begin(s string) {
 // end ends the line begin started, folding it when it is longer than 75
 // octets: each continuation starts with a space, which counts, and a cut
 // moves back to the start of a UTF-8 sequence (unless that would leave
-// nothing, as in text that is not UTF-8).
+// nothing, as in text that is not UTF-8). The folded line is written after
+// the unfolded one and then moved into its place.
 func (w *icsWriter) end() {
 	const limit = 75
-	if len(w.b)-w.start <= limit {
+	n := len(w.b)
+	if n-w.start <= limit {
 		w.b = append(w.b, "\r\n"...)
 		return
 	}
-	w.scratch = append(w.scratch[:0], w.b[w.start:]...)
-	w.b = w.b[:w.start]
-	s := w.scratch
-	first := true
+	pos, first := w.start, true
 	for {
 		room := limit
 		if !first {
 			room-- // the leading space of a continuation counts
 			w.b = append(w.b, ' ')
 		}
-		if len(s) <= room {
-			w.b = append(w.b, s...)
+		if n-pos <= room {
+			w.b = append(w.b, w.b[pos:n]...)
 			w.b = append(w.b, "\r\n"...)
-			return
+			break
 		}
 		cut := room
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
+		for cut > 0 && !utf8.RuneStart(w.b[pos+cut]) {
 			cut--
 		}
 		if cut == 0 { // not UTF-8: any cut is as good as another
 			cut = room
 		}
-		w.b = append(w.b, s[:cut]...)
+		w.b = append(w.b, w.b[pos:pos+cut]...)
 		w.b = append(w.b, "\r\n"...)
-		s = s[cut:]
+		pos += cut
 		first = false
 	}
+	w.b = w.b[:w.start+copy(w.b[w.start:], w.b[n:])]
 }
