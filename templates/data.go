@@ -152,17 +152,52 @@ func deriveFrom(d map[string]string, starts *startKeys, loc *localeData) {
 			continue
 		}
 		start = start.In(zone)
-		put(d, join(prefix, "date"), loc.format(start, loc.Date))
-		put(d, join(prefix, "start_time"), loc.format(start, loc.Time))
-		end, err := time.Parse(time.RFC3339, d[join(prefix, "ends_at")])
+		keys := derivedKeysOf(prefix)
+		put(d, keys.date, loc.format(start, loc.Date))
+		put(d, keys.startTime, loc.format(start, loc.Time))
+		end, err := time.Parse(time.RFC3339, d[keys.endsAt])
 		if err != nil {
 			continue
 		}
 		end = end.In(zone)
-		put(d, join(prefix, "end_time"), loc.format(end, loc.Time))
-		put(d, join(prefix, "duration_minutes"), strconv.Itoa(int(end.Sub(start)/time.Minute)))
+		put(d, keys.endTime, loc.format(end, loc.Time))
+		put(d, keys.duration, strconv.Itoa(int(end.Sub(start)/time.Minute)))
 	}
 }
+
+// derivedKeys are the keys derive reads and writes for one <p>_starts_at.
+type derivedKeys struct {
+	date, startTime, endsAt, endTime, duration string
+}
+
+// derivedKeysOf returns the derived keys of prefix p (join(p, "date"), …),
+// built once per prefix: render derives class_* keys for every
+// notification. Like zoneCache, the cache holds a bounded number of
+// prefixes, since they come from event data.
+func derivedKeysOf(prefix string) *derivedKeys {
+	if v, ok := derivedKeyCache.Load(prefix); ok {
+		return v.(*derivedKeys)
+	}
+	k := &derivedKeys{
+		date:      join(prefix, "date"),
+		startTime: join(prefix, "start_time"),
+		endsAt:    join(prefix, "ends_at"),
+		endTime:   join(prefix, "end_time"),
+		duration:  join(prefix, "duration_minutes"),
+	}
+	if derivedKeyCacheSize.Add(1) <= maxDerivedPrefixes {
+		derivedKeyCache.Store(prefix, k)
+	}
+	return k
+}
+
+var (
+	derivedKeyCache     sync.Map // prefix → *derivedKeys
+	derivedKeyCacheSize atomic.Int64
+)
+
+// maxDerivedPrefixes bounds derivedKeyCache.
+const maxDerivedPrefixes = 64
 
 func put(d map[string]string, k, v string) {
 	if _, ok := d[k]; !ok {
