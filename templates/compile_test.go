@@ -350,3 +350,55 @@ func FuzzCompiledRender(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkExecute runs the parts of the booking confirmation email in es
+// (the email-ics render of BenchmarkRender) through the compiled program
+// and through the template packages, to show what compiling saves apart
+// from the rest of a render.
+func BenchmarkExecute(b *testing.B) {
+	s, err := Embedded()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n *notification.Notification
+	for _, smp := range s.Samples("gym.booking.confirmed") {
+		if smp.Name != "member-es" {
+			continue
+		}
+		ns, err := s.Plan(smp.Event, smp.Event.Time)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range ns {
+			if ns[i].Channel == notification.Email {
+				n = &ns[i]
+			}
+		}
+	}
+	if n == nil {
+		b.Fatal("no email in gym.booking.confirmed/samples/member-es.json")
+	}
+	l := s.rules[ruleKey{n.Template, n.Channel}].resolve(n.Channel, "es")
+	d := renderData(n, l)
+	for _, file := range []string{partSubject, partText, partHTML} {
+		pp := l.parts[file]
+		for _, way := range []struct {
+			name string
+			exec func(*bytes.Buffer) error
+		}{
+			{"compiled", func(w *bytes.Buffer) error { return pp.prog.execute(w, d) }},
+			{"template", func(w *bytes.Buffer) error { return pp.exec.Execute(w, d) }},
+		} {
+			b.Run(file+"/"+way.name, func(b *testing.B) {
+				var w bytes.Buffer
+				b.ReportAllocs()
+				for b.Loop() {
+					w.Reset()
+					if err := way.exec(&w); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
