@@ -105,36 +105,99 @@ func recipientData(base map[string]string, p *events.Person) map[string]string {
 // local_time_zone, which is also added. Values are formatted with the
 // layouts and names of loc. Derived keys never replace keys from the event.
 func derive(d map[string]string, loc *localeData) {
+	var starts startKeys
+	for k := range d {
+		starts.add(k)
+	}
+	deriveFrom(d, &starts, loc)
+}
+
+// fillData copies data into d and adds the render-time values, as derive
+// does, finding the <p>_starts_at keys while it copies: one pass over the
+// notification's data instead of a second one over d.
+func fillData(d, data map[string]string, loc *localeData) {
+	var starts startKeys
+	for k, v := range data {
+		d[k] = v
+		starts.add(k)
+	}
+	deriveFrom(d, &starts, loc)
+}
+
+// startKeys are the first four keys <p>_starts_at (or starts_at) of the
+// data: few objects carry times, and a fixed array does not allocate.
+type startKeys struct {
+	keys [4]string
+	n    int
+}
+
+// add records k if it is a starts_at key and there is room.
+func (s *startKeys) add(k string) {
+	if strings.HasSuffix(k, "starts_at") && (k == "starts_at" || strings.HasSuffix(k, "_starts_at")) && s.n < len(s.keys) {
+		s.keys[s.n] = k
+		s.n++
+	}
+}
+
+// deriveFrom is derive for d whose starts_at keys are starts.
+func deriveFrom(d map[string]string, starts *startKeys, loc *localeData) {
 	zone := localZone(d)
 	if _, ok := d["local_time_zone"]; !ok {
 		d["local_time_zone"] = zone.String()
 	}
-	var starts [4]string // few objects carry times; avoid allocating
-	n := 0
-	for k := range d {
-		if strings.HasSuffix(k, "starts_at") && (k == "starts_at" || strings.HasSuffix(k, "_starts_at")) && n < len(starts) {
-			starts[n] = k
-			n++
-		}
-	}
-	for _, k := range starts[:n] {
+	for _, k := range starts.keys[:starts.n] {
 		prefix := strings.TrimSuffix(strings.TrimSuffix(k, "starts_at"), "_")
 		start, err := time.Parse(time.RFC3339, d[k])
 		if err != nil {
 			continue
 		}
 		start = start.In(zone)
-		put(d, join(prefix, "date"), loc.format(start, loc.Date))
-		put(d, join(prefix, "start_time"), loc.format(start, loc.Time))
-		end, err := time.Parse(time.RFC3339, d[join(prefix, "ends_at")])
+		keys := derivedKeysOf(prefix)
+		put(d, keys.date, loc.format(start, loc.Date))
+		put(d, keys.startTime, loc.format(start, loc.Time))
+		end, err := time.Parse(time.RFC3339, d[keys.endsAt])
 		if err != nil {
 			continue
 		}
 		end = end.In(zone)
-		put(d, join(prefix, "end_time"), loc.format(end, loc.Time))
-		put(d, join(prefix, "duration_minutes"), strconv.Itoa(int(end.Sub(start)/time.Minute)))
+		put(d, keys.endTime, loc.format(end, loc.Time))
+		put(d, keys.duration, strconv.Itoa(int(end.Sub(start)/time.Minute)))
 	}
 }
+
+// derivedKeys are the keys derive reads and writes for one <p>_starts_at.
+type derivedKeys struct {
+	date, startTime, endsAt, endTime, duration string
+}
+
+// derivedKeysOf returns the derived keys of prefix p (join(p, "date"), …),
+// built once per prefix: render derives class_* keys for every
+// notification. Like zoneCache, the cache holds a bounded number of
+// prefixes, since they come from event data.
+func derivedKeysOf(prefix string) *derivedKeys {
+	if v, ok := derivedKeyCache.Load(prefix); ok {
+		return v.(*derivedKeys)
+	}
+	k := &derivedKeys{
+		date:      join(prefix, "date"),
+		startTime: join(prefix, "start_time"),
+		endsAt:    join(prefix, "ends_at"),
+		endTime:   join(prefix, "end_time"),
+		duration:  join(prefix, "duration_minutes"),
+	}
+	if derivedKeyCacheSize.Add(1) <= maxDerivedPrefixes {
+		derivedKeyCache.Store(prefix, k)
+	}
+	return k
+}
+
+var (
+	derivedKeyCache     sync.Map // prefix → *derivedKeys
+	derivedKeyCacheSize atomic.Int64
+)
+
+// maxDerivedPrefixes bounds derivedKeyCache.
+const maxDerivedPrefixes = 64
 
 func put(d map[string]string, k, v string) {
 	if _, ok := d[k]; !ok {

@@ -1,6 +1,9 @@
 package templates
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // GSM 03.38: an SMS made only of these characters is sent in 7-bit
 // encoding (160 characters a segment, 153 when concatenated); a single
@@ -12,10 +15,20 @@ const (
 )
 
 // gsmSeptets returns the length of s in GSM-7 septets, and false with the
-// first offending rune when s is not representable in GSM-7.
+// first offending rune when s is not representable in GSM-7. ASCII, most
+// of any SMS, is looked up in gsmASCII; other runes are searched for in
+// the alphabets.
 func gsmSeptets(s string) (int, rune, bool) {
 	n := 0
 	for _, r := range s {
+		if r < utf8.RuneSelf {
+			c := gsmASCII[r]
+			if c == 0 {
+				return 0, r, false
+			}
+			n += int(c)
+			continue
+		}
 		switch {
 		case strings.ContainsRune(gsmBasic, r):
 			n++
@@ -27,6 +40,20 @@ func gsmSeptets(s string) (int, rune, bool) {
 	}
 	return n, 0, true
 }
+
+// gsmASCII is the septets each ASCII character costs in GSM-7: 1 in the
+// basic alphabet, 2 in the extension table, 0 when it is not GSM-7.
+var gsmASCII = func() (t [utf8.RuneSelf]uint8) {
+	for r := range rune(utf8.RuneSelf) {
+		switch {
+		case strings.ContainsRune(gsmBasic, r):
+			t[r] = 1
+		case strings.ContainsRune(gsmExtended, r):
+			t[r] = 2
+		}
+	}
+	return t
+}()
 
 // smsPunctuation maps typographic punctuation that slips into copy and data
 // (smart quotes from a word processor, a non-breaking space in a class

@@ -25,66 +25,78 @@ import (
 // Output is deterministic for a notification, so re-rendering a retry yields
 // the same bytes.
 func icsAttachment(d map[string]string, attendee string, cancel bool) (channels.Attachment, error) {
-	need := func(k string) (string, error) {
-		v, ok := d[k]
-		if !ok || v == "" {
-			return "", fmt.Errorf("ics: map has no entry for key %q", k)
-		}
-		return v, nil
+	classID, ok := d["class_id"]
+	if !ok || classID == "" {
+		return channels.Attachment{}, icsMissing("class_id")
 	}
-	classID, err := need("class_id")
+	summary, ok := d["class_name"]
+	if !ok || summary == "" {
+		return channels.Attachment{}, icsMissing("class_name")
+	}
+	start, err := icsRequiredTime(d, "class_starts_at")
 	if err != nil {
 		return channels.Attachment{}, err
 	}
-	summary, err := need("class_name")
+	end, err := icsRequiredTime(d, "class_ends_at")
 	if err != nil {
 		return channels.Attachment{}, err
-	}
-	var start, end time.Time
-	for _, t := range []struct {
-		key string
-		dst *time.Time
-	}{{"class_starts_at", &start}, {"class_ends_at", &end}} {
-		v, err := need(t.key)
-		if err != nil {
-			return channels.Attachment{}, err
-		}
-		if *t.dst, err = time.Parse(time.RFC3339, v); err != nil {
-			return channels.Attachment{}, fmt.Errorf("ics: %s %q is not an RFC 3339 time", t.key, v)
-		}
 	}
 	stamp := start
 	if v, err := time.Parse(time.RFC3339, d["event_time"]); err == nil {
 		stamp = v
 	}
 
-	method, status, sequence := "REQUEST", "CONFIRMED", 0
+	method, status, sequence := "REQUEST", "CONFIRMED", "0"
+	contentType := "text/calendar; method=REQUEST; charset=UTF-8"
 	if cancel {
-		method, status, sequence = "CANCEL", "CANCELLED", 1
+		method, status, sequence = "CANCEL", "CANCELLED", "1"
+		contentType = "text/calendar; method=CANCEL; charset=UTF-8"
 	}
 
-	var w icsWriter
+	// One buffer holds the whole calendar: each line is appended in
+	// place and folded only when it is too long (icsWriter).
+	w := icsWriter{b: make([]byte, 0, 1024)}
 	w.line("BEGIN:VCALENDAR")
 	w.line("VERSION:2.0")
 	w.line("PRODID:-//gymhq//herald//EN")
 	w.line("CALSCALE:GREGORIAN")
-	w.line("METHOD:" + method)
+	w.line2("METHOD:", method)
 	w.line("BEGIN:VEVENT")
-	w.line("UID:" + icsUID(classID, d["booking_id"], d["recipient_id"]))
-	w.line("DTSTAMP:" + icsTime(stamp))
-	w.line("DTSTART:" + icsTime(start))
-	w.line("DTEND:" + icsTime(end))
-	w.line("SEQUENCE:" + strconv.Itoa(sequence))
-	w.line("STATUS:" + status)
-	w.line("SUMMARY:" + icsText(summary))
+	w.begin("UID:")
+	w.b = appendICSUID(w.b, classID, d["booking_id"], d["recipient_id"])
+	w.end()
+	w.begin("DTSTAMP:")
+	w.b = appendICSTime(w.b, stamp)
+	w.end()
+	w.begin("DTSTART:")
+	w.b = appendICSTime(w.b, start)
+	w.end()
+	w.begin("DTEND:")
+	w.b = appendICSTime(w.b, end)
+	w.end()
+	w.line2("SEQUENCE:", sequence)
+	w.line2("STATUS:", status)
+	w.begin("SUMMARY:")
+	w.b = appendICSText(w.b, summary)
+	w.end()
 	if v := d["class_location"]; v != "" {
-		w.line("LOCATION:" + icsText(v))
+		w.begin("LOCATION:")
+		w.b = appendICSText(w.b, v)
+		w.end()
 	}
 	if v := icsAddress(d["class_instructor_email"]); v != "" {
-		w.line("ORGANIZER" + icsCN(d["class_instructor_name"]) + ":mailto:" + v)
+		w.begin("ORGANIZER")
+		w.b = appendICSCN(w.b, d["class_instructor_name"])
+		w.b = append(w.b, ":mailto:"...)
+		w.b = append(w.b, v...)
+		w.end()
 	}
 	if v := icsAddress(attendee); v != "" {
-		w.line("ATTENDEE" + icsCN(d["recipient_name"]) + ";ROLE=REQ-PARTICIPANT;PARTSTAT=ACCEPTED;RSVP=FALSE:mailto:" + v)
+		w.begin("ATTENDEE")
+		w.b = appendICSCN(w.b, d["recipient_name"])
+		w.b = append(w.b, ";ROLE=REQ-PARTICIPANT;PARTSTAT=ACCEPTED;RSVP=FALSE:mailto:"...)
+		w.b = append(w.b, v...)
+		w.end()
 	}
 	w.line("TRANSP:OPAQUE")
 	w.line("END:VEVENT")
@@ -92,51 +104,144 @@ func icsAttachment(d map[string]string, attendee string, cancel bool) (channels.
 
 	return channels.Attachment{
 		Filename:    "invite.ics",
-		ContentType: "text/calendar; method=" + method + "; charset=UTF-8",
-		Data:        []byte(w.b.String()),
+		ContentType: contentType,
+		Data:        w.b,
 	}, nil
 }
 
-// icsUID identifies one member's place in one class, so the invite sent at
-// booking and the cancellation sent later name the same calendar entry.
-// Without a booking id the recipient stands in for it.
-func icsUID(classID, bookingID, recipientID string) string {
-	if bookingID == "" {
-		bookingID = "recipient:" + recipientID
+// icsMissing is the error of a required key that is absent or empty.
+func icsMissing(k string) error { return fmt.Errorf("ics: map has no entry for key %q", k) }
+
+// icsRequiredTime parses required key k of d as an RFC 3339 time.
+func icsRequiredTime(d map[string]string, k string) (time.Time, error) {
+	v, ok := d[k]
+	if !ok || v == "" {
+		return time.Time{}, icsMissing(k)
 	}
-	h := sha256.New()
-	for _, p := range []string{classID, bookingID} {
-		fmt.Fprintf(h, "%d:%s|", len(p), p)
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("ics: %s %q is not an RFC 3339 time", k, v)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16]) + "@herald.gymhq"
+	return t, nil
 }
 
-func icsTime(t time.Time) string { return t.UTC().Format("20060102T150405Z") }
+// appendICSUID appends the UID that identifies one member's place in one
+// class, so the invite sent at booking and the cancellation sent later
+// name the same calendar entry: 16 bytes of the SHA-256 of
+// "<len>:<class id>|<len>:<booking id>|", in hex, at herald.gymhq. Without
+// a booking id the recipient stands in for it.
+func appendICSUID(dst []byte, classID, bookingID, recipientID string) []byte {
+	var buf [128]byte
+	in := strconv.AppendInt(buf[:0], int64(len(classID)), 10)
+	in = append(in, ':')
+	in = append(in, classID...)
+	in = append(in, '|')
+	if bookingID == "" {
+		in = strconv.AppendInt(in, int64(len("recipient:")+len(recipientID)), 10)
+		in = append(in, ":recipient:"...)
+		in = append(in, recipientID...)
+	} else {
+		in = strconv.AppendInt(in, int64(len(bookingID)), 10)
+		in = append(in, ':')
+		in = append(in, bookingID...)
+	}
+	in = append(in, '|')
+	sum := sha256.Sum256(in)
+	dst = hex.AppendEncode(dst, sum[:16])
+	return append(dst, "@herald.gymhq"...)
+}
 
-// icsText escapes a TEXT value (RFC 5545 §3.3.11).
-var icsTextEscaper = strings.NewReplacer(`\`, `\\`, ";", `\;`, ",", `\,`, "\r\n", `\n`, "\n", `\n`, "\r", `\n`)
+// appendICSTime appends t as an RFC 5545 UTC DATE-TIME.
+func appendICSTime(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, "20060102T150405Z")
+}
 
-func icsText(s string) string { return icsTextEscaper.Replace(stripControls(s)) }
+// icsText escapes a TEXT value (RFC 5545 §3.3.11): appendICSText.
+func icsText(s string) string { return string(appendICSText(nil, s)) }
 
-// icsCN renders a CN parameter; parameter values cannot hold DQUOTE at all
-// and must be quoted when they contain ':', ';' or ','.
-func icsCN(name string) string {
-	name = strings.Map(func(r rune) rune {
-		switch {
-		case r == '"':
-			return '\''
-		case r < 0x20 || r == 0x7f:
-			return ' '
+// appendICSText appends s escaped as a TEXT value (RFC 5545 §3.3.11): '\',
+// ';' and ',' are backslash-escaped, a line break (CRLF, LF or CR) becomes
+// \n, other control characters are dropped (a CR and LF with only those
+// between them are one line break), and a byte that is not UTF-8 becomes
+// U+FFFD.
+func appendICSText(dst []byte, s string) []byte {
+	cr := false // the last character kept was a CR
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, w := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && w == 1 {
+				dst = append(dst, "\uFFFD"...)
+			} else {
+				dst = append(dst, s[i:i+w]...)
+			}
+			i += w
+			cr = false
+			continue
 		}
-		return r
-	}, name)
+		i++
+		switch {
+		case c == '\n':
+			if !cr {
+				dst = append(dst, `\n`...)
+			}
+		case c == '\r':
+			dst = append(dst, `\n`...)
+			cr = true
+			continue
+		case c < 0x20 || c == 0x7f:
+			continue // dropped: it does not end a CR's line break
+		case c == '\\' || c == ';' || c == ',':
+			dst = append(dst, '\\', c)
+		default:
+			dst = append(dst, c)
+		}
+		cr = false
+	}
+	return dst
+}
+
+// icsCN renders a CN parameter: appendICSCN.
+func icsCN(name string) string { return string(appendICSCN(nil, name)) }
+
+// appendICSCN appends a CN parameter, nothing for an empty name. Parameter
+// values cannot hold DQUOTE at all (it becomes an apostrophe), control characters
+// become spaces, a byte that is not UTF-8 becomes U+FFFD, and the value is
+// quoted when it contains ':', ';' or ','.
+func appendICSCN(dst []byte, name string) []byte {
 	if name == "" {
-		return ""
+		return dst
 	}
-	if strings.ContainsAny(name, ":;,") {
-		return `;CN="` + name + `"`
+	quote := strings.ContainsAny(name, ":;,")
+	dst = append(dst, ";CN="...)
+	if quote {
+		dst = append(dst, '"')
 	}
-	return ";CN=" + name
+	for i := 0; i < len(name); {
+		c := name[i]
+		if c >= utf8.RuneSelf {
+			r, w := utf8.DecodeRuneInString(name[i:])
+			if r == utf8.RuneError && w == 1 {
+				dst = append(dst, "\uFFFD"...)
+			} else {
+				dst = append(dst, name[i:i+w]...)
+			}
+			i += w
+			continue
+		}
+		switch {
+		case c == '"':
+			c = '\''
+		case c < 0x20 || c == 0x7f:
+			c = ' '
+		}
+		dst = append(dst, c)
+		i++
+	}
+	if quote {
+		dst = append(dst, '"')
+	}
+	return dst
 }
 
 // icsAddress returns an email address fit for a mailto: URI, or "": the
@@ -149,49 +254,68 @@ func icsAddress(s string) string {
 	return s
 }
 
-// stripControls drops control characters except those icsText escapes.
-func stripControls(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 && r != '\n' && r != '\r' || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
+// icsWriter writes content lines with CRLF endings, folded at 75 octets
+// (RFC 5545 §3.1) without splitting a UTF-8 sequence. A line is appended
+// to b between begin and end, and folded by end when it is too long.
+type icsWriter struct {
+	b     []byte
+	start int // where the line being written starts in b
 }
 
-// icsWriter writes content lines with CRLF endings, folded at 75 octets
-// (RFC 5545 §3.1) without splitting a UTF-8 sequence.
-type icsWriter struct{ b strings.Builder }
-
+// line writes the content line s.
 func (w *icsWriter) line(s string) {
+	w.begin(s)
+	w.end()
+}
+
+// line2 writes the content line name+value.
+func (w *icsWriter) line2(name, value string) {
+	w.begin(name)
+	w.b = append(w.b, value...)
+	w.end()
+}
+
+// begin starts a content line with s; the caller appends the rest to b.
+func (w *icsWriter) begin(s string) {
+	w.start = len(w.b)
+	w.b = append(w.b, s...)
+}
+
+// end ends the line begin started, folding it when it is longer than 75
+// octets: each continuation starts with a space, which counts, and a cut
+// moves back to the start of a UTF-8 sequence (unless that would leave
+// nothing, as in text that is not UTF-8). The folded line is written after
+// the unfolded one and then moved into its place.
+func (w *icsWriter) end() {
 	const limit = 75
-	first := true
+	n := len(w.b)
+	if n-w.start <= limit {
+		w.b = append(w.b, "\r\n"...)
+		return
+	}
+	pos, first := w.start, true
 	for {
 		room := limit
 		if !first {
 			room-- // the leading space of a continuation counts
+			w.b = append(w.b, ' ')
 		}
-		if len(s) <= room {
-			if !first {
-				w.b.WriteByte(' ')
-			}
-			w.b.WriteString(s)
-			w.b.WriteString("\r\n")
-			return
+		if n-pos <= room {
+			w.b = append(w.b, w.b[pos:n]...)
+			w.b = append(w.b, "\r\n"...)
+			break
 		}
 		cut := room
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
+		for cut > 0 && !utf8.RuneStart(w.b[pos+cut]) {
 			cut--
 		}
 		if cut == 0 { // not UTF-8: any cut is as good as another
 			cut = room
 		}
-		if !first {
-			w.b.WriteByte(' ')
-		}
-		w.b.WriteString(s[:cut])
-		w.b.WriteString("\r\n")
-		s = s[cut:]
+		w.b = append(w.b, w.b[pos:pos+cut]...)
+		w.b = append(w.b, "\r\n"...)
+		pos += cut
 		first = false
 	}
+	w.b = w.b[:w.start+copy(w.b[w.start:], w.b[n:])]
 }

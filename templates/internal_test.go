@@ -23,7 +23,7 @@ func TestICSFolding(t *testing.T) {
 	} {
 		var w icsWriter
 		w.line(s)
-		out := w.b.String()
+		out := string(w.b)
 		var unfolded strings.Builder
 		for i, l := range strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n") {
 			if len(l) > 75 {

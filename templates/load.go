@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
@@ -30,12 +31,48 @@ type localized struct {
 }
 
 // parsedPart is one parsed template file: text/template, or html/template
-// for a part the descriptor marks HTML.
+// for a part the descriptor marks HTML, and its compiled program when it
+// compiles (compile.go).
 type parsedPart struct {
 	exec interface {
 		Execute(io.Writer, any) error
 	}
 	tree *parse.Tree
+	// prog renders the part without reflection; nil when the part uses
+	// something compile does not support, and exec renders it.
+	prog *program
+}
+
+// execute writes the part rendered with data d to b: by its program, or
+// by the template package when it has none. Both write the same bytes and
+// fail with the same errors.
+func (pp *parsedPart) execute(b *bytes.Buffer, d map[string]string) error {
+	if pp.prog != nil {
+		return pp.prog.execute(b, d)
+	}
+	return pp.exec.Execute(b, d)
+}
+
+// compilePart compiles a parsed part, or returns nil to leave it to its
+// template package. An HTML part is compiled as html/template escapes it,
+// which it does on first execution: the part is executed once here, with
+// no data, once its unescaped tree is known to compile, so that execution
+// is bounded (no loops) and cannot write anywhere. A part whose escaping
+// fails is not compiled, and renders fail with html/template's error.
+func compilePart(name string, pp *parsedPart, html bool, fm map[string]any) *program {
+	prog, err := compile(name, pp.tree, fm)
+	if err != nil || !html {
+		return prog
+	}
+	var escErr *htmltemplate.Error
+	if err := pp.exec.Execute(io.Discard, nil); errors.As(err, &escErr) {
+		return nil
+	}
+	prog, err = compile(name, pp.tree, fm)
+	if err != nil {
+		return nil
+	}
+	return prog
 }
 
 // Load reads and validates a template tree: one folder per event type (named
@@ -356,6 +393,7 @@ func (s *Set) loadType(fsys fs.FS, dir string, probs *problems) *eventType {
 					if line, ok := rangeOverNumber(parts[p.File], pp.tree); ok {
 						probs.at(name, line, 0, "", "ranges over a number; templates range only over lists in the data, since a loop of millions of steps would hold every worker that renders it")
 					}
+					pp.prog = compilePart(name, pp, p.HTML, fm)
 				}
 				r.files[ch][locale] = l
 			}

@@ -67,29 +67,30 @@ func parseLocaleData(b []byte) (*localeData, error) {
 // tokens, and the pieces between are formatted by package time, so every
 // other layout element behaves as documented there.
 func (d *localeData) format(t time.Time, layout string) string {
-	var b strings.Builder
+	var buf [64]byte // the result is built here and copied out once
+	b := buf[:0]
 	for layout != "" {
 		i, tok := nextNameToken(layout)
 		if i < 0 {
-			b.WriteString(t.Format(layout))
+			b = t.AppendFormat(b, layout)
 			break
 		}
 		if i > 0 {
-			b.WriteString(t.Format(layout[:i]))
+			b = t.AppendFormat(b, layout[:i])
 		}
 		switch tok {
 		case "Monday":
-			b.WriteString(d.Weekdays[t.Weekday()])
+			b = append(b, d.Weekdays[t.Weekday()]...)
 		case "Mon":
-			b.WriteString(d.WeekdaysShort[t.Weekday()])
+			b = append(b, d.WeekdaysShort[t.Weekday()]...)
 		case "January":
-			b.WriteString(d.Months[t.Month()-1])
+			b = append(b, d.Months[t.Month()-1]...)
 		case "Jan":
-			b.WriteString(d.MonthsShort[t.Month()-1])
+			b = append(b, d.MonthsShort[t.Month()-1]...)
 		}
 		layout = layout[i+len(tok):]
 	}
-	return b.String()
+	return string(b)
 }
 
 // nextNameToken finds the first day or month name token in a layout.

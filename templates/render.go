@@ -3,7 +3,6 @@ package templates
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -45,10 +44,7 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 		clear(d)
 		dataPool.Put(d)
 	}()
-	for k, v := range n.Data {
-		d[k] = v
-	}
-	derive(d, l.lang)
+	fillData(d, n.Data, l.lang)
 
 	m := &channels.Message{
 		NotificationID: n.ID,
@@ -68,26 +64,35 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 	}
 	b := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(b)
-	exec := func(t interface {
-		Execute(io.Writer, any) error
-	}) (string, error) {
+	exec := func(pp *parsedPart) (string, error) {
 		b.Reset()
-		if err := t.Execute(b, d); err != nil {
+		if err := pp.execute(b, d); err != nil {
 			return "", failure.Perm(failure.ReasonRender, execError(err))
 		}
 		return b.String(), nil
 	}
 
 	for _, p := range channels.Lookup(n.Channel).Parts {
-		text, err := exec(l.parts[p.File].exec)
-		if err != nil {
-			return nil, err
+		// exec, inlined: the part is trimmed in the buffer before it is
+		// copied out.
+		b.Reset()
+		if err := l.parts[p.File].execute(b, d); err != nil {
+			return nil, failure.Perm(failure.ReasonRender, execError(err))
 		}
+		out := b.Bytes()
+		var text string
 		switch {
 		case p.OneLine:
-			text = oneLine(text)
+			text = oneLine(string(out))
 		case !p.HTML:
-			text = strings.TrimSpace(text)
+			// Trimmed in the buffer, so only what is kept is copied.
+			out = bytes.TrimSpace(out)
+			if finalNewline(n.Channel, p) {
+				out = append(out, '\n')
+			}
+			text = string(out)
+		default:
+			text = string(out)
 		}
 		if p.Check != nil {
 			if err := p.Check(text); err != nil {
@@ -121,9 +126,7 @@ func partField(m *channels.Message, f channels.Field) *string {
 }
 
 // execFunc runs one parsed part on the render's data.
-type execFunc func(t interface {
-	Execute(io.Writer, any) error
-}) (string, error)
+type execFunc func(pp *parsedPart) (string, error)
 
 // features are what the shipped channels add to the generic rendering of
 // their descriptors' parts, driven by the rule's options in routing.yaml
@@ -136,8 +139,19 @@ var features = map[notification.Channel]func(r *rule, n *notification.Notificati
 	inApp:              inAppFeatures,
 }
 
+// finalNewline reports whether part p of a message on ch ends with a
+// newline after it is trimmed: an email's text body does. Render writes it
+// into the render buffer, which saves copying the body a second time to
+// append it; emailFeatures appends it to a body that was checked or cut
+// (a Check or Limit on the part), where it must come after.
+func finalNewline(ch notification.Channel, p channels.Part) bool {
+	return ch == notification.Email && p.Field == channels.FieldText && p.Check == nil && p.Limit == 0
+}
+
 func emailFeatures(r *rule, n *notification.Notification, _ *localized, d map[string]string, m *channels.Message, _ execFunc, fit bool) error {
-	m.Text += "\n"
+	if !strings.HasSuffix(m.Text, "\n") { // finalNewline did not add it
+		m.Text += "\n"
+	}
 	if fit {
 		m.ToName = clip(m, "recipient_name", m.ToName, maxDisplayName)
 	}
@@ -155,7 +169,7 @@ func smsFeatures(r *rule, _ *notification.Notification, l *localized, d map[stri
 	m.Text = smsText(m.Text)
 	if fit && SMS(m.Text).Segments > r.maxSegments {
 		renderSMS := func() (string, error) {
-			t, err := exec(l.parts[partText].exec)
+			t, err := exec(l.parts[partText])
 			return smsText(strings.TrimSpace(t)), err
 		}
 		var err error
