@@ -2,11 +2,13 @@ package templates
 
 import (
 	"encoding/json"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/gymhq/herald/events"
 )
@@ -23,15 +25,24 @@ import (
 // named "preferences", which steer routing and are not copy. When two paths
 // flatten to the same key, the shallower one wins, so data cannot shadow a
 // top-level field by nesting.
-func flatten(data map[string]any) map[string]string {
-	out := make(map[string]string, 32)
-	depth := map[string]int{}
-	var walk func(prefix string, m map[string]any, d int)
-	walk = func(prefix string, m map[string]any, d int) {
-		for k, v := range m {
+//
+// The map has room for extra more keys without growing. Objects are
+// walked breadth first, so a key already present came from a path no
+// deeper than the one at hand, and the first to claim a key keeps it.
+func flatten(data map[string]any, extra int) map[string]string {
+	out := make(map[string]string, countFlat(data)+extra)
+	type object struct {
+		prefix string
+		m      map[string]any
+	}
+	var queue [8]object // few events have more objects; avoid allocating
+	objects := append(queue[:0], object{"", data})
+	for i := 0; i < len(objects); i++ {
+		o := objects[i]
+		for k, v := range o.m {
 			key := k
-			if prefix != "" {
-				key = prefix + "_" + k
+			if o.prefix != "" {
+				key = o.prefix + "_" + k
 			}
 			var s string
 			switch v := v.(type) {
@@ -45,28 +56,46 @@ func flatten(data map[string]any) map[string]string {
 				s = strconv.FormatBool(v)
 			case map[string]any:
 				if k != "preferences" {
-					walk(key, v, d+1)
+					objects = append(objects, object{key, v})
 				}
 				continue
 			default: // nil, arrays
 				continue
 			}
-			if old, ok := depth[key]; ok && old <= d {
-				continue
+			if _, ok := out[key]; !ok {
+				out[key] = s
 			}
-			out[key] = s
-			depth[key] = d
 		}
 	}
-	walk("", data, 0)
 	return out
 }
 
+// countFlat is how many values flatten may keep of data: at most one per
+// scalar (fewer when paths flatten to the same key).
+func countFlat(data map[string]any) int {
+	n := 0
+	for k, v := range data {
+		switch v := v.(type) {
+		case string, json.Number, float64, bool:
+			n++
+		case map[string]any:
+			if k != "preferences" {
+				n += countFlat(v)
+			}
+		}
+	}
+	return n
+}
+
+// recipientKeys are the keys recipientData adds.
+const recipientKeys = 7
+
 // eventData is the data every notification of an event shares: the flattened
 // event data plus event_id, event_type and event_time, which win over data
-// fields of the same name.
+// fields of the same name. It has room for recipientData's keys, so that
+// every copy of it has too.
 func eventData(ev *events.Event) map[string]string {
-	d := flatten(ev.Data)
+	d := flatten(ev.Data, 3+recipientKeys)
 	d["event_id"] = ev.ID
 	d["event_type"] = ev.Type
 	if !ev.Time.IsZero() {
@@ -80,23 +109,30 @@ func eventData(ev *events.Event) map[string]string {
 // write {{with .recipient_first_name}} or {{default "there" ...}} rather than
 // fail for a member without a name. Push tokens and preferences are never
 // copied: tokens are addresses, not copy.
+//
+// The copy is maps.Clone, which copies base's table as it is rather than
+// inserting every key again, and eventData left room in it for the
+// recipient keys.
 func recipientData(base map[string]string, p *events.Person) map[string]string {
-	d := make(map[string]string, len(base)+8)
-	for k, v := range base {
-		d[k] = v
-	}
-	first := ""
-	if f := strings.Fields(p.Name); len(f) > 0 {
-		first = f[0]
-	}
+	d := maps.Clone(base)
 	d["recipient_id"] = p.ID
 	d["recipient_name"] = p.Name
-	d["recipient_first_name"] = first
+	d["recipient_first_name"] = firstName(p.Name)
 	d["recipient_email"] = p.Email
 	d["recipient_phone"] = p.Phone
 	d["recipient_locale"] = p.Locale
 	d["recipient_time_zone"] = p.TimeZone
 	return d
+}
+
+// firstName is the first of strings.Fields(name), "" for none, without
+// building the slice.
+func firstName(name string) string {
+	first := strings.TrimLeftFunc(name, unicode.IsSpace)
+	if i := strings.IndexFunc(first, unicode.IsSpace); i >= 0 {
+		first = first[:i]
+	}
+	return first
 }
 
 // derive adds the render-time values to d (which the caller owns): for every

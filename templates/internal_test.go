@@ -148,7 +148,7 @@ func TestFlatten(t *testing.T) {
 		"class_full":            "false",
 		"class_instructor_name": "Marco",
 	}
-	if got := flatten(data); !reflect.DeepEqual(got, want) {
+	if got := flatten(data, 0); !reflect.DeepEqual(got, want) {
 		t.Errorf("flatten = %v\nwant %v", got, want)
 	}
 }
@@ -279,4 +279,21 @@ func TestEscapingProblems(t *testing.T) {
 	if got := escapingProblems(safe); len(got) != 0 {
 		t.Errorf("escaped message: %v", got)
 	}
+}
+
+// FuzzFirstName holds firstName to what it replaced: the first of
+// strings.Fields.
+func FuzzFirstName(f *testing.F) {
+	for _, s := range []string{"", " ", "Emma Clarke", "  Zoë\u00a0Ng", "\u0085Ana\tDíaz", "\xffx y", "Łukasz", "a\u2028b", "\u3000李 雷"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		want := ""
+		if fs := strings.Fields(name); len(fs) > 0 {
+			want = fs[0]
+		}
+		if got := firstName(name); got != want {
+			t.Fatalf("firstName(%q) = %q, want %q", name, got, want)
+		}
+	})
 }
