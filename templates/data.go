@@ -29,21 +29,39 @@ import (
 // The map has room for extra more keys without growing. Objects are
 // walked breadth first, so a key already present came from a path no
 // deeper than the one at hand, and the first to claim a key keeps it.
+// Joined keys are written into one buffer and cut from one string made of
+// it, rather than concatenated one allocation each.
 func flatten(data map[string]any, extra int) map[string]string {
-	out := make(map[string]string, countFlat(data)+extra)
+	// An object's prefix and a joined key are spans of buf; an empty
+	// prefix (the top level, or keys "") joins nothing.
+	type span struct{ start, end int }
 	type object struct {
-		prefix string
+		prefix span
 		m      map[string]any
 	}
-	var queue [8]object // few events have more objects; avoid allocating
-	objects := append(queue[:0], object{"", data})
+	type value struct {
+		key    string // the key, when joined is empty
+		joined span
+		s      string
+	}
+	var (
+		bufArray   [512]byte
+		queueArray [8]object
+		valueArray [64]value // few events have more; avoid allocating
+	)
+	buf := bufArray[:0]
+	objects := append(queueArray[:0], object{m: data})
+	values := valueArray[:0]
+	join := func(prefix span, k string) span {
+		start := len(buf)
+		buf = append(buf, buf[prefix.start:prefix.end]...)
+		buf = append(buf, '_')
+		buf = append(buf, k...)
+		return span{start, len(buf)}
+	}
 	for i := 0; i < len(objects); i++ {
 		o := objects[i]
 		for k, v := range o.m {
-			key := k
-			if o.prefix != "" {
-				key = o.prefix + "_" + k
-			}
 			var s string
 			switch v := v.(type) {
 			case string:
@@ -55,36 +73,41 @@ func flatten(data map[string]any, extra int) map[string]string {
 			case bool:
 				s = strconv.FormatBool(v)
 			case map[string]any:
-				if k != "preferences" {
-					objects = append(objects, object{key, v})
+				if k == "preferences" {
+					continue
 				}
+				var prefix span
+				if o.prefix.start == o.prefix.end {
+					prefix.start = len(buf)
+					buf = append(buf, k...)
+					prefix.end = len(buf)
+				} else {
+					prefix = join(o.prefix, k)
+				}
+				objects = append(objects, object{prefix, v})
 				continue
 			default: // nil, arrays
 				continue
 			}
-			if _, ok := out[key]; !ok {
-				out[key] = s
+			if o.prefix.start == o.prefix.end {
+				values = append(values, value{key: k, s: s})
+			} else {
+				values = append(values, value{joined: join(o.prefix, k), s: s})
 			}
+		}
+	}
+	keys := string(buf)
+	out := make(map[string]string, len(values)+extra)
+	for _, v := range values {
+		key := v.key
+		if v.joined.start != v.joined.end {
+			key = keys[v.joined.start:v.joined.end]
+		}
+		if _, ok := out[key]; !ok {
+			out[key] = v.s
 		}
 	}
 	return out
-}
-
-// countFlat is how many values flatten may keep of data: at most one per
-// scalar (fewer when paths flatten to the same key).
-func countFlat(data map[string]any) int {
-	n := 0
-	for k, v := range data {
-		switch v := v.(type) {
-		case string, json.Number, float64, bool:
-			n++
-		case map[string]any:
-			if k != "preferences" {
-				n += countFlat(v)
-			}
-		}
-	}
-	return n
 }
 
 // recipientKeys are the keys recipientData adds.
