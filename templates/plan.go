@@ -336,7 +336,8 @@ func choicesOf(opts PlanOptions, id string) Choices {
 // recipientZone is where p's quiet hours are counted: the zone they chose,
 // else theirs in the event, else the class's, else UTC.
 func recipientZone(c Choices, p *events.Person, ev *events.Event) (string, *time.Location) {
-	var names []string
+	var room [3]string // without allocating
+	names := room[:0]
 	if c != nil {
 		names = append(names, c.TimeZone())
 	}
