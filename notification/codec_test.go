@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -178,6 +179,22 @@ func TestEncodeDataWhateverCameBefore(t *testing.T) {
 			}
 		}
 	}
+	// And at once, from several goroutines (go test -race).
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				j := (g + i) % len(datas)
+				n := sample()
+				n.Data = datas[j]
+				if got, err := notification.Encode(n); err != nil || !bytes.Equal(got, want[j]) {
+					t.Errorf("%v concurrently: other bytes (%v)", datas[j], err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // Invalid UTF-8 is written as U+FFFD per byte, as the JSON Encode wrote it,
