@@ -27,6 +27,10 @@ type envelope struct {
 	Data            json.RawMessage
 	DataBase64      json.RawMessage
 	data            map[string]any
+	// values holds the attributes' strings (in the order of envelopeOf's
+	// attrs), which the pointers above point into: one allocation for the
+	// envelope, not one more per attribute.
+	values [7]string
 }
 
 // envelopeOf parses b in one pass (parser) and sorts its members into the
@@ -82,7 +86,8 @@ func envelopeOf(b []byte) (*envelope, error) {
 		case nil:
 			*attrs[a].v = nil
 		case string:
-			*attrs[a].v = &v
+			env.values[a] = v
+			*attrs[a].v = &env.values[a]
 		default:
 			if typeErr == nil {
 				typeErr = invalidf("%s is %s, want a string", attrs[a].name, kind(v))

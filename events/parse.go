@@ -91,7 +91,10 @@ func parseTop(b []byte) ([]member, error) {
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
 		return nil, p.unexpected("looking for beginning of value")
 	}
-	var members []member
+	// A CloudEvent has up to eight members (specversion, id, source,
+	// type, time, subject, datacontenttype, data); room for them at once
+	// rather than growing the slice three times.
+	members := make([]member, 0, 8)
 	if err := p.members(0, func(k string, v any, start int) {
 		members = append(members, member{key: k, value: v, start: start, end: p.i})
 	}); err != nil {

@@ -122,7 +122,9 @@ func skipCSI(s string, i int) int {
 var addressKeys = map[string]bool{"email": true, "phone": true, "push_tokens": true}
 
 // cleanData applies CleanText to every string in v, a generically decoded
-// JSON value, in place, except under addressKeys.
+// JSON value, in place, except under addressKeys. It stores only strings
+// CleanText changed: storing a string in an any allocates, and most text
+// needs no cleaning.
 func cleanData(v any) {
 	switch v := v.(type) {
 	case map[string]any:
@@ -131,7 +133,9 @@ func cleanData(v any) {
 				continue
 			}
 			if s, ok := x.(string); ok {
-				v[k] = CleanText(s)
+				if c := CleanText(s); c != s {
+					v[k] = c
+				}
 				continue
 			}
 			cleanData(x)
@@ -139,7 +143,9 @@ func cleanData(v any) {
 	case []any:
 		for i, x := range v {
 			if s, ok := x.(string); ok {
-				v[i] = CleanText(s)
+				if c := CleanText(s); c != s {
+					v[i] = c
+				}
 				continue
 			}
 			cleanData(x)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,6 +131,70 @@ func TestEncodeDeterministic(t *testing.T) {
 			t.Fatal("the same notification encoded to different bytes")
 		}
 	}
+}
+
+// Encode remembers the key order of the last Data it sorted; whatever it
+// encoded before, a notification is the same bytes, with its own keys and
+// values: maps of the same size with other keys, other values, invalid
+// UTF-8 in a value of the remembered keys, no map, an empty one.
+func TestEncodeDataWhateverCameBefore(t *testing.T) {
+	datas := []map[string]string{
+		{"a": "1", "b": "2", "c": "3"},
+		{"a": "1", "b": "2", "d": "3"},
+		{"a": "4", "b": "5", "c": "6"},
+		{"a": "1", "b": "2", "c": "\xff"},
+		{"c\xff": "1", "b": "2", "a": "3"},
+		{"b": "2", "c": "3"},
+		nil,
+		{},
+		{"a": "1", "b": "2", "c": "3", "d": "4"},
+	}
+	encode := func(d map[string]string) []byte {
+		n := sample()
+		n.Data = d
+		b, err := notification.Encode(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	want := make([][]byte, len(datas))
+	for i, d := range datas {
+		want[i] = encode(d)
+		n, err := notification.Decode(want[i]) // keys strictly ascending
+		if err != nil {
+			t.Fatalf("%v: %v", d, err)
+		}
+		if i == 3 && n.Data["c"] != "\uFFFD" {
+			t.Errorf("%v decoded as %q, want c coerced", d, n.Data)
+		} else if i != 3 && i != 4 && !reflect.DeepEqual(n.Data, d) && (len(d) > 0 || len(n.Data) > 0) {
+			t.Errorf("%v decoded as %q", d, n.Data)
+		}
+	}
+	for i, before := range datas {
+		for j, d := range datas {
+			encode(before)
+			if got := encode(d); !bytes.Equal(got, want[j]) {
+				t.Errorf("%v after %v: other bytes", d, datas[i])
+			}
+		}
+	}
+	// And at once, from several goroutines (go test -race).
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				j := (g + i) % len(datas)
+				n := sample()
+				n.Data = datas[j]
+				if got, err := notification.Encode(n); err != nil || !bytes.Equal(got, want[j]) {
+					t.Errorf("%v concurrently: other bytes (%v)", datas[j], err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // Invalid UTF-8 is written as U+FFFD per byte, as the JSON Encode wrote it,

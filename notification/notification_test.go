@@ -139,6 +139,9 @@ func FuzzDecode(f *testing.F) {
 			}
 		} else if !reflect.DeepEqual(d, n) {
 			t.Fatalf("Decode and Parse differ")
+		} else if err := n.Validate(); err != nil {
+			// Decode leaves Data's UTF-8 to Parse; Validate checks it too.
+			t.Fatalf("Decode accepts what Validate refuses: %v", err)
 		}
 		b2, err := notification.Encode(n)
 		if err != nil {

@@ -2,11 +2,13 @@ package templates
 
 import (
 	"encoding/json"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/gymhq/herald/events"
 )
@@ -23,16 +25,43 @@ import (
 // named "preferences", which steer routing and are not copy. When two paths
 // flatten to the same key, the shallower one wins, so data cannot shadow a
 // top-level field by nesting.
-func flatten(data map[string]any) map[string]string {
-	out := make(map[string]string, 32)
-	depth := map[string]int{}
-	var walk func(prefix string, m map[string]any, d int)
-	walk = func(prefix string, m map[string]any, d int) {
-		for k, v := range m {
-			key := k
-			if prefix != "" {
-				key = prefix + "_" + k
-			}
+//
+// The map has room for extra more keys without growing. Objects are
+// walked breadth first, so a key already present came from a path no
+// deeper than the one at hand, and the first to claim a key keeps it.
+// Joined keys are written into one buffer and cut from one string made of
+// it, rather than concatenated one allocation each.
+func flatten(data map[string]any, extra int) map[string]string {
+	// An object's prefix and a joined key are spans of buf; an empty
+	// prefix (the top level, or keys "") joins nothing.
+	type span struct{ start, end int }
+	type object struct {
+		prefix span
+		m      map[string]any
+	}
+	type value struct {
+		key    string // the key, when joined is empty
+		joined span
+		s      string
+	}
+	var (
+		bufArray   [512]byte
+		queueArray [8]object
+		valueArray [64]value // few events have more; avoid allocating
+	)
+	buf := bufArray[:0]
+	objects := append(queueArray[:0], object{m: data})
+	values := valueArray[:0]
+	join := func(prefix span, k string) span {
+		start := len(buf)
+		buf = append(buf, buf[prefix.start:prefix.end]...)
+		buf = append(buf, '_')
+		buf = append(buf, k...)
+		return span{start, len(buf)}
+	}
+	for i := 0; i < len(objects); i++ {
+		o := objects[i]
+		for k, v := range o.m {
 			var s string
 			switch v := v.(type) {
 			case string:
@@ -44,29 +73,52 @@ func flatten(data map[string]any) map[string]string {
 			case bool:
 				s = strconv.FormatBool(v)
 			case map[string]any:
-				if k != "preferences" {
-					walk(key, v, d+1)
+				if k == "preferences" {
+					continue
 				}
+				var prefix span
+				if o.prefix.start == o.prefix.end {
+					prefix.start = len(buf)
+					buf = append(buf, k...)
+					prefix.end = len(buf)
+				} else {
+					prefix = join(o.prefix, k)
+				}
+				objects = append(objects, object{prefix, v})
 				continue
 			default: // nil, arrays
 				continue
 			}
-			if old, ok := depth[key]; ok && old <= d {
-				continue
+			if o.prefix.start == o.prefix.end {
+				values = append(values, value{key: k, s: s})
+			} else {
+				values = append(values, value{joined: join(o.prefix, k), s: s})
 			}
-			out[key] = s
-			depth[key] = d
 		}
 	}
-	walk("", data, 0)
+	keys := string(buf)
+	out := make(map[string]string, len(values)+extra)
+	for _, v := range values {
+		key := v.key
+		if v.joined.start != v.joined.end {
+			key = keys[v.joined.start:v.joined.end]
+		}
+		if _, ok := out[key]; !ok {
+			out[key] = v.s
+		}
+	}
 	return out
 }
 
+// recipientKeys are the keys recipientData adds.
+const recipientKeys = 7
+
 // eventData is the data every notification of an event shares: the flattened
 // event data plus event_id, event_type and event_time, which win over data
-// fields of the same name.
+// fields of the same name. It has room for recipientData's keys, so that
+// every copy of it has too.
 func eventData(ev *events.Event) map[string]string {
-	d := flatten(ev.Data)
+	d := flatten(ev.Data, 3+recipientKeys)
 	d["event_id"] = ev.ID
 	d["event_type"] = ev.Type
 	if !ev.Time.IsZero() {
@@ -80,23 +132,30 @@ func eventData(ev *events.Event) map[string]string {
 // write {{with .recipient_first_name}} or {{default "there" ...}} rather than
 // fail for a member without a name. Push tokens and preferences are never
 // copied: tokens are addresses, not copy.
+//
+// The copy is maps.Clone, which copies base's table as it is rather than
+// inserting every key again, and eventData left room in it for the
+// recipient keys.
 func recipientData(base map[string]string, p *events.Person) map[string]string {
-	d := make(map[string]string, len(base)+8)
-	for k, v := range base {
-		d[k] = v
-	}
-	first := ""
-	if f := strings.Fields(p.Name); len(f) > 0 {
-		first = f[0]
-	}
+	d := maps.Clone(base)
 	d["recipient_id"] = p.ID
 	d["recipient_name"] = p.Name
-	d["recipient_first_name"] = first
+	d["recipient_first_name"] = firstName(p.Name)
 	d["recipient_email"] = p.Email
 	d["recipient_phone"] = p.Phone
 	d["recipient_locale"] = p.Locale
 	d["recipient_time_zone"] = p.TimeZone
 	return d
+}
+
+// firstName is the first of strings.Fields(name), "" for none, without
+// building the slice.
+func firstName(name string) string {
+	first := strings.TrimLeftFunc(name, unicode.IsSpace)
+	if i := strings.IndexFunc(first, unicode.IsSpace); i >= 0 {
+		first = first[:i]
+	}
+	return first
 }
 
 // derive adds the render-time values to d (which the caller owns): for every

@@ -2,7 +2,9 @@ package templates
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -148,7 +150,7 @@ func TestFlatten(t *testing.T) {
 		"class_full":            "false",
 		"class_instructor_name": "Marco",
 	}
-	if got := flatten(data); !reflect.DeepEqual(got, want) {
+	if got := flatten(data, 0); !reflect.DeepEqual(got, want) {
 		t.Errorf("flatten = %v\nwant %v", got, want)
 	}
 }
@@ -278,5 +280,96 @@ func TestEscapingProblems(t *testing.T) {
 	safe := &channels.Message{HTML: "<p>Spin&lt;hx-probe&gt;</p>", Subject: "Spin<hx-probe> Bcc: x"}
 	if got := escapingProblems(safe); len(got) != 0 {
 		t.Errorf("escaped message: %v", got)
+	}
+}
+
+// FuzzFirstName holds firstName to what it replaced: the first of
+// strings.Fields.
+func FuzzFirstName(f *testing.F) {
+	for _, s := range []string{"", " ", "Emma Clarke", "  Zoë\u00a0Ng", "\u0085Ana\tDíaz", "\xffx y", "Łukasz", "a\u2028b", "\u3000李 雷"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		want := ""
+		if fs := strings.Fields(name); len(fs) > 0 {
+			want = fs[0]
+		}
+		if got := firstName(name); got != want {
+			t.Fatalf("firstName(%q) = %q, want %q", name, got, want)
+		}
+	})
+}
+
+// flattenBefore is flatten as it was, tracking every key's depth, for
+// TestFlattenAsBefore.
+func flattenBefore(data map[string]any) map[string]string {
+	out := make(map[string]string, 32)
+	depth := map[string]int{}
+	var walk func(prefix string, m map[string]any, d int)
+	walk = func(prefix string, m map[string]any, d int) {
+		for k, v := range m {
+			key := k
+			if prefix != "" {
+				key = prefix + "_" + k
+			}
+			var s string
+			switch v := v.(type) {
+			case string:
+				s = v
+			case json.Number:
+				s = v.String()
+			case float64:
+				s = strconv.FormatFloat(v, 'f', -1, 64)
+			case bool:
+				s = strconv.FormatBool(v)
+			case map[string]any:
+				if k != "preferences" {
+					walk(key, v, d+1)
+				}
+				continue
+			default:
+				continue
+			}
+			if old, ok := depth[key]; ok && old <= d {
+				continue
+			}
+			out[key] = s
+			depth[key] = d
+		}
+	}
+	walk("", data, 0)
+	return out
+}
+
+// TestFlattenAsBefore holds flatten, which joins keys in one buffer and
+// walks breadth first, to what it replaced, on data whose paths do not
+// collide at one depth (where either kept whichever came first): empty
+// keys, preferences, deep and wide nesting (more objects and values than
+// flatten has room for on the stack), keys longer than its buffer, a
+// deeper path that flattens to a shallower one's key.
+func TestFlattenAsBefore(t *testing.T) {
+	long := strings.Repeat("k", 600)
+	deep := map[string]any{"leaf": "deep"}
+	for i := range 12 {
+		deep = map[string]any{fmt.Sprintf("d%d", i): deep, fmt.Sprintf("v%d", i): json.Number(strconv.Itoa(i))}
+	}
+	wide := map[string]any{}
+	for i := range 100 {
+		wide[fmt.Sprintf("w%03d", i)] = map[string]any{"x": i%2 == 0, "y": float64(i) / 4}
+	}
+	for _, data := range []map[string]any{
+		{},
+		{"a": "1", "b": json.Number("2.50"), "c": true, "d": nil, "e": []any{"x"}, "f": 0.5},
+		{"": map[string]any{"a": "under an empty key", "": map[string]any{"b": "two empty keys"}}, "c": ""},
+		{"class": map[string]any{"name": "Spin", "preferences": map[string]any{"email": true}, "instructor": map[string]any{"name": "Priya"}},
+			"preferences": map[string]any{"sms": false}},
+		{"class_name": "top", "class": map[string]any{"name": "nested", "instructor_name": "shallow", "instructor": map[string]any{"name": "deeper"}}},
+		{long: map[string]any{long: "long", "x": map[string]any{long: "longer"}}},
+		{"deep": deep},
+		{"wide": wide},
+	} {
+		if got, want := flatten(data, 0), flattenBefore(data); !reflect.DeepEqual(got, want) {
+			t.Errorf("flatten(%v)\n= %v\nwant %v", data, got, want)
+		}
 	}
 }

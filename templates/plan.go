@@ -187,6 +187,12 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 	}
 
 	base := eventData(ev)
+	// One data map per person, for all of their messages of every rule:
+	// nothing changes a planned notification's Data, and rules with the
+	// same recipients path share its people (byPath), so a person's map
+	// is found by their address in that slice. Staff are read per rule
+	// and get one per rule.
+	var datas map[*events.Person]map[string]string
 	out := make([]notification.Notification, 0, 2*len(t.rules))
 	seen := map[string]bool{}
 	for _, w := range work {
@@ -210,9 +216,6 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 				locale = fallbackLocale
 			}
 			zone, loc := recipientZone(ch, p, ev)
-			// One data map for all of the person's messages of the rule:
-			// nothing changes a planned notification's Data.
-			var data map[string]string
 			for _, ch := range r.channels {
 				if !allows(ch) {
 					continue
@@ -228,8 +231,13 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 							Channel: ch, RecipientID: p.ID, Err: err})
 						continue
 					}
+					data := datas[p]
 					if data == nil {
+						if datas == nil {
+							datas = make(map[*events.Person]map[string]string, len(people))
+						}
 						data = recipientData(base, p)
+						datas[p] = data
 					}
 					n := notification.Notification{
 						ID:          id,
@@ -328,7 +336,8 @@ func choicesOf(opts PlanOptions, id string) Choices {
 // recipientZone is where p's quiet hours are counted: the zone they chose,
 // else theirs in the event, else the class's, else UTC.
 func recipientZone(c Choices, p *events.Person, ev *events.Event) (string, *time.Location) {
-	var names []string
+	var room [3]string // without allocating
+	names := room[:0]
 	if c != nil {
 		names = append(names, c.TimeZone())
 	}
