@@ -65,9 +65,9 @@ var Default = Inputs{
 	ShareHeld:             Input{"share held by the scheduler (reminders)", 0.1302, "", "measured: same run, 8,961"},
 	SMSOfReminders:        Input{"reminders that go by SMS", 0.1893, "", "measured: same run, 1,696 of 8,961"},
 
-	CPUPipelineNow:          Input{"herald CPU per notification, dispatcher + channel worker, today", 159, "µs", "BENCHMARKS.md `pipeline` row: herald's process only, the broker in a process of its own (135–209 µs across runs; 360 before issue 14's hot-path changes)"},
+	CPUPipelineNow:          Input{"herald CPU per notification, dispatcher + channel worker, today", 118, "µs", "BENCHMARKS.md `pipeline` row: herald's process only, the broker in a process of its own (102–118 µs across runs; 125–209 after issue 14's first pass, 360 before it)"},
 	CPUPipelineTarget:       Input{"the same at issue 14's target", 60, "µs", "issue 14 target (≤ 60 µs), not reached yet"},
-	CPUWorker:               Input{"channel worker CPU per notification (its own process)", 86, "µs", "BENCHMARKS.md `slow-provider` row (86–93 µs; `backlog`: 91–100 µs)"},
+	CPUWorker:               Input{"channel worker CPU per notification (its own process)", 70, "µs", "BENCHMARKS.md `slow-provider` row (70 µs; 86–104 before issue 14's second pass; `backlog`: 69 µs)"},
 	CPUGateway:              Input{"gateway CPU per in-app notification pushed", 112.5, "µs", "BENCHMARKS.md `live-fanout` row (100.5–112.5 µs)"},
 	CPUSchedulerPerReminder: Input{"scheduler CPU per reminder (index + fire)", 218.5, "µs", "BENCHMARKS.md `scheduled` row: 88.5 µs indexing + 130.0 µs firing"},
 	PodCores:                Input{"cores per pod", 1, "", "deploy/base: every role's CPU limit is 1"},
