@@ -235,8 +235,14 @@ func decodeBinary(b []byte) (*Notification, error) {
 	// substring of it, so the notification's strings cost one allocation.
 	r := reader{s: string(b), i: 1}
 	nf := r.uvarint("field count")
-	if r.err == nil && (nf < fieldsV1 || nf > uint64(len(b))) {
+	switch {
+	case r.err != nil:
+	case nf < fieldsV1:
 		r.fail("field count", fmt.Sprintf("%d fields, want at least %d", nf, fieldsV1))
+	case nf > uint64(len(b)):
+		// Each field takes a byte at least: a count past the record's
+		// length is damage, not a newer writer's fields.
+		r.fail("field count", fmt.Sprintf("%d fields cannot fit in a %d-byte record", nf, len(b)))
 	}
 	n := &Notification{}
 	n.ID = r.str("id")

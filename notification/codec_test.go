@@ -288,6 +288,10 @@ func TestDecodeRejectsBinary(t *testing.T) {
 	}{
 		{"unknown format byte", append([]byte{0x02}, good[1:]...), "format byte"},
 		{"too few fields", append([]byte{0x01, 19}, good[2:]...), "at least 20"},
+		// 2^40 fields: said to be too many for the record, not too few
+		// (the outside tester's report).
+		{"more fields than bytes", append([]byte{0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20}, good[2:]...), "1099511627776 fields cannot fit in a"},
+		{"plain text", []byte("hello, world"), `format byte 0x68 ('h') is neither`},
 		{"trailing", append(append([]byte{}, good...), 0), "trailing"},
 		{"varint not shortest", append([]byte{0x01, 0x94, 0x00}, good[2:]...), "shortest"},
 		{"length past the end", append([]byte{0x01, 20, 0xff, 0x7f}, good[3:]...), "left"},

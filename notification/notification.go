@@ -263,8 +263,15 @@ func Parse(b []byte) (*Notification, error) {
 	switch c := b[0]; {
 	case c == formatBinary:
 		return decodeBinary(b)
-	case c != '{' && c != ' ' && c != '\t' && c != '\n' && c != '\r' && c < 0x20:
-		return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "notification: format byte 0x%02x is neither binary format 0x%02x nor JSON", c, formatBinary)
+	case c != '{' && c != ' ' && c != '\t' && c != '\n' && c != '\r':
+		// Not herald's: a JSON notification is an object. Saying so
+		// reads better than the JSON parser's "invalid character 'h'
+		// looking for beginning of value" for a record of plain text.
+		shown := ""
+		if c >= 0x20 && c < 0x7f {
+			shown = fmt.Sprintf(" (%q)", rune(c))
+		}
+		return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "notification: format byte 0x%02x%s is neither binary format 0x%02x nor the start of a JSON object", c, shown, formatBinary)
 	}
 	if !utf8.Valid(b) {
 		return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "notification is not valid UTF-8")

@@ -76,7 +76,8 @@ func TestDecodeRejects(t *testing.T) {
 	}{
 		{"not json", "{", "notification"},
 		{"trailing", string(good) + "{}", "trailing"},
-		{"bad utf8", "\xff", "UTF-8"},
+		{"bad utf8", "{\"id\":\"\xff\"}", "UTF-8"},
+		{"neither form", "\xff", "format byte 0xff is neither"},
 		{"oversize", `{"id":"` + strings.Repeat("x", notification.MaxEncodedSize) + `"}`, "limit"},
 		{"unknown channel", tamper(func(n *notification.Notification) { n.Channel = "fax" }), "channel"},
 		{"empty to", tamper(func(n *notification.Notification) { n.To = "" }), "to is empty"},
