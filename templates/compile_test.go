@@ -71,11 +71,8 @@ func sameExecution(t *testing.T, what string, pp *parsedPart, d map[string]strin
 
 // renderData is the data Render gives n's templates in l.
 func renderData(n *notification.Notification, l *localized) map[string]string {
-	d := maps.Clone(n.Data)
-	if d == nil {
-		d = map[string]string{}
-	}
-	derive(d, l.lang)
+	d := map[string]string{}
+	fillData(d, n.Data, l.lang)
 	return d
 }
 

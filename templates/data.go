@@ -158,22 +158,13 @@ func firstName(name string) string {
 	return first
 }
 
-// derive adds the render-time values to d (which the caller owns): for every
-// key <p>_starts_at holding an RFC 3339 time, <p>_date and <p>_start_time,
-// and with <p>_ends_at also <p>_end_time and <p>_duration_minutes; all in
-// local_time_zone, which is also added. Values are formatted with the
-// layouts and names of loc. Derived keys never replace keys from the event.
-func derive(d map[string]string, loc *localeData) {
-	var starts startKeys
-	for k := range d {
-		starts.add(k)
-	}
-	deriveFrom(d, &starts, loc)
-}
-
-// fillData copies data into d and adds the render-time values, as derive
-// does, finding the <p>_starts_at keys while it copies: one pass over the
-// notification's data instead of a second one over d.
+// fillData copies data into d (which the caller owns) and adds the
+// render-time values: for every key <p>_starts_at holding an RFC 3339 time,
+// <p>_date and <p>_start_time, and with <p>_ends_at also <p>_end_time and
+// <p>_duration_minutes; all in local_time_zone, which is also added.
+// Values are formatted with the layouts and names of loc. Derived keys
+// never replace keys from the event. The <p>_starts_at keys are found while
+// copying, in one pass.
 func fillData(d, data map[string]string, loc *localeData) {
 	var starts startKeys
 	for k, v := range data {
@@ -198,7 +189,8 @@ func (s *startKeys) add(k string) {
 	}
 }
 
-// deriveFrom is derive for d whose starts_at keys are starts.
+// deriveFrom adds fillData's render-time values to d, whose starts_at keys
+// are starts.
 func deriveFrom(d map[string]string, starts *startKeys, loc *localeData) {
 	zone := localZone(d)
 	if _, ok := d["local_time_zone"]; !ok {
@@ -224,7 +216,7 @@ func deriveFrom(d map[string]string, starts *startKeys, loc *localeData) {
 	}
 }
 
-// derivedKeys are the keys derive reads and writes for one <p>_starts_at.
+// derivedKeys are the keys fillData reads and writes for one <p>_starts_at.
 type derivedKeys struct {
 	date, startTime, endsAt, endTime, duration string
 }

@@ -64,33 +64,30 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 	}
 	b := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(b)
-	exec := func(pp *parsedPart) (string, error) {
+	// run renders a part into b; its bytes are valid until the next run.
+	run := func(pp *parsedPart) ([]byte, error) {
 		b.Reset()
 		if err := pp.execute(b, d); err != nil {
-			return "", failure.Perm(failure.ReasonRender, execError(err))
+			return nil, failure.Perm(failure.ReasonRender, execError(err))
 		}
-		return b.String(), nil
+		return b.Bytes(), nil
+	}
+	exec := func(pp *parsedPart) (string, error) {
+		out, err := run(pp)
+		return string(out), err
 	}
 
 	for _, p := range channels.Lookup(n.Channel).Parts {
-		// exec, inlined: the part is trimmed in the buffer before it is
-		// copied out.
-		b.Reset()
-		if err := l.parts[p.File].execute(b, d); err != nil {
-			return nil, failure.Perm(failure.ReasonRender, execError(err))
+		out, err := run(l.parts[p.File])
+		if err != nil {
+			return nil, err
 		}
-		out := b.Bytes()
 		var text string
 		switch {
 		case p.OneLine:
 			text = oneLine(string(out))
 		case !p.HTML:
-			// Trimmed in the buffer, so only what is kept is copied.
-			out = bytes.TrimSpace(out)
-			if finalNewline(n.Channel, p) {
-				out = append(out, '\n')
-			}
-			text = string(out)
+			text = string(bytes.TrimSpace(out)) // trimmed before it is copied
 		default:
 			text = string(out)
 		}
@@ -139,19 +136,8 @@ var features = map[notification.Channel]func(r *rule, n *notification.Notificati
 	inApp:              inAppFeatures,
 }
 
-// finalNewline reports whether part p of a message on ch ends with a
-// newline after it is trimmed: an email's text body does. Render writes it
-// into the render buffer, which saves copying the body a second time to
-// append it; emailFeatures appends it to a body that was checked or cut
-// (a Check or Limit on the part), where it must come after.
-func finalNewline(ch notification.Channel, p channels.Part) bool {
-	return ch == notification.Email && p.Field == channels.FieldText && p.Check == nil && p.Limit == 0
-}
-
 func emailFeatures(r *rule, n *notification.Notification, _ *localized, d map[string]string, m *channels.Message, _ execFunc, fit bool) error {
-	if !strings.HasSuffix(m.Text, "\n") { // finalNewline did not add it
-		m.Text += "\n"
-	}
+	m.Text += "\n"
 	if fit {
 		m.ToName = clip(m, "recipient_name", m.ToName, maxDisplayName)
 	}
