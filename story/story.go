@@ -235,7 +235,6 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 
 var kindOrder = map[string]int{"event": 0, "deferred": 1, "cancel": 2, "fired": 3, "notification": 4, "retry": 5, "dead_letter": 6}
 
-// fillNotification copies what tooling may show of an encoded notification.
 // fromEvent reports whether a channel or retry record belongs to event
 // id: by the herald-event-id header herald's writers set, or, for a record
 // without one (written by hand with kcat, or by another tool), by the
@@ -251,6 +250,7 @@ func fromEvent(m *queue.Message, id string, idBytes []byte) bool {
 	return err == nil && n.EventID == id
 }
 
+// fillNotification copies what tooling may show of an encoded notification.
 func fillNotification(r *Record, value []byte) {
 	n, err := notification.Decode(value)
 	if err != nil {
