@@ -18,20 +18,18 @@ type ProducerConfig struct {
 	Brokers []string
 	// Transport carries TLS/SASL and the client id; nil uses kafka-go's default.
 	Transport *kafka.Transport
-	// BatchTimeout is how long a partial batch waits for more messages.
-	// kafka-go's default is 1s, which would add a second to every
-	// notification; herald defaults to 1ms, enough to coalesce the
-	// concurrent publishes of many in-flight handlers into one request.
-	// `herald bench --scenario latency` measured 2ms against 1ms: p50
-	// produce→sink fell from ~10 to ~6 ms (two publishes on the way) with
-	// no loss of pipeline throughput.
+	// BatchTimeout and BatchSize configure kafka-go's Writer, which now
+	// carries only records too large to share a request (near
+	// queue.MaxRecordBytes) and the lone second try of a refused record.
+	// Every other record goes in a grouped write (requests.go) that waits
+	// for nothing.
+	//
+	// BatchTimeout is how long the Writer's partial batch waits for more
+	// messages; kafka-go's default is 1s, herald's 1ms.
 	BatchTimeout time.Duration
-	// BatchSize is the most messages per partition batch; default 100.
+	// BatchSize is the most messages per Writer batch; default 100.
 	// kafka-go allocates (and zeroes) room for BatchSize messages, about
-	// 150 bytes each, for every batch it opens: at 1000 that was 150 KB per
-	// partition per millisecond, 10% of the pipeline's CPU in memclr and
-	// GC (issue 14's profile). With a 1 ms BatchTimeout a batch rarely
-	// holds more than a few dozen records, and a full one is sent at once.
+	// 150 bytes each, for every batch it opens.
 	BatchSize int
 }
 
@@ -44,20 +42,21 @@ type Producer struct {
 	// through it, so that the refusal is known to be about that record and
 	// not about a batch it shared with other callers' records.
 	alone *kafka.Writer
-	g     group
+	// reqs writes grouped records, one request per leader broker.
+	reqs *requests
+	g    group
 }
 
-// group commits concurrent Publish calls together. kafka-go's Writer seals
-// a partition's batch BatchTimeout after its first record and writes one
-// batch per partition at a time, so while a produce request is out the
-// records that follow wait in batches of one window each: with produce
-// round trips of 15 ms (herald bench --scenario pipeline --rtt 0.5ms on
-// the 2-core VM) batches held one record on average and a partition
-// carried one record per round trip. Here a call that finds groupWrites
-// grouped writes already out waits for one to return and then goes with
-// every call that waited meanwhile, in one WriteMessages: batches grow
-// with the round trip instead of the queue. A call that finds a write free
-// goes at once, so an idle producer adds no wait.
+// group commits concurrent Publish calls together. A call that finds
+// groupWrites grouped writes already out waits for one to return and then
+// goes with every call that waited meanwhile, in one grouped write: batches
+// grow with the round trip instead of the queue. A call that finds a write
+// free goes at once, so an idle producer adds no wait. (With kafka-go's
+// Writer, which sealed a partition's batch BatchTimeout after its first
+// record and wrote one batch per partition at a time, produce round trips
+// of 15 ms under herald bench --scenario pipeline --rtt 0.5ms left one
+// record per batch; a grouped write is now one produce request per leader
+// broker, requests.go.)
 type group struct {
 	mu       sync.Mutex
 	pending  []*publishCall
@@ -88,6 +87,12 @@ const (
 	// closeGrace is how long Close waits for grouped writes before it
 	// abandons them (their callers get the error and retry).
 	closeGrace = 10 * time.Second
+	// writeAttempts, writeBackoffMin and writeBackoffMax are how often and
+	// how patiently a write is tried again after a temporary error: the
+	// Writer's MaxAttempts and backoffs, and the grouped writes' own.
+	writeAttempts   = 5
+	writeBackoffMin = 20 * time.Millisecond
+	writeBackoffMax = 500 * time.Millisecond
 )
 
 var _ queue.Publisher = (*Producer)(nil)
@@ -112,19 +117,19 @@ func NewProducer(cfg ProducerConfig) *Producer {
 			// record, never about how records were batched; and a
 			// single record above it is refused here, before any I/O.
 			BatchBytes:  queue.MaxRecordBytes,
-			MaxAttempts: 5,
+			MaxAttempts: writeAttempts,
 			// herald creates its own topics at start; auto-creation would hide a
 			// misconfigured topic name behind a topic nobody consumes.
 			AllowAutoTopicCreation: false,
-			WriteBackoffMin:        20 * time.Millisecond,
-			WriteBackoffMax:        500 * time.Millisecond,
+			WriteBackoffMin:        writeBackoffMin,
+			WriteBackoffMax:        writeBackoffMax,
 		}
 		if cfg.Transport != nil {
 			w.Transport = cfg.Transport
 		}
 		return w
 	}
-	p := &Producer{w: writer(cfg.BatchSize), alone: writer(1)}
+	p := &Producer{w: writer(cfg.BatchSize), alone: writer(1), reqs: newRequests(cfg.Brokers, cfg.Transport)}
 	p.g.ctx, p.g.cancel = context.WithCancel(context.Background())
 	return p
 }
@@ -220,43 +225,32 @@ func (p *Producer) flush(calls []*publishCall) {
 	}
 }
 
-// writeGroup writes the records of calls in one WriteMessages and gives
+// writeGroup writes the records of calls in one grouped write and gives
 // each call the outcome of its own records. It runs on no caller's context
 // (a caller that stops waiting must not fail the others) but the
-// producer's; kafka-go's attempts and timeouts bound it.
+// producer's; the grouped write's attempts and timeouts bound it.
 func (p *Producer) writeGroup(calls []*publishCall) {
 	ctx := p.g.ctx
-	if len(calls) == 1 {
-		calls[0].done <- p.write(ctx, calls[0].km)
-		return
+	all := calls[0].km
+	if len(calls) > 1 {
+		total := 0
+		for _, c := range calls {
+			total += len(c.km)
+		}
+		all = make([]kafka.Message, 0, total)
+		for _, c := range calls {
+			all = append(all, c.km...)
+		}
 	}
-	total := 0
+	we := p.reqs.write(ctx, all)
+	off := 0
 	for _, c := range calls {
-		total += len(c.km)
-	}
-	all := make([]kafka.Message, 0, total)
-	for _, c := range calls {
-		all = append(all, c.km...)
-	}
-	err := p.w.WriteMessages(ctx, all...)
-	var we kafka.WriteErrors
-	switch {
-	case err == nil:
-		for _, c := range calls {
-			c.done <- nil
+		var err error
+		if we != nil {
+			err = p.settle(ctx, c.km, we[off:off+len(c.km)])
 		}
-	case errors.As(err, &we) && len(we) == len(all):
-		off := 0
-		for _, c := range calls {
-			c.done <- p.settle(ctx, c.km, we[off:off+len(c.km)])
-			off += len(c.km)
-		}
-	default:
-		// Not about particular records (the writer closed, a refusal
-		// recordSize did not foresee): each call as if written alone.
-		for _, c := range calls {
-			c.done <- p.write(ctx, c.km)
-		}
+		c.done <- err
+		off += len(c.km)
 	}
 }
 

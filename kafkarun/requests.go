@@ -1,0 +1,305 @@
+package kafkarun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
+	produceAPI "github.com/segmentio/kafka-go/protocol/produce"
+
+	"github.com/gymhq/herald/queue"
+)
+
+// requests writes grouped records in as few produce requests as the
+// cluster allows: one request per leader broker, holding a record batch
+// for every partition it leads. kafka-go's Writer sends one request per
+// partition batch and holds each batch open for BatchTimeout first; with
+// records spread over many partitions a grouped write of a few dozen
+// records was a few dozen requests, each a round trip, a write and a read
+// syscall and the broker's per-request work (issue 14's profile: the
+// producer was the largest single cost of the latency scenario). The
+// records go through kafka-go's own transport (its connections, TLS and
+// SASL, its cached metadata) and its protocol encoding; only the grouping
+// into requests is herald's.
+type requests struct {
+	addr     net.Addr
+	rt       kafka.RoundTripper
+	balancer kafka.Balancer
+	// attempts and backoffMin/Max are the Writer's (writeAttempts): a
+	// record whose partition answered with a temporary error, or whose
+	// request met a transient network error, is tried again, up to
+	// attempts in all, after a backoff of attempt² × backoffMin, at most
+	// backoffMax.
+	attempts               int
+	backoffMin, backoffMax time.Duration
+	timeout                time.Duration
+	// batchBytes bounds a partition's record batch, as the Writer's
+	// BatchBytes did: records beyond it go in the next request.
+	batchBytes int
+}
+
+func newRequests(brokers []string, transport *kafka.Transport) *requests {
+	r := &requests{
+		addr: kafka.TCP(brokers...), rt: kafka.DefaultTransport, balancer: &kafka.Murmur2Balancer{},
+		attempts: writeAttempts, backoffMin: writeBackoffMin, backoffMax: writeBackoffMax,
+		timeout: 10 * time.Second, batchBytes: queue.MaxRecordBytes,
+	}
+	if transport != nil {
+		r.rt = transport
+	}
+	return r
+}
+
+// write writes km. It returns nil when every record was written, and
+// otherwise one error per record, nil for each record written.
+func (r *requests) write(ctx context.Context, km []kafka.Message) kafka.WriteErrors {
+	errs := make(kafka.WriteErrors, len(km))
+	pending := make([]int, len(km))
+	for i := range pending {
+		pending[i] = i
+	}
+	for attempt := 1; ; attempt++ {
+		if err := r.once(ctx, km, pending, errs); err != nil {
+			for _, i := range pending {
+				errs[i] = err
+			}
+		}
+		pending = pending[:0]
+		for i, e := range errs {
+			if e != nil && retryable(e) {
+				pending = append(pending, i)
+			}
+		}
+		if len(pending) == 0 || attempt >= r.attempts {
+			break
+		}
+		if sleepCtx(ctx, min(time.Duration(attempt*attempt)*r.backoffMin, r.backoffMax)) != nil {
+			break
+		}
+		for _, i := range pending {
+			errs[i] = nil
+		}
+	}
+	if slices.ContainsFunc(errs, func(e error) bool { return e != nil }) {
+		return errs
+	}
+	return nil
+}
+
+// retryable is the Writer's test for trying a write again: an error kafka
+// calls temporary, or a connection that broke.
+func retryable(err error) bool {
+	var temp interface{ Temporary() bool }
+	if errors.As(err, &temp) && temp.Temporary() {
+		return true
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// chunk is one partition's records in one request.
+type chunk struct {
+	topic     string
+	partition int32
+	idx       []int // into km, in order
+	bytes     int
+}
+
+// once makes one attempt at writing the records km[pending], setting
+// errs[i] for each one that failed. It returns an error, and sets none,
+// when it cannot route them (no metadata for a topic).
+func (r *requests) once(ctx context.Context, km []kafka.Message, pending []int, errs kafka.WriteErrors) error {
+	var names []string
+	for _, i := range pending {
+		if !slices.Contains(names, km[i].Topic) {
+			names = append(names, km[i].Topic)
+		}
+	}
+	res, err := r.rt.RoundTrip(ctx, r.addr, &metadataAPI.Request{TopicNames: names})
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	leaders := make(map[string]map[int32]int32, len(names)) // topic → partition → leader
+	parts := make(map[string][]int, len(names))
+	for _, t := range res.(*metadataAPI.Response).Topics {
+		if !slices.Contains(names, t.Name) {
+			continue
+		}
+		if t.ErrorCode != 0 {
+			return fmt.Errorf("topic %s: %w", t.Name, kafka.Error(t.ErrorCode))
+		}
+		ls := make(map[int32]int32, len(t.Partitions))
+		ps := make([]int, 0, len(t.Partitions))
+		for _, p := range t.Partitions {
+			ls[p.PartitionIndex] = p.LeaderID
+			ps = append(ps, int(p.PartitionIndex))
+		}
+		slices.Sort(ps)
+		leaders[t.Name], parts[t.Name] = ls, ps
+	}
+	for _, name := range names {
+		if len(parts[name]) == 0 {
+			return fmt.Errorf("topic %s: %w", name, kafka.UnknownTopicOrPartition)
+		}
+	}
+
+	// Each partition's records in order, cut into chunks of at most
+	// batchBytes; round k of requests carries every partition's k-th chunk.
+	type tp struct {
+		topic     string
+		partition int32
+	}
+	chunks := make(map[tp][]*chunk)
+	var order []tp
+	for _, i := range pending {
+		m := &km[i]
+		p := int32(r.balancer.Balance(*m, parts[m.Topic]...))
+		k := tp{m.Topic, p}
+		cs, seen := chunks[k]
+		if !seen {
+			order = append(order, k)
+		}
+		size := recordSize(m) + recordOverhead
+		if len(cs) == 0 || (cs[len(cs)-1].bytes+size > r.batchBytes && len(cs[len(cs)-1].idx) > 0) {
+			cs = append(cs, &chunk{topic: m.Topic, partition: p})
+		}
+		c := cs[len(cs)-1]
+		c.idx = append(c.idx, i)
+		c.bytes += size
+		chunks[k] = cs
+	}
+	rounds := 0
+	for _, cs := range chunks {
+		rounds = max(rounds, len(cs))
+	}
+	failed := make(map[tp]error)
+	for round := range rounds {
+		byLeader := make(map[int32][]*chunk)
+		var leaderOrder []int32
+		for _, k := range order {
+			cs := chunks[k]
+			if round >= len(cs) {
+				continue
+			}
+			if err := failed[k]; err != nil {
+				// An earlier chunk of this partition failed: a later
+				// one written now would land before it on a retry.
+				for _, i := range cs[round].idx {
+					errs[i] = err
+				}
+				continue
+			}
+			l := leaders[k.topic][k.partition]
+			if _, ok := byLeader[l]; !ok {
+				leaderOrder = append(leaderOrder, l)
+			}
+			byLeader[l] = append(byLeader[l], cs[round])
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, l := range leaderOrder {
+			wg.Go(func() {
+				results := r.produce(ctx, km, byLeader[l])
+				mu.Lock()
+				defer mu.Unlock()
+				for j, c := range byLeader[l] {
+					if results[j] == nil {
+						continue
+					}
+					failed[tp{c.topic, c.partition}] = results[j]
+					for _, i := range c.idx {
+						errs[i] = results[j]
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	return nil
+}
+
+// recordOverhead is what a record adds to a batch beyond recordSize:
+// varint lengths, offset and timestamp deltas, attributes (at most about
+// 20 bytes, a few more per header); 64 keeps a chunk under the broker's
+// limit whatever the headers.
+const recordOverhead = 64
+
+// produce sends the chunks, all led by one broker, in one request and
+// returns each chunk's outcome.
+func (r *requests) produce(ctx context.Context, km []kafka.Message, cs []*chunk) []error {
+	req := &produceAPI.Request{Acks: int16(kafka.RequireAll), Timeout: int32(r.timeout / time.Millisecond)}
+	for _, c := range cs {
+		recs := make([]protocol.Record, len(c.idx))
+		for j, i := range c.idx {
+			m := &km[i]
+			recs[j] = protocol.Record{Time: m.Time, Headers: m.Headers}
+			if m.Key != nil {
+				recs[j].Key = protocol.NewBytes(m.Key)
+			}
+			if m.Value != nil {
+				recs[j].Value = protocol.NewBytes(m.Value)
+			}
+		}
+		part := produceAPI.RequestPartition{Partition: c.partition, RecordSet: protocol.RecordSet{Records: protocol.NewRecordReader(recs...)}}
+		if n := len(req.Topics); n > 0 && req.Topics[n-1].Topic == c.topic {
+			req.Topics[n-1].Partitions = append(req.Topics[n-1].Partitions, part)
+		} else {
+			req.Topics = append(req.Topics, produceAPI.RequestTopic{Topic: c.topic, Partitions: []produceAPI.RequestPartition{part}})
+		}
+	}
+	out := make([]error, len(cs))
+	rctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	m, err := r.rt.RoundTrip(rctx, r.addr, req)
+	if err != nil {
+		for j := range out {
+			out[j] = err
+		}
+		return out
+	}
+	type tp struct {
+		topic     string
+		partition int32
+	}
+	got := make(map[tp]error, len(cs))
+	for _, t := range m.(*produceAPI.Response).Topics {
+		for _, p := range t.Partitions {
+			var e error
+			if p.ErrorCode != 0 {
+				e = kafka.Error(p.ErrorCode)
+				if p.ErrorMessage != "" {
+					e = fmt.Errorf("%w: %s", e, p.ErrorMessage)
+				}
+			}
+			got[tp{t.Topic, p.Partition}] = e
+		}
+	}
+	for j, c := range cs {
+		e, ok := got[tp{c.topic, c.partition}]
+		if !ok {
+			e = fmt.Errorf("topic %s partition %d: no answer in the produce response: %w", c.topic, c.partition, kafka.Unknown)
+		}
+		out[j] = e
+	}
+	return out
+}

@@ -1,0 +1,215 @@
+package kafkarun_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gymhq/herald/internal/kafkatest"
+	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/queue"
+)
+
+// countProduce counts the produce requests c receives and the partitions
+// each names; fail, when it returns true for a request, answers it with
+// NOT_LEADER_FOR_PARTITION (retryable) for all its partitions, unwritten.
+func countProduce(c *kafkatest.Cluster, fail func(n int) bool) func() (requests int, partitions []int) {
+	var mu sync.Mutex
+	var parts []int
+	c.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kr.(*kmsg.ProduceRequest)
+		n := 0
+		for _, t := range req.Topics {
+			n += len(t.Partitions)
+		}
+		mu.Lock()
+		parts = append(parts, n)
+		failed := fail != nil && fail(len(parts))
+		mu.Unlock()
+		if !failed {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		resp.SetVersion(req.GetVersion())
+		for _, t := range req.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = 6 // NOT_LEADER_FOR_PARTITION
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	return func() (int, []int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(parts), append([]int(nil), parts...)
+	}
+}
+
+// keyed returns n records for topic, keyed k0…, valued "topic/i".
+func keyed(topic string, n int) []queue.Message {
+	out := make([]queue.Message, n)
+	for i := range out {
+		out[i] = queue.Message{Topic: topic, Key: []byte("k" + strconv.Itoa(i%7)), Value: []byte(topic + "/" + strconv.Itoa(i))}
+	}
+	return out
+}
+
+// checkLanded reads every partition of each topic and checks that each of
+// msgs is there exactly once, on the partition the Java client's murmur2
+// partitioner picks for its key, in the order it was published.
+func checkLanded(t *testing.T, brokers []string, partitions int, msgs []queue.Message) {
+	t.Helper()
+	want := make(map[string][]string) // topic/partition → values in order
+	var b kafka.Murmur2Balancer
+	all := make([]int, partitions)
+	for i := range all {
+		all[i] = i
+	}
+	topics := map[string]bool{}
+	for _, m := range msgs {
+		p := b.Balance(kafka.Message{Key: m.Key}, all...)
+		k := m.Topic + "/" + strconv.Itoa(p)
+		want[k] = append(want[k], string(m.Value))
+		topics[m.Topic] = true
+	}
+	for topic := range topics {
+		for p := range partitions {
+			k := topic + "/" + strconv.Itoa(p)
+			got := partitionValues(t, brokers, topic, p)
+			if strings.Join(got, ",") != strings.Join(want[k], ",") {
+				t.Errorf("%s holds %q, want %q", k, got, want[k])
+			}
+		}
+	}
+}
+
+// A grouped write goes to the broker as one produce request per leader,
+// carrying every topic and partition that broker leads. kafka-go's Writer,
+// which wrote them before, sends one request per partition batch: this
+// call of 90 records over three topics of six partitions each was 18
+// requests, and at issue 14's latency rate most requests carried one
+// record, a round trip, two syscalls and the broker's per-request work
+// each.
+func TestPublishOneRequestPerLeader(t *testing.T) {
+	c := kafkatest.Start(t, kfake.NumBrokers(3))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const partitions = 6
+	names := []string{"alpha", "beta", "gamma"}
+	var specs []kafkarun.TopicSpec
+	for _, n := range names {
+		specs = append(specs, kafkarun.TopicSpec{Name: n, Partitions: partitions, Replication: 1})
+	}
+	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, specs); err != nil {
+		t.Fatal(err)
+	}
+	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: c.Brokers()})
+	defer p.Close()
+	// Metadata first, so the count below is of this call's requests only.
+	if err := p.Publish(ctx, queue.Message{Topic: "alpha", Key: []byte("warm"), Value: []byte("warm")}); err != nil {
+		t.Fatal(err)
+	}
+	counted := countProduce(c, nil)
+
+	var msgs []queue.Message
+	for _, n := range names {
+		msgs = append(msgs, keyed(n, 30)...)
+	}
+	if err := p.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	n, parts := counted()
+	t.Logf("90 records over 18 partitions in %d produce requests (partitions per request: %v)", n, parts)
+	if n > 3 {
+		t.Errorf("%d produce requests for one call on 3 brokers, want at most one per broker", n)
+	}
+	checkLanded(t, c.Brokers(), partitions, append([]queue.Message{{Topic: "alpha", Key: []byte("warm"), Value: []byte("warm")}}, msgs...))
+}
+
+// A partition that answers with a retryable error gets its records again,
+// each written once, in order; the other partitions of the request are not
+// written twice.
+func TestPublishRetriesRetryablePartitionErrors(t *testing.T) {
+	c := kafkatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const partitions = 3
+	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: "flaky", Partitions: partitions, Replication: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: c.Brokers()})
+	defer p.Close()
+	counted := countProduce(c, func(n int) bool { return n <= 2 }) // the first two fail
+	msgs := keyed("flaky", 40)
+	if err := p.Publish(ctx, msgs...); err != nil {
+		t.Fatalf("publish through two NOT_LEADER answers: %v", err)
+	}
+	if n, _ := counted(); n != 3 {
+		t.Errorf("%d produce requests, want 3 (two refused, one written)", n)
+	}
+	checkLanded(t, c.Brokers(), partitions, msgs)
+}
+
+// A partition that keeps answering with a retryable error fails the call
+// after the producer's attempts, with the broker's error.
+func TestPublishGivesUpOnPartitionErrors(t *testing.T) {
+	c := kafkatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: "down", Partitions: 1, Replication: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: c.Brokers()})
+	defer p.Close()
+	counted := countProduce(c, func(int) bool { return true })
+	err := p.Publish(ctx, keyed("down", 3)...)
+	if err == nil || !strings.Contains(err.Error(), "Not Leader For Partition") {
+		t.Fatalf("publish to a partition that never takes records: %v, want its NOT_LEADER error", err)
+	}
+	if n, _ := counted(); n != 5 {
+		t.Errorf("%d produce requests, want the producer's 5 attempts", n)
+	}
+}
+
+// A partition's records beyond one batch's bytes go in the next request,
+// after the first is acknowledged; when an earlier batch of a partition
+// fails, its later ones wait for the retry instead of landing before it.
+func TestPublishSplitsBatchesInOrder(t *testing.T) {
+	c := kafkatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: "long", Partitions: 1, Replication: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: c.Brokers()})
+	defer p.Close()
+	kafkarun.SetBatchBytes(p, 400) // about two of these records per batch
+	counted := countProduce(c, func(n int) bool { return n == 1 })
+	var msgs []queue.Message
+	for i := range 10 {
+		msgs = append(msgs, queue.Message{Topic: "long", Key: []byte("k"), Value: []byte(strings.Repeat("x", 100) + strconv.Itoa(i))})
+	}
+	if err := p.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	// One refused request whose partition sends nothing more, then the
+	// five batches.
+	if n, parts := counted(); n != 6 {
+		t.Errorf("%d produce requests (%v), want 6", n, parts)
+	}
+	checkLanded(t, c.Brokers(), 1, msgs)
+}
