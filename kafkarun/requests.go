@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
@@ -37,8 +38,8 @@ type requests struct {
 	// attempts and backoffMin/Max are the Writer's (writeAttempts): a
 	// record whose partition answered with a temporary error, or whose
 	// request met a transient network error, is tried again, up to
-	// attempts in all, after a backoff of attempt² × backoffMin, at most
-	// backoffMax.
+	// attempts in all, after a jittered exponential backoff from
+	// backoffMin up to backoffMax.
 	attempts               int
 	backoffMin, backoffMax time.Duration
 	timeout                time.Duration
@@ -67,7 +68,14 @@ func (r *requests) write(ctx context.Context, km []kafka.Message) kafka.WriteErr
 	for i := range pending {
 		pending[i] = i
 	}
-	for attempt := 1; ; attempt++ {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval: r.backoffMin, RandomizationFactor: 0.5, Multiplier: 3, MaxInterval: r.backoffMax,
+	}
+	// Retry's own error is the last attempt's, already in errs.
+	_, _ = backoff.Retry(ctx, func() (struct{}, error) {
+		for _, i := range pending {
+			errs[i] = nil
+		}
 		if err := r.once(ctx, km, pending, errs); err != nil {
 			for _, i := range pending {
 				errs[i] = err
@@ -79,16 +87,11 @@ func (r *requests) write(ctx context.Context, km []kafka.Message) kafka.WriteErr
 				pending = append(pending, i)
 			}
 		}
-		if len(pending) == 0 || attempt >= r.attempts {
-			break
+		if len(pending) > 0 {
+			return struct{}{}, errs[pending[0]]
 		}
-		if sleepCtx(ctx, min(time.Duration(attempt*attempt)*r.backoffMin, r.backoffMax)) != nil {
-			break
-		}
-		for _, i := range pending {
-			errs[i] = nil
-		}
-	}
+		return struct{}{}, nil
+	}, backoff.WithBackOff(b), backoff.WithMaxTries(uint(r.attempts)), backoff.WithMaxElapsedTime(0))
 	if slices.ContainsFunc(errs, func(e error) bool { return e != nil }) {
 		return errs
 	}
@@ -104,17 +107,6 @@ func retryable(err error) bool {
 	}
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // chunk is one partition's records in one request.
