@@ -31,7 +31,11 @@ func partitionValues(t *testing.T, brokers []string, topic string, partition int
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	// A transport of its own: kafka-go's default one caches metadata for
+	// 6 s, and a test that moved a partition's leader would ask the old one.
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr}
 	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(partition)}}})
 	if err != nil {
 		t.Fatal(err)

@@ -46,13 +46,22 @@ type requests struct {
 	// batchBytes bounds a partition's record batch, as the Writer's
 	// BatchBytes did: records beyond it go in the next request.
 	batchBytes int
+	// requestBytes bounds a request: a broker's batches beyond it go in
+	// further requests to it, one after another. 1 MB, as the Java
+	// producer's max.request.size: without a bound one grouped write of
+	// large notifications over many partitions was one request of 114 MB
+	// (an outside tester's class cancellation with 1,500 attendees, over
+	// 3 × 40 partitions), past a broker's socket.request.max.bytes
+	// (100 MB by default), where the broker closes the connection and
+	// every retry fails alike.
+	requestBytes int
 }
 
 func newRequests(brokers []string, transport *kafka.Transport) *requests {
 	r := &requests{
 		addr: kafka.TCP(brokers...), rt: kafka.DefaultTransport, balancer: &kafka.Murmur2Balancer{},
 		attempts: writeAttempts, backoffMin: writeBackoffMin, backoffMax: writeBackoffMax,
-		timeout: 10 * time.Second, batchBytes: queue.MaxRecordBytes,
+		timeout: 10 * time.Second, batchBytes: queue.MaxRecordBytes, requestBytes: queue.MaxRecordBytes,
 	}
 	if transport != nil {
 		r.rt = transport
@@ -98,11 +107,19 @@ func (r *requests) write(ctx context.Context, km []kafka.Message) kafka.WriteErr
 	return nil
 }
 
-// retryable is the Writer's test for trying a write again: an error kafka
-// calls temporary, or a connection that broke.
+// retryable is the Writer's test for trying a write again (an error kafka
+// calls temporary, or a connection that broke), and a request kafka-go's
+// transport would not route: it routes by its own cached metadata, which
+// can change between the read that grouped the request and the request
+// ("mismatching leaders" after a leader moved, no leader during an
+// election); the next attempt groups by the new metadata.
 func retryable(err error) bool {
 	var temp interface{ Temporary() bool }
 	if errors.As(err, &temp) && temp.Temporary() {
+		return true
+	}
+	var routing *produceAPI.Error
+	if errors.As(err, &routing) {
 		return true
 	}
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
@@ -211,17 +228,19 @@ func (r *requests) once(ctx context.Context, km []kafka.Message, pending []int, 
 		var mu sync.Mutex
 		for _, l := range leaderOrder {
 			wg.Go(func() {
-				results := r.produce(ctx, km, byLeader[l])
-				mu.Lock()
-				defer mu.Unlock()
-				for j, c := range byLeader[l] {
-					if results[j] == nil {
-						continue
+				for _, cs := range r.pack(byLeader[l]) {
+					results := r.produce(ctx, km, cs)
+					mu.Lock()
+					for j, c := range cs {
+						if results[j] == nil {
+							continue
+						}
+						failed[tp{c.topic, c.partition}] = results[j]
+						for _, i := range c.idx {
+							errs[i] = results[j]
+						}
 					}
-					failed[tp{c.topic, c.partition}] = results[j]
-					for _, i := range c.idx {
-						errs[i] = results[j]
-					}
+					mu.Unlock()
 				}
 			})
 		}
@@ -229,6 +248,27 @@ func (r *requests) once(ctx context.Context, km []kafka.Message, pending []int, 
 	}
 	return nil
 }
+
+// pack cuts one broker's chunks of a round into requests of at most
+// requestBytes (a chunk larger than that goes alone).
+func (r *requests) pack(cs []*chunk) [][]*chunk {
+	var out [][]*chunk
+	size := 0
+	for _, c := range cs {
+		n := c.bytes + batchOverhead
+		if len(out) == 0 || size+n > r.requestBytes {
+			out = append(out, nil)
+			size = 0
+		}
+		out[len(out)-1] = append(out[len(out)-1], c)
+		size += n
+	}
+	return out
+}
+
+// batchOverhead is a record batch's header (61 bytes) and its partition's
+// fields in the request, rounded up.
+const batchOverhead = 128
 
 // recordOverhead is what a record adds to a batch beyond recordSize:
 // varint lengths, offset and timestamp deltas, attributes (at most about

@@ -2,9 +2,11 @@ package kafkarun_test
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,4 +214,163 @@ func TestPublishSplitsBatchesInOrder(t *testing.T) {
 		t.Errorf("%d produce requests (%v), want 6", n, parts)
 	}
 	checkLanded(t, c.Brokers(), 1, msgs)
+}
+
+// keyFor returns a key the murmur2 partitioner puts on partition p of n.
+func keyFor(p, n int, salt string) []byte {
+	var b kafka.Murmur2Balancer
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	for i := 0; ; i++ {
+		k := []byte(salt + "-" + strconv.Itoa(i))
+		if b.Balance(kafka.Message{Key: k}, all...) == p {
+			return k
+		}
+	}
+}
+
+// A request stays within 1 MB (the Java producer's max.request.size)
+// however many partitions one broker leads: an outside tester's class
+// cancellation with 1,500 attendees made one grouped write of 114 MB in a
+// single request, over a broker's default socket.request.max.bytes
+// (100 MB), where the broker closes the connection. Here 240 records of
+// 190 KB over 3 topics × 40 partitions of one broker were one request of
+// 45 MB.
+func TestPublishBoundsRequestBytes(t *testing.T) {
+	c := kafkatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const partitions = 40
+	names := []string{"big-email", "big-sms", "big-inapp"}
+	var specs []kafkarun.TopicSpec
+	for _, n := range names {
+		specs = append(specs, kafkarun.TopicSpec{Name: n, Partitions: partitions, Replication: 1})
+	}
+	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, specs); err != nil {
+		t.Fatal(err)
+	}
+	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: c.Brokers()})
+	defer p.Close()
+	var mu sync.Mutex
+	var sizes []int
+	c.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		n := 0
+		for _, tp := range kr.(*kmsg.ProduceRequest).Topics {
+			for _, pp := range tp.Partitions {
+				n += len(pp.Records)
+			}
+		}
+		mu.Lock()
+		sizes = append(sizes, n)
+		mu.Unlock()
+		return nil, nil, false
+	})
+	val := []byte(strings.Repeat("v", 190_000))
+	var msgs []queue.Message
+	for _, n := range names {
+		for part := range partitions {
+			k := keyFor(part, partitions, n)
+			msgs = append(msgs, queue.Message{Topic: n, Key: k, Value: val}, queue.Message{Topic: n, Key: k, Value: val})
+		}
+	}
+	if err := p.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	most := slices.Max(sizes)
+	t.Logf("%d records of 190 KB in %d produce requests, largest %d bytes of records", len(msgs), len(sizes), most)
+	mu.Unlock()
+	if most > 1<<20 {
+		t.Errorf("a produce request of %d bytes of records, over 1 MiB", most)
+	}
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...)}
+	for _, n := range names {
+		var reqs []kafka.OffsetRequest
+		for part := range partitions {
+			reqs = append(reqs, kafka.LastOffsetOf(part))
+		}
+		resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{n: reqs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, po := range resp.Topics[n] {
+			if po.LastOffset != 2 {
+				t.Errorf("%s/%d holds %d records, want 2", n, po.Partition, po.LastOffset)
+			}
+		}
+	}
+}
+
+// A leader that moves while a grouped write of several rounds is under way
+// (found by an outside tester): the rounds are grouped by the metadata read
+// at the start of the attempt, while kafka-go's transport routes each
+// request by its own cache, refreshed meanwhile, and refuses one whose
+// partitions now have different leaders ("mismatching leaders"). That
+// refusal failed the whole publish; it is now tried again, grouped by the
+// new leaders, as the Writer did.
+func TestPublishThroughALeaderMove(t *testing.T) {
+	c := kafkatest.Start(t, kfake.NumBrokers(3))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const partitions = 3
+	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: "mv", Partitions: partitions, Replication: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	// p0 and p1 on broker 0, p2 on broker 1.
+	for part, node := range []int32{0, 0, 1} {
+		if err := c.MoveTopicPartition("mv", int32(part), node); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := &kafka.Transport{MetadataTTL: 200 * time.Millisecond}
+	defer tr.CloseIdleConnections()
+	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: c.Brokers(), Transport: tr})
+	defer p.Close()
+	time.Sleep(time.Second) // the transport's cache sees the layout above
+	warm := queue.Message{Topic: "mv", Key: keyFor(2, partitions, "w"), Value: []byte("warm")}
+	if err := p.Publish(ctx, warm); err != nil {
+		t.Fatal(err)
+	}
+	kafkarun.SetBatchBytes(p, 400) // about two records per batch: several rounds
+
+	seen0 := make(chan struct{})
+	var once0, once1 sync.Once
+	var moved atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		switch c.CurrentNode() {
+		case 0:
+			once0.Do(func() { close(seen0) })
+		case 1:
+			once1.Do(func() {
+				c.SleepControl(func() {
+					<-seen0
+					time.Sleep(200 * time.Millisecond) // broker 0 answers round 0
+					if err := c.MoveTopicPartition("mv", 1, 2); err != nil {
+						t.Error(err)
+					}
+					moved.Store(true)
+					time.Sleep(time.Second) // the transport's cache refreshes
+				})
+			})
+		}
+		return nil, nil, false
+	})
+	var msgs []queue.Message
+	for part := range partitions {
+		k := keyFor(part, partitions, "mv")
+		for i := range 6 {
+			msgs = append(msgs, queue.Message{Topic: "mv", Key: k, Value: []byte(strconv.Itoa(part) + "/" + strconv.Itoa(i) + "/" + strings.Repeat("x", 100))})
+		}
+	}
+	if err := p.Publish(ctx, msgs...); err != nil {
+		t.Fatalf("publish across a leader move (moved: %v): %v", moved.Load(), err)
+	}
+	if !moved.Load() {
+		t.Fatal("the leader did not move during the write")
+	}
+	checkLanded(t, c.Brokers(), partitions, append([]queue.Message{warm}, msgs...))
 }
