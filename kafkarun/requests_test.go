@@ -61,6 +61,25 @@ func countProduce(c *kafkatest.Cluster, fail func(n int) bool) func() (requests 
 	}
 }
 
+// withTopics starts a cluster (with opts) holding the topics names, of
+// partitions partitions each, and a producer on it.
+func withTopics(t *testing.T, partitions int, names []string, opts ...kfake.Opt) (*kafkatest.Cluster, *kafkarun.Producer) {
+	t.Helper()
+	c := kafkatest.Start(t, opts...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var specs []kafkarun.TopicSpec
+	for _, n := range names {
+		specs = append(specs, kafkarun.TopicSpec{Name: n, Partitions: partitions, Replication: 1})
+	}
+	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, specs); err != nil {
+		t.Fatal(err)
+	}
+	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: c.Brokers()})
+	t.Cleanup(func() { p.Close() })
+	return c, p
+}
+
 // keyed returns n records for topic, keyed k0…, valued "topic/i".
 func keyed(topic string, n int) []queue.Message {
 	out := make([]queue.Message, n)
@@ -107,20 +126,11 @@ func checkLanded(t *testing.T, brokers []string, partitions int, msgs []queue.Me
 // record, a round trip, two syscalls and the broker's per-request work
 // each.
 func TestPublishOneRequestPerLeader(t *testing.T) {
-	c := kafkatest.Start(t, kfake.NumBrokers(3))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	const partitions = 6
 	names := []string{"alpha", "beta", "gamma"}
-	var specs []kafkarun.TopicSpec
-	for _, n := range names {
-		specs = append(specs, kafkarun.TopicSpec{Name: n, Partitions: partitions, Replication: 1})
-	}
-	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, specs); err != nil {
-		t.Fatal(err)
-	}
-	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: c.Brokers()})
-	defer p.Close()
+	c, p := withTopics(t, partitions, names, kfake.NumBrokers(3))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	// Metadata first, so the count below is of this call's requests only.
 	if err := p.Publish(ctx, queue.Message{Topic: "alpha", Key: []byte("warm"), Value: []byte("warm")}); err != nil {
 		t.Fatal(err)
@@ -146,15 +156,10 @@ func TestPublishOneRequestPerLeader(t *testing.T) {
 // each written once, in order; the other partitions of the request are not
 // written twice.
 func TestPublishRetriesRetryablePartitionErrors(t *testing.T) {
-	c := kafkatest.Start(t)
+	const partitions = 3
+	c, p := withTopics(t, partitions, []string{"flaky"})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	const partitions = 3
-	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: "flaky", Partitions: partitions, Replication: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: c.Brokers()})
-	defer p.Close()
 	counted := countProduce(c, func(n int) bool { return n <= 2 }) // the first two fail
 	msgs := keyed("flaky", 40)
 	if err := p.Publish(ctx, msgs...); err != nil {
@@ -169,14 +174,9 @@ func TestPublishRetriesRetryablePartitionErrors(t *testing.T) {
 // A partition that keeps answering with a retryable error fails the call
 // after the producer's attempts, with the broker's error.
 func TestPublishGivesUpOnPartitionErrors(t *testing.T) {
-	c := kafkatest.Start(t)
+	c, p := withTopics(t, 1, []string{"down"})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: "down", Partitions: 1, Replication: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: c.Brokers()})
-	defer p.Close()
 	counted := countProduce(c, func(int) bool { return true })
 	err := p.Publish(ctx, keyed("down", 3)...)
 	if err == nil || !strings.Contains(err.Error(), "Not Leader For Partition") {
@@ -191,14 +191,9 @@ func TestPublishGivesUpOnPartitionErrors(t *testing.T) {
 // after the first is acknowledged; when an earlier batch of a partition
 // fails, its later ones wait for the retry instead of landing before it.
 func TestPublishSplitsBatchesInOrder(t *testing.T) {
-	c := kafkatest.Start(t)
+	c, p := withTopics(t, 1, []string{"long"})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: "long", Partitions: 1, Replication: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: c.Brokers()})
-	defer p.Close()
 	kafkarun.SetBatchBytes(p, 400) // about two of these records per batch
 	counted := countProduce(c, func(n int) bool { return n == 1 })
 	var msgs []queue.Message
@@ -239,20 +234,11 @@ func keyFor(p, n int, salt string) []byte {
 // 190 KB over 3 topics × 40 partitions of one broker were one request of
 // 45 MB.
 func TestPublishBoundsRequestBytes(t *testing.T) {
-	c := kafkatest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	const partitions = 40
 	names := []string{"big-email", "big-sms", "big-inapp"}
-	var specs []kafkarun.TopicSpec
-	for _, n := range names {
-		specs = append(specs, kafkarun.TopicSpec{Name: n, Partitions: partitions, Replication: 1})
-	}
-	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, specs); err != nil {
-		t.Fatal(err)
-	}
-	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: c.Brokers()})
-	defer p.Close()
+	c, p := withTopics(t, partitions, names)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	var mu sync.Mutex
 	var sizes []int
 	c.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
@@ -312,13 +298,10 @@ func TestPublishBoundsRequestBytes(t *testing.T) {
 // refusal failed the whole publish; it is now tried again, grouped by the
 // new leaders, as the Writer did.
 func TestPublishThroughALeaderMove(t *testing.T) {
-	c := kafkatest.Start(t, kfake.NumBrokers(3))
+	const partitions = 3
+	c, _ := withTopics(t, partitions, []string{"mv"}, kfake.NumBrokers(3))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	const partitions = 3
-	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: "mv", Partitions: partitions, Replication: 1}}); err != nil {
-		t.Fatal(err)
-	}
 	// p0 and p1 on broker 0, p2 on broker 1.
 	for part, node := range []int32{0, 0, 1} {
 		if err := c.MoveTopicPartition("mv", int32(part), node); err != nil {
