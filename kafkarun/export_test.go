@@ -1,5 +1,11 @@
 package kafkarun
 
+import "time"
+
 // SetBatchBytes sets the bytes of one partition's batch in a produce
 // request, for tests that split a call into several requests.
 func SetBatchBytes(p *Producer, n int) { p.reqs.batchBytes = n }
+
+// SetLeaderWait sets how long a grouped write keeps trying records whose
+// partition's leader moved.
+func SetLeaderWait(p *Producer, d time.Duration) { p.reqs.leaderWait = d }
