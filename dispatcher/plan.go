@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -132,8 +133,8 @@ func (p *Planner) PlanEvent(ctx context.Context, raw []byte) (*EventPlan, error)
 		for _, n := range ns {
 			if n.DueAt.Sub(now) > p.MaxAhead {
 				refused = append(refused, Refusal{EventID: n.EventID, EventType: n.EventType, Template: n.Template, Channel: n.Channel,
-					RecipientID: n.RecipientID, Err: failure.Errorf(failure.Permanent, failure.ReasonInvalid,
-						"scheduled for %s, more than %v ahead (HERALD_SCHEDULE_RETENTION less a day)", n.DueAt.UTC().Format(time.RFC3339), p.MaxAhead)})
+					RecipientID: n.RecipientID, Err: tooFarAhead{failure.Errorf(failure.Permanent, failure.ReasonInvalid,
+						"scheduled for %s, more than %v ahead (HERALD_SCHEDULE_RETENTION less a day)", n.DueAt.UTC().Format(time.RFC3339), p.MaxAhead)}})
 				continue
 			}
 			kept = append(kept, n)
@@ -142,6 +143,13 @@ func (p *Planner) PlanEvent(ctx context.Context, raw []byte) (*EventPlan, error)
 	}
 	return &EventPlan{Notifications: ns, Refused: refused, Cancels: p.Templates.Cancels(ev), EventID: ev.ID, Now: now}, nil
 }
+
+// tooFarAhead marks the refusal of a message planned further ahead than
+// the schedule topic keeps records (Planner.MaxAhead), so that its log
+// line does not call it an address refusal.
+type tooFarAhead struct{ error }
+
+func (e tooFarAhead) Unwrap() error { return e.error }
 
 func (p *Planner) now() time.Time {
 	if p.Now != nil {
@@ -172,7 +180,11 @@ func (d *Dispatcher) refused(m *queue.Message, rs []Refusal) {
 		reason := string(failure.ReasonOf(r.Err))
 		d.Metrics.Notifications.WithLabelValues(string(r.Channel), obs.OutcomeRefused, reason).Inc()
 		d.Metrics.DLQWrites.WithLabelValues("dispatcher", reason).Inc()
-		d.Logger.Warn("recipient address refused", zap.String("outcome", obs.OutcomeRefused), zap.String("reason", reason),
+		msg := "recipient address refused"
+		if errors.As(r.Err, new(tooFarAhead)) {
+			msg = "message scheduled too far ahead refused"
+		}
+		d.Logger.Warn(msg, zap.String("outcome", obs.OutcomeRefused), zap.String("reason", reason),
 			zap.String("event_id", r.EventID), zap.String("template", r.Template), zap.String("channel", string(r.Channel)),
 			zap.String("recipient_id", r.RecipientID), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(r.Err))
 	}

@@ -264,3 +264,40 @@ func TestDispatchEventLevelStillStrict(t *testing.T) {
 		})
 	}
 }
+
+// A message planned further ahead than the schedule topic keeps records
+// (Planner.MaxAhead) is dead-lettered, and its log line says so: it was
+// logged as "recipient address refused", pointing an operator at the
+// wrong cause (a second outside tester, with 1,182 such lines).
+func TestTooFarAheadIsNotAnAddressRefusal(t *testing.T) {
+	loc, _ := time.LoadLocation("Europe/London")
+	p := planner(t, func() time.Time { return time.Date(2026, 12, 4, 23, 30, 0, 0, loc) })
+	p.MaxAhead = time.Hour // the reminder's push waits for 07:00, quiet hours
+	core, logs := observer.New(zap.DebugLevel)
+	pub := &recorder{}
+	d := &dispatcher.Dispatcher{Planner: p, Publisher: pub, Logger: zap.New(core), Metrics: obs.NewMetrics()}
+	raw := readSample(t, "gym.class.reminder", "member-with-push-en.json")
+	if err := d.Handle(context.Background(), &queue.Message{Topic: "gym.bookings.v1", Value: raw}); err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, msg := range pub.msgs {
+		if msg.Topic != topics.DLQ {
+			continue
+		}
+		e, err := dlq.Decode(&msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reasons = append(reasons, e.Channel+" "+e.Reason+" "+e.Error)
+	}
+	if len(reasons) == 0 || !strings.Contains(reasons[0], "ahead") {
+		t.Fatalf("dead letters %q, want the push refused for being too far ahead", reasons)
+	}
+	if n := logs.FilterMessage("recipient address refused").Len(); n != 0 {
+		t.Errorf("%d lines say the address was refused; it was the schedule", n)
+	}
+	if n := logs.FilterMessage("message scheduled too far ahead refused").Len(); n != len(reasons) {
+		t.Errorf("%d lines say the message was too far ahead, want %d", n, len(reasons))
+	}
+}
