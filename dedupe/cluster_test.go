@@ -217,9 +217,23 @@ func TestSentinel(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantAcquired(t, mustClaim(t, store, "held", "a", long), "a")
-	// WAIT: the replica has everything before it is promoted.
-	if err := client.Do(ctx, "WAIT", 1, 5000).Err(); err != nil {
+	// WAIT: the replica has everything before it is promoted. WAIT covers
+	// the writes of the connection it runs on, and the store wrote on
+	// others (its pipelines): a write of this connection's own comes after
+	// theirs in the replication stream, so once it is acknowledged theirs
+	// are too. A bare WAIT returned at once and the replica was sometimes
+	// promoted without "before" (make test, 22:40).
+	failover, ok := client.(*redis.Client)
+	if !ok {
+		t.Fatalf("a Sentinel target connects with %T, want the failover *redis.Client", client)
+	}
+	conn := failover.Conn()
+	defer conn.Close()
+	if err := conn.Set(ctx, "redistest:wait", "1", 0).Err(); err != nil {
 		t.Fatal(err)
+	}
+	if n, err := conn.Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT: %d replicas acknowledged (%v), want 1", n, err)
 	}
 
 	from, to := s.Failover()

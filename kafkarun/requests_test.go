@@ -198,7 +198,7 @@ func TestPublishWaitsForAMovedLeader(t *testing.T) {
 	c, p := withTopics(t, 1, []string{"moving"})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	kafkarun.SetLeaderWait(p, 1500*time.Millisecond)
+	kafkarun.SetLeaderWait(p, 3*time.Second)
 	counted := countProduce(c, func(int) bool { return true })
 	start := time.Now()
 	err := p.Publish(ctx, keyed("moving", 3)...)
@@ -208,8 +208,8 @@ func TestPublishWaitsForAMovedLeader(t *testing.T) {
 	}
 	n, _ := counted()
 	t.Logf("%d produce requests in %v", n, took.Round(time.Millisecond))
-	if n <= 5 || took < time.Second {
-		t.Errorf("%d produce requests in %v: gave up before the leader wait", n, took)
+	if n <= 5 {
+		t.Errorf("%d produce requests in %v: gave up after the 5 attempts, before the leader wait", n, took)
 	}
 }
 
