@@ -133,8 +133,7 @@ func retryable(err error) bool {
 	if errors.As(err, &temp) && temp.Temporary() {
 		return true
 	}
-	var routing *produceAPI.Error
-	if errors.As(err, &routing) {
+	if leaderMoved(err) {
 		return true
 	}
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
@@ -149,12 +148,17 @@ func leaderMoved(err error) bool {
 	return errors.Is(err, kafka.NotLeaderForPartition) || errors.Is(err, kafka.LeaderNotAvailable) || errors.As(err, &routing)
 }
 
-// chunk is one partition's records in one request.
-type chunk struct {
+// topicPartition names a partition.
+type topicPartition struct {
 	topic     string
 	partition int32
-	idx       []int // into km, in order
-	bytes     int
+}
+
+// chunk is one partition's records in one request.
+type chunk struct {
+	topicPartition
+	idx   []int // into km, in order
+	bytes int
 }
 
 // once makes one attempt at writing the records km[pending], setting
@@ -197,23 +201,19 @@ func (r *requests) once(ctx context.Context, km []kafka.Message, pending []int, 
 
 	// Each partition's records in order, cut into chunks of at most
 	// batchBytes; round k of requests carries every partition's k-th chunk.
-	type tp struct {
-		topic     string
-		partition int32
-	}
-	chunks := make(map[tp][]*chunk)
-	var order []tp
+	chunks := make(map[topicPartition][]*chunk)
+	var order []topicPartition
 	for _, i := range pending {
 		m := &km[i]
 		p := int32(r.balancer.Balance(*m, parts[m.Topic]...))
-		k := tp{m.Topic, p}
+		k := topicPartition{m.Topic, p}
 		cs, seen := chunks[k]
 		if !seen {
 			order = append(order, k)
 		}
 		size := recordSize(m) + recordOverhead
 		if len(cs) == 0 || (cs[len(cs)-1].bytes+size > r.batchBytes && len(cs[len(cs)-1].idx) > 0) {
-			cs = append(cs, &chunk{topic: m.Topic, partition: p})
+			cs = append(cs, &chunk{topicPartition: k})
 		}
 		c := cs[len(cs)-1]
 		c.idx = append(c.idx, i)
@@ -224,7 +224,7 @@ func (r *requests) once(ctx context.Context, km []kafka.Message, pending []int, 
 	for _, cs := range chunks {
 		rounds = max(rounds, len(cs))
 	}
-	failed := make(map[tp]error)
+	failed := make(map[topicPartition]error)
 	for round := range rounds {
 		byLeader := make(map[int32][]*chunk)
 		var leaderOrder []int32
@@ -258,7 +258,7 @@ func (r *requests) once(ctx context.Context, km []kafka.Message, pending []int, 
 						if results[j] == nil {
 							continue
 						}
-						failed[tp{c.topic, c.partition}] = results[j]
+						failed[c.topicPartition] = results[j]
 						for _, i := range c.idx {
 							errs[i] = results[j]
 						}
@@ -332,11 +332,7 @@ func (r *requests) produce(ctx context.Context, km []kafka.Message, cs []*chunk)
 		}
 		return out
 	}
-	type tp struct {
-		topic     string
-		partition int32
-	}
-	got := make(map[tp]error, len(cs))
+	got := make(map[topicPartition]error, len(cs))
 	for _, t := range m.(*produceAPI.Response).Topics {
 		for _, p := range t.Partitions {
 			var e error
@@ -346,11 +342,11 @@ func (r *requests) produce(ctx context.Context, km []kafka.Message, cs []*chunk)
 					e = fmt.Errorf("%w: %s", e, p.ErrorMessage)
 				}
 			}
-			got[tp{t.Topic, p.Partition}] = e
+			got[topicPartition{t.Topic, p.Partition}] = e
 		}
 	}
 	for j, c := range cs {
-		e, ok := got[tp{c.topic, c.partition}]
+		e, ok := got[c.topicPartition]
 		if !ok {
 			e = fmt.Errorf("topic %s partition %d: no answer in the produce response: %w", c.topic, c.partition, kafka.Unknown)
 		}

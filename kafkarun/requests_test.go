@@ -126,8 +126,8 @@ func checkLanded(t *testing.T, brokers []string, partitions int, msgs []queue.Me
 // A grouped write goes to the broker as one produce request per leader,
 // carrying every topic and partition that broker leads. kafka-go's Writer,
 // which wrote them before, sends one request per partition batch: this
-// call of 90 records over three topics of six partitions each was 18
-// requests, and at issue 14's latency rate most requests carried one
+// call of 90 records over three topics of six partitions each was 15
+// requests (one per partition batch), and at issue 14's latency rate most requests carried one
 // record, a round trip, two syscalls and the broker's per-request work
 // each.
 func TestPublishOneRequestPerLeader(t *testing.T) {
