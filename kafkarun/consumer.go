@@ -8,7 +8,9 @@
 // Consumption model (after franz-go's goroutine-per-partition example, with
 // Confluent Parallel Consumer's key ordering):
 //
-//   - Each assigned partition has one fetch loop. Fetched messages with the
+//   - One fetch loop per generation fetches every assigned partition, in
+//     one request per leader broker (fetch.go). Each partition has a loop
+//     that takes its fetched messages in offset order: messages with the
 //     same key run one at a time, in offset order; different keys run
 //     concurrently. Messages without a key are unordered.
 //   - A process-wide bound (MaxInFlight) limits running handlers, and twice
@@ -162,6 +164,11 @@ type Consumer struct {
 	slots   chan struct{} // fetched, unfinished messages (2×MaxInFlight)
 	busy    chan struct{} // running handlers (MaxInFlight)
 	idle    chan func()   // runners waiting for work (goRun)
+	// transport carries the fetch requests (fetch.go): the Dialer's TLS,
+	// SASL and client id, and metadata refreshed every second, so that
+	// fetches follow a moved leader within a second (kafka-go's default
+	// of 6 s left a moved partition unfetched that long).
+	transport *kafka.Transport
 
 	mu         sync.Mutex
 	membership Membership
@@ -210,6 +217,16 @@ func NewConsumer(cfg ConsumerConfig, h queue.Handler) (*Consumer, error) {
 		slots: make(chan struct{}, 2*cfg.MaxInFlight), busy: make(chan struct{}, cfg.MaxInFlight),
 		idle:       make(chan func()),
 		membership: Membership{Group: cfg.GroupID, Since: time.Now()}}
+	c.transport = &kafka.Transport{MetadataTTL: time.Second, MetadataTopics: cfg.Topics, DialTimeout: 10 * time.Second}
+	if d := cfg.Dialer; d != nil {
+		c.transport.ClientID, c.transport.TLS, c.transport.SASL = d.ClientID, d.TLS, d.SASLMechanism
+		if d.Timeout > 0 {
+			c.transport.DialTimeout = d.Timeout
+		}
+		if d.DialFunc != nil {
+			c.transport.Dial = d.DialFunc
+		}
+	}
 	return c, nil
 }
 
@@ -316,6 +333,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.runGeneration(ctx, gen)
 	}
 	<-closed
+	c.transport.CloseIdleConnections()
 	c.mu.Lock()
 	c.membership.Joined = false
 	c.membership.Since = time.Now()
@@ -326,18 +344,31 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 	cm := &committer{c: c, gen: gen, parts: map[*partition]struct{}{}}
+	f := newFetcher(c.transport, c.cfg.Brokers, c.cfg.Topics, c.cfg.MaxInFlight, c.log)
 	n := 0
 	for topic, parts := range gen.Assignments {
 		for _, a := range parts {
 			n++
-			topic, id, offset := topic, a.ID, a.Offset
+			fd, offset := f.add(topic, a.ID, a.Offset), a.Offset
 			gen.Start(func(genCtx context.Context) {
-				c.consumePartition(ctx, genCtx, gen, cm, topic, id, offset)
+				c.consumePartition(ctx, genCtx, gen, cm, fd, offset)
 			})
 		}
 	}
 	if n > 0 {
 		gen.Start(func(genCtx context.Context) { cm.loop(ctx, genCtx) })
+		gen.Start(func(genCtx context.Context) {
+			fctx, stop := context.WithCancel(genCtx)
+			defer stop()
+			go func() {
+				select {
+				case <-ctx.Done():
+				case <-fctx.Done():
+				}
+				stop()
+			}()
+			f.run(fctx)
+		})
 	}
 	c.setJoined(gen.ID)
 	// The generation ends on a rebalance, a lost coordinator or shutdown;
@@ -452,29 +483,11 @@ type partition struct {
 	committed  int64
 }
 
-func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.Generation, cm *committer, topic string, id int, offset int64) {
+func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.Generation, cm *committer, fd *feed, offset int64) {
+	topic, id := fd.topic, int(fd.partition)
 	log := c.log.With(zap.String("topic", topic), zap.Int("partition", id))
 	c.cfg.Observer.Assigned(topic, id)
 	defer c.cfg.Observer.Revoked(topic, id)
-
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        c.cfg.Brokers,
-		Topic:          topic,
-		Partition:      id,
-		Dialer:         c.cfg.Dialer,
-		MinBytes:       1,
-		MaxBytes:       8 << 20,
-		MaxWait:        250 * time.Millisecond,
-		QueueCapacity:  c.cfg.MaxInFlight,
-		ReadBackoffMin: 50 * time.Millisecond,
-		ReadBackoffMax: time.Second,
-		ErrorLogger:    kafka.LoggerFunc(func(f string, a ...any) { log.Debug("kafka-go reader: " + fmt.Sprintf(f, a...)) }),
-	})
-	defer r.Close()
-	if err := r.SetOffset(offset); err != nil {
-		log.Error("cannot set start offset", zap.Int64("offset", offset), zap.Error(err))
-		return
-	}
 
 	// Fetching stops when the generation ends (rebalance) or the process
 	// stops. Started work gets its own context so it can finish.
@@ -510,16 +523,12 @@ func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.G
 		if err := c.acquire(fetchCtx); err != nil {
 			break
 		}
-		m, err := r.FetchMessage(fetchCtx)
+		m, err := fd.take(fetchCtx)
 		if err != nil {
 			c.release()
-			if fetchCtx.Err() != nil {
-				break
-			}
-			log.Warn("fetch failed; retrying", zap.Error(err))
-			continue
+			break
 		}
-		p.dispatch(toQueue(&m))
+		p.dispatch(m)
 	}
 
 	// Drain: a revoke must finish within the rebalance timeout so the
@@ -576,20 +585,6 @@ func (c *Consumer) begin(stopping <-chan struct{}) bool {
 func (c *Consumer) release() {
 	<-c.slots
 	c.cfg.Observer.InFlight(-1)
-}
-
-func toQueue(m *kafka.Message) *queue.Message {
-	q := &queue.Message{
-		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
-		Key: m.Key, Value: m.Value, Time: m.Time,
-	}
-	if len(m.Headers) > 0 {
-		q.Headers = make([]queue.Header, len(m.Headers))
-		for i, h := range m.Headers {
-			q.Headers[i] = queue.Header{Key: h.Key, Value: h.Value}
-		}
-	}
-	return q
 }
 
 // dispatch starts m now, or queues it behind the running message with the

@@ -223,3 +223,17 @@ func (s TopicSource) Read(ctx context.Context, partitions []int, fn func(*queue.
 	_, err := Scan(ctx, c, s.Topic, fn)
 	return err
 }
+
+func toQueue(m *kafka.Message) *queue.Message {
+	q := &queue.Message{
+		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
+		Key: m.Key, Value: m.Value, Time: m.Time,
+	}
+	if len(m.Headers) > 0 {
+		q.Headers = make([]queue.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			q.Headers[i] = queue.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return q
+}

@@ -1,0 +1,485 @@
+package kafkarun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+	fetchAPI "github.com/segmentio/kafka-go/protocol/fetch"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
+	"go.uber.org/zap"
+
+	"github.com/gymhq/herald/queue"
+)
+
+// fetcher fetches every partition one generation assigned to a consumer in
+// one fetch request per leader broker, as the producer writes in one
+// produce request per leader broker (requests.go). kafka-go's Reader runs
+// a connection and a fetch loop per partition: at a steady rate most of
+// its fetches carried one or two records, each a round trip, a write and a
+// read syscall and the broker's per-request work (issue 14: kafka-go's
+// fetch path was the largest Kafka cost left in herald's process after the
+// producer's requests were grouped).
+//
+// Each partition has a feed: records fetched and not yet taken by its
+// partition loop. A broker has at most one request out; it names every
+// partition the broker leads whose feed holds fewer than feedLow records,
+// and the broker answers as soon as any of them has a record (MinBytes 1),
+// or after maxWait. A full feed is left out of requests until its loop
+// takes it below feedLow, so memory is bounded per partition as the
+// Reader's queue bounded it. The records go through kafka-go's transport
+// (connections, TLS, SASL, cached metadata) and its protocol decoding;
+// only the grouping is herald's.
+type fetcher struct {
+	rt             kafka.RoundTripper
+	addr           net.Addr
+	log            *zap.Logger
+	topics         []string
+	maxWait        time.Duration
+	maxBytes       int32 // a response's bytes, over all its partitions
+	partitionBytes int32 // a partition's bytes in one response
+	feedLow        int   // a feed is fetched for while it holds fewer
+
+	mu    sync.Mutex
+	feeds []*feed
+	wake  chan struct{} // cap 1: a feed went hungry
+}
+
+// feed is one partition's fetched records, taken by its partition loop.
+type feed struct {
+	topicPartition
+	f     *fetcher
+	ready chan struct{} // cap 1: records arrived
+
+	// guarded by f.mu
+	msgs    []*queue.Message
+	next    int64 // the offset to fetch; kafka.FirstOffset/LastOffset until resolved
+	busy    bool  // in a request that is out
+	retryAt time.Time
+	backoff *backoff.ExponentialBackOff
+}
+
+func newFetcher(rt kafka.RoundTripper, brokers []string, topics []string, feedLow int, log *zap.Logger) *fetcher {
+	return &fetcher{
+		rt: rt, addr: kafka.TCP(brokers...), log: log, topics: topics,
+		maxWait: 250 * time.Millisecond, maxBytes: 8 << 20, partitionBytes: queue.MaxRecordBytes + 1<<16,
+		feedLow: feedLow, wake: make(chan struct{}, 1),
+	}
+}
+
+// add registers a partition to fetch from offset (an offset, or
+// kafka.FirstOffset/LastOffset), before run starts.
+func (f *fetcher) add(topic string, partition int, offset int64) *feed {
+	fd := &feed{
+		topicPartition: topicPartition{topic, int32(partition)}, f: f, ready: make(chan struct{}, 1), next: offset,
+		backoff: &backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, RandomizationFactor: 0.5,
+			Multiplier: 2, MaxInterval: time.Second},
+	}
+	f.feeds = append(f.feeds, fd)
+	return fd
+}
+
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the partition's next record, waiting for one until ctx ends.
+func (fd *feed) take(ctx context.Context) (*queue.Message, error) {
+	f := fd.f
+	for {
+		f.mu.Lock()
+		if len(fd.msgs) > 0 {
+			m := fd.msgs[0]
+			fd.msgs[0] = nil
+			fd.msgs = fd.msgs[1:]
+			if len(fd.msgs) == f.feedLow-1 {
+				poke(f.wake)
+			}
+			f.mu.Unlock()
+			return m, nil
+		}
+		f.mu.Unlock()
+		select {
+		case <-fd.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// fetched is the outcome of one fetch request.
+type fetched struct {
+	leader int32
+	feeds  []*feed
+	res    *fetchAPI.Response
+	err    error
+}
+
+// run fetches until ctx ends, then waits for its requests to return.
+func (f *fetcher) run(ctx context.Context) {
+	out := map[int32]bool{} // leaders with a request out
+	done := make(chan fetched)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for ctx.Err() == nil {
+		f.resolve(ctx)
+		groups, wait := f.hungry(ctx, out)
+		for leader, fds := range groups {
+			out[leader] = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := f.fetch(ctx, fds)
+				done <- fetched{leader: leader, feeds: fds, res: res, err: err}
+			}()
+		}
+		timer.Reset(wait)
+		select {
+		case r := <-done:
+			out[r.leader] = false
+			f.apply(r)
+		case <-f.wake:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+	}
+	// Requests still out see ctx end; collect them so none blocks on done.
+	go func() {
+		for range done {
+		}
+	}()
+	wg.Wait()
+	close(done)
+}
+
+// hungry groups the feeds that should be fetched now by their leader,
+// leaving out leaders with a request out, and marks them busy. wait is
+// how long until a feed backing off may be tried again.
+func (f *fetcher) hungry(ctx context.Context, out map[int32]bool) (map[int32][]*feed, time.Duration) {
+	now := time.Now()
+	wait := f.maxWait
+	var want []*feed
+	f.mu.Lock()
+	for _, fd := range f.feeds {
+		switch {
+		case fd.busy || fd.next < 0 || len(fd.msgs) >= f.feedLow:
+		case now.Before(fd.retryAt):
+			wait = min(wait, fd.retryAt.Sub(now))
+		default:
+			want = append(want, fd)
+		}
+	}
+	f.mu.Unlock()
+	if len(want) == 0 {
+		return nil, wait
+	}
+	leaders, err := f.leaders(ctx)
+	groups := map[int32][]*feed{}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, fd := range want {
+		leader, ok := leaders[fd.topicPartition]
+		if err != nil || !ok {
+			f.failed(fd, now, err)
+			continue
+		}
+		if out[leader] {
+			continue
+		}
+		fd.busy = true
+		groups[leader] = append(groups[leader], fd)
+	}
+	if err != nil {
+		f.log.Warn("fetch failed; retrying", zap.Error(err))
+	}
+	return groups, wait
+}
+
+// leaders reads the partitions' leaders from the transport's cached
+// metadata.
+func (f *fetcher) leaders(ctx context.Context) (map[topicPartition]int32, error) {
+	res, err := f.rt.RoundTrip(ctx, f.addr, &metadataAPI.Request{TopicNames: f.topics})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	ls := map[topicPartition]int32{}
+	for _, t := range res.(*metadataAPI.Response).Topics {
+		if t.ErrorCode != 0 {
+			continue
+		}
+		for _, p := range t.Partitions {
+			if p.ErrorCode == 0 && p.LeaderID >= 0 {
+				ls[topicPartition{t.Name, p.PartitionIndex}] = p.LeaderID
+			}
+		}
+	}
+	return ls, nil
+}
+
+// failed backs fd off; f.mu is held.
+func (f *fetcher) failed(fd *feed, now time.Time, _ error) {
+	fd.retryAt = now.Add(fd.backoff.NextBackOff())
+}
+
+// fetch sends one fetch request for fds, all led by one broker.
+func (f *fetcher) fetch(ctx context.Context, fds []*feed) (*fetchAPI.Response, error) {
+	req := &fetchAPI.Request{
+		ReplicaID: -1, MaxWaitTime: int32(f.maxWait / time.Millisecond), MinBytes: 1, MaxBytes: f.maxBytes,
+		SessionID: 0, SessionEpoch: -1,
+	}
+	f.mu.Lock()
+	for _, fd := range fds {
+		i := slices.IndexFunc(req.Topics, func(t fetchAPI.RequestTopic) bool { return t.Topic == fd.topic })
+		if i < 0 {
+			req.Topics = append(req.Topics, fetchAPI.RequestTopic{Topic: fd.topic})
+			i = len(req.Topics) - 1
+		}
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, fetchAPI.RequestPartition{
+			Partition: fd.partition, CurrentLeaderEpoch: -1, FetchOffset: fd.next, LogStartOffset: -1,
+			PartitionMaxBytes: f.partitionBytes,
+		})
+	}
+	f.mu.Unlock()
+	// The broker holds the request up to maxWait; a connection that stops
+	// answering must not hold the partitions past it for long.
+	rctx, cancel := context.WithTimeout(ctx, f.maxWait+10*time.Second)
+	defer cancel()
+	res, err := f.rt.RoundTrip(rctx, f.addr, req)
+	if err != nil {
+		return nil, err
+	}
+	r := res.(*fetchAPI.Response)
+	if r.ErrorCode != 0 {
+		return nil, kafka.Error(r.ErrorCode)
+	}
+	return r, nil
+}
+
+// apply hands a request's records to their feeds and backs off the
+// partitions that failed.
+func (f *fetcher) apply(r fetched) {
+	now := time.Now()
+	var outOfRange []*feed
+	f.mu.Lock()
+	for _, fd := range r.feeds {
+		fd.busy = false
+	}
+	if r.err != nil {
+		for _, fd := range r.feeds {
+			f.failed(fd, now, r.err)
+		}
+		f.mu.Unlock()
+		if !errors.Is(r.err, context.Canceled) && !errors.Is(r.err, context.DeadlineExceeded) {
+			f.log.Warn("fetch failed; retrying", zap.Int32("broker", r.leader), zap.Int("partitions", len(r.feeds)), zap.Error(r.err))
+		}
+		return
+	}
+	errs := map[kafka.Error]int{}
+	for ti := range r.res.Topics {
+		t := &r.res.Topics[ti]
+		for pi := range t.Partitions {
+			p := &t.Partitions[pi]
+			i := slices.IndexFunc(r.feeds, func(fd *feed) bool { return fd.topic == t.Topic && fd.partition == p.Partition })
+			if i < 0 {
+				continue
+			}
+			fd := r.feeds[i]
+			switch code := kafka.Error(p.ErrorCode); code {
+			case 0:
+				n := len(fd.msgs)
+				if err := fd.read(p.RecordSet.Records); err != nil {
+					f.log.Warn("fetched records could not be decoded; fetching again", zap.String("topic", fd.topic),
+						zap.Int32("partition", fd.partition), zap.Int64("offset", fd.next), zap.Error(err))
+					f.failed(fd, now, err)
+				} else {
+					fd.backoff.Reset()
+				}
+				if n == 0 && len(fd.msgs) > 0 {
+					poke(fd.ready)
+				}
+			case kafka.OffsetOutOfRange:
+				outOfRange = append(outOfRange, fd)
+				f.failed(fd, now, code)
+			default:
+				errs[code]++
+				f.failed(fd, now, code)
+			}
+		}
+	}
+	f.mu.Unlock()
+	for code, n := range errs {
+		f.log.Warn("fetch failed; retrying", zap.Int32("broker", r.leader), zap.Int("partitions", n), zap.Error(code))
+	}
+	for _, fd := range outOfRange {
+		f.outOfRange(fd)
+	}
+}
+
+// read appends the records of rs from fd.next on to fd.msgs and moves
+// fd.next past them; f.mu is held. A batch may begin before the offset
+// asked for, and its records before it are skipped. Control records
+// (transaction markers) are skipped as kafka-go's Reader skipped them.
+func (fd *feed) read(rs protocol.RecordReader) error {
+	if rs == nil {
+		return nil
+	}
+	batches := []protocol.RecordReader{rs}
+	if s, ok := rs.(*protocol.RecordStream); ok {
+		batches = s.Records
+	}
+	for _, b := range batches {
+		_, control := b.(*protocol.ControlBatch)
+		for {
+			rec, err := b.ReadRecord()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if rec.Offset < fd.next {
+				closeRecord(rec)
+				continue
+			}
+			if control {
+				closeRecord(rec)
+				fd.next = rec.Offset + 1
+				continue
+			}
+			m, err := fd.message(rec)
+			closeRecord(rec)
+			if err != nil {
+				return err
+			}
+			fd.msgs = append(fd.msgs, m)
+			fd.next = rec.Offset + 1
+		}
+	}
+	return nil
+}
+
+func closeRecord(rec *protocol.Record) {
+	if rec.Key != nil {
+		rec.Key.Close()
+	}
+	if rec.Value != nil {
+		rec.Value.Close()
+	}
+}
+
+// message copies rec out of the response's buffers.
+func (fd *feed) message(rec *protocol.Record) (*queue.Message, error) {
+	m := &queue.Message{Topic: fd.topic, Partition: int(fd.partition), Offset: rec.Offset, Time: rec.Time}
+	var err error
+	if m.Key, err = protocol.ReadAll(rec.Key); err != nil {
+		return nil, err
+	}
+	if m.Value, err = protocol.ReadAll(rec.Value); err != nil {
+		return nil, err
+	}
+	if len(rec.Headers) > 0 {
+		m.Headers = make([]queue.Header, len(rec.Headers))
+		for i, h := range rec.Headers {
+			m.Headers[i] = queue.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return m, nil
+}
+
+// resolve turns the feeds' kafka.FirstOffset/LastOffset into offsets.
+func (f *fetcher) resolve(ctx context.Context) {
+	var fds []*feed
+	f.mu.Lock()
+	for _, fd := range f.feeds {
+		if fd.next < 0 && !time.Now().Before(fd.retryAt) {
+			fds = append(fds, fd)
+		}
+	}
+	f.mu.Unlock()
+	if len(fds) == 0 {
+		return
+	}
+	offs, err := f.offsets(ctx, fds)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, fd := range fds {
+		o, ok := offs[fd.topicPartition]
+		if err != nil || !ok {
+			f.failed(fd, time.Now(), err)
+			continue
+		}
+		if fd.next == kafka.FirstOffset {
+			fd.next = o.FirstOffset
+		} else {
+			fd.next = o.LastOffset
+		}
+	}
+	if err != nil {
+		f.log.Warn("cannot read partition offsets; retrying", zap.Error(err))
+	}
+}
+
+// outOfRange moves fd past records the broker deleted (retention) to its
+// first offset, as kafka-go's Reader did; an offset past the end is
+// fetched again later, when records may have arrived.
+func (f *fetcher) outOfRange(fd *feed) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offs, err := f.offsets(ctx, []*feed{fd})
+	o, ok := offs[fd.topicPartition]
+	if err != nil || !ok {
+		f.log.Warn("offset out of range, and the partition's offsets cannot be read; retrying",
+			zap.String("topic", fd.topic), zap.Int32("partition", fd.partition), zap.Error(err))
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fd.next < o.FirstOffset {
+		f.log.Warn("records deleted before they were read; skipping to the partition's first offset",
+			zap.String("topic", fd.topic), zap.Int32("partition", fd.partition),
+			zap.Int64("offset", fd.next), zap.Int64("first_offset", o.FirstOffset), zap.Int64("skipped", o.FirstOffset-fd.next))
+		fd.next = o.FirstOffset
+		fd.retryAt = time.Time{}
+		fd.backoff.Reset()
+	} else if fd.next > o.LastOffset {
+		f.log.Warn("fetch offset past the partition's end; fetching again later",
+			zap.String("topic", fd.topic), zap.Int32("partition", fd.partition),
+			zap.Int64("offset", fd.next), zap.Int64("last_offset", o.LastOffset))
+	}
+}
+
+// offsets lists the first and last offsets of the feeds' partitions.
+func (f *fetcher) offsets(ctx context.Context, fds []*feed) (map[topicPartition]kafka.PartitionOffsets, error) {
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, fd := range fds {
+		p := int(fd.partition)
+		req.Topics[fd.topic] = append(req.Topics[fd.topic], kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
+	}
+	cl := &kafka.Client{Addr: f.addr, Transport: f.rt, Timeout: 10 * time.Second}
+	res, err := cl.ListOffsets(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	out := map[topicPartition]kafka.PartitionOffsets{}
+	for topic, ps := range res.Topics {
+		for _, p := range ps {
+			if p.Error == nil {
+				out[topicPartition{topic, int32(p.Partition)}] = p
+			}
+		}
+	}
+	return out, nil
+}

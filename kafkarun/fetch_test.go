@@ -1,0 +1,235 @@
+package kafkarun_test
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gymhq/herald/internal/kafkatest"
+	"github.com/gymhq/herald/internal/poll"
+	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/queue"
+)
+
+// countFetch records how many partitions each fetch request c receives
+// names.
+func countFetch(c *kafkatest.Cluster) func() []int {
+	var mu sync.Mutex
+	var parts []int
+	c.ControlKey(int16(kmsg.Fetch), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		n := 0
+		for _, t := range kr.(*kmsg.FetchRequest).Topics {
+			n += len(t.Partitions)
+		}
+		mu.Lock()
+		parts = append(parts, n)
+		mu.Unlock()
+		return nil, nil, false
+	})
+	return func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(parts)
+	}
+}
+
+// handled is a handler recording the offsets it saw per partition.
+type handled struct {
+	mu   sync.Mutex
+	seen map[int][]int64
+	n    int
+}
+
+func (h *handled) handle(_ context.Context, m *queue.Message) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seen == nil {
+		h.seen = map[int][]int64{}
+	}
+	h.seen[m.Partition] = append(h.seen[m.Partition], m.Offset)
+	h.n++
+	return nil
+}
+
+func (h *handled) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
+}
+
+// once fails t unless every partition's offsets were seen once each, from
+// first[p] (0 when absent) to end[p].
+func (h *handled) once(t *testing.T, first, end map[int]int64) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for p, e := range end {
+		got := slices.Clone(h.seen[p])
+		slices.Sort(got)
+		var want []int64
+		for o := first[p]; o < e; o++ {
+			want = append(want, o)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("partition %d: handled offsets %v, want %v", p, got, want)
+		}
+	}
+}
+
+func runConsumer(t *testing.T, cfg kafkarun.ConsumerConfig, h queue.Handler) {
+	t.Helper()
+	cons, err := kafkarun.NewConsumer(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = cons.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// TestConsumerFetchesEveryPartitionInOneRequest: one fetch request per
+// broker names every partition the consumer holds on it. kafka-go's
+// Reader, which herald ran per partition before, named one.
+func TestConsumerFetchesEveryPartitionInOneRequest(t *testing.T) {
+	const partitions = 6
+	c, p := setup(t, "fan", partitions)
+	produce(t, p, "fan", 120, 12)
+	fetches := countFetch(c)
+	h := &handled{}
+	runConsumer(t, kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "fan-g", Topics: []string{"fan"}}, h.handle)
+	poll.Until(t, 30*time.Second, "all 120 records handled", func() bool { return h.count() >= 120 })
+	got := fetches()
+	end := map[int]int64{}
+	for part := range partitions {
+		end[part] = int64(len(partitionValues(t, c.Brokers(), "fan", part)))
+	}
+	h.once(t, nil, end)
+	t.Logf("partitions named by each fetch request: %v", got)
+	if len(got) == 0 || got[0] != partitions {
+		t.Errorf("the first fetch request named %v partitions, want all %d", got, partitions)
+	}
+	if slices.Max(got) != partitions {
+		t.Errorf("no fetch request named all %d partitions: %v", partitions, got)
+	}
+}
+
+// TestConsumerFollowsMovedLeaders: partitions whose leader moves to
+// another broker are fetched from the new one, every record once.
+func TestConsumerFollowsMovedLeaders(t *testing.T) {
+	const partitions = 3
+	c, p := withTopics(t, partitions, []string{"mvc"}, kfake.NumBrokers(3))
+	for part := range partitions {
+		if err := c.MoveTopicPartition("mvc", int32(part), int32(part)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub := func(from int) {
+		var msgs []queue.Message
+		for part := range partitions {
+			for i := range 10 {
+				msgs = append(msgs, queue.Message{Topic: "mvc", Key: keyFor(part, partitions, "mvc"), Value: []byte(strconv.Itoa(from + i))})
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := p.Publish(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub(0)
+	h := &handled{}
+	runConsumer(t, kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "mvc-g", Topics: []string{"mvc"}}, h.handle)
+	poll.Until(t, 30*time.Second, "the first 30 records handled", func() bool { return h.count() >= 30 })
+	for part := range partitions {
+		if err := c.MoveTopicPartition("mvc", int32(part), int32((part+1)%3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moved := time.Now()
+	pub(10)
+	written := time.Now()
+	poll.Until(t, 30*time.Second, "all 60 records handled after the leaders moved", func() bool { return h.count() >= 60 })
+	t.Logf("records written %v after the move were handled %v after they were written", written.Sub(moved).Round(time.Millisecond), time.Since(written).Round(time.Millisecond))
+	time.Sleep(500 * time.Millisecond) // nothing more arrives
+	h.once(t, nil, map[int]int64{0: 20, 1: 20, 2: 20})
+}
+
+// deleteRecords deletes partition's records before offset, as
+// kafka-delete-records.sh does (kafka-go has no client for it).
+func deleteRecords(t *testing.T, addr, topic string, partition int32, before int64) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	req.SetVersion(1)
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition, rp.Offset = partition, before
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	if _, err := conn.Write(kmsg.NewRequestFormatter().AppendRequest(nil, req, 1)); err != nil {
+		t.Fatal(err)
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(conn, size[:]); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, binary.BigEndian.Uint32(size[:]))
+	if _, err := io.ReadFull(conn, body); err != nil {
+		t.Fatal(err)
+	}
+	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	if err := resp.ReadFrom(body[4:]); err != nil { // past the correlation id
+		t.Fatal(err)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.ErrorCode != 0 {
+				t.Fatalf("delete records: %v", kafka.Error(rp.ErrorCode))
+			}
+		}
+	}
+}
+
+// TestConsumerSkipsDeletedRecords: a committed offset whose records the
+// broker deleted (retention) is answered OFFSET_OUT_OF_RANGE; the
+// consumer goes on from the partition's first offset, as kafka-go's
+// Reader did, instead of stalling.
+func TestConsumerSkipsDeletedRecords(t *testing.T) {
+	c, p := setup(t, "gone", 1)
+	produce(t, p, "gone", 20, 1)
+	deleteRecords(t, c.Brokers()[0], "gone", 0, 12)
+	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers()...), Timeout: 10 * time.Second}
+	res, err := cl.OffsetCommit(context.Background(), &kafka.OffsetCommitRequest{
+		GroupID: "gone-g", GenerationID: -1,
+		Topics: map[string][]kafka.OffsetCommit{"gone": {{Partition: 0, Offset: 5}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Topics["gone"][0].Error; err != nil {
+		t.Fatal(err)
+	}
+	h := &handled{}
+	runConsumer(t, kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "gone-g", Topics: []string{"gone"}}, h.handle)
+	poll.Until(t, 30*time.Second, "the 8 records left handled", func() bool { return h.count() >= 8 })
+	time.Sleep(300 * time.Millisecond)
+	h.once(t, map[int]int64{0: 12}, map[int]int64{0: 20})
+}
