@@ -30,23 +30,39 @@ import (
 // producer's requests were grouped).
 //
 // Each partition has a feed: records fetched and not yet taken by its
-// partition loop. A broker has at most one request out; it names every
-// partition the broker leads whose feed holds fewer than feedLow records,
-// and the broker answers as soon as any of them has a record (MinBytes 1),
-// or after maxWait. A full feed is left out of requests until its loop
-// takes it below feedLow, so memory is bounded per partition as the
-// Reader's queue bounded it. The records go through kafka-go's transport
+// partition loop. A broker has at most one request out. It is sent when
+// a feed of the broker's partitions holds fewer than feedLow records and
+// names every partition of it whose feed holds fewer than feedHigh; the
+// broker answers as soon as any of them has a record (MinBytes 1), or
+// after maxWait. A feed holding feedHigh records is left out of requests,
+// so memory is bounded per partition (feedHigh records and one response),
+// as the Reader's queue bounded it. The records go through kafka-go's transport
 // (connections, TLS, SASL, cached metadata) and its protocol decoding;
 // only the grouping is herald's.
 type fetcher struct {
-	rt             kafka.RoundTripper
-	addr           net.Addr
-	log            *zap.Logger
-	topics         []string
-	maxWait        time.Duration
-	maxBytes       int32 // a response's bytes, over all its partitions
-	partitionBytes int32 // a partition's bytes in one response
-	feedLow        int   // a feed is fetched for while it holds fewer
+	rt      kafka.RoundTripper
+	addr    net.Addr
+	log     *zap.Logger
+	topics  []string
+	maxWait time.Duration
+	// maxBytes bounds a response's bytes over all its partitions (the
+	// transport reads a response whole before it is decoded), and
+	// partitionBytes a partition's. A partition's first batch is returned
+	// whole even past them only when it is the response's first, so
+	// partitionBytes stays above the largest batch a producer may write
+	// (1 MB by the broker's default), and requests rotate their
+	// partitions' order so that none waits behind the others.
+	maxBytes       int32
+	partitionBytes int32
+	// A broker is asked again when one of its partitions holds fewer than
+	// feedLow fetched records not yet taken, and the request tops up every
+	// partition of it holding fewer than feedHigh: each refill then
+	// serves several partitions, and a backlog does not wait a round trip
+	// per partition (backlog scenario: 21,700–22,300 notifications/s
+	// against 17,500–18,600 when each partition was asked for only below
+	// feedLow).
+	feedLow, feedHigh int
+	rotate            int // where the next request's partition order starts
 
 	mu    sync.Mutex
 	feeds []*feed
@@ -68,11 +84,12 @@ type feed struct {
 }
 
 func newFetcher(rt kafka.RoundTripper, brokers []string, topics []string, feedLow int, log *zap.Logger) *fetcher {
-	return &fetcher{
+	f := &fetcher{
 		rt: rt, addr: kafka.TCP(brokers...), log: log, topics: topics,
-		maxWait: 250 * time.Millisecond, maxBytes: 8 << 20, partitionBytes: queue.MaxRecordBytes + 1<<16,
-		feedLow: feedLow, wake: make(chan struct{}, 1),
+		maxWait: 250 * time.Millisecond, maxBytes: 2 << 20, partitionBytes: queue.MaxRecordBytes + 1<<16,
+		feedLow: feedLow, feedHigh: 2 * feedLow, wake: make(chan struct{}, 1),
 	}
+	return f
 }
 
 // add registers a partition to fetch from offset (an offset, or
@@ -118,12 +135,22 @@ func (fd *feed) take(ctx context.Context) (*queue.Message, error) {
 	}
 }
 
-// fetched is the outcome of one fetch request.
+// fetched is the outcome of one fetch request: an error for the whole
+// request, or a result per partition.
 type fetched struct {
 	leader int32
 	feeds  []*feed
-	res    *fetchAPI.Response
+	parts  []partFetched
 	err    error
+}
+
+// partFetched is one partition's part of a response, decoded.
+type partFetched struct {
+	fd   *feed
+	msgs []*queue.Message
+	next int64       // the offset after the last record read
+	code kafka.Error // the partition's error code
+	err  error       // records that could not be decoded
 }
 
 // run fetches until ctx ends, then waits for its requests to return.
@@ -142,8 +169,7 @@ func (f *fetcher) run(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res, err := f.fetch(ctx, fds)
-				done <- fetched{leader: leader, feeds: fds, res: res, err: err}
+				done <- f.fetch(ctx, leader, fds)
 			}()
 		}
 		timer.Reset(wait)
@@ -175,7 +201,7 @@ func (f *fetcher) hungry(ctx context.Context, out map[int32]bool) (map[int32][]*
 	f.mu.Lock()
 	for _, fd := range f.feeds {
 		switch {
-		case fd.busy || fd.next < 0 || len(fd.msgs) >= f.feedLow:
+		case fd.busy || fd.next < 0 || len(fd.msgs) >= f.feedHigh:
 		case now.Before(fd.retryAt):
 			wait = min(wait, fd.retryAt.Sub(now))
 		default:
@@ -186,8 +212,12 @@ func (f *fetcher) hungry(ctx context.Context, out map[int32]bool) (map[int32][]*
 	if len(want) == 0 {
 		return nil, wait
 	}
+	f.rotate++
+	k := f.rotate % len(want)
+	want = append(want[k:], want[:k]...)
 	leaders, err := f.leaders(ctx)
 	groups := map[int32][]*feed{}
+	trigger := map[int32]bool{}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, fd := range want {
@@ -199,8 +229,17 @@ func (f *fetcher) hungry(ctx context.Context, out map[int32]bool) (map[int32][]*
 		if out[leader] {
 			continue
 		}
-		fd.busy = true
 		groups[leader] = append(groups[leader], fd)
+		trigger[leader] = trigger[leader] || len(fd.msgs) < f.feedLow
+	}
+	for leader, fds := range groups {
+		if !trigger[leader] {
+			delete(groups, leader)
+			continue
+		}
+		for _, fd := range fds {
+			fd.busy = true
+		}
 	}
 	if err != nil {
 		f.log.Warn("fetch failed; retrying", zap.Error(err))
@@ -234,14 +273,21 @@ func (f *fetcher) failed(fd *feed, now time.Time, _ error) {
 	fd.retryAt = now.Add(fd.backoff.NextBackOff())
 }
 
-// fetch sends one fetch request for fds, all led by one broker.
-func (f *fetcher) fetch(ctx context.Context, fds []*feed) (*fetchAPI.Response, error) {
+// fetch sends one fetch request for fds, all led by one broker, and
+// decodes the answer. It runs beside the fetch loop and the partitions'
+// loops, without f.mu but to read the offsets: while a feed is in a
+// request, only that request's outcome moves its offset.
+func (f *fetcher) fetch(ctx context.Context, leader int32, fds []*feed) fetched {
+	out := fetched{leader: leader, feeds: fds}
 	req := &fetchAPI.Request{
 		ReplicaID: -1, MaxWaitTime: int32(f.maxWait / time.Millisecond), MinBytes: 1, MaxBytes: f.maxBytes,
 		SessionID: 0, SessionEpoch: -1,
 	}
+	from := make(map[topicPartition]*feed, len(fds))
+	offsets := make(map[topicPartition]int64, len(fds))
 	f.mu.Lock()
 	for _, fd := range fds {
+		from[fd.topicPartition], offsets[fd.topicPartition] = fd, fd.next
 		i := slices.IndexFunc(req.Topics, func(t fetchAPI.RequestTopic) bool { return t.Topic == fd.topic })
 		if i < 0 {
 			req.Topics = append(req.Topics, fetchAPI.RequestTopic{Topic: fd.topic})
@@ -259,13 +305,31 @@ func (f *fetcher) fetch(ctx context.Context, fds []*feed) (*fetchAPI.Response, e
 	defer cancel()
 	res, err := f.rt.RoundTrip(rctx, f.addr, req)
 	if err != nil {
-		return nil, err
+		out.err = err
+		return out
 	}
 	r := res.(*fetchAPI.Response)
 	if r.ErrorCode != 0 {
-		return nil, kafka.Error(r.ErrorCode)
+		out.err = kafka.Error(r.ErrorCode)
+		return out
 	}
-	return r, nil
+	for ti := range r.Topics {
+		t := &r.Topics[ti]
+		for pi := range t.Partitions {
+			p := &t.Partitions[pi]
+			tp := topicPartition{t.Topic, p.Partition}
+			fd, ok := from[tp]
+			if !ok {
+				continue
+			}
+			pf := partFetched{fd: fd, code: kafka.Error(p.ErrorCode), next: offsets[tp]}
+			if pf.code == 0 {
+				pf.msgs, pf.next, pf.err = decode(tp, p.RecordSet.Records, pf.next)
+			}
+			out.parts = append(out.parts, pf)
+		}
+	}
+	return out
 }
 
 // apply hands a request's records to their feeds and backs off the
@@ -288,58 +352,59 @@ func (f *fetcher) apply(r fetched) {
 		return
 	}
 	errs := map[kafka.Error]int{}
-	for ti := range r.res.Topics {
-		t := &r.res.Topics[ti]
-		for pi := range t.Partitions {
-			p := &t.Partitions[pi]
-			i := slices.IndexFunc(r.feeds, func(fd *feed) bool { return fd.topic == t.Topic && fd.partition == p.Partition })
-			if i < 0 {
-				continue
-			}
-			fd := r.feeds[i]
-			switch code := kafka.Error(p.ErrorCode); code {
-			case 0:
-				n := len(fd.msgs)
-				if err := fd.read(p.RecordSet.Records); err != nil {
-					f.log.Warn("fetched records could not be decoded; fetching again", zap.String("topic", fd.topic),
-						zap.Int32("partition", fd.partition), zap.Int64("offset", fd.next), zap.Error(err))
-					f.failed(fd, now, err)
-				} else {
-					fd.backoff.Reset()
-				}
-				if n == 0 && len(fd.msgs) > 0 {
+	var undecoded []partFetched
+	for _, pf := range r.parts {
+		fd := pf.fd
+		switch pf.code {
+		case 0:
+			if len(pf.msgs) > 0 {
+				if len(fd.msgs) == 0 {
 					poke(fd.ready)
 				}
-			case kafka.OffsetOutOfRange:
-				outOfRange = append(outOfRange, fd)
-				f.failed(fd, now, code)
-			default:
-				errs[code]++
-				f.failed(fd, now, code)
+				fd.msgs = append(fd.msgs, pf.msgs...)
 			}
+			fd.next = pf.next
+			if pf.err != nil {
+				undecoded = append(undecoded, pf)
+				f.failed(fd, now, pf.err)
+			} else {
+				fd.backoff.Reset()
+			}
+		case kafka.OffsetOutOfRange:
+			outOfRange = append(outOfRange, fd)
+			f.failed(fd, now, pf.code)
+		default:
+			errs[pf.code]++
+			f.failed(fd, now, pf.code)
 		}
 	}
 	f.mu.Unlock()
 	for code, n := range errs {
 		f.log.Warn("fetch failed; retrying", zap.Int32("broker", r.leader), zap.Int("partitions", n), zap.Error(code))
 	}
+	for _, pf := range undecoded {
+		f.log.Warn("fetched records could not be decoded; fetching again", zap.String("topic", pf.fd.topic),
+			zap.Int32("partition", pf.fd.partition), zap.Int64("offset", pf.next), zap.Error(pf.err))
+	}
 	for _, fd := range outOfRange {
 		f.outOfRange(fd)
 	}
 }
 
-// read appends the records of rs from fd.next on to fd.msgs and moves
-// fd.next past them; f.mu is held. A batch may begin before the offset
-// asked for, and its records before it are skipped. Control records
-// (transaction markers) are skipped as kafka-go's Reader skipped them.
-func (fd *feed) read(rs protocol.RecordReader) error {
+// decode returns the records of rs from offset next on, and the offset
+// after the last one read. A batch may begin before the offset asked for,
+// and its records before it are skipped. Control records (transaction
+// markers) are skipped as kafka-go's Reader skipped them. On an error the
+// records before it are returned.
+func decode(tp topicPartition, rs protocol.RecordReader, next int64) ([]*queue.Message, int64, error) {
 	if rs == nil {
-		return nil
+		return nil, next, nil
 	}
 	batches := []protocol.RecordReader{rs}
 	if s, ok := rs.(*protocol.RecordStream); ok {
 		batches = s.Records
 	}
+	var msgs []*queue.Message
 	for _, b := range batches {
 		_, control := b.(*protocol.ControlBatch)
 		for {
@@ -348,27 +413,27 @@ func (fd *feed) read(rs protocol.RecordReader) error {
 				break
 			}
 			if err != nil {
-				return err
+				return msgs, next, err
 			}
-			if rec.Offset < fd.next {
+			if rec.Offset < next {
 				closeRecord(rec)
 				continue
 			}
 			if control {
 				closeRecord(rec)
-				fd.next = rec.Offset + 1
+				next = rec.Offset + 1
 				continue
 			}
-			m, err := fd.message(rec)
+			m, err := message(tp, rec)
 			closeRecord(rec)
 			if err != nil {
-				return err
+				return msgs, next, err
 			}
-			fd.msgs = append(fd.msgs, m)
-			fd.next = rec.Offset + 1
+			msgs = append(msgs, m)
+			next = rec.Offset + 1
 		}
 	}
-	return nil
+	return msgs, next, nil
 }
 
 func closeRecord(rec *protocol.Record) {
@@ -381,8 +446,8 @@ func closeRecord(rec *protocol.Record) {
 }
 
 // message copies rec out of the response's buffers.
-func (fd *feed) message(rec *protocol.Record) (*queue.Message, error) {
-	m := &queue.Message{Topic: fd.topic, Partition: int(fd.partition), Offset: rec.Offset, Time: rec.Time}
+func message(tp topicPartition, rec *protocol.Record) (*queue.Message, error) {
+	m := &queue.Message{Topic: tp.topic, Partition: int(tp.partition), Offset: rec.Offset, Time: rec.Time}
 	var err error
 	if m.Key, err = protocol.ReadAll(rec.Key); err != nil {
 		return nil, err
