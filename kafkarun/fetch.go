@@ -158,7 +158,6 @@ func (f *fetcher) run(ctx context.Context) {
 	out := map[int32]bool{} // leaders with a request out
 	done := make(chan fetched)
 	var wg sync.WaitGroup
-	defer wg.Wait()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for ctx.Err() == nil {
@@ -223,7 +222,7 @@ func (f *fetcher) hungry(ctx context.Context, out map[int32]bool) (map[int32][]*
 	for _, fd := range want {
 		leader, ok := leaders[fd.topicPartition]
 		if err != nil || !ok {
-			f.failed(fd, now, err)
+			f.failed(fd, now)
 			continue
 		}
 		if out[leader] {
@@ -269,7 +268,7 @@ func (f *fetcher) leaders(ctx context.Context) (map[topicPartition]int32, error)
 }
 
 // failed backs fd off; f.mu is held.
-func (f *fetcher) failed(fd *feed, now time.Time, _ error) {
+func (f *fetcher) failed(fd *feed, now time.Time) {
 	fd.retryAt = now.Add(fd.backoff.NextBackOff())
 }
 
@@ -343,7 +342,7 @@ func (f *fetcher) apply(r fetched) {
 	}
 	if r.err != nil {
 		for _, fd := range r.feeds {
-			f.failed(fd, now, r.err)
+			f.failed(fd, now)
 		}
 		f.mu.Unlock()
 		if !errors.Is(r.err, context.Canceled) && !errors.Is(r.err, context.DeadlineExceeded) {
@@ -366,16 +365,16 @@ func (f *fetcher) apply(r fetched) {
 			fd.next = pf.next
 			if pf.err != nil {
 				undecoded = append(undecoded, pf)
-				f.failed(fd, now, pf.err)
+				f.failed(fd, now)
 			} else {
 				fd.backoff.Reset()
 			}
 		case kafka.OffsetOutOfRange:
 			outOfRange = append(outOfRange, fd)
-			f.failed(fd, now, pf.code)
+			f.failed(fd, now)
 		default:
 			errs[pf.code]++
-			f.failed(fd, now, pf.code)
+			f.failed(fd, now)
 		}
 	}
 	f.mu.Unlock()
@@ -483,7 +482,7 @@ func (f *fetcher) resolve(ctx context.Context) {
 	for _, fd := range fds {
 		o, ok := offs[fd.topicPartition]
 		if err != nil || !ok {
-			f.failed(fd, time.Now(), err)
+			f.failed(fd, time.Now())
 			continue
 		}
 		if fd.next == kafka.FirstOffset {
