@@ -69,7 +69,10 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 	}
 	defer rig.close()
 	brokers, values, planned, total := rig.brokers, rig.values, rig.planned, rig.total
-	_, subsetTotal, _ := plan(env.Templates, values[:subset])
+	subsetTotal := 0
+	for _, x := range planned[:subset] {
+		subsetTotal += len(x)
+	}
 	if err := preload(ctx, brokers, append(eventMessages(eventsTopic, values), eventMessages(naiveEvents, values[:subset])...)); err != nil {
 		return Result{}, err
 	}
