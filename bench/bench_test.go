@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
+	"weak"
 )
 
 // TestMain lets this test binary stand in for herald when a scenario
@@ -143,5 +146,31 @@ func TestPercentile(t *testing.T) {
 	}
 	if percentile(nil, 99) != 0 {
 		t.Error("empty percentile not 0")
+	}
+}
+
+// TestTrackerKeepsNoReceivedString: a decoded notification's id is a
+// substring of its whole record (notification.decodeBinary makes one string
+// of it), so a tracker that kept the id it was handed kept every delivered
+// record alive in the measured process: 121 MB of a latency run's 180 MB
+// live heap, and garbage-collector marks of 230–280 ms that showed up as
+// the run's p99.
+func TestTrackerKeepsNoReceivedString(t *testing.T) {
+	tr := newTracker()
+	tr.expect("n-1")
+	tr.produced(time.Now(), "n-1")
+	record := new([4096]byte)
+	copy(record[100:], "n-1")
+	gone := weak.Make(record)
+	tr.receive(unsafe.String(&record[100], 3))
+	record = nil
+	for i := 0; i < 5 && gone.Value() != nil; i++ {
+		runtime.GC()
+	}
+	if gone.Value() != nil {
+		t.Fatal("the tracker still holds the record its received id came from")
+	}
+	if lat, missing := tr.latencies(time.Time{}); len(lat) != 1 || missing != 0 {
+		t.Fatalf("latencies = %v, %d missing; want one latency", lat, missing)
 	}
 }
