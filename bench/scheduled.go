@@ -535,7 +535,9 @@ func notificationID(b []byte) string {
 	if err != nil {
 		return ""
 	}
-	return n.ID
+	// A copy: n.ID is a substring of the whole record, which the watch
+	// would otherwise keep alive for every fired reminder (tracker).
+	return strings.Clone(n.ID)
 }
 
 // naiveResult is the baseline's figures.
