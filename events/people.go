@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -246,7 +247,8 @@ var errZoneName = errors.New("not an IANA time zone name")
 
 // Locales that parsed, cached like zones: language.Parse was 9% of Decode,
 // for the few locales every event repeats. Only well-formed tags are kept,
-// at most maxZones of them.
+// at most maxZones of them, each a copy: a tag decoded from an event may be a
+// substring of the whole event, which the cache would otherwise keep alive.
 var (
 	locales     sync.Map // string -> struct{}
 	localeCount atomic.Int32
@@ -261,7 +263,7 @@ func validLocale(s string) bool {
 		return false
 	}
 	if localeCount.Load() < maxZones {
-		if _, loaded := locales.LoadOrStore(s, struct{}{}); !loaded {
+		if _, loaded := locales.LoadOrStore(strings.Clone(s), struct{}{}); !loaded {
 			localeCount.Add(1)
 		}
 	}
@@ -290,6 +292,7 @@ func location(name string) (*time.Location, error) {
 	if name == "Local" || !isZoneName(name) {
 		return nil, errZoneName
 	}
+	name = strings.Clone(name) // the cache's key and the Location keep it: not a substring of the event
 	l, err := time.LoadLocation(name)
 	if err != nil {
 		return nil, err

@@ -237,7 +237,7 @@ func derivedKeysOf(prefix string) *derivedKeys {
 		duration:  join(prefix, "duration_minutes"),
 	}
 	if derivedKeyCacheSize.Add(1) <= maxDerivedPrefixes {
-		derivedKeyCache.Store(prefix, k)
+		derivedKeyCache.Store(strings.Clone(prefix), k) // copies: keys may be substrings of a whole record
 	}
 	return k
 }
@@ -284,6 +284,9 @@ func loadZone(name string) *time.Location {
 	if v, ok := zoneCache.Load(name); ok {
 		return v.(*time.Location)
 	}
+	// A copy: name may be a substring of a whole record, and both the
+	// cache's key and the Location (its String) keep the name.
+	name = strings.Clone(name)
 	z, err := time.LoadLocation(name)
 	if err != nil || name == "Local" {
 		z = nil

@@ -148,7 +148,12 @@ func candidates(locale string) []string {
 	}
 	add(fallbackLocale)
 	if candidateCacheSize.Add(1) <= maxCachedLocales {
-		candidateCache.Store(locale, out)
+		// Copies: locale may be a substring of a whole record, and so may
+		// the tags language.Parse derives from it (their extensions).
+		for i := range out {
+			out[i] = strings.Clone(out[i])
+		}
+		candidateCache.Store(strings.Clone(locale), out)
 	}
 	return out
 }
