@@ -229,14 +229,14 @@ func (o *dataOrder) release() {
 	orders.Put(o)
 }
 
-// decodeBinary parses the binary form without validating the result.
-func decodeBinary(b []byte) (*Notification, error) {
-	// One copy of the input as a string: every string field is a
-	// substring of it, so the notification's strings cost one allocation.
-	// Keeping any one field keeps the whole record: strings.Clone what
-	// outlives the notification (the bench's tracker kept ids and with
-	// them every delivered record).
-	r := reader{s: string(b), i: 1}
+// decodeBinary parses the binary form, b, without validating the result.
+// Every string field is a substring of b (Parse's copy of the record, or
+// the record itself for DecodeShared), so the notification's strings cost
+// one allocation at most. Keeping any one field keeps the whole record:
+// strings.Clone what outlives the notification (the bench's tracker kept
+// ids and with them every delivered record).
+func decodeBinary(b string) (*Notification, error) {
+	r := reader{s: b, i: 1}
 	nf := r.uvarint("field count")
 	switch {
 	case r.err != nil:

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
@@ -122,6 +123,12 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"id":"ntf_x","channel":"sms","data":{"a":"b"}}`))
 	f.Add([]byte{0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// DecodeShared reads a record in place: it answers as Decode does.
+		d, derr := notification.Decode(b)
+		sd, serr := notification.DecodeShared(bytes.Clone(b))
+		if (derr == nil) != (serr == nil) || derr != nil && derr.Error() != serr.Error() || !reflect.DeepEqual(d, sd) {
+			t.Fatalf("DecodeShared differs from Decode: %v, %v", derr, serr)
+		}
 		// Parse is Decode without Validate, so the round trip below is
 		// held also for what a fuzzer rarely makes: a matching id.
 		n, err := notification.Parse(b)
@@ -222,5 +229,25 @@ func TestNewIDUnchanged(t *testing.T) {
 		if got, want := notification.NewID(p[0], p[1], notification.Channel(p[2]), p[3], p[4]), old(p[:]...); got != want {
 			t.Errorf("NewID%q = %s, was %s", p, got, want)
 		}
+	}
+}
+
+// TestDecodeSharedReadsInPlace: the worker's decode takes its strings from
+// the fetched record instead of a copy of it.
+func TestDecodeSharedReadsInPlace(t *testing.T) {
+	b, err := notification.Encode(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := notification.DecodeShared(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := uintptr(unsafe.Pointer(unsafe.StringData(n.ID)))
+	if start := uintptr(unsafe.Pointer(&b[0])); p < start || p >= start+uintptr(len(b)) {
+		t.Fatal("DecodeShared's id is not read from the record")
+	}
+	if n2, _ := notification.Decode(b); unsafe.StringData(n2.ID) == unsafe.StringData(n.ID) {
+		t.Fatal("Decode reads its strings from the caller's bytes")
 	}
 }
