@@ -51,12 +51,19 @@ const ScopeName = "github.com/gymhq/herald"
 type Tracing struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+	// off: the provider is OpenTelemetry's no-op one (no exporter), whose
+	// spans record nothing. The decorators then only carry the incoming
+	// context through, without building attributes nobody reads (issue
+	// 14: about 0.4 KB and a few hundred nanoseconds per notification).
+	off bool
 }
 
 // New returns Tracing over an explicit provider (tests use an in-memory
 // recorder). The propagator is W3C trace context plus baggage.
 func New(tp trace.TracerProvider) *Tracing {
+	_, off := tp.(noop.TracerProvider)
 	return &Tracing{
+		off:    off,
 		tracer: tp.Tracer(ScopeName),
 		prop:   propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
@@ -134,6 +141,14 @@ func (t *Tracing) Inject(ctx context.Context, m *queue.Message) {
 // try again) marks the span as an error.
 func (t *Tracing) Handler(stage string, next queue.Handler) queue.Handler {
 	name := "herald " + stage
+	if t.off {
+		// The no-op tracer's span carries the record's context (or none)
+		// to what the handler publishes, and records nothing.
+		return func(ctx context.Context, m *queue.Message) error {
+			ctx, _ = t.tracer.Start(t.Extract(ctx, m), name)
+			return next(ctx, m)
+		}
+	}
 	return func(ctx context.Context, m *queue.Message) error {
 		ctx, span := t.tracer.Start(t.Extract(ctx, m), name,
 			trace.WithSpanKind(trace.SpanKindConsumer),
@@ -188,6 +203,9 @@ func (p publisher) Publish(ctx context.Context, msgs ...queue.Message) error {
 // of the worker's span for that record. The span records the failure class
 // and reason, never the address or content.
 func (t *Tracing) Sender(provider string, next channels.Sender) channels.Sender {
+	if t.off {
+		return next // a no-op span would record nothing and change no context that is read
+	}
 	return sender{t: t, next: next, name: "send " + provider, provider: provider}
 }
 
