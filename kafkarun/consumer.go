@@ -519,13 +519,18 @@ func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.G
 	defer cm.remove(p)
 
 	log.Info("partition assigned", zap.Int64("offset", offset), zap.Int32("generation", gen.ID))
+	// A record first, then an in-flight slot: a partition waiting for
+	// records must not hold a slot, or idle partitions (a retry topic's)
+	// could hold them all while others have records. The record waiting
+	// for a slot is one of the feed's, already counted by its bound. A
+	// record taken but never dispatched (the partition stopping) was never
+	// started and stays uncommitted for the next owner.
 	for {
-		if err := c.acquire(fetchCtx); err != nil {
-			break
-		}
 		m, err := fd.take(fetchCtx)
 		if err != nil {
-			c.release()
+			break
+		}
+		if err := c.acquire(fetchCtx); err != nil {
 			break
 		}
 		p.dispatch(m)

@@ -233,3 +233,29 @@ func TestConsumerSkipsDeletedRecords(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	h.once(t, map[int]int64{0: 12}, map[int]int64{0: 20})
 }
+
+// TestConsumerIdlePartitionsHoldNoSlots: a partition with nothing to fetch
+// must not hold one of the 2×MaxInFlight in-flight slots. The partition
+// loops took a slot before waiting for a record, so once idle partitions
+// (a retry topic's, usually) held every slot, partitions with records
+// waited forever (an outside tester: 12 of 200 sent with
+// HERALD_MAX_IN_FLIGHT=4 on the email group's 24 partitions; 2,989 of 3,000
+// with the default on 520).
+func TestConsumerIdlePartitionsHoldNoSlots(t *testing.T) {
+	const partitions = 16
+	c, p := setup(t, "idle", partitions)
+	var msgs []queue.Message
+	for i := range 100 {
+		part := 13 + i%2 // two busy partitions of sixteen
+		msgs = append(msgs, queue.Message{Topic: "idle", Key: keyFor(part, partitions, "idle"), Value: []byte(strconv.Itoa(i))})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	h := &handled{}
+	runConsumer(t, kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "idle-g", Topics: []string{"idle"}, MaxInFlight: 1}, h.handle)
+	poll.Until(t, 30*time.Second, "all 100 records handled", func() bool { return h.count() >= 100 })
+	h.once(t, nil, map[int]int64{13: 50, 14: 50})
+}
