@@ -1,0 +1,81 @@
+package kafkarun
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/gymhq/herald/internal/kafkatest"
+)
+
+// TestFetchDecodesOnlyTheFeedsRoom: a response's records for a partition
+// are decoded only up to the feed's room, in records and in bytes. Byte
+// limits on a fetch count compressed bytes: before, every record of a
+// response was decoded into the feed, and an outside tester's zstd batches
+// of 290 KB events (2 MB on the wire, 850 MB decoded) took a dispatcher to
+// 3 GB.
+func TestFetchDecodesOnlyTheFeedsRoom(t *testing.T) {
+	c := kafkatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const topic = "squeezed"
+	if err := EnsureTopics(ctx, c.Brokers(), nil, []TopicSpec{{Name: topic, Partitions: 1, Replication: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(c.Brokers()...), Topic: topic, Compression: kafka.Zstd,
+		BatchSize: 1000, BatchBytes: 64 << 20, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	const n, size = 300, 100_000 // 30 MB of records, a few KB compressed
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Value: bytes.Repeat([]byte{'x'}, size)}
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	rt := &kafka.Transport{}
+	defer rt.CloseIdleConnections()
+	for _, tc := range []struct {
+		name             string
+		feedLow          int
+		wantMin, wantMax int
+		wantBytesAtMost  int
+	}{
+		{"records", 4, 8, 8, 8 * size},                                          // feedHigh = 8
+		{"bytes", 1000, feedBytes / size, feedBytes/size + 1, feedBytes + size}, // 4 MB of 100 KB records
+	} {
+		f := newFetcher(rt, c.Brokers(), []string{topic}, tc.feedLow, feedBytes, zap.NewNop())
+		fd := f.add(topic, 0, 0)
+		leaders, err := f.leaders(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := f.fetch(ctx, leaders[fd.topicPartition], []*feed{fd})
+		if r.err != nil || len(r.parts) != 1 || r.parts[0].err != nil {
+			t.Fatalf("%s: fetch: %v %+v", tc.name, r.err, r.parts)
+		}
+		got := r.parts[0]
+		held := 0
+		for _, m := range got.msgs {
+			held += recordBytes(m)
+		}
+		t.Logf("%s: %d records decoded (%d bytes), next offset %d", tc.name, len(got.msgs), held, got.next)
+		if len(got.msgs) < tc.wantMin || len(got.msgs) > tc.wantMax || held > tc.wantBytesAtMost {
+			t.Errorf("%s: %d records of %d bytes decoded, want %d..%d and at most %d bytes", tc.name, len(got.msgs), held, tc.wantMin, tc.wantMax, tc.wantBytesAtMost)
+		}
+		if got.next != int64(len(got.msgs)) {
+			t.Errorf("%s: next offset %d after %d records from 0", tc.name, got.next, len(got.msgs))
+		}
+		f.apply(r)
+		if fd.bytes != held || len(fd.msgs) != len(got.msgs) {
+			t.Errorf("%s: feed holds %d records, %d bytes; want %d, %d", tc.name, len(fd.msgs), fd.bytes, len(got.msgs), held)
+		}
+		if _, err := fd.take(ctx); err != nil || fd.bytes != held-size {
+			t.Errorf("%s: after a take the feed holds %d bytes, want %d (%v)", tc.name, fd.bytes, held-size, err)
+		}
+	}
+}
