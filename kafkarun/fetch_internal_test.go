@@ -2,14 +2,11 @@ package kafkarun
 
 import (
 	"bytes"
-	"context"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
-
-	"github.com/gymhq/herald/internal/kafkatest"
 )
 
 // TestFetchDecodesOnlyTheFeedsRoom: a response's records for a partition
@@ -20,13 +17,8 @@ import (
 // of 290 KB events (2 MB on the wire, 850 MB decoded) took a dispatcher to
 // 3 GB.
 func TestFetchDecodesOnlyTheFeedsRoom(t *testing.T) {
-	c := kafkatest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	const topic = "squeezed"
-	if err := EnsureTopics(ctx, c.Brokers(), nil, []TopicSpec{{Name: topic, Partitions: 1, Replication: 1}}); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := oneTopic(t, topic)
 	w := &kafka.Writer{Addr: kafka.TCP(c.Brokers()...), Topic: topic, Compression: kafka.Zstd,
 		BatchSize: 1000, BatchBytes: 64 << 20, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
 	defer w.Close()

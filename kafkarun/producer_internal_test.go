@@ -17,13 +17,8 @@ import (
 // handlers that retry through a stalled broker, each time with a new
 // deadline, leave no copies behind to be written when it recovers.
 func TestPublishWithdrawnWhenCallerGivesUp(t *testing.T) {
-	c := kafkatest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	const topic = "stalled"
-	if err := EnsureTopics(ctx, c.Brokers(), nil, []TopicSpec{{Name: topic, Partitions: 1, Replication: 1}}); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := oneTopic(t, topic)
 	release := make(chan struct{})
 	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
@@ -71,4 +66,17 @@ func TestPublishWithdrawnWhenCallerGivesUp(t *testing.T) {
 	}
 	close(release)
 	wg.Wait()
+}
+
+// oneTopic starts a cluster with topic (one partition) and returns it with
+// a context that ends with the test, at most a minute on.
+func oneTopic(t *testing.T, topic string) (*kafkatest.Cluster, context.Context) {
+	t.Helper()
+	c := kafkatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	if err := EnsureTopics(ctx, c.Brokers(), nil, []TopicSpec{{Name: topic, Partitions: 1, Replication: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	return c, ctx
 }
