@@ -283,6 +283,9 @@ func isDialError(err error) bool {
 // leaves the group so that the rest of the fleet takes over at once, and
 // returns nil. It returns an error only if the group cannot be set up.
 func (c *Consumer) Run(ctx context.Context) error {
+	// The in-flight series exists from the start: a group whose partitions
+	// are all idle takes no slot, and dashboards and alerts expect a 0.
+	c.cfg.Observer.InFlight(0)
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                c.cfg.GroupID,
 		Brokers:           c.cfg.Brokers,
