@@ -174,8 +174,8 @@ var errStopping = errors.New("worker: partition stopping")
 // Handle processes one record. See the package comment for the contract.
 func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 	start := w.cfg.Now()
-	// In place: nothing writes to a fetched record's value, and its
-	// copy was the worker's largest allocation.
+	// In place: nothing writes to a fetched record's value, and a copy of
+	// it was an allocation of the record's size per notification.
 	n, err := notification.DecodeShared(m.Value)
 	if err == nil && n.Channel != w.cfg.Channel {
 		err = failure.Errorf(failure.Poison, failure.ReasonInvalid, "notification for channel %s on the %s topic", n.Channel, w.cfg.Channel)
