@@ -54,7 +54,7 @@ type Tracing struct {
 	// off: the provider is OpenTelemetry's no-op one (no exporter), whose
 	// spans record nothing. The decorators then only carry the incoming
 	// context through, without building attributes nobody reads (issue
-	// 14: about 0.4 KB and a few hundred nanoseconds per notification).
+	// 14: 0.7 KB and 10 allocations per notification in BenchmarkDeliver).
 	off bool
 }
 
