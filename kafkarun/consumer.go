@@ -347,7 +347,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 	cm := &committer{c: c, gen: gen, parts: map[*partition]struct{}{}}
-	f := newFetcher(c.transport, c.cfg.Brokers, c.cfg.Topics, c.cfg.MaxInFlight, feedBytes, c.log)
+	f := newFetcher(c.transport, c.cfg.Brokers, c.cfg.Topics, c.cfg.MaxInFlight, c.log)
 	n := 0
 	for topic, parts := range gen.Assignments {
 		for _, a := range parts {

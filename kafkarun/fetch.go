@@ -62,25 +62,23 @@ type fetcher struct {
 	// against 17,500–18,600 when each partition was asked for only below
 	// feedLow).
 	feedLow, feedHigh int
-	// feedBytes bounds a feed's keys and values: a feed holding that many
-	// is left out of requests, and a response's records for a partition
-	// are decoded only up to its room in bytes (at least one record), the
-	// rest fetched again later. The room bounds what
-	// compression multiplies: 2 MB of zstd batches were 850 MB of records,
-	// all decoded into one feed (an outside tester's 3,000 compressed 290 KB
-	// events: 3 GB peak RSS, nothing handled for 6 s).
-	feedBytes int
-	rotate    int // where the next request's partition order starts
+	rotate            int // where the next request's partition order starts
 
 	mu    sync.Mutex
 	feeds []*feed
 	wake  chan struct{} // cap 1: a feed went hungry
 }
 
-// feedBytes is a partition's bound on fetched keys and values not yet
-// taken (fetcher.feedBytes): four of the largest records herald accepts,
-// and eight times what 2×MaxInFlight records of a typical notification
-// (about 1 KB) hold, so the record bound still decides for those.
+// feedBytes bounds a feed's keys and values not yet taken: a feed holding
+// that many is left out of requests, and a response's records for a
+// partition are decoded only up to its room in bytes (at least one record),
+// the rest fetched again later. The room bounds what compression
+// multiplies: 2 MB of zstd batches were 850 MB of records, all decoded into
+// one feed (an outside tester's 3,000 compressed 290 KB events: 3 GB peak
+// RSS, nothing handled for 6 s). It is four of the largest records herald
+// accepts, and eight times what 2×MaxInFlight records of a typical
+// notification (about 1 KB) hold, so the record bound still decides for
+// those.
 const feedBytes = 4 << 20
 
 // feed is one partition's fetched records, taken by its partition loop.
@@ -98,11 +96,11 @@ type feed struct {
 	backoff *backoff.ExponentialBackOff
 }
 
-func newFetcher(rt kafka.RoundTripper, brokers []string, topics []string, feedLow, feedBytes int, log *zap.Logger) *fetcher {
+func newFetcher(rt kafka.RoundTripper, brokers []string, topics []string, feedLow int, log *zap.Logger) *fetcher {
 	f := &fetcher{
 		rt: rt, addr: kafka.TCP(brokers...), log: log, topics: topics,
 		maxWait: 250 * time.Millisecond, maxBytes: 2 << 20, partitionBytes: queue.MaxRecordBytes + 1<<16,
-		feedLow: feedLow, feedHigh: 2 * feedLow, feedBytes: feedBytes, wake: make(chan struct{}, 1),
+		feedLow: feedLow, feedHigh: 2 * feedLow, wake: make(chan struct{}, 1),
 	}
 	return f
 }
@@ -135,9 +133,9 @@ func (fd *feed) take(ctx context.Context) (*queue.Message, error) {
 			m := fd.msgs[0]
 			fd.msgs[0] = nil
 			fd.msgs = fd.msgs[1:]
-			wasFull := fd.bytes >= f.feedBytes
+			wasFull := fd.bytes >= feedBytes
 			fd.bytes -= recordBytes(m)
-			if len(fd.msgs) == f.feedLow-1 || wasFull && fd.bytes < f.feedBytes {
+			if len(fd.msgs) == f.feedLow-1 || wasFull && fd.bytes < feedBytes {
 				poke(f.wake)
 			}
 			f.mu.Unlock()
@@ -217,7 +215,7 @@ func (f *fetcher) hungry(ctx context.Context, out map[int32]bool) (map[int32][]*
 	f.mu.Lock()
 	for _, fd := range f.feeds {
 		switch {
-		case fd.busy || fd.next < 0 || len(fd.msgs) >= f.feedHigh || fd.bytes >= f.feedBytes:
+		case fd.busy || fd.next < 0 || len(fd.msgs) >= f.feedHigh || fd.bytes >= feedBytes:
 		case now.Before(fd.retryAt):
 			wait = min(wait, fd.retryAt.Sub(now))
 		default:
@@ -307,7 +305,7 @@ func (f *fetcher) fetch(ctx context.Context, leader int32, fds []*feed) fetched 
 		from[fd.topicPartition], offsets[fd.topicPartition] = fd, fd.next
 		// Feeds only shrink while the request is out, so the room now
 		// is a bound on the room when the records arrive.
-		rooms[fd.topicPartition] = f.feedBytes - fd.bytes
+		rooms[fd.topicPartition] = feedBytes - fd.bytes
 		i := slices.IndexFunc(req.Topics, func(t fetchAPI.RequestTopic) bool { return t.Topic == fd.topic })
 		if i < 0 {
 			req.Topics = append(req.Topics, fetchAPI.RequestTopic{Topic: fd.topic})
@@ -422,8 +420,9 @@ func recordBytes(m *queue.Message) int { return len(m.Key) + len(m.Value) }
 // one returned: the records after it are fetched again. It is not bounded
 // by records: kafka-go has decoded the whole response already, and one
 // bounded to the feed's room in records decoded each response again for a
-// fraction of it (anchor: 4× the CPU per message, efficiency 0.8 → 0.56). A batch may begin before the offset asked
-// for, and its records before it are skipped. Control records
+// fraction of it (anchor: 4× the CPU per message, efficiency 0.8 → 0.56).
+// A batch may begin before the offset asked for, and its records before it
+// are skipped. Control records
 // (transaction markers) are skipped as kafka-go's Reader skipped them. On
 // an error the records before it are returned.
 func decode(tp topicPartition, rs protocol.RecordReader, next int64, maxBytes int) ([]*queue.Message, int64, error) {

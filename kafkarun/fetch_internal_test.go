@@ -32,42 +32,34 @@ func TestFetchDecodesOnlyTheFeedsRoom(t *testing.T) {
 	}
 	rt := &kafka.Transport{}
 	defer rt.CloseIdleConnections()
-	for _, tc := range []struct {
-		name             string
-		feedLow          int
-		wantMin, wantMax int
-		wantBytesAtMost  int
-	}{
-		{"bytes", 4, feedBytes / size, feedBytes/size + 1, feedBytes + size}, // 4 MB of 100 KB records
-	} {
-		f := newFetcher(rt, c.Brokers(), []string{topic}, tc.feedLow, feedBytes, zap.NewNop())
-		fd := f.add(topic, 0, 0)
-		leaders, err := f.leaders(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := f.fetch(ctx, leaders[fd.topicPartition], []*feed{fd})
-		if r.err != nil || len(r.parts) != 1 || r.parts[0].err != nil {
-			t.Fatalf("%s: fetch: %v %+v", tc.name, r.err, r.parts)
-		}
-		got := r.parts[0]
-		held := 0
-		for _, m := range got.msgs {
-			held += recordBytes(m)
-		}
-		t.Logf("%s: %d records decoded (%d bytes), next offset %d", tc.name, len(got.msgs), held, got.next)
-		if len(got.msgs) < tc.wantMin || len(got.msgs) > tc.wantMax || held > tc.wantBytesAtMost {
-			t.Errorf("%s: %d records of %d bytes decoded, want %d..%d and at most %d bytes", tc.name, len(got.msgs), held, tc.wantMin, tc.wantMax, tc.wantBytesAtMost)
-		}
-		if got.next != int64(len(got.msgs)) {
-			t.Errorf("%s: next offset %d after %d records from 0", tc.name, got.next, len(got.msgs))
-		}
-		f.apply(r)
-		if fd.bytes != held || len(fd.msgs) != len(got.msgs) {
-			t.Errorf("%s: feed holds %d records, %d bytes; want %d, %d", tc.name, len(fd.msgs), fd.bytes, len(got.msgs), held)
-		}
-		if _, err := fd.take(ctx); err != nil || fd.bytes != held-size {
-			t.Errorf("%s: after a take the feed holds %d bytes, want %d (%v)", tc.name, fd.bytes, held-size, err)
-		}
+	f := newFetcher(rt, c.Brokers(), []string{topic}, 4, zap.NewNop())
+	fd := f.add(topic, 0, 0)
+	leaders, err := f.leaders(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.fetch(ctx, leaders[fd.topicPartition], []*feed{fd})
+	if r.err != nil || len(r.parts) != 1 || r.parts[0].err != nil {
+		t.Fatalf("fetch: %v %+v", r.err, r.parts)
+	}
+	got := r.parts[0]
+	held := 0
+	for _, m := range got.msgs {
+		held += recordBytes(m)
+	}
+	t.Logf("%d records decoded (%d bytes), next offset %d", len(got.msgs), held, got.next)
+	// 4 MB of 100 KB records: the byte bound, at most one record past it.
+	if wantMin, wantMax := feedBytes/size, feedBytes/size+1; len(got.msgs) < wantMin || len(got.msgs) > wantMax || held > feedBytes+size {
+		t.Errorf("%d records of %d bytes decoded, want %d..%d and at most %d bytes", len(got.msgs), held, wantMin, wantMax, feedBytes+size)
+	}
+	if got.next != int64(len(got.msgs)) {
+		t.Errorf("next offset %d after %d records from 0", got.next, len(got.msgs))
+	}
+	f.apply(r)
+	if fd.bytes != held || len(fd.msgs) != len(got.msgs) {
+		t.Errorf("feed holds %d records, %d bytes; want %d, %d", len(fd.msgs), fd.bytes, len(got.msgs), held)
+	}
+	if _, err := fd.take(ctx); err != nil || fd.bytes != held-size {
+		t.Errorf("after a take the feed holds %d bytes, want %d (%v)", fd.bytes, held-size, err)
 	}
 }
