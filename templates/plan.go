@@ -123,7 +123,8 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 		keys         []string
 	}
 	var refused []Refusal
-	work := make([]ruleWork, 0, len(t.rules))
+	var workArray [8]ruleWork // most event types have fewer rules: no allocation
+	work := workArray[:0]
 	var byPath map[string][]events.Person
 	for _, r := range t.rules {
 		var people []events.Person
@@ -193,7 +194,13 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 	// is found by their address in that slice. Staff are read per rule
 	// and get one per rule.
 	var datas map[*events.Person]map[string]string
-	out := make([]notification.Notification, 0, 2*len(t.rules))
+	// Room for one notification per person and channel: a Notification is
+	// ~300 bytes, and twice the rules (the room before) was mostly unused.
+	size := 0
+	for _, w := range work {
+		size += len(w.people) * len(w.r.channels)
+	}
+	out := make([]notification.Notification, 0, size)
 	seen := map[string]bool{}
 	for _, w := range work {
 		r, people, due, expires, keys := w.r, w.people, w.due, w.expires, w.keys
