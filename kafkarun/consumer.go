@@ -79,6 +79,10 @@ type ConsumerConfig struct {
 	// HeartbeatInterval; default 1s. Also bounds how fast a rebalance is
 	// noticed.
 	HeartbeatInterval time.Duration
+	// PartitionWatchInterval is how often the group's topics are checked
+	// for added partitions (and for topics created after start); a change
+	// ends the generation, so the group rebalances onto them. Default 5s.
+	PartitionWatchInterval time.Duration
 
 	// StartOffset applies to partitions with no committed offset:
 	// kafka.FirstOffset (default) or kafka.LastOffset.
@@ -114,6 +118,9 @@ func (nopObserver) JoinFailed(error)             {}
 func (c *ConsumerConfig) setDefaults() {
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 256
+	}
+	if c.PartitionWatchInterval <= 0 {
+		c.PartitionWatchInterval = 5 * time.Second
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = 500 * time.Millisecond
@@ -286,11 +293,64 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// The in-flight series exists from the start: a group whose partitions
 	// are all idle takes no slot, and dashboards and alerts expect a 0.
 	c.cfg.Observer.InFlight(0)
+	for {
+		again, err := c.runGroup(ctx, c.subscription(ctx))
+		if err != nil {
+			return err
+		}
+		if !again {
+			break
+		}
+	}
+	c.transport.CloseIdleConnections()
+	c.mu.Lock()
+	c.membership.Joined = false
+	c.membership.Since = time.Now()
+	c.mu.Unlock()
+	c.log.Info("left consumer group")
+	return nil
+}
+
+// subscription is what the group subscribes to: the configured topics that
+// exist. kafka-go's group leader assigns nothing at all, of any topic, while
+// one subscribed topic is missing (its metadata read fails as a whole), so a
+// dispatcher started before the events topic was created would not consume
+// herald.derived.v1 either. All of them when none exists, or when the
+// metadata cannot be read: there is nothing to lose by trying.
+func (c *Consumer) subscription(ctx context.Context) []string {
+	counts, err := partitionCounts(ctx, c.transport, kafka.TCP(c.cfg.Brokers...), c.cfg.Topics)
+	if err != nil {
+		return c.cfg.Topics
+	}
+	return subscribable(c.cfg.Topics, counts)
+}
+
+// subscribable is the topics of all that have partitions in counts, or all
+// when none has.
+func subscribable(all []string, counts map[string]int) []string {
+	var topics []string
+	for _, t := range all {
+		if counts[t] > 0 {
+			topics = append(topics, t)
+		}
+	}
+	if len(topics) == 0 {
+		return all
+	}
+	return topics
+}
+
+// runGroup consumes as one member of the group subscribed to topics until
+// ctx ends (again false) or the topics that exist are no longer topics
+// (again true: a topic was created or deleted, and the group is left and
+// joined again with the new subscription). It returns an error only if the
+// group cannot be set up.
+func (c *Consumer) runGroup(ctx context.Context, topics []string) (again bool, err error) {
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                c.cfg.GroupID,
 		Brokers:           c.cfg.Brokers,
 		Dialer:            c.cfg.Dialer,
-		Topics:            c.cfg.Topics,
+		Topics:            topics,
 		HeartbeatInterval: c.cfg.HeartbeatInterval,
 		SessionTimeout:    c.cfg.SessionTimeout,
 		RebalanceTimeout:  c.cfg.RebalanceTimeout,
@@ -308,23 +368,26 @@ func (c *Consumer) Run(ctx context.Context) error {
 		ErrorLogger:   kafka.LoggerFunc(func(f string, a ...any) { c.log.Debug("kafka-go: " + fmt.Sprintf(f, a...)) }),
 	})
 	if err != nil {
-		return fmt.Errorf("kafkarun: consumer group %s: %w", c.cfg.GroupID, err)
+		return false, fmt.Errorf("kafkarun: consumer group %s: %w", c.cfg.GroupID, err)
 	}
 
 	// Closing the group ends the current generation (our partition loops see
 	// their context end, drain and commit on the still-open coordinator
-	// connection), waits for them, and then sends LeaveGroup.
+	// connection), waits for them, and then sends LeaveGroup. It is closed
+	// when ctx ends, or to subscribe again.
+	groupCtx, resubscribe := context.WithCancel(ctx)
+	defer resubscribe()
 	closed := make(chan struct{})
 	go func() {
-		<-ctx.Done()
+		<-groupCtx.Done()
 		_ = cg.Close()
 		close(closed)
 	}()
 
 	for {
-		gen, err := cg.Next(ctx)
+		gen, err := cg.Next(groupCtx)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+			if groupCtx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				break
 			}
 			m := c.joinFailed(err)
@@ -333,19 +396,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 				zap.Duration("without_generation", m.Unjoined(time.Now()).Round(time.Millisecond)), zap.Int("failed_joins", m.JoinErrors))
 			continue
 		}
-		c.runGeneration(ctx, gen)
+		c.runGeneration(ctx, gen, topics, resubscribe)
 	}
 	<-closed
-	c.transport.CloseIdleConnections()
-	c.mu.Lock()
-	c.membership.Joined = false
-	c.membership.Since = time.Now()
-	c.mu.Unlock()
-	c.log.Info("left consumer group")
-	return nil
+	return ctx.Err() == nil, nil
 }
 
-func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
+func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, topics []string, resubscribe func()) {
+	// The partition counts the group formed on, read first, as close to
+	// the leader's assignment as a member can.
+	base, err := partitionCounts(ctx, c.transport, kafka.TCP(c.cfg.Brokers...), c.cfg.Topics)
+	if err != nil {
+		base = nil
+	}
 	cm := &committer{c: c, gen: gen, parts: map[*partition]struct{}{}}
 	f := newFetcher(c.transport, c.cfg.Brokers, c.cfg.Topics, c.cfg.MaxInFlight, c.log)
 	n := 0
@@ -380,6 +443,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) {
 		<-genCtx.Done()
 		c.setUnjoined(gen.ID)
 	})
+	gen.Start(func(genCtx context.Context) { c.watchPartitions(genCtx, base, topics, resubscribe) })
 	// A member with no partitions needs nothing here: kafka-go ends the
 	// generation from its heartbeat loop, and Next blocks until then.
 	c.log.Info("joined consumer group", zap.Int32("generation", gen.ID), zap.String("member", gen.MemberID), zap.Int("partitions", n))

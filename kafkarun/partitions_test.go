@@ -1,0 +1,90 @@
+package kafkarun_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/gymhq/herald/internal/kafkatest"
+	"github.com/gymhq/herald/internal/poll"
+	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/queue"
+)
+
+// produceTo writes one record to one partition with kafka-go's client, not
+// herald's producer, whose balancer chooses the partition. Its transport
+// is new, so it knows partitions added a moment ago.
+func produceTo(t *testing.T, brokers []string, topic string, partition int, value string) {
+	t.Helper()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := client.Produce(ctx, &kafka.ProduceRequest{Topic: topic, Partition: partition, RequiredAcks: kafka.RequireAll,
+		Records: kafka.NewRecordReader(kafka.Record{Value: kafka.NewBytes([]byte(value))})})
+	if err == nil && resp.Error != nil {
+		err = resp.Error
+	}
+	if err != nil {
+		t.Fatalf("produce to %s/%d: %v", topic, partition, err)
+	}
+}
+
+// TestConsumerFollowsPartitionChanges is a group started while one of its
+// topics is missing (a dispatcher started before the events topic was
+// created), then the runbook's "add partitions" (docs/operations.md), then
+// the missing topic created: every record is consumed, those on partitions
+// the group did not have when it formed within a watch interval or two,
+// not at the next rebalance (which may be days away). Before the watch, none
+// of the three was: kafka-go's leader assigned nothing while a subscribed
+// topic was missing, and nothing noticed partitions added later.
+func TestConsumerFollowsPartitionChanges(t *testing.T) {
+	c := kafkatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: "grow", Partitions: 2, Replication: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{} // value → partition
+	h := func(_ context.Context, m *queue.Message) error {
+		mu.Lock()
+		seen[string(m.Value)] = m.Partition
+		mu.Unlock()
+		return nil
+	}
+	has := func(v string) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); _, ok := seen[v]; return ok }
+	}
+	cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "watch", Topics: []string{"grow", "late"},
+		CommitInterval: 20 * time.Millisecond, SessionTimeout: 3 * time.Second, RebalanceTimeout: 3 * time.Second,
+		HeartbeatInterval: 200 * time.Millisecond, PartitionWatchInterval: 200 * time.Millisecond}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	produceTo(t, c.Brokers(), "grow", 1, "before")
+	poll.Until(t, 30*time.Second, "the record on an original partition", has("before"))
+
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...)}
+	resp, err := client.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: "grow", Count: 4}}})
+	if err != nil || resp.Errors["grow"] != nil {
+		t.Fatalf("create partitions: %v %v", err, resp)
+	}
+	produceTo(t, c.Brokers(), "grow", 3, "added")
+	poll.Until(t, 15*time.Second, "the record on an added partition", has("added"))
+
+	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: "late", Partitions: 2, Replication: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	produceTo(t, c.Brokers(), "late", 1, "late")
+	poll.Until(t, 15*time.Second, "the record on a topic created after start", has("late"))
+}
