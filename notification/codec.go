@@ -235,7 +235,7 @@ func (o *dataOrder) release() {
 // one allocation at most. Keeping any one field keeps the whole record:
 // strings.Clone what outlives the notification (the bench's tracker kept
 // ids and with them every delivered record).
-func decodeBinary(b string) (*Notification, error) {
+func decodeBinary(b string, into *decodeInto) (*Notification, error) {
 	r := reader{s: b, i: 1}
 	nf := r.uvarint("field count")
 	switch {
@@ -248,6 +248,10 @@ func decodeBinary(b string) (*Notification, error) {
 		r.fail("field count", fmt.Sprintf("%d fields cannot fit in a %d-byte record", nf, len(b)))
 	}
 	n := &Notification{}
+	if into != nil {
+		n = into.n
+		*n = Notification{}
+	}
 	n.ID = r.str("id")
 	n.EventID = r.str("event_id")
 	n.EventType = r.str("event_type")
@@ -261,7 +265,11 @@ func decodeBinary(b string) (*Notification, error) {
 		if c > uint64(len(r.s)-r.i)/2 {
 			r.fail("data", fmt.Sprintf("%d pairs in %d bytes", c, len(r.s)-r.i))
 		} else {
-			n.Data = make(map[string]string, c)
+			if into != nil && into.data != nil {
+				n.Data = into.data
+			} else {
+				n.Data = make(map[string]string, c)
+			}
 			var prev string
 			for j := uint64(0); j < c && r.err == nil; j++ {
 				k := r.str("data key")

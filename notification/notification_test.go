@@ -122,12 +122,24 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"id":"ntf_x","channel":"sms","data":{"a":"b"}}`))
 	f.Add([]byte{0x01})
+	var reused struct {
+		n    notification.Notification
+		data map[string]string
+	}
+	reused.data = map[string]string{}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// DecodeShared reads a record in place: it answers as Decode does.
 		d, derr := notification.Decode(b)
 		sd, serr := notification.DecodeShared(bytes.Clone(b))
 		if (derr == nil) != (serr == nil) || derr != nil && derr.Error() != serr.Error() || !reflect.DeepEqual(d, sd) {
 			t.Fatalf("DecodeShared differs from Decode: %v, %v", derr, serr)
+		}
+		// DecodeSharedInto into what the previous input left (as a worker
+		// reuses them, cleared map and all) answers as Decode does too.
+		clear(reused.data)
+		id, ierr := notification.DecodeSharedInto(bytes.Clone(b), &reused.n, reused.data)
+		if (derr == nil) != (ierr == nil) || derr != nil && derr.Error() != ierr.Error() || !reflect.DeepEqual(d, id) {
+			t.Fatalf("DecodeSharedInto differs from Decode: %v, %v", derr, ierr)
 		}
 		// Parse is Decode without Validate, so the round trip below is
 		// held also for what a fuzzer rarely makes: a matching id.

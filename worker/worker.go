@@ -175,8 +175,13 @@ var errStopping = errors.New("worker: partition stopping")
 func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 	start := w.cfg.Now()
 	// In place: nothing writes to a fetched record's value, and a copy of
-	// it was an allocation of the record's size per notification.
-	n, err := notification.DecodeShared(m.Value)
+	// it was an allocation of the record's size per notification. Into a
+	// reused notification and Data map, which nothing here keeps past
+	// Handle: the rendered message and every record written copy what
+	// they need.
+	dec := decodedPool.Get().(*decoded)
+	defer dec.release()
+	n, err := notification.DecodeSharedInto(m.Value, &dec.n, dec.data)
 	if err == nil && n.Channel != w.cfg.Channel {
 		err = failure.Errorf(failure.Poison, failure.ReasonInvalid, "notification for channel %s on the %s topic", n.Channel, w.cfg.Channel)
 	}
@@ -273,6 +278,22 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 	default:
 		return w.fail(ctx, m, n, owner, err, start)
 	}
+}
+
+// decoded is a notification and its Data map that Handle decodes a record
+// into and reuses for the next (notification.DecodeSharedInto).
+type decoded struct {
+	n    notification.Notification
+	data map[string]string
+}
+
+var decodedPool = sync.Pool{New: func() any { return &decoded{data: make(map[string]string, 48)} }}
+
+// release empties d and returns it to the pool.
+func (d *decoded) release() {
+	d.n = notification.Notification{}
+	clear(d.data)
+	decodedPool.Put(d)
 }
 
 // claim takes the idempotency claim, waiting while another worker holds it.
