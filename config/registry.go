@@ -29,14 +29,16 @@ var registry = []*variable{
 	{
 		name: "HERALD_EVENTS_TOPIC", group: "Kafka", def: "gym.bookings.v1",
 		doc: "Topic of booking events the dispatcher consumes. " +
-			"herald never creates or alters it: it belongs to the booking service.",
+			"herald never creates or alters it: it belongs to the booking service. " +
+			"A dispatcher started before it exists consumes its other topic meanwhile and starts on this one within about 5 s of its creation.",
 		bind: text(func(c *Config) *string { return &c.EventsTopic }, "a Kafka topic name", kafkaName),
 	},
 	{
 		name: "HERALD_TOPIC_PARTITIONS", group: "Kafka", def: "12",
 		doc: "Partitions of a `herald.*` topic herald creates because it is missing; existing topics are left as they are. " +
 			"A topic's partitions cap how many workers of its role share the work: pods beyond that count sit idle as standbys. " +
-			"Adding partitions later moves recipients to other partitions, so choose for the largest fleet you expect.",
+			"Adding partitions later moves recipients to other partitions, so choose for the largest fleet you expect; " +
+			"running workers rebalance onto added partitions within about 5 s, without a restart.",
 		bind: integer(func(c *Config) *int { return &c.TopicPartitions }, 1, 10000),
 	},
 	{
