@@ -243,6 +243,9 @@ type Config struct {
 	// HTTPAddr is where /metrics, /healthz and /readyz listen; port 0 picks
 	// a free port.
 	HTTPAddr string
+	// Profiling, when On, serves Go's runtime profiles (net/http/pprof)
+	// under /debug/pprof/ on HTTPAddr.
+	Profiling Switch
 	// Gateway is the gateway role's settings (config/gateway.go).
 	Gateway   Gateway
 	LogLevel  LogLevel

@@ -126,6 +126,7 @@ func TestDefaults(t *testing.T) {
 		Schedule:             config.Schedule{Retention: 720 * time.Hour, Tick: 100 * time.Millisecond, QuietHours: config.On},
 		Security:             config.Security{KafkaSASLMechanism: config.KafkaSASLNone, KafkaTLS: config.Off},
 		HTTPAddr:             ":9090",
+		Profiling:            config.Off,
 		LogLevel:             config.LogInfo,
 		LogFormat:            config.LogJSON,
 	}

@@ -250,6 +250,14 @@ var registry = []*variable{
 		bind: text(func(c *Config) *string { return &c.HTTPAddr }, "[host]:port", hostPort(false, 0)),
 	},
 	{
+		name: "HERALD_PPROF", group: "Service", def: "off",
+		doc: "`on` serves Go's runtime profiles under `/debug/pprof/` on `HERALD_HTTP_ADDR`, " +
+			"for finding where a worker's CPU or memory goes during an incident " +
+			"(`go tool pprof http://<pod>:9090/debug/pprof/profile?seconds=30`; docs/operations.md). " +
+			"Off by default: a profile shows the process's internals and costs CPU while it is taken.",
+		bind: enum(func(c *Config) *Switch { return &c.Profiling }, Off, On),
+	},
+	{
 		name: "HERALD_LOG_LEVEL", group: "Service", def: "info",
 		doc: "Least severe level logged. `debug` adds lines such as one per skipped event of an unknown type: " +
 			"useful during an incident, noise in steady state.",

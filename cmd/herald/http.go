@@ -5,12 +5,16 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gymhq/herald/config"
 )
 
-// serveHTTP serves /metrics, /healthz and /readyz, plus extra routes (the
+// serveHTTP serves /metrics, /healthz and /readyz, /debug/pprof/ when
+// HERALD_PPROF is on, plus extra routes (the
 // dev outbox) when given, every request through wrap when given (herald
 // dev's local-only guard). It returns once the listener is bound, so a bad
 // address fails at start.
@@ -36,6 +40,13 @@ func serveHTTP(addr string, f *fleet, extra func(*http.ServeMux), wrap ...func(h
 		}
 		w.Write([]byte("ready\n"))
 	})
+	if f.cfg != nil && f.cfg.Profiling == config.On {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	for pattern, h := range f.routes {
 		mux.Handle(pattern, h)
 	}
