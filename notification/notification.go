@@ -10,7 +10,6 @@
 package notification
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -206,14 +205,11 @@ func sizeLimit(n *Notification) int {
 // event made notifications of 1.2 MB (issue 10). The bytes are never
 // embedded in HTML, so the escaping protected nothing; Decode reads both
 // forms, and the JSON stays as strict.
+//
+// It is written by hand (appendJSON), byte for byte as encoding/json with
+// HTML escaping off would write the struct.
 func JSON(n *Notification) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(n); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+	return appendJSON(make([]byte, 0, 512+64*len(n.Data)), n)
 }
 
 // EncodeJSON is Encode in the readable JSON form, under the same size

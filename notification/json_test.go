@@ -1,0 +1,87 @@
+package notification_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gymhq/herald/notification"
+)
+
+// reflectJSON is notification.JSON as it was, by encoding/json with HTML
+// escaping off: what the hand-written encoder must write byte for byte.
+func reflectJSON(n *notification.Notification) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(n); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// FuzzJSONAsEncodingJSON: JSON writes what encoding/json writes, for any
+// strings (escapes, invalid UTF-8, U+2028), data, cancel keys and times
+// (zero, with zones, and outside what RFC 3339 can write, which both
+// refuse).
+func FuzzJSONAsEncodingJSON(f *testing.F) {
+	f.Add("ntf_1", "evt\"1\\", "email", "a\x00b\u2028c<>&", "k1=v1;k2=\xff", "ck1;ck2", int64(1764000000123456789), int64(0), 3, int16(60))
+	f.Add("", "", "", "", "", "", int64(0), int64(-62135596800000000), 0, int16(0))
+	f.Add("x", "y", "sms", "\t\n\r\b\f\x7f", "=", ";", int64(253402300800000000), int64(1), -1, int16(-330))
+	f.Fuzz(func(t *testing.T, id, event, channel, text, data, keys string, at, other int64, attempt int, offsetMinutes int16) {
+		zone := time.FixedZone("z", int(offsetMinutes)*7) // some offsets with seconds, which RFC 3339 cannot write
+		tm := func(ns int64) time.Time {
+			if ns == 0 {
+				return time.Time{}
+			}
+			return time.Unix(0, ns).In(zone)
+		}
+		n := &notification.Notification{
+			ID: id, EventID: event, EventType: text, Template: id + text, Channel: notification.Channel(channel),
+			Locale: text, RecipientID: event, To: text, Priority: notification.Priority(channel),
+			CreatedAt: tm(at), Attempt: attempt, NotBefore: tm(other), FirstFailedAt: tm(at ^ other),
+			Category: text, TimeZone: id, DueAt: tm(other / 3), Deferred: event, ExpiresAt: tm(at / 7),
+		}
+		if data != "" {
+			n.Data = map[string]string{}
+			for _, kv := range strings.Split(data, ";") {
+				k, v, _ := strings.Cut(kv, "=")
+				n.Data[k] = v
+			}
+		}
+		if keys != "" {
+			n.CancelKeys = strings.Split(keys, ";")
+		} else if attempt%2 == 0 {
+			n.CancelKeys = []string{} // empty, not nil: omitted too
+		}
+		want, werr := reflectJSON(n)
+		got, gerr := notification.JSON(n)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("errors differ: encoding/json %v, JSON %v", werr, gerr)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("JSON differs from encoding/json:\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+// BenchmarkJSON is the readable form by hand against encoding/json, on a
+// planned notification's shape (full(): every field, a data map).
+func BenchmarkJSON(b *testing.B) {
+	n := full()
+	for _, c := range []struct {
+		name string
+		enc  func(*notification.Notification) ([]byte, error)
+	}{{"encoding-json", reflectJSON}, {"by-hand", notification.JSON}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.enc(n); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
