@@ -16,11 +16,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/internal/jsonw"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/topics"
@@ -67,6 +70,14 @@ type Record struct {
 	EventID string `json:"event_id,omitempty"`
 	// At is when the record was written.
 	At time.Time `json:"at,omitzero"`
+
+	// compacted is the Notification bytes Schedule wrote: EncodeJSON's,
+	// compact and valid JSON, which Encode writes as they are while
+	// Notification still holds them. encoding/json compacted (and so
+	// validated) the embedded notification again for every record, most
+	// of the 2.4% of the pipeline scenario's CPU that encoding a schedule
+	// record took. Other bytes are compacted as encoding/json did.
+	compacted []byte
 }
 
 // MaxRecordSize bounds a record: a notification and its envelope.
@@ -81,17 +92,64 @@ func Encode(r *Record) ([]byte, error) {
 	if err := r.validate(); err != nil {
 		return nil, failure.Perm(failure.ReasonInvalid, err)
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
+	out, err := r.appendJSON(make([]byte, 0, 256+len(r.Notification)))
+	if err != nil {
 		return nil, failure.Perm(failure.ReasonInvalid, err)
 	}
-	out := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 	if len(out) > MaxRecordSize {
 		return nil, failure.Errorf(failure.Permanent, failure.ReasonTooLarge, "schedule record of %s is %d bytes, limit %d", r.ID, len(out), MaxRecordSize)
 	}
 	return out, nil
+}
+
+// appendJSON appends r as encoding/json with HTML escaping off writes the
+// struct (FuzzEncodeAsEncodingJSON holds it to that), by hand: field order
+// and names of the tags, omitempty and omitzero as tagged, Notification
+// compacted unless it is what Schedule wrote.
+func (r *Record) appendJSON(b []byte) ([]byte, error) {
+	var err error
+	tm := func(name string, t time.Time) {
+		if err == nil && !t.IsZero() {
+			b = append(b, name...)
+			b, err = jsonw.Time(b, t)
+		}
+	}
+	str := func(name, v string) {
+		if v != "" {
+			b = append(b, name...)
+			b = jsonw.String(b, v)
+		}
+	}
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, int64(r.V), 10)
+	b = append(b, `,"kind":`...)
+	b = jsonw.String(b, r.Kind)
+	str(`,"id":`, r.ID)
+	tm(`,"due":`, r.Due)
+	str(`,"topic":`, r.Topic)
+	str(`,"key":`, r.Key)
+	if len(r.Keys) > 0 {
+		b = append(b, `,"keys":`...)
+		b = jsonw.Strings(b, r.Keys)
+	}
+	if len(r.Notification) > 0 {
+		b = append(b, `,"notification":`...)
+		if len(r.compacted) == len(r.Notification) && unsafe.SliceData(r.compacted) == unsafe.SliceData(r.Notification) {
+			b = append(b, r.Notification...)
+		} else {
+			buf := bytes.NewBuffer(b)
+			if cerr := json.Compact(buf, r.Notification); cerr != nil {
+				return nil, fmt.Errorf("json: error calling MarshalJSON for type json.RawMessage: %w", cerr)
+			}
+			b = buf.Bytes()
+		}
+	}
+	str(`,"event_id":`, r.EventID)
+	tm(`,"at":`, r.At)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '}'), nil
 }
 
 // Decode parses and validates a schedule record; errors are poison.
@@ -159,7 +217,7 @@ func Schedule(n *notification.Notification, due time.Time, topic string, now tim
 		return nil, err
 	}
 	return &Record{Kind: KindSchedule, ID: EntryID(n.ID, due, n.Attempt), Due: due.UTC(), Topic: topic, Key: n.RecipientID,
-		Keys: n.CancelKeys, Notification: b, EventID: n.EventID, At: now.UTC()}, nil
+		Keys: n.CancelKeys, Notification: b, EventID: n.EventID, At: now.UTC(), compacted: b}, nil
 }
 
 // EntryID names the wait of notification id until due at attempt.

@@ -2,6 +2,9 @@ package schedule
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,4 +92,88 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-decode: %v %+v vs %+v", err, again, r)
 		}
 	})
+}
+
+// reflectEncode is Encode as it was, by encoding/json with HTML escaping
+// off: what the hand-written encoder must write byte for byte.
+func reflectEncode(r *Record) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// FuzzEncodeAsEncodingJSON: Encode writes what encoding/json writes, for
+// records of every kind with any strings, keys, times and embedded bytes
+// (invalid JSON, JSON with spaces, which encoding/json refused and
+// compacted), and for the records Schedule builds, whose notification
+// Encode no longer compacts.
+func FuzzEncodeAsEncodingJSON(f *testing.F) {
+	f.Add(uint8(0), "ntf_1@1.0", "herald.push.v1", "k<1>", "a;b", []byte(` { "id" : "x" } `), "evt\u2028", int64(1764000000123456789), int64(0))
+	f.Add(uint8(1), "", "", "", "k", []byte(`{"id":`), "", int64(0), int64(-1))
+	f.Add(uint8(2), "x\xff", "t", "\x00", "", []byte(nil), "e", int64(253402300800000000), int64(1))
+	f.Fuzz(func(t *testing.T, kind uint8, id, topic, key, keys string, raw []byte, event string, due, at int64) {
+		tm := func(ns int64) time.Time {
+			if ns == 0 {
+				return time.Time{}
+			}
+			return time.Unix(0, ns).UTC()
+		}
+		r := &Record{Kind: []string{KindSchedule, KindCancel, KindDone, "other"}[kind%4], ID: id, Due: tm(due), Topic: topic,
+			Key: key, Notification: raw, EventID: event, At: tm(at)}
+		if keys != "" {
+			r.Keys = strings.Split(keys, ";")
+		}
+		check := func(r *Record) {
+			t.Helper()
+			r.V = Version
+			var want []byte
+			var werr error
+			if werr = r.validate(); werr == nil {
+				want, werr = reflectEncode(r)
+				if werr == nil && len(want) > MaxRecordSize {
+					werr = errors.New("too large")
+				}
+			}
+			got, gerr := Encode(r)
+			if (werr == nil) != (gerr == nil) {
+				t.Fatalf("errors differ: encoding/json %v, Encode %v", werr, gerr)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("Encode differs from encoding/json:\n got %s\nwant %s", got, want)
+			}
+		}
+		check(r)
+		n := sampleNotification()
+		n.To, n.Data["class_name"], n.CancelKeys = key, event, r.Keys
+		if s, err := Schedule(n, tm(due), topic, tm(at)); err == nil {
+			check(s)
+		}
+	})
+}
+
+// BenchmarkEncode is a dispatcher's schedule record (Schedule, then
+// Encode) by hand against encoding/json.
+func BenchmarkEncode(b *testing.B) {
+	n := sampleNotification()
+	for _, c := range []struct {
+		name string
+		enc  func(*Record) ([]byte, error)
+	}{{"encoding-json", reflectEncode}, {"by-hand", Encode}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := Schedule(n, n.CreatedAt.Add(2*time.Hour), "herald.push.v1", n.CreatedAt)
+				if err == nil {
+					_, err = c.enc(r)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
