@@ -88,3 +88,69 @@ func TestConsumerFollowsPartitionChanges(t *testing.T) {
 	produceTo(t, c.Brokers(), "late", 1, "late")
 	poll.Until(t, 15*time.Second, "the record on a topic created after start", has("late"))
 }
+
+// TestGroupFollowsChangesTogether: three members, the first of which (the
+// group's leader) never checks on its own ticker. Partitions added and a
+// topic created are still consumed, promptly: a member that sees a change
+// leaves the group and joins it again, which rebalances everybody (a
+// follower that only rejoined was handed the same generation back, and
+// nothing was assigned the new partitions), and each member checks its
+// subscription when a generation starts, so the leader follows at once.
+// The deadlines are half the rebalance timeout: a member whose watcher
+// ended its generation while it left raced a join of the old subscription
+// against the close, and the group waited a whole rebalance timeout.
+func TestGroupFollowsChangesTogether(t *testing.T) {
+	c := kafkatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: "grow", Partitions: 2, Replication: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	h := func(_ context.Context, m *queue.Message) error {
+		mu.Lock()
+		seen[string(m.Value)] = true
+		mu.Unlock()
+		return nil
+	}
+	has := func(v string) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return seen[v] }
+	}
+	const rebalance = 20 * time.Second
+	start := func(watch time.Duration) *kafkarun.Consumer {
+		cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "together", Topics: []string{"grow", "late"},
+			CommitInterval: 20 * time.Millisecond, SessionTimeout: rebalance, RebalanceTimeout: rebalance,
+			HeartbeatInterval: 200 * time.Millisecond, PartitionWatchInterval: watch}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runCtx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- cons.Run(runCtx) }()
+		t.Cleanup(func() { stop(); <-done })
+		return cons
+	}
+	leader := start(time.Hour)
+	poll.Until(t, 30*time.Second, "the first member to join", leader.Joined)
+	others := []*kafkarun.Consumer{start(200 * time.Millisecond), start(200 * time.Millisecond)}
+	poll.Until(t, 30*time.Second, "all three to join", func() bool { return leader.Joined() && others[0].Joined() && others[1].Joined() })
+	produceTo(t, c.Brokers(), "grow", 1, "before")
+	poll.Until(t, 30*time.Second, "the record on an original partition", has("before"))
+
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...)}
+	resp, err := client.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: "grow", Count: 4}}})
+	if err != nil || resp.Errors["grow"] != nil {
+		t.Fatalf("create partitions: %v %v", err, resp)
+	}
+	produceTo(t, c.Brokers(), "grow", 3, "added")
+	poll.Until(t, rebalance/2, "the record on an added partition", has("added"))
+
+	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: "late", Partitions: 2, Replication: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	produceTo(t, c.Brokers(), "late", 0, "late")
+	poll.Until(t, rebalance/2, "the record on a topic created after start", has("late"))
+	produceTo(t, c.Brokers(), "grow", 2, "after")
+	poll.Until(t, rebalance/2, "a record on the first topic after the change", has("after"))
+}

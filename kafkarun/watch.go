@@ -34,51 +34,64 @@ func partitionCounts(ctx context.Context, rt kafka.RoundTripper, addr net.Addr, 
 	return counts, nil
 }
 
-// watchPartitions returns, which ends the generation it runs in (kafka-go
-// ends a generation when any function it started returns), once the
-// group's topics have a different partition count than base: partitions
+// watchPartitions watches the group's topics and, once they have changed,
+// leaves the group to join it again (resubscribe, then runGroup): partitions
 // added (docs/operations.md, "add partitions"), a topic created after the
-// group formed, or one deleted. The member then joins again, which makes
-// the coordinator rebalance the whole group onto the topics as they are.
-// Without it, records on new partitions waited for the next rebalance for
-// some other reason, which may be days away. When the configured topics
-// that exist are no longer subscribed (a missing one was created, or one
-// was deleted), it calls resubscribe first, which leaves the group to join
-// it again with them (runGroup).
+// group formed, or one deleted. Joining again as a new member is what makes
+// the coordinator rebalance the whole group: a member that only rejoins
+// with unchanged metadata is handed the same generation back unless it is
+// the group's leader, and kafka-go does not say which member leads. Without
+// it, records on new partitions waited for the next rebalance for some
+// other reason, which may be days away.
+//
+// It checks at once, when the generation starts (another member's change
+// is what ends most generations, and its subscription must follow before
+// the group can be assigned anything: the leader assigns nothing while one
+// subscribed topic is missing), and then every PartitionWatchInterval.
+// After resubscribe it waits for the generation to end rather than
+// returning: a generation also ends when a function it started returns,
+// and kafka-go then raced a join of the old subscription against the close
+// (an outside tester's runs: the whole group stalled for the rebalance
+// timeout).
 //
 // base is read when the generation starts; a change between the leader's
 // assignment and that read is seen only at the next change (kafka-go's own
-// watcher has the same window). A failed read changes nothing: losing the
-// cluster is the heartbeat's to notice, and a watcher that ended the
-// generation on every metadata error would churn the group during a broker
-// restart. kafka-go's WatchPartitionChanges does both of those, and ends a
-// generation at once when a topic is missing, so it is not used.
+// watcher has the same window), as is a topic deleted and created again
+// with as many partitions between two checks. A failed read changes
+// nothing: losing the cluster is the heartbeat's to notice, and a watcher
+// that left the group on every metadata error would churn it during a
+// broker restart. kafka-go's WatchPartitionChanges does both of those, and
+// ends a generation at once when a topic is missing, so it is not used.
 func (c *Consumer) watchPartitions(ctx context.Context, base map[string]int, subscribed []string, resubscribe func()) {
 	t := time.NewTicker(c.cfg.PartitionWatchInterval)
 	defer t.Stop()
+	now := base
 	for {
+		if now != nil {
+			if base == nil {
+				base = now // the read at the start failed
+			}
+			if want := subscribable(c.cfg.Topics, now); !slices.Equal(want, subscribed) {
+				c.log.Info("subscribed topics changed; joining the group again with them",
+					zap.Strings("topics_before", subscribed), zap.Strings("topics_now", want), zap.Any("partitions", now))
+				break
+			}
+			if !maps.Equal(base, now) {
+				c.log.Info("topic partitions changed; joining the group again to rebalance onto them",
+					zap.Any("partitions_before", base), zap.Any("partitions_now", now))
+				break
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		now, err := partitionCounts(ctx, c.transport, kafka.TCP(c.cfg.Brokers...), c.cfg.Topics)
-		if err != nil {
-			continue
-		}
-		if base == nil {
-			base = now // the read at the start failed
-		}
-		if want := subscribable(c.cfg.Topics, now); !slices.Equal(want, subscribed) {
-			c.log.Info("subscribed topics changed; joining the group again with them",
-				zap.Strings("topics_before", subscribed), zap.Strings("topics_now", want), zap.Any("partitions", now))
-			resubscribe()
-			return
-		}
-		if !maps.Equal(base, now) {
-			c.log.Info("topic partitions changed; joining the group again to rebalance onto them",
-				zap.Any("partitions_before", base), zap.Any("partitions_now", now))
-			return
+		var err error
+		if now, err = partitionCounts(ctx, c.transport, kafka.TCP(c.cfg.Brokers...), c.cfg.Topics); err != nil {
+			now = nil
 		}
 	}
+	resubscribe()
+	<-ctx.Done()
 }
