@@ -129,6 +129,12 @@ func (p *LagPoller) groupLag(ctx context.Context, group string, topics []string)
 	first := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	last := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for _, t := range meta.Topics {
+		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
+			// Not created yet (or deleted): nothing to lag behind. The
+			// group's other topics are still measured; the consumer
+			// subscribes only to the topics that exist, too.
+			continue
+		}
 		if t.Error != nil {
 			return nil, fmt.Errorf("topic %s: %w", t.Name, t.Error)
 		}
@@ -137,6 +143,9 @@ func (p *LagPoller) groupLag(ctx context.Context, group string, topics []string)
 			first.Topics[t.Name] = append(first.Topics[t.Name], kafka.FirstOffsetOf(pt.ID))
 			last.Topics[t.Name] = append(last.Topics[t.Name], kafka.LastOffsetOf(pt.ID))
 		}
+	}
+	if len(parts) == 0 {
+		return nil, nil
 	}
 	committed, err := p.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: parts})
 	if err != nil {

@@ -99,3 +99,36 @@ func TestLagPollerConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestLagPollerSkipsMissingTopic: a group one of whose topics does not
+// exist (a dispatcher started before the events topic) still reports its
+// other topic's lag; the poll failed for the whole group before.
+func TestLagPollerSkipsMissingTopic(t *testing.T) {
+	const topic = "lag.present"
+	c, p := setup(t, topic, 2)
+	produce(t, p, topic, 10, 4)
+	var mu sync.Mutex
+	var sum int64
+	lp, err := kafkarun.NewLagPoller(kafkarun.LagConfig{
+		Brokers: c.Brokers(), Groups: map[string][]string{"g": {"lag.missing", topic}},
+		Report: func(l kafkarun.PartitionLag) {
+			mu.Lock()
+			defer mu.Unlock()
+			if l.Topic != topic {
+				t.Errorf("report for %s", l.Topic)
+			}
+			sum += l.Lag
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.Poll(context.Background()); err != nil {
+		t.Fatalf("poll: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if sum != 10 {
+		t.Fatalf("lag %d, want 10", sum)
+	}
+}
