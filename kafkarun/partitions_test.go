@@ -34,6 +34,35 @@ func produceTo(t *testing.T, brokers []string, topic string, partition int, valu
 	}
 }
 
+// addPartitions grows topic to count partitions, as kafka-topics.sh --alter
+// does.
+func addPartitions(t *testing.T, ctx context.Context, brokers []string, topic string, count int) {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	resp, err := client.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: topic, Count: int32(count)}}})
+	if err != nil || resp.Errors[topic] != nil {
+		t.Fatalf("create partitions: %v %v", err, resp)
+	}
+}
+
+// recorder records the values a consumer handled.
+type recorder struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (r *recorder) handle(_ context.Context, m *queue.Message) error {
+	r.mu.Lock()
+	r.seen[string(m.Value)] = true
+	r.mu.Unlock()
+	return nil
+}
+
+// has returns a poll condition: v was handled.
+func (r *recorder) has(v string) func() bool {
+	return func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.seen[v] }
+}
+
 // TestConsumerFollowsPartitionChanges is a group started while one of its
 // topics is missing (a dispatcher started before the events topic was
 // created), then the runbook's "add partitions" (docs/operations.md), then
@@ -49,17 +78,8 @@ func TestConsumerFollowsPartitionChanges(t *testing.T) {
 	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: "grow", Partitions: 2, Replication: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	seen := map[string]int{} // value → partition
-	h := func(_ context.Context, m *queue.Message) error {
-		mu.Lock()
-		seen[string(m.Value)] = m.Partition
-		mu.Unlock()
-		return nil
-	}
-	has := func(v string) func() bool {
-		return func() bool { mu.Lock(); defer mu.Unlock(); _, ok := seen[v]; return ok }
-	}
+	rec := &recorder{seen: map[string]bool{}}
+	h, has := rec.handle, rec.has
 	cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "watch", Topics: []string{"grow", "late"},
 		CommitInterval: 20 * time.Millisecond, SessionTimeout: 3 * time.Second, RebalanceTimeout: 3 * time.Second,
 		HeartbeatInterval: 200 * time.Millisecond, PartitionWatchInterval: 200 * time.Millisecond}, h)
@@ -74,11 +94,7 @@ func TestConsumerFollowsPartitionChanges(t *testing.T) {
 	produceTo(t, c.Brokers(), "grow", 1, "before")
 	poll.Until(t, 30*time.Second, "the record on an original partition", has("before"))
 
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...)}
-	resp, err := client.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: "grow", Count: 4}}})
-	if err != nil || resp.Errors["grow"] != nil {
-		t.Fatalf("create partitions: %v %v", err, resp)
-	}
+	addPartitions(t, ctx, c.Brokers(), "grow", 4)
 	produceTo(t, c.Brokers(), "grow", 3, "added")
 	poll.Until(t, 15*time.Second, "the record on an added partition", has("added"))
 
@@ -106,17 +122,8 @@ func TestGroupFollowsChangesTogether(t *testing.T) {
 	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: "grow", Partitions: 2, Replication: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	h := func(_ context.Context, m *queue.Message) error {
-		mu.Lock()
-		seen[string(m.Value)] = true
-		mu.Unlock()
-		return nil
-	}
-	has := func(v string) func() bool {
-		return func() bool { mu.Lock(); defer mu.Unlock(); return seen[v] }
-	}
+	rec := &recorder{seen: map[string]bool{}}
+	h, has := rec.handle, rec.has
 	const rebalance = 20 * time.Second
 	start := func(watch time.Duration) *kafkarun.Consumer {
 		cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "together", Topics: []string{"grow", "late"},
@@ -138,11 +145,7 @@ func TestGroupFollowsChangesTogether(t *testing.T) {
 	produceTo(t, c.Brokers(), "grow", 1, "before")
 	poll.Until(t, 30*time.Second, "the record on an original partition", has("before"))
 
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...)}
-	resp, err := client.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: "grow", Count: 4}}})
-	if err != nil || resp.Errors["grow"] != nil {
-		t.Fatalf("create partitions: %v %v", err, resp)
-	}
+	addPartitions(t, ctx, c.Brokers(), "grow", 4)
 	produceTo(t, c.Brokers(), "grow", 3, "added")
 	poll.Until(t, rebalance/2, "the record on an added partition", has("added"))
 
