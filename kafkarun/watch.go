@@ -14,9 +14,11 @@ import (
 )
 
 // partitionCounts returns how many partitions each of topics has, 0 for a
-// topic that does not exist (or whose metadata carries an error), from the
-// transport's metadata cache: the consumer's transport refreshes its topics'
-// metadata every MetadataTTL, so a read costs no request of its own.
+// topic that does not exist, from the transport's metadata cache: the
+// consumer's transport refreshes its topics' metadata every MetadataTTL, so
+// a read costs no request of its own. Any other error of a topic's is the
+// read's error: a topic that is there but not readable now (being created,
+// not authorized) is not taken for a change.
 func partitionCounts(ctx context.Context, rt kafka.RoundTripper, addr net.Addr, topics []string) (map[string]int, error) {
 	res, err := rt.RoundTrip(ctx, addr, &metadataAPI.Request{TopicNames: topics})
 	if err != nil {
@@ -27,8 +29,15 @@ func partitionCounts(ctx context.Context, rt kafka.RoundTripper, addr net.Addr, 
 		counts[t] = 0
 	}
 	for _, t := range res.(*metadataAPI.Response).Topics {
-		if _, ok := counts[t.Name]; ok && t.ErrorCode == 0 {
+		if _, ok := counts[t.Name]; !ok {
+			continue
+		}
+		switch kafka.Error(t.ErrorCode) {
+		case 0:
 			counts[t.Name] = len(t.Partitions)
+		case kafka.UnknownTopicOrPartition:
+		default:
+			return nil, fmt.Errorf("metadata of topic %s: %w", t.Name, kafka.Error(t.ErrorCode))
 		}
 	}
 	return counts, nil
