@@ -42,6 +42,11 @@ type LagConfig struct {
 	// Report receives every partition's lag after each successful poll of
 	// its group. Required.
 	Report func(PartitionLag)
+	// Forget, when set, receives each partition a group's previous
+	// successful poll reported and its latest one does not (its topic was
+	// deleted, or created again with fewer partitions), with only Group,
+	// Topic and Partition set: whatever Report fed for it is stale.
+	Forget func(PartitionLag)
 	Logger *zap.Logger
 }
 
@@ -53,6 +58,14 @@ type LagConfig struct {
 type LagPoller struct {
 	cfg    LagConfig
 	client *kafka.Client
+	// reported is each group's partitions in its last successful poll
+	// (Poll's goroutine only).
+	reported map[string]map[lagKey]bool
+}
+
+type lagKey struct {
+	topic     string
+	partition int
 }
 
 // NewLagPoller validates cfg.
@@ -113,9 +126,20 @@ func (p *LagPoller) Poll(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("group %s: %w", group, err))
 			continue
 		}
+		now := make(map[lagKey]bool, len(lags))
 		for _, l := range lags {
 			p.cfg.Report(l)
+			now[lagKey{l.Topic, l.Partition}] = true
 		}
+		for k := range p.reported[group] {
+			if !now[k] && p.cfg.Forget != nil {
+				p.cfg.Forget(PartitionLag{Group: group, Topic: k.topic, Partition: k.partition})
+			}
+		}
+		if p.reported == nil {
+			p.reported = map[string]map[lagKey]bool{}
+		}
+		p.reported[group] = now
 	}
 	return errors.Join(errs...)
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/queue"
@@ -130,5 +132,53 @@ func TestLagPollerSkipsMissingTopic(t *testing.T) {
 	defer mu.Unlock()
 	if sum != 10 {
 		t.Fatalf("lag %d, want 10", sum)
+	}
+}
+
+// TestLagPollerForgetsDeletedTopic: once a group's topic is deleted, the
+// partitions the poller reported for it are handed to Forget (their lag
+// series, stall clocks and liveness entries are stale), and the group's
+// other topic is still reported. Before, they kept their last values for
+// the life of the process.
+func TestLagPollerForgetsDeletedTopic(t *testing.T) {
+	const kept, gone = "lag.kept", "lag.gone"
+	c, p := setup(t, kept, 2)
+	ctx := context.Background()
+	if err := kafkarun.EnsureTopics(ctx, c.Brokers(), nil, []kafkarun.TopicSpec{{Name: gone, Partitions: 3, Replication: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, p, kept, 4, 2)
+	var mu sync.Mutex
+	reported, forgotten := map[string]int{}, map[string]int{}
+	tr := &kafka.Transport{MetadataTTL: 10 * time.Millisecond}
+	defer tr.CloseIdleConnections()
+	lp, err := kafkarun.NewLagPoller(kafkarun.LagConfig{
+		Brokers: c.Brokers(), Transport: tr, Groups: map[string][]string{"g": {kept, gone}},
+		Report: func(l kafkarun.PartitionLag) { mu.Lock(); reported[l.Topic]++; mu.Unlock() },
+		Forget: func(l kafkarun.PartitionLag) { mu.Lock(); forgotten[l.Topic]++; mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if reported[kept] != 2 || reported[gone] != 3 {
+		t.Fatalf("first poll reported %v", reported)
+	}
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers()...)}
+	if resp, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{gone}}); err != nil || resp.Errors[gone] != nil {
+		t.Fatalf("delete: %v %v", err, resp)
+	}
+	poll.Until(t, 10*time.Second, "the deleted topic's partitions forgotten", func() bool {
+		_ = lp.Poll(ctx) // the poll that races the deletion may fail
+		mu.Lock()
+		defer mu.Unlock()
+		return forgotten[gone] == 3
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if forgotten[kept] != 0 {
+		t.Fatalf("forgot the kept topic: %v", forgotten)
 	}
 }

@@ -224,6 +224,18 @@ func (l *Liveness) ReportLag(pl PartitionLag) {
 	}
 }
 
+// ForgetLag drops the lag last reported for a partition that no longer
+// exists (kafkarun.LagConfig.Forget): records waiting on a deleted topic
+// are not work the group can finish, and kept, they made it look stalled.
+func (l *Liveness) ForgetLag(pl PartitionLag) {
+	l.mu.Lock()
+	p := l.groups[pl.Group]
+	l.mu.Unlock()
+	if p != nil {
+		p.change(func() { delete(p.lag, partitionKey{pl.Topic, pl.Partition}) })
+	}
+}
+
 // check returns an error naming every stalled consumer group.
 func (l *Liveness) Check() error {
 	l.mu.Lock()

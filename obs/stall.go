@@ -86,6 +86,14 @@ func (s *Stalls) Lag(group, topic string, partition int, committed, lag int64) {
 	st.lag = lag
 }
 
+// Forget drops a partition that no longer exists (its topic deleted):
+// its stall would otherwise grow for ever.
+func (s *Stalls) Forget(group, topic string, partition int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.parts, stallKey{group, topic, partition})
+}
+
 // state returns the partition's state, created as moving now.
 func (s *Stalls) state(k stallKey, committed int64) *stallState {
 	st := s.parts[k]

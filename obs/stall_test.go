@@ -66,4 +66,9 @@ herald_partition_stalled_seconds{group="herald-email",partition="2",topic="heral
 `)); err != nil {
 		t.Error(err)
 	}
+	// A partition whose topic was deleted has no series at all.
+	s.Forget("herald-dispatch", "gym.bookings.v1", 0)
+	if n := testutil.CollectAndCount(s); n != 1 {
+		t.Errorf("%d series after forgetting one of two", n)
+	}
 }

@@ -37,6 +37,11 @@ func (f *fleet) watchLag(ctx context.Context, conn *kafkarun.Connection) {
 			f.metrics.Stalls.Lag(l.Group, l.Topic, l.Partition, l.Committed, l.Lag)
 			f.live.ReportLag(l)
 		},
+		Forget: func(l kafkarun.PartitionLag) {
+			gauge.DeleteLabelValues(l.Group, l.Topic, strconv.Itoa(l.Partition))
+			f.metrics.Stalls.Forget(l.Group, l.Topic, l.Partition)
+			f.live.ForgetLag(l)
+		},
 	})
 	if err != nil {
 		f.log.Error("consumer lag poller", zap.Error(err))

@@ -178,6 +178,15 @@ func TestHealthz(t *testing.T) {
 	// member's business.
 	emailObs.Revoked("herald.email.v1", 0)
 	expect("partition revoked", 200, "ok")
+
+	// Records left on a topic that was deleted: the lag poll forgets the
+	// partition (kafkarun.LagConfig.Forget), and they stop counting.
+	emailObs.Assigned("herald.email.v1", 0)
+	lag(40)
+	clock.advance(2 * window)
+	expect("lag on a partition held", 503, "herald-email: no progress")
+	f.live.ForgetLag(kafkarun.PartitionLag{Group: "herald-email", Topic: "herald.email.v1", Partition: 0})
+	expect("its topic deleted", 200, "ok")
 }
 
 // TestReadyz: ready only when every consumer has joined its group and Redis
