@@ -80,8 +80,9 @@ type ConsumerConfig struct {
 	// noticed.
 	HeartbeatInterval time.Duration
 	// PartitionWatchInterval is how often the group's topics are checked
-	// for added partitions (and for topics created after start); a change
-	// ends the generation, so the group rebalances onto them. Default 5s.
+	// for added partitions and for topics created or deleted; on a change
+	// the member leaves the group and joins it again, so the group
+	// rebalances onto them (watch.go). Default 5s.
 	PartitionWatchInterval time.Duration
 
 	// StartOffset applies to partitions with no committed offset:
@@ -318,7 +319,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 // herald.derived.v1 either. All of them when none exists, or when the
 // metadata cannot be read: there is nothing to lose by trying.
 func (c *Consumer) subscription(ctx context.Context) []string {
-	counts, err := partitionCounts(ctx, c.transport, kafka.TCP(c.cfg.Brokers...), c.cfg.Topics)
+	counts, err := c.partitionCounts(ctx)
 	if err != nil {
 		return c.cfg.Topics
 	}
@@ -341,10 +342,10 @@ func subscribable(all []string, counts map[string]int) []string {
 }
 
 // runGroup consumes as one member of the group subscribed to topics until
-// ctx ends (again false) or the topics that exist are no longer topics
-// (again true: a topic was created or deleted, and the group is left and
-// joined again with the new subscription). It returns an error only if the
-// group cannot be set up.
+// ctx ends (again false) or the partition watcher asks to join again (again
+// true: partitions were added, or a topic created or deleted; the group is
+// left, and Run joins it again with the topics that exist then). It returns
+// an error only if the group cannot be set up.
 func (c *Consumer) runGroup(ctx context.Context, topics []string) (again bool, err error) {
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                c.cfg.GroupID,
@@ -405,10 +406,7 @@ func (c *Consumer) runGroup(ctx context.Context, topics []string) (again bool, e
 func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, topics []string, resubscribe func()) {
 	// The partition counts the group formed on, read first, as close to
 	// the leader's assignment as a member can.
-	base, err := partitionCounts(ctx, c.transport, kafka.TCP(c.cfg.Brokers...), c.cfg.Topics)
-	if err != nil {
-		base = nil
-	}
+	base, _ := c.partitionCounts(ctx) // nil when it fails: the watcher reads them later
 	cm := &committer{c: c, gen: gen, parts: map[*partition]struct{}{}}
 	f := newFetcher(c.transport, c.cfg.Brokers, c.cfg.Topics, c.cfg.MaxInFlight, c.log)
 	n := 0

@@ -88,7 +88,7 @@ func NewLagPoller(cfg LagConfig) (*LagPoller, error) {
 	if cfg.Transport != nil {
 		client.Transport = cfg.Transport
 	}
-	return &LagPoller{cfg: cfg, client: client}, nil
+	return &LagPoller{cfg: cfg, client: client, reported: map[string]map[lagKey]bool{}}, nil
 }
 
 // Run polls every Interval until ctx ends. A failed poll is logged once
@@ -135,9 +135,6 @@ func (p *LagPoller) Poll(ctx context.Context) error {
 			if !now[k] && p.cfg.Forget != nil {
 				p.cfg.Forget(PartitionLag{Group: group, Topic: k.topic, Partition: k.partition})
 			}
-		}
-		if p.reported == nil {
-			p.reported = map[string]map[lagKey]bool{}
 		}
 		p.reported[group] = now
 	}

@@ -43,6 +43,11 @@ func partitionCounts(ctx context.Context, rt kafka.RoundTripper, addr net.Addr, 
 	return counts, nil
 }
 
+// partitionCounts is partitionCounts of the consumer's topics.
+func (c *Consumer) partitionCounts(ctx context.Context) (map[string]int, error) {
+	return partitionCounts(ctx, c.transport, kafka.TCP(c.cfg.Brokers...), c.cfg.Topics)
+}
+
 // watchPartitions watches the group's topics and, once they have changed,
 // leaves the group to join it again (resubscribe, then runGroup): partitions
 // added (docs/operations.md, "add partitions"), a topic created after the
@@ -96,10 +101,7 @@ func (c *Consumer) watchPartitions(ctx context.Context, base map[string]int, sub
 			return
 		case <-t.C:
 		}
-		var err error
-		if now, err = partitionCounts(ctx, c.transport, kafka.TCP(c.cfg.Brokers...), c.cfg.Topics); err != nil {
-			now = nil
-		}
+		now, _ = c.partitionCounts(ctx) // nil when it fails: nothing changes
 	}
 	resubscribe()
 	<-ctx.Done()
