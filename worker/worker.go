@@ -289,8 +289,13 @@ type decoded struct {
 
 var decodedPool = sync.Pool{New: func() any { return &decoded{data: make(map[string]string, 48)} }}
 
-// release empties d and returns it to the pool.
+// release empties d and returns it to the pool, unless its map grew for an
+// unusually large record: a map never shrinks, and clearing one costs its
+// size, which every later notification would pay.
 func (d *decoded) release() {
+	if len(d.data) > 256 {
+		return
+	}
 	d.n = notification.Notification{}
 	clear(d.data)
 	decodedPool.Put(d)
