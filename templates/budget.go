@@ -40,22 +40,23 @@ const ellipsis = "…"
 // is permanent failure.ReasonOverBudget for this recipient's message: it is
 // dead-lettered, never sent at a higher cost.
 //
-// d is the render's own copy of the data; fitSMS edits it. render executes
+// d is the render's view of the data; fitSMS sets the shortened values
+// over the data's. render executes
 // the SMS template on d as Render does. It returns the text and the keys
 // it shortened.
-func fitSMS(r *rule, d map[string]string, render func() (string, error)) (string, []string, error) {
+func fitSMS(r *rule, d *view, render func() (string, error)) (string, []string, error) {
 	var keys []string
 	for _, k := range r.smsShorten {
-		if d[k] != "" && !slices.Contains(keys, k) {
+		if d.at(k) != "" && !slices.Contains(keys, k) {
 			keys = append(keys, k)
 		}
 	}
 	slices.SortStableFunc(keys, func(a, b string) int {
-		return utf8.RuneCountInString(d[b]) - utf8.RuneCountInString(d[a])
+		return utf8.RuneCountInString(d.at(b)) - utf8.RuneCountInString(d.at(a))
 	})
 	var shortened []string
 	for _, k := range keys {
-		orig := []rune(d[k])
+		orig := []rune(d.at(k))
 		shortened = append(shortened, k)
 		cut := func(n int) string {
 			p := orig[:n]
@@ -77,7 +78,7 @@ func fitSMS(r *rule, d map[string]string, render func() (string, error)) (string
 		var bestText string
 		for lo <= hi {
 			mid := (lo + hi) / 2
-			d[k] = cut(mid)
+			d.set(k, cut(mid))
 			text, err := render()
 			if err != nil {
 				return "", nil, err
@@ -92,7 +93,7 @@ func fitSMS(r *rule, d map[string]string, render func() (string, error)) (string
 		if best >= 0 {
 			return bestText, shortened, nil
 		}
-		d[k] = ellipsis
+		d.set(k, ellipsis)
 	}
 	text, err := render()
 	if err != nil {

@@ -19,24 +19,24 @@ type program struct {
 }
 
 // execute writes the part rendered with data d to b.
-func (p *program) execute(b *bytes.Buffer, d map[string]string) error {
+func (p *program) execute(b *bytes.Buffer, d *view) error {
 	return runAll(p.run, b, d, "")
 }
 
 // instr is one compiled node of a template: it writes its output to b.
 // d is the render data, which is dot at the top of a template; dot is the
 // value of {{.}} inside a {{with}}, where dot is always a string.
-type instr func(b *bytes.Buffer, d map[string]string, dot string) error
+type instr func(b *bytes.Buffer, d *view, dot string) error
 
 // value is a compiled pipeline, command or argument: every value a
 // compiled template handles is a string.
-type value func(d map[string]string, dot string) (string, error)
+type value func(d *view, dot string) (string, error)
 
 // escaper is one of html/template's escaping functions, reimplemented on
 // strings (escape.go): it appends its output for s to dst.
 type escaper func(dst []byte, s string) []byte
 
-func runAll(run []instr, b *bytes.Buffer, d map[string]string, dot string) error {
+func runAll(run []instr, b *bytes.Buffer, d *view, dot string) error {
 	for _, in := range run {
 		if err := in(b, d, dot); err != nil {
 			return err
@@ -104,7 +104,7 @@ func (c *compiler) node(n parse.Node, dotIsData bool) (instr, error) {
 	switch n := n.(type) {
 	case *parse.TextNode:
 		text := n.Text
-		return func(b *bytes.Buffer, _ map[string]string, _ string) error {
+		return func(b *bytes.Buffer, _ *view, _ string) error {
 			b.Write(text)
 			return nil
 		}, nil
@@ -141,7 +141,7 @@ func (c *compiler) action(n *parse.ActionNode, dotIsData bool) (instr, error) {
 	}
 	switch len(escs) {
 	case 0:
-		return func(b *bytes.Buffer, d map[string]string, dot string) error {
+		return func(b *bytes.Buffer, d *view, dot string) error {
 			s, err := v(d, dot)
 			if err != nil {
 				return err
@@ -151,7 +151,7 @@ func (c *compiler) action(n *parse.ActionNode, dotIsData bool) (instr, error) {
 		}, nil
 	case 1:
 		e := escs[0]
-		return func(b *bytes.Buffer, d map[string]string, dot string) error {
+		return func(b *bytes.Buffer, d *view, dot string) error {
 			s, err := v(d, dot)
 			if err != nil {
 				return err
@@ -161,7 +161,7 @@ func (c *compiler) action(n *parse.ActionNode, dotIsData bool) (instr, error) {
 		}, nil
 	}
 	last, chain := escs[len(escs)-1], escs[:len(escs)-1]
-	return func(b *bytes.Buffer, d map[string]string, dot string) error {
+	return func(b *bytes.Buffer, d *view, dot string) error {
 		s, err := v(d, dot)
 		if err != nil {
 			return err
@@ -206,7 +206,7 @@ func (c *compiler) ifOrWith(with bool, pipe *parse.PipeNode, list, elseList *par
 	if err != nil {
 		return nil, err
 	}
-	return func(b *bytes.Buffer, d map[string]string, dot string) error {
+	return func(b *bytes.Buffer, d *view, dot string) error {
 		v, err := cond(d, dot)
 		switch {
 		case err != nil:
@@ -244,8 +244,8 @@ func (c *compiler) arg(n parse.Node, dotIsData bool) (value, error) {
 		}
 		key := n.Ident[0]
 		at := c.errorAt(n)
-		return func(d map[string]string, _ string) (string, error) {
-			if v, ok := d[key]; ok {
+		return func(d *view, _ string) (string, error) {
+			if v, ok := d.get(key); ok {
 				return v, nil
 			}
 			return "", at("map has no entry for key %q", key)
@@ -254,10 +254,10 @@ func (c *compiler) arg(n parse.Node, dotIsData bool) (value, error) {
 		if dotIsData {
 			return nil, errUnsupported
 		}
-		return func(_ map[string]string, dot string) (string, error) { return dot, nil }, nil
+		return func(_ *view, dot string) (string, error) { return dot, nil }, nil
 	case *parse.StringNode:
 		s := n.Text
-		return func(map[string]string, string) (string, error) { return s, nil }, nil
+		return func(*view, string) (string, error) { return s, nil }, nil
 	case *parse.PipeNode:
 		if len(n.Decl) > 0 || len(n.Cmds) != 1 {
 			return nil, errUnsupported
@@ -285,7 +285,7 @@ func (c *compiler) call(cmd *parse.CommandNode, name string, dotIsData bool) (va
 			return nil, errUnsupported
 		}
 		k := key.Text
-		return func(d map[string]string, _ string) (string, error) { return d[k], nil }, nil
+		return func(d *view, _ string) (string, error) { return d.at(k), nil }, nil
 	}
 	args := make([]value, len(cmd.Args)-1)
 	for i, a := range cmd.Args[1:] {
@@ -303,7 +303,7 @@ func (c *compiler) call(cmd *parse.CommandNode, name string, dotIsData bool) (va
 			return nil, errUnsupported
 		}
 		a := args[0]
-		return func(d map[string]string, dot string) (string, error) {
+		return func(d *view, dot string) (string, error) {
 			s, err := a(d, dot)
 			if err != nil {
 				return "", err
@@ -315,7 +315,7 @@ func (c *compiler) call(cmd *parse.CommandNode, name string, dotIsData bool) (va
 			return nil, errUnsupported
 		}
 		a0, a1 := args[0], args[1]
-		return func(d map[string]string, dot string) (string, error) {
+		return func(d *view, dot string) (string, error) {
 			s0, err := a0(d, dot)
 			if err != nil {
 				return "", err
@@ -341,7 +341,7 @@ func (c *compiler) call(cmd *parse.CommandNode, name string, dotIsData bool) (va
 			return nil, errUnsupported
 		}
 		a := args[0]
-		return func(d map[string]string, dot string) (string, error) {
+		return func(d *view, dot string) (string, error) {
 			s, err := a(d, dot)
 			if err != nil {
 				return "", err
@@ -355,7 +355,7 @@ func (c *compiler) call(cmd *parse.CommandNode, name string, dotIsData bool) (va
 // call3 calls f with three string arguments, evaluated in order.
 func call3(args []value, failed func(error) error, f func(a, b, c string) (string, error)) value {
 	a0, a1, a2 := args[0], args[1], args[2]
-	return func(d map[string]string, dot string) (string, error) {
+	return func(d *view, dot string) (string, error) {
 		s0, err := a0(d, dot)
 		if err != nil {
 			return "", err

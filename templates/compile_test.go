@@ -49,7 +49,7 @@ var hostileValues = []string{
 func sameExecution(t *testing.T, what string, pp *parsedPart, d map[string]string) {
 	t.Helper()
 	var got, want bytes.Buffer
-	gerr := pp.prog.execute(&got, d)
+	gerr := pp.prog.execute(&got, viewOf(d))
 	werr := pp.exec.Execute(&want, d)
 	switch {
 	case (gerr == nil) != (werr == nil):
@@ -71,9 +71,9 @@ func sameExecution(t *testing.T, what string, pp *parsedPart, d map[string]strin
 
 // renderData is the data Render gives n's templates in l.
 func renderData(n *notification.Notification, l *localized) map[string]string {
-	d := map[string]string{}
-	fillData(d, n.Data, l.lang)
-	return d
+	v := &view{}
+	v.fill(n.Data, l.lang)
+	return maps.Clone(v.asMap())
 }
 
 // shippedCases calls f with every part of every locale of every shipped
@@ -268,7 +268,7 @@ func TestUnsupportedFallsBack(t *testing.T) {
 		}
 		d := map[string]string{"a": "Ana", "b": "b+c"}
 		var b, want bytes.Buffer
-		err := pp.execute(&b, d)
+		err := pp.execute(&b, viewOf(d))
 		werr := pp.exec.Execute(&want, d)
 		if (err == nil) != (werr == nil) || err != nil && err.Error() != werr.Error() {
 			t.Errorf("%s: error %v, want %v", tc.src, err, werr)
@@ -295,7 +295,7 @@ func TestCompiledMissingKeyError(t *testing.T) {
 		{map[string]string{"a": "x", "b": "y", "t": "soon"}, `gym.test/sms.en.txt:2:28: error calling date: date: "soon" is not an RFC 3339 time (at <date "2" .t "UTC">)`},
 	} {
 		var b bytes.Buffer
-		err := pp.execute(&b, tc.d)
+		err := pp.execute(&b, viewOf(tc.d))
 		if err == nil {
 			t.Fatalf("%v: no error", tc.d)
 		}
@@ -377,13 +377,14 @@ func BenchmarkExecute(b *testing.B) {
 	}
 	l := s.rules[ruleKey{n.Template, n.Channel}].resolve(n.Channel, "es")
 	d := renderData(n, l)
+	dv := viewOf(d)
 	for _, file := range []string{partSubject, partText, partHTML} {
 		pp := l.parts[file]
 		for _, way := range []struct {
 			name string
 			exec func(*bytes.Buffer) error
 		}{
-			{"compiled", func(w *bytes.Buffer) error { return pp.prog.execute(w, d) }},
+			{"compiled", func(w *bytes.Buffer) error { return pp.prog.execute(w, dv) }},
 			{"template", func(w *bytes.Buffer) error { return pp.exec.Execute(w, d) }},
 		} {
 			b.Run(file+"/"+way.name, func(b *testing.B) {

@@ -158,22 +158,6 @@ func firstName(name string) string {
 	return first
 }
 
-// fillData copies data into d (which the caller owns) and adds the
-// render-time values: for every key <p>_starts_at holding an RFC 3339 time,
-// <p>_date and <p>_start_time, and with <p>_ends_at also <p>_end_time and
-// <p>_duration_minutes; all in local_time_zone, which is also added.
-// Values are formatted with the layouts and names of loc. Derived keys
-// never replace keys from the event. The <p>_starts_at keys are found while
-// copying, in one pass.
-func fillData(d, data map[string]string, loc *localeData) {
-	var starts startKeys
-	for k, v := range data {
-		d[k] = v
-		starts.add(k)
-	}
-	deriveFrom(d, &starts, loc)
-}
-
 // startKeys are the first four keys <p>_starts_at (or starts_at) of the
 // data: few objects carry times, and a fixed array does not allocate.
 type startKeys struct {
@@ -189,34 +173,7 @@ func (s *startKeys) add(k string) {
 	}
 }
 
-// deriveFrom adds fillData's render-time values to d, whose starts_at keys
-// are starts.
-func deriveFrom(d map[string]string, starts *startKeys, loc *localeData) {
-	zone := localZone(d)
-	if _, ok := d["local_time_zone"]; !ok {
-		d["local_time_zone"] = zone.String()
-	}
-	for _, k := range starts.keys[:starts.n] {
-		prefix := strings.TrimSuffix(strings.TrimSuffix(k, "starts_at"), "_")
-		start, err := time.Parse(time.RFC3339, d[k])
-		if err != nil {
-			continue
-		}
-		start = start.In(zone)
-		keys := derivedKeysOf(prefix)
-		put(d, keys.date, loc.format(start, loc.Date))
-		put(d, keys.startTime, loc.format(start, loc.Time))
-		end, err := time.Parse(time.RFC3339, d[keys.endsAt])
-		if err != nil {
-			continue
-		}
-		end = end.In(zone)
-		put(d, keys.endTime, loc.format(end, loc.Time))
-		put(d, keys.duration, strconv.Itoa(int(end.Sub(start)/time.Minute)))
-	}
-}
-
-// derivedKeys are the keys fillData reads and writes for one <p>_starts_at.
+// derivedKeys are the keys fill reads and writes for one <p>_starts_at.
 type derivedKeys struct {
 	date, startTime, endsAt, endTime, duration string
 }
@@ -250,12 +207,6 @@ var (
 // maxDerivedPrefixes bounds derivedKeyCache.
 const maxDerivedPrefixes = 64
 
-func put(d map[string]string, k, v string) {
-	if _, ok := d[k]; !ok {
-		d[k] = v
-	}
-}
-
 func join(prefix, name string) string {
 	if prefix == "" {
 		return name
@@ -267,9 +218,9 @@ func join(prefix, name string) string {
 // else the class's, else a top-level time_zone, else UTC. A name that does
 // not load is passed over rather than failing the message: the next zone in
 // line is still a truthful place to show the time in.
-func localZone(d map[string]string) *time.Location {
+func localZone(d *view) *time.Location {
 	for _, k := range [...]string{"recipient_time_zone", "class_time_zone", "time_zone"} {
-		if name, ok := d[k]; ok && name != "" {
+		if name, ok := d.get(k); ok && name != "" {
 			if z := loadZone(name); z != nil {
 				return z
 			}

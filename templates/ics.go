@@ -24,12 +24,12 @@ import (
 //
 // Output is deterministic for a notification, so re-rendering a retry yields
 // the same bytes.
-func icsAttachment(d map[string]string, attendee string, cancel bool) (channels.Attachment, error) {
-	classID, ok := d["class_id"]
+func icsAttachment(d *view, attendee string, cancel bool) (channels.Attachment, error) {
+	classID, ok := d.get("class_id")
 	if !ok || classID == "" {
 		return channels.Attachment{}, icsMissing("class_id")
 	}
-	summary, ok := d["class_name"]
+	summary, ok := d.get("class_name")
 	if !ok || summary == "" {
 		return channels.Attachment{}, icsMissing("class_name")
 	}
@@ -42,7 +42,7 @@ func icsAttachment(d map[string]string, attendee string, cancel bool) (channels.
 		return channels.Attachment{}, err
 	}
 	stamp := start
-	if v, err := time.Parse(time.RFC3339, d["event_time"]); err == nil {
+	if v, err := time.Parse(time.RFC3339, d.at("event_time")); err == nil {
 		stamp = v
 	}
 
@@ -63,7 +63,7 @@ func icsAttachment(d map[string]string, attendee string, cancel bool) (channels.
 	w.line2("METHOD:", method)
 	w.line("BEGIN:VEVENT")
 	w.begin("UID:")
-	w.b = appendICSUID(w.b, classID, d["booking_id"], d["recipient_id"])
+	w.b = appendICSUID(w.b, classID, d.at("booking_id"), d.at("recipient_id"))
 	w.end()
 	w.begin("DTSTAMP:")
 	w.b = appendICSTime(w.b, stamp)
@@ -79,21 +79,21 @@ func icsAttachment(d map[string]string, attendee string, cancel bool) (channels.
 	w.begin("SUMMARY:")
 	w.b = appendICSText(w.b, summary)
 	w.end()
-	if v := d["class_location"]; v != "" {
+	if v := d.at("class_location"); v != "" {
 		w.begin("LOCATION:")
 		w.b = appendICSText(w.b, v)
 		w.end()
 	}
-	if v := icsAddress(d["class_instructor_email"]); v != "" {
+	if v := icsAddress(d.at("class_instructor_email")); v != "" {
 		w.begin("ORGANIZER")
-		w.b = appendICSCN(w.b, d["class_instructor_name"])
+		w.b = appendICSCN(w.b, d.at("class_instructor_name"))
 		w.b = append(w.b, ":mailto:"...)
 		w.b = append(w.b, v...)
 		w.end()
 	}
 	if v := icsAddress(attendee); v != "" {
 		w.begin("ATTENDEE")
-		w.b = appendICSCN(w.b, d["recipient_name"])
+		w.b = appendICSCN(w.b, d.at("recipient_name"))
 		w.b = append(w.b, ";ROLE=REQ-PARTICIPANT;PARTSTAT=ACCEPTED;RSVP=FALSE:mailto:"...)
 		w.b = append(w.b, v...)
 		w.end()
@@ -113,8 +113,8 @@ func icsAttachment(d map[string]string, attendee string, cancel bool) (channels.
 func icsMissing(k string) error { return fmt.Errorf("ics: map has no entry for key %q", k) }
 
 // icsRequiredTime parses required key k of d as an RFC 3339 time.
-func icsRequiredTime(d map[string]string, k string) (time.Time, error) {
-	v, ok := d[k]
+func icsRequiredTime(d *view, k string) (time.Time, error) {
+	v, ok := d.get(k)
 	if !ok || v == "" {
 		return time.Time{}, icsMissing(k)
 	}

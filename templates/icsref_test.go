@@ -197,7 +197,7 @@ func (w *icsWriterRef) line(s string) {
 func sameICS(t *testing.T, what string, d map[string]string, attendee string) {
 	t.Helper()
 	for _, cancel := range []bool{false, true} {
-		got, gerr := icsAttachment(d, attendee, cancel)
+		got, gerr := icsAttachment(viewOf(d), attendee, cancel)
 		want, werr := icsAttachmentRef(d, attendee, cancel)
 		switch {
 		case (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error():

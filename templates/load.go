@@ -46,11 +46,11 @@ type parsedPart struct {
 // execute writes the part rendered with data d to b: by its program, or
 // by the template package when it has none. Both write the same bytes and
 // fail with the same errors.
-func (pp *parsedPart) execute(b *bytes.Buffer, d map[string]string) error {
+func (pp *parsedPart) execute(b *bytes.Buffer, d *view) error {
 	if pp.prog != nil {
 		return pp.prog.execute(b, d)
 	}
-	return pp.exec.Execute(b, d)
+	return pp.exec.Execute(b, d.asMap())
 }
 
 // compilePart compiles a parsed part, or returns nil to leave it to its

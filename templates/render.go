@@ -39,12 +39,12 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 	}
 	l := r.resolve(n.Channel, n.Locale)
 
-	d := dataPool.Get().(map[string]string)
+	d := viewPool.Get().(*view)
 	defer func() {
-		clear(d)
-		dataPool.Put(d)
+		d.reset()
+		viewPool.Put(d)
 	}()
-	fillData(d, n.Data, l.lang)
+	d.fill(n.Data, l.lang)
 
 	m := &channels.Message{
 		NotificationID: n.ID,
@@ -129,14 +129,14 @@ type execFunc func(pp *parsedPart) (string, error)
 // their descriptors' parts, driven by the rule's options in routing.yaml
 // (email.attach, sms.max_segments and sms.shorten, push.data). A channel
 // without options has none: its parts are its message.
-var features = map[notification.Channel]func(r *rule, n *notification.Notification, l *localized, d map[string]string, m *channels.Message, exec execFunc, fit bool) error{
+var features = map[notification.Channel]func(r *rule, n *notification.Notification, l *localized, d *view, m *channels.Message, exec execFunc, fit bool) error{
 	notification.Email: emailFeatures,
 	notification.SMS:   smsFeatures,
 	notification.Push:  pushFeatures,
 	inApp:              inAppFeatures,
 }
 
-func emailFeatures(r *rule, n *notification.Notification, _ *localized, d map[string]string, m *channels.Message, _ execFunc, fit bool) error {
+func emailFeatures(r *rule, n *notification.Notification, _ *localized, d *view, m *channels.Message, _ execFunc, fit bool) error {
 	m.Text += "\n"
 	if fit {
 		m.ToName = clip(m, "recipient_name", m.ToName, maxDisplayName)
@@ -151,7 +151,7 @@ func emailFeatures(r *rule, n *notification.Notification, _ *localized, d map[st
 	return nil
 }
 
-func smsFeatures(r *rule, _ *notification.Notification, l *localized, d map[string]string, m *channels.Message, exec execFunc, fit bool) error {
+func smsFeatures(r *rule, _ *notification.Notification, l *localized, d *view, m *channels.Message, exec execFunc, fit bool) error {
 	m.Text = smsText(m.Text)
 	if fit && SMS(m.Text).Segments > r.maxSegments {
 		renderSMS := func() (string, error) {
@@ -172,18 +172,18 @@ const inApp notification.Channel = "inapp"
 
 // inAppFeatures copies the rule's inapp.data keys into the feed item's
 // data, with the event's type and id, as pushFeatures does for a push.
-func inAppFeatures(r *rule, n *notification.Notification, _ *localized, d map[string]string, m *channels.Message, _ execFunc, _ bool) error {
+func inAppFeatures(r *rule, n *notification.Notification, _ *localized, d *view, m *channels.Message, _ execFunc, _ bool) error {
 	return copyData(r, "inapp.data", r.inappData, n, d, m)
 }
 
 // copyData sets m.Data to the event's type and id and the data keys a
 // rule's option (push.data, inapp.data) lists.
-func copyData(r *rule, option string, keys []string, n *notification.Notification, d map[string]string, m *channels.Message) error {
+func copyData(r *rule, option string, keys []string, n *notification.Notification, d *view, m *channels.Message) error {
 	m.Data = make(map[string]string, 2+len(keys))
 	m.Data["event_type"] = n.EventType
 	m.Data["event_id"] = n.EventID
 	for _, k := range keys {
-		v, ok := d[k]
+		v, ok := d.get(k)
 		if !ok {
 			return failure.Errorf(failure.Permanent, failure.ReasonRender,
 				"%s/routing.yaml (%s): map has no entry for key %q", r.eventType, option, k)
@@ -193,7 +193,7 @@ func copyData(r *rule, option string, keys []string, n *notification.Notificatio
 	return nil
 }
 
-func pushFeatures(r *rule, n *notification.Notification, _ *localized, d map[string]string, m *channels.Message, _ execFunc, fit bool) error {
+func pushFeatures(r *rule, n *notification.Notification, _ *localized, d *view, m *channels.Message, _ execFunc, fit bool) error {
 	if err := copyData(r, "push.data", r.pushData, n, d, m); err != nil {
 		return err
 	}
@@ -300,6 +300,5 @@ func oneLine(s string) string {
 }
 
 var (
-	dataPool = sync.Pool{New: func() any { return make(map[string]string, 64) }}
-	bufPool  = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 )

@@ -1,0 +1,119 @@
+package templates
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/gymhq/herald/internal/retaintest"
+)
+
+// The view reads the data in place: derived keys are added only where the
+// data lacks them, set values (fitSMS's) replace the data's, and the data
+// itself is never written.
+func TestViewLayers(t *testing.T) {
+	data := map[string]string{
+		"class_starts_at": "2026-11-23T07:00:00Z",
+		"class_ends_at":   "2026-11-23T07:45:00Z",
+		"class_date":      "from the event",
+		"time_zone":       "Europe/Madrid",
+		"note":            "long",
+	}
+	v := &view{}
+	v.fill(data, english)
+	for k, want := range map[string]string{
+		"class_date":             "from the event", // derived keys never replace the event's
+		"class_start_time":       "08:00",
+		"class_end_time":         "08:45",
+		"class_duration_minutes": "45",
+		"local_time_zone":        "Europe/Madrid",
+		"class_starts_at":        "2026-11-23T07:00:00Z",
+	} {
+		if got, ok := v.get(k); !ok || got != want {
+			t.Errorf("%s = %q, %v; want %q", k, got, ok, want)
+		}
+	}
+	m := v.asMap()
+	if m["class_start_time"] != "08:00" || m["note"] != "long" {
+		t.Fatalf("asMap = %v", m)
+	}
+	v.set("note", "lo…")
+	if v.at("note") != "lo…" || v.asMap()["note"] != "lo…" {
+		t.Errorf("a set value is not read over the data's: %q, %q", v.at("note"), v.asMap()["note"])
+	}
+	if data["note"] != "long" || len(data) != 5 {
+		t.Errorf("the data was modified: %v", data)
+	}
+	v.reset()
+	if v.data != nil || len(v.over) != 0 || len(v.merged) != 0 {
+		t.Errorf("reset left %+v", v)
+	}
+}
+
+// A part the template package executes (here, one with range, which compile
+// leaves to it) sees the derived values and the set ones, as a compiled part
+// does.
+func TestViewUncompiledPart(t *testing.T) {
+	pp := parseSynthetic(t, false, `{{range $i, $x := .}}{{end}}{{.class_start_time}} {{.note}}`)
+	if pp.prog != nil {
+		t.Fatal("compiled; the test needs a part left to the template package")
+	}
+	v := &view{}
+	v.fill(map[string]string{"class_starts_at": "2026-11-23T07:00:00Z", "note": "long"}, english)
+	var b bytes.Buffer
+	if err := pp.execute(&b, v); err != nil || b.String() != "07:00 long" {
+		t.Fatalf("got %q, %v", b.String(), err)
+	}
+	v.set("note", "lo…")
+	b.Reset()
+	if err := pp.execute(&b, v); err != nil || b.String() != "07:00 lo…" {
+		t.Fatalf("after set: got %q, %v", b.String(), err)
+	}
+}
+
+// The derived-times cache is keyed by the times, the zone and the
+// language: the same class start shown in another zone or language is
+// derived again, not served from the slot.
+func TestDerivedTimesCacheKeys(t *testing.T) {
+	madrid, ny := loadZone("Europe/Madrid"), loadZone("America/New_York")
+	es := &localeData{
+		Weekdays: english.Weekdays, WeekdaysShort: english.WeekdaysShort,
+		Months: english.Months, MonthsShort: english.MonthsShort,
+		Date: "2/1/2006", Time: "15.04",
+	}
+	start, end := "2026-11-23T07:00:00Z", "2026-11-23T08:30:00Z"
+	for _, tc := range []struct {
+		zone                   *time.Location
+		loc                    *localeData
+		date, startTime, endTm string
+	}{
+		{madrid, english, english.format(time.Date(2026, 11, 23, 8, 0, 0, 0, madrid), english.Date), "08:00", "09:30"},
+		{ny, english, english.format(time.Date(2026, 11, 23, 2, 0, 0, 0, ny), english.Date), "02:00", "03:30"},
+		{madrid, es, "23/11/2026", "08.00", "09.30"},
+		{madrid, english, english.format(time.Date(2026, 11, 23, 8, 0, 0, 0, madrid), english.Date), "08:00", "09:30"},
+	} {
+		for range 2 { // derived, then cached
+			d := derivedTimesOf(start, end, tc.zone, tc.loc)
+			if !d.startOK || !d.endOK || d.date != tc.date || d.startTime != tc.startTime || d.endTime != tc.endTm || d.duration != "90" {
+				t.Fatalf("%s %s: %+v", tc.zone, tc.loc.Time, d)
+			}
+		}
+	}
+	if d := derivedTimesOf("not a time", end, madrid, english); d.startOK || d.endOK {
+		t.Errorf("a start that does not parse derived %+v", d)
+	}
+	if d := derivedTimesOf(start, "", madrid, english); !d.startOK || d.endOK {
+		t.Errorf("no end derived %+v", d)
+	}
+}
+
+// The derived-times cache holds copies of the times it is keyed by, never
+// the record they were read from.
+func TestDerivedTimesCacheKeepsNoRecord(t *testing.T) {
+	if retaintest.Kept("2026-11-23T07:00:00Z", func(s string) { derivedTimesOf(s, "", time.UTC, english) }) {
+		t.Error("the derived-times cache keeps the record its start came from")
+	}
+	if retaintest.Kept("2026-11-23T08:00:00Z", func(s string) { derivedTimesOf("2026-11-23T07:00:00Z", s, time.UTC, english) }) {
+		t.Error("the derived-times cache keeps the record its end came from")
+	}
+}
