@@ -150,6 +150,9 @@ type Part struct {
 	// OneLine collapses the rendered text to one trimmed line (a subject or
 	// a title), so data cannot inject a header or a second line.
 	OneLine bool
+	// EndLine ends the trimmed text with one newline (an email's plain
+	// text part, as mail readers expect); Check and Limit see it.
+	EndLine bool
 	// Check, when set, refuses rendered text the channel cannot send (a
 	// webhook's data that is not a JSON object): the error is a render
 	// failure, and lint reports it for every sample.

@@ -86,6 +86,8 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 		switch {
 		case p.OneLine:
 			text = oneLine(string(out))
+		case !p.HTML && p.EndLine:
+			text = string(append(bytes.TrimSpace(out), '\n')) // in b's room: one copy
 		case !p.HTML:
 			text = string(bytes.TrimSpace(out)) // trimmed before it is copied
 		default:
@@ -137,7 +139,6 @@ var features = map[notification.Channel]func(r *rule, n *notification.Notificati
 }
 
 func emailFeatures(r *rule, n *notification.Notification, _ *localized, d *view, m *channels.Message, _ execFunc, fit bool) error {
-	m.Text += "\n"
 	if fit {
 		m.ToName = clip(m, "recipient_name", m.ToName, maxDisplayName)
 	}

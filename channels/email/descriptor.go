@@ -36,7 +36,7 @@ var Descriptor = &channels.Descriptor{
 	},
 	Parts: []channels.Part{
 		{File: "subject.txt", Field: channels.FieldSubject, OneLine: true, Limit: 150, Name: "subject"},
-		{File: "txt", Field: channels.FieldText},
+		{File: "txt", Field: channels.FieldText, EndLine: true},
 		{File: "html", Field: channels.FieldHTML, HTML: true},
 	},
 	// Several relays in HERALD_SMTP_ADDR share the other settings and
