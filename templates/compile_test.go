@@ -257,7 +257,7 @@ func TestUnsupportedFallsBack(t *testing.T) {
 		{false, `{{with .a}}{{.b}}{{end}}`, ""},
 		{false, `{{define "x"}}[{{.a}}]{{end}}{{template "x" .}}`, "[Ana]"},
 		{false, `{{index . "a" "b"}}`, ""},
-		{false, `{{.}}`, "map[a:Ana b:b+c]"},
+		{false, `{{.}}`, "map[a:Ana b:b+c local_time_zone:UTC]"}, // the derived keys too
 		{true, `<script>var a = {{.a}};</script>`, `<script>var a = "Ana";</script>`},
 		{true, `<p style="color: {{.a}}">x</p>`, `<p style="color: Ana">x</p>`},
 	} {
@@ -268,8 +268,9 @@ func TestUnsupportedFallsBack(t *testing.T) {
 		}
 		d := map[string]string{"a": "Ana", "b": "b+c"}
 		var b, want bytes.Buffer
-		err := pp.execute(&b, viewOf(d))
-		werr := pp.exec.Execute(&want, d)
+		dv := viewOf(d)
+		err := pp.execute(&b, dv)
+		werr := pp.exec.Execute(&want, dv.asMap())
 		if (err == nil) != (werr == nil) || err != nil && err.Error() != werr.Error() {
 			t.Errorf("%s: error %v, want %v", tc.src, err, werr)
 		}

@@ -158,28 +158,13 @@ func firstName(name string) string {
 	return first
 }
 
-// startKeys are the first four keys <p>_starts_at (or starts_at) of the
-// data: few objects carry times, and a fixed array does not allocate.
-type startKeys struct {
-	keys [4]string
-	n    int
-}
-
-// add records k if it is a starts_at key and there is room.
-func (s *startKeys) add(k string) {
-	if strings.HasSuffix(k, "starts_at") && (k == "starts_at" || strings.HasSuffix(k, "_starts_at")) && s.n < len(s.keys) {
-		s.keys[s.n] = k
-		s.n++
-	}
-}
-
-// derivedKeys are the keys fill reads and writes for one <p>_starts_at.
+// derivedKeys are the keys of one <p>_starts_at and those derived from it.
 type derivedKeys struct {
-	date, startTime, endsAt, endTime, duration string
+	startsAt, date, startTime, endsAt, endTime, duration string
 }
 
 // derivedKeysOf returns the derived keys of prefix p (join(p, "date"), …),
-// built once per prefix: render derives class_* keys for every
+// built once per prefix: renders derive class_* keys for most
 // notification. Like zoneCache, the cache holds a bounded number of
 // prefixes, since they come from event data.
 func derivedKeysOf(prefix string) *derivedKeys {
@@ -187,6 +172,7 @@ func derivedKeysOf(prefix string) *derivedKeys {
 		return v.(*derivedKeys)
 	}
 	k := &derivedKeys{
+		startsAt:  join(prefix, "starts_at"),
 		date:      join(prefix, "date"),
 		startTime: join(prefix, "start_time"),
 		endsAt:    join(prefix, "ends_at"),
@@ -218,9 +204,9 @@ func join(prefix, name string) string {
 // else the class's, else a top-level time_zone, else UTC. A name that does
 // not load is passed over rather than failing the message: the next zone in
 // line is still a truthful place to show the time in.
-func localZone(d *view) *time.Location {
+func localZone(d map[string]string) *time.Location {
 	for _, k := range [...]string{"recipient_time_zone", "class_time_zone", "time_zone"} {
-		if name, ok := d.get(k); ok && name != "" {
+		if name, ok := d[k]; ok && name != "" {
 			if z := loadZone(name); z != nil {
 				return z
 			}

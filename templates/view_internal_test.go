@@ -2,6 +2,9 @@ package templates
 
 import (
 	"bytes"
+	"maps"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +118,83 @@ func TestDerivedTimesCacheKeepsNoRecord(t *testing.T) {
 	}
 	if retaintest.Kept("2026-11-23T08:00:00Z", func(s string) { derivedTimesOf("2026-11-23T07:00:00Z", s, time.UTC, english) }) {
 		t.Error("the derived-times cache keeps the record its end came from")
+	}
+}
+
+// refDerived is the data with every derived key as README.md states them,
+// worked out eagerly: what fillData built before derived keys were
+// worked out on demand (without its limit of four <p>_starts_at keys).
+func refDerived(data map[string]string, loc *localeData) map[string]string {
+	d := maps.Clone(data)
+	zone := localZone(data)
+	if _, ok := d["local_time_zone"]; !ok {
+		d["local_time_zone"] = zone.String()
+	}
+	put := func(k, v string) {
+		if _, ok := d[k]; !ok {
+			d[k] = v
+		}
+	}
+	for k, s := range data {
+		p, ok := strings.CutSuffix(k, "starts_at")
+		if !ok || p != "" && !strings.HasSuffix(p, "_") {
+			continue
+		}
+		start, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			continue
+		}
+		start = start.In(zone)
+		put(p+"date", loc.format(start, loc.Date))
+		put(p+"start_time", loc.format(start, loc.Time))
+		end, err := time.Parse(time.RFC3339, data[p+"ends_at"])
+		if err != nil {
+			continue
+		}
+		end = end.In(zone)
+		put(p+"end_time", loc.format(end, loc.Time))
+		put(p+"duration_minutes", strconv.Itoa(int(end.Sub(start)/time.Minute)))
+	}
+	return d
+}
+
+// The view works a derived key out when it is read; every key reads as in
+// the eager reference, and asMap is the reference whole.
+func TestViewDerivesAsReference(t *testing.T) {
+	for i, data := range []map[string]string{
+		{"class_starts_at": "2026-11-23T07:00:00Z", "class_ends_at": "2026-11-23T07:45:00Z", "recipient_time_zone": "America/New_York"},
+		{"starts_at": "2026-11-23T07:00:00+01:00", "ends_at": "2026-11-23T06:00:00Z"}, // the top level
+		{"a_starts_at": "2026-11-23T07:00:00Z", "b_starts_at": "2026-11-24T07:00:00Z", "c_starts_at": "2026-11-25T07:00:00Z",
+			"d_starts_at": "2026-11-26T07:00:00Z", "e_starts_at": "2026-11-27T07:00:00Z", "e_ends_at": "2026-11-27T08:00:00Z",
+			"class_time_zone": "Asia/Tokyo"}, // more than four
+		{"class_starts_at": "soon", "class_ends_at": "2026-11-23T07:45:00Z"},                            // no time
+		{"class_starts_at": "2026-11-23T07:00:00Z", "class_ends_at": "later"},                           // no end
+		{"class_starts_at": "2026-11-23T07:00:00Z", "class_date": "event's", "local_time_zone": "mine"}, // data wins
+		{"xstarts_at": "2026-11-23T07:00:00Z", "time_zone": "Nowhere/Zone"},                             // not a prefix
+		{},
+	} {
+		want := refDerived(data, english)
+		v := &view{}
+		v.fill(data, english)
+		for k, w := range want {
+			if got, ok := v.get(k); !ok || got != w {
+				t.Errorf("%d: %s = %q, %v; want %q", i, k, got, ok, w)
+			}
+		}
+		for _, p := range []string{"", "class_", "x", "a_", "e_", "nothing_"} {
+			for _, s := range []string{"date", "start_time", "end_time", "duration_minutes"} {
+				if _, in := want[p+s]; in {
+					continue
+				}
+				if got, ok := v.get(p + s); ok {
+					t.Errorf("%d: %s%s = %q, want absent", i, p, s, got)
+				}
+			}
+		}
+		fresh := &view{}
+		fresh.fill(data, english)
+		if got := fresh.asMap(); !maps.Equal(got, want) {
+			t.Errorf("%d: asMap\n%v\nwant\n%v", i, got, want)
+		}
 	}
 }
