@@ -171,7 +171,7 @@ const (
 // service's concurrent requests would produce: a tick that waited for the
 // one before it held the rate to one publish per produce round trip, and
 // with a 0.5 ms RTT the 40,000 events took 84 s instead of 20.
-func steady(ctx context.Context, brokers []string, topic string, values [][]byte, planned [][]string, rate int, t *tracker) error {
+func steady(ctx context.Context, brokers []string, topic string, values [][]byte, planned [][]*delivery, rate int, t *tracker) error {
 	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: brokers})
 	defer p.Close()
 	const tick = 5 * time.Millisecond
@@ -189,7 +189,7 @@ func steady(ctx context.Context, brokers []string, topic string, values [][]byte
 		msgs := make([]queue.Message, 0, end-i)
 		now := time.Now()
 		for j := i; j < end; j++ {
-			t.produced(now, planned[j]...)
+			t.stamp(now, planned[j])
 			msgs = append(msgs, queue.Message{Topic: topic, Key: []byte(fmt.Sprintf("cls-%d", j%200)), Value: values[j]})
 		}
 		select {
@@ -228,8 +228,9 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 	cfg := pipelineConfig{brokers: brokers, dispatch: true, channels: allChannels(), partitions: pipelinePartsNum, redis: rig.redis}
 
 	t := newTracker()
-	for _, x := range pids {
-		t.expect(x...)
+	ds := make([][]*delivery, len(pids))
+	for i, x := range pids {
+		ds[i] = t.expect(x...)
 	}
 	hp, err := startHerald(ctx, env, cfg, t)
 	if err != nil {
@@ -241,7 +242,7 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 	}
 	t0 := time.Now()
 	cpu0, icpu0 := cpuTime(), rig.infra.cpu()
-	if err := steady(ctx, brokers, eventsTopic, values, pids, latencyRate, t); err != nil {
+	if err := steady(ctx, brokers, eventsTopic, values, ds, latencyRate, t); err != nil {
 		hp.close()
 		return Result{}, err
 	}
@@ -256,8 +257,9 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 
 	// Baseline: the naive loops at the same rate, for a shorter time.
 	bt := newTracker()
-	for _, x := range pids[:bn] {
-		bt.expect(x...)
+	bds := make([][]*delivery, bn)
+	for i, x := range pids[:bn] {
+		bds[i] = bt.expect(x...)
 	}
 	np, err := startNaive(ctx, env, cfg, naiveEvents, bt)
 	if err != nil {
@@ -266,7 +268,7 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 	// The naive readers join their groups on their first fetch; give them
 	// the same head start herald had (joined before the first produce).
 	time.Sleep(2 * time.Second)
-	if err := steady(ctx, brokers, naiveEvents, values[:bn], pids[:bn], latencyRate, bt); err != nil {
+	if err := steady(ctx, brokers, naiveEvents, values[:bn], bds, latencyRate, bt); err != nil {
 		np.close()
 		return Result{}, err
 	}

@@ -67,15 +67,32 @@ func newTracker() *tracker {
 	return &tracker{want: map[string]*delivery{}, done: make(chan struct{})}
 }
 
-// expect adds ids to wait for.
-func (t *tracker) expect(ids ...string) {
+// expect adds ids to wait for, and returns their entries for stamp.
+func (t *tracker) expect(ids ...string) []*delivery {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, id := range ids {
-		if _, ok := t.want[id]; !ok {
-			t.want[id] = &delivery{}
+	ds := make([]*delivery, len(ids))
+	for i, id := range ids {
+		d, ok := t.want[id]
+		if !ok {
+			d = &delivery{}
+			t.want[id] = d
 			t.expected++
 		}
+		ds[i] = d
+	}
+	return ds
+}
+
+// stamp is produced for entries expect returned: a producer of events at
+// a steady rate stamps them without looking ids up in the measured
+// window (the lookups in a map of 120,000 ids were 2% of the latency
+// scenario's CPU).
+func (t *tracker) stamp(at time.Time, ds []*delivery) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, d := range ds {
+		d.produced = at
 	}
 }
 
