@@ -163,21 +163,21 @@ type derivedKeys struct {
 	startsAt, date, startTime, endsAt, endTime, duration string
 }
 
-// derivedKeysOf returns the derived keys of prefix p (join(p, "date"), …),
-// built once per prefix: renders derive class_* keys for most
-// notification. Like zoneCache, the cache holds a bounded number of
-// prefixes, since they come from event data.
+// derivedKeysOf returns the derived keys of prefix p, which is "" or ends
+// with "_" (p+"date", …), built once per prefix: renders derive class_*
+// keys for most notifications. Like zoneCache, the cache holds a bounded
+// number of prefixes, since they come from event data.
 func derivedKeysOf(prefix string) *derivedKeys {
 	if v, ok := derivedKeyCache.Load(prefix); ok {
 		return v.(*derivedKeys)
 	}
 	k := &derivedKeys{
-		startsAt:  join(prefix, "starts_at"),
-		date:      join(prefix, "date"),
-		startTime: join(prefix, "start_time"),
-		endsAt:    join(prefix, "ends_at"),
-		endTime:   join(prefix, "end_time"),
-		duration:  join(prefix, "duration_minutes"),
+		startsAt:  prefix + "starts_at",
+		date:      prefix + "date",
+		startTime: prefix + "start_time",
+		endsAt:    prefix + "ends_at",
+		endTime:   prefix + "end_time",
+		duration:  prefix + "duration_minutes",
 	}
 	if derivedKeyCacheSize.Add(1) <= maxDerivedPrefixes {
 		derivedKeyCache.Store(strings.Clone(prefix), k) // copies: keys may be substrings of a whole record
@@ -192,13 +192,6 @@ var (
 
 // maxDerivedPrefixes bounds derivedKeyCache.
 const maxDerivedPrefixes = 64
-
-func join(prefix, name string) string {
-	if prefix == "" {
-		return name
-	}
-	return prefix + "_" + name
-}
 
 // localZone is where times are shown to this recipient: their own zone,
 // else the class's, else a top-level time_zone, else UTC. A name that does

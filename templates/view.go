@@ -61,7 +61,9 @@ func (v *view) at(k string) string {
 
 // set makes k's value s, over the data's.
 func (v *view) set(k, s string) {
-	v.mergedValid = false
+	if v.mergedValid {
+		v.merged[k] = s // fitSMS sets a key per step: no rebuild
+	}
 	for i := range v.over {
 		if v.over[i].k == k {
 			v.over[i].v = s
@@ -90,23 +92,29 @@ const (
 func (v *view) derive(k string) (string, bool) {
 	if k == "local_time_zone" {
 		s := v.localZone().String()
-		v.over = append(v.over, pair{k, s})
-		v.mergedValid = false
+		v.over = append(v.over, pair{k, s}) // asMap has it already: merged stays valid
 		return s, true
 	}
 	var prefix string
 	found := false
 	for _, suffix := range [...]string{derivedDate, derivedStartTime, derivedEndTime, derivedDuration} {
-		if p, ok := strings.CutSuffix(k, suffix); ok && (p == "" || strings.HasSuffix(p, "_")) {
-			prefix, found = strings.TrimSuffix(p, "_"), true
+		if p, ok := cutDerived(k, suffix); ok {
+			prefix, found = p, true
 			break
 		}
 	}
 	if !found {
 		return "", false
 	}
-	if !v.derivePrefix(prefix) {
+	t, keys := v.timesOf(prefix)
+	if t == nil {
 		return "", false
+	}
+	v.addDerived(keys.date, t.date)
+	v.addDerived(keys.startTime, t.startTime)
+	if t.endOK {
+		v.addDerived(keys.endTime, t.endTime)
+		v.addDerived(keys.duration, t.duration)
 	}
 	for i := len(v.over) - 1; i >= 0; i-- {
 		if v.over[i].k == k {
@@ -116,26 +124,26 @@ func (v *view) derive(k string) (string, bool) {
 	return "", false // an end time or duration without an end
 }
 
-// derivePrefix keeps the derived keys of <prefix>_starts_at over the data;
-// false when the data has no such time.
-func (v *view) derivePrefix(prefix string) bool {
+// cutDerived returns the prefix of k, a derived key of kind suffix: ""
+// or a prefix ending in "_" (class_date → class_).
+func cutDerived(k, suffix string) (string, bool) {
+	p, ok := strings.CutSuffix(k, suffix)
+	return p, ok && (p == "" || strings.HasSuffix(p, "_"))
+}
+
+// timesOf is the derived times of <prefix>starts_at, nil when the data has
+// no such time.
+func (v *view) timesOf(prefix string) (*derivedTimes, *derivedKeys) {
 	keys := derivedKeysOf(prefix)
 	start, ok := v.data[keys.startsAt]
 	if !ok {
-		return false
+		return nil, nil
 	}
 	t := derivedTimesOf(start, v.data[keys.endsAt], v.localZone(), v.loc)
 	if !t.startOK {
-		return false
+		return nil, nil
 	}
-	v.mergedValid = false
-	v.addDerived(keys.date, t.date)
-	v.addDerived(keys.startTime, t.startTime)
-	if t.endOK {
-		v.addDerived(keys.endTime, t.endTime)
-		v.addDerived(keys.duration, t.duration)
-	}
-	return true
+	return t, keys
 }
 
 // addDerived adds derived key k unless the data or over has it.
@@ -162,35 +170,56 @@ func (v *view) localZone() *time.Location {
 
 // asMap is the view as one map, every derived key included, for the
 // template package. It is the view's own and valid until the next set.
+// Derived values go into the map, not over, so building it is linear in
+// the data however many times it has.
 func (v *view) asMap() map[string]string {
 	if v.mergedValid {
 		return v.merged
 	}
-	v.get("local_time_zone")
-	for k := range v.data {
-		if p, ok := strings.CutSuffix(k, "starts_at"); ok && (p == "" || strings.HasSuffix(p, "_")) {
-			v.derivePrefix(strings.TrimSuffix(p, "_"))
+	if v.merged == nil {
+		v.merged = make(map[string]string, len(v.data)+len(v.over)+1)
+	}
+	m := v.merged
+	clear(m)
+	for k, s := range v.data {
+		m[k] = s
+	}
+	put := func(k, s string) {
+		if _, ok := m[k]; !ok {
+			m[k] = s
 		}
 	}
-	if v.merged == nil {
-		v.merged = make(map[string]string, len(v.data)+len(v.over))
-	}
-	clear(v.merged)
-	for k, s := range v.data {
-		v.merged[k] = s
+	put("local_time_zone", v.localZone().String())
+	for k := range v.data {
+		p, ok := cutDerived(k, "starts_at")
+		if !ok {
+			continue
+		}
+		if t, keys := v.timesOf(p); t != nil {
+			put(keys.date, t.date)
+			put(keys.startTime, t.startTime)
+			if t.endOK {
+				put(keys.endTime, t.endTime)
+				put(keys.duration, t.duration)
+			}
+		}
 	}
 	for _, p := range v.over {
-		v.merged[p.k] = p.v
+		m[p.k] = p.v // set values, and derived ones (the same)
 	}
 	v.mergedValid = true
-	return v.merged
+	return m
 }
 
 // reset empties v for reuse, dropping its references to the data.
 func (v *view) reset() {
 	v.data, v.loc, v.zone = nil, nil, nil
-	clear(v.over)
-	v.over = v.over[:0]
+	if cap(v.over) > maxPooledOver {
+		v.over = make([]pair, 0, 8)
+	} else {
+		clear(v.over)
+		v.over = v.over[:0]
+	}
 	if v.merged != nil {
 		if len(v.merged) > maxPooledMerged {
 			v.merged = nil
@@ -206,15 +235,22 @@ func (v *view) reset() {
 // later render that needs one.
 const maxPooledMerged = 256
 
+// maxPooledOver bounds the render-time values a pooled view keeps room
+// for, for the same reason.
+const maxPooledOver = 64
+
 var viewPool = sync.Pool{New: func() any { return &view{over: make([]pair, 0, 8)} }}
 
 // derivedTimes are the values derive works out from one pair of start and end
 // times in a zone and language. Every notification of a class derives the
 // same ones, so they are cached (derivedTimesOf).
 type derivedTimes struct {
-	start, end string // the raw values, copies (never a record's substrings)
-	zone       *time.Location
-	loc        *localeData
+	// The raw values and the zone's name, copies (never a record's
+	// substrings), and the language. The zone is known by its name: once
+	// zoneCache is full, every load of a zone is a new Location, and a
+	// slot holds no Location either.
+	start, end, zone string
+	loc              *localeData
 
 	startOK, endOK    bool
 	date, startTime   string
@@ -226,15 +262,9 @@ type derivedTimes struct {
 // a slot holds the last pair that hashed to it, so a burst of one class's
 // notifications finds its values and the cache never grows.
 func derivedTimesOf(start, end string, zone *time.Location, loc *localeData) *derivedTimes {
-	var h maphash.Hash
-	h.SetSeed(derivedSeed)
-	h.WriteString(start)
-	h.WriteByte(0)
-	h.WriteString(end)
-	h.WriteByte(0)
-	h.WriteString(zone.String())
-	slot := &derivedCache[h.Sum64()%uint64(len(derivedCache))]
-	if t := slot.Load(); t != nil && t.start == start && t.end == end && t.zone == zone && t.loc == loc {
+	name := zone.String()
+	slot := &derivedCache[derivedSlot(start, end, name, loc)]
+	if t := slot.Load(); t != nil && t.start == start && t.end == end && t.zone == name && t.loc == loc {
 		return t
 	}
 	t := deriveTimes(strings.Clone(start), strings.Clone(end), zone, loc)
@@ -242,8 +272,23 @@ func derivedTimesOf(start, end string, zone *time.Location, loc *localeData) *de
 	return t
 }
 
+// derivedSlot is the index of the slot of derivedCache for these values.
+func derivedSlot(start, end, zone string, loc *localeData) uint64 {
+	var h maphash.Hash
+	h.SetSeed(derivedSeed)
+	h.WriteString(start)
+	h.WriteByte(0)
+	h.WriteString(end)
+	h.WriteByte(0)
+	h.WriteString(zone)
+	h.WriteByte(0)
+	h.WriteString(loc.Date) // languages apart: most differ in their layouts
+	h.WriteString(loc.Time)
+	return h.Sum64() % uint64(len(derivedCache))
+}
+
 func deriveTimes(start, end string, zone *time.Location, loc *localeData) *derivedTimes {
-	t := &derivedTimes{start: start, end: end, zone: zone, loc: loc}
+	t := &derivedTimes{start: start, end: end, zone: strings.Clone(zone.String()), loc: loc}
 	s, err := time.Parse(time.RFC3339, start)
 	if err != nil {
 		return t

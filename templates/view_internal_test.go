@@ -2,6 +2,7 @@ package templates
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"strconv"
 	"strings"
@@ -171,6 +172,7 @@ func TestViewDerivesAsReference(t *testing.T) {
 		{"class_starts_at": "2026-11-23T07:00:00Z", "class_ends_at": "later"},                           // no end
 		{"class_starts_at": "2026-11-23T07:00:00Z", "class_date": "event's", "local_time_zone": "mine"}, // data wins
 		{"xstarts_at": "2026-11-23T07:00:00Z", "time_zone": "Nowhere/Zone"},                             // not a prefix
+		{"_starts_at": "2026-11-23T07:00:00Z", "_ends_at": "2026-11-23T08:00:00Z"},                      // an object named ""
 		{},
 	} {
 		want := refDerived(data, english)
@@ -181,7 +183,7 @@ func TestViewDerivesAsReference(t *testing.T) {
 				t.Errorf("%d: %s = %q, %v; want %q", i, k, got, ok, w)
 			}
 		}
-		for _, p := range []string{"", "class_", "x", "a_", "e_", "nothing_"} {
+		for _, p := range []string{"", "_", "class_", "x", "a_", "e_", "nothing_"} {
 			for _, s := range []string{"date", "start_time", "end_time", "duration_minutes"} {
 				if _, in := want[p+s]; in {
 					continue
@@ -196,5 +198,63 @@ func TestViewDerivesAsReference(t *testing.T) {
 		if got := fresh.asMap(); !maps.Equal(got, want) {
 			t.Errorf("%d: asMap\n%v\nwant\n%v", i, got, want)
 		}
+	}
+}
+
+// asMap is built in one pass over the data, however many times it has:
+// the derived values go into the map, not over, and fitSMS's set updates
+// the map in place.
+func TestViewAsMapLinear(t *testing.T) {
+	data := map[string]string{"note": "long"}
+	for i := range 1000 {
+		data["k"+strconv.Itoa(i)+"_starts_at"] = "2026-11-23T07:00:00Z"
+	}
+	v := &view{}
+	v.fill(data, english)
+	m := v.asMap()
+	if len(m) != 1+1000*3+1 || m["k999_start_time"] != "07:00" || len(v.over) != 0 {
+		t.Fatalf("asMap has %d keys, over %d", len(m), len(v.over))
+	}
+	v.set("note", "lo…")
+	if !v.mergedValid || v.asMap()["note"] != "lo…" {
+		t.Errorf("set after asMap: valid %v, note %q", v.mergedValid, v.asMap()["note"])
+	}
+	for i := range 100 {
+		v.set("k"+strconv.Itoa(i)+"_x", "y")
+	}
+	v.reset()
+	if cap(v.over) > maxPooledOver {
+		t.Errorf("a pooled view keeps room for %d values", cap(v.over))
+	}
+}
+
+// The cache knows a zone by its name (a zone loaded twice is one entry,
+// and no slot holds a Location) and keeps languages apart.
+func TestDerivedTimesCacheZoneNameAndLanguage(t *testing.T) {
+	z1, err := time.LoadLocation("Europe/Madrid")
+	if err != nil {
+		t.Skip(err)
+	}
+	z2, _ := time.LoadLocation("Europe/Madrid")
+	es := &localeData{
+		Weekdays: english.Weekdays, WeekdaysShort: english.WeekdaysShort,
+		Months: english.Months, MonthsShort: english.MonthsShort,
+		Date: "2/1/2006", Time: "15.04",
+	}
+	// A start whose en and es slots differ (almost any).
+	var start string
+	for h := range 24 {
+		start = fmt.Sprintf("2026-11-23T%02d:00:00Z", h)
+		if derivedSlot(start, "", "Europe/Madrid", english) != derivedSlot(start, "", "Europe/Madrid", es) {
+			break
+		}
+	}
+	en1 := derivedTimesOf(start, "", z1, english)
+	es1 := derivedTimesOf(start, "", z1, es)
+	if derivedTimesOf(start, "", z2, english) != en1 || derivedTimesOf(start, "", z2, es) != es1 {
+		t.Error("en and es renders of one class and zone evict each other, or a zone loaded again misses")
+	}
+	if en1.date == es1.date {
+		t.Errorf("en and es share %q", en1.date)
 	}
 }
