@@ -65,9 +65,9 @@ var Default = Inputs{
 	ShareHeld:             Input{"share held by the scheduler (reminders)", 0.1302, "", "measured: same run, 8,961"},
 	SMSOfReminders:        Input{"reminders that go by SMS", 0.1893, "", "measured: same run, 1,696 of 8,961"},
 
-	CPUPipelineNow:          Input{"herald CPU per notification, dispatcher + channel worker, today", 98, "µs", "herald's process only, the broker in a process of its own: the mean of alternated runs (84–112 µs, mean 98, after issue 14's sixth pass; its `make bench` table row says 79, the VM drifts by ±12%); 100 in the fifth pass's table, 93 after the fourth, 108 after the third, 102–118 after the second, 125–209 after the first, 360 before it"},
+	CPUPipelineNow:          Input{"herald CPU per notification, dispatcher + channel worker, today", 88, "µs", "herald's process only, the broker in a process of its own: the mean of alternated runs (81–96 µs, mean 87.9, after issue 14's seventh pass; its `make bench` table row says 81, the VM drifts by ±12%); 98 after the sixth, 100 in the fifth pass's table, 93 after the fourth, 108 after the third, 102–118 after the second, 125–209 after the first, 360 before it"},
 	CPUPipelineTarget:       Input{"the same at issue 14's target", 60, "µs", "issue 14 target (≤ 60 µs), not reached yet"},
-	CPUWorker:               Input{"channel worker CPU per notification (its own process)", 70, "µs", "BENCHMARKS.md `slow-provider` row (70 µs; 86–104 before issue 14's second pass; `backlog`: 69 µs)"},
+	CPUWorker:               Input{"channel worker CPU per notification (its own process)", 70, "µs", "`slow-provider` (its worker process): 68–87 µs in issue 14's sixth pass's alternated runs (70 in an earlier table, 53 in the latest, 86–104 before issue 14's second pass; `backlog`: 56–69 µs)"},
 	CPUGateway:              Input{"gateway CPU per in-app notification pushed", 112.5, "µs", "BENCHMARKS.md `live-fanout` row (100.5–112.5 µs)"},
 	CPUSchedulerPerReminder: Input{"scheduler CPU per reminder (index + fire)", 218.5, "µs", "BENCHMARKS.md `scheduled` row: 88.5 µs indexing + 130.0 µs firing"},
 	PodCores:                Input{"cores per pod", 1, "", "deploy/base: every role's CPU limit is 1"},
