@@ -289,23 +289,27 @@ func derivedSlot(start, end, zone string, loc *localeData) uint64 {
 
 func deriveTimes(start, end string, zone *time.Location, loc *localeData) *derivedTimes {
 	t := &derivedTimes{start: start, end: end, zone: strings.Clone(zone.String()), loc: loc}
-	s, err := time.Parse(time.RFC3339, start)
-	if err != nil {
+	s, ok := timeIn(start, zone)
+	if !ok {
 		return t
 	}
-	s = s.In(zone)
 	t.startOK = true
 	t.date = loc.format(s, loc.Date)
 	t.startTime = loc.format(s, loc.Time)
-	e, err := time.Parse(time.RFC3339, end)
-	if err != nil {
+	e, ok := timeIn(end, zone)
+	if !ok {
 		return t
 	}
-	e = e.In(zone)
 	t.endOK = true
 	t.endTime = loc.format(e, loc.Time)
 	t.duration = strconv.Itoa(int(e.Sub(s) / time.Minute))
 	return t
+}
+
+// timeIn parses RFC 3339 value v and shows it in zone.
+func timeIn(v string, zone *time.Location) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339, v)
+	return t.In(zone), err == nil
 }
 
 var (
