@@ -30,9 +30,6 @@ type view struct {
 
 type pair struct{ k, v string }
 
-// viewOf is a view of d with no render-time values.
-func viewOf(d map[string]string) *view { return &view{data: d, loc: english} }
-
 // fill makes v a view of data whose derived dates and times are formatted
 // with the layouts and names of loc.
 func (v *view) fill(data map[string]string, loc *localeData) {

@@ -12,6 +12,9 @@ import (
 	"github.com/gymhq/herald/internal/retaintest"
 )
 
+// viewOf is a view of d, its derived keys in English.
+func viewOf(d map[string]string) *view { return &view{data: d, loc: english} }
+
 // The view reads the data in place: derived keys are added only where the
 // data lacks them, set values (fitSMS's) replace the data's, and the data
 // itself is never written.
