@@ -107,18 +107,15 @@ func (v *view) derive(k string) (string, bool) {
 	if t == nil {
 		return "", false
 	}
-	v.addDerived(keys.date, t.date)
-	v.addDerived(keys.startTime, t.startTime)
-	if t.endOK {
-		v.addDerived(keys.endTime, t.endTime)
-		v.addDerived(keys.duration, t.duration)
-	}
-	for i := len(v.over) - 1; i >= 0; i-- {
-		if v.over[i].k == k {
-			return v.over[i].v, true
+	var s string
+	found = false // an end time or duration without an end stays absent
+	t.each(keys, func(dk, ds string) {
+		v.addDerived(dk, ds)
+		if dk == k {
+			s, found = ds, true
 		}
-	}
-	return "", false // an end time or duration without an end
+	})
+	return s, found
 }
 
 // cutDerived returns the prefix of k, a derived key of kind suffix: ""
@@ -193,12 +190,7 @@ func (v *view) asMap() map[string]string {
 			continue
 		}
 		if t, keys := v.timesOf(p); t != nil {
-			put(keys.date, t.date)
-			put(keys.startTime, t.startTime)
-			if t.endOK {
-				put(keys.endTime, t.endTime)
-				put(keys.duration, t.duration)
-			}
+			t.each(keys, put)
 		}
 	}
 	for _, p := range v.over {
@@ -252,6 +244,18 @@ type derivedTimes struct {
 	startOK, endOK    bool
 	date, startTime   string
 	endTime, duration string
+}
+
+// each calls f with every derived key of keys that t has a value for, and
+// the value: the date and start time, and with an end the end time and
+// duration.
+func (t *derivedTimes) each(keys *derivedKeys, f func(k, s string)) {
+	f(keys.date, t.date)
+	f(keys.startTime, t.startTime)
+	if t.endOK {
+		f(keys.endTime, t.endTime)
+		f(keys.duration, t.duration)
+	}
 }
 
 // derivedTimesOf derives the values of start and end (end may be absent,
