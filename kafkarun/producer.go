@@ -47,20 +47,31 @@ type Producer struct {
 	g    group
 }
 
-// group commits concurrent Publish calls together. A call that finds
-// groupWrites grouped writes already out waits for one to return and then
-// goes with every call that waited meanwhile, in one grouped write: batches
-// grow with the round trip instead of the queue. A call that finds a write
-// free goes at once, so an idle producer adds no wait. (With kafka-go's
-// Writer, which sealed a partition's batch BatchTimeout after its first
-// record and wrote one batch per partition at a time, produce round trips
-// of 15 ms under herald bench --scenario pipeline --rtt 0.5ms left one
-// record per batch; a grouped write is now one produce request per leader
-// broker, requests.go.)
+// group commits concurrent Publish calls together. A call that finds no
+// grouped write out goes at once, so an idle producer adds no wait. A call
+// that finds one out waits for it to return and then goes with every call
+// that waited meanwhile, in one grouped write: batches grow with the round
+// trip instead of the queue. (With kafka-go's Writer, which sealed a
+// partition's batch BatchTimeout after its first record and wrote one batch
+// per partition at a time, produce round trips of 15 ms under herald bench
+// --scenario pipeline --rtt 0.5ms left one record per batch; a grouped
+// write is now one produce request per leader broker, requests.go.)
+//
+// A write that stays out longer than groupStall (a leader move, a broker
+// that stopped answering) lets another start, and so on up to groupWrites:
+// the calls that arrive meanwhile are not held behind it. Below that, one
+// write at a time: with up to four started at once, a dispatcher's
+// publishes at 2,000 events/s went out as four or five produce requests per
+// 5 ms of events instead of two, and each is a request the broker handles
+// and a batch of records every consumer fetches on its own.
 type group struct {
 	mu       sync.Mutex
 	pending  []*publishCall
-	writing  int // grouped writes out
+	writing  int           // grouped writes out
+	newest   time.Time     // when the newest of them started
+	stallAt  time.Duration // groupStall; tests shorten or lengthen it
+	stall    *time.Timer
+	stalling bool // stall is armed
 	draining sync.WaitGroup
 	// ctx is what grouped writes run on; Close ends it when they outlast
 	// closeGrace.
@@ -74,8 +85,10 @@ type publishCall struct {
 }
 
 const (
-	// groupWrites is how many grouped WriteMessages calls are out at once.
+	// groupWrites is how many grouped writes may be out at once, each
+	// further one only once the newest has been out for groupStall.
 	groupWrites = 4
+	groupStall  = 5 * time.Millisecond
 	// groupMost is the most records one grouped call takes; the rest wait
 	// for the next.
 	groupMost = 2000
@@ -131,6 +144,7 @@ func NewProducer(cfg ProducerConfig) *Producer {
 	}
 	p := &Producer{w: writer(cfg.BatchSize), alone: writer(1), reqs: newRequests(cfg.Brokers, cfg.Transport)}
 	p.g.ctx, p.g.cancel = context.WithCancel(context.Background())
+	p.g.stallAt = groupStall
 	return p
 }
 
@@ -166,16 +180,8 @@ func (p *Producer) Publish(ctx context.Context, msgs ...queue.Message) error {
 	c := &publishCall{km: km, done: make(chan error, 1)}
 	p.g.mu.Lock()
 	p.g.pending = append(p.g.pending, c)
-	var calls []*publishCall
-	if p.g.writing < groupWrites {
-		p.g.writing++
-		p.g.draining.Add(1)
-		calls = p.g.takeLocked()
-	}
+	p.startLocked(time.Now())
 	p.g.mu.Unlock()
-	if calls != nil {
-		go p.flush(calls)
-	}
 	select {
 	case err := <-c.done:
 		return err
@@ -191,6 +197,41 @@ func (p *Producer) Publish(ctx context.Context, msgs ...queue.Message) error {
 		p.g.mu.Unlock()
 		return fmt.Errorf("kafkarun: publish: %w", ctx.Err())
 	}
+}
+
+// startLocked starts a grouped write of the waiting calls when none is out,
+// or when the newest has been out for groupStall and fewer than groupWrites
+// are; otherwise, while another may start later, it arms the stall timer
+// for when it may.
+func (p *Producer) startLocked(now time.Time) {
+	g := &p.g
+	if len(g.pending) == 0 || g.writing >= groupWrites {
+		return
+	}
+	if wait := g.newest.Add(g.stallAt).Sub(now); g.writing > 0 && wait > 0 {
+		if !g.stalling {
+			g.stalling = true
+			if g.stall == nil {
+				g.stall = time.AfterFunc(wait, p.stalled)
+			} else {
+				g.stall.Reset(wait)
+			}
+		}
+		return
+	}
+	g.writing++
+	g.newest = now
+	g.draining.Add(1)
+	go p.flush(g.takeLocked())
+}
+
+// stalled runs when the newest grouped write may have been out for
+// groupStall with calls waiting.
+func (p *Producer) stalled() {
+	p.g.mu.Lock()
+	p.g.stalling = false
+	p.startLocked(time.Now())
+	p.g.mu.Unlock()
 }
 
 // takeLocked removes the waiting calls a grouped write takes (up to
@@ -221,6 +262,7 @@ func (p *Producer) flush(calls []*publishCall) {
 			return
 		}
 		calls = p.g.takeLocked()
+		p.g.newest = time.Now()
 		p.g.mu.Unlock()
 	}
 }
@@ -342,6 +384,11 @@ func (p *Producer) Close() error {
 		<-drained
 	}
 	p.g.cancel()
+	p.g.mu.Lock()
+	if p.g.stall != nil {
+		p.g.stall.Stop()
+	}
+	p.g.mu.Unlock()
 	return errors.Join(p.w.Close(), p.alone.Close())
 }
 

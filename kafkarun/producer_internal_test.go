@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,27 +29,29 @@ func TestPublishWithdrawnWhenCallerGivesUp(t *testing.T) {
 	p := NewProducer(ProducerConfig{Brokers: c.Brokers()})
 	defer p.Close()
 
-	// groupWrites calls take every grouped write; they wait on the broker.
+	// groupWrites calls take every grouped write, one after another (a
+	// write starts beside one out only once that one has stalled); they
+	// wait on the broker.
 	var wg sync.WaitGroup
-	for range groupWrites {
+	for i := range groupWrites {
 		wg.Go(func() {
 			if err := p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("held")}); err != nil {
 				t.Errorf("held publish: %v", err)
 			}
 		})
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		p.g.mu.Lock()
-		busy := p.g.writing == groupWrites && len(p.g.pending) == 0
-		p.g.mu.Unlock()
-		if busy {
-			break
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			p.g.mu.Lock()
+			out := p.g.writing == i+1 && len(p.g.pending) == 0
+			p.g.mu.Unlock()
+			if out {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("grouped write %d never out", i+1)
+			}
+			time.Sleep(time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("grouped writes never all out")
-		}
-		time.Sleep(time.Millisecond)
 	}
 	for range 20 {
 		short, stop := context.WithTimeout(ctx, 5*time.Millisecond)
@@ -79,4 +82,101 @@ func oneTopic(t *testing.T, topic string) (*kafkatest.Cluster, context.Context) 
 		t.Fatal(err)
 	}
 	return c, ctx
+}
+
+// Calls that arrive while a grouped write is out wait for it and go
+// together in the next one: with up to four writes started at once, the
+// first four calls of every burst were a produce request each.
+func TestPublishWaitsForTheWriteOut(t *testing.T) {
+	const topic = "one-out"
+	c, ctx := oneTopic(t, topic)
+	release := make(chan struct{})
+	var requests atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if requests.Add(1) == 1 {
+			c.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	p := NewProducer(ProducerConfig{Brokers: c.Brokers()})
+	defer p.Close()
+	p.g.mu.Lock()
+	p.g.stallAt = time.Minute // this test is about a write that is not stalled
+	p.g.mu.Unlock()
+
+	var wg sync.WaitGroup
+	publish := func(v string) {
+		wg.Go(func() {
+			if err := p.Publish(ctx, queue.Message{Topic: topic, Value: []byte(v)}); err != nil {
+				t.Errorf("publish %s: %v", v, err)
+			}
+		})
+	}
+	publish("first")
+	waitFor(t, "the first write out", func() bool { return requests.Load() == 1 })
+	for _, v := range []string{"a", "b", "c", "d", "e"} {
+		publish(v)
+	}
+	waitFor(t, "five calls waiting", func() bool {
+		p.g.mu.Lock()
+		defer p.g.mu.Unlock()
+		return len(p.g.pending) == 5
+	})
+	p.g.mu.Lock()
+	out := p.g.writing
+	p.g.mu.Unlock()
+	if out != 1 {
+		t.Errorf("%d grouped writes out, want 1", out)
+	}
+	close(release)
+	wg.Wait()
+	if n := requests.Load(); n != 2 {
+		t.Errorf("%d produce requests for six calls, want 2 (the first, then the five that waited)", n)
+	}
+}
+
+// A write that stays out past the stall does not hold the calls that come
+// after it: another write takes them.
+func TestPublishPassesAStalledWrite(t *testing.T) {
+	const topic = "stalls"
+	c, ctx := oneTopic(t, topic)
+	release := make(chan struct{})
+	var requests atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if requests.Add(1) == 1 {
+			c.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	p := NewProducer(ProducerConfig{Brokers: c.Brokers()})
+	defer p.Close()
+
+	held := make(chan error, 1)
+	go func() { held <- p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("held")}) }()
+	waitFor(t, "the first write out", func() bool { return requests.Load() == 1 })
+	if err := p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("after")}); err != nil {
+		t.Fatalf("publish behind a stalled write: %v", err)
+	}
+	select {
+	case err := <-held:
+		t.Fatalf("the held write returned (%v) before it was released", err)
+	default:
+	}
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatalf("held publish: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
