@@ -256,7 +256,9 @@ func (r *Redis) exec(batch []*coalesce.Call[scriptCall]) {
 
 	var retry []int
 	for i, cmd := range cmds {
-		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		// HasErrorPrefix allocates even for no error (errors.As's target
+		// escapes): one allocation per command, for the rare NOSCRIPT.
+		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			retry = append(retry, i)
 		}
 	}
