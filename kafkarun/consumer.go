@@ -106,6 +106,12 @@ type Observer interface {
 	// JoinFailed is called for every failed attempt to join the group
 	// (Membership.LastJoinError has the latest).
 	JoinFailed(err error)
+	// Handled is called once per record that reached a durable outcome:
+	// wait is from the record's timestamp (its producer's clock, in
+	// milliseconds) to the handler's first call, or negative when the
+	// record has no timestamp; took is from that call to the outcome,
+	// retries included.
+	Handled(topic string, wait, took time.Duration)
 }
 
 type nopObserver struct{}
@@ -115,6 +121,8 @@ func (nopObserver) Revoked(string, int)          {}
 func (nopObserver) Committed(string, int, int64) {}
 func (nopObserver) InFlight(int)                 {}
 func (nopObserver) JoinFailed(error)             {}
+
+func (nopObserver) Handled(string, time.Duration, time.Duration) {}
 
 func (c *ConsumerConfig) setDefaults() {
 	if c.MaxInFlight <= 0 {
@@ -753,12 +761,17 @@ func (p *partition) handle(m *queue.Message) bool {
 	b := &backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, RandomizationFactor: 0.5,
 		Multiplier: 2, MaxInterval: 5 * time.Second}
 	b.Reset()
+	var start time.Time
 	for attempt := 1; ; attempt++ {
 		if !p.waitGate() {
 			return false
 		}
+		if attempt == 1 {
+			start = time.Now()
+		}
 		err := p.c.handler(p.handlerCtx, m)
 		if err == nil {
+			p.c.cfg.Observer.Handled(m.Topic, recordWait(m.Time, start), time.Since(start))
 			return true
 		}
 		if p.workCtx.Err() != nil {
@@ -774,6 +787,16 @@ func (p *partition) handle(m *queue.Message) bool {
 			return false
 		}
 	}
+}
+
+// recordWait is how long a record with timestamp ts waited until now: at
+// least zero (the producer's clock may run ahead of ours), or -1 when the
+// record has no timestamp (Kafka's -1, or none read).
+func recordWait(ts, now time.Time) time.Duration {
+	if ts.UnixMilli() <= 0 {
+		return -1
+	}
+	return max(0, now.Sub(ts))
 }
 
 // stop prevents queued messages from starting and returns how many were

@@ -261,3 +261,71 @@ func TestRebalanceHandsOver(t *testing.T) {
 		t.Errorf("committed sum %d, want 1200 (%v)", sum, final)
 	}
 }
+
+// handledTimes records the consumer's Handled calls.
+type handledTimes struct {
+	mu    sync.Mutex
+	calls map[string][]time.Duration // topic → wait, took, wait, took ...
+}
+
+func (h *handledTimes) Assigned(string, int)         {}
+func (h *handledTimes) Revoked(string, int)          {}
+func (h *handledTimes) Committed(string, int, int64) {}
+func (h *handledTimes) InFlight(int)                 {}
+func (h *handledTimes) JoinFailed(error)             {}
+func (h *handledTimes) Handled(topic string, wait, took time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls[topic] = append(h.calls[topic], wait, took)
+}
+
+// TestObserverTimesEachRecord: Handled is called once per record that
+// reached its outcome, with the wait from the record's timestamp to the
+// handler's first call and the handler's time to the outcome, its retries
+// included (herald_record_wait_seconds, herald_handle_duration_seconds).
+func TestObserverTimesEachRecord(t *testing.T) {
+	const topic, records = "timed", 10
+	c, p := setup(t, topic, 1)
+	obs := &handledTimes{calls: map[string][]time.Duration{}}
+	const late = 300 * time.Millisecond // records wait at least this long: the consumer starts after it
+	produce(t, p, topic, records, records)
+	time.Sleep(late)
+	var fails atomic.Int32
+	var done atomic.Int32
+	h := func(ctx context.Context, m *queue.Message) error {
+		if m.Offset == 3 && fails.Add(1) <= 2 {
+			return fmt.Errorf("redis is down")
+		}
+		if m.Offset == 5 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		done.Add(1)
+		return nil
+	}
+	runConsumer(t, kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "g", Topics: []string{topic}, Observer: obs}, h)
+	poll.Until(t, 30*time.Second, "every record handled and observed", func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return done.Load() == records && len(obs.calls[topic]) == 2*records
+	})
+	time.Sleep(100 * time.Millisecond) // no second call for any record
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	got := obs.calls[topic]
+	if len(got) != 2*records {
+		t.Fatalf("%d Handled calls for %d records", len(got)/2, records)
+	}
+	slowest := time.Duration(0)
+	for i := 0; i < len(got); i += 2 {
+		wait, took := got[i], got[i+1]
+		if wait < late-time.Millisecond || wait > time.Minute {
+			t.Errorf("record waited %v, want at least %v (it was produced before the consumer started)", wait, late)
+		}
+		slowest = max(slowest, took)
+	}
+	// Offset 3 failed twice: the consumer's backoff (50 ms, then about
+	// 100) is inside its handler time.
+	if slowest < 75*time.Millisecond {
+		t.Errorf("slowest handler time %v, want the retried record's backoff in it (at least 75ms)", slowest)
+	}
+}

@@ -325,10 +325,11 @@ type joinErrors struct {
 	errs []error
 }
 
-func (j *joinErrors) Assigned(string, int)         {}
-func (j *joinErrors) Revoked(string, int)          {}
-func (j *joinErrors) Committed(string, int, int64) {}
-func (j *joinErrors) InFlight(int)                 {}
+func (j *joinErrors) Assigned(string, int)                         {}
+func (j *joinErrors) Revoked(string, int)                          {}
+func (j *joinErrors) Committed(string, int, int64)                 {}
+func (j *joinErrors) InFlight(int)                                 {}
+func (j *joinErrors) Handled(string, time.Duration, time.Duration) {}
 func (j *joinErrors) JoinFailed(err error) {
 	j.mu.Lock()
 	j.errs = append(j.errs, err)

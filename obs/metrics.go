@@ -29,6 +29,11 @@ const (
 	EventNoRecipients = "no_notifications"
 )
 
+// stageBuckets are the record wait's and the handler's: from a millisecond
+// (a record fetched as it was written) to minutes (a backlog, a retry
+// record waiting for its time).
+var stageBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}
+
 // Metrics are herald's Prometheus series. Create one per process with
 // NewMetrics and share it between roles.
 type Metrics struct {
@@ -44,6 +49,8 @@ type Metrics struct {
 	Fanout        prometheus.Histogram     // notifications per event
 	Shortened     *prometheus.CounterVec   // channel, template: messages cut to fit their budget
 	Committed     *prometheus.GaugeVec     // group, topic, partition
+	RecordWait    *prometheus.HistogramVec // group, topic: record timestamp → handler's first call
+	Handle        *prometheus.HistogramVec // group, topic: handler's first call → durable outcome
 	Stalls        *Stalls                  // herald_partition_stalled_seconds (stall.go)
 	Protect       *ProtectMetrics          // suppressions, rate limit, breakers (protect.go)
 	// RedisEvictionUnsafe is 1 while the worker runs, by
@@ -95,9 +102,17 @@ func NewMetrics() *Metrics {
 		Committed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_committed_offset", Help: "Last committed offset per group and partition.",
 		}, []string{"group", "topic", "partition"}),
+		RecordWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "herald_record_wait_seconds", Help: "Time from a record's timestamp (its producer's clock, milliseconds) to the first call of its handler: the broker, the fetch and the in-flight queue.",
+			Buckets: stageBuckets,
+		}, []string{"group", "topic"}),
+		Handle: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "herald_handle_duration_seconds", Help: "Time from the first call of a record's handler to its durable outcome, retries in the process included.",
+			Buckets: stageBuckets,
+		}, []string{"group", "topic"}),
 	}
 	m.Stalls = NewStalls(nil)
-	r.MustRegister(m.Notifications, m.SendLatency, m.EndToEnd, m.InFlight, m.DedupeHits, m.Retries, m.DLQWrites, m.Events, m.Fanout, m.Shortened, m.Committed, m.Stalls)
+	r.MustRegister(m.Notifications, m.SendLatency, m.EndToEnd, m.InFlight, m.DedupeHits, m.Retries, m.DLQWrites, m.Events, m.Fanout, m.Shortened, m.Committed, m.RecordWait, m.Handle, m.Stalls)
 	for _, ch := range notification.Known() {
 		c := string(ch)
 		for _, o := range outcomes {

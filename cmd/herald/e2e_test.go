@@ -291,6 +291,22 @@ func TestEndToEnd(t *testing.T) {
 	if !strings.Contains(mb.String(), `herald_notifications_total{channel="email",outcome="sent",reason=""}`) {
 		t.Error("metrics lack the email sent series")
 	}
+	// Where the time went, per group and topic: the dispatcher's events
+	// and the email workers' records were each timed.
+	for _, name := range []string{"herald_record_wait_seconds_count", "herald_handle_duration_seconds_count"} {
+		for group, topic := range map[string]string{topics.GroupDispatch: env.cfg.EventsTopic, topics.Group(notification.Email): topics.Channel(notification.Email)} {
+			line := fmt.Sprintf(`%s{group=%q,topic=%q} `, name, group, topic)
+			i := strings.Index(mb.String(), line)
+			if i < 0 {
+				t.Errorf("metrics lack %s", line)
+				continue
+			}
+			var n int
+			if _, err := fmt.Sscan(mb.String()[i+len(line):], &n); err != nil || n == 0 {
+				t.Errorf("%s%d (%v), want records counted", line, n, err)
+			}
+		}
+	}
 	t.Logf("%d events (+%d repeats, %d malformed, 1 unknown) → %d deliveries, %d permanent failures in %v (%.0f notifications/s incl. start-up)",
 		nEvents, len(records)-nEvents-len(malformed)-1, len(malformed), total, permanent, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds())
 }

@@ -352,6 +352,12 @@ func (o observer) Committed(topic string, partition int, offset int64) {
 	o.m.Stalls.Committed(o.group, topic, partition, offset)
 }
 func (o observer) InFlight(delta int) { o.m.InFlight.WithLabelValues(o.group).Add(float64(delta)) }
+func (o observer) Handled(topic string, wait, took time.Duration) {
+	if wait >= 0 {
+		o.m.RecordWait.WithLabelValues(o.group, topic).Observe(wait.Seconds())
+	}
+	o.m.Handle.WithLabelValues(o.group, topic).Observe(took.Seconds())
+}
 
 // memberships lists the standing of every consumer this process runs.
 func (f *fleet) memberships() []kafkarun.Membership {
