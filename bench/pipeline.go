@@ -225,7 +225,7 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 	}
 	defer rig.close()
 	brokers, values, pids, total := rig.brokers, rig.values, rig.planned, rig.total
-	cfg := pipelineConfig{brokers: brokers, dispatch: true, channels: allChannels(), partitions: pipelinePartsNum, redis: rig.redis}
+	cfg := pipelineConfig{brokers: brokers, dispatch: true, channels: allChannels(), partitions: pipelinePartsNum, redis: rig.redis, stages: newStages()}
 
 	t := newTracker()
 	ds := make([][]*delivery, len(pids))
@@ -291,8 +291,8 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 		CPUMicrosPerMessage: f64(round(cpu.Seconds()*1e6/float64(max(1, total)), 0)),
 		Target:              fmt.Sprintf("p99 ≤ %g ms", latencyP99Target),
 		Met:                 p99 <= latencyP99Target,
-		Note: fmt.Sprintf("%d events at %d/s → %d notifications; latency = event produce call → sink receipt; ratio = baseline p99 / herald p99; %s; CPU per notification is the bench process's from the first produce to the last receipt: herald's dispatcher and channel workers, the sinks and tracker, and the producer of the events",
-			n, latencyRate, total, infraWords(env, icpu, total)),
+		Note: fmt.Sprintf("%d events at %d/s → %d notifications; latency = event produce call → sink receipt; ratio = baseline p99 / herald p99; %s; %s; CPU per notification is the bench process's from the first produce to the last receipt: herald's dispatcher and channel workers, the sinks and tracker, and the producer of the events",
+			n, latencyRate, total, cfg.stages.words(eventsTopic), infraWords(env, icpu, total)),
 		BaselineNote: fmt.Sprintf("naive loops at the same rate for %v; %d of %d notifications undelivered %v after producing stopped, counted at that cutoff, so the baseline's percentiles are lower bounds",
 			bDur, missing, len(blat), latencyBaselineGrace),
 	}

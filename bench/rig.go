@@ -267,6 +267,16 @@ type pipelineConfig struct {
 	// redis is where herald's and the baseline's Redis clients connect
 	// (the infrastructure process's proxy); nil = redis-server's socket.
 	redis *redis.Options
+	// stages, when set, times every record herald's consumers handle.
+	stages *stages
+}
+
+// observer is what herald's consumers report to: stages, or nothing.
+func (cfg pipelineConfig) observer() kafkarun.Observer {
+	if cfg.stages == nil {
+		return nil // not a typed nil: the consumer's default
+	}
+	return cfg.stages
 }
 
 func startHerald(ctx context.Context, env *Env, cfg pipelineConfig, t *tracker) (*heraldPipeline, error) {
@@ -304,6 +314,7 @@ func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store
 		st := pipeline.Dispatch(common, &dispatcher.Planner{Templates: tpl})
 		c, err := startConsumer(kafkarun.ConsumerConfig{
 			Brokers: cfg.brokers, GroupID: st.Group, Topics: st.Topics, MaxInFlight: cfg.maxInFlight,
+			Observer: cfg.observer(),
 		}, hp.first.wrap(st.Handler))
 		if err != nil {
 			hp.close()
@@ -326,6 +337,7 @@ func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store
 		}
 		c, err := startConsumer(kafkarun.ConsumerConfig{
 			Brokers: cfg.brokers, GroupID: st.Group, Topics: st.Topics, MaxInFlight: cfg.maxInFlight,
+			Observer: cfg.observer(),
 		}, hp.first.wrap(st.Handler))
 		if err != nil {
 			hp.close()
