@@ -89,18 +89,7 @@ func oneTopic(t *testing.T, topic string) (*kafkatest.Cluster, context.Context) 
 // first four calls of every burst were a produce request each.
 func TestPublishWaitsForTheWriteOut(t *testing.T) {
 	const topic = "one-out"
-	c, ctx := oneTopic(t, topic)
-	release := make(chan struct{})
-	var requests atomic.Int64
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if requests.Add(1) == 1 {
-			c.SleepControl(func() { <-release })
-		}
-		return nil, nil, false
-	})
-	p := NewProducer(ProducerConfig{Brokers: c.Brokers()})
-	defer p.Close()
+	p, ctx, requests, release := firstWriteHeld(t, topic)
 	p.g.mu.Lock()
 	p.g.stallAt = time.Minute // this test is about a write that is not stalled
 	p.g.mu.Unlock()
@@ -140,18 +129,7 @@ func TestPublishWaitsForTheWriteOut(t *testing.T) {
 // after it: another write takes them.
 func TestPublishPassesAStalledWrite(t *testing.T) {
 	const topic = "stalls"
-	c, ctx := oneTopic(t, topic)
-	release := make(chan struct{})
-	var requests atomic.Int64
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if requests.Add(1) == 1 {
-			c.SleepControl(func() { <-release })
-		}
-		return nil, nil, false
-	})
-	p := NewProducer(ProducerConfig{Brokers: c.Brokers()})
-	defer p.Close()
+	p, ctx, requests, release := firstWriteHeld(t, topic)
 
 	held := make(chan error, 1)
 	go func() { held <- p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("held")}) }()
@@ -168,6 +146,26 @@ func TestPublishPassesAStalledWrite(t *testing.T) {
 	if err := <-held; err != nil {
 		t.Fatalf("held publish: %v", err)
 	}
+}
+
+// firstWriteHeld returns a producer on a one-partition topic whose broker
+// holds the first produce request until release is closed, and counts the
+// requests it gets.
+func firstWriteHeld(t *testing.T, topic string) (*Producer, context.Context, *atomic.Int64, chan struct{}) {
+	t.Helper()
+	c, ctx := oneTopic(t, topic)
+	release := make(chan struct{})
+	requests := new(atomic.Int64)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if requests.Add(1) == 1 {
+			c.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	p := NewProducer(ProducerConfig{Brokers: c.Brokers()})
+	t.Cleanup(func() { p.Close() })
+	return p, ctx, requests, release
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
