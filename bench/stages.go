@@ -64,6 +64,6 @@ func (s *stages) words(events string) string {
 		slices.Sort(d)
 		return fmt.Sprintf("%.1f/%.1f", percentile(d, 50), percentile(d, 99))
 	}
-	return fmt.Sprintf("where the time went, p50/p99 ms (herald's consumer timings: record timestamp → handler, handler → durable outcome): events %s waiting, %s in the dispatcher; notifications %s waiting, %s in the channel workers (a notification is received at its send, before the worker records it sent)",
+	return fmt.Sprintf("where the time went, p50/p99 ms (herald's consumer timings: record timestamp → handler, handler → durable outcome): events %s waiting, %s in the dispatcher; notifications %s waiting, %s in the channel workers (the hops overlap, so they do not add up to the latency: the dispatcher's time runs until the last of an event's notifications is published, the channel workers' until each is recorded sent, after its send)",
 		pp(ev.wait), pp(ev.took), pp(ch.wait), pp(ch.took))
 }

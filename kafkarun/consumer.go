@@ -791,13 +791,18 @@ func (p *partition) handle(m *queue.Message) bool {
 
 // recordWait is how long a record with timestamp ts waited until now: at
 // least zero (the producer's clock may run ahead of ours), or -1 when the
-// record has no timestamp (Kafka's -1, or none read).
+// timestamp is not one a Kafka producer wrote: none (Kafka's -1), or from
+// before Kafka existed (a producer writing seconds as milliseconds). One
+// such record would otherwise put decades into the wait histogram's sum.
 func recordWait(ts, now time.Time) time.Duration {
-	if ts.UnixMilli() <= 0 {
+	if ts.Before(earliestRecord) {
 		return -1
 	}
 	return max(0, now.Sub(ts))
 }
+
+// earliestRecord is the first instant taken for a real record timestamp.
+var earliestRecord = time.Date(2010, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // stop prevents queued messages from starting and returns how many were
 // dropped (they remain uncommitted).
