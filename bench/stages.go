@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/gymhq/herald/kafkarun"
 )
 
 // stages times each record herald's consumers handle, through the
@@ -15,6 +17,7 @@ import (
 // Record timestamps have millisecond precision, so a wait can read up to a
 // millisecond long.
 type stages struct {
+	kafkarun.NopObserver
 	mu    sync.Mutex
 	topic map[string]*stageTimes
 }
@@ -22,12 +25,6 @@ type stages struct {
 type stageTimes struct{ wait, took []time.Duration }
 
 func newStages() *stages { return &stages{topic: map[string]*stageTimes{}} }
-
-func (s *stages) Assigned(string, int)         {}
-func (s *stages) Revoked(string, int)          {}
-func (s *stages) Committed(string, int, int64) {}
-func (s *stages) InFlight(int)                 {}
-func (s *stages) JoinFailed(error)             {}
 
 func (s *stages) Handled(topic string, wait, took time.Duration) {
 	s.mu.Lock()

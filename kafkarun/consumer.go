@@ -109,20 +109,21 @@ type Observer interface {
 	// Handled is called once per record that reached a durable outcome:
 	// wait is from the record's timestamp (its producer's clock, in
 	// milliseconds) to the handler's first call, or negative when the
-	// record has no timestamp; took is from that call to the outcome,
-	// retries included.
+	// record has no timestamp a producer could have written (recordWait);
+	// took is from that call to the outcome, retries included.
 	Handled(topic string, wait, took time.Duration)
 }
 
-type nopObserver struct{}
+// NopObserver ignores every callback. Embed it in an Observer that cares
+// about a few of them: a later callback then needs no stub in each.
+type NopObserver struct{}
 
-func (nopObserver) Assigned(string, int)         {}
-func (nopObserver) Revoked(string, int)          {}
-func (nopObserver) Committed(string, int, int64) {}
-func (nopObserver) InFlight(int)                 {}
-func (nopObserver) JoinFailed(error)             {}
-
-func (nopObserver) Handled(string, time.Duration, time.Duration) {}
+func (NopObserver) Assigned(string, int)                         {}
+func (NopObserver) Revoked(string, int)                          {}
+func (NopObserver) Committed(string, int, int64)                 {}
+func (NopObserver) InFlight(int)                                 {}
+func (NopObserver) JoinFailed(error)                             {}
+func (NopObserver) Handled(string, time.Duration, time.Duration) {}
 
 func (c *ConsumerConfig) setDefaults() {
 	if c.MaxInFlight <= 0 {
@@ -153,7 +154,7 @@ func (c *ConsumerConfig) setDefaults() {
 		c.Logger = zap.NewNop()
 	}
 	if c.Observer == nil {
-		c.Observer = nopObserver{}
+		c.Observer = NopObserver{}
 	}
 }
 

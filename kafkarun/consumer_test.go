@@ -264,15 +264,11 @@ func TestRebalanceHandsOver(t *testing.T) {
 
 // handledTimes records the consumer's Handled calls.
 type handledTimes struct {
+	kafkarun.NopObserver
 	mu    sync.Mutex
 	calls map[string][]time.Duration // topic → wait, took, wait, took ...
 }
 
-func (h *handledTimes) Assigned(string, int)         {}
-func (h *handledTimes) Revoked(string, int)          {}
-func (h *handledTimes) Committed(string, int, int64) {}
-func (h *handledTimes) InFlight(int)                 {}
-func (h *handledTimes) JoinFailed(error)             {}
 func (h *handledTimes) Handled(topic string, wait, took time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -320,16 +320,11 @@ func startGhost(t *testing.T, wg *sync.WaitGroup, brokers []string, cfg kafkarun
 
 // joinErrors records the consumers' failed joins.
 type joinErrors struct {
-	kafkarun.Observer
+	kafkarun.NopObserver
 	mu   sync.Mutex
 	errs []error
 }
 
-func (j *joinErrors) Assigned(string, int)                         {}
-func (j *joinErrors) Revoked(string, int)                          {}
-func (j *joinErrors) Committed(string, int, int64)                 {}
-func (j *joinErrors) InFlight(int)                                 {}
-func (j *joinErrors) Handled(string, time.Duration, time.Duration) {}
 func (j *joinErrors) JoinFailed(err error) {
 	j.mu.Lock()
 	j.errs = append(j.errs, err)

@@ -334,9 +334,10 @@ func (f *fleet) ready(ctx context.Context) error {
 
 // observer feeds the runtime's progress into metrics.
 type observer struct {
-	m          *obs.Metrics
-	group      string
-	joinErrors *prometheus.CounterVec // nil when the group metrics could not register
+	kafkarun.NopObserver // assignments and revokes: the liveness wrapper has them
+	m                    *obs.Metrics
+	group                string
+	joinErrors           *prometheus.CounterVec // nil when the group metrics could not register
 }
 
 func (o observer) JoinFailed(error) {
@@ -345,8 +346,6 @@ func (o observer) JoinFailed(error) {
 	}
 }
 
-func (o observer) Assigned(string, int) {}
-func (o observer) Revoked(string, int)  {}
 func (o observer) Committed(topic string, partition int, offset int64) {
 	o.m.Committed.WithLabelValues(o.group, topic, fmt.Sprint(partition)).Set(float64(offset))
 	o.m.Stalls.Committed(o.group, topic, partition, offset)
