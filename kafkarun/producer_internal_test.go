@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gymhq/herald/internal/kafkatest"
+	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/queue"
 )
 
@@ -103,11 +104,11 @@ func TestPublishWaitsForTheWriteOut(t *testing.T) {
 		})
 	}
 	publish("first")
-	waitFor(t, "the first write out", func() bool { return requests.Load() == 1 })
+	poll.Until(t, 10*time.Second, "the first write out", func() bool { return requests.Load() == 1 })
 	for _, v := range []string{"a", "b", "c", "d", "e"} {
 		publish(v)
 	}
-	waitFor(t, "five calls waiting", func() bool {
+	poll.Until(t, 10*time.Second, "five calls waiting", func() bool {
 		p.g.mu.Lock()
 		defer p.g.mu.Unlock()
 		return len(p.g.pending) == 5
@@ -133,7 +134,7 @@ func TestPublishPassesAStalledWrite(t *testing.T) {
 
 	held := make(chan error, 1)
 	go func() { held <- p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("held")}) }()
-	waitFor(t, "the first write out", func() bool { return requests.Load() == 1 })
+	poll.Until(t, 10*time.Second, "the first write out", func() bool { return requests.Load() == 1 })
 	if err := p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("after")}); err != nil {
 		t.Fatalf("publish behind a stalled write: %v", err)
 	}
@@ -166,15 +167,4 @@ func firstWriteHeld(t *testing.T, topic string) (*Producer, context.Context, *at
 	p := NewProducer(ProducerConfig{Brokers: c.Brokers()})
 	t.Cleanup(func() { p.Close() })
 	return p, ctx, requests, release
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
