@@ -81,24 +81,19 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 	}
 	held := 0
 	var refused error // the first notification that can never be written
+	// Every notification of the event carries the event's headers (trace
+	// context and the producer's own) and its id: one slice for all of
+	// them, since nothing that publishes a message changes its headers.
+	var hs []queue.Header
 	for i := range ns {
 		n := &ns[i]
-		b, err := notification.Encode(n)
-		if err != nil {
-			if failure.ClassOf(err) == failure.Retryable {
-				return err
-			}
-			refused = cmp.Or(refused, err)
-			continue
-		}
-		hs := make([]queue.Header, 0, len(m.Headers)+1)
-		hs = append(hs, m.Headers...) // trace context and the producer's own headers travel on
-		hs = append(hs, queue.Header{Key: HeaderEventID, Value: []byte(n.EventID)})
 		if n.DueAt.After(plan.Now) || len(n.CancelKeys) > 0 {
 			// Not due yet (scheduled, or in quiet hours), or cancellable:
 			// the scheduler holds it and publishes it to its channel topic
 			// when due, unless an event cancelled it — also one due now,
-			// whose cancellation may have been read first.
+			// whose cancellation may have been read first. Its record
+			// carries the JSON form (Schedule applies the same limits),
+			// so the binary form is not built for it.
 			r, err := schedule.Schedule(n, n.DueAt, topics.Channel(n.Channel), now)
 			if err == nil {
 				var sm queue.Message
@@ -110,6 +105,19 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 			}
 			refused = cmp.Or(refused, err)
 			continue
+		}
+		b, err := notification.Encode(n)
+		if err != nil {
+			if failure.ClassOf(err) == failure.Retryable {
+				return err
+			}
+			refused = cmp.Or(refused, err)
+			continue
+		}
+		if hs == nil || string(hs[len(hs)-1].Value) != n.EventID {
+			hs = make([]queue.Header, 0, len(m.Headers)+1)
+			hs = append(hs, m.Headers...)
+			hs = append(hs, queue.Header{Key: HeaderEventID, Value: []byte(n.EventID)})
 		}
 		msgs = append(msgs, queue.Message{Topic: topics.Channel(n.Channel), Key: []byte(n.RecipientID), Value: b, Headers: hs, Time: now})
 	}

@@ -78,6 +78,11 @@ func TestRefusedNotificationDeadLettersTheEvent(t *testing.T) {
 	ok := notificationFor(notification.Email, 10)
 	tooBig := notificationFor(notification.Push, notification.MaxEncodedSize)
 	fits := notificationFor(notification.Push, 10)
+	// Held by the scheduler (due tomorrow): its record carries the JSON
+	// form, under the same limit.
+	heldBig, heldFits := tooBig, fits
+	heldBig.DueAt = time.Now().Add(24 * time.Hour)
+	heldFits.DueAt = heldBig.DueAt
 	for _, tc := range []struct {
 		name      string
 		plan      plan
@@ -85,10 +90,13 @@ func TestRefusedNotificationDeadLettersTheEvent(t *testing.T) {
 		down      bool
 		wantErr   bool
 		published int
+		scheduled int
 		dead      bool
 	}{
 		{name: "all written", plan: plan{ok, fits}, published: 2},
 		{name: "over the notification limit", plan: plan{ok, tooBig}, published: 1, dead: true},
+		{name: "held", plan: plan{ok, heldFits}, published: 1, scheduled: 1},
+		{name: "held over the notification limit", plan: plan{ok, heldBig}, published: 1, dead: true},
 		{name: "refused by the broker", plan: plan{ok, fits}, refuse: topics.Channel(notification.Push), published: 1, dead: true},
 		{name: "broker down", plan: plan{ok, fits}, down: true, wantErr: true},
 	} {
@@ -104,6 +112,9 @@ func TestRefusedNotificationDeadLettersTheEvent(t *testing.T) {
 			published := len(b.on(topics.Channel(notification.Email))) + len(b.on(topics.Channel(notification.Push)))
 			if published != tc.published {
 				t.Errorf("%d notifications published, want %d", published, tc.published)
+			}
+			if scheduled := len(b.on(topics.Schedule)); scheduled != tc.scheduled {
+				t.Errorf("%d scheduler records, want %d", scheduled, tc.scheduled)
 			}
 			dead := b.on(topics.DLQ)
 			if !tc.dead {
