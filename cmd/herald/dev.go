@@ -127,7 +127,11 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("--kafka-addr: port %q: %w", portStr, err)
 	}
-	e.cluster, err = kafkatest.New(kfake.Ports(port))
+	// A topic a client asks for is created, as Apache Kafka's default
+	// auto.create.topics.enable does: kcat producing to a topic of its
+	// own, or a herald run with another HERALD_EVENTS_TOPIC, finds it
+	// rather than failing for want of an admin client.
+	e.cluster, err = kafkatest.New(kfake.Ports(port), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(o.Partitions))
 	if err != nil {
 		return nil, fmt.Errorf("--kafka-addr %s: %w", o.KafkaAddr, err)
 	}

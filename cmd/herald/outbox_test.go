@@ -101,6 +101,17 @@ func TestDevOutboxAsAClient(t *testing.T) {
 		t.Fatalf("kcat: %v\n%s", err, out)
 	}
 
+	// A topic of the client's own is created on request, as a default
+	// Apache Kafka broker does (a herald run with another
+	// HERALD_EVENTS_TOPIC needs that). Before, kcat failed with "Unknown
+	// topic or partition".
+	if out, err := exec.Command(kcat, "-P", "-b", kafkaAddr, "-t", "my.events", "-k", "k", "-l", file).CombinedOutput(); err != nil {
+		t.Fatalf("kcat to a new topic: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(kcat, "-C", "-b", kafkaAddr, "-t", "my.events", "-o", "beginning", "-e", "-q", "-c", "2").CombinedOutput(); err != nil || bytes.Count(out, []byte("\n")) != 2 {
+		t.Fatalf("kcat reading the new topic back: %v\n%s", err, out)
+	}
+
 	// Every delivery carries its ids once herald has the provider's answer.
 	want := []outboxItem{
 		{Channel: "email", To: "emma.clarke@example.com", EventID: eventID(t, confirmed)},
