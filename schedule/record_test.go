@@ -177,3 +177,28 @@ func BenchmarkEncode(b *testing.B) {
 		})
 	}
 }
+
+// TestEncodeAllocatesOnce: a schedule record with cancel keys and a
+// nanosecond due time in a zone is written into one buffer. Before, its
+// prefix outgrew the 256 bytes Encode allowed over the notification, and
+// appending the notification copied the record again.
+func TestEncodeAllocatesOnce(t *testing.T) {
+	n := sampleNotification()
+	n.CancelKeys = []string{"gym.booking.confirmed/reminder|booking_id=b1", "gym.class.cancelled/reminder|class_id=cls_spin_0700_2026-12-01"}
+	due := time.Date(2026, 12, 1, 12, 0, 0, 123456789, time.FixedZone("", 3600))
+	r, err := Schedule(n, due, "herald.push.v1", n.CreatedAt.Add(time.Nanosecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	if allocs := testing.AllocsPerRun(100, func() {
+		if out, err = Encode(r); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs != 1 {
+		t.Errorf("Encode: %v allocations, want 1", allocs)
+	}
+	if cap(out) > 2*len(out) {
+		t.Errorf("Encode: %d bytes in a buffer of %d", len(out), cap(out))
+	}
+}
