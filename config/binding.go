@@ -347,6 +347,15 @@ func twilioSender(s string) error {
 
 // kafkaName checks a Kafka topic name or client id: the characters Kafka
 // allows in topic names, at most 249 of them.
+// ValidKafkaName refuses a topic or group name Kafka would: empty, longer
+// than 249 bytes, "." or "..", or with a byte outside A-Z a-z 0-9 . _ -.
+func ValidKafkaName(s string) error {
+	if s == "" {
+		return errors.New("an empty name is not a valid Kafka name")
+	}
+	return kafkaName(s)
+}
+
 func kafkaName(s string) error {
 	if len(s) > 249 || s == "." || s == ".." {
 		return fmt.Errorf("%q is not a valid Kafka name (1..249 of A-Z a-z 0-9 . _ -)", s)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/channels"
@@ -36,6 +37,7 @@ import (
 	"github.com/gymhq/herald/sinks/fcmfake"
 	"github.com/gymhq/herald/sinks/smtpsink"
 	"github.com/gymhq/herald/sinks/twiliofake"
+	"github.com/gymhq/herald/topics"
 	"github.com/gymhq/herald/tracing"
 )
 
@@ -107,6 +109,45 @@ func (e *devEnv) publishEvent(ctx context.Context, key, value []byte) error {
 	return e.prod.Publish(ctx, queue.Message{Topic: e.cfg.EventsTopic, Key: key, Value: value})
 }
 
+// topicRequests watches the dev broker's metadata requests, which create
+// the topics they name. A name Kafka would refuse (config.ValidKafkaName)
+// is not created, nor one of Kafka's own __ names: the request is answered
+// as for a missing topic. A topic the dev fleet does not read is logged
+// once, so that a mistyped events topic is seen rather than created and
+// ignored in silence.
+func topicRequests(c *kafkatest.Cluster, log *zap.Logger) func(kmsg.Request) (kmsg.Response, error, bool) {
+	known := map[string]bool{config.Defaults().EventsTopic: true}
+	for _, t := range topics.Owned() {
+		known[t] = true
+	}
+	var mu sync.Mutex
+	return func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		mu.Lock()
+		defer mu.Unlock()
+		req := r.(*kmsg.MetadataRequest)
+		for _, t := range req.Topics {
+			if t.Topic == nil || known[*t.Topic] || strings.HasPrefix(*t.Topic, "__") {
+				continue // __ names are Kafka's own: not created below
+			}
+			name := *t.Topic
+			known[name] = true
+			if err := config.ValidKafkaName(name); err != nil {
+				log.Warn("a client asked for a topic Kafka refuses; not created", zap.Error(err))
+				continue
+			}
+			log.Warn("a client asked for a topic herald dev's fleet does not read; created if it was missing",
+				zap.String("topic", name), zap.String("events_topic", config.Defaults().EventsTopic))
+		}
+		for _, t := range req.Topics {
+			if t.Topic != nil && (config.ValidKafkaName(*t.Topic) != nil || strings.HasPrefix(*t.Topic, "__")) {
+				req.AllowAutoTopicCreation = false
+			}
+		}
+		return nil, nil, false
+	}
+}
+
 func newDevEnv(o devOptions) (_ *devEnv, err error) {
 	e := &devEnv{outbox: sinks.NewOutbox(o.Keep)}
 	defer func() {
@@ -136,6 +177,7 @@ func newDevEnv(o devOptions) (_ *devEnv, err error) {
 		return nil, fmt.Errorf("--kafka-addr %s: %w", o.KafkaAddr, err)
 	}
 	e.closers = append(e.closers, e.cluster.Close)
+	e.cluster.ControlKey(int16(kmsg.Metadata), topicRequests(e.cluster, o.Log))
 
 	cfg := config.Defaults()
 	cfg.Role = config.RoleAll

@@ -111,6 +111,24 @@ func TestDevOutboxAsAClient(t *testing.T) {
 	if out, err := exec.Command(kcat, "-C", "-b", kafkaAddr, "-t", "my.events", "-o", "beginning", "-e", "-q", "-c", "2").CombinedOutput(); err != nil || bytes.Count(out, []byte("\n")) != 2 {
 		t.Fatalf("kcat reading the new topic back: %v\n%s", err, out)
 	}
+	// The fleet does not read it: the log says so, naming the events
+	// topic, so a mistyped one is not created and ignored in silence.
+	poll.Until(t, 10*time.Second, "a warning naming my.events", func() bool {
+		for _, l := range strings.Split(stderr.String(), "\n") {
+			if strings.Contains(l, "does not read") && strings.Contains(l, "my.events") && strings.Contains(l, "gym.bookings.v1") {
+				return true
+			}
+		}
+		return false
+	})
+	// A name Kafka refuses is not created (an outside tester saw "bad
+	// topic", "a/b" and "__consumer_offsets"-like names made topics).
+	if out, err := exec.Command(kcat, "-P", "-b", kafkaAddr, "-X", "message.timeout.ms=3000", "-t", "bad topic", "-k", "k", "-l", file).CombinedOutput(); err == nil {
+		t.Errorf("kcat to %q succeeded:\n%s", "bad topic", out)
+	}
+	if out, err := exec.Command(kcat, "-L", "-b", kafkaAddr).CombinedOutput(); err != nil || bytes.Contains(out, []byte(`"bad topic"`)) {
+		t.Errorf("kcat -L: %v; the invalid topic exists:\n%s", err, out)
+	}
 
 	// Every delivery carries its ids once herald has the provider's answer.
 	want := []outboxItem{
