@@ -30,3 +30,14 @@ func TestBenchEmptyScenarioRefused(t *testing.T) {
 		}
 	}
 }
+
+// A --scale too small to measure is refused at once; at 0.0001 the
+// outside tester got 0 s runs, 20,000/s from 2,000/s produced and a
+// negative memory per stream.
+func TestBenchTinyScaleRefused(t *testing.T) {
+	for _, v := range []string{"0.0001", "0.009", "0", "-1", "11"} {
+		if code := cmdBench([]string{"--scenario", "pipeline", "--scale", v}); code != 2 {
+			t.Errorf("herald bench --scale %s: exit %d, want 2", v, code)
+		}
+	}
+}
