@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -322,6 +323,20 @@ func (g identifyingGuard) Passing() bool {
 	return ok && p.Passing()
 }
 
+// devIgnoredEnv names the HERALD_* variables set in env that herald dev
+// does not read (an outside tester set HERALD_EVENTS_TOPIC and got no hint).
+func devIgnoredEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "HERALD_") && name != "HERALD_REDIS_URL" && name != "HERALD_TEMPLATES_DIR" {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // cmdDev is `herald dev`.
 func cmdDev(args []string) int {
 	fs := flag.NewFlagSet("herald dev", flag.ContinueOnError)
@@ -343,6 +358,10 @@ func cmdDev(args []string) int {
 		return 2
 	}
 	routeRedisLogs(log)
+	if ignored := devIgnoredEnv(os.Environ()); len(ignored) > 0 {
+		log.Warn("herald dev runs on herald's defaults and reads only HERALD_REDIS_URL and HERALD_TEMPLATES_DIR; these are ignored",
+			zap.Strings("ignored", ignored))
+	}
 	env, err := newDevEnv(devOptions{KafkaAddr: *kafkaAddr, Partitions: *partitions, RedisURL: os.Getenv("HERALD_REDIS_URL"), Keep: 500, Log: log, TemplatesDir: *templatesDir,
 		CallbackBase: devCallbackBase(*httpAddr)})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -46,5 +47,13 @@ func TestDevDirRemovesThoseOfGoneProcesses(t *testing.T) {
 		if _, err := os.Stat(d); err != nil {
 			t.Errorf("%s removed: %v", d, err)
 		}
+	}
+}
+
+// herald dev names the HERALD_* variables it ignores.
+func TestDevIgnoredEnv(t *testing.T) {
+	got := devIgnoredEnv([]string{"PATH=/bin", "HERALD_REDIS_URL=redis://x", "HERALD_EVENTS_TOPIC=my.events", "HERALD_TEMPLATES_DIR=/t", "HERALD_KAFKA_BROKERS=k:9092", "HERALDRY=1"})
+	if want := []string{"HERALD_EVENTS_TOPIC", "HERALD_KAFKA_BROKERS"}; !slices.Equal(got, want) {
+		t.Errorf("devIgnoredEnv = %v, want %v", got, want)
 	}
 }
