@@ -345,8 +345,6 @@ func twilioSender(s string) error {
 	return fmt.Errorf("%q is not an E.164 number (+ and 7 to 15 digits), a 5–6 digit short code or an alphanumeric sender ID (up to 11 letters, digits and spaces)", s)
 }
 
-// kafkaName checks a Kafka topic name or client id: the characters Kafka
-// allows in topic names, at most 249 of them.
 // ValidKafkaName refuses a topic or group name Kafka would: empty, longer
 // than 249 bytes, "." or "..", or with a byte outside A-Z a-z 0-9 . _ -.
 func ValidKafkaName(s string) error {
@@ -356,6 +354,9 @@ func ValidKafkaName(s string) error {
 	return kafkaName(s)
 }
 
+// kafkaName checks a Kafka topic name or client id: the characters Kafka
+// allows in topic names, at most 249 of them. An empty value never
+// reaches it (a setting left empty takes its default).
 func kafkaName(s string) error {
 	if len(s) > 249 || s == "." || s == ".." {
 		return fmt.Errorf("%q is not a valid Kafka name (1..249 of A-Z a-z 0-9 . _ -)", s)

@@ -117,7 +117,8 @@ func (e *devEnv) publishEvent(ctx context.Context, key, value []byte) error {
 // once, so that a mistyped events topic is seen rather than created and
 // ignored in silence.
 func topicRequests(c *kafkatest.Cluster, log *zap.Logger) func(kmsg.Request) (kmsg.Response, error, bool) {
-	known := map[string]bool{config.Defaults().EventsTopic: true}
+	events := config.Defaults().EventsTopic
+	known := map[string]bool{events: true}
 	for _, t := range topics.Owned() {
 		known[t] = true
 	}
@@ -128,21 +129,23 @@ func topicRequests(c *kafkatest.Cluster, log *zap.Logger) func(kmsg.Request) (km
 		defer mu.Unlock()
 		req := r.(*kmsg.MetadataRequest)
 		for _, t := range req.Topics {
-			if t.Topic == nil || known[*t.Topic] || strings.HasPrefix(*t.Topic, "__") {
-				continue // __ names are Kafka's own: not created below
-			}
-			name := *t.Topic
-			known[name] = true
-			if err := config.ValidKafkaName(name); err != nil {
-				log.Warn("a client asked for a topic Kafka refuses; not created", zap.Error(err))
+			if t.Topic == nil {
 				continue
 			}
-			log.Warn("a client asked for a topic herald dev's fleet does not read; created if it was missing",
-				zap.String("topic", name), zap.String("events_topic", config.Defaults().EventsTopic))
-		}
-		for _, t := range req.Topics {
-			if t.Topic != nil && (config.ValidKafkaName(*t.Topic) != nil || strings.HasPrefix(*t.Topic, "__")) {
-				req.AllowAutoTopicCreation = false
+			name := *t.Topic
+			invalid := config.ValidKafkaName(name)
+			if invalid != nil || strings.HasPrefix(name, "__") {
+				req.AllowAutoTopicCreation = false // answered as a missing topic
+			}
+			if known[name] || strings.HasPrefix(name, "__") {
+				continue
+			}
+			known[name] = true
+			if invalid != nil {
+				log.Warn("a client asked for a topic Kafka refuses; not created", zap.Error(invalid))
+			} else {
+				log.Warn("a client asked for a topic herald dev's fleet does not read; created if it was missing",
+					zap.String("topic", name), zap.String("events_topic", events))
 			}
 		}
 		return nil, nil, false
