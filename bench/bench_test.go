@@ -61,6 +61,13 @@ func TestScenarios(t *testing.T) {
 			if r.FloorSeconds == nil || r.Efficiency == nil || *r.FloorSeconds <= 0 {
 				t.Errorf("anchor: no floor or efficiency: %s", b)
 			}
+		case "pipeline":
+			// At this scale a figure can round to 0 (CPU is counted in
+			// 10 ms ticks); it must be there, and never negative.
+			if r.PlumbingMicrosPerMessage == nil || r.GCMicrosPerMessage == nil || *r.PlumbingMicrosPerMessage < 0 || *r.GCMicrosPerMessage < 0 ||
+				!strings.Contains(r.Note, "plumbing floor") {
+				t.Errorf("pipeline: no plumbing floor or GC share: %s", b)
+			}
 		case "latency":
 			if r.P50ms == nil || r.P99ms == nil || *r.P50ms > *r.P99ms || *r.P50ms <= 0 {
 				t.Errorf("latency: percentiles %s", b)

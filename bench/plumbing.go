@@ -1,0 +1,141 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/metrics"
+	"time"
+
+	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/suppress"
+)
+
+// The plumbing floor: the pipeline scenario's records moved through the
+// same Kafka and Redis calls with none of herald's own work. A stand-in
+// dispatcher publishes each event's notifications, encoded before the clock
+// starts, as the dispatcher would (one grouped publish per event, the same
+// keys, values and event-id header); stand-in channel workers make the
+// three Redis calls a delivery makes (suppression lookup, claim, mark
+// sent) and tell the tracker. Both run on kafkarun, as herald's stages do,
+// so the floor counts kafka-go, go-redis, the consumer's per-record
+// dispatch and the garbage they make; herald's CPU above it is its own
+// (parsing, planning, encoding and decoding, rendering, logs and metrics).
+
+// Header keys that carry what a stand-in worker needs without decoding.
+const (
+	plumbingID      = "plumbing-id"
+	plumbingChannel = "plumbing-channel"
+	plumbingTo      = "plumbing-to"
+)
+
+func plumbingTopic(ch notification.Channel) string { return "plumbing." + string(ch) + ".v1" }
+
+// runPlumbing delivers every event of values through the plumbing alone
+// and returns the CPU it took, from before its consumers start to the last
+// notification received, as the pipeline scenario times herald.
+func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]byte) (time.Duration, error) {
+	planned, _, err := plan(env.Templates, values)
+	if err != nil {
+		return 0, err
+	}
+	t := newTracker()
+	records := make(map[string][]queue.Message, len(values))
+	for i, ns := range planned {
+		ms := make([]queue.Message, 0, len(ns))
+		for j := range ns {
+			n := &ns[j]
+			b, err := notification.Encode(n)
+			if err != nil {
+				return 0, fmt.Errorf("plumbing: %w", err)
+			}
+			ms = append(ms, queue.Message{Topic: plumbingTopic(n.Channel), Key: []byte(n.RecipientID), Value: b, Headers: []queue.Header{
+				{Key: dispatcher.HeaderEventID, Value: []byte(n.EventID)},
+				{Key: plumbingID, Value: []byte(n.ID)}, {Key: plumbingChannel, Value: []byte(n.Channel)}, {Key: plumbingTo, Value: []byte(n.To)},
+			}})
+			t.expect(n.ID)
+		}
+		records[string(values[i])] = ms
+	}
+	var names []string
+	for _, ch := range cfg.channels {
+		names = append(names, plumbingTopic(ch))
+	}
+	if err := createTopics(ctx, cfg.brokers, cfg.partitions, names...); err != nil {
+		return 0, err
+	}
+	store, client, err := env.store(0, cfg.redis)
+	if err != nil {
+		return 0, err
+	}
+	defer client.Close()
+	defer store.Close()
+	list := suppress.NewRedis(client, "", nil)
+	defer list.Close()
+
+	cpu0 := cpuTime()
+	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: cfg.brokers})
+	defer p.Close()
+	var cs []*consumer
+	defer func() { stopAll(cs) }()
+	c, err := startConsumer(kafkarun.ConsumerConfig{Brokers: cfg.brokers, GroupID: "plumbing-dispatcher", Topics: []string{eventsTopic}},
+		func(ctx context.Context, m *queue.Message) error {
+			if ms := records[string(m.Value)]; len(ms) > 0 {
+				return p.Publish(ctx, ms...)
+			}
+			return nil
+		})
+	if err != nil {
+		return 0, err
+	}
+	cs = append(cs, c)
+	for _, ch := range cfg.channels {
+		c, err := startConsumer(kafkarun.ConsumerConfig{Brokers: cfg.brokers, GroupID: "plumbing-" + string(ch), Topics: []string{plumbingTopic(ch)}},
+			func(ctx context.Context, m *queue.Message) error {
+				var id, channel, to string
+				for _, h := range m.Headers {
+					switch h.Key {
+					case plumbingID:
+						id = string(h.Value)
+					case plumbingChannel:
+						channel = string(h.Value)
+					case plumbingTo:
+						to = string(h.Value)
+					}
+				}
+				if _, _, err := list.Lookup(ctx, channel, to); err != nil && !errors.Is(err, suppress.ErrInvalid) {
+					return err
+				}
+				if _, err := store.Claim(ctx, id, "plumbing", time.Minute); err != nil {
+					return err
+				}
+				if err := store.MarkSent(ctx, id, "plumbing", "sent-"+id); err != nil {
+					return err
+				}
+				t.receive(id)
+				return nil
+			})
+		if err != nil {
+			return 0, err
+		}
+		cs = append(cs, c)
+	}
+	if err := t.wait(ctx, 3*time.Minute); err != nil {
+		return 0, fmt.Errorf("plumbing: %w", err)
+	}
+	return cpuTime() - cpu0, nil
+}
+
+// gcCPU is the CPU the garbage collector has spent in this process, as the
+// runtime estimates it.
+func gcCPU() time.Duration {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return time.Duration(s[0].Value.Float64() * float64(time.Second))
+}
