@@ -11,7 +11,10 @@ import (
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/suppress"
+	"github.com/gymhq/herald/templates"
+	"github.com/gymhq/herald/topics"
 )
 
 // The plumbing floor: the pipeline scenario's records moved through the
@@ -34,33 +37,21 @@ const (
 
 func plumbingTopic(ch notification.Channel) string { return "plumbing." + string(ch) + ".v1" }
 
+// plumbingScheduleTopic takes the scheduler's records (nothing reads them,
+// as nothing reads herald's in the pipeline scenario).
+const plumbingScheduleTopic = "plumbing.schedule.v1"
+
 // runPlumbing delivers every event of values through the plumbing alone
 // and returns the CPU it took, from before its consumers start to the last
 // notification received, as the pipeline scenario times herald.
 func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]byte) (time.Duration, error) {
-	planned, _, err := plan(env.Templates, values)
+	records, ids, err := plumbingRecords(env.Templates, values)
 	if err != nil {
 		return 0, err
 	}
 	t := newTracker()
-	records := make(map[string][]queue.Message, len(values))
-	for i, ns := range planned {
-		ms := make([]queue.Message, 0, len(ns))
-		for j := range ns {
-			n := &ns[j]
-			b, err := notification.Encode(n)
-			if err != nil {
-				return 0, fmt.Errorf("plumbing: %w", err)
-			}
-			ms = append(ms, queue.Message{Topic: plumbingTopic(n.Channel), Key: []byte(n.RecipientID), Value: b, Headers: []queue.Header{
-				{Key: dispatcher.HeaderEventID, Value: []byte(n.EventID)},
-				{Key: plumbingID, Value: []byte(n.ID)}, {Key: plumbingChannel, Value: []byte(n.Channel)}, {Key: plumbingTo, Value: []byte(n.To)},
-			}})
-			t.expect(n.ID)
-		}
-		records[string(values[i])] = ms
-	}
-	var names []string
+	t.expect(ids...)
+	names := []string{plumbingScheduleTopic}
 	for _, ch := range cfg.channels {
 		names = append(names, plumbingTopic(ch))
 	}
@@ -127,6 +118,62 @@ func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]b
 		return 0, fmt.Errorf("plumbing: %w", err)
 	}
 	return cpuTime() - cpu0, nil
+}
+
+// plumbingRecords is what the dispatcher publishes for each event of
+// values, keyed by the event's bytes: a channel topic record for each
+// notification due now (plumbing topics, with the headers the stand-in
+// workers read), and, in the same write, the scheduler's records for those
+// it holds and for the event's cancellations. ids are the notifications
+// the channel workers are to receive.
+func plumbingRecords(tpl *templates.Set, values [][]byte) (map[string][]queue.Message, []string, error) {
+	p := &dispatcher.Planner{Templates: tpl}
+	records := make(map[string][]queue.Message, len(values))
+	var ids []string
+	for _, v := range values {
+		plan, err := p.PlanEvent(context.Background(), v)
+		if errors.Is(err, dispatcher.ErrUnknownType) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("plumbing: %w", err)
+		}
+		ms := make([]queue.Message, 0, len(plan.Notifications)+1)
+		if len(plan.Cancels) > 0 {
+			c, err := schedule.Message(&schedule.Record{Kind: schedule.KindCancel, Keys: plan.Cancels, EventID: plan.EventID, At: plan.Now})
+			if err != nil {
+				return nil, nil, fmt.Errorf("plumbing: %w", err)
+			}
+			ms = append(ms, c)
+		}
+		for i := range plan.Notifications {
+			n := &plan.Notifications[i]
+			if n.DueAt.After(plan.Now) || len(n.CancelKeys) > 0 {
+				r, err := schedule.Schedule(n, n.DueAt, topics.Channel(n.Channel), plan.Now)
+				if err != nil {
+					return nil, nil, fmt.Errorf("plumbing: %w", err)
+				}
+				m, err := schedule.Message(r)
+				if err != nil {
+					return nil, nil, fmt.Errorf("plumbing: %w", err)
+				}
+				m.Topic = plumbingScheduleTopic
+				ms = append(ms, m)
+				continue
+			}
+			b, err := notification.Encode(n)
+			if err != nil {
+				return nil, nil, fmt.Errorf("plumbing: %w", err)
+			}
+			ms = append(ms, queue.Message{Topic: plumbingTopic(n.Channel), Key: []byte(n.RecipientID), Value: b, Headers: []queue.Header{
+				{Key: dispatcher.HeaderEventID, Value: []byte(n.EventID)},
+				{Key: plumbingID, Value: []byte(n.ID)}, {Key: plumbingChannel, Value: []byte(n.Channel)}, {Key: plumbingTo, Value: []byte(n.To)},
+			}})
+			ids = append(ids, n.ID)
+		}
+		records[string(v)] = ms
+	}
+	return records, ids, nil
 }
 
 // gcCPU is the CPU the garbage collector has spent in this process, as the
