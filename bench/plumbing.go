@@ -144,6 +144,7 @@ func plumbingRecords(tpl *templates.Set, values [][]byte) (map[string][]queue.Me
 			if err != nil {
 				return nil, nil, fmt.Errorf("plumbing: %w", err)
 			}
+			c.Topic = plumbingScheduleTopic
 			ms = append(ms, c)
 		}
 		for i := range plan.Notifications {
