@@ -2,12 +2,17 @@ package bench
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"runtime"
 	"runtime/metrics"
+	"syscall"
 	"time"
 
 	"github.com/gymhq/herald/dispatcher"
+	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/queue"
@@ -18,167 +23,295 @@ import (
 )
 
 // The plumbing floor: the pipeline scenario's records moved through the
-// same Kafka and Redis calls with none of herald's own work. A stand-in
-// dispatcher publishes each event's notifications, encoded before the clock
-// starts, as the dispatcher would (one grouped publish per event, the same
-// keys, values and event-id header); stand-in channel workers make the
-// three Redis calls a delivery makes (suppression lookup, claim, mark
-// sent) and tell the tracker. Both run on kafkarun, as herald's stages do,
-// so the floor counts kafka-go, go-redis, the consumer's per-record
-// dispatch and the garbage they make; herald's CPU above it is its own
-// (parsing, planning, encoding and decoding, rendering, logs and metrics).
-
-// Header keys that carry what a stand-in worker needs without decoding.
-const (
-	plumbingID      = "plumbing-id"
-	plumbingChannel = "plumbing-channel"
-	plumbingTo      = "plumbing-to"
-)
+// same Kafka and Redis calls by stand-ins for herald's stages. A stand-in
+// dispatcher publishes each event's records, encoded before the clock
+// starts, as the dispatcher would (one grouped publish per event: the
+// notifications due now to their channel's topic with the same keys,
+// values and event-id header, the scheduler's records for the ones held
+// and the event's cancellations); stand-in channel workers read a
+// notification's id, channel and address from the front of its record and
+// make the three Redis calls a delivery makes (suppression lookup, claim,
+// mark sent), then tell the tracker. Like herald's stages they run on
+// herald's consumer runtime (kafkarun: its fetcher, per-key dispatch,
+// committer and grouped producer) and its coalescing Redis clients, and
+// each group reads two topics, as herald's do (events and derived events; a
+// channel and its retry topic). What the floor leaves out is the stages'
+// own logic: parsing, planning, encoding and decoding, rendering, logs and
+// metrics.
 
 func plumbingTopic(ch notification.Channel) string { return "plumbing." + string(ch) + ".v1" }
 
-// plumbingScheduleTopic takes the scheduler's records (nothing reads them,
-// as nothing reads herald's in the pipeline scenario).
-const plumbingScheduleTopic = "plumbing.schedule.v1"
-
-// runPlumbing delivers every event of values through the plumbing alone
-// and returns the CPU it took, from before its consumers start to the last
-// notification received, as the pipeline scenario times herald.
-func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]byte) (time.Duration, error) {
-	records, ids, err := plumbingRecords(env.Templates, values)
-	if err != nil {
-		return 0, err
-	}
-	t := newTracker()
-	t.expect(ids...)
-	names := []string{plumbingScheduleTopic}
-	for _, ch := range cfg.channels {
-		names = append(names, plumbingTopic(ch))
-	}
-	if err := createTopics(ctx, cfg.brokers, cfg.partitions, names...); err != nil {
-		return 0, err
-	}
-	store, client, err := env.store(0, cfg.redis)
-	if err != nil {
-		return 0, err
-	}
-	defer client.Close()
-	defer store.Close()
-	list := suppress.NewRedis(client, "", nil)
-	defer list.Close()
-
-	cpu0 := cpuTime()
-	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: cfg.brokers})
-	defer p.Close()
-	var cs []*consumer
-	defer func() { stopAll(cs) }()
-	c, err := startConsumer(kafkarun.ConsumerConfig{Brokers: cfg.brokers, GroupID: "plumbing-dispatcher", Topics: []string{eventsTopic}},
-		func(ctx context.Context, m *queue.Message) error {
-			if ms := records[string(m.Value)]; len(ms) > 0 {
-				return p.Publish(ctx, ms...)
-			}
-			return nil
-		})
-	if err != nil {
-		return 0, err
-	}
-	cs = append(cs, c)
-	for _, ch := range cfg.channels {
-		c, err := startConsumer(kafkarun.ConsumerConfig{Brokers: cfg.brokers, GroupID: "plumbing-" + string(ch), Topics: []string{plumbingTopic(ch)}},
-			func(ctx context.Context, m *queue.Message) error {
-				var id, channel, to string
-				for _, h := range m.Headers {
-					switch h.Key {
-					case plumbingID:
-						id = string(h.Value)
-					case plumbingChannel:
-						channel = string(h.Value)
-					case plumbingTo:
-						to = string(h.Value)
-					}
-				}
-				if _, _, err := list.Lookup(ctx, channel, to); err != nil && !errors.Is(err, suppress.ErrInvalid) {
-					return err
-				}
-				if _, err := store.Claim(ctx, id, "plumbing", time.Minute); err != nil {
-					return err
-				}
-				if err := store.MarkSent(ctx, id, "plumbing", "sent-"+id); err != nil {
-					return err
-				}
-				t.receive(id)
-				return nil
-			})
-		if err != nil {
-			return 0, err
-		}
-		cs = append(cs, c)
-	}
-	if err := t.wait(ctx, 3*time.Minute); err != nil {
-		return 0, fmt.Errorf("plumbing: %w", err)
-	}
-	return cpuTime() - cpu0, nil
+// plumbingRetryTopic is a channel stand-in's second topic, empty as a
+// channel's retry topic is in the pipeline scenario.
+func plumbingRetryTopic(ch notification.Channel) string {
+	return "plumbing." + string(ch) + ".retry.v1"
 }
 
-// plumbingRecords is what the dispatcher publishes for each event of
-// values, keyed by the event's bytes: a channel topic record for each
-// notification due now (plumbing topics, with the headers the stand-in
-// workers read), and, in the same write, the scheduler's records for those
-// it holds and for the event's cancellations. ids are the notifications
-// the channel workers are to receive.
-func plumbingRecords(tpl *templates.Set, values [][]byte) (map[string][]queue.Message, []string, error) {
+const (
+	// plumbingScheduleTopic takes the scheduler's records (nothing reads
+	// them, as nothing reads herald's in the pipeline scenario).
+	plumbingScheduleTopic = "plumbing.schedule.v1"
+	// plumbingDerivedTopic is the stand-in dispatcher's second topic, empty
+	// as herald's derived-events topic is in the pipeline scenario.
+	plumbingDerivedTopic = "plumbing.derived.v1"
+)
+
+// plumbingRecord is one record a stand-in dispatcher publishes: spans of
+// the arena, so that the records' bytes are not Go heap. Held on the heap
+// (118 MB for the pipeline's events), they made the collector run less
+// often in the floor's window than in herald's, as a ballast does.
+type plumbingRecord struct {
+	topic                   string
+	key, value, eventID     span
+	notification, scheduled bool
+}
+
+type span struct{ off, len int }
+
+// plumbingPlan is every event's records: records[events[i]:events[i+1]] are
+// the ones of the event whose bytes hash to hashes[i].
+type plumbingPlan struct {
+	arena   []byte // mmap'd, outside the Go heap
+	records []plumbingRecord
+	events  []int
+	byHash  map[uint64]int
+	seed    maphash.Seed
+	ids     []string // the notifications the channel stand-ins are to receive
+}
+
+func (pp *plumbingPlan) bytes(s span) []byte { return pp.arena[s.off : s.off+s.len : s.off+s.len] }
+
+// messages are the records of the event whose bytes are v, or nil.
+func (pp *plumbingPlan) messages(v []byte, now time.Time) []queue.Message {
+	i, ok := pp.byHash[maphash.Bytes(pp.seed, v)]
+	if !ok {
+		return nil
+	}
+	rs := pp.records[pp.events[i]:pp.events[i+1]]
+	if len(rs) == 0 {
+		return nil
+	}
+	ms := make([]queue.Message, len(rs))
+	var hs []queue.Header // one for all of the event's notifications, as the dispatcher's
+	for j := range rs {
+		r := &rs[j]
+		ms[j] = queue.Message{Topic: r.topic, Key: pp.bytes(r.key), Value: pp.bytes(r.value), Time: now}
+		if r.notification {
+			if hs == nil {
+				hs = []queue.Header{{Key: dispatcher.HeaderEventID, Value: pp.bytes(r.eventID)}}
+			}
+			ms[j].Headers = hs
+		}
+	}
+	return ms
+}
+
+func (pp *plumbingPlan) close() {
+	if pp.arena != nil {
+		_ = syscall.Munmap(pp.arena)
+		pp.arena = nil
+	}
+}
+
+// newPlumbingPlan plans values as the dispatcher does and lays their
+// records out in an anonymous mapping.
+func newPlumbingPlan(tpl *templates.Set, values [][]byte) (*plumbingPlan, error) {
 	p := &dispatcher.Planner{Templates: tpl}
-	records := make(map[string][]queue.Message, len(values))
-	var ids []string
+	type built struct {
+		topic                   string
+		key, value, eventID     []byte
+		notification, scheduled bool
+	}
+	var all []built
+	pp := &plumbingPlan{byHash: make(map[uint64]int, len(values)), seed: maphash.MakeSeed()}
+	size := 0
+	add := func(b built) {
+		all = append(all, b)
+		size += len(b.key) + len(b.value) + len(b.eventID)
+	}
 	for _, v := range values {
+		h := maphash.Bytes(pp.seed, v)
+		if _, dup := pp.byHash[h]; dup {
+			return nil, errors.New("plumbing: two events hash alike")
+		}
+		pp.byHash[h] = len(pp.events)
+		pp.events = append(pp.events, len(all))
 		plan, err := p.PlanEvent(context.Background(), v)
 		if errors.Is(err, dispatcher.ErrUnknownType) {
 			continue
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("plumbing: %w", err)
+			return nil, fmt.Errorf("plumbing: %w", err)
 		}
-		ms := make([]queue.Message, 0, len(plan.Notifications)+1)
 		if len(plan.Cancels) > 0 {
 			c, err := schedule.Message(&schedule.Record{Kind: schedule.KindCancel, Keys: plan.Cancels, EventID: plan.EventID, At: plan.Now})
 			if err != nil {
-				return nil, nil, fmt.Errorf("plumbing: %w", err)
+				return nil, fmt.Errorf("plumbing: %w", err)
 			}
-			c.Topic = plumbingScheduleTopic
-			ms = append(ms, c)
+			add(built{topic: plumbingScheduleTopic, key: c.Key, value: c.Value, scheduled: true})
 		}
 		for i := range plan.Notifications {
 			n := &plan.Notifications[i]
 			if n.DueAt.After(plan.Now) || len(n.CancelKeys) > 0 {
 				r, err := schedule.Schedule(n, n.DueAt, topics.Channel(n.Channel), plan.Now)
 				if err != nil {
-					return nil, nil, fmt.Errorf("plumbing: %w", err)
+					return nil, fmt.Errorf("plumbing: %w", err)
 				}
 				m, err := schedule.Message(r)
 				if err != nil {
-					return nil, nil, fmt.Errorf("plumbing: %w", err)
+					return nil, fmt.Errorf("plumbing: %w", err)
 				}
-				m.Topic = plumbingScheduleTopic
-				ms = append(ms, m)
+				add(built{topic: plumbingScheduleTopic, key: m.Key, value: m.Value, scheduled: true})
 				continue
 			}
 			b, err := notification.Encode(n)
 			if err != nil {
-				return nil, nil, fmt.Errorf("plumbing: %w", err)
+				return nil, fmt.Errorf("plumbing: %w", err)
 			}
-			ms = append(ms, queue.Message{Topic: plumbingTopic(n.Channel), Key: []byte(n.RecipientID), Value: b, Headers: []queue.Header{
-				{Key: dispatcher.HeaderEventID, Value: []byte(n.EventID)},
-				{Key: plumbingID, Value: []byte(n.ID)}, {Key: plumbingChannel, Value: []byte(n.Channel)}, {Key: plumbingTo, Value: []byte(n.To)},
-			}})
-			ids = append(ids, n.ID)
+			add(built{topic: plumbingTopic(n.Channel), key: []byte(n.RecipientID), value: b, eventID: []byte(n.EventID), notification: true})
+			pp.ids = append(pp.ids, n.ID)
 		}
-		records[string(v)] = ms
 	}
-	return records, ids, nil
+	pp.events = append(pp.events, len(all))
+	arena, err := syscall.Mmap(-1, 0, max(size, 1), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil, fmt.Errorf("plumbing: mapping %d bytes: %w", size, err)
+	}
+	pp.arena = arena
+	off := 0
+	put := func(b []byte) span {
+		s := span{off, len(b)}
+		off += copy(arena[off:], b)
+		return s
+	}
+	pp.records = make([]plumbingRecord, len(all))
+	for i, b := range all {
+		pp.records[i] = plumbingRecord{topic: b.topic, key: put(b.key), value: put(b.value), eventID: put(b.eventID),
+			notification: b.notification, scheduled: b.scheduled}
+	}
+	return pp, nil
+}
+
+// notificationFront reads the first fields of a notification in the binary
+// form (notification/codec.go): its id, channel and address, without
+// decoding the rest. ok is false for anything else.
+func notificationFront(b []byte) (id, channel, to string, ok bool) {
+	if len(b) < 2 || b[0] != 0x01 {
+		return "", "", "", false
+	}
+	b = b[1:]
+	if _, n := binary.Uvarint(b); n <= 0 {
+		return "", "", "", false
+	} else {
+		b = b[n:]
+	}
+	// id, event_id, event_type, template, channel, locale, recipient_id, to
+	var f [8]string
+	for i := range f {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return "", "", "", false
+		}
+		f[i] = string(b[n : n+int(l)])
+		b = b[n+int(l):]
+	}
+	return f[0], f[4], f[7], true
+}
+
+// runPlumbing delivers every event of values through the plumbing alone.
+// It returns the CPU that took, from before its topics, Redis clients and
+// consumers are made to the last notification received (as the pipeline
+// times herald, whose window includes the same), and how many
+// notifications were delivered.
+func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]byte) (time.Duration, int, error) {
+	pp, err := newPlumbingPlan(env.Templates, values)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer pp.close()
+	t := newTracker() // expecting what herald's tracker expects
+	t.expect(pp.ids...)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// A stand-in that meets an error no retry will mend ends the run at
+	// once, rather than retrying until the tracker's wait runs out.
+	fatal := func(err error) error {
+		if failure.ClassOf(err) != failure.Retryable {
+			cancel(fmt.Errorf("plumbing: %w", err))
+		}
+		return err
+	}
+
+	runtime.GC() // the plan's garbage is not the floor's
+	cpu0 := cpuTime()
+	names := []string{plumbingScheduleTopic, plumbingDerivedTopic}
+	for _, ch := range cfg.channels {
+		names = append(names, plumbingTopic(ch), plumbingRetryTopic(ch))
+	}
+	if err := createTopics(ctx, cfg.brokers, cfg.partitions, names...); err != nil {
+		return 0, 0, fmt.Errorf("plumbing: %w", err)
+	}
+	store, client, err := env.store(0, cfg.redis)
+	if err != nil {
+		return 0, 0, fmt.Errorf("plumbing: %w", err)
+	}
+	defer client.Close()
+	defer store.Close()
+	list := suppress.NewRedis(client, "", nil)
+	defer list.Close()
+	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: cfg.brokers})
+	defer p.Close()
+	var cs []*consumer
+	defer func() { stopAll(cs) }()
+	c, err := startConsumer(kafkarun.ConsumerConfig{Brokers: cfg.brokers, GroupID: "plumbing-dispatcher", Topics: []string{eventsTopic, plumbingDerivedTopic}},
+		func(ctx context.Context, m *queue.Message) error {
+			if ms := pp.messages(m.Value, time.Now()); len(ms) > 0 {
+				if err := p.Publish(ctx, ms...); err != nil {
+					return fatal(err)
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		return 0, 0, fmt.Errorf("plumbing: %w", err)
+	}
+	cs = append(cs, c)
+	for _, ch := range cfg.channels {
+		c, err := startConsumer(kafkarun.ConsumerConfig{Brokers: cfg.brokers, GroupID: "plumbing-" + string(ch), Topics: []string{plumbingTopic(ch), plumbingRetryTopic(ch)}},
+			func(ctx context.Context, m *queue.Message) error {
+				id, channel, to, ok := notificationFront(m.Value)
+				if !ok {
+					return fatal(failure.Errorf(failure.Poison, failure.ReasonInvalid, "plumbing: record at offset %d is not a notification", m.Offset))
+				}
+				if _, _, err := list.Lookup(ctx, channel, to); err != nil && !errors.Is(err, suppress.ErrInvalid) {
+					return fatal(err)
+				}
+				if _, err := store.Claim(ctx, id, "plumbing", time.Minute); err != nil {
+					return fatal(err)
+				}
+				if err := store.MarkSent(ctx, id, "plumbing", "sent-"+id); err != nil {
+					return fatal(err)
+				}
+				t.receive(id)
+				return nil
+			})
+		if err != nil {
+			return 0, 0, fmt.Errorf("plumbing: %w", err)
+		}
+		cs = append(cs, c)
+	}
+	if err := t.wait(ctx, 3*time.Minute); err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return 0, 0, cause
+		}
+		return 0, 0, fmt.Errorf("plumbing: %w", err)
+	}
+	return cpuTime() - cpu0, len(pp.ids), nil
 }
 
 // gcCPU is the CPU the garbage collector has spent in this process, as the
-// runtime estimates it.
+// Go runtime estimates it: an overestimate, updated as each collection
+// ends.
 func gcCPU() time.Duration {
 	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
 	metrics.Read(s)

@@ -144,8 +144,8 @@ func closing(results []Result) string {
 		case "pipeline":
 			fmt.Fprintf(&b, " %s notifications/s, %s× the baseline.", num(deref(r.NotificationsPS)), num(r.RatioVsBaseline))
 			if r.PlumbingMicrosPerMessage != nil && r.GCMicrosPerMessage != nil {
-				fmt.Fprintf(&b, " Of its CPU per message, the garbage collector took %s µs; the same records through the same Kafka and Redis calls with none of herald's work (the plumbing floor) took %s µs in the same run.",
-					num(*r.GCMicrosPerMessage), num(*r.PlumbingMicrosPerMessage))
+				fmt.Fprintf(&b, " Stand-ins for herald's stages moving the same records through the same Kafka and Redis calls, without the stages' own work, took %s µs per message in the same run (the plumbing floor); the Go runtime puts its collector's CPU in herald's run at %s µs per message (an overestimate).",
+					num(*r.PlumbingMicrosPerMessage), num(*r.GCMicrosPerMessage))
 			}
 		case "backlog":
 			fmt.Fprintf(&b, " Peak RSS %s MB with 1,000,000 notifications queued.", num(deref(r.PeakRSSMB)))

@@ -1,0 +1,36 @@
+package bench
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gymhq/herald/notification"
+)
+
+// TestNotificationFront: the plumbing floor's stand-in workers read a
+// notification's id, channel and address from the front of its binary form
+// as the codec wrote them, and refuse what is not that form.
+func TestNotificationFront(t *testing.T) {
+	n := &notification.Notification{
+		ID: "n-1", EventID: "e-1", EventType: "class.cancelled", Template: "class-cancelled", Channel: notification.SMS,
+		Locale: "en", RecipientID: "m-1", To: "+15550100", Data: map[string]string{"class_name": "Spin"},
+		Priority: notification.High, CreatedAt: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC),
+	}
+	b, err := notification.Encode(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ch, to, ok := notificationFront(b)
+	if !ok || id != n.ID || ch != string(n.Channel) || to != n.To {
+		t.Fatalf("front of the binary form: %q %q %q %v", id, ch, to, ok)
+	}
+	json, err := notification.JSON(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]byte{nil, {0x01}, b[:20], json} {
+		if _, _, _, ok := notificationFront(bad); ok {
+			t.Errorf("read a front from %q", bad)
+		}
+	}
+}
