@@ -48,7 +48,7 @@ func runFlowsCompete(ctx context.Context, env *Env) (Result, error) {
 	defer rig.close()
 	brokers, feeds, store, prod := rig.brokers, rig.feeds, rig.store, rig.prod
 
-	g := sim.New(sim.Options{Seed: 61, Members: 2000, Prefix: "flows"})
+	g := sim.New(sim.Options{Seed: 61, Members: 2000, Prefix: "flows", Now: eventNow})
 	batch := func() ([]queue.Message, []string, error) { return inappRecords(env.Templates, g, n) }
 
 	// herald's inapp role: the channel stage, high priority, and the

@@ -406,7 +406,7 @@ func runLiveFanout(ctx context.Context, env *Env) (Result, error) {
 
 	// Notifications to the people holding streams, planned as the
 	// dispatcher does (the in-app item of a booking).
-	msgs, nids, err := inappRecords(env.Templates, sim.New(sim.Options{Seed: 71, Members: streams, Prefix: "fan"}), n)
+	msgs, nids, err := inappRecords(env.Templates, sim.New(sim.Options{Seed: 71, Members: streams, Prefix: "fan", Now: eventNow}), n)
 	if err != nil {
 		return Result{}, err
 	}
@@ -522,7 +522,7 @@ func runLiveFanout(ctx context.Context, env *Env) (Result, error) {
 	// missed all 20), so the baseline measured the poller process's CPU.
 	pollers := max(100, env.Opts.scaled(fanoutPollers))
 	bn := min(len(msgs), max(10, int(dur.Seconds()*fanoutPollRate)))
-	bmsgs, bids, err := inappRecords(env.Templates, sim.New(sim.Options{Seed: 91, Members: pollers, Prefix: "poll"}), bn)
+	bmsgs, bids, err := inappRecords(env.Templates, sim.New(sim.Options{Seed: 91, Members: pollers, Prefix: "poll", Now: eventNow}), bn)
 	if err != nil {
 		return Result{}, err
 	}

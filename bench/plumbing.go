@@ -116,7 +116,7 @@ func (pp *plumbingPlan) close() {
 // newPlumbingPlan plans values as the dispatcher does and lays their
 // records out in an anonymous mapping.
 func newPlumbingPlan(tpl *templates.Set, values [][]byte) (*plumbingPlan, error) {
-	p := &dispatcher.Planner{Templates: tpl}
+	p := &dispatcher.Planner{Templates: tpl, Now: eventNow}
 	type built struct {
 		topic                   string
 		key, value, eventID     []byte

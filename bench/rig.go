@@ -221,7 +221,7 @@ func (s *sink) Close() error { return nil }
 
 // plan turns events into notifications exactly as the dispatcher will.
 func plan(tpl *templates.Set, values [][]byte) ([][]notification.Notification, int, error) {
-	p := &dispatcher.Planner{Templates: tpl}
+	p := &dispatcher.Planner{Templates: tpl, Now: eventNow}
 	out := make([][]notification.Notification, len(values))
 	total := 0
 	for i, v := range values {
@@ -311,7 +311,7 @@ func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store
 	}
 	common.Config.EventsTopic = eventsTopic
 	if cfg.dispatch {
-		st := pipeline.Dispatch(common, &dispatcher.Planner{Templates: tpl})
+		st := pipeline.Dispatch(common, &dispatcher.Planner{Templates: tpl, Now: eventNow})
 		c, err := startConsumer(kafkarun.ConsumerConfig{
 			Brokers: cfg.brokers, GroupID: st.Group, Topics: st.Topics, MaxInFlight: cfg.maxInFlight,
 			Observer: cfg.observer(),
@@ -402,7 +402,7 @@ func startNaive(ctx context.Context, env *Env, cfg pipelineConfig, events string
 	if cfg.dispatch {
 		w := naiveWriter(cfg.brokers)
 		np.closers = append(np.closers, func() { w.Close() })
-		p := &dispatcher.Planner{Templates: env.Templates}
+		p := &dispatcher.Planner{Templates: env.Templates, Now: eventNow}
 		run("naive-dispatch", events, func(ctx context.Context, m *kafka.Message) error {
 			ns, err := p.Plan(m.Value)
 			if err != nil {
