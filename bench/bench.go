@@ -58,12 +58,15 @@ type Result struct {
 	// process spent per message: what caps throughput once waits are
 	// hidden, whatever else is running on the machine.
 	CPUMicrosPerMessage *float64 `json:"cpu_us_per_message,omitempty"`
-	// GCMicrosPerMessage is the part of CPUMicrosPerMessage the garbage
-	// collector spent, as the Go runtime estimates it (pipeline only).
+	// GCMicrosPerMessage is the Go runtime's estimate of its garbage
+	// collector's CPU in the measured window, per message: an overestimate,
+	// counted as each collection ends, so not a part to subtract from
+	// CPUMicrosPerMessage (pipeline only).
 	GCMicrosPerMessage *float64 `json:"gc_cpu_us_per_message,omitempty"`
-	// PlumbingMicrosPerMessage is the CPU per message of the same records
-	// moved through the same Kafka and Redis calls with none of herald's
-	// own work, measured in the same run (pipeline only; plumbing.go).
+	// PlumbingMicrosPerMessage is the CPU per message of stand-ins for
+	// herald's stages moving the same records through the same Kafka and
+	// Redis calls without the stages' own logic, measured in the same run
+	// (pipeline only; plumbing.go).
 	PlumbingMicrosPerMessage *float64 `json:"plumbing_cpu_us_per_message,omitempty"`
 	// RTTms is the round trip the scenario's Kafka and Redis connections
 	// had added (herald bench --rtt); 0 is loopback.

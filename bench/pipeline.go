@@ -44,18 +44,28 @@ const (
 )
 
 // eventClock is the instant the bench's simulated events are made and
-// planned at: 00:30 UTC of the day the bench process started. The
+// planned at: the latest 00:30 UTC before the bench process started. The
 // simulator's classes start a day after it, and which notifications are due
 // at once, held for later or deferred for quiet hours depends on its time of
 // day. With the wall clock the mix moved with the hour of the run: the
 // pipeline's 20,000 events gave from 53,223 notifications (04:00–05:59 UTC)
 // to 59,867 (13:00–20:59), and every figure per notification moved with it.
 // 00:30 gives the 56,529 of the earlier tables (00:00–02:59 and 22:00–23:59
-// UTC; the median over a day is 56,561). The day is today's, not a fixed
-// date: the stages that deliver run on the wall clock, and notifications
-// made on a date that falls further behind it every day would one day meet
-// its age limits (a retry's 24 h, a feed's retention).
-var eventClock = time.Now().UTC().Truncate(24 * time.Hour).Add(30 * time.Minute)
+// UTC; the median over a day is 56,561). It is under a day old, not a
+// fixed date, and never ahead: the stages that deliver run on the wall
+// clock, and notifications made on a date that falls further behind it
+// every day would one day meet its age limits (a retry's 24 h, a feed's
+// retention).
+var eventClock = latestHalfPastMidnight(time.Now())
+
+// latestHalfPastMidnight is the latest 00:30 UTC at or before now.
+func latestHalfPastMidnight(now time.Time) time.Time {
+	t := now.UTC().Truncate(24 * time.Hour).Add(30 * time.Minute)
+	if t.After(now) {
+		t = t.Add(-24 * time.Hour)
+	}
+	return t
+}
 
 func eventNow() time.Time { return eventClock }
 

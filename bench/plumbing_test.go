@@ -34,3 +34,19 @@ func TestNotificationFront(t *testing.T) {
 		}
 	}
 }
+
+// TestLatestHalfPastMidnight: the events' instant is never ahead of the
+// clock and under a day behind it.
+func TestLatestHalfPastMidnight(t *testing.T) {
+	day := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct{ now, want time.Time }{
+		{day.Add(10 * time.Minute), day.Add(-24*time.Hour + 30*time.Minute)},
+		{day.Add(30 * time.Minute), day.Add(30 * time.Minute)},
+		{day.Add(23 * time.Hour), day.Add(30 * time.Minute)},
+		{time.Date(2026, 12, 6, 1, 0, 0, 0, time.FixedZone("x", 3*3600)), day.Add(-24*time.Hour + 30*time.Minute)},
+	} {
+		if got := latestHalfPastMidnight(c.now); !got.Equal(c.want) {
+			t.Errorf("latestHalfPastMidnight(%s) = %s, want %s", c.now, got, c.want)
+		}
+	}
+}
