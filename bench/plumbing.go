@@ -228,7 +228,17 @@ func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]b
 	if err != nil {
 		return 0, 0, err
 	}
-	defer pp.close()
+	// The mapping is unmapped last, and only after a run that delivered
+	// everything: then every publish has returned. A run that ended early
+	// (interrupted, or a broker gone) may leave a grouped write that Close
+	// abandoned still reading it; unmapping would crash the process, so the
+	// mapping stays until the process exits.
+	delivered := false
+	defer func() {
+		if delivered {
+			pp.close()
+		}
+	}()
 	t := newTracker() // expecting what herald's tracker expects
 	t.expect(pp.ids...)
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -306,7 +316,9 @@ func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]b
 		}
 		return 0, 0, fmt.Errorf("plumbing: %w", err)
 	}
-	return cpuTime() - cpu0, len(pp.ids), nil
+	cpu := cpuTime() - cpu0
+	delivered = true
+	return cpu, len(pp.ids), nil
 }
 
 // gcCPU is the CPU the garbage collector has spent in this process, as the
