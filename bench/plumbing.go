@@ -115,7 +115,7 @@ func (pp *plumbingPlan) close() {
 
 // newPlumbingPlan plans values as the dispatcher does and lays their
 // records out in an anonymous mapping.
-func newPlumbingPlan(tpl *templates.Set, values [][]byte) (*plumbingPlan, error) {
+func newPlumbingPlan(ctx context.Context, tpl *templates.Set, values [][]byte) (*plumbingPlan, error) {
 	p := &dispatcher.Planner{Templates: tpl, Now: eventNow}
 	type built struct {
 		topic                   string
@@ -129,14 +129,19 @@ func newPlumbingPlan(tpl *templates.Set, values [][]byte) (*plumbingPlan, error)
 		all = append(all, b)
 		size += len(b.key) + len(b.value) + len(b.eventID)
 	}
-	for _, v := range values {
+	for i, v := range values {
+		// Planning 20,000 events takes a second or two: an interrupt
+		// need not wait for it.
+		if i%1000 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		h := maphash.Bytes(pp.seed, v)
 		if _, dup := pp.byHash[h]; dup {
 			return nil, errors.New("plumbing: two events hash alike")
 		}
 		pp.byHash[h] = len(pp.events)
 		pp.events = append(pp.events, len(all))
-		plan, err := p.PlanEvent(context.Background(), v)
+		plan, err := p.PlanEvent(ctx, v)
 		if errors.Is(err, dispatcher.ErrUnknownType) {
 			continue
 		}
@@ -224,7 +229,7 @@ func notificationFront(b []byte) (id, channel, to string, ok bool) {
 // times herald, whose window includes the same), and how many
 // notifications were delivered.
 func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]byte) (time.Duration, int, error) {
-	pp, err := newPlumbingPlan(env.Templates, values)
+	pp, err := newPlumbingPlan(ctx, env.Templates, values)
 	if err != nil {
 		return 0, 0, err
 	}

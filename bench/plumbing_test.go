@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/templates"
 )
 
 // TestNotificationFront: the plumbing floor's stand-in workers read a
@@ -47,6 +50,40 @@ func TestLatestHalfPastMidnight(t *testing.T) {
 	} {
 		if got := latestHalfPastMidnight(c.now); !got.Equal(c.want) {
 			t.Errorf("latestHalfPastMidnight(%s) = %s, want %s", c.now, got, c.want)
+		}
+	}
+}
+
+// TestPlumbingPlanStopsWhenCancelled: an interrupt during the floor's
+// planning (a second or two for the pipeline's 20,000 events) ends it
+// without waiting for the rest (an outside tester's Ctrl-C there took
+// 1.1–2.0 s to exit, 0.07–0.14 s anywhere else).
+func TestPlumbingPlanStopsWhenCancelled(t *testing.T) {
+	tpl, err := templates.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := events(2000, "cancel")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if pp, err := newPlumbingPlan(ctx, tpl, values); !errors.Is(err, context.Canceled) {
+		if pp != nil {
+			pp.close()
+		}
+		t.Fatalf("planning after cancel: %v, want context.Canceled", err)
+	}
+	pp, err := newPlumbingPlan(context.Background(), tpl, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pp.close()
+	if len(pp.ids) == 0 || len(pp.events) != len(values)+1 {
+		t.Fatalf("plan of %d events: %d notifications, %d event bounds", len(values), len(pp.ids), len(pp.events))
+	}
+	for i, v := range values[:50] {
+		ms := pp.messages(v, time.Now())
+		if got := pp.events[i+1] - pp.events[i]; len(ms) != got {
+			t.Fatalf("event %d: %d messages, %d records", i, len(ms), got)
 		}
 	}
 }

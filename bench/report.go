@@ -144,7 +144,7 @@ func closing(results []Result) string {
 		case "pipeline":
 			fmt.Fprintf(&b, " %s notifications/s, %s× the baseline.", num(deref(r.NotificationsPS)), num(r.RatioVsBaseline))
 			if r.PlumbingMicrosPerMessage != nil && r.GCMicrosPerMessage != nil {
-				fmt.Fprintf(&b, " Stand-ins for herald's stages moving the same records through the same Kafka and Redis calls, without the stages' own work, took %s µs per message in the same run (the plumbing floor); the Go runtime puts its collector's CPU in herald's run at %s µs per message (an overestimate).",
+				fmt.Fprintf(&b, " Stand-ins for herald's stages moving the same records through the same Kafka and Redis calls, without the stages' own work, took %s µs per notification in the same run (the plumbing floor); the Go runtime puts its collector's CPU in herald's run at %s µs per notification (an overestimate).",
 					num(*r.PlumbingMicrosPerMessage), num(*r.GCMicrosPerMessage))
 			}
 		case "backlog":
