@@ -125,6 +125,7 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 	}
 	secs := t.last.Sub(hp.first.time()).Seconds()
 	dups := t.dups
+	env.Opts.logf("bench: pipeline: herald delivered %d notifications in %.2f s; the naive baseline next", total, secs)
 
 	bt := newTracker()
 	for _, x := range planned[:subset] {
@@ -147,6 +148,7 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 
 	// Last, so that the baseline meets the broker as before. A floor that
 	// fails leaves herald's figures standing, and says why.
+	env.Opts.logf("bench: pipeline: baseline done in %.2f s; the plumbing floor next (plans its records, then runs)", bElapsed)
 	floor := ""
 	var plumbingMicros *float64
 	plumbing, delivered, err := runPlumbing(ctx, env, cfg, values)
