@@ -61,15 +61,15 @@ const (
 // (118 MB for the pipeline's events), they made the collector run less
 // often in the floor's window than in herald's, as a ballast does.
 type plumbingRecord struct {
-	topic                   string
-	key, value, eventID     span
-	notification, scheduled bool
+	topic               string
+	key, value, eventID span
+	notification        bool // a channel topic's record, carrying the event-id header
 }
 
 type span struct{ off, len int }
 
 // plumbingPlan is every event's records: records[events[i]:events[i+1]] are
-// the ones of the event whose bytes hash to hashes[i].
+// those of the i-th event, found by the hash of its bytes (byHash).
 type plumbingPlan struct {
 	arena   []byte // mmap'd, outside the Go heap
 	records []plumbingRecord
@@ -118,9 +118,9 @@ func (pp *plumbingPlan) close() {
 func newPlumbingPlan(ctx context.Context, tpl *templates.Set, values [][]byte) (*plumbingPlan, error) {
 	p := &dispatcher.Planner{Templates: tpl, Now: eventNow}
 	type built struct {
-		topic                   string
-		key, value, eventID     []byte
-		notification, scheduled bool
+		topic               string
+		key, value, eventID []byte
+		notification        bool
 	}
 	var all []built
 	pp := &plumbingPlan{byHash: make(map[uint64]int, len(values)), seed: maphash.MakeSeed()}
@@ -153,7 +153,7 @@ func newPlumbingPlan(ctx context.Context, tpl *templates.Set, values [][]byte) (
 			if err != nil {
 				return nil, fmt.Errorf("plumbing: %w", err)
 			}
-			add(built{topic: plumbingScheduleTopic, key: c.Key, value: c.Value, scheduled: true})
+			add(built{topic: plumbingScheduleTopic, key: c.Key, value: c.Value})
 		}
 		for i := range plan.Notifications {
 			n := &plan.Notifications[i]
@@ -166,7 +166,7 @@ func newPlumbingPlan(ctx context.Context, tpl *templates.Set, values [][]byte) (
 				if err != nil {
 					return nil, fmt.Errorf("plumbing: %w", err)
 				}
-				add(built{topic: plumbingScheduleTopic, key: m.Key, value: m.Value, scheduled: true})
+				add(built{topic: plumbingScheduleTopic, key: m.Key, value: m.Value})
 				continue
 			}
 			b, err := notification.Encode(n)
@@ -192,7 +192,7 @@ func newPlumbingPlan(ctx context.Context, tpl *templates.Set, values [][]byte) (
 	pp.records = make([]plumbingRecord, len(all))
 	for i, b := range all {
 		pp.records[i] = plumbingRecord{topic: b.topic, key: put(b.key), value: put(b.value), eventID: put(b.eventID),
-			notification: b.notification, scheduled: b.scheduled}
+			notification: b.notification}
 	}
 	return pp, nil
 }
