@@ -83,7 +83,8 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 	var refused error // the first notification that can never be written
 	// Every notification of the event carries the event's headers (trace
 	// context and the producer's own) and its id: one slice for all of
-	// them, since nothing that publishes a message changes its headers.
+	// them, made with the first, since nothing that publishes a message
+	// changes its headers.
 	var hs []queue.Header
 	for i := range ns {
 		n := &ns[i]
@@ -114,10 +115,10 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 			refused = cmp.Or(refused, err)
 			continue
 		}
-		if hs == nil || string(hs[len(hs)-1].Value) != n.EventID {
+		if hs == nil {
 			hs = make([]queue.Header, 0, len(m.Headers)+1)
 			hs = append(hs, m.Headers...)
-			hs = append(hs, queue.Header{Key: HeaderEventID, Value: []byte(n.EventID)})
+			hs = append(hs, queue.Header{Key: HeaderEventID, Value: []byte(n.EventID)}) // the event's, as every one of its notifications'
 		}
 		msgs = append(msgs, queue.Message{Topic: topics.Channel(n.Channel), Key: []byte(n.RecipientID), Value: b, Headers: hs, Time: now})
 	}

@@ -136,3 +136,30 @@ func TestRefusedNotificationDeadLettersTheEvent(t *testing.T) {
 		})
 	}
 }
+
+// Every notification published for an event carries the event's own
+// headers (trace context, the producer's) and then herald-event-id; the
+// event's notifications share one header slice.
+func TestNotificationsCarryTheEventsHeaders(t *testing.T) {
+	b := &broker{}
+	d := &dispatcher.Dispatcher{Planner: plan{notificationFor(notification.Email, 1), notificationFor(notification.Push, 1),
+		notificationFor(notification.SMS, 1)}, Publisher: b, Logger: zap.NewNop(), Metrics: obs.NewMetrics()}
+	src := &queue.Message{Topic: "gym.bookings.v1", Value: []byte(`{"id":"evt_1"}`), Headers: []queue.Header{
+		{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")}, {Key: "source", Value: []byte("bookings")}}}
+	if err := d.Handle(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.got) != 3 {
+		t.Fatalf("%d records published, want 3", len(b.got))
+	}
+	for _, m := range b.got {
+		var got []string
+		for _, h := range m.Headers {
+			got = append(got, h.Key+"="+string(h.Value))
+		}
+		want := []string{"traceparent=" + string(src.Headers[0].Value), "source=bookings", dispatcher.HeaderEventID + "=evt_1"}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s record's headers %q, want %q", m.Topic, got, want)
+		}
+	}
+}
