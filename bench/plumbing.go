@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"runtime"
-	"runtime/metrics"
 	"syscall"
 	"time"
 
@@ -324,16 +323,4 @@ func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]b
 	cpu := cpuTime() - cpu0
 	delivered = true
 	return cpu, len(pp.ids), nil
-}
-
-// gcCPU is the CPU the garbage collector has spent in this process, as the
-// Go runtime estimates it: an overestimate, updated as each collection
-// ends.
-func gcCPU() time.Duration {
-	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindFloat64 {
-		return 0
-	}
-	return time.Duration(s[0].Value.Float64() * float64(time.Second))
 }
