@@ -133,11 +133,11 @@ func topicRequests(c *kafkatest.Cluster, log *zap.Logger) func(kmsg.Request) (km
 				continue
 			}
 			name := *t.Topic
-			invalid := config.ValidKafkaName(name)
-			if invalid != nil || strings.HasPrefix(name, "__") {
+			invalid, kafkas := config.ValidKafkaName(name), strings.HasPrefix(name, "__")
+			if invalid != nil || kafkas {
 				req.AllowAutoTopicCreation = false // answered as a missing topic
 			}
-			if known[name] || strings.HasPrefix(name, "__") {
+			if known[name] || kafkas {
 				continue
 			}
 			known[name] = true
