@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/metrics"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -100,6 +101,19 @@ type Result struct {
 }
 
 func f64(v float64) *float64 { return &v }
+
+// window labels the calling goroutine bench_window=name, and with it every
+// goroutine it starts until end runs (goroutines inherit their parent's
+// labels), so that a CPU profile of the process (herald bench
+// --cpuprofile) can be cut to one measured window:
+//
+//	go tool pprof -tagfocus=bench_window=herald herald FILE
+//
+// The runtime's own goroutines (the collector's workers) carry no label.
+func window(ctx context.Context, name string) (end func()) {
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("bench_window", name)))
+	return func() { pprof.SetGoroutineLabels(ctx) }
+}
 
 // cpuTime is the CPU time this process has used so far.
 func cpuTime() time.Duration {

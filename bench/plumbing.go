@@ -257,6 +257,7 @@ func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]b
 	}
 
 	runtime.GC() // the plan's garbage is not the floor's
+	defer window(ctx, "floor")()
 	cpu0 := cpuTime()
 	names := []string{plumbingScheduleTopic, plumbingDerivedTopic}
 	for _, ch := range cfg.channels {

@@ -280,6 +280,7 @@ func (cfg pipelineConfig) observer() kafkarun.Observer {
 }
 
 func startHerald(ctx context.Context, env *Env, cfg pipelineConfig, t *tracker) (*heraldPipeline, error) {
+	defer window(ctx, "herald")()
 	store, client, err := env.store(0, cfg.redis)
 	if err != nil {
 		return nil, err
@@ -371,6 +372,7 @@ type naivePipeline struct {
 func naiveTopic(ch notification.Channel) string { return "naive." + string(ch) + ".v1" }
 
 func startNaive(ctx context.Context, env *Env, cfg pipelineConfig, events string, t *tracker) (*naivePipeline, error) {
+	defer window(ctx, "baseline")()
 	var names []string
 	for _, ch := range cfg.channels {
 		names = append(names, naiveTopic(ch))
