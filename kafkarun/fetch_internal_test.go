@@ -38,7 +38,7 @@ func TestFetchDecodesOnlyTheFeedsRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := f.fetch(ctx, leaders[fd.topicPartition], []*feed{fd})
+	r := f.fetch(ctx, leaders[fd.topicPartition], []*feed{fd}, &session{})
 	if r.err != nil || len(r.parts) != 1 || r.parts[0].err != nil {
 		t.Fatalf("fetch: %v %+v", r.err, r.parts)
 	}
