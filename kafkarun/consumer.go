@@ -180,7 +180,7 @@ type Consumer struct {
 	log     *zap.Logger
 	slots   chan struct{} // fetched, unfinished messages (2×MaxInFlight)
 	busy    chan struct{} // running handlers (MaxInFlight)
-	idle    chan func()   // runners waiting for work (goRun)
+	runners *runners      // the handlers' goroutines: one per message running, reused
 	// transport carries the fetch requests (fetch.go): the Dialer's TLS,
 	// SASL and client id, and metadata refreshed every second, so that
 	// fetches follow a moved leader within a second (kafka-go's default
@@ -232,7 +232,7 @@ func NewConsumer(cfg ConsumerConfig, h queue.Handler) (*Consumer, error) {
 	cfg.setDefaults()
 	c := &Consumer{cfg: cfg, handler: h, log: cfg.Logger.With(zap.String("group", cfg.GroupID)),
 		slots: make(chan struct{}, 2*cfg.MaxInFlight), busy: make(chan struct{}, cfg.MaxInFlight),
-		idle:       make(chan func()),
+		runners:    newRunners(),
 		membership: Membership{Group: cfg.GroupID, Since: time.Now()}}
 	c.transport = &kafka.Transport{MetadataTTL: time.Second, MetadataTopics: cfg.Topics, DialTimeout: 10 * time.Second}
 	if d := cfg.Dialer; d != nil {
@@ -682,38 +682,7 @@ func (p *partition) dispatch(m *queue.Message) {
 	}
 	p.running.Add(1)
 	p.mu.Unlock()
-	p.c.goRun(func() { p.run(m) })
-}
-
-// runnerIdle is how long a runner waits for more work before it exits.
-const runnerIdle = 5 * time.Second
-
-// goRun runs f on a runner: an idle one if any is waiting, else a new one.
-// A goroutine per message grew its stack from the minimum on every message
-// (runtime.copystack was 3% of the pipeline's CPU, issue 14); a runner
-// keeps its grown stack for the next. There are never more runners than
-// fetched, unfinished messages (2×MaxInFlight), and they exit when idle.
-func (c *Consumer) goRun(f func()) {
-	select {
-	case c.idle <- f:
-	default:
-		go c.runner(f)
-	}
-}
-
-func (c *Consumer) runner(f func()) {
-	t := time.NewTimer(runnerIdle)
-	defer t.Stop()
-	for {
-		f()
-		f = nil
-		t.Reset(runnerIdle)
-		select {
-		case f = <-c.idle:
-		case <-t.C:
-			return
-		}
-	}
+	p.c.runners.run(func() { p.run(m) })
 }
 
 // run handles m and then every message queued behind its key, in order.

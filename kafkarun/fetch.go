@@ -83,6 +83,8 @@ type fetcher struct {
 	// loop reads the map; a session itself is touched by the one request
 	// out to its leader, and by nothing else while that request is out.
 	sessions map[int32]*session
+	// requests runs the requests out, one per leader at most.
+	requests *runners
 }
 
 // session is a fetch session with one broker, as this fetcher last left
@@ -137,7 +139,7 @@ func newFetcher(rt kafka.RoundTripper, brokers []string, topics []string, feedLo
 		rt: rt, addr: kafka.TCP(brokers...), log: log, topics: topics,
 		maxWait: 250 * time.Millisecond, maxBytes: 2 << 20, partitionBytes: queue.MaxRecordBytes + 1<<16,
 		feedLow: feedLow, feedHigh: 2 * feedLow, wake: make(chan struct{}, 1),
-		sessions: map[int32]*session{},
+		sessions: map[int32]*session{}, requests: newRunners(),
 	}
 	return f
 }
@@ -227,10 +229,10 @@ func (f *fetcher) run(ctx context.Context) {
 				f.sessions[leader] = s
 			}
 			wg.Add(1)
-			go func() {
+			f.requests.run(func() {
 				defer wg.Done()
 				done <- f.fetch(ctx, leader, fds, s)
-			}()
+			})
 		}
 		timer.Reset(wait)
 		select {

@@ -45,6 +45,8 @@ type Producer struct {
 	// reqs writes grouped records, one request per leader broker.
 	reqs *requests
 	g    group
+	// flushers run the grouped writes.
+	flushers *runners
 }
 
 // group commits concurrent Publish calls together. A call that finds no
@@ -142,7 +144,7 @@ func NewProducer(cfg ProducerConfig) *Producer {
 		}
 		return w
 	}
-	p := &Producer{w: writer(cfg.BatchSize), alone: writer(1), reqs: newRequests(cfg.Brokers, cfg.Transport)}
+	p := &Producer{w: writer(cfg.BatchSize), alone: writer(1), reqs: newRequests(cfg.Brokers, cfg.Transport), flushers: newRunners()}
 	p.g.ctx, p.g.cancel = context.WithCancel(context.Background())
 	p.g.stallAt = groupStall
 	return p
@@ -222,7 +224,8 @@ func (p *Producer) startLocked(now time.Time) {
 	g.writing++
 	g.newest = now
 	g.draining.Add(1)
-	go p.flush(g.takeLocked())
+	calls := g.takeLocked()
+	p.flushers.run(func() { p.flush(calls) })
 }
 
 // stalled runs when the newest grouped write may have been out for
