@@ -249,8 +249,8 @@ func (r *requests) once(ctx context.Context, km []kafka.Message, pending []int, 
 		}
 		var wg sync.WaitGroup
 		var mu sync.Mutex
-		for _, l := range leaderOrder {
-			wg.Go(func() {
+		for n, l := range leaderOrder {
+			send := func() {
 				for _, cs := range r.pack(byLeader[l]) {
 					results := r.produce(ctx, km, cs)
 					mu.Lock()
@@ -265,7 +265,16 @@ func (r *requests) once(ctx context.Context, km []kafka.Message, pending []int, 
 					}
 					mu.Unlock()
 				}
-			})
+			}
+			if n == len(leaderOrder)-1 {
+				// The last leader's requests go from this goroutine, whose
+				// stack has grown already: with one broker, a goroutine
+				// per grouped write grew a new one through kafka-go's
+				// calls every time.
+				send()
+				break
+			}
+			wg.Go(send)
 		}
 		wg.Wait()
 	}
