@@ -181,6 +181,9 @@ type Consumer struct {
 	slots   chan struct{} // fetched, unfinished messages (2×MaxInFlight)
 	busy    chan struct{} // running handlers (MaxInFlight)
 	runners *runners      // the handlers' goroutines: one per message running, reused
+	// sessions are the fetch sessions with each broker, kept from one
+	// generation's fetcher to the next and closed when Run returns.
+	sessions map[int32]*session
 	// transport carries the fetch requests (fetch.go): the Dialer's TLS,
 	// SASL and client id, and metadata refreshed every second, so that
 	// fetches follow a moved leader within a second (kafka-go's default
@@ -232,7 +235,7 @@ func NewConsumer(cfg ConsumerConfig, h queue.Handler) (*Consumer, error) {
 	cfg.setDefaults()
 	c := &Consumer{cfg: cfg, handler: h, log: cfg.Logger.With(zap.String("group", cfg.GroupID)),
 		slots: make(chan struct{}, 2*cfg.MaxInFlight), busy: make(chan struct{}, cfg.MaxInFlight),
-		runners:    newRunners(),
+		runners: newRunners(), sessions: map[int32]*session{},
 		membership: Membership{Group: cfg.GroupID, Since: time.Now()}}
 	c.transport = &kafka.Transport{MetadataTTL: time.Second, MetadataTopics: cfg.Topics, DialTimeout: 10 * time.Second}
 	if d := cfg.Dialer; d != nil {
@@ -312,6 +315,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			break
 		}
 	}
+	closeSessions(c.transport, kafka.TCP(c.cfg.Brokers...), c.sessions)
 	c.transport.CloseIdleConnections()
 	c.mu.Lock()
 	c.membership.Joined = false
@@ -417,7 +421,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, top
 	// the leader's assignment as a member can.
 	base, _ := c.partitionCounts(ctx) // nil when it fails: the watcher reads them later
 	cm := &committer{c: c, gen: gen, parts: map[*partition]struct{}{}}
-	f := newFetcher(c.transport, c.cfg.Brokers, c.cfg.Topics, c.cfg.MaxInFlight, c.log)
+	f := newFetcher(c.transport, c.cfg.Brokers, c.cfg.Topics, c.cfg.MaxInFlight, c.sessions, c.log)
 	n := 0
 	for topic, parts := range gen.Assignments {
 		for _, a := range parts {

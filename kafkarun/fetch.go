@@ -79,9 +79,17 @@ type fetcher struct {
 	feeds []*feed
 	wake  chan struct{} // cap 1: a feed went hungry
 
-	// sessions holds the fetch session with each leader. Only the run
-	// loop reads the map; a session itself is touched by the one request
-	// out to its leader, and by nothing else while that request is out.
+	// sessions holds the fetch session with each leader. They are the
+	// consumer's, and outlive the fetcher: a generation's fetcher goes on
+	// with the sessions the one before it left (kafka-go starts a
+	// generation only once every function of the last has returned), as
+	// Kafka's consumer keeps one session per broker for its whole life. A
+	// fetcher per generation that opened sessions of its own left one
+	// behind on each broker at every rebalance, which a broker keeps for
+	// two minutes (min.incremental.fetch.session.eviction.ms) in a cache
+	// shared by all its clients. Only the run loop reads the map; a session
+	// itself is touched by the one request out to its leader, and by
+	// nothing else while that request is out.
 	sessions map[int32]*session
 	// requests runs the requests out, one per leader at most.
 	requests *runners
@@ -97,7 +105,37 @@ type session struct {
 }
 
 // restart makes the session's next request a full one that replaces it.
-func (s *session) restart() { s.epoch, s.parts = 0, nil }
+// The partitions stay as they were, for closeSessions to route by: a full
+// request names every partition whatever the session held.
+func (s *session) restart() { s.epoch = 0 }
+
+// closeSessions ends the fetch sessions a consumer holds, so that each
+// broker frees the slot now rather than when it evicts it (Kafka's consumer
+// does the same when it closes): a request at the final epoch, -1. It names
+// one partition of the session, for kafka-go to route it to the session's
+// broker, and a broker answers it as a fetch of that partition alone. Best
+// effort: a consumer that stops waits at most a second for it.
+func closeSessions(rt kafka.RoundTripper, addr net.Addr, sessions map[int32]*session) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range sessions {
+		if s.id == 0 || len(s.parts) == 0 {
+			continue
+		}
+		for tp, offset := range s.parts {
+			req := &fetchAPI.Request{
+				ReplicaID: -1, MinBytes: 1, MaxBytes: 1, SessionID: s.id, SessionEpoch: -1,
+				Topics: []fetchAPI.RequestTopic{{Topic: tp.topic, Partitions: []fetchAPI.RequestPartition{{
+					Partition: tp.partition, CurrentLeaderEpoch: -1, FetchOffset: offset, LogStartOffset: -1, PartitionMaxBytes: 1,
+				}}}},
+			}
+			wg.Go(func() { _, _ = rt.RoundTrip(ctx, addr, req) })
+			break
+		}
+	}
+	wg.Wait()
+}
 
 // nextEpoch follows Kafka's FetchMetadata.nextEpoch: 1 after the largest.
 func nextEpoch(e int32) int32 {
@@ -134,12 +172,12 @@ type feed struct {
 	backoff *backoff.ExponentialBackOff
 }
 
-func newFetcher(rt kafka.RoundTripper, brokers []string, topics []string, feedLow int, log *zap.Logger) *fetcher {
+func newFetcher(rt kafka.RoundTripper, brokers []string, topics []string, feedLow int, sessions map[int32]*session, log *zap.Logger) *fetcher {
 	f := &fetcher{
 		rt: rt, addr: kafka.TCP(brokers...), log: log, topics: topics,
 		maxWait: 250 * time.Millisecond, maxBytes: 2 << 20, partitionBytes: queue.MaxRecordBytes + 1<<16,
 		feedLow: feedLow, feedHigh: 2 * feedLow, wake: make(chan struct{}, 1),
-		sessions: map[int32]*session{}, requests: newRunners(),
+		sessions: sessions, requests: newRunners(),
 	}
 	return f
 }

@@ -32,7 +32,7 @@ func TestFetchDecodesOnlyTheFeedsRoom(t *testing.T) {
 	}
 	rt := &kafka.Transport{}
 	defer rt.CloseIdleConnections()
-	f := newFetcher(rt, c.Brokers(), []string{topic}, 4, zap.NewNop())
+	f := newFetcher(rt, c.Brokers(), []string{topic}, 4, map[int32]*session{}, zap.NewNop())
 	fd := f.add(topic, 0, 0)
 	leaders, err := f.leaders(ctx)
 	if err != nil {

@@ -268,7 +268,7 @@ type fetchLog struct {
 }
 
 type fetchSeen struct {
-	epoch            int32
+	id, epoch        int32
 	named, forgotten int
 }
 
@@ -277,7 +277,7 @@ func logFetches(c *kafkatest.Cluster) *fetchLog {
 	c.ControlKey(int16(kmsg.Fetch), func(kr kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		r := kr.(*kmsg.FetchRequest)
-		s := fetchSeen{epoch: r.SessionEpoch}
+		s := fetchSeen{id: r.SessionID, epoch: r.SessionEpoch}
 		for _, t := range r.Topics {
 			s.named += len(t.Partitions)
 		}
@@ -419,5 +419,90 @@ func TestConsumerFetchSessionsSurviveEviction(t *testing.T) {
 	t.Logf("%d fetch requests, %d of them opening a session", len(fetches.seen()), full)
 	if full < 4 {
 		t.Errorf("%d requests opened a session; with one slot for two consumers the broker should have evicted them again and again", full)
+	}
+}
+
+// TestConsumerKeepsItsFetchSessionsAcrossRebalances: a member's next
+// generation goes on with the fetch session the last one left, as Kafka's
+// consumer does, instead of opening another. With a fetcher per
+// generation that opened its own, each rebalance left a session behind on
+// every broker, which a real broker keeps for two minutes in a cache
+// shared by all its clients (1,000 by default): an outside tester's crash
+// loop made 189 generations in 13 minutes.
+func TestConsumerKeepsItsFetchSessionsAcrossRebalances(t *testing.T) {
+	const partitions = 6
+	c, p := setup(t, "keep", partitions)
+	fetches := logFetches(c)
+	a, b := &handled{}, &handled{}
+	runConsumer(t, kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "keep-g", Topics: []string{"keep"}}, a.handle)
+	poll.Until(t, 30*time.Second, "a first fetch", func() bool { return len(fetches.seen()) > 0 })
+	// A second member: the first gives up half its partitions in a new
+	// generation, and fetches the other half on.
+	bctx, stopB := context.WithCancel(context.Background())
+	bDone := make(chan struct{})
+	cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "keep-g", Topics: []string{"keep"}}, b.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { defer close(bDone); _ = cons.Run(bctx) }()
+	t.Cleanup(func() { stopB(); <-bDone })
+	poll.Until(t, 30*time.Second, "the second member in the group", cons.Joined)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 60 {
+		part := i % partitions
+		if err := p.Publish(ctx, queue.Message{Topic: "keep", Key: keyFor(part, partitions, "keep"), Value: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll.Until(t, 30*time.Second, "all 60 records handled", func() bool { return a.count()+b.count() >= 60 })
+	if a.count() == 0 || b.count() == 0 {
+		t.Fatalf("members handled %d and %d records: the group never shared its partitions", a.count(), b.count())
+	}
+	// A request at epoch 0 opens a session; with the id of one it holds,
+	// it closes that one first (a member restarts its session when the
+	// generation's end cancels the request it had out). Only the
+	// members' first requests may open one without closing another.
+	opened, replaced := 0, 0
+	for _, s := range fetches.seen() {
+		switch {
+		case s.epoch == 0 && s.id == 0:
+			opened++
+		case s.epoch == 0:
+			replaced++
+		}
+	}
+	t.Logf("%d fetch requests: %d opened a session, %d replaced one", len(fetches.seen()), opened, replaced)
+	if opened != 2 {
+		t.Errorf("%d fetch requests opened a session without closing one, want 2: one per member; the others were left on the broker", opened)
+	}
+}
+
+// TestConsumerClosesItsFetchSessionsWhenItStops: a consumer that stops
+// sends each broker a fetch at the final epoch (-1), which frees its
+// session there at once, as Kafka's consumer does when it closes.
+func TestConsumerClosesItsFetchSessionsWhenItStops(t *testing.T) {
+	c, _ := setup(t, "close", 3)
+	fetches := logFetches(c)
+	cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "close-g", Topics: []string{"close"}}, (&handled{}).handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = cons.Run(ctx) }()
+	poll.Until(t, 30*time.Second, "an incremental fetch", func() bool {
+		for _, s := range fetches.seen() {
+			if s.epoch > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	cancel()
+	<-done
+	got := fetches.seen()
+	if last := got[len(got)-1]; last.epoch != -1 || last.named != 1 {
+		t.Errorf("the last fetch request was at epoch %d naming %d partitions, want the final epoch -1 naming one (to reach the session's broker)", last.epoch, last.named)
 	}
 }
