@@ -293,3 +293,17 @@ func TestSummarySamplesDoNotDependOnReadOrder(t *testing.T) {
 		t.Errorf("limit -1: %d samples", len(got))
 	}
 }
+
+// TestReplayRefusesAScheduleRefusalWithoutBlamingAnAddress: a recipient's
+// message refused for being scheduled too far ahead (reason invalid) is not
+// replayable either, and the answer does not say an address was refused
+// (an outside tester read "address was refused" for a reminder's date).
+func TestReplayRefusesAScheduleRefusalWithoutBlamingAnAddress(t *testing.T) {
+	_, err := dlq.Replay(&dlq.Entry{Stage: "dispatcher", Channel: "email", RecipientID: "mem_1", Reason: "invalid"}, "gym.bookings.v1", time.Now())
+	if !errors.Is(err, dlq.ErrNotReplayable) {
+		t.Fatalf("Replay: %v, want ErrNotReplayable", err)
+	}
+	if strings.Contains(err.Error(), "address was refused") || !strings.Contains(err.Error(), "mem_1's email message was refused (invalid)") {
+		t.Errorf("Replay says %q", err)
+	}
+}

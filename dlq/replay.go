@@ -36,8 +36,8 @@ var ErrNotReplayable = errors.New("not replayable")
 func Replay(e *Entry, eventsTopic string, at time.Time) (queue.Message, error) {
 	hs := append(append([]queue.Header(nil), e.Headers...), queue.Header{Key: HeaderReplay, Value: []byte(at.UTC().Format(time.RFC3339))})
 	if e.RecipientID != "" {
-		return queue.Message{}, fmt.Errorf("%w: recipient %s's %s address was refused (%s); replaying cannot change it: "+
-			"correct the address at the source and publish the event again", ErrNotReplayable, e.RecipientID, orDash(e.Channel), e.Reason)
+		return queue.Message{}, fmt.Errorf("%w: recipient %s's %s message was refused (%s); replaying the same event cannot change that: "+
+			"correct it at the source (the person's address, or the event's time) and publish the event again", ErrNotReplayable, e.RecipientID, orDash(e.Channel), e.Reason)
 	}
 	if e.Stage == "dispatcher" {
 		if _, err := events.Decode(e.Value); err != nil {

@@ -167,7 +167,9 @@ func dlqInspect(ctx context.Context, w io.Writer, k toolKafka, samples int, asJS
 			fmt.Fprintf(w, " notification=%s", smp.NotificationID)
 		}
 		if smp.RecipientID != "" {
-			fmt.Fprintf(w, " recipient=%s channel=%s (refused address: inspect only, not replayable)", smp.RecipientID, smp.Channel)
+			// Its reason and error say why (an address, a schedule too far
+			// ahead): the label names neither.
+			fmt.Fprintf(w, " recipient=%s channel=%s (refused for this recipient: inspect only, not replayable)", smp.RecipientID, smp.Channel)
 		}
 		if smp.Error != "" {
 			fmt.Fprintf(w, "\n      %s", smp.Error)

@@ -104,7 +104,7 @@ func TestOneBadRecipient(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("herald dlq replay:\n%s", out.String())
-	if len(rep.Replayed) != 0 || rep.Skipped != 2 || !strings.Contains(out.String(), "correct the address at the source") {
+	if len(rep.Replayed) != 0 || rep.Skipped != 2 || !strings.Contains(out.String(), "correct it at the source (the person's address") {
 		t.Errorf("dlq replay of refusals: %+v\n%s", rep, out.String())
 	}
 
