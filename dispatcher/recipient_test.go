@@ -177,7 +177,7 @@ func TestDispatchRefusesOneRecipient(t *testing.T) {
 				if err := json.Unmarshal(e.Value, &v); err != nil || v.RecipientID != e.RecipientID || v.Channel != e.Channel || v.EventID != e.EventID {
 					t.Errorf("DLQ value %s (%v) does not describe the refusal", e.Value, err)
 				}
-				if _, err := dlq.Replay(e, "gym.bookings.v1", time.Now()); !errors.Is(err, dlq.ErrNotReplayable) || !strings.Contains(err.Error(), "correct the address at the source") {
+				if _, err := dlq.Replay(e, "gym.bookings.v1", time.Now()); !errors.Is(err, dlq.ErrNotReplayable) || !strings.Contains(err.Error(), "correct it at the source (the person's address") {
 					t.Errorf("Replay of a refusal = %v, want ErrNotReplayable saying what to do", err)
 				}
 				all := string(msg.Key) + string(msg.Value)

@@ -302,7 +302,7 @@ func (st *Story) decide(ctx context.Context, store dedupe.Store, rs receipts.Sto
 		if r.Kind == "dead_letter" && r.NotificationID == "" && r.RecipientID != "" {
 			refused = append(refused, Delivery{Channel: r.Channel, Template: r.Template, RecipientID: r.RecipientID,
 				To: "(refused)", State: "refused", Reason: r.Reason,
-				Verdict: "not sent: the dispatcher refused this recipient's address (" + r.Reason + "); correct it at the source and publish the event again"})
+				Verdict: "not sent: the dispatcher refused this recipient's message (" + r.Reason + "); correct it at the source (the person's address, or the event's time) and publish the event again"})
 			continue
 		}
 		if r.NotificationID == "" {
