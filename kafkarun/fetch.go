@@ -466,7 +466,7 @@ func (f *fetcher) fetch(ctx context.Context, leader int32, fds []*feed, s *sessi
 	case full:
 		// A broker that keeps no session for us (its cache is full, or
 		// it predates sessions) answers 0: every request stays full.
-		s.id, s.parts = r.SessionID, offsets
+		s.id = r.SessionID
 		if s.id != 0 {
 			s.epoch = 1
 		}
@@ -474,15 +474,11 @@ func (f *fetcher) fetch(ctx context.Context, leader int32, fds []*feed, s *sessi
 		s.restart()
 	default:
 		s.epoch = nextEpoch(s.epoch)
-		for tp := range s.parts {
-			if _, ok := from[tp]; !ok {
-				delete(s.parts, tp)
-			}
-		}
-		for tp, o := range offsets {
-			s.parts[tp] = o
-		}
 	}
+	// The session now holds exactly fds, at the offsets this request sent:
+	// the named ones it was given, the others it held already, and the
+	// rest were forgotten.
+	s.parts = offsets
 	for ti := range r.Topics {
 		t := &r.Topics[ti]
 		for pi := range t.Partitions {
