@@ -87,7 +87,9 @@ func (h *handled) once(t *testing.T, first, end map[int]int64) {
 	}
 }
 
-func runConsumer(t *testing.T, cfg kafkarun.ConsumerConfig, h queue.Handler) {
+// runConsumer runs a consumer until the test ends, or until stop, which
+// returns once Run has.
+func runConsumer(t *testing.T, cfg kafkarun.ConsumerConfig, h queue.Handler) (cons *kafkarun.Consumer, stop func()) {
 	t.Helper()
 	cons, err := kafkarun.NewConsumer(cfg, h)
 	if err != nil {
@@ -96,7 +98,9 @@ func runConsumer(t *testing.T, cfg kafkarun.ConsumerConfig, h queue.Handler) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = cons.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return cons, stop
 }
 
 // TestConsumerFetchesEveryPartitionInOneRequest: one fetch request per
@@ -438,14 +442,7 @@ func TestConsumerKeepsItsFetchSessionsAcrossRebalances(t *testing.T) {
 	poll.Until(t, 30*time.Second, "a first fetch", func() bool { return len(fetches.seen()) > 0 })
 	// A second member: the first gives up half its partitions in a new
 	// generation, and fetches the other half on.
-	bctx, stopB := context.WithCancel(context.Background())
-	bDone := make(chan struct{})
-	cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "keep-g", Topics: []string{"keep"}}, b.handle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { defer close(bDone); _ = cons.Run(bctx) }()
-	t.Cleanup(func() { stopB(); <-bDone })
+	cons, _ := runConsumer(t, kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "keep-g", Topics: []string{"keep"}}, b.handle)
 	poll.Until(t, 30*time.Second, "the second member in the group", cons.Joined)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -484,13 +481,7 @@ func TestConsumerKeepsItsFetchSessionsAcrossRebalances(t *testing.T) {
 func TestConsumerClosesItsFetchSessionsWhenItStops(t *testing.T) {
 	c, _ := setup(t, "close", 3)
 	fetches := logFetches(c)
-	cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "close-g", Topics: []string{"close"}}, (&handled{}).handle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = cons.Run(ctx) }()
+	_, stop := runConsumer(t, kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "close-g", Topics: []string{"close"}}, (&handled{}).handle)
 	poll.Until(t, 30*time.Second, "an incremental fetch", func() bool {
 		for _, s := range fetches.seen() {
 			if s.epoch > 0 {
@@ -499,8 +490,7 @@ func TestConsumerClosesItsFetchSessionsWhenItStops(t *testing.T) {
 		}
 		return false
 	})
-	cancel()
-	<-done
+	stop()
 	got := fetches.seen()
 	if last := got[len(got)-1]; last.epoch != -1 || last.named != 1 {
 		t.Errorf("the last fetch request was at epoch %d naming %d partitions, want the final epoch -1 naming one (to reach the session's broker)", last.epoch, last.named)
