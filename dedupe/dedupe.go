@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/internal/rpipe"
 )
 
 // State is the state of a notification's idempotency key.
@@ -144,8 +145,13 @@ type Options struct {
 	Clock func() time.Time
 	// BatchMax is the most commands Redis sends in one pipeline. Larger
 	// batches mean fewer round trips under load and a longer wait for the
-	// last caller in a batch. Default DefaultBatchMax. Memory ignores it.
+	// last caller in a batch. Default DefaultBatchMax. Memory ignores it,
+	// and so does Redis with Pipes.
 	BatchMax int
+	// Pipes, when set, are the pipelines Redis sends its scripts in,
+	// shared with the suppression list's lookups on the same client (see
+	// internal/rpipe); their maker closes them. Memory ignores it.
+	Pipes *rpipe.Pipes
 }
 
 func (o Options) withDefaults() Options {

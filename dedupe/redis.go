@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gymhq/herald/failure"
-	"github.com/gymhq/herald/internal/coalesce"
+	"github.com/gymhq/herald/internal/rpipe"
 )
 
 // Key layout
@@ -97,9 +97,11 @@ return 0
 //
 // Calls are coalesced: each call queues one script invocation, and a single
 // background flusher sends everything queued as one pipeline (up to
-// BatchMax commands), then hands each caller its own reply. A lone caller is
-// sent at once, without a timer, so coalescing adds no latency when idle and
-// saves round trips under load. RoundTrips counts the pipelines sent.
+// BatchMax commands), then hands each caller its own reply
+// (internal/rpipe). A lone caller is sent at once, without a timer, so
+// coalescing adds no latency when idle and saves round trips under load.
+// With Options.Pipes the pipelines are shared with the suppression list's
+// lookups on the same client. RoundTrips counts the pipelines sent.
 //
 // A caller whose ctx ends stops waiting and gets a retryable error; if its
 // command was already sent it still takes effect. For Claim that means a
@@ -110,37 +112,44 @@ return 0
 // The pipeline itself runs with the client's own dial, read and write
 // timeouts; configure those on the client (see Open).
 type Redis struct {
-	client redis.UniversalClient
-	opts   Options
-	q      *coalesce.Queue[scriptCall]
+	opts  Options
+	pipes *rpipe.Pipes
+	own   bool // pipes were made by NewRedis, and Close stops them
 
-	roundTrips     atomic.Uint64
 	duplicateSends atomic.Uint64
 }
 
 var _ Store = (*Redis)(nil)
 
-// NewRedis returns a Store on client. The client stays the caller's: Close
-// stops the store's flusher but does not close the client.
+// NewRedis returns a Store on client, or on opts.Pipes when set (then
+// client is not used, and may be nil). The client stays the caller's:
+// Close stops the store's own flusher but does not close the client, nor
+// shared Pipes.
 func NewRedis(client redis.UniversalClient, opts Options) *Redis {
-	r := &Redis{client: client, opts: opts.withDefaults()}
-	r.q = coalesce.New(r.opts.BatchMax, r.exec)
+	r := &Redis{opts: opts.withDefaults(), pipes: opts.Pipes}
+	if r.pipes == nil {
+		r.pipes, r.own = rpipe.New(client, r.opts.BatchMax), true
+	}
 	return r
 }
 
-// RoundTrips returns how many pipelines the store has sent to Redis,
-// including fallbacks that load scripts after a server restart.
-func (r *Redis) RoundTrips() uint64 { return r.roundTrips.Load() }
+// RoundTrips returns how many pipelines the store's flusher has sent,
+// including fallbacks that load scripts after a server restart (and, with
+// shared Pipes, the pipelines of the other stores on them).
+func (r *Redis) RoundTrips() uint64 { return r.pipes.RoundTrips() }
 
 // DuplicateSends returns how many MarkSent calls found the key already sent
 // by another owner or with another provider id: each is a message that went
 // out twice (the admitted duplicate window, docs/contracts.md §3).
 func (r *Redis) DuplicateSends() uint64 { return r.duplicateSends.Load() }
 
-// Close stops the flusher after it has sent what is already queued. It does
-// not close the client.
+// Close stops the flusher after it has sent what is already queued, unless
+// it is shared (Options.Pipes), which its maker stops. It does not close
+// the client.
 func (r *Redis) Close() error {
-	r.q.Close()
+	if r.own {
+		r.pipes.Close()
+	}
 	return nil
 }
 
@@ -218,8 +227,8 @@ func (r *Redis) do(ctx context.Context, op, id string, s *redis.Script, args ...
 	if err := ctx.Err(); err != nil {
 		return nil, ctxErr(op, id, err)
 	}
-	c := coalesce.NewCall(ctx, scriptCall{script: s, key: r.opts.Prefix + id, args: args})
-	if !r.q.Enqueue(c) {
+	c := r.pipes.Start(ctx, rpipe.Cmd{Script: s, Key: r.opts.Prefix + id, Args: args})
+	if c == nil {
 		return nil, errClosed
 	}
 	select {
@@ -231,50 +240,6 @@ func (r *Redis) do(ctx context.Context, op, id string, s *redis.Script, args ...
 		return nil, classify(op, id, c.Err)
 	}
 	return c.Val, nil
-}
-
-// scriptCall is one script invocation on one key, queued for a pipeline.
-type scriptCall struct {
-	script *redis.Script
-	key    string
-	args   []any
-}
-
-// exec sends one batch as a pipeline of EVALSHA commands. Commands that
-// come back NOSCRIPT (a restarted or failed-over server has an empty script
-// cache) are sent again with EVAL, which also caches the script; that is
-// safe because a NOSCRIPT command did not run.
-func (r *Redis) exec(batch []*coalesce.Call[scriptCall]) {
-	ctx := context.Background()
-	pipe := r.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(batch))
-	for i, c := range batch {
-		cmds[i] = c.Req.script.EvalSha(ctx, pipe, []string{c.Req.key}, c.Req.args...)
-	}
-	_, _ = pipe.Exec(ctx) // errors are per command
-	r.roundTrips.Add(1)
-
-	var retry []int
-	for i, cmd := range cmds {
-		// HasErrorPrefix allocates even for no error (errors.As's target
-		// escapes): one allocation per command, for the rare NOSCRIPT.
-		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			retry = append(retry, i)
-		}
-	}
-	if len(retry) > 0 {
-		pipe = r.client.Pipeline()
-		for _, i := range retry {
-			c := batch[i]
-			cmds[i] = c.Req.script.Eval(ctx, pipe, []string{c.Req.key}, c.Req.args...)
-		}
-		_, _ = pipe.Exec(ctx)
-		r.roundTrips.Add(1)
-	}
-
-	for i, c := range batch {
-		c.Val, c.Err = cmds[i].Val(), cmds[i].Err()
-	}
 }
 
 // classify decides, in one place, what a Redis error means for the

@@ -8,13 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gymhq/herald/failure"
-	"github.com/gymhq/herald/internal/coalesce"
+	"github.com/gymhq/herald/internal/rpipe"
 	"github.com/gymhq/herald/notification"
 )
 
@@ -30,21 +29,20 @@ const DefaultPrefix = "herald:suppress:"
 //
 // Lookups, made before every send, are coalesced like the idempotency
 // store's calls: concurrent lookups share one pipeline, so at load the list
-// costs a fraction of a round trip per message. Close stops the flusher.
+// costs a fraction of a round trip per message. A list made by NewRedisOn
+// sends them in pipelines shared with the idempotency store (internal/rpipe).
+// Close stops the list's own flusher.
 type Redis struct {
 	client redis.UniversalClient
 	prefix string
 	now    func() time.Time
 
-	once       sync.Once
-	q          *coalesce.Queue[hget] // started by the first Lookup
-	roundTrips atomic.Uint64
+	once  sync.Once
+	pipes *rpipe.Pipes // started by the first Lookup unless shared
+	own   bool
 }
 
-// hget is one queued lookup.
-type hget struct{ key, field string }
-
-// lookupBatchMax bounds the HGETs in one pipeline.
+// lookupBatchMax bounds the HGETs in one pipeline of the list's own.
 const lookupBatchMax = 256
 
 var _ Store = (*Redis)(nil)
@@ -59,6 +57,15 @@ func NewRedis(client redis.UniversalClient, prefix string, now func() time.Time)
 		now = time.Now
 	}
 	return &Redis{client: client, prefix: prefix, now: now}
+}
+
+// NewRedisOn is NewRedis on pipes' client, sending lookups in pipes: the
+// pipelines the idempotency store on the same client sends (dedupe.Options.
+// Pipes). Close leaves pipes to their maker.
+func NewRedisOn(pipes *rpipe.Pipes, prefix string, now func() time.Time) *Redis {
+	r := NewRedis(pipes.Client(), prefix, now)
+	r.once.Do(func() { r.pipes = pipes })
+	return r
 }
 
 // Add implements Store.
@@ -76,55 +83,102 @@ func (r *Redis) Add(ctx context.Context, channel, address, reason string) error 
 
 // Lookup implements Store.
 func (r *Redis) Lookup(ctx context.Context, channel, address string) (Entry, bool, error) {
-	address = Normalize(channel, address)
-	if err := check(channel, address); err != nil {
-		return Entry{}, false, err
+	return r.start(ctx, channel, address, true).Wait()
+}
+
+// start queues the lookup of address on channel. Unless send, it waits in
+// shared pipes for the next command queued there (Pending.Wait sends it if
+// none came).
+func (r *Redis) start(ctx context.Context, channel, address string, send bool) *Pending {
+	p := &Pending{ctx: ctx, channel: channel, address: Normalize(channel, address)}
+	if p.err = check(channel, p.address); p.err != nil {
+		return p
 	}
-	r.once.Do(func() { r.q = coalesce.New(lookupBatchMax, r.exec) })
-	c := coalesce.NewCall(ctx, hget{key: r.prefix + channel, field: address})
-	if r.q == nil || !r.q.Enqueue(c) {
-		return Entry{}, false, unavailable("lookup", errClosed)
+	r.once.Do(r.startPipes)
+	if r.pipes != nil { // nil: closed before its first lookup
+		cmd := rpipe.Cmd{Key: r.prefix + channel, Field: p.address}
+		if send || r.own { // nobody else sends in the list's own pipes
+			p.call = r.pipes.Start(ctx, cmd)
+		} else {
+			p.call, p.pipes = r.pipes.Queue(ctx, cmd), r.pipes
+		}
+	}
+	if p.call == nil {
+		p.err = unavailable("lookup", errClosed)
+	}
+	return p
+}
+
+// startPipes starts the list's own flusher.
+func (r *Redis) startPipes() { r.pipes, r.own = rpipe.New(r.client, lookupBatchMax), true }
+
+// Pending is a lookup started by Begin, answered by Wait.
+type Pending struct {
+	ctx              context.Context
+	list             Store // looked up in Wait, for a Store that cannot start one
+	channel, address string
+	call             *rpipe.Call
+	pipes            *rpipe.Pipes // to Kick, when the call was queued unsent
+	err              error
+}
+
+// Begin starts looking address up on channel in s and returns the lookup,
+// for Wait to answer. On a list made by NewRedisOn the lookup is queued in
+// the shared pipes, to travel in the pipeline of the next idempotency call
+// (a claim made between Begin and Wait); on one made by NewRedis it is sent
+// at once; any other Store is asked in Wait.
+func Begin(ctx context.Context, s Store, channel, address string) *Pending {
+	if r, ok := s.(*Redis); ok {
+		return r.start(ctx, channel, address, false)
+	}
+	return &Pending{ctx: ctx, list: s, channel: channel, address: address}
+}
+
+// Wait returns what Lookup would: the entry, whether there is one, and a
+// classified error.
+func (p *Pending) Wait() (Entry, bool, error) {
+	if p.list != nil {
+		return p.list.Lookup(p.ctx, p.channel, p.address)
+	}
+	if p.err != nil {
+		return Entry{}, false, p.err
+	}
+	if p.pipes != nil {
+		p.pipes.Kick() // queued unsent, and maybe nothing came to take it
 	}
 	select {
-	case <-c.Done():
-	case <-ctx.Done():
-		return Entry{}, false, unavailable("lookup", ctx.Err())
+	case <-p.call.Done():
+	case <-p.ctx.Done():
+		return Entry{}, false, unavailable("lookup", p.ctx.Err())
 	}
-	if c.Err == redis.Nil {
+	if p.call.Err == redis.Nil {
 		return Entry{}, false, nil
 	}
-	if c.Err != nil {
-		return Entry{}, false, unavailable("lookup", c.Err)
+	if p.call.Err != nil {
+		return Entry{}, false, unavailable("lookup", p.call.Err)
 	}
-	return parse(channel, address, c.Val.(string)), true, nil
+	return parse(p.channel, p.address, p.call.Val.(string)), true, nil
 }
 
 var errClosed = errors.New("list is closed")
 
-// exec sends one batch of lookups as a pipeline.
-func (r *Redis) exec(batch []*coalesce.Call[hget]) {
-	ctx := context.Background()
-	pipe := r.client.Pipeline()
-	cmds := make([]*redis.StringCmd, len(batch))
-	for i, c := range batch {
-		cmds[i] = pipe.HGet(ctx, c.Req.key, c.Req.field)
+// RoundTrips returns how many pipelines the list's flusher has sent (with
+// shared pipes, everyone's).
+func (r *Redis) RoundTrips() uint64 {
+	r.once.Do(r.startPipes)
+	if r.pipes == nil {
+		return 0 // closed before its first lookup
 	}
-	_, _ = pipe.Exec(ctx) // errors are per command; redis.Nil is "not suppressed"
-	r.roundTrips.Add(1)
-	for i, c := range batch {
-		c.Val, c.Err = cmds[i].Val(), cmds[i].Err()
-	}
+	return r.pipes.RoundTrips()
 }
 
-// RoundTrips returns how many lookup pipelines the list has sent.
-func (r *Redis) RoundTrips() uint64 { return r.roundTrips.Load() }
-
-// Close stops the lookup flusher after answering what it has accepted;
-// Lookup fails afterwards. The client stays the caller's.
+// Close stops the list's own lookup flusher after answering what it has
+// accepted; Lookup fails afterwards. Shared pipes and the client stay their
+// maker's.
 func (r *Redis) Close() error {
 	r.once.Do(func() {}) // a list never looked up never starts its flusher
-	if r.q != nil {
-		r.q.Close()
+	if r.own {
+		r.pipes.Close()
 	}
 	return nil
 }

@@ -61,20 +61,36 @@ func New[Q any](max int, exec func([]*Call[Q])) *Queue[Q] {
 	return q
 }
 
-// Enqueue queues c; it reports false when the queue is closed.
+// Enqueue queues c and wakes the flusher; it reports false when the queue
+// is closed.
 func (q *Queue[Q]) Enqueue(c *Call[Q]) bool {
+	if !q.Add(c) {
+		return false
+	}
+	q.Kick()
+	return true
+}
+
+// Add queues c without waking the flusher: c goes with the next batch,
+// which the next Enqueue or Kick starts if the flusher is idle (a busy one
+// takes it when its current batch is done). Whoever waits for c must make
+// sure one of them follows. It reports false when the queue is closed.
+func (q *Queue[Q]) Add(c *Call[Q]) bool {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.closed {
-		q.mu.Unlock()
 		return false
 	}
 	q.queue = append(q.queue, c)
-	q.mu.Unlock()
+	return true
+}
+
+// Kick wakes the flusher to send what is queued.
+func (q *Queue[Q]) Kick() {
 	select {
 	case q.wake <- struct{}{}:
 	default: // a wake-up is already pending
 	}
-	return true
 }
 
 // Close stops accepting calls, lets the flusher send what is queued (so no

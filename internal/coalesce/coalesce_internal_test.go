@@ -3,6 +3,7 @@ package coalesce
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 // fakeExec records the batches it is given and blocks each one until the
@@ -102,4 +103,40 @@ func TestCoalescer(t *testing.T) {
 		t.Fatal("enqueue after close accepted")
 	}
 	q.Close() // idempotent
+}
+
+// TestCoalescerAddWaitsForCompany: a call added without a wake-up waits for
+// the next Enqueue and goes out in its batch; Kick sends one that nothing
+// followed; a busy flusher takes added calls with what it sends next.
+func TestCoalescerAddWaitsForCompany(t *testing.T) {
+	f := newFakeExec()
+	q := New(8, f.exec)
+	defer q.Close()
+	bg := context.Background()
+
+	if !q.Add(NewCall(bg, "lookup")) {
+		t.Fatal("add refused")
+	}
+	select {
+	case b := <-f.batches:
+		t.Fatalf("an added call went out alone: %v", b)
+	case <-time.After(50 * time.Millisecond):
+	}
+	queue(t, q, bg, "claim")
+	wantBatch(t, f, "lookup", "claim")
+	f.release <- struct{}{}
+
+	lone := NewCall(bg, "alone")
+	q.Add(lone)
+	q.Kick()
+	wantBatch(t, f, "alone")
+	f.release <- struct{}{}
+	<-lone.Done()
+
+	queue(t, q, bg, "busy")
+	wantBatch(t, f, "busy")
+	q.Add(NewCall(bg, "rides"))
+	f.release <- struct{}{}
+	wantBatch(t, f, "rides") // no wake-up needed: the flusher looks again after each batch
+	f.release <- struct{}{}
 }
