@@ -31,6 +31,8 @@ import (
 
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/internal/rpipe"
+	"github.com/gymhq/herald/suppress"
 	"github.com/gymhq/herald/templates"
 )
 
@@ -268,6 +270,29 @@ func (e *Env) store(batchMax int, opts *redis.Options) (dedupe.Store, *redis.Cli
 	}
 	client := redis.NewClient(opts)
 	return dedupe.NewRedis(client, dedupe.Options{BatchMax: batchMax}), client, nil
+}
+
+// heraldRedis flushes Redis and returns the idempotency store and the
+// suppression list as herald run makes them: on one client, sharing their
+// pipelines. done closes all three.
+func (e *Env) heraldRedis(opts *redis.Options) (store dedupe.Store, list *suppress.Redis, done func(), err error) {
+	if err := e.Redis.FlushAll(); err != nil {
+		return nil, nil, nil, err
+	}
+	if opts == nil {
+		opts = e.Redis.Options()
+	}
+	client := redis.NewClient(opts)
+	store, list, done = sharedRedis(client)
+	return store, list, done, nil
+}
+
+// sharedRedis is the store and list of heraldRedis on client.
+func sharedRedis(client redis.UniversalClient) (dedupe.Store, *suppress.Redis, func()) {
+	pipes := rpipe.New(client, 0)
+	store := dedupe.NewRedis(client, dedupe.Options{Pipes: pipes})
+	list := suppress.NewRedisOn(pipes, "", nil)
+	return store, list, func() { list.Close(); store.Close(); pipes.Close(); client.Close() }
 }
 
 // WithRTT returns the scenarios of list that run with a round trip (all of

@@ -15,7 +15,6 @@ import (
 
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/notification"
-	"github.com/gymhq/herald/suppress"
 	"github.com/gymhq/herald/templates"
 )
 
@@ -96,8 +95,7 @@ func runChild(spec childSpec) (childReport, error) {
 	if err != nil {
 		return childReport{}, err
 	}
-	store := dedupe.NewRedis(client, dedupe.Options{})
-	list := suppress.NewRedis(client, "", nil)
+	store, list, done := sharedRedis(client)
 	var chs []notification.Channel
 	for _, c := range spec.Channels {
 		chs = append(chs, notification.Channel(c))
@@ -105,7 +103,7 @@ func runChild(spec childSpec) (childReport, error) {
 	t := newTracker()
 	t.anyID = true
 	t.expected = spec.Expect
-	hp, err := startHeraldWith(ctx, tpl, store, func() { store.Close(); list.Close(); client.Close() }, pipelineConfig{
+	hp, err := startHeraldWith(ctx, tpl, store, done, pipelineConfig{
 		brokers: spec.Brokers, channels: chs, partitions: spec.Partitions, suppressions: list,
 		sendLatency: time.Duration(spec.SendLatencyMS * float64(time.Millisecond)), maxInFlight: spec.MaxInFlight,
 	}, t)

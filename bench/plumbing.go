@@ -266,14 +266,11 @@ func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]b
 	if err := createTopics(ctx, cfg.brokers, cfg.partitions, names...); err != nil {
 		return 0, 0, fmt.Errorf("plumbing: %w", err)
 	}
-	store, client, err := env.store(0, cfg.redis)
+	store, list, done, err := env.heraldRedis(cfg.redis)
 	if err != nil {
 		return 0, 0, fmt.Errorf("plumbing: %w", err)
 	}
-	defer client.Close()
-	defer store.Close()
-	list := suppress.NewRedis(client, "", nil)
-	defer list.Close()
+	defer done()
 	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: cfg.brokers})
 	defer p.Close()
 	var cs []*consumer
@@ -298,10 +295,11 @@ func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]b
 				if !ok {
 					return fatal(failure.Errorf(failure.Poison, failure.ReasonInvalid, "plumbing: record at offset %d is not a notification", m.Offset))
 				}
-				if _, _, err := list.Lookup(ctx, channel, to); err != nil && !errors.Is(err, suppress.ErrInvalid) {
+				look := suppress.Begin(ctx, list, channel, to) // with the claim, as the worker does
+				if _, err := store.Claim(ctx, id, "plumbing", time.Minute); err != nil {
 					return fatal(err)
 				}
-				if _, err := store.Claim(ctx, id, "plumbing", time.Minute); err != nil {
+				if _, _, err := look.Wait(); err != nil && !errors.Is(err, suppress.ErrInvalid) {
 					return fatal(err)
 				}
 				if err := store.MarkSent(ctx, id, "plumbing", "sent-"+id); err != nil {

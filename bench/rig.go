@@ -281,13 +281,12 @@ func (cfg pipelineConfig) observer() kafkarun.Observer {
 
 func startHerald(ctx context.Context, env *Env, cfg pipelineConfig, t *tracker) (*heraldPipeline, error) {
 	defer window(ctx, "herald")()
-	store, client, err := env.store(0, cfg.redis)
+	store, list, done, err := env.heraldRedis(cfg.redis)
 	if err != nil {
 		return nil, err
 	}
-	list := suppress.NewRedis(client, "", nil)
 	cfg.suppressions = list
-	return startHeraldWith(ctx, env.Templates, store, func() { store.Close(); list.Close(); client.Close() }, cfg, t)
+	return startHeraldWith(ctx, env.Templates, store, done, cfg, t)
 }
 
 func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store, closeDB func(), cfg pipelineConfig, t *tracker) (*heraldPipeline, error) {

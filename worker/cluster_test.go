@@ -12,7 +12,9 @@ import (
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/poll"
 	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/internal/rpipe"
 	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/suppress"
 	"github.com/gymhq/herald/topics"
 	"github.com/gymhq/herald/worker"
 )
@@ -69,8 +71,12 @@ func deliverThroughFailover(t *testing.T, crash bool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Close() })
-	store := dedupe.NewRedis(client, dedupe.Options{})
-	t.Cleanup(func() { _ = store.Close() })
+	// As herald run wires them: the claims, outcome marks and suppression
+	// lookups share pipelines, which the cluster client splits by node.
+	pipes := rpipe.New(client, 0)
+	t.Cleanup(pipes.Close)
+	store := dedupe.NewRedis(client, dedupe.Options{Pipes: pipes})
+	list := suppress.NewRedisOn(pipes, "", nil)
 
 	const count = 300
 	notes := make([]*notification.Notification, count)
@@ -93,7 +99,7 @@ func deliverThroughFailover(t *testing.T, crash bool) {
 	workers := make([]*worker.Worker, 2)
 	for i := range workers {
 		w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: snd, Renderer: renderer{}, Store: store, Publisher: pub,
-			Owner: fmt.Sprintf("w%d", i), Lease: 30 * time.Second, SendTimeout: 20 * time.Second, MaxAttempts: 8})
+			Suppressions: list, Owner: fmt.Sprintf("w%d", i), Lease: 30 * time.Second, SendTimeout: 20 * time.Second, MaxAttempts: 8})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,17 +19,18 @@ import (
 // errSuppressed is the cause recorded for a suppressed notification.
 var errSuppressed = errors.New("address is on the suppression list")
 
-// suppressed checks the suppression list while holding the claim. A
+// suppressed answers the suppression list's lookup (look, begun with the
+// claim; nil when there is no list or no address) once the claim is held. A
 // suppressed address gets a durable outcome: the key is marked failed with
 // reason "suppressed" (so a redelivery is a duplicate, not a send), one log
 // line and the metrics. done reports that the record is finished. A list
 // that cannot be read releases the claim and returns the error (fail
 // closed: never send unchecked).
-func (w *Worker) suppressed(ctx context.Context, m *queue.Message, n *notification.Notification, owner string, start time.Time) (done bool, err error) {
-	if w.cfg.Suppressions == nil || n.To == "" {
+func (w *Worker) suppressed(ctx context.Context, m *queue.Message, n *notification.Notification, owner string, look *suppress.Pending, start time.Time) (done bool, err error) {
+	if look == nil {
 		return false, nil
 	}
-	e, ok, err := w.cfg.Suppressions.Lookup(ctx, w.ch, n.To)
+	e, ok, err := look.Wait()
 	if errors.Is(err, suppress.ErrInvalid) {
 		// An address the list cannot hold (blank once normalised) cannot be
 		// on it; the provider will judge it.

@@ -220,8 +220,20 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 		return err
 	}
 	owner := w.cfg.Owner + "#" + strconv.FormatUint(w.calls.Add(1), 36)
-	claim, err := w.claim(ctx, n, owner)
+	// The suppression list is read alongside the claim: where both stores
+	// share their pipelines (herald run on Redis), the lookup travels in the
+	// claim's pipeline, one round trip for the two instead of one after
+	// the other.
+	var look *suppress.Pending
+	if w.cfg.Suppressions != nil && n.To != "" {
+		look = suppress.Begin(ctx, w.cfg.Suppressions, w.ch, n.To)
+	}
+	claim, waited, err := w.claim(ctx, n, owner)
 	claimed := w.cfg.Now()
+	if waited && look != nil {
+		// Another worker held the claim for a while: read the list afresh.
+		look = suppress.Begin(ctx, w.cfg.Suppressions, w.ch, n.To)
+	}
 	if err != nil {
 		return err
 	}
@@ -231,7 +243,7 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 		return nil
 	}
 
-	if done, err := w.suppressed(ctx, m, n, owner, start); done || err != nil {
+	if done, err := w.suppressed(ctx, m, n, owner, look, start); done || err != nil {
 		return err
 	}
 	if done, err := w.capped(ctx, m, n, owner, start); done || err != nil {
@@ -303,12 +315,13 @@ func (d *decoded) release() {
 
 // claim takes the idempotency claim, waiting while another worker holds it.
 // A duplicate in flight elsewhere is never dropped: that worker may fail,
-// and then its lease expires and this one takes over.
-func (w *Worker) claim(ctx context.Context, n *notification.Notification, owner string) (dedupe.Claim, error) {
-	for {
-		c, err := w.cfg.Store.Claim(ctx, n.ID, owner, w.cfg.Lease)
+// and then its lease expires and this one takes over. waited reports that
+// it did wait.
+func (w *Worker) claim(ctx context.Context, n *notification.Notification, owner string) (c dedupe.Claim, waited bool, err error) {
+	for ; ; waited = true {
+		c, err = w.cfg.Store.Claim(ctx, n.ID, owner, w.cfg.Lease)
 		if err != nil || c.Acquired || c.State != dedupe.StateInFlight {
-			return c, err
+			return c, waited, err
 		}
 		wait := c.LeaseLeft
 		if wait <= 0 || wait > time.Second {
@@ -316,7 +329,7 @@ func (w *Worker) claim(ctx context.Context, n *notification.Notification, owner 
 		}
 		wait = wait/2 + time.Duration(rand.Int64N(int64(wait)/2+1))
 		if err := w.sleep(ctx, wait); err != nil {
-			return c, err
+			return c, waited, err
 		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/gymhq/herald/feed"
 	"github.com/gymhq/herald/gateway"
 	"github.com/gymhq/herald/internal/await"
+	"github.com/gymhq/herald/internal/rpipe"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/live"
 	"github.com/gymhq/herald/notification"
@@ -51,7 +52,10 @@ type fleet struct {
 	ping func(context.Context) error
 	// redis is the Redis client the fleet waits for at start; nil when the
 	// store is in process.
-	redis     redis.UniversalClient
+	redis redis.UniversalClient
+	// pipes carry the idempotency store's calls and the suppression list's
+	// lookups in shared pipelines on redis; nil when redis is.
+	pipes     *rpipe.Pipes
 	redisAddr string // HERALD_REDIS_URL, password masked
 	// redisCheck is the deployment and eviction checks, run once Redis
 	// answers at start (a refusal stops the process) and by /readyz.

@@ -37,9 +37,12 @@ type protection struct {
 func (f *fleet) protectProviders(rc redis.UniversalClient) error {
 	f.prot.guards = map[notification.Channel]pipeline.Guard{}
 	f.prot.limiters = map[notification.Channel]protect.Limiter{}
-	if rc != nil {
+	switch {
+	case f.pipes != nil: // rc's: lookups travel with the idempotency calls
+		f.prot.list = suppress.NewRedisOn(f.pipes, "", nil)
+	case rc != nil:
 		f.prot.list = suppress.NewRedis(rc, "", nil)
-	} else {
+	default:
 		f.prot.list = suppress.NewMemory(nil)
 	}
 	for ch := range f.senders {

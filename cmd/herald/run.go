@@ -18,6 +18,7 @@ import (
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/await"
+	"github.com/gymhq/herald/internal/rpipe"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/tracing"
@@ -124,15 +125,16 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 		if err != nil {
 			return nil, nil, err
 		}
-		var store dedupe.Store = dedupe.NewRedis(client, dedupe.Options{Retention: cfg.IdempotencyRetention})
+		pipes := rpipe.New(client, 0) // shared with the suppression list (protectProviders)
+		var store dedupe.Store = dedupe.NewRedis(client, dedupe.Options{Retention: cfg.IdempotencyRetention, Pipes: pipes})
 		if cfg.Idempotency == config.IdempotencyOff {
 			// Only the keys are off: suppression, rates, receipts, feeds
 			// and attendance stay in Redis.
 			log.Warn("HERALD_IDEMPOTENCY=off: sending without idempotency keys; every redelivery is sent again (measurement switch, never for production)")
 			store = dedupe.Off{}
 		}
-		closers = append(closers, func() { store.Close(); client.Close() })
-		f.store = store
+		closers = append(closers, func() { store.Close(); pipes.Close(); client.Close() })
+		f.store, f.pipes = store, pipes
 		f.ping = f.redisReady(chk)
 		f.redis, f.redisAddr, f.redisCheck = client, redisAddress(cfg), chk
 		rc = client

@@ -1,0 +1,115 @@
+package worker_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/internal/rpipe"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/suppress"
+	"github.com/gymhq/herald/worker"
+)
+
+// BenchmarkHandleOnRedis is a channel worker's Handle on a real Redis, from
+// many goroutines at once: claim, suppression lookup, render, send (a no-op
+// provider), sent mark. Each op is one notification. "separate" gives the
+// idempotency store and the suppression list pipelines of their own, as
+// herald did before internal/rpipe; "shared" is herald run's wiring. Besides
+// ns/op it reports Redis pipelines per notification and the CPU of this
+// process and of redis-server per notification.
+func BenchmarkHandleOnRedis(b *testing.B) {
+	srv := redistest.Start(b)
+	for _, bc := range []struct {
+		name  string
+		setup func(redis.UniversalClient) (dedupe.Store, suppress.Store, func() uint64, func())
+	}{
+		{"separate", func(c redis.UniversalClient) (dedupe.Store, suppress.Store, func() uint64, func()) {
+			store, list := dedupe.NewRedis(c, dedupe.Options{}), suppress.NewRedis(c, "", nil)
+			return store, list, func() uint64 { return store.RoundTrips() + list.RoundTrips() }, func() { list.Close(); store.Close() }
+		}},
+		{"shared", func(c redis.UniversalClient) (dedupe.Store, suppress.Store, func() uint64, func()) {
+			pipes := rpipe.New(c, 0)
+			store, list := dedupe.NewRedis(c, dedupe.Options{Pipes: pipes}), suppress.NewRedisOn(pipes, "", nil)
+			return store, list, pipes.RoundTrips, func() { list.Close(); store.Close(); pipes.Close() }
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			if err := srv.FlushAll(); err != nil {
+				b.Fatal(err)
+			}
+			client := redis.NewClient(srv.Options())
+			defer client.Close()
+			store, list, roundTrips, done := bc.setup(client)
+			defer done()
+			w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: &sender{}, Renderer: renderer{}, Store: store,
+				Publisher: &publisher{}, Suppressions: list, Owner: "w1", Lease: 30 * time.Second, SendTimeout: time.Second,
+				MaxAttempts: 3, Metrics: obs.NewMetrics()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			var next atomic.Uint64
+			handle := func() {
+				n := note(0)
+				n.EventID = "evt_" + strconv.FormatUint(next.Add(1), 10)
+				n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+				v, err := notification.Encode(n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := w.Handle(ctx, &queue.Message{Topic: "herald.sms.v1", Value: v}); err != nil {
+					b.Error(err)
+				}
+			}
+			handle() // loads the scripts
+			trips, cpu, redisCPU := roundTrips(), processCPU(), serverCPU(b, client)
+			b.SetParallelism(32)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					handle()
+				}
+			})
+			b.StopTimer()
+			per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(b.N) }
+			b.ReportMetric(float64(roundTrips()-trips)/float64(b.N), "pipelines/msg")
+			b.ReportMetric(per(processCPU()-cpu), "cpu-µs/msg")
+			b.ReportMetric(per(serverCPU(b, client)-redisCPU), "redis-cpu-µs/msg")
+		})
+	}
+}
+
+// processCPU is this process's user and system CPU so far.
+func processCPU() time.Duration {
+	var u syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &u)
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+}
+
+// serverCPU is redis-server's user and system CPU so far, from INFO cpu.
+func serverCPU(b *testing.B, c *redis.Client) time.Duration {
+	info, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total time.Duration
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			s, _ := strconv.ParseFloat(v, 64)
+			total += time.Duration(s * float64(time.Second))
+		}
+	}
+	return total
+}

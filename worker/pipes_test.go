@@ -1,0 +1,101 @@
+package worker_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/internal/redistest"
+	"github.com/gymhq/herald/internal/rpipe"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/suppress"
+	"github.com/gymhq/herald/worker"
+)
+
+// pipelines records the commands of each pipeline a client sends, as
+// "EVALSHA" or "HGET key".
+type pipelines struct {
+	mu   sync.Mutex
+	sent [][]string
+}
+
+func (p *pipelines) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (p *pipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return next
+}
+func (p *pipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		var names []string
+		for _, c := range cmds {
+			name := strings.ToUpper(c.Name())
+			if name == "HGET" {
+				name += " " + c.Args()[1].(string)
+			}
+			names = append(names, name)
+		}
+		p.mu.Lock()
+		p.sent = append(p.sent, names)
+		p.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+func (p *pipelines) take() [][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.sent
+	p.sent = nil
+	return out
+}
+
+var _ net.Conn // the hook interface names net in its dial signature
+
+// TestSuppressionLookupTravelsWithTheClaim: as herald run wires them, the
+// idempotency store and the suppression list share their pipelines, and a
+// notification's lookup goes in its claim's pipeline: one round trip
+// before the send, not the claim's and then the lookup's.
+func TestSuppressionLookupTravelsWithTheClaim(t *testing.T) {
+	srv := redistest.Start(t)
+	client := redis.NewClient(srv.Options())
+	t.Cleanup(func() { client.Close() })
+	rec := &pipelines{}
+	client.AddHook(rec)
+	pipes := rpipe.New(client, 0)
+	t.Cleanup(pipes.Close)
+	store := dedupe.NewRedis(nil, dedupe.Options{Pipes: pipes})
+	list := suppress.NewRedisOn(pipes, "", nil)
+	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: &sender{}, Renderer: renderer{}, Store: store, Publisher: &publisher{},
+		Suppressions: list, Owner: "w1", Lease: 30 * time.Second, SendTimeout: time.Second, MaxAttempts: 3, Metrics: obs.NewMetrics()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	warm := note(0) // loads the scripts: a first EVALSHA comes back NOSCRIPT
+	if err := w.Handle(ctx, record(t, warm)); err != nil {
+		t.Fatal(err)
+	}
+	rec.take()
+
+	n := note(0)
+	n.EventID, n.To = "evt_2", "+447700900124"
+	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+	if err := w.Handle(ctx, record(t, n)); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.take()
+	want := [][]string{{"HGET herald:suppress:sms", "EVALSHA"}, {"EVALSHA"}} // lookup and claim; then the sent mark (the lease covers the send)
+	if len(got) != len(want) || strings.Join(got[0], ",") != strings.Join(want[0], ",") || strings.Join(got[1], ",") != strings.Join(want[1], ",") {
+		t.Fatalf("pipelines = %q, want %q", got, want)
+	}
+	if c, err := store.Get(ctx, n.ID); err != nil || c.State != dedupe.StateSent {
+		t.Fatalf("key = %+v, %v; want sent", c, err)
+	}
+}
