@@ -144,7 +144,11 @@ func (p *Pending) Wait() (Entry, bool, error) {
 		return Entry{}, false, p.err
 	}
 	if p.pipes != nil {
-		p.pipes.Kick() // queued unsent, and maybe nothing came to take it
+		select {
+		case <-p.call.Done(): // it went with the claim, as it should
+		default:
+			p.pipes.Kick() // queued unsent, and maybe nothing came to take it
+		}
 	}
 	select {
 	case <-p.call.Done():
