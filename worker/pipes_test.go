@@ -99,3 +99,55 @@ func TestSuppressionLookupTravelsWithTheClaim(t *testing.T) {
 		t.Fatalf("key = %+v, %v; want sent", c, err)
 	}
 }
+
+// TestNoLookupLeftQueuedAfterAWaitedDuplicate: a claim that waits for
+// another worker and then finds the notification sent is a duplicate; no
+// suppression lookup is left queued on the shared pipes to ride out with
+// some later, unrelated call.
+func TestNoLookupLeftQueuedAfterAWaitedDuplicate(t *testing.T) {
+	srv := redistest.Start(t)
+	client := redis.NewClient(srv.Options())
+	t.Cleanup(func() { client.Close() })
+	rec := &pipelines{}
+	client.AddHook(rec)
+	pipes := rpipe.New(client, 0)
+	t.Cleanup(pipes.Close)
+	store := dedupe.NewRedis(nil, dedupe.Options{Pipes: pipes})
+	list := suppress.NewRedisOn(pipes, "", nil)
+	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: &sender{}, Renderer: renderer{}, Store: store, Publisher: &publisher{},
+		Suppressions: list, Owner: "w1", Lease: 30 * time.Second, SendTimeout: time.Second, MaxAttempts: 3, Metrics: obs.NewMetrics()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	n := note(0)
+	if c, err := store.Claim(ctx, n.ID, "elsewhere", 400*time.Millisecond); err != nil || !c.Acquired {
+		t.Fatalf("claim elsewhere: %+v, %v", c, err)
+	}
+	rec.take()
+	handled := make(chan error, 1)
+	go func() { handled <- w.Handle(ctx, record(t, n)) }()
+	for claimed := false; !claimed; { // the worker's first claim (and its lookup) found it held
+		time.Sleep(5 * time.Millisecond)
+		for _, p := range rec.take() {
+			claimed = claimed || strings.Contains(strings.Join(p, ","), "EVALSHA")
+		}
+	}
+	if err := store.MarkSent(ctx, n.ID, "elsewhere", "pm-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-handled; err != nil {
+		t.Fatal(err)
+	}
+	if c, err := store.Get(ctx, n.ID); err != nil || c.State != dedupe.StateSent || c.Owner != "elsewhere" {
+		t.Fatalf("key = %+v, %v; want sent elsewhere", c, err)
+	}
+	if _, err := store.Get(ctx, "unrelated"); err != nil { // takes anything left queued with it
+		t.Fatal(err)
+	}
+	for _, p := range rec.take() {
+		if strings.Contains(strings.Join(p, ","), "HGET") {
+			t.Fatalf("a lookup went out after the claim found the notification sent: %q", p)
+		}
+	}
+}

@@ -230,8 +230,10 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 	}
 	claim, waited, err := w.claim(ctx, n, owner)
 	claimed := w.cfg.Now()
-	if waited && look != nil {
-		// Another worker held the claim for a while: read the list afresh.
+	if err == nil && claim.Acquired && waited && look != nil {
+		// Another worker held the claim for a while: read the list afresh
+		// (and only then: a lookup begun here and never waited for would
+		// stay queued until some other call went out).
 		look = suppress.Begin(ctx, w.cfg.Suppressions, w.ch, n.To)
 	}
 	if err != nil {
