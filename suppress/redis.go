@@ -177,8 +177,9 @@ func (r *Redis) RoundTrips() uint64 {
 }
 
 // Close stops the list's own lookup flusher after answering what it has
-// accepted; Lookup fails afterwards. Shared pipes and the client stay their
-// maker's.
+// accepted; Lookup fails afterwards. A list made by NewRedisOn has no
+// flusher of its own: its lookups go on working until the shared pipes'
+// maker closes them. The client stays its maker's.
 func (r *Redis) Close() error {
 	r.once.Do(func() {}) // a list never looked up never starts its flusher
 	if r.own {
