@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -88,6 +89,28 @@ func cmdRun(args []string) int {
 	return 0
 }
 
+// pipesCloseWait bounds how long stopping waits for the Redis pipeline on
+// the wire: a Redis that answers does so in milliseconds.
+const pipesCloseWait = 2 * time.Second
+
+// closePipes stops the shared pipelines, then the client. The pipeline on
+// the wire may finish for up to wait; a Redis that has stopped answering
+// would hold it through go-redis's read timeouts and retries (41 s with a
+// frozen cluster, seen by an outside tester), past the drain deadline and a
+// pod's grace period. Then closing the client cuts it off: its calls fail,
+// and their records, not committed, are delivered again.
+func closePipes(pipes *rpipe.Pipes, client io.Closer, wait time.Duration) {
+	stopped := make(chan struct{})
+	go func() { pipes.Close(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(wait):
+		_ = client.Close()
+		<-stopped
+	}
+	_ = client.Close() // a second Close only says it is closed
+}
+
 // fleetOptions override parts buildFleet would otherwise make from config;
 // `herald dev` and the tests use them.
 type fleetOptions struct {
@@ -133,7 +156,7 @@ func buildFleet(cfg *config.Config, log *zap.Logger, opts fleetOptions) (*fleet,
 			log.Warn("HERALD_IDEMPOTENCY=off: sending without idempotency keys; every redelivery is sent again (measurement switch, never for production)")
 			store = dedupe.Off{}
 		}
-		closers = append(closers, func() { store.Close(); pipes.Close(); client.Close() })
+		closers = append(closers, func() { store.Close(); closePipes(pipes, client, pipesCloseWait) })
 		f.store, f.pipes = store, pipes
 		f.ping = f.redisReady(chk)
 		f.redis, f.redisAddr, f.redisCheck = client, redisAddress(cfg), chk

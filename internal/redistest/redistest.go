@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -162,6 +163,22 @@ func (s *Server) Restart() error {
 	err := s.start()
 	s.fatal(err)
 	return err
+}
+
+// Pause freezes the server (SIGSTOP), as a hung host would: connections
+// stay open and nothing is answered until Resume (SIGCONT).
+func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return fmt.Errorf("redistest: %v: the server is not running", sig)
+	}
+	return s.cmd.Process.Signal(sig)
 }
 
 // Close stops the server and closes the shared client.
