@@ -15,10 +15,8 @@ import (
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/internal/rpipe"
 	"github.com/gymhq/herald/notification"
-	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/suppress"
-	"github.com/gymhq/herald/worker"
 )
 
 // BenchmarkHandleOnRedis is a channel worker's Handle on a real Redis, from
@@ -52,12 +50,7 @@ func BenchmarkHandleOnRedis(b *testing.B) {
 			defer client.Close()
 			store, list, roundTrips, done := bc.setup(client)
 			defer done()
-			w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: &sender{}, Renderer: renderer{}, Store: store,
-				Publisher: &publisher{}, Suppressions: list, Owner: "w1", Lease: 30 * time.Second, SendTimeout: time.Second,
-				MaxAttempts: 3, Metrics: obs.NewMetrics()})
-			if err != nil {
-				b.Fatal(err)
-			}
+			w := redisWorker(b, store, list)
 			ctx := context.Background()
 			var next atomic.Uint64
 			handle := func() {

@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -55,27 +54,41 @@ func (p *pipelines) take() [][]string {
 	return out
 }
 
-var _ net.Conn // the hook interface names net in its dial signature
+// onSharedPipes is a worker on a fresh redis-server, wired as herald run
+// wires one: its idempotency store and suppression list share pipelines,
+// which rec records.
+func onSharedPipes(t *testing.T) (w *worker.Worker, store dedupe.Store, rec *pipelines) {
+	t.Helper()
+	srv := redistest.Start(t)
+	client := redis.NewClient(srv.Options())
+	t.Cleanup(func() { client.Close() })
+	rec = &pipelines{}
+	client.AddHook(rec)
+	pipes := rpipe.New(client, 0)
+	t.Cleanup(pipes.Close)
+	store = dedupe.NewRedis(nil, dedupe.Options{Pipes: pipes})
+	return redisWorker(t, store, suppress.NewRedisOn(pipes, "", nil)), store, rec
+}
+
+// redisWorker is an SMS worker on store and list whose lease covers a send
+// without renewal, so its Redis calls are the claim, the lookup and the
+// outcome alone.
+func redisWorker(tb testing.TB, store dedupe.Store, list suppress.Store) *worker.Worker {
+	tb.Helper()
+	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: &sender{}, Renderer: renderer{}, Store: store, Publisher: &publisher{},
+		Suppressions: list, Owner: "w1", Lease: 30 * time.Second, SendTimeout: time.Second, MaxAttempts: 3, Metrics: obs.NewMetrics()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return w
+}
 
 // TestSuppressionLookupTravelsWithTheClaim: as herald run wires them, the
 // idempotency store and the suppression list share their pipelines, and a
 // notification's lookup goes in its claim's pipeline: one round trip
 // before the send, not the claim's and then the lookup's.
 func TestSuppressionLookupTravelsWithTheClaim(t *testing.T) {
-	srv := redistest.Start(t)
-	client := redis.NewClient(srv.Options())
-	t.Cleanup(func() { client.Close() })
-	rec := &pipelines{}
-	client.AddHook(rec)
-	pipes := rpipe.New(client, 0)
-	t.Cleanup(pipes.Close)
-	store := dedupe.NewRedis(nil, dedupe.Options{Pipes: pipes})
-	list := suppress.NewRedisOn(pipes, "", nil)
-	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: &sender{}, Renderer: renderer{}, Store: store, Publisher: &publisher{},
-		Suppressions: list, Owner: "w1", Lease: 30 * time.Second, SendTimeout: time.Second, MaxAttempts: 3, Metrics: obs.NewMetrics()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, store, rec := onSharedPipes(t)
 	ctx := context.Background()
 
 	warm := note(0) // loads the scripts: a first EVALSHA comes back NOSCRIPT
@@ -105,20 +118,7 @@ func TestSuppressionLookupTravelsWithTheClaim(t *testing.T) {
 // suppression lookup is left queued on the shared pipes to ride out with
 // some later, unrelated call.
 func TestNoLookupLeftQueuedAfterAWaitedDuplicate(t *testing.T) {
-	srv := redistest.Start(t)
-	client := redis.NewClient(srv.Options())
-	t.Cleanup(func() { client.Close() })
-	rec := &pipelines{}
-	client.AddHook(rec)
-	pipes := rpipe.New(client, 0)
-	t.Cleanup(pipes.Close)
-	store := dedupe.NewRedis(nil, dedupe.Options{Pipes: pipes})
-	list := suppress.NewRedisOn(pipes, "", nil)
-	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: &sender{}, Renderer: renderer{}, Store: store, Publisher: &publisher{},
-		Suppressions: list, Owner: "w1", Lease: 30 * time.Second, SendTimeout: time.Second, MaxAttempts: 3, Metrics: obs.NewMetrics()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, store, rec := onSharedPipes(t)
 	ctx := context.Background()
 	n := note(0)
 	if c, err := store.Claim(ctx, n.ID, "elsewhere", 400*time.Millisecond); err != nil || !c.Acquired {
