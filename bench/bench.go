@@ -262,28 +262,34 @@ func NewEnv(opts Options) (*Env, func(), error) {
 // the client connects (an infrastructure process's Redis proxy);
 // redis-server's socket otherwise.
 func (e *Env) store(batchMax int, opts *redis.Options) (dedupe.Store, *redis.Client, error) {
-	if err := e.Redis.FlushAll(); err != nil {
+	client, err := e.freshClient(opts)
+	if err != nil {
 		return nil, nil, err
+	}
+	return dedupe.NewRedis(client, dedupe.Options{BatchMax: batchMax}), client, nil
+}
+
+// freshClient flushes Redis and returns a client with opts (nil: Redis's
+// own).
+func (e *Env) freshClient(opts *redis.Options) (*redis.Client, error) {
+	if err := e.Redis.FlushAll(); err != nil {
+		return nil, err
 	}
 	if opts == nil {
 		opts = e.Redis.Options()
 	}
-	client := redis.NewClient(opts)
-	return dedupe.NewRedis(client, dedupe.Options{BatchMax: batchMax}), client, nil
+	return redis.NewClient(opts), nil
 }
 
 // heraldRedis flushes Redis and returns the idempotency store and the
 // suppression list as herald run makes them: on one client, sharing their
 // pipelines. done closes all three.
-func (e *Env) heraldRedis(opts *redis.Options) (store dedupe.Store, list *suppress.Redis, done func(), err error) {
-	if err := e.Redis.FlushAll(); err != nil {
+func (e *Env) heraldRedis(opts *redis.Options) (dedupe.Store, *suppress.Redis, func(), error) {
+	client, err := e.freshClient(opts)
+	if err != nil {
 		return nil, nil, nil, err
 	}
-	if opts == nil {
-		opts = e.Redis.Options()
-	}
-	client := redis.NewClient(opts)
-	store, list, done = sharedRedis(client)
+	store, list, done := sharedRedis(client)
 	return store, list, done, nil
 }
 

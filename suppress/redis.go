@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,9 +38,10 @@ type Redis struct {
 	prefix string
 	now    func() time.Time
 
-	once  sync.Once
-	pipes *rpipe.Pipes // started by the first Lookup unless shared
-	own   bool
+	once    sync.Once
+	pipes   *rpipe.Pipes // started by the first Lookup unless shared
+	own     bool
+	started atomic.Pointer[rpipe.Pipes] // pipes, once set: for RoundTrips
 }
 
 // lookupBatchMax bounds the HGETs in one pipeline of the list's own.
@@ -64,7 +66,7 @@ func NewRedis(client redis.UniversalClient, prefix string, now func() time.Time)
 // Pipes). Close leaves pipes to their maker.
 func NewRedisOn(pipes *rpipe.Pipes, prefix string, now func() time.Time) *Redis {
 	r := NewRedis(pipes.Client(), prefix, now)
-	r.once.Do(func() { r.pipes = pipes })
+	r.once.Do(func() { r.pipes = pipes; r.started.Store(pipes) })
 	return r
 }
 
@@ -110,7 +112,10 @@ func (r *Redis) start(ctx context.Context, channel, address string, send bool) *
 }
 
 // startPipes starts the list's own flusher.
-func (r *Redis) startPipes() { r.pipes, r.own = rpipe.New(r.client, lookupBatchMax), true }
+func (r *Redis) startPipes() {
+	r.pipes, r.own = rpipe.New(r.client, lookupBatchMax), true
+	r.started.Store(r.pipes)
+}
 
 // Pending is a lookup started by Begin, answered by Wait.
 type Pending struct {
@@ -169,11 +174,10 @@ var errClosed = errors.New("list is closed")
 // RoundTrips returns how many pipelines the list's flusher has sent (with
 // shared pipes, everyone's).
 func (r *Redis) RoundTrips() uint64 {
-	r.once.Do(r.startPipes)
-	if r.pipes == nil {
-		return 0 // closed before its first lookup
+	if p := r.started.Load(); p != nil {
+		return p.RoundTrips()
 	}
-	return r.pipes.RoundTrips()
+	return 0 // never looked up
 }
 
 // Close stops the list's own lookup flusher after answering what it has

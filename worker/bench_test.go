@@ -50,7 +50,7 @@ func BenchmarkHandleOnRedis(b *testing.B) {
 			defer client.Close()
 			store, list, roundTrips, done := bc.setup(client)
 			defer done()
-			w := redisWorker(b, store, list)
+			w := redisWorker(b, &sender{}, store, list)
 			ctx := context.Background()
 			var next atomic.Uint64
 			handle := func() {

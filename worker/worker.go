@@ -55,9 +55,11 @@ type Config struct {
 	Renderer  Renderer
 	Store     dedupe.Store
 	Publisher queue.Publisher
-	// Suppressions, if set, is consulted after the claim and before
-	// rendering: a suppressed address gets the durable outcome "suppressed"
-	// and is never sent. Permanent failures that say the address cannot
+	// Suppressions, if set, is read with the claim (suppress.Begin: on
+	// shared Redis pipelines, in the claim's pipeline, so a duplicate costs
+	// a lookup too) and acted on once the claim is held, before rendering:
+	// a suppressed address gets the durable outcome "suppressed" and is
+	// never sent. Permanent failures that say the address cannot
 	// receive (suppress.Feeds) add it. See suppressed.go.
 	Suppressions suppress.Store
 	// Limiter, if set, is waited on before every provider call (rate.go).
