@@ -38,10 +38,12 @@ type Redis struct {
 	prefix string
 	now    func() time.Time
 
-	once    sync.Once
-	pipes   *rpipe.Pipes // started by the first Lookup unless shared
-	own     bool
-	started atomic.Pointer[rpipe.Pipes] // pipes, once set: for RoundTrips
+	once sync.Once
+	// pipes are set once (once): shared by NewRedisOn, or the list's own
+	// (own), started by the first lookup. Atomic for RoundTrips, which
+	// does not start them.
+	pipes atomic.Pointer[rpipe.Pipes]
+	own   bool
 }
 
 // lookupBatchMax bounds the HGETs in one pipeline of the list's own.
@@ -66,7 +68,7 @@ func NewRedis(client redis.UniversalClient, prefix string, now func() time.Time)
 // Pipes). Close leaves pipes to their maker.
 func NewRedisOn(pipes *rpipe.Pipes, prefix string, now func() time.Time) *Redis {
 	r := NewRedis(pipes.Client(), prefix, now)
-	r.once.Do(func() { r.pipes = pipes; r.started.Store(pipes) })
+	r.once.Do(func() { r.pipes.Store(pipes) })
 	return r
 }
 
@@ -97,12 +99,12 @@ func (r *Redis) start(ctx context.Context, channel, address string, send bool) *
 		return p
 	}
 	r.once.Do(r.startPipes)
-	if r.pipes != nil { // nil: closed before its first lookup
+	if pipes := r.pipes.Load(); pipes != nil { // nil: closed before its first lookup
 		cmd := rpipe.Cmd{Key: r.prefix + channel, Field: p.address}
 		if send || r.own { // nobody else sends in the list's own pipes
-			p.call = r.pipes.Start(ctx, cmd)
+			p.call = pipes.Start(ctx, cmd)
 		} else {
-			p.call, p.pipes = r.pipes.Queue(ctx, cmd), r.pipes
+			p.call, p.pipes = pipes.Queue(ctx, cmd), pipes
 		}
 	}
 	if p.call == nil {
@@ -113,8 +115,8 @@ func (r *Redis) start(ctx context.Context, channel, address string, send bool) *
 
 // startPipes starts the list's own flusher.
 func (r *Redis) startPipes() {
-	r.pipes, r.own = rpipe.New(r.client, lookupBatchMax), true
-	r.started.Store(r.pipes)
+	r.own = true
+	r.pipes.Store(rpipe.New(r.client, lookupBatchMax))
 }
 
 // Pending is a lookup started by Begin, answered by Wait.
@@ -174,7 +176,7 @@ var errClosed = errors.New("list is closed")
 // RoundTrips returns how many pipelines the list's flusher has sent (with
 // shared pipes, everyone's).
 func (r *Redis) RoundTrips() uint64 {
-	if p := r.started.Load(); p != nil {
+	if p := r.pipes.Load(); p != nil {
 		return p.RoundTrips()
 	}
 	return 0 // never looked up
@@ -187,7 +189,7 @@ func (r *Redis) RoundTrips() uint64 {
 func (r *Redis) Close() error {
 	r.once.Do(func() {}) // a list never looked up never starts its flusher
 	if r.own {
-		r.pipes.Close()
+		r.pipes.Load().Close()
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 // Package coalesce turns concurrent requests into batches that share one
-// round trip: the Redis idempotency store sends its scripts this way, and
-// the suppression list its lookups. It knows nothing of what a request is.
+// round trip: the Redis idempotency store's scripts and the suppression
+// list's lookups go this way (internal/rpipe), and the preference store's
+// lookups. It knows nothing of what a request is.
 package coalesce
 
 import (
