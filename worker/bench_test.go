@@ -3,7 +3,6 @@ package worker_test
 import (
 	"context"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/internal/rpipe"
+	"github.com/gymhq/herald/internal/scalemodel"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/suppress"
@@ -78,7 +78,7 @@ func BenchmarkHandleOnRedis(b *testing.B) {
 			per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(b.N) }
 			b.ReportMetric(float64(roundTrips()-trips)/float64(b.N), "pipelines/msg")
 			b.ReportMetric(per(processCPU()-cpu), "cpu-µs/msg")
-			b.ReportMetric(per(serverCPU(b, client)-redisCPU), "redis-cpu-µs/msg")
+			b.ReportMetric((serverCPU(b, client)-redisCPU)*1e6/float64(b.N), "redis-cpu-µs/msg")
 		})
 	}
 }
@@ -90,19 +90,11 @@ func processCPU() time.Duration {
 	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
 }
 
-// serverCPU is redis-server's user and system CPU so far, from INFO cpu.
-func serverCPU(b *testing.B, c *redis.Client) time.Duration {
-	info, err := c.Info(context.Background(), "cpu").Result()
+// serverCPU is redis-server's user and system CPU so far, in seconds.
+func serverCPU(b *testing.B, c *redis.Client) float64 {
+	s, err := scalemodel.ReadRedisStats(context.Background(), c)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var total time.Duration
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			s, _ := strconv.ParseFloat(v, 64)
-			total += time.Duration(s * float64(time.Second))
-		}
-	}
-	return total
+	return s.CPUSeconds
 }
