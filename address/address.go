@@ -238,12 +238,19 @@ func MaskEmail(addr string) string {
 }
 
 // MaskPhone keeps the country-code prefix and the last two digits:
-// "+447700900123" → "+44*******23".
+// "+447700900123" → "+44********23".
 func MaskPhone(p string) string {
 	if len(p) < 6 {
 		return "***"
 	}
-	return p[:3] + strings.Repeat("*", len(p)-5) + p[len(p)-2:]
+	var b strings.Builder // one allocation: it is on every SMS outcome line
+	b.Grow(len(p))
+	b.WriteString(p[:3])
+	for range len(p) - 5 {
+		b.WriteByte('*')
+	}
+	b.WriteString(p[len(p)-2:])
+	return b.String()
 }
 
 // MaskToken keeps the first six characters of a push token.
