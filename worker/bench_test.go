@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"io"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -9,14 +10,18 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/internal/rpipe"
 	"github.com/gymhq/herald/internal/scalemodel"
 	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/suppress"
+	"github.com/gymhq/herald/worker"
 )
 
 // BenchmarkHandleOnRedis is a channel worker's Handle on a real Redis, from
@@ -97,4 +102,50 @@ func serverCPU(b *testing.B, c *redis.Client) float64 {
 		b.Fatal(err)
 	}
 	return s.CPUSeconds
+}
+
+// BenchmarkHandle is a channel worker's Handle with in-memory stores, a
+// no-op renderer and provider and a JSON logger writing to io.Discard: the
+// worker's own work per notification (decode, claim, suppression lookup,
+// send loop, sent mark, metrics, outcome line), without Redis or
+// templates. Each op is one notification, handled one after another.
+func BenchmarkHandle(b *testing.B) {
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+	metrics := obs.NewMetrics()
+	fresh := func() *worker.Worker {
+		w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: &sender{}, Renderer: renderer{},
+			Store: dedupe.NewMemory(dedupe.Options{}), Publisher: &publisher{}, Suppressions: suppress.NewMemory(nil),
+			Owner: "w1", Lease: 30 * time.Second, SendTimeout: time.Second, MaxAttempts: 3, Metrics: metrics, Logger: log})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return w
+	}
+	values := make([][]byte, 4096)
+	for i := range values {
+		n := note(0)
+		n.EventID = "evt_" + strconv.Itoa(i)
+		n.Data = map[string]string{"class_name": "Spin", "class_starts_at": "2026-12-07T07:00:00Z", "location_name": "Shoreditch",
+			"recipient_name": "Ada", "booking_id": "bkg_" + strconv.Itoa(i)}
+		n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+		v, err := notification.Encode(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		values[i] = v
+	}
+	ctx := context.Background()
+	w := fresh()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%len(values) == 0 && i > 0 {
+			b.StopTimer()
+			w = fresh() // a new store: the same notifications are not duplicates
+			b.StartTimer()
+		}
+		if err := w.Handle(ctx, &queue.Message{Topic: "herald.sms.v1", Value: values[i%len(values)]}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
