@@ -6,7 +6,7 @@ BIN     := bin/herald
 LDFLAGS := -s -w
 export CGO_ENABLED ?= 0
 
-.PHONY: run test deps vet fmt-check build fuzz clean deploy-test image-binary bench chaos
+.PHONY: run test deps vet fmt-check build fuzz clean deploy-test image-binary bench bench-compare chaos
 
 ## run: the whole fleet in one process on embedded parts (herald dev); outbox at http://127.0.0.1:8025
 run:
@@ -84,3 +84,15 @@ chaos: deps
 ## bench: every herald bench scenario against its baseline on loopback, then anchor, pipeline and latency with a 0.5 ms round trip on every Kafka and Redis connection; writes the table into BENCHMARKS.md
 bench: deps build
 	$(BIN) bench --rtt 0,0.5ms --update BENCHMARKS.md
+
+## bench-compare: BASE=<git revision> [SCENARIO=pipeline] [ROUNDS=2] [ARGS='--rtt 0.5ms']: herald bench on BASE's build (A) and the working tree's (B), alternated A B B A per round; each figure's range and median per build and B's median over A's (BENCHMARKS.md, "Comparing two builds")
+SCENARIO ?= pipeline
+ROUNDS   ?= 2
+ARGS     ?=
+bench-compare: deps build
+	@test -n "$(BASE)" || { echo "make bench-compare: set BASE to the git revision to compare with, e.g. BASE=HEAD~1" >&2; exit 2; }
+	@set -e; dir=$$(mktemp -d); trap 'git worktree remove --force "$$dir"' EXIT; \
+	git worktree add -q --detach "$$dir" "$(BASE)"; \
+	echo "building $(BASE) in $$dir"; \
+	(cd "$$dir" && $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o "$(CURDIR)/bin/herald-base" ./cmd/herald)
+	$(GO) run ./internal/tools/benchcompare -rounds $(ROUNDS) -scenario $(SCENARIO) -args "$(ARGS)" bin/herald-base $(BIN)

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{3}, 3},
+		{[]float64{5, 1, 3}, 3},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestVerdict(t *testing.T) {
+	s := series{lower: true, values: [2][]float64{{80, 90}, {70, 75}}}
+	if got := verdict(s); got != "B better in every run" {
+		t.Errorf("lower is better, B all lower: %q", got)
+	}
+	s.lower = false
+	if got := verdict(s); got != "B worse in every run" {
+		t.Errorf("higher is better, B all lower: %q", got)
+	}
+	s.values[1] = []float64{85, 95}
+	if got := verdict(s); got != "ranges overlap" {
+		t.Errorf("overlapping: %q", got)
+	}
+}
+
+// TestReportKeepsWhatEveryRunReported: a figure one run lacks is left
+// out, rows keep their RTT apart, and the ratio is of the medians.
+func TestReportKeepsWhatEveryRunReported(t *testing.T) {
+	mk := func(build, seq int, cpu float64, gc any) run {
+		r := result{"scenario": "pipeline", "rtt_ms": 0.0, "cpu_us_per_message": cpu}
+		if gc != nil {
+			r["gc_cpu_us_per_message"] = gc
+		}
+		rtt := result{"scenario": "pipeline", "rtt_ms": 0.5, "cpu_us_per_message": 2 * cpu}
+		return run{build: build, seq: seq, results: []result{r, rtt}}
+	}
+	runs := []run{mk(0, 0, 100, 10.0), mk(1, 1, 80, 9.0), mk(1, 2, 90, nil), mk(0, 3, 110, 11.0)}
+	var b bytes.Buffer
+	report(&b, runs)
+	out := b.String()
+	for _, want := range []string{
+		"| pipeline | cpu_us_per_message | 100–110 | 105 | 80.0–90.0 | 85.0 | 0.810 | B better in every run |",
+		"| pipeline @0.5ms RTT | cpu_us_per_message | 200–220 | 210 | 160–180 | 170 | 0.810 | B better in every run |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "gc_cpu_us_per_message") {
+		t.Errorf("a figure one run lacked was reported:\n%s", out)
+	}
+}
+
+func TestParseResultsRefusesOtherOutput(t *testing.T) {
+	if _, err := parseResults([]byte("bench: pipeline\n")); err == nil {
+		t.Error("a progress line was taken for a result")
+	}
+	if _, err := parseResults([]byte("\n")); err == nil {
+		t.Error("no output was taken for a run")
+	}
+	rs, err := parseResults([]byte(`{"scenario":"anchor","efficiency":0.8}` + "\n" + `{"scenario":"latency","p99_ms":50}` + "\n"))
+	if err != nil || len(rs) != 2 || rs[1].key() != "latency" {
+		t.Fatalf("two results: %v, %v", rs, err)
+	}
+}
+
+// fakeHerald writes an executable that logs its name and arguments to log
+// and prints one pipeline result with the given CPU figure.
+func fakeHerald(t *testing.T, dir, name, log, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	script := "#!/bin/sh\necho \"" + name + " $*\" >> " + log + "\n" + body + "\n"
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestAlternatesTheBuilds runs two stand-in binaries: they run A B B A per
+// round with herald bench's arguments, and the report has both.
+func TestAlternatesTheBuilds(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	a := fakeHerald(t, dir, "a", log, `echo '{"scenario":"pipeline","rtt_ms":0,"cpu_us_per_message":100}'`)
+	b := fakeHerald(t, dir, "b", log, `echo '{"scenario":"pipeline","rtt_ms":0,"cpu_us_per_message":90}'`)
+	rec := filepath.Join(dir, "runs.jsonl")
+	var stdout, stderr bytes.Buffer
+	if code := compare(context.Background(), []string{"-rounds", "2", "-args", "--rtt 0.5ms", "-o", rec, a, b}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	got, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, line := range strings.Split(strings.TrimSpace(string(got)), "\n") {
+		name, args, _ := strings.Cut(line, " ")
+		order = append(order, name)
+		if args != "bench --scenario pipeline --json --rtt 0.5ms" {
+			t.Errorf("%s ran with %q", name, args)
+		}
+	}
+	if strings.Join(order, "") != "abbaabba" {
+		t.Errorf("order %v, want a b b a twice", order)
+	}
+	if !strings.Contains(stdout.String(), "| pipeline | cpu_us_per_message | 100 | 100 | 90.0 | 90.0 | 0.900 | B better in every run |") {
+		t.Errorf("report:\n%s", stdout.String())
+	}
+	recorded, err := os.ReadFile(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(recorded), `"build":"B"`); n != 4 {
+		t.Errorf("%d runs of B recorded, want 4:\n%s", n, recorded)
+	}
+}
+
+// TestAFailingRunStops: a build that fails stops the comparison with its
+// last line of stderr, not a table of what ran before it.
+func TestAFailingRunStops(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	a := fakeHerald(t, dir, "a", log, `echo '{"scenario":"pipeline","cpu_us_per_message":100}'`)
+	b := fakeHerald(t, dir, "b", log, `echo "herald bench: bench needs redis-server on PATH" >&2; exit 1`)
+	var stdout, stderr bytes.Buffer
+	if code := compare(context.Background(), []string{a, b}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if !strings.Contains(stderr.String(), "run 2 (B, "+b+"): exit status 1: herald bench: bench needs redis-server on PATH") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("a table after a failed run:\n%s", stdout.String())
+	}
+}

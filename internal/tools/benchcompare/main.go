@@ -1,0 +1,153 @@
+// Command benchcompare runs herald bench on two builds of herald in turn,
+// A B B A for each round, and reports every figure both builds printed:
+// each build's range and median over its runs, B's median over A's, and
+// whether the two ranges overlap. On a shared VM a build's single run
+// moves by a fifth from one minute to the next; alternating the builds
+// spreads that drift over both, and the ranges show how much of a
+// difference it can explain. make bench-compare builds a git revision as A
+// and the working tree as B (BENCHMARKS.md, "Comparing two builds").
+//
+//	go run ./internal/tools/benchcompare [-rounds 2] [-scenario pipeline] [-args '--rtt 0.5ms'] [-o runs.jsonl] A B
+//
+// A and B are herald binaries. Nothing is asserted: it prints the runs as
+// they finish on stderr and the table on stdout.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(compare(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func compare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("benchcompare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rounds := fs.Int("rounds", 2, "rounds of A B B A")
+	scenario := fs.String("scenario", "pipeline", "herald bench --scenario")
+	extra := fs.String("args", "", "more herald bench arguments, separated by spaces (for example --rtt 0.5ms)")
+	out := fs.String("o", "", "append each run's JSON objects to this file, each with its build (\"A\" or \"B\") and binary")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: benchcompare [-rounds N] [-scenario a,b] [-args '...'] [-o FILE] A_BINARY B_BINARY")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return 2
+	}
+	if *rounds < 1 {
+		fmt.Fprintf(stderr, "benchcompare: -rounds %d: want at least 1\n", *rounds)
+		return 2
+	}
+	names := [2]string{fs.Arg(0), fs.Arg(1)}
+	for _, n := range names {
+		if _, err := os.Stat(n); err != nil {
+			fmt.Fprintf(stderr, "benchcompare: %v\n", err)
+			return 2
+		}
+	}
+	benchArgs := append([]string{"bench", "--scenario", *scenario, "--json"}, strings.Fields(*extra)...)
+	var record io.Writer
+	if *out != "" {
+		f, err := os.OpenFile(*out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			fmt.Fprintf(stderr, "benchcompare: -o: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		record = f
+	}
+
+	var runs []run
+	for seq, build := range order(*rounds) {
+		rs, err := benchOnce(ctx, names[build], benchArgs)
+		if err != nil {
+			fmt.Fprintf(stderr, "benchcompare: run %d (%s, %s): %v\n", seq+1, "AB"[build:build+1], names[build], err)
+			return 1
+		}
+		r := run{build: build, seq: seq, results: rs}
+		runs = append(runs, r)
+		runLog(stderr, []run{r}, names)
+		if record != nil {
+			for _, res := range rs {
+				tagged := map[string]any{"build": "AB"[build : build+1], "binary": names[build], "seq": seq + 1}
+				for k, v := range res {
+					tagged[k] = v
+				}
+				b, _ := json.Marshal(tagged)
+				fmt.Fprintln(record, string(b))
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "A = %s, B = %s: %d rounds of A B B A, each run `herald %s`, on %s.\n\n",
+		names[0], names[1], *rounds, strings.Join(benchArgs, " "), machine())
+	report(stdout, runs)
+	fmt.Fprintln(stdout)
+	fmt.Fprintln(stdout, "Runs in the order they ran:")
+	runLog(stdout, runs, names)
+	return 0
+}
+
+// order is the build of each run: A B B A per round, so that each build
+// runs as often early as late in every round.
+func order(rounds int) []int {
+	o := make([]int, 0, 4*rounds)
+	for range rounds {
+		o = append(o, 0, 1, 1, 0)
+	}
+	return o
+}
+
+// benchOnce runs bin with args and parses what it printed.
+func benchOnce(ctx context.Context, bin string, args []string) ([]result, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		tail := strings.TrimSpace(stderr.String())
+		if i := strings.LastIndexByte(tail, '\n'); i >= 0 {
+			tail = tail[i+1:]
+		}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && tail != "" {
+			return nil, fmt.Errorf("%w: %s", err, tail)
+		}
+		return nil, err
+	}
+	return parseResults(stdout.Bytes())
+}
+
+// machine names the CPU and its count, for the report's first line.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d CPUs (%s)", runtime.NumCPU(), model)
+}
