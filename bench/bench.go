@@ -20,10 +20,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/metrics"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -153,6 +156,50 @@ type Options struct {
 	// herald and of its baseline, through proxies in the infrastructure
 	// process (0 = loopback). Only scenarios with Scenario.RTT take one.
 	RTT time.Duration
+	// WindowProfiles, when set, is a directory that gets a CPU profile of
+	// the whole bench process over each measured window of the pipeline
+	// and latency scenarios: herald's (<scenario>-herald.pprof) and the
+	// plumbing floor's (pipeline-floor.pprof), with "-rtt0.5ms" (the
+	// round trip) before the extension when one was added. Unlike a profile of the whole run
+	// filtered by the bench_window label, it has the goroutines no label
+	// reaches (the Kafka connections', the Redis flusher's, the
+	// collector's) and nothing from the setup or the baseline. It cannot
+	// be combined with another CPU profile of the process.
+	WindowProfiles string
+}
+
+// profileWindow starts the CPU profile of window name of the current
+// scenario (Options.WindowProfiles); stop ends it. Without a directory it
+// does nothing. A profile that cannot start is logged, not fatal: the
+// figures are measured all the same.
+func (e *Env) profileWindow(scenario, name string) (stop func()) {
+	if e.Opts.WindowProfiles == "" {
+		return func() {}
+	}
+	file := scenario + "-" + name
+	if e.Opts.RTT > 0 {
+		file += "-rtt" + strconv.FormatFloat(float64(e.Opts.RTT)/float64(time.Millisecond), 'f', -1, 64) + "ms"
+	}
+	path := filepath.Join(e.Opts.WindowProfiles, file+".pprof")
+	f, err := os.Create(path)
+	if err == nil {
+		if err = pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		e.Opts.logf("bench: %s: no window profile: %v", file, err)
+		return func() {}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				e.Opts.logf("bench: %s: %v", path, err)
+			}
+		})
+	}
 }
 
 func (o *Options) scaled(n int) int {

@@ -33,7 +33,8 @@ func TestScenarios(t *testing.T) {
 	}
 	// Kafka runs in an infrastructure process (infra.go) for every
 	// scenario; its proxies only with a round trip (TestScenarioWithRTT).
-	env, closeEnv, err := NewEnv(Options{Scale: 0.01, Log: t.Logf})
+	profiles := t.TempDir()
+	env, closeEnv, err := NewEnv(Options{Scale: 0.01, Log: t.Logf, WindowProfiles: profiles})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +44,14 @@ func TestScenarios(t *testing.T) {
 	var results []Result
 	if err := Run(ctx, env, Scenarios, func(r Result) { results = append(results, r) }); err != nil {
 		t.Fatal(err)
+	}
+	// herald bench --window-profiles: one CPU profile per measured window,
+	// each a complete pprof file (gzip, as runtime/pprof writes them).
+	for _, name := range []string{"pipeline-herald", "pipeline-floor", "latency-herald"} {
+		b, err := os.ReadFile(filepath.Join(profiles, name+".pprof"))
+		if err != nil || len(b) < 20 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("window profile %s: %d bytes, %v", name, len(b), err)
+		}
 	}
 	if len(results) != len(Scenarios) {
 		t.Fatalf("%d results for %d scenarios", len(results), len(Scenarios))

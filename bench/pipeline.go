@@ -110,15 +110,18 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 		t.expect(x...)
 	}
 	runtime.GC() // the setup's garbage is not herald's
+	stopProfile := env.profileWindow("pipeline", "herald")
 	cpu0, icpu0, gc0 := cpuTime(), rig.infra.cpu(), gcCPU()
 	hp, err := startHerald(ctx, env, cfg, t)
 	if err != nil {
+		stopProfile()
 		return Result{}, err
 	}
 	stopProgress := progress(t)
 	err = t.wait(ctx, 3*time.Minute)
 	stopProgress()
 	cpu, icpu, gc := cpuTime()-cpu0, rig.infra.cpu()-icpu0, gcCPU()-gc0
+	stopProfile()
 	hp.close()
 	if err != nil {
 		return Result{}, fmt.Errorf("herald: %w", err)
@@ -297,14 +300,17 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 		return Result{}, err
 	}
 	t0 := time.Now()
+	stopProfile := env.profileWindow("latency", "herald")
 	cpu0, icpu0 := cpuTime(), rig.infra.cpu()
 	if err := steady(ctx, brokers, eventsTopic, values, ds, latencyRate, t); err != nil {
+		stopProfile()
 		hp.close()
 		return Result{}, err
 	}
 	produceSecs := time.Since(t0).Seconds()
 	err = t.wait(ctx, time.Minute)
 	cpu, icpu := cpuTime()-cpu0, rig.infra.cpu()-icpu0
+	stopProfile()
 	hp.close()
 	if err != nil {
 		return Result{}, fmt.Errorf("herald: %w", err)

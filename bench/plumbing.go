@@ -258,6 +258,10 @@ func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]b
 
 	runtime.GC() // the plan's garbage is not the floor's
 	defer window(ctx, "floor")()
+	// From here, like cpu0 (creating the topics and starting the consumers
+	// are the floor's too), to cpu's reading; on an error, to the return.
+	stopProfile := env.profileWindow("pipeline", "floor")
+	defer stopProfile()
 	cpu0 := cpuTime()
 	names := []string{plumbingScheduleTopic, plumbingDerivedTopic}
 	for _, ch := range cfg.channels {
@@ -320,6 +324,7 @@ func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]b
 		return 0, 0, fmt.Errorf("plumbing: %w", err)
 	}
 	cpu := cpuTime() - cpu0
+	stopProfile()
 	delivered = true
 	return cpu, len(pp.ids), nil
 }

@@ -33,6 +33,7 @@ func cmdBench(args []string) int {
 	asJSON := fs.Bool("json", false, "print one JSON object per scenario instead of the table")
 	update := fs.String("update", "", "also write the table between the markers in this Markdown file (make bench: BENCHMARKS.md)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file (go tool pprof)")
+	windowProfiles := fs.String("window-profiles", "", "write a CPU profile of this whole process over each measured window of pipeline and latency (herald's, and the plumbing floor's) into this directory, one file per window: every goroutine, none of the setup (not with --cpuprofile)")
 	memProfile := fs.String("memprofile", "", "write this process's allocations over the run to the file when it ends (go tool pprof -sample_index=alloc_space)")
 	scale := fs.Float64("scale", 1, "multiply message counts and durations (1 = the sizes the targets are set for)")
 	rttFlag := fs.String("rtt", "0", "round trip added to every Kafka and Redis connection of herald and its baseline, through latency proxies (0 = loopback); a comma-separated list runs the scenarios once per value, e.g. 0,0.5ms (scenarios that take a round trip: "+strings.Join(bench.RTTScenarios(), ",")+")")
@@ -96,7 +97,17 @@ func cmdBench(args []string) int {
 			return 2
 		}
 	}
-	env, closeEnv, err := bench.NewEnv(bench.Options{Scale: *scale, Log: func(f string, a ...any) {
+	if *windowProfiles != "" {
+		if *cpuProfile != "" {
+			fmt.Fprintln(os.Stderr, "herald bench: --window-profiles and --cpuprofile: a process has one CPU profile at a time; choose one")
+			return 2
+		}
+		if st, err := os.Stat(*windowProfiles); err != nil || !st.IsDir() {
+			fmt.Fprintf(os.Stderr, "herald bench: --window-profiles %s: want an existing directory\n", *windowProfiles)
+			return 2
+		}
+	}
+	env, closeEnv, err := bench.NewEnv(bench.Options{Scale: *scale, WindowProfiles: *windowProfiles, Log: func(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, f+"\n", a...)
 	}})
 	if err != nil {

@@ -41,3 +41,17 @@ func TestBenchTinyScaleRefused(t *testing.T) {
 		}
 	}
 }
+
+// --window-profiles takes an existing directory, and not beside
+// --cpuprofile: the process has one CPU profile at a time.
+func TestBenchWindowProfilesFlag(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"--window-profiles", dir, "--cpuprofile", dir + "/cpu.pprof"},
+		{"--window-profiles", dir + "/missing"},
+	} {
+		if code := cmdBench(append([]string{"--scenario", "pipeline"}, args...)); code != 2 {
+			t.Errorf("herald bench %v: exit %d, want 2", args, code)
+		}
+	}
+}
