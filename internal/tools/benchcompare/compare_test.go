@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMedian(t *testing.T) {
@@ -147,5 +148,36 @@ func TestAFailingRunStops(t *testing.T) {
 	}
 	if stdout.Len() != 0 {
 		t.Errorf("a table after a failed run:\n%s", stdout.String())
+	}
+}
+
+// TestInterruptAsksTheRunToStop: cancelled (Ctrl-C), a running herald
+// bench gets SIGTERM, which it answers by stopping the processes it
+// started; a SIGKILL would leave them behind.
+func TestInterruptAsksTheRunToStop(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	started := filepath.Join(dir, "started")
+	a := fakeHerald(t, dir, "a", log, `trap 'echo term >> `+log+`; exit 130' TERM; touch `+started+`; while :; do sleep 0.05; done`)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	var stdout, stderr bytes.Buffer
+	go func() { done <- compare(ctx, []string{a, a}, &stdout, &stderr) }()
+	for i := 0; ; i++ {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if i > 400 {
+			t.Fatal("the stand-in never started")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	got, _ := os.ReadFile(log)
+	if !strings.Contains(string(got), "term") {
+		t.Errorf("the run was not sent SIGTERM; its log:\n%s", got)
 	}
 }

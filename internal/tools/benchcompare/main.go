@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -119,6 +120,11 @@ func order(rounds int) []int {
 // benchOnce runs bin with args and parses what it printed.
 func benchOnce(ctx context.Context, bin string, args []string) ([]result, error) {
 	cmd := exec.CommandContext(ctx, bin, args...)
+	// Interrupted, herald bench is asked to stop (SIGTERM), not killed: it
+	// stops the infrastructure and worker processes it started, which a
+	// SIGKILL would leave running.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
