@@ -24,10 +24,11 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gymhq/herald/bench"
 )
 
 func main() {
@@ -99,7 +100,7 @@ func compare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stdout, "A = %s, B = %s: %d rounds of A B B A, each run `herald %s`, on %s.\n\n",
-		names[0], names[1], *rounds, strings.Join(benchArgs, " "), machine())
+		names[0], names[1], *rounds, strings.Join(benchArgs, " "), bench.Machine())
 	report(stdout, runs)
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, "Runs in the order they ran:")
@@ -142,18 +143,4 @@ func benchOnce(ctx context.Context, bin string, args []string) ([]result, error)
 		return nil, err
 	}
 	return parseResults(stdout.Bytes())
-}
-
-// machine names the CPU and its count, for the report's first line.
-func machine() string {
-	model := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	return fmt.Sprintf("%d CPUs (%s)", runtime.NumCPU(), model)
 }
