@@ -159,12 +159,13 @@ type Options struct {
 	// WindowProfiles, when set, is a directory that gets a CPU profile of
 	// the whole bench process over each measured window of the pipeline
 	// and latency scenarios: herald's (<scenario>-herald.pprof) and the
-	// plumbing floor's (pipeline-floor.pprof), with "-rtt0.5ms" (the
-	// round trip) before the extension when one was added. Unlike a profile of the whole run
-	// filtered by the bench_window label, it has the goroutines no label
-	// reaches (the Kafka connections', the Redis flusher's, the
-	// collector's) and nothing from the setup or the baseline. It cannot
-	// be combined with another CPU profile of the process.
+	// plumbing floor's (pipeline-floor.pprof), with "-rtt0.5ms" (the round
+	// trip) before the extension when one was added. Unlike a profile of
+	// the whole run filtered by the bench_window label, it has the
+	// goroutines no label reaches (the Kafka connections', the Redis
+	// flusher's, the collector's) and nothing from the setup or the
+	// baselines. It cannot be combined with another CPU profile of the
+	// process.
 	WindowProfiles string
 }
 
