@@ -226,3 +226,24 @@ func runLog(w io.Writer, runs []run, names [2]string) {
 		fmt.Fprintf(w, "%2d. %s (%s): %s\n", r.seq+1, "AB"[r.build:r.build+1], names[r.build], strings.Join(parts, "; "))
 	}
 }
+
+// chanceApart is the probability that n runs of each of two builds with
+// the same distribution come out with one build's range entirely above
+// or below the other's: 2 of the C(2n, n) equally likely interleavings.
+func chanceApart(n int) float64 {
+	c := 1.0 // C(2n, n), built up as a product
+	for i := 1; i <= n; i++ {
+		c = c * float64(n+i) / float64(i)
+	}
+	return 2 / c
+}
+
+func percent(p float64) string {
+	switch {
+	case p >= 0.1:
+		return strconv.FormatFloat(100*p, 'f', 0, 64) + "%"
+	case p >= 0.001:
+		return strconv.FormatFloat(100*p, 'f', 1, 64) + "%"
+	}
+	return "less than 0.1%"
+}

@@ -173,11 +173,63 @@ func TestInterruptAsksTheRunToStop(t *testing.T) {
 		time.Sleep(25 * time.Millisecond)
 	}
 	cancel()
-	if code := <-done; code != 1 {
-		t.Errorf("exit %d, want 1", code)
+	if code := <-done; code != 130 {
+		t.Errorf("exit %d, want 130", code)
+	}
+	if !strings.Contains(stderr.String(), "benchcompare: interrupted in run 1 (A, ") {
+		t.Errorf("stderr: %s", stderr.String())
 	}
 	got, _ := os.ReadFile(log)
 	if !strings.Contains(string(got), "term") {
 		t.Errorf("the run was not sent SIGTERM; its log:\n%s", got)
+	}
+}
+
+func TestChanceApart(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want float64
+	}{{1, 1}, {2, 1.0 / 3}, {4, 2.0 / 70}} {
+		if got := chanceApart(c.n); got < c.want*0.999 || got > c.want*1.001 {
+			t.Errorf("chanceApart(%d) = %v, want %v", c.n, got, c.want)
+		}
+	}
+}
+
+// TestFailureLine: the line that says why a run failed, not the last line
+// of a usage text or of the progress lines before the error (an outside
+// tester saw a flag's help line instead of "flag provided but not
+// defined" when the older build lacked a flag).
+func TestFailureLine(t *testing.T) {
+	for _, c := range []struct{ stderr, want string }{
+		{"flag provided but not defined: -window-profiles\nUsage of herald bench:\n  -update string\n    \talso write the table\n", "flag provided but not defined: -window-profiles"},
+		{"bench: pipeline: herald delivered 10 notifications\nherald bench: herald: context deadline exceeded\n", "herald bench: herald: context deadline exceeded"},
+		{"something else\nbroke\n", "broke"},
+	} {
+		if got := failureLine(c.stderr); got != c.want {
+			t.Errorf("failureLine(%q) = %q, want %q", c.stderr, got, c.want)
+		}
+	}
+}
+
+// TestRunsTheFilesNamed: a bare name is the file in the working directory
+// that was checked, not a namesake found on $PATH.
+func TestRunsTheFilesNamed(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	log := filepath.Join(dir, "log")
+	fakeHerald(t, dir, "herald", log, `echo '{"scenario":"pipeline","cpu_us_per_message":100}'`)
+	fakeHerald(t, elsewhere, "herald", log, `echo '{"scenario":"pipeline","cpu_us_per_message":1}'; echo impostor >> `+log)
+	t.Setenv("PATH", elsewhere+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Chdir(dir)
+	var stdout, stderr bytes.Buffer
+	if code := compare(context.Background(), []string{"-rounds", "1", "herald", "herald"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	got, _ := os.ReadFile(log)
+	if strings.Contains(string(got), "impostor") {
+		t.Errorf("ran the herald on $PATH, not ./herald:\n%s", got)
+	}
+	if !strings.Contains(stdout.String(), "1 round of A B B A") || !strings.Contains(stdout.String(), "33% of the time") {
+		t.Errorf("report:\n%s", stdout.String())
 	}
 }

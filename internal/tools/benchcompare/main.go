@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -60,12 +61,20 @@ func compare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	names := [2]string{fs.Arg(0), fs.Arg(1)}
-	for _, n := range names {
+	var paths [2]string // what runs: the files named, never a namesake on $PATH
+	for i, n := range names {
 		if _, err := os.Stat(n); err != nil {
 			fmt.Fprintf(stderr, "benchcompare: %v\n", err)
 			return 2
 		}
+		abs, err := filepath.Abs(n)
+		if err != nil {
+			fmt.Fprintf(stderr, "benchcompare: %v\n", err)
+			return 2
+		}
+		paths[i] = abs
 	}
+	started := time.Now().UTC().Format(time.RFC3339)
 	benchArgs := append([]string{"bench", "--scenario", *scenario, "--json"}, strings.Fields(*extra)...)
 	var record io.Writer
 	if *out != "" {
@@ -80,7 +89,11 @@ func compare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	var runs []run
 	for seq, build := range order(*rounds) {
-		rs, err := benchOnce(ctx, names[build], benchArgs)
+		rs, err := benchOnce(ctx, paths[build], benchArgs)
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "benchcompare: interrupted in run %d (%s, %s)\n", seq+1, "AB"[build:build+1], names[build])
+			return 130
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "benchcompare: run %d (%s, %s): %v\n", seq+1, "AB"[build:build+1], names[build], err)
 			return 1
@@ -90,7 +103,7 @@ func compare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		runLog(stderr, []run{r}, names)
 		if record != nil {
 			for _, res := range rs {
-				tagged := map[string]any{"build": "AB"[build : build+1], "binary": names[build], "seq": seq + 1}
+				tagged := map[string]any{"comparison": started, "build": "AB"[build : build+1], "binary": names[build], "seq": seq + 1}
 				for k, v := range res {
 					tagged[k] = v
 				}
@@ -99,13 +112,35 @@ func compare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "A = %s, B = %s: %d rounds of A B B A, each run `herald %s`, on %s.\n\n",
-		names[0], names[1], *rounds, strings.Join(benchArgs, " "), bench.Machine())
+	plural := "s"
+	if *rounds == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(stdout, "A = %s, B = %s: %d round%s of A B B A, each run `herald %s`, on %s.\n\n",
+		names[0], names[1], *rounds, plural, strings.Join(benchArgs, " "), bench.Machine())
 	report(stdout, runs)
+	n := 2 * *rounds
+	fmt.Fprintf(stdout, "\nWith %d runs per build, two builds that do not differ at all still show a figure's ranges apart (\"every run\") %s of the time by chance alone: take a verdict from more rounds, and from several figures agreeing.\n",
+		n, percent(chanceApart(n)))
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, "Runs in the order they ran:")
 	runLog(stdout, runs, names)
 	return 0
+}
+
+// failureLine picks the line of a failed run's stderr that says why:
+// herald bench's own error ("herald bench: …") or the flag package's (a
+// build older than a flag in -args prints "flag provided but not
+// defined" and then its whole usage), else the last line.
+func failureLine(stderr string) string {
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); strings.HasPrefix(l, "herald bench:") || strings.HasPrefix(l, "flag provided but not defined") ||
+			strings.HasPrefix(l, "invalid value") {
+			return l
+		}
+	}
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // order is the build of each run: A B B A per round, so that each build
@@ -132,13 +167,9 @@ func benchOnce(ctx context.Context, bin string, args []string) ([]result, error)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		tail := strings.TrimSpace(stderr.String())
-		if i := strings.LastIndexByte(tail, '\n'); i >= 0 {
-			tail = tail[i+1:]
-		}
 		var ee *exec.ExitError
-		if errors.As(err, &ee) && tail != "" {
-			return nil, fmt.Errorf("%w: %s", err, tail)
+		if why := failureLine(stderr.String()); errors.As(err, &ee) && why != "" {
+			return nil, fmt.Errorf("%w: %s", err, why)
 		}
 		return nil, err
 	}
