@@ -85,14 +85,21 @@ chaos: deps
 bench: deps build
 	$(BIN) bench --rtt 0,0.5ms --update BENCHMARKS.md
 
-## bench-compare: BASE=<git revision> [SCENARIO=pipeline] [ROUNDS=2] [ARGS='--rtt 0.5ms']: herald bench on BASE's build (A) and the working tree's (B), alternated A B B A per round; each figure's range and median per build and B's median over A's (BENCHMARKS.md, "Comparing two builds")
+## bench-compare: BASE=<git revision> [SCENARIO=pipeline] [ROUNDS=2] [ARGS='--rtt 0.5ms']: herald bench on BASE's build (A, left in bin/herald-base) and the working tree's (B, bin/herald), alternated A B B A per round; each figure's range and median per build and B's median over A's (BENCHMARKS.md, "Comparing two builds")
 SCENARIO ?= pipeline
 ROUNDS   ?= 2
 ARGS     ?=
-bench-compare: deps build
+bench-compare:
 	@test -n "$(BASE)" || { echo "make bench-compare: set BASE to the git revision to compare with, e.g. BASE=HEAD~1" >&2; exit 2; }
-	@set -e; dir=$$(mktemp -d); trap 'git worktree remove --force "$$dir"' EXIT; \
+	@git rev-parse --verify -q "$(BASE)^{commit}" >/dev/null || { echo "make bench-compare: BASE=$(BASE) is not a commit here" >&2; exit 2; }
+	@$(MAKE) --no-print-directory deps build
+	@# dash (make's /bin/sh) runs no EXIT trap when a signal ends it: the
+	@# worktree is removed on INT and TERM as well.
+	@set -e; dir=$$(mktemp -d); \
+	cleanup() { git worktree remove --force "$$dir" 2>/dev/null || true; rm -rf "$$dir"; git worktree prune; }; \
+	trap cleanup EXIT; trap 'cleanup; exit 130' INT TERM; \
 	git worktree add -q --detach "$$dir" "$(BASE)"; \
-	echo "building $(BASE) in $$dir"; \
+	echo "building $(BASE) ($$(git rev-parse --short "$(BASE)")) in $$dir as bin/herald-base"; \
 	(cd "$$dir" && $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o "$(CURDIR)/bin/herald-base" ./cmd/herald)
+	@echo "A = $(BASE) ($$(git rev-parse --short "$(BASE)")), B = the working tree ($$(git rev-parse --short HEAD)$$(git diff --quiet HEAD -- . || echo ' with uncommitted changes'))"
 	$(GO) run ./internal/tools/benchcompare -rounds $(ROUNDS) -scenario $(SCENARIO) -args "$(ARGS)" bin/herald-base $(BIN)
