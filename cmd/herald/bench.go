@@ -106,6 +106,10 @@ func cmdBench(args []string) int {
 			fmt.Fprintf(os.Stderr, "herald bench: --window-profiles %s: want an existing directory\n", *windowProfiles)
 			return 2
 		}
+		if !ran["pipeline"] && !ran["latency"] {
+			fmt.Fprintln(os.Stderr, "herald bench: --window-profiles: only pipeline and latency have windows it profiles; add one of them to --scenario")
+			return 2
+		}
 	}
 	env, closeEnv, err := bench.NewEnv(bench.Options{Scale: *scale, WindowProfiles: *windowProfiles, Log: func(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, f+"\n", a...)

@@ -42,15 +42,16 @@ func TestBenchTinyScaleRefused(t *testing.T) {
 	}
 }
 
-// --window-profiles takes an existing directory, and not beside
-// --cpuprofile: the process has one CPU profile at a time.
+// --window-profiles takes an existing directory, not beside --cpuprofile
+// (the process has one CPU profile at a time), and a scenario it profiles.
 func TestBenchWindowProfilesFlag(t *testing.T) {
 	dir := t.TempDir()
 	for _, args := range [][]string{
-		{"--window-profiles", dir, "--cpuprofile", dir + "/cpu.pprof"},
-		{"--window-profiles", dir + "/missing"},
+		{"--scenario", "pipeline", "--window-profiles", dir, "--cpuprofile", dir + "/cpu.pprof"},
+		{"--scenario", "pipeline", "--window-profiles", dir + "/missing"},
+		{"--scenario", "anchor,backlog", "--window-profiles", dir}, // no window it profiles: it used to write nothing, silently
 	} {
-		if code := cmdBench(append([]string{"--scenario", "pipeline"}, args...)); code != 2 {
+		if code := cmdBench(args); code != 2 {
 			t.Errorf("herald bench %v: exit %d, want 2", args, code)
 		}
 	}
