@@ -186,6 +186,7 @@ func (e *Env) profileWindow(scenario, name string) (stop func()) {
 	if err == nil {
 		if err = pprof.StartCPUProfile(f); err != nil {
 			f.Close()
+			os.Remove(path) // an empty file would pass for a profile
 		}
 	}
 	if err != nil {

@@ -3,8 +3,11 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -112,7 +115,11 @@ func TestScenarioWithRTT(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Kafka, Redis and the proxies")
 	}
-	env, closeEnv, err := NewEnv(Options{Scale: 0.01, Log: t.Logf, RTT: 500 * time.Microsecond})
+	profiles := ""
+	if f := flag.Lookup("test.cpuprofile"); f == nil || f.Value.String() == "" {
+		profiles = t.TempDir()
+	}
+	env, closeEnv, err := NewEnv(Options{Scale: 0.01, Log: t.Logf, RTT: 500 * time.Microsecond, WindowProfiles: profiles})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +148,13 @@ func TestScenarioWithRTT(t *testing.T) {
 	}
 	if got := RowName(r); got != "pipeline @0.5ms RTT" {
 		t.Errorf("row name %q", got)
+	}
+	if profiles != "" { // --window-profiles names the round trip
+		for _, name := range []string{"pipeline-herald-rtt0.5ms.pprof", "pipeline-floor-rtt0.5ms.pprof"} {
+			if st, err := os.Stat(filepath.Join(profiles, name)); err != nil || st.Size() == 0 {
+				t.Errorf("window profile %s: %v", name, err)
+			}
+		}
 	}
 	// A scenario without a round-trip form refuses one.
 	slow, _ := Lookup("backlog")
