@@ -101,5 +101,7 @@ bench-compare:
 	git worktree add -q --detach "$$dir" "$(BASE)"; \
 	echo "building $(BASE) ($$(git rev-parse --short "$(BASE)")) in $$dir as bin/herald-base"; \
 	(cd "$$dir" && $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o "$(CURDIR)/bin/herald-base" ./cmd/herald)
-	@echo "A = $(BASE) ($$(git rev-parse --short "$(BASE)")), B = the working tree ($$(git rev-parse --short HEAD)$$(git diff --quiet HEAD -- . || echo ' with uncommitted changes'))"
-	$(GO) run ./internal/tools/benchcompare -rounds $(ROUNDS) -scenario $(SCENARIO) -args "$(ARGS)" bin/herald-base $(BIN)
+	@echo "A = $(BASE) ($$(git rev-parse --short "$(BASE)")), B = the working tree ($$(git rev-parse --short HEAD)$$([ -z "$$(git status --porcelain)" ] || echo ' with changes not committed'))"
+	@# Built, not go run: go run's launcher would stand between a signal and the runner.
+	$(GO) build -o bin/benchcompare ./internal/tools/benchcompare
+	bin/benchcompare -rounds $(ROUNDS) -scenario $(SCENARIO) -args '$(ARGS)' bin/herald-base $(BIN)

@@ -38,6 +38,14 @@ func TestVerdict(t *testing.T) {
 	if got := verdict(s); got != "ranges overlap" {
 		t.Errorf("overlapping: %q", got)
 	}
+	s.values[1] = []float64{95, 99}
+	if got := verdict(s); got != "B better in every run" {
+		t.Errorf("higher is better, B all higher: %q", got)
+	}
+	s.lower = true
+	if got := verdict(s); got != "B worse in every run" {
+		t.Errorf("lower is better, B all higher: %q", got)
+	}
 }
 
 // TestReportKeepsWhatEveryRunReported: a figure one run lacks is left

@@ -159,8 +159,10 @@ func benchOnce(ctx context.Context, bin string, args []string) ([]result, error)
 	// Interrupted, herald bench is asked to stop (SIGTERM), not killed: it
 	// stops the infrastructure and worker processes it started, which a
 	// SIGKILL would leave running.
+	// It drains within its shutdown bounds (seconds); two minutes later it
+	// is killed, the processes it started with it.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 30 * time.Second
+	cmd.WaitDelay = 2 * time.Minute
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
