@@ -146,3 +146,22 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// MaskPhone keeps the country-code prefix and the last two digits, stars
+// in between, one star per digit hidden; too short to mask is "***".
+func TestMaskPhone(t *testing.T) {
+	for in, want := range map[string]string{
+		"+447700900123": "+44********23",
+		"+15005550006":  "+15*******06",
+		"+12345":        "+12*45",
+		"+1234":         "***",
+		"":              "***",
+	} {
+		if got := address.MaskPhone(in); got != want {
+			t.Errorf("MaskPhone(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { address.MaskPhone("+447700900123") }); n != 1 {
+		t.Errorf("%v allocations per mask, want 1 (it is on every SMS outcome line)", n)
+	}
+}

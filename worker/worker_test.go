@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/dedupe"
@@ -359,4 +361,54 @@ type shortening struct{}
 
 func (shortening) Render(n *notification.Notification) (*channels.Message, error) {
 	return &channels.Message{NotificationID: n.ID, Channel: n.Channel, To: n.To, Text: "hi...", Shortened: []string{"reason"}}, nil
+}
+
+// The series a send touches, which New looks up once: a sent notification
+// counts as sent and is observed end to end and at the provider; the same
+// record again counts as a duplicate. Each outcome with a reason still
+// finds its own series (a permanent failure here).
+func TestSendMetrics(t *testing.T) {
+	m := obs.NewMetrics()
+	snd := &sender{script: []error{nil, failure.Perm(failure.ReasonInvalidAddress, errors.New("21211"))}}
+	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: snd, Renderer: renderer{}, Store: dedupe.NewMemory(dedupe.Options{}),
+		Publisher: &publisher{}, Owner: "w1", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 3, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	n := note(0)
+	for range 2 {
+		if err := w.Handle(ctx, record(t, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := note(0)
+	other.RecipientID = "mem_2"
+	other.ID = notification.NewID(other.EventID, other.Template, other.Channel, other.RecipientID, other.To)
+	if err := w.Handle(ctx, record(t, other)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		outcome, reason string
+		want            float64
+	}{{obs.OutcomeSent, "", 1}, {obs.OutcomeDuplicate, "", 1}, {obs.OutcomeFailed, string(failure.ReasonInvalidAddress), 1}} {
+		if got := testutil.ToFloat64(m.Notifications.WithLabelValues("sms", c.outcome, c.reason)); got != c.want {
+			t.Errorf("herald_notifications_total{outcome=%q,reason=%q} = %v, want %v", c.outcome, c.reason, got, c.want)
+		}
+	}
+	if got := histogramCount(t, m.SendLatency.WithLabelValues("sms")); got != 2 {
+		t.Errorf("send latency observed %d times, want 2 (both sends)", got)
+	}
+	if got := histogramCount(t, m.EndToEnd.WithLabelValues("sms")); got != 1 {
+		t.Errorf("end-to-end latency observed %d times, want 1 (the sent one)", got)
+	}
+}
+
+func histogramCount(t *testing.T, o prometheus.Observer) uint64 {
+	t.Helper()
+	var d dto.Metric
+	if err := o.(prometheus.Metric).Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.GetHistogram().GetSampleCount()
 }
