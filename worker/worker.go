@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/caps"
@@ -128,17 +127,6 @@ type Worker struct {
 	log   *zap.Logger
 	ch    string
 	calls atomic.Uint64
-	hot   hotPath
-}
-
-// hotPath holds what every sent notification needs and New can look up
-// once: the metric series of this channel that each send observes
-// (WithLabelValues hashes its labels and finds the series on every call)
-// and the channel's address mask for the outcome line.
-type hotPath struct {
-	sent, duplicate    prometheus.Counter
-	endToEnd, sendTime prometheus.Observer
-	mask               func(string) string
 }
 
 // New validates cfg and returns a Worker.
@@ -178,16 +166,7 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	ch := string(cfg.Channel)
-	w := &Worker{cfg: cfg, log: cfg.Logger.With(zap.String("channel", ch)), ch: ch}
-	w.hot = hotPath{
-		sent:      cfg.Metrics.Notifications.WithLabelValues(ch, obs.OutcomeSent, ""),
-		duplicate: cfg.Metrics.Notifications.WithLabelValues(ch, obs.OutcomeDuplicate, ""),
-		endToEnd:  cfg.Metrics.EndToEnd.WithLabelValues(ch),
-		sendTime:  cfg.Metrics.SendLatency.WithLabelValues(ch),
-		mask:      notification.SpecOf(cfg.Channel).Mask,
-	}
-	return w, nil
+	return &Worker{cfg: cfg, log: cfg.Logger.With(zap.String("channel", string(cfg.Channel))), ch: string(cfg.Channel)}, nil
 }
 
 // errStopping abandons a record whose partition is being released while it
@@ -306,7 +285,7 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 		if err := w.markSent(ctx, n, owner, receipt.ProviderMessageID); err != nil {
 			return err
 		}
-		w.hot.endToEnd.Observe(w.cfg.Now().Sub(n.CreatedAt).Seconds())
+		w.cfg.Metrics.EndToEnd.WithLabelValues(w.ch).Observe(w.cfg.Now().Sub(n.CreatedAt).Seconds())
 		w.recordAccepted(ctx, n, receipt)
 		w.outcome(m, n, obs.OutcomeSent, nil, receipt.ProviderMessageID, start)
 		return nil
@@ -394,7 +373,7 @@ func (w *Worker) send(ctx context.Context, n *notification.Notification, owner s
 		t0 := time.Now()
 		r, err := w.cfg.Sender.Send(sctx, msg)
 		cancel()
-		w.hot.sendTime.Observe(time.Since(t0).Seconds())
+		w.cfg.Metrics.SendLatency.WithLabelValues(w.ch).Observe(time.Since(t0).Seconds())
 		if failure.IsPaused(err) {
 			return r, paused(err)
 		}
@@ -578,14 +557,7 @@ func (w *Worker) outcome(m *queue.Message, n *notification.Notification, outcome
 	if cause != nil {
 		reason = string(failure.ReasonOf(cause))
 	}
-	switch {
-	case outcome == obs.OutcomeSent && reason == "":
-		w.hot.sent.Inc()
-	case outcome == obs.OutcomeDuplicate && reason == "":
-		w.hot.duplicate.Inc()
-	default:
-		w.cfg.Metrics.Notifications.WithLabelValues(w.ch, outcome, reason).Inc()
-	}
+	w.cfg.Metrics.Notifications.WithLabelValues(w.ch, outcome, reason).Inc()
 	// A pooled slice sized for the most fields a line carries (4 + 5 +
 	// 1 + 3): zap's cores encode the fields during the call and keep none
 	// of them (its observer, for tests, copies them), and a new slice was
@@ -603,7 +575,7 @@ func (w *Worker) outcome(m *queue.Message, n *notification.Notification, outcome
 			zap.String("notification_id", n.ID),
 			zap.String("template", n.Template),
 			zap.Int("attempt", n.Attempt),
-			zap.String("to", w.hot.mask(n.To)),
+			zap.String("to", obs.MaskAddress(w.ch, n.To)),
 		)
 	}
 	// Always present (empty when no provider accepted anything), so a log
@@ -613,12 +585,7 @@ func (w *Worker) outcome(m *queue.Message, n *notification.Notification, outcome
 		fields = append(fields, zap.String("reason", reason), zap.String("class", failure.ClassOf(cause).String()), zap.Error(cause))
 	}
 	switch outcome {
-	// The common messages as constants: no concatenation per line.
-	case obs.OutcomeSent:
-		w.log.Info("notification "+obs.OutcomeSent, fields...)
-	case obs.OutcomeDuplicate:
-		w.log.Info("notification "+obs.OutcomeDuplicate, fields...)
-	case obs.OutcomeSuppressed, obs.OutcomeCapped:
+	case obs.OutcomeSent, obs.OutcomeDuplicate, obs.OutcomeSuppressed, obs.OutcomeCapped:
 		w.log.Info("notification "+outcome, fields...)
 	default:
 		w.log.Warn("notification "+outcome, fields...)

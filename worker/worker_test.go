@@ -363,10 +363,10 @@ func (shortening) Render(n *notification.Notification) (*channels.Message, error
 	return &channels.Message{NotificationID: n.ID, Channel: n.Channel, To: n.To, Text: "hi...", Shortened: []string{"reason"}}, nil
 }
 
-// The series a send touches, which New looks up once: a sent notification
-// counts as sent and is observed end to end and at the provider; the same
-// record again counts as a duplicate. Each outcome with a reason still
-// finds its own series (a permanent failure here).
+// The series a send touches: a sent notification counts as sent and is
+// observed end to end and at the provider; the same record again counts as
+// a duplicate; an outcome with a reason finds its own series (a permanent
+// failure here).
 func TestSendMetrics(t *testing.T) {
 	m := obs.NewMetrics()
 	snd := &sender{script: []error{nil, failure.Perm(failure.ReasonInvalidAddress, errors.New("21211"))}}
