@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -204,19 +203,15 @@ func report(w io.Writer, runs []run) {
 	}
 }
 
-// runLog lists the runs in the order they ran, each with its headline
-// figure per row, so that a drift over time can be seen beside the medians.
+// runLog lists runs, given in the order they ran, each with its headline
+// figures per row, so that a drift over time can be seen beside the
+// medians.
 func runLog(w io.Writer, runs []run, names [2]string) {
-	for _, r := range slices.SortedFunc(slices.Values(runs), func(a, b run) int { return cmp.Compare(a.seq, b.seq) }) {
+	for _, r := range runs {
 		parts := make([]string, 0, len(r.results))
 		for _, res := range r.results {
 			var fs []string
-			for _, f := range figures[:1] {
-				if v, ok := res[f.name].(float64); ok {
-					fs = append(fs, f.name+"="+num(v))
-				}
-			}
-			for _, f := range []string{"notifications_per_sec", "p99_ms"} {
+			for _, f := range headline {
 				if v, ok := res[f].(float64); ok {
 					fs = append(fs, f+"="+num(v))
 				}
@@ -226,6 +221,9 @@ func runLog(w io.Writer, runs []run, names [2]string) {
 		fmt.Fprintf(w, "%2d. %s (%s): %s\n", r.seq+1, "AB"[r.build:r.build+1], names[r.build], strings.Join(parts, "; "))
 	}
 }
+
+// headline are the figures runLog shows of a run.
+var headline = []string{"cpu_us_per_message", "notifications_per_sec", "p99_ms"}
 
 // chanceApart is the probability that n runs of each of two builds with
 // the same distribution come out with one build's range entirely above
