@@ -8,6 +8,7 @@ package obs
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"go.uber.org/zap"
@@ -16,10 +17,17 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// NewLogger builds the process logger. format is "json" or "console";
-// level is debug, info, warn or error. Sampling is off: outcome lines must
-// never be sampled away.
+// NewLogger builds the process logger, writing to stderr. format is "json"
+// or "console"; level is debug, info, warn or error. Sampling is off:
+// outcome lines must never be sampled away. Lines carry their caller; the
+// worker's per-notification outcome lines leave it out (worker.New).
 func NewLogger(level, format string) (*zap.Logger, error) {
+	return NewLoggerTo(level, format, os.Stderr)
+}
+
+// NewLoggerTo is NewLogger writing to w: the bench logs through it to
+// io.Discard, so that it encodes each line as a deployment does.
+func NewLoggerTo(level, format string, w io.Writer) (*zap.Logger, error) {
 	var lvl zapcore.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: %w", level, err)
@@ -37,7 +45,7 @@ func NewLogger(level, format string) (*zap.Logger, error) {
 	default:
 		return nil, fmt.Errorf("log format %q is not json or console", format)
 	}
-	core := zapcore.NewCore(enc, zapcore.Lock(os.Stderr), lvl)
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)
 	return zap.New(core, zap.AddCaller()), nil
 }
 

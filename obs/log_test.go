@@ -3,7 +3,9 @@ package obs
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"os"
+	"os/exec"
 	"testing"
 
 	"go.uber.org/zap"
@@ -58,4 +60,61 @@ func TestMasking(t *testing.T) {
 			t.Errorf("MaskAddress(%s, %q) = %q, want %q", tt.channel, tt.in, got, tt.want)
 		}
 	}
+}
+
+// BenchmarkLogLine is one "notification sent" line with the fields the
+// worker writes, through the process logger (NewLoggerTo), with its
+// caller and without it as the worker's outcome lines are (worker.New):
+// to io.Discard, as the bench logs, and to a pipe that another process
+// drains, as a container's stderr is.
+func BenchmarkLogLine(b *testing.B) {
+	for _, out := range []string{"discard", "pipe"} {
+		for _, caller := range []bool{true, false} {
+			name := out + "/caller"
+			if !caller {
+				name = out + "/no-caller"
+			}
+			b.Run(name, func(b *testing.B) {
+				var w io.Writer = io.Discard
+				if out == "pipe" {
+					w = drainedPipe(b)
+				}
+				log, err := NewLoggerTo("info", "json", w)
+				if err != nil {
+					b.Fatal(err)
+				}
+				log = log.With(zap.String("channel", "email"))
+				if !caller {
+					log = log.WithOptions(zap.WithCaller(false))
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					log.Info("notification sent", zap.String("outcome", OutcomeSent), zap.Int("partition", 3),
+						zap.Int64("offset", 123456), zap.Int64("latency_ms", 4), zap.String("event_id", "evt_01JDKX4Q2Z3Y"),
+						zap.String("notification_id", "ntf_8f3a9c2b7d1e4f60"), zap.String("template", "gym.class.cancelled"),
+						zap.Int("attempt", 0), zap.String("to", "e***@example.com"), zap.String("provider_message_id", "<abc.123@herald>"))
+				}
+			})
+		}
+	}
+}
+
+// drainedPipe is the write end of a pipe that cat, another process, reads
+// and throws away.
+func drainedPipe(b *testing.B) *os.File {
+	r, w, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cat := exec.Command("cat")
+	cat.Stdin = r
+	if err := cat.Start(); err != nil {
+		b.Fatal(err)
+	}
+	r.Close()
+	b.Cleanup(func() {
+		w.Close()
+		cat.Wait()
+	})
+	return w
 }

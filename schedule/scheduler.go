@@ -185,7 +185,8 @@ func (s *Scheduler) cancelled(id string, r *Record, by string) {
 		return
 	}
 	s.cfg.Metrics.Notifications.WithLabelValues(string(n.Channel), obs.OutcomeCancelled, "").Inc()
-	s.log.Info("notification cancelled", zap.String("outcome", obs.OutcomeCancelled), zap.String("notification_id", n.ID),
+	// Without the caller, as the worker's outcome lines (worker.New).
+	s.log.WithOptions(zap.WithCaller(false)).Info("notification cancelled", zap.String("outcome", obs.OutcomeCancelled), zap.String("notification_id", n.ID),
 		zap.String("event_id", n.EventID), zap.String("template", n.Template), zap.String("channel", string(n.Channel)),
 		zap.Int("attempt", n.Attempt), zap.String("to", obs.MaskAddress(string(n.Channel), n.To)),
 		zap.Int("partition", -1), zap.Int64("offset", -1), zap.String("provider_message_id", ""), zap.Int64("latency_ms", 0))

@@ -67,7 +67,7 @@ func (w *Worker) capped(ctx context.Context, m *queue.Message, n *notification.N
 		}
 		w.release(n, owner)
 		w.cfg.Metrics.Notifications.WithLabelValues(w.ch, obs.OutcomeDeferred, "").Inc()
-		w.log.Info("notification deferred by its frequency cap", zap.String("outcome", obs.OutcomeDeferred), zap.String("deferred", notification.DeferCap),
+		w.outcomeLog.Info("notification deferred by its frequency cap", zap.String("outcome", obs.OutcomeDeferred), zap.String("deferred", notification.DeferCap),
 			zap.String("event_id", n.EventID), zap.String("notification_id", n.ID), zap.String("category", n.Category),
 			zap.Time("due_at", d.RetryAt), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset))
 		return true, nil

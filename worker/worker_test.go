@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/dedupe"
@@ -401,6 +403,46 @@ func TestSendMetrics(t *testing.T) {
 	}
 	if got := histogramCount(t, m.EndToEnd.WithLabelValues("sms")); got != 1 {
 		t.Errorf("end-to-end latency observed %d times, want 1 (the sent one)", got)
+	}
+}
+
+// TestOutcomeLinesCarryNoCaller: the process logger adds each line's caller
+// (obs.NewLogger); an outcome line would always name the same line of
+// worker.go, and finding it cost 1–2 µs and two allocations per
+// notification (obs's BenchmarkLogLine).
+func TestOutcomeLinesCarryNoCaller(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	snd := &sender{script: []error{nil, failure.Perm(failure.ReasonInvalidAddress, errors.New("21211"))}}
+	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: snd, Renderer: renderer{}, Store: dedupe.NewMemory(dedupe.Options{}),
+		Publisher: &publisher{}, Owner: "w1", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 3,
+		Logger: zap.New(core, zap.AddCaller())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, other := note(0), note(0)
+	other.RecipientID = "mem_2"
+	other.ID = notification.NewID(other.EventID, other.Template, other.Channel, other.RecipientID, other.To)
+	for _, n := range []*notification.Notification{n, other} {
+		if err := w.Handle(context.Background(), record(t, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var outcomes []string
+	for _, e := range logs.All() {
+		o, ok := e.ContextMap()["outcome"].(string)
+		if !ok {
+			continue
+		}
+		outcomes = append(outcomes, o)
+		if e.Caller.Defined {
+			t.Errorf("outcome line %q names its caller %s", e.Message, e.Caller)
+		}
+		if e.ContextMap()["channel"] != "sms" {
+			t.Errorf("outcome line %q without its channel: %v", e.Message, e.ContextMap())
+		}
+	}
+	if len(outcomes) != 2 || outcomes[0] != obs.OutcomeSent || outcomes[1] != obs.OutcomeFailed {
+		t.Errorf("outcome lines %v, want sent then failed", outcomes)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/gymhq/herald/dlq"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/templates"
 	"github.com/gymhq/herald/topics"
@@ -43,8 +44,11 @@ func (s *syncBuffer) String() string {
 }
 
 func jsonLogger(w zapcore.WriteSyncer) *zap.Logger {
-	enc := zap.NewProductionEncoderConfig()
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), w, zapcore.InfoLevel))
+	log, err := obs.NewLoggerTo("info", "json", w)
+	if err != nil {
+		panic(err)
+	}
+	return log
 }
 
 type addrKey struct{ channel, to string }

@@ -345,6 +345,9 @@ func TestObservability(t *testing.T) {
 				t.Errorf("outcome line without %s: %s", k, line)
 			}
 		}
+		if c, ok := f["caller"]; ok { // worker.New: a cost per notification, and always the same line
+			t.Errorf("outcome line names its caller %v: %s", c, line)
+		}
 		if o == obs.OutcomeSent && f["provider_message_id"] == "" {
 			t.Errorf("sent line without a provider message id: %s", line)
 		}
