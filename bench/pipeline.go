@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/obs"
@@ -21,9 +20,18 @@ import (
 	"github.com/gymhq/herald/sim"
 )
 
-// nopLogger encodes every line as production does (JSON, info level, one
-// line per outcome) and throws it away: logging is part of the cost.
-var nopLogger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+// nopLogger is the process logger `herald run` builds (obs.NewLoggerTo:
+// JSON, info level, callers, ISO 8601 times), writing to io.Discard instead
+// of stderr: every line is encoded as in a deployment, so logging is part
+// of the cost, but not the write to the container's pipe (obs's
+// BenchmarkLogLine measures that apart).
+var nopLogger = func() *zap.Logger {
+	l, err := obs.NewLoggerTo("info", "json", io.Discard)
+	if err != nil {
+		panic(err)
+	}
+	return l
+}()
 
 var newMetrics = obs.NewMetrics
 
