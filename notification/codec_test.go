@@ -300,6 +300,12 @@ func TestDecodeRejectsBinary(t *testing.T) {
 		{"invalid UTF-8 in locale", corrupt(t, sample(), "en-GB", "en-\xc3B"), "locale"},
 		{"invalid UTF-8 in a data key", corrupt(t, sample(), "recipient_name", "recipient_nam\xff"), "data key"},
 		{"invalid UTF-8 in a data value", corrupt(t, sample(), "Emma", "Em\xed\xa0"), "data value"},
+		// Checked in one call over the record's front, these two would
+		// pass: the key's last two bytes and the value's two-byte length
+		// make "€", the address's last byte and the data's two-byte count
+		// "À" (decodeBinaryWith).
+		{"a character across a key and its value's long length", corrupt(t, withData(map[string]string{"keyXY": strings.Repeat("v", 0xac)}), "keyXY", "key\xe2\x82"), "data key"},
+		{"a character across the address and a long data count", corrupt(t, withData(manyPairs(127)), "example.com", "example.co\xc3"), "to at byte"},
 		{"invalid UTF-8 in a cancel key", corrupt(t, full(), "booking:", "booking\xc0"), "cancel key"},
 		{"invalid UTF-8 in priority", corrupt(t, sample(), "normal", "norma\xff"), "priority"},
 		{"data keys out of order", corrupt(t, withData(map[string]string{"a1": "x", "b2": "y"}), "b2", "a0"), "ascending"},
@@ -328,6 +334,41 @@ func TestDecodeRejectsBinary(t *testing.T) {
 	for i := range len(b) {
 		if _, err := notification.Decode(b[:i]); err == nil {
 			t.Errorf("a %d-byte prefix of %d decodes", i, len(b))
+		}
+	}
+}
+
+// manyPairs is data of n keys, k000 to k(n-1).
+func manyPairs(n int) map[string]string {
+	d := make(map[string]string, n)
+	for i := range n {
+		d[fmt.Sprintf("k%03d", i)] = "v"
+	}
+	return d
+}
+
+// TestDecodeChecksTheFrontOnce: a record whose lengths are all one byte
+// is checked in one call, which must answer as a check of each string
+// would, with non-ASCII text and with a long value or many pairs.
+func TestDecodeChecksTheFrontOnce(t *testing.T) {
+	for name, d := range map[string]map[string]string{
+		"non-ASCII":   {"class_name": "Zoë's Pilates — Früh", "recipient_name": "Renée"},
+		"long value":  {"class_name": strings.Repeat("Zoë ", 60)},
+		"many pairs":  manyPairs(200),
+		"empty value": {"a": "", "b": "ü"},
+	} {
+		n := sample()
+		n.Data = d
+		b, err := notification.Encode(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := notification.Decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, n) {
+			t.Errorf("%s: decoded %+v, want %+v", name, got, n)
 		}
 	}
 }

@@ -117,6 +117,12 @@ func FuzzDecode(f *testing.F) {
 		j, _ := notification.JSON(n)
 		f.Add(j)
 	}
+	for _, d := range []map[string]string{{"keyXY": strings.Repeat("v", 0xac)}, {"a": "Zoë"}} {
+		n := sample()
+		n.Data = d
+		b, _ := notification.Encode(n)
+		f.Add(bytes.Replace(b, []byte("XY"), []byte("\xe2\x82"), 1))
+	}
 	later := append(append([]byte{0x01, 21}, all[2:]...), 2, 'h', 'i')
 	f.Add(later)
 	f.Add([]byte(`{}`))
@@ -144,6 +150,11 @@ func FuzzDecode(f *testing.F) {
 		// Parse is Decode without Validate, so the round trip below is
 		// held also for what a fuzzer rarely makes: a matching id.
 		n, err := notification.Parse(b)
+		// One UTF-8 check over the binary form's front answers as a check
+		// of each string does: the same notification or the same error.
+		if c, cerr := notification.ParseCheckingEach(b); (err == nil) != (cerr == nil) || err != nil && err.Error() != cerr.Error() || !reflect.DeepEqual(n, c) {
+			t.Fatalf("Parse differs from a check of each string: %v, %v", err, cerr)
+		}
 		if err != nil {
 			if failure.ClassOf(err) != failure.Poison || failure.ReasonOf(err) != failure.ReasonDecode {
 				t.Fatalf("parse: not a poison decode error: %v", err)
