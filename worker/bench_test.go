@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/redistest"
@@ -105,12 +103,16 @@ func serverCPU(b *testing.B, c *redis.Client) float64 {
 }
 
 // BenchmarkHandle is a channel worker's Handle with in-memory stores, a
-// no-op renderer and provider and a JSON logger writing to io.Discard: the
+// no-op renderer and provider and the process logger (obs.NewLoggerTo)
+// writing to io.Discard: the
 // worker's own work per notification (decode, claim, suppression lookup,
 // send loop, sent mark, metrics, outcome line), without Redis or
 // templates. Each op is one notification, handled one after another.
 func BenchmarkHandle(b *testing.B) {
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+	log, err := obs.NewLoggerTo("info", "json", io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
 	metrics := obs.NewMetrics()
 	fresh := func() *worker.Worker {
 		w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: &sender{}, Renderer: renderer{},
