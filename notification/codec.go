@@ -240,33 +240,38 @@ func decodeBinary(b string, into *decodeInto) (*Notification, error) {
 	if n, err := decodeBinaryWith(b, into, true); err != errCheckEach {
 		return n, err
 	}
+	// The first pass filled the map with what the second will put in it
+	// again; emptied all the same, so that the second starts as the first.
 	if into != nil && into.data != nil {
 		clear(into.data)
 	}
 	return decodeBinaryWith(b, into, false)
 }
 
-// errCheckEach is decodeBinaryWith's answer, in one pass over the record's
-// front, when that pass cannot say: the caller decodes again checking each
-// string on its own.
+// errCheckEach is decodeBinaryWith's answer when the record's front holds
+// invalid UTF-8 or an error: the caller decodes again checking each string
+// on its own, so that the error names the field and byte it always did.
 var errCheckEach = errors.New("notification: check each string")
 
-// decodeBinaryWith is decodeBinary. With once, the strings from the id to
-// the last data value are checked in one call over the bytes that hold
-// them, lengths and all, instead of one call each: a call per string was
-// 2.7 µs per notification in a profile of issue 14's pipeline scenario,
-// most of the strings short. That answers for
-// every string alone as long as each length, and the data's count, is
-// one byte below 0x80: an ASCII byte is a character of its own, never
-// part of another's encoding, so a character can neither start in one
-// string and end in the next nor take a length's byte. Otherwise, or on
-// any error (so that it names the same field and byte), it returns
-// errCheckEach.
-func decodeBinaryWith(b string, into *decodeInto, once bool) (*Notification, error) {
+// decodeBinaryWith is decodeBinary. With pieces, the strings from the id
+// to the last data value (the record's front) are checked for UTF-8 a few
+// calls at a time instead of one call each: a call per string was 2.7 µs
+// per notification in a profile of issue 14's pipeline scenario, most of
+// the strings short. A piece runs from one string's first byte to a
+// later one's last, lengths between them included, and is cut wherever a
+// length (or the data's count) takes more than one byte. Every length
+// inside a piece is then one byte below 0x80: an ASCII byte is a
+// character of its own, never part of another's encoding, so no character
+// can start in one string and end in the next or take in a length's
+// byte, and a piece is valid exactly when each of its strings is. A
+// record whose lengths are all short is one piece; a push token or a long
+// value costs one cut more each. Invalid UTF-8 or an error in the front
+// returns errCheckEach; errors after it are returned as they are.
+func decodeBinaryWith(b string, into *decodeInto, pieces bool) (*Notification, error) {
 	r := reader{s: b, i: 1}
 	nf := r.uvarint("field count")
-	front := r.i
-	r.unchecked = once
+	r.cut = r.i
+	r.unchecked = pieces
 	switch {
 	case r.err != nil:
 	case nf < fieldsV1:
@@ -289,8 +294,11 @@ func decodeBinaryWith(b string, into *decodeInto, once bool) (*Notification, err
 	n.Locale = r.str("locale")
 	n.RecipientID = r.str("recipient_id")
 	n.To = r.str("to")
+	count := r.i
 	if c := r.uvarint("data"); c > 0 {
-		r.wide = r.wide || c >= 0x80
+		if r.unchecked && r.i-count > 1 {
+			r.piece(count)
+		}
 		c--
 		if c > uint64(len(r.s)-r.i)/2 {
 			r.fail("data", fmt.Sprintf("%d pairs in %d bytes", c, len(r.s)-r.i))
@@ -312,8 +320,11 @@ func decodeBinaryWith(b string, into *decodeInto, once bool) (*Notification, err
 			}
 		}
 	}
-	if once {
-		if r.err != nil || r.wide || !utf8.ValidString(b[front:r.i]) {
+	if pieces {
+		if r.err == nil {
+			r.piece(r.i)
+		}
+		if r.err != nil || r.invalid {
 			return nil, errCheckEach
 		}
 		r.unchecked = false
@@ -366,9 +377,21 @@ type reader struct {
 	s   string
 	i   int
 	err error
-	// unchecked leaves the strings' UTF-8 to the caller (decodeBinaryWith),
-	// and wide notes a length that took more than one byte meanwhile.
-	unchecked, wide bool
+	// unchecked leaves each string's UTF-8 to piece (decodeBinaryWith):
+	// cut is where the piece being read began, and invalid notes a piece
+	// that was not valid UTF-8.
+	unchecked, invalid bool
+	cut                int
+}
+
+// piece checks the bytes from the last cut to end, a long length's first
+// byte or the end of the front, and cuts again where r is: at the string
+// after that length.
+func (r *reader) piece(end int) {
+	if !utf8.ValidString(r.s[r.cut:end]) {
+		r.invalid = true
+	}
+	r.cut = r.i
 }
 
 func (r *reader) fail(field, why string) {
@@ -408,6 +431,7 @@ func (r *reader) uvarint(field string) uint64 {
 }
 
 func (r *reader) str(field string) string {
+	start := r.i
 	l := r.uvarint(field)
 	if r.err != nil {
 		return ""
@@ -418,7 +442,9 @@ func (r *reader) str(field string) string {
 	}
 	s := r.s[r.i : r.i+int(l)]
 	if r.unchecked {
-		r.wide = r.wide || l >= 0x80
+		if r.i-start > 1 {
+			r.piece(start)
+		}
 	} else if !utf8.ValidString(s) {
 		r.fail(field, "not valid UTF-8")
 		return ""

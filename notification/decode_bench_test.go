@@ -3,6 +3,7 @@ package notification_test
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +48,23 @@ func BenchmarkDecode(b *testing.B) {
 		b.SetBytes(int64(len(raw)))
 		for b.Loop() {
 			if _, err := notification.Decode(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// A push record: FCM registration tokens are a few hundred bytes, so
+	// the address's length takes two bytes.
+	pn := *n
+	pn.Channel, pn.To = notification.Push, strings.Repeat("dGhpcyBpcyBhbiBGQ00gdG9rZW4", 6)
+	pn.ID = notification.NewID(pn.EventID, pn.Template, pn.Channel, pn.RecipientID, pn.To)
+	push, err := notification.Encode(&pn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("herald/binary/push", func(b *testing.B) {
+		b.SetBytes(int64(len(push)))
+		for b.Loop() {
+			if _, err := notification.Decode(push); err != nil {
 				b.Fatal(err)
 			}
 		}

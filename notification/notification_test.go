@@ -117,11 +117,15 @@ func FuzzDecode(f *testing.F) {
 		j, _ := notification.JSON(n)
 		f.Add(j)
 	}
-	for _, d := range []map[string]string{{"keyXY": strings.Repeat("v", 0xac)}, {"a": "Zoë"}} {
+	// Records a check over the whole front would pass (TestDecodeRejectsBinary).
+	for _, c := range []struct {
+		d        map[string]string
+		old, new string
+	}{{map[string]string{"keyXY": strings.Repeat("v", 0xac)}, "XY", "\xe2\x82"}, {manyPairs(127), "example.com", "example.co\xc3"}} {
 		n := sample()
-		n.Data = d
+		n.Data = c.d
 		b, _ := notification.Encode(n)
-		f.Add(bytes.Replace(b, []byte("XY"), []byte("\xe2\x82"), 1))
+		f.Add(bytes.Replace(b, []byte(c.old), []byte(c.new), 1))
 	}
 	later := append(append([]byte{0x01, 21}, all[2:]...), 2, 'h', 'i')
 	f.Add(later)

@@ -1,0 +1,44 @@
+package notification
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFrontInPieces: decodeBinaryWith answers in its first pass, without
+// errCheckEach, for records whose front is valid, whatever the lengths of
+// their strings (a push token is a few hundred bytes); only invalid UTF-8
+// sends it to the second.
+func TestFrontInPieces(t *testing.T) {
+	pairs := map[string]string{}
+	for i := range 200 {
+		pairs[fmt.Sprintf("k%03d", i)] = "v"
+	}
+	for name, change := range map[string]func(*Notification){
+		"ASCII":      func(*Notification) {},
+		"non-ASCII":  func(n *Notification) { n.Data = map[string]string{"class_name": "Zoë's Pilates — Früh", "z": "Renée"} },
+		"push token": func(n *Notification) { n.Channel, n.To = Push, strings.Repeat("fcmToken_", 18) },
+		"long value": func(n *Notification) { n.Data = map[string]string{"a": "é", "b": strings.Repeat("Zoë ", 60), "c": "ü"} },
+		"200 pairs":  func(n *Notification) { n.Data = pairs },
+		"no data":    func(n *Notification) { n.Data = nil },
+	} {
+		n := &Notification{EventID: "evt_1", EventType: "gym.booking.confirmed", Template: "gym.booking.confirmed",
+			Channel: Email, Locale: "en-GB", RecipientID: "mem_1", To: "emma@example.com",
+			Data: map[string]string{"recipient_name": "Emma"}, Priority: Normal, CreatedAt: time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)}
+		change(n)
+		n.ID = NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
+		b, err := Encode(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decodeBinaryWith(string(b), nil, true); err != nil {
+			t.Errorf("%s: the first pass answered %v", name, err)
+		}
+		bad := strings.Replace(string(b), "mem_1", "me\xc3_1", 1) // the same length
+		if _, err := decodeBinaryWith(bad, nil, true); err != errCheckEach {
+			t.Errorf("%s: with invalid UTF-8 in the front, the first pass answered %v, want errCheckEach", name, err)
+		}
+	}
+}
