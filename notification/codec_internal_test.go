@@ -17,12 +17,16 @@ func TestFrontInPieces(t *testing.T) {
 		pairs[fmt.Sprintf("k%03d", i)] = "v"
 	}
 	for name, change := range map[string]func(*Notification){
-		"ASCII":      func(*Notification) {},
-		"non-ASCII":  func(n *Notification) { n.Data = map[string]string{"class_name": "Zoë's Pilates — Früh", "z": "Renée"} },
+		"ASCII": func(*Notification) {},
+		"non-ASCII": func(n *Notification) {
+			n.Data = map[string]string{"class_name": "Zoë's Pilates — Früh", "z": "Renée"}
+		},
 		"push token": func(n *Notification) { n.Channel, n.To = Push, strings.Repeat("fcmToken_", 18) },
-		"long value": func(n *Notification) { n.Data = map[string]string{"a": "é", "b": strings.Repeat("Zoë ", 60), "c": "ü"} },
-		"200 pairs":  func(n *Notification) { n.Data = pairs },
-		"no data":    func(n *Notification) { n.Data = nil },
+		"long value": func(n *Notification) {
+			n.Data = map[string]string{"a": "é", "b": strings.Repeat("Zoë ", 60), "c": "ü"}
+		},
+		"200 pairs": func(n *Notification) { n.Data = pairs },
+		"no data":   func(n *Notification) { n.Data = nil },
 	} {
 		n := &Notification{EventID: "evt_1", EventType: "gym.booking.confirmed", Template: "gym.booking.confirmed",
 			Channel: Email, Locale: "en-GB", RecipientID: "mem_1", To: "emma@example.com",
