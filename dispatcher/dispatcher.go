@@ -165,7 +165,7 @@ func (d *Dispatcher) deadLetter(ctx context.Context, m *queue.Message, cause err
 	}
 	d.Metrics.Events.WithLabelValues(outcome).Inc()
 	d.Metrics.DLQWrites.WithLabelValues("dispatcher", reason).Inc()
-	d.Logger.Warn("event dead-lettered", zap.String("outcome", obs.OutcomeDeadLettered), zap.String("reason", reason),
+	obs.OutcomeLogger(d.Logger).Warn("event dead-lettered", zap.String("outcome", obs.OutcomeDeadLettered), zap.String("reason", reason),
 		zap.String("class", failure.ClassOf(cause).String()),
 		zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(cause))
 	return nil

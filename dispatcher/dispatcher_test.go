@@ -13,6 +13,7 @@ import (
 	"github.com/gymhq/herald/dispatcher"
 	"github.com/gymhq/herald/dlq"
 	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/internal/logtest"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
@@ -103,7 +104,8 @@ func TestRefusedNotificationDeadLettersTheEvent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := &broker{refuse: map[string]bool{tc.refuse: true}, down: tc.down}
 			m := obs.NewMetrics()
-			d := &dispatcher.Dispatcher{Planner: tc.plan, Publisher: b, Logger: zap.NewNop(), Metrics: m}
+			log, logs := logtest.Observed()
+			d := &dispatcher.Dispatcher{Planner: tc.plan, Publisher: b, Logger: log, Metrics: m}
 			src := &queue.Message{Topic: "gym.bookings.v1", Partition: 2, Offset: 9, Key: []byte("cls_1"), Value: []byte(`{"id":"evt_1"}`)}
 			err := d.Handle(context.Background(), src)
 			if (err != nil) != tc.wantErr {
@@ -117,6 +119,9 @@ func TestRefusedNotificationDeadLettersTheEvent(t *testing.T) {
 				t.Errorf("%d scheduler records, want %d", scheduled, tc.scheduled)
 			}
 			dead := b.on(topics.DLQ)
+			if lines := logtest.Count(logtest.Outcomes(t, logs), obs.OutcomeDeadLettered); lines != len(dead) {
+				t.Errorf("%d dead-lettered outcome lines, want one per DLQ record (%d)", lines, len(dead))
+			}
 			if !tc.dead {
 				if len(dead) != 0 {
 					t.Errorf("%d DLQ records, want none", len(dead))

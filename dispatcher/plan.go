@@ -184,7 +184,7 @@ func (d *Dispatcher) refused(m *queue.Message, rs []Refusal) {
 		if errors.As(r.Err, new(tooFarAhead)) {
 			msg = "message scheduled too far ahead refused"
 		}
-		d.Logger.Warn(msg, zap.String("outcome", obs.OutcomeRefused), zap.String("reason", reason),
+		obs.OutcomeLogger(d.Logger).Warn(msg, zap.String("outcome", obs.OutcomeRefused), zap.String("reason", reason),
 			zap.String("event_id", r.EventID), zap.String("template", r.Template), zap.String("channel", string(r.Channel)),
 			zap.String("recipient_id", r.RecipientID), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(r.Err))
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gymhq/herald/dispatcher"
 	"github.com/gymhq/herald/dlq"
+	"github.com/gymhq/herald/internal/logtest"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
@@ -129,10 +130,10 @@ func TestDispatchRefusesOneRecipient(t *testing.T) {
 	midday := func() time.Time { return time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) }
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			core, logs := observer.New(zap.DebugLevel)
+			log, logs := logtest.Observed()
 			pub := &recorder{}
 			m := obs.NewMetrics()
-			d := &dispatcher.Dispatcher{Planner: planner(t, midday), Publisher: pub, Logger: zap.New(core), Metrics: m}
+			d := &dispatcher.Dispatcher{Planner: planner(t, midday), Publisher: pub, Logger: log, Metrics: m}
 			src := &queue.Message{Topic: "gym.bookings.v1", Partition: 2, Offset: 41, Key: []byte("cls"), Value: tt.raw}
 			if err := d.Handle(context.Background(), src); err != nil {
 				t.Fatalf("Handle: %v", err)
@@ -211,6 +212,9 @@ func TestDispatchRefusesOneRecipient(t *testing.T) {
 			}
 			if n := logs.FilterMessage("recipient address refused").Len(); n != len(tt.refused) {
 				t.Errorf("%d refusal log lines, want %d", n, len(tt.refused))
+			}
+			if n := logtest.Count(logtest.Outcomes(t, logs), obs.OutcomeRefused); n != len(tt.refused) {
+				t.Errorf("%d refused outcome lines, want %d", n, len(tt.refused))
 			}
 			for _, r := range tt.refused {
 				f := strings.Fields(r)

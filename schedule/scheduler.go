@@ -50,9 +50,10 @@ type Config struct {
 // Scheduler applies the schedule topic's records to the index (Handle, the
 // herald-scheduler group's handler) and fires what is due (Run).
 type Scheduler struct {
-	cfg Config
-	log *zap.Logger
-	m   *obs.ScheduleMetrics
+	cfg        Config
+	log        *zap.Logger
+	outcomeLog *zap.Logger // obs.OutcomeLogger(log)
+	m          *obs.ScheduleMetrics
 
 	mu          sync.Mutex
 	partitions  int
@@ -87,7 +88,7 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 500
 	}
-	return &Scheduler{cfg: cfg, log: cfg.Logger, m: cfg.Metrics.Schedule}, nil
+	return &Scheduler{cfg: cfg, log: cfg.Logger, outcomeLog: obs.OutcomeLogger(cfg.Logger), m: cfg.Metrics.Schedule}, nil
 }
 
 // Handle applies one record of the schedule topic. A record that does not
@@ -100,7 +101,7 @@ func (s *Scheduler) Handle(ctx context.Context, m *queue.Message) error {
 			return err
 		}
 		s.cfg.Metrics.DLQWrites.WithLabelValues("scheduler", string(failure.ReasonOf(err))).Inc()
-		s.log.Warn("schedule record dead-lettered", zap.String("outcome", obs.OutcomeDeadLettered),
+		s.outcomeLog.Warn("schedule record dead-lettered", zap.String("outcome", obs.OutcomeDeadLettered),
 			zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
 		return nil
 	}
@@ -185,8 +186,7 @@ func (s *Scheduler) cancelled(id string, r *Record, by string) {
 		return
 	}
 	s.cfg.Metrics.Notifications.WithLabelValues(string(n.Channel), obs.OutcomeCancelled, "").Inc()
-	// Without the caller, as the worker's outcome lines (worker.New).
-	s.log.WithOptions(zap.WithCaller(false)).Info("notification cancelled", zap.String("outcome", obs.OutcomeCancelled), zap.String("notification_id", n.ID),
+	s.outcomeLog.Info("notification cancelled", zap.String("outcome", obs.OutcomeCancelled), zap.String("notification_id", n.ID),
 		zap.String("event_id", n.EventID), zap.String("template", n.Template), zap.String("channel", string(n.Channel)),
 		zap.Int("attempt", n.Attempt), zap.String("to", obs.MaskAddress(string(n.Channel), n.To)),
 		zap.Int("partition", -1), zap.Int64("offset", -1), zap.String("provider_message_id", ""), zap.Int64("latency_ms", 0))

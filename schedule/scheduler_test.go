@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/gymhq/herald/internal/logtest"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
@@ -56,6 +58,7 @@ type rig struct {
 	idx   *Memory
 	m     *obs.Metrics
 	s     *Scheduler
+	logs  *observer.ObservedLogs
 }
 
 func newRig(t *testing.T) *rig {
@@ -69,7 +72,9 @@ func newRig(t *testing.T) *rig {
 func (r *rig) restart() {
 	r.idx = NewMemory()
 	r.idx.Now = r.clock.now
-	s, err := New(Config{Index: r.idx, Publisher: r.log, Metrics: r.m, Now: r.clock.now, Owner: "test",
+	logger, logs := logtest.Observed()
+	r.logs = logs
+	s, err := New(Config{Index: r.idx, Publisher: r.log, Metrics: r.m, Now: r.clock.now, Owner: "test", Logger: logger,
 		Partitions: func(context.Context) (int, error) { return 1, nil },
 		Scan: func(ctx context.Context, _ []int, fn func(*queue.Message) error) error {
 			for _, m := range r.log.on(topics.Schedule) {
@@ -196,6 +201,23 @@ func TestCancelledNeverFires(t *testing.T) {
 	}
 	if c := testutil.ToFloat64(r.m.Schedule.Outcomes.WithLabelValues(obs.OutcomeCancelled)); c != 2 {
 		t.Fatalf("cancelled outcomes %v, want 2", c)
+	}
+	// b2's schedule was withdrawn by its key, without the notification at
+	// hand: "scheduled notification withdrawn", not an outcome line.
+	if n := logtest.Count(logtest.Outcomes(t, r.logs), obs.OutcomeCancelled); n != 1 {
+		t.Errorf("%d cancelled outcome lines, want 1 (b3's)", n)
+	}
+}
+
+// A schedule record that is not one goes to the DLQ, with one outcome line.
+func TestUnreadableRecordDeadLettered(t *testing.T) {
+	r := newRig(t)
+	r.deliver(queue.Message{Topic: topics.Schedule, Key: []byte("k"), Value: []byte("not a schedule record")})
+	if got := len(r.log.on(topics.DLQ)); got != 1 {
+		t.Fatalf("%d dead letters, want 1", got)
+	}
+	if n := logtest.Count(logtest.Outcomes(t, r.logs), obs.OutcomeDeadLettered); n != 1 {
+		t.Errorf("%d dead-lettered outcome lines, want 1", n)
 	}
 }
 

@@ -6,9 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/gymhq/herald/caps"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/internal/logtest"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
@@ -31,13 +34,16 @@ type waitRig struct {
 	pub      *publisher
 	deferred []deferral
 	now      time.Time
+	logs     *observer.ObservedLogs
 }
 
 func newWaitRig(t *testing.T, policy string) *waitRig {
 	r := &waitRig{s: &sender{}, store: dedupe.NewMemory(dedupe.Options{}), pub: &publisher{}, now: time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)}
+	log, logs := logtest.Observed()
+	r.logs = logs
 	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: r.s, Renderer: renderer{}, Store: r.store, Publisher: r.pub,
 		Owner: "w", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 5, QuickAttempts: 1,
-		Now: func() time.Time { return r.now },
+		Now: func() time.Time { return r.now }, Logger: log,
 		Defer: func(_ context.Context, n *notification.Notification, due time.Time, topic string) error {
 			r.deferred = append(r.deferred, deferral{*n, due, topic})
 			return nil
@@ -80,6 +86,9 @@ func TestCapDefers(t *testing.T) {
 	d := r.deferred[0]
 	if want := time.Date(2026, 12, 4, 10, 1, 0, 0, time.UTC); !d.due.Equal(want) || d.topic != topics.Channel(notification.SMS) || d.n.Deferred != notification.DeferCap {
 		t.Fatalf("deferred to %v on %s (%s), want %v on the channel topic (cap)", d.due, d.topic, d.n.Deferred, want)
+	}
+	if n := logtest.Count(logtest.Outcomes(t, r.logs), obs.OutcomeDeferred); n != 1 {
+		t.Errorf("%d deferral outcome lines, want 1", n)
 	}
 	// Its claim was given back: when it comes back due, it is sent.
 	r.now = d.due

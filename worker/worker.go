@@ -125,10 +125,8 @@ const maxSkew = 5 * time.Second
 type Worker struct {
 	cfg Config
 	log *zap.Logger
-	// outcomeLog writes the outcome lines (docs/contracts.md §8), one per
-	// notification, without the caller the process logger adds: it would
-	// always name the same line of this file, and finding it cost 1–2 µs
-	// and two allocations per line (obs's BenchmarkLogLine).
+	// outcomeLog writes the outcome lines, one per notification, without
+	// the caller (obs.OutcomeLogger).
 	outcomeLog *zap.Logger
 	ch         string
 	calls      atomic.Uint64
@@ -172,7 +170,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Now = time.Now
 	}
 	log := cfg.Logger.With(zap.String("channel", string(cfg.Channel)))
-	return &Worker{cfg: cfg, log: log, outcomeLog: log.WithOptions(zap.WithCaller(false)), ch: string(cfg.Channel)}, nil
+	return &Worker{cfg: cfg, log: log, outcomeLog: obs.OutcomeLogger(log), ch: string(cfg.Channel)}, nil
 }
 
 // errStopping abandons a record whose partition is being released while it

@@ -11,13 +11,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/dlq"
 	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/internal/logtest"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
@@ -411,11 +410,11 @@ func TestSendMetrics(t *testing.T) {
 // worker.go, and finding it cost 1–2 µs and two allocations per
 // notification (obs's BenchmarkLogLine).
 func TestOutcomeLinesCarryNoCaller(t *testing.T) {
-	core, logs := observer.New(zap.InfoLevel)
+	log, logs := logtest.Observed()
 	snd := &sender{script: []error{nil, failure.Perm(failure.ReasonInvalidAddress, errors.New("21211"))}}
 	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: snd, Renderer: renderer{}, Store: dedupe.NewMemory(dedupe.Options{}),
 		Publisher: &publisher{}, Owner: "w1", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 3,
-		Logger: zap.New(core, zap.AddCaller())})
+		Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,15 +427,8 @@ func TestOutcomeLinesCarryNoCaller(t *testing.T) {
 		}
 	}
 	var outcomes []string
-	for _, e := range logs.All() {
-		o, ok := e.ContextMap()["outcome"].(string)
-		if !ok {
-			continue
-		}
-		outcomes = append(outcomes, o)
-		if e.Caller.Defined {
-			t.Errorf("outcome line %q names its caller %s", e.Message, e.Caller)
-		}
+	for _, e := range logtest.Outcomes(t, logs) {
+		outcomes = append(outcomes, e.ContextMap()["outcome"].(string))
 		if e.ContextMap()["channel"] != "sms" {
 			t.Errorf("outcome line %q without its channel: %v", e.Message, e.ContextMap())
 		}
