@@ -347,10 +347,11 @@ func manyPairs(n int) map[string]string {
 	return d
 }
 
-// TestDecodeChecksTheFrontOnce: a record whose lengths are all one byte
-// is checked in one call, which must answer as a check of each string
-// would, with non-ASCII text and with a long value or many pairs.
-func TestDecodeChecksTheFrontOnce(t *testing.T) {
+// TestDecodeChecksTheFrontInPieces: a record's front is checked in pieces
+// (one piece when every length takes one byte), which must answer as a
+// check of each string would, with non-ASCII text and with a long value
+// or many pairs.
+func TestDecodeChecksTheFrontInPieces(t *testing.T) {
 	for name, d := range map[string]map[string]string{
 		"non-ASCII":   {"class_name": "Zoë's Pilates — Früh", "recipient_name": "Renée"},
 		"long value":  {"class_name": strings.Repeat("Zoë ", 60)},

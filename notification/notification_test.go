@@ -154,7 +154,7 @@ func FuzzDecode(f *testing.F) {
 		// Parse is Decode without Validate, so the round trip below is
 		// held also for what a fuzzer rarely makes: a matching id.
 		n, err := notification.Parse(b)
-		// One UTF-8 check over the binary form's front answers as a check
+		// Checking the binary form's front in pieces answers as a check
 		// of each string does: the same notification or the same error.
 		if c, cerr := notification.ParseCheckingEach(b); (err == nil) != (cerr == nil) || err != nil && err.Error() != cerr.Error() || !reflect.DeepEqual(n, c) {
 			t.Fatalf("Parse differs from a check of each string: %v, %v", err, cerr)

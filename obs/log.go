@@ -19,8 +19,8 @@ import (
 
 // NewLogger builds the process logger, writing to stderr. format is "json"
 // or "console"; level is debug, info, warn or error. Sampling is off:
-// outcome lines must never be sampled away. Lines carry their caller,
-// except outcome lines (OutcomeLogger).
+// outcome lines must never be sampled away. Lines carry their caller;
+// outcome lines are written through OutcomeLogger, which leaves it out.
 func NewLogger(level, format string) (*zap.Logger, error) {
 	return NewLoggerTo(level, format, os.Stderr)
 }

@@ -64,7 +64,7 @@ func TestMasking(t *testing.T) {
 
 // BenchmarkLogLine is one "notification sent" line with the fields the
 // worker writes, through the process logger (NewLoggerTo), with its
-// caller and without it as the worker's outcome lines are (worker.New):
+// caller and without it as outcome lines are (OutcomeLogger):
 // to io.Discard, as the bench logs, and to a pipe that another process
 // drains, as a container's stderr is.
 func BenchmarkLogLine(b *testing.B) {
@@ -85,7 +85,7 @@ func BenchmarkLogLine(b *testing.B) {
 				}
 				log = log.With(zap.String("channel", "email"))
 				if !caller {
-					log = log.WithOptions(zap.WithCaller(false))
+					log = OutcomeLogger(log)
 				}
 				b.ReportAllocs()
 				for b.Loop() {
