@@ -175,6 +175,10 @@ func refusals(m *queue.Message, rs []Refusal) []queue.Message {
 // final outcome of those messages. The line names the recipient by id and
 // never the address.
 func (d *Dispatcher) refused(m *queue.Message, rs []Refusal) {
+	if len(rs) == 0 {
+		return // most events: no logger to build
+	}
+	log := obs.OutcomeLogger(d.Logger)
 	for i := range rs {
 		r := &rs[i]
 		reason := string(failure.ReasonOf(r.Err))
@@ -184,7 +188,7 @@ func (d *Dispatcher) refused(m *queue.Message, rs []Refusal) {
 		if errors.As(r.Err, new(tooFarAhead)) {
 			msg = "message scheduled too far ahead refused"
 		}
-		obs.OutcomeLogger(d.Logger).Warn(msg, zap.String("outcome", obs.OutcomeRefused), zap.String("reason", reason),
+		log.Warn(msg, zap.String("outcome", obs.OutcomeRefused), zap.String("reason", reason),
 			zap.String("event_id", r.EventID), zap.String("template", r.Template), zap.String("channel", string(r.Channel)),
 			zap.String("recipient_id", r.RecipientID), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(r.Err))
 	}
