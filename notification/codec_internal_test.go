@@ -2,15 +2,16 @@ package notification
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 )
 
 // TestFrontInPieces: decodeBinaryWith answers in its first pass, without
-// errCheckEach, for records whose front is valid, whatever the lengths of
-// their strings (a push token is a few hundred bytes); only invalid UTF-8
-// sends it to the second.
+// errCheckEach and with the notification encoded, for records whose front
+// is valid, whatever the lengths of their strings (a push token is over
+// 127 bytes); only invalid UTF-8 sends it to the second.
 func TestFrontInPieces(t *testing.T) {
 	pairs := map[string]string{}
 	for i := range 200 {
@@ -25,8 +26,9 @@ func TestFrontInPieces(t *testing.T) {
 		"long value": func(n *Notification) {
 			n.Data = map[string]string{"a": "é", "b": strings.Repeat("Zoë ", 60), "c": "ü"}
 		},
-		"200 pairs": func(n *Notification) { n.Data = pairs },
-		"no data":   func(n *Notification) { n.Data = nil },
+		"200 pairs":   func(n *Notification) { n.Data = pairs },
+		"no data":     func(n *Notification) { n.Data = nil },
+		"empty value": func(n *Notification) { n.Data = map[string]string{"a": "", "b": "ü"} },
 	} {
 		n := &Notification{EventID: "evt_1", EventType: "gym.booking.confirmed", Template: "gym.booking.confirmed",
 			Channel: Email, Locale: "en-GB", RecipientID: "mem_1", To: "emma@example.com",
@@ -37,8 +39,10 @@ func TestFrontInPieces(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := decodeBinaryWith(string(b), nil, true); err != nil {
+		if got, err := decodeBinaryWith(string(b), nil, true); err != nil {
 			t.Errorf("%s: the first pass answered %v", name, err)
+		} else if !reflect.DeepEqual(got, n) {
+			t.Errorf("%s: decoded %+v, want %+v", name, got, n)
 		}
 		bad := strings.Replace(string(b), "mem_1", "me\xc3_1", 1) // the same length
 		if _, err := decodeBinaryWith(bad, nil, true); err != errCheckEach {

@@ -347,33 +347,6 @@ func manyPairs(n int) map[string]string {
 	return d
 }
 
-// TestDecodeChecksTheFrontInPieces: a record's front is checked in pieces
-// (one piece when every length takes one byte), which must answer as a
-// check of each string would, with non-ASCII text and with a long value
-// or many pairs.
-func TestDecodeChecksTheFrontInPieces(t *testing.T) {
-	for name, d := range map[string]map[string]string{
-		"non-ASCII":   {"class_name": "Zoë's Pilates — Früh", "recipient_name": "Renée"},
-		"long value":  {"class_name": strings.Repeat("Zoë ", 60)},
-		"many pairs":  manyPairs(200),
-		"empty value": {"a": "", "b": "ü"},
-	} {
-		n := sample()
-		n.Data = d
-		b, err := notification.Encode(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := notification.Decode(b)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if !reflect.DeepEqual(got, n) {
-			t.Errorf("%s: decoded %+v, want %+v", name, got, n)
-		}
-	}
-}
-
 // A writer of a later version appends fields, each a length and bytes; this
 // reader skips them and refuses a count it cannot find.
 func TestDecodeSkipsAppendedFields(t *testing.T) {

@@ -52,8 +52,8 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		}
 	})
-	// A push record: FCM registration tokens are a few hundred bytes, so
-	// the address's length takes two bytes.
+	// A push record: FCM registration tokens are over 127 bytes (this one
+	// 162), so the address's length takes two bytes.
 	pn := *n
 	pn.Channel, pn.To = notification.Push, strings.Repeat("dGhpcyBpcyBhbiBGQ00gdG9rZW4", 6)
 	pn.ID = notification.NewID(pn.EventID, pn.Template, pn.Channel, pn.RecipientID, pn.To)
