@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
@@ -190,7 +189,7 @@ func (f *fleet) run(ctx context.Context) error {
 			DrainTimeout: cfg.ShutdownTimeout, SessionTimeout: cfg.SessionTimeout,
 			RebalanceTimeout: cfg.RebalanceTimeout, HeartbeatInterval: cfg.HeartbeatInterval,
 			Logger:   f.log.With(zap.String("role", string(role))),
-			Observer: f.live.Observe(group, observer{m: f.metrics, group: group, joinErrors: joinErrors}),
+			Observer: f.live.Observe(group, pipeline.NewObserver(f.metrics, group, st.Topics, joinErrors)),
 			Gate:     st.Gate,
 		}, st.Handler)
 		if err != nil {
@@ -334,32 +333,6 @@ func (f *fleet) ready(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// observer feeds the runtime's progress into metrics.
-type observer struct {
-	kafkarun.NopObserver // assignments and revokes: the liveness wrapper has them
-	m                    *obs.Metrics
-	group                string
-	joinErrors           *prometheus.CounterVec // nil when the group metrics could not register
-}
-
-func (o observer) JoinFailed(error) {
-	if o.joinErrors != nil {
-		o.joinErrors.WithLabelValues(o.group).Inc()
-	}
-}
-
-func (o observer) Committed(topic string, partition int, offset int64) {
-	o.m.Committed.WithLabelValues(o.group, topic, fmt.Sprint(partition)).Set(float64(offset))
-	o.m.Stalls.Committed(o.group, topic, partition, offset)
-}
-func (o observer) InFlight(delta int) { o.m.InFlight.WithLabelValues(o.group).Add(float64(delta)) }
-func (o observer) Handled(topic string, wait, took time.Duration) {
-	if wait >= 0 {
-		o.m.RecordWait.WithLabelValues(o.group, topic).Observe(wait.Seconds())
-	}
-	o.m.Handle.WithLabelValues(o.group, topic).Observe(took.Seconds())
 }
 
 // memberships lists the standing of every consumer this process runs.

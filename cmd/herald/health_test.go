@@ -14,6 +14,7 @@ import (
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/pipeline"
 	"github.com/gymhq/herald/queue"
 )
 
@@ -110,7 +111,7 @@ func TestHealthz(t *testing.T) {
 
 	stuck := f.live.Track("herald-email", []string{"herald.email.v1"}, blockingHandler(false))
 	waits := f.live.Track("herald-sms", []string{"herald.sms.v1"}, blockingHandler(true))
-	emailObs := f.live.Observe("herald-email", observer{m: f.metrics, group: "herald-email"})
+	emailObs := f.live.Observe("herald-email", pipeline.NewObserver(f.metrics, "herald-email", []string{"herald.email.v1"}, nil))
 	emailObs.Assigned("herald.email.v1", 0)
 	lag := func(n int64) {
 		f.live.ReportLag(kafkarun.PartitionLag{Group: "herald-email", Topic: "herald.email.v1", Partition: 0, Lag: n})
