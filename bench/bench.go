@@ -35,6 +35,7 @@ import (
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/internal/rpipe"
+	"github.com/gymhq/herald/prefs"
 	"github.com/gymhq/herald/suppress"
 	"github.com/gymhq/herald/templates"
 )
@@ -330,24 +331,40 @@ func (e *Env) freshClient(opts *redis.Options) (*redis.Client, error) {
 	return redis.NewClient(opts), nil
 }
 
-// heraldRedis flushes Redis and returns the idempotency store and the
-// suppression list as herald run makes them: on one client, sharing their
-// pipelines. done closes all three.
-func (e *Env) heraldRedis(opts *redis.Options) (dedupe.Store, *suppress.Redis, func(), error) {
+// heraldRedis flushes Redis and returns herald's stores as herald run
+// makes them on one client (sharedRedis).
+func (e *Env) heraldRedis(opts *redis.Options) (*heraldStores, error) {
 	client, err := e.freshClient(opts)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	store, list, done := sharedRedis(client)
-	return store, list, done, nil
+	return sharedRedis(client), nil
 }
 
-// sharedRedis is the store and list of heraldRedis on client.
-func sharedRedis(client redis.UniversalClient) (dedupe.Store, *suppress.Redis, func()) {
+// heraldStores are the Redis stores herald run makes on one client: the
+// idempotency store and the suppression list, sharing their pipelines, and
+// the people's preferences the dispatcher looks up for every event.
+type heraldStores struct {
+	store dedupe.Store
+	list  *suppress.Redis
+	prefs *prefs.Redis
+	// close closes the stores and the client.
+	close func()
+}
+
+// sharedRedis is heraldRedis on client.
+func sharedRedis(client redis.UniversalClient) *heraldStores {
 	pipes := rpipe.New(client, 0)
 	store := dedupe.NewRedis(client, dedupe.Options{Pipes: pipes})
 	list := suppress.NewRedisOn(pipes, "", nil)
-	return store, list, func() { list.Close(); store.Close(); pipes.Close(); client.Close() }
+	ps := prefs.NewRedis(client, "")
+	return &heraldStores{store: store, list: list, prefs: ps, close: func() {
+		_ = ps.Close()
+		list.Close()
+		store.Close()
+		pipes.Close()
+		client.Close()
+	}}
 }
 
 // WithRTT returns the scenarios of list that run with a round trip (all of

@@ -95,7 +95,7 @@ func runChild(spec childSpec) (childReport, error) {
 	if err != nil {
 		return childReport{}, err
 	}
-	store, list, done := sharedRedis(client)
+	hs := sharedRedis(client)
 	var chs []notification.Channel
 	for _, c := range spec.Channels {
 		chs = append(chs, notification.Channel(c))
@@ -103,8 +103,8 @@ func runChild(spec childSpec) (childReport, error) {
 	t := newTracker()
 	t.anyID = true
 	t.expected = spec.Expect
-	hp, err := startHeraldWith(ctx, tpl, store, done, pipelineConfig{
-		brokers: spec.Brokers, channels: chs, partitions: spec.Partitions, suppressions: list,
+	hp, err := startHeraldWith(ctx, tpl, hs.store, hs.close, pipelineConfig{
+		brokers: spec.Brokers, channels: chs, partitions: spec.Partitions, suppressions: hs.list,
 		sendLatency: time.Duration(spec.SendLatencyMS * float64(time.Millisecond)), maxInFlight: spec.MaxInFlight,
 	}, t)
 	if err != nil {

@@ -76,7 +76,7 @@ func runFlowsCompete(ctx context.Context, env *Env) (Result, error) {
 		if s.MaxInFlight > 0 {
 			inFlight = s.MaxInFlight
 		}
-		c, err := startConsumer(kafkarun.ConsumerConfig{Brokers: brokers, GroupID: s.Group, Topics: s.Topics, Gate: s.Gate, MaxInFlight: inFlight}, s.Handler)
+		c, err := startStage(common, s, kafkarun.ConsumerConfig{Brokers: brokers, MaxInFlight: inFlight}, s.Handler, nil)
 		if err != nil {
 			stopAll(cs)
 			return Result{}, err
@@ -194,9 +194,29 @@ func runFlowsCompete(ctx context.Context, env *Env) (Result, error) {
 }
 
 // benchCommon is what every stage is built from here: the defaults of
-// every setting, no-op tracing (production without OTLP), no log.
+// every setting, no-op tracing (production without OTLP), herald run's
+// logger writing nowhere, and liveness counting every record in and out
+// as for herald run's /healthz (which nothing polls here).
 func benchCommon(pub queue.Publisher) pipeline.Common {
-	return pipeline.Common{Config: config.Defaults(), Publisher: pub, Tracing: tracing.New(noop.NewTracerProvider()), Metrics: newMetrics(), Logger: nopLogger}
+	return pipeline.Common{Config: config.Defaults(), Publisher: pub, Tracing: tracing.New(noop.NewTracerProvider()), Metrics: newMetrics(),
+		Logger: nopLogger, Liveness: &kafkarun.Liveness{}}
+}
+
+// startStage runs a consumer of st, with h as its handler, as herald run
+// does (cmd/herald/fleet.go): waiting on the stage's gate, and reporting
+// to an observer that feeds common's metrics behind liveness's bookkeeping
+// of the partitions it holds. cc gives the brokers and the other settings;
+// timed, when set, is told every record's timings too.
+func startStage(common pipeline.Common, st pipeline.Stage, cc kafkarun.ConsumerConfig, h queue.Handler, timed *stages) (*consumer, error) {
+	var o kafkarun.Observer = pipeline.NewObserver(common.Metrics, st.Group, st.Topics, nil)
+	if timed != nil {
+		o = &timedObserver{Observer: o, s: timed}
+	}
+	if live, ok := common.Liveness.(*kafkarun.Liveness); ok {
+		o = live.Observe(st.Group, o)
+	}
+	cc.GroupID, cc.Topics, cc.Gate, cc.Observer = st.Group, st.Topics, st.Gate, o
+	return startConsumer(cc, h)
 }
 
 // inappStage is the inapp role's channel stage as herald run builds it:

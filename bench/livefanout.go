@@ -391,11 +391,12 @@ func runLiveFanout(ctx context.Context, env *Env) (Result, error) {
 	defer rig.close()
 	brokers, feeds, store, prod := rig.brokers, rig.feeds, rig.store, rig.prod
 	// The inapp stage, as herald run wires it.
-	st, err := inappStage(benchCommon(prod), feeds, env.Templates, store, nil)
+	common := benchCommon(prod)
+	st, err := inappStage(common, feeds, env.Templates, store, nil)
 	if err != nil {
 		return Result{}, err
 	}
-	c, err := startConsumer(kafkarun.ConsumerConfig{Brokers: brokers, GroupID: st.Group, Topics: st.Topics, MaxInFlight: 512}, st.Handler)
+	c, err := startStage(common, st, kafkarun.ConsumerConfig{Brokers: brokers, MaxInFlight: 512}, st.Handler, nil)
 	if err != nil {
 		return Result{}, err
 	}

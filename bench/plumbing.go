@@ -14,6 +14,7 @@ import (
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/pipeline"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/suppress"
@@ -76,19 +77,24 @@ type plumbingPlan struct {
 	byHash  map[uint64]int
 	seed    maphash.Seed
 	ids     []string // the notifications the channel stand-ins are to receive
+	// people[i] are the ids the dispatcher looks preferences up for when
+	// it plans the i-th event (none when it looks none up).
+	people [][]string
 }
 
 func (pp *plumbingPlan) bytes(s span) []byte { return pp.arena[s.off : s.off+s.len : s.off+s.len] }
 
-// messages are the records of the event whose bytes are v, or nil.
-func (pp *plumbingPlan) messages(v []byte, now time.Time) []queue.Message {
+// messages are the records of the event whose bytes are v, or nil, and
+// the people whose preferences the dispatcher looks up for it.
+func (pp *plumbingPlan) messages(v []byte, now time.Time) ([]queue.Message, []string) {
 	i, ok := pp.byHash[maphash.Bytes(pp.seed, v)]
 	if !ok {
-		return nil
+		return nil, nil
 	}
+	people := pp.people[i]
 	rs := pp.records[pp.events[i]:pp.events[i+1]]
 	if len(rs) == 0 {
-		return nil
+		return nil, people
 	}
 	ms := make([]queue.Message, len(rs))
 	var hs []queue.Header // one for all of the event's notifications, as the dispatcher's
@@ -102,7 +108,7 @@ func (pp *plumbingPlan) messages(v []byte, now time.Time) []queue.Message {
 			ms[j].Headers = hs
 		}
 	}
-	return ms
+	return ms, people
 }
 
 func (pp *plumbingPlan) close() {
@@ -115,7 +121,12 @@ func (pp *plumbingPlan) close() {
 // newPlumbingPlan plans values as the dispatcher does and lays their
 // records out in an anonymous mapping.
 func newPlumbingPlan(ctx context.Context, tpl *templates.Set, values [][]byte) (*plumbingPlan, error) {
-	p := &dispatcher.Planner{Templates: tpl, Now: eventNow}
+	p := newPlanner(tpl, nil)
+	var people []string // the ids the planner looked up for the event
+	p.Choices = func(_ context.Context, ids []string) (map[string]templates.Choices, error) {
+		people = append([]string(nil), ids...)
+		return nil, nil
+	}
 	type built struct {
 		topic               string
 		key, value, eventID []byte
@@ -140,7 +151,9 @@ func newPlumbingPlan(ctx context.Context, tpl *templates.Set, values [][]byte) (
 		}
 		pp.byHash[h] = len(pp.events)
 		pp.events = append(pp.events, len(all))
+		people = nil
 		plan, err := p.PlanEvent(ctx, v)
+		pp.people = append(pp.people, people)
 		if errors.Is(err, dispatcher.ErrUnknownType) {
 			continue
 		}
@@ -270,30 +283,48 @@ func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]b
 	if err := createTopics(ctx, cfg.brokers, cfg.partitions, names...); err != nil {
 		return 0, 0, fmt.Errorf("plumbing: %w", err)
 	}
-	store, list, done, err := env.heraldRedis(cfg.redis)
+	hs, err := env.heraldRedis(cfg.redis)
 	if err != nil {
 		return 0, 0, fmt.Errorf("plumbing: %w", err)
 	}
-	defer done()
+	defer hs.close()
+	store, list := hs.store, hs.list
+	// Each consumer reports to the metrics and to liveness as herald's do.
+	live, metrics := &kafkarun.Liveness{}, newMetrics()
+	consumerConfig := func(group string, topics ...string) kafkarun.ConsumerConfig {
+		return kafkarun.ConsumerConfig{Brokers: cfg.brokers, GroupID: group, Topics: topics,
+			Observer: live.Observe(group, pipeline.NewObserver(metrics, group, topics, nil))}
+	}
+	tracked := func(cc kafkarun.ConsumerConfig, h queue.Handler) queue.Handler {
+		return live.Track(cc.GroupID, cc.Topics, h)
+	}
 	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: cfg.brokers})
 	defer p.Close()
 	var cs []*consumer
 	defer func() { stopAll(cs) }()
-	c, err := startConsumer(kafkarun.ConsumerConfig{Brokers: cfg.brokers, GroupID: "plumbing-dispatcher", Topics: []string{eventsTopic, plumbingDerivedTopic}},
+	cc := consumerConfig("plumbing-dispatcher", eventsTopic, plumbingDerivedTopic)
+	c, err := startConsumer(cc, tracked(cc,
 		func(ctx context.Context, m *queue.Message) error {
-			if ms := pp.messages(m.Value, time.Now()); len(ms) > 0 {
+			ms, people := pp.messages(m.Value, time.Now())
+			if len(people) > 0 {
+				if _, err := hs.prefs.Lookup(ctx, people); err != nil {
+					return fatal(err)
+				}
+			}
+			if len(ms) > 0 {
 				if err := p.Publish(ctx, ms...); err != nil {
 					return fatal(err)
 				}
 			}
 			return nil
-		})
+		}))
 	if err != nil {
 		return 0, 0, fmt.Errorf("plumbing: %w", err)
 	}
 	cs = append(cs, c)
 	for _, ch := range cfg.channels {
-		c, err := startConsumer(kafkarun.ConsumerConfig{Brokers: cfg.brokers, GroupID: "plumbing-" + string(ch), Topics: []string{plumbingTopic(ch), plumbingRetryTopic(ch)}},
+		cc := consumerConfig("plumbing-"+string(ch), plumbingTopic(ch), plumbingRetryTopic(ch))
+		c, err := startConsumer(cc, tracked(cc,
 			func(ctx context.Context, m *queue.Message) error {
 				id, channel, to, ok := notificationFront(m.Value)
 				if !ok {
@@ -311,7 +342,7 @@ func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]b
 				}
 				t.receive(id)
 				return nil
-			})
+			}))
 		if err != nil {
 			return 0, 0, fmt.Errorf("plumbing: %w", err)
 		}

@@ -81,7 +81,7 @@ func TestPlumbingPlanStopsWhenCancelled(t *testing.T) {
 		t.Fatalf("plan of %d events: %d notifications, %d event bounds", len(values), len(pp.ids), len(pp.events))
 	}
 	for i, v := range values[:50] {
-		ms := pp.messages(v, time.Now())
+		ms, _ := pp.messages(v, time.Now())
 		if got := pp.events[i+1] - pp.events[i]; len(ms) != got {
 			t.Fatalf("event %d: %d messages, %d records", i, len(ms), got)
 		}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/config"
@@ -18,10 +17,10 @@ import (
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/pipeline"
+	"github.com/gymhq/herald/prefs"
 	"github.com/gymhq/herald/suppress"
 	"github.com/gymhq/herald/templates"
 	"github.com/gymhq/herald/topics"
-	"github.com/gymhq/herald/tracing"
 )
 
 // allChannels are the channels the simulated workload reaches: every
@@ -219,9 +218,24 @@ func (s *sink) Send(ctx context.Context, m *channels.Message) (channels.Receipt,
 
 func (s *sink) Close() error { return nil }
 
-// plan turns events into notifications exactly as the dispatcher will.
+// newPlanner is the dispatcher's planner as herald run makes it on the
+// defaults of every setting, at the bench's fixed clock (eventNow).
+// choices, when set, looks people's stored preferences up for every event,
+// as herald run's does in Redis.
+func newPlanner(tpl *templates.Set, choices prefs.Store) *dispatcher.Planner {
+	cfg := config.Defaults()
+	p := &dispatcher.Planner{Templates: tpl, Now: eventNow, SMS: cfg.SMSPolicy(),
+		NoQuietHours: cfg.Schedule.QuietHours == config.Off, MaxAhead: cfg.Schedule.Retention - 24*time.Hour}
+	if choices != nil {
+		p.Choices = prefs.PlanChoices(choices)
+	}
+	return p
+}
+
+// plan turns events into notifications exactly as the dispatcher will
+// (nobody has stored preferences: the bench's Redis is flushed).
 func plan(tpl *templates.Set, values [][]byte) ([][]notification.Notification, int, error) {
-	p := &dispatcher.Planner{Templates: tpl, Now: eventNow}
+	p := newPlanner(tpl, nil)
 	out := make([][]notification.Notification, len(values))
 	total := 0
 	for i, v := range values {
@@ -267,26 +281,21 @@ type pipelineConfig struct {
 	// redis is where herald's and the baseline's Redis clients connect
 	// (the infrastructure process's proxy); nil = redis-server's socket.
 	redis *redis.Options
+	// prefs is where herald's dispatcher looks up people's preferences;
+	// nil for none.
+	prefs prefs.Store
 	// stages, when set, times every record herald's consumers handle.
 	stages *stages
 }
 
-// observer is what herald's consumers report to: stages, or nothing.
-func (cfg pipelineConfig) observer() kafkarun.Observer {
-	if cfg.stages == nil {
-		return nil // not a typed nil: the consumer's default
-	}
-	return cfg.stages
-}
-
 func startHerald(ctx context.Context, env *Env, cfg pipelineConfig, t *tracker) (*heraldPipeline, error) {
 	defer window(ctx, "herald")()
-	store, list, done, err := env.heraldRedis(cfg.redis)
+	hs, err := env.heraldRedis(cfg.redis)
 	if err != nil {
 		return nil, err
 	}
-	cfg.suppressions = list
-	return startHeraldWith(ctx, env.Templates, store, done, cfg, t)
+	cfg.suppressions, cfg.prefs = hs.list, hs.prefs
+	return startHeraldWith(ctx, env.Templates, hs.store, hs.close, cfg, t)
 }
 
 func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store, closeDB func(), cfg pipelineConfig, t *tracker) (*heraldPipeline, error) {
@@ -304,18 +313,13 @@ func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store
 		closeDB:  closeDB,
 	}
 	// The stages herald run builds (package pipeline), on the defaults of
-	// every setting; tracing is a no-op, as in production without OTLP.
-	common := pipeline.Common{
-		Config: config.Defaults(), Publisher: hp.producer, Tracing: tracing.New(noop.NewTracerProvider()),
-		Metrics: newMetrics(), Logger: nopLogger,
-	}
+	// every setting (benchCommon).
+	common := benchCommon(hp.producer)
 	common.Config.EventsTopic = eventsTopic
 	if cfg.dispatch {
-		st := pipeline.Dispatch(common, &dispatcher.Planner{Templates: tpl, Now: eventNow})
-		c, err := startConsumer(kafkarun.ConsumerConfig{
-			Brokers: cfg.brokers, GroupID: st.Group, Topics: st.Topics, MaxInFlight: cfg.maxInFlight,
-			Observer: cfg.observer(),
-		}, hp.first.wrap(st.Handler))
+		st := pipeline.Dispatch(common, newPlanner(tpl, cfg.prefs))
+		c, err := startStage(common, st, kafkarun.ConsumerConfig{Brokers: cfg.brokers, MaxInFlight: cfg.maxInFlight},
+			hp.first.wrap(st.Handler), cfg.stages)
 		if err != nil {
 			hp.close()
 			return nil, err
@@ -335,10 +339,8 @@ func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store
 			hp.close()
 			return nil, err
 		}
-		c, err := startConsumer(kafkarun.ConsumerConfig{
-			Brokers: cfg.brokers, GroupID: st.Group, Topics: st.Topics, MaxInFlight: cfg.maxInFlight,
-			Observer: cfg.observer(),
-		}, hp.first.wrap(st.Handler))
+		c, err := startStage(common, st, kafkarun.ConsumerConfig{Brokers: cfg.brokers, MaxInFlight: cfg.maxInFlight},
+			hp.first.wrap(st.Handler), cfg.stages)
 		if err != nil {
 			hp.close()
 			return nil, err
@@ -385,7 +387,10 @@ func startNaive(ctx context.Context, env *Env, cfg pipelineConfig, events string
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	np := &naivePipeline{cancel: cancel, errs: make(chan error, 8)}
-	np.closers = append(np.closers, func() { store.Close(); client.Close() })
+	// The naive dispatcher looks people's preferences up too: one pipeline
+	// per event, from its one loop.
+	choices := prefs.NewRedis(client, "")
+	np.closers = append(np.closers, func() { _ = choices.Close(); store.Close(); client.Close() })
 	run := func(group, topic string, handle func(ctx context.Context, m *kafka.Message) error) {
 		r := naiveReader(cfg.brokers, group, topic)
 		np.readers = append(np.readers, r)
@@ -403,11 +408,14 @@ func startNaive(ctx context.Context, env *Env, cfg pipelineConfig, events string
 	if cfg.dispatch {
 		w := naiveWriter(cfg.brokers)
 		np.closers = append(np.closers, func() { w.Close() })
-		p := &dispatcher.Planner{Templates: env.Templates, Now: eventNow}
+		p := newPlanner(env.Templates, choices)
 		run("naive-dispatch", events, func(ctx context.Context, m *kafka.Message) error {
 			ns, err := p.Plan(m.Value)
+			if errors.Is(err, dispatcher.ErrUnknownType) {
+				return nil // skipped, as the dispatcher does
+			}
 			if err != nil {
-				return nil // unknown type: skipped, as the dispatcher does
+				return err // the preferences could not be looked up
 			}
 			for i := range ns {
 				b, err := notification.Encode(&ns[i])

@@ -92,10 +92,9 @@ func runScheduler(spec schedulerSpec) error {
 		return err
 	}
 	st := pipeline.Schedule(common, s)
-	c, err := startConsumer(kafkarun.ConsumerConfig{
-		Brokers: spec.Brokers, GroupID: st.Group, Topics: st.Topics,
-		MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval,
-	}, st.Handler)
+	c, err := startStage(common, st, kafkarun.ConsumerConfig{
+		Brokers: spec.Brokers, MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval,
+	}, st.Handler, nil)
 	if err != nil {
 		return err
 	}

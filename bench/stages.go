@@ -17,7 +17,6 @@ import (
 // Record timestamps have millisecond precision, so a wait can read up to a
 // millisecond long.
 type stages struct {
-	kafkarun.NopObserver
 	mu    sync.Mutex
 	topic map[string]*stageTimes
 }
@@ -25,6 +24,17 @@ type stages struct {
 type stageTimes struct{ wait, took []time.Duration }
 
 func newStages() *stages { return &stages{topic: map[string]*stageTimes{}} }
+
+// timedObserver is a consumer's observer that also tells stages.
+type timedObserver struct {
+	kafkarun.Observer
+	s *stages
+}
+
+func (o *timedObserver) Handled(topic string, wait, took time.Duration) {
+	o.Observer.Handled(topic, wait, took)
+	o.s.Handled(topic, wait, took)
+}
 
 func (s *stages) Handled(topic string, wait, took time.Duration) {
 	s.mu.Lock()

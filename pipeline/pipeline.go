@@ -5,7 +5,7 @@
 //
 // A record meets a channel stage's parts in this order, outermost first:
 //
-//	liveness       counts the record in flight for /healthz (fleet only)
+//	liveness       counts the record in flight for /healthz
 //	tracing        the "deliver <channel>" span, continued from the record's headers
 //	worker         claim → suppression → render → rate limit → send → record → receipt
 //	tracing        the "send <channel>" span around the provider call
@@ -52,7 +52,8 @@ type Common struct {
 	Metrics   *obs.Metrics
 	Logger    *zap.Logger
 	// Liveness, when set, watches each stage for a wedge (herald run's
-	// /healthz); the bench has none.
+	// /healthz; the bench's, which nothing polls, so that it pays the
+	// same bookkeeping per record).
 	Liveness Liveness
 }
 
