@@ -639,6 +639,12 @@ func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.G
 
 // acquire takes an in-flight slot, blocking while the bound is reached.
 func (c *Consumer) acquire(ctx context.Context) error {
+	select { // a free slot without a two-way select (most records)
+	case c.slots <- struct{}{}:
+		c.cfg.Observer.InFlight(1)
+		return nil
+	default:
+	}
 	select {
 	case c.slots <- struct{}{}:
 		c.cfg.Observer.InFlight(1)
@@ -655,6 +661,11 @@ func (c *Consumer) begin(stopping <-chan struct{}) bool {
 	select {
 	case <-stopping:
 		return false
+	default:
+	}
+	select { // a free handler without a two-way select (most records)
+	case c.busy <- struct{}{}:
+		return true
 	default:
 	}
 	select {
@@ -686,7 +697,7 @@ func (p *partition) dispatch(m *queue.Message) {
 	}
 	p.running.Add(1)
 	p.mu.Unlock()
-	p.c.runners.run(func() { p.run(m) })
+	p.c.runners.handle(p, m)
 }
 
 // run handles m and then every message queued behind its key, in order.
@@ -733,10 +744,8 @@ func (p *partition) run(m *queue.Message) {
 // while the handler keeps failing).
 func (p *partition) handle(m *queue.Message) bool {
 	// Jittered exponential backoff keeps a fleet from retrying in lockstep
-	// after an outage.
-	b := &backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, RandomizationFactor: 0.5,
-		Multiplier: 2, MaxInterval: 5 * time.Second}
-	b.Reset()
+	// after an outage; made at the first failure (most records have none).
+	var b *backoff.ExponentialBackOff
 	var start time.Time
 	for attempt := 1; ; attempt++ {
 		if !p.waitGate() {
@@ -755,6 +764,11 @@ func (p *partition) handle(m *queue.Message) bool {
 		}
 		p.log.Warn("handler could not reach a durable outcome; retrying",
 			zap.Int64("offset", m.Offset), zap.Int("attempt", attempt), zap.Error(err))
+		if b == nil {
+			b = &backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, RandomizationFactor: 0.5,
+				Multiplier: 2, MaxInterval: 5 * time.Second}
+			b.Reset()
+		}
 		select {
 		case <-time.After(b.NextBackOff()):
 		case <-p.stopping:

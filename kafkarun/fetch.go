@@ -632,15 +632,30 @@ func closeRecord(rec *protocol.Record) {
 	}
 }
 
-// message copies rec out of the response's buffers.
+// message copies rec out of the response's buffers: its key and value
+// into one allocation. A nil key or value (a tombstone) stays nil, as
+// protocol.ReadAll leaves it.
 func message(tp topicPartition, rec *protocol.Record) (*queue.Message, error) {
 	m := &queue.Message{Topic: tp.topic, Partition: int(tp.partition), Offset: rec.Offset, Time: rec.Time}
-	var err error
-	if m.Key, err = protocol.ReadAll(rec.Key); err != nil {
-		return nil, err
+	kl, vl := 0, 0
+	if rec.Key != nil {
+		kl = rec.Key.Len()
 	}
-	if m.Value, err = protocol.ReadAll(rec.Value); err != nil {
-		return nil, err
+	if rec.Value != nil {
+		vl = rec.Value.Len()
+	}
+	buf := make([]byte, kl+vl)
+	if rec.Key != nil {
+		m.Key = buf[:kl:kl]
+		if _, err := io.ReadFull(rec.Key, m.Key); err != nil {
+			return nil, err
+		}
+	}
+	if rec.Value != nil {
+		m.Value = buf[kl:]
+		if _, err := io.ReadFull(rec.Value, m.Value); err != nil {
+			return nil, err
+		}
 	}
 	if len(rec.Headers) > 0 {
 		m.Headers = make([]queue.Header, len(rec.Headers))

@@ -18,7 +18,7 @@ func TestRunnersWaitForMoreWork(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for sent := false; !sent; {
 		select {
-		case r.idle <- f: // only a waiting runner receives
+		case r.idle <- job{f: f}: // only a waiting runner receives
 			sent = true
 		default:
 			if time.Now().After(deadline) {
@@ -31,5 +31,27 @@ func TestRunnersWaitForMoreWork(t *testing.T) {
 	case <-second:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the waiting runner did not run the function it was handed")
+	}
+}
+
+// TestRunnersExitWhenIdle: a runner handed work more often than its check
+// period keeps running, and one handed none for two periods has exited.
+func TestRunnersExitWhenIdle(t *testing.T) {
+	const every = 20 * time.Millisecond
+	r := &runners{idle: make(chan job), every: every}
+	r.run(func() {})
+	for end := time.Now().Add(10 * every); time.Now().Before(end); {
+		select {
+		case r.idle <- job{f: func() {}}:
+		case <-time.After(time.Second):
+			t.Fatal("the runner exited while it was handed work every few milliseconds")
+		}
+		time.Sleep(every / 4)
+	}
+	time.Sleep(3 * every)
+	select {
+	case r.idle <- job{f: func() {}}:
+		t.Fatal("a runner still waited for work after three idle periods")
+	default:
 	}
 }
