@@ -76,6 +76,14 @@ type Result struct {
 	// Redis calls without the stages' own logic, measured in the same run
 	// (pipeline only; plumbing.go).
 	PlumbingMicrosPerMessage *float64 `json:"plumbing_cpu_us_per_message,omitempty"`
+	// AllocsPerMessage and AllocBytesPerMessage are the heap allocations
+	// the measured process made in herald's window, per message, and their
+	// bytes (pipeline only): what the collector and the allocator's CPU
+	// follow, counted rather than timed, so that they hold still while the
+	// machine's speed drifts. The window's other goroutines (the bench's
+	// sinks and tracker) allocate the same for any build.
+	AllocsPerMessage     *float64 `json:"allocs_per_message,omitempty"`
+	AllocBytesPerMessage *float64 `json:"alloc_bytes_per_message,omitempty"`
 	// RTTms is the round trip the scenario's Kafka and Redis connections
 	// had added (herald bench --rtt); 0 is loopback.
 	RTTms float64 `json:"rtt_ms"`
@@ -140,6 +148,19 @@ func gcCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(s[0].Value.Float64() * float64(time.Second))
+}
+
+// heapAllocs is how many heap allocations this process has made, and their
+// bytes (the runtime's counters, tiny objects included).
+func heapAllocs() (objects, bytes uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/tiny/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	for _, x := range s {
+		if x.Value.Kind() != metrics.KindUint64 {
+			return 0, 0
+		}
+	}
+	return s[0].Value.Uint64() + s[1].Value.Uint64(), s[2].Value.Uint64()
 }
 
 // Options tune a run. The zero value is the issue's full size.

@@ -86,6 +86,11 @@ func TestScenarios(t *testing.T) {
 				!strings.Contains(r.Note, "plumbing floor") {
 				t.Errorf("pipeline: no plumbing floor or GC share: %s", b)
 			}
+			// Every notification is decoded, rendered and logged on the
+			// heap: far more than a few allocations and bytes each.
+			if r.AllocsPerMessage == nil || r.AllocBytesPerMessage == nil || *r.AllocsPerMessage < 10 || *r.AllocBytesPerMessage < 1000 {
+				t.Errorf("pipeline: allocations per notification missing or implausible: %s", b)
+			}
 		case "latency":
 			if r.P50ms == nil || r.P99ms == nil || *r.P50ms > *r.P99ms || *r.P50ms <= 0 {
 				t.Errorf("latency: percentiles %s", b)

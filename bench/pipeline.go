@@ -120,6 +120,7 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 	runtime.GC() // the setup's garbage is not herald's
 	stopProfile := env.profileWindow("pipeline", "herald")
 	cpu0, icpu0, gc0 := cpuTime(), rig.infra.cpu(), gcCPU()
+	objs0, bytes0 := heapAllocs()
 	hp, err := startHerald(ctx, env, cfg, t)
 	if err != nil {
 		stopProfile()
@@ -129,6 +130,8 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 	err = t.wait(ctx, 3*time.Minute)
 	stopProgress()
 	cpu, icpu, gc := cpuTime()-cpu0, rig.infra.cpu()-icpu0, gcCPU()-gc0
+	objs, bytes := heapAllocs()
+	objs, bytes = objs-objs0, bytes-bytes0
 	stopProfile()
 	hp.close()
 	if err != nil {
@@ -180,6 +183,8 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 		CPUMicrosPerMessage:      f64(round(cpu.Seconds()*1e6/float64(total), 0)),
 		GCMicrosPerMessage:       f64(round(gc.Seconds()*1e6/float64(total), 1)),
 		PlumbingMicrosPerMessage: plumbingMicros,
+		AllocsPerMessage:         f64(round(float64(objs)/float64(total), 1)),
+		AllocBytesPerMessage:     f64(round(float64(bytes)/float64(total), 0)),
 		BaselineMessages:         subsetTotal,
 		Target:                   pipelineTarget(env),
 		Met:                      pipelineMet(env, ratio, cpu.Seconds()*1e6/float64(total)),

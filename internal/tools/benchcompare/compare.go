@@ -19,6 +19,8 @@ var figures = []struct {
 	{"cpu_us_per_message", true},
 	{"plumbing_cpu_us_per_message", true},
 	{"gc_cpu_us_per_message", true},
+	{"allocs_per_message", true},
+	{"alloc_bytes_per_message", true},
 	{"notifications_per_sec", false},
 	{"ratio_vs_baseline", false},
 	{"efficiency", false},
