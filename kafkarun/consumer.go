@@ -637,8 +637,13 @@ func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.G
 	log.Info("partition released", zap.Int64("committed", committed), zap.Int("dropped_unstarted", dropped))
 }
 
-// acquire takes an in-flight slot, blocking while the bound is reached.
+// acquire takes an in-flight slot, blocking while the bound is reached. A
+// partition's loop learns here that it stops: an ended ctx takes no slot,
+// even a free one.
 func (c *Consumer) acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select { // a free slot without a two-way select (most records)
 	case c.slots <- struct{}{}:
 		c.cfg.Observer.InFlight(1)

@@ -1,8 +1,11 @@
 package kafkarun
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/gymhq/herald/queue"
 )
 
 // A record's wait is unknown (-1) for a timestamp Kafka never wrote: none
@@ -27,5 +30,30 @@ func TestRecordWait(t *testing.T) {
 		if got := recordWait(tc.ts, now); got != tc.want {
 			t.Errorf("recordWait(%v) = %v, want %v", tc.ts, got, tc.want)
 		}
+	}
+}
+
+// TestAcquireStopsWhenCancelled: a partition that stops fetching takes no
+// more in-flight slots, so it starts none of the records it had buffered
+// (fd.take hands them out after the cancel), even while slots are free.
+// Its loop notices the cancel only here; starting them all made a revoke's
+// drain longer, up to abandoning work at its deadline (review of issue
+// 14's fifteenth pass).
+func TestAcquireStopsWhenCancelled(t *testing.T) {
+	c, err := NewConsumer(ConsumerConfig{Brokers: []string{"127.0.0.1:1"}, GroupID: "g", Topics: []string{"t"}, MaxInFlight: 50},
+		func(context.Context, *queue.Message) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	taken := 0
+	for range 100 {
+		if c.acquire(ctx) == nil {
+			taken++
+		}
+	}
+	if taken != 0 {
+		t.Errorf("acquire took %d of 100 slots after its context ended, want 0", taken)
 	}
 }

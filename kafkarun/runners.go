@@ -7,15 +7,16 @@ import (
 )
 
 // runners runs functions on goroutines that outlive them: an idle one if
-// any is waiting, else a new one, which waits runnerIdle for more work
-// before it exits. A goroutine started per message, per grouped write or
+// any is waiting, else a new one, which waits for more work and exits
+// after a whole runnerIdle period without any. A goroutine started per message, per grouped write or
 // per fetch request grows its stack from the minimum every time; a runner
 // keeps its grown stack for the next. (runtime.copystack was 3% of the
 // pipeline's CPU with a goroutine per message; runtime.newstack was 1.8%
 // of the latency scenario's process CPU in one profile, more than half of
 // it in goroutines started per grouped write and per fetch request; issue
 // 14.)
-// There are never more runners than functions running at once.
+// A runner is started only when none is idle, so there are never more of
+// them than functions that were running at once.
 type runners struct {
 	idle chan job
 	// every is how often a runner checks whether it ran anything since
