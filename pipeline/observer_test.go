@@ -15,11 +15,12 @@ import (
 )
 
 // TestObserver: every report lands in its group's and topic's series, for
-// a topic named when the observer was made and for one that was not.
+// each topic named when the observer was made (a stage has two) and for
+// one that was not.
 func TestObserver(t *testing.T) {
 	m := obs.NewMetrics()
 	joins := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "joins_total"}, []string{"group"})
-	o := pipeline.NewObserver(m, "g", []string{"a"}, joins)
+	o := pipeline.NewObserver(m, "g", []string{"a", "c"}, joins)
 	other := pipeline.NewObserver(m, "h", []string{"a"}, nil)
 
 	o.InFlight(3)
@@ -28,6 +29,7 @@ func TestObserver(t *testing.T) {
 	o.Handled("a", 2*time.Second, 3*time.Second)
 	o.Handled("a", -1, time.Second) // no timestamp: no wait
 	o.Handled("b", time.Second, 4*time.Second)
+	o.Handled("c", 5*time.Second, 6*time.Second)
 	other.Handled("a", time.Second, time.Second)
 	o.Committed("a", 2, 41)
 	o.JoinFailed(errors.New("x"))
@@ -55,6 +57,8 @@ func TestObserver(t *testing.T) {
 		{m.Handle, "g", "a", 2, 4},
 		{m.RecordWait, "g", "b", 1, 1},
 		{m.Handle, "g", "b", 1, 4},
+		{m.RecordWait, "g", "c", 1, 5},
+		{m.Handle, "g", "c", 1, 6},
 		{m.Handle, "h", "a", 1, 1},
 	} {
 		count, sum := histogram(t, tc.vec, tc.group, tc.topic)
