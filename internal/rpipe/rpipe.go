@@ -46,6 +46,9 @@ type Pipes struct {
 	client     redis.UniversalClient
 	q          *coalesce.Queue[Cmd]
 	roundTrips atomic.Uint64
+	// shas are the scripts' SHA-1s in interfaces, made once: only the
+	// flusher (exec) reads and writes it.
+	shas map[*redis.Script]any
 }
 
 // New starts the flusher of pipelines of at most max commands (DefaultMax
@@ -55,7 +58,7 @@ func New(client redis.UniversalClient, max int) *Pipes {
 	if max <= 0 {
 		max = DefaultMax
 	}
-	p := &Pipes{client: client}
+	p := &Pipes{client: client, shas: map[*redis.Script]any{}}
 	p.q = coalesce.New(max, p.exec)
 	return p
 }
@@ -96,6 +99,24 @@ func (p *Pipes) RoundTrips() uint64 { return p.roundTrips.Load() }
 // Start accepted gets its reply.
 func (p *Pipes) Close() { p.q.Close() }
 
+// evalSha is the EVALSHA command of s on key with args, as s.EvalSha
+// writes it (the script's SHA-1 computed from its source, one key), in
+// one slice: Script.EvalSha built a key slice and a second argument
+// slice and boxed the command's name and the SHA-1 again for every call,
+// four of a channel worker's allocations per script call (issue 14). A
+// Redis Cluster client routes it by the same key, the command's fourth
+// argument.
+func (p *Pipes) evalSha(s *redis.Script, key string, args []any) []any {
+	sha, ok := p.shas[s]
+	if !ok {
+		sha = s.Hash()
+		p.shas[s] = sha
+	}
+	cmd := make([]any, 0, 4+len(args))
+	cmd = append(cmd, "evalsha", sha, 1, key)
+	return append(cmd, args...)
+}
+
 // exec sends one batch as a pipeline, then the batch's NOSCRIPT commands
 // again with EVAL.
 func (p *Pipes) exec(batch []*Call) {
@@ -104,7 +125,7 @@ func (p *Pipes) exec(batch []*Call) {
 	cmds := make([]redis.Cmder, len(batch))
 	for i, c := range batch {
 		if s := c.Req.Script; s != nil {
-			cmds[i] = s.EvalSha(ctx, pipe, []string{c.Req.Key}, c.Req.Args...)
+			cmds[i] = pipe.Do(ctx, p.evalSha(s, c.Req.Key, c.Req.Args)...)
 		} else {
 			cmds[i] = pipe.HGet(ctx, c.Req.Key, c.Req.Field)
 		}
