@@ -19,6 +19,7 @@ import (
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/pipeline"
 	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/templates"
 	"github.com/gymhq/herald/topics"
@@ -194,12 +195,42 @@ func runFlowsCompete(ctx context.Context, env *Env) (Result, error) {
 }
 
 // benchCommon is what every stage is built from here: the defaults of
-// every setting, no-op tracing (production without OTLP), herald run's
-// logger writing nowhere, and liveness counting every record in and out
-// as for herald run's /healthz (which nothing polls here).
+// every setting but frequency caps, no-op tracing (production without
+// OTLP), herald run's logger writing nowhere, and liveness counting every
+// record in and out as for herald run's /healthz (which nothing polls
+// here).
+//
+// Frequency caps are off, as HERALD_FREQUENCY_CAPS's own documentation
+// has a load test of few simulated people run: the pipeline's 2,000
+// members get about three class reminders each, and the reminders
+// category caps SMS at two a day, so caps would drop or defer a share of
+// what the bench waits for. With caps on, herald run also makes one Redis
+// call per push or SMS reminder (caps.Take), which the bench leaves out.
 func benchCommon(pub queue.Publisher) pipeline.Common {
-	return pipeline.Common{Config: config.Defaults(), Publisher: pub, Tracing: tracing.New(noop.NewTracerProvider()), Metrics: newMetrics(),
+	cfg := config.Defaults()
+	cfg.Schedule.FrequencyCaps = config.Off
+	return pipeline.Common{Config: cfg, Publisher: pub, Tracing: tracing.New(noop.NewTracerProvider()), Metrics: newMetrics(),
 		Logger: nopLogger, Liveness: &kafkarun.Liveness{}}
+}
+
+// benchWait is a channel's wait as herald run makes it with frequency caps
+// off (cmd/herald/schedule.go): what is not yet due, a retry's next
+// attempt, goes to the scheduler.
+func benchWait(common pipeline.Common) *pipeline.Wait {
+	return &pipeline.Wait{Defer: func(ctx context.Context, n *notification.Notification, due time.Time, topic string) error {
+		return schedule.Defer(ctx, common.Publisher, common.Metrics, n, due, topic, time.Now())
+	}}
+}
+
+// consumerTimings sets cc's commit interval and group timings as herald
+// run takes them from its configuration, where cc leaves them unset.
+func consumerTimings(cc *kafkarun.ConsumerConfig, cfg *config.Config) {
+	if cc.CommitInterval == 0 {
+		cc.CommitInterval = cfg.CommitInterval
+	}
+	if cc.SessionTimeout == 0 {
+		cc.SessionTimeout, cc.RebalanceTimeout, cc.HeartbeatInterval = cfg.SessionTimeout, cfg.RebalanceTimeout, cfg.HeartbeatInterval
+	}
 }
 
 // startStage runs a consumer of st, with h as its handler, as herald run
@@ -216,6 +247,7 @@ func startStage(common pipeline.Common, st pipeline.Stage, cc kafkarun.ConsumerC
 		o = live.Observe(st.Group, o)
 	}
 	cc.GroupID, cc.Topics, cc.Gate, cc.Observer = st.Group, st.Topics, st.Gate, o
+	consumerTimings(&cc, common.Config)
 	return startConsumer(cc, h)
 }
 
@@ -227,7 +259,8 @@ func inappStage(common pipeline.Common, feeds feed.Store, tpl *templates.Set, st
 	if err != nil {
 		return pipeline.Stage{}, err
 	}
-	return pipeline.Deliver(common, pipeline.Channel{Name: inapp.Name, Guard: guard, Renderer: tpl, Store: store, Owner: "bench-inapp", Priority: prio})
+	return pipeline.Deliver(common, pipeline.Channel{Name: inapp.Name, Guard: guard, Renderer: tpl, Store: store, Owner: "bench-inapp", Priority: prio,
+		Wait: benchWait(common)})
 }
 
 // inappRecords plans bookings from g until n in-app notifications (the

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dispatcher"
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/kafkarun"
@@ -292,8 +293,10 @@ func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]b
 	// Each consumer reports to the metrics and to liveness as herald's do.
 	live, metrics := &kafkarun.Liveness{}, newMetrics()
 	consumerConfig := func(group string, topics ...string) kafkarun.ConsumerConfig {
-		return kafkarun.ConsumerConfig{Brokers: cfg.brokers, GroupID: group, Topics: topics,
+		cc := kafkarun.ConsumerConfig{Brokers: cfg.brokers, GroupID: group, Topics: topics,
 			Observer: live.Observe(group, pipeline.NewObserver(metrics, group, topics, nil))}
+		consumerTimings(&cc, config.Defaults()) // as herald's consumers' (startStage)
+		return cc
 	}
 	tracked := func(cc kafkarun.ConsumerConfig, h queue.Handler) queue.Handler {
 		return live.Track(cc.GroupID, cc.Topics, h)

@@ -3,9 +3,11 @@ package bench
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/gymhq/herald/dispatcher"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/templates"
 )
@@ -85,5 +87,44 @@ func TestPlumbingPlanStopsWhenCancelled(t *testing.T) {
 		if got := pp.events[i+1] - pp.events[i]; len(ms) != got {
 			t.Fatalf("event %d: %d messages, %d records", i, len(ms), got)
 		}
+	}
+}
+
+// TestPlumbingPlanLooksUpThePlannersPeople: the stand-in dispatcher looks
+// up, for each event, the preferences of exactly the people herald's
+// planner asks for.
+func TestPlumbingPlanLooksUpThePlannersPeople(t *testing.T) {
+	tpl, err := templates.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := events(200, "people")
+	pp, err := newPlumbingPlan(context.Background(), tpl, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pp.close()
+	p := newPlanner(tpl, nil)
+	var asked []string
+	p.Choices = func(_ context.Context, ids []string) (map[string]templates.Choices, error) {
+		asked = append(asked, ids...)
+		return nil, nil
+	}
+	withPeople := 0
+	for i, v := range values {
+		asked = nil
+		if _, err := p.PlanEvent(context.Background(), v); err != nil && !errors.Is(err, dispatcher.ErrUnknownType) {
+			t.Fatal(err)
+		}
+		_, people := pp.messages(v, time.Now())
+		if !slices.Equal(people, asked) {
+			t.Fatalf("event %d: the stand-in looks up %v, the planner asks for %v", i, people, asked)
+		}
+		if len(people) > 0 {
+			withPeople++
+		}
+	}
+	if withPeople == 0 {
+		t.Fatalf("none of %d events looks anyone up", len(values))
 	}
 }

@@ -334,6 +334,7 @@ func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store
 		}
 		st, err := pipeline.Deliver(common, pipeline.Channel{
 			Name: ch, Guard: guard, Renderer: tpl, Store: store, Suppressions: cfg.suppressions, Owner: "bench-" + string(ch),
+			Wait: benchWait(common),
 		})
 		if err != nil {
 			hp.close()
