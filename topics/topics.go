@@ -1,7 +1,11 @@
 // Package topics names the Kafka topics herald reads and owns (docs/contracts.md §1).
 package topics
 
-import "github.com/gymhq/herald/notification"
+import (
+	"sync"
+
+	"github.com/gymhq/herald/notification"
+)
 
 // DefaultEvents is the booking events topic; configurable, never created by herald.
 const DefaultEvents = "gym.bookings.v1"
@@ -30,10 +34,26 @@ const Schedule = "herald.schedule.v1"
 const GroupSchedule = "herald-scheduler"
 
 // Channel is the topic a channel's notifications are published to.
-func Channel(ch notification.Channel) string { return "herald." + string(ch) + ".v1" }
+func Channel(ch notification.Channel) string { return named(&channelTopics, ch, ".v1") }
 
 // Retry is the topic a channel's delayed retries wait on.
-func Retry(ch notification.Channel) string { return "herald." + string(ch) + ".retry.v1" }
+func Retry(ch notification.Channel) string { return named(&retryTopics, ch, ".retry.v1") }
+
+// channelTopics and retryTopics hold each channel's topic names once
+// made: the dispatcher names a channel topic for every notification, and
+// building the string each time was an allocation per notification
+// (issue 14). Channels may be registered after start (a test's), so the
+// names are made on first use rather than from the registry.
+var channelTopics, retryTopics sync.Map // notification.Channel → string
+
+func named(m *sync.Map, ch notification.Channel, suffix string) string {
+	if t, ok := m.Load(ch); ok {
+		return t.(string)
+	}
+	t := "herald." + string(ch) + suffix
+	m.Store(ch, t)
+	return t
+}
 
 // Owned lists every topic herald creates at start.
 func Owned() []string {
