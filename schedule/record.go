@@ -232,9 +232,19 @@ func Schedule(n *notification.Notification, due time.Time, topic string, now tim
 		Keys: n.CancelKeys, Notification: b, EventID: n.EventID, At: now.UTC(), compacted: b}, nil
 }
 
-// EntryID names the wait of notification id until due at attempt.
+// EntryID names the wait of notification id until due at attempt:
+// id@<due, Unix milliseconds>.<attempt>. (Built in one allocation; with
+// fmt.Sprintf it took four, for every notification the dispatcher holds.)
 func EntryID(id string, due time.Time, attempt int) string {
-	return fmt.Sprintf("%s@%d.%d", id, due.UnixMilli(), attempt)
+	var sb strings.Builder
+	sb.Grow(len(id) + 1 + 20 + 1 + 20)
+	sb.WriteString(id)
+	sb.WriteByte('@')
+	var num [20]byte
+	sb.Write(strconv.AppendInt(num[:0], due.UnixMilli(), 10))
+	sb.WriteByte('.')
+	sb.Write(strconv.AppendInt(num[:0], int64(attempt), 10))
+	return sb.String()
 }
 
 // NotificationID is the notification id of an EntryID.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -200,5 +201,33 @@ func TestEncodeAllocatesOnce(t *testing.T) {
 	}
 	if cap(out) > 2*len(out) {
 		t.Errorf("Encode: %d bytes in a buffer of %d", len(out), cap(out))
+	}
+}
+
+// TestEntryID: an entry id is the notification id, @, the due time in Unix
+// milliseconds and ., the attempt, as fmt.Sprintf("%s@%d.%d") wrote it
+// (ids already on the schedule topic keep their meaning), and
+// NotificationID takes the id back.
+func TestEntryID(t *testing.T) {
+	for _, tc := range []struct {
+		id      string
+		due     time.Time
+		attempt int
+	}{
+		{"n1", time.UnixMilli(1733000000123), 0},
+		{"evt-9/email/mem_1", time.UnixMilli(1), 7},
+		{"x", time.UnixMilli(-5), 123456},                         // before 1970
+		{"", time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), 1}, // the JSON form's last year
+	} {
+		got := EntryID(tc.id, tc.due, tc.attempt)
+		if want := fmt.Sprintf("%s@%d.%d", tc.id, tc.due.UnixMilli(), tc.attempt); got != want {
+			t.Errorf("EntryID(%q, %v, %d) = %q, want %q", tc.id, tc.due, tc.attempt, got, want)
+		}
+		if back := NotificationID(got); back != tc.id {
+			t.Errorf("NotificationID(%q) = %q, want %q", got, back, tc.id)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = EntryID("evt-9/email/mem_1", time.UnixMilli(1733000000123), 2) }); n != 1 {
+		t.Errorf("EntryID allocates %v times, want 1", n)
 	}
 }
