@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -117,6 +118,45 @@ type Redis struct {
 	own   bool // pipes were made by NewRedis, and Close stops them
 
 	duplicateSends atomic.Uint64
+
+	// The scripts' arguments that a process's workers pass the same every
+	// time, in interfaces made once: boxing them per call was three of a
+	// notification's allocations (issue 14).
+	retention any
+	owners    boxes[string]
+	leases    boxes[int64]
+}
+
+// boxes holds values in interfaces, up to maxBoxes of them: a process has
+// one owner and one lease; any more are boxed per call.
+type boxes[K comparable] struct {
+	mu sync.RWMutex
+	m  map[K]any
+}
+
+const maxBoxes = 64
+
+// of returns v in an interface, made once per value.
+func (b *boxes[K]) of(v K) any {
+	b.mu.RLock()
+	a, ok := b.m[v]
+	b.mu.RUnlock()
+	if ok {
+		return a
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a, ok := b.m[v]; ok {
+		return a
+	}
+	a = v
+	if len(b.m) < maxBoxes {
+		if b.m == nil {
+			b.m = map[K]any{}
+		}
+		b.m[v] = a
+	}
+	return a
 }
 
 var _ Store = (*Redis)(nil)
@@ -127,6 +167,7 @@ var _ Store = (*Redis)(nil)
 // shared Pipes.
 func NewRedis(client redis.UniversalClient, opts Options) *Redis {
 	r := &Redis{opts: opts.withDefaults(), pipes: opts.Pipes}
+	r.retention = r.opts.Retention.Milliseconds()
 	if r.pipes == nil {
 		r.pipes, r.own = rpipe.New(client, r.opts.BatchMax), true
 	}
@@ -161,7 +202,7 @@ func (r *Redis) Claim(ctx context.Context, id, owner string, lease time.Duration
 	if err := checkLease(id, lease); err != nil {
 		return Claim{}, err
 	}
-	v, err := r.do(ctx, "claim", id, claimScript, owner, lease.Milliseconds(), r.now())
+	v, err := r.do(ctx, "claim", id, claimScript, r.owners.of(owner), r.leases.of(lease.Milliseconds()), r.now())
 	if err != nil {
 		return Claim{}, err
 	}
@@ -192,7 +233,7 @@ func (r *Redis) MarkSent(ctx context.Context, id, owner, providerMessageID strin
 	if err := checkOwner("mark sent", id, owner); err != nil {
 		return err
 	}
-	v, err := r.do(ctx, "mark sent", id, markSentScript, owner, providerMessageID, r.opts.Retention.Milliseconds(), r.now())
+	v, err := r.do(ctx, "mark sent", id, markSentScript, r.owners.of(owner), providerMessageID, r.retention, r.now())
 	if err != nil {
 		return err
 	}
@@ -207,7 +248,7 @@ func (r *Redis) MarkFailed(ctx context.Context, id, owner, reason string) error 
 	if err := checkOwner("mark failed", id, owner); err != nil {
 		return err
 	}
-	_, err := r.do(ctx, "mark failed", id, markFailedScript, owner, reason, r.opts.Retention.Milliseconds(), r.now())
+	_, err := r.do(ctx, "mark failed", id, markFailedScript, r.owners.of(owner), reason, r.retention, r.now())
 	return err
 }
 
