@@ -289,8 +289,8 @@ func Unsubscribe(ctx context.Context, store Store, person, category string, ch n
 func PlanChoices(store Store) func(ctx context.Context, ids []string) (map[string]templates.Choices, error) {
 	return func(ctx context.Context, ids []string) (map[string]templates.Choices, error) {
 		m, err := store.Lookup(ctx, ids)
-		if err != nil {
-			return nil, err
+		if err != nil || len(m) == 0 {
+			return nil, err // nobody stored any: a nil map reads as none
 		}
 		out := make(map[string]templates.Choices, len(m))
 		for id, p := range m {

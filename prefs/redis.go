@@ -191,7 +191,7 @@ func (r *Redis) exec(batch []*coalesce.Call[[]string]) {
 	_, _ = pipe.Exec(ctx) // errors are per command; redis.Nil is "none stored"
 	r.roundTrips.Add(1)
 	for _, c := range batch {
-		out := make(map[string]*Prefs)
+		var out map[string]*Prefs // made for the first person found: most events' people have stored nothing
 		for _, person := range c.Req {
 			b, err := cmds[index[person]].Bytes()
 			if errors.Is(err, redis.Nil) {
@@ -206,6 +206,9 @@ func (r *Redis) exec(batch []*coalesce.Call[[]string]) {
 			if err != nil {
 				c.Err = err
 				break
+			}
+			if out == nil {
+				out = make(map[string]*Prefs)
 			}
 			out[person] = p
 		}

@@ -25,7 +25,8 @@ type Store interface {
 	// Lookup returns the preferences of those of persons who stored some,
 	// for the dispatcher's hot path: concurrent lookups share one round
 	// trip. A person absent from the map stored none (or is not a valid
-	// person id, and so cannot have).
+	// person id, and so cannot have). The map may be nil when nobody in
+	// persons stored any; it is not to be written to.
 	Lookup(ctx context.Context, persons []string) (map[string]*Prefs, error)
 	Close() error
 }
