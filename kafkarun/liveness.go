@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -123,11 +125,40 @@ func (l *Liveness) group(group string, topics []string) *progress {
 
 func (l *Liveness) Track(group string, topics []string, h queue.Handler) queue.Handler {
 	p := l.group(group, topics)
+	var tracked trackedContexts
 	return func(ctx context.Context, m *queue.Message) error {
 		p.change(func() { p.active++ })
 		defer p.change(func() { p.active--; p.lastOK = p.l.clock() })
-		return h(queue.WithWaitTracker(ctx, p), m)
+		return h(tracked.of(ctx, p), m)
 	}
+}
+
+// trackedContexts are handler contexts with a group's progress as their
+// wait tracker, made once per context: the consumer hands every record of
+// a partition the same one, and a new context per record was an
+// allocation per record (issue 14). At most maxTracked are kept; past
+// that the cache starts again (those of ended partitions go with it).
+type trackedContexts struct {
+	m sync.Map // context.Context → the same with the tracker
+	n atomic.Int32
+}
+
+const maxTracked = 1024
+
+func (t *trackedContexts) of(ctx context.Context, p *progress) context.Context {
+	if ctx == nil || !reflect.TypeOf(ctx).Comparable() { // a map key must be; the runtime's contexts are pointers
+		return queue.WithWaitTracker(ctx, p)
+	}
+	if c, ok := t.m.Load(ctx); ok {
+		return c.(context.Context)
+	}
+	c := queue.WithWaitTracker(ctx, p)
+	if t.n.Add(1) > maxTracked {
+		t.m.Clear()
+		t.n.Store(1)
+	}
+	t.m.Store(ctx, c)
+	return c
 }
 
 // gate wraps a group's consumer gate (a circuit breaker) so that records

@@ -1,0 +1,55 @@
+package kafkarun
+
+import (
+	"context"
+	"testing"
+
+	"github.com/gymhq/herald/queue"
+)
+
+// uncomparableCtx is a context that cannot be a map key.
+type uncomparableCtx struct {
+	context.Context
+	tags []string
+}
+
+// TestTrackReusesContexts: every record of a partition (one handler
+// context) reaches its handler with the same context carrying the group's
+// wait tracker, made once and without an allocation per record after; a
+// context that cannot be a map key still gets one.
+func TestTrackReusesContexts(t *testing.T) {
+	l := &Liveness{}
+	var seen []context.Context
+	waited := 0
+	h := l.Track("g", []string{"t"}, func(ctx context.Context, _ *queue.Message) error {
+		seen = append(seen, ctx)
+		done := queue.Waiting(ctx)
+		l.mu.Lock()
+		waited += l.groups["g"].waiting
+		l.mu.Unlock()
+		done()
+		return nil
+	})
+	partition := context.WithValue(context.Background(), struct{}{}, "partition 0")
+	other := context.WithValue(context.Background(), struct{}{}, "partition 1")
+	odd := uncomparableCtx{Context: context.Background(), tags: []string{"x"}}
+	m := &queue.Message{}
+	for _, ctx := range []context.Context{partition, partition, other, partition, odd} {
+		if err := h(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if waited != 5 {
+		t.Errorf("%d of 5 handler calls reported their wait to the group, want all", waited)
+	}
+	if seen[0] != seen[1] || seen[1] != seen[3] {
+		t.Error("records of one handler context reached the handler with different contexts")
+	}
+	if seen[0] == seen[2] {
+		t.Error("two handler contexts share one tracked context")
+	}
+	quiet := l.Track("g2", []string{"t"}, func(context.Context, *queue.Message) error { return nil })
+	if n := testing.AllocsPerRun(100, func() { _ = quiet(partition, m) }); n != 0 {
+		t.Errorf("a record of a known handler context allocates %v times, want 0", n)
+	}
+}
