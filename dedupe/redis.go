@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -119,44 +118,29 @@ type Redis struct {
 
 	duplicateSends atomic.Uint64
 
-	// The scripts' arguments that a process's workers pass the same every
-	// time, in interfaces made once: boxing them per call was three of a
-	// notification's allocations (issue 14).
+	// The scripts' arguments that stay the same, in interfaces made once
+	// rather than per call (issue 14): the retention, and the last lease
+	// (one per worker configuration). The owner is not among them: a
+	// worker claims with a new owner per handler call (worker.go), so that
+	// two copies of a notification never both hold it.
 	retention any
-	owners    boxes[string]
-	leases    boxes[int64]
+	lease     atomic.Pointer[boxedLease]
 }
 
-// boxes holds values in interfaces, up to maxBoxes of them: a process has
-// one owner and one lease; any more are boxed per call.
-type boxes[K comparable] struct {
-	mu sync.RWMutex
-	m  map[K]any
+// boxedLease is a lease in milliseconds, and the same in an interface.
+type boxedLease struct {
+	ms  int64
+	arg any
 }
 
-const maxBoxes = 64
-
-// of returns v in an interface, made once per value.
-func (b *boxes[K]) of(v K) any {
-	b.mu.RLock()
-	a, ok := b.m[v]
-	b.mu.RUnlock()
-	if ok {
-		return a
+// leaseArg returns ms in an interface: the last one's when it is the same.
+func (r *Redis) leaseArg(ms int64) any {
+	if b := r.lease.Load(); b != nil && b.ms == ms {
+		return b.arg
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if a, ok := b.m[v]; ok {
-		return a
-	}
-	a = v
-	if len(b.m) < maxBoxes {
-		if b.m == nil {
-			b.m = map[K]any{}
-		}
-		b.m[v] = a
-	}
-	return a
+	b := &boxedLease{ms: ms, arg: ms}
+	r.lease.Store(b)
+	return b.arg
 }
 
 var _ Store = (*Redis)(nil)
@@ -202,7 +186,7 @@ func (r *Redis) Claim(ctx context.Context, id, owner string, lease time.Duration
 	if err := checkLease(id, lease); err != nil {
 		return Claim{}, err
 	}
-	v, err := r.do(ctx, "claim", id, claimScript, r.owners.of(owner), r.leases.of(lease.Milliseconds()), r.now())
+	v, err := r.do(ctx, "claim", id, claimScript, owner, r.leaseArg(lease.Milliseconds()), r.now())
 	if err != nil {
 		return Claim{}, err
 	}
@@ -233,7 +217,7 @@ func (r *Redis) MarkSent(ctx context.Context, id, owner, providerMessageID strin
 	if err := checkOwner("mark sent", id, owner); err != nil {
 		return err
 	}
-	v, err := r.do(ctx, "mark sent", id, markSentScript, r.owners.of(owner), providerMessageID, r.retention, r.now())
+	v, err := r.do(ctx, "mark sent", id, markSentScript, owner, providerMessageID, r.retention, r.now())
 	if err != nil {
 		return err
 	}
@@ -248,7 +232,7 @@ func (r *Redis) MarkFailed(ctx context.Context, id, owner, reason string) error 
 	if err := checkOwner("mark failed", id, owner); err != nil {
 		return err
 	}
-	_, err := r.do(ctx, "mark failed", id, markFailedScript, r.owners.of(owner), reason, r.retention, r.now())
+	_, err := r.do(ctx, "mark failed", id, markFailedScript, owner, reason, r.retention, r.now())
 	return err
 }
 
