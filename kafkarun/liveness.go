@@ -146,7 +146,11 @@ type trackedContexts struct {
 const maxTracked = 1024
 
 func (t *trackedContexts) of(ctx context.Context, p *progress) context.Context {
-	if ctx == nil || !reflect.TypeOf(ctx).Comparable() { // a map key must be; the runtime's contexts are pointers
+	// Only pointers are kept: a struct "comparable" to reflect may still
+	// hold an uncomparable value in an interface field (the standard
+	// library's WithoutCancel context does) and panic as a map key. The
+	// consumer's contexts are pointers.
+	if ctx == nil || reflect.TypeOf(ctx).Kind() != reflect.Pointer {
 		return queue.WithWaitTracker(ctx, p)
 	}
 	if c, ok := t.m.Load(ctx); ok {
