@@ -125,7 +125,9 @@ func (p *Pipes) exec(batch []*Call) {
 	cmds := make([]redis.Cmder, len(batch))
 	for i, c := range batch {
 		if s := c.Req.Script; s != nil {
-			cmds[i] = pipe.Do(ctx, p.evalSha(s, c.Req.Key, c.Req.Args)...)
+			cmd := pipe.Do(ctx, p.evalSha(s, c.Req.Key, c.Req.Args)...)
+			cmd.SetFirstKeyPos(3) // as Script.EvalSha does: a cluster routes by the key without parsing the key count
+			cmds[i] = cmd
 		} else {
 			cmds[i] = pipe.HGet(ctx, c.Req.Key, c.Req.Field)
 		}
