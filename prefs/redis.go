@@ -149,7 +149,7 @@ func (r *Redis) Lookup(ctx context.Context, persons []string) (map[string]*Prefs
 		}
 	}
 	if len(valid) == 0 {
-		return map[string]*Prefs{}, nil
+		return nil, nil
 	}
 	r.once.Do(func() { r.q = coalesce.New(lookupBatchMax, r.exec) })
 	c := coalesce.NewCall(ctx, valid)

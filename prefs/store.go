@@ -109,7 +109,7 @@ func (s *Memory) Update(_ context.Context, person string, fn func(*Prefs) error)
 
 // Lookup implements Store.
 func (s *Memory) Lookup(_ context.Context, persons []string) (map[string]*Prefs, error) {
-	out := map[string]*Prefs{}
+	var out map[string]*Prefs // nil while nobody found has stored any, as Redis's
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, person := range persons {
@@ -120,6 +120,9 @@ func (s *Memory) Lookup(_ context.Context, persons []string) (map[string]*Prefs,
 		p, err := decode(person, b)
 		if err != nil {
 			return nil, err
+		}
+		if out == nil {
+			out = map[string]*Prefs{}
 		}
 		out[person] = p
 	}
