@@ -55,3 +55,52 @@ func TestLivenessStall(t *testing.T) {
 		t.Errorf("after the call returned: %v", err)
 	}
 }
+
+// TestLivenessAfterIdleAndWhileFinishing: the stall window of a call that
+// starts after a long idle runs from its start, not from the last sign of
+// progress an hour before; and while one call hangs, others finishing is
+// progress. (Track keeps the running calls' count without the lock, and
+// these are the two moments that count must still be told about.)
+func TestLivenessAfterIdleAndWhileFinishing(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	l := &kafkarun.Liveness{Window: time.Minute, Now: clock}
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	h := l.Track("herald-email", []string{"herald.email.v1"}, func(ctx context.Context, m *queue.Message) error {
+		if m.Offset == 0 {
+			started <- struct{}{}
+			<-release
+		}
+		return nil
+	})
+	advance(time.Hour) // idle: nothing checked, nothing ran
+	done := make(chan struct{})
+	go func() { _ = h(context.Background(), &queue.Message{Offset: 0}); close(done) }()
+	<-started
+	if err := l.Check(); err != nil {
+		t.Fatalf("a call just started after an hour idle: %v", err)
+	}
+	// Others finish every 30 s while the first hangs: progress.
+	for i := 1; i <= 10; i++ {
+		advance(30 * time.Second)
+		if err := h(context.Background(), &queue.Message{Offset: int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Check(); err != nil {
+			t.Fatalf("after %d calls finished, one every 30 s: %v", i, err)
+		}
+	}
+	// Nothing finishes for longer than the window: stalled.
+	advance(61 * time.Second)
+	if err := l.Check(); err == nil {
+		t.Error("a call hung for 61 s with none finishing, and Check passed")
+	}
+	close(release)
+	<-done
+	if err := l.Check(); err != nil {
+		t.Errorf("after the hung call returned: %v", err)
+	}
+}
