@@ -10,15 +10,21 @@ import (
 	"github.com/gymhq/herald/queue"
 )
 
+// livenessWithClock is a Liveness with a one-minute window on a clock that
+// moves only when advance is called.
+func livenessWithClock() (l *kafkarun.Liveness, advance func(time.Duration)) {
+	var mu sync.Mutex
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance = func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	return &kafkarun.Liveness{Window: time.Minute, Now: clock}, advance
+}
+
 // A handler call that runs the whole stall window without finishing makes
 // Check fail; once it returns, the consumer is healthy again. A wait by
 // design (queue.Waiting) is not a stall.
 func TestLivenessStall(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Unix(1_700_000_000, 0)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	l := &kafkarun.Liveness{Window: time.Minute, Now: clock}
+	l, advance := livenessWithClock()
 
 	release := make(chan struct{})
 	started := make(chan struct{}, 2)
@@ -62,11 +68,7 @@ func TestLivenessStall(t *testing.T) {
 // progress. (Track keeps the running calls' count without the lock, and
 // these are the two moments that count must still be told about.)
 func TestLivenessAfterIdleAndWhileFinishing(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Unix(1_700_000_000, 0)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	l := &kafkarun.Liveness{Window: time.Minute, Now: clock}
+	l, advance := livenessWithClock()
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
 	h := l.Track("herald-email", []string{"herald.email.v1"}, func(ctx context.Context, m *queue.Message) error {
