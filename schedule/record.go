@@ -234,7 +234,7 @@ func Schedule(n *notification.Notification, due time.Time, topic string, now tim
 
 // EntryID names the wait of notification id until due at attempt:
 // id@<due, Unix milliseconds>.<attempt>. (Built in one allocation; with
-// fmt.Sprintf it took four, for every notification the dispatcher holds.)
+// fmt.Sprintf it took three, for every notification the dispatcher holds.)
 func EntryID(id string, due time.Time, attempt int) string {
 	var sb strings.Builder
 	sb.Grow(len(id) + 1 + 20 + 1 + 20)
