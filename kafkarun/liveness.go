@@ -87,21 +87,12 @@ type partitionKey struct {
 
 // progress is one consumer group's state in this process.
 type progress struct {
-	l      *Liveness
-	group  string
-	topics []string
-	// active counts the handler calls running. It is an atomic, changed
-	// without the lock: Track's calls take the lock only when the first
-	// call starts after none ran (every record took it twice, one lock for
-	// all of the process's groups, and under load a preempted holder made
-	// every handler wait; issue 14).
-	active  atomic.Int64
+	l       *Liveness
+	group   string
+	topics  []string
+	active  int // handler calls running
 	waiting int // of which waiting by design
 	paused  int // records held at the consumer's gate (circuit breaker open)
-	// finished is when the last handler call finished (l.clock, Unix
-	// nanoseconds; 0 before any), set without the lock: with lastOK, the
-	// last time the consumer was not busy or finished a call (ok).
-	finished atomic.Int64
 	// lastOK is the last time the consumer was not busy or finished a
 	// handler call.
 	lastOK   time.Time
@@ -136,20 +127,8 @@ func (l *Liveness) Track(group string, topics []string, h queue.Handler) queue.H
 	p := l.group(group, topics)
 	var tracked trackedContexts
 	return func(ctx context.Context, m *queue.Message) error {
-		if p.active.Add(1) == 1 {
-			// The first call after none: the time up to now was not
-			// busy unless records waited with no call running (a wedged
-			// fetch loop), as change records it.
-			p.l.mu.Lock()
-			if !p.busyWith(0) {
-				p.lastOK = p.l.clock()
-			}
-			p.l.mu.Unlock()
-		}
-		defer func() {
-			p.finished.Store(p.l.clock().UnixNano())
-			p.active.Add(-1)
-		}()
+		p.change(func() { p.active++ })
+		defer p.change(func() { p.active--; p.lastOK = p.l.clock() })
 		return h(tracked.of(ctx, p), m)
 	}
 }
@@ -242,8 +221,7 @@ func (p *progress) WaitBegin() { p.change(func() { p.waiting++ }) }
 func (p *progress) WaitEnd()   { p.change(func() { p.waiting-- }) }
 
 // change applies fn under the lock, first recording that the consumer was
-// not busy up to now if so. State changes here, but for the running calls'
-// count, whose change from none to one Track records the same way.
+// not busy up to now if so (state only changes here, so that is exact).
 func (p *progress) change(fn func()) {
 	p.l.mu.Lock()
 	defer p.l.mu.Unlock()
@@ -253,28 +231,14 @@ func (p *progress) change(fn func()) {
 	fn()
 }
 
-func (p *progress) busy() bool { return p.busyWith(p.active.Load()) }
-
-// ok is the last time the consumer was not busy or finished a handler
-// call. Called with l.mu held.
-func (p *progress) ok() time.Time {
-	if f := p.finished.Load(); f != 0 {
-		if t := time.Unix(0, f); t.After(p.lastOK) {
-			return t
-		}
-	}
-	return p.lastOK
-}
-
-// busyWith is busy with active handler calls running. Called with l.mu held.
-func (p *progress) busyWith(active int64) bool {
+func (p *progress) busy() bool {
 	if p.paused > 0 {
 		return false // paused by design: the provider is down, restarting would not help
 	}
-	if active > int64(p.waiting) {
+	if p.active > p.waiting {
 		return true
 	}
-	if active > 0 {
+	if p.active > 0 {
 		return false // every running call is waiting by design
 	}
 	for k := range p.assigned {
@@ -324,9 +288,9 @@ func (l *Liveness) Check() error {
 			p.lastOK = now
 			continue
 		}
-		if stuck := now.Sub(p.ok()); stuck > l.Window {
+		if stuck := now.Sub(p.lastOK); stuck > l.Window {
 			errs = append(errs, fmt.Errorf("%s: no progress for %v with work pending (%d handler calls running, %d waiting by design)",
-				g, stuck.Round(time.Second), p.active.Load(), p.waiting))
+				g, stuck.Round(time.Second), p.active, p.waiting))
 		}
 	}
 	return errors.Join(append(errs, l.checkMembers(now)...)...)

@@ -106,3 +106,40 @@ func TestLivenessAfterIdleAndWhileFinishing(t *testing.T) {
 		t.Errorf("after the hung call returned: %v", err)
 	}
 }
+
+// TestLivenessSecondCallWhileOneWaits: while one call waits by design (a
+// retry's not-before time, up to half an hour), a second call that starts
+// and hangs is stalled a window after its own start, not at once: the
+// time before it was not busy. (A lock-free count of the running calls
+// that recorded only the first start got this wrong; review of issue
+// 14's fifteenth pass.)
+func TestLivenessSecondCallWhileOneWaits(t *testing.T) {
+	l, advance := livenessWithClock()
+	release := make(chan struct{})
+	started := make(chan struct{}, 2)
+	h := l.Track("herald-email", []string{"herald.email.v1"}, func(ctx context.Context, m *queue.Message) error {
+		if m.Offset == 0 {
+			done := queue.Waiting(ctx)
+			defer done()
+		}
+		started <- struct{}{}
+		<-release
+		return nil
+	})
+	done := make(chan struct{}, 2)
+	go func() { _ = h(context.Background(), &queue.Message{Offset: 0}); done <- struct{}{} }()
+	<-started
+	advance(time.Hour)
+	go func() { _ = h(context.Background(), &queue.Message{Offset: 1}); done <- struct{}{} }()
+	<-started
+	if err := l.Check(); err != nil {
+		t.Errorf("a call just started beside one waiting by design for an hour: %v", err)
+	}
+	advance(61 * time.Second)
+	if err := l.Check(); err == nil {
+		t.Error("the second call hung for 61 s, and Check passed")
+	}
+	close(release)
+	<-done
+	<-done
+}
