@@ -19,7 +19,6 @@ import (
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/pipeline"
 	"github.com/gymhq/herald/queue"
-	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/sim"
 	"github.com/gymhq/herald/templates"
 	"github.com/gymhq/herald/topics"
@@ -213,15 +212,6 @@ func benchCommon(pub queue.Publisher) pipeline.Common {
 		Logger: nopLogger, Liveness: &kafkarun.Liveness{}}
 }
 
-// benchWait is a channel's wait as herald run makes it with frequency caps
-// off (cmd/herald/schedule.go): what is not yet due, a retry's next
-// attempt, goes to the scheduler.
-func benchWait(common pipeline.Common) *pipeline.Wait {
-	return &pipeline.Wait{Defer: func(ctx context.Context, n *notification.Notification, due time.Time, topic string) error {
-		return schedule.Defer(ctx, common.Publisher, common.Metrics, n, due, topic, time.Now())
-	}}
-}
-
 // consumerTimings sets cc's commit interval and group timings as herald
 // run takes them from its configuration, where cc leaves them unset.
 func consumerTimings(cc *kafkarun.ConsumerConfig, cfg *config.Config) {
@@ -260,7 +250,7 @@ func inappStage(common pipeline.Common, feeds feed.Store, tpl *templates.Set, st
 		return pipeline.Stage{}, err
 	}
 	return pipeline.Deliver(common, pipeline.Channel{Name: inapp.Name, Guard: guard, Renderer: tpl, Store: store, Owner: "bench-inapp", Priority: prio,
-		Wait: benchWait(common)})
+		Wait: pipeline.NewWait(common, nil, nil)}) // caps off (benchCommon)
 }
 
 // inappRecords plans bookings from g until n in-app notifications (the

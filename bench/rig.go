@@ -218,18 +218,16 @@ func (s *sink) Send(ctx context.Context, m *channels.Message) (channels.Receipt,
 
 func (s *sink) Close() error { return nil }
 
-// newPlanner is the dispatcher's planner as herald run makes it on the
-// defaults of every setting, at the bench's fixed clock (eventNow).
-// choices, when set, looks people's stored preferences up for every event,
-// as herald run's does in Redis.
+// newPlanner is the dispatcher's planner as herald run makes it
+// (pipeline.NewPlanner) on the defaults of every setting, at the bench's
+// fixed clock (eventNow). choices, when set, looks people's stored
+// preferences up for every event, as herald run's does in Redis.
 func newPlanner(tpl *templates.Set, choices prefs.Store) *dispatcher.Planner {
-	cfg := config.Defaults()
-	p := &dispatcher.Planner{Templates: tpl, Now: eventNow, SMS: cfg.SMSPolicy(),
-		NoQuietHours: cfg.Schedule.QuietHours == config.Off, MaxAhead: cfg.Schedule.Retention - 24*time.Hour}
+	var lookup func(context.Context, []string) (map[string]templates.Choices, error)
 	if choices != nil {
-		p.Choices = prefs.PlanChoices(choices)
+		lookup = prefs.PlanChoices(choices)
 	}
-	return p
+	return pipeline.NewPlanner(config.Defaults(), tpl, eventNow, lookup)
 }
 
 // plan turns events into notifications exactly as the dispatcher will
@@ -334,7 +332,7 @@ func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store
 		}
 		st, err := pipeline.Deliver(common, pipeline.Channel{
 			Name: ch, Guard: guard, Renderer: tpl, Store: store, Suppressions: cfg.suppressions, Owner: "bench-" + string(ch),
-			Wait: benchWait(common),
+			Wait: pipeline.NewWait(common, nil, nil), // caps off (benchCommon)
 		})
 		if err != nil {
 			hp.close()

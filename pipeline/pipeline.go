@@ -39,6 +39,7 @@ import (
 	"github.com/gymhq/herald/receipts"
 	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/suppress"
+	"github.com/gymhq/herald/templates"
 	"github.com/gymhq/herald/topics"
 	"github.com/gymhq/herald/tracing"
 	"github.com/gymhq/herald/worker"
@@ -125,6 +126,29 @@ type Wait struct {
 	Defer func(ctx context.Context, n *notification.Notification, due time.Time, topic string) error
 	Caps  caps.Counter
 	CapOf func(n *notification.Notification) (caps.Limit, string, bool)
+}
+
+// NewPlanner is the dispatcher's planner on cfg: its SMS policy, its
+// quiet hours, and how far ahead it may schedule (the schedule topic's
+// retention less a day, so that a record outlives its wait). choices looks
+// people's stored preferences up (prefs.PlanChoices); nil for none.
+func NewPlanner(cfg *config.Config, routes dispatcher.Routes, now func() time.Time,
+	choices func(ctx context.Context, ids []string) (map[string]templates.Choices, error)) *dispatcher.Planner {
+	return &dispatcher.Planner{Templates: routes, Now: now, SMS: cfg.SMSPolicy(), Choices: choices,
+		NoQuietHours: cfg.Schedule.QuietHours == config.Off, MaxAhead: cfg.Schedule.Retention - 24*time.Hour}
+}
+
+// NewWait is a channel's Wait on c: what is not yet due goes to the
+// scheduler through c's publisher, and, unless c's configuration turns
+// frequency caps off, counter counts the caps capOf finds.
+func NewWait(c Common, counter caps.Counter, capOf func(n *notification.Notification) (caps.Limit, string, bool)) *Wait {
+	w := &Wait{Defer: func(ctx context.Context, n *notification.Notification, due time.Time, topic string) error {
+		return schedule.Defer(ctx, c.Publisher, c.Metrics, n, due, topic, time.Now())
+	}}
+	if c.Config.Schedule.FrequencyCaps != config.Off {
+		w.Caps, w.CapOf = counter, capOf
+	}
+	return w
 }
 
 // Schedule builds the scheduler's stage: the herald-scheduler group

@@ -20,7 +20,6 @@ import (
 	"github.com/gymhq/herald/channels/inapp"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/dedupe"
-	"github.com/gymhq/herald/dispatcher"
 	"github.com/gymhq/herald/feed"
 	"github.com/gymhq/herald/gateway"
 	"github.com/gymhq/herald/internal/await"
@@ -250,8 +249,7 @@ func (f *fleet) common(pub queue.Publisher) pipeline.Common {
 func (f *fleet) stages(role config.Role, pub queue.Publisher, owner string) ([]pipeline.Stage, error) {
 	c := f.common(pub)
 	if role == config.RoleDispatcher {
-		planner := &dispatcher.Planner{Templates: f.templates, Now: time.Now, SMS: f.cfg.SMSPolicy(),
-			Choices: f.choices, NoQuietHours: f.cfg.Schedule.QuietHours == config.Off, MaxAhead: maxAhead(f.cfg)}
+		planner := pipeline.NewPlanner(f.cfg, f.templates, time.Now, f.choices)
 		return []pipeline.Stage{pipeline.Dispatch(c, planner), pipeline.Schedule(c, f.scheduler)}, nil
 	}
 	ch := notification.Channel(role)
@@ -266,7 +264,7 @@ func (f *fleet) stages(role config.Role, pub queue.Publisher, owner string) ([]p
 	st, err := pipeline.Deliver(c, pipeline.Channel{
 		Name: ch, Guard: guard, Renderer: f.templates, Store: f.store, Suppressions: f.prot.list,
 		Limiter: f.limiter(ch), Receipts: f.receipts[ch], Owner: owner, Priority: prio,
-		Wait: f.wait(pub), OptOut: f.optOut,
+		Wait: pipeline.NewWait(c, f.caps, f.capOf), OptOut: f.optOut,
 	})
 	if err != nil || prio == nil {
 		return []pipeline.Stage{st}, err

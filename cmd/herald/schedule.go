@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"strconv"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -12,7 +10,6 @@ import (
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/kafkarun"
 	"github.com/gymhq/herald/notification"
-	"github.com/gymhq/herald/pipeline"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/topics"
@@ -54,32 +51,16 @@ func (f *fleet) newScheduler(pub queue.Publisher, conn *kafkarun.Connection, own
 	})
 }
 
-// wait is how a channel's worker hands what is not yet due to the
-// scheduler and counts its category's frequency cap.
-func (f *fleet) wait(pub queue.Publisher) *pipeline.Wait {
-	w := &pipeline.Wait{
-		Defer: func(ctx context.Context, n *notification.Notification, due time.Time, topic string) error {
-			return schedule.Defer(ctx, pub, f.metrics, n, due, topic, time.Now())
-		},
-		Caps: f.caps,
-		CapOf: func(n *notification.Notification) (caps.Limit, string, bool) {
-			cat := f.templates.Current().Category(n.Category)
-			if cat == nil {
-				return caps.Limit{}, "", false
-			}
-			c := cat.Cap(n.Channel)
-			if c == nil {
-				return caps.Limit{}, "", false
-			}
-			return caps.Limit{Max: c.Max, Per: c.Per}, c.Policy, true
-		},
+// capOf is the frequency cap of n's category on n's channel, and its
+// policy (pipeline.NewWait), in the serving template tree.
+func (f *fleet) capOf(n *notification.Notification) (caps.Limit, string, bool) {
+	cat := f.templates.Current().Category(n.Category)
+	if cat == nil {
+		return caps.Limit{}, "", false
 	}
-	if f.cfg.Schedule.FrequencyCaps == config.Off {
-		w.Caps, w.CapOf = nil, nil
+	c := cat.Cap(n.Channel)
+	if c == nil {
+		return caps.Limit{}, "", false
 	}
-	return w
+	return caps.Limit{Max: c.Max, Per: c.Per}, c.Policy, true
 }
-
-// maxAhead is how far ahead the dispatcher may schedule: the schedule
-// topic's retention less a day, so its record outlives the wait.
-func maxAhead(cfg *config.Config) time.Duration { return cfg.Schedule.Retention - 24*time.Hour }

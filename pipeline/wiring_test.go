@@ -1,0 +1,44 @@
+package pipeline_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gymhq/herald/caps"
+	"github.com/gymhq/herald/config"
+	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/pipeline"
+	"github.com/gymhq/herald/templates"
+)
+
+// TestNewPlannerAndWaitFollowTheConfiguration: the planner and a channel's
+// wait that herald run and the bench both build take the configuration's
+// quiet hours, scheduling horizon and frequency-cap switch.
+func TestNewPlannerAndWaitFollowTheConfiguration(t *testing.T) {
+	tpl, err := templates.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Defaults()
+	cfg.Schedule.Retention = 10 * 24 * time.Hour
+	p := pipeline.NewPlanner(cfg, tpl, time.Now, nil)
+	if p.MaxAhead != 9*24*time.Hour || p.NoQuietHours || p.SMS == nil || p.Choices != nil {
+		t.Errorf("planner: MaxAhead %v, NoQuietHours %v, SMS %v, Choices set %v; want 216h, false, a policy, none",
+			p.MaxAhead, p.NoQuietHours, p.SMS, p.Choices != nil)
+	}
+	cfg.Schedule.QuietHours = config.Off
+	if !pipeline.NewPlanner(cfg, tpl, time.Now, nil).NoQuietHours {
+		t.Error("planner with quiet hours off keeps them")
+	}
+
+	counter := caps.NewMemory()
+	capOf := func(*notification.Notification) (caps.Limit, string, bool) { return caps.Limit{}, "", false }
+	c := pipeline.Common{Config: cfg}
+	if w := pipeline.NewWait(c, counter, capOf); w.Defer == nil || w.Caps == nil || w.CapOf == nil {
+		t.Errorf("wait with caps on: Defer %v, Caps %v, CapOf set %v", w.Defer != nil, w.Caps, w.CapOf != nil)
+	}
+	cfg.Schedule.FrequencyCaps = config.Off
+	if w := pipeline.NewWait(c, counter, capOf); w.Defer == nil || w.Caps != nil || w.CapOf != nil {
+		t.Errorf("wait with caps off: Defer %v, Caps %v, CapOf set %v", w.Defer != nil, w.Caps, w.CapOf != nil)
+	}
+}
