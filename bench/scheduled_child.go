@@ -93,7 +93,7 @@ func runScheduler(spec schedulerSpec) error {
 	}
 	st := pipeline.Schedule(common, s)
 	c, err := startStage(common, st, kafkarun.ConsumerConfig{
-		Brokers: spec.Brokers, MaxInFlight: cfg.MaxInFlight, CommitInterval: cfg.CommitInterval,
+		Brokers: spec.Brokers, MaxInFlight: cfg.MaxInFlight, // commit interval and group timings: startStage
 	}, st.Handler, nil)
 	if err != nil {
 		return err

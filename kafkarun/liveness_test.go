@@ -65,8 +65,8 @@ func TestLivenessStall(t *testing.T) {
 // TestLivenessAfterIdleAndWhileFinishing: the stall window of a call that
 // starts after a long idle runs from its start, not from the last sign of
 // progress an hour before; and while one call hangs, others finishing is
-// progress. (Track keeps the running calls' count without the lock, and
-// these are the two moments that count must still be told about.)
+// progress. (These are the two moments a count of the running calls kept
+// without the lock must still report; efcd4e6 tried one, since reverted.)
 func TestLivenessAfterIdleAndWhileFinishing(t *testing.T) {
 	l, advance := livenessWithClock()
 	release := make(chan struct{})
