@@ -59,7 +59,10 @@ var registry = []*variable{
 		name: "HERALD_REBALANCE_TIMEOUT", group: "Kafka", def: "10s",
 		doc: "How long the coordinator waits for every member to rejoin during a rebalance. " +
 			"The whole group stops consuming until then, so a longer value means longer pauses when a member is slow; " +
-			"a member that has not rejoined in time is dropped from the group.",
+			"a member that has not rejoined in time is dropped from the group. " +
+			"Partitions a rebalance takes from a worker are drained within 80% of this or of `HERALD_SESSION_TIMEOUT`, whichever is shorter: " +
+			"no heartbeat goes out between two generations, so a longer drain would get the worker dropped and its partitions handed on while its sends still run. " +
+			"To give a slow provider's sends longer, raise both.",
 		bind: duration(func(c *Config) *time.Duration { return &c.RebalanceTimeout }, time.Second, 10*time.Minute, false),
 	},
 	{
@@ -110,8 +113,10 @@ var registry = []*variable{
 	},
 	{
 		name: "HERALD_SHUTDOWN_TIMEOUT", group: "Delivery", def: "30s",
-		doc: "Drain deadline on SIGTERM and when partitions are revoked: messages in progress get this long to finish and have their offsets committed; " +
+		doc: "Drain deadline on SIGTERM: messages in progress get this long to finish and have their offsets committed, " +
+			"while the worker keeps its partitions and goes on heartbeating; " +
 			"whatever is unfinished then is consumed again by the next owner. " +
+			"Partitions revoked by a rebalance drain within a shorter deadline (`HERALD_REBALANCE_TIMEOUT`). " +
 			"Must be greater than `HERALD_SEND_TIMEOUT` so a send started just before the signal can complete. " +
 			"Kubernetes kills the pod after `terminationGracePeriodSeconds` (30s by default): set that a few seconds above this.",
 		bind: duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, time.Second, time.Hour, false),

@@ -74,7 +74,10 @@ type ConsumerConfig struct {
 	SessionTimeout time.Duration
 	// RebalanceTimeout is how long the coordinator waits for members to
 	// rejoin during a rebalance. Revoked partitions are drained within
-	// 80% of it, so they are committed before the group moves on. Default 10s.
+	// 80% of it or of SessionTimeout, whichever is shorter, so they are
+	// committed before the group moves on and before the coordinator, which
+	// hears no heartbeat from a member between generations, expels this
+	// one. Default 10s.
 	RebalanceTimeout time.Duration
 	// HeartbeatInterval; default 1s. Also bounds how fast a rebalance is
 	// noticed.
@@ -192,6 +195,11 @@ type Consumer struct {
 
 	mu         sync.Mutex
 	membership Membership
+	// drains counts the current generation's partitions that have not yet
+	// drained and committed (guarded by mu): a shutdown waits for them
+	// before it ends the generation, so that kafka-go heartbeats through
+	// the drain.
+	drains *sync.WaitGroup
 }
 
 // Membership is a consumer's standing in its group: what readiness,
@@ -385,15 +393,24 @@ func (c *Consumer) runGroup(ctx context.Context, topics []string) (again bool, e
 		return false, fmt.Errorf("kafkarun: consumer group %s: %w", c.cfg.GroupID, err)
 	}
 
-	// Closing the group ends the current generation (our partition loops see
-	// their context end, drain and commit on the still-open coordinator
-	// connection), waits for them, and then sends LeaveGroup. It is closed
-	// when ctx ends, or to subscribe again.
+	// Closing the group ends the current generation, waits for its
+	// functions to return, and then sends LeaveGroup. It is closed to
+	// subscribe again, or when ctx ends: then only after the partitions have
+	// drained and committed (they see ctx end and stop fetching), because
+	// kafka-go heartbeats only while a generation lasts.
 	groupCtx, resubscribe := context.WithCancel(ctx)
 	defer resubscribe()
 	closed := make(chan struct{})
 	go func() {
 		<-groupCtx.Done()
+		if ctx.Err() != nil {
+			// Shutdown: the generation, and with it kafka-go's heartbeat,
+			// goes on through the drain. Ended first, a drain longer than
+			// the session timeout got the member expelled and its
+			// partitions handed to another member while their records
+			// still ran here (TestShutdownDrainKeepsThePartition).
+			c.waitDrains(c.cfg.DrainTimeout + 5*time.Second)
+		}
 		_ = cg.Close()
 		close(closed)
 	}()
@@ -416,6 +433,23 @@ func (c *Consumer) runGroup(ctx context.Context, topics []string) (again bool, e
 	return ctx.Err() == nil, nil
 }
 
+// waitDrains waits, at most d, for the current generation's partitions to
+// drain and commit.
+func (c *Consumer) waitDrains(d time.Duration) {
+	c.mu.Lock()
+	wg := c.drains
+	c.mu.Unlock()
+	if wg == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
 func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, topics []string, resubscribe func()) {
 	// The partition counts the group formed on, read first, as close to
 	// the leader's assignment as a member can.
@@ -423,12 +457,23 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, top
 	cm := &committer{c: c, gen: gen, parts: map[*partition]struct{}{}}
 	f := newFetcher(c.transport, c.cfg.Brokers, c.cfg.Topics, c.cfg.MaxInFlight, c.sessions, c.log)
 	n := 0
+	drains := &sync.WaitGroup{}
+	for _, parts := range gen.Assignments {
+		drains.Add(len(parts))
+	}
+	c.mu.Lock()
+	c.drains = drains
+	c.mu.Unlock()
 	for topic, parts := range gen.Assignments {
 		for _, a := range parts {
 			n++
 			fd, offset := f.add(topic, a.ID, a.Offset), a.Offset
 			gen.Start(func(genCtx context.Context) {
 				c.consumePartition(ctx, genCtx, gen, cm, fd, offset)
+				drains.Done()
+				// A function that returns ends the generation (kafka-go):
+				// on shutdown, not before every partition has drained.
+				<-genCtx.Done()
 			})
 		}
 	}
@@ -445,6 +490,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, top
 				stop()
 			}()
 			f.run(fctx)
+			<-genCtx.Done() // returning would end the generation (kafka-go)
 		})
 	}
 	c.setJoined(gen.ID)
@@ -497,9 +543,9 @@ func (cm *committer) loop(runCtx, genCtx context.Context) {
 		select {
 		case <-genCtx.Done():
 			return
-		case <-runCtx.Done():
-			return
 		case <-t.C:
+			// Also through a shutdown's drain: the generation goes on
+			// until every partition has drained.
 			cm.commit()
 		}
 	}
@@ -614,11 +660,17 @@ func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.G
 		p.dispatch(m)
 	}
 
-	// Drain: a revoke must finish within the rebalance timeout so the
-	// commit lands before the group moves on; a shutdown gets DrainTimeout.
+	// Drain. A shutdown gets DrainTimeout: the generation, and so the
+	// heartbeat, lasts until every partition has drained (runGroup). A
+	// revoke must finish within the rebalance timeout, so that the commit
+	// lands before the group moves on, and within the session timeout too:
+	// kafka-go sends no heartbeat once a generation has ended, and past the
+	// session timeout the coordinator expels this member and hands the
+	// partition on while its work still runs here
+	// (TestRevokeDrainKeepsThePartition).
 	deadline := c.cfg.DrainTimeout
 	if runCtx.Err() == nil {
-		deadline = c.cfg.RebalanceTimeout * 8 / 10
+		deadline = min(c.cfg.RebalanceTimeout, c.cfg.SessionTimeout) * 8 / 10
 	}
 	dropped := p.stop()
 	drained := make(chan struct{})
