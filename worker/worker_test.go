@@ -446,3 +446,35 @@ func histogramCount(t *testing.T, o prometheus.Observer) uint64 {
 	}
 	return d.GetHistogram().GetSampleCount()
 }
+
+// TestTimedOutTryIsLogged: a provider call that timed out may have been
+// accepted, and the in-process retry that follows may then deliver the
+// message twice (docs/contracts.md §3). The outcome line names only the
+// last try, so each timed-out try gets a warning of its own, naming the
+// notification; a try the provider refused (503) does not.
+func TestTimedOutTryIsLogged(t *testing.T) {
+	log, logs := logtest.Observed()
+	timeout := failure.Retry(failure.ReasonTimeout, errors.New("context deadline exceeded"))
+	refused := failure.Retry(failure.ReasonUnavailable, errors.New("503"))
+	snd := &sender{script: []error{timeout, refused}}
+	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: snd, Renderer: renderer{}, Store: dedupe.NewMemory(dedupe.Options{}),
+		Publisher: &publisher{}, Owner: "w1", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 3,
+		Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := note(0)
+	if err := w.Handle(context.Background(), record(t, n)); err != nil {
+		t.Fatal(err)
+	}
+	var warned []map[string]any
+	for _, e := range logs.FilterMessage(worker.TimedOutTryMessage).All() {
+		warned = append(warned, e.ContextMap())
+	}
+	if len(warned) != 1 {
+		t.Fatalf("%d warnings %q, want 1 (the timed-out try, not the refused one): %v", len(warned), worker.TimedOutTryMessage, warned)
+	}
+	if w := warned[0]; w["notification_id"] != n.ID || w["channel"] != "sms" || w["try"] != int64(1) {
+		t.Errorf("warning fields %v, want the notification's id, its channel and try 1", w)
+	}
+}

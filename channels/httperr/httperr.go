@@ -105,7 +105,19 @@ func classOf(status int) (failure.Class, failure.Reason) {
 // as the provider's error format. It is Classify, except that an answer
 // Classify would call permanent becomes Retryable/unavailable: without the
 // provider's own words there is no evidence the message is at fault.
+//
+// A success (2xx) the caller cannot read is the other way round: the
+// provider, or whatever answered in its place, said yes, and the message
+// may be out. Sent again it could arrive twice, and a proxy answering
+// every request with its own page would do that to every message, once per
+// attempt of the retry ladder. So it is Permanent/rejected: dead-lettered
+// at once, for an operator to check the provider's URL and what stands in
+// front of it, then replay.
 func Unparsed(status int, retryAfter string, cause error) error {
+	if status >= 200 && status < 300 {
+		return New(failure.Permanent, failure.ReasonRejected, status, retryAfter,
+			fmt.Errorf("%w; a success answer herald cannot read, so not sent again (the message may be out): check the provider's URL and any proxy in front of it, then replay", cause))
+	}
 	c, r := classOf(status)
 	if c == failure.Permanent {
 		c, r = failure.Retryable, failure.ReasonUnavailable

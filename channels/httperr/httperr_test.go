@@ -72,6 +72,12 @@ func TestUnparsed(t *testing.T) {
 		{429, failure.Retryable, failure.ReasonRateLimited},
 		{401, failure.Retryable, failure.ReasonAuth},
 		{502, failure.Retryable, failure.ReasonUnavailable},
+		// A success the caller cannot read may have sent the message:
+		// sending it again could deliver it twice.
+		{200, failure.Permanent, failure.ReasonRejected},
+		{201, failure.Permanent, failure.ReasonRejected},
+		{204, failure.Permanent, failure.ReasonRejected},
+		{302, failure.Retryable, failure.ReasonUnavailable},
 	}
 	for _, tt := range tests {
 		err := httperr.Unparsed(tt.status, "", errors.New("invalid character '<'"))

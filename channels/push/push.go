@@ -158,9 +158,8 @@ func (s *Sender) Send(ctx context.Context, m *channels.Message) (channels.Receip
 			Name string `json:"name"`
 		}
 		if json.Unmarshal(answer, &ok) != nil || ok.Name == "" {
-			// FCM said yes in a way we cannot read. Dropping may lose the
-			// message; retrying at worst duplicates it, inside the admitted
-			// duplicate window of docs/contracts.md §3.
+			// Something said yes in a way we cannot read: the message may
+			// be out, so it is not sent again (httperr.Unparsed).
 			return channels.Receipt{}, httperr.Unparsed(resp.StatusCode, retryAfter, errors.New("push: FCM answered 200 without a message name"))
 		}
 		return channels.Receipt{ProviderMessageID: ok.Name}, nil

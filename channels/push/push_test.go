@@ -320,6 +320,11 @@ func TestSendErrors(t *testing.T) {
 			class: failure.Retryable, reason: failure.ReasonUnavailable, status: 404},
 		{name: "json that is not google's", setup: func(e *env, _ *push.Config) { e.fake.FailNextBody(1, 400, `{"error":"bad"}`) },
 			class: failure.Retryable, reason: failure.ReasonUnavailable, status: 400},
+		// A success we cannot read may have sent the message: not sent again.
+		{name: "html on 200 is not sent again", setup: func(e *env, _ *push.Config) { e.fake.FailNextBody(1, 200, "<html>OK</html>") },
+			class: failure.Permanent, reason: failure.ReasonRejected, status: 200},
+		{name: "200 without a message name is not sent again", setup: func(e *env, _ *push.Config) { e.fake.FailNextBody(1, 200, `{}`) },
+			class: failure.Permanent, reason: failure.ReasonRejected, status: 200},
 		{name: "project we may not send for", setup: func(_ *env, c *push.Config) { c.ProjectID = "someone-else" },
 			class: failure.Retryable, reason: failure.ReasonAuth, status: 403},
 		{name: "token endpoint refuses", setup: func(e *env, _ *push.Config) { e.fake.FailNextToken(1, 400) },

@@ -149,10 +149,9 @@ func (s *Sender) Send(ctx context.Context, m *channels.Message) (channels.Receip
 		return channels.Receipt{}, classify(err, rt)
 	}
 	if msg.Sid == nil || *msg.Sid == "" {
-		// Twilio said yes without an id. Dropping may lose the message;
-		// retrying at worst duplicates it, inside the admitted duplicate
-		// window of docs/contracts.md §3.
-		return channels.Receipt{}, failure.Retry(failure.ReasonUnavailable, errors.New("sms: twilio accepted the message without a sid"))
+		// Something said yes without an id: the message may be out, so it
+		// is not sent again (httperr.Unparsed).
+		return channels.Receipt{}, httperr.Unparsed(rt.status, rt.retryAfter, errors.New("sms: twilio accepted the message without a sid"))
 	}
 	return channels.Receipt{ProviderMessageID: *msg.Sid}, nil
 }
@@ -173,6 +172,9 @@ func classify(err error, rt *call) error {
 		return classifyTwilio(status, rt.retryAfter, rest)
 	}
 	if rt.ctx.Err() != nil || rt.status == 0 {
+		if ue, ok := errors.AsType[*url.Error](err); ok && rt.called != nil {
+			ue.URL = rt.called.String() // not twilio-go's api.twilio.com, when APIURL rewrote it
+		}
 		return httperr.Transport(err)
 	}
 	// Twilio (or something in front of it) answered, but not with an error
@@ -233,6 +235,7 @@ type call struct {
 
 	status     int
 	retryAfter string
+	called     *url.URL // the last request's, as sent
 }
 
 func (c *call) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -244,6 +247,7 @@ func (c *call) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.URL.RawPath = ""
 		req.Host = ""
 	}
+	c.called = req.URL
 	resp, err := c.next.RoundTrip(req)
 	if resp != nil {
 		c.status = resp.StatusCode

@@ -197,6 +197,13 @@ func TestSendErrors(t *testing.T) {
 			member, failure.Retryable, failure.ReasonUnavailable, 0, 400},
 		{"json without a twilio code", func(e *env, _ *sms.Config) { e.fake.FailNextBody(1, 400, `{"error":"nope"}`) },
 			member, failure.Retryable, failure.ReasonUnavailable, 0, 400},
+		// A success that is not Twilio's answer (a proxy's page, a wrong
+		// HERALD_TWILIO_API_URL): the message may be out, so it is not
+		// sent again; it is dead-lettered for a replay once checked.
+		{"html on 201 is not sent again", func(e *env, _ *sms.Config) { e.fake.FailNextBody(1, 201, "<html>OK</html>") },
+			member, failure.Permanent, failure.ReasonRejected, 0, 201},
+		{"201 without a sid is not sent again", func(e *env, _ *sms.Config) { e.fake.FailNextBody(1, 201, `{"status":"queued"}`) },
+			member, failure.Permanent, failure.ReasonRejected, 0, 201},
 		{"unknown number is fine", nil,
 			unknownNumber, 0, "", 0, 0},
 	}
@@ -475,4 +482,24 @@ func BenchmarkSend(b *testing.B) {
 			}
 		})
 	})
+}
+
+// TestTransportErrorNamesTheURLCalled: with HERALD_TWILIO_API_URL set, an
+// error from the connection names the URL herald called, not Twilio's,
+// which would send an operator looking at the wrong host.
+func TestTransportErrorNamesTheURLCalled(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: the connection is refused
+	cfg := sms.Config{AccountSID: accountSID, AuthToken: authToken, From: from, APIURL: "http://" + addr}
+	_, err = newSender(t, cfg).Send(context.Background(), message(member, "hello"))
+	if failure.ReasonOf(err) != failure.ReasonNetwork {
+		t.Fatalf("Send: %v, want a network failure", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "http://"+addr+"/2010-04-01/Accounts/") || strings.Contains(msg, "api.twilio.com") {
+		t.Errorf("error %q does not name the URL called, http://%s/…", msg, addr)
+	}
 }
