@@ -242,6 +242,7 @@ func TestBadValues(t *testing.T) {
 		{"HERALD_SMS_DENIED_PREFIXES", "+1900,", `entry 2 of "+1900," is empty`},
 		{"HERALD_SMS_DENIED_PREFIXES", "none,+1900", `none cannot be combined with prefixes`},
 		{"HERALD_FCM_CREDENTIALS_FILE", "/nonexistent/sa.json", `open /nonexistent/sa.json: no such file or directory`},
+		{"HERALD_FCM_PROJECT_ID", "p", `"p" is not a Google Cloud project ID (6 to 30 lowercase letters, digits and hyphens, starting with a letter)`},
 		{"HERALD_FCM_ENDPOINT", "fcm.googleapis.com", `is not an absolute http(s) URL`},
 		{"HERALD_HTTP_ADDR", "9090", `"9090" is not host:port`},
 		{"HERALD_HTTP_ADDR", ":http", `port "http" is not a number in 0..65535`},
@@ -293,7 +294,7 @@ func TestRoleRequirements(t *testing.T) {
 		"HERALD_TWILIO_FROM", "+15005550006")
 	push := brokers.with(
 		"HERALD_REDIS_URL", "redis://redis:6379",
-		"HERALD_FCM_PROJECT_ID", "gym",
+		"HERALD_FCM_PROJECT_ID", "gym-test",
 		"HERALD_FCM_CREDENTIALS_FILE", writeFile(t, "sa.json", fakeServiceAccount))
 	gateway := brokers.with("HERALD_REDIS_URL", "redis://redis:6379", "HERALD_GATEWAY_JWT_SECRET", "0123456789abcdef0123456789abcdef")
 	const key = "HERALD_GATEWAY_JWT_SECRET"
@@ -333,7 +334,7 @@ func TestRoleRequirements(t *testing.T) {
 		{"push without credentials", "push", push.with("HERALD_FCM_CREDENTIALS_FILE", ""), "HERALD_FCM_CREDENTIALS_FILE: required for role push"},
 
 		{"all", "all", email.with("HERALD_TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", "HERALD_TWILIO_AUTH_TOKEN", "t", "HERALD_TWILIO_FROM", "+15005550006",
-			"HERALD_FCM_PROJECT_ID", "gym", "HERALD_FCM_CREDENTIALS_FILE", push["HERALD_FCM_CREDENTIALS_FILE"], key, gateway[key]), ""},
+			"HERALD_FCM_PROJECT_ID", "gym-test", "HERALD_FCM_CREDENTIALS_FILE", push["HERALD_FCM_CREDENTIALS_FILE"], key, gateway[key]), ""},
 		{"all without push", "all", email.with("HERALD_TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", "HERALD_TWILIO_AUTH_TOKEN", "t", "HERALD_TWILIO_FROM", "+15005550006", key, gateway[key]),
 			"HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE: required for role all"},
 		{"all without smtp", "all", sms.with(key, gateway[key]), "HERALD_SMTP_ADDR, HERALD_EMAIL_FROM, HERALD_FCM_PROJECT_ID, HERALD_FCM_CREDENTIALS_FILE: required for role all"},

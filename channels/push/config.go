@@ -46,6 +46,16 @@ type Config struct {
 // carry a "domain:" prefix.
 var projectIDPattern = regexp.MustCompile(`^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$`)
 
+// CheckProjectID reports whether id has the form of a Google Cloud
+// project ID, for HERALD_FCM_PROJECT_ID to be refused at start with its
+// name rather than when the push channel is built.
+func CheckProjectID(id string) error {
+	if !projectIDPattern.MatchString(id) {
+		return fmt.Errorf("%q is not a Google Cloud project ID (6 to 30 lowercase letters, digits and hyphens, starting with a letter)", id)
+	}
+	return nil
+}
+
 // Validate reports the first problem with c, naming the field. It does not
 // read CredentialsFile; New does. Zero Endpoint and Timeout are valid and
 // mean the defaults.
@@ -53,8 +63,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.ProjectID == "":
 		return errors.New("ProjectID is required")
-	case !projectIDPattern.MatchString(c.ProjectID):
-		return fmt.Errorf("ProjectID %q is not a Google Cloud project ID", c.ProjectID)
+	case CheckProjectID(c.ProjectID) != nil:
+		return fmt.Errorf("ProjectID: %w", CheckProjectID(c.ProjectID))
 	case c.CredentialsFile != "" && len(c.CredentialsJSON) > 0:
 		return errors.New("CredentialsFile and CredentialsJSON are both set; set one")
 	case c.CredentialsFile == "" && len(c.CredentialsJSON) == 0 && c.TokenSource == nil:

@@ -8,7 +8,7 @@ var settings = []config.Setting{
 	{
 		Name: "HERALD_FCM_PROJECT_ID", Group: "Push", Required: true,
 		Doc:  "Firebase project that push messages are sent through.",
-		Bind: config.Text(func(c *config.Config) *string { return &c.FCMProjectID }, "", nil),
+		Bind: config.Text(func(c *config.Config) *string { return &c.FCMProjectID }, "a Google Cloud project ID", CheckProjectID),
 	},
 	{
 		Name: "HERALD_FCM_CREDENTIALS_FILE", Group: "Push", Required: true,
