@@ -81,9 +81,11 @@ func accessRefused(err error) bool {
 		return true
 	}
 	// Server replies: a wrong user or password, a command the ACL user may
-	// not run, a password the server does not expect.
+	// not run, a password the server does not expect, a database it does
+	// not have (the URL's /N, selected on every connection).
 	msg := err.Error()
-	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR AUTH", "ERR invalid password", "ERR Client sent AUTH"} {
+	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR AUTH", "ERR invalid password", "ERR Client sent AUTH",
+		"ERR DB index is out of range", "ERR invalid DB index"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}

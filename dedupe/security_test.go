@@ -113,3 +113,19 @@ func TestOpenSecureChecksSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestDatabaseOutOfRangeIsRefused: a URL naming a database the server does
+// not have is configuration that waiting will not fix. go-redis selects it
+// on every new connection, and the server answers "ERR DB index is out of
+// range"; a worker used to wait for Redis forever on it.
+func TestDatabaseOutOfRangeIsRefused(t *testing.T) {
+	srv := redistest.StartWith(t, "--databases", "16")
+	client := connect(t, dedupe.Target{URL: srv.URL() + "?db=99"})
+	err := dedupe.CheckAccess(context.Background(), client)
+	if err == nil || !strings.Contains(err.Error(), "DB index") {
+		t.Fatalf("CheckAccess: %v, want a refusal naming the DB index", err)
+	}
+	if ok := connect(t, dedupe.Target{URL: srv.URL() + "?db=15"}); dedupe.CheckAccess(context.Background(), ok) != nil {
+		t.Errorf("database 15 of 16 refused")
+	}
+}
