@@ -135,6 +135,9 @@ func Decode(b []byte) (*Event, error) {
 	if e.ID, err = attribute("id", env.ID); err != nil {
 		return nil, err
 	}
+	if err := checkID("id", e.ID); err != nil {
+		return nil, err
+	}
 	if e.Source, err = attribute("source", env.Source); err != nil {
 		return nil, err
 	}
@@ -290,6 +293,14 @@ func attribute(name string, v *string) (string, error) {
 		return "", invalidf("%s is empty", name)
 	}
 	return *v, nil
+}
+
+// checkID refuses an id longer than MaxIDBytes; name is its path.
+func checkID(name, id string) error {
+	if len(id) > MaxIDBytes {
+		return invalidf("%s is %d bytes, at most %d", name, len(id), MaxIDBytes)
+	}
+	return nil
 }
 
 // requiredString returns the non-empty string m[key]; path names m in errors.

@@ -171,6 +171,11 @@ func TestDecodeRejects(t *testing.T) {
 		{"missing id", confirmed(func(ev map[string]any) { delete(ev, "id") }), invalid, "id is missing"},
 		{"empty id", confirmed(func(ev map[string]any) { ev["id"] = "" }), invalid, "id is empty"},
 		{"numeric id", confirmed(func(ev map[string]any) { ev["id"] = 42 }), invalid, "id is a number, want a string"},
+		// Ids travel into every notification and its push data and feed
+		// item, which have small limits of their own.
+		{"long id", confirmed(func(ev map[string]any) { ev["id"] = strings.Repeat("e", events.MaxIDBytes+1) }), invalid, "id is 257 bytes, at most 256"},
+		{"long member id", member("id", strings.Repeat("m", events.MaxIDBytes+1)), invalid, "data.member.id is 257 bytes, at most 256"},
+		{"long class id", class("id", strings.Repeat("c", events.MaxIDBytes+1)), invalid, "data.class.id is 257 bytes, at most 256"},
 		{"missing source", confirmed(func(ev map[string]any) { delete(ev, "source") }), invalid, "source is missing"},
 		{"missing type", confirmed(func(ev map[string]any) { delete(ev, "type") }), invalid, "type is missing"},
 		{"missing specversion", confirmed(func(ev map[string]any) { delete(ev, "specversion") }), invalid, "specversion is missing"},
@@ -266,6 +271,11 @@ func TestDecodeAccepts(t *testing.T) {
 			delete(ev, "datacontenttype")
 		})},
 		{"content type with charset", confirmed(func(ev map[string]any) { ev["datacontenttype"] = "application/json; charset=utf-8" })},
+		{"ids at their limit", confirmed(func(ev map[string]any) {
+			ev["id"] = strings.Repeat("e", events.MaxIDBytes)
+			obj(ev, "data.member")["id"] = strings.Repeat("m", events.MaxIDBytes)
+			obj(ev, "data.class")["id"] = strings.Repeat("c", events.MaxIDBytes)
+		})},
 		{"optional person fields null or empty", confirmed(func(ev map[string]any) {
 			m := obj(ev, "data.member")
 			m["email"], m["phone"], m["locale"], m["time_zone"], m["push_tokens"], m["preferences"] = nil, "", "", nil, nil, nil

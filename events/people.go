@@ -85,6 +85,9 @@ func personFrom(v any, path string, index int) (Person, error) {
 	if p.ID, err = requiredString(m, path, "id"); err != nil {
 		return Person{}, err
 	}
+	if err := checkID(path+".id", p.ID); err != nil {
+		return Person{}, err
+	}
 	if p.Name, err = optionalString(m, path, "name"); err != nil {
 		return Person{}, err
 	}
@@ -179,6 +182,9 @@ func classFrom(v any, path string) (*Class, error) {
 	c := &Class{}
 	var err error
 	if c.ID, err = requiredString(m, path, "id"); err != nil {
+		return nil, err
+	}
+	if err := checkID(path+".id", c.ID); err != nil {
 		return nil, err
 	}
 	if c.Name, err = requiredString(m, path, "name"); err != nil {

@@ -36,6 +36,13 @@ const (
 // limits".
 const MaxEventSize = 300_000
 
+// MaxIDBytes bounds an event's id and its people's and class's ids. An id
+// goes into every notification of the event, whole, and into places with
+// small limits of their own: push data (4 KB at FCM, never cut, since an
+// id cut is another id) and in-app feed items (16 KB). A longer one is
+// refused at decode, so that none of the event's notifications fails later.
+const MaxIDBytes = 256
+
 // Event is a decoded, validated booking event.
 type Event struct {
 	SpecVersion     string    `json:"specversion"`
