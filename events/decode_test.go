@@ -271,6 +271,10 @@ func TestDecodeAccepts(t *testing.T) {
 			delete(ev, "datacontenttype")
 		})},
 		{"content type with charset", confirmed(func(ev map[string]any) { ev["datacontenttype"] = "application/json; charset=utf-8" })},
+		// Well-formed BCP 47 that no registry knows: the templates fall
+		// back to English; refusing it cost every recipient of the event.
+		{"well-formed unregistered locale", member("locale", "zz")},
+		{"well-formed unregistered region", member("locale", "zz-ZZ")},
 		{"ids at their limit", confirmed(func(ev map[string]any) {
 			ev["id"] = strings.Repeat("e", events.MaxIDBytes)
 			obj(ev, "data.member")["id"] = strings.Repeat("m", events.MaxIDBytes)

@@ -260,13 +260,19 @@ var (
 	localeCount atomic.Int32
 )
 
-// validLocale reports whether s is a well-formed BCP 47 tag.
+// validLocale reports whether s is a well-formed BCP 47 tag. A tag whose
+// subtags no registry knows ("zz", "zz-ZZ") is well-formed: language.Parse
+// says so with a ValueError, and the templates fall back to English for it.
+// Refusing it would dead-letter the whole event, every recipient's messages
+// for one person's locale.
 func validLocale(s string) bool {
 	if _, ok := locales.Load(s); ok {
 		return true
 	}
 	if _, err := language.Parse(s); err != nil {
-		return false
+		if _, unknown := err.(language.ValueError); !unknown {
+			return false
+		}
 	}
 	if localeCount.Load() < maxZones {
 		if _, loaded := locales.LoadOrStore(strings.Clone(s), struct{}{}); !loaded {

@@ -194,6 +194,8 @@ func TestCandidates(t *testing.T) {
 		"fr-FR": {"fr-FR", "fr", "en"},
 		"":      {"en"},
 		"!!":    {"en"},
+		"zz":    {"en"}, // well-formed, known to no registry: events accept it
+		"zz-ZZ": {"en"},
 	} {
 		if got := candidates(in); !reflect.DeepEqual(got, want) {
 			t.Errorf("candidates(%q) = %v, want %v", in, got, want)
