@@ -47,8 +47,8 @@ type Sample struct {
 	Problem        string    `json:"problem,omitempty"` // why a malformed record could not be read
 }
 
-// NewSummary returns an empty summary keeping up to samples samples, at
-// most two per reason, so one flood does not hide the rest. Call Finish
+// NewSummary returns an empty summary keeping up to samples samples, one
+// per reason a round, so one flood does not hide the rest. Call Finish
 // once every record is added.
 func NewSummary(samples int) *Summary {
 	return &Summary{ByReason: map[string]int{}, ByClass: map[string]int{}, ByChannel: map[string]int{}, ByStage: map[string]int{},
@@ -56,7 +56,8 @@ func NewSummary(samples int) *Summary {
 }
 
 // Finish sets Samples from what was added: one per reason first, then a
-// second per reason, up to the limit, in partition and offset order. Each
+// second per reason, and so on up to the limit, in partition and offset
+// order. Each
 // reason's samples are its lowest partitions and offsets, so the same
 // topic gives the same samples whatever order its partitions were read in.
 func (s *Summary) Finish() {
@@ -66,11 +67,16 @@ func (s *Summary) Finish() {
 	}
 	slices.Sort(reasons)
 	s.Samples = []Sample{}
-	for round := range 2 {
+	for round := 0; len(s.Samples) < s.maxSamples; round++ {
+		added := false
 		for _, r := range reasons {
 			if c := s.candidates[r]; round < len(c) && len(s.Samples) < s.maxSamples {
 				s.Samples = append(s.Samples, c[round])
+				added = true
 			}
+		}
+		if !added {
+			break
 		}
 	}
 	slices.SortFunc(s.Samples, byPosition)
@@ -81,11 +87,11 @@ func byPosition(a, b Sample) int {
 }
 
 // keep offers smp as one of its reason's samples; it is kept when it is
-// among the reason's two lowest positions.
+// among the reason's maxSamples lowest positions.
 func (s *Summary) keep(reason string, smp Sample) {
 	c := append(s.candidates[reason], smp)
 	slices.SortFunc(c, byPosition)
-	s.candidates[reason] = c[:min(len(c), 2)]
+	s.candidates[reason] = c[:min(len(c), s.maxSamples)]
 }
 
 // wanted reports whether a record at partition/offset would be kept as a
@@ -95,7 +101,7 @@ func (s *Summary) wanted(reason string, partition int, offset int64) bool {
 		return false
 	}
 	c := s.candidates[reason]
-	return len(c) < 2 || byPosition(Sample{Partition: partition, Offset: offset}, c[len(c)-1]) < 0
+	return len(c) < s.maxSamples || byPosition(Sample{Partition: partition, Offset: offset}, c[len(c)-1]) < 0
 }
 
 // Add counts one decoded record. mask masks an address for its channel.
