@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -12,6 +13,29 @@ import (
 
 	"github.com/gymhq/herald/config"
 )
+
+// readyTimeout bounds /readyz, under the deployment's probe timeout (3s),
+// so that the kubelet sees the reason a pod is not ready.
+const readyTimeout = 2 * time.Second
+
+// readyWithin runs check with a context of d and returns its answer, or an
+// error once d has passed: go-redis waits for its read timeout, not for the
+// context, on a Redis that accepts connections and never replies (a frozen
+// host). The check goes on in the background until go-redis gives up.
+func readyWithin(ctx context.Context, d time.Duration, check func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	answer := make(chan error, 1)
+	go func() {
+		defer cancel()
+		answer <- check(ctx)
+	}()
+	select {
+	case err := <-answer:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("no answer within %s (a dependency that accepts connections and does not reply?)", d)
+	}
+}
 
 // serveHTTP serves /metrics, /healthz and /readyz, /debug/pprof/ when
 // HERALD_PPROF is on, plus extra routes (the
@@ -32,9 +56,7 @@ func serveHTTP(addr string, f *fleet, extra func(*http.ServeMux), wrap ...func(h
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := f.ready(ctx); err != nil {
+		if err := readyWithin(r.Context(), readyTimeout, f.ready); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
@@ -187,5 +188,37 @@ func TestRedisReadinessUnderOOM(t *testing.T) {
 	}
 	if err := f.ping(ctx); err != nil {
 		t.Fatalf("readiness after memory was freed: %v", err)
+	}
+}
+
+// TestReadinessAnswersWhileRedisIsFrozen: /readyz answers within its 2 s
+// check even while Redis accepts connections and never replies (a frozen
+// host, SIGSTOP): an outside tester saw it take 5 s, past the deployment's
+// probe timeout (3 s), so the kubelet never saw the reason. go-redis waits
+// for its read timeout, not for the request's context.
+func TestReadinessAnswersWhileRedisIsFrozen(t *testing.T) {
+	srv := redistest.Start(t)
+	f, closeAll, err := buildFleet(redisFleetConfig(t, srv.URL()), zap.NewNop(), fleetOptions{})
+	if err != nil {
+		t.Fatalf("buildFleet: %v", err)
+	}
+	defer closeAll()
+	if err := readyWithin(context.Background(), readyTimeout, f.ping); err != nil {
+		t.Fatalf("readiness on a live Redis: %v", err)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Resume() })
+	answered := make(chan error, 1)
+	go func() { answered <- readyWithin(context.Background(), readyTimeout, f.ping) }()
+	select {
+	case err := <-answered:
+		if err == nil || !strings.Contains(err.Error(), "no answer within 2s") {
+			t.Errorf("readiness with Redis frozen: %v, want no answer within 2s", err)
+		}
+		t.Logf("readiness with Redis frozen: %v", err)
+	case <-time.After(3 * time.Second): // the deployment's probe timeout
+		t.Fatal("readiness with Redis frozen did not answer before the probe's timeout")
 	}
 }
