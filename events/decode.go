@@ -181,7 +181,11 @@ func Decode(b []byte) (*Event, error) {
 func validateData(typ string, data map[string]any) error {
 	switch typ {
 	case BookingConfirmed, WaitlistPromoted, BookingCancelled:
-		if _, err := requiredString(data, "data", "booking_id"); err != nil {
+		id, err := requiredString(data, "data", "booking_id")
+		if err != nil {
+			return err
+		}
+		if err := checkID("data.booking_id", id); err != nil {
 			return err
 		}
 		if typ == BookingCancelled {

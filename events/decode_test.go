@@ -176,6 +176,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"long id", confirmed(func(ev map[string]any) { ev["id"] = strings.Repeat("e", events.MaxIDBytes+1) }), invalid, "id is 257 bytes, at most 256"},
 		{"long member id", member("id", strings.Repeat("m", events.MaxIDBytes+1)), invalid, "data.member.id is 257 bytes, at most 256"},
 		{"long class id", class("id", strings.Repeat("c", events.MaxIDBytes+1)), invalid, "data.class.id is 257 bytes, at most 256"},
+		{"long booking id", confirmed(func(ev map[string]any) { obj(ev, "data")["booking_id"] = strings.Repeat("b", events.MaxIDBytes+1) }), invalid, "data.booking_id is 257 bytes, at most 256"},
 		{"missing source", confirmed(func(ev map[string]any) { delete(ev, "source") }), invalid, "source is missing"},
 		{"missing type", confirmed(func(ev map[string]any) { delete(ev, "type") }), invalid, "type is missing"},
 		{"missing specversion", confirmed(func(ev map[string]any) { delete(ev, "specversion") }), invalid, "specversion is missing"},
@@ -279,6 +280,7 @@ func TestDecodeAccepts(t *testing.T) {
 			ev["id"] = strings.Repeat("e", events.MaxIDBytes)
 			obj(ev, "data.member")["id"] = strings.Repeat("m", events.MaxIDBytes)
 			obj(ev, "data.class")["id"] = strings.Repeat("c", events.MaxIDBytes)
+			obj(ev, "data")["booking_id"] = strings.Repeat("b", events.MaxIDBytes)
 		})},
 		{"optional person fields null or empty", confirmed(func(ev map[string]any) {
 			m := obj(ev, "data.member")
