@@ -107,7 +107,7 @@ var registry = []*variable{
 	{
 		name: "HERALD_SEND_TIMEOUT", group: "Delivery", def: "15s",
 		doc: "Deadline for one provider call: an SMTP transaction, a Twilio or an FCM request. " +
-			"A call that times out is retried, but the provider may have delivered it anyway; " +
+			"A call that times out is retried through the retry topic (not at once), but the provider may have delivered it anyway; " +
 			"too short a deadline turns slow providers into duplicate messages that no idempotency key can see.",
 		bind: duration(func(c *Config) *time.Duration { return &c.SendTimeout }, 100*time.Millisecond, 5*time.Minute, false),
 	},

@@ -389,27 +389,31 @@ func (w *Worker) send(ctx context.Context, n *notification.Notification, owner s
 		if failure.IsPaused(err) {
 			return r, paused(err)
 		}
+		if failure.ReasonOf(err) == failure.ReasonTimeout {
+			// The provider may have accepted it. Tried again at once, a
+			// provider that is slow rather than down would get it up to
+			// QuickAttempts times per step of the ladder; the retry topic's
+			// first retry waits (RetryDelay), and the breaker sees the
+			// timeout meanwhile.
+			w.log.Warn(TimedOutTryMessage, zap.String("notification_id", n.ID), zap.String("channel", w.ch),
+				zap.Int("try", attempt), zap.Duration("send_timeout", w.cfg.SendTimeout), zap.Error(err))
+			return r, err
+		}
 		if err == nil || failure.ClassOf(err) != failure.Retryable || attempt >= w.cfg.QuickAttempts || ctx.Err() != nil {
 			return r, err
 		}
 		tried = err
 		w.cfg.Metrics.Retries.WithLabelValues(w.ch, string(failure.ReasonOf(err))).Inc()
-		if failure.ReasonOf(err) == failure.ReasonTimeout {
-			// The provider may have accepted it: the next try may deliver
-			// it twice, and the outcome line will name only the last try.
-			w.log.Warn(TimedOutTryMessage, zap.String("notification_id", n.ID), zap.String("channel", w.ch),
-				zap.Int("try", attempt), zap.Duration("send_timeout", w.cfg.SendTimeout), zap.Error(err))
-		}
 		if err := w.sleep(ctx, b.NextBackOff()); err != nil {
 			return r, err
 		}
 	}
 }
 
-// TimedOutTryMessage is the warning logged when a provider call times out
-// and is tried again in process: whether the provider accepted the timed-out
-// call is unknown, so the message may arrive twice (docs/contracts.md §3).
-const TimedOutTryMessage = "provider call timed out and is tried again; it may have been accepted, so the message may arrive twice"
+// TimedOutTryMessage is the warning logged when a provider call times out:
+// whether the provider accepted it is unknown, so the retry (through the
+// retry topic, not at once) may deliver it twice (docs/contracts.md §3).
+const TimedOutTryMessage = "provider call timed out; it may have been accepted, so its retry may deliver the message twice"
 
 // errLeaseLost ends a send loop whose claim another worker took over.
 var errLeaseLost = errors.New("worker: idempotency lease lost to another worker")

@@ -447,18 +447,21 @@ func histogramCount(t *testing.T, o prometheus.Observer) uint64 {
 	return d.GetHistogram().GetSampleCount()
 }
 
-// TestTimedOutTryIsLogged: a provider call that timed out may have been
-// accepted, and the in-process retry that follows may then deliver the
-// message twice (docs/contracts.md §3). The outcome line names only the
-// last try, so each timed-out try gets a warning of its own, naming the
-// notification; a try the provider refused (503) does not.
-func TestTimedOutTryIsLogged(t *testing.T) {
+// TestTimedOutTryIsNotRetriedAtOnce: a provider call that timed out may
+// have been accepted. Tried again at once, in process, a provider that is
+// slow rather than down got every message up to three times per step of
+// the retry ladder (an outside tester's fake Twilio, answering after the
+// send timeout). A timed-out try goes to the retry topic instead, whose
+// first retry waits, with a warning naming the notification; a refused try
+// (503) is still retried at once.
+func TestTimedOutTryIsNotRetriedAtOnce(t *testing.T) {
 	log, logs := logtest.Observed()
 	timeout := failure.Retry(failure.ReasonTimeout, errors.New("context deadline exceeded"))
 	refused := failure.Retry(failure.ReasonUnavailable, errors.New("503"))
-	snd := &sender{script: []error{timeout, refused}}
+	snd := &sender{script: []error{refused, timeout}}
+	pub := &publisher{}
 	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: snd, Renderer: renderer{}, Store: dedupe.NewMemory(dedupe.Options{}),
-		Publisher: &publisher{}, Owner: "w1", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 3,
+		Publisher: pub, Owner: "w1", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 3,
 		Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -467,6 +470,12 @@ func TestTimedOutTryIsLogged(t *testing.T) {
 	if err := w.Handle(context.Background(), record(t, n)); err != nil {
 		t.Fatal(err)
 	}
+	if snd.calls != 2 {
+		t.Errorf("%d provider calls, want 2: the refused one retried at once, the timed-out one not", snd.calls)
+	}
+	if got := len(pub.on(topics.Retry(notification.SMS))); got != 1 {
+		t.Errorf("%d records on the retry topic, want 1", got)
+	}
 	var warned []map[string]any
 	for _, e := range logs.FilterMessage(worker.TimedOutTryMessage).All() {
 		warned = append(warned, e.ContextMap())
@@ -474,7 +483,7 @@ func TestTimedOutTryIsLogged(t *testing.T) {
 	if len(warned) != 1 {
 		t.Fatalf("%d warnings %q, want 1 (the timed-out try, not the refused one): %v", len(warned), worker.TimedOutTryMessage, warned)
 	}
-	if w := warned[0]; w["notification_id"] != n.ID || w["channel"] != "sms" || w["try"] != int64(1) {
-		t.Errorf("warning fields %v, want the notification's id, its channel and try 1", w)
+	if w := warned[0]; w["notification_id"] != n.ID || w["channel"] != "sms" || w["try"] != int64(2) {
+		t.Errorf("warning fields %v, want the notification's id, its channel and try 2", w)
 	}
 }
