@@ -667,20 +667,41 @@ func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.G
 	// kafka-go sends no heartbeat once a generation has ended, and past the
 	// session timeout the coordinator expels this member and hands the
 	// partition on while its work still runs here
-	// (TestRevokeDrainKeepsThePartition).
+	// (TestRevokeDrainKeepsThePartition). A shutdown's drain whose
+	// generation ends on the way (a rebalance) has the revoke's deadline
+	// from then on (TestShutdownDrainThroughARebalance).
+	revoke := min(c.cfg.RebalanceTimeout, c.cfg.SessionTimeout) * 8 / 10
 	deadline := c.cfg.DrainTimeout
 	if runCtx.Err() == nil {
-		deadline = min(c.cfg.RebalanceTimeout, c.cfg.SessionTimeout) * 8 / 10
+		deadline = revoke
 	}
 	dropped := p.stop()
 	drained := make(chan struct{})
 	go func() { p.running.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(deadline):
-		log.Warn("drain deadline passed; abandoning unfinished work uncommitted", zap.Duration("deadline", deadline))
-		abandon()
-		<-drained
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	end := time.Now().Add(deadline)
+	genDone := genCtx.Done()
+drain:
+	for {
+		select {
+		case <-drained:
+			break drain
+		case <-genDone:
+			// The generation ended mid-drain (a rebalance during a
+			// shutdown's drain): no heartbeat from here on, so the
+			// revoke deadline applies from now.
+			genDone = nil
+			if e := time.Now().Add(revoke); e.Before(end) {
+				end, deadline = e, revoke
+				timer.Reset(revoke)
+			}
+		case <-timer.C:
+			log.Warn("drain deadline passed; abandoning unfinished work uncommitted", zap.Duration("deadline", deadline))
+			abandon()
+			<-drained
+			break drain
+		}
 	}
 	cm.commit()
 	cm.mu.Lock()

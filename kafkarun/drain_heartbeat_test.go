@@ -74,19 +74,15 @@ func (o *overlaps) check(t *testing.T) {
 	}
 }
 
-// TestShutdownDrainKeepsThePartition: a member that shuts down while a
-// handler runs drains it (up to DrainTimeout) before its partition moves,
-// and the next owner does not start the record meanwhile. kafka-go
-// heartbeats only while a generation lasts; Run used to end the generation
-// before draining, so a drain longer than the session timeout got the
-// member expelled and its partition handed over mid-drain. Each member
-// holds two partitions, one of them idle: the idle one's drain, over at
-// once, must not end the generation either.
-func TestShutdownDrainKeepsThePartition(t *testing.T) {
-	const topic = "drainover"
+// shutdownMidSend starts members a and b of one group on a topic of four
+// partitions (two each, one of them idle), has one of them start a 7 s
+// record, and stops that owner as SIGTERM would, calling during, if not
+// nil, half a second into its drain. It returns once the owner has stopped.
+func shutdownMidSend(t *testing.T, topic string, during func(kafkarun.ConsumerConfig, *overlaps)) *overlaps {
+	t.Helper()
 	c, _ := setup(t, topic, 4)
 	o := newOverlaps()
-	cfg := kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "drainover-g", Topics: []string{topic},
+	cfg := kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: topic + "-g", Topics: []string{topic},
 		SessionTimeout: 3 * time.Second, RebalanceTimeout: 3 * time.Second, HeartbeatInterval: 300 * time.Millisecond,
 		DrainTimeout: 15 * time.Second, CommitInterval: 50 * time.Millisecond}
 	stops := map[string]func(){}
@@ -101,16 +97,43 @@ func TestShutdownDrainKeepsThePartition(t *testing.T) {
 	produceTo(t, c.Brokers(), topic, 0, "one")
 	owner := o.firstStart(t)
 
-	// SIGTERM the owner while its handler runs.
 	stopped := make(chan struct{})
 	go func() { stops[owner](); close(stopped) }()
+	if during != nil {
+		time.Sleep(500 * time.Millisecond)
+		during(cfg, o)
+	}
 	select {
 	case <-stopped:
 	case <-time.After(40 * time.Second):
 		t.Fatal("the owner did not stop")
 	}
 	time.Sleep(500 * time.Millisecond)
-	o.check(t)
+	return o
+}
+
+// TestShutdownDrainKeepsThePartition: a member that shuts down while a
+// handler runs drains it (up to DrainTimeout) before its partition moves,
+// and the next owner does not start the record meanwhile. kafka-go
+// heartbeats only while a generation lasts; Run used to end the generation
+// before draining, so a drain longer than the session timeout got the
+// member expelled and its partition handed over mid-drain. The owner's
+// idle partition, whose drain is over at once, must not end the generation
+// either.
+func TestShutdownDrainKeepsThePartition(t *testing.T) {
+	shutdownMidSend(t, "drainover", nil).check(t)
+}
+
+// TestShutdownDrainThroughARebalance: a rebalance during a shutdown's drain
+// (a rolling deploy's new pod joining) ends the generation, and with it the
+// heartbeat, whatever the draining member does. The drain then has the
+// revoke's deadline from that moment, not what is left of DrainTimeout:
+// past the session timeout the member would be expelled and its record
+// started by another while it still ran here. Found by a review.
+func TestShutdownDrainThroughARebalance(t *testing.T) {
+	shutdownMidSend(t, "drainrebal", func(cfg kafkarun.ConsumerConfig, o *overlaps) {
+		runConsumer(t, cfg, o.handler("c")) // a new pod joins mid-drain
+	}).check(t)
 }
 
 // TestRevokeDrainKeepsThePartition: the same on a revoke, with a rebalance
