@@ -311,3 +311,18 @@ func TestReplayRefusesAScheduleRefusalWithoutBlamingAnAddress(t *testing.T) {
 		t.Errorf("Replay says %q", err)
 	}
 }
+
+// BenchmarkSummaryAllSamples: `herald dlq inspect --samples N` over N dead
+// letters of one reason keeps every one as a sample. Kept sorted by
+// re-sorting per record, that was quadratic (a review measured 19 s for
+// 40,000); each record now goes in at its place.
+func BenchmarkSummaryAllSamples(b *testing.B) {
+	const n = 10000
+	for b.Loop() {
+		s := dlq.NewSummary(n)
+		for i := range n {
+			s.Add(&dlq.Entry{Partition: i % 6, Offset: int64(n - i), Reason: "exhausted", Stage: "email"}, func(_, to string) string { return to })
+		}
+		s.Finish()
+	}
+}

@@ -89,8 +89,9 @@ func byPosition(a, b Sample) int {
 // keep offers smp as one of its reason's samples; it is kept when it is
 // among the reason's maxSamples lowest positions.
 func (s *Summary) keep(reason string, smp Sample) {
-	c := append(s.candidates[reason], smp)
-	slices.SortFunc(c, byPosition)
+	c := s.candidates[reason]
+	i, _ := slices.BinarySearchFunc(c, smp, byPosition) // c is in order: one insertion, not a sort
+	c = slices.Insert(c, i, smp)
 	s.candidates[reason] = c[:min(len(c), s.maxSamples)]
 }
 
