@@ -299,6 +299,15 @@ func (l fleetLiveness) Gate(group string, g kafkarun.Gate) kafkarun.Gate {
 	return l.f.live.Gate(group, g)
 }
 
+// readyWaitsOn names what ready can wait on: the idempotency store's
+// Redis, its only call that does I/O.
+func (f *fleet) readyWaitsOn() string {
+	if f.ping == nil {
+		return "readiness check"
+	}
+	return fmt.Sprintf("idempotency store: redis %s (HERALD_REDIS_URL)", f.redisAddr)
+}
+
 // ready reports whether every consumer holds a generation and the
 // idempotency store answers.
 func (f *fleet) ready(ctx context.Context) error {

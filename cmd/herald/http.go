@@ -19,10 +19,11 @@ import (
 const readyTimeout = 2 * time.Second
 
 // readyWithin runs check with a context of d and returns its answer, or an
-// error once d has passed: go-redis waits for its read timeout, not for the
-// context, on a Redis that accepts connections and never replies (a frozen
-// host). The check goes on in the background until go-redis gives up.
-func readyWithin(ctx context.Context, d time.Duration, check func(context.Context) error) error {
+// error naming what it waits on once d has passed: go-redis waits for its
+// read timeout, not for the context, on a Redis that accepts connections
+// and never replies (a frozen host). The check goes on in the background
+// until go-redis gives up.
+func readyWithin(ctx context.Context, d time.Duration, waitsOn string, check func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	answer := make(chan error, 1)
 	go func() {
@@ -33,7 +34,7 @@ func readyWithin(ctx context.Context, d time.Duration, check func(context.Contex
 	case err := <-answer:
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("no answer within %s (a dependency that accepts connections and does not reply?)", d)
+		return fmt.Errorf("%s: no answer within %s", waitsOn, d)
 	}
 }
 
@@ -56,7 +57,7 @@ func serveHTTP(addr string, f *fleet, extra func(*http.ServeMux), wrap ...func(h
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := readyWithin(r.Context(), readyTimeout, f.ready); err != nil {
+		if err := readyWithin(r.Context(), readyTimeout, f.readyWaitsOn(), f.ready); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}

@@ -203,7 +203,7 @@ func TestReadinessAnswersWhileRedisIsFrozen(t *testing.T) {
 		t.Fatalf("buildFleet: %v", err)
 	}
 	defer closeAll()
-	if err := readyWithin(context.Background(), readyTimeout, f.ping); err != nil {
+	if err := readyWithin(context.Background(), readyTimeout, f.readyWaitsOn(), f.ping); err != nil {
 		t.Fatalf("readiness on a live Redis: %v", err)
 	}
 	if err := srv.Pause(); err != nil {
@@ -211,11 +211,11 @@ func TestReadinessAnswersWhileRedisIsFrozen(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = srv.Resume() })
 	answered := make(chan error, 1)
-	go func() { answered <- readyWithin(context.Background(), readyTimeout, f.ping) }()
+	go func() { answered <- readyWithin(context.Background(), readyTimeout, f.readyWaitsOn(), f.ping) }()
 	select {
 	case err := <-answered:
-		if err == nil || !strings.Contains(err.Error(), "no answer within 2s") {
-			t.Errorf("readiness with Redis frozen: %v, want no answer within 2s", err)
+		if err == nil || !strings.Contains(err.Error(), "(HERALD_REDIS_URL): no answer within 2s") {
+			t.Errorf("readiness with Redis frozen: %v, want Redis and its variable named, no answer within 2s", err)
 		}
 		t.Logf("readiness with Redis frozen: %v", err)
 	case <-time.After(3 * time.Second): // the deployment's probe timeout
