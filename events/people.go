@@ -85,7 +85,7 @@ func personFrom(v any, path string, index int) (Person, error) {
 	if p.ID, err = requiredString(m, path, "id"); err != nil {
 		return Person{}, err
 	}
-	if err := checkID(path+".id", p.ID); err != nil {
+	if err := checkID(path, "id", p.ID); err != nil {
 		return Person{}, err
 	}
 	if p.Name, err = optionalString(m, path, "name"); err != nil {
@@ -184,7 +184,7 @@ func classFrom(v any, path string) (*Class, error) {
 	if c.ID, err = requiredString(m, path, "id"); err != nil {
 		return nil, err
 	}
-	if err := checkID(path+".id", c.ID); err != nil {
+	if err := checkID(path, "id", c.ID); err != nil {
 		return nil, err
 	}
 	if c.Name, err = requiredString(m, path, "name"); err != nil {
