@@ -2,7 +2,7 @@
 // SMTP relays, Twilio messaging services — by weight, each behind its own
 // circuit breaker, and moves traffic off a failing one within a few
 // failures: a retryable failure is retried on the next provider inside the
-// same Send, an open breaker takes its provider out of the rotation, and
+// same Send (except a timeout, which the provider may have acted on), an open breaker takes its provider out of the rotation, and
 // its half-open probe brings it back when it recovers. Delivery receipts
 // can lower a provider's share (SetUndeliveredRate), as GOV.UK Notify
 // deprioritises a provider whose messages do not arrive.
@@ -163,6 +163,11 @@ func (s *Sender) Send(ctx context.Context, m *channels.Message) (channels.Receip
 		case err == nil:
 			r.Provider = mb.Name
 			return r, nil
+		case failure.ReasonOf(err) == failure.ReasonTimeout:
+			// The provider may have accepted it: handed to the next one
+			// now it could arrive twice. The worker's retry topic tries it
+			// later, and this provider's breaker has counted the timeout.
+			return r, fmt.Errorf("%s: %s: %w", s.opts.Channel, mb.Name, err)
 		case failure.IsPaused(err), failure.IsRetryable(err):
 			last = err
 			failed = append(failed, mb.Name)

@@ -24,6 +24,7 @@ type fake struct {
 	mu        sync.Mutex
 	down      bool
 	permanent bool
+	slow      bool // the call times out: whether it went out is unknown
 	calls     int
 	got       []*channels.Message
 }
@@ -37,6 +38,8 @@ func (f *fake) Send(_ context.Context, m *channels.Message) (channels.Receipt, e
 		return channels.Receipt{}, failure.Perm(failure.ReasonInvalidAddress, errors.New("no such mailbox"))
 	case f.down:
 		return channels.Receipt{}, failure.Retry(failure.ReasonUnavailable, errors.New("503"))
+	case f.slow:
+		return channels.Receipt{}, failure.Retry(failure.ReasonTimeout, context.DeadlineExceeded)
 	}
 	f.got = append(f.got, m)
 	return channels.Receipt{ProviderMessageID: fmt.Sprintf("id-%d", f.calls)}, nil
@@ -134,6 +137,20 @@ func TestPermanentIsNotFailedOver(t *testing.T) {
 	_, err := s.Send(context.Background(), msg(1))
 	if failure.ClassOf(err) != failure.Permanent || a.n()+b.n() != 1 {
 		t.Errorf("%v after %d calls; want the permanent error after one", err, a.n()+b.n())
+	}
+}
+
+// TestTimeoutIsNotFailedOver: a provider call that timed out may have been
+// accepted, so the message is not handed to the next provider at once (it
+// would arrive twice); the timeout goes back to the worker, whose retry
+// topic tries it later (docs/contracts.md §3). A refused call (503) is still
+// failed over (TestFailoverAndRecovery).
+func TestTimeoutIsNotFailedOver(t *testing.T) {
+	a, b := &fake{slow: true}, &fake{slow: true}
+	s := newSender(t, failover.Options{Channel: notification.Email}, failover.Provider{Name: "a", Weight: 1, Sender: a}, failover.Provider{Name: "b", Weight: 1, Sender: b})
+	_, err := s.Send(context.Background(), msg(1))
+	if failure.ReasonOf(err) != failure.ReasonTimeout || failure.ClassOf(err) != failure.Retryable || a.n()+b.n() != 1 {
+		t.Errorf("%v after %d calls; want the retryable timeout after one", err, a.n()+b.n())
 	}
 }
 
