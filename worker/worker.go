@@ -389,7 +389,7 @@ func (w *Worker) send(ctx context.Context, n *notification.Notification, owner s
 		if failure.IsPaused(err) {
 			return r, paused(err)
 		}
-		if failure.ReasonOf(err) == failure.ReasonTimeout {
+		if err != nil && failure.ReasonOf(err) == failure.ReasonTimeout { // ReasonOf allocates, even for nil
 			// The provider may have accepted it. Tried again at once, a
 			// provider that is slow rather than down would get it up to
 			// QuickAttempts times per step of the ladder; the retry topic's
