@@ -60,11 +60,13 @@ func CheckProjectID(id string) error {
 // read CredentialsFile; New does. Zero Endpoint and Timeout are valid and
 // mean the defaults.
 func (c *Config) Validate() error {
-	switch {
-	case c.ProjectID == "":
+	if c.ProjectID == "" {
 		return errors.New("ProjectID is required")
-	case CheckProjectID(c.ProjectID) != nil:
-		return fmt.Errorf("ProjectID: %w", CheckProjectID(c.ProjectID))
+	}
+	if err := CheckProjectID(c.ProjectID); err != nil {
+		return fmt.Errorf("ProjectID: %w", err)
+	}
+	switch {
 	case c.CredentialsFile != "" && len(c.CredentialsJSON) > 0:
 		return errors.New("CredentialsFile and CredentialsJSON are both set; set one")
 	case c.CredentialsFile == "" && len(c.CredentialsJSON) == 0 && c.TokenSource == nil:
