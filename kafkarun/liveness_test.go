@@ -20,31 +20,59 @@ func livenessWithClock() (l *kafkarun.Liveness, advance func(time.Duration)) {
 	return &kafkarun.Liveness{Window: time.Minute, Now: clock}, advance
 }
 
+// hanger is a handler tracked by a Liveness that holds the calls its hang
+// picks until release, those its wait picks waiting by design
+// (queue.Waiting) meanwhile.
+type hanger struct {
+	h       queue.Handler
+	release chan struct{}
+	started chan struct{} // a held call began
+	done    chan struct{} // a call made by start returned
+}
+
+func hang(l *kafkarun.Liveness, group, topic string, hold, wait func(*queue.Message) bool) *hanger {
+	g := &hanger{release: make(chan struct{}), started: make(chan struct{}, 8), done: make(chan struct{}, 8)}
+	g.h = l.Track(group, []string{topic}, func(ctx context.Context, m *queue.Message) error {
+		if wait(m) {
+			done := queue.Waiting(ctx)
+			defer done()
+		}
+		if hold(m) {
+			g.started <- struct{}{}
+			<-g.release
+		}
+		return nil
+	})
+	return g
+}
+
+// start calls the handler for the record at offset, which hold picks, and
+// returns once the call is held.
+func (g *hanger) start(offset int64) {
+	go func() { _ = g.h(context.Background(), &queue.Message{Offset: offset}); g.done <- struct{}{} }()
+	<-g.started
+}
+
+// finish releases the held calls and waits for the n that start made.
+func (g *hanger) finish(n int) {
+	close(g.release)
+	for range n {
+		<-g.done
+	}
+}
+
+func every(*queue.Message) bool { return true }
+func none(*queue.Message) bool  { return false }
+
 // A handler call that runs the whole stall window without finishing makes
 // Check fail; once it returns, the consumer is healthy again. A wait by
 // design (queue.Waiting) is not a stall.
 func TestLivenessStall(t *testing.T) {
 	l, advance := livenessWithClock()
-
-	release := make(chan struct{})
-	started := make(chan struct{}, 2)
-	stuck := l.Track("herald-email", []string{"herald.email.v1"}, func(ctx context.Context, m *queue.Message) error {
-		started <- struct{}{}
-		<-release
-		return nil
-	})
-	waiting := l.Track("herald-sms", []string{"herald.sms.v1"}, func(ctx context.Context, m *queue.Message) error {
-		done := queue.Waiting(ctx)
-		defer done()
-		started <- struct{}{}
-		<-release
-		return nil
-	})
-	done := make(chan struct{}, 2)
-	go func() { stuck(context.Background(), &queue.Message{}); done <- struct{}{} }()
-	go func() { waiting(context.Background(), &queue.Message{}); done <- struct{}{} }()
-	<-started
-	<-started
+	stuck := hang(l, "herald-email", "herald.email.v1", every, none)
+	waiting := hang(l, "herald-sms", "herald.sms.v1", every, every)
+	stuck.start(0)
+	waiting.start(0)
 	if err := l.Check(); err != nil {
 		t.Fatalf("healthy at first: %v", err)
 	}
@@ -54,9 +82,8 @@ func TestLivenessStall(t *testing.T) {
 		t.Fatal("a call busy for twice the window is not reported")
 	}
 	t.Logf("stalled: %v", err)
-	close(release)
-	<-done
-	<-done
+	stuck.finish(1)
+	waiting.finish(1)
 	if err := l.Check(); err != nil {
 		t.Errorf("after the call returned: %v", err)
 	}
@@ -69,26 +96,16 @@ func TestLivenessStall(t *testing.T) {
 // without the lock must still report; efcd4e6 tried one, since reverted.)
 func TestLivenessAfterIdleAndWhileFinishing(t *testing.T) {
 	l, advance := livenessWithClock()
-	release := make(chan struct{})
-	started := make(chan struct{}, 1)
-	h := l.Track("herald-email", []string{"herald.email.v1"}, func(ctx context.Context, m *queue.Message) error {
-		if m.Offset == 0 {
-			started <- struct{}{}
-			<-release
-		}
-		return nil
-	})
+	g := hang(l, "herald-email", "herald.email.v1", func(m *queue.Message) bool { return m.Offset == 0 }, none)
 	advance(time.Hour) // idle: nothing checked, nothing ran
-	done := make(chan struct{})
-	go func() { _ = h(context.Background(), &queue.Message{Offset: 0}); close(done) }()
-	<-started
+	g.start(0)
 	if err := l.Check(); err != nil {
 		t.Fatalf("a call just started after an hour idle: %v", err)
 	}
 	// Others finish every 30 s while the first hangs: progress.
 	for i := 1; i <= 10; i++ {
 		advance(30 * time.Second)
-		if err := h(context.Background(), &queue.Message{Offset: int64(i)}); err != nil {
+		if err := g.h(context.Background(), &queue.Message{Offset: int64(i)}); err != nil {
 			t.Fatal(err)
 		}
 		if err := l.Check(); err != nil {
@@ -100,8 +117,7 @@ func TestLivenessAfterIdleAndWhileFinishing(t *testing.T) {
 	if err := l.Check(); err == nil {
 		t.Error("a call hung for 61 s with none finishing, and Check passed")
 	}
-	close(release)
-	<-done
+	g.finish(1)
 	if err := l.Check(); err != nil {
 		t.Errorf("after the hung call returned: %v", err)
 	}
@@ -115,23 +131,10 @@ func TestLivenessAfterIdleAndWhileFinishing(t *testing.T) {
 // 14's fifteenth pass.)
 func TestLivenessSecondCallWhileOneWaits(t *testing.T) {
 	l, advance := livenessWithClock()
-	release := make(chan struct{})
-	started := make(chan struct{}, 2)
-	h := l.Track("herald-email", []string{"herald.email.v1"}, func(ctx context.Context, m *queue.Message) error {
-		if m.Offset == 0 {
-			done := queue.Waiting(ctx)
-			defer done()
-		}
-		started <- struct{}{}
-		<-release
-		return nil
-	})
-	done := make(chan struct{}, 2)
-	go func() { _ = h(context.Background(), &queue.Message{Offset: 0}); done <- struct{}{} }()
-	<-started
+	g := hang(l, "herald-email", "herald.email.v1", every, func(m *queue.Message) bool { return m.Offset == 0 })
+	g.start(0)
 	advance(time.Hour)
-	go func() { _ = h(context.Background(), &queue.Message{Offset: 1}); done <- struct{}{} }()
-	<-started
+	g.start(1)
 	if err := l.Check(); err != nil {
 		t.Errorf("a call just started beside one waiting by design for an hour: %v", err)
 	}
@@ -139,7 +142,5 @@ func TestLivenessSecondCallWhileOneWaits(t *testing.T) {
 	if err := l.Check(); err == nil {
 		t.Error("the second call hung for 61 s, and Check passed")
 	}
-	close(release)
-	<-done
-	<-done
+	g.finish(2)
 }
