@@ -395,7 +395,7 @@ func (w *Worker) send(ctx context.Context, n *notification.Notification, owner s
 			// QuickAttempts times per step of the ladder; the retry topic's
 			// first retry waits (RetryDelay), and the breaker sees the
 			// timeout meanwhile.
-			w.log.Warn(TimedOutTryMessage, zap.String("notification_id", n.ID), zap.String("channel", w.ch),
+			w.log.Warn(TimedOutTryMessage, zap.String("notification_id", n.ID), // w.log names the channel
 				zap.Int("try", attempt), zap.Duration("send_timeout", w.cfg.SendTimeout), zap.Error(err))
 			return r, err
 		}

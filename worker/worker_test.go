@@ -479,6 +479,15 @@ func TestTimedOutTryIsNotRetriedAtOnce(t *testing.T) {
 	var warned []map[string]any
 	for _, e := range logs.FilterMessage(worker.TimedOutTryMessage).All() {
 		warned = append(warned, e.ContextMap())
+		n := 0
+		for _, f := range e.Context {
+			if f.Key == "channel" {
+				n++
+			}
+		}
+		if n != 1 { // the real binary's JSON line had it twice
+			t.Errorf("the warning carries %d channel fields, want 1", n)
+		}
 	}
 	if len(warned) != 1 {
 		t.Fatalf("%d warnings %q, want 1 (the timed-out try, not the refused one): %v", len(warned), worker.TimedOutTryMessage, warned)
