@@ -615,15 +615,38 @@ func (w *Worker) outcome(m *queue.Message, n *notification.Notification, outcome
 	if cause != nil {
 		fields = append(fields, zap.String("reason", reason), zap.String("class", failure.ClassOf(cause).String()), zap.Error(cause))
 	}
-	switch outcome {
+	switch msg := outcomeMessage(outcome); outcome {
 	case obs.OutcomeSent, obs.OutcomeDuplicate, obs.OutcomeSuppressed, obs.OutcomeCapped:
-		w.outcomeLog.Info("notification "+outcome, fields...)
+		w.outcomeLog.Info(msg, fields...)
 	default:
-		w.outcomeLog.Warn("notification "+outcome, fields...)
+		w.outcomeLog.Warn(msg, fields...)
 	}
 	clear(fields) // drop the strings and the error the line held
 	*fp = fields[:0]
 	logFields.Put(fp)
+}
+
+// outcomeMessage is the outcome line's message, "notification <outcome>":
+// a constant for the outcomes a worker logs, so the line costs no string
+// built per notification.
+func outcomeMessage(outcome string) string {
+	switch outcome {
+	case obs.OutcomeSent:
+		return "notification " + obs.OutcomeSent
+	case obs.OutcomeDuplicate:
+		return "notification " + obs.OutcomeDuplicate
+	case obs.OutcomeSuppressed:
+		return "notification " + obs.OutcomeSuppressed
+	case obs.OutcomeCapped:
+		return "notification " + obs.OutcomeCapped
+	case obs.OutcomeRetry:
+		return "notification " + obs.OutcomeRetry
+	case obs.OutcomeFailed:
+		return "notification " + obs.OutcomeFailed
+	case obs.OutcomeDeadLettered:
+		return "notification " + obs.OutcomeDeadLettered
+	}
+	return "notification " + outcome
 }
 
 // recordAccepted notes an accepted send in the receipts store, when there
