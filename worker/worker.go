@@ -626,28 +626,24 @@ func (w *Worker) outcome(m *queue.Message, n *notification.Notification, outcome
 	logFields.Put(fp)
 }
 
-// outcomeMessage is the outcome line's message, "notification <outcome>":
-// a constant for the outcomes a worker logs, so the line costs no string
-// built per notification.
+// outcomeMessage is the outcome line's message, "notification <outcome>",
+// built once per outcome a worker logs, so the line costs no string built
+// per notification.
 func outcomeMessage(outcome string) string {
-	switch outcome {
-	case obs.OutcomeSent:
-		return "notification " + obs.OutcomeSent
-	case obs.OutcomeDuplicate:
-		return "notification " + obs.OutcomeDuplicate
-	case obs.OutcomeSuppressed:
-		return "notification " + obs.OutcomeSuppressed
-	case obs.OutcomeCapped:
-		return "notification " + obs.OutcomeCapped
-	case obs.OutcomeRetry:
-		return "notification " + obs.OutcomeRetry
-	case obs.OutcomeFailed:
-		return "notification " + obs.OutcomeFailed
-	case obs.OutcomeDeadLettered:
-		return "notification " + obs.OutcomeDeadLettered
+	if msg, ok := outcomeMessages[outcome]; ok {
+		return msg
 	}
 	return "notification " + outcome
 }
+
+var outcomeMessages = func() map[string]string {
+	m := map[string]string{}
+	for _, o := range []string{obs.OutcomeSent, obs.OutcomeDuplicate, obs.OutcomeSuppressed, obs.OutcomeCapped,
+		obs.OutcomeRetry, obs.OutcomeFailed, obs.OutcomeDeadLettered, obs.OutcomeDeferred, obs.OutcomeCancelled} {
+		m[o] = "notification " + o
+	}
+	return m
+}()
 
 // recordAccepted notes an accepted send in the receipts store, when there
 // is one, for the provider's delivery callbacks to find.
