@@ -164,6 +164,17 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 			}
 			w.keys = r.schedule.keys(ev)
 		}
+		if r.expires != nil {
+			exp, _, err := r.expires.At(ev, "expires", "expires at")
+			if err != nil {
+				refused = s.refuseRule(refused, ev, r, people, failure.Poisoned(failure.ReasonInvalid, err))
+				continue
+			}
+			if !exp.After(now) || !w.due.IsZero() && !w.due.Before(exp) {
+				continue // it would arrive after its point: nothing to send
+			}
+			w.expires = exp // the rule's own, over a schedule's class start
+		}
 		work = append(work, w)
 	}
 	if opts.Lookup != nil {
@@ -263,8 +274,9 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 						CancelKeys:  keys,
 					}
 					if !due.IsZero() {
-						n.DueAt, n.Deferred, n.ExpiresAt = due, notification.DeferSchedule, expires
+						n.DueAt, n.Deferred = due, notification.DeferSchedule
 					}
+					n.ExpiresAt = expires
 					if !opts.NoQuietHours {
 						s.quiet(&n, r, cat, choicesOf(opts, p.ID), loc, now)
 					}

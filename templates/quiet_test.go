@@ -170,6 +170,9 @@ func TestScheduleLint(t *testing.T) {
 		{"bad send", "gym.booking.confirmed/routing.yaml", "send: class.starts_at - 2h", "send: two hours before", "is not \"<data path>"},
 		{"cap of zero", "categories.yaml", "{channel: push, max: 3", "{channel: push, max: 0", "a cap of zero"},
 		{"undeclared category", "gym.class.reminder/routing.yaml", "category: reminders", "category: remindres", "category \"remindres\" is not declared"},
+		{"expires field", "gym.class.reminder/routing.yaml", "expires: class.starts_at   #", "expires: class.begins_at   #", `expires "class.begins_at": no sample of gym.class.reminder has an RFC 3339 time at data.class.begins_at`},
+		{"bad expires", "gym.class.reminder/routing.yaml", "expires: class.starts_at   #", "expires: at the start   #", `expires "at the start" is not "<data path>`},
+		{"expires before send", "gym.booking.confirmed/routing.yaml", "    schedule: &reminder\n", "    expires: class.starts_at - 3h\n    schedule: &reminder\n", `expires "class.starts_at - 3h0m0s" is not after schedule send "class.starts_at - 2h0m0s"`},
 		{"bad quiet hours", "categories.yaml", `from: "22:00", to: "07:00", channels: [push, sms]}`, `from: "25:00", to: "07:00"}`, "not a time of day"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,6 +228,90 @@ func TestQuietHoursNeverPastTheClass(t *testing.T) {
 	now := london(t, "2026-12-04 23:00")
 	if n := reminder(now); n == nil || !n.DueAt.Equal(now) {
 		t.Fatalf("reminder due %v, want at once (%v)", n.DueAt, now)
+	}
+}
+
+// A gym.class.reminder event is not a scheduled rule, so before expires:
+// the planner did not know its class's time: planned at 04:30 London for a
+// 06:40 class, the push waited for the end of quiet hours (07:00), after
+// the class had started (an outside tester's find). Its push and SMS rules
+// now expire at the class's start.
+func TestReminderEventNeverAfterTheClass(t *testing.T) {
+	s := embedded(t)
+	plan := func(m map[string]any, now time.Time) (map[notification.Channel]notification.Notification, []templates.Refusal) {
+		t.Helper()
+		ns, refused, err := s.PlanWith(decode(t, m), now, templates.PlanOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[notification.Channel]notification.Notification{}
+		for _, n := range ns {
+			out[n.Channel] = n
+		}
+		return out, refused
+	}
+	m := sample(t, "gym.class.reminder", "member-with-push-en.json") // Emma, London, push
+	at(m, "data.class")["starts_at"], at(m, "data.class")["ends_at"] = "2026-12-05T06:40:00Z", "2026-12-05T07:25:00Z"
+	class := london(t, "2026-12-05 06:40")
+
+	now := london(t, "2026-12-05 04:30")
+	got, _ := plan(m, now)
+	push, ok := got[notification.Push]
+	if !ok || !push.DueAt.Equal(now) || !push.ExpiresAt.Equal(class) {
+		t.Fatalf("push at 04:30 for a 06:40 class: planned %v, due %v, expires %v; want due at once (%v), expiring %v", ok, push.DueAt, push.ExpiresAt, now, class)
+	}
+	// At 23:30 the evening before, it still waits for 07:00? No: the
+	// class starts before then, and the evening has passed: at once.
+	now = london(t, "2026-12-04 23:30")
+	if got, _ = plan(m, now); !got[notification.Push].DueAt.Equal(now) {
+		t.Fatalf("push at 23:30 for a 06:40 class due %v, want at once", got[notification.Push].DueAt)
+	}
+	// Planned once the class has started (a backlog after an outage):
+	// no push and no SMS; the in-app item, which interrupts nobody, stays.
+	got, _ = plan(m, class)
+	if _, ok := got[notification.Push]; ok {
+		t.Fatal("a push for a class that has started")
+	}
+	if _, ok := got[notification.SMS]; ok {
+		t.Fatal("an SMS for a class that has started")
+	}
+	if _, ok := got[notification.Channel("inapp")]; !ok {
+		t.Fatal("no in-app item")
+	}
+}
+
+// A rule's expires: names a time the event must carry; an event without it
+// has its messages of that rule refused as invalid (to the DLQ, naming the
+// field), and its other rules planned.
+func TestExpiresWithoutItsTime(t *testing.T) {
+	tree := shippedTree(t)
+	file := "gym.class.reminder/routing.yaml"
+	tree[file] = &fstest.MapFile{Data: []byte(strings.ReplaceAll(string(tree[file].Data), "expires: class.starts_at", "expires: class.doors_at"))}
+	for _, name := range []string{"member-with-push-en.json", "member-without-push-es.json"} { // lint wants a sample with it
+		f := "gym.class.reminder/samples/" + name
+		tree[f] = &fstest.MapFile{Data: []byte(strings.Replace(string(tree[f].Data), `"ends_at":`, `"doors_at": "2030-12-05T08:50:00Z", "ends_at":`, 1))}
+	}
+	s, err := templates.Load(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := sample(t, "gym.class.reminder", "member-with-push-en.json") // without doors_at
+	ns, refused, err := s.PlanWith(decode(t, m), london(t, "2030-12-05 08:00"), templates.PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ns) != 1 || ns[0].Channel != "inapp" {
+		t.Fatalf("planned %+v, want the in-app item alone", ns)
+	}
+	// Both rules that expire are refused (the SMS fallback's too, as a
+	// scheduled rule's is when its time is missing).
+	if len(refused) != 2 {
+		t.Fatalf("refused %+v, want the push and SMS rules", refused)
+	}
+	for _, r := range refused {
+		if !strings.Contains(r.Err.Error(), "expires: data.class.doors_at is missing; the rule expires at class.doors_at") {
+			t.Fatalf("refused %s: %v", r.Channel, r.Err)
+		}
 	}
 }
 

@@ -35,6 +35,7 @@ type ruleFile struct {
 	InApp             *pushFile     `yaml:"inapp"`
 	Category          string        `yaml:"category"`
 	Schedule          *scheduleFile `yaml:"schedule"`
+	Expires           string        `yaml:"expires"`
 	QuietHours        *quietYAML    `yaml:"quiet_hours"`
 }
 
@@ -141,6 +142,9 @@ type rule struct {
 	quiet    *Window
 	quietSet bool
 	schedule *Schedule
+	// expires is when the rule's messages stop being worth sending
+	// (routing.yaml expires:), relative to a time in the event's data.
+	expires *TimeRef
 
 	// files holds the parsed templates of each channel, by canonical locale.
 	files map[notification.Channel]map[string]*localized
@@ -350,6 +354,16 @@ func parseRouting(eventType, file string, b []byte, probs *problems) (string, fl
 				bad("schedule: %v", err)
 			}
 			r.schedule = sc
+		}
+		if rf.Expires != "" {
+			ref, err := parseTimeRef("expires", rf.Expires)
+			if err != nil {
+				bad("%v", err)
+			}
+			r.expires = ref
+			if sc := r.schedule; sc != nil && sc.Path == ref.Path && sc.Offset >= ref.Offset {
+				bad("expires %q is not after schedule send %q: nothing would ever be sent", ref.String(), sc.String())
+			}
 		}
 		rules = append(rules, r)
 	}

@@ -13,10 +13,8 @@ import (
 // are due at a time in the event's data plus an offset, and withdrawn when
 // an event cancel_on names arrives with the same value at its match path.
 type Schedule struct {
-	// Path is the dot path of an RFC 3339 time in the event's data.
-	Path string
-	// Offset is added to it: -2h is two hours before.
-	Offset time.Duration
+	// TimeRef is when: a time in the event's data plus an offset.
+	TimeRef
 	// CancelOn are the events that withdraw it.
 	CancelOn []CancelRule
 	template string
@@ -34,24 +32,43 @@ type CancelRule struct {
 // must outlast it (docs/scheduling.md).
 const MaxScheduleAhead = 90 * 24 * time.Hour
 
-var sendRE = regexp.MustCompile(`^\s*([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)\s*(?:([+-])\s*([0-9][0-9a-z.]*))?\s*$`)
+// TimeRef is a time relative to one in an event's data, as routing.yaml
+// writes it: "class.starts_at - 2h" (schedule send:, expires:).
+type TimeRef struct {
+	// Path is the dot path of an RFC 3339 time in the event's data.
+	Path string
+	// Offset is added to it: -2h is two hours before.
+	Offset time.Duration
+}
 
-func parseSchedule(template string, f *scheduleFile) (*Schedule, error) {
-	m := sendRE.FindStringSubmatch(f.Send)
+var timeRefRE = regexp.MustCompile(`^\s*([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)\s*(?:([+-])\s*([0-9][0-9a-z.]*))?\s*$`)
+
+// parseTimeRef parses the value v of routing.yaml field field.
+func parseTimeRef(field, v string) (*TimeRef, error) {
+	m := timeRefRE.FindStringSubmatch(v)
 	if m == nil {
-		return nil, fmt.Errorf("send %q is not \"<data path> [+|- <duration>]\", e.g. \"class.starts_at - 2h\"", f.Send)
+		return nil, fmt.Errorf("%s %q is not \"<data path> [+|- <duration>]\", e.g. \"class.starts_at - 2h\"", field, v)
 	}
-	sc := &Schedule{Path: m[1], template: template}
+	ref := &TimeRef{Path: m[1]}
 	if m[3] != "" {
 		d, err := time.ParseDuration(m[3])
 		if err != nil || d > MaxScheduleAhead {
-			return nil, fmt.Errorf("send %q: %q is not a duration up to %v (e.g. 2h, 30m)", f.Send, m[3], MaxScheduleAhead)
+			return nil, fmt.Errorf("%s %q: %q is not a duration up to %v (e.g. 2h, 30m)", field, v, m[3], MaxScheduleAhead)
 		}
 		if m[2] == "-" {
 			d = -d
 		}
-		sc.Offset = d
+		ref.Offset = d
 	}
+	return ref, nil
+}
+
+func parseSchedule(template string, f *scheduleFile) (*Schedule, error) {
+	ref, err := parseTimeRef("send", f.Send)
+	if err != nil {
+		return nil, err
+	}
+	sc := &Schedule{TimeRef: *ref, template: template}
 	seen := map[CancelRule]bool{}
 	for i, c := range f.CancelOn {
 		cr := CancelRule{Event: c.Event, Match: c.Match}
@@ -69,29 +86,36 @@ func parseSchedule(template string, f *scheduleFile) (*Schedule, error) {
 	return sc, nil
 }
 
-// String is the schedule as written.
-func (sc *Schedule) String() string {
+// String is the time as written.
+func (t *TimeRef) String() string {
 	switch {
-	case sc.Offset < 0:
-		return sc.Path + " - " + (-sc.Offset).String()
-	case sc.Offset > 0:
-		return sc.Path + " + " + sc.Offset.String()
+	case t.Offset < 0:
+		return t.Path + " - " + (-t.Offset).String()
+	case t.Offset > 0:
+		return t.Path + " + " + t.Offset.String()
 	}
-	return sc.Path
+	return t.Path
+}
+
+// At returns the time t names in ev and the data's time it is relative to
+// (anchor); an error when ev has no RFC 3339 time at the path, beginning
+// with field and saying what the rule does at t ("sends", "expires at").
+func (t *TimeRef) At(ev *events.Event, field, does string) (at, anchor time.Time, err error) {
+	v, ok := ev.Text(t.Path)
+	if !ok {
+		return time.Time{}, time.Time{}, fmt.Errorf("%s: data.%s is missing; the rule %s %s", field, t.Path, does, t)
+	}
+	anchor, err = time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("%s: data.%s is not an RFC 3339 time", field, t.Path)
+	}
+	return anchor.Add(t.Offset), anchor, nil
 }
 
 // Due returns when ev's notification is due and the time it is relative
 // to (anchor); an error when ev has no RFC 3339 time at the path.
 func (sc *Schedule) Due(ev *events.Event) (due, anchor time.Time, err error) {
-	v, ok := ev.Text(sc.Path)
-	if !ok {
-		return time.Time{}, time.Time{}, fmt.Errorf("schedule: data.%s is missing; the rule sends %s", sc.Path, sc)
-	}
-	anchor, err = time.Parse(time.RFC3339, v)
-	if err != nil {
-		return time.Time{}, time.Time{}, fmt.Errorf("schedule: data.%s is not an RFC 3339 time", sc.Path)
-	}
-	return anchor.Add(sc.Offset), anchor, nil
+	return sc.At(ev, "schedule", "sends")
 }
 
 // keys returns the cancel keys of ev's notification under sc: one per
@@ -152,6 +176,9 @@ func (s *Set) indexCancels(probs *problems) {
 	s.cancelers = map[string][]canceler{}
 	for _, name := range s.names {
 		for _, r := range s.types[name].rules {
+			if r.expires != nil && !samplesHaveTime(s.samples[name], r.expires.Path) {
+				probs.at(name+"/routing.yaml", r.line, 0, "", "%s: expires %q: no sample of %s has an RFC 3339 time at data.%s", r.label(), r.expires.String(), name, r.expires.Path)
+			}
 			if r.schedule == nil {
 				continue
 			}
