@@ -10,6 +10,9 @@ const (
 	// OutcomeCapped is final: over its category's frequency cap with
 	// policy drop, never sent.
 	OutcomeCapped = "capped"
+	// OutcomeExpired is final: past its expiry (a reminder whose class has
+	// started) when a worker took it, never sent.
+	OutcomeExpired = "expired"
 	// OutcomeDeferred is not final: handed to the scheduler until it is
 	// due (a schedule, quiet hours, a cap with policy defer, a retry).
 	OutcomeDeferred = "deferred"

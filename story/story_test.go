@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/obs"
 )
 
 // Without the idempotency store the story says so instead of guessing,
@@ -35,5 +38,28 @@ func TestDecideAndPrint(t *testing.T) {
 	(&Story{EventID: "evt_2", Since: at}).Print(&empty)
 	if !strings.Contains(empty.String(), "nothing found") {
 		t.Errorf("empty story: %s", empty.String())
+	}
+}
+
+// A notification a worker found past its expiry is told as such, not as a
+// permanent failure with a dead letter to look for.
+func TestExpiredIsToldApart(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	store := dedupe.NewMemory(dedupe.Options{})
+	if _, err := store.Claim(ctx, "ntf_a", "w#1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.MarkFailed(ctx, "ntf_a", "w#1", obs.OutcomeExpired); err != nil {
+		t.Fatal(err)
+	}
+	st := &Story{EventID: "evt_1", Since: at.Add(-time.Hour), Records: []Record{
+		{Time: at, Kind: "notification", Topic: "herald.push.v1", NotificationID: "ntf_a", Channel: "push", RecipientID: "mem_1"},
+	}}
+	if err := st.decide(ctx, store, nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := st.Notifications[0]; d.State != "expired" || !strings.Contains(d.Verdict, "not sent: its time had passed") {
+		t.Fatalf("delivery %+v", d)
 	}
 }

@@ -81,6 +81,24 @@ func (w *Worker) capped(ctx context.Context, m *queue.Message, n *notification.N
 	return true, nil
 }
 
+// expired ends n without a send when its expiry has passed (a reminder
+// whose class has started, held past it by a scheduler or a provider that
+// was down, or a backlog). Its key is marked failed with reason expired,
+// so a redelivery is a duplicate, as a capped one's is. done reports that
+// n's record has its outcome.
+func (w *Worker) expired(ctx context.Context, m *queue.Message, n *notification.Notification, owner string, start time.Time) (done bool, err error) {
+	if n.ExpiresAt.IsZero() || w.cfg.Now().Before(n.ExpiresAt) {
+		return false, nil
+	}
+	if err := w.persist(ctx, func(ctx context.Context) error {
+		return w.cfg.Store.MarkFailed(ctx, n.ID, owner, obs.OutcomeExpired)
+	}); err != nil {
+		return true, err
+	}
+	w.outcome(m, n, obs.OutcomeExpired, nil, "", start)
+	return true, nil
+}
+
 // capKey is the counter key of n's person, channel and category.
 func capKey(n *notification.Notification) string {
 	cat := n.Category

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gymhq/herald/caps"
@@ -204,5 +205,42 @@ func TestCapNeverDefersPastExpiry(t *testing.T) {
 	}
 	if c, _ := r.store.Get(ctx, reminderNote(2).ID); c.Reason != obs.OutcomeCapped {
 		t.Fatalf("third's key %+v, want capped", c)
+	}
+}
+
+// A reminder whose class has started when a worker takes it (held past it
+// by the scheduler, a provider that was down, a backlog) is not sent: its
+// key is marked failed with reason expired, so a redelivery is a
+// duplicate, and the warning names it. One still ahead of its class goes.
+func TestExpiredIsNotSent(t *testing.T) {
+	r := newWaitRig(t, "drop")
+	ctx := context.Background()
+	late := reminderNote(0)
+	late.ExpiresAt = r.now.Add(-time.Minute)
+	for range 2 {
+		if err := r.w.Handle(ctx, record(t, late)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.s.calls != 0 {
+		t.Fatalf("%d sends of a reminder whose class had started", r.s.calls)
+	}
+	if c, err := r.store.Get(ctx, late.ID); err != nil || c.State != dedupe.StateFailed || c.Reason != obs.OutcomeExpired {
+		t.Fatalf("its key: %+v %v, want failed/expired", c, err)
+	}
+	lines := r.logs.FilterMessage("notification expired").All()
+	if len(lines) != 1 || lines[0].Level != zap.WarnLevel || lines[0].ContextMap()["notification_id"] != late.ID {
+		t.Fatalf("expired lines %+v, want one warning naming the notification", lines)
+	}
+	if n := len(r.logs.FilterMessage("notification duplicate").All()); n != 1 {
+		t.Fatalf("%d duplicate lines for the redelivery, want 1", n)
+	}
+	ahead := reminderNote(1)
+	ahead.ExpiresAt = r.now.Add(time.Minute)
+	if err := r.w.Handle(ctx, record(t, ahead)); err != nil {
+		t.Fatal(err)
+	}
+	if r.s.calls != 1 {
+		t.Fatalf("%d sends of a reminder before its class, want 1", r.s.calls)
 	}
 }

@@ -262,6 +262,9 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 	if done, err := w.suppressed(ctx, m, n, owner, look, start); done || err != nil {
 		return err
 	}
+	if done, err := w.expired(ctx, m, n, owner, start); done || err != nil {
+		return err
+	}
 	if done, err := w.capped(ctx, m, n, owner, start); done || err != nil {
 		return err
 	}
@@ -639,7 +642,7 @@ func outcomeMessage(outcome string) string {
 var outcomeMessages = func() map[string]string {
 	m := map[string]string{}
 	for _, o := range []string{obs.OutcomeSent, obs.OutcomeDuplicate, obs.OutcomeSuppressed, obs.OutcomeCapped,
-		obs.OutcomeRetry, obs.OutcomeFailed, obs.OutcomeDeadLettered, obs.OutcomeDeferred, obs.OutcomeCancelled} {
+		obs.OutcomeRetry, obs.OutcomeFailed, obs.OutcomeDeadLettered, obs.OutcomeDeferred, obs.OutcomeCancelled, obs.OutcomeExpired} {
 		m[o] = "notification " + o
 	}
 	return m
