@@ -168,3 +168,37 @@ func TestNotificationsCarryTheEventsHeaders(t *testing.T) {
 		}
 	}
 }
+
+// A dead-lettered event whose id can be read carries it: the DLQ record's
+// herald-event-id header (herald trace finds it by that) and the log line's
+// event_id. One that is not even JSON carries neither. Before, neither
+// did, so grepping the logs for the event missed the line (an outside
+// tester's find).
+func TestDeadLetteredEventCarriesItsID(t *testing.T) {
+	invalid := strings.Replace(string(readSample(t, "gym.class.reminder", "member-with-push-en.json")), `"starts_at"`, `"begins_at"`, 1)
+	for _, tc := range []struct{ name, value, id string }{
+		{"invalid", invalid, "evt_01JDB0C4HT"},
+		{"not JSON", `{"id":"evt_1"`, ""},
+		{"id too long", `{"id":"` + strings.Repeat("x", 300) + `"}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &broker{}
+			log, logs := logtest.Observed()
+			d := &dispatcher.Dispatcher{Planner: planner(t, time.Now), Publisher: b, Logger: log, Metrics: obs.NewMetrics()}
+			if err := d.Handle(context.Background(), &queue.Message{Topic: "gym.bookings.v1", Value: []byte(tc.value)}); err != nil {
+				t.Fatal(err)
+			}
+			dead := b.on(topics.DLQ)
+			if len(dead) != 1 {
+				t.Fatalf("%d DLQ records", len(dead))
+			}
+			if h := dead[0].Header(dlq.HeaderEventID); string(h) != tc.id || (tc.id == "") != (h == nil) {
+				t.Errorf("herald-event-id %q, want %q", h, tc.id)
+			}
+			lines := logs.FilterMessage("event dead-lettered").All()
+			if len(lines) != 1 || lines[0].ContextMap()["event_id"] != tc.id {
+				t.Errorf("log lines %+v, want event_id %q", lines, tc.id)
+			}
+		})
+	}
+}

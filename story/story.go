@@ -133,6 +133,7 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 		}()
 	}
 	idBytes := []byte(id)
+	idJSON, _ := json.Marshal(id) // quoted, as it stands in a JSON value
 	scan(src.EventsTopic, func(m *queue.Message) (Record, bool) {
 		if !bytes.Contains(m.Value, idBytes) {
 			return Record{}, false
@@ -180,10 +181,7 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 		return Record{}, false
 	})
 	scan(topics.DLQ, func(m *queue.Message) (Record, bool) {
-		// Notification dead letters carry the event id in a header; an
-		// event dead-lettered by the dispatcher may be too broken for
-		// that, so its value is searched as well.
-		if string(m.Header(dlq.HeaderEventID)) != id && !bytes.Contains(m.Value, idBytes) {
+		if !deadLetterOf(m, id, idJSON) {
 			return Record{}, false
 		}
 		r := Record{Kind: "dead_letter", Stage: string(m.Header(dlq.HeaderStage)), Channel: string(m.Header(dlq.HeaderChannel)),
@@ -248,6 +246,20 @@ func fromEvent(m *queue.Message, id string, idBytes []byte) bool {
 	}
 	n, err := notification.Parse(m.Value)
 	return err == nil && n.EventID == id
+}
+
+// deadLetterOf reports whether a DLQ record belongs to event id (idJSON is
+// the id as a JSON string, quotes included): by the
+// herald-event-id header herald's writers set when they know the id; a
+// record without one (an event too broken to read an id from) by the id
+// as a whole JSON string in its value. Not by the id anywhere in the value:
+// evt_1 is the start of evt_10, and a record of another event may quote
+// this one's id in a field.
+func deadLetterOf(m *queue.Message, id string, idJSON []byte) bool {
+	if h := m.Header(dlq.HeaderEventID); h != nil {
+		return string(h) == id
+	}
+	return bytes.Contains(m.Value, idJSON)
 }
 
 // fillNotification copies what tooling may show of an encoded notification.

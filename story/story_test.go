@@ -3,12 +3,15 @@ package story
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gymhq/herald/dedupe"
+	"github.com/gymhq/herald/dlq"
 	"github.com/gymhq/herald/obs"
+	"github.com/gymhq/herald/queue"
 )
 
 // Without the idempotency store the story says so instead of guessing,
@@ -61,5 +64,30 @@ func TestExpiredIsToldApart(t *testing.T) {
 	}
 	if d := st.Notifications[0]; d.State != "expired" || !strings.Contains(d.Verdict, "not sent: its time had passed") {
 		t.Fatalf("delivery %+v", d)
+	}
+}
+
+// A dead letter is this event's by its herald-event-id header, or, without
+// one, by the id as a whole JSON string in its value: herald trace listed
+// other events' dead letters whose id began with this one's, or whose value
+// merely mentioned it (an outside tester's find).
+func TestDeadLetterOf(t *testing.T) {
+	id := "evt_dt17_in"
+	idJSON, _ := json.Marshal(id)
+	hdr := func(v string) []queue.Header { return []queue.Header{{Key: dlq.HeaderEventID, Value: []byte(v)}} }
+	for _, tc := range []struct {
+		name string
+		m    queue.Message
+		want bool
+	}{
+		{"its header", queue.Message{Headers: hdr(id), Value: []byte(`{}`)}, true},
+		{"another event's header, this id in the value", queue.Message{Headers: hdr("evt_dt17_render"), Value: []byte(`{"note":"evt_dt17_in"}`)}, false},
+		{"no header, its id", queue.Message{Value: []byte(`{"id":"evt_dt17_in","type":"x"}`)}, true},
+		{"no header, a longer id", queue.Message{Value: []byte(`{"id":"evt_dt17_inv","type":"x"}`)}, false},
+		{"no header, garbage mentioning it unquoted", queue.Message{Value: []byte(`not json evt_dt17_in`)}, false},
+	} {
+		if got := deadLetterOf(&tc.m, id, idJSON); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
