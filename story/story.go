@@ -79,6 +79,9 @@ type Record struct {
 	Deferred string     `json:"deferred,omitempty"`
 	// keys are a schedule record's cancel keys, or a cancel record's.
 	keys []string
+	// entry is a schedule or done record's entry id: one per deferral of a
+	// notification (a retry is deferred once per attempt).
+	entry string
 }
 
 // Delivery is one notification's outcome.
@@ -166,13 +169,13 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 			if r.EventID != id {
 				return Record{}, false
 			}
-			rec := Record{Kind: "deferred", keys: r.Keys}
+			rec := Record{Kind: "deferred", keys: r.Keys, entry: r.ID}
 			fillNotification(&rec, r.Notification)
 			due := r.Due.UTC()
 			rec.DueAt = &due
 			return rec, true
 		case schedule.KindDone:
-			return Record{Kind: "fired", NotificationID: schedule.NotificationID(r.ID)}, r.EventID == id
+			return Record{Kind: "fired", NotificationID: schedule.NotificationID(r.ID), entry: r.ID}, r.EventID == id
 		case schedule.KindCancel:
 			// Any event's cancellation may withdraw this one's schedules:
 			// decide matches the keys.
@@ -306,7 +309,7 @@ func (st *Story) decide(ctx context.Context, store dedupe.Store, rs receipts.Sto
 			}
 			continue
 		case "fired":
-			fired[r.NotificationID] = r
+			fired[r.entry] = r // a retry's earlier deferral fired; its latest may not have
 			continue
 		case "deferred":
 			waits[r.NotificationID] = r
@@ -351,7 +354,7 @@ func (st *Story) decide(ctx context.Context, store dedupe.Store, rs receipts.Sto
 				}
 			}
 		}
-		_, wasFired := fired[nid]
+		_, wasFired := fired[w.entry] // the latest deferral's, when there is one
 		switch {
 		case waited && by != nil && !wasFired && c.State != dedupe.StateSent:
 			d.State, d.Reason = "cancelled", "cancelled"

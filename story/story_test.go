@@ -91,3 +91,28 @@ func TestDeadLetterOf(t *testing.T) {
 		}
 	}
 }
+
+// A notification retried through the scheduler is deferred once per
+// attempt. With the second attempt's deferral fired and the third's still
+// held, the story said "retry 2 waits until" a time already past: the
+// second's done mark was taken for the latest deferral's (an outside
+// tester's find). It says the scheduler holds the third.
+func TestLatestDeferralDecides(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	store := dedupe.NewMemory(dedupe.Options{})
+	due2, due3 := at.Add(10*time.Second), at.Add(40*time.Second)
+	st := &Story{EventID: "evt_1", Since: at.Add(-time.Hour), Records: []Record{
+		{Time: at, Kind: "notification", Topic: "herald.webhook.v1", NotificationID: "ntf_a", Channel: "webhook", RecipientID: "mem_1"},
+		{Time: at.Add(time.Second), Kind: "deferred", NotificationID: "ntf_a", Channel: "webhook", Attempt: 1, DueAt: &due2, Deferred: "retry", entry: "ntf_a@1.1"},
+		{Time: due2, Kind: "fired", NotificationID: "ntf_a", entry: "ntf_a@1.1"},
+		{Time: due2, Kind: "retry", NotificationID: "ntf_a", Channel: "webhook", Attempt: 1, NotBefore: &due2},
+		{Time: due2.Add(time.Second), Kind: "deferred", NotificationID: "ntf_a", Channel: "webhook", Attempt: 2, DueAt: &due3, Deferred: "retry", entry: "ntf_a@2.2"},
+	}}
+	if err := st.decide(ctx, store, nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := st.Notifications[0]; d.State != "deferred" || !strings.Contains(d.Verdict, due3.Format(time.RFC3339)) {
+		t.Fatalf("delivery %+v, want deferred until %v", d, due3)
+	}
+}
