@@ -38,10 +38,11 @@ type Index interface {
 	// ones.
 	Add(ctx context.Context, entries []Entry) (cancelled []string, err error)
 	// Cancel tombstones keys for ttl and removes every pending entry
-	// carrying one of them, returning their ids (each once, the first
-	// time only). A leased entry is not removed: it was due before the
-	// cancellation arrived and may already be published.
-	Cancel(ctx context.Context, keys []string, ttl time.Duration) (cancelled []string, err error)
+	// carrying one of them, returning each once, the first time only,
+	// with its ID and Record (for the caller's outcome line). A leased
+	// entry is not removed: it was due before the cancellation arrived and
+	// may already be published.
+	Cancel(ctx context.Context, keys []string, ttl time.Duration) (cancelled []Entry, err error)
 	// Due leases up to limit entries whose Due is at or before now and that
 	// are pending, or leased with a lease ended before now (a firer that
 	// died), for lease; in due order.

@@ -168,9 +168,13 @@ func add(t *testing.T, ix schedule.Index, es ...schedule.Entry) []string {
 
 func cancel(t *testing.T, ix schedule.Index, ttl time.Duration, keys ...string) []string {
 	t.Helper()
-	ids, err := ix.Cancel(context.Background(), keys, ttl)
+	es, err := ix.Cancel(context.Background(), keys, ttl)
 	if err != nil {
 		t.Fatalf("Cancel: %v", err)
+	}
+	var ids []string
+	for _, e := range es {
+		ids = append(ids, e.ID)
 	}
 	return ids
 }
@@ -397,6 +401,13 @@ func testCancel(t *testing.T, open opener) {
 		if _, state := lookup(t, ix, id); state != "" {
 			t.Errorf("cancelled %s: state %q, want unknown", id, state)
 		}
+	}
+	// Each cancelled entry comes back with its record, for the
+	// scheduler's outcome line (which needs the notification in it).
+	add(t, ix, entry("f", t0, "k4"))
+	es, err := ix.Cancel(context.Background(), []string{"k4"}, long)
+	if err != nil || len(es) != 1 || es[0].ID != "f" || string(es[0].Record) != "record of f" {
+		t.Fatalf("Cancel k4: %+v %v, want f with its record", es, err)
 	}
 }
 

@@ -112,7 +112,7 @@ func (m *Memory) Add(ctx context.Context, entries []Entry) ([]string, error) {
 }
 
 // Cancel implements Index.
-func (m *Memory) Cancel(ctx context.Context, keys []string, ttl time.Duration) ([]string, error) {
+func (m *Memory) Cancel(ctx context.Context, keys []string, ttl time.Duration) ([]Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func (m *Memory) Cancel(ctx context.Context, keys []string, ttl time.Duration) (
 	m.tombs.trim(now)
 	m.done.trim(now)
 	until := now + ttl.Milliseconds()
-	var cancelled []string
+	var cancelled []Entry
 	for _, k := range keys {
 		m.tombs.set(k, until)
 		var ids []string
@@ -136,9 +136,10 @@ func (m *Memory) Cancel(ctx context.Context, keys []string, ttl time.Duration) (
 		}
 		slices.Sort(ids)
 		for _, id := range ids {
-			m.remove(m.entries[id])
+			e := m.entries[id]
+			cancelled = append(cancelled, Entry{ID: id, Record: e.record})
+			m.remove(e)
 		}
-		cancelled = append(cancelled, ids...)
 	}
 	return cancelled, nil
 }

@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -201,6 +202,7 @@ for i = 4, #ARGV do
     if redis.call('ZSCORE', kDue, id) then
       ids[#ids + 1] = id
       cancelled[#cancelled + 1] = id
+      cancelled[#cancelled + 1] = redis.call('HGET', kRec, id) or ''
     end
   end
   removeAll(ids) -- before the next key, whose set may hold them too
@@ -407,7 +409,7 @@ func (r *Redis) Add(ctx context.Context, entries []Entry) ([]string, error) {
 }
 
 // Cancel implements Index.
-func (r *Redis) Cancel(ctx context.Context, keys []string, ttl time.Duration) ([]string, error) {
+func (r *Redis) Cancel(ctx context.Context, keys []string, ttl time.Duration) ([]Entry, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
@@ -421,7 +423,19 @@ func (r *Redis) Cancel(ctx context.Context, keys []string, ttl time.Duration) ([
 	if err != nil {
 		return nil, err
 	}
-	return stringsReply("cancel", v)
+	a, err := stringsReply("cancel", v) // id, record, id, record, …
+	if err != nil || len(a)%2 != 0 {
+		return nil, cmp.Or(err, badReply("cancel", v))
+	}
+	out := make([]Entry, 0, len(a)/2)
+	for i := 0; i < len(a); i += 2 {
+		e := Entry{ID: a[i]}
+		if a[i+1] != "" {
+			e.Record = []byte(a[i+1])
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // Due implements Index.

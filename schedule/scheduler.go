@@ -158,8 +158,12 @@ func (s *Scheduler) apply(ctx context.Context, rs []*Record, raws [][]byte, repo
 			if len(rs) == 1 {
 				by = rs[0].EventID
 			}
-			for _, id := range cancelled {
-				s.cancelled(id, nil, by)
+			for _, e := range cancelled {
+				var r *Record
+				if len(e.Record) > 0 {
+					r, _ = Decode(e.Record) // as indexed: it decoded when it was added
+				}
+				s.cancelled(e.ID, r, by)
 			}
 		}
 	}
@@ -180,16 +184,21 @@ func (s *Scheduler) cancelled(id string, r *Record, by string) {
 		n, _ = notification.Decode(r.Notification)
 	}
 	if n == nil {
-		// Withdrawn from the index by its key: the notification is not at
-		// hand, so this is not the outcome line of docs/contracts.md §8.
+		// The index had no record to give back (an entry indexed before
+		// Cancel returned records): not the outcome line of
+		// docs/contracts.md §8, which needs the notification.
 		s.log.Info("scheduled notification withdrawn", zap.String("cancelled", NotificationID(id)), zap.String("cancelled_by", by))
 		return
 	}
 	s.cfg.Metrics.Notifications.WithLabelValues(string(n.Channel), obs.OutcomeCancelled, "").Inc()
-	s.outcomeLog.Info("notification cancelled", zap.String("outcome", obs.OutcomeCancelled), zap.String("notification_id", n.ID),
+	fields := []zap.Field{zap.String("outcome", obs.OutcomeCancelled), zap.String("notification_id", n.ID),
 		zap.String("event_id", n.EventID), zap.String("template", n.Template), zap.String("channel", string(n.Channel)),
 		zap.Int("attempt", n.Attempt), zap.String("to", obs.MaskAddress(string(n.Channel), n.To)),
-		zap.Int("partition", -1), zap.Int64("offset", -1), zap.String("provider_message_id", ""), zap.Int64("latency_ms", 0))
+		zap.Int("partition", -1), zap.Int64("offset", -1), zap.String("provider_message_id", ""), zap.Int64("latency_ms", 0)}
+	if by != "" {
+		fields = append(fields, zap.String("cancelled_by", by))
+	}
+	s.outcomeLog.Info("notification cancelled", fields...)
 }
 
 // Run fires due entries every tick until ctx ends. Nothing fires while a
