@@ -88,4 +88,19 @@ func TestPreferencesCommand(t *testing.T) {
 	if _, out, _ := run("preferences", "get", "mem_ana"); decode(out).Categories["marketing"]["email"] {
 		t.Error("a refused set changed what is stored")
 	}
+	// Flags after the person, as herald trace takes them after the event
+	// id: before, the flag went unread and the command said
+	// HERALD_REDIS_URL was required (an outside tester's find).
+	for _, args := range [][]string{
+		{"preferences", "get", "mem_ana", "--redis-url", rs.URL()},
+		{"preferences", "set", "mem_ana", "--redis-url", rs.URL(), `{"channels":{"sms":null}}`},
+		{"preferences", "set", "mem_ana", `{"channels":{"sms":null}}`, "--redis-url", rs.URL()},
+	} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"categories"`) {
+			t.Errorf("%v: %v\n%s", args[:3], err, out)
+		}
+	}
 }

@@ -96,7 +96,8 @@ func TestToolCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"address": "+447700900123"`) {
 		t.Errorf("list --unmasked --json: exit %d\n%s", code, out)
 	}
-	code, out, _ = run(redisEnv, "suppressions", "remove", "+447700900123")
+	// Flags after the address, as herald trace takes them after the id.
+	code, out, _ = run(redisEnv, "suppressions", "remove", "+447700900123", "--channel", "sms")
 	if code != 0 || !strings.Contains(out, "removed sms +44********23") {
 		t.Errorf("remove: exit %d\n%s", code, out)
 	}
