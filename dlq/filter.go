@@ -2,8 +2,11 @@ package dlq
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
 )
 
@@ -28,6 +31,13 @@ type Filter struct {
 // Errors name the flag.
 func ParseFilter(reason, channel, since string, now time.Time) (Filter, error) {
 	f := Filter{Reason: reason, Channel: channel}
+	if reason != "" && !slices.Contains(failure.Reasons, failure.Reason(reason)) {
+		names := make([]string, len(failure.Reasons))
+		for i, r := range failure.Reasons {
+			names[i] = string(r)
+		}
+		return Filter{}, fmt.Errorf("--reason: %q is not a reason herald writes (%s)", reason, strings.Join(names, ", "))
+	}
 	if channel != "" && channel != EventsStage && !notification.Channel(channel).Valid() {
 		return Filter{}, fmt.Errorf("--channel: %q is not %s or %s", channel, notification.Names(), EventsStage)
 	}

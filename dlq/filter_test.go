@@ -14,6 +14,9 @@ func TestFilter(t *testing.T) {
 		{"", "fax", "", "--channel"},
 		{"", "", "yesterday", "--since"},
 		{"", "", "-2h", "--since"},
+		// A typo selected nothing and replay exited 0, "filtered out 1"
+		// (an outside tester's find).
+		{"nonsense", "", "", `--reason: "nonsense" is not a reason herald writes (decode, invalid,`},
 	} {
 		if _, err := dlq.ParseFilter(tt.reason, tt.channel, tt.since, now); err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 			t.Errorf("ParseFilter(%q, %q, %q): %v, want an error naming %s", tt.reason, tt.channel, tt.since, err, tt.want)
