@@ -78,13 +78,25 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// usageExit ends a templates subcommand whose arguments did not parse
+// (err) or did not fit: usage on stderr, exit 2; but -h, which the flag
+// package has answered with the flags on stderr, is asked for: usage on
+// stdout, exit 0, as every other command's -h.
+func usageExit(err error, usage string, stdout, stderr io.Writer) int {
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stdout, usage)
+		return 0
+	}
+	fmt.Fprintln(stderr, usage)
+	return 2
+}
+
 func templatesLint(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("herald templates lint", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil || len(pos) > 1 {
-		fmt.Fprintln(stderr, "usage: herald templates lint [DIR]")
-		return 2
+		return usageExit(err, "usage: herald templates lint [DIR]", stdout, stderr)
 	}
 	where := "templates built into herald"
 	var in *templates.Inspection
@@ -143,8 +155,7 @@ func templatesRender(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "template tree (default: the templates built into herald)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil || len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: herald templates render EVENT_TYPE [--channel C] [--locale L] [--sample S] [--dir DIR]")
-		return 2
+		return usageExit(err, "usage: herald templates render EVENT_TYPE [--channel C] [--locale L] [--sample S] [--dir DIR]", stdout, stderr)
 	}
 	typ := pos[0]
 	if *channel != "" && !notification.Channel(*channel).Valid() {
@@ -261,8 +272,7 @@ func templatesTest(args []string, stdout, stderr io.Writer) int {
 	update := fs.Bool("update", false, "rewrite the golden files from the current rendering (review the diff before committing)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil || len(pos) > 1 {
-		fmt.Fprintln(stderr, "usage: herald templates test [--update] [DIR]")
-		return 2
+		return usageExit(err, "usage: herald templates test [--update] [DIR]", stdout, stderr)
 	}
 	dir := os.Getenv("HERALD_TEMPLATES_DIR")
 	if len(pos) == 1 {
@@ -317,8 +327,7 @@ func templatesPreview(args []string, stderr io.Writer) int {
 	addr := fs.String("addr", "127.0.0.1:8026", "listen address of the preview page")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil || len(pos) > 1 {
-		fmt.Fprintln(stderr, "usage: herald templates preview [--addr 127.0.0.1:8026] [DIR]")
-		return 2
+		return usageExit(err, "usage: herald templates preview [--addr 127.0.0.1:8026] [DIR]", os.Stdout, stderr)
 	}
 	var dir string
 	if len(pos) == 1 {

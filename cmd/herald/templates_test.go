@@ -116,3 +116,17 @@ func TestTestCommand(t *testing.T) {
 		t.Fatalf("after --update: exit %d\n%s", code, out)
 	}
 }
+
+// -h is asked for: usage on stdout and exit 0, as every other command's -h;
+// the templates subcommands exited 2, as for a mistake (an outside
+// tester's find). A mistake still exits 2.
+func TestTemplatesHelp(t *testing.T) {
+	for _, sub := range []string{"lint", "render", "test"} {
+		if code, out, _ := runT(t, sub, "-h"); code != 0 || !strings.Contains(out, "usage: herald templates "+sub) {
+			t.Errorf("templates %s -h: exit %d, stdout %q", sub, code, out)
+		}
+		if code, _, errOut := runT(t, sub, "--nope"); code != 2 || !strings.Contains(errOut, "usage: herald templates "+sub) {
+			t.Errorf("templates %s --nope: exit %d, stderr %q", sub, code, errOut)
+		}
+	}
+}
