@@ -113,9 +113,9 @@ func (e *devEnv) publishEvent(ctx context.Context, key, value []byte) error {
 // topicRequests watches the dev broker's metadata requests, which create
 // the topics they name. A name Kafka would refuse (config.ValidKafkaName)
 // is not created, nor one of Kafka's own __ names: the request is answered
-// as for a missing topic. A topic the dev fleet does not read is logged
-// once, so that a mistyped events topic is seen rather than created and
-// ignored in silence.
+// as for a missing topic. A topic the dev fleet does not read, created or
+// not, is logged once, so that a mistyped events topic is seen rather than
+// created and ignored in silence.
 func topicRequests(c *kafkatest.Cluster, log *zap.Logger) func(kmsg.Request) (kmsg.Response, error, bool) {
 	events := config.Defaults().EventsTopic
 	known := map[string]bool{events: true}
@@ -137,13 +137,17 @@ func topicRequests(c *kafkatest.Cluster, log *zap.Logger) func(kmsg.Request) (km
 			if invalid != nil || kafkas {
 				req.AllowAutoTopicCreation = false // answered as a missing topic
 			}
-			if known[name] || kafkas {
-				continue
+			if known[name] || name == "__consumer_offsets" || name == "__transaction_state" {
+				continue // Kafka's own: clients may ask for them
 			}
 			known[name] = true
-			if invalid != nil {
+			switch {
+			case invalid != nil:
 				log.Warn("a client asked for a topic Kafka refuses; not created", zap.Error(invalid))
-			} else {
+			case kafkas:
+				log.Warn("a client asked for a topic whose name begins with __, which Kafka keeps for its own topics; not created",
+					zap.String("topic", name), zap.String("events_topic", events))
+			default:
 				log.Warn("a client asked for a topic herald dev's fleet does not read; created if it was missing",
 					zap.String("topic", name), zap.String("events_topic", events))
 			}

@@ -129,6 +129,15 @@ func TestDevOutboxAsAClient(t *testing.T) {
 	if out, err := exec.Command(kcat, "-L", "-b", kafkaAddr).CombinedOutput(); err != nil || bytes.Contains(out, []byte(`"bad topic"`)) {
 		t.Errorf("kcat -L: %v; the invalid topic exists:\n%s", err, out)
 	}
+	// Nor a name Kafka keeps for itself, and that one is named in a
+	// warning too (before, it was refused in silence: an outside tester's
+	// find).
+	if out, err := exec.Command(kcat, "-P", "-b", kafkaAddr, "-X", "message.timeout.ms=3000", "-t", "__mine", "-k", "k", "-l", file).CombinedOutput(); err == nil {
+		t.Errorf("kcat to __mine succeeded:\n%s", out)
+	}
+	poll.Until(t, 10*time.Second, "a warning naming __mine", func() bool {
+		return strings.Contains(stderr.String(), "begins with __") && strings.Contains(stderr.String(), "__mine")
+	})
 
 	// Every delivery carries its ids once herald has the provider's answer.
 	want := []outboxItem{
