@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gymhq/herald/caps"
+	"github.com/gymhq/herald/channels/httperr"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/internal/logtest"
@@ -242,5 +244,35 @@ func TestExpiredIsNotSent(t *testing.T) {
 	}
 	if r.s.calls != 1 {
 		t.Fatalf("%d sends of a reminder before its class, want 1", r.s.calls)
+	}
+}
+
+// A provider's Retry-After is honoured: no quick retry in process (the
+// receiver got three POSTs within 300 ms of a 429 with Retry-After: 25),
+// and the retry waits for it when it is longer than the ladder's step
+// (it came after 10 s). An outside tester's find; webhooks.md promised it.
+func TestRetryAfterIsHonoured(t *testing.T) {
+	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	s := &sender{script: []error{httperr.New(failure.Retryable, failure.ReasonRateLimited, 429, "25", errors.New("HTTP 429"))}}
+	var deferred []deferral
+	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: s, Renderer: renderer{}, Store: dedupe.NewMemory(dedupe.Options{}), Publisher: &publisher{},
+		Owner: "w", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 5, QuickAttempts: 3,
+		Now: func() time.Time { return now }, Logger: zap.NewNop(),
+		Defer: func(_ context.Context, n *notification.Notification, due time.Time, topic string) error {
+			deferred = append(deferred, deferral{*n, due, topic})
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Handle(context.Background(), record(t, note(0))); err != nil {
+		t.Fatal(err)
+	}
+	if s.calls != 1 {
+		t.Fatalf("%d provider calls, want 1: the provider said to wait 25s", s.calls)
+	}
+	if len(deferred) != 1 || deferred[0].due.Sub(now) < 25*time.Second {
+		t.Fatalf("deferred %+v, want the retry due 25s or more after %v", deferred, now)
 	}
 }

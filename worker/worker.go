@@ -29,6 +29,7 @@ import (
 
 	"github.com/gymhq/herald/caps"
 	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/channels/httperr"
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/dlq"
 	"github.com/gymhq/herald/failure"
@@ -405,6 +406,9 @@ func (w *Worker) send(ctx context.Context, n *notification.Notification, owner s
 		if err == nil || failure.ClassOf(err) != failure.Retryable || attempt >= w.cfg.QuickAttempts || ctx.Err() != nil {
 			return r, err
 		}
+		if _, ok := httperr.RetryAfter(err); ok {
+			return r, err // the provider said when: the retry topic waits for it (retryLater)
+		}
 		tried = err
 		w.cfg.Metrics.Retries.WithLabelValues(w.ch, string(failure.ReasonOf(err))).Inc()
 		if err := w.sleep(ctx, b.NextBackOff()); err != nil {
@@ -494,7 +498,7 @@ func (w *Worker) retryLater(ctx context.Context, m *queue.Message, n *notificati
 		return w.fail(ctx, m, n, owner, failure.Perm(failure.ReasonExhausted,
 			fmt.Errorf("after %d attempts over %v: %w", next.Attempt, now.Sub(next.FirstFailedAt).Round(time.Second), cause)), start)
 	}
-	next.NotBefore = now.Add(RetryDelay(next.Attempt))
+	next.NotBefore = now.Add(retryDelay(next.Attempt, cause))
 	if w.cfg.Defer != nil {
 		next.Deferred = notification.DeferRetry
 		if err := w.cfg.Defer(ctx, &next, next.NotBefore, topics.Retry(w.cfg.Channel)); err != nil {
@@ -561,6 +565,22 @@ func RetryDelay(attempt int) time.Duration {
 	}
 	d = min(d, 30*time.Minute)
 	return d*8/10 + time.Duration(rand.Int64N(int64(d)*4/10))
+}
+
+// maxRetryAfter bounds how long a provider's Retry-After may hold a
+// retry: a hint of a day would otherwise spend the message's
+// HERALD_RETRY_MAX_AGE on one wait.
+const maxRetryAfter = 30 * time.Minute
+
+// retryDelay is how long retry attempt waits after cause: the ladder's
+// RetryDelay, or the provider's Retry-After when that is longer (at most
+// maxRetryAfter).
+func retryDelay(attempt int, cause error) time.Duration {
+	d := RetryDelay(attempt)
+	if ra, ok := httperr.RetryAfter(cause); ok {
+		d = max(d, min(ra, maxRetryAfter))
+	}
+	return d
 }
 
 func (w *Worker) sleep(ctx context.Context, d time.Duration) error {
