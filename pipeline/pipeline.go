@@ -116,8 +116,9 @@ type Channel struct {
 	// Wait, when set, holds what is not yet due in the scheduler (retries,
 	// caps with policy defer): worker.Config's Defer, Caps, CapOf.
 	Wait *Wait
-	// OptOut is worker.Config's.
-	OptOut func(ctx context.Context, n *notification.Notification) error
+	// OptOut and OptedOut are worker.Config's.
+	OptOut   func(ctx context.Context, n *notification.Notification) error
+	OptedOut func(ctx context.Context, n *notification.Notification) (bool, error)
 }
 
 // Wait is how a channel's worker hands notifications to the scheduler
@@ -176,7 +177,7 @@ func Deliver(c Common, ch Channel) (Stage, error) {
 		Channel: ch.Name, Sender: s, Renderer: ch.Renderer, Store: ch.Store, Publisher: c.Publisher, Owner: ch.Owner,
 		Suppressions: ch.Suppressions, Limiter: ch.Limiter, Receipts: ch.Receipts, Provider: provider,
 		Lease: cfg.IdempotencyLease, SendTimeout: cfg.SendTimeout,
-		MaxAttempts: cfg.RetryMaxAttempts, MaxAge: cfg.RetryMaxAge, OptOut: ch.OptOut,
+		MaxAttempts: cfg.RetryMaxAttempts, MaxAge: cfg.RetryMaxAge, OptOut: ch.OptOut, OptedOut: ch.OptedOut,
 		Logger: c.logger().With(zap.String("role", string(ch.Name))), Metrics: c.Metrics,
 	}
 	if ch.Wait != nil {

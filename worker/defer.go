@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/topics"
 )
 
@@ -96,6 +98,39 @@ func (w *Worker) expired(ctx context.Context, m *queue.Message, n *notification.
 		return true, err
 	}
 	w.outcome(m, n, obs.OutcomeExpired, nil, "", start)
+	return true, nil
+}
+
+// ReasonOptedOut is the reason of a notification cancelled at firing
+// because its person turned it off after it was planned.
+const ReasonOptedOut failure.Reason = "opted_out"
+
+// optedOut cancels a notification the scheduler fired whose person has
+// turned its category off on its channel since it was planned (a reminder
+// booked weeks ago, a message held for quiet hours): its key is marked
+// failed with reason opted_out, so a redelivery is a duplicate, and the
+// outcome is cancelled. A lookup that fails is retried, as the claim is:
+// sending without knowing would ignore an opt-out.
+func (w *Worker) optedOut(ctx context.Context, m *queue.Message, n *notification.Notification, owner string, start time.Time) (done bool, err error) {
+	if w.cfg.OptedOut == nil || m.Header(schedule.HeaderFired) == nil {
+		return false, nil
+	}
+	out, err := w.cfg.OptedOut(ctx, n)
+	if err != nil {
+		w.release(n, owner)
+		return true, failure.Retry(failure.ReasonUnavailable, fmt.Errorf("preferences of %s: %w", n.RecipientID, err))
+	}
+	if !out {
+		return false, nil
+	}
+	if err := w.persist(ctx, func(ctx context.Context) error {
+		return w.cfg.Store.MarkFailed(ctx, n.ID, owner, string(ReasonOptedOut))
+	}); err != nil {
+		return true, err
+	}
+	cat := cmp.Or(n.Category, "transactional")
+	w.outcome(m, n, obs.OutcomeCancelled, failure.Errorf(failure.Permanent, ReasonOptedOut,
+		"%s turned %s off on %s after it was planned", n.RecipientID, cat, n.Channel), "", start)
 	return true, nil
 }
 

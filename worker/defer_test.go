@@ -276,3 +276,62 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 		t.Fatalf("deferred %+v, want the retry due 25s or more after %v", deferred, now)
 	}
 }
+
+// A notification the scheduler fires is checked against its person's
+// stored preferences as they are now: a reminder booked weeks ahead whose
+// person has since turned reminders off is cancelled, not sent (an outside
+// tester's find: the push went out three minutes after the opt-out). One
+// read from its channel topic was planned with current preferences and is
+// not asked again; a lookup that fails sends nothing.
+func TestOptOutAfterPlanningCancelsAtFiring(t *testing.T) {
+	r := newWaitRig(t, "drop")
+	optedOut, lookups := true, 0
+	var lookupErr error
+	log, logs := logtest.Observed()
+	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: r.s, Renderer: renderer{}, Store: r.store, Publisher: r.pub,
+		Owner: "w", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 5, QuickAttempts: 1,
+		Now: func() time.Time { return r.now }, Logger: log,
+		OptedOut: func(context.Context, *notification.Notification) (bool, error) { lookups++; return optedOut, lookupErr },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fired := func(n *notification.Notification) *queue.Message {
+		m := record(t, n)
+		m.Headers = append(m.Headers, queue.Header{Key: schedule.HeaderFired, Value: []byte(n.ID + "@1.0")})
+		return m
+	}
+	ctx := context.Background()
+
+	n := reminderNote(0)
+	if err := w.Handle(ctx, fired(n)); err != nil {
+		t.Fatal(err)
+	}
+	if r.s.calls != 0 {
+		t.Fatalf("%d sends after the opt-out", r.s.calls)
+	}
+	if c, _ := r.store.Get(ctx, n.ID); c.State != dedupe.StateFailed || c.Reason != string(worker.ReasonOptedOut) {
+		t.Fatalf("its key %+v, want failed/opted_out", c)
+	}
+	lines := logs.FilterMessage("notification cancelled").All()
+	if len(lines) != 1 || lines[0].ContextMap()["reason"] != "opted_out" {
+		t.Fatalf("cancelled lines %+v", lines)
+	}
+
+	lookups = 0
+	if err := w.Handle(ctx, record(t, reminderNote(1))); err != nil { // from its channel topic
+		t.Fatal(err)
+	}
+	if lookups != 0 || r.s.calls != 1 {
+		t.Fatalf("%d lookups, %d sends for a notification planned with today's preferences; want 0 and 1", lookups, r.s.calls)
+	}
+
+	optedOut, lookupErr = false, errors.New("redis: connection refused")
+	if err := w.Handle(ctx, fired(reminderNote(2))); err == nil || r.s.calls != 1 {
+		t.Fatalf("lookup failed: Handle %v with %d sends; want an error and no send", err, r.s.calls)
+	}
+	optedOut, lookupErr = false, nil
+	if err := w.Handle(ctx, fired(reminderNote(2))); err != nil || r.s.calls != 2 {
+		t.Fatalf("still opted in: Handle %v, %d sends; want it sent", err, r.s.calls)
+	}
+}

@@ -108,6 +108,12 @@ type Config struct {
 	// OptOut, if set, is told when a provider says the person opted out of
 	// the channel (SMS STOP, 21610), so their preferences say so too.
 	OptOut func(ctx context.Context, n *notification.Notification) error
+	// OptedOut, if set, reports whether n's person has since turned its
+	// category off on its channel in their stored preferences. It is asked
+	// of notifications the scheduler fired (a reminder, one held for quiet
+	// hours or a cap, a retry): the dispatcher read the preferences when it
+	// planned them, which may be weeks before.
+	OptedOut func(ctx context.Context, n *notification.Notification) (bool, error)
 
 	Logger  *zap.Logger
 	Metrics *obs.Metrics
@@ -264,6 +270,9 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 		return err
 	}
 	if done, err := w.expired(ctx, m, n, owner, start); done || err != nil {
+		return err
+	}
+	if done, err := w.optedOut(ctx, m, n, owner, start); done || err != nil {
 		return err
 	}
 	if done, err := w.capped(ctx, m, n, owner, start); done || err != nil {
@@ -639,7 +648,7 @@ func (w *Worker) outcome(m *queue.Message, n *notification.Notification, outcome
 		fields = append(fields, zap.String("reason", reason), zap.String("class", failure.ClassOf(cause).String()), zap.Error(cause))
 	}
 	switch msg := outcomeMessage(outcome); outcome {
-	case obs.OutcomeSent, obs.OutcomeDuplicate, obs.OutcomeSuppressed, obs.OutcomeCapped:
+	case obs.OutcomeSent, obs.OutcomeDuplicate, obs.OutcomeSuppressed, obs.OutcomeCapped, obs.OutcomeCancelled:
 		w.outcomeLog.Info(msg, fields...)
 	default:
 		w.outcomeLog.Warn(msg, fields...)

@@ -86,6 +86,9 @@ type fleet struct {
 	// nil without a preference store.
 	choices func(ctx context.Context, ids []string) (map[string]templates.Choices, error)
 	optOut  func(ctx context.Context, n *notification.Notification) error
+	// optedOut tells a channel worker whether a fired notification's
+	// person has turned it off since it was planned (preferences.go).
+	optedOut func(ctx context.Context, n *notification.Notification) (bool, error)
 
 	mu        sync.Mutex
 	consumers []*kafkarun.Consumer
@@ -264,7 +267,7 @@ func (f *fleet) stages(role config.Role, pub queue.Publisher, owner string) ([]p
 	st, err := pipeline.Deliver(c, pipeline.Channel{
 		Name: ch, Guard: guard, Renderer: f.templates, Store: f.store, Suppressions: f.prot.list,
 		Limiter: f.limiter(ch), Receipts: f.receipts[ch], Owner: owner, Priority: prio,
-		Wait: pipeline.NewWait(c, f.caps, f.capOf), OptOut: f.optOut,
+		Wait: pipeline.NewWait(c, f.caps, f.capOf), OptOut: f.optOut, OptedOut: f.optedOut,
 	})
 	if err != nil || prio == nil {
 		return []pipeline.Stage{st}, err

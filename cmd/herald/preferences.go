@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -127,6 +128,18 @@ func (f *fleet) setupPreferences(rc redis.UniversalClient) prefs.Store {
 		store = prefs.NewRedis(rc, "")
 	}
 	f.choices = tolerateCorrupt(prefs.PlanChoices(store), store, f.logger())
+	f.optedOut = func(ctx context.Context, n *notification.Notification) (bool, error) {
+		m, err := f.choices(ctx, []string{n.RecipientID})
+		if err != nil {
+			return false, err
+		}
+		c, ok := m[n.RecipientID]
+		if !ok || c == nil {
+			return false, nil
+		}
+		allow, decided := c.Allows(cmp.Or(n.Category, templates.Transactional), n.Channel)
+		return decided && !allow, nil
+	}
 	f.optOut = func(ctx context.Context, n *notification.Notification) error {
 		_, err := prefs.OptOut(ctx, store, n.RecipientID, n.Channel)
 		if errors.Is(err, prefs.ErrInvalid) || errors.Is(err, prefs.ErrCorrupt) {
