@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/channels/failover"
+	"github.com/gymhq/herald/channels/webhook"
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/pipeline"
@@ -88,12 +90,69 @@ func (f *fleet) guard(c pipeline.Common, ch notification.Channel) (pipeline.Guar
 		f.prot.guards[ch] = g
 		return g, nil
 	}
+	if ch == webhook.Name {
+		// Each subscription is its partner's own server: one breaker
+		// each, so one partner that is down does not stop the others.
+		g, err := f.keyedGuard(ch, sender)
+		if err != nil {
+			return nil, err
+		}
+		f.prot.guards[ch] = g
+		return g, nil
+	}
 	g, err := pipeline.NewBreaker(c, ch, sender)
 	if err != nil {
 		return nil, err
 	}
 	f.prot.guards[ch] = g
 	return g, nil
+}
+
+// keyedGuard is a channel of independent endpoints (webhook subscriptions)
+// behind one breaker per endpoint (protect.Keyed), reported per endpoint
+// as a failover's providers are (herald_provider_breaker_state{channel,
+// provider}), and as the channel's state, open only when every endpoint is
+// and the channel pauses.
+func (f *fleet) keyedGuard(ch notification.Channel, sender channels.Sender) (*protect.Keyed, error) {
+	c := string(ch)
+	log := f.logger().With(zap.String("channel", c))
+	m := f.metrics.Protect
+	var k *protect.Keyed
+	var mu sync.Mutex
+	onState := func(key string, from, to protect.State) {
+		m.ProviderBreakerState.WithLabelValues(c, key).Set(float64(to))
+		m.BreakerTransitions.WithLabelValues(c, to.String()).Inc()
+		if to == protect.Open {
+			log.Warn("endpoint circuit breaker opened; its messages wait on the retry ladder, the other endpoints are served",
+				zap.String("endpoint", key), zap.String("from", from.String()), zap.Duration("probe_in", f.cfg.BreakerOpenFor))
+		} else {
+			log.Info("endpoint circuit breaker "+to.String(), zap.String("endpoint", key), zap.String("from", from.String()))
+		}
+		// Runs under the endpoint breaker's lock: the channel's state is
+		// read after it, on another goroutine.
+		go func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if k == nil {
+				return
+			}
+			if k.Passing() {
+				m.BreakerState.WithLabelValues(c).Set(float64(protect.Closed))
+			} else {
+				m.BreakerState.WithLabelValues(c).Set(float64(protect.Open))
+				log.Warn("every endpoint's circuit breaker is open; channel paused", zap.Duration("probe_in", f.cfg.BreakerOpenFor))
+			}
+		}()
+	}
+	var err error
+	mu.Lock()
+	k, err = protect.NewKeyed(sender, protect.BreakerConfig{Name: c, Failures: f.cfg.BreakerFailures, OpenFor: f.cfg.BreakerOpenFor}, onState)
+	mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("HERALD_BREAKER_FAILURES/HERALD_BREAKER_OPEN_FOR: %w", err)
+	}
+	m.BreakerState.WithLabelValues(c).Set(float64(protect.Closed))
+	return k, nil
 }
 
 // observeProviders reports a failover sender's providers to the metrics
