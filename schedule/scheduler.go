@@ -256,6 +256,7 @@ func (s *Scheduler) fire(ctx context.Context, es []Entry) error {
 	msgs := make([]queue.Message, 0, len(es))
 	marks := make([]queue.Message, 0, len(es))
 	ids := make([]string, 0, len(es))
+	late := make([]float64, 0, len(es))
 	now := s.cfg.Now()
 	for _, e := range es {
 		ids = append(ids, e.ID)
@@ -264,6 +265,14 @@ func (s *Scheduler) fire(ctx context.Context, es []Entry) error {
 			s.log.Error("scheduler: index entry is not a schedule record; dropped", zap.String("entry", e.ID), zap.Error(err))
 			continue
 		}
+		// Late from its due time, or from when it was scheduled if that
+		// came after (a booking made less than its reminder's offset
+		// ahead is due at once, not late by the difference).
+		from := e.Due
+		if r.At.After(from) {
+			from = r.At
+		}
+		late = append(late, max(0, now.Sub(from).Seconds()))
 		msgs = append(msgs, queue.Message{Topic: r.Topic, Key: []byte(r.Key), Value: wireForm(r.Notification), Time: now,
 			Headers: []queue.Header{{Key: HeaderEventID, Value: []byte(r.EventID)}, {Key: HeaderFired, Value: []byte(r.ID)}}})
 		mark, err := Message(&Record{Kind: KindDone, ID: r.ID, EventID: r.EventID, At: now})
@@ -281,8 +290,8 @@ func (s *Scheduler) fire(ctx context.Context, es []Entry) error {
 	if err := s.cfg.Index.Done(ctx, ids, s.cfg.Retention); err != nil {
 		return err
 	}
-	for _, e := range es {
-		s.m.Lateness.Observe(max(0, now.Sub(e.Due).Seconds()))
+	for _, l := range late {
+		s.m.Lateness.Observe(l)
 	}
 	s.m.Outcomes.WithLabelValues("fired").Add(float64(len(msgs)))
 	return nil

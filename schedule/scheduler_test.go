@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -182,6 +183,38 @@ func TestFiresOnceWhenDue(t *testing.T) {
 	if marks := r.log.on(topics.Schedule); len(marks) != 3 {
 		t.Fatalf("%d records on the schedule topic, want schedule, done mark, schedule", len(marks))
 	}
+}
+
+// Lateness runs from the due time, or from when the notification was
+// scheduled if that was later: a booking made an hour before its class has
+// a reminder due an hour ago, sent at once, not an hour late (an outside
+// tester's dev histogram read 3,600 s for such reminders). One scheduled
+// in time and fired late is late by the delay.
+func TestLatenessFromWhenScheduled(t *testing.T) {
+	r := newRig(t)
+	r.schedule(reminder("evt_late_booking", "b1"), r.clock.now().Add(-time.Hour))
+	r.step()
+	if n := testutil.CollectAndCount(r.m.Schedule.Lateness); n != 1 {
+		t.Fatalf("%d lateness series", n)
+	}
+	if sum := histSum(t, r); sum > 1 {
+		t.Fatalf("lateness of a reminder due before it was booked: %.1f s, want about 0", sum)
+	}
+	r.schedule(reminder("evt_in_time", "b2"), r.clock.now().Add(time.Minute))
+	r.clock.add(time.Minute + 30*time.Second) // the firer was held up
+	r.step()
+	if sum := histSum(t, r); sum < 29 || sum > 31 {
+		t.Fatalf("lateness sum %.1f s, want the 30 s delay", sum)
+	}
+}
+
+func histSum(t *testing.T, r *rig) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := r.m.Schedule.Lateness.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleSum()
 }
 
 func TestCancelledNeverFires(t *testing.T) {
