@@ -18,6 +18,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -626,8 +627,39 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/feed/{id}/read", g.markRead)
 	mux.HandleFunc("GET /v1/live", g.liveValues)
 	g.routePreferences(mux)
-	return g.cors(mux)
+	return g.cors(jsonErrors(mux))
 }
+
+// jsonErrors answers what mux has no route for (404, and 405 with its
+// Allow header) in the JSON {"error"} every other answer uses, where
+// ServeMux writes plain text.
+func jsonErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r) // sets the path values h reads
+			return
+		}
+		c := &statusOnly{header: http.Header{}}
+		h.ServeHTTP(c, r)
+		if allow := c.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		code := cmp.Or(c.code, http.StatusNotFound)
+		httpError(w, code, strings.ToLower(http.StatusText(code)))
+	})
+}
+
+// statusOnly keeps the status and headers an error handler writes and
+// drops its plain-text body.
+type statusOnly struct {
+	header http.Header
+	code   int
+}
+
+func (s *statusOnly) Header() http.Header         { return s.header }
+func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusOnly) WriteHeader(code int)        { s.code = code }
 
 type listJSON struct {
 	Items  []feed.Item `json:"items"`

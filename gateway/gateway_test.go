@@ -517,3 +517,34 @@ func TestStreamEnds(t *testing.T) {
 		t.Fatalf("expired disconnects = %v", n)
 	}
 }
+
+// What no route serves is answered in the JSON every other answer uses:
+// a 405 (with its Allow header; a CORS preflight from an origin not
+// allowed is one) and a 404. ServeMux's plain "Method Not Allowed" was
+// the one plain-text answer (an outside tester's find).
+func TestUnroutedAnswersAreJSON(t *testing.T) {
+	store, _ := redisStore(t)
+	p := startPods(t, store, 1, nil)[0]
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		allow, want  string
+	}{
+		{"DELETE", "/v1/feed", http.StatusMethodNotAllowed, "GET, HEAD", "method not allowed"},
+		{"OPTIONS", "/v1/feed/stream", http.StatusMethodNotAllowed, "GET, HEAD", "method not allowed"},
+		{"GET", "/v2/nothing", http.StatusNotFound, "", "not found"},
+	} {
+		req, _ := http.NewRequest(tc.method, p.srv.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Error string }
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || err != nil || body.Error != tc.want || resp.Header.Get("Allow") != tc.allow ||
+			!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s: %d %q (%v), Allow %q, %s", tc.method, tc.path, resp.StatusCode, body.Error, err, resp.Header.Get("Allow"), resp.Header.Get("Content-Type"))
+		}
+	}
+}

@@ -116,6 +116,8 @@ func (f *fleet) runGatewayOnly(ctx context.Context) error {
 	}
 	f.log.Info("herald running", zap.String("role", string(f.cfg.Role)))
 	f.runGateway(ctx)
+	// Its streams are closed with the server, each told "shutdown".
+	f.log.Info("stopping: the gateway's streams are told to reconnect; bye")
 	return nil
 }
 
