@@ -11,6 +11,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -193,6 +194,13 @@ func checkURL(raw string) error {
 		return fmt.Errorf("%q carries credentials; the signature authenticates herald", u.Redacted())
 	case u.Fragment != "":
 		return fmt.Errorf("%q has a fragment", raw)
+	case u.Hostname() == "":
+		return fmt.Errorf("%q has no host", raw)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: port %s is not 1-65535", raw, p)
+		}
 	}
 	return nil
 }

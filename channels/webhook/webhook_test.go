@@ -257,6 +257,8 @@ func TestParseErrors(t *testing.T) {
 		{"subscriptions:\n" + good + good, "used twice"},
 		{"subscriptions:\n  - {id: a, url: 'ftp://x', secret_file: s, event_types: [t]}\n", "not an absolute http(s) URL"},
 		{"subscriptions:\n  - {id: a, url: 'https://u:p@x.example', secret_file: s, event_types: [t]}\n", "credentials"},
+		{"subscriptions:\n  - {id: a, url: 'https://x.example:99999/h', secret_file: s, event_types: [t]}\n", "port 99999 is not 1-65535"},
+		{"subscriptions:\n  - {id: a, url: 'https://:443/h', secret_file: s, event_types: [t]}\n", "has no host"},
 		{"subscriptions:\n  - {id: a, url: 'https://x.example', secret_file: s, event_types: []}\n", "event_types is empty"},
 		{"subscriptions:\n  - {id: a, url: 'https://x.example', event_types: [t]}\n", "secret_file is required"},
 		{"subscriptions:\n  - {id: a, url: 'https://x.example', secret_file: missing, event_types: [t]}\n", "secret_file missing"},
