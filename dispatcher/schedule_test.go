@@ -1,6 +1,7 @@
 package dispatcher_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -231,5 +232,31 @@ func TestChoicesLookedUpOncePerEvent(t *testing.T) {
 	}
 	if len(calls) != 1 || len(calls[0]) != 3 {
 		t.Fatalf("lookups %v, want one with the three attendees", calls)
+	}
+}
+
+// A class reminder held for quiet hours is withdrawn when the gym cancels
+// the class before they end (its rule's cancel_on): before, the push went
+// out at 07:00 for a class cancelled at 23:45 (an outside tester's find).
+// One for another class is still sent.
+func TestHeldReminderWithdrawnByTheClassCancellation(t *testing.T) {
+	n := newNight(t)
+	reminder := readSample(t, "gym.class.reminder", "member-with-push-en.json")
+	other := bytes.Replace(bytes.Replace(reminder, []byte(`"cls_spin_1000"`), []byte(`"cls_spin_1100"`), 1),
+		[]byte(`"evt_01JDB0C4HT"`), []byte(`"evt_other_class"`), 1)
+	n.event(reminder)
+	n.event(other)
+	cancelled := bytes.Replace(readSample(t, "gym.class.cancelled", "three-attendees.json"), []byte(`"cls_mad_yoga_0800"`), []byte(`"cls_spin_1000"`), 1)
+	n.clock.t = n.clock.t.Add(15 * time.Minute)
+	n.event(cancelled)
+	loc := n.clock.t.Location()
+	n.at(time.Date(2026, 12, 5, 7, 0, 0, 0, loc))
+	got := n.sent(notification.Push)
+	if len(got) != 1 || got[0].EventID != "evt_other_class" {
+		var ids []string
+		for _, g := range got {
+			ids = append(ids, g.EventID)
+		}
+		t.Fatalf("pushes at 07:00: %v, want only the other class's reminder", ids)
 	}
 }

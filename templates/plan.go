@@ -121,6 +121,7 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 		people       []events.Person
 		due, expires time.Time
 		keys         []string
+		heldKeys     []string // an unscheduled rule's cancel_on, for what quiet hours hold
 	}
 	var refused []Refusal
 	var workArray [8]ruleWork // most event types have fewer rules: no allocation
@@ -163,6 +164,9 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 				w.expires = anchor // a reminder is worthless once its class starts
 			}
 			w.keys = r.schedule.keys(ev)
+		}
+		if r.held != nil {
+			w.heldKeys = r.held.keys(ev)
 		}
 		if r.expires != nil {
 			exp, _, err := r.expires.At(ev, "expires", "expires at")
@@ -214,7 +218,7 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 	out := make([]notification.Notification, 0, size)
 	seen := map[string]bool{}
 	for _, w := range work {
-		r, people, due, expires, keys := w.r, w.people, w.due, w.expires, w.keys
+		r, people, due, expires, keys, heldKeys := w.r, w.people, w.due, w.expires, w.keys, w.heldKeys
 		cat := s.Category(r.category)
 		if cat == nil { // an undeclared category, which lint reports
 			cat = defaultCategories()[Transactional]
@@ -279,6 +283,12 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 					n.ExpiresAt = expires
 					if !opts.NoQuietHours {
 						s.quiet(&n, r, cat, choicesOf(opts, p.ID), loc, now)
+					}
+					if len(heldKeys) > 0 && n.DueAt.After(now) {
+						// Held (quiet hours): withdrawn by cancel_on's
+						// events, as a scheduled message is. One sent at
+						// once needs no keys, nor the scheduler's hop.
+						n.CancelKeys = heldKeys
 					}
 					out = append(out, n)
 				}

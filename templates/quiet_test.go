@@ -173,6 +173,8 @@ func TestScheduleLint(t *testing.T) {
 		{"expires field", "gym.class.reminder/routing.yaml", "expires: class.starts_at   #", "expires: class.begins_at   #", `expires "class.begins_at": no sample of gym.class.reminder has an RFC 3339 time at data.class.begins_at`},
 		{"bad expires", "gym.class.reminder/routing.yaml", "expires: class.starts_at   #", "expires: at the start   #", `expires "at the start" is not "<data path>`},
 		{"expires before send", "gym.booking.confirmed/routing.yaml", "    schedule: &reminder\n", "    expires: class.starts_at - 3h\n    schedule: &reminder\n", `expires "class.starts_at - 3h0m0s" is not after schedule send "class.starts_at - 2h0m0s"`},
+		{"cancel_on beside a schedule", "gym.booking.confirmed/routing.yaml", "    schedule: &reminder\n", "    cancel_on: [{event: gym.booking.cancelled, match: booking_id}]\n    schedule: &reminder\n", "cancel_on belongs inside schedule"},
+		{"unscheduled cancel field", "gym.class.reminder/routing.yaml", "match: class.id}", "match: class.ref}", "no sample of gym.class.cancelled has data.class.ref"},
 		{"bad quiet hours", "categories.yaml", `from: "22:00", to: "07:00", channels: [push, sms]}`, `from: "25:00", to: "07:00"}`, "not a time of day"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

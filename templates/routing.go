@@ -36,6 +36,7 @@ type ruleFile struct {
 	Category          string        `yaml:"category"`
 	Schedule          *scheduleFile `yaml:"schedule"`
 	Expires           string        `yaml:"expires"`
+	CancelOn          []cancelFile  `yaml:"cancel_on"`
 	QuietHours        *quietYAML    `yaml:"quiet_hours"`
 }
 
@@ -145,9 +146,22 @@ type rule struct {
 	// expires is when the rule's messages stop being worth sending
 	// (routing.yaml expires:), relative to a time in the event's data.
 	expires *TimeRef
+	// held is an unscheduled rule's cancel_on (routing.yaml, beside
+	// its channels): its messages held for quiet hours or a cap carry the
+	// cancel keys, and are withdrawn as a schedule's are.
+	held *Schedule
 
 	// files holds the parsed templates of each channel, by canonical locale.
 	files map[notification.Channel]map[string]*localized
+}
+
+// cancels is the schedule whose cancel_on withdraws the rule's messages:
+// its schedule's, or an unscheduled rule's own; nil for none.
+func (r *rule) cancels() *Schedule {
+	if r.schedule != nil {
+		return r.schedule
+	}
+	return r.held
 }
 
 // label names a rule in messages: its name, or its position.
@@ -354,6 +368,16 @@ func parseRouting(eventType, file string, b []byte, probs *problems) (string, fl
 				bad("schedule: %v", err)
 			}
 			r.schedule = sc
+		}
+		if len(rf.CancelOn) > 0 {
+			if rf.Schedule != nil {
+				bad("cancel_on belongs inside schedule: for a scheduled rule")
+			}
+			crs, err := parseCancelOn(rf.CancelOn)
+			if err != nil {
+				bad("%v", err)
+			}
+			r.held = &Schedule{CancelOn: crs, template: r.template}
 		}
 		if rf.Expires != "" {
 			ref, err := parseTimeRef("expires", rf.Expires)

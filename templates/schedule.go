@@ -69,8 +69,18 @@ func parseSchedule(template string, f *scheduleFile) (*Schedule, error) {
 		return nil, err
 	}
 	sc := &Schedule{TimeRef: *ref, template: template}
+	if sc.CancelOn, err = parseCancelOn(f.CancelOn); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+// parseCancelOn reads a cancel_on list: a schedule's, or an unscheduled
+// rule's (its messages held for quiet hours or a cap are withdrawn too).
+func parseCancelOn(fs []cancelFile) ([]CancelRule, error) {
+	var out []CancelRule
 	seen := map[CancelRule]bool{}
-	for i, c := range f.CancelOn {
+	for i, c := range fs {
 		cr := CancelRule{Event: c.Event, Match: c.Match}
 		switch {
 		case !eventTypeRE.MatchString(cr.Event):
@@ -81,9 +91,9 @@ func parseSchedule(template string, f *scheduleFile) (*Schedule, error) {
 			return nil, fmt.Errorf("cancel_on[%d] repeats an earlier one", i)
 		}
 		seen[cr] = true
-		sc.CancelOn = append(sc.CancelOn, cr)
+		out = append(out, cr)
 	}
-	return sc, nil
+	return out, nil
 }
 
 // String is the time as written.
@@ -179,10 +189,11 @@ func (s *Set) indexCancels(probs *problems) {
 			if r.expires != nil && !samplesHaveTime(s.samples[name], r.expires.Path) {
 				probs.at(name+"/routing.yaml", r.line, 0, "", "%s: expires %q: no sample of %s has an RFC 3339 time at data.%s", r.label(), r.expires.String(), name, r.expires.Path)
 			}
-			if r.schedule == nil {
+			sc := r.cancels()
+			if sc == nil {
 				continue
 			}
-			for _, c := range r.schedule.CancelOn {
+			for _, c := range sc.CancelOn {
 				s.cancelers[c.Event] = append(s.cancelers[c.Event], canceler{template: r.template, match: c.Match})
 				file := name + "/routing.yaml"
 				if _, ok := s.types[c.Event]; !ok {
@@ -196,7 +207,7 @@ func (s *Set) indexCancels(probs *problems) {
 					probs.at(file, r.line, 0, "", "%s: cancel_on %s: no sample of %s has data.%s, so its notifications have no key to cancel by", r.label(), c.Event, name, c.Match)
 				}
 			}
-			if !samplesHaveTime(s.samples[name], r.schedule.Path) {
+			if r.schedule != nil && !samplesHaveTime(s.samples[name], r.schedule.Path) {
 				probs.at(name+"/routing.yaml", r.line, 0, "", "%s: schedule send %q: no sample of %s has an RFC 3339 time at data.%s", r.label(), r.schedule.String(), name, r.schedule.Path)
 			}
 		}
