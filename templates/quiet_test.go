@@ -171,6 +171,7 @@ func TestScheduleLint(t *testing.T) {
 		{"cap of zero", "categories.yaml", "{channel: push, max: 3", "{channel: push, max: 0", "a cap of zero"},
 		{"undeclared category", "gym.class.reminder/routing.yaml", "category: reminders", "category: remindres", "category \"remindres\" is not declared"},
 		{"expires field", "gym.class.reminder/routing.yaml", "expires: class.starts_at   #", "expires: class.begins_at   #", `expires "class.begins_at": no sample of gym.class.reminder has an RFC 3339 time at data.class.begins_at`},
+		{"bad expires beside a schedule", "gym.booking.confirmed/routing.yaml", "    schedule: &reminder\n", "    expires: at the start\n    schedule: &reminder\n", `expires "at the start" is not "<data path>`},
 		{"bad expires", "gym.class.reminder/routing.yaml", "expires: class.starts_at   #", "expires: at the start   #", `expires "at the start" is not "<data path>`},
 		{"expires before send", "gym.booking.confirmed/routing.yaml", "    schedule: &reminder\n", "    expires: class.starts_at - 3h\n    schedule: &reminder\n", `expires "class.starts_at - 3h0m0s" is not after schedule send "class.starts_at - 2h0m0s"`},
 		{"cancel_on beside a schedule", "gym.booking.confirmed/routing.yaml", "    schedule: &reminder\n", "    cancel_on: [{event: gym.booking.cancelled, match: booking_id}]\n    schedule: &reminder\n", "cancel_on belongs inside schedule"},

@@ -383,11 +383,10 @@ func parseRouting(eventType, file string, b []byte, probs *problems) (string, fl
 			ref, err := parseTimeRef("expires", rf.Expires)
 			if err != nil {
 				bad("%v", err)
-			}
-			r.expires = ref
-			if sc := r.schedule; sc != nil && sc.Path == ref.Path && sc.Offset >= ref.Offset {
+			} else if sc := r.schedule; sc != nil && sc.Path == ref.Path && sc.Offset >= ref.Offset {
 				bad("expires %q is not after schedule send %q: nothing would ever be sent", ref.String(), sc.String())
 			}
+			r.expires = ref
 		}
 		rules = append(rules, r)
 	}
