@@ -31,9 +31,9 @@ type Filter struct {
 // Errors name the flag.
 func ParseFilter(reason, channel, since string, now time.Time) (Filter, error) {
 	f := Filter{Reason: reason, Channel: channel}
-	if reason != "" && !slices.Contains(failure.Reasons, failure.Reason(reason)) {
-		names := make([]string, len(failure.Reasons))
-		for i, r := range failure.Reasons {
+	if known := failure.Known(); reason != "" && !slices.Contains(known, failure.Reason(reason)) {
+		names := make([]string, len(known))
+		for i, r := range known {
 			names[i] = string(r)
 		}
 		return Filter{}, fmt.Errorf("--reason: %q is not a reason herald writes (%s)", reason, strings.Join(names, ", "))

@@ -15,6 +15,8 @@ package failure
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 )
 
 // Class says what may be done with a message whose processing failed.
@@ -72,6 +74,34 @@ var Reasons = []Reason{
 	ReasonTokenUnregistered, ReasonRejected, ReasonTooLarge, ReasonRateLimited, ReasonUnavailable,
 	ReasonNetwork, ReasonTimeout, ReasonAuth, ReasonExhausted, ReasonDestinationDenied,
 	ReasonOverBudget, ReasonUnknown,
+}
+
+// channelReasons are reasons a channel package adds (Register): the
+// webhook channel's endpoint_gone. Reasons stays the shared list.
+var (
+	channelMu      sync.Mutex
+	channelReasons []Reason
+)
+
+// Register adds reasons a channel's sender gives its errors, so that tools
+// that check a reason (herald dlq --reason) know them. It returns its first
+// argument, for a package-level var.
+func Register(rs ...Reason) Reason {
+	channelMu.Lock()
+	defer channelMu.Unlock()
+	channelReasons = append(channelReasons, rs...)
+	if len(rs) == 0 {
+		return ""
+	}
+	return rs[0]
+}
+
+// Known returns every reason herald can write: Reasons, then the ones
+// channel packages registered.
+func Known() []Reason {
+	channelMu.Lock()
+	defer channelMu.Unlock()
+	return append(slices.Clip(Reasons), channelReasons...)
 }
 
 // Error is an error with its class and reason attached.

@@ -22,7 +22,7 @@ import (
 // ReasonEndpointGone is a 410 Gone: the receiver retired the endpoint. It
 // is permanent and suppresses the subscription until an operator lifts it
 // (herald suppressions remove).
-const ReasonEndpointGone failure.Reason = "endpoint_gone"
+var ReasonEndpointGone = failure.Register("endpoint_gone")
 
 // Options configure a Sender.
 type Options struct {
