@@ -123,6 +123,20 @@ func (b *Breaker) State() State { return state(b.cb.State()) }
 // closed: the consumer's fast path (kafkarun skips Wait's setup).
 func (b *Breaker) Passing() bool { return b.State() == Closed }
 
+// Admits reports whether a call would go through now: the breaker is
+// closed, or half-open with no probe in flight (Wait returns at once).
+func (b *Breaker) Admits() bool {
+	switch b.State() {
+	case Closed:
+		return true
+	case HalfOpen:
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.probing == 0
+	}
+	return false
+}
+
 // Wait blocks while the channel should not start new work: the breaker is
 // open, or half-open with its probe in flight. It returns ctx's error if ctx
 // ends first. This is the consumer's gate (kafkarun.Gate).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/failure"
@@ -13,10 +14,11 @@ import (
 // through one sender (webhook subscriptions, each its partner's server):
 // one breaker per endpoint, keyed by the message's address. One endpoint
 // that is down must not stop the others, so its open breaker does not
-// pause the channel: its messages fail at once, retryably, and wait on the
-// retry ladder. Only when every endpoint that has been sent to is open
-// does the channel pause (Wait), as a single provider's breaker does.
-// Safe for concurrent use.
+// pause the channel: its messages are not sent and fail at once
+// (failure.Unsent), to take their step on the retry ladder. Only when no
+// endpoint's breaker admits a call (each is open, or probing) does the
+// channel pause (Wait, and a failure.Paused error), as a single provider's
+// breaker does. Safe for concurrent use.
 type Keyed struct {
 	Next channels.Sender
 	cfg  BreakerConfig
@@ -41,10 +43,11 @@ func NewKeyed(next channels.Sender, cfg BreakerConfig, onState func(key string, 
 
 // maxKeyed bounds the breakers a Keyed keeps: addresses come from
 // configuration (a few subscriptions), but a record may name any. Past it,
-// an unknown endpoint shares one breaker.
+// a new endpoint is sent to without a breaker rather than share one with
+// others, which could refuse a healthy endpoint for a dead one.
 const maxKeyed = 1000
 
-// breaker returns key's breaker, made on first use.
+// breaker returns key's breaker, made on first use; nil past maxKeyed.
 func (k *Keyed) breaker(key string) *Breaker {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -52,10 +55,7 @@ func (k *Keyed) breaker(key string) *Breaker {
 		return b
 	}
 	if len(k.breakers) >= maxKeyed {
-		key = ""
-		if b := k.breakers[key]; b != nil {
-			return b
-		}
+		return nil
 	}
 	cfg := k.cfg
 	cfg.Name = k.cfg.Name + " " + key
@@ -71,12 +71,16 @@ func (k *Keyed) breaker(key string) *Breaker {
 }
 
 // Send implements channels.Sender: through m.To's breaker. While it is
-// open the call is not made, and the error is retryable but not a pause,
-// unless every endpoint is open.
+// open (or its probe is out) the call is not made; the error is a pause
+// when no endpoint admits a call, else failure.Unsent.
 func (k *Keyed) Send(ctx context.Context, m *channels.Message) (channels.Receipt, error) {
-	r, err := k.breaker(m.To).Do(func() (channels.Receipt, error) { return k.Next.Send(ctx, m) })
+	b := k.breaker(m.To)
+	if b == nil {
+		return k.Next.Send(ctx, m)
+	}
+	r, err := b.Do(func() (channels.Receipt, error) { return k.Next.Send(ctx, m) })
 	if failure.IsPaused(err) && k.Passing() {
-		return r, failure.Retry(failure.ReasonUnavailable, fmt.Errorf("%s %s: circuit breaker open, other endpoints still served; retried later", k.cfg.Name, m.To))
+		return r, failure.Unsent(failure.ReasonUnavailable, fmt.Errorf("%s %s: circuit breaker open; the other endpoints are served", k.cfg.Name, m.To))
 	}
 	return r, err
 }
@@ -84,61 +88,38 @@ func (k *Keyed) Send(ctx context.Context, m *channels.Message) (channels.Receipt
 // Close implements channels.Sender.
 func (k *Keyed) Close() error { return k.Next.Close() }
 
-// all returns the endpoints' breakers.
-func (k *Keyed) all() []*Breaker {
+// Passing reports whether some endpoint's breaker admits a call now (or
+// none has been made yet): the channel's consumer keeps going. It is asked
+// before every record.
+func (k *Keyed) Passing() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	out := make([]*Breaker, 0, len(k.breakers))
-	for _, b := range k.breakers {
-		out = append(out, b)
-	}
-	return out
-}
-
-// Passing reports whether some endpoint's breaker lets calls through (or
-// none has been made yet): the channel's consumer keeps going.
-func (k *Keyed) Passing() bool {
-	bs := k.all()
-	if len(bs) == 0 {
+	if len(k.breakers) == 0 {
 		return true
 	}
-	for _, b := range bs {
-		if b.State() != Open {
+	for _, b := range k.breakers {
+		if b.Admits() {
 			return true
 		}
 	}
 	return false
 }
 
+// keyedPoll is how often Wait looks again while no endpoint admits a call:
+// an endpoint's breaker half-opens on its own clock, and a new endpoint
+// may appear (with hot-reloaded subscriptions).
+const keyedPoll = 250 * time.Millisecond
+
 // Wait implements kafkarun.Gate: it returns once some endpoint's breaker
-// would let a call through.
+// admits a call.
 func (k *Keyed) Wait(ctx context.Context) error {
 	for !k.Passing() {
-		bs := k.all()
-		if len(bs) == 0 {
-			return nil
-		}
-		// The first of them to leave the open state ends the wait; any
-		// one will do, since each is checked again.
-		done := make(chan struct{}, 1)
-		wctx, cancel := context.WithCancel(ctx)
-		for _, b := range bs {
-			go func() {
-				if b.Wait(wctx) == nil {
-					select {
-					case done <- struct{}{}:
-					default:
-					}
-				}
-			}()
-		}
+		t := time.NewTimer(keyedPoll)
 		select {
-		case <-done:
+		case <-t.C:
 		case <-ctx.Done():
-		}
-		cancel()
-		if err := ctx.Err(); err != nil {
-			return err
+			t.Stop()
+			return ctx.Err()
 		}
 	}
 	return nil

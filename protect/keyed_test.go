@@ -65,8 +65,8 @@ func TestKeyedBreakerIsolatesEndpoints(t *testing.T) {
 		t.Fatalf("%d calls to the dead endpoint, want 3 (then its breaker is open)", e.calls["dead"])
 	}
 	err = send("dead")
-	if err == nil || failure.IsPaused(err) || failure.ClassOf(err) != failure.Retryable {
-		t.Fatalf("a send to the open endpoint: %v; want retryable, not a pause", err)
+	if err == nil || failure.IsPaused(err) || !failure.IsUnsent(err) || failure.ClassOf(err) != failure.Retryable {
+		t.Fatalf("a send to the open endpoint: %v; want retryable and unsent, not a pause", err)
 	}
 	if err := send("crm"); err != nil {
 		t.Fatalf("the live endpoint: %v", err)
@@ -104,3 +104,57 @@ func TestKeyedBreakerIsolatesEndpoints(t *testing.T) {
 		t.Fatalf("Wait with every endpoint open: %v, want it to hold until the context ends", err)
 	}
 }
+
+// With one endpoint, its breaker's probe window is a pause, not a refusal
+// that spends an attempt: while the probe is out, no endpoint admits a
+// call (a review's find: Passing took a half-open breaker for passing
+// with its probe in flight, and the backlog went down the retry ladder).
+func TestKeyedSingleEndpointProbeIsAPause(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	e := &slowProbe{release: release, started: started}
+	k, err := protect.NewKeyed(e, protect.BreakerConfig{Name: "webhook", Failures: 1, OpenFor: 20 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := k.Send(ctx, &channels.Message{To: "crm"}); err == nil {
+		t.Fatal("the first call should fail")
+	}
+	time.Sleep(30 * time.Millisecond) // half-open
+	done := make(chan struct{})
+	go func() { defer close(done); _, _ = k.Send(ctx, &channels.Message{To: "crm"}) }() // the probe
+	<-started
+	if k.Passing() {
+		t.Error("passing while the only endpoint's probe is out")
+	}
+	_, err = k.Send(ctx, &channels.Message{To: "crm"})
+	if !failure.IsPaused(err) || failure.IsUnsent(err) {
+		t.Errorf("a send during the probe: %v; want a pause", err)
+	}
+	close(release)
+	<-done
+}
+
+// slowProbe fails its first call and holds the ones after it until
+// release.
+type slowProbe struct {
+	mu      sync.Mutex
+	calls   int
+	release chan struct{}
+	started chan struct{}
+}
+
+func (s *slowProbe) Send(ctx context.Context, m *channels.Message) (channels.Receipt, error) {
+	s.mu.Lock()
+	s.calls++
+	n := s.calls
+	s.mu.Unlock()
+	if n == 1 {
+		return channels.Receipt{}, failure.Retry(failure.ReasonNetwork, errors.New("refused"))
+	}
+	s.started <- struct{}{}
+	<-s.release
+	return channels.Receipt{}, nil
+}
+func (s *slowProbe) Close() error { return nil }

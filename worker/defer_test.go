@@ -335,3 +335,33 @@ func TestOptOutAfterPlanningCancelsAtFiring(t *testing.T) {
 		t.Fatalf("still opted in: Handle %v, %d sends; want it sent", err, r.s.calls)
 	}
 }
+
+// A send its endpoint's open breaker refused without a call (Unsent) goes
+// to the retry ladder at once: no quick tries in process, which slept
+// about 0.4 s per record holding an in-flight slot while the other
+// endpoints waited (a review's find).
+func TestUnsentIsNotTriedAgainInProcess(t *testing.T) {
+	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	s := &sender{script: []error{
+		failure.Unsent(failure.ReasonUnavailable, errors.New("webhook dead: circuit breaker open")),
+		failure.Unsent(failure.ReasonUnavailable, errors.New("webhook dead: circuit breaker open")),
+	}}
+	var deferred []deferral
+	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: s, Renderer: renderer{}, Store: dedupe.NewMemory(dedupe.Options{}), Publisher: &publisher{},
+		Owner: "w", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 5, QuickAttempts: 3,
+		Now: func() time.Time { return now }, Logger: zap.NewNop(),
+		Defer: func(_ context.Context, n *notification.Notification, due time.Time, topic string) error {
+			deferred = append(deferred, deferral{*n, due, topic})
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Handle(context.Background(), record(t, note(0))); err != nil {
+		t.Fatal(err)
+	}
+	if s.calls != 1 || len(deferred) != 1 || deferred[0].n.Attempt != 1 {
+		t.Fatalf("%d calls, %d deferred; want 1 call and the retry on the ladder", s.calls, len(deferred))
+	}
+}

@@ -402,6 +402,9 @@ func (w *Worker) send(ctx context.Context, n *notification.Notification, owner s
 		if failure.IsPaused(err) {
 			return r, paused(err)
 		}
+		if err != nil && failure.IsUnsent(err) {
+			return r, err // its endpoint is down, known without a call: the retry ladder, not quick tries
+		}
 		if err != nil && failure.ReasonOf(err) == failure.ReasonTimeout { // ReasonOf allocates, even for nil
 			// The provider may have accepted it. Tried again at once, a
 			// provider that is slow rather than down would get it up to

@@ -112,7 +112,7 @@ func (f *fleet) guard(c pipeline.Common, ch notification.Channel) (pipeline.Guar
 // behind one breaker per endpoint (protect.Keyed), reported per endpoint
 // as a failover's providers are (herald_provider_breaker_state{channel,
 // provider}), and as the channel's state, open only when every endpoint is
-// and the channel pauses.
+// and the channel pauses (no endpoint admits a call).
 func (f *fleet) keyedGuard(ch notification.Channel, sender channels.Sender) (*protect.Keyed, error) {
 	c := string(ch)
 	log := f.logger().With(zap.String("channel", c))
