@@ -642,10 +642,14 @@ func jsonErrors(mux *http.ServeMux) http.Handler {
 		}
 		c := &statusOnly{header: http.Header{}}
 		h.ServeHTTP(c, r)
+		code := cmp.Or(c.code, http.StatusNotFound)
+		if code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+			mux.ServeHTTP(w, r) // a redirect to the cleaned path, with its Location
+			return
+		}
 		if allow := c.header.Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
-		code := cmp.Or(c.code, http.StatusNotFound)
 		httpError(w, code, strings.ToLower(http.StatusText(code)))
 	})
 }

@@ -547,4 +547,15 @@ func TestUnroutedAnswersAreJSON(t *testing.T) {
 			t.Errorf("%s %s: %d %q (%v), Allow %q, %s", tc.method, tc.path, resp.StatusCode, body.Error, err, resp.Header.Get("Allow"), resp.Header.Get("Content-Type"))
 		}
 	}
+	// ServeMux's redirect to a cleaned path keeps its Location (the JSON
+	// answers above had dropped it: a review's find).
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(p.srv.URL + "/v1//feed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 3 || resp.Header.Get("Location") != "/v1/feed" {
+		t.Errorf("GET /v1//feed: %d, Location %q; want a redirect to /v1/feed", resp.StatusCode, resp.Header.Get("Location"))
+	}
 }

@@ -136,7 +136,7 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 		}()
 	}
 	idBytes := []byte(id)
-	idJSON, _ := json.Marshal(id) // quoted, as it stands in a JSON value
+	idJSON := jsonString(id) // quoted, as it stands in a JSON value
 	scan(src.EventsTopic, func(m *queue.Message) (Record, bool) {
 		if !bytes.Contains(m.Value, idBytes) {
 			return Record{}, false
@@ -249,6 +249,17 @@ func fromEvent(m *queue.Message, id string, idBytes []byte) bool {
 	}
 	n, err := notification.Parse(m.Value)
 	return err == nil && n.EventID == id
+}
+
+// jsonString is s as a JSON string, quotes included, without the HTML
+// escaping json.Marshal applies (an id may hold & < >, which producers
+// write as they are).
+func jsonString(s string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 // deadLetterOf reports whether a DLQ record belongs to event id (idJSON is

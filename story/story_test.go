@@ -3,7 +3,6 @@ package story
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +72,7 @@ func TestExpiredIsToldApart(t *testing.T) {
 // merely mentioned it (an outside tester's find).
 func TestDeadLetterOf(t *testing.T) {
 	id := "evt_dt17_in"
-	idJSON, _ := json.Marshal(id)
+	idJSON := jsonString(id)
 	hdr := func(v string) []queue.Header { return []queue.Header{{Key: dlq.HeaderEventID, Value: []byte(v)}} }
 	for _, tc := range []struct {
 		name string
@@ -114,5 +113,14 @@ func TestLatestDeferralDecides(t *testing.T) {
 	}
 	if d := st.Notifications[0]; d.State != "deferred" || !strings.Contains(d.Verdict, due3.Format(time.RFC3339)) {
 		t.Fatalf("delivery %+v, want deferred until %v", d, due3)
+	}
+}
+
+// An id with & < > is found as producers write it: json.Marshal's HTML
+// escaping (\u0026) missed it (a review's find).
+func TestDeadLetterOfUnescapedID(t *testing.T) {
+	id := "evt_a&b<c>"
+	if !deadLetterOf(&queue.Message{Value: []byte(`{"id":"evt_a&b<c>"}`)}, id, jsonString(id)) {
+		t.Error("an id with & < > not found in a dead letter without the header")
 	}
 }

@@ -92,13 +92,19 @@ func (w *Worker) expired(ctx context.Context, m *queue.Message, n *notification.
 	if n.ExpiresAt.IsZero() || w.cfg.Now().Before(n.ExpiresAt) {
 		return false, nil
 	}
+	return true, w.endExpired(ctx, m, n, owner, start)
+}
+
+// endExpired ends n unsent as expired: its key is marked failed with that
+// reason, and its outcome logged.
+func (w *Worker) endExpired(ctx context.Context, m *queue.Message, n *notification.Notification, owner string, start time.Time) error {
 	if err := w.persist(ctx, func(ctx context.Context) error {
 		return w.cfg.Store.MarkFailed(ctx, n.ID, owner, obs.OutcomeExpired)
 	}); err != nil {
-		return true, err
+		return err
 	}
 	w.outcome(m, n, obs.OutcomeExpired, nil, "", start)
-	return true, nil
+	return nil
 }
 
 // ReasonOptedOut is the reason of a notification cancelled at firing

@@ -365,3 +365,24 @@ func TestUnsentIsNotTriedAgainInProcess(t *testing.T) {
 		t.Fatalf("%d calls, %d deferred; want 1 call and the retry on the ladder", s.calls, len(deferred))
 	}
 }
+
+// A retry that would come after the notification's expiry is not
+// scheduled: the notification ends as expired at once (a review's find:
+// it was scheduled, then dead-lettered as exhausted or sent after its
+// class).
+func TestRetryPastExpiryEndsExpired(t *testing.T) {
+	r := newWaitRig(t, "drop")
+	r.s.script = []error{failure.Retry(failure.ReasonUnavailable, errors.New("provider down"))}
+	n := reminderNote(0)
+	n.Category = ""                          // no cap
+	n.ExpiresAt = r.now.Add(5 * time.Second) // the ladder's first step is about 10 s
+	if err := r.w.Handle(context.Background(), record(t, n)); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.deferred) != 0 {
+		t.Fatalf("a retry scheduled past its expiry: %+v", r.deferred)
+	}
+	if c, _ := r.store.Get(context.Background(), n.ID); c.State != dedupe.StateFailed || c.Reason != obs.OutcomeExpired {
+		t.Fatalf("its key %+v, want failed/expired", c)
+	}
+}

@@ -511,6 +511,11 @@ func (w *Worker) retryLater(ctx context.Context, m *queue.Message, n *notificati
 			fmt.Errorf("after %d attempts over %v: %w", next.Attempt, now.Sub(next.FirstFailedAt).Round(time.Second), cause)), start)
 	}
 	next.NotBefore = now.Add(retryDelay(next.Attempt, cause))
+	if !n.ExpiresAt.IsZero() && !next.NotBefore.Before(n.ExpiresAt) {
+		// Its retry would come after its point (a reminder's class): it
+		// ends here as expired, not later as exhausted or sent late.
+		return w.endExpired(ctx, m, n, owner, start)
+	}
 	if w.cfg.Defer != nil {
 		next.Deferred = notification.DeferRetry
 		if err := w.cfg.Defer(ctx, &next, next.NotBefore, topics.Retry(w.cfg.Channel)); err != nil {
