@@ -254,21 +254,7 @@ func TestExpiredIsNotSent(t *testing.T) {
 func TestRetryAfterIsHonoured(t *testing.T) {
 	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
 	s := &sender{script: []error{httperr.New(failure.Retryable, failure.ReasonRateLimited, 429, "25", errors.New("HTTP 429"))}}
-	var deferred []deferral
-	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: s, Renderer: renderer{}, Store: dedupe.NewMemory(dedupe.Options{}), Publisher: &publisher{},
-		Owner: "w", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 5, QuickAttempts: 3,
-		Now: func() time.Time { return now }, Logger: zap.NewNop(),
-		Defer: func(_ context.Context, n *notification.Notification, due time.Time, topic string) error {
-			deferred = append(deferred, deferral{*n, due, topic})
-			return nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Handle(context.Background(), record(t, note(0))); err != nil {
-		t.Fatal(err)
-	}
+	deferred := handleWithQuickTries(t, now, s)
 	if s.calls != 1 {
 		t.Fatalf("%d provider calls, want 1: the provider said to wait 25s", s.calls)
 	}
@@ -346,21 +332,7 @@ func TestUnsentIsNotTriedAgainInProcess(t *testing.T) {
 		failure.Unsent(failure.ReasonUnavailable, errors.New("webhook dead: circuit breaker open")),
 		failure.Unsent(failure.ReasonUnavailable, errors.New("webhook dead: circuit breaker open")),
 	}}
-	var deferred []deferral
-	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: s, Renderer: renderer{}, Store: dedupe.NewMemory(dedupe.Options{}), Publisher: &publisher{},
-		Owner: "w", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 5, QuickAttempts: 3,
-		Now: func() time.Time { return now }, Logger: zap.NewNop(),
-		Defer: func(_ context.Context, n *notification.Notification, due time.Time, topic string) error {
-			deferred = append(deferred, deferral{*n, due, topic})
-			return nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Handle(context.Background(), record(t, note(0))); err != nil {
-		t.Fatal(err)
-	}
+	deferred := handleWithQuickTries(t, now, s)
 	if s.calls != 1 || len(deferred) != 1 || deferred[0].n.Attempt != 1 {
 		t.Fatalf("%d calls, %d deferred; want 1 call and the retry on the ladder", s.calls, len(deferred))
 	}
@@ -385,4 +357,27 @@ func TestRetryPastExpiryEndsExpired(t *testing.T) {
 	if c, _ := r.store.Get(context.Background(), n.ID); c.State != dedupe.StateFailed || c.Reason != obs.OutcomeExpired {
 		t.Fatalf("its key %+v, want failed/expired", c)
 	}
+}
+
+// handleWithQuickTries handles one notification at now on a worker that
+// may try a send three times in process, sending through s, and returns
+// what it handed the scheduler.
+func handleWithQuickTries(t *testing.T, now time.Time, s *sender) []deferral {
+	t.Helper()
+	var deferred []deferral
+	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: s, Renderer: renderer{}, Store: dedupe.NewMemory(dedupe.Options{}), Publisher: &publisher{},
+		Owner: "w", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 5, QuickAttempts: 3,
+		Now: func() time.Time { return now }, Logger: zap.NewNop(),
+		Defer: func(_ context.Context, n *notification.Notification, due time.Time, topic string) error {
+			deferred = append(deferred, deferral{*n, due, topic})
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Handle(context.Background(), record(t, note(0))); err != nil {
+		t.Fatal(err)
+	}
+	return deferred
 }
