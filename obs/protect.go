@@ -31,6 +31,10 @@ type ProtectMetrics struct {
 	// the providers.
 	ProviderSends        *prometheus.CounterVec // channel, provider, outcome (sent, failed)
 	ProviderBreakerState *prometheus.GaugeVec   // channel, provider
+	// EndpointsOpen counts, per channel, the endpoints (failover
+	// providers, webhook subscriptions) whose own breaker is open; 0 for
+	// every channel from the start, so an alert can read it.
+	EndpointsOpen *prometheus.GaugeVec // channel
 }
 
 func (m *Metrics) registerProtect() {
@@ -61,7 +65,10 @@ func (m *Metrics) registerProtect() {
 	p.ProviderBreakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "herald_provider_breaker_state", Help: "Circuit breaker of each provider of a channel with several: 0 closed, 1 half-open, 2 open (out of the rotation).",
 	}, []string{"channel", "provider"})
-	m.Registry.MustRegister(p.Suppressions, p.Suppressed, p.RateLimitWait, p.RateLimitWaits, p.BreakerState, p.BreakerTransitions, p.ProviderSends, p.ProviderBreakerState)
+	p.EndpointsOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_endpoints_open", Help: "Endpoints of a channel with several (failover providers, webhook subscriptions) whose own circuit breaker is open.",
+	}, []string{"channel"})
+	m.Registry.MustRegister(p.Suppressions, p.Suppressed, p.RateLimitWait, p.RateLimitWaits, p.BreakerState, p.BreakerTransitions, p.ProviderSends, p.ProviderBreakerState, p.EndpointsOpen)
 	for _, ch := range notification.Known() {
 		c := string(ch)
 		for _, r := range notification.SpecOf(ch).SuppressOn {
@@ -72,6 +79,7 @@ func (m *Metrics) registerProtect() {
 		p.RateLimitWait.WithLabelValues(c)
 		p.RateLimitWaits.WithLabelValues(c)
 		p.BreakerState.WithLabelValues(c)
+		p.EndpointsOpen.WithLabelValues(c)
 		for _, s := range []string{"closed", "half-open", "open"} {
 			p.BreakerTransitions.WithLabelValues(c, s)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
@@ -119,8 +120,10 @@ func (f *fleet) keyedGuard(ch notification.Channel, sender channels.Sender) (*pr
 	m := f.metrics.Protect
 	var k *protect.Keyed
 	var mu sync.Mutex
+	count := openEndpoints(m.EndpointsOpen.WithLabelValues(c))
 	onState := func(key string, from, to protect.State) {
 		m.ProviderBreakerState.WithLabelValues(c, key).Set(float64(to))
+		count(key, to)
 		m.BreakerTransitions.WithLabelValues(c, to.String()).Inc()
 		if to == protect.Open {
 			log.Warn("endpoint circuit breaker opened; its messages wait on the retry ladder, the other endpoints are served",
@@ -155,6 +158,23 @@ func (f *fleet) keyedGuard(ch notification.Channel, sender channels.Sender) (*pr
 	return k, nil
 }
 
+// openEndpoints returns a function that keeps gauge at the number of
+// endpoints whose last state was open (herald_endpoints_open).
+func openEndpoints(gauge prometheus.Gauge) func(key string, to protect.State) {
+	var mu sync.Mutex
+	open := map[string]bool{}
+	return func(key string, to protect.State) {
+		mu.Lock()
+		defer mu.Unlock()
+		if to == protect.Open {
+			open[key] = true
+		} else {
+			delete(open, key)
+		}
+		gauge.Set(float64(len(open)))
+	}
+}
+
 // observeProviders reports a failover sender's providers to the metrics
 // and the log.
 func (f *fleet) observeProviders(ch notification.Channel, g pipeline.Guard) {
@@ -170,10 +190,12 @@ func (f *fleet) observeProviders(ch notification.Channel, g pipeline.Guard) {
 		m.ProviderSends.WithLabelValues(c, p, "sent")
 		m.ProviderSends.WithLabelValues(c, p, "failed")
 	}
+	count := openEndpoints(m.EndpointsOpen.WithLabelValues(c))
 	log.Info("sending through several providers, failing over between them", zap.Strings("providers", fs.Providers()))
 	fs.Observe(failover.Observer{
 		State: func(p string, from, to protect.State) {
 			m.ProviderBreakerState.WithLabelValues(c, p).Set(float64(to))
+			count(p, to)
 			if to == protect.Open {
 				log.Warn("provider out of the rotation; its traffic moves to the others", zap.String("provider", p), zap.Duration("probe_in", f.cfg.BreakerOpenFor))
 			} else {

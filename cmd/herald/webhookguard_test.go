@@ -62,4 +62,7 @@ func TestWebhookGuardPerSubscription(t *testing.T) {
 	if s := testutil.ToFloat64(f.metrics.Protect.ProviderBreakerState.WithLabelValues("webhook", "dead")); s != 2 {
 		t.Fatalf("dead's breaker state %v, want 2 (open)", s)
 	}
+	if n := testutil.ToFloat64(f.metrics.Protect.EndpointsOpen.WithLabelValues("webhook")); n != 1 {
+		t.Fatalf("herald_endpoints_open{channel=webhook} %v, want 1 (the alert reads it)", n)
+	}
 }
