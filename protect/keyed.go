@@ -21,7 +21,14 @@ import (
 // breaker does. Safe for concurrent use.
 type Keyed struct {
 	Next channels.Sender
-	cfg  BreakerConfig
+	// Endpoints, when set, are the endpoints that exist now (the serving
+	// subscriptions). An existing endpoint nothing has been sent to yet
+	// admits calls, and a removed one's breaker no longer counts: without
+	// it, only endpoints sent to count, so a restarted worker whose first
+	// sends were a dead endpoint's retries paused the channel for every
+	// other.
+	Endpoints Endpoints
+	cfg       BreakerConfig
 	// onState is told every endpoint's state changes.
 	onState func(key string, from, to State)
 
@@ -39,6 +46,14 @@ func NewKeyed(next channels.Sender, cfg BreakerConfig, onState func(key string, 
 		return nil, err
 	}
 	return &Keyed{Next: next, cfg: cfg, onState: onState, breakers: map[string]*Breaker{}}, nil
+}
+
+// Endpoints says which endpoints a Keyed's channel has now.
+type Endpoints interface {
+	// Len is how many there are.
+	Len() int
+	// Has reports whether key is one of them.
+	Has(key string) bool
 }
 
 // maxKeyed bounds the breakers a Keyed keeps: addresses come from
@@ -94,6 +109,18 @@ func (k *Keyed) Close() error { return k.Next.Close() }
 func (k *Keyed) Passing() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if e := k.Endpoints; e != nil {
+		// Passing while some existing endpoint admits a call: one without
+		// a breaker yet does.
+		n := e.Len()
+		down := 0
+		for key, b := range k.breakers {
+			if e.Has(key) && !b.Admits() {
+				down++
+			}
+		}
+		return n == 0 || down < n
+	}
 	if len(k.breakers) == 0 {
 		return true
 	}

@@ -158,3 +158,41 @@ func (s *slowProbe) Send(ctx context.Context, m *channels.Message) (channels.Rec
 	return channels.Receipt{}, nil
 }
 func (s *slowProbe) Close() error { return nil }
+
+// subs is a fixed set of endpoints.
+type subs map[string]bool
+
+func (s subs) Len() int            { return len(s) }
+func (s subs) Has(key string) bool { return s[key] }
+
+// With the serving endpoints known, an endpoint nothing has been sent to
+// yet admits calls: a restarted worker whose first sends were a dead
+// endpoint's retries paused the channel for the live one, which got
+// nothing for 87 s (an outside tester's find). A removed endpoint's
+// breaker stops counting, either way.
+func TestKeyedCountsEndpointsNotYetSentTo(t *testing.T) {
+	e := &endpoints{down: map[string]bool{"dead": true}, calls: map[string]int{}}
+	k, err := protect.NewKeyed(e, protect.BreakerConfig{Name: "webhook", Failures: 3, OpenFor: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Endpoints = subs{"live": true, "dead": true}
+	ctx := context.Background()
+	for range 3 {
+		_, _ = k.Send(ctx, &channels.Message{To: "dead"})
+	}
+	if !k.Passing() {
+		t.Fatal("paused with live never sent to")
+	}
+	if _, err := k.Send(ctx, &channels.Message{To: "dead"}); !failure.IsUnsent(err) {
+		t.Fatalf("the dead endpoint's next send: %v, want unsent (the ladder), not a pause", err)
+	}
+	k.Endpoints = subs{"dead": true} // live removed from webhooks.yaml
+	if k.Passing() {
+		t.Fatal("passing with the only endpoint open")
+	}
+	k.Endpoints = subs{"dead": true, "new": true} // one added
+	if !k.Passing() {
+		t.Fatal("paused with a new endpoint never sent to")
+	}
+}

@@ -158,6 +158,20 @@ func (s *Sender) Send(ctx context.Context, m *channels.Message) (channels.Receip
 }
 
 // Close releases idle connections.
+// Endpoints are the serving subscriptions, as protect.Keyed counts them:
+// one circuit breaker each.
+func (s *Sender) Endpoints() Endpoints { return Endpoints{s.opts.Subscriptions} }
+
+// Endpoints are a Sender's subscriptions as they are at each call (they
+// are hot-reloaded).
+type Endpoints struct{ subs func() *Subscriptions }
+
+// Len is how many subscriptions there are.
+func (e Endpoints) Len() int { return e.subs().Len() }
+
+// Has reports whether id is one of them.
+func (e Endpoints) Has(id string) bool { return e.subs().Lookup(id) != nil }
+
 func (s *Sender) Close() error {
 	s.client.CloseIdleConnections()
 	return nil

@@ -150,12 +150,30 @@ func (f *fleet) keyedGuard(ch notification.Channel, sender channels.Sender) (*pr
 	var err error
 	mu.Lock()
 	k, err = protect.NewKeyed(sender, protect.BreakerConfig{Name: c, Failures: f.cfg.BreakerFailures, OpenFor: f.cfg.BreakerOpenFor}, onState)
+	if err == nil {
+		if e, ok := endpointsOf(sender); ok {
+			k.Endpoints = e // the serving subscriptions, not only those sent to
+		}
+	}
 	mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("HERALD_BREAKER_FAILURES/HERALD_BREAKER_OPEN_FOR: %w", err)
 	}
 	m.BreakerState.WithLabelValues(c).Set(float64(protect.Closed))
 	return k, nil
+}
+
+// endpointsOf finds the webhook sender's subscriptions under herald dev's
+// outbox wrapper.
+func endpointsOf(s channels.Sender) (webhook.Endpoints, bool) {
+	if id, ok := s.(identifying); ok {
+		s = id.Sender
+	}
+	ws, ok := s.(interface{ Endpoints() webhook.Endpoints })
+	if !ok {
+		return webhook.Endpoints{}, false
+	}
+	return ws.Endpoints(), true
 }
 
 // openEndpoints returns a function that keeps gauge at the number of

@@ -66,3 +66,21 @@ func TestWebhookGuardPerSubscription(t *testing.T) {
 		t.Fatalf("herald_endpoints_open{channel=webhook} %v, want 1 (the alert reads it)", n)
 	}
 }
+
+// The fleet finds the webhook sender's subscriptions, in herald run and
+// under herald dev's outbox wrapper, so its breakers count the partners
+// nothing has been sent to yet.
+func TestEndpointsOfTheWebhookSender(t *testing.T) {
+	s, err := webhook.New(webhook.Options{Subscriptions: func() *webhook.Subscriptions { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sender := range []channels.Sender{s, identifying{Sender: s, ch: "webhook"}} {
+		if e, ok := endpointsOf(sender); !ok || e.Len() != 0 || e.Has("x") {
+			t.Errorf("%T: endpoints %v, %v", sender, e, ok)
+		}
+	}
+	if _, ok := endpointsOf(&partners{}); ok {
+		t.Error("a sender without subscriptions has endpoints")
+	}
+}
