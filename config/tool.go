@@ -15,8 +15,10 @@ import (
 // variables are not checked: a tool names too few of them for the rules to
 // mean anything.
 //
-// Errors name the variable, as Load's do; -h and --help return
-// flag.ErrHelp after fs prints its usage.
+// Flags may come before, between or after the positional arguments
+// (ParseInterspersed), which fs.Args() then holds. Errors name the
+// variable, as Load's do; -h and --help return flag.ErrHelp after fs
+// prints its usage.
 func LoadTool(fs *flag.FlagSet, args []string, getenv func(string) string, names []string, required ...string) (*Config, error) {
 	vars := make([]*variable, 0, len(names))
 	for _, n := range names {
@@ -30,7 +32,7 @@ func LoadTool(fs *flag.FlagSet, args []string, getenv func(string) string, names
 			fs.String(v.flag()+"-file", "", flagUsage(v))
 		}
 	}
-	if err := fs.Parse(args); err != nil {
+	if _, err := ParseInterspersed(fs, args); err != nil {
 		return nil, err
 	}
 	flags := make(map[string]string)
@@ -93,4 +95,33 @@ func lookupVar(name string) *variable {
 		}
 	}
 	return nil
+}
+
+// ParseInterspersed parses fs's flags wherever they appear among the
+// positional arguments (herald preferences get PERSON --redis-url URL;
+// herald templates render TYPE --channel sms), as flag.Parse does only
+// before the first positional one. It returns the positional arguments,
+// in order, which fs.Args() then holds too. After "--" everything is
+// positional.
+func ParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...) // after the terminator
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	if err := fs.Parse(append([]string{"--"}, pos...)); err != nil { // fs.Args() = pos
+		return nil, err
+	}
+	return pos, nil
 }

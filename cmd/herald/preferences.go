@@ -49,21 +49,20 @@ func cmdPreferences(args []string) int {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, preferencesUsage) }
 	vars := append(append([]string(nil), toolRedisVars...), "HERALD_TEMPLATES_DIR")
-	want := map[string]int{"get": 1, "set": 2}[sub]
-	pos, rest := leadingArgs(args[1:], want)
-	cfg, exit := loadTool(command, fs, rest, os.Getenv, os.Stderr, vars, "HERALD_REDIS_URL")
+	cfg, exit := loadTool(command, fs, args[1:], os.Getenv, os.Stderr, vars, "HERALD_REDIS_URL")
 	if exit != nil {
 		return *exit
 	}
-	if pos = append(pos, fs.Args()...); len(pos) != want {
+	want := map[string]int{"get": 1, "set": 2}[sub]
+	if pos := fs.Args(); len(pos) != want {
 		fmt.Fprint(os.Stderr, preferencesUsage)
 		return 2
 	}
-	person := pos[0]
+	person := fs.Arg(0)
 	var patch *prefs.Patch
 	err := prefs.CheckPerson(person)
 	if err == nil && sub == "set" {
-		patch, err = prefs.DecodePatch([]byte(pos[1]))
+		patch, err = prefs.DecodePatch([]byte(fs.Arg(1)))
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", command, err)

@@ -44,12 +44,10 @@ func cmdSuppressions(args []string) int {
 	channel := fs.String("channel", "", notification.Names())
 	unmasked := fs.Bool("unmasked", false, "list: print full addresses")
 	asJSON := fs.Bool("json", false, "list: print JSON")
-	lead, rest := leadingArgs(args[1:], map[string]int{"list": 0, "remove": 1}[sub])
-	cfg, exit := loadTool("herald suppressions "+sub, fs, rest, os.Getenv, os.Stderr, toolRedisVars, "HERALD_REDIS_URL")
+	cfg, exit := loadTool("herald suppressions "+sub, fs, args[1:], os.Getenv, os.Stderr, toolRedisVars, "HERALD_REDIS_URL")
 	if exit != nil {
 		return *exit
 	}
-	pos := append(lead, fs.Args()...)
 	client, err := openToolRedis(cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "herald suppressions: %v\n", err)
@@ -67,17 +65,17 @@ func cmdSuppressions(args []string) int {
 
 	switch sub {
 	case "list":
-		if len(pos) != 0 {
+		if fs.NArg() != 0 {
 			fmt.Fprint(os.Stderr, suppressionsUsage)
 			return 2
 		}
 		err = listSuppressions(ctx, os.Stdout, list, *channel, *unmasked, *asJSON)
 	case "remove":
-		if len(pos) != 1 {
+		if fs.NArg() != 1 {
 			fmt.Fprint(os.Stderr, suppressionsUsage)
 			return 2
 		}
-		err = removeSuppression(ctx, os.Stdout, list, *channel, pos[0])
+		err = removeSuppression(ctx, os.Stdout, list, *channel, fs.Arg(0))
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "herald suppressions %s: %v\n", sub, err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gymhq/herald/channels"
+	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/preview"
 	"github.com/gymhq/herald/templates"
@@ -62,22 +63,6 @@ func runTemplates(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// parseInterspersed parses flags wherever they appear among the
-// positional arguments (herald templates render TYPE --channel sms).
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
 // usageExit ends a templates subcommand whose arguments did not parse
 // (err) or did not fit: usage on stderr, exit 2; but -h, which the flag
 // package has answered with the flags on stderr, is asked for: usage on
@@ -94,7 +79,7 @@ func usageExit(err error, usage string, stdout, stderr io.Writer) int {
 func templatesLint(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("herald templates lint", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	pos, err := parseInterspersed(fs, args)
+	pos, err := config.ParseInterspersed(fs, args)
 	if err != nil || len(pos) > 1 {
 		return usageExit(err, "usage: herald templates lint [DIR]", stdout, stderr)
 	}
@@ -153,7 +138,7 @@ func templatesRender(args []string, stdout, stderr io.Writer) int {
 	locale := fs.String("locale", "", "render for a recipient with this locale (BCP 47), resolved as for a real one (es-MX → es → en); default: each sample recipient's own")
 	sampleName := fs.String("sample", "", "sample file name without .json (default: every sample)")
 	dir := fs.String("dir", "", "template tree (default: the templates built into herald)")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := config.ParseInterspersed(fs, args)
 	if err != nil || len(pos) != 1 {
 		return usageExit(err, "usage: herald templates render EVENT_TYPE [--channel C] [--locale L] [--sample S] [--dir DIR]", stdout, stderr)
 	}
@@ -270,7 +255,7 @@ func templatesTest(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("herald templates test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	update := fs.Bool("update", false, "rewrite the golden files from the current rendering (review the diff before committing)")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := config.ParseInterspersed(fs, args)
 	if err != nil || len(pos) > 1 {
 		return usageExit(err, "usage: herald templates test [--update] [DIR]", stdout, stderr)
 	}
@@ -325,7 +310,7 @@ func templatesPreview(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("herald templates preview", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8026", "listen address of the preview page")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := config.ParseInterspersed(fs, args)
 	if err != nil || len(pos) > 1 {
 		return usageExit(err, "usage: herald templates preview [--addr 127.0.0.1:8026] [DIR]", os.Stdout, stderr)
 	}

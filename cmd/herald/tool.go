@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -168,17 +167,6 @@ func orList(xs []string) string {
 
 // loadTool parses a tool's flags and configuration; a non-nil *int is the
 // exit code to return (0 after -h, 2 after a one-line error on stderr).
-// leadingArgs splits off up to n positional arguments that come before
-// the flags (herald preferences get PERSON --redis-url URL), since flag
-// parsing stops at the first argument that is not a flag. The caller
-// appends what is left after the flags.
-func leadingArgs(args []string, n int) (lead, rest []string) {
-	for len(args) > 0 && len(lead) < n && !strings.HasPrefix(args[0], "-") {
-		lead, args = append(lead, args[0]), args[1:]
-	}
-	return lead, args
-}
-
 func loadTool(command string, fs *flag.FlagSet, args []string, getenv func(string) string, stderr io.Writer, vars []string, required ...string) (*config.Config, *int) {
 	cfg, err := config.LoadTool(fs, args, getenv, vars, required...)
 	if err == nil {
