@@ -21,15 +21,12 @@ package dispatcher
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 
 	"github.com/gymhq/herald/dlq"
-	"github.com/gymhq/herald/events"
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
@@ -157,7 +154,7 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 // deadLetter writes the event to the DLQ with cause, poison or permanent,
 // and acknowledges it.
 func (d *Dispatcher) deadLetter(ctx context.Context, m *queue.Message, cause error) error {
-	id := eventIDOf(m.Value)
+	id := dlq.EventIDOf(m.Value)
 	rec := dlq.Record(m, cause, dlq.Info{Stage: "dispatcher", Attempts: 1, EventID: id})
 	if err := dlq.Write(ctx, d.Publisher, rec); err != nil {
 		return err
@@ -173,20 +170,6 @@ func (d *Dispatcher) deadLetter(ctx context.Context, m *queue.Message, cause err
 		zap.String("class", failure.ClassOf(cause).String()), zap.String("event_id", id),
 		zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(cause))
 	return nil
-}
-
-// eventIDOf is the id of a dead-lettered event when its value is a JSON
-// object with a string id within events.MaxIDBytes, "" otherwise (it may
-// not decode at all): the DLQ record's herald-event-id header and the log
-// line's event_id, so herald trace and a log search find it.
-func eventIDOf(value []byte) string {
-	var ev struct {
-		ID string `json:"id"`
-	}
-	if json.Unmarshal(value, &ev) != nil || len(ev.ID) > events.MaxIDBytes || !utf8.ValidString(ev.ID) {
-		return ""
-	}
-	return ev.ID
 }
 
 // isRetry reports whether err is explicitly classified retryable (the

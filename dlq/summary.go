@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"slices"
 	"time"
+	"unicode/utf8"
 
+	"github.com/gymhq/herald/events"
 	"github.com/gymhq/herald/notification"
 )
 
@@ -132,12 +134,7 @@ func (s *Summary) Add(e *Entry, mask func(channel, to string) string) {
 			smp.To = mask(e.Stage, to)
 		}
 	} else if e.EventID == "" {
-		var ev struct {
-			ID string `json:"id"`
-		}
-		if json.Unmarshal(e.Value, &ev) == nil && len(ev.ID) <= 128 {
-			smp.EventID = ev.ID
-		}
+		smp.EventID = EventIDOf(e.Value) // a record from before the dispatcher set the header
 	}
 	s.keep(e.Reason, smp)
 }
@@ -169,4 +166,18 @@ func notificationTo(v []byte) string {
 		return n.To
 	}
 	return ""
+}
+
+// EventIDOf is the id of a dead-lettered event read from its value: the
+// value's JSON "id" when it is a string within events.MaxIDBytes, "" when
+// the value does not decode or has none. The dispatcher sets it as a dead
+// letter's herald-event-id; inspect reads it from records without one.
+func EventIDOf(value []byte) string {
+	var ev struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(value, &ev) != nil || len(ev.ID) > events.MaxIDBytes || !utf8.ValidString(ev.ID) {
+		return ""
+	}
+	return ev.ID
 }
