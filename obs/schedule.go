@@ -13,6 +13,10 @@ const (
 	// OutcomeExpired is final: past its expiry (a reminder whose class has
 	// started) when a worker took it, never sent.
 	OutcomeExpired = "expired"
+	// ReasonOptedOut is the reason of a cancelled notification its person
+	// turned off after it was planned: its idempotency key's failure
+	// reason, and the outcome line's.
+	ReasonOptedOut = "opted_out"
 	// OutcomeDeferred is not final: handed to the scheduler until it is
 	// due (a schedule, quiet hours, a cap with policy defer, a retry).
 	OutcomeDeferred = "deferred"

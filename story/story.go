@@ -405,7 +405,7 @@ func (st *Story) decide(ctx context.Context, store dedupe.Store, rs receipts.Sto
 		case c.State == dedupe.StateFailed && c.Reason == obs.OutcomeCapped:
 			d.State, d.Reason = "capped", c.Reason
 			d.Verdict = "not sent: over its category's frequency cap, whose policy is drop (categories.yaml)"
-		case c.State == dedupe.StateFailed && c.Reason == "opted_out":
+		case c.State == dedupe.StateFailed && c.Reason == obs.ReasonOptedOut:
 			d.State, d.Reason = "cancelled", c.Reason
 			d.Verdict = "not sent: the person turned it off in their preferences after it was planned"
 		case c.State == dedupe.StateFailed && c.Reason == obs.OutcomeExpired:

@@ -147,8 +147,8 @@ type rule struct {
 	// (routing.yaml expires:), relative to a time in the event's data.
 	expires *TimeRef
 	// held is an unscheduled rule's cancel_on (routing.yaml, beside
-	// its channels): its messages held for quiet hours or a cap carry the
-	// cancel keys, and are withdrawn as a schedule's are.
+	// its channels): its messages quiet hours hold carry the cancel keys,
+	// and are withdrawn as a schedule's are.
 	held *Schedule
 
 	// files holds the parsed templates of each channel, by canonical locale.

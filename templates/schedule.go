@@ -76,7 +76,7 @@ func parseSchedule(template string, f *scheduleFile) (*Schedule, error) {
 }
 
 // parseCancelOn reads a cancel_on list: a schedule's, or an unscheduled
-// rule's (its messages held for quiet hours or a cap are withdrawn too).
+// rule's (what quiet hours hold of its messages is withdrawn too).
 func parseCancelOn(fs []cancelFile) ([]CancelRule, error) {
 	var out []CancelRule
 	seen := map[CancelRule]bool{}

@@ -107,10 +107,6 @@ func (w *Worker) endExpired(ctx context.Context, m *queue.Message, n *notificati
 	return nil
 }
 
-// ReasonOptedOut is the reason of a notification cancelled at firing
-// because its person turned it off after it was planned.
-const ReasonOptedOut failure.Reason = "opted_out"
-
 // optedOut cancels a notification the scheduler fired whose person has
 // turned its category off on its channel since it was planned (a reminder
 // booked weeks ago, a message held for quiet hours): its key is marked
@@ -130,21 +126,20 @@ func (w *Worker) optedOut(ctx context.Context, m *queue.Message, n *notification
 		return false, nil
 	}
 	if err := w.persist(ctx, func(ctx context.Context) error {
-		return w.cfg.Store.MarkFailed(ctx, n.ID, owner, string(ReasonOptedOut))
+		return w.cfg.Store.MarkFailed(ctx, n.ID, owner, obs.ReasonOptedOut)
 	}); err != nil {
 		return true, err
 	}
-	cat := cmp.Or(n.Category, "transactional")
-	w.outcome(m, n, obs.OutcomeCancelled, failure.Errorf(failure.Permanent, ReasonOptedOut,
-		"%s turned %s off on %s after it was planned", n.RecipientID, cat, n.Channel), "", start)
+	w.outcome(m, n, obs.OutcomeCancelled, failure.Errorf(failure.Permanent, obs.ReasonOptedOut,
+		"%s turned %s off on %s after it was planned", n.RecipientID, categoryOf(n), n.Channel), "", start)
 	return true, nil
 }
 
+// categoryOf is n's category; records written before categories existed
+// have none and count as transactional.
+func categoryOf(n *notification.Notification) string { return cmp.Or(n.Category, "transactional") }
+
 // capKey is the counter key of n's person, channel and category.
 func capKey(n *notification.Notification) string {
-	cat := n.Category
-	if cat == "" {
-		cat = "transactional"
-	}
-	return caps.Key(n.RecipientID, string(n.Channel), cat)
+	return caps.Key(n.RecipientID, string(n.Channel), categoryOf(n))
 }

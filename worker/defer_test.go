@@ -296,7 +296,7 @@ func TestOptOutAfterPlanningCancelsAtFiring(t *testing.T) {
 	if r.s.calls != 0 {
 		t.Fatalf("%d sends after the opt-out", r.s.calls)
 	}
-	if c, _ := r.store.Get(ctx, n.ID); c.State != dedupe.StateFailed || c.Reason != string(worker.ReasonOptedOut) {
+	if c, _ := r.store.Get(ctx, n.ID); c.State != dedupe.StateFailed || c.Reason != obs.ReasonOptedOut {
 		t.Fatalf("its key %+v, want failed/opted_out", c)
 	}
 	lines := logs.FilterMessage("notification cancelled").All()

@@ -157,7 +157,6 @@ func (s *Sender) Send(ctx context.Context, m *channels.Message) (channels.Receip
 	}
 }
 
-// Close releases idle connections.
 // Endpoints are the serving subscriptions, as protect.Keyed counts them:
 // one circuit breaker each.
 func (s *Sender) Endpoints() Endpoints { return Endpoints{s.opts.Subscriptions} }
@@ -172,6 +171,7 @@ func (e Endpoints) Len() int { return e.subs().Len() }
 // Has reports whether id is one of them.
 func (e Endpoints) Has(id string) bool { return e.subs().Lookup(id) != nil }
 
+// Close releases idle connections.
 func (s *Sender) Close() error {
 	s.client.CloseIdleConnections()
 	return nil
