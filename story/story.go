@@ -276,6 +276,16 @@ func deadLetterOf(m *queue.Message, id string, idJSON []byte) bool {
 	return bytes.Contains(m.Value, idJSON)
 }
 
+// unsent are the failure reasons of idempotency keys whose notification
+// ended without a send, by design rather than by a failure: the state
+// herald trace shows, and why.
+var unsent = map[string]struct{ state, why string }{
+	obs.OutcomeSuppressed: {"suppressed", "the address is on the suppression list (herald suppressions list)"},
+	obs.OutcomeCapped:     {"capped", "over its category's frequency cap, whose policy is drop (categories.yaml)"},
+	obs.ReasonOptedOut:    {"cancelled", "the person turned it off in their preferences after it was planned"},
+	obs.OutcomeExpired:    {"expired", "its time had passed when a worker took it (routing.yaml expires:, or a reminder's class start)"},
+}
+
 // fillNotification copies what tooling may show of an encoded notification.
 func fillNotification(r *Record, value []byte) {
 	n, err := notification.Decode(value)
@@ -399,21 +409,14 @@ func (st *Story) decide(ctx context.Context, store dedupe.Store, rs receipts.Sto
 					}
 				}
 			}
-		case c.State == dedupe.StateFailed && c.Reason == obs.OutcomeSuppressed:
-			d.State, d.Reason = "suppressed", c.Reason
-			d.Verdict = "not sent: the address is on the suppression list (herald suppressions list)"
-		case c.State == dedupe.StateFailed && c.Reason == obs.OutcomeCapped:
-			d.State, d.Reason = "capped", c.Reason
-			d.Verdict = "not sent: over its category's frequency cap, whose policy is drop (categories.yaml)"
-		case c.State == dedupe.StateFailed && c.Reason == obs.ReasonOptedOut:
-			d.State, d.Reason = "cancelled", c.Reason
-			d.Verdict = "not sent: the person turned it off in their preferences after it was planned"
-		case c.State == dedupe.StateFailed && c.Reason == obs.OutcomeExpired:
-			d.State, d.Reason = "expired", c.Reason
-			d.Verdict = "not sent: its time had passed when a worker took it (routing.yaml expires:, or a reminder's class start)"
 		case c.State == dedupe.StateFailed:
-			d.State, d.Reason = "failed", c.Reason
-			d.Verdict = "not delivered: failed permanently (" + c.Reason + "); see the dead letter"
+			d.Reason = c.Reason
+			if u, ok := unsent[c.Reason]; ok {
+				d.State, d.Verdict = u.state, "not sent: "+u.why
+			} else {
+				d.State = "failed"
+				d.Verdict = "not delivered: failed permanently (" + c.Reason + "); see the dead letter"
+			}
 		case c.State == dedupe.StateInFlight:
 			d.State = "in_flight"
 			d.Verdict = fmt.Sprintf("being sent now by %s (lease %s left)", c.Owner, c.LeaseLeft.Round(time.Millisecond))
