@@ -170,7 +170,7 @@ func newPlumbingPlan(ctx context.Context, tpl *templates.Set, values [][]byte) (
 		}
 		for i := range plan.Notifications {
 			n := &plan.Notifications[i]
-			if n.DueAt.After(plan.Now) || len(n.CancelKeys) > 0 {
+			if n.ViaScheduler(plan.Now) {
 				r, err := schedule.Schedule(n, n.DueAt, topics.Channel(n.Channel), plan.Now)
 				if err != nil {
 					return nil, fmt.Errorf("plumbing: %w", err)

@@ -88,7 +88,7 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 	var hs []queue.Header
 	for i := range ns {
 		n := &ns[i]
-		if n.DueAt.After(plan.Now) || len(n.CancelKeys) > 0 {
+		if n.ViaScheduler(plan.Now) {
 			// Not due yet (scheduled, or in quiet hours), or cancellable:
 			// the scheduler holds it and publishes it to its channel topic
 			// when due, unless an event cancelled it — also one due now,
@@ -135,7 +135,7 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 	d.refused(m, plan.Refused)
 	if held > 0 {
 		for i := range ns {
-			if ns[i].DueAt.After(plan.Now) || len(ns[i].CancelKeys) > 0 {
+			if ns[i].ViaScheduler(plan.Now) {
 				d.Metrics.Schedule.Held.WithLabelValues(string(ns[i].Channel), ns[i].Deferred).Inc()
 				d.Metrics.Notifications.WithLabelValues(string(ns[i].Channel), obs.OutcomeDeferred, "").Inc()
 			}

@@ -260,3 +260,45 @@ func TestHeldReminderWithdrawnByTheClassCancellation(t *testing.T) {
 		t.Fatalf("pushes at 07:00: %v, want only the other class's reminder", ids)
 	}
 }
+
+// A class reminder sent at once, in the daytime, carries its rule's
+// cancel keys, so what holds it later (a retry after a failed send, a
+// frequency cap) is withdrawn when the gym cancels the class. Before, only
+// what quiet hours held carried them: a push retried after an outage went
+// out for a class the gym had cancelled meanwhile. It still skips the
+// scheduler's hop on its way out.
+func TestReminderRetryWithdrawnByTheClassCancellation(t *testing.T) {
+	n := newNight(t)
+	loc := n.clock.t.Location()
+	n.clock.t = time.Date(2026, 12, 4, 12, 0, 0, 0, loc)
+	n.event(readSample(t, "gym.class.reminder", "member-with-push-en.json"))
+	for _, m := range n.pub.msgs {
+		if m.Topic == topics.Schedule {
+			t.Fatalf("a reminder due now went through the scheduler: %s", m.Value)
+		}
+	}
+	got := n.sent(notification.Push)
+	if len(got) != 1 {
+		t.Fatalf("%d pushes at noon, want 1 at once", len(got))
+	}
+	push := got[0]
+	if len(push.CancelKeys) == 0 {
+		t.Fatal("the reminder sent at once carries no cancel keys")
+	}
+	// The push provider is down: the worker hands the retry to the
+	// scheduler, as pipeline.NewWait's Defer does.
+	push.Attempt, push.Deferred = 2, notification.DeferRetry
+	push.NotBefore = n.clock.t.Add(10 * time.Minute)
+	if err := schedule.Defer(context.Background(), n.pub, nil, push, push.NotBefore, topics.Retry(notification.Push), n.clock.t); err != nil {
+		t.Fatal(err)
+	}
+	n.feed()
+	n.clock.t = n.clock.t.Add(time.Minute)
+	n.event(bytes.Replace(readSample(t, "gym.class.cancelled", "three-attendees.json"), []byte(`"cls_mad_yoga_0800"`), []byte(`"cls_spin_1000"`), 1))
+	n.at(push.NotBefore.Add(time.Second))
+	for _, m := range n.pub.msgs {
+		if m.Topic == topics.Retry(notification.Push) {
+			t.Fatalf("the reminder's retry fired for a cancelled class: %s", m.Value)
+		}
+	}
+}

@@ -95,7 +95,8 @@ type Notification struct {
 	// "retry" (herald trace shows it); empty when it never did.
 	Deferred string `json:"deferred,omitempty"`
 	// CancelKeys are the keys whose cancellation (routing.yaml cancel_on)
-	// withdraws a scheduled notification before it is due.
+	// withdraws the notification while the scheduler holds it: before it
+	// is due, or while a cap or a retry holds it later.
 	CancelKeys []string `json:"cancel_keys,omitempty"`
 	// ExpiresAt, when set, is when the notification stops being worth
 	// sending: a reminder's class start. Quiet hours and caps never defer
@@ -110,6 +111,16 @@ const (
 	DeferCap        = "cap"
 	DeferRetry      = "retry"
 )
+
+// ViaScheduler reports whether the dispatcher hands n, just planned at
+// now, to the scheduler rather than to its channel topic: it is not due
+// yet (a schedule, quiet hours), or it is a scheduled rule's and due now,
+// so that a cancellation read before it still withdraws it. An unscheduled
+// rule's message due now goes out at once, with its cancel keys for
+// whatever holds it later.
+func (n *Notification) ViaScheduler(now time.Time) bool {
+	return n.DueAt.After(now) || (len(n.CancelKeys) > 0 && n.Deferred == DeferSchedule)
+}
 
 // NewID derives the notification id. The parts are length-prefixed before
 // hashing so that no two different tuples can collide by concatenation.

@@ -121,7 +121,7 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 		people       []events.Person
 		due, expires time.Time
 		keys         []string
-		heldKeys     []string // an unscheduled rule's cancel_on, for what quiet hours hold
+		heldKeys     []string // an unscheduled rule's cancel_on, for whatever holds its messages
 	}
 	var refused []Refusal
 	var workArray [8]ruleWork // most event types have fewer rules: no allocation
@@ -284,10 +284,12 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 					if !opts.NoQuietHours {
 						s.quiet(&n, r, cat, choicesOf(opts, p.ID), loc, now)
 					}
-					if len(heldKeys) > 0 && n.DueAt.After(now) {
-						// Held (quiet hours): withdrawn by cancel_on's
-						// events, as a scheduled message is. One sent at
-						// once needs no keys, nor the scheduler's hop.
+					if len(heldKeys) > 0 {
+						// Whatever holds it (quiet hours now; a cap or a
+						// retry later) has it withdrawn by cancel_on's
+						// events, as a scheduled message is. One due now
+						// still skips the scheduler's hop
+						// (Notification.ViaScheduler).
 						n.CancelKeys = heldKeys
 					}
 					out = append(out, n)
