@@ -162,7 +162,7 @@ func newPlumbingPlan(ctx context.Context, tpl *templates.Set, values [][]byte) (
 			return nil, fmt.Errorf("plumbing: %w", err)
 		}
 		if len(plan.Cancels) > 0 {
-			c, err := schedule.Message(&schedule.Record{Kind: schedule.KindCancel, Keys: plan.Cancels, EventID: plan.EventID, At: plan.Now})
+			c, err := schedule.Message(schedule.CancelRecord(plan.EventID, plan.EventTime, plan.Cancels, plan.Now))
 			if err != nil {
 				return nil, fmt.Errorf("plumbing: %w", err)
 			}

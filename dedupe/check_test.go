@@ -217,10 +217,10 @@ func TestDocumentedACLUser(t *testing.T) {
 	// every channel role run them).
 	idx := schedule.NewRedis(client, schedule.RedisOptions{})
 	now := time.Now()
-	if _, err := idx.Add(ctx, []schedule.Entry{{ID: "n1", Due: now, Keys: []string{"k1"}, Record: []byte("{}")}, {ID: "n2", Due: now, Keys: []string{"k2"}, Record: []byte("{}")}}); err != nil {
+	if _, err := idx.Add(ctx, []schedule.Entry{{ID: "n1", Due: now, Keys: []string{"k1"}, Record: []byte("{}")}, {ID: "n2", Due: now, Keys: []string{"k2"}, Record: []byte("{}"), EventTime: now}}); err != nil {
 		t.Errorf("schedule add: %v", err)
 	}
-	if _, err := idx.Cancel(ctx, []string{"k2"}, time.Hour); err != nil {
+	if _, err := idx.Cancel(ctx, []schedule.Cancellation{{Key: "k2", At: now}}, time.Hour); err != nil {
 		t.Errorf("schedule cancel: %v", err)
 	}
 	if es, err := idx.Due(ctx, now, 10, time.Minute); err != nil || len(es) != 1 {

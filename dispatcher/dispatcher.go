@@ -73,7 +73,7 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 	if len(plan.Cancels) > 0 {
 		// In the same Publish as the event's schedules: an event that both
 		// schedules and cancels (a re-booking) is applied whole or not.
-		c, err := schedule.Message(&schedule.Record{Kind: schedule.KindCancel, Keys: plan.Cancels, EventID: plan.EventID, At: now})
+		c, err := schedule.Message(schedule.CancelRecord(plan.EventID, plan.EventTime, plan.Cancels, now))
 		if err != nil {
 			return d.deadLetter(ctx, m, err)
 		}

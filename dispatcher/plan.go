@@ -65,9 +65,11 @@ type EventPlan struct {
 	Notifications []notification.Notification
 	Refused       []Refusal
 	Cancels       []string
-	// EventID is the event's id; Now the time the plan was made at.
-	EventID string
-	Now     time.Time
+	// EventID is the event's id, EventTime its time (zero when it has
+	// none); Now the time the plan was made at.
+	EventID   string
+	EventTime time.Time
+	Now       time.Time
 }
 
 // Plan decodes raw and plans the notifications that go out at once,
@@ -103,7 +105,7 @@ func (p *Planner) PlanEvent(ctx context.Context, raw []byte) (*EventPlan, error)
 	if !p.Templates.Known(ev.Type) {
 		cancels := p.Templates.Cancels(ev)
 		if len(cancels) > 0 { // an event routed only to cancel schedules
-			return &EventPlan{Cancels: cancels, EventID: ev.ID, Now: p.now()}, nil
+			return &EventPlan{Cancels: cancels, EventID: ev.ID, EventTime: ev.Time, Now: p.now()}, nil
 		}
 		return nil, fmt.Errorf("%w %q", ErrUnknownType, ev.Type)
 	}
@@ -141,7 +143,7 @@ func (p *Planner) PlanEvent(ctx context.Context, raw []byte) (*EventPlan, error)
 		}
 		ns = kept
 	}
-	return &EventPlan{Notifications: ns, Refused: refused, Cancels: p.Templates.Cancels(ev), EventID: ev.ID, Now: now}, nil
+	return &EventPlan{Notifications: ns, Refused: refused, Cancels: p.Templates.Cancels(ev), EventID: ev.ID, EventTime: ev.Time, Now: now}, nil
 }
 
 // tooFarAhead marks the refusal of a message planned further ahead than

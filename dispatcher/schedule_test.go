@@ -80,6 +80,14 @@ func (n *night) at(t time.Time) {
 	n.feed()
 }
 
+// classCancelled is the sample class cancellation, of class id at time at
+// (RFC 3339).
+func classCancelled(t *testing.T, id, at string) []byte {
+	t.Helper()
+	return []byte(strings.NewReplacer(`"cls_mad_yoga_0800"`, `"`+id+`"`, `"2026-11-23T05:30:00Z"`, `"`+at+`"`).
+		Replace(string(readSample(t, "gym.class.cancelled", "three-attendees.json"))))
+}
+
 // sent returns the notifications on ch's topic so far.
 func (n *night) sent(ch notification.Channel) []*notification.Notification {
 	var out []*notification.Notification
@@ -246,9 +254,8 @@ func TestHeldReminderWithdrawnByTheClassCancellation(t *testing.T) {
 		[]byte(`"evt_01JDB0C4HT"`), []byte(`"evt_other_class"`), 1)
 	n.event(reminder)
 	n.event(other)
-	cancelled := bytes.Replace(readSample(t, "gym.class.cancelled", "three-attendees.json"), []byte(`"cls_mad_yoga_0800"`), []byte(`"cls_spin_1000"`), 1)
 	n.clock.t = n.clock.t.Add(15 * time.Minute)
-	n.event(cancelled)
+	n.event(classCancelled(t, "cls_spin_1000", "2030-12-05T08:15:00Z")) // after the reminder's event
 	loc := n.clock.t.Location()
 	n.at(time.Date(2026, 12, 5, 7, 0, 0, 0, loc))
 	got := n.sent(notification.Push)
@@ -294,11 +301,67 @@ func TestReminderRetryWithdrawnByTheClassCancellation(t *testing.T) {
 	}
 	n.feed()
 	n.clock.t = n.clock.t.Add(time.Minute)
-	n.event(bytes.Replace(readSample(t, "gym.class.cancelled", "three-attendees.json"), []byte(`"cls_mad_yoga_0800"`), []byte(`"cls_spin_1000"`), 1))
+	n.event(classCancelled(t, "cls_spin_1000", "2030-12-05T08:15:00Z"))
 	n.at(push.NotBefore.Add(time.Second))
 	for _, m := range n.pub.msgs {
 		if m.Topic == topics.Retry(notification.Push) {
 			t.Fatalf("the reminder's retry fired for a cancelled class: %s", m.Value)
+		}
+	}
+}
+
+// A booking cancelled and then made again under the same booking id (or a
+// class the gym cancelled and reinstated) gets its reminder: a
+// cancellation withdraws what events before it scheduled, not what later
+// ones do. Before, its tombstone withdrew every reminder under the key for
+// the schedule's retention (30 days), whichever order the scheduler read
+// the three events in.
+func TestRebookedAfterItsCancellationIsReminded(t *testing.T) {
+	booked := readSample(t, "gym.booking.confirmed", "member-no-push-en.json") // at 21 Nov 09:12Z, class 24 Nov 18:30Z
+	cancelled := []byte(strings.NewReplacer(`"gym.booking.confirmed"`, `"gym.booking.cancelled"`, `"evt_01JD8X9N4P"`, `"evt_cancel_1"`,
+		`"2026-11-21T09:12:00Z"`, `"2026-11-21T10:00:00Z"`).Replace(string(booked)))
+	rebooked := []byte(strings.NewReplacer(`"evt_01JD8X9N4P"`, `"evt_rebook_1"`, `"2026-11-21T09:12:00Z"`, `"2026-11-21T11:00:00Z"`).Replace(string(booked)))
+	for _, order := range [][]string{{"booked", "cancelled", "rebooked"}, {"booked", "rebooked", "cancelled"}, {"cancelled", "rebooked", "booked"}} {
+		n := newNight(t)
+		n.clock.t = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+		for _, e := range order {
+			n.event(map[string][]byte{"booked": booked, "cancelled": cancelled, "rebooked": rebooked}[e])
+		}
+		n.at(time.Date(2026, 11, 24, 16, 30, 0, 0, time.UTC))
+		var from []string
+		for _, x := range n.sent(notification.SMS) {
+			if x.Template == "gym.booking.confirmed/reminder" {
+				from = append(from, x.EventID)
+			}
+		}
+		if len(from) != 1 || from[0] != "evt_rebook_1" {
+			t.Errorf("read in the order %v: reminders from %q, want one, the re-booking's", order, from)
+		}
+	}
+}
+
+// Producers' clocks differ: a cancellation whose event time is a little
+// before its booking's (the class service's clock behind the booking
+// service's) still withdraws the booking's reminder (schedule.CancelSkew).
+func TestCancellationWithASkewedClockStillWithdraws(t *testing.T) {
+	booked := readSample(t, "gym.booking.confirmed", "member-no-push-en.json") // at 21 Nov 09:12Z
+	cancelled := []byte(strings.NewReplacer(`"gym.booking.confirmed"`, `"gym.booking.cancelled"`, `"evt_01JD8X9N4P"`, `"evt_cancel_1"`,
+		`"2026-11-21T09:12:00Z"`, `"2026-11-21T09:11:30Z"`).Replace(string(booked)))
+	for _, cancelFirst := range []bool{false, true} {
+		n := newNight(t)
+		n.clock.t = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+		if cancelFirst {
+			n.event(cancelled)
+			n.event(booked)
+		} else {
+			n.event(booked)
+			n.event(cancelled)
+		}
+		n.at(time.Date(2026, 11, 24, 16, 30, 0, 0, time.UTC))
+		for _, x := range n.sent(notification.SMS) {
+			if x.Template == "gym.booking.confirmed/reminder" {
+				t.Fatalf("cancellation read first %v: the reminder of a booking cancelled 30 s \"before\" it was sent", cancelFirst)
+			}
 		}
 	}
 }

@@ -16,6 +16,21 @@ type Entry struct {
 	Keys []string
 	// Record is the encoded schedule record (Encode), re-published when due.
 	Record []byte
+	// EventTime is the time of the event that scheduled it (millisecond
+	// precision in Redis); zero when unknown. A cancellation withdraws it
+	// only if the cancelling event is not older (Cancellation).
+	EventTime time.Time
+}
+
+// A Cancellation tombstones Key on behalf of an event at At: it withdraws
+// what events at or before At scheduled under Key, whether indexed before
+// or after it, and nothing a later event scheduled (a class the gym
+// reinstated, a booking made again under the same id). A zero At, or an
+// entry whose EventTime is zero, cannot be ordered: the entry is
+// withdrawn, as every entry under a key was before events were ordered.
+type Cancellation struct {
+	Key string
+	At  time.Time
 }
 
 // Index is the scheduler's working state, rebuilt from the schedule topic
@@ -27,22 +42,24 @@ type Entry struct {
 //
 // An entry is pending (waiting for Due), leased (handed to a firer by Due,
 // until Done or the lease ends), or gone: done (fired, remembered for a
-// while so a re-Add is ignored) or cancelled (one of its keys tombstoned,
-// remembered likewise).
+// while so a re-Add is ignored) or cancelled (one of its keys tombstoned
+// by a cancellation not older than it, remembered likewise). A key's
+// tombstone covers the latest of its cancellations' times, so it too
+// ends the same in any order.
 type Index interface {
 	// Add indexes each entry unless its id is done or pending/leased
-	// already (then it is left as it is), or one of its keys is
-	// tombstoned: such an entry is not indexed and its id is returned in
-	// cancelled (the caller reports the outcome). ttl is how long a
+	// already (then it is left as it is), or one of its keys has a
+	// tombstone that covers it: such an entry is not indexed and its id is
+	// returned in cancelled (the caller reports the outcome). ttl is how long a
 	// tombstone and done mark are remembered; Add uses it to trim expired
 	// ones.
 	Add(ctx context.Context, entries []Entry) (cancelled []string, err error)
-	// Cancel tombstones keys for ttl and removes every pending entry
-	// carrying one of them, returning each once, the first time only,
+	// Cancel tombstones each cancellation's key for ttl and removes every
+	// pending entry it covers, returning each once, the first time only,
 	// with its ID and Record (for the caller's outcome line). A leased
 	// entry is not removed: it was due before the cancellation arrived and
 	// may already be published.
-	Cancel(ctx context.Context, keys []string, ttl time.Duration) (cancelled []Entry, err error)
+	Cancel(ctx context.Context, cs []Cancellation, ttl time.Duration) (cancelled []Entry, err error)
 	// Due leases up to limit entries whose Due is at or before now and that
 	// are pending, or leased with a lease ended before now (a firer that
 	// died), for lease; in due order.

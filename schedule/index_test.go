@@ -80,7 +80,7 @@ func TestRedisCluster(t *testing.T) {
 	if _, err := ix.Add(ctx, []schedule.Entry{entry("a", t0, "k1"), entry("b", t0, "k2")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ix.Cancel(ctx, []string{"k2"}, long); err != nil {
+	if _, err := ix.Cancel(ctx, anyTime("k2"), long); err != nil {
 		t.Fatal(err)
 	}
 	if err := errors.Join(ix.Done(ctx, []string{"c"}, long), ix.MarkReady(ctx, 0)); err != nil {
@@ -129,6 +129,9 @@ func runSuite(t *testing.T, open opener) {
 		{"CancelBeforeAdd", testCancelBeforeAdd},
 		{"CancelLeased", testCancelLeased},
 		{"Commute", testCommute},
+		{"CancelOrdered", testCancelOrdered},
+		{"CommuteOrdered", testCommuteOrdered},
+		{"OrderedExpiry", testOrderedExpiry},
 		{"Expiry", testExpiry},
 		{"Ready", testReady},
 		{"Lock", testLock},
@@ -157,6 +160,17 @@ func entry(id string, due time.Time, keys ...string) schedule.Entry {
 
 func at(d time.Duration) time.Time { return t0.Add(d) }
 
+// since is e scheduled by an event at t.
+func since(e schedule.Entry, t time.Time) schedule.Entry {
+	e.EventTime = t
+	return e
+}
+
+// by is key's cancellation by an event at t.
+func by(key string, t time.Time) schedule.Cancellation {
+	return schedule.Cancellation{Key: key, At: t}
+}
+
 func add(t *testing.T, ix schedule.Index, es ...schedule.Entry) []string {
 	t.Helper()
 	cancelled, err := ix.Add(context.Background(), es)
@@ -166,9 +180,24 @@ func add(t *testing.T, ix schedule.Index, es ...schedule.Entry) []string {
 	return cancelled
 }
 
+// anyTime is keys' cancellations by events without a time: they cover
+// every entry under the keys.
+func anyTime(keys ...string) []schedule.Cancellation {
+	var cs []schedule.Cancellation
+	for _, k := range keys {
+		cs = append(cs, schedule.Cancellation{Key: k})
+	}
+	return cs
+}
+
 func cancel(t *testing.T, ix schedule.Index, ttl time.Duration, keys ...string) []string {
 	t.Helper()
-	es, err := ix.Cancel(context.Background(), keys, ttl)
+	return cancelAt(t, ix, ttl, anyTime(keys...)...)
+}
+
+func cancelAt(t *testing.T, ix schedule.Index, ttl time.Duration, cs ...schedule.Cancellation) []string {
+	t.Helper()
+	es, err := ix.Cancel(context.Background(), cs, ttl)
 	if err != nil {
 		t.Fatalf("Cancel: %v", err)
 	}
@@ -405,7 +434,7 @@ func testCancel(t *testing.T, open opener) {
 	// Each cancelled entry comes back with its record, for the
 	// scheduler's outcome line (which needs the notification in it).
 	add(t, ix, entry("f", t0, "k4"))
-	es, err := ix.Cancel(context.Background(), []string{"k4"}, long)
+	es, err := ix.Cancel(context.Background(), anyTime("k4"), long)
 	if err != nil || len(es) != 1 || es[0].ID != "f" || string(es[0].Record) != "record of f" {
 		t.Fatalf("Cancel k4: %+v %v, want f with its record", es, err)
 	}
@@ -481,8 +510,8 @@ func testCommute(t *testing.T, open opener) {
 	}
 	cancelled := []string{"k1", "k4"}
 	ops = append(ops,
-		func(ix schedule.Index) error { _, err := ix.Cancel(ctx, cancelled[:1], long); return err },
-		func(ix schedule.Index) error { _, err := ix.Cancel(ctx, cancelled[1:], long); return err },
+		func(ix schedule.Index) error { _, err := ix.Cancel(ctx, anyTime(cancelled[:1]...), long); return err },
+		func(ix schedule.Index) error { _, err := ix.Cancel(ctx, anyTime(cancelled[1:]...), long); return err },
 	)
 	doneIDs := []string{"n03", "n08", "n15", "n22", "n29"}
 	for _, id := range doneIDs {
@@ -883,5 +912,119 @@ func BenchmarkRedisAddDue(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// testCancelOrdered: a cancellation withdraws what events at or before it
+// scheduled under its key, indexed before or after it, and nothing a later
+// event scheduled: before, a class's cancellation tombstoned its key for
+// the retention (30 days), so every reminder of a class the gym reinstated,
+// or of a booking made again under the same id, was silently withdrawn.
+// An entry or a cancellation without a time is ordered as before: covered.
+func testCancelOrdered(t *testing.T, open opener) {
+	ix, _ := fresh(t, open)
+	add(t, ix, since(entry("old", at(time.Hour), "k"), at(-time.Hour)), since(entry("new", at(time.Hour), "k"), at(time.Hour)),
+		entry("untimed", at(time.Hour), "k"), since(entry("other", at(time.Hour), "j"), at(-time.Hour)))
+	if got := sorted(cancelAt(t, ix, long, by("k", t0))); !slices.Equal(got, []string{"old", "untimed"}) {
+		t.Fatalf("Cancel k at t0: %q, want old untimed (not new, scheduled after it)", got)
+	}
+	got := add(t, ix, since(entry("before", at(time.Hour), "k"), at(-30*time.Minute)), since(entry("same", at(time.Hour), "k"), t0),
+		since(entry("after", at(time.Hour), "k"), at(30*time.Minute)), entry("untimed2", at(time.Hour), "k"))
+	if !slices.Equal(sorted(got), []string{"before", "same", "untimed2"}) {
+		t.Fatalf("Add under k's tombstone: cancelled %q, want before same untimed2", got)
+	}
+	// A later cancellation covers more; an earlier one never less.
+	if got := sorted(cancelAt(t, ix, long, by("k", at(2*time.Hour)))); !slices.Equal(got, []string{"after", "new"}) {
+		t.Fatalf("Cancel k at t0+2h: %q, want after new", got)
+	}
+	cancelAt(t, ix, long, by("k", at(-5*time.Hour)))
+	if got := add(t, ix, since(entry("n3", t0, "k"), at(90*time.Minute)), since(entry("n4", t0, "k"), at(3*time.Hour))); !slices.Equal(got, []string{"n3"}) {
+		t.Fatalf("Add after an earlier cancellation: cancelled %q, want n3 only", got)
+	}
+	// A cancellation without a time covers everything under its key, and
+	// a timed one after it does not narrow that.
+	cancel(t, ix, long, "j")
+	cancelAt(t, ix, long, by("j", t0))
+	if got := add(t, ix, since(entry("j2", t0, "j"), at(10*time.Hour))); !slices.Equal(got, []string{"j2"}) {
+		t.Fatalf("Add under an untimed tombstone: cancelled %q, want j2", got)
+	}
+	sameEntries(t, due(t, ix, at(24*time.Hour), 10, time.Minute), []schedule.Entry{since(entry("n4", t0, "k"), at(3*time.Hour))})
+}
+
+// testCommuteOrdered is testCommute with event times on entries and
+// cancellations: any order ends with the entries no cancellation covers.
+func testCommuteOrdered(t *testing.T, open opener) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	keys := []string{"k0", "k1", "k2", "k3"}
+	var entries []schedule.Entry
+	for i := range 40 {
+		var ks []string
+		for range 1 + rng.IntN(2) {
+			ks = append(ks, keys[rng.IntN(len(keys))])
+		}
+		e := entry(fmt.Sprintf("n%02d", i), at(time.Duration(rng.IntN(100))*time.Second), ks...)
+		if rng.IntN(8) > 0 { // a few without a time
+			e = since(e, at(time.Duration(rng.IntN(100))*time.Minute))
+		}
+		entries = append(entries, e)
+	}
+	cs := []schedule.Cancellation{by("k0", at(30*time.Minute)), by("k0", at(60*time.Minute)), by("k1", at(20*time.Minute)),
+		by("k2", at(80*time.Minute)), {Key: "k3"}, by("k3", at(10*time.Minute))}
+	ctx := context.Background()
+	type op func(ix schedule.Index) error
+	var ops []op
+	for i := range entries {
+		ops = append(ops, func(ix schedule.Index) error { _, err := ix.Add(ctx, entries[i:i+1]); return err })
+	}
+	for i := range cs {
+		ops = append(ops, func(ix schedule.Index) error { _, err := ix.Cancel(ctx, cs[i:i+1], long); return err })
+	}
+	ops = append(ops, func(ix schedule.Index) error { _, err := ix.Cancel(ctx, cs, long); return err })
+	ops = append(ops, ops...)
+
+	covered := func(e schedule.Entry) bool {
+		for _, c := range cs {
+			if slices.Contains(e.Keys, c.Key) && (c.At.IsZero() || e.EventTime.IsZero() || !e.EventTime.After(c.At)) {
+				return true
+			}
+		}
+		return false
+	}
+	var want []schedule.Entry
+	for _, e := range entries {
+		if !covered(e) {
+			want = append(want, e)
+		}
+	}
+	slices.SortFunc(want, func(a, b schedule.Entry) int {
+		return cmp.Or(a.Due.Compare(b.Due), strings.Compare(a.ID, b.ID))
+	})
+	if len(want) < 5 || len(want) > 35 {
+		t.Fatalf("the operations leave %d of 40 pending: not a useful mix", len(want))
+	}
+	for order := range 6 {
+		t.Run(fmt.Sprint(order), func(t *testing.T) {
+			ix, _ := fresh(t, open)
+			shuffled := slices.Clone(ops)
+			rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+			for _, o := range shuffled {
+				if err := o(ix); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sameEntries(t, due(t, ix, at(time.Hour), 100, time.Minute), want)
+		})
+	}
+}
+
+// testOrderedExpiry: once a tombstone expires its time is forgotten with
+// it, so a new cancellation of the key covers only up to its own time.
+func testOrderedExpiry(t *testing.T, open opener) {
+	ix, c := fresh(t, open)
+	cancelAt(t, ix, 200*time.Millisecond, by("k", at(10*time.Hour)))
+	c.Add(time.Second)
+	cancelAt(t, ix, long, by("k", at(-time.Hour)))
+	if got := add(t, ix, since(entry("a", t0, "k"), t0)); len(got) != 0 {
+		t.Fatalf("Add after the later tombstone expired: cancelled %q", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -28,8 +29,9 @@ type Memory struct {
 	pending entryHeap // by due, then id
 	leased  entryHeap // by lease end, then id
 	byKey   map[string]map[string]struct{}
-	tombs   marks // cancel key → expiry
-	done    marks // id → expiry
+	tombs   marks            // cancel key → expiry
+	upTo    map[string]int64 // cancel key → the latest event time its live tombstone covers (allTimes: any)
+	done    marks            // id → expiry
 	ready   map[int]bool
 	locks   map[int]memLock
 }
@@ -41,11 +43,39 @@ var _ Index = (*Memory)(nil)
 type memEntry struct {
 	id     string
 	due    int64
+	since  int64 // its event's time; unknownTime when it has none
 	keys   []string
 	record []byte
 	leased bool
 	until  int64 // lease end, while leased
 	pos    int   // index in pending or leased, whichever holds it
+}
+
+// An entry without an event time is covered by any tombstone of its keys,
+// and a cancellation without one covers every entry of its key.
+const (
+	unknownTime = math.MinInt64
+	allTimes    = math.MaxInt64
+)
+
+// millisOr is t in Unix milliseconds, or or when t is zero.
+func millisOr(t time.Time, or int64) int64 {
+	if t.IsZero() {
+		return or
+	}
+	return t.UnixMilli()
+}
+
+// covered reports whether a live tombstone of one of keys covers an entry
+// of event time since.
+func (m *Memory) covered(keys []string, since, now int64) bool {
+	return slices.ContainsFunc(keys, func(k string) bool { return m.tombs.live(k, now) && since <= m.upTo[k] })
+}
+
+// trim forgets expired tombstones and done marks.
+func (m *Memory) trim(now int64) {
+	m.tombs.trim(now, func(k string) { delete(m.upTo, k) })
+	m.done.trim(now, nil)
 }
 
 type memLock struct {
@@ -61,6 +91,7 @@ func NewMemory() *Memory {
 		leased:  entryHeap{less: func(a, b *memEntry) bool { return a.until < b.until || a.until == b.until && a.id < b.id }},
 		byKey:   map[string]map[string]struct{}{},
 		tombs:   marks{exp: map[string]int64{}},
+		upTo:    map[string]int64{},
 		done:    marks{exp: map[string]int64{}},
 		ready:   map[int]bool{},
 		locks:   map[int]memLock{},
@@ -85,18 +116,18 @@ func (m *Memory) Add(ctx context.Context, entries []Entry) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	m.tombs.trim(now)
-	m.done.trim(now)
+	m.trim(now)
 	var cancelled []string
 	for _, e := range entries {
 		if m.done.live(e.ID, now) || m.entries[e.ID] != nil {
 			continue
 		}
-		if slices.ContainsFunc(e.Keys, func(k string) bool { return m.tombs.live(k, now) }) {
+		since := millisOr(e.EventTime, unknownTime)
+		if m.covered(e.Keys, since, now) {
 			cancelled = append(cancelled, e.ID)
 			continue
 		}
-		me := &memEntry{id: e.ID, due: e.Due.UnixMilli(), keys: slices.Clone(e.Keys), record: slices.Clone(e.Record)}
+		me := &memEntry{id: e.ID, due: e.Due.UnixMilli(), since: since, keys: slices.Clone(e.Keys), record: slices.Clone(e.Record)}
 		m.entries[e.ID] = me
 		heap.Push(&m.pending, me)
 		for _, k := range me.keys {
@@ -112,25 +143,28 @@ func (m *Memory) Add(ctx context.Context, entries []Entry) ([]string, error) {
 }
 
 // Cancel implements Index.
-func (m *Memory) Cancel(ctx context.Context, keys []string, ttl time.Duration) ([]Entry, error) {
+func (m *Memory) Cancel(ctx context.Context, cs []Cancellation, ttl time.Duration) ([]Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if len(keys) == 0 {
+	if len(cs) == 0 {
 		return nil, nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	m.tombs.trim(now)
-	m.done.trim(now)
+	m.trim(now)
 	until := now + ttl.Milliseconds()
 	var cancelled []Entry
-	for _, k := range keys {
+	for _, c := range cs {
+		k, at := c.Key, millisOr(c.At, allTimes)
+		if !m.tombs.live(k, now) || at > m.upTo[k] {
+			m.upTo[k] = at // a fresh tombstone, or one covering later events
+		}
 		m.tombs.set(k, until)
 		var ids []string
 		for id := range m.byKey[k] {
-			if !m.entries[id].leased {
+			if e := m.entries[id]; !e.leased && e.since <= m.upTo[k] {
 				ids = append(ids, id)
 			}
 		}
@@ -194,8 +228,7 @@ func (m *Memory) Done(ctx context.Context, ids []string, ttl time.Duration) erro
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	m.tombs.trim(now)
-	m.done.trim(now)
+	m.trim(now)
 	until := now + ttl.Milliseconds()
 	for _, id := range ids {
 		if me := m.entries[id]; me != nil {
@@ -368,11 +401,16 @@ func (ms *marks) live(name string, now int64) bool {
 	return ok && until > now
 }
 
-func (ms *marks) trim(now int64) {
+// trim forgets the names expired at now, calling gone (when not nil) with
+// each.
+func (ms *marks) trim(now int64, gone func(name string)) {
 	for len(ms.h) > 0 && ms.h[0].until <= now {
 		x := heap.Pop(&ms.h).(mark)
 		if ms.exp[x.name] == x.until {
 			delete(ms.exp, x.name)
+			if gone != nil {
+				gone(x.name)
+			}
 		}
 	}
 }

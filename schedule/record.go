@@ -52,7 +52,13 @@ type Record struct {
 	// again (a retry after a retry) without being taken for a wait that
 	// has fired, while the same wait published twice is one.
 	ID string `json:"id,omitempty"`
-	// Due is when a schedule fires.
+	// Due is when a schedule fires. On a cancel record it is the
+	// cancelling event's time (absent when the event had none): the
+	// record withdraws only what events at or before it scheduled
+	// (Cancellation). The field is reused rather than a new one added so
+	// that a scheduler of an earlier release, which refuses unknown
+	// fields, still reads the record during a rolling deploy (and, not
+	// knowing the time, withdraws everything under the keys, as it did).
 	Due time.Time `json:"due,omitzero"`
 	// Topic and Key are where a schedule's notification is published when
 	// due: its channel topic (scheduled, deferred) or retry topic.
@@ -230,6 +236,47 @@ func Schedule(n *notification.Notification, due time.Time, topic string, now tim
 	}
 	return &Record{Kind: KindSchedule, ID: EntryID(n.ID, due, n.Attempt), Due: due.UTC(), Topic: topic, Key: n.RecipientID,
 		Keys: n.CancelKeys, Notification: b, EventID: n.EventID, At: now.UTC(), compacted: b}, nil
+}
+
+// CancelRecord is the record by which event eventID, of time eventTime
+// (zero when it has none), cancels keys, written at now.
+func CancelRecord(eventID string, eventTime time.Time, keys []string, now time.Time) *Record {
+	return &Record{Kind: KindCancel, Keys: keys, EventID: eventID, Due: eventTime.UTC(), At: now.UTC()}
+}
+
+// EventTime is the time of r's event, zero when it has none: a cancel
+// record's due; for a schedule record, the time of the event that
+// scheduled its notification, its data's event_time (RFC 3339, whole
+// seconds, as the planner writes it; zero too when the notification does
+// not parse). The schedule record itself carries no such field, so that
+// schedulers of an earlier release, which refuse unknown fields, still
+// read it. It parses the notification: the scheduler reads it only for
+// records with cancel keys, the ones a cancellation can withdraw.
+func (r *Record) EventTime() time.Time {
+	if r.Kind == KindCancel {
+		return r.Due
+	}
+	var n struct {
+		Data struct {
+			EventTime string `json:"event_time"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(r.Notification, &n) != nil {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, n.Data.EventTime)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// Covers reports whether a cancellation by an event at cancelled
+// withdraws what an event at scheduled scheduled under the same key:
+// unless the scheduling event is more than CancelSkew later. A zero time
+// cannot be ordered, and is covered.
+func Covers(cancelled, scheduled time.Time) bool {
+	return cancelled.IsZero() || scheduled.IsZero() || !scheduled.After(cancelled.Add(CancelSkew))
 }
 
 // EntryID names the wait of notification id until due at attempt:

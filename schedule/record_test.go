@@ -231,3 +231,49 @@ func TestEntryID(t *testing.T) {
 		t.Errorf("EntryID allocates %v times, want 1", n)
 	}
 }
+
+// A record's event time: a cancel record's due, a schedule record's
+// notification's event_time; zero when there is none. Covers allows
+// CancelSkew and covers what cannot be ordered.
+func TestEventTime(t *testing.T) {
+	n := sampleNotification()
+	now := n.CreatedAt
+	r, _ := Schedule(n, now.Add(time.Hour), "herald.push.v1", now)
+	if got := r.EventTime(); !got.IsZero() {
+		t.Fatalf("no event_time in the data: %v", got)
+	}
+	n.Data["event_time"] = "2026-12-01T09:59:00Z"
+	r, _ = Schedule(n, now.Add(time.Hour), "herald.push.v1", now)
+	b, err := Encode(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err = Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.EventTime(), time.Date(2026, 12, 1, 9, 59, 0, 0, time.UTC); !got.Equal(want) {
+		t.Fatalf("schedule record's event time %v, want %v", got, want)
+	}
+	c := CancelRecord("evt_c", now, []string{"k"}, now.Add(time.Second))
+	if b, err = Encode(c); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Decode(b); err != nil || !c.EventTime().Equal(now) {
+		t.Fatalf("cancel record's event time %v (%v), want %v", c.EventTime(), err, now)
+	}
+	for _, tc := range []struct {
+		cancelled, scheduled time.Time
+		want                 bool
+	}{
+		{now, now.Add(-time.Hour), true},
+		{now, now, true},
+		{now, now.Add(CancelSkew), true},
+		{now, now.Add(CancelSkew + time.Second), false},
+		{time.Time{}, now.Add(time.Hour), true},
+		{now, time.Time{}, true},
+	} {
+		if got := Covers(tc.cancelled, tc.scheduled); got != tc.want {
+			t.Errorf("Covers(%v, %v) = %v, want %v", tc.cancelled, tc.scheduled, got, tc.want)
+		}
+	}
+}

@@ -26,6 +26,9 @@ const DefaultPrefix = "herald:sched"
 //	ek            hash  id → cancel keys, a JSON array      (those with keys)
 //	k:<cancel key> set  ids carrying the key                (pending or leased)
 //	tomb          zset  cancel key → tombstone expiry, Unix ms
+//	tat           hash  cancel key → the latest event time, Unix ms, its
+//	                    tombstone covers (none while it is live: any)
+//	et            hash  id → its event's time, Unix ms  (those with keys and a time)
 //	done          zset  id → done mark expiry, Unix ms
 //	ready         hash  partition → "1"
 //	lock:<p>      string owner of partition p's rebuild lock, expiring (PX)
@@ -59,14 +62,14 @@ type RedisOptions struct {
 }
 
 // libLua is the part of the scripts that Add, Cancel, Done and Due share.
-// Their KEYS are always due, lease, rec, at, ek, tomb, done (then more);
+// Their KEYS are always due, lease, rec, at, ek, tomb, done, tat, et;
 // ARGV[1] is the key prefix, for the k:<cancel key> sets.
 //
 // The scripts gather their writes and send each kind as one command of
 // many arguments (in steps, for unpack's bounded stack): a batch of a
 // hundred entries costs about a third of what a command per entry does.
 const libLua = `
-local kDue, kLease, kRec, kAt, kEK, kTomb, kDone = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local kDue, kLease, kRec, kAt, kEK, kTomb, kDone, kTombAt, kET = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local base = ARGV[1]
 local step = 1000
 
@@ -98,6 +101,15 @@ local function trim(key, now)
   end
 end
 
+-- trimTombs is trim of the tombstones, forgetting their event times too.
+local function trimTombs(now)
+  local old = redis.call('ZRANGEBYSCORE', kTomb, '-inf', now, 'LIMIT', 0, %d)
+  if #old > 0 then
+    redis.call('ZREM', kTomb, unpack(old))
+    redis.call('HDEL', kTombAt, unpack(old))
+  end
+end
+
 -- live is whether the zset key holds member with an expiry after now.
 local function live(key, member, now)
   local s = redis.call('ZSCORE', key, member)
@@ -110,6 +122,16 @@ local function mark(key, member, untilMs)
   if not s or tonumber(s) < untilMs then
     redis.call('ZADD', key, untilMs, member)
   end
+end
+
+-- covers is whether key k's tombstone, live at now, covers an entry of
+-- event time t ('' or false: unknown, covered by any).
+local function covers(k, t, now)
+  if not live(kTomb, k, now) then
+    return false
+  end
+  local upTo = redis.call('HGET', kTombAt, k)
+  return not t or t == '' or not upTo or tonumber(t) <= tonumber(upTo)
 end
 
 -- removeAll drops pending or leased entries from every structure; ids
@@ -131,35 +153,37 @@ local function removeAll(ids)
   bulk('HDEL', kRec, ids)
   bulk('HDEL', kAt, ids)
   bulk('HDEL', kEK, ids)
+  bulk('HDEL', kET, ids)
 end
 `
 
 // script is one operation: libLua and body.
 func script(body string) *redis.Script {
-	return redis.NewScript(fmt.Sprintf(libLua, trimBatch, trimBatch) + body)
+	return redis.NewScript(fmt.Sprintf(libLua, trimBatch, trimBatch, trimBatch) + body)
 }
 
-// addScript: ARGV prefix, now ms, then for each entry id, due ms, number of
-// keys, the keys, record. Returns the ids not indexed for a tombstone.
+// addScript: ARGV prefix, now ms, then for each entry id, due ms, event
+// time ms (” when unknown), number of keys, the keys, record. Returns the
+// ids not indexed for a tombstone.
 var addScript = script(`
 local now = tonumber(ARGV[2])
-trim(kTomb, now)
+trimTombs(now)
 trim(kDone, now)
 local cancelled, seen = {}, {}
-local dues, recs, ats, eks = {}, {}, {}, {}
+local dues, recs, ats, eks, ets = {}, {}, {}, {}, {}
 local i = 3
 while i <= #ARGV do
-  local id, due, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local id, due, et, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local keys = {}
   for j = 1, n do
-    keys[j] = ARGV[i + 2 + j]
+    keys[j] = ARGV[i + 3 + j]
   end
-  local rec = ARGV[i + 3 + n]
-  i = i + 4 + n
+  local rec = ARGV[i + 4 + n]
+  i = i + 5 + n
   if not seen[id] and not live(kDone, id, now) and redis.call('HEXISTS', kRec, id) == 0 then
     local tombstoned = false
     for _, k in ipairs(keys) do
-      if live(kTomb, k, now) then
+      if covers(k, et, now) then
         tombstoned = true
         break
       end
@@ -176,6 +200,9 @@ while i <= #ARGV do
         for _, k in ipairs(keys) do
           redis.call('SADD', base .. 'k:' .. k, id)
         end
+        if et ~= '' then
+          ets[#ets + 1], ets[#ets + 2] = id, et
+        end
       end
     end
   end
@@ -184,25 +211,41 @@ bulk('ZADD', kDue, dues)
 bulk('HSET', kRec, recs)
 bulk('HSET', kAt, ats)
 bulk('HSET', kEK, eks)
+bulk('HSET', kET, ets)
 return cancelled
 `)
 
-// cancelScript: ARGV prefix, now ms, tombstone expiry ms, then the keys.
-// Returns the ids removed.
+// cancelScript: ARGV prefix, now ms, tombstone expiry ms, then for each
+// cancellation its key and event time ms (” when unknown). Returns the ids
+// removed and their records.
 var cancelScript = script(`
 local now, untilMs = tonumber(ARGV[2]), tonumber(ARGV[3])
-trim(kTomb, now)
+trimTombs(now)
 trim(kDone, now)
 local cancelled = {}
-for i = 4, #ARGV do
-  local k = ARGV[i]
+for i = 4, #ARGV, 2 do
+  local k, at = ARGV[i], ARGV[i + 1]
+  local fresh = not live(kTomb, k, now)
+  if at == '' then
+    redis.call('HDEL', kTombAt, k) -- covers any
+  else
+    local cur = redis.call('HGET', kTombAt, k)
+    if fresh or (cur and tonumber(cur) < tonumber(at)) then
+      redis.call('HSET', kTombAt, k, at)
+    end
+  end
   mark(kTomb, k, untilMs)
+  local upTo = redis.call('HGET', kTombAt, k)
+  upTo = upTo and tonumber(upTo)
   local ids = {}
   for _, id in ipairs(redis.call('SMEMBERS', base .. 'k:' .. k)) do
     if redis.call('ZSCORE', kDue, id) then
-      ids[#ids + 1] = id
-      cancelled[#cancelled + 1] = id
-      cancelled[#cancelled + 1] = redis.call('HGET', kRec, id) or ''
+      local t = upTo and redis.call('HGET', kET, id)
+      if not upTo or not t or tonumber(t) <= upTo then
+        ids[#ids + 1] = id
+        cancelled[#cancelled + 1] = id
+        cancelled[#cancelled + 1] = redis.call('HGET', kRec, id) or ''
+      end
     end
   end
   removeAll(ids) -- before the next key, whose set may hold them too
@@ -213,7 +256,7 @@ return cancelled
 // doneScript: ARGV prefix, now ms, done mark expiry ms, then the ids.
 var doneScript = script(`
 local now, untilMs = tonumber(ARGV[2]), tonumber(ARGV[3])
-trim(kTomb, now)
+trimTombs(now)
 trim(kDone, now)
 local ids, marks = {}, {}
 for i = 4, #ARGV do
@@ -355,7 +398,7 @@ type Redis struct {
 	c     redis.UniversalClient
 	clock func() time.Time
 	base  string   // Prefix + ":{s}:"
-	keys  []string // due, lease, rec, at, ek, tomb, done
+	keys  []string // due, lease, rec, at, ek, tomb, done, tat, et
 	ready string
 }
 
@@ -372,13 +415,22 @@ func NewRedis(c redis.UniversalClient, opts RedisOptions) *Redis {
 	}
 	base := opts.Prefix + ":{s}:"
 	r := &Redis{c: c, clock: opts.Clock, base: base, ready: base + "ready"}
-	for _, name := range []string{"due", "lease", "rec", "at", "ek", "tomb", "done"} {
+	for _, name := range []string{"due", "lease", "rec", "at", "ek", "tomb", "done", "tat", "et"} {
 		r.keys = append(r.keys, base+name)
 	}
 	return r
 }
 
 func (r *Redis) now() int64 { return r.clock().UnixMilli() }
+
+// millisArg is t as the scripts take an event time: Unix milliseconds, or
+// "" when t is zero (unknown).
+func millisArg(t time.Time) any {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UnixMilli()
+}
 
 // Add implements Index.
 func (r *Redis) Add(ctx context.Context, entries []Entry) ([]string, error) {
@@ -390,12 +442,12 @@ func (r *Redis) Add(ctx context.Context, entries []Entry) ([]string, error) {
 	}
 	n := 2
 	for _, e := range entries {
-		n += 4 + len(e.Keys)
+		n += 5 + len(e.Keys)
 	}
 	args := make([]any, 0, n)
 	args = append(args, r.base, r.now())
 	for _, e := range entries {
-		args = append(args, e.ID, e.Due.UnixMilli(), len(e.Keys))
+		args = append(args, e.ID, e.Due.UnixMilli(), millisArg(e.EventTime), len(e.Keys))
 		for _, k := range e.Keys {
 			args = append(args, k)
 		}
@@ -409,15 +461,15 @@ func (r *Redis) Add(ctx context.Context, entries []Entry) ([]string, error) {
 }
 
 // Cancel implements Index.
-func (r *Redis) Cancel(ctx context.Context, keys []string, ttl time.Duration) ([]Entry, error) {
-	if len(keys) == 0 {
+func (r *Redis) Cancel(ctx context.Context, cs []Cancellation, ttl time.Duration) ([]Entry, error) {
+	if len(cs) == 0 {
 		return nil, nil
 	}
 	now := r.now()
-	args := make([]any, 0, 3+len(keys))
+	args := make([]any, 0, 3+2*len(cs))
 	args = append(args, r.base, now, now+ttl.Milliseconds())
-	for _, k := range keys {
-		args = append(args, k)
+	for _, c := range cs {
+		args = append(args, c.Key, millisArg(c.At))
 	}
 	v, err := cancelScript.Run(ctx, r.c, r.keys, args...).Result()
 	if err != nil {

@@ -108,6 +108,15 @@ func (s *Scheduler) Handle(ctx context.Context, m *queue.Message) error {
 	return s.apply(ctx, []*Record{r}, [][]byte{m.Value}, true)
 }
 
+// CancelSkew is how much later than a cancelling event's time an event
+// may be and still have what it scheduled withdrawn by it. Event times
+// come from the producers' clocks (a booking service's, a class
+// service's), which differ by a little; a cancellation read with a time
+// slightly before the booking it follows must still withdraw the booking's
+// reminder. A booking made again (or a class reinstated) later than this
+// after its cancellation keeps its reminders.
+const CancelSkew = time.Minute
+
 // apply applies records to the index: schedules, then cancellations, then
 // done marks (the operations commute, so the order only saves work).
 // report logs and counts what it cancels; a rebuild re-applying old
@@ -115,7 +124,7 @@ func (s *Scheduler) Handle(ctx context.Context, m *queue.Message) error {
 func (s *Scheduler) apply(ctx context.Context, rs []*Record, raws [][]byte, report bool) error {
 	var (
 		entries []Entry
-		keys    []string
+		cs      []Cancellation
 		done    []string
 		byID    map[string]*Record
 	)
@@ -124,7 +133,11 @@ func (s *Scheduler) apply(ctx context.Context, rs []*Record, raws [][]byte, repo
 		case KindSchedule:
 			// The record as read: it decoded and validated, so the index
 			// holds the topic's bytes rather than a re-encoding.
-			entries = append(entries, Entry{ID: r.ID, Due: r.Due, Keys: r.Keys, Record: raws[i]})
+			e := Entry{ID: r.ID, Due: r.Due, Keys: r.Keys, Record: raws[i]}
+			if len(r.Keys) > 0 {
+				e.EventTime = r.EventTime()
+			}
+			entries = append(entries, e)
 			if report {
 				if byID == nil {
 					byID = map[string]*Record{}
@@ -132,7 +145,13 @@ func (s *Scheduler) apply(ctx context.Context, rs []*Record, raws [][]byte, repo
 				byID[r.ID] = r
 			}
 		case KindCancel:
-			keys = append(keys, r.Keys...)
+			at := r.EventTime()
+			if !at.IsZero() {
+				at = at.Add(CancelSkew) // as Covers
+			}
+			for _, k := range r.Keys {
+				cs = append(cs, Cancellation{Key: k, At: at})
+			}
 		case KindDone:
 			done = append(done, r.ID)
 		}
@@ -148,8 +167,8 @@ func (s *Scheduler) apply(ctx context.Context, rs []*Record, raws [][]byte, repo
 			}
 		}
 	}
-	if len(keys) > 0 {
-		cancelled, err := s.cfg.Index.Cancel(ctx, keys, s.cfg.Retention)
+	if len(cs) > 0 {
+		cancelled, err := s.cfg.Index.Cancel(ctx, cs, s.cfg.Retention)
 		if err != nil {
 			return err
 		}
@@ -429,13 +448,4 @@ func Defer(ctx context.Context, pub queue.Publisher, m *obs.Metrics, n *notifica
 		m.Schedule.Held.WithLabelValues(string(n.Channel), n.Deferred).Inc()
 	}
 	return nil
-}
-
-// Cancel publishes the cancellation of keys by event eventID.
-func Cancel(ctx context.Context, pub queue.Publisher, eventID string, keys []string, now time.Time) error {
-	msg, err := Message(&Record{Kind: KindCancel, Keys: keys, EventID: eventID, At: now})
-	if err != nil {
-		return err
-	}
-	return pub.Publish(ctx, msg)
 }

@@ -77,8 +77,10 @@ type Record struct {
 	// until when, and why (schedule, quiet_hours, cap, retry).
 	DueAt    *time.Time `json:"due_at,omitempty"`
 	Deferred string     `json:"deferred,omitempty"`
-	// keys are a schedule record's cancel keys, or a cancel record's.
-	keys []string
+	// keys are a schedule record's cancel keys, or a cancel record's;
+	// eventTime is its event's (schedule.Record.EventTime).
+	keys      []string
+	eventTime time.Time
 	// entry is a schedule or done record's entry id: one per deferral of a
 	// notification (a retry is deferred once per attempt).
 	entry string
@@ -170,6 +172,9 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 				return Record{}, false
 			}
 			rec := Record{Kind: "deferred", keys: r.Keys, entry: r.ID}
+			if len(r.Keys) > 0 {
+				rec.eventTime = r.EventTime()
+			}
 			fillNotification(&rec, r.Notification)
 			due := r.Due.UTC()
 			rec.DueAt = &due
@@ -179,7 +184,7 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 		case schedule.KindCancel:
 			// Any event's cancellation may withdraw this one's schedules:
 			// decide matches the keys.
-			return Record{Kind: "cancel", keys: r.Keys, Reason: r.EventID}, true
+			return Record{Kind: "cancel", keys: r.Keys, Reason: r.EventID, eventTime: r.EventTime()}, true
 		}
 		return Record{}, false
 	})
@@ -311,19 +316,19 @@ func (st *Story) decide(ctx context.Context, store dedupe.Store, rs receipts.Sto
 	dead := map[string]Record{}
 	waits := map[string]Record{} // the latest schedule record of each notification
 	fired := map[string]Record{}
-	cancelledBy := map[string]Record{} // cancel key → the cancel record
+	cancelledBy := map[string][]Record{} // cancel key → the cancel records
 	var cancelRecords []Record
 	var refused []Delivery
 	for _, r := range st.others {
 		for _, k := range r.keys {
-			cancelledBy[k] = r
+			cancelledBy[k] = append(cancelledBy[k], r)
 		}
 	}
 	for _, r := range st.Records {
 		switch r.Kind {
 		case "cancel":
 			for _, k := range r.keys {
-				cancelledBy[k] = r
+				cancelledBy[k] = append(cancelledBy[k], r)
 			}
 			if r.Reason == st.EventID {
 				cancelRecords = append(cancelRecords, r)
@@ -368,10 +373,13 @@ func (st *Story) decide(ctx context.Context, store dedupe.Store, rs receipts.Sto
 		w, waited := waits[nid]
 		var by *Record
 		if waited {
+		keys:
 			for _, k := range w.keys {
-				if c, ok := cancelledBy[k]; ok {
-					by = &c
-					break
+				for _, c := range cancelledBy[k] {
+					if schedule.Covers(c.eventTime, w.eventTime) { // not a cancellation older than its event
+						by = &c
+						break keys
+					}
 				}
 			}
 		}

@@ -124,3 +124,27 @@ func TestDeadLetterOfUnescapedID(t *testing.T) {
 		t.Error("an id with & < > not found in a dead letter without the header")
 	}
 }
+
+// A booking's reminder scheduled after an earlier cancellation of the same
+// key (the booking made again) is told as waiting, not as cancelled by the
+// older event; one scheduled before it is cancelled.
+func TestOlderCancellationDoesNotTellALaterSchedule(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	due := at.Add(48 * time.Hour)
+	for _, tc := range []struct {
+		scheduled time.Time
+		want      string
+	}{{at.Add(time.Hour), "deferred"}, {at.Add(-time.Hour), "cancelled"}, {time.Time{}, "cancelled"}} {
+		st := &Story{EventID: "evt_rebook", Since: at.Add(-time.Hour),
+			others: []Record{{Time: at, Kind: "cancel", keys: []string{"k"}, Reason: "evt_cancel", eventTime: at}},
+			Records: []Record{{Time: at.Add(time.Hour), Kind: "deferred", NotificationID: "ntf_a", Channel: "sms", DueAt: &due,
+				Deferred: "schedule", entry: "ntf_a@1.0", keys: []string{"k"}, eventTime: tc.scheduled}}}
+		if err := st.decide(ctx, dedupe.NewMemory(dedupe.Options{}), nil); err != nil {
+			t.Fatal(err)
+		}
+		if d := st.Notifications[0]; d.State != tc.want {
+			t.Errorf("scheduled by an event at %v, cancelled at %v: %s (%s), want %s", tc.scheduled, at, d.State, d.Verdict, tc.want)
+		}
+	}
+}
