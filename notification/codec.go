@@ -80,6 +80,11 @@ const (
 
 // encodeBinary writes n in the binary form; it is at most limit bytes, or
 // a permanent too_large error.
+// maxHintedPairs is the most data pairs a decode allocates room for
+// before reading them: more than real records hold, far less than a count
+// that only the record's length bounds.
+const maxHintedPairs = 64
+
 func encodeBinary(n *Notification, limit int) ([]byte, error) {
 	// Data's pairs, in key order; invalid UTF-8 anywhere takes the slow
 	// way (coerced).
@@ -306,7 +311,11 @@ func decodeBinaryWith(b string, into *decodeInto, pieces bool) (*Notification, e
 			if into != nil && into.data != nil {
 				n.Data = into.data
 			} else {
-				n.Data = make(map[string]string, c)
+				// Sized for the count only up to what real records hold:
+				// the length check bounds it by the bytes left, not by
+				// what a map of that many entries costs, so a short
+				// hostile record would allocate many times its size.
+				n.Data = make(map[string]string, min(c, maxHintedPairs))
 			}
 			var prev string
 			for j := uint64(0); j < c && r.err == nil; j++ {
@@ -343,8 +352,8 @@ func decodeBinaryWith(b string, into *decodeInto, pieces bool) (*Notification, e
 	n.DueAt = r.time("due_at")
 	n.Deferred = r.str("deferred")
 	if c := r.uvarint("cancel_keys"); c > 0 {
-		if c > uint64(len(r.s)-r.i) {
-			r.fail("cancel_keys", fmt.Sprintf("%d keys in %d bytes", c, len(r.s)-r.i))
+		if c > MaxCancelKeys || c > uint64(len(r.s)-r.i) {
+			r.fail("cancel_keys", fmt.Sprintf("%d keys in %d bytes, limit %d", c, len(r.s)-r.i, MaxCancelKeys))
 		} else {
 			n.CancelKeys = make([]string, c)
 			for j := range n.CancelKeys {

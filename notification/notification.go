@@ -40,6 +40,10 @@ const (
 	High   Priority = "high"
 )
 
+// MaxCancelKeys bounds a notification's cancel keys, as a schedule record
+// bounds its own: a rule's cancel_on lists a few.
+const MaxCancelKeys = 64
+
 // MaxEncodedSize bounds a notification on the wire; a channel worker treats
 // larger input as poison. It is also the DLQ's value limit
 // (dlq.MaxValueSize), so a notification is always dead-lettered whole and
@@ -97,7 +101,7 @@ type Notification struct {
 	// CancelKeys are the keys whose cancellation (routing.yaml cancel_on)
 	// withdraws the notification while the scheduler holds it: before it
 	// is due, or while a cap or a retry holds it later.
-	CancelKeys []string `json:"cancel_keys,omitempty"`
+	CancelKeys []string `json:"cancel_keys,omitempty"` // at most MaxCancelKeys
 	// ExpiresAt, when set, is when the notification stops being worth
 	// sending: a reminder's class start. Quiet hours and caps never defer
 	// it past then.
@@ -111,6 +115,18 @@ const (
 	DeferCap        = "cap"
 	DeferRetry      = "retry"
 )
+
+// DeferredLabel is d as a metric label: the Defer* constant it equals,
+// else "other". The constants keep no record alive (a series keeps its
+// label values for the life of the process) and bound the series.
+func DeferredLabel(d string) string {
+	for _, k := range [...]string{DeferSchedule, DeferQuietHours, DeferCap, DeferRetry} {
+		if d == k {
+			return k
+		}
+	}
+	return "other"
+}
 
 // ViaScheduler reports whether the dispatcher hands n, just planned at
 // now, to the scheduler rather than to its channel topic: it is not due
@@ -177,6 +193,8 @@ func (n *Notification) validateFields() error {
 		return fmt.Errorf("to is empty")
 	case n.Attempt < 0:
 		return fmt.Errorf("attempt %d is negative", n.Attempt)
+	case len(n.CancelKeys) > MaxCancelKeys:
+		return fmt.Errorf("%d cancel keys, limit %d", len(n.CancelKeys), MaxCancelKeys)
 	}
 	if want := NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To); n.ID != want {
 		return fmt.Errorf("id %q does not match its fields (want %q)", n.ID, want)

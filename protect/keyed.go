@@ -3,6 +3,7 @@ package protect
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +73,10 @@ func (k *Keyed) breaker(key string) *Breaker {
 	if len(k.breakers) >= maxKeyed {
 		return nil
 	}
+	// A copy: the map and the state callback keep the key for the life of
+	// the process, and m.To may be a substring of a whole Kafka record
+	// (the worker's shared decode), which it would keep alive.
+	key = strings.Clone(key)
 	cfg := k.cfg
 	cfg.Name = k.cfg.Name + " " + key
 	if k.onState != nil {

@@ -89,8 +89,8 @@ type Record struct {
 // MaxRecordSize bounds a record: a notification and its envelope.
 const MaxRecordSize = notification.MaxEncodedSize + 16<<10
 
-// maxKeys bounds a record's cancel keys.
-const maxKeys = 64
+// maxKeys bounds a record's cancel keys: a notification's bound.
+const maxKeys = notification.MaxCancelKeys
 
 // Encode serialises r; the error is permanent (too large, invalid).
 func Encode(r *Record) ([]byte, error) {

@@ -445,7 +445,13 @@ func Defer(ctx context.Context, pub queue.Publisher, m *obs.Metrics, n *notifica
 		return err
 	}
 	if m != nil {
-		m.Schedule.Held.WithLabelValues(string(n.Channel), n.Deferred).Inc()
+		// Label values that keep no record alive: n may be a worker's
+		// shared decode of one.
+		ch := "other"
+		if spec := notification.SpecOf(n.Channel); spec != nil {
+			ch = string(spec.Name)
+		}
+		m.Schedule.Held.WithLabelValues(ch, notification.DeferredLabel(n.Deferred)).Inc()
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package templates_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -176,6 +177,7 @@ func TestScheduleLint(t *testing.T) {
 		{"expires before send", "gym.booking.confirmed/routing.yaml", "    schedule: &reminder\n", "    expires: class.starts_at - 3h\n    schedule: &reminder\n", `expires "class.starts_at - 3h0m0s" is not after schedule send "class.starts_at - 2h0m0s"`},
 		{"cancel_on beside a schedule", "gym.booking.confirmed/routing.yaml", "    schedule: &reminder\n", "    cancel_on: [{event: gym.booking.cancelled, match: booking_id}]\n    schedule: &reminder\n", "cancel_on belongs inside schedule"},
 		{"unscheduled cancel field", "gym.class.reminder/routing.yaml", "match: class.id}", "match: class.ref}", "no sample of gym.class.cancelled has data.class.ref"},
+		{"too many cancellations", "gym.class.reminder/routing.yaml", "    cancel_on: *class_cancelled", "    cancel_on: [" + manyCancels(65) + "]", "cancel_on lists 65 cancellations, at most 64"},
 		{"bad quiet hours", "categories.yaml", `from: "22:00", to: "07:00", channels: [push, sms]}`, `from: "25:00", to: "07:00"}`, "not a time of day"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -359,4 +361,16 @@ func bookingReminder(t *testing.T, s *templates.Set, ev *events.Event, now time.
 		}
 	}
 	return nil
+}
+
+// manyCancels is n distinct cancel_on entries, as YAML flow mappings.
+func manyCancels(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "{event: gym.class.cancelled, match: class.f%d}", i)
+	}
+	return b.String()
 }

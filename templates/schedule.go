@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gymhq/herald/events"
+	"github.com/gymhq/herald/notification"
 )
 
 // Schedule is a rule's schedule (routing.yaml schedule:): its notifications
@@ -76,8 +77,11 @@ func parseSchedule(template string, f *scheduleFile) (*Schedule, error) {
 }
 
 // parseCancelOn reads a cancel_on list: a schedule's, or an unscheduled
-// rule's (what quiet hours hold of its messages is withdrawn too).
+// rule's (whatever holds its messages is withdrawn too).
 func parseCancelOn(fs []cancelFile) ([]CancelRule, error) {
+	if len(fs) > notification.MaxCancelKeys {
+		return nil, fmt.Errorf("cancel_on lists %d cancellations, at most %d: each is a cancel key every message carries", len(fs), notification.MaxCancelKeys)
+	}
 	var out []CancelRule
 	seen := map[CancelRule]bool{}
 	for i, c := range fs {

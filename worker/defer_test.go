@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -40,6 +42,14 @@ type waitRig struct {
 	logs     *observer.ObservedLogs
 }
 
+// kept is a copy of n a test may keep past the hook: n's Data is the
+// worker's pooled map, refilled by the next record (worker.Config).
+func kept(n *notification.Notification) notification.Notification {
+	c := *n
+	c.Data, c.CancelKeys = maps.Clone(n.Data), slices.Clone(n.CancelKeys)
+	return c
+}
+
 func newWaitRig(t *testing.T, policy string) *waitRig {
 	r := &waitRig{s: &sender{}, store: dedupe.NewMemory(dedupe.Options{}), pub: &publisher{}, now: time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)}
 	log, logs := logtest.Observed()
@@ -48,7 +58,7 @@ func newWaitRig(t *testing.T, policy string) *waitRig {
 		Owner: "w", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 5, QuickAttempts: 1,
 		Now: func() time.Time { return r.now }, Logger: log,
 		Defer: func(_ context.Context, n *notification.Notification, due time.Time, topic string) error {
-			r.deferred = append(r.deferred, deferral{*n, due, topic})
+			r.deferred = append(r.deferred, deferral{kept(n), due, topic})
 			return nil
 		},
 		Caps: caps.NewMemory(),
@@ -369,7 +379,7 @@ func handleWithQuickTries(t *testing.T, now time.Time, s *sender) []deferral {
 		Owner: "w", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 5, QuickAttempts: 3,
 		Now: func() time.Time { return now }, Logger: zap.NewNop(),
 		Defer: func(_ context.Context, n *notification.Notification, due time.Time, topic string) error {
-			deferred = append(deferred, deferral{*n, due, topic})
+			deferred = append(deferred, deferral{kept(n), due, topic})
 			return nil
 		},
 	})

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,14 @@ type Renderer interface {
 }
 
 // Config wires a Worker. Zero durations take the documented defaults.
+//
+// Every hook that is handed a notification (Renderer, Defer, OptOut,
+// OptedOut, CapOf, the Sender's message) may use it only until it returns:
+// the notification, its Data map and its strings are the worker's pooled
+// decode of the Kafka record, cleared and refilled with the next record's
+// once Handle is done. A hook that keeps any of it copies it (Data with
+// maps.Clone, strings with strings.Clone); schedule.Defer encodes it
+// before it returns.
 type Config struct {
 	Channel   notification.Channel
 	Sender    channels.Sender
@@ -290,7 +299,9 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 		return w.fail(ctx, m, n, owner, err, start)
 	}
 	if len(msg.Shortened) > 0 {
-		w.cfg.Metrics.Shortened.WithLabelValues(w.ch, n.Template).Inc()
+		// A copy: a new series keeps its label values for the life of the
+		// process, and n.Template is a substring of the whole record.
+		w.cfg.Metrics.Shortened.WithLabelValues(w.ch, strings.Clone(n.Template)).Inc()
 	}
 
 	receipt, err := w.send(ctx, n, owner, msg, claimed)
