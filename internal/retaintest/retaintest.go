@@ -13,6 +13,11 @@ import (
 // Kept reports whether use, handed s as a substring of a larger
 // allocation (as a decoded record's fields are), keeps that allocation
 // alive after it returns.
+//
+// Only what is still reachable can keep it: a test of an object that holds
+// the string (a cache in a local variable, a breaker map) must keep that
+// object alive until Kept returns (runtime.KeepAlive after the call), or
+// the collector frees both and Kept reports false whatever use did.
 func Kept(s string, use func(string)) bool {
 	record := new([8192]byte)
 	n := copy(record[1000:], s)
