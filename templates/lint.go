@@ -150,10 +150,27 @@ func (s *Set) checkSamples(fsys fs.FS, t *eventType, probs *problems) {
 	for _, r := range t.rules {
 		for _, ch := range r.channels {
 			if !exercised[ruleKey{r.template, ch}] {
-				probs.at(path.Join(t.name, "routing.yaml"), r.line, 0, "", "no sample in samples/ makes %s send %s; add one that does", r.label(), ch)
+				why := ""
+				if r.expires != nil && expiredInEvery(r.expires, s.samples[t.name]) {
+					why = fmt.Sprintf(" (its expires: %s has passed at every sample's time, so none is planned)", r.expires)
+				}
+				probs.at(path.Join(t.name, "routing.yaml"), r.line, 0, "", "no sample in samples/ makes %s send %s%s; add one that does", r.label(), ch, why)
 			}
 		}
 	}
+}
+
+// expiredInEvery reports whether expires has passed at the time of every
+// one of samples (at least one), which is why a rule with it plans nothing
+// for them.
+func expiredInEvery(expires *TimeRef, samples []Sample) bool {
+	for _, sm := range samples {
+		at, _, err := expires.At(sm.Event, "expires", "expires at")
+		if err != nil || at.After(sm.Event.Time) {
+			return false
+		}
+	}
+	return len(samples) > 0
 }
 
 // renderProblem reports a failed render at the template position the error

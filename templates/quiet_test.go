@@ -178,6 +178,7 @@ func TestScheduleLint(t *testing.T) {
 		{"cancel_on beside a schedule", "gym.booking.confirmed/routing.yaml", "    schedule: &reminder\n", "    cancel_on: [{event: gym.booking.cancelled, match: booking_id}]\n    schedule: &reminder\n", "cancel_on belongs inside schedule"},
 		{"unscheduled cancel field", "gym.class.reminder/routing.yaml", "match: class.id}", "match: class.ref}", "no sample of gym.class.cancelled has data.class.ref"},
 		{"too many cancellations", "gym.class.reminder/routing.yaml", "    cancel_on: *class_cancelled", "    cancel_on: [" + manyCancels(65) + "]", "cancel_on lists 65 cancellations, at most 64"},
+		{"expired in every sample", "gym.class.reminder/routing.yaml", "expires: class.starts_at   #", "expires: class.starts_at - 48h   #", "its expires: class.starts_at - 48h0m0s has passed at every sample's time"},
 		{"bad quiet hours", "categories.yaml", `from: "22:00", to: "07:00", channels: [push, sms]}`, `from: "25:00", to: "07:00"}`, "not a time of day"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
