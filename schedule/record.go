@@ -256,19 +256,41 @@ func (r *Record) EventTime() time.Time {
 	if r.Kind == KindCancel {
 		return r.Due
 	}
-	var n struct {
-		Data struct {
-			EventTime string `json:"event_time"`
-		} `json:"data"`
+	return eventTimeOf(r.Notification)
+}
+
+// eventTimeOf finds data.event_time in a notification's compact JSON
+// without parsing the rest: encoding/json took 21 µs for a reminder's
+// 2 KB, a quarter of what indexing the record costs. The key is found as
+// the bytes "event_time":" after a comma or a brace. Inside a JSON string
+// every quote is escaped, so those bytes with their unescaped quotes are a
+// key named event_time at an object's top level, and the notification's
+// only object with such a key is its data (TestEventTimeOfAgreesWithJSON).
+// A value that is not an RFC 3339 time, or JSON with spaces between
+// tokens, gives zero: unknown, which a cancellation covers.
+func eventTimeOf(n []byte) time.Time {
+	const key = `"event_time":"`
+	for i := 0; i < len(n); {
+		j := bytes.Index(n[i:], []byte(key))
+		if j < 0 {
+			break
+		}
+		j += i
+		if j > 0 && (n[j-1] == ',' || n[j-1] == '{') {
+			v := n[j+len(key):]
+			end := bytes.IndexByte(v, '"')
+			if end < 0 {
+				break
+			}
+			t, err := time.Parse(time.RFC3339, string(v[:end]))
+			if err != nil {
+				break
+			}
+			return t
+		}
+		i = j + 1
 	}
-	if json.Unmarshal(r.Notification, &n) != nil {
-		return time.Time{}
-	}
-	t, err := time.Parse(time.RFC3339, n.Data.EventTime)
-	if err != nil {
-		return time.Time{}
-	}
-	return t
+	return time.Time{}
 }
 
 // Covers reports whether a cancellation by an event at cancelled

@@ -277,3 +277,74 @@ func TestEventTime(t *testing.T) {
 		}
 	}
 }
+
+// eventTimeByJSON is eventTimeOf the slow, sure way.
+func eventTimeByJSON(b []byte) time.Time {
+	var n struct {
+		Data map[string]string `json:"data"`
+	}
+	if json.Unmarshal(b, &n) != nil {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, n.Data["event_time"])
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// checkEventTimeOf compares eventTimeOf with encoding/json on the JSON
+// form of a notification with data plus k: v.
+func checkEventTimeOf(t *testing.T, data map[string]string, k, v string) {
+	t.Helper()
+	n := sampleNotification()
+	n.Data = map[string]string{}
+	for dk, dv := range data {
+		n.Data[dk] = dv
+	}
+	n.Data[k] = v
+	b, err := notification.EncodeJSON(n)
+	if err != nil {
+		return
+	}
+	if got, want := eventTimeOf(b), eventTimeByJSON(b); !got.Equal(want) {
+		t.Fatalf("data %q: eventTimeOf %v, encoding/json %v\n%s", n.Data, got, want, b)
+	}
+}
+
+// The scan for data.event_time agrees with encoding/json whatever else
+// the data holds: keys and values that quote the key, keys that contain
+// it, values that look like it.
+func TestEventTimeOfAgreesWithJSON(t *testing.T) {
+	real := map[string]string{"event_time": "2026-12-01T09:59:00Z"}
+	for _, kv := range [][2]string{
+		{`x"event_time`, "2020-01-01T00:00:00Z"},
+		{`x","event_time`, "2020-01-01T00:00:00Z"},
+		{"a", `,"event_time":"2020-01-01T00:00:00Z"`},
+		{"a", `{"event_time":"2020-01-01T00:00:00Z"}`},
+		{`{"event_time":"2020-01-01T00:00:00Z"}`, "b"},
+		{"aevent_time", "2020-01-01T00:00:00Z"},
+		{"event_time_x", "2020-01-01T00:00:00Z"},
+		{"event_timex", "2020-01-01T00:00:00Z"},
+		{"\\", `\`},
+		{"a\\", `\"event_time\":\"2020-01-01T00:00:00Z`},
+	} {
+		checkEventTimeOf(t, real, kv[0], kv[1])
+		checkEventTimeOf(t, nil, kv[0], kv[1])
+	}
+	checkEventTimeOf(t, nil, "event_time", "not a time")
+	checkEventTimeOf(t, nil, "event_time", "2026-12-01T09:59:00.123+01:00")
+}
+
+func FuzzEventTimeOf(f *testing.F) {
+	f.Add(`x"event_time`, "2020-01-01T00:00:00Z", true)
+	f.Add("a", `,"event_time":"2020-01-01T00:00:00Z"`, false)
+	f.Add("event_time", "2026-12-01T09:59:00Z", false)
+	f.Fuzz(func(t *testing.T, k, v string, withReal bool) {
+		var data map[string]string
+		if withReal {
+			data = map[string]string{"event_time": "2026-12-01T09:59:00Z"}
+		}
+		checkEventTimeOf(t, data, k, v)
+	})
+}
