@@ -71,8 +71,14 @@ type Record struct {
 	Attempt        int        `json:"attempt,omitempty"`
 	NotBefore      *time.Time `json:"not_before,omitempty"`
 	Stage          string     `json:"stage,omitempty"`
-	Class          string     `json:"class,omitempty"`
-	Reason         string     `json:"reason,omitempty"`
+	// Quoted marks a dead letter found only because its value quotes the
+	// event's id: it carries no event id of its own (it could not be read
+	// as one event: several events in one record, a truncated one), so it
+	// may be about another event that names this one, or hold this one
+	// among others.
+	Quoted bool   `json:"quoted,omitempty"`
+	Class  string `json:"class,omitempty"`
+	Reason string `json:"reason,omitempty"`
 	// DueAt and Deferred are a notification's wait in the scheduler:
 	// until when, and why (schedule, quiet_hours, cap, retry).
 	DueAt    *time.Time `json:"due_at,omitempty"`
@@ -193,7 +199,8 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 			return Record{}, false
 		}
 		r := Record{Kind: "dead_letter", Stage: string(m.Header(dlq.HeaderStage)), Channel: string(m.Header(dlq.HeaderChannel)),
-			Class: string(m.Header(dlq.HeaderClass)), Reason: string(m.Header(dlq.HeaderReason))}
+			Class: string(m.Header(dlq.HeaderClass)), Reason: string(m.Header(dlq.HeaderReason)),
+			Quoted: m.Header(dlq.HeaderEventID) == nil}
 		switch rid := string(m.Header(dlq.HeaderRecipientID)); {
 		case rid != "":
 			// A recipient's address refused by the dispatcher: no
@@ -463,6 +470,9 @@ func (st *Story) Print(w io.Writer) {
 			detail = "not before " + r.NotBefore.Format(time.RFC3339)
 		case r.Kind == "dead_letter":
 			detail = r.Class + " " + r.Reason + " (stage " + r.Stage + ")"
+			if r.Quoted {
+				detail += "; a record that could not be read as one event and quotes this id"
+			}
 		case r.Kind == "deferred" && r.DueAt != nil:
 			detail = "held until " + r.DueAt.Format(time.RFC3339) + " (" + r.Deferred + ")"
 		case r.Kind == "cancel":
@@ -476,6 +486,14 @@ func (st *Story) Print(w io.Writer) {
 	tw.Flush()
 	if len(st.Notifications) == 0 {
 		fmt.Fprintln(w, "\nno notifications found for it")
+		for _, r := range st.Records {
+			if r.Kind == "event" {
+				fmt.Fprintf(w, "the dispatcher read it and planned none: either type %s has no folder in the template set,\n"+
+					"so it was skipped (herald_events_total{outcome=\"unknown_type\"}), or no rule's recipients are\n"+
+					"in it, or every recipient has its category turned off (herald templates render shows what it plans)\n", r.EventType)
+				break
+			}
+		}
 		return
 	}
 	fmt.Fprintln(w)

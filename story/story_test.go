@@ -148,3 +148,25 @@ func TestOlderCancellationDoesNotTellALaterSchedule(t *testing.T) {
 		}
 	}
 }
+
+// A dead letter found only because it quotes the id (no event-id header:
+// the outside tester's 817 KB record of 34 events) says so, and an event
+// the dispatcher planned nothing for says why that can be (its tester
+// read "no notifications found" for an unknown type and nothing more).
+func TestQuotedDeadLetterAndNothingPlanned(t *testing.T) {
+	at := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	st := &Story{EventID: "evt_1", Since: at.Add(-time.Hour), Records: []Record{
+		{Time: at, Kind: "event", Topic: "gym.bookings.v1", EventType: "gym.locker.opened"},
+		{Time: at, Kind: "dead_letter", Topic: "herald.dlq.v1", Stage: "dispatcher", Class: "poison", Reason: "decode", Quoted: true},
+	}}
+	if err := st.decide(context.Background(), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	st.Print(&b)
+	for _, want := range []string{"could not be read as one event and quotes this id", "type gym.locker.opened has no folder in the template set"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
