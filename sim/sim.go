@@ -84,6 +84,9 @@ type Options struct {
 	// that key deliveries by address rely on.
 	Bookings bool
 	Now      func() time.Time
+	// ClassesAhead is how far after Now's hour the first class starts
+	// (default 24h); the others follow every 90 minutes.
+	ClassesAhead time.Duration
 }
 
 // New returns a Generator.
@@ -107,7 +110,10 @@ func New(o Options) *Generator {
 	for i := range o.Members {
 		g.members = append(g.members, g.person("mem", i))
 	}
-	base := o.Now().Truncate(time.Hour).Add(24 * time.Hour)
+	if o.ClassesAhead <= 0 {
+		o.ClassesAhead = 24 * time.Hour
+	}
+	base := o.Now().Truncate(time.Hour).Add(o.ClassesAhead)
 	for i := range o.Classes {
 		start := base.Add(time.Duration(i%14) * 90 * time.Minute)
 		ins := g.person("ins", i)
