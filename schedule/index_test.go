@@ -827,6 +827,19 @@ func TestRedisLayout(t *testing.T) {
 
 	done(t, ix, long, "a", "b", "y")
 	check(client.Exists(ctx, p+"due", p+"lease", p+"rec", p+"at", p+"ek", p+"k:k1", p+"k:k2").Val(), 0)
+
+	// Event times: an entry's in et while it waits, a tombstone's in tat
+	// while it lives; both go with what they belong to.
+	add(t, ix, since(entry("e", at(time.Hour), "k5"), t0))
+	check(client.HGet(ctx, p+"et", "e").Val(), fmt.Sprint(t0.UnixMilli()))
+	cancelAt(t, ix, time.Second, by("k6", at(-time.Hour)))
+	check(client.HGet(ctx, p+"tat", "k6").Val(), fmt.Sprint(at(-time.Hour).UnixMilli()))
+	done(t, ix, long, "e")
+	check(client.HLen(ctx, p+"et").Val(), 0)
+	c.Add(2 * time.Second)
+	add(t, ix, entry("z", t0))
+	check(client.ZCard(ctx, p+"tomb").Val(), 0)
+	check(client.HLen(ctx, p+"tat").Val(), 0)
 }
 
 // TestRedisLostRecord: an entry whose record Redis lost is not fired, and
