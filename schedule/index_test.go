@@ -499,8 +499,7 @@ func testCommute(t *testing.T, open opener) {
 		}
 		entries = append(entries, entry(fmt.Sprintf("n%02d", i), at(time.Duration(rng.IntN(100))*time.Second), ks...))
 	}
-	type op func(ix schedule.Index) error
-	var ops []op
+	var ops []indexOp
 	ctx := context.Background()
 	for i := range entries {
 		ops = append(ops, func(ix schedule.Index) error { _, err := ix.Add(ctx, entries[i:i+1]); return err })
@@ -519,19 +518,47 @@ func testCommute(t *testing.T, open opener) {
 	}
 	ops = append(ops, ops...)
 
+	want := remaining(t, entries, 5, 25, func(e schedule.Entry) bool {
+		return !slices.Contains(doneIDs, e.ID) && !slices.ContainsFunc(e.Keys, func(k string) bool { return slices.Contains(cancelled, k) })
+	})
+	inOrders(t, open, rng, ops, func(t *testing.T, ix schedule.Index) {
+		if n := pending(t, ix); n != int64(len(want)) {
+			t.Fatalf("Pending %d, want %d", n, len(want))
+		}
+		for _, id := range doneIDs {
+			if _, state := lookup(t, ix, id); state != schedule.StateDone {
+				t.Errorf("%s state %q, want done", id, state)
+			}
+		}
+		sameEntries(t, due(t, ix, at(time.Hour), 100, time.Minute), want)
+	})
+}
+
+// remaining is entries that keep, in due order; fewer than lo or more than
+// hi fails t, as a mix of operations that tests little.
+func remaining(t *testing.T, entries []schedule.Entry, lo, hi int, keep func(schedule.Entry) bool) []schedule.Entry {
+	t.Helper()
 	var want []schedule.Entry
 	for _, e := range entries {
-		if !slices.Contains(doneIDs, e.ID) && !slices.ContainsFunc(e.Keys, func(k string) bool { return slices.Contains(cancelled, k) }) {
+		if keep(e) {
 			want = append(want, e)
 		}
 	}
 	slices.SortFunc(want, func(a, b schedule.Entry) int {
 		return cmp.Or(a.Due.Compare(b.Due), strings.Compare(a.ID, b.ID))
 	})
-	if len(want) < 5 || len(want) > 25 {
-		t.Fatalf("the operations leave %d of 30 pending: not a useful mix", len(want))
+	if len(want) < lo || len(want) > hi {
+		t.Fatalf("the operations leave %d of %d pending: not a useful mix", len(want), len(entries))
 	}
+	return want
+}
 
+// indexOp is one operation testCommute and testCommuteOrdered apply.
+type indexOp func(ix schedule.Index) error
+
+// inOrders applies ops to six fresh indexes, each in another order, and
+// checks each.
+func inOrders(t *testing.T, open opener, rng *rand.Rand, ops []indexOp, check func(t *testing.T, ix schedule.Index)) {
 	for order := range 6 {
 		t.Run(fmt.Sprint(order), func(t *testing.T) {
 			ix, _ := fresh(t, open)
@@ -542,15 +569,7 @@ func testCommute(t *testing.T, open opener) {
 					t.Fatal(err)
 				}
 			}
-			if n := pending(t, ix); n != int64(len(want)) {
-				t.Fatalf("Pending %d, want %d", n, len(want))
-			}
-			for _, id := range doneIDs {
-				if _, state := lookup(t, ix, id); state != schedule.StateDone {
-					t.Errorf("%s state %q, want done", id, state)
-				}
-			}
-			sameEntries(t, due(t, ix, at(time.Hour), 100, time.Minute), want)
+			check(t, ix)
 		})
 	}
 }
@@ -984,8 +1003,7 @@ func testCommuteOrdered(t *testing.T, open opener) {
 	cs := []schedule.Cancellation{by("k0", at(30*time.Minute)), by("k0", at(60*time.Minute)), by("k1", at(20*time.Minute)),
 		by("k2", at(80*time.Minute)), {Key: "k3"}, by("k3", at(10*time.Minute))}
 	ctx := context.Background()
-	type op func(ix schedule.Index) error
-	var ops []op
+	var ops []indexOp
 	for i := range entries {
 		ops = append(ops, func(ix schedule.Index) error { _, err := ix.Add(ctx, entries[i:i+1]); return err })
 	}
@@ -1003,31 +1021,10 @@ func testCommuteOrdered(t *testing.T, open opener) {
 		}
 		return false
 	}
-	var want []schedule.Entry
-	for _, e := range entries {
-		if !covered(e) {
-			want = append(want, e)
-		}
-	}
-	slices.SortFunc(want, func(a, b schedule.Entry) int {
-		return cmp.Or(a.Due.Compare(b.Due), strings.Compare(a.ID, b.ID))
+	want := remaining(t, entries, 5, 35, func(e schedule.Entry) bool { return !covered(e) })
+	inOrders(t, open, rng, ops, func(t *testing.T, ix schedule.Index) {
+		sameEntries(t, due(t, ix, at(time.Hour), 100, time.Minute), want)
 	})
-	if len(want) < 5 || len(want) > 35 {
-		t.Fatalf("the operations leave %d of 40 pending: not a useful mix", len(want))
-	}
-	for order := range 6 {
-		t.Run(fmt.Sprint(order), func(t *testing.T) {
-			ix, _ := fresh(t, open)
-			shuffled := slices.Clone(ops)
-			rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-			for _, o := range shuffled {
-				if err := o(ix); err != nil {
-					t.Fatal(err)
-				}
-			}
-			sameEntries(t, due(t, ix, at(time.Hour), 100, time.Minute), want)
-		})
-	}
 }
 
 // testOrderedExpiry: once a tombstone expires its time is forgotten with
