@@ -31,6 +31,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/gymhq/herald/feed"
 	"github.com/gymhq/herald/prefs"
@@ -96,7 +97,11 @@ var (
 type Gateway struct {
 	o   Options
 	log *zap.Logger
-	m   *metrics
+	// refusals logs refused requests (401, 503 at capacity), sampled: the
+	// first 3 a second, then every 100th, so that a flood of bad tokens
+	// is seen without drowning the log.
+	refusals *zap.Logger
+	m        *metrics
 
 	mu     sync.Mutex
 	people map[string][]*session // in connection order
@@ -135,7 +140,11 @@ func New(o Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Gateway{o: o, log: log.With(zap.String("role", "gateway")), m: m, people: map[string][]*session{}}, nil
+	log = log.With(zap.String("role", "gateway"))
+	refusals := log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Second, 3, 100)
+	}))
+	return &Gateway{o: o, log: log, refusals: refusals, m: m, people: map[string][]*session{}}, nil
 }
 
 // Run delivers the feeds' changes to the sessions until ctx ends, then
@@ -548,6 +557,7 @@ func (g *Gateway) start(w http.ResponseWriter, r *http.Request, transport, resum
 	s, ctx, ok = g.register(parent, person, exp)
 	if !ok {
 		g.m.refused.WithLabelValues("over_capacity").Inc()
+		g.refused(r, "over_capacity", "HERALD_GATEWAY_MAX_CONNECTIONS reached")
 		w.Header().Set("Retry-After", "1")
 		httpError(w, http.StatusServiceUnavailable, "this gateway is at HERALD_GATEWAY_MAX_CONNECTIONS; retry (another pod may take it)")
 		return nil, nil, "", false
@@ -612,10 +622,18 @@ func (g *Gateway) authExp(w http.ResponseWriter, r *http.Request) (string, time.
 		if !strings.HasPrefix(msg, "unauthorized") {
 			msg = "unauthorized: " + msg
 		}
+		g.refused(r, "unauthorized", msg)
 		httpError(w, http.StatusUnauthorized, msg)
 		return "", time.Time{}, false
 	}
 	return person, exp, true
+}
+
+// refused logs a refused request: why (the metric's reason and the answer's
+// text, which never quotes the token), where, and from whom.
+func (g *Gateway) refused(r *http.Request, reason, why string) {
+	g.refusals.Info("request refused", zap.String("reason", reason), zap.String("why", why),
+		zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.String("remote", r.RemoteAddr))
 }
 
 // Handler is the gateway's HTTP API.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gymhq/herald/feed"
 	"github.com/gymhq/herald/gateway"
+	"github.com/gymhq/herald/internal/logtest"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/internal/ssetest"
 )
@@ -557,5 +558,39 @@ func TestUnroutedAnswersAreJSON(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode/100 != 3 || resp.Header.Get("Location") != "/v1/nothing" {
 		t.Errorf("GET /v1//nothing: %d, Location %q; want a redirect to /v1/nothing", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// A refused request leaves a log line saying why, where and from whom,
+// never the token; a flood of them is sampled. Before, a 401 or a 503 at
+// capacity was only counted (an outside tester looked for it in the log).
+func TestRefusalsAreLogged(t *testing.T) {
+	store, _ := redisStore(t)
+	log, logs := logtest.Observed()
+	p := startPods(t, store, 1, func(o *gateway.Options) { o.Logger = log })[0]
+	for range 50 {
+		req, _ := http.NewRequest("GET", p.srv.URL+"/v1/feed", nil)
+		req.Header.Set("Authorization", "Bearer secret-token-value")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	lines := logs.FilterMessage("request refused").All()
+	if len(lines) == 0 || len(lines) > 10 {
+		t.Fatalf("%d lines for 50 refusals, want a few (sampled)", len(lines))
+	}
+	f := lines[0].ContextMap()
+	if f["reason"] != "unauthorized" || f["path"] != "/v1/feed" || !strings.Contains(fmt.Sprint(f["why"]), "bad token") || f["remote"] == "" {
+		t.Errorf("fields %v", f)
+	}
+	for _, l := range logs.All() {
+		if strings.Contains(fmt.Sprint(l.ContextMap()), "secret-token-value") {
+			t.Fatalf("the token is logged: %v", l.ContextMap())
+		}
 	}
 }
