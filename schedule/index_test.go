@@ -852,7 +852,7 @@ func TestRedisLayout(t *testing.T) {
 	add(t, ix, since(entry("e", at(time.Hour), "k5"), t0))
 	check(client.HGet(ctx, p+"et", "e").Val(), fmt.Sprint(t0.UnixMilli()))
 	cancelAt(t, ix, time.Second, by("k6", at(-time.Hour)))
-	check(client.HGet(ctx, p+"tat", "k6").Val(), fmt.Sprint(at(-time.Hour).UnixMilli()))
+	check(client.HGet(ctx, p+"tat", "k6").Val(), fmt.Sprintf("%d|%d", at(-time.Hour).UnixMilli(), c.Now().Add(time.Second).UnixMilli()))
 	done(t, ix, long, "e")
 	check(client.HLen(ctx, p+"et").Val(), 0)
 	c.Add(2 * time.Second)
@@ -1036,5 +1036,36 @@ func testOrderedExpiry(t *testing.T, open opener) {
 	cancelAt(t, ix, long, by("k", at(-time.Hour)))
 	if got := add(t, ix, since(entry("a", t0, "k"), t0)); len(got) != 0 {
 		t.Fatalf("Add after the later tombstone expired: cancelled %q", got)
+	}
+}
+
+// TestRedisBesideAnEarlierRelease: during a rolling deploy or after a
+// rollback, a scheduler of the release before event times shares the
+// index. Its cancellation extends a tombstone without a time, covering
+// any event; a time this release recorded for the tombstone's earlier
+// expiry must not narrow it (a review's find: an entry scheduled after
+// the recorded time was indexed, and sent, under a live untimed
+// cancellation).
+func TestRedisBesideAnEarlierRelease(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.Client()
+	ctx := context.Background()
+	c := &clock{t: t0}
+	ix := schedule.NewRedis(client, schedule.RedisOptions{Clock: c.Now})
+	const p = schedule.DefaultPrefix + ":{s}:"
+	cancelAt(t, ix, time.Hour, by("k", t0))
+	// The earlier release's cancellation of k: its script marks the
+	// tombstone's expiry and knows nothing else.
+	c.Add(time.Minute)
+	if err := client.ZAdd(ctx, p+"tomb", redis.Z{Score: float64(at(time.Minute + time.Hour).UnixMilli()), Member: "k"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := add(t, ix, since(entry("later", at(48*time.Hour), "k"), at(10*time.Minute))); !slices.Equal(got, []string{"later"}) {
+		t.Fatalf("Add under a tombstone an earlier release extended: cancelled %q, want later (its cancellation covers any event)", got)
+	}
+	// And a timed cancellation of this release after it keeps covering any.
+	cancelAt(t, ix, time.Hour, by("k", t0))
+	if got := add(t, ix, since(entry("later2", at(48*time.Hour), "k"), at(10*time.Minute))); !slices.Equal(got, []string{"later2"}) {
+		t.Fatalf("after a timed cancellation: cancelled %q, want later2", got)
 	}
 }

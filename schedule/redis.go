@@ -26,8 +26,9 @@ const DefaultPrefix = "herald:sched"
 //	ek            hash  id → cancel keys, a JSON array      (those with keys)
 //	k:<cancel key> set  ids carrying the key                (pending or leased)
 //	tomb          zset  cancel key → tombstone expiry, Unix ms
-//	tat           hash  cancel key → the latest event time, Unix ms, its
-//	                    tombstone covers (none while it is live: any)
+//	tat           hash  cancel key → "<upTo>|<expiry>": the latest event time,
+//	                    Unix ms, its tombstone covers, valid while the
+//	                    tombstone's expiry is still <expiry> (else: any)
 //	et            hash  id → its event's time, Unix ms  (those with keys and a time)
 //	done          zset  id → done mark expiry, Unix ms
 //	ready         hash  partition → "1"
@@ -124,14 +125,32 @@ local function mark(key, member, untilMs)
   end
 end
 
+-- tombTime is what key k's tombstone covers at now: nil when it has none
+-- live, false when it covers any event, else the latest event time it
+-- covers. A time recorded for another expiry than the tombstone's is not
+-- this tombstone's: an earlier release's scheduler (a rolling deploy, a
+-- rollback), which knows no event times, extended it, covering any.
+local function tombTime(k, now)
+  local exp = redis.call('ZSCORE', kTomb, k)
+  if not exp or tonumber(exp) <= now then
+    return nil
+  end
+  local v = redis.call('HGET', kTombAt, k)
+  local upTo, at = string.match(v or '', '^(%%d+)|(%%d+)$')
+  if not upTo or tonumber(at) ~= tonumber(exp) then
+    return false
+  end
+  return tonumber(upTo)
+end
+
 -- covers is whether key k's tombstone, live at now, covers an entry of
 -- event time t ('' or false: unknown, covered by any).
 local function covers(k, t, now)
-  if not live(kTomb, k, now) then
+  local upTo = tombTime(k, now)
+  if upTo == nil then
     return false
   end
-  local upTo = redis.call('HGET', kTombAt, k)
-  return not t or t == '' or not upTo or tonumber(t) <= tonumber(upTo)
+  return not upTo or not t or t == '' or tonumber(t) <= upTo
 end
 
 -- removeAll drops pending or leased entries from every structure; ids
@@ -225,18 +244,18 @@ trim(kDone, now)
 local cancelled = {}
 for i = 4, #ARGV, 2 do
   local k, at = ARGV[i], ARGV[i + 1]
-  local fresh = not live(kTomb, k, now)
-  if at == '' then
-    redis.call('HDEL', kTombAt, k) -- covers any
-  else
-    local cur = redis.call('HGET', kTombAt, k)
-    if fresh or (cur and tonumber(cur) < tonumber(at)) then
-      redis.call('HSET', kTombAt, k, at)
-    end
+  local upTo = tombTime(k, now) -- nil: none live, false: any
+  if at == '' or upTo == false then
+    upTo = false
+  elseif upTo == nil or upTo < tonumber(at) then
+    upTo = tonumber(at)
   end
   mark(kTomb, k, untilMs)
-  local upTo = redis.call('HGET', kTombAt, k)
-  upTo = upTo and tonumber(upTo)
+  if upTo then
+    redis.call('HSET', kTombAt, k, string.format('%.0f|%s', upTo, redis.call('ZSCORE', kTomb, k)))
+  else
+    redis.call('HDEL', kTombAt, k)
+  end
   local ids = {}
   for _, id in ipairs(redis.call('SMEMBERS', base .. 'k:' .. k)) do
     if redis.call('ZSCORE', kDue, id) then
