@@ -78,13 +78,13 @@ const (
 	timeOffset = 0x02
 )
 
-// encodeBinary writes n in the binary form; it is at most limit bytes, or
-// a permanent too_large error.
 // maxHintedPairs is the most data pairs a decode allocates room for
 // before reading them: more than real records hold, far less than a count
 // that only the record's length bounds.
 const maxHintedPairs = 64
 
+// encodeBinary writes n in the binary form; it is at most limit bytes, or
+// a permanent too_large error.
 func encodeBinary(n *Notification, limit int) ([]byte, error) {
 	// Data's pairs, in key order; invalid UTF-8 anywhere takes the slow
 	// way (coerced).
