@@ -298,7 +298,17 @@ func eventTimeOf(n []byte) time.Time {
 // unless the scheduling event is more than CancelSkew later. A zero time
 // cannot be ordered, and is covered.
 func Covers(cancelled, scheduled time.Time) bool {
-	return cancelled.IsZero() || scheduled.IsZero() || !scheduled.After(cancelled.Add(CancelSkew))
+	upTo := reach(cancelled)
+	return upTo.IsZero() || scheduled.IsZero() || !scheduled.After(upTo)
+}
+
+// reach is the latest scheduling event's time a cancellation by an event
+// at t covers (Cancellation.At): t and CancelSkew; zero, any, when t is.
+func reach(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.Add(CancelSkew)
 }
 
 // EntryID names the wait of notification id until due at attempt:

@@ -145,10 +145,7 @@ func (s *Scheduler) apply(ctx context.Context, rs []*Record, raws [][]byte, repo
 				byID[r.ID] = r
 			}
 		case KindCancel:
-			at := r.EventTime()
-			if !at.IsZero() {
-				at = at.Add(CancelSkew) // as Covers
-			}
+			at := reach(r.EventTime())
 			for _, k := range r.Keys {
 				cs = append(cs, Cancellation{Key: k, At: at})
 			}
