@@ -94,20 +94,15 @@ local function hmget(key, fields)
   return out
 end
 
--- trim deletes up to %d members of the zset key that expired at or before now.
-local function trim(key, now)
+-- trim deletes up to %d members of the zset key that expired at or before
+-- now, and their fields of the hash also, when given (a tombstone's time).
+local function trim(key, now, also)
   local old = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, %d)
   if #old > 0 then
     redis.call('ZREM', key, unpack(old))
-  end
-end
-
--- trimTombs is trim of the tombstones, forgetting their event times too.
-local function trimTombs(now)
-  local old = redis.call('ZRANGEBYSCORE', kTomb, '-inf', now, 'LIMIT', 0, %d)
-  if #old > 0 then
-    redis.call('ZREM', kTomb, unpack(old))
-    redis.call('HDEL', kTombAt, unpack(old))
+    if also then
+      redis.call('HDEL', also, unpack(old))
+    end
   end
 end
 
@@ -178,15 +173,15 @@ end
 
 // script is one operation: libLua and body.
 func script(body string) *redis.Script {
-	return redis.NewScript(fmt.Sprintf(libLua, trimBatch, trimBatch, trimBatch) + body)
+	return redis.NewScript(fmt.Sprintf(libLua, trimBatch, trimBatch) + body)
 }
 
 // addScript: ARGV prefix, now ms, then for each entry id, due ms, event
-// time ms (” when unknown), number of keys, the keys, record. Returns the
+// time ms (empty when unknown), number of keys, the keys, record. Returns the
 // ids not indexed for a tombstone.
 var addScript = script(`
 local now = tonumber(ARGV[2])
-trimTombs(now)
+trim(kTomb, now, kTombAt)
 trim(kDone, now)
 local cancelled, seen = {}, {}
 local dues, recs, ats, eks, ets = {}, {}, {}, {}, {}
@@ -235,11 +230,11 @@ return cancelled
 `)
 
 // cancelScript: ARGV prefix, now ms, tombstone expiry ms, then for each
-// cancellation its key and event time ms (” when unknown). Returns the ids
+// cancellation its key and event time ms (empty when unknown). Returns the ids
 // removed and their records.
 var cancelScript = script(`
 local now, untilMs = tonumber(ARGV[2]), tonumber(ARGV[3])
-trimTombs(now)
+trim(kTomb, now, kTombAt)
 trim(kDone, now)
 local cancelled = {}
 for i = 4, #ARGV, 2 do
@@ -275,7 +270,7 @@ return cancelled
 // doneScript: ARGV prefix, now ms, done mark expiry ms, then the ids.
 var doneScript = script(`
 local now, untilMs = tonumber(ARGV[2]), tonumber(ARGV[3])
-trimTombs(now)
+trim(kTomb, now, kTombAt)
 trim(kDone, now)
 local ids, marks = {}, {}
 for i = 4, #ARGV do
