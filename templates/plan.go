@@ -120,8 +120,7 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 		r            *rule
 		people       []events.Person
 		due, expires time.Time
-		keys         []string
-		heldKeys     []string // an unscheduled rule's cancel_on, for whatever holds its messages
+		keys         []string // cancel_on's: a schedule's, or an unscheduled rule's (for whatever holds its messages)
 	}
 	var refused []Refusal
 	var workArray [8]ruleWork // most event types have fewer rules: no allocation
@@ -166,7 +165,7 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 			w.keys = r.schedule.keys(ev)
 		}
 		if r.held != nil {
-			w.heldKeys = r.held.keys(ev)
+			w.keys = r.held.keys(ev)
 		}
 		if r.expires != nil {
 			exp, _, err := r.expires.At(ev, "expires", "expires at")
@@ -218,7 +217,7 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 	out := make([]notification.Notification, 0, size)
 	seen := map[string]bool{}
 	for _, w := range work {
-		r, people, due, expires, keys, heldKeys := w.r, w.people, w.due, w.expires, w.keys, w.heldKeys
+		r, people, due, expires, keys := w.r, w.people, w.due, w.expires, w.keys
 		cat := s.Category(r.category)
 		if cat == nil { // an undeclared category, which lint reports
 			cat = defaultCategories()[Transactional]
@@ -283,14 +282,6 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 					n.ExpiresAt = expires
 					if !opts.NoQuietHours {
 						s.quiet(&n, r, cat, choicesOf(opts, p.ID), loc, now)
-					}
-					if len(heldKeys) > 0 {
-						// Whatever holds it (quiet hours now; a cap or a
-						// retry later) has it withdrawn by cancel_on's
-						// events, as a scheduled message is. One due now
-						// still skips the scheduler's hop
-						// (Notification.ViaScheduler).
-						n.CancelKeys = heldKeys
 					}
 					out = append(out, n)
 				}
