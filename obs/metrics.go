@@ -51,6 +51,7 @@ type Metrics struct {
 	Committed     *prometheus.GaugeVec     // group, topic, partition
 	RecordWait    *prometheus.HistogramVec // group, topic: record timestamp → handler's first call
 	Handle        *prometheus.HistogramVec // group, topic: handler's first call → durable outcome
+	Superseded    *prometheus.CounterVec   // group, topic: records conflated away unhandled
 	Stalls        *Stalls                  // herald_partition_stalled_seconds (stall.go)
 	Protect       *ProtectMetrics          // suppressions, rate limit, breakers (protect.go)
 	// RedisEvictionUnsafe is 1 while the worker runs, by
@@ -110,9 +111,12 @@ func NewMetrics() *Metrics {
 			Name: "herald_handle_duration_seconds", Help: "Time from the first call of a record's handler to its durable outcome, retries in the process included.",
 			Buckets: stageBuckets,
 		}, []string{"group", "topic"}),
+		Superseded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_superseded_total", Help: "Records committed without being handled because a later record of their key in the same fetch stood for them (the dashboards' live values only).",
+		}, []string{"group", "topic"}),
 	}
 	m.Stalls = NewStalls(nil)
-	r.MustRegister(m.Notifications, m.SendLatency, m.EndToEnd, m.InFlight, m.DedupeHits, m.Retries, m.DLQWrites, m.Events, m.Fanout, m.Shortened, m.Committed, m.RecordWait, m.Handle, m.Stalls)
+	r.MustRegister(m.Notifications, m.SendLatency, m.EndToEnd, m.InFlight, m.DedupeHits, m.Retries, m.DLQWrites, m.Events, m.Fanout, m.Shortened, m.Committed, m.RecordWait, m.Handle, m.Superseded, m.Stalls)
 	for _, ch := range notification.Known() {
 		c := string(ch)
 		for _, o := range outcomes {

@@ -70,3 +70,7 @@ func (o *Observer) Handled(topic string, wait, took time.Duration) {
 	}
 	s.handle.Observe(took.Seconds())
 }
+
+func (o *Observer) Superseded(topic string, n int) {
+	o.m.Superseded.WithLabelValues(o.group, topic).Add(float64(n))
+}
