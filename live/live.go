@@ -240,6 +240,41 @@ func (f *Fanout) logger() *zap.Logger {
 	return f.Logger
 }
 
+// Supersedes says whether the later of two attendance records of one class
+// makes the earlier one's delivery pointless, for the consumer to drop it
+// (kafkarun.ConsumerConfig.Supersedes): both decode, for the same class,
+// instructor and location (so for the same people), and the later has a
+// higher version. Each person's live value keeps the highest version, the
+// first to arrive at it (feed.Store.SetLive), so every view ends as it
+// would have with both; it skips only a figure about to be replaced.
+// Under a burst of bookings a fetch brings many figures of each class,
+// and the staff's views get the last, not each on the way to it.
+func Supersedes(earlier, later *queue.Message) bool {
+	e, ok := whom(earlier.Value)
+	if !ok {
+		return false
+	}
+	l, ok := whom(later.Value)
+	return ok && l.ClassID == e.ClassID && l.InstructorID == e.InstructorID && l.Location == e.Location && l.Version > e.Version
+}
+
+// addressed is what of an attendance record decides who gets it and
+// whether it is newer.
+type addressed struct {
+	ClassID      string `json:"class_id"`
+	Location     string `json:"location"`
+	InstructorID string `json:"instructor_id"`
+	Version      int64  `json:"version"`
+}
+
+func whom(b []byte) (addressed, bool) {
+	var a addressed
+	if json.Unmarshal(b, &a) != nil || a.ClassID == "" {
+		return addressed{}, false
+	}
+	return a, true
+}
+
 // Handle delivers one attendance change.
 func (f *Fanout) Handle(ctx context.Context, m *queue.Message) error {
 	var u Attendance
