@@ -2,10 +2,18 @@ package kafkarun
 
 import "github.com/gymhq/herald/queue"
 
+// Versioned reads what conflation compares of a record
+// (ConsumerConfig.Conflate): the scope its version is compared in, and
+// its version; ok is false for a record it cannot read.
+type Versioned func(m *queue.Message) (scope string, version int64, ok bool)
+
 // conflate drops from msgs, one partition's fetched records in offset
-// order, each record that the next later kept record of its key
-// supersedes, and returns the others in their order and how many it
-// dropped. Records without a key are all kept.
+// order, each record superseded by the next later kept record of its key:
+// both read, in the same scope, the later with a higher version. It
+// returns the others in their order and how many it dropped. Records
+// without a key, or that read does not read, are all kept. read is called
+// only for records of a key that appears more than once, at most once per
+// record.
 //
 // Dropping a record before it is dispatched is safe for the commit: the
 // partition's watermark never sees its offset, so it is a gap like a
@@ -13,13 +21,20 @@ import "github.com/gymhq/herald/queue"
 // record that superseded it is later still, so the commit point cannot
 // pass the dropped one before the record that stands for it has a durable
 // outcome, and a crash before then fetches both again.
-func conflate(msgs []*queue.Message, supersedes func(earlier, later *queue.Message) bool) ([]*queue.Message, int) {
+func conflate(msgs []*queue.Message, read Versioned) ([]*queue.Message, int) {
 	if len(msgs) < 2 {
 		return msgs, 0
 	}
 	// kept: per key, the earliest record kept so far in the backward scan,
-	// that is the next later kept record of that key.
-	var kept map[string]*queue.Message
+	// that is the next later kept record of that key, read when needed.
+	type standing struct {
+		m       *queue.Message
+		read    bool
+		scope   string
+		version int64
+		ok      bool
+	}
+	var kept map[string]*standing
 	dropped := 0
 	for i := len(msgs) - 1; i >= 0; i-- {
 		m := msgs[i]
@@ -27,14 +42,24 @@ func conflate(msgs []*queue.Message, supersedes func(earlier, later *queue.Messa
 			continue
 		}
 		if kept == nil {
-			kept = make(map[string]*queue.Message, min(len(msgs), 1024))
+			kept = make(map[string]*standing, min(len(msgs), 1024))
 		}
-		if later, ok := kept[string(m.Key)]; ok && supersedes(m, later) {
+		later := kept[string(m.Key)]
+		if later == nil {
+			kept[string(m.Key)] = &standing{m: m}
+			continue
+		}
+		if !later.read {
+			later.scope, later.version, later.ok = read(later.m)
+			later.read = true
+		}
+		scope, version, ok := read(m)
+		if ok && later.ok && scope == later.scope && version < later.version {
 			msgs[i] = nil
 			dropped++
 			continue
 		}
-		kept[string(m.Key)] = m
+		*later = standing{m: m, read: true, scope: scope, version: version, ok: ok}
 	}
 	if dropped == 0 {
 		return msgs, 0

@@ -27,7 +27,7 @@ func (s *supersededCount) Superseded(topic string, n int) {
 	s.n.Add(int64(n))
 }
 
-// TestSupersededRecordsAreCommittedUnhandled: with Supersedes set, a
+// TestSupersededRecordsAreCommittedUnhandled: with Conflate set, a
 // backlog of many versions per key is handled as few records, every key
 // ends at its last version, the records passed over are counted and
 // committed, and a consumer of the group started afterwards finds nothing.
@@ -70,7 +70,7 @@ func TestSupersededRecordsAreCommittedUnhandled(t *testing.T) {
 		cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{
 			Brokers: c.Brokers(), GroupID: group, Topics: []string{topic}, MaxInFlight: 4,
 			CommitInterval: 50 * time.Millisecond, SessionTimeout: 6 * time.Second, RebalanceTimeout: 5 * time.Second,
-			Observer: obs, Supersedes: func(e, l *queue.Message) bool { return version(e) < version(l) },
+			Observer: obs, Conflate: func(m *queue.Message) (string, int64, bool) { return "", int64(version(m)), true },
 		}, h)
 		if err != nil {
 			t.Fatal(err)

@@ -97,17 +97,17 @@ type ConsumerConfig struct {
 	Observer Observer
 	// Gate, if set, is waited on before each attempt at a record (gate.go).
 	Gate Gate
-	// Supersedes, if set, conflates the records of each key (conflate.go):
-	// of the records one fetch brings from a partition, a record is
-	// dropped unhandled when Supersedes(it, later) holds for the next
-	// later record of its key that is kept, and committed with the
-	// records around it. For a flow where only a key's latest state
-	// matters (the dashboards' live values): under a flood, a key's
-	// records in one fetch cost one handler call. It is called only with
-	// records of one partition and one non-empty key, earlier before
-	// later; it must be fast, safe for concurrent use, and must not keep
-	// them. The Observer's Superseded counts what it drops.
-	Supersedes func(earlier, later *queue.Message) bool
+	// Conflate, if set, conflates the records of each key (conflate.go): of
+	// the records one fetch brings from a partition, a record is dropped
+	// unhandled when the next later kept record of its key has, as Conflate
+	// reads them, the same scope and a higher version, and it is committed
+	// with the records around it. For a flow where only a key's latest
+	// state matters (the dashboards' live values): under a flood, a key's
+	// records in one fetch cost one handler call. It is called only for
+	// records whose key appears more than once in a fetch; it must be fast,
+	// safe for concurrent use, and must not keep m. The Observer's
+	// Superseded counts what it drops.
+	Conflate Versioned
 }
 
 // Observer is told about the consumer's progress. Implementations must be
@@ -126,8 +126,8 @@ type Observer interface {
 	// record has no timestamp a producer could have written (recordWait);
 	// took is from that call to the outcome, retries included.
 	Handled(topic string, wait, took time.Duration)
-	// Superseded is called with the records of topic that
-	// ConsumerConfig.Supersedes dropped from one fetch (n > 0).
+	// Superseded is called with the records of topic that conflation
+	// (ConsumerConfig.Conflate) dropped from one fetch (n > 0).
 	Superseded(topic string, n int)
 }
 
@@ -471,7 +471,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, top
 	base, _ := c.partitionCounts(ctx) // nil when it fails: the watcher reads them later
 	cm := &committer{c: c, gen: gen, parts: map[*partition]struct{}{}}
 	f := newFetcher(c.transport, c.cfg.Brokers, c.cfg.Topics, c.cfg.MaxInFlight, c.sessions, c.log)
-	f.supersedes, f.observer = c.cfg.Supersedes, c.cfg.Observer
+	f.conflate, f.observer = c.cfg.Conflate, c.cfg.Observer
 	n := 0
 	drains := &sync.WaitGroup{}
 	for _, parts := range gen.Assignments {

@@ -94,10 +94,10 @@ type fetcher struct {
 	// requests runs the requests out, one per leader at most.
 	requests *runners
 
-	// supersedes conflates each partition's fetched records when set
-	// (ConsumerConfig.Supersedes); observer hears what it dropped.
-	supersedes func(earlier, later *queue.Message) bool
-	observer   Observer
+	// conflate reads each partition's fetched records for conflation
+	// when set (ConsumerConfig.Conflate); observer hears what it dropped.
+	conflate Versioned
+	observer Observer
 }
 
 // session is a fetch session with one broker, as this fetcher last left
@@ -496,9 +496,9 @@ func (f *fetcher) fetch(ctx context.Context, leader int32, fds []*feed, s *sessi
 			pf := partFetched{fd: fd, code: kafka.Error(p.ErrorCode), next: offsets[tp]}
 			if pf.code == 0 {
 				pf.msgs, pf.next, pf.err = decode(tp, p.RecordSet.Records, pf.next, rooms[tp])
-				if f.supersedes != nil {
+				if f.conflate != nil {
 					var n int
-					if pf.msgs, n = conflate(pf.msgs, f.supersedes); n > 0 {
+					if pf.msgs, n = conflate(pf.msgs, f.conflate); n > 0 {
 						f.observer.Superseded(tp.topic, n)
 					}
 				}

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -240,39 +241,32 @@ func (f *Fanout) logger() *zap.Logger {
 	return f.Logger
 }
 
-// Supersedes says whether the later of two attendance records of one class
-// makes the earlier one's delivery pointless, for the consumer to drop it
-// (kafkarun.ConsumerConfig.Supersedes): both decode, for the same class,
-// instructor and location (so for the same people), and the later has a
-// higher version. Each person's live value keeps the highest version, the
-// first to arrive at it (feed.Store.SetLive), so every view ends as it
-// would have with both; it skips only a figure about to be replaced.
-// Under a burst of bookings a fetch brings many figures of each class,
-// and the staff's views get the last, not each on the way to it.
-func Supersedes(earlier, later *queue.Message) bool {
-	e, ok := whom(earlier.Value)
-	if !ok {
-		return false
+// Version reads an attendance record for the dashboards' consumer to
+// conflate (kafkarun.ConsumerConfig.Conflate): its version, compared only
+// with records of the same scope, the same class for the same people (its
+// instructor and location); ok is false for a record that does not
+// decode. Of a class's records in one fetch, one is then passed over when
+// the next later one delivered has a higher version. Each person's live
+// value keeps the highest version, the first to arrive at it
+// (feed.Store.SetLive), so every view ends as it would have with both; it
+// skips only a figure about to be replaced. Under a burst of bookings a
+// fetch brings many figures of each class, and the staff's views get the
+// last, not each on the way to it.
+func Version(m *queue.Message) (scope string, version int64, ok bool) {
+	// Decoded as Handle decodes it: a record Handle passes over must not
+	// stand for one it delivers (FuzzVersion).
+	var a Attendance
+	if json.Unmarshal(m.Value, &a) != nil || a.ClassID == "" {
+		return "", 0, false
 	}
-	l, ok := whom(later.Value)
-	return ok && l.ClassID == e.ClassID && l.InstructorID == e.InstructorID && l.Location == e.Location && l.Version > e.Version
-}
-
-// addressed is what of an attendance record decides who gets it and
-// whether it is newer.
-type addressed struct {
-	ClassID      string `json:"class_id"`
-	Location     string `json:"location"`
-	InstructorID string `json:"instructor_id"`
-	Version      int64  `json:"version"`
-}
-
-func whom(b []byte) (addressed, bool) {
-	var a addressed
-	if json.Unmarshal(b, &a) != nil || a.ClassID == "" {
-		return addressed{}, false
+	// Each part's length first, so that no two triples make one scope.
+	b := make([]byte, 0, 24+len(a.ClassID)+len(a.InstructorID)+len(a.Location))
+	for _, p := range [...]string{a.ClassID, a.InstructorID, a.Location} {
+		b = strconv.AppendInt(b, int64(len(p)), 10)
+		b = append(b, ':')
+		b = append(b, p...)
 	}
-	return a, true
+	return string(b), a.Version, true
 }
 
 // Handle delivers one attendance change.

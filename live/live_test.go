@@ -262,14 +262,14 @@ func TestLongClassName(t *testing.T) {
 	}
 }
 
-// TestSupersedesEndsEveryViewAsWithout: the dashboards' consumer drops an
-// attendance record when live.Supersedes says the next later kept record
-// of its class stands for it (kafkarun.ConsumerConfig.Supersedes). Over
-// random runs of one class's records (versions out of order and repeated
-// with other figures, the instructor and location changing, records that
-// do not decode), every person's view ends exactly as when every record
-// is delivered.
-func TestSupersedesEndsEveryViewAsWithout(t *testing.T) {
+// TestConflatedViewsEndAsWithout: the dashboards' consumer passes over an
+// attendance record when the next later delivered record of its class has
+// the same scope and a higher version, as live.Version reads them
+// (kafkarun.ConsumerConfig.Conflate). Over random runs of one class's
+// records (versions out of order and repeated with other figures, the
+// instructor and location changing, records that do not decode), every
+// person's view ends exactly as when every record is delivered.
+func TestConflatedViewsEndAsWithout(t *testing.T) {
 	staff := func(_, loc string) []string { return []string{"desk_" + loc} }
 	rng := rand.New(rand.NewPCG(7, 14))
 	dropped := 0
@@ -286,13 +286,16 @@ func TestSupersedesEndsEveryViewAsWithout(t *testing.T) {
 			}
 			msgs = append(msgs, &queue.Message{Topic: topics.Live, Key: []byte("cls_1"), Value: b})
 		}
-		// What the consumer keeps: scanning back, a record goes when the
-		// next later kept one supersedes it.
+		// What the consumer keeps, as kafkarun's conflate decides it.
 		var kept []*queue.Message
 		for i := len(msgs) - 1; i >= 0; i-- {
-			if len(kept) > 0 && live.Supersedes(msgs[i], kept[0]) {
-				dropped++
-				continue
+			if len(kept) > 0 {
+				s, v, ok := live.Version(msgs[i])
+				ls, lv, lok := live.Version(kept[0])
+				if ok && lok && s == ls && v < lv {
+					dropped++
+					continue
+				}
 			}
 			kept = append([]*queue.Message{msgs[i]}, kept...)
 		}
@@ -319,31 +322,61 @@ func TestSupersedesEndsEveryViewAsWithout(t *testing.T) {
 		}
 	}
 	if dropped == 0 {
-		t.Fatal("no record was ever superseded")
+		t.Fatal("no record was ever passed over")
 	}
 }
 
-func TestSupersedes(t *testing.T) {
-	rec := func(ins, loc string, v int64) *queue.Message {
-		b, _ := json.Marshal(live.Attendance{Type: "attendance", ClassID: "cls_1", Location: loc, InstructorID: ins, Version: v})
+func TestVersion(t *testing.T) {
+	rec := func(cls, ins, loc string, v int64) *queue.Message {
+		b, _ := json.Marshal(live.Attendance{Type: "attendance", ClassID: cls, Location: loc, InstructorID: ins, Version: v})
 		return &queue.Message{Value: b}
 	}
+	base, v, ok := live.Version(rec("cls_1", "ins_1", "a", 3))
+	if !ok || v != 3 {
+		t.Fatalf("Version = %q, %d, %v", base, v, ok)
+	}
 	for _, tc := range []struct {
-		name           string
-		earlier, later *queue.Message
-		want           bool
+		name string
+		m    *queue.Message
+		same bool
 	}{
-		{"a higher version", rec("ins_1", "a", 3), rec("ins_1", "a", 4), true},
-		{"the same version", rec("ins_1", "a", 3), rec("ins_1", "a", 3), false},
-		{"a lower version", rec("ins_1", "a", 4), rec("ins_1", "a", 3), false},
-		{"another instructor", rec("ins_1", "a", 3), rec("ins_2", "a", 4), false},
-		{"another location", rec("ins_1", "a", 3), rec("ins_1", "b", 4), false},
-		{"another class", rec("ins_1", "a", 3), &queue.Message{Value: []byte(`{"class_id":"cls_2","location":"a","instructor_id":"ins_1","version":4}`)}, false},
-		{"undecodable earlier", &queue.Message{Value: []byte(`{`)}, rec("ins_1", "a", 4), false},
-		{"undecodable later", rec("ins_1", "a", 3), &queue.Message{Value: []byte(`{`)}, false},
+		{"a later version", rec("cls_1", "ins_1", "a", 9), true},
+		{"another instructor", rec("cls_1", "ins_2", "a", 3), false},
+		{"another location", rec("cls_1", "ins_1", "b", 3), false},
+		{"another class", rec("cls_2", "ins_1", "a", 3), false},
+		// The parts cannot run into each other.
+		{"parts shifted", rec("cls_1", "ins_1", "", 3), false},
+		{"parts shifted", rec("cls_1", "", "ins_1a", 3), false},
+		{"parts shifted", rec("cls_1:5", "ins_1", "a", 3), false},
 	} {
-		if got := live.Supersedes(tc.earlier, tc.later); got != tc.want {
-			t.Errorf("%s: Supersedes = %v, want %v", tc.name, got, tc.want)
+		s, _, ok := live.Version(tc.m)
+		if !ok || (s == base) != tc.same {
+			t.Errorf("%s: scope %q against %q, ok %v", tc.name, s, base, ok)
 		}
 	}
+	for _, b := range []string{`{`, `{"class_id":"","version":3}`, `{"class_id":"cls_1","version":"3"}`} {
+		if _, _, ok := live.Version(&queue.Message{Value: []byte(b)}); ok {
+			t.Errorf("Version(%s) read it", b)
+		}
+	}
+}
+
+// FuzzVersion: whatever a record holds, Version does not fail, and what
+// it reads is what the fan-out reads of it (the same class and version).
+func FuzzVersion(f *testing.F) {
+	b, _ := json.Marshal(live.Attendance{Type: "attendance", ClassID: "cls_1", Location: "a", InstructorID: "ins_1", Version: 3})
+	f.Add(b)
+	f.Add([]byte(`{"class_id":"c","version":1e3}`))
+	f.Add([]byte(`{"class_id":"c","class_id":"d","version":-1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		scope, v, ok := live.Version(&queue.Message{Value: b})
+		var a live.Attendance
+		err := json.Unmarshal(b, &a)
+		if ok != (err == nil && a.ClassID != "") {
+			t.Fatalf("Version ok %v; the fan-out's decode: %v, class %q", ok, err, a.ClassID)
+		}
+		if ok && (v != a.Version || !strings.Contains(scope, a.ClassID)) {
+			t.Fatalf("Version = %q, %d; the fan-out reads class %q version %d", scope, v, a.ClassID, a.Version)
+		}
+	})
 }

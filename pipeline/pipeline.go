@@ -77,9 +77,9 @@ type Stage struct {
 	// instead of HERALD_MAX_IN_FLIGHT: a low-priority flow takes few, so
 	// that a flood of it never queues the high one behind it for Redis.
 	MaxInFlight int
-	// Supersedes, when set, conflates the stage's records
-	// (kafkarun.ConsumerConfig.Supersedes).
-	Supersedes func(earlier, later *queue.Message) bool
+	// Conflate, when set, conflates the stage's records
+	// (kafkarun.ConsumerConfig.Conflate).
+	Conflate kafkarun.Versioned
 }
 
 // Guard is a channel's provider protection: a Sender that refuses calls
@@ -278,7 +278,7 @@ func Aggregate(c Common, a *live.Aggregator, prio *Priority) Stage {
 func Fanout(c Common, f *live.Fanout, prio *Priority) Stage {
 	var h queue.Handler = f.Handle
 	h = c.Tracing.Handler("live", h)
-	s := Stage{Group: topics.GroupLive, Topics: []string{topics.Live}, Handler: h, Supersedes: live.Supersedes}
+	s := Stage{Group: topics.GroupLive, Topics: []string{topics.Live}, Handler: h, Conflate: live.Version}
 	if prio != nil {
 		s.Gate, s.MaxInFlight = prio.Low(), LowMaxInFlight
 	}

@@ -192,7 +192,7 @@ func (f *fleet) run(ctx context.Context) error {
 			RebalanceTimeout: cfg.RebalanceTimeout, HeartbeatInterval: cfg.HeartbeatInterval,
 			Logger:   f.log.With(zap.String("role", string(role))),
 			Observer: f.live.Observe(group, pipeline.NewObserver(f.metrics, group, st.Topics, joinErrors)),
-			Gate:     st.Gate, Supersedes: st.Supersedes,
+			Gate:     st.Gate, Conflate: st.Conflate,
 		}, st.Handler)
 		if err != nil {
 			return err
