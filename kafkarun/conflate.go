@@ -17,10 +17,10 @@ type Versioned func(m *queue.Message) (scope string, version int64, ok bool)
 //
 // Dropping a record before it is dispatched is safe for the commit: the
 // partition's watermark never sees its offset, so it is a gap like a
-// compacted record's, passed over only once a later record is done. The
-// record that superseded it is later still, so the commit point cannot
-// pass the dropped one before the record that stands for it has a durable
-// outcome, and a crash before then fetches both again.
+// compacted record's. The commit point may reach the record that stands
+// for it (the watermark's next offset once nothing before it is pending)
+// but not pass it before it has a durable outcome, so a crash before then
+// fetches that record again, which stands for the dropped one as before.
 func conflate(msgs []*queue.Message, read Versioned) ([]*queue.Message, int) {
 	if len(msgs) < 2 {
 		return msgs, 0
@@ -34,7 +34,7 @@ func conflate(msgs []*queue.Message, read Versioned) ([]*queue.Message, int) {
 		version int64
 		ok      bool
 	}
-	var kept map[string]*standing
+	var kept map[string]standing
 	dropped := 0
 	for i := len(msgs) - 1; i >= 0; i-- {
 		m := msgs[i]
@@ -42,11 +42,11 @@ func conflate(msgs []*queue.Message, read Versioned) ([]*queue.Message, int) {
 			continue
 		}
 		if kept == nil {
-			kept = make(map[string]*standing, min(len(msgs), 1024))
+			kept = make(map[string]standing, min(len(msgs), 1024))
 		}
-		later := kept[string(m.Key)]
-		if later == nil {
-			kept[string(m.Key)] = &standing{m: m}
+		later, found := kept[string(m.Key)]
+		if !found {
+			kept[string(m.Key)] = standing{m: m}
 			continue
 		}
 		if !later.read {
@@ -57,9 +57,10 @@ func conflate(msgs []*queue.Message, read Versioned) ([]*queue.Message, int) {
 		if ok && later.ok && scope == later.scope && version < later.version {
 			msgs[i] = nil
 			dropped++
+			kept[string(m.Key)] = later // read now, if it was not
 			continue
 		}
-		*later = standing{m: m, read: true, scope: scope, version: version, ok: ok}
+		kept[string(m.Key)] = standing{m: m, read: true, scope: scope, version: version, ok: ok}
 	}
 	if dropped == 0 {
 		return msgs, 0

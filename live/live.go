@@ -22,7 +22,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -239,34 +238,6 @@ func (f *Fanout) logger() *zap.Logger {
 		return zap.NewNop()
 	}
 	return f.Logger
-}
-
-// Version reads an attendance record for the dashboards' consumer to
-// conflate (kafkarun.ConsumerConfig.Conflate): its version, compared only
-// with records of the same scope, the same class for the same people (its
-// instructor and location); ok is false for a record that does not
-// decode. Of a class's records in one fetch, one is then passed over when
-// the next later one delivered has a higher version. Each person's live
-// value keeps the highest version, the first to arrive at it
-// (feed.Store.SetLive), so every view ends as it would have with both; it
-// skips only a figure about to be replaced. Under a burst of bookings a
-// fetch brings many figures of each class, and the staff's views get the
-// last, not each on the way to it.
-func Version(m *queue.Message) (scope string, version int64, ok bool) {
-	// Decoded as Handle decodes it: a record Handle passes over must not
-	// stand for one it delivers (FuzzVersion).
-	var a Attendance
-	if json.Unmarshal(m.Value, &a) != nil || a.ClassID == "" {
-		return "", 0, false
-	}
-	// Each part's length first, so that no two triples make one scope.
-	b := make([]byte, 0, 24+len(a.ClassID)+len(a.InstructorID)+len(a.Location))
-	for _, p := range [...]string{a.ClassID, a.InstructorID, a.Location} {
-		b = strconv.AppendInt(b, int64(len(p)), 10)
-		b = append(b, ':')
-		b = append(b, p...)
-	}
-	return string(b), a.Version, true
 }
 
 // Handle delivers one attendance change.

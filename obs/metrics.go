@@ -112,7 +112,7 @@ func NewMetrics() *Metrics {
 			Buckets: stageBuckets,
 		}, []string{"group", "topic"}),
 		Superseded: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "herald_superseded_total", Help: "Records committed without being handled because a later record of their key in the same fetch stood for them (the dashboards' live values only).",
+			Name: "herald_superseded_total", Help: "Records passed over without being handled because a later record of their key in the same fetch stood for them (the dashboards' live values only); counted as the fetch is read, so again by the next owner after a rebalance.",
 		}, []string{"group", "topic"}),
 	}
 	m.Stalls = NewStalls(nil)

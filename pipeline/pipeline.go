@@ -279,6 +279,9 @@ func Fanout(c Common, f *live.Fanout, prio *Priority) Stage {
 	var h queue.Handler = f.Handle
 	h = c.Tracing.Handler("live", h)
 	s := Stage{Group: topics.GroupLive, Topics: []string{topics.Live}, Handler: h, Conflate: live.Version}
+	// The conflated records' series exists from the start, at 0, as a
+	// group's other series do (operations.md), not from the first burst.
+	c.Metrics.Superseded.WithLabelValues(s.Group, topics.Live)
 	if prio != nil {
 		s.Gate, s.MaxInFlight = prio.Low(), LowMaxInFlight
 	}

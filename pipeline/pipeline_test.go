@@ -16,11 +16,13 @@ import (
 	"github.com/gymhq/herald/dedupe"
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/live"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/pipeline"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/templates"
+	"github.com/gymhq/herald/topics"
 	"github.com/gymhq/herald/tracing"
 )
 
@@ -158,4 +160,35 @@ func TestDeliverOrder(t *testing.T) {
 	if deliver != 2 || send < 1 {
 		t.Errorf("%d deliver and %d send spans", deliver, send)
 	}
+}
+
+// TestFanoutConflatesFromTheStart: the dashboards' stage conflates, and
+// its herald_superseded_total series is there at 0 before any burst, so
+// that rate() and increase() see the first one.
+func TestFanoutConflatesFromTheStart(t *testing.T) {
+	m := obs.NewMetrics()
+	st := pipeline.Fanout(pipeline.Common{Config: config.Defaults(), Metrics: m, Tracing: tracing.New(trace.NewTracerProvider()),
+		Liveness: &kafkarun.Liveness{}}, &live.Fanout{}, nil)
+	if st.Conflate == nil {
+		t.Fatal("the dashboards' stage does not conflate")
+	}
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "herald_superseded_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["group"] == topics.GroupLive && labels["topic"] == topics.Live && s.GetCounter().GetValue() == 0 {
+				return
+			}
+		}
+	}
+	t.Fatal("no herald_superseded_total series for the dashboards' group")
 }

@@ -1,0 +1,4 @@
+package live
+
+// Written is written, for the tests.
+var Written = written
