@@ -330,3 +330,87 @@ func (j *joinErrors) JoinFailed(err error) {
 	j.errs = append(j.errs, err)
 	j.mu.Unlock()
 }
+
+// TestCoordinatorExpiresAMemberItsAnswerNeverReached: a member killed
+// while it waits in JoinGroup is still a member of the generation the
+// rebalance then forms, and it must expire at its session timeout like
+// any member that stops heartbeating. kfake re-armed a member's session
+// only when its JoinGroup answer reached it, so such a member stayed in
+// the group for good and kept its partitions: an outside tester's four
+// SIGKILLs of an inapp process within five seconds left the dashboards'
+// groups holding every partition by dead members, for as long as nothing
+// else rebalanced them (herald dev, nineteenth pass of issue 14).
+func TestCoordinatorExpiresAMemberItsAnswerNeverReached(t *testing.T) {
+	c := kafkatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const group, rebalance, session = "unanswered", 3 * time.Second, time.Second
+	clientA := newClient(c)
+	a, err := joinGroup(ctx, clientA, group, "", session, rebalance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncA := func(r *kafka.JoinGroupResponse) {
+		t.Helper()
+		var as []kafka.SyncGroupRequestAssignment
+		for _, m := range r.Members {
+			as = append(as, kafka.SyncGroupRequestAssignment{MemberID: m.ID})
+		}
+		if _, err := clientA.SyncGroup(ctx, &kafka.SyncGroupRequest{GroupID: group, GenerationID: r.GenerationID, MemberID: r.MemberID,
+			ProtocolType: "consumer", ProtocolName: r.ProtocolName, Assignments: as}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncA(a)
+
+	// B joins on a connection of its own and is killed while it waits.
+	var mu sync.Mutex
+	var conns []net.Conn
+	clientB := &kafka.Client{Addr: kafka.TCP(c.Brokers()...), Timeout: 20 * time.Second, Transport: &kafka.Transport{
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err == nil {
+				mu.Lock()
+				conns = append(conns, conn)
+				mu.Unlock()
+			}
+			return conn, err
+		}}}
+	go func() { _, _ = joinGroup(ctx, clientB, group, "", session, rebalance) }()
+	time.Sleep(300 * time.Millisecond) // B waits in JoinGroup under its member id
+	mu.Lock()
+	for _, conn := range conns {
+		conn.Close()
+	}
+	mu.Unlock()
+
+	// A rejoins: the generation forms with B in it, B's answer goes nowhere.
+	if a, err = joinGroup(ctx, clientA, group, a.MemberID, session, rebalance); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Members) != 2 {
+		t.Fatalf("the generation formed with %d members, want A and the killed B", len(a.Members))
+	}
+	syncA(a)
+	// A heartbeats; B never does. Within a few of B's sessions the
+	// coordinator must expire it: the group lists A alone. (A heartbeat's
+	// answer cannot tell: kafka-go reads kfake's RebalanceInProgress to
+	// it as a throttle time.)
+	deadline := time.Now().Add(5 * session)
+	for {
+		if _, err := clientA.Heartbeat(ctx, &kafka.HeartbeatRequest{GroupID: group, GenerationID: int32(a.GenerationID), MemberID: a.MemberID}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := clientA.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Groups) == 1 && len(d.Groups[0].Members) == 1 && d.Groups[0].Members[0].MemberID == a.MemberID {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the killed member was still in the group %v after its answer went nowhere (session %v): %+v", 5*session, session, d.Groups)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -1727,9 +1727,13 @@ func (g *group) reply(creq *clientReq, kresp kmsg.Response, m *groupMember) {
 	if m != nil {
 		m.waitingReply = nil
 	}
-	if !creq.reply(kresp) {
-		return
-	}
+	creq.reply(kresp)
+	// herald patch: the member's session runs from here whether the answer
+	// reached it or not, as Kafka schedules the next heartbeat's deadline
+	// when it completes a join or a sync. Upstream re-armed it only after a
+	// delivered answer, and its join had stopped the timer, so a member
+	// killed while it waited stayed in the group, holding its partitions,
+	// until something else rebalanced it.
 	if m != nil {
 		g.updateHeartbeat(m)
 	}
