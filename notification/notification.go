@@ -145,6 +145,17 @@ func (n *Notification) ViaScheduler(now time.Time) bool {
 // fmt (a fifth of Decode's time went to fmt.Fprintf here); the bytes, and
 // so the ids, are those of fmt.Fprintf(h, "%d:%s|", len(p), p).
 func NewID(eventID, template string, ch Channel, recipientID, address string) string {
+	var out [idLen]byte
+	return string(appendID(out[:0], eventID, template, ch, recipientID, address))
+}
+
+// idLen is the length of an id NewID makes: "ntf_" and 32 hex digits.
+const idLen = 4 + 32
+
+// appendID appends NewID's id to dst. Checking a decoded record's id
+// compares it with one appended to a buffer on the stack: the string
+// NewID made for it was an allocation per record a worker reads.
+func appendID(dst []byte, eventID, template string, ch Channel, recipientID, address string) []byte {
 	var buf [256]byte
 	b := buf[:0]
 	for _, p := range [...]string{eventID, template, string(ch), recipientID, address} {
@@ -154,10 +165,8 @@ func NewID(eventID, template string, ch Channel, recipientID, address string) st
 		b = append(b, '|')
 	}
 	sum := sha256.Sum256(b)
-	var out [4 + 32]byte
-	copy(out[:], "ntf_")
-	hex.Encode(out[4:], sum[:16])
-	return string(out[:])
+	dst = append(dst, "ntf_"...)
+	return hex.AppendEncode(dst, sum[:16])
 }
 
 // Validate checks that n is complete and self-consistent, including that its
@@ -196,7 +205,9 @@ func (n *Notification) validateFields() error {
 	case len(n.CancelKeys) > MaxCancelKeys:
 		return fmt.Errorf("%d cancel keys, limit %d", len(n.CancelKeys), MaxCancelKeys)
 	}
-	if want := NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To); n.ID != want {
+	var id [idLen]byte
+	if string(appendID(id[:0], n.EventID, n.Template, n.Channel, n.RecipientID, n.To)) != n.ID {
+		want := NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
 		return fmt.Errorf("id %q does not match its fields (want %q)", n.ID, want)
 	}
 	return nil
