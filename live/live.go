@@ -22,9 +22,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/gymhq/herald/attendance"
 	"github.com/gymhq/herald/events"
@@ -231,6 +233,9 @@ type Fanout struct {
 	// Staff returns the ids of the people with role at location.
 	Staff  func(role, location string) []string
 	Logger *zap.Logger
+
+	refusedOnce sync.Once
+	refused     *zap.Logger
 }
 
 func (f *Fanout) logger() *zap.Logger {
@@ -240,11 +245,44 @@ func (f *Fanout) logger() *zap.Logger {
 	return f.Logger
 }
 
+// refusedLog is the logger of the records Handle passes over: 3 lines a
+// second, then every 100th, so that a stream of bad records cannot flood
+// the logs.
+func (f *Fanout) refusedLog() *zap.Logger {
+	f.refusedOnce.Do(func() {
+		f.refused = f.logger().WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+			return zapcore.NewSamplerWithOptions(c, time.Second, 3, 100)
+		}))
+	})
+	return f.refused
+}
+
+// keyed reports whether m is keyed by class, as the Aggregator keys its
+// records, or not keyed at all: a record under another class's key would
+// otherwise set that class's figures from the views of its own (an outside
+// tester's kcat record pinned a class at a forged version) and, for the
+// consumer's conflation, stand for another class's records.
+func keyed(m *queue.Message, class string) bool {
+	return len(m.Key) == 0 || string(m.Key) == class
+}
+
 // Handle delivers one attendance change.
 func (f *Fanout) Handle(ctx context.Context, m *queue.Message) error {
 	var u Attendance
-	if err := json.Unmarshal(m.Value, &u); err != nil || u.ClassID == "" {
-		return nil // not ours to fail on: herald wrote it
+	if err := json.Unmarshal(m.Value, &u); err != nil || u.ClassID == "" || !keyed(m, u.ClassID) {
+		// herald writes this topic, so a record it cannot deliver is a
+		// stranger's or damage: passed over (no view is wrong for it, and
+		// the partition goes on), and said in a sampled line.
+		why := "no class_id"
+		switch {
+		case err != nil:
+			why = err.Error()
+		case u.ClassID != "":
+			why = fmt.Sprintf("class_id %q under the key of another class", u.ClassID)
+		}
+		f.refusedLog().Warn("attendance record passed over", zap.String("topic", m.Topic), zap.Int("partition", m.Partition),
+			zap.Int64("offset", m.Offset), zap.ByteString("key", m.Key), zap.String("why", why))
+		return nil
 	}
 	people := f.Staff(FrontDeskRole, u.Location)
 	if u.InstructorID != "" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gymhq/herald/attendance"
 	"github.com/gymhq/herald/feed"
+	"github.com/gymhq/herald/internal/logtest"
 	"github.com/gymhq/herald/internal/redistest"
 	"github.com/gymhq/herald/live"
 	"github.com/gymhq/herald/queue"
@@ -488,5 +489,58 @@ func TestVersionReadsNoRecordTooLargeForAView(t *testing.T) {
 	big := rec(strings.Repeat("i", feed.MaxItemBytes), 2)
 	if _, _, ok := live.Version(big); ok {
 		t.Errorf("a record of %d bytes is read; a view holds at most %d", len(big.Value), feed.MaxItemBytes)
+	}
+}
+
+// TestFanoutPassesOverWhatItCannotDeliver: records on herald.live.v1 that
+// herald did not write as attendance (malformed JSON, fields of the wrong
+// type, no class, a class under another class's key) change no view, are
+// never read for conflation, and are each said in a warning with where
+// they are and why (an outside tester's kcat records vanished without a
+// trace, and one under another class's key pinned that class at a forged
+// version).
+func TestFanoutPassesOverWhatItCannotDeliver(t *testing.T) {
+	log, logs := logtest.Observed()
+	fd := feed.NewMemory(feed.Limits{})
+	f := &live.Fanout{Feed: fd, Staff: func(string, string) []string { return []string{"desk_1"} }, Logger: log}
+	ctx := context.Background()
+	good, _ := json.Marshal(live.Attendance{Type: "attendance", ClassID: "cls_0", Location: "a", InstructorID: "ins_0", Confirmed: 3, Version: 2})
+	if err := f.Handle(ctx, &queue.Message{Topic: topics.Live, Key: []byte("cls_0"), Value: good}); err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := json.Marshal(live.Attendance{Type: "attendance", ClassID: "cls_1", Location: "a", InstructorID: "ins_0", Confirmed: 777, Version: 50})
+	for i, b := range []string{`{not json`, `{"class_id":"cls_0","confirmed":"many","version":"9"}`, `{"version":9}`, string(forged)} {
+		m := &queue.Message{Topic: topics.Live, Partition: 1, Offset: int64(10 + i), Key: []byte("cls_0"), Value: []byte(b)}
+		if err := f.Handle(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, ok := live.Version(m); ok {
+			t.Errorf("Version reads %s, which Handle passes over", b)
+		}
+	}
+	for _, p := range []string{"desk_1", "ins_0"} {
+		v, _ := fd.Live(ctx, p)
+		if len(v) != 1 || string(v["cls_0"]) != string(good) {
+			t.Errorf("%s sees %q", p, v)
+		}
+	}
+	lines := logs.FilterMessage("attendance record passed over").All()
+	if len(lines) != 3 { // sampled: 3 a second
+		t.Fatalf("%d lines for four records passed over in a second", len(lines))
+	}
+	for i, want := range []string{"invalid character", "cannot unmarshal", "no class_id"} {
+		c := lines[i].ContextMap()
+		if !strings.Contains(fmt.Sprint(c["why"]), want) || c["offset"] != int64(10+i) || c["partition"] != int64(1) || c["key"] != "cls_0" {
+			t.Errorf("line %d: %v, want why with %q", i, c, want)
+		}
+	}
+	// The forged record, past the sample, on a fresh fan-out.
+	log2, logs2 := logtest.Observed()
+	f2 := &live.Fanout{Feed: fd, Staff: f.Staff, Logger: log2}
+	if err := f2.Handle(ctx, &queue.Message{Topic: topics.Live, Key: []byte("cls_0"), Value: forged}); err != nil {
+		t.Fatal(err)
+	}
+	if l := logs2.FilterMessage("attendance record passed over").All(); len(l) != 1 || !strings.Contains(fmt.Sprint(l[0].ContextMap()["why"]), `"cls_1" under the key of another class`) {
+		t.Errorf("the forged record was said as %v", l)
 	}
 }

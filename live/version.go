@@ -44,6 +44,9 @@ func Version(m *queue.Message) (scope string, version int64, ok bool) {
 		}
 		cls, ins, loc, v = a.ClassID, a.InstructorID, a.Location, a.Version
 	}
+	if !keyed(m, cls) {
+		return "", 0, false // Handle passes it over
+	}
 	// Each part's length first, so that no two triples make one scope.
 	b := make([]byte, 0, 24+len(cls)+len(ins)+len(loc))
 	for _, p := range [...]string{cls, ins, loc} {
