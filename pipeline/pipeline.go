@@ -290,7 +290,12 @@ func Fanout(c Common, f *live.Fanout, prio *Priority) Stage {
 
 // Priority orders two flows in one process: while the high one has
 // records in hand, the low one's consumer waits before each record — up
-// to lowMaxWait, so a flood of high never stops the low one outright.
+// to lowMaxWait, so a flood of high never stops the low one outright. A
+// high record in a deliberate wait (queue.Waiting: another worker's lease
+// on the same notification, a retry's not-before time, a store coming
+// back) does not count: it competes for nothing, and one notification
+// waiting out a killed worker's 45 s lease held the dashboards to one
+// record per lowMaxWait for as long (an outside tester's kill loop).
 type Priority struct {
 	busy atomic.Int64
 }
@@ -306,7 +311,29 @@ func (p *Priority) High(h queue.Handler) queue.Handler {
 	return func(ctx context.Context, m *queue.Message) error {
 		p.busy.Add(1)
 		defer p.busy.Add(-1)
-		return h(ctx, m)
+		return h(queue.WithWaitTracker(ctx, &yielding{p: p, next: queue.Tracker(ctx)}), m)
+	}
+}
+
+// yielding is a high record's wait tracker: while the record waits by
+// design it is not busy, and the tracker before it (liveness's) hears of
+// the wait as well.
+type yielding struct {
+	p    *Priority
+	next queue.WaitTracker
+}
+
+func (y *yielding) WaitBegin() {
+	y.p.busy.Add(-1)
+	if y.next != nil {
+		y.next.WaitBegin()
+	}
+}
+
+func (y *yielding) WaitEnd() {
+	y.p.busy.Add(1)
+	if y.next != nil {
+		y.next.WaitEnd()
 	}
 }
 

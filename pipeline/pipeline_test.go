@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -191,4 +192,45 @@ func TestFanoutConflatesFromTheStart(t *testing.T) {
 		}
 	}
 	t.Fatal("no herald_superseded_total series for the dashboards' group")
+}
+
+// countWaits is a tracker that counts the waits it hears of.
+type countWaits struct{ begun, ended int }
+
+func (c *countWaits) WaitBegin() { c.begun++ }
+func (c *countWaits) WaitEnd()   { c.ended++ }
+
+// TestPriorityYieldsOnlyToWorkingRecords: the low flow's gate is closed
+// while a high record is being worked on and open while it waits by
+// design (queue.Waiting), as a notification waiting out another worker's
+// lease does; the tracker already in the record's context (liveness's)
+// still hears of the wait.
+func TestPriorityYieldsOnlyToWorkingRecords(t *testing.T) {
+	prio := &pipeline.Priority{}
+	gate, ok := prio.Low().(interface{ Passing() bool })
+	if !ok {
+		t.Fatal("the low gate cannot say whether it passes")
+	}
+	var during []bool
+	h := prio.High(func(ctx context.Context, _ *queue.Message) error {
+		during = append(during, gate.Passing())
+		done := queue.Waiting(ctx)
+		during = append(during, gate.Passing())
+		done()
+		during = append(during, gate.Passing())
+		return nil
+	})
+	outer := &countWaits{}
+	if err := h(queue.WithWaitTracker(context.Background(), outer), &queue.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{false, true, false}; fmt.Sprint(during) != fmt.Sprint(want) {
+		t.Errorf("the low gate passing before, during and after the high record's wait: %v, want %v", during, want)
+	}
+	if !gate.Passing() {
+		t.Error("the low gate is closed after the high record ended")
+	}
+	if outer.begun != 1 || outer.ended != 1 {
+		t.Errorf("the record's own tracker heard %d waits begin and %d end, want 1 and 1", outer.begun, outer.ended)
+	}
 }

@@ -30,3 +30,10 @@ func Waiting(ctx context.Context) (done func()) {
 	t.WaitBegin()
 	return t.WaitEnd
 }
+
+// Tracker returns the wait tracker of ctx, nil when it has none: for a
+// handler wrapper that must hear of waits too and pass them on.
+func Tracker(ctx context.Context) WaitTracker {
+	t, _ := ctx.Value(waitKey{}).(WaitTracker)
+	return t
+}
