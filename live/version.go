@@ -19,9 +19,12 @@ import (
 // the next later one delivered has a higher version. Each person's live
 // value keeps the highest version, the first to arrive at it
 // (feed.Store.SetLive), so every view ends as it would have with both; it
-// skips only a figure about to be replaced. Under a burst of bookings a
-// fetch brings many figures of each class, and the staff's views get the
-// last, not each on the way to it. A record too large for a live value
+// skips only a figure about to be replaced. When the fan-out has fallen
+// behind (after a restart or a stall, or while it yields to
+// notifications) a fetch brings many figures of each class, and the
+// staff's views get the last, not each on the way to it. In a burst of
+// booking events it mostly keeps up, and little is passed over. A record
+// too large for a live value
 // is not read either: it stands for nothing.
 //
 // A record is read as Handle decodes it: one Handle passes over must not

@@ -20,6 +20,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -295,7 +296,8 @@ func Fanout(c Common, f *live.Fanout, prio *Priority) Stage {
 // on the same notification, a retry's not-before time, a store coming
 // back) does not count: it competes for nothing, and one notification
 // waiting out a killed worker's 45 s lease held the dashboards to one
-// record per lowMaxWait for as long (an outside tester's kill loop).
+// record per lowMaxWait for as long (an outside tester's kill loop). A
+// wait for the channel's rate limit is not marked so, and still counts.
 type Priority struct {
 	busy atomic.Int64
 }
@@ -310,31 +312,62 @@ const LowMaxInFlight = 16
 func (p *Priority) High(h queue.Handler) queue.Handler {
 	return func(ctx context.Context, m *queue.Message) error {
 		p.busy.Add(1)
-		defer p.busy.Add(-1)
-		return h(queue.WithWaitTracker(ctx, &yielding{p: p, next: queue.Tracker(ctx)}), m)
+		y := &yielding{p: p, next: queue.Tracker(ctx)}
+		defer y.end()
+		return h(queue.WithWaitTracker(ctx, y), m)
 	}
 }
 
 // yielding is a high record's wait tracker: while the record waits by
 // design it is not busy, and the tracker before it (liveness's) hears of
-// the wait as well.
+// the wait as well. The record counts once whatever its waits do: waits
+// that overlap, a wait left open, a wait ended twice or one begun on its
+// context after the handler returned neither take another record off the
+// count nor leave one on it.
 type yielding struct {
 	p    *Priority
 	next queue.WaitTracker
+
+	mu    sync.Mutex
+	depth int  // waits open
+	ended bool // the handler returned
 }
 
 func (y *yielding) WaitBegin() {
-	y.p.busy.Add(-1)
+	y.mu.Lock()
+	if !y.ended {
+		if y.depth++; y.depth == 1 {
+			y.p.busy.Add(-1)
+		}
+	}
+	y.mu.Unlock()
 	if y.next != nil {
 		y.next.WaitBegin()
 	}
 }
 
 func (y *yielding) WaitEnd() {
-	y.p.busy.Add(1)
+	y.mu.Lock()
+	if !y.ended && y.depth > 0 {
+		if y.depth--; y.depth == 0 {
+			y.p.busy.Add(1)
+		}
+	}
+	y.mu.Unlock()
 	if y.next != nil {
 		y.next.WaitEnd()
 	}
+}
+
+// end takes the record off the count as its handler returns, unless an
+// open wait already had.
+func (y *yielding) end() {
+	y.mu.Lock()
+	y.ended = true
+	if y.depth == 0 {
+		y.p.busy.Add(-1)
+	}
+	y.mu.Unlock()
 }
 
 // Low is the low flow's gate.

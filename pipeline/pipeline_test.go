@@ -234,3 +234,45 @@ func TestPriorityYieldsOnlyToWorkingRecords(t *testing.T) {
 		t.Errorf("the record's own tracker heard %d waits begin and %d end, want 1 and 1", outer.begun, outer.ended)
 	}
 }
+
+// TestPriorityCountsEachRecordOnce: however a high record's waits go
+// (overlapping, left open, ended twice, begun on its context after its
+// handler returned), it takes no other record off the busy count and
+// leaves nothing on it (a review's cases).
+func TestPriorityCountsEachRecordOnce(t *testing.T) {
+	prio := &pipeline.Priority{}
+	gate := prio.Low().(interface{ Passing() bool })
+	var kept context.Context
+	working := make(chan struct{})
+	release := make(chan struct{})
+	done := make(chan struct{})
+	h := prio.High(func(ctx context.Context, m *queue.Message) error {
+		if m.Offset == 1 { // the record that works while the other's waits go wrong
+			close(working)
+			<-release
+			return nil
+		}
+		a, b := queue.Waiting(ctx), queue.Waiting(ctx) // overlapping
+		a()
+		a() // ended twice
+		b()
+		queue.Waiting(ctx) // left open
+		kept = ctx
+		return nil
+	})
+	go func() { _ = h(context.Background(), &queue.Message{Offset: 1}); close(done) }()
+	<-working
+	if err := h(context.Background(), &queue.Message{Offset: 0}); err != nil {
+		t.Fatal(err)
+	}
+	queue.Waiting(kept)() // after its handler returned
+	queue.Waiting(kept)
+	if gate.Passing() {
+		t.Error("the low gate passes while a high record works")
+	}
+	close(release)
+	<-done
+	if !gate.Passing() {
+		t.Error("the low gate is closed after every high record ended")
+	}
+}
