@@ -31,9 +31,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/gymhq/herald/feed"
+	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/prefs"
 	"github.com/gymhq/herald/prefs/unsubscribe"
 	"github.com/gymhq/herald/templates"
@@ -141,10 +141,7 @@ func New(o Options) (*Gateway, error) {
 		return nil, err
 	}
 	log = log.With(zap.String("role", "gateway"))
-	refusals := log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
-		return zapcore.NewSamplerWithOptions(c, time.Second, 3, 100)
-	}))
-	return &Gateway{o: o, log: log, refusals: refusals, m: m, people: map[string][]*session{}}, nil
+	return &Gateway{o: o, log: log, refusals: obs.FloodLogger(log), m: m, people: map[string][]*session{}}, nil
 }
 
 // Run delivers the feeds' changes to the sessions until ctx ends, then

@@ -26,12 +26,12 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/gymhq/herald/attendance"
 	"github.com/gymhq/herald/events"
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/feed"
+	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
 	"github.com/gymhq/herald/topics"
 )
@@ -249,11 +249,7 @@ func (f *Fanout) logger() *zap.Logger {
 // second, then every 100th, so that a stream of bad records cannot flood
 // the logs.
 func (f *Fanout) refusedLog() *zap.Logger {
-	f.refusedOnce.Do(func() {
-		f.refused = f.logger().WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
-			return zapcore.NewSamplerWithOptions(c, time.Second, 3, 100)
-		}))
-	})
+	f.refusedOnce.Do(func() { f.refused = obs.FloodLogger(f.logger()) })
 	return f.refused
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -54,6 +55,16 @@ func NewLoggerTo(level, format string, w io.Writer) (*zap.Logger, error) {
 // per notification, where the caller is always the same line of its code
 // and finding it cost 1–2 µs and two allocations (BenchmarkLogLine).
 func OutcomeLogger(l *zap.Logger) *zap.Logger { return l.WithOptions(zap.WithCaller(false)) }
+
+// FloodLogger is l for lines that outsiders can cause in any number (the
+// gateway's refused requests, the dashboards' unreadable records), never
+// for outcome lines: the first 3 of a second, then every 100th, so that a
+// flood is seen without drowning the log.
+func FloodLogger(l *zap.Logger) *zap.Logger {
+	return l.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Second, 3, 100)
+	}))
+}
 
 // MaskAddress masks an address by its channel's rule (notification.Spec;
 // the shipped rules are address.MaskEmail, MaskPhone and MaskToken). An

@@ -23,7 +23,7 @@ func WithWaitTracker(ctx context.Context, t WaitTracker) context.Context {
 // wait; call the returned func when the wait ends. Without a tracker in ctx
 // it does nothing.
 func Waiting(ctx context.Context) (done func()) {
-	t, _ := ctx.Value(waitKey{}).(WaitTracker)
+	t := Tracker(ctx)
 	if t == nil {
 		return func() {}
 	}
