@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -64,7 +62,8 @@ func runFlowsCompete(ctx context.Context, env *Env) (Result, error) {
 		return Result{}, err
 	}
 	desks := []string{"desk_a", "desk_b", "desk_c", "desk_d"}
-	fan := pipeline.Fanout(common, &live.Fanout{Feed: feeds, Staff: func(_, loc string) []string { return []string{desks[len(loc)%len(desks)]} }}, prio)
+	staff := func(_, loc string) []string { return []string{desks[len(loc)%len(desks)]} }
+	fan := pipeline.Fanout(common, &live.Fanout{Feed: feeds, Staff: staff}, prio)
 	var applied atomic.Int64 // attendance updates the fan-out has handled
 	inner := fan.Handler
 	fan.Handler = func(ctx context.Context, m *queue.Message) error {
@@ -152,15 +151,14 @@ func runFlowsCompete(ctx context.Context, env *Env) (Result, error) {
 	// The flood: every update at once, as a burst of bookings would.
 	env.Opts.logf("bench: flows-compete: %d attendance updates, then %d notifications at %d/s", flood, n, flowsRate)
 	updates := make([]queue.Message, 0, flood)
+	final := map[string]live.Attendance{} // each class's last update, which its views must end with
 	for i := 0; i < flood; i++ {
 		cls := fmt.Sprintf("cls_%03d", i%flowsClasses)
-		b, _ := json.Marshal(live.Attendance{Type: "attendance", ClassID: cls, ClassName: "Spin 45", Location: fmt.Sprintf("Studio %d", i%flowsClasses%7),
-			InstructorID: fmt.Sprintf("ins_%03d", i%flowsClasses), Confirmed: i / flowsClasses % 30, Capacity: 30, Version: int64(i/flowsClasses + 1)})
+		a := live.Attendance{Type: "attendance", ClassID: cls, ClassName: "Spin 45", Location: fmt.Sprintf("Studio %d", i%flowsClasses%7),
+			InstructorID: fmt.Sprintf("ins_%03d", i%flowsClasses), Confirmed: i / flowsClasses % 30, Capacity: 30, Version: int64(i/flowsClasses + 1)}
+		b, _ := json.Marshal(a)
 		updates = append(updates, queue.Message{Topic: topics.Live, Key: []byte(cls), Value: b})
-	}
-	final := map[string]int64{} // each class's last version, which its views must end with
-	for i := max(0, flood-flowsClasses); i < flood; i++ {
-		final[fmt.Sprintf("cls_%03d", i%flowsClasses)] = int64(i/flowsClasses + 1)
+		final[cls] = a
 	}
 	floodDone := make(chan error, 1)
 	go func() {
@@ -176,7 +174,8 @@ func runFlowsCompete(ctx context.Context, env *Env) (Result, error) {
 	t0 := time.Now()
 	// When the dashboards have gone through the whole flood, watched from
 	// the start of the loaded run (the notifications may outlast it).
-	var floodEnd atomic.Int64
+	var floodSecs float64
+	floodEnded := make(chan struct{})
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go func() {
@@ -187,7 +186,8 @@ func runFlowsCompete(ctx context.Context, env *Env) (Result, error) {
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
-		floodEnd.Store(int64(time.Since(t0)))
+		floodSecs = time.Since(t0).Seconds()
+		close(floodEnded)
 	}()
 	loaded, err := measure("under the flood")
 	if err != nil {
@@ -198,18 +198,12 @@ func runFlowsCompete(ctx context.Context, env *Env) (Result, error) {
 	}
 	secs := time.Since(t0).Seconds()
 	during, duringApplied := done(), applied.Load()
-	deadline := time.Now().Add(5 * time.Minute)
-	for floodEnd.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if floodEnd.Load() == 0 {
+	select {
+	case <-floodEnded:
+	case <-time.After(5 * time.Minute):
 		return Result{}, fmt.Errorf("flows-compete: the dashboards went through %d of %d attendance updates in %v", done(), flood, time.Since(t0).Round(time.Second))
 	}
-	floodSecs := time.Duration(floodEnd.Load()).Seconds()
-	if err := checkFinal(ctx, feeds, final, func(cls string) []string {
-		n, _ := strconv.Atoi(strings.TrimPrefix(cls, "cls_"))
-		return []string{fmt.Sprintf("ins_%03d", n), desks[len(fmt.Sprintf("Studio %d", n%7))%len(desks)]}
-	}); err != nil {
+	if err := checkFinal(ctx, feeds, final, staff); err != nil {
 		return Result{}, err
 	}
 
@@ -237,19 +231,20 @@ func counterValue(c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// checkFinal checks that every class's instructor and front desk see its
-// last figures: whatever the flood's updates were delivered or superseded,
-// each view must end at the class's final version.
-func checkFinal(ctx context.Context, feeds feed.Store, final map[string]int64, people func(cls string) []string) error {
-	for cls, want := range final {
-		for _, p := range people(cls) {
+// checkFinal checks that every class's instructor and front desk (by
+// staff, the fan-out's roster) see its last figures: whatever the flood's
+// updates were delivered or superseded, each view must end at the class's
+// final version.
+func checkFinal(ctx context.Context, feeds feed.Store, final map[string]live.Attendance, staff func(role, location string) []string) error {
+	for cls, last := range final {
+		for _, p := range append([]string{last.InstructorID}, staff(live.FrontDeskRole, last.Location)...) {
 			vals, err := feeds.Live(ctx, p)
 			if err != nil {
 				return err
 			}
 			var got live.Attendance
-			if err := json.Unmarshal(vals[cls], &got); err != nil || got.Version != want {
-				return fmt.Errorf("flows-compete: %s's live view of %s is at version %d, want the flood's last, %d", p, cls, got.Version, want)
+			if err := json.Unmarshal(vals[cls], &got); err != nil || got.Version != last.Version {
+				return fmt.Errorf("flows-compete: %s's live view of %s is at version %d, want the flood's last, %d", p, cls, got.Version, last.Version)
 			}
 		}
 	}
