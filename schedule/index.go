@@ -20,6 +20,13 @@ type Entry struct {
 	// precision in Redis); zero when unknown. A cancellation withdraws it
 	// only if the cancelling event is not older (Cancellation).
 	EventTime time.Time
+	// Refresh is when a new copy of Record must be written to the schedule
+	// topic, because the topic drops the copy this entry was read from
+	// before Due (the scheduler works it out from the copy's write time
+	// and the retention); zero when that copy lasts until Due. The index
+	// keeps one refresh time per entry, whatever order copies arrive in:
+	// none once any copy lasts, else the latest (Add, Stale).
+	Refresh time.Time
 }
 
 // A Cancellation tombstones Key on behalf of an event at At: it withdraws
@@ -48,11 +55,14 @@ type Cancellation struct {
 // ends the same in any order.
 type Index interface {
 	// Add indexes each entry unless its id is done or pending/leased
-	// already (then it is left as it is), or one of its keys has a
-	// tombstone that covers it: such an entry is not indexed and its id is
-	// returned in cancelled (the caller reports the outcome). ttl is how long a
-	// tombstone and done mark are remembered; Add uses it to trim expired
-	// ones.
+	// already, or one of its keys has a tombstone that covers it: such an
+	// entry is not indexed and its id is returned in cancelled (the caller
+	// reports the outcome). An entry pending or leased already is left as
+	// it is but for its refresh time: another copy of its record that
+	// lasts until Due clears it, one that does not raises it to its own if
+	// later. An entry indexed with a zero Refresh never gets one, so the
+	// refresh time ends the same in any order of the copies. Add trims
+	// expired tombstones and done marks.
 	Add(ctx context.Context, entries []Entry) (cancelled []string, err error)
 	// Cancel tombstones each cancellation's key for ttl and removes every
 	// pending entry it covers, returning each once, the first time only,
@@ -64,6 +74,12 @@ type Index interface {
 	// are pending, or leased with a lease ended before now (a firer that
 	// died), for lease; in due order.
 	Due(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Entry, error)
+	// Stale leases, for lease, up to limit pending or leased entries whose
+	// refresh time is at or before now, by refresh time, and returns them
+	// (the caller writes a new copy of each record to the topic; the copy's
+	// Add sets the next refresh time or clears it). A lease only delays the
+	// next Stale of an entry: it does not stop Due firing it.
+	Stale(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Entry, error)
 	// Done removes ids (pending or leased) and remembers them as done for
 	// ttl, so a later Add of the same id (a rebuild, a re-published
 	// schedule record) is ignored.

@@ -139,6 +139,8 @@ func runSuite(t *testing.T, open opener) {
 		{"Lookup", testLookup},
 		{"LargeBatch", testLargeBatch},
 		{"AnyBytes", testAnyBytes},
+		{"Refresh", testRefresh},
+		{"RefreshCommutes", testRefreshCommutes},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -859,6 +861,19 @@ func TestRedisLayout(t *testing.T) {
 	add(t, ix, entry("z", t0))
 	check(client.ZCard(ctx, p+"tomb").Val(), 0)
 	check(client.HLen(ctx, p+"tat").Val(), 0)
+
+	// Refresh times: in fresh while the entry waits, gone with it. A
+	// member whose entry an earlier release's scripts removed (they leave
+	// fresh alone) is dropped by the next Stale that reaches it.
+	add(t, ix, refreshed(entry("f", at(40*24*time.Hour)), at(time.Hour)))
+	check(client.ZScore(ctx, p+"fresh", "f").Val(), float64(at(time.Hour).UnixMilli()))
+	done(t, ix, long, "f")
+	check(client.ZCard(ctx, p+"fresh").Val(), 0)
+	client.ZAdd(ctx, p+"fresh", redis.Z{Score: float64(at(time.Hour).UnixMilli()), Member: "ghost"})
+	if got := stale(t, ix, at(2*time.Hour), 10, time.Minute); len(got) != 0 {
+		t.Errorf("Stale handed out %q, whose entry is gone", idsOf(got))
+	}
+	check(client.ZCard(ctx, p+"fresh").Val(), 0)
 }
 
 // TestRedisLostRecord: an entry whose record Redis lost is not fired, and
@@ -1068,4 +1083,135 @@ func TestRedisBesideAnEarlierRelease(t *testing.T) {
 	if got := add(t, ix, since(entry("later2", at(48*time.Hour), "k"), at(10*time.Minute))); !slices.Equal(got, []string{"later2"}) {
 		t.Fatalf("after a timed cancellation: cancelled %q, want later2", got)
 	}
+}
+
+// refreshed is e read from a copy of its record whose next copy is due at
+// r (zero: a copy that lasts until e is due).
+func refreshed(e schedule.Entry, r time.Time) schedule.Entry {
+	e.Refresh = r
+	return e
+}
+
+func stale(t *testing.T, ix schedule.Index, now time.Time, limit int, lease time.Duration) []schedule.Entry {
+	t.Helper()
+	es, err := ix.Stale(context.Background(), now, limit, lease)
+	if err != nil {
+		t.Fatalf("Stale: %v", err)
+	}
+	return es
+}
+
+// testRefresh: Stale hands out, by refresh time, the entries whose record
+// must be written again, leasing each; a later copy moves or clears the
+// time; firing, Done and Cancel end it; Stale does not keep Due from
+// firing an entry.
+func testRefresh(t *testing.T, open opener) {
+	ix, _ := fresh(t, open)
+	a := refreshed(entry("a", at(40*24*time.Hour), "ka"), at(15*24*time.Hour))
+	b := refreshed(entry("b", at(50*24*time.Hour)), at(10*24*time.Hour))
+	c := entry("c", at(time.Hour)) // lasts
+	d := refreshed(entry("d", at(2*time.Minute)), at(time.Minute))
+	add(t, ix, a, b, c, d)
+
+	if got := stale(t, ix, at(59*time.Second), 10, time.Minute); len(got) != 0 {
+		t.Fatalf("Stale before any refresh time: %q", idsOf(got))
+	}
+	got := stale(t, ix, at(time.Minute), 10, time.Minute)
+	sameEntries(t, got, []schedule.Entry{d})
+	if got := stale(t, ix, at(90*time.Second), 10, time.Minute); len(got) != 0 {
+		t.Fatalf("Stale within the lease: %q", idsOf(got))
+	}
+	// Stale's lease is not Due's: d fires when due.
+	sameEntries(t, due(t, ix, at(2*time.Minute), 10, time.Minute), []schedule.Entry{d})
+	done(t, ix, long, "d")
+
+	got = stale(t, ix, at(30*24*time.Hour), 1, time.Minute) // by refresh time, up to limit
+	sameEntries(t, got, []schedule.Entry{b})
+	sameEntries(t, stale(t, ix, at(30*24*time.Hour), 10, time.Minute), []schedule.Entry{a})
+
+	// b's new copy: its next refresh is later; a's lasts.
+	add(t, ix, refreshed(entry("b", at(50*24*time.Hour)), at(45*24*time.Hour)), entry("a", at(40*24*time.Hour), "ka"))
+	if got := stale(t, ix, at(44*24*time.Hour), 10, time.Minute); len(got) != 0 {
+		t.Fatalf("Stale after the copies: %q, want none until b's next refresh", idsOf(got))
+	}
+	sameEntries(t, stale(t, ix, at(45*24*time.Hour), 10, time.Minute), []schedule.Entry{b})
+
+	// Cancelled or done, an entry is not refreshed; a copy read after that
+	// adds nothing.
+	cancel(t, ix, long, "ka")
+	done(t, ix, long, "b")
+	add(t, ix, refreshed(entry("b", at(50*24*time.Hour)), at(46*24*time.Hour)), refreshed(entry("a", at(40*24*time.Hour), "ka"), at(46*24*time.Hour)))
+	if got := stale(t, ix, at(60*24*time.Hour), 10, time.Minute); len(got) != 0 {
+		t.Fatalf("Stale after Done and Cancel: %q", idsOf(got))
+	}
+	if n := pending(t, ix); n != 1 {
+		t.Fatalf("Pending %d, want 1 (c)", n)
+	}
+}
+
+// testRefreshCommutes: whatever order copies of records arrive in, and
+// however often, an entry's refresh time ends the same: none when any copy
+// lasts, else the latest copy's.
+func testRefreshCommutes(t *testing.T, open opener) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	ctx := context.Background()
+	type want struct {
+		id string
+		at time.Time // zero: never stale
+	}
+	var ops []indexOp
+	var wants []want
+	for i := range 12 {
+		id := fmt.Sprintf("r%02d", i)
+		base := entry(id, at(90*24*time.Hour))
+		copies := 1 + rng.IntN(3)
+		lasts := rng.IntN(3) == 0
+		var latest time.Time
+		for j := range copies {
+			r := at(time.Duration(1+i*3+j) * time.Hour)
+			if lasts && j == copies-1 {
+				r = time.Time{}
+			} else {
+				latest = r
+			}
+			e := refreshed(base, r)
+			ops = append(ops, func(ix schedule.Index) error { _, err := ix.Add(ctx, []schedule.Entry{e}); return err })
+		}
+		if lasts {
+			latest = time.Time{}
+		}
+		wants = append(wants, want{id, latest})
+	}
+	ops = append(ops, ops...)
+	ops = append(ops, func(ix schedule.Index) error { // some in one batch
+		var es []schedule.Entry
+		for i := 0; i < 12; i += 4 {
+			es = append(es, refreshed(entry(fmt.Sprintf("r%02d", i), at(90*24*time.Hour)), at(time.Duration(i*3)*time.Hour)))
+		}
+		_, err := ix.Add(ctx, es)
+		return err
+	})
+	inOrders(t, open, rng, ops, func(t *testing.T, ix schedule.Index) {
+		for _, w := range wants {
+			if w.at.IsZero() {
+				continue
+			}
+			// Not stale a millisecond before its latest copy's time (the
+			// batch's earlier times never raise past it), stale at it.
+			for _, e := range stale(t, ix, w.at.Add(-time.Millisecond), 100, 0) {
+				if e.ID == w.id {
+					t.Errorf("%s stale before %v", w.id, w.at)
+				}
+			}
+		}
+		var wantIDs []string
+		for _, w := range wants {
+			if !w.at.IsZero() {
+				wantIDs = append(wantIDs, w.id)
+			}
+		}
+		if got := sorted(idsOf(stale(t, ix, at(100*time.Hour), 100, long))); !slices.Equal(got, sorted(wantIDs)) {
+			t.Errorf("stale %q, want %q", got, sorted(wantIDs))
+		}
+	})
 }

@@ -49,6 +49,9 @@ type memEntry struct {
 	leased bool
 	until  int64 // lease end, while leased
 	pos    int   // index in pending or leased, whichever holds it
+	// refresh is when a new copy of its record is due (Entry.Refresh); 0
+	// for none.
+	refresh int64
 }
 
 // An entry without an event time is covered by any tombstone of its keys,
@@ -119,7 +122,16 @@ func (m *Memory) Add(ctx context.Context, entries []Entry) ([]string, error) {
 	m.trim(now)
 	var cancelled []string
 	for _, e := range entries {
-		if m.done.live(e.ID, now) || m.entries[e.ID] != nil {
+		if m.done.live(e.ID, now) {
+			continue
+		}
+		if me := m.entries[e.ID]; me != nil {
+			// Another copy of its record: only the refresh time moves.
+			if e.Refresh.IsZero() {
+				me.refresh = 0
+			} else if r := e.Refresh.UnixMilli(); me.refresh != 0 && me.refresh < r {
+				me.refresh = r
+			}
 			continue
 		}
 		since := millisOr(e.EventTime, unknownTime)
@@ -127,7 +139,8 @@ func (m *Memory) Add(ctx context.Context, entries []Entry) ([]string, error) {
 			cancelled = append(cancelled, e.ID)
 			continue
 		}
-		me := &memEntry{id: e.ID, due: e.Due.UnixMilli(), since: since, keys: slices.Clone(e.Keys), record: slices.Clone(e.Record)}
+		me := &memEntry{id: e.ID, due: e.Due.UnixMilli(), since: since, keys: slices.Clone(e.Keys), record: slices.Clone(e.Record),
+			refresh: millisOr(e.Refresh, 0)}
 		m.entries[e.ID] = me
 		heap.Push(&m.pending, me)
 		for _, k := range me.keys {
@@ -213,6 +226,35 @@ func (m *Memory) Due(ctx context.Context, now time.Time, limit int, lease time.D
 		} else {
 			heap.Push(&m.pending, me)
 		}
+	}
+	return out, nil
+}
+
+// Stale implements Index.
+func (m *Memory) Stale(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	at := now.UnixMilli()
+	// A scan: the in-process index is for herald dev and tests.
+	var stale []*memEntry
+	for _, me := range m.entries {
+		if me.refresh != 0 && me.refresh <= at {
+			stale = append(stale, me)
+		}
+	}
+	slices.SortFunc(stale, func(a, b *memEntry) int {
+		return cmp.Or(cmp.Compare(a.refresh, b.refresh), strings.Compare(a.id, b.id))
+	})
+	var out []Entry
+	for _, me := range stale[:min(limit, len(stale))] {
+		me.refresh = at + lease.Milliseconds()
+		out = append(out, me.entry())
 	}
 	return out, nil
 }

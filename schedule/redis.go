@@ -31,6 +31,9 @@ const DefaultPrefix = "herald:sched"
 //	                    tombstone's expiry is still <expiry> (else: any)
 //	et            hash  id → its event's time, Unix ms  (those with keys and a time)
 //	done          zset  id → done mark expiry, Unix ms
+//	fresh         zset  id → when a new copy of its record must be
+//	                    written to the topic, Unix ms (those whose record
+//	                    the topic drops before their due time)
 //	ready         hash  partition → "1"
 //	lock:<p>      string owner of partition p's rebuild lock, expiring (PX)
 //
@@ -63,14 +66,16 @@ type RedisOptions struct {
 }
 
 // libLua is the part of the scripts that Add, Cancel, Done and Due share.
-// Their KEYS are always due, lease, rec, at, ek, tomb, done, tat, et;
-// ARGV[1] is the key prefix, for the k:<cancel key> sets.
+// Their KEYS are always due, lease, rec, at, ek, tomb, done, tat, et, fresh;
+// ARGV[1] is the key prefix, for the k:<cancel key> sets. (An earlier
+// release's scripts take the first nine and leave fresh alone: Stale drops
+// members whose entry is gone.)
 //
 // The scripts gather their writes and send each kind as one command of
 // many arguments (in steps, for unpack's bounded stack): a batch of a
 // hundred entries costs about a third of what a command per entry does.
 const libLua = `
-local kDue, kLease, kRec, kAt, kEK, kTomb, kDone, kTombAt, kET = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local kDue, kLease, kRec, kAt, kEK, kTomb, kDone, kTombAt, kET, kFresh = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local base = ARGV[1]
 local step = 1000
 
@@ -168,6 +173,7 @@ local function removeAll(ids)
   bulk('HDEL', kAt, ids)
   bulk('HDEL', kEK, ids)
   bulk('HDEL', kET, ids)
+  bulk('ZREM', kFresh, ids)
 end
 `
 
@@ -177,8 +183,12 @@ func script(body string) *redis.Script {
 }
 
 // addScript: ARGV prefix, now ms, then for each entry id, due ms, event
-// time ms (empty when unknown), number of keys, the keys, record. Returns the
-// ids not indexed for a tombstone.
+// time ms (empty when unknown), refresh time ms (empty when none), number
+// of keys, the keys, record. Returns the ids not indexed for a tombstone.
+//
+// A copy of an entry indexed already (or earlier in the batch) touches
+// only its refresh time: one that lasts clears it, one that does not
+// raises it, and an entry without one keeps none (Index.Add).
 var addScript = script(`
 local now = tonumber(ARGV[2])
 trim(kTomb, now, kTombAt)
@@ -187,14 +197,25 @@ local cancelled, seen = {}, {}
 local dues, recs, ats, eks, ets = {}, {}, {}, {}, {}
 local i = 3
 while i <= #ARGV do
-  local id, due, et, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local id, due, et, fr, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
   local keys = {}
   for j = 1, n do
-    keys[j] = ARGV[i + 3 + j]
+    keys[j] = ARGV[i + 4 + j]
   end
-  local rec = ARGV[i + 4 + n]
-  i = i + 5 + n
-  if not seen[id] and not live(kDone, id, now) and redis.call('HEXISTS', kRec, id) == 0 then
+  local rec = ARGV[i + 5 + n]
+  i = i + 6 + n
+  if live(kDone, id, now) then
+    -- fired: nothing to refresh
+  elseif seen[id] or redis.call('HEXISTS', kRec, id) == 1 then
+    if fr == '' then
+      redis.call('ZREM', kFresh, id)
+    else
+      local s = redis.call('ZSCORE', kFresh, id)
+      if s and tonumber(s) < tonumber(fr) then
+        redis.call('ZADD', kFresh, fr, id)
+      end
+    end
+  else
     local tombstoned = false
     for _, k in ipairs(keys) do
       if covers(k, et, now) then
@@ -206,6 +227,9 @@ while i <= #ARGV do
       cancelled[#cancelled + 1] = id
     else
       seen[id] = true -- written below, after the loop
+      if fr ~= '' then
+        redis.call('ZADD', kFresh, fr, id)
+      end
       dues[#dues + 1], dues[#dues + 2] = due, id
       recs[#recs + 1], recs[#recs + 2] = id, rec
       ats[#ats + 1], ats[#ats + 2] = id, due
@@ -351,6 +375,31 @@ bulk('ZADD', kLease, leased)
 return out
 `)
 
+// staleScript: ARGV prefix, now ms, limit, lease end ms. Returns id, due
+// ms, keys, record for each entry leased, as dueScript does. A member
+// whose entry is gone (fired or cancelled by an earlier release's
+// scripts, which leave fresh alone) is dropped.
+var staleScript = script(`
+local now, limit, untilMs = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local ids = redis.call('ZRANGEBYSCORE', kFresh, '-inf', now, 'LIMIT', 0, limit)
+local recs, eks, ats = hmget(kRec, ids), hmget(kEK, ids), hmget(kAt, ids)
+local out, leased, gone = {}, {}, {}
+for i, id in ipairs(ids) do
+  if recs[i] then
+    leased[#leased + 1], leased[#leased + 2] = untilMs, id
+    out[#out + 1] = id
+    out[#out + 1] = tonumber(ats[i] or '0')
+    out[#out + 1] = eks[i] and cjson.decode(eks[i]) or {}
+    out[#out + 1] = recs[i]
+  else
+    gone[#gone + 1] = id
+  end
+end
+bulk('ZREM', kFresh, gone)
+bulk('ZADD', kFresh, leased)
+return out
+`)
+
 // lookupScript: KEYS due, lease, rec, at, ek, done; ARGV id, now ms.
 // Returns {state, due ms, keys, record}, or {state} when there is no entry.
 var lookupScript = redis.NewScript(`
@@ -412,7 +461,7 @@ type Redis struct {
 	c     redis.UniversalClient
 	clock func() time.Time
 	base  string   // Prefix + ":{s}:"
-	keys  []string // due, lease, rec, at, ek, tomb, done, tat, et
+	keys  []string // due, lease, rec, at, ek, tomb, done, tat, et, fresh
 	ready string
 }
 
@@ -429,7 +478,7 @@ func NewRedis(c redis.UniversalClient, opts RedisOptions) *Redis {
 	}
 	base := opts.Prefix + ":{s}:"
 	r := &Redis{c: c, clock: opts.Clock, base: base, ready: base + "ready"}
-	for _, name := range []string{"due", "lease", "rec", "at", "ek", "tomb", "done", "tat", "et"} {
+	for _, name := range []string{"due", "lease", "rec", "at", "ek", "tomb", "done", "tat", "et", "fresh"} {
 		r.keys = append(r.keys, base+name)
 	}
 	return r
@@ -456,12 +505,12 @@ func (r *Redis) Add(ctx context.Context, entries []Entry) ([]string, error) {
 	}
 	n := 2
 	for _, e := range entries {
-		n += 5 + len(e.Keys)
+		n += 6 + len(e.Keys)
 	}
 	args := make([]any, 0, n)
 	args = append(args, r.base, r.now())
 	for _, e := range entries {
-		args = append(args, e.ID, e.Due.UnixMilli(), millisArg(e.EventTime), len(e.Keys))
+		args = append(args, e.ID, e.Due.UnixMilli(), millisArg(e.EventTime), millisArg(e.Refresh), len(e.Keys))
 		for _, k := range e.Keys {
 			args = append(args, k)
 		}
@@ -514,19 +563,38 @@ func (r *Redis) Due(ctx context.Context, now time.Time, limit int, lease time.Du
 	if err != nil {
 		return nil, err
 	}
+	return entriesReply("due", v)
+}
+
+// entriesReply reads Due's and Stale's replies: id, due, keys, record for
+// each entry.
+func entriesReply(op string, v any) ([]Entry, error) {
 	a, ok := v.([]any)
 	if !ok || len(a)%4 != 0 {
-		return nil, badReply("due", v)
+		return nil, badReply(op, v)
 	}
 	out := make([]Entry, 0, len(a)/4)
 	for i := 0; i < len(a); i += 4 {
 		e, err := entryReply(a[i], a[i+1], a[i+2], a[i+3])
 		if err != nil {
-			return nil, badReply("due", v)
+			return nil, badReply(op, v)
 		}
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// Stale implements Index.
+func (r *Redis) Stale(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Entry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	at := now.UnixMilli()
+	v, err := staleScript.Run(ctx, r.c, r.keys, r.base, at, limit, at+lease.Milliseconds()).Result()
+	if err != nil {
+		return nil, err
+	}
+	return entriesReply("stale", v)
 }
 
 // Done implements Index.
