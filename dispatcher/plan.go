@@ -41,9 +41,9 @@ type Planner struct {
 	Choices func(ctx context.Context, ids []string) (map[string]templates.Choices, error)
 	// NoQuietHours sends at once what quiet hours would defer.
 	NoQuietHours bool
-	// MaxAhead bounds how far ahead a notification may be scheduled (the
-	// schedule topic's retention less a day); one due later is refused.
-	// Zero means no bound.
+	// MaxAhead bounds how far ahead a notification may be scheduled
+	// (schedule.MaxAhead in herald run); one due later is refused. Zero
+	// means no bound.
 	MaxAhead time.Duration
 }
 
@@ -136,7 +136,7 @@ func (p *Planner) PlanEvent(ctx context.Context, raw []byte) (*EventPlan, error)
 			if n.DueAt.Sub(now) > p.MaxAhead {
 				refused = append(refused, Refusal{EventID: n.EventID, EventType: n.EventType, Template: n.Template, Channel: n.Channel,
 					RecipientID: n.RecipientID, Err: tooFarAhead{failure.Errorf(failure.Permanent, failure.ReasonInvalid,
-						"scheduled for %s, more than %v ahead (HERALD_SCHEDULE_RETENTION less a day)", n.DueAt.UTC().Format(time.RFC3339), p.MaxAhead)}})
+						"scheduled for %s, more than %s ahead", n.DueAt.UTC().Format(time.RFC3339), aheadText(p.MaxAhead))}})
 				continue
 			}
 			kept = append(kept, n)
@@ -146,9 +146,18 @@ func (p *Planner) PlanEvent(ctx context.Context, raw []byte) (*EventPlan, error)
 	return &EventPlan{Notifications: ns, Refused: refused, Cancels: p.Templates.Cancels(ev), EventID: ev.ID, EventTime: ev.Time, Now: now}, nil
 }
 
+// aheadText is d in days when it is whole days ("366 days"), else as
+// time.Duration writes it.
+func aheadText(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
 // tooFarAhead marks the refusal of a message planned further ahead than
-// the schedule topic keeps records (Planner.MaxAhead), so that its log
-// line does not call it an address refusal.
+// Planner.MaxAhead, so that its log line does not call it an address
+// refusal.
 type tooFarAhead struct{ error }
 
 func (e tooFarAhead) Unwrap() error { return e.error }

@@ -269,10 +269,10 @@ func TestDispatchEventLevelStillStrict(t *testing.T) {
 	}
 }
 
-// A message planned further ahead than the schedule topic keeps records
-// (Planner.MaxAhead) is dead-lettered, and its log line says so: it was
-// logged as "recipient address refused", pointing an operator at the
-// wrong cause (a second outside tester, with 1,182 such lines).
+// A message planned further ahead than Planner.MaxAhead is dead-lettered,
+// and its log line says so: it was logged as "recipient address refused",
+// pointing an operator at the wrong cause (a second outside tester, with
+// 1,182 such lines).
 func TestTooFarAheadIsNotAnAddressRefusal(t *testing.T) {
 	loc, _ := time.LoadLocation("Europe/London")
 	p := planner(t, func() time.Time { return time.Date(2026, 12, 4, 23, 30, 0, 0, loc) })

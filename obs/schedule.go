@@ -39,6 +39,9 @@ type ScheduleMetrics struct {
 	Rebuilds prometheus.Counter
 	// Paused is 1 while firing waits for a rebuild.
 	Paused prometheus.Gauge
+	// Refreshed counts schedule records written to the topic again
+	// because the topic would have dropped them before they were due.
+	Refreshed prometheus.Counter
 }
 
 func (m *Metrics) registerSchedule() {
@@ -62,8 +65,11 @@ func (m *Metrics) registerSchedule() {
 		Paused: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "herald_schedule_paused", Help: "1 while nothing fires because the index is being rebuilt from the schedule topic.",
 		}),
+		Refreshed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_schedule_refreshed_total", Help: "Schedule records written to the schedule topic again because its retention would have dropped them before they were due (a reminder booked further ahead than the retention).",
+		}),
 	}
-	m.Registry.MustRegister(s.Held, s.Outcomes, s.Lateness, s.Pending, s.Rebuilds, s.Paused)
+	m.Registry.MustRegister(s.Held, s.Outcomes, s.Lateness, s.Pending, s.Rebuilds, s.Paused, s.Refreshed)
 	for _, o := range []string{"fired", OutcomeCancelled} {
 		s.Outcomes.WithLabelValues(o)
 	}

@@ -134,13 +134,13 @@ type Wait struct {
 }
 
 // NewPlanner is the dispatcher's planner on cfg: its SMS policy, its
-// quiet hours, and how far ahead it may schedule (the schedule topic's
-// retention less a day, so that a record outlives its wait). choices looks
+// quiet hours, and how far ahead it may schedule (schedule.MaxAhead; the
+// scheduler writes a record again before the topic drops it). choices looks
 // people's stored preferences up (prefs.PlanChoices); nil for none.
 func NewPlanner(cfg *config.Config, routes dispatcher.Routes, now func() time.Time,
 	choices func(ctx context.Context, ids []string) (map[string]templates.Choices, error)) *dispatcher.Planner {
 	return &dispatcher.Planner{Templates: routes, Now: now, SMS: cfg.SMSPolicy(), Choices: choices,
-		NoQuietHours: cfg.Schedule.QuietHours == config.Off, MaxAhead: cfg.Schedule.Retention - 24*time.Hour}
+		NoQuietHours: cfg.Schedule.QuietHours == config.Off, MaxAhead: schedule.MaxAhead}
 }
 
 // NewWait is a channel's Wait on c: what is not yet due goes to the

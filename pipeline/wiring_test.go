@@ -8,12 +8,15 @@ import (
 	"github.com/gymhq/herald/config"
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/pipeline"
+	"github.com/gymhq/herald/schedule"
 	"github.com/gymhq/herald/templates"
 )
 
 // TestNewPlannerAndWaitFollowTheConfiguration: the planner and a channel's
 // wait that herald run and the bench both build take the configuration's
-// quiet hours, scheduling horizon and frequency-cap switch.
+// quiet hours and frequency-cap switch, and a scheduling horizon that the
+// schedule topic's retention does not shorten (the scheduler writes a
+// record again before the topic drops it).
 func TestNewPlannerAndWaitFollowTheConfiguration(t *testing.T) {
 	tpl, err := templates.Embedded()
 	if err != nil {
@@ -22,8 +25,8 @@ func TestNewPlannerAndWaitFollowTheConfiguration(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.Schedule.Retention = 10 * 24 * time.Hour
 	p := pipeline.NewPlanner(cfg, tpl, time.Now, nil)
-	if p.MaxAhead != 9*24*time.Hour || p.NoQuietHours || p.SMS == nil || p.Choices != nil {
-		t.Errorf("planner: MaxAhead %v, NoQuietHours %v, SMS %v, Choices set %v; want 216h, false, a policy, none",
+	if p.MaxAhead != schedule.MaxAhead || p.NoQuietHours || p.SMS == nil || p.Choices != nil {
+		t.Errorf("planner: MaxAhead %v, NoQuietHours %v, SMS %v, Choices set %v; want schedule.MaxAhead, false, a policy, none",
 			p.MaxAhead, p.NoQuietHours, p.SMS, p.Choices != nil)
 	}
 	cfg.Schedule.QuietHours = config.Off

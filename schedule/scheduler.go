@@ -14,6 +14,7 @@ import (
 	"github.com/gymhq/herald/notification"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/topics"
 )
 
 // Config wires a Scheduler. Zero values take the documented defaults.
@@ -105,7 +106,33 @@ func (s *Scheduler) Handle(ctx context.Context, m *queue.Message) error {
 			zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
 		return nil
 	}
-	return s.apply(ctx, []*Record{r}, [][]byte{m.Value}, true)
+	return s.apply(ctx, []*Record{r}, []*queue.Message{m}, true)
+}
+
+// MaxAhead bounds how far ahead a notification may be scheduled: the
+// dispatcher refuses one due later, to the DLQ. The schedule topic's
+// retention does not bound it (refreshAt); this is a bound on what a
+// mistyped date costs, an entry in Redis for years.
+const MaxAhead = 366 * 24 * time.Hour
+
+// refreshMargin is how long before a copy of a schedule record leaves the
+// topic its entry must be due for that copy to do (a day, as a broker
+// deletes a segment only once all of it is past the retention, and clocks
+// differ).
+const refreshMargin = 24 * time.Hour
+
+// refreshAt is when a new copy of a schedule record due at due, this copy
+// written at written, must be written to the topic: half the retention
+// after this copy, when the topic drops this copy before due (less a
+// margin); zero when it does not. So a reminder booked weeks ahead stays
+// on the topic, the source of truth, until it fires, however short the
+// retention: each copy is written while the one before it is still there,
+// and a rebuild finds at least one.
+func (s *Scheduler) refreshAt(due, written time.Time) time.Time {
+	if !due.After(written.Add(s.cfg.Retention - refreshMargin)) {
+		return time.Time{}
+	}
+	return written.Add(s.cfg.Retention / 2)
 }
 
 // CancelSkew is how much later than a cancelling event's time an event
@@ -118,10 +145,11 @@ func (s *Scheduler) Handle(ctx context.Context, m *queue.Message) error {
 const CancelSkew = time.Minute
 
 // apply applies records to the index: schedules, then cancellations, then
-// done marks (the operations commute, so the order only saves work).
-// report logs and counts what it cancels; a rebuild re-applying old
-// records does not.
-func (s *Scheduler) apply(ctx context.Context, rs []*Record, raws [][]byte, report bool) error {
+// done marks (the operations commute, so the order only saves work). ms
+// are the records as read (their bytes are indexed, and their timestamps
+// say when each copy was written). report logs and counts what it
+// cancels; a rebuild re-applying old records does not.
+func (s *Scheduler) apply(ctx context.Context, rs []*Record, ms []*queue.Message, report bool) error {
 	var (
 		entries []Entry
 		cs      []Cancellation
@@ -133,7 +161,11 @@ func (s *Scheduler) apply(ctx context.Context, rs []*Record, raws [][]byte, repo
 		case KindSchedule:
 			// The record as read: it decoded and validated, so the index
 			// holds the topic's bytes rather than a re-encoding.
-			e := Entry{ID: r.ID, Due: r.Due, Keys: r.Keys, Record: raws[i]}
+			written := ms[i].Time
+			if written.IsZero() {
+				written = r.At // a record without a timestamp: when it says it was written
+			}
+			e := Entry{ID: r.ID, Due: r.Due, Keys: r.Keys, Record: ms[i].Value, Refresh: s.refreshAt(r.Due, written)}
 			if len(r.Keys) > 0 {
 				e.EventTime = r.EventTime()
 			}
@@ -251,12 +283,40 @@ func (s *Scheduler) Step(ctx context.Context) error {
 	}
 	for range 64 { // bounded, so the whole check runs again under a flood
 		es, err := s.cfg.Index.Due(ctx, s.cfg.Now(), s.cfg.Batch, s.cfg.Lease)
+		if err != nil {
+			return err
+		}
+		if len(es) > 0 {
+			if err := s.fire(ctx, es); err != nil {
+				return err
+			}
+		}
+		if len(es) < s.cfg.Batch {
+			break
+		}
+	}
+	return s.refresh(ctx)
+}
+
+// refresh writes a new copy of each schedule record whose refresh time
+// has come (refreshAt), the bytes as they are, under the key the first
+// copy had. The copy is a no-op for the index but for its refresh time,
+// for this release and earlier ones alike. Bounded per step, as firing is.
+func (s *Scheduler) refresh(ctx context.Context) error {
+	for range 64 {
+		es, err := s.cfg.Index.Stale(ctx, s.cfg.Now(), s.cfg.Batch, s.cfg.Lease)
 		if err != nil || len(es) == 0 {
 			return err
 		}
-		if err := s.fire(ctx, es); err != nil {
-			return err
+		now := s.cfg.Now()
+		msgs := make([]queue.Message, 0, len(es))
+		for _, e := range es {
+			msgs = append(msgs, queue.Message{Topic: topics.Schedule, Key: []byte(e.ID), Value: e.Record, Time: now})
 		}
+		if err := s.cfg.Publisher.Publish(ctx, msgs...); err != nil {
+			return fmt.Errorf("schedule: refresh schedule records: %w", err)
+		}
+		s.m.Refreshed.Add(float64(len(msgs)))
 		if len(es) < s.cfg.Batch {
 			return nil
 		}
@@ -389,15 +449,15 @@ func (s *Scheduler) rebuild(ctx context.Context, p int) error {
 	start := time.Now()
 	var (
 		batch []*Record
-		raws  [][]byte
+		msgs  []*queue.Message
 		read  int
 	)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := s.apply(ctx, batch, raws, false)
-		batch, raws = batch[:0], raws[:0]
+		err := s.apply(ctx, batch, msgs, false)
+		batch, msgs = batch[:0], msgs[:0]
 		return err
 	}
 	err = s.cfg.Scan(ctx, []int{p}, func(m *queue.Message) error {
@@ -406,7 +466,7 @@ func (s *Scheduler) rebuild(ctx context.Context, p int) error {
 		if err != nil {
 			return nil // dead-lettered when the live consumer read it
 		}
-		batch, raws = append(batch, r), append(raws, m.Value)
+		batch, msgs = append(batch, r), append(msgs, m)
 		if len(batch) >= 500 {
 			return flush()
 		}

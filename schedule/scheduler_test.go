@@ -3,6 +3,7 @@ package schedule
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -22,15 +23,42 @@ import (
 // log is a topic stand-in: every record published, in order, read back
 // by the scheduler's Scan as the schedule topic.
 type log struct {
-	mu   sync.Mutex
-	msgs []queue.Message
+	mu     sync.Mutex
+	msgs   []queue.Message
+	unread []queue.Message // published and not yet taken (take)
 }
 
 func (l *log) Publish(_ context.Context, msgs ...queue.Message) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.msgs = append(l.msgs, msgs...)
+	l.unread = append(l.unread, msgs...)
 	return nil
+}
+
+// take returns what was published on topic since the last take, as a
+// consumer of it reads it.
+func (l *log) take(topic string) []queue.Message {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out, keep []queue.Message
+	for _, m := range l.unread {
+		if m.Topic == topic {
+			out = append(out, m)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	l.unread = keep
+	return out
+}
+
+// expire deletes the records of topic written before t, as a broker
+// deletes what has outlived the topic's retention.
+func (l *log) expire(topic string, t time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = slices.DeleteFunc(l.msgs, func(m queue.Message) bool { return m.Topic == topic && m.Time.Before(t) })
 }
 
 func (l *log) on(topic string) []queue.Message {
@@ -99,6 +127,7 @@ func (r *rig) deliver(msg queue.Message) {
 	if err := r.log.Publish(context.Background(), msg); err != nil {
 		r.t.Fatal(err)
 	}
+	r.log.take(msg.Topic) // read now
 	if err := r.s.Handle(context.Background(), &msg); err != nil {
 		r.t.Fatal(err)
 	}
@@ -372,5 +401,56 @@ func TestFiresTheBinaryForm(t *testing.T) {
 	}
 	if !bytes.Equal(msgs[0].Value, want) {
 		t.Fatalf("fired value starts %q, want the binary form (%q…)", msgs[0].Value[:min(16, len(msgs[0].Value))], want[:16])
+	}
+}
+
+// TestFarAheadStaysOnTheTopic: a reminder booked three retentions ahead
+// keeps a copy of its schedule record on the topic, the source of truth,
+// for as long as it waits: the scheduler writes the record again before
+// the broker deletes the last copy. Redis losing the index on the way
+// loses nothing, and the reminder fires once, when due. (Before, the
+// dispatcher refused such a reminder to the DLQ: an outside tester's
+// classes 34 days out made 8,000 dead letters.)
+func TestFarAheadStaysOnTheTopic(t *testing.T) {
+	r := newRig(t)
+	const retention = 30 * 24 * time.Hour // the scheduler's default
+	n := reminder("evt_far", "b1")
+	due := r.clock.now().Add(90*24*time.Hour + 7*time.Hour)
+	r.schedule(n, due)
+	id := EntryID(n.ID, due, n.Attempt)
+	onTopic := func() int {
+		copies := 0
+		for _, m := range r.log.on(topics.Schedule) {
+			if rec, err := Decode(m.Value); err == nil && rec.Kind == KindSchedule && rec.ID == id {
+				copies++
+			}
+		}
+		return copies
+	}
+	for day := 1; r.clock.now().Before(due); day++ {
+		r.clock.add(min(24*time.Hour, due.Sub(r.clock.now())))
+		r.log.expire(topics.Schedule, r.clock.now().Add(-retention))
+		if day == 45 {
+			r.restart() // FLUSHALL: rebuilt from what the topic still holds
+		}
+		r.step()
+		for _, m := range r.log.take(topics.Schedule) { // the herald-scheduler group reads the copies
+			if err := r.s.Handle(context.Background(), &m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(r.fired()) == 0 && onTopic() == 0 {
+			t.Fatalf("day %d: the topic holds no copy of the waiting reminder's record", day)
+		}
+	}
+	r.step()
+	if got := r.fired(); len(got) != 1 || got[0] != n.ID {
+		t.Fatalf("fired %v, want %s once", got, n.ID)
+	}
+	// Refreshed every half retention, at days 15, 30, 45, 60 and 75; the
+	// copy of day 75 lasts until the reminder is due (day 90 and 7 h)
+	// with a day to spare, the one of day 60 would not have.
+	if c := testutil.ToFloat64(r.m.Schedule.Refreshed); c != 5 {
+		t.Errorf("herald_schedule_refreshed_total %v, want 5", c)
 	}
 }
