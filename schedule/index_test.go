@@ -874,6 +874,14 @@ func TestRedisLayout(t *testing.T) {
 		t.Errorf("Stale handed out %q, whose entry is gone", idsOf(got))
 	}
 	check(client.ZCard(ctx, p+"fresh").Val(), 0)
+	// Such a member is not the refresh time of an entry indexed again
+	// under its id from a copy that lasts (an outside review's find: Redis
+	// kept it, the in-process index had none).
+	client.ZAdd(ctx, p+"fresh", redis.Z{Score: float64(at(time.Hour).UnixMilli()), Member: "again"})
+	add(t, ix, entry("again", at(40*24*time.Hour)))
+	if got := stale(t, ix, at(2*time.Hour), 10, time.Minute); len(got) != 0 {
+		t.Errorf("Stale handed out %q, indexed from a copy that lasts", idsOf(got))
+	}
 }
 
 // TestRedisLostRecord: an entry whose record Redis lost is not fired, and

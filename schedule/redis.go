@@ -229,6 +229,10 @@ while i <= #ARGV do
       seen[id] = true -- written below, after the loop
       if fr ~= '' then
         redis.call('ZADD', kFresh, fr, id)
+      else
+        -- a member an earlier release's scripts left when they removed
+        -- the entry is not this entry's
+        redis.call('ZREM', kFresh, id)
       end
       dues[#dues + 1], dues[#dues + 2] = due, id
       recs[#recs + 1], recs[#recs + 2] = id, rec

@@ -301,28 +301,36 @@ func (s *Scheduler) Step(ctx context.Context) error {
 // refresh writes a new copy of each schedule record whose refresh time
 // has come (refreshAt), the bytes as they are, under the key the first
 // copy had. The copy is a no-op for the index but for its refresh time,
-// for this release and earlier ones alike. Bounded per step, as firing is.
+// for this release and earlier ones alike.
+//
+// One batch a step: a backlog of refreshes (after an outage, or a rebuild)
+// goes out at Batch a tick, 5,000 a second by default, and never holds up
+// the firing of due notifications for long. Each is leased for
+// refreshLease: until its copy is applied, which may wait behind the
+// herald-scheduler group's lag, the entry is not copied again.
 func (s *Scheduler) refresh(ctx context.Context) error {
-	for range 64 {
-		es, err := s.cfg.Index.Stale(ctx, s.cfg.Now(), s.cfg.Batch, s.cfg.Lease)
-		if err != nil || len(es) == 0 {
-			return err
-		}
-		now := s.cfg.Now()
-		msgs := make([]queue.Message, 0, len(es))
-		for _, e := range es {
-			msgs = append(msgs, queue.Message{Topic: topics.Schedule, Key: []byte(e.ID), Value: e.Record, Time: now})
-		}
-		if err := s.cfg.Publisher.Publish(ctx, msgs...); err != nil {
-			return fmt.Errorf("schedule: refresh schedule records: %w", err)
-		}
-		s.m.Refreshed.Add(float64(len(msgs)))
-		if len(es) < s.cfg.Batch {
-			return nil
-		}
+	es, err := s.cfg.Index.Stale(ctx, s.cfg.Now(), s.cfg.Batch, refreshLease)
+	if err != nil || len(es) == 0 {
+		return err
 	}
+	now := s.cfg.Now()
+	msgs := make([]queue.Message, 0, len(es))
+	for _, e := range es {
+		msgs = append(msgs, queue.Message{Topic: topics.Schedule, Key: []byte(e.ID), Value: e.Record, Time: now})
+	}
+	if err := s.cfg.Publisher.Publish(ctx, msgs...); err != nil {
+		return fmt.Errorf("schedule: refresh schedule records: %w", err)
+	}
+	s.m.Refreshed.Add(float64(len(msgs)))
 	return nil
 }
+
+// refreshLease is how long a refreshed entry waits for its copy to be
+// applied before it is copied again. A copy is written half a retention
+// (at least a day) before the topic drops the one before it, so an hour
+// costs no safety, and a consumer an hour behind gets one extra copy per
+// entry, not one per step.
+const refreshLease = time.Hour
 
 // fire publishes due entries to their topics, then their done marks to
 // the schedule topic, then removes them from the index. A crash between

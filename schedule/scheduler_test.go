@@ -3,6 +3,7 @@ package schedule
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -452,5 +453,50 @@ func TestFarAheadStaysOnTheTopic(t *testing.T) {
 	// with a day to spare, the one of day 60 would not have.
 	if c := testutil.ToFloat64(r.m.Schedule.Refreshed); c != 5 {
 		t.Errorf("herald_schedule_refreshed_total %v, want 5", c)
+	}
+}
+
+// TestRefreshWaitsForItsCopy: while the herald-scheduler group lags and a
+// refreshed record's copy is not yet applied, the scheduler does not copy
+// it again every step (an outside review's find: one copy per 30 s lease,
+// twenty in ten minutes of lag, each adding to the lag). After
+// refreshLease with the copy still unapplied, one more copy goes out.
+func TestRefreshWaitsForItsCopy(t *testing.T) {
+	r := newRig(t)
+	n := reminder("evt_lag", "b1")
+	r.schedule(n, r.clock.now().Add(40*24*time.Hour))
+	r.clock.add(15*24*time.Hour + time.Minute)
+	for range 20 { // ten minutes: copies published, none applied
+		r.step()
+		r.clock.add(30 * time.Second)
+	}
+	if copies := len(r.log.take(topics.Schedule)); copies != 1 {
+		t.Fatalf("%d copies of one record while its first copy waited to be applied, want 1", copies)
+	}
+	r.clock.add(refreshLease)
+	r.step()
+	if copies := len(r.log.take(topics.Schedule)); copies != 1 {
+		t.Fatalf("%d copies after the lease, want 1 more", copies)
+	}
+}
+
+// TestRefreshOneBatchAStep: a backlog of refreshes goes out Batch a step,
+// so firing what is due never waits behind all of it.
+func TestRefreshOneBatchAStep(t *testing.T) {
+	r := newRig(t)
+	r.s.cfg.Batch = 10
+	for i := range 25 {
+		r.schedule(reminder(fmt.Sprintf("evt_%d", i), fmt.Sprintf("b%d", i)), r.clock.now().Add(40*24*time.Hour))
+	}
+	r.step() // the first start's rebuild; nothing is stale yet
+	r.log.take(topics.Schedule)
+	r.clock.add(16 * 24 * time.Hour)
+	for _, want := range []int{10, 10, 5, 0} {
+		if err := r.s.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(r.log.take(topics.Schedule)); got != want {
+			t.Fatalf("a step wrote %d copies, want %d", got, want)
+		}
 	}
 }
