@@ -79,6 +79,8 @@ type Record struct {
 	Quoted bool   `json:"quoted,omitempty"`
 	Class  string `json:"class,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Error is a dead letter's error message (its herald-error header).
+	Error string `json:"error,omitempty"`
 	// DueAt and Deferred are a notification's wait in the scheduler:
 	// until when, and why (schedule, quiet_hours, cap, retry).
 	DueAt    *time.Time `json:"due_at,omitempty"`
@@ -199,7 +201,7 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 			return Record{}, false
 		}
 		r := Record{Kind: "dead_letter", Stage: string(m.Header(dlq.HeaderStage)), Channel: string(m.Header(dlq.HeaderChannel)),
-			Class: string(m.Header(dlq.HeaderClass)), Reason: string(m.Header(dlq.HeaderReason)),
+			Class: string(m.Header(dlq.HeaderClass)), Reason: string(m.Header(dlq.HeaderReason)), Error: string(m.Header(dlq.HeaderError)),
 			Quoted: m.Header(dlq.HeaderEventID) == nil}
 		switch rid := string(m.Header(dlq.HeaderRecipientID)); {
 		case rid != "":
@@ -350,7 +352,7 @@ func (st *Story) decide(ctx context.Context, store dedupe.Store, rs receipts.Sto
 		if r.Kind == "dead_letter" && r.NotificationID == "" && r.RecipientID != "" {
 			refused = append(refused, Delivery{Channel: r.Channel, Template: r.Template, RecipientID: r.RecipientID,
 				To: "(refused)", State: "refused", Reason: r.Reason,
-				Verdict: "not sent: the dispatcher refused this recipient's message (" + r.Reason + "); correct it at the source (the person's address, or the event's time) and publish the event again"})
+				Verdict: "not sent: the dispatcher refused this recipient's message (" + refusal(r) + "); correct it at the source (the person's address, or the event's time) and publish the event again"})
 			continue
 		}
 		if r.NotificationID == "" {
@@ -520,4 +522,14 @@ func shortID(id string) string {
 		return id[:16]
 	}
 	return id
+}
+
+// refusal is what a verdict says of a dispatcher's refusal: its reason
+// and, when the dead letter carries it, its error ("scheduled for …, more
+// than 366 days ahead"), which the reason alone (invalid) does not say.
+func refusal(r Record) string {
+	if r.Error == "" {
+		return r.Reason
+	}
+	return r.Reason + ": " + r.Error
 }

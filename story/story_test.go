@@ -43,6 +43,24 @@ func TestDecideAndPrint(t *testing.T) {
 	}
 }
 
+// A refusal's verdict says why, not only its reason: "invalid" covers an
+// address the dispatcher refused and a message scheduled too far ahead
+// (an outside tester's trace of a class 400 days out told them to check
+// the person's address).
+func TestRefusalVerdictSaysWhy(t *testing.T) {
+	at := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	const why = "scheduled for 2028-01-10T21:59:00Z, more than 366 days ahead"
+	st := &Story{EventID: "evt_1", Since: at.Add(-time.Hour), Records: []Record{
+		{Time: at, Kind: "dead_letter", Topic: "herald.dlq.v1", Channel: "push", RecipientID: "mem_2", Reason: "invalid", Stage: "dispatcher", Error: why},
+	}}
+	if err := st.decide(context.Background(), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Notifications) != 1 || !strings.Contains(st.Notifications[0].Verdict, "(invalid: "+why+")") {
+		t.Fatalf("notifications %+v, want a verdict quoting %q", st.Notifications, why)
+	}
+}
+
 // A notification a worker found past its expiry is told as such, not as a
 // permanent failure with a dead letter to look for.
 func TestExpiredIsToldApart(t *testing.T) {
