@@ -212,9 +212,16 @@ func cancelAt(t *testing.T, ix schedule.Index, ttl time.Duration, cs ...schedule
 
 func due(t *testing.T, ix schedule.Index, now time.Time, limit int, lease time.Duration) []schedule.Entry {
 	t.Helper()
-	es, err := ix.Due(context.Background(), now, limit, lease)
+	return leased(t, "Due", ix.Due, now, limit, lease)
+}
+
+// leased is what op (Index.Due or Stale) leases, failing t on an error.
+func leased(t *testing.T, name string, op func(context.Context, time.Time, int, time.Duration) ([]schedule.Entry, error),
+	now time.Time, limit int, lease time.Duration) []schedule.Entry {
+	t.Helper()
+	es, err := op(context.Background(), now, limit, lease)
 	if err != nil {
-		t.Fatalf("Due: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	return es
 }
@@ -1102,11 +1109,7 @@ func refreshed(e schedule.Entry, r time.Time) schedule.Entry {
 
 func stale(t *testing.T, ix schedule.Index, now time.Time, limit int, lease time.Duration) []schedule.Entry {
 	t.Helper()
-	es, err := ix.Stale(context.Background(), now, limit, lease)
-	if err != nil {
-		t.Fatalf("Stale: %v", err)
-	}
-	return es
+	return leased(t, "Stale", ix.Stale, now, limit, lease)
 }
 
 // testRefresh: Stale hands out, by refresh time, the entries whose record

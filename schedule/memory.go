@@ -193,11 +193,8 @@ func (m *Memory) Cancel(ctx context.Context, cs []Cancellation, ttl time.Duratio
 
 // Due implements Index.
 func (m *Memory) Due(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Entry, error) {
-	if err := ctx.Err(); err != nil {
+	if ok, err := leasing(ctx, limit); !ok {
 		return nil, err
-	}
-	if limit <= 0 {
-		return nil, nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -232,11 +229,8 @@ func (m *Memory) Due(ctx context.Context, now time.Time, limit int, lease time.D
 
 // Stale implements Index.
 func (m *Memory) Stale(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Entry, error) {
-	if err := ctx.Err(); err != nil {
+	if ok, err := leasing(ctx, limit); !ok {
 		return nil, err
-	}
-	if limit <= 0 {
-		return nil, nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -257,6 +251,15 @@ func (m *Memory) Stale(ctx context.Context, now time.Time, limit int, lease time
 		out = append(out, me.entry())
 	}
 	return out, nil
+}
+
+// leasing reports whether Due or Stale has anything to do: not when ctx
+// has ended (its error) or limit allows no entry.
+func leasing(ctx context.Context, limit int) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	return limit > 0, nil
 }
 
 // Done implements Index.
