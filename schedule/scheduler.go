@@ -156,6 +156,7 @@ func (s *Scheduler) apply(ctx context.Context, rs []*Record, ms []*queue.Message
 		done    []string
 		byID    map[string]*Record
 	)
+	var copies map[string]bool // ids applied only from refresh copies
 	for i, r := range rs {
 		switch r.Kind {
 		case KindSchedule:
@@ -170,7 +171,14 @@ func (s *Scheduler) apply(ctx context.Context, rs []*Record, ms []*queue.Message
 				e.EventTime = r.EventTime()
 			}
 			entries = append(entries, e)
-			if report {
+			switch {
+			case !report:
+			case ms[i].Header(HeaderRefresh) != nil:
+				if copies == nil {
+					copies = map[string]bool{}
+				}
+				copies[r.ID] = true
+			default:
 				if byID == nil {
 					byID = map[string]*Record{}
 				}
@@ -192,6 +200,9 @@ func (s *Scheduler) apply(ctx context.Context, rs []*Record, ms []*queue.Message
 		}
 		if report {
 			for _, id := range cancelled {
+				if copies[id] && byID[id] == nil {
+					continue // its outcome was reported already
+				}
 				s.cancelled(id, byID[id], "")
 			}
 		}
@@ -316,7 +327,8 @@ func (s *Scheduler) refresh(ctx context.Context) error {
 	now := s.cfg.Now()
 	msgs := make([]queue.Message, 0, len(es))
 	for _, e := range es {
-		msgs = append(msgs, queue.Message{Topic: topics.Schedule, Key: []byte(e.ID), Value: e.Record, Time: now})
+		msgs = append(msgs, queue.Message{Topic: topics.Schedule, Key: []byte(e.ID), Value: e.Record, Time: now,
+			Headers: []queue.Header{{Key: HeaderRefresh, Value: []byte("1")}}})
 	}
 	if err := s.cfg.Publisher.Publish(ctx, msgs...); err != nil {
 		return fmt.Errorf("schedule: refresh schedule records: %w", err)
@@ -324,6 +336,12 @@ func (s *Scheduler) refresh(ctx context.Context) error {
 	s.m.Refreshed.Add(float64(len(msgs)))
 	return nil
 }
+
+// HeaderRefresh marks a copy of a schedule record that refresh wrote. The
+// index applies it as it applies the record; only the report differs: a
+// copy that a cancellation turns away is not a second outcome of the
+// notification (the record's own Add, or the cancellation, reported it).
+const HeaderRefresh = "herald-refresh"
 
 // refreshLease is how long a refreshed entry waits for its copy to be
 // applied before it is copied again. A copy is written half a retention

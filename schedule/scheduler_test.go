@@ -500,3 +500,41 @@ func TestRefreshOneBatchAStep(t *testing.T) {
 		}
 	}
 }
+
+// TestRefreshCopyOfACancelledReminder: a refresh copy still waiting to be
+// applied when its booking is cancelled is turned away like any duplicate,
+// without a second outcome: one cancelled line, one count (a second
+// review's find: two of each). The first copy's own record, turned away
+// by a tombstone, is still reported.
+func TestRefreshCopyOfACancelledReminder(t *testing.T) {
+	r := newRig(t)
+	n := reminder("evt_c", "b1")
+	r.schedule(n, r.clock.now().Add(40*24*time.Hour))
+	r.clock.add(15*24*time.Hour + time.Minute)
+	r.step()
+	copies := r.log.take(topics.Schedule) // written, not yet applied
+	if len(copies) != 1 || string(copies[0].Header(HeaderRefresh)) != "1" {
+		t.Fatalf("copies %+v, want one marked %s", copies, HeaderRefresh)
+	}
+	r.clock.add(time.Second)
+	r.cancel("evt_cancel", "gym.booking.confirmed/reminder|booking_id=b1")
+	if err := r.s.Handle(context.Background(), &copies[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := logtest.Count(logtest.Outcomes(t, r.logs), obs.OutcomeCancelled); got != 1 {
+		t.Errorf("%d cancelled outcome lines, want 1", got)
+	}
+	if c := testutil.ToFloat64(r.m.Schedule.Outcomes.WithLabelValues(obs.OutcomeCancelled)); c != 1 {
+		t.Errorf("herald_schedule_outcomes_total{cancelled} %v, want 1", c)
+	}
+	if c := testutil.ToFloat64(r.m.Notifications.WithLabelValues(string(n.Channel), obs.OutcomeCancelled, "")); c != 1 {
+		t.Errorf("herald_notifications_total{cancelled} %v, want 1", c)
+	}
+
+	// A schedule record (not a copy) that a tombstone turns away is reported.
+	late := reminder("evt_late", "b1")
+	r.schedule(late, r.clock.now().Add(40*24*time.Hour))
+	if got := logtest.Count(logtest.Outcomes(t, r.logs), obs.OutcomeCancelled); got != 2 {
+		t.Errorf("%d cancelled outcome lines after a record the tombstone turned away, want 2", got)
+	}
+}

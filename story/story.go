@@ -169,33 +169,7 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 			})
 		}
 	}
-	scan(topics.Schedule, func(m *queue.Message) (Record, bool) {
-		r, err := schedule.Decode(m.Value)
-		if err != nil {
-			return Record{}, false
-		}
-		switch r.Kind {
-		case schedule.KindSchedule:
-			if r.EventID != id {
-				return Record{}, false
-			}
-			rec := Record{Kind: "deferred", keys: r.Keys, entry: r.ID}
-			if len(r.Keys) > 0 {
-				rec.eventTime = r.EventTime()
-			}
-			fillNotification(&rec, r.Notification)
-			due := r.Due.UTC()
-			rec.DueAt = &due
-			return rec, true
-		case schedule.KindDone:
-			return Record{Kind: "fired", NotificationID: schedule.NotificationID(r.ID), entry: r.ID}, r.EventID == id
-		case schedule.KindCancel:
-			// Any event's cancellation may withdraw this one's schedules:
-			// decide matches the keys.
-			return Record{Kind: "cancel", keys: r.Keys, Reason: r.EventID, eventTime: r.EventTime()}, true
-		}
-		return Record{}, false
-	})
+	scan(topics.Schedule, func(m *queue.Message) (Record, bool) { return scheduleRecord(m, id) })
 	scan(topics.DLQ, func(m *queue.Message) (Record, bool) {
 		if !deadLetterOf(m, id, idJSON) {
 			return Record{}, false
@@ -242,6 +216,7 @@ func Trace(ctx context.Context, src Sources, id string) (*Story, error) {
 		}
 		return kindOrder[a.Kind] < kindOrder[b.Kind]
 	})
+	st.Records = onceEachWait(st.Records)
 	if err := st.decide(ctx, src.Store, src.Receipts); err != nil {
 		return nil, err
 	}
@@ -532,4 +507,56 @@ func refusal(r Record) string {
 		return r.Reason
 	}
 	return r.Reason + ": " + r.Error
+}
+
+// scheduleRecord is what a record of the schedule topic tells of event id's
+// story: a wait of one of its notifications, a firing, or a cancellation
+// (of any event: decide matches the keys).
+func scheduleRecord(m *queue.Message, id string) (Record, bool) {
+	r, err := schedule.Decode(m.Value)
+	if err != nil {
+		return Record{}, false
+	}
+	switch r.Kind {
+	case schedule.KindSchedule:
+		if r.EventID != id {
+			return Record{}, false
+		}
+		rec := Record{Kind: "deferred", keys: r.Keys, entry: r.ID}
+		if len(r.Keys) > 0 {
+			rec.eventTime = r.EventTime()
+		}
+		fillNotification(&rec, r.Notification)
+		due := r.Due.UTC()
+		rec.DueAt = &due
+		return rec, true
+	case schedule.KindDone:
+		return Record{Kind: "fired", NotificationID: schedule.NotificationID(r.ID), entry: r.ID}, r.EventID == id
+	case schedule.KindCancel:
+		// Any event's cancellation may withdraw this one's schedules:
+		// decide matches the keys.
+		return Record{Kind: "cancel", keys: r.Keys, Reason: r.EventID, eventTime: r.EventTime()}, true
+	}
+	return Record{}, false
+}
+
+// onceEachWait keeps the first of a wait's schedule records, in time
+// order: the scheduler writes a record again when the schedule topic would
+// drop it before it is due (schedule.HeaderRefresh), and each copy is the
+// same wait, not another. The first still on the topic is kept, whichever
+// it is: the original ages out before a wait longer than the retention
+// ends.
+func onceEachWait(rs []Record) []Record {
+	seen := map[string]bool{}
+	kept := rs[:0]
+	for _, r := range rs {
+		if r.Kind == "deferred" && r.entry != "" {
+			if seen[r.entry] {
+				continue
+			}
+			seen[r.entry] = true
+		}
+		kept = append(kept, r)
+	}
+	return kept
 }

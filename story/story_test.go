@@ -188,3 +188,21 @@ func TestQuotedDeadLetterAndNothingPlanned(t *testing.T) {
 		}
 	}
 }
+
+// The scheduler writes a schedule record again when the topic would drop
+// it before it is due; the story lists the wait once, from the first
+// record of it still on the topic (a second review's find: each copy was
+// another "deferred … held until" line).
+func TestACopiedWaitIsOneWait(t *testing.T) {
+	at := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	due := at.Add(40 * 24 * time.Hour)
+	wait := func(d time.Duration) Record {
+		return Record{Time: at.Add(d), Kind: "deferred", NotificationID: "ntf_a", Channel: "push", DueAt: &due, Deferred: "schedule", entry: "ntf_a@x"}
+	}
+	other := wait(time.Hour)
+	other.entry, other.NotificationID = "ntf_b@x", "ntf_b"
+	got := onceEachWait([]Record{wait(0), other, wait(15 * 24 * time.Hour), wait(30 * 24 * time.Hour)})
+	if len(got) != 2 || !got[0].Time.Equal(at) || got[1].NotificationID != "ntf_b" {
+		t.Fatalf("records %+v, want ntf_a's first wait and ntf_b's", got)
+	}
+}
