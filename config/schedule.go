@@ -23,7 +23,7 @@ func init() {
 		&variable{
 			name: "HERALD_SCHEDULE_RETENTION", group: "Scheduling", def: "720h",
 			doc: "Retention of `herald.schedule.v1` (set when herald creates it), the source of truth for every scheduled, deferred and retrying notification, " +
-				"and how long the scheduler remembers fired and cancelled ones. A notification due later than this less a day has its schedule record written to the topic again every half retention, so the topic holds it until it fires (docs/scheduling.md); at most 366 days ahead are accepted. " +
+				"and how long the scheduler remembers fired and cancelled ones. A notification due later than this less a day has its schedule record written to the topic again every half retention, so the topic holds it until it fires (docs/scheduling.md); at most 366 days ahead are accepted. Lowering it does not reach reminders already waiting (docs/scheduling.md). " +
 				"Changing it does not alter a topic that exists: set `retention.ms` on the topic too.",
 			scope: []Role{RoleDispatcher},
 			bind:  duration(func(c *Config) *time.Duration { return &s(c).Retention }, 48*time.Hour, 8760*time.Hour, false),
