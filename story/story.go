@@ -440,6 +440,12 @@ func (st *Story) Print(w io.Writer) {
 	fmt.Fprintf(w, "event %s, records since %s\n\n", st.EventID, st.Since.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tKIND\tWHERE\tCHANNEL\tTEMPLATE\tRECIPIENT\tTO\tATTEMPT\tDETAIL")
+	// The time of day, unless the records span more than one UTC day: a
+	// reminder booked weeks ahead fires on another day than its event.
+	layout := "15:04:05.000"
+	if first, last := st.Records[0].Time.UTC(), st.Records[len(st.Records)-1].Time.UTC(); first.YearDay() != last.YearDay() || first.Year() != last.Year() {
+		layout = "2006-01-02 15:04:05.000"
+	}
 	for _, r := range st.Records {
 		detail := r.EventType
 		switch {
@@ -457,7 +463,7 @@ func (st *Story) Print(w io.Writer) {
 		case r.Kind == "fired":
 			detail = "due; published to its channel"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s/%d@%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Format("15:04:05.000"), r.Kind, r.Topic, r.Partition, r.Offset,
+		fmt.Fprintf(tw, "%s\t%s\t%s/%d@%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Format(layout), r.Kind, r.Topic, r.Partition, r.Offset,
 			dash(r.Channel), dash(r.Template), dash(r.RecipientID), dash(r.To), dash(strconv.Itoa(r.Attempt)), detail)
 	}
 	tw.Flush()

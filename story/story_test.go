@@ -206,3 +206,22 @@ func TestACopiedWaitIsOneWait(t *testing.T) {
 		t.Fatalf("records %+v, want ntf_a's first wait and ntf_b's", got)
 	}
 }
+
+// Records of more than one day (a reminder fired weeks after its event)
+// show their dates; those of one day, the time of day alone.
+func TestPrintShowsDatesAcrossDays(t *testing.T) {
+	at := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	printed := func(rs ...Record) string {
+		var b bytes.Buffer
+		(&Story{EventID: "evt_1", Since: at.Add(-time.Hour), Records: rs}).Print(&b)
+		return b.String()
+	}
+	ev := Record{Time: at, Kind: "event", Topic: "gym.bookings.v1", EventType: "gym.booking.confirmed"}
+	later := Record{Time: at.Add(40 * 24 * time.Hour), Kind: "fired", Topic: "herald.schedule.v1", NotificationID: "ntf_a"}
+	if out := printed(ev, later); !strings.Contains(out, "2026-12-04 09:00:00.000") || !strings.Contains(out, "2027-01-13 09:00:00.000") {
+		t.Errorf("records 40 days apart without their dates:\n%s", out)
+	}
+	if out := printed(ev); strings.Contains(out, "2026-12-04 09:00") || !strings.Contains(out, "09:00:00.000") {
+		t.Errorf("records of one day:\n%s", out)
+	}
+}
