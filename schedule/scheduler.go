@@ -106,7 +106,10 @@ func (s *Scheduler) Handle(ctx context.Context, m *queue.Message) error {
 			zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
 		return nil
 	}
-	return s.apply(ctx, []*Record{r}, []*queue.Message{m}, true)
+	// A refresh copy turned away by a cancellation is not reported: the
+	// notification's outcome was, when its record or the cancellation was
+	// applied (HeaderRefresh).
+	return s.apply(ctx, []*Record{r}, []*queue.Message{m}, m.Header(HeaderRefresh) == nil)
 }
 
 // MaxAhead bounds how far ahead a notification may be scheduled: the
@@ -156,7 +159,6 @@ func (s *Scheduler) apply(ctx context.Context, rs []*Record, ms []*queue.Message
 		done    []string
 		byID    map[string]*Record
 	)
-	var copies map[string]bool // ids applied only from refresh copies
 	for i, r := range rs {
 		switch r.Kind {
 		case KindSchedule:
@@ -171,14 +173,7 @@ func (s *Scheduler) apply(ctx context.Context, rs []*Record, ms []*queue.Message
 				e.EventTime = r.EventTime()
 			}
 			entries = append(entries, e)
-			switch {
-			case !report:
-			case ms[i].Header(HeaderRefresh) != nil:
-				if copies == nil {
-					copies = map[string]bool{}
-				}
-				copies[r.ID] = true
-			default:
+			if report {
 				if byID == nil {
 					byID = map[string]*Record{}
 				}
@@ -200,9 +195,6 @@ func (s *Scheduler) apply(ctx context.Context, rs []*Record, ms []*queue.Message
 		}
 		if report {
 			for _, id := range cancelled {
-				if copies[id] && byID[id] == nil {
-					continue // its outcome was reported already
-				}
 				s.cancelled(id, byID[id], "")
 			}
 		}
