@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -88,17 +90,56 @@ type workload struct {
 
 // newWorkload generates n events with g (nil when n is 0) and plans them. Notifications to
 // addresses in skip (permanent failures) are not expected.
+//
+// An event whose plan changes within the next few minutes is replaced by
+// another: the fleet plans it a little later than the workload does, and a
+// member's quiet hours beginning or ending in between would make the
+// expectation wrong (two SMS a quiet window deferred at 05:59 UTC were
+// sent when it ended at 06:00, Madrid's 07:00, and counted as duplicates).
 func newWorkload(t testing.TB, g *sim.Generator, n int, skip ...string) *workload {
+	t.Helper()
+	return newWorkloadAt(t, time.Now, g, n, skip...)
+}
+
+// newWorkloadAt is newWorkload planning on the clock now.
+func newWorkloadAt(t testing.TB, now func() time.Time, g *sim.Generator, n int, skip ...string) *workload {
 	t.Helper()
 	tpl, err := templates.Embedded()
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &workload{planner: &dispatcher.Planner{Templates: tpl, Now: time.Now}, want: map[addrKey]int{}, ids: map[string]bool{}}
-	for range n {
-		w.add(t, g.Next(), skip...)
+	w := &workload{planner: &dispatcher.Planner{Templates: tpl, Now: now}, want: map[addrKey]int{}, ids: map[string]bool{}}
+	for kept := 0; kept < n; {
+		if ev := g.Next(); w.settled(t, ev, now()) {
+			w.add(t, ev, skip...)
+			kept++
+		}
 	}
 	return w
+}
+
+// settleFor is how long a generated event's plan must stay as it is: longer
+// than a fleet test runs.
+const settleFor = 5 * time.Minute
+
+// settled reports whether ev's plan, made at now, sends the same
+// notifications at once as one made settleFor later.
+func (w *workload) settled(t testing.TB, ev sim.Event, now time.Time) bool {
+	t.Helper()
+	dueNow := func(at time.Time) map[string]bool {
+		p := *w.planner
+		p.Now = func() time.Time { return at }
+		ns, err := p.Plan(ev.Value)
+		if err != nil {
+			t.Fatalf("plan %s: %v", ev.ID, err)
+		}
+		ids := map[string]bool{}
+		for _, n := range ns {
+			ids[n.ID] = true
+		}
+		return ids
+	}
+	return maps.Equal(dueNow(now), dueNow(now.Add(settleFor)))
 }
 
 // add adds one event and the deliveries it must produce.
@@ -166,11 +207,18 @@ func (w *workload) publish(t testing.TB, env *devEnv) {
 // so that a duplicate cannot hide behind a loss at the same address.
 type tally struct {
 	expected, delivered, duplicated, lost, unexpected int
+	// which names the duplicated addresses and email ids, so that a
+	// failure says where to look.
+	which []string
 }
 
 func (c tally) String() string {
-	return fmt.Sprintf("expected %d, delivered %d, duplicated %d, lost %d, unexpected %d",
+	s := fmt.Sprintf("expected %d, delivered %d, duplicated %d, lost %d, unexpected %d",
 		c.expected, c.delivered, c.duplicated, c.lost, c.unexpected)
+	if len(c.which) > 0 {
+		s += " (twice or more: " + strings.Join(c.which, ", ") + ")"
+	}
+	return s
 }
 
 func count(env *devEnv, w *workload) tally {
@@ -192,6 +240,7 @@ func count(env *devEnv, w *workload) tally {
 		switch g := got[k]; {
 		case g > n:
 			c.duplicated += g - n
+			c.which = append(c.which, fmt.Sprintf("%s %s ×%d", k.channel, k.to, g))
 		case g < n:
 			c.lost += n - g
 		}
@@ -205,6 +254,7 @@ func count(env *devEnv, w *workload) tally {
 	for id, n := range byID {
 		if n > 1 {
 			emailDup += n - 1
+			c.which = append(c.which, fmt.Sprintf("email id %s ×%d", id, n))
 		}
 		if !w.ids[id] {
 			c.unexpected++
@@ -214,6 +264,7 @@ func count(env *devEnv, w *workload) tally {
 	if emailDup > c.duplicated {
 		c.duplicated = emailDup
 	}
+	sort.Strings(c.which)
 	return c
 }
 
@@ -272,4 +323,47 @@ func fromKafka(k kafka.Message) *queue.Message {
 		m.Headers = append(m.Headers, queue.Header{Key: h.Key, Value: h.Value})
 	}
 	return m
+}
+
+// TestWorkloadExpectsWhatTheFleetSends plans a workload a moment before
+// Madrid's quiet hours end (07:00 there, 06:00 UTC in December) and checks
+// its expectation against a plan made after they ended, as the fleet's
+// dispatcher may: the two must agree, though the same events planned
+// naively do not.
+func TestWorkloadExpectsWhatTheFleetSends(t *testing.T) {
+	before := time.Date(2026, 12, 7, 5, 59, 30, 0, time.UTC)
+	after := before.Add(2 * time.Minute)
+	opts := sim.Options{Seed: 11, Members: 40, Prefix: "os"}
+	w := newWorkloadAt(t, func() time.Time { return before }, sim.New(opts), 50)
+
+	planned := func(at time.Time, evs []sim.Event) map[addrKey]int {
+		p := *w.planner
+		p.Now = func() time.Time { return at }
+		want := map[addrKey]int{}
+		for _, ev := range evs {
+			ns, err := p.Plan(ev.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range ns {
+				want[addrKey{string(n.Channel), n.To}]++
+			}
+		}
+		return want
+	}
+	if len(w.events) != 50 {
+		t.Fatalf("%d events; want 50", len(w.events))
+	}
+	if got := planned(after, w.events); !maps.Equal(got, w.want) {
+		t.Errorf("the workload expects %v; planned at %s the same events send %v", w.want, after.Format(time.TimeOnly), got)
+	}
+
+	g := sim.New(opts)
+	naive := make([]sim.Event, 50)
+	for i := range naive {
+		naive[i] = g.Next()
+	}
+	if maps.Equal(planned(before, naive), planned(after, naive)) {
+		t.Fatal("no event's plan changes at 06:00 UTC: this test checks nothing")
+	}
 }
