@@ -94,7 +94,7 @@ type workload struct {
 // An event whose plan changes within the next few minutes is replaced by
 // another: the fleet plans it a little later than the workload does, and a
 // member's quiet hours beginning or ending in between would make the
-// expectation wrong (two SMS a quiet window deferred at 05:59 UTC were
+// expectation wrong (two messages a quiet window deferred at 05:59 UTC were
 // sent when it ended at 06:00, Madrid's 07:00, and counted as duplicates).
 func newWorkload(t testing.TB, g *sim.Generator, n int, skip ...string) *workload {
 	t.Helper()
