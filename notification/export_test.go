@@ -10,3 +10,10 @@ func ParseCheckingEach(b []byte) (*Notification, error) {
 	}
 	return Parse(b)
 }
+
+// ReadJSON is the JSON form's reader without reflection, and
+// UnmarshalJSON the same bytes through encoding/json: FuzzReadJSON holds
+// the first to the second.
+func ReadJSON(b []byte) (*Notification, bool) { return readJSON(b, false, nil) }
+
+func UnmarshalJSON(b []byte) (*Notification, error) { return unmarshalJSON(b, nil) }

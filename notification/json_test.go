@@ -3,6 +3,7 @@ package notification_test
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,49 @@ func FuzzJSONAsEncodingJSON(f *testing.F) {
 		}
 		if !bytes.Equal(got, want) {
 			t.Fatalf("JSON differs from encoding/json:\n got %s\nwant %s", got, want)
+		}
+		if gerr == nil {
+			// What herald writes, it reads back without reflection.
+			read, ok := notification.ReadJSON(got)
+			if !ok {
+				t.Fatalf("ReadJSON refused what JSON wrote: %s", got)
+			}
+			if u, err := notification.UnmarshalJSON(got); err != nil || !reflect.DeepEqual(read, u) {
+				t.Fatalf("ReadJSON read %s as\n%+v\nencoding/json as\n%+v (%v)", got, read, u, err)
+			}
+		}
+	})
+}
+
+// FuzzReadJSON holds the JSON form's reader to encoding/json: whatever it
+// reads, encoding/json reads alike; what it refuses, encoding/json decides.
+func FuzzReadJSON(f *testing.F) {
+	n := full()
+	b, err := notification.JSON(n)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	n.Data, n.CancelKeys, n.NotBefore, n.DueAt, n.Category = nil, nil, time.Time{}, time.Time{}, ""
+	n.To = "q\"\\ \u00e9 \x01 \u2028 é"
+	if b, err = notification.JSON(n); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"id":"a","event_id":"","event_type":"","template":"","channel":"email","locale":"","recipient_id":"","to":"x\ud83d\ude00\ud83d","data":{"k":"v","k":"w"},"priority":"","created_at":"2026-12-07T06:30:46+01:00","attempt":-0,"cancel_keys":[]}`))
+	f.Add([]byte(`{"id":"a","event_id":"","event_type":"","template":"","channel":"email","locale":"","recipient_id":"","to":"","data":{},"priority":"","created_at":"2026-12-07T06:30:46Z","attempt":1.0}`))
+	f.Add([]byte(`{"id":"a","event_id":"","event_type":"","template":"","channel":"email","locale":"","recipient_id":"","to":"","data":null,"priority":"","created_at":"0001-01-01T00:00:00Z","attempt":99999999999999999999}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		read, ok := notification.ReadJSON(b)
+		if !ok {
+			return
+		}
+		u, err := notification.UnmarshalJSON(b)
+		if err != nil {
+			t.Fatalf("ReadJSON read %q; encoding/json: %v", b, err)
+		}
+		if !reflect.DeepEqual(read, u) {
+			t.Fatalf("ReadJSON read %q as\n%+v\nencoding/json as\n%+v", b, read, u)
 		}
 	})
 }
