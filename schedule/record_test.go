@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,33 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
+// FuzzRead holds the record reader to encoding/json: whatever it reads,
+// encoding/json reads alike; what it refuses, encoding/json decides.
+func FuzzRead(f *testing.F) {
+	n := sampleNotification()
+	r, _ := Schedule(n, n.CreatedAt.Add(time.Hour), "herald.push.v1", n.CreatedAt)
+	b, _ := Encode(r)
+	f.Add(b)
+	f.Add([]byte(`{"v":1,"kind":"cancel","due":"2026-12-01T10:00:00+01:00","keys":["k","k\u00e9"],"event_id":"e"}`))
+	f.Add([]byte(`{"v":1,"kind":"done","id":"ntf_1","at":"2026-12-01T10:00:00.5Z"}`))
+	f.Add([]byte(`{"v":1,"kind":"schedule","id":"x","notification":{ "a" : [1, {"b":null}] },"keys":[]}`))
+	f.Add([]byte(`{"v":1,"kind":"schedule","keys":[],"notification":{"a":"\ud800"}}`))
+	f.Add([]byte(`{"v":2,"kind":"schedule","notification":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, ok := read(b)
+		if !ok {
+			return
+		}
+		u, err := unmarshal(b)
+		if err != nil {
+			t.Fatalf("read %q; encoding/json: %v", b, err)
+		}
+		if !reflect.DeepEqual(r, u) {
+			t.Fatalf("read %q as\n%+v\nencoding/json as\n%+v", b, r, u)
+		}
+	})
+}
+
 // reflectEncode is Encode as it was, by encoding/json with HTML escaping
 // off: what the hand-written encoder must write byte for byte.
 func reflectEncode(r *Record) ([]byte, error) {
@@ -146,6 +174,17 @@ func FuzzEncodeAsEncodingJSON(f *testing.F) {
 			if !bytes.Equal(got, want) {
 				t.Fatalf("Encode differs from encoding/json:\n got %s\nwant %s", got, want)
 			}
+			if gerr == nil {
+				// What herald writes, it reads back without reflection
+				// (but a notification that is not an object).
+				rr, ok := read(got)
+				if !ok && (len(r.Notification) == 0 || bytes.HasPrefix(bytes.TrimSpace(r.Notification), []byte("{"))) {
+					t.Fatalf("read refused what Encode wrote: %s", got)
+				}
+				if u, err := unmarshal(got); ok && (err != nil || !reflect.DeepEqual(rr, u)) {
+					t.Fatalf("read %s as\n%+v\nencoding/json as\n%+v (%v)", got, rr, u, err)
+				}
+			}
 		}
 		check(r)
 		n := sampleNotification()
@@ -154,6 +193,35 @@ func FuzzEncodeAsEncodingJSON(f *testing.F) {
 			check(s)
 		}
 	})
+}
+
+// BenchmarkDecode is a schedule record as the scheduler consumes it:
+// Decode (by hand, since issue 14's twenty-first pass) against the same
+// bytes through encoding/json's Decoder, as Decode read them before.
+func BenchmarkDecode(b *testing.B) {
+	n := sampleNotification()
+	r, err := Schedule(n, n.CreatedAt.Add(2*time.Hour), "herald.push.v1", n.CreatedAt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := Encode(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		dec  func([]byte) (*Record, error)
+	}{{"encoding-json", unmarshal}, {"by-hand", Decode}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				if _, err := c.dec(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 // BenchmarkEncode is a dispatcher's schedule record (Schedule, then
