@@ -915,6 +915,77 @@ func TestRedisLostRecord(t *testing.T) {
 	sameEntries(t, due(t, ix, at(time.Second), 10, time.Minute), []schedule.Entry{entry("a", t0, "k")})
 }
 
+// TestRedisCombinesConcurrentCalls: Add and Done calls made at once, as the
+// scheduler's consumer makes them one record per key, share script calls,
+// and each Add gets back exactly the ids of its own entries that a
+// tombstone turned away.
+func TestRedisCombinesConcurrentCalls(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.Client()
+	ctx := context.Background()
+	ix := schedule.NewRedis(client, schedule.RedisOptions{Prefix: "combine", Clock: func() time.Time { return t0 }})
+	if _, err := ix.Cancel(ctx, []schedule.Cancellation{by("gone", at(time.Hour))}, long); err != nil {
+		t.Fatal(err)
+	}
+	scripts := func() int64 {
+		s, err := client.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, line := range strings.Split(s, "\n") {
+			k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+			if k == "cmdstat_evalsha" || k == "cmdstat_eval" {
+				var calls int64
+				fmt.Sscanf(v, "calls=%d", &calls)
+				n += calls
+			}
+		}
+		return n
+	}
+	const workers, each = 32, 20
+	before := scripts()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				keys := []string{"k" + id}
+				if i%3 == 0 {
+					keys = append(keys, "gone")
+				}
+				cancelled, err := ix.Add(ctx, []schedule.Entry{since(entry(id, at(time.Minute), keys...), t0), entry(id+"b", at(time.Minute))})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				want := []string(nil)
+				if i%3 == 0 {
+					want = []string{id}
+				}
+				if !slices.Equal(cancelled, want) {
+					t.Errorf("Add of %s turned away %v, want %v", id, cancelled, want)
+				}
+				if err := ix.Done(ctx, []string{id + "b"}, long); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	calls := scripts() - before
+	t.Logf("%d Add and %d Done calls made %d script calls", workers*each, workers*each, calls)
+	if calls >= 2*workers*each {
+		t.Errorf("%d script calls for %d concurrent Add and Done calls: none combined", calls, 2*workers*each)
+	}
+	// Every entry not turned away waits; every "b" entry is done.
+	if n := pending(t, ix); n != int64(workers*each-workers*((each+2)/3)) {
+		t.Errorf("Pending %d, want %d", n, workers*each-workers*((each+2)/3))
+	}
+}
+
 // TestRedisErrorsAsIs: a failure of Redis comes back as go-redis made it,
 // for the caller to classify.
 func TestRedisErrorsAsIs(t *testing.T) {

@@ -467,6 +467,20 @@ type Redis struct {
 	base  string   // Prefix + ":{s}:"
 	keys  []string // due, lease, rec, at, ek, tomb, done, tat, et, fresh
 	ready string
+	// adds and dones make one script call of concurrent Add and Done
+	// calls (combiner).
+	adds  *combiner[[]Entry, []string]
+	dones *combiner[doneCall, struct{}]
+}
+
+// combineMax is the most entries or ids one combined call of the add or
+// done script carries: a rebuild's batch of 500 is one call, as before.
+const combineMax = 512
+
+// doneCall is one Done call's ids and their done marks' ttl.
+type doneCall struct {
+	ids []string
+	ttl time.Duration
 }
 
 var _ Index = (*Redis)(nil)
@@ -485,6 +499,8 @@ func NewRedis(c redis.UniversalClient, opts RedisOptions) *Redis {
 	for _, name := range []string{"due", "lease", "rec", "at", "ek", "tomb", "done", "tat", "et", "fresh"} {
 		r.keys = append(r.keys, base+name)
 	}
+	r.adds = &combiner[[]Entry, []string]{max: combineMax, size: func(es []Entry) int { return len(es) }, run: r.runAdds}
+	r.dones = &combiner[doneCall, struct{}]{max: combineMax, size: func(d doneCall) int { return len(d.ids) }, run: r.runDones}
 	return r
 }
 
@@ -499,7 +515,8 @@ func millisArg(t time.Time) any {
 	return t.UnixMilli()
 }
 
-// Add implements Index.
+// Add implements Index. Concurrent calls share one call of the add
+// script (combiner).
 func (r *Redis) Add(ctx context.Context, entries []Entry) ([]string, error) {
 	if err := checkEntries(entries); err != nil {
 		return nil, err
@@ -507,24 +524,51 @@ func (r *Redis) Add(ctx context.Context, entries []Entry) ([]string, error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
+	return r.adds.do(ctx, entries)
+}
+
+// runAdds runs the add script once on every call's entries and hands each
+// call the ids of its own entries that the script turned away.
+func (r *Redis) runAdds(ctx context.Context, calls []*joined[[]Entry, []string]) {
 	n := 2
-	for _, e := range entries {
-		n += 6 + len(e.Keys)
+	for _, c := range calls {
+		for _, e := range c.req {
+			n += 6 + len(e.Keys)
+		}
 	}
 	args := make([]any, 0, n)
 	args = append(args, r.base, r.now())
-	for _, e := range entries {
-		args = append(args, e.ID, e.Due.UnixMilli(), millisArg(e.EventTime), millisArg(e.Refresh), len(e.Keys))
-		for _, k := range e.Keys {
-			args = append(args, k)
+	for _, c := range calls {
+		for _, e := range c.req {
+			args = append(args, e.ID, e.Due.UnixMilli(), millisArg(e.EventTime), millisArg(e.Refresh), len(e.Keys))
+			for _, k := range e.Keys {
+				args = append(args, k)
+			}
+			args = append(args, e.Record)
 		}
-		args = append(args, e.Record)
 	}
 	v, err := addScript.Run(ctx, r.c, r.keys, args...).Result()
-	if err != nil {
-		return nil, err
+	var cancelled []string
+	if err == nil {
+		cancelled, err = stringsReply("add", v)
 	}
-	return stringsReply("add", v)
+	if err != nil || len(calls) == 1 {
+		for _, c := range calls {
+			c.ans, c.err = cancelled, err
+		}
+		return
+	}
+	turned := make(map[string]bool, len(cancelled))
+	for _, id := range cancelled {
+		turned[id] = true
+	}
+	for _, c := range calls {
+		for _, e := range c.req {
+			if turned[e.ID] {
+				c.ans = append(c.ans, e.ID)
+			}
+		}
+	}
 }
 
 // Cancel implements Index.
@@ -601,18 +645,45 @@ func (r *Redis) Stale(ctx context.Context, now time.Time, limit int, lease time.
 	return entriesReply("stale", v)
 }
 
-// Done implements Index.
+// Done implements Index. Concurrent calls share one call of the done
+// script (combiner).
 func (r *Redis) Done(ctx context.Context, ids []string, ttl time.Duration) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	now := r.now()
-	args := make([]any, 0, 3+len(ids))
-	args = append(args, r.base, now, now+ttl.Milliseconds())
-	for _, id := range ids {
-		args = append(args, id)
+	_, err := r.dones.do(ctx, doneCall{ids: ids, ttl: ttl})
+	return err
+}
+
+// runDones runs the done script once for each ttl among the calls (one,
+// from one scheduler).
+func (r *Redis) runDones(ctx context.Context, calls []*joined[doneCall, struct{}]) {
+	for len(calls) > 0 {
+		ttl := calls[0].req.ttl
+		var same, rest []*joined[doneCall, struct{}]
+		n := 3
+		for _, c := range calls {
+			if c.req.ttl == ttl {
+				same = append(same, c)
+				n += len(c.req.ids)
+			} else {
+				rest = append(rest, c)
+			}
+		}
+		now := r.now()
+		args := make([]any, 0, n)
+		args = append(args, r.base, now, now+ttl.Milliseconds())
+		for _, c := range same {
+			for _, id := range c.req.ids {
+				args = append(args, id)
+			}
+		}
+		err := doneScript.Run(ctx, r.c, r.keys, args...).Err()
+		for _, c := range same {
+			c.err = err
+		}
+		calls = rest
 	}
-	return doneScript.Run(ctx, r.c, r.keys, args...).Err()
 }
 
 // Missing implements Index.
