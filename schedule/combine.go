@@ -56,7 +56,10 @@ func (c *combiner[Q, A]) do(ctx context.Context, req Q) (A, error) {
 	}
 	if me.lead != nil {
 		batch := me.lead
-		c.run(ctx, batch)
+		// Not the leader's own cancellation: the batch holds others'
+		// calls (a partition revoked from this one, say, would fail
+		// theirs). The Redis client's timeouts bound the call.
+		c.run(context.WithoutCancel(ctx), batch)
 		c.handOn()
 		for _, j := range batch {
 			if j != me {

@@ -114,3 +114,19 @@ func TestCombinerUnderLoad(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestCombinerRunsOnAfterTheLeaderGivesUp: the calls a leader holds are
+// others' as well; its context ending (its partition revoked) must not
+// fail them.
+func TestCombinerRunsOnAfterTheLeaderGivesUp(t *testing.T) {
+	c := &combiner[int, int]{max: 8, size: func(int) int { return 1 }, run: func(ctx context.Context, calls []*joined[int, int]) {
+		for _, j := range calls {
+			j.err = ctx.Err()
+		}
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.do(ctx, 1); err != nil {
+		t.Errorf("a call whose context ended before it ran: %v", err)
+	}
+}
