@@ -201,7 +201,9 @@ func unmarshal(b []byte) (*Record, error) {
 	if err := dec.Decode(&r); err != nil {
 		return nil, failure.Poisoned(failure.ReasonDecode, fmt.Errorf("schedule record: %w", err))
 	}
-	if dec.More() {
+	// Not dec.More, which is false before a '}' or ']' (the outside
+	// review: a record followed by "}garbage" decoded).
+	if len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) > 0 {
 		return nil, failure.Errorf(failure.Poison, failure.ReasonDecode, "schedule record: trailing data after JSON object")
 	}
 	return &r, nil

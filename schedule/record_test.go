@@ -62,6 +62,8 @@ func TestDecodeRefuses(t *testing.T) {
 		"schedule half":  `{"v":1,"kind":"schedule","id":"x","topic":"herald.push.v1"}`,
 		"foreign topic":  `{"v":1,"kind":"schedule","id":"x","due":"2026-12-01T10:00:00Z","topic":"gym.bookings.v1","notification":{}}`,
 		"trailing":       `{"v":1,"kind":"done","id":"x"} {}`,
+		"trailing brace": `{"v":1,"kind":"done","id":"x"}}garbage`,
+		"trailing ]":     `{"v":1,"kind":"done","id":"x"} ]`,
 		"newline key":    `{"v":1,"kind":"cancel","keys":["a\nb"]}`,
 	} {
 		if _, err := Decode([]byte(in)); failure.ClassOf(err) != failure.Poison {
