@@ -2,7 +2,10 @@ package schedule
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // combiner makes one script call of concurrent calls to the Redis index.
@@ -13,15 +16,23 @@ import (
 // entries and every key of the index is in one hash slot.
 //
 // There is no goroutine and no timer: a call made while none is out runs
-// at once, alone. Calls made while one is out wait; when it is back, its
-// caller hands every waiting call, up to max items, to the first of them,
-// which runs them as one and hands on in turn. So a caller waits for at
-// most its own call and the one ahead of it, and never runs calls after
-// its own.
+// at once, alone, on its caller's context, as it did before calls were
+// combined. Calls made while one is out wait; when it is back, its caller
+// hands the waiting calls, up to maxItems items and maxBytes bytes (at
+// least one call), to the first of them, which runs them as one and hands
+// on in turn. So a caller waits for the calls ahead of it (one, unless
+// more than a batch waits) and its own, and never runs calls after its
+// own.
+//
+// A waiting caller whose context ends leaves the queue at once. One whose
+// call is already in a batch waits for the batch, which runs until every
+// one of its callers' contexts has ended: it holds all their entries.
 type combiner[Q, A any] struct {
-	max  int                                    // most items in one call, unless one call alone has more
-	size func(Q) int                            // a request's items
-	run  func(context.Context, []*joined[Q, A]) // sets every call's ans and err
+	maxItems, maxBytes int
+	// size is a request's items and bytes.
+	size func(Q) (items, bytes int)
+	// run sets every call's ans and err.
+	run func(context.Context, []*joined[Q, A])
 
 	mu      sync.Mutex
 	busy    bool
@@ -30,6 +41,7 @@ type combiner[Q, A any] struct {
 
 // joined is one call: its request, and once done is closed its answer.
 type joined[Q, A any] struct {
+	ctx  context.Context
 	req  Q
 	ans  A
 	err  error
@@ -38,9 +50,12 @@ type joined[Q, A any] struct {
 	lead []*joined[Q, A]
 }
 
+// errRunPanicked answers the calls of a batch whose run panicked.
+var errRunPanicked = errors.New("schedule: a combined index call panicked")
+
 // do runs req in the next call and returns its answer.
 func (c *combiner[Q, A]) do(ctx context.Context, req Q) (A, error) {
-	me := &joined[Q, A]{req: req, done: make(chan struct{})}
+	me := &joined[Q, A]{ctx: ctx, req: req, done: make(chan struct{})}
 	c.mu.Lock()
 	if !c.busy {
 		c.busy = true
@@ -49,29 +64,76 @@ func (c *combiner[Q, A]) do(ctx context.Context, req Q) (A, error) {
 	} else {
 		c.waiting = append(c.waiting, me)
 		c.mu.Unlock()
-		// Not ctx.Done: a waiting call may be chosen to lead, and the
-		// calls it then holds must run. The wait is one call of the
-		// Redis client's own timeouts.
-		<-me.done
+		select {
+		case <-me.done:
+		case <-ctx.Done():
+			c.mu.Lock()
+			if i := slices.Index(c.waiting, me); i >= 0 {
+				c.waiting = slices.Delete(c.waiting, i, i+1)
+				c.mu.Unlock()
+				var zero A
+				return zero, ctx.Err()
+			}
+			c.mu.Unlock()
+			<-me.done // chosen already: to lead, or in a batch
+		}
 	}
 	if me.lead != nil {
-		batch := me.lead
-		// Not the leader's own cancellation: the batch holds others'
-		// calls (a partition revoked from this one, say, would fail
-		// theirs). The Redis client's timeouts bound the call.
-		c.run(context.WithoutCancel(ctx), batch)
+		c.lead(me)
+	}
+	return me.ans, me.err
+}
+
+// lead runs me's batch, hands on, and answers the batch's other calls.
+func (c *combiner[Q, A]) lead(me *joined[Q, A]) {
+	batch := me.lead
+	ran := false
+	defer func() {
+		if !ran { // run panicked: no call may wait for ever
+			for _, j := range batch {
+				j.err = errRunPanicked
+			}
+		}
 		c.handOn()
 		for _, j := range batch {
 			if j != me {
 				close(j.done)
 			}
 		}
-	}
-	return me.ans, me.err
+	}()
+	ctx, stop := batchContext(batch)
+	defer stop()
+	c.run(ctx, batch)
+	ran = true
 }
 
-// handOn gives the waiting calls, up to max items, to the first of them,
-// or marks the combiner idle.
+// batchContext is the context a batch runs on: its one call's own, or one
+// that ends when every call's context has ended.
+func batchContext[Q, A any](batch []*joined[Q, A]) (context.Context, func()) {
+	if len(batch) == 1 {
+		return batch[0].ctx, func() {}
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(batch[0].ctx))
+	var left atomic.Int64
+	left.Store(int64(len(batch)))
+	stops := make([]func() bool, len(batch))
+	for i, j := range batch {
+		stops[i] = context.AfterFunc(j.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, s := range stops {
+			s()
+		}
+		cancel()
+	}
+}
+
+// handOn gives the waiting calls, up to a batch, to the first of them, or
+// marks the combiner idle.
 func (c *combiner[Q, A]) handOn() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -79,14 +141,16 @@ func (c *combiner[Q, A]) handOn() {
 		c.busy = false
 		return
 	}
-	n, items := 0, 0
-	for n < len(c.waiting) && (n == 0 || items+c.size(c.waiting[n].req) <= c.max) {
-		items += c.size(c.waiting[n].req)
-		n++
+	n, items, bytes := 0, 0, 0
+	for ; n < len(c.waiting); n++ {
+		i, b := c.size(c.waiting[n].req)
+		if n > 0 && (items+i > c.maxItems || bytes+b > c.maxBytes) {
+			break
+		}
+		items, bytes = items+i, bytes+b
 	}
-	next := make([]*joined[Q, A], n)
-	copy(next, c.waiting)
-	c.waiting = append(c.waiting[:0], c.waiting[n:]...)
+	next := slices.Clone(c.waiting[:n])
+	c.waiting = slices.Delete(c.waiting, 0, n)
 	next[0].lead = next
 	close(next[0].done)
 }

@@ -473,9 +473,14 @@ type Redis struct {
 	dones *combiner[doneCall, struct{}]
 }
 
-// combineMax is the most entries or ids one combined call of the add or
-// done script carries: a rebuild's batch of 500 is one call, as before.
-const combineMax = 512
+// combineMax and combineMaxBytes bound a combined call of the add or done
+// script: entries or ids, and their records' and ids' bytes (a record may
+// be nearly a megabyte). A call bigger than either alone, as a rebuild's
+// batch of 500 may be, is still one call, as before.
+const (
+	combineMax      = 512
+	combineMaxBytes = 4 << 20
+)
 
 // doneCall is one Done call's ids and their done marks' ttl.
 type doneCall struct {
@@ -499,8 +504,23 @@ func NewRedis(c redis.UniversalClient, opts RedisOptions) *Redis {
 	for _, name := range []string{"due", "lease", "rec", "at", "ek", "tomb", "done", "tat", "et", "fresh"} {
 		r.keys = append(r.keys, base+name)
 	}
-	r.adds = &combiner[[]Entry, []string]{max: combineMax, size: func(es []Entry) int { return len(es) }, run: r.runAdds}
-	r.dones = &combiner[doneCall, struct{}]{max: combineMax, size: func(d doneCall) int { return len(d.ids) }, run: r.runDones}
+	r.adds = &combiner[[]Entry, []string]{maxItems: combineMax, maxBytes: combineMaxBytes, run: r.runAdds,
+		size: func(es []Entry) (items, bytes int) {
+			for _, e := range es {
+				bytes += len(e.ID) + len(e.Record)
+				for _, k := range e.Keys {
+					bytes += len(k)
+				}
+			}
+			return len(es), bytes
+		}}
+	r.dones = &combiner[doneCall, struct{}]{maxItems: combineMax, maxBytes: combineMaxBytes, run: r.runDones,
+		size: func(d doneCall) (items, bytes int) {
+			for _, id := range d.ids {
+				bytes += len(id)
+			}
+			return len(d.ids), bytes
+		}}
 	return r
 }
 
