@@ -69,7 +69,7 @@ var Default = Inputs{
 	CPUPipelineTarget:       Input{"the same at issue 14's target", 60, "µs", "issue 14 target (≤ 60 µs), not reached yet"},
 	CPUWorker:               Input{"channel worker CPU per notification (its own process)", 70, "µs", "`slow-provider` (its worker process): 68–87 µs in issue 14's sixth pass's alternated runs (70 in an earlier table, 53 in the latest, 86–104 before issue 14's second pass; `backlog`: 56–69 µs)"},
 	CPUGateway:              Input{"gateway CPU per in-app notification pushed", 112.5, "µs", "BENCHMARKS.md `live-fanout` row (100.5–112.5 µs)"},
-	CPUSchedulerPerReminder: Input{"scheduler CPU per reminder (index + fire)", 218.5, "µs", "BENCHMARKS.md `scheduled` row: 88.5 µs indexing + 130.0 µs firing"},
+	CPUSchedulerPerReminder: Input{"scheduler CPU per reminder (index + fire)", 121.2, "µs", "BENCHMARKS.md `scheduled` row: 28.2 µs indexing + 93.0 µs firing (218.5 before issue 14's twenty-first pass)"},
 	PodCores:                Input{"cores per pod", 1, "", "deploy/base: every role's CPU limit is 1"},
 	PodUtilisation:          Input{"target CPU use per pod at peak", 0.6, "", "choice: room to absorb a failed pod's partitions and a burst"},
 	MinReplicas:             Input{"pods per role at least", 2, "", "deploy/base ScaledObjects' minReplicaCount"},
@@ -111,7 +111,7 @@ var Default = Inputs{
 	RedisCPUPrefs:    Input{"Redis CPU per preferences lookup", 2.8, "µs", "measured: prefs `BenchmarkRedisBytesPerKey/lookup` (one per recipient per event; counted per notification, an upper bound)"},
 	RedisCPUFeed:     Input{"Redis CPU per feed append", 41.1, "µs", "measured: feed `BenchmarkRedisBytesPerKey`, 100 per feed"},
 	RedisCPUCaps:     Input{"Redis CPU per cap take", 22.1, "µs", "measured: caps `BenchmarkRedisBytesPerKey`"},
-	RedisCPUSchedule: Input{"Redis CPU per reminder (index + fire)", 201.3, "µs", "BENCHMARKS.md `scheduled` row: 82.0 + 119.3"},
+	RedisCPUSchedule: Input{"Redis CPU per reminder (index + fire)", 114.1, "µs", "BENCHMARKS.md `scheduled` row: 43.9 + 70.2 (201.3 before issue 14's twenty-first pass)"},
 
 	SMSSegments:        Input{"segments per SMS", 2, "", "estimate: the shipped routing allows 2–3 (UCS-2 names); Twilio's rates count segments"},
 	TwilioLongCodeMPS:  Input{"Twilio, one US/Canada long code", 1, "segments/s", "Twilio's published outbound rates per sender type (support documentation on messages per second)"},
