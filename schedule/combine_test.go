@@ -20,9 +20,12 @@ type echo struct {
 	c       *combiner[int, int]
 }
 
-func newEcho(max int) *echo {
+func newEcho(max int) *echo { return newEchoSized(max, 1<<30, one[int]) }
+
+// newEchoSized is newEcho with a byte bound and request sizes.
+func newEchoSized(maxItems, maxBytes int, size func(int) (int, int)) *echo {
 	e := &echo{hold: make(chan struct{})}
-	e.c = &combiner[int, int]{maxItems: max, maxBytes: 1 << 30, size: one[int], run: func(_ context.Context, calls []*joined[int, int]) {
+	e.c = &combiner[int, int]{maxItems: maxItems, maxBytes: maxBytes, size: size, run: func(_ context.Context, calls []*joined[int, int]) {
 		e.mu.Lock()
 		first := len(e.batches) == 0
 		var reqs []int
@@ -40,6 +43,13 @@ func newEcho(max int) *echo {
 }
 
 func (e *echo) waiting() int { return waiting(e.c) }
+
+// started waits until the first call is in run.
+func (e *echo) started() {
+	for func() bool { e.mu.Lock(); defer e.mu.Unlock(); return len(e.batches) == 0 }() {
+		time.Sleep(time.Millisecond)
+	}
+}
 
 // one sizes every request as one item of one byte.
 func one[Q any](Q) (int, int) { return 1, 1 }
@@ -61,9 +71,7 @@ func TestCombinerBatchesWhatWaits(t *testing.T) {
 	}
 	wg.Add(1)
 	go call(0)
-	for e.waiting() == 0 && func() bool { e.mu.Lock(); defer e.mu.Unlock(); return len(e.batches) == 0 }() {
-		time.Sleep(time.Millisecond)
-	}
+	e.started()
 	for i := 1; i <= 10; i++ {
 		wg.Add(1)
 		go call(i)
@@ -191,26 +199,12 @@ func waiting[Q, A any](c *combiner[Q, A]) int {
 // (the outside review: with Redis down, callers with 20 ms contexts took
 // 3.4 s), and the calls behind it still run.
 func TestCombinerWaiterLeavesWhenItsContextEnds(t *testing.T) {
-	hold := make(chan struct{})
-	var ran []int
-	var mu sync.Mutex
-	c := &combiner[int, int]{maxItems: 8, maxBytes: 1 << 30, size: one[int], run: func(_ context.Context, calls []*joined[int, int]) {
-		mu.Lock()
-		first := len(ran) == 0
-		for _, j := range calls {
-			ran = append(ran, j.req)
-		}
-		mu.Unlock()
-		if first {
-			<-hold
-		}
-	}}
+	e := newEcho(8)
+	c := e.c
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _, _ = c.do(context.Background(), 1) }()
-	for func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) == 0 }() {
-		time.Sleep(time.Millisecond)
-	}
+	e.started()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	wg.Add(1)
@@ -220,10 +214,10 @@ func TestCombinerWaiterLeavesWhenItsContextEnds(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
 		t.Errorf("a waiting call whose context ended: %v after %v", err, time.Since(start))
 	}
-	close(hold)
+	close(e.hold)
 	wg.Wait()
-	if !slices.Equal(ran, []int{1, 3}) {
-		t.Errorf("ran %v, want 1 then 3 (2 gave up)", ran)
+	if want := [][]int{{1}, {3}}; !slices.EqualFunc(e.batches, want, slices.Equal) {
+		t.Errorf("ran %v, want %v (2 gave up)", e.batches, want)
 	}
 	if c.busy {
 		t.Error("left busy")
@@ -233,40 +227,24 @@ func TestCombinerWaiterLeavesWhenItsContextEnds(t *testing.T) {
 // TestCombinerByteBound: a batch stops at maxBytes as at maxItems, but a
 // call bigger than the bound alone still runs.
 func TestCombinerByteBound(t *testing.T) {
-	hold := make(chan struct{})
-	var batches [][]int
-	var mu sync.Mutex
-	c := &combiner[int, int]{maxItems: 100, maxBytes: 10, size: func(n int) (int, int) { return 1, n }, run: func(_ context.Context, calls []*joined[int, int]) {
-		mu.Lock()
-		first := len(batches) == 0
-		var b []int
-		for _, j := range calls {
-			b = append(b, j.req)
-		}
-		batches = append(batches, b)
-		mu.Unlock()
-		if first {
-			<-hold
-		}
-	}}
+	e := newEchoSized(100, 10, func(n int) (int, int) { return 1, n })
+	c := e.c
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _, _ = c.do(context.Background(), 1) }()
-	for func() bool { mu.Lock(); defer mu.Unlock(); return len(batches) == 0 }() {
-		time.Sleep(time.Millisecond)
-	}
+	e.started()
 	for i, n := range []int{4, 4, 4, 30, 2} {
 		wg.Add(1)
 		go func() { defer wg.Done(); _, _ = c.do(context.Background(), n) }()
-		for waiting(c) < i+1 {
+		for e.waiting() < i+1 {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	close(hold)
+	close(e.hold)
 	wg.Wait()
 	want := [][]int{{1}, {4, 4}, {4}, {30}, {2}}
-	if !slices.EqualFunc(batches, want, slices.Equal) {
-		t.Errorf("batches %v, want %v", batches, want)
+	if !slices.EqualFunc(e.batches, want, slices.Equal) {
+		t.Errorf("batches %v, want %v", e.batches, want)
 	}
 }
 
