@@ -24,9 +24,11 @@ import (
 // more than a batch waits) and its own, and never runs calls after its
 // own.
 //
-// A waiting caller whose context ends leaves the queue at once. One whose
-// call is already in a batch waits for the batch, which runs until every
-// one of its callers' contexts has ended: it holds all their entries.
+// A waiting caller whose context ends leaves the queue at once, or is
+// answered with its context's error at the next hand-off if that comes
+// first. One whose call is already in a batch, as its leader or not,
+// waits for the batch, which runs until every one of its callers'
+// contexts has ended: it holds all their entries.
 type combiner[Q, A any] struct {
 	maxItems, maxBytes int
 	// size is a request's items and bytes.
@@ -137,6 +139,17 @@ func batchContext[Q, A any](batch []*joined[Q, A]) (context.Context, func()) {
 func (c *combiner[Q, A]) handOn() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// A waiter whose context has ended, and whose goroutine has not yet
+	// run to leave, is answered now rather than held in a batch (the
+	// second outside review).
+	c.waiting = slices.DeleteFunc(c.waiting, func(j *joined[Q, A]) bool {
+		if err := j.ctx.Err(); err != nil {
+			j.err = err
+			close(j.done)
+			return true
+		}
+		return false
+	})
 	if len(c.waiting) == 0 {
 		c.busy = false
 		return

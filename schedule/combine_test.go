@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gymhq/herald/internal/redistest"
 )
 
 // echo is a combiner whose calls answer their own request, recording each
@@ -265,5 +268,81 @@ func TestCombinerSurvivesAPanic(t *testing.T) {
 	}()
 	if a, err := c.do(context.Background(), 2); a != 2 || err != nil {
 		t.Errorf("after a panic: %d %v", a, err)
+	}
+}
+
+// TestCombinerAnswersAnEndedWaiterAtHandOff: a waiter whose context ended
+// just before the hand-off, its goroutine not yet run to leave, is answered
+// then, not held in a batch with a caller that still waits (the second
+// outside review: it was chosen to lead and held for as long as the other
+// caller's call took).
+func TestCombinerAnswersAnEndedWaiterAtHandOff(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // the waiter is readied, not run, before handOn
+	hold := make(chan struct{})
+	ctxW, cancelW := context.WithCancel(context.Background())
+	ctxX, cancelX := context.WithCancel(context.Background())
+	defer cancelX()
+	var started atomic.Bool
+	c := &combiner[int, int]{maxItems: 8, maxBytes: 1 << 30, size: one[int]}
+	c.run = func(ctx context.Context, calls []*joined[int, int]) {
+		if calls[0].req == 1 {
+			started.Store(true)
+			<-hold
+			cancelW()
+			return
+		}
+		<-ctx.Done() // a Redis that never answers
+		for _, j := range calls {
+			j.err = ctx.Err()
+		}
+	}
+	go func() { _, _ = c.do(context.Background(), 1) }()
+	for !started.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	resW := make(chan error, 1)
+	go func() { _, err := c.do(ctxW, 2); resW <- err }()
+	for waiting(c) < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() { _, _ = c.do(ctxX, 3) }()
+	for waiting(c) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	close(hold)
+	select {
+	case err := <-resW:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the ended waiter: %v, want its context's error", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("a waiter whose context ended before the hand-off is still held 2 s later")
+		cancelX()
+		<-resW
+	}
+}
+
+// TestRedisAddsSharingAnIDRunApart: two calls in one batch with entries of
+// one id are each told only of their own: the script's reply names ids
+// (the second outside review: the call whose entry was indexed was told it
+// was turned away).
+func TestRedisAddsSharingAnIDRunApart(t *testing.T) {
+	srv := redistest.Start(t)
+	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := NewRedis(srv.Client(), RedisOptions{Prefix: "shared", Clock: func() time.Time { return t0 }})
+	ctx := context.Background()
+	if _, err := r.Cancel(ctx, []Cancellation{{Key: "gone", At: t0.Add(time.Hour)}}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(k, rec string) *joined[[]Entry, []string] {
+		return &joined[[]Entry, []string]{ctx: ctx, req: []Entry{{ID: "x", Due: t0.Add(time.Minute), Keys: []string{k}, EventTime: t0, Record: []byte(rec)}}}
+	}
+	a, b := mk("gone", "a"), mk("kept", "b")
+	r.runAdds(ctx, []*joined[[]Entry, []string]{a, b})
+	if !slices.Equal(a.ans, []string{"x"}) || a.err != nil {
+		t.Errorf("a's x, covered by a tombstone: told %v %v, want [x]", a.ans, a.err)
+	}
+	if b.ans != nil || b.err != nil {
+		t.Errorf("b's x was indexed (record %q) but b is told %v %v", srv.Client().HGet(ctx, "shared:{s}:rec", "x").Val(), b.ans, b.err)
 	}
 }

@@ -548,8 +548,17 @@ func (r *Redis) Add(ctx context.Context, entries []Entry) ([]string, error) {
 }
 
 // runAdds runs the add script once on every call's entries and hands each
-// call the ids of its own entries that the script turned away.
+// call the ids of its own entries that the script turned away. The reply
+// names ids, not entries: calls that share an id (two records of one wait
+// with other keys, say) run one by one, as they did before calls were
+// combined, so that each is told only of its own.
 func (r *Redis) runAdds(ctx context.Context, calls []*joined[[]Entry, []string]) {
+	if len(calls) > 1 && sharedID(calls) {
+		for _, c := range calls {
+			r.runAdds(ctx, []*joined[[]Entry, []string]{c})
+		}
+		return
+	}
 	n := 2
 	for _, c := range calls {
 		for _, e := range c.req {
@@ -589,6 +598,20 @@ func (r *Redis) runAdds(ctx context.Context, calls []*joined[[]Entry, []string])
 			}
 		}
 	}
+}
+
+// sharedID reports whether two of the calls hold entries of one id.
+func sharedID(calls []*joined[[]Entry, []string]) bool {
+	owner := map[string]int{}
+	for i, c := range calls {
+		for _, e := range c.req {
+			if o, ok := owner[e.ID]; ok && o != i {
+				return true
+			}
+			owner[e.ID] = i
+		}
+	}
+	return false
 }
 
 // Cancel implements Index.
