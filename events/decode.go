@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gymhq/herald/failure"
+	"github.com/gymhq/herald/internal/jsonr"
 )
 
 // envelope is the wire shape of a structured-mode CloudEvent. Attributes are
@@ -33,20 +34,20 @@ type envelope struct {
 	values [7]string
 }
 
-// envelopeOf parses b in one pass (parser) and sorts its members into the
+// envelopeOf parses b in one pass (jsonr.ParseTop) and sorts its members into the
 // envelope as json.Unmarshal into the tagged struct did before: a member
 // name matches an attribute exactly or, failing that, case-insensitively
 // (strings.EqualFold, as encoding/json folds); the last member to match
 // wins; null leaves an attribute absent; the first attribute that is not
 // a string is the error, after the syntax of all of b was checked.
 func envelopeOf(b []byte) (*envelope, error) {
-	members, err := parseTop(b)
+	members, err := jsonr.ParseTop(b)
 	if err != nil {
-		se := err.(*syntaxError)
-		if se.msg == "unexpected end of JSON input" {
-			return nil, decodeErrorf("event is not valid JSON: %s", se.msg)
+		se := err.(*jsonr.SyntaxError)
+		if se.Msg == "unexpected end of JSON input" {
+			return nil, decodeErrorf("event is not valid JSON: %s", se.Msg)
 		}
-		return nil, decodeErrorf("event is not valid JSON: %s (at byte %d)", se.msg, se.off)
+		return nil, decodeErrorf("event is not valid JSON: %s (at byte %d)", se.Msg, se.Off)
 	}
 	env := &envelope{}
 	attrs := [...]struct {
@@ -59,30 +60,30 @@ func envelopeOf(b []byte) (*envelope, error) {
 	var typeErr error
 	for _, m := range members {
 		switch {
-		case strings.EqualFold(m.key, "data"):
-			env.Data = append(json.RawMessage(nil), b[m.start:m.end]...)
-			env.data, _ = m.value.(map[string]any)
+		case strings.EqualFold(m.Key, "data"):
+			env.Data = append(json.RawMessage(nil), b[m.Start:m.End]...)
+			env.data, _ = m.Value.(map[string]any)
 			continue
-		case strings.EqualFold(m.key, "data_base64"):
-			env.DataBase64 = append(json.RawMessage(nil), b[m.start:m.end]...)
+		case strings.EqualFold(m.Key, "data_base64"):
+			env.DataBase64 = append(json.RawMessage(nil), b[m.Start:m.End]...)
 			continue
 		}
 		a := -1
 		for i := range attrs {
-			if attrs[i].name == m.key {
+			if attrs[i].name == m.Key {
 				a = i
 				break
 			}
 		}
 		for i := 0; a < 0 && i < len(attrs); i++ {
-			if strings.EqualFold(attrs[i].name, m.key) {
+			if strings.EqualFold(attrs[i].name, m.Key) {
 				a = i
 			}
 		}
 		if a < 0 {
 			continue
 		}
-		switch v := m.value.(type) {
+		switch v := m.Value.(type) {
 		case nil:
 			*attrs[a].v = nil
 		case string:

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/gymhq/herald/internal/jsonr"
 )
 
 // reference is what Decode did before the parser: encoding/json, numbers
@@ -48,7 +50,7 @@ func FuzzParseMatchesEncodingJSON(f *testing.F) {
 			return // Decode refuses these before parsing
 		}
 		want, werr := reference(b)
-		got, gerr := parseValue(b)
+		got, gerr := jsonr.ParseValue(b)
 		if (werr == nil) != (gerr == nil) {
 			t.Fatalf("%q: encoding/json says %v, parser says %v", b, werr, gerr)
 		}

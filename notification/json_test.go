@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gymhq/herald/notification"
 )
@@ -97,6 +98,9 @@ func FuzzReadJSON(f *testing.F) {
 	f.Add([]byte(`{"id":"a","event_id":"","event_type":"","template":"","channel":"email","locale":"","recipient_id":"","to":"","data":{},"priority":"","created_at":"2026-12-07T06:30:46Z","attempt":1.0}`))
 	f.Add([]byte(`{"id":"a","event_id":"","event_type":"","template":"","channel":"email","locale":"","recipient_id":"","to":"","data":null,"priority":"","created_at":"0001-01-01T00:00:00Z","attempt":99999999999999999999}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if !utf8.Valid(b) {
+			return // Decode refuses it before reading
+		}
 		read, ok := notification.ReadJSON(b)
 		if !ok {
 			return

@@ -243,14 +243,15 @@ func read(b []byte) (_ *Record, ok bool) {
 		r.Keys = jr.Strings()
 	}
 	if jr.Lit(`,"notification":`) {
-		start := jr.I
+		start := jr.Offset()
 		// An object only: encoding/json hands null, a string or a number
 		// to the RawMessage as they are, which is not worth copying here.
 		if start >= len(buf) || buf[start] != '{' {
 			return nil, false
 		}
 		jr.Skip()
-		r.Notification = buf[start:jr.I:jr.I]
+		end := jr.Offset()
+		r.Notification = buf[start:end:end]
 	}
 	if jr.Lit(`,"event_id":`) {
 		r.EventID = jr.String()

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
@@ -111,6 +112,9 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte(`{"v":1,"kind":"schedule","keys":[],"notification":{"a":"\ud800"}}`))
 	f.Add([]byte(`{"v":2,"kind":"schedule","notification":null}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if !utf8.Valid(b) {
+			return // Decode refuses it before reading
+		}
 		r, ok := read(b)
 		if !ok {
 			return

@@ -1,4 +1,4 @@
-package events
+package jsonr
 
 import (
 	"encoding/json"
@@ -8,8 +8,8 @@ import (
 	"unicode/utf8"
 )
 
-// parser reads an event in one pass into the generic values Event.Data
-// holds: objects as map[string]any, arrays as []any, numbers as
+// parser reads JSON in one pass into generic values (an event's data, for
+// package events): objects as map[string]any, arrays as []any, numbers as
 // json.Number as written, strings, booleans and nil. It accepts exactly
 // what encoding/json accepts (json.Unmarshal into an any with UseNumber)
 // and yields the same values, duplicate keys included (the last wins);
@@ -21,28 +21,34 @@ import (
 // Every string is a substring of one copy of the input, so the values share
 // no memory with the caller's bytes and cost one allocation between them.
 //
-// Callers have checked that the input is valid UTF-8 (Decode refuses
-// anything else first), so strings need no replacement characters except
-// for \u escapes of lone surrogates, which encoding/json turns into U+FFFD.
+// Callers have checked that the input is valid UTF-8 (events.Decode and
+// the Reader's callers refuse anything else first), so strings need no
+// replacement characters except for \u escapes of lone surrogates, which
+// encoding/json turns into U+FFFD.
+//
+// With skip set it checks the same syntax and builds nothing: every value
+// is nil (Reader.Skip).
 type parser struct {
-	b []byte
-	s string // the same bytes, copied once; strings are cut from it
-	i int
+	b    []byte
+	s    string // the same bytes, copied once; strings are cut from it
+	i    int
+	skip bool
 }
 
 // maxDepth is encoding/json's nesting limit.
 const maxDepth = 10000
 
-// syntaxError is a parse failure at byte offset off.
-type syntaxError struct {
-	msg string
-	off int
+// SyntaxError is a parse failure at byte offset Off, its message
+// encoding/json's.
+type SyntaxError struct {
+	Msg string
+	Off int
 }
 
-func (e *syntaxError) Error() string { return e.msg }
+func (e *SyntaxError) Error() string { return e.Msg }
 
 func (p *parser) fail(format string, args ...any) error {
-	return &syntaxError{msg: fmt.Sprintf(format, args...), off: p.i}
+	return &SyntaxError{Msg: fmt.Sprintf(format, args...), Off: p.i}
 }
 
 // unexpected reports the byte at p.i, or the end of input.
@@ -75,17 +81,17 @@ func (p *parser) space() {
 	}
 }
 
-// member is one member of the top-level object, in document order, with
+// Member is one member of the top-level object, in document order, with
 // the span of its value's bytes.
-type member struct {
-	key        string
-	value      any
-	start, end int
+type Member struct {
+	Key        string
+	Value      any
+	Start, End int
 }
 
-// parseTop reads b, which must hold one JSON object and nothing after it
+// ParseTop reads b, which must hold one JSON object and nothing after it
 // but white space, into its members in document order.
-func parseTop(b []byte) ([]member, error) {
+func ParseTop(b []byte) ([]Member, error) {
 	p := &parser{b: b, s: string(b)}
 	p.space()
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
@@ -94,9 +100,9 @@ func parseTop(b []byte) ([]member, error) {
 	// A CloudEvent has up to eight members (specversion, id, source,
 	// type, time, subject, datacontenttype, data); room for them at once
 	// rather than growing the slice three times.
-	members := make([]member, 0, 8)
+	members := make([]Member, 0, 8)
 	if err := p.members(0, func(k string, v any, start int) {
-		members = append(members, member{key: k, value: v, start: start, end: p.i})
+		members = append(members, Member{Key: k, Value: v, Start: start, End: p.i})
 	}); err != nil {
 		return nil, err
 	}
@@ -107,8 +113,8 @@ func parseTop(b []byte) ([]member, error) {
 	return members, nil
 }
 
-// parseValue reads b, one JSON value and nothing after it but white space.
-func parseValue(b []byte) (any, error) {
+// ParseValue reads b, one JSON value and nothing after it but white space.
+func ParseValue(b []byte) (any, error) {
 	p := &parser{b: b, s: string(b)}
 	p.space()
 	v, err := p.value(0)
@@ -140,9 +146,17 @@ func (p *parser) value(depth int) (any, error) {
 		}
 		return p.array(depth + 1)
 	case c == '"':
+		if p.skip {
+			_, err := p.str()
+			return nil, err
+		}
 		return p.str()
 	case c == '-' || (c >= '0' && c <= '9'):
-		return p.number()
+		n, err := p.number()
+		if p.skip {
+			return nil, err
+		}
+		return n, err
 	case c == 't':
 		return true, p.literal("true")
 	case c == 'f':
@@ -167,6 +181,9 @@ func (p *parser) literal(word string) error {
 }
 
 func (p *parser) object(depth int) (any, error) {
+	if p.skip {
+		return nil, p.members(depth, func(string, any, int) {})
+	}
 	m := map[string]any{}
 	if err := p.members(depth, func(k string, v any, _ int) { m[k] = v }); err != nil {
 		return nil, err
@@ -226,7 +243,7 @@ func (p *parser) array(depth int) (any, error) {
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == ']' {
 		p.i++
-		return a, nil
+		return p.built(a), nil
 	}
 	for {
 		p.space()
@@ -234,7 +251,9 @@ func (p *parser) array(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		a = append(a, v)
+		if !p.skip {
+			a = append(a, v)
+		}
 		p.space()
 		if p.i < len(p.b) {
 			switch p.b[p.i] {
@@ -243,15 +262,24 @@ func (p *parser) array(depth int) (any, error) {
 				continue
 			case ']':
 				p.i++
-				return a, nil
+				return p.built(a), nil
 			}
 		}
 		return nil, p.unexpected("after array element")
 	}
 }
 
+// built is a, or nil when skipping (a slice in an interface is an
+// allocation).
+func (p *parser) built(a []any) any {
+	if p.skip {
+		return nil
+	}
+	return a
+}
+
 // number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? as written.
-func (p *parser) number() (any, error) {
+func (p *parser) number() (json.Number, error) {
 	start := p.i
 	if p.b[p.i] == '-' {
 		p.i++
@@ -270,12 +298,12 @@ func (p *parser) number() (any, error) {
 	case p.i < len(p.b) && p.b[p.i] >= '1' && p.b[p.i] <= '9':
 		digits()
 	default:
-		return nil, p.unexpected("in numeric literal")
+		return "", p.unexpected("in numeric literal")
 	}
 	if p.i < len(p.b) && p.b[p.i] == '.' {
 		p.i++
 		if digits() == 0 {
-			return nil, p.unexpected("after decimal point in numeric literal")
+			return "", p.unexpected("after decimal point in numeric literal")
 		}
 	}
 	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
@@ -284,7 +312,7 @@ func (p *parser) number() (any, error) {
 			p.i++
 		}
 		if digits() == 0 {
-			return nil, p.unexpected("in exponent of numeric literal")
+			return "", p.unexpected("in exponent of numeric literal")
 		}
 	}
 	return json.Number(p.s[start:p.i]), nil
