@@ -64,7 +64,7 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 	}
 	ns := plan.Notifications
 	d.Metrics.Fanout.Observe(float64(len(ns)))
-	if len(ns) == 0 && len(plan.Refused) == 0 && len(plan.Cancels) == 0 {
+	if len(ns) == 0 && len(plan.Refused) == 0 && len(plan.Cancels) == 0 && len(plan.Replaces) == 0 {
 		d.Metrics.Events.WithLabelValues(obs.EventNoRecipients).Inc()
 		return nil
 	}
@@ -74,6 +74,16 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 		// In the same Publish as the event's schedules: an event that both
 		// schedules and cancels (a re-booking) is applied whole or not.
 		c, err := schedule.Message(schedule.CancelRecord(plan.EventID, plan.EventTime, plan.Cancels, now))
+		if err != nil {
+			return d.deadLetter(ctx, m, err)
+		}
+		msgs = append(msgs, c)
+	}
+	if r := schedule.ReplaceRecord(plan.EventID, plan.EventTime, plan.Replaces, now); r != nil && len(plan.Replaces) > 0 {
+		// A later event of a schedule's key (a booking confirmed again
+		// with its class's new time) withdraws what earlier ones
+		// scheduled, in the same Publish as its own schedules.
+		c, err := schedule.Message(r)
 		if err != nil {
 			return d.deadLetter(ctx, m, err)
 		}

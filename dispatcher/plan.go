@@ -52,6 +52,7 @@ type Routes interface {
 	Known(eventType string) bool
 	PlanWith(ev *events.Event, now time.Time, opts templates.PlanOptions) ([]notification.Notification, []templates.Refusal, error)
 	Cancels(ev *events.Event) []string
+	Replaces(ev *events.Event) []string
 }
 
 // Refusal is one recipient's message on one channel that will not be sent
@@ -59,12 +60,14 @@ type Routes interface {
 type Refusal = templates.Refusal
 
 // EventPlan is what one event becomes: the notifications to publish, the
-// messages refused per recipient, which go to the DLQ on their own, and
-// the cancel keys of scheduled notifications the event withdraws.
+// messages refused per recipient, which go to the DLQ on their own, the
+// cancel keys of scheduled notifications the event withdraws, and the keys
+// under which it replaces what earlier events scheduled.
 type EventPlan struct {
 	Notifications []notification.Notification
 	Refused       []Refusal
 	Cancels       []string
+	Replaces      []string
 	// EventID is the event's id, EventTime its time (zero when it has
 	// none); Now the time the plan was made at.
 	EventID   string
@@ -143,7 +146,8 @@ func (p *Planner) PlanEvent(ctx context.Context, raw []byte) (*EventPlan, error)
 		}
 		ns = kept
 	}
-	return &EventPlan{Notifications: ns, Refused: refused, Cancels: p.Templates.Cancels(ev), EventID: ev.ID, EventTime: ev.Time, Now: now}, nil
+	return &EventPlan{Notifications: ns, Refused: refused, Cancels: p.Templates.Cancels(ev), Replaces: p.Templates.Replaces(ev),
+		EventID: ev.ID, EventTime: ev.Time, Now: now}, nil
 }
 
 // aheadText is d in days when it is whole days ("366 days"), else as

@@ -365,3 +365,49 @@ func TestCancellationWithASkewedClockStillWithdraws(t *testing.T) {
 		}
 	}
 }
+
+// A class moved: the booking service confirms the booking again, same
+// booking id, with the class's new time. The member gets one reminder,
+// two hours before the new time, in whichever order the scheduler reads
+// the two confirmations; before schedule: replace:, the stale one (for a
+// time the class no longer has) went out too. Another booking's reminder
+// is left alone, and a cancellation after the move still withdraws it.
+func TestMovedClassRemindsOnceAtItsNewTime(t *testing.T) {
+	booked := readSample(t, "gym.booking.confirmed", "member-no-push-en.json") // at 21 Nov 09:12Z, class 24 Nov 18:30Z
+	moved := []byte(strings.NewReplacer(`"evt_01JD8X9N4P"`, `"evt_move_1"`, `"2026-11-21T09:12:00Z"`, `"2026-11-21T10:00:00Z"`,
+		`"2026-11-24T18:30:00Z"`, `"2026-11-24T19:30:00Z"`, `"2026-11-24T19:30:00Z"`, `"2026-11-24T20:30:00Z"`).Replace(string(booked)))
+	other := []byte(strings.NewReplacer(`"evt_01JD8X9N4P"`, `"evt_other_1"`, `"bkg_3VN8QW2E"`, `"bkg_OTHER"`).Replace(string(booked)))
+	cancelled := []byte(strings.NewReplacer(`"gym.booking.confirmed"`, `"gym.booking.cancelled"`, `"evt_01JD8X9N4P"`, `"evt_cancel_1"`,
+		`"2026-11-21T09:12:00Z"`, `"2026-11-21T11:00:00Z"`).Replace(string(booked)))
+	events := map[string][]byte{"booked": booked, "moved": moved, "other": other, "cancelled": cancelled}
+	for _, tc := range []struct {
+		order []string
+		want  []string // the reminders' events, in the order sent
+	}{
+		{[]string{"booked", "moved", "other"}, []string{"evt_other_1", "evt_move_1"}},
+		{[]string{"moved", "booked", "other"}, []string{"evt_other_1", "evt_move_1"}},
+		{[]string{"other", "moved", "booked"}, []string{"evt_other_1", "evt_move_1"}},
+		{[]string{"booked", "moved", "cancelled"}, nil},
+		{[]string{"cancelled", "moved", "booked"}, nil},
+	} {
+		n := newNight(t)
+		n.clock.t = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+		for _, e := range tc.order {
+			n.event(events[e])
+		}
+		n.at(time.Date(2026, 11, 24, 16, 30, 0, 0, time.UTC)) // the old time's reminder
+		n.at(time.Date(2026, 11, 24, 17, 30, 0, 0, time.UTC)) // the new time's
+		var from []string
+		for _, x := range n.sent(notification.SMS) {
+			if x.Template == "gym.booking.confirmed/reminder" {
+				from = append(from, x.EventID)
+				if x.EventID == "evt_move_1" && (x.Data["class_starts_at"] != "2026-11-24T19:30:00Z" || !x.DueAt.Equal(time.Date(2026, 11, 24, 17, 30, 0, 0, time.UTC))) {
+					t.Errorf("read in the order %v: the moved class's reminder is for %s, due %s", tc.order, x.Data["class_starts_at"], x.DueAt)
+				}
+			}
+		}
+		if strings.Join(from, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("read in the order %v: reminders from %q, want %q", tc.order, from, tc.want)
+		}
+	}
+}

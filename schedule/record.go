@@ -317,6 +317,25 @@ func CancelRecord(eventID string, eventTime time.Time, keys []string, now time.T
 	return &Record{Kind: KindCancel, Keys: keys, EventID: eventID, Due: eventTime.UTC(), At: now.UTC()}
 }
 
+// ReplaceRecord is the record by which event eventID, of time eventTime,
+// replaces what earlier events scheduled under keys (routing.yaml schedule:
+// replace:), written at now. It is a cancel record that withdraws what
+// events at least a second earlier than eventTime scheduled, and not what
+// eventID itself schedules: schedules carry their event's time in whole
+// seconds (the notification's event_time), and a cancel record's due is
+// the cancelling event's time, which covers CancelSkew more. So its due
+// is eventTime's whole second less CancelSkew and a second. It is written
+// as a cancel record rather than a new kind so that schedulers of the
+// release before, which refuse unknown kinds and fields, apply it alike
+// during a rolling deploy. A zero eventTime cannot be ordered, and nil is
+// returned: such an event replaces nothing.
+func ReplaceRecord(eventID string, eventTime time.Time, keys []string, now time.Time) *Record {
+	if eventTime.IsZero() {
+		return nil
+	}
+	return CancelRecord(eventID, eventTime.Truncate(time.Second).Add(-CancelSkew-time.Second), keys, now)
+}
+
 // EventTime is the time of r's event, zero when it has none: a cancel
 // record's due; for a schedule record, the time of the event that
 // scheduled its notification, its data's event_time (RFC 3339, whole

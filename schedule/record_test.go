@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -421,4 +422,43 @@ func FuzzEventTimeOf(f *testing.F) {
 		}
 		checkEventTimeOf(t, data, k, v)
 	})
+}
+
+// A replace record withdraws what events at least a second earlier
+// scheduled, never what its own event schedules (whose time the
+// notification carries in whole seconds), and is a cancel record that a
+// scheduler of the release before reads alike.
+func TestReplaceRecord(t *testing.T) {
+	evTime := time.Date(2026, 11, 21, 10, 0, 0, 700_000_000, time.UTC) // a producer's sub-second time
+	now := evTime.Add(time.Second)
+	r := ReplaceRecord("evt_move", evTime, []string{"k"}, now)
+	if r.Kind != KindCancel || r.EventID != "evt_move" || !slices.Equal(r.Keys, []string{"k"}) {
+		t.Fatalf("record %+v", r)
+	}
+	own := evTime.Truncate(time.Second) // as the notification's event_time has it
+	for _, tc := range []struct {
+		scheduled time.Time
+		want      bool
+	}{
+		{own, false},
+		{own.Add(time.Second), false},
+		{own.Add(-time.Second), true},
+		{own.Add(-time.Hour), true},
+		{time.Time{}, true}, // an event without a time cannot be ordered
+	} {
+		if got := Covers(r.EventTime(), tc.scheduled); got != tc.want {
+			t.Errorf("an event at %s replaced by one at %s: %v, want %v", tc.scheduled, evTime, got, tc.want)
+		}
+	}
+	b, err := Encode(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(b)
+	if err != nil || !back.EventTime().Equal(r.EventTime()) {
+		t.Fatalf("decoded %+v, %v", back, err)
+	}
+	if ReplaceRecord("evt_untimed", time.Time{}, []string{"k"}, now) != nil {
+		t.Fatal("an event without a time replaces")
+	}
 }

@@ -59,6 +59,9 @@ func (l *Live) PlanWith(ev *events.Event, now time.Time, opts PlanOptions) ([]no
 // Cancels is Set.Cancels with the current set.
 func (l *Live) Cancels(ev *events.Event) []string { return l.Current().Cancels(ev) }
 
+// Replaces is Set.Replaces with the current set.
+func (l *Live) Replaces(ev *events.Event) []string { return l.Current().Replaces(ev) }
+
 // Category is Set.Category with the current set.
 func (l *Live) Category(name string) *Category { return l.Current().Category(name) }
 

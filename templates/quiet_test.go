@@ -2,6 +2,7 @@ package templates_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -160,6 +161,20 @@ func TestScheduledReminder(t *testing.T) {
 	if len(keys) != 1 || !strings.HasPrefix(keys[0], "gym.booking.confirmed/reminder|booking_id=") {
 		t.Fatalf("a booking's cancellation withdraws %v", keys)
 	}
+	// The booking confirmed again replaces its reminder (schedule:
+	// replace: booking_id), under the key its cancellation withdraws: one
+	// key each message carries for both.
+	if got := s.Replaces(ev); len(got) != 1 || got[0] != "gym.booking.confirmed/reminder|booking_id=bkg_3VN8QW2E" || !slices.Contains(n.CancelKeys, got[0]) {
+		t.Fatalf("the confirmation replaces under %v; its reminder's keys are %v", got, n.CancelKeys)
+	}
+	if got := s.Replaces(cancel); got != nil {
+		t.Fatalf("a cancellation replaces under %v", got)
+	}
+	untimed := *ev
+	untimed.Time = time.Time{}
+	if got := s.Replaces(&untimed); got != nil {
+		t.Fatalf("an event without a time, which cannot be ordered, replaces under %v", got)
+	}
 }
 
 // Lint catches what would fail at 3 a.m.
@@ -179,6 +194,10 @@ func TestScheduleLint(t *testing.T) {
 		{"unscheduled cancel field", "gym.class.reminder/routing.yaml", "match: class.id}", "match: class.ref}", "no sample of gym.class.cancelled has data.class.ref"},
 		{"too many cancellations", "gym.class.reminder/routing.yaml", "    cancel_on: *class_cancelled", "    cancel_on: [" + manyCancels(65) + "]", "cancel_on lists 65 cancellations, at most 64"},
 		{"expired in every sample", "gym.class.reminder/routing.yaml", "expires: class.starts_at   #", "expires: class.starts_at - 48h   #", "its expires: class.starts_at - 48h0m0s has passed at every sample's time"},
+		{"replace field", "gym.booking.confirmed/routing.yaml", "replace: booking_id ", "replace: booking_ref ", "schedule replace booking_ref: no sample of gym.booking.confirmed has data.booking_ref"},
+		{"bad replace", "gym.booking.confirmed/routing.yaml", "replace: booking_id ", "replace: booking id ", `replace "booking id" is not a dot path`},
+		{"too many keys with replace", "gym.booking.confirmed/routing.yaml", "      cancel_on:\n        - {event: gym.booking.cancelled, match: booking_id}   # the member cancelled this booking\n        - {event: gym.class.cancelled, match: class.id}       # the gym cancelled the class\n",
+			"      cancel_on: [" + manyCancels(64) + "]\n", "cancel_on and replace make 65 keys, at most 64"},
 		{"bad quiet hours", "categories.yaml", `from: "22:00", to: "07:00", channels: [push, sms]}`, `from: "25:00", to: "07:00"}`, "not a time of day"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

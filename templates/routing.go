@@ -41,10 +41,12 @@ type ruleFile struct {
 }
 
 // scheduleFile is a rule's schedule: send relative to a time in the event's
-// data, withdrawn by the events cancel_on names.
+// data, withdrawn by the events cancel_on names, replaced by a later event
+// with the same value at the replace path.
 type scheduleFile struct {
 	Send     string       `yaml:"send"`
 	CancelOn []cancelFile `yaml:"cancel_on"`
+	Replace  string       `yaml:"replace"`
 }
 
 type cancelFile struct {

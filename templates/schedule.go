@@ -3,6 +3,7 @@ package templates
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"time"
 
@@ -18,6 +19,12 @@ type Schedule struct {
 	TimeRef
 	// CancelOn are the events that withdraw it.
 	CancelOn []CancelRule
+	// Replace is the dot path whose value names what one event schedules
+	// under the rule (routing.yaml schedule: replace:, e.g. booking_id):
+	// a later event of the rule's type with the same value there replaces
+	// it (a class moved, the booking confirmed again with its new time).
+	// Empty: every event's notifications wait on their own.
+	Replace  string
 	template string
 }
 
@@ -72,6 +79,22 @@ func parseSchedule(template string, f *scheduleFile) (*Schedule, error) {
 	sc := &Schedule{TimeRef: *ref, template: template}
 	if sc.CancelOn, err = parseCancelOn(f.CancelOn); err != nil {
 		return nil, err
+	}
+	if f.Replace != "" {
+		if !pathRE.MatchString(f.Replace) {
+			return nil, fmt.Errorf("replace %q is not a dot path into the event's data, e.g. booking_id", f.Replace)
+		}
+		sc.Replace = f.Replace
+		n := len(sc.CancelOn)
+		for _, c := range sc.CancelOn {
+			if c.Match == f.Replace {
+				n-- // the same key: a cancel_on matching on the same path
+				break
+			}
+		}
+		if n+1 > notification.MaxCancelKeys {
+			return nil, fmt.Errorf("cancel_on and replace make %d keys, at most %d: each is a key every message carries", n+1, notification.MaxCancelKeys)
+		}
 	}
 	return sc, nil
 }
@@ -133,7 +156,8 @@ func (sc *Schedule) Due(ev *events.Event) (due, anchor time.Time, err error) {
 }
 
 // keys returns the cancel keys of ev's notification under sc: one per
-// cancel rule whose match path ev has.
+// cancel rule whose match path ev has, and its replace key (when no cancel
+// rule's is the same).
 func (sc *Schedule) keys(ev *events.Event) []string {
 	var out []string
 	for _, c := range sc.CancelOn {
@@ -141,7 +165,24 @@ func (sc *Schedule) keys(ev *events.Event) []string {
 			out = append(out, CancelKey(sc.template, c.Match, v))
 		}
 	}
+	if k := sc.replaceKey(ev); k != "" && !slices.Contains(out, k) {
+		out = append(out, k)
+	}
 	return out
+}
+
+// replaceKey is the key under which ev's notifications replace what an
+// earlier event scheduled under sc; empty when sc replaces nothing or ev
+// has no value at its path. It is a cancel key of the same form, so a
+// cancel_on matching on the same path shares it.
+func (sc *Schedule) replaceKey(ev *events.Event) string {
+	if sc.Replace == "" {
+		return ""
+	}
+	if v, ok := ev.Text(sc.Replace); ok && v != "" {
+		return CancelKey(sc.template, sc.Replace, v)
+	}
+	return ""
 }
 
 // CancelKey is the key that joins a scheduled notification of template to
@@ -161,6 +202,31 @@ func (s *Set) Cancels(ev *events.Event) []string {
 	for _, c := range s.cancelers[ev.Type] {
 		if v, ok := ev.Text(c.match); ok && v != "" {
 			out = append(out, CancelKey(c.template, c.match, v))
+		}
+	}
+	sort.Strings(out)
+	return compactStrings(out)
+}
+
+// Replaces returns the keys under which ev replaces what earlier events
+// scheduled: one per scheduled rule of ev's type with a replace path that
+// ev has a value at. Sorted, without repeats; none for most events, and
+// none for an event without a time, which cannot be ordered against the
+// events it would replace.
+func (s *Set) Replaces(ev *events.Event) []string {
+	if s == nil || ev.Time.IsZero() {
+		return nil
+	}
+	t := s.types[ev.Type]
+	if t == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range t.rules {
+		if r.schedule != nil {
+			if k := r.schedule.replaceKey(ev); k != "" {
+				out = append(out, k)
+			}
 		}
 	}
 	sort.Strings(out)
@@ -210,6 +276,9 @@ func (s *Set) indexCancels(probs *problems) {
 				if !samplesHave(s.samples[name], c.Match) {
 					probs.at(file, r.line, 0, "", "%s: cancel_on %s: no sample of %s has data.%s, so its notifications have no key to cancel by", r.label(), c.Event, name, c.Match)
 				}
+			}
+			if sc.Replace != "" && !samplesHave(s.samples[name], sc.Replace) {
+				probs.at(name+"/routing.yaml", r.line, 0, "", "%s: schedule replace %s: no sample of %s has data.%s, so no event can replace what an earlier one scheduled", r.label(), sc.Replace, name, sc.Replace)
 			}
 			if r.schedule != nil && !samplesHaveTime(s.samples[name], r.schedule.Path) {
 				probs.at(name+"/routing.yaml", r.line, 0, "", "%s: schedule send %q: no sample of %s has an RFC 3339 time at data.%s", r.label(), r.schedule.String(), name, r.schedule.Path)

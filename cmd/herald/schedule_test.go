@@ -61,7 +61,10 @@ func reminders(o *sinks.Outbox, member string) int {
 // seconds later. B cancels at once; then the process is SIGKILLed and
 // another takes over, and C cancels; then Redis loses everything
 // (FLUSHALL) and D cancels. A's reminder goes out once, at its time, from
-// the schedule the dead process took; B's, C's and D's never do.
+// the schedule the dead process took; B's, C's and D's never do. E's
+// class moves two seconds later after the FLUSHALL (the booking confirmed
+// again with the new time): E gets one reminder, the moved class's, where
+// before the stale one went out too.
 func TestReminderAcrossSIGKILLAndRedisFlush(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -85,7 +88,7 @@ func TestReminderAcrossSIGKILLAndRedisFlush(t *testing.T) {
 	}
 
 	first := start("rem-1")
-	for _, m := range []string{"mem_a", "mem_b", "mem_c", "mem_d"} {
+	for _, m := range []string{"mem_a", "mem_b", "mem_c", "mem_d", "mem_e"} {
 		confirm(m)
 	}
 	cancel("mem_b") // in the same second as its booking
@@ -103,6 +106,8 @@ func TestReminderAcrossSIGKILLAndRedisFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel("mem_d")
+	moved := starts.Add(2 * time.Second)
+	publish(booking("gym.booking.confirmed", "evt_rem_moved_mem_e", cls, "bkg_mem_e", "mem_e", moved))
 	if time.Until(due) < 3*time.Second {
 		t.Fatalf("the test took too long to reach the due time with room to spare (%v left)", time.Until(due))
 	}
@@ -119,9 +124,18 @@ func TestReminderAcrossSIGKILLAndRedisFlush(t *testing.T) {
 			t.Logf("A's reminder went out %v after its due time (not asserted: wall-clock)", late)
 		}
 	}
+	poll.Until(t, time.Until(due)+30*time.Second, "E's reminder goes out", func() bool { return reminders(env.outbox, "mem_e") >= 1 })
 	time.Sleep(3 * time.Second) // room for a wrong one
 	if n := reminders(env.outbox, "mem_a"); n != 1 {
 		t.Errorf("A got %d reminders, want 1", n)
+	}
+	if n := reminders(env.outbox, "mem_e"); n != 1 {
+		t.Errorf("E's class moved and E got %d reminders, want 1", n)
+	}
+	for _, d := range env.outbox.All() {
+		if d.To == "fcm_mem_e" && strings.HasPrefix(d.Title, "Reminder:") && d.At.Before(moved.Add(-2*time.Hour)) {
+			t.Errorf("E's reminder went out %v before the moved class's due time: the stale one", moved.Add(-2*time.Hour).Sub(d.At))
+		}
 	}
 	for _, m := range []string{"mem_b", "mem_c", "mem_d"} {
 		if n := reminders(env.outbox, m); n != 0 {
