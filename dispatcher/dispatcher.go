@@ -87,6 +87,7 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 		if err != nil {
 			return d.deadLetter(ctx, m, err)
 		}
+		c.Headers = []queue.Header{{Key: schedule.HeaderReplace, Value: []byte("1")}}
 		msgs = append(msgs, c)
 	}
 	held := 0

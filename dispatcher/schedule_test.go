@@ -409,5 +409,14 @@ func TestMovedClassRemindsOnceAtItsNewTime(t *testing.T) {
 		if strings.Join(from, ",") != strings.Join(tc.want, ",") {
 			t.Errorf("read in the order %v: reminders from %q, want %q", tc.order, from, tc.want)
 		}
+		replaces := 0
+		for _, m := range n.pub.msgs {
+			if m.Topic == topics.Schedule && m.Header(schedule.HeaderReplace) != nil {
+				replaces++
+			}
+		}
+		if want := len(tc.order) - strings.Count(strings.Join(tc.order, " "), "cancelled"); replaces != want {
+			t.Errorf("read in the order %v: %d replace records (herald trace's header), want one per confirmation, %d", tc.order, replaces, want)
+		}
 	}
 }

@@ -335,6 +335,11 @@ func (s *Scheduler) refresh(ctx context.Context) error {
 // notification (the record's own Add, or the cancellation, reported it).
 const HeaderRefresh = "herald-refresh"
 
+// HeaderReplace marks a cancel record ReplaceRecord wrote: what it
+// withdraws, a later event of the same key replaced. The index applies it
+// as any cancel record; herald trace says "replaced" for it.
+const HeaderReplace = "herald-replace"
+
 // refreshLease is how long a refreshed entry waits for its copy to be
 // applied before it is copied again. A copy is written half a retention
 // (at least a day) before the topic drops the one before it, so an hour

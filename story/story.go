@@ -89,6 +89,9 @@ type Record struct {
 	// eventTime is its event's (schedule.Record.EventTime).
 	keys      []string
 	eventTime time.Time
+	// replaces marks a cancel record that replaced what earlier events
+	// scheduled (schedule.HeaderReplace).
+	replaces bool
 	// entry is a schedule or done record's entry id: one per deferral of a
 	// notification (a retry is deferred once per attempt).
 	entry string
@@ -371,7 +374,11 @@ func (st *Story) decide(ctx context.Context, store dedupe.Store, rs receipts.Sto
 		switch {
 		case waited && by != nil && !wasFired && c.State != dedupe.StateSent:
 			d.State, d.Reason = "cancelled", "cancelled"
-			d.Verdict = fmt.Sprintf("not sent: cancelled by event %s at %s, before it was due (%s)", by.Reason, by.Time.Format(time.RFC3339), w.DueAt.Format(time.RFC3339))
+			how := "cancelled"
+			if by.replaces {
+				how = "replaced"
+			}
+			d.Verdict = fmt.Sprintf("not sent: %s by event %s at %s, before it was due (%s)", how, by.Reason, by.Time.Format(time.RFC3339), w.DueAt.Format(time.RFC3339))
 		case waited && !wasFired && c.State == "":
 			d.State = "deferred"
 			d.Verdict = fmt.Sprintf("not sent yet: the scheduler holds it until %s (%s)", w.DueAt.Format(time.RFC3339), w.Deferred)
@@ -460,6 +467,9 @@ func (st *Story) Print(w io.Writer) {
 			detail = "held until " + r.DueAt.Format(time.RFC3339) + " (" + r.Deferred + ")"
 		case r.Kind == "cancel":
 			detail = fmt.Sprintf("withdraws schedules under %d key(s)", len(r.keys))
+			if r.replaces {
+				detail = fmt.Sprintf("replaces what earlier events scheduled under %d key(s)", len(r.keys))
+			}
 		case r.Kind == "fired":
 			detail = "due; published to its channel"
 		}
@@ -541,7 +551,7 @@ func scheduleRecord(m *queue.Message, id string) (Record, bool) {
 	case schedule.KindCancel:
 		// Any event's cancellation may withdraw this one's schedules:
 		// decide matches the keys.
-		return Record{Kind: "cancel", keys: r.Keys, Reason: r.EventID, eventTime: r.EventTime()}, true
+		return Record{Kind: "cancel", keys: r.Keys, Reason: r.EventID, eventTime: r.EventTime(), replaces: m.Header(schedule.HeaderReplace) != nil}, true
 	}
 	return Record{}, false
 }

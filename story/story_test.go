@@ -11,6 +11,7 @@ import (
 	"github.com/gymhq/herald/dlq"
 	"github.com/gymhq/herald/obs"
 	"github.com/gymhq/herald/queue"
+	"github.com/gymhq/herald/schedule"
 )
 
 // Without the idempotency store the story says so instead of guessing,
@@ -223,5 +224,40 @@ func TestPrintShowsDatesAcrossDays(t *testing.T) {
 	}
 	if out := printed(ev); strings.Contains(out, "2026-12-04 09:00") || !strings.Contains(out, "09:00:00.000") {
 		t.Errorf("records of one day:\n%s", out)
+	}
+}
+
+// A reminder a later confirmation of its booking replaced (schedule:
+// replace:, a moved class) is told as replaced by that event, and the
+// replacing record says what it did, read from the records the
+// dispatcher writes.
+func TestReplacedReminderIsToldAsReplaced(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	due := at.Add(48 * time.Hour)
+	r := schedule.ReplaceRecord("evt_move", at.Add(10*time.Minute), []string{"k"}, at.Add(10*time.Minute))
+	m, err := schedule.Message(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Headers = []queue.Header{{Key: schedule.HeaderReplace, Value: []byte("1")}}
+	rec, ok := scheduleRecord(&m, "evt_book")
+	if !ok || rec.Kind != "cancel" || !rec.replaces {
+		t.Fatalf("the replace record read as %+v", rec)
+	}
+	rec.Time = at.Add(10 * time.Minute)
+	st := &Story{EventID: "evt_book", Since: at.Add(-time.Hour), others: []Record{rec},
+		Records: []Record{{Time: at, Kind: "deferred", NotificationID: "ntf_a", Channel: "push", DueAt: &due,
+			Deferred: "schedule", entry: "ntf_a@1.0", keys: []string{"k"}, eventTime: at}}}
+	if err := st.decide(ctx, dedupe.NewMemory(dedupe.Options{}), nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := st.Notifications[0]; d.State != "cancelled" || !strings.Contains(d.Verdict, "replaced by event evt_move") {
+		t.Errorf("%s (%s), want cancelled, replaced by event evt_move", d.State, d.Verdict)
+	}
+	var out bytes.Buffer
+	(&Story{EventID: "evt_move", Records: []Record{rec}}).Print(&out)
+	if !strings.Contains(out.String(), "replaces what earlier events scheduled under 1 key(s)") {
+		t.Errorf("the replacing event's story:\n%s", out.String())
 	}
 }
