@@ -42,16 +42,18 @@ func icsAttachment(d *view, attendee string, cancel bool) (channels.Attachment, 
 		return channels.Attachment{}, err
 	}
 	stamp := start
+	stamped := false
 	if v, err := time.Parse(time.RFC3339, d.at("event_time")); err == nil {
-		stamp = v
+		stamp, stamped = v, true
 	}
 
-	method, status, sequence := "REQUEST", "CONFIRMED", "0"
+	method, status := "REQUEST", "CONFIRMED"
 	contentType := "text/calendar; method=REQUEST; charset=UTF-8"
 	if cancel {
-		method, status, sequence = "CANCEL", "CANCELLED", "1"
+		method, status = "CANCEL", "CANCELLED"
 		contentType = "text/calendar; method=CANCEL; charset=UTF-8"
 	}
+	sequence := icsSequence(stamp, stamped, cancel)
 
 	// One buffer holds the whole calendar: each line is appended in
 	// place and folded only when it is too long (icsWriter).
@@ -74,7 +76,9 @@ func icsAttachment(d *view, attendee string, cancel bool) (channels.Attachment, 
 	w.begin("DTEND:")
 	w.b = appendICSTime(w.b, end)
 	w.end()
-	w.line2("SEQUENCE:", sequence)
+	w.begin("SEQUENCE:")
+	w.b = strconv.AppendInt(w.b, sequence, 10)
+	w.end()
 	w.line2("STATUS:", status)
 	w.begin("SUMMARY:")
 	w.b = appendICSText(w.b, summary)
@@ -318,4 +322,26 @@ func (w *icsWriter) end() {
 		first = false
 	}
 	w.b = w.b[:w.start+copy(w.b[w.start:], w.b[n:])]
+}
+
+// icsSequenceEpoch is where icsSequence counts minutes from.
+var icsSequenceEpoch = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// icsSequence is the invite's SEQUENCE (RFC 5546 2.1.5: a calendar applies
+// an update only when its SEQUENCE is higher, or equal with a later
+// DTSTAMP): twice the minutes from 2020 to its event's time, and one more
+// for a cancellation. So a booking confirmed again (its class moved) or
+// made again after its cancellation, under the same booking id and so the
+// same UID, updates the entry a cancellation a minute or more before it
+// withdrew, and a cancellation in the same minute as its confirmation
+// still withdraws it. Without an event time it is 0 and, cancelling, 1.
+func icsSequence(stamp time.Time, stamped, cancel bool) int64 {
+	var seq int64
+	if stamped {
+		seq = 2 * max(0, int64(stamp.Sub(icsSequenceEpoch)/time.Minute))
+	}
+	if cancel {
+		seq++
+	}
+	return seq
 }

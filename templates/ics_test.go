@@ -1,6 +1,7 @@
 package templates_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -78,7 +79,7 @@ func TestICS(t *testing.T) {
 		"DTSTART":   "20261123T070000Z",
 		"DTEND":     "20261123T074500Z",
 		"DTSTAMP":   "20261120T180400Z",
-		"SEQUENCE":  "0",
+		"SEQUENCE":  "7245368", // twice the minutes from 2020 to the event's time, 2026-11-20T18:04Z
 		"STATUS":    "CONFIRMED",
 		"SUMMARY":   `Señora Lucía's extra-long Sunrise Power Vinyasa Flow\; bring mat\, towel\, and water \\ no shoes`,
 		"LOCATION":  `Studio 2\, Shoreditch\; enter by the side door`,
@@ -111,7 +112,7 @@ func TestICS(t *testing.T) {
 	if got, want := property(cancel, "UID"), property(req, "UID"); got != want || want == "" {
 		t.Errorf("cancellation UID %q, invite UID %q", got, want)
 	}
-	if property(cancel, "METHOD") != "CANCEL" || property(cancel, "STATUS") != "CANCELLED" || property(cancel, "SEQUENCE") != "1" {
+	if property(cancel, "METHOD") != "CANCEL" || property(cancel, "STATUS") != "CANCELLED" || property(cancel, "SEQUENCE") != "7247185" { // 2026-11-21T09:12Z's, and one for a cancellation
 		t.Errorf("cancellation METHOD %q STATUS %q SEQUENCE %q", property(cancel, "METHOD"), property(cancel, "STATUS"), property(cancel, "SEQUENCE"))
 	}
 
@@ -152,5 +153,42 @@ func TestICSLeavesOutAMalformedOrganizer(t *testing.T) {
 		if got := property(lines, "ORGANIZER"); got != "" {
 			t.Errorf("instructor email %q: ORGANIZER %q, want none", bad, got)
 		}
+	}
+}
+
+// A calendar applies an invite only when it is a later revision of the
+// entry (RFC 5546 2.1.5: a higher SEQUENCE, or an equal one with a later
+// DTSTAMP). Every invite of one booking has the same UID, so its SEQUENCE
+// follows its event's time: a booking confirmed again with its class's new
+// time, or made again after its cancellation, updates the entry; a
+// cancellation withdraws it, even in the confirmation's minute. Before,
+// every REQUEST was SEQUENCE 0 and every CANCEL 1, so a calendar kept a
+// re-booked class cancelled.
+func TestICSSequenceOrdersRevisions(t *testing.T) {
+	s := embedded(t)
+	seq := func(typ, name, time string) int {
+		t.Helper()
+		ev := sample(t, typ, name)
+		ev["data"].(map[string]any)["booking_id"] = "bkg_same"
+		if time == "" {
+			delete(ev, "time")
+		} else {
+			ev["time"] = time
+		}
+		n, err := strconv.Atoi(property(unfold(t, invite(t, s, ev).Data), "SEQUENCE"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	booked := seq(events.BookingConfirmed, "member-en.json", "2026-11-21T09:00:10Z")
+	cancelled := seq(events.BookingCancelled, "member-en-with-reason.json", "2026-11-21T09:00:40Z")
+	rebooked := seq(events.BookingConfirmed, "member-en.json", "2026-11-21T09:03:00Z")
+	moved := seq(events.BookingConfirmed, "member-en.json", "2026-11-21T11:00:00Z")
+	if !(booked < cancelled && cancelled < rebooked && rebooked < moved) {
+		t.Errorf("SEQUENCE booked %d, cancelled in its minute %d, re-booked %d, moved %d: want each higher", booked, cancelled, rebooked, moved)
+	}
+	if a, b := seq(events.BookingConfirmed, "member-en.json", ""), seq(events.BookingCancelled, "member-en-with-reason.json", ""); a != 0 || b != 1 {
+		t.Errorf("without event times: SEQUENCE %d and %d, want 0 and 1", a, b)
 	}
 }

@@ -50,13 +50,18 @@ func icsAttachmentRef(d map[string]string, attendee string, cancel bool) (channe
 		}
 	}
 	stamp := start
+	sequence := 0
 	if v, err := time.Parse(time.RFC3339, d["event_time"]); err == nil {
 		stamp = v
+		if m := int(v.Sub(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)).Minutes()); m > 0 {
+			sequence = 2 * m // minutes since 2020, so a later event's invite is a later revision
+		}
 	}
 
-	method, status, sequence := "REQUEST", "CONFIRMED", 0
+	method, status := "REQUEST", "CONFIRMED"
 	if cancel {
-		method, status, sequence = "CANCEL", "CANCELLED", 1
+		method, status = "CANCEL", "CANCELLED"
+		sequence++
 	}
 
 	var w icsWriterRef
