@@ -928,22 +928,7 @@ func TestRedisCombinesConcurrentCalls(t *testing.T) {
 	if _, err := ix.Cancel(ctx, []schedule.Cancellation{by("gone", at(time.Hour))}, long); err != nil {
 		t.Fatal(err)
 	}
-	scripts := func() int64 {
-		s, err := client.Info(ctx, "commandstats").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n int64
-		for _, line := range strings.Split(s, "\n") {
-			k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
-			if k == "cmdstat_evalsha" || k == "cmdstat_eval" {
-				var calls int64
-				fmt.Sscanf(v, "calls=%d", &calls)
-				n += calls
-			}
-		}
-		return n
-	}
+	scripts := func() int64 { return scriptCalls(t, client) }
 	const workers, each = 32, 20
 	before := scripts()
 	var wg sync.WaitGroup
@@ -987,6 +972,101 @@ func TestRedisCombinesConcurrentCalls(t *testing.T) {
 	}
 }
 
+// scriptCalls is how many script calls Redis has run.
+func scriptCalls(t *testing.T, client redis.UniversalClient) int64 {
+	t.Helper()
+	s, err := client.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, line := range strings.Split(s, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if k == "cmdstat_evalsha" || k == "cmdstat_eval" {
+			var calls int64
+			fmt.Sscanf(v, "calls=%d", &calls)
+			n += calls
+		}
+	}
+	return n
+}
+
+// TestRedisCombinesConcurrentCancels: concurrent Cancel calls share script
+// calls, and each is given back exactly the entries its own cancellations
+// removed, an entry under a key several calls cancel to one of them only,
+// as when the calls ran one after another.
+func TestRedisCombinesConcurrentCancels(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.Client()
+	ctx := context.Background()
+	ix := schedule.NewRedis(client, schedule.RedisOptions{Prefix: "combine", Clock: func() time.Time { return t0 }})
+	const workers, each = 32, 20
+	var es []schedule.Entry
+	for w := range workers {
+		for i := range each {
+			id := fmt.Sprintf("w%d-%d", w, i)
+			es = append(es, since(entry(id, at(time.Minute), "k"+id), t0),
+				since(entry(id+"-later", at(time.Minute), "k"+id), at(2*time.Hour))) // scheduled after its cancellation
+		}
+		es = append(es, since(entry(fmt.Sprintf("shared%d", w), at(time.Minute), "shared"), t0))
+	}
+	for i := 0; i < len(es); i += 500 {
+		add(t, ix, es[i:min(i+500, len(es))]...)
+	}
+	before := scriptCalls(t, client)
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		shared []string
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				cs := []schedule.Cancellation{by("k"+id, at(time.Hour))}
+				if i == each/2 {
+					cs = append(cs, by("shared", at(time.Hour)))
+				}
+				got, err := ix.Cancel(ctx, cs, long)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var mine []string
+				for _, e := range got {
+					if strings.HasPrefix(e.ID, "shared") {
+						mu.Lock()
+						shared = append(shared, e.ID)
+						mu.Unlock()
+						continue
+					}
+					mine = append(mine, e.ID)
+					if string(e.Record) != "record of "+e.ID {
+						t.Errorf("Cancel of %s gave back %s with record %q", id, e.ID, e.Record)
+					}
+				}
+				if !slices.Equal(mine, []string{id}) {
+					t.Errorf("Cancel of %s removed %v, want only %s", id, mine, id)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	calls := scriptCalls(t, client) - before
+	t.Logf("%d Cancel calls made %d script calls", workers*each, calls)
+	if calls >= workers*each {
+		t.Errorf("%d script calls for %d concurrent Cancel calls: none combined", calls, workers*each)
+	}
+	if slices.Sort(shared); len(shared) != workers || len(slices.Compact(slices.Clone(shared))) != workers {
+		t.Errorf("the %d entries under the shared key came back %d times: %v", workers, len(shared), shared)
+	}
+	if n := pending(t, ix); n != int64(workers*each) {
+		t.Errorf("Pending %d, want %d (the later ones)", n, workers*each)
+	}
+}
+
 // TestRedisCombinedCallsGiveUpWithTheirCallers: with Redis down, calls
 // whose contexts end return then, combined or not. The outside review
 // found callers with 20 ms contexts taking 3.4 s once calls were combined:
@@ -1018,6 +1098,11 @@ func TestRedisCombinedCallsGiveUpWithTheirCallers(t *testing.T) {
 			err = ix.Done(ctx, []string{fmt.Sprint("a", i)}, long)
 			if d := time.Since(start); err == nil || d > time.Second {
 				t.Errorf("caller %d's Done: %v after %v, want an error within a second", i, err, d)
+			}
+			start = time.Now()
+			_, err = ix.Cancel(ctx, []schedule.Cancellation{by(fmt.Sprint("k", i), t0)}, long)
+			if d := time.Since(start); err == nil || d > time.Second {
+				t.Errorf("caller %d's Cancel: %v after %v, want an error within a second", i, err, d)
 			}
 		}()
 		time.Sleep(5 * time.Millisecond)

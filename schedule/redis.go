@@ -1,7 +1,6 @@
 package schedule
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -258,8 +257,11 @@ return cancelled
 `)
 
 // cancelScript: ARGV prefix, now ms, tombstone expiry ms, then for each
-// cancellation its key and event time ms (empty when unknown). Returns the ids
-// removed and their records.
+// cancellation its key and event time ms (empty when unknown). Returns, for
+// each entry removed, the index of the cancellation that removed it (from
+// 0, in ARGV's order), its id and its record. The cancellations apply in
+// order, as so many calls would: an entry is removed, and returned, once,
+// by the first that covers it.
 var cancelScript = script(`
 local now, untilMs = tonumber(ARGV[2]), tonumber(ARGV[3])
 trim(kTomb, now, kTombAt)
@@ -285,6 +287,7 @@ for i = 4, #ARGV, 2 do
       local t = upTo and redis.call('HGET', kET, id)
       if not upTo or not t or tonumber(t) <= upTo then
         ids[#ids + 1] = id
+        cancelled[#cancelled + 1] = tostring((i - 4) / 2)
         cancelled[#cancelled + 1] = id
         cancelled[#cancelled + 1] = redis.call('HGET', kRec, id) or ''
       end
@@ -467,10 +470,11 @@ type Redis struct {
 	base  string   // Prefix + ":{s}:"
 	keys  []string // due, lease, rec, at, ek, tomb, done, tat, et, fresh
 	ready string
-	// adds and dones make one script call of concurrent Add and Done
-	// calls (combiner).
-	adds  *combiner[[]Entry, []string]
-	dones *combiner[doneCall, struct{}]
+	// adds, dones and cancels make one script call of concurrent Add,
+	// Done and Cancel calls (combiner).
+	adds    *combiner[[]Entry, []string]
+	dones   *combiner[doneCall, struct{}]
+	cancels *combiner[cancelCall, []Entry]
 }
 
 // combineMax and combineMaxBytes bound a combined call of the add or done
@@ -485,6 +489,12 @@ const (
 // doneCall is one Done call's ids and their done marks' ttl.
 type doneCall struct {
 	ids []string
+	ttl time.Duration
+}
+
+// cancelCall is one Cancel call's cancellations and their tombstones' ttl.
+type cancelCall struct {
+	cs  []Cancellation
 	ttl time.Duration
 }
 
@@ -520,6 +530,13 @@ func NewRedis(c redis.UniversalClient, opts RedisOptions) *Redis {
 				bytes += len(id)
 			}
 			return len(d.ids), bytes
+		}}
+	r.cancels = &combiner[cancelCall, []Entry]{maxItems: combineMax, maxBytes: combineMaxBytes, run: r.runCancels,
+		size: func(c cancelCall) (items, bytes int) {
+			for _, x := range c.cs {
+				bytes += len(x.Key)
+			}
+			return len(c.cs), bytes
 		}}
 	return r
 }
@@ -614,34 +631,71 @@ func sharedID(calls []*joined[[]Entry, []string]) bool {
 	return false
 }
 
-// Cancel implements Index.
+// Cancel implements Index. Concurrent calls share one call of the cancel
+// script (combiner).
 func (r *Redis) Cancel(ctx context.Context, cs []Cancellation, ttl time.Duration) ([]Entry, error) {
 	if len(cs) == 0 {
 		return nil, nil
 	}
-	now := r.now()
-	args := make([]any, 0, 3+2*len(cs))
-	args = append(args, r.base, now, now+ttl.Milliseconds())
-	for _, c := range cs {
-		args = append(args, c.Key, millisArg(c.At))
-	}
-	v, err := cancelScript.Run(ctx, r.c, r.keys, args...).Result()
-	if err != nil {
-		return nil, err
-	}
-	a, err := stringsReply("cancel", v) // id, record, id, record, …
-	if err != nil || len(a)%2 != 0 {
-		return nil, cmp.Or(err, badReply("cancel", v))
-	}
-	out := make([]Entry, 0, len(a)/2)
-	for i := 0; i < len(a); i += 2 {
-		e := Entry{ID: a[i]}
-		if a[i+1] != "" {
-			e.Record = []byte(a[i+1])
+	return r.cancels.do(ctx, cancelCall{cs: cs, ttl: ttl})
+}
+
+// runCancels runs the cancel script once for each ttl among the calls (one,
+// from one scheduler), and hands each call the entries its own
+// cancellations removed: the script names the cancellation that removed
+// each, and applies them in the calls' order, as one call after another
+// would.
+func (r *Redis) runCancels(ctx context.Context, calls []*joined[cancelCall, []Entry]) {
+	for len(calls) > 0 {
+		ttl := calls[0].req.ttl
+		var same, rest []*joined[cancelCall, []Entry]
+		n := 3
+		for _, c := range calls {
+			if c.req.ttl == ttl {
+				same = append(same, c)
+				n += 2 * len(c.req.cs)
+			} else {
+				rest = append(rest, c)
+			}
 		}
-		out = append(out, e)
+		now := r.now()
+		args := make([]any, 0, n)
+		args = append(args, r.base, now, now+ttl.Milliseconds())
+		owner := make([]int, 0, (n-3)/2) // cancellation index → call in same
+		for ci, c := range same {
+			for _, x := range c.req.cs {
+				args = append(args, x.Key, millisArg(x.At))
+				owner = append(owner, ci)
+			}
+		}
+		v, err := cancelScript.Run(ctx, r.c, r.keys, args...).Result()
+		var a []string
+		if err == nil {
+			a, err = stringsReply("cancel", v) // index, id, record, …
+			if err == nil && len(a)%3 != 0 {
+				err = badReply("cancel", v)
+			}
+		}
+		for i := 0; err == nil && i < len(a); i += 3 {
+			k, convErr := strconv.Atoi(a[i])
+			if convErr != nil || k < 0 || k >= len(owner) {
+				err = badReply("cancel", v)
+				break
+			}
+			e := Entry{ID: a[i+1]}
+			if a[i+2] != "" {
+				e.Record = []byte(a[i+2])
+			}
+			c := same[owner[k]]
+			c.ans = append(c.ans, e)
+		}
+		for _, c := range same {
+			if err != nil {
+				c.ans, c.err = nil, err
+			}
+		}
+		calls = rest
 	}
-	return out, nil
 }
 
 // Due implements Index.
