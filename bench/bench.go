@@ -112,6 +112,11 @@ type Result struct {
 	Missing            *int     `json:"missing,omitempty"`
 	CancelMicros       *float64 `json:"cancel_us,omitempty"`
 	CancelsPerSec      *float64 `json:"cancels_per_sec,omitempty"`
+	// ReplaceMicros is wall time per replace record of a first
+	// confirmation (schedule: replace:), ReplaceCPUMicros the scheduler's
+	// and redis-server's CPU per one.
+	ReplaceMicros    *float64 `json:"replace_us,omitempty"`
+	ReplaceCPUMicros *float64 `json:"replace_cpu_us,omitempty"`
 }
 
 func f64(v float64) *float64 { return &v }

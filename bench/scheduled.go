@@ -283,6 +283,45 @@ func runScheduledSize(ctx context.Context, env *Env, sz scheduledSize) (res Resu
 		}
 	}
 
+	// 4. Replacement: the record the dispatcher writes beside each booking
+	// confirmation's schedules (schedule: replace:), here for bookings
+	// confirmed for the first time, as most are: it withdraws nothing and
+	// leaves a tombstone, whose count says when all were applied.
+	tombs := func() (int64, error) { return rc.ZCard(ctx, schedule.DefaultPrefix+":{s}:tomb").Result() }
+	tombs0, err := tombs()
+	if err != nil {
+		return Result{}, err
+	}
+	replaces, err := replaceSet(sz.Cancels)
+	if err != nil {
+		return Result{}, err
+	}
+	cpu6, rcpu6 := procCPU(pid), redisCPU(ctx, rc)
+	r0 := time.Now()
+	if err := preload(ctx, brokers, replaces); err != nil {
+		return Result{}, err
+	}
+	var r1 time.Time
+	for {
+		n, err := tombs()
+		if err != nil {
+			return Result{}, err
+		}
+		if n >= tombs0+int64(len(replaces)) {
+			r1 = time.Now()
+			break
+		}
+		if time.Since(r0) > 2*time.Minute {
+			return Result{}, fmt.Errorf("replacing: %d of %d tombstones after 2 minutes", n-tombs0, len(replaces))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cpu7, rcpu7 := procCPU(pid), redisCPU(ctx, rc)
+	replaceSecs := r1.Sub(r0).Seconds()
+	if n, err := idx.Pending(ctx); err != nil || n != after {
+		return Result{}, fmt.Errorf("replacing bookings with nothing waiting left %d pending of %d (%v)", n, after, err)
+	}
+
 	hwm, err := peakRSS(spid)
 	if err != nil {
 		return Result{}, err
@@ -328,8 +367,10 @@ func runScheduledSize(ctx context.Context, env *Env, sz scheduledSize) (res Resu
 		RedisBytesPerEntry: f64(round(perEntry, 0)),
 		LatenessP50ms:      f64(round(p50, 1)), LatenessP99ms: f64(round(p99, 1)), LatenessMaxms: f64(round(pmax, 1)),
 		Duplicates: &fired.dups, Missing: &fired.missing,
-		CancelMicros:  f64(round(cancelUS, 1)),
-		CancelsPerSec: f64(round(float64(sz.Cancels)/cancelSecs, 0)),
+		CancelMicros:     f64(round(cancelUS, 1)),
+		CancelsPerSec:    f64(round(float64(sz.Cancels)/cancelSecs, 0)),
+		ReplaceMicros:    f64(round(replaceSecs*1e6/float64(max(1, len(replaces))), 1)),
+		ReplaceCPUMicros: f64(us(cpu7-cpu6+rcpu7-rcpu6, len(replaces))),
 
 		Target: "a due reminder is on its channel topic within a tick or two (HERALD_SCHEDULE_TICK 100 ms): lateness p99 ≤ 200 ms at 2,000/s with 1,000,000 waiting, each fired once, scheduler peak RSS ≤ 200 MB",
 		Met:    met,
@@ -337,13 +378,15 @@ func runScheduledSize(ctx context.Context, env *Env, sz scheduledSize) (res Resu
 			"Redis used_memory grew %.0f bytes per entry (%.0f MB); scheduler VmRSS %.0f MB when ready, %.0f MB after indexing, peak (VmHWM) %.0f MB. "+
 			"Then %d reminders due at %d/s from %v after they were published (%s): lateness = arrival at a consumer of herald.push.v1 − due time, p50 %.1f ms, p99 %.1f ms, max %.1f ms (by the record's timestamp, when the scheduler published it: p50 %.1f ms, p99 %.1f ms); %d fired, %d missing, %d twice, %d not due; CPU per fired reminder (ticks included): scheduler %.1f µs, redis-server %.1f µs, in %.2f script calls (the firing loop's Due and Done per batch, and the herald-scheduler group applying each done mark it reads back). "+
 			"Then %d bookings cancelled (one cancel record each, by the booking's cancel key): all %d withdrawn %.0f ms after the first was published, %.1f µs each (%.0f/s; CPU per cancel: scheduler %.1f µs, redis-server %.1f µs); Index.Pending fell from %d to %d, and Lookup finds none of %d sampled cancelled reminders and all %d sampled neighbours pending. "+
+			"Then %d first confirmations' replace records (schedule: replace:, one beside each booking's schedules, withdrawing nothing): all applied %.0f ms after the first was published, %.1f µs each (CPU per record: scheduler %.1f µs, redis-server %.1f µs). "+
 			"Ratio is the baseline's lateness p99 / herald's",
 			sz.Waiting, recordBytes/max(1, sz.Waiting), parts, float64(sz.Waiting)/indexSecs, indexSecs, us(cpu1-cpu0, sz.Waiting), us(rcpu1-rcpu0, sz.Waiting),
 			perEntry, (mem1-mem0)/(1<<20), rssReady, rssIndexed, hwm,
 			sz.Firing, sz.Rate, lead.Round(100*time.Millisecond), indexedBy(unindexed), p50, p99, pmax, percentile(fired.stamped, 50), percentile(fired.stamped, 99),
 			len(fired.late), fired.missing, fired.dups, fired.unknown, us(cpu3-cpu2, len(fired.late)), us(rcpu3-rcpu2, len(fired.late)), float64(calls3-calls2)/float64(max(1, len(fired.late))),
 			sz.Cancels, sz.Cancels, cancelSecs*1000, cancelUS, float64(sz.Cancels)/cancelSecs, us(cpu5-cpu4, sz.Cancels), us(rcpu5-rcpu4, sz.Cancels),
-			before, after, len(gone), len(kept)),
+			before, after, len(gone), len(kept),
+			len(replaces), replaceSecs*1000, replaceSecs*1e6/float64(max(1, len(replaces))), us(cpu7-cpu6, len(replaces)), us(rcpu7-rcpu6, len(replaces))),
 		BaselineNote: fmt.Sprintf("a 1 s poller over a table of due times (ZRANGEBYSCORE due ≤ now on a Redis sorted set, then HMGET of the notifications, one Kafka publish of them with the same producer, ZREM and HDEL; same Redis), its sorted set holding the same %d waiting reminders (written straight into Redis, as an app inserts rows; %.0f bytes per entry with its notification, measured on the firing set) and the same %d due at %d/s: %d fired, %d missing, %d twice; lateness p50 %.1f ms, p99 %.1f ms, max %.1f ms",
 			sz.Waiting, naive.bytesPerEntry, sz.Firing, sz.Rate, len(naive.fired.late), naive.fired.missing, naive.fired.dups, b50, b99, percentile(naive.fired.late, 100)),
 	}, nil
@@ -399,6 +442,24 @@ func cancelSet(src *reminders, set string, sz scheduledSize, due func(int) time.
 		}
 	}
 	return msgs, gone, kept, nil
+}
+
+// replaceSet makes n replace records, as the dispatcher writes for
+// bookings confirmed for the first time: each under its own booking's key,
+// with nothing waiting under it.
+func replaceSet(n int) ([]kafka.Message, error) {
+	now := time.Now()
+	var msgs []kafka.Message
+	for k := range n {
+		r := schedule.ReplaceRecord("evt_rep_"+pad(k, 9), now, []string{"gym.booking.confirmed/reminder|booking_id=bkg_first_" + pad(k, 9)}, now)
+		qm, err := schedule.Message(r)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, kafka.Message{Topic: qm.Topic, Key: qm.Key, Value: qm.Value, Time: qm.Time,
+			Headers: []kafka.Header{{Key: schedule.HeaderReplace, Value: []byte("1")}}})
+	}
+	return msgs, nil
 }
 
 // waitPending polls Index.Pending every so often until it is want, and

@@ -89,7 +89,7 @@ func TestScheduledSmall(t *testing.T) {
 	for name, v := range map[string]*float64{
 		"index_per_sec": r.IndexPerSec, "rss_after_index_mb": r.RSSAfterIndexMB, "peak_rss_mb": r.PeakRSSMB,
 		"redis_bytes_per_entry": r.RedisBytesPerEntry, "lateness_p99_ms": r.LatenessP99ms, "cancel_us": r.CancelMicros,
-		"cancels_per_sec": r.CancelsPerSec, "baseline_p99_ms": r.BaselineP99ms,
+		"cancels_per_sec": r.CancelsPerSec, "baseline_p99_ms": r.BaselineP99ms, "replace_us": r.ReplaceMicros, "replace_cpu_us": r.ReplaceCPUMicros,
 	} {
 		if v == nil || *v <= 0 {
 			t.Errorf("%s missing or not positive: %s", name, b)
