@@ -379,7 +379,15 @@ func TestMovedClassRemindsOnceAtItsNewTime(t *testing.T) {
 	other := []byte(strings.NewReplacer(`"evt_01JD8X9N4P"`, `"evt_other_1"`, `"bkg_3VN8QW2E"`, `"bkg_OTHER"`).Replace(string(booked)))
 	cancelled := []byte(strings.NewReplacer(`"gym.booking.confirmed"`, `"gym.booking.cancelled"`, `"evt_01JD8X9N4P"`, `"evt_cancel_1"`,
 		`"2026-11-21T09:12:00Z"`, `"2026-11-21T11:00:00Z"`).Replace(string(booked)))
-	events := map[string][]byte{"booked": booked, "moved": moved, "other": other, "cancelled": cancelled}
+	// The move confirmed by an event without a time, which cannot be
+	// ordered: it neither replaces nor is replaced, so both wait, as
+	// without replace:. Before, the earlier confirmation's replacement
+	// withdrew it, and only the stale reminder went (the outside tester's).
+	untimedMove := []byte(strings.NewReplacer(`"evt_move_1"`, `"evt_untimed_move"`, `"time": "2026-11-21T10:00:00Z",`, ``).Replace(string(moved)))
+	if bytes.Contains(untimedMove, []byte(`"time"`)) {
+		t.Fatal("the untimed move still has a time")
+	}
+	events := map[string][]byte{"booked": booked, "moved": moved, "other": other, "cancelled": cancelled, "untimed": untimedMove}
 	for _, tc := range []struct {
 		order []string
 		want  []string // the reminders' events, in the order sent
@@ -389,6 +397,8 @@ func TestMovedClassRemindsOnceAtItsNewTime(t *testing.T) {
 		{[]string{"other", "moved", "booked"}, []string{"evt_other_1", "evt_move_1"}},
 		{[]string{"booked", "moved", "cancelled"}, nil},
 		{[]string{"cancelled", "moved", "booked"}, nil},
+		{[]string{"booked", "untimed"}, []string{"evt_01JD8X9N4P", "evt_untimed_move"}},
+		{[]string{"untimed", "booked"}, []string{"evt_01JD8X9N4P", "evt_untimed_move"}},
 	} {
 		n := newNight(t)
 		n.clock.t = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -415,7 +425,7 @@ func TestMovedClassRemindsOnceAtItsNewTime(t *testing.T) {
 				replaces++
 			}
 		}
-		if want := len(tc.order) - strings.Count(strings.Join(tc.order, " "), "cancelled"); replaces != want {
+		if want := len(tc.order) - strings.Count(strings.Join(tc.order, " "), "cancelled") - strings.Count(strings.Join(tc.order, " "), "untimed"); replaces != want {
 			t.Errorf("read in the order %v: %d replace records (herald trace's header), want one per confirmation, %d", tc.order, replaces, want)
 		}
 	}

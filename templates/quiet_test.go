@@ -141,13 +141,13 @@ func TestScheduledReminder(t *testing.T) {
 	if want := time.Date(2026, 11, 24, 16, 30, 0, 0, time.UTC); !n.DueAt.Equal(want) || n.Deferred != notification.DeferSchedule {
 		t.Fatalf("due %v (%s), want %v", n.DueAt, n.Deferred, want)
 	}
-	if len(n.CancelKeys) != 2 || !strings.Contains(strings.Join(n.CancelKeys, " "), "booking_id=bkg_3VN8QW2E") {
+	if len(n.CancelKeys) != 3 || !strings.Contains(strings.Join(n.CancelKeys, " "), "booking_id=bkg_3VN8QW2E") {
 		t.Fatalf("cancel keys %v", n.CancelKeys)
 	}
 	// Booked 90 minutes ahead: due already, and still through the
 	// scheduler (its cancel keys), which fires it at once unless the
 	// booking's cancellation was read first.
-	if n := plan(time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC)); n == nil || n.DueAt.After(time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC)) || len(n.CancelKeys) != 2 {
+	if n := plan(time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC)); n == nil || n.DueAt.After(time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC)) || len(n.CancelKeys) != 3 {
 		t.Fatalf("booked 90 minutes ahead: %+v, want it due now, cancellable", n)
 	}
 	if !n.ExpiresAt.Equal(time.Date(2026, 11, 24, 18, 30, 0, 0, time.UTC)) {
@@ -162,19 +162,35 @@ func TestScheduledReminder(t *testing.T) {
 		t.Fatalf("a booking's cancellation withdraws %v", keys)
 	}
 	// The booking confirmed again replaces its reminder (schedule:
-	// replace: booking_id), under the key its cancellation withdraws: one
-	// key each message carries for both.
-	if got := s.Replaces(ev); len(got) != 1 || got[0] != "gym.booking.confirmed/reminder|booking_id=bkg_3VN8QW2E" || !slices.Contains(n.CancelKeys, got[0]) {
+	// replace: booking_id), under a key of its own that the reminder
+	// carries beside its cancel keys.
+	if got := s.Replaces(ev); len(got) != 1 || got[0] != "gym.booking.confirmed/reminder|replace:booking_id=bkg_3VN8QW2E" || !slices.Contains(n.CancelKeys, got[0]) {
 		t.Fatalf("the confirmation replaces under %v; its reminder's keys are %v", got, n.CancelKeys)
 	}
 	if got := s.Replaces(cancel); got != nil {
 		t.Fatalf("a cancellation replaces under %v", got)
 	}
+	// An event without a time cannot be ordered: it neither replaces nor
+	// carries the key by which it would be replaced (an outside tester's
+	// untimed confirmation was withdrawn by an earlier timed one's
+	// replacement, leaving only the stale reminder), while its booking's
+	// cancellation still withdraws it.
 	untimed := *ev
 	untimed.Time = time.Time{}
 	if got := s.Replaces(&untimed); got != nil {
 		t.Fatalf("an event without a time, which cannot be ordered, replaces under %v", got)
 	}
+	u := bookingReminder(t, s, &untimed, time.Date(2026, 11, 21, 9, 12, 0, 0, time.UTC))
+	if u == nil || len(u.CancelKeys) != 2 || slices.Contains(u.CancelKeys, got0(s.Replaces(ev))) || !slices.Contains(u.CancelKeys, templates.CancelKey("gym.booking.confirmed/reminder", "booking_id", "bkg_3VN8QW2E")) {
+		t.Fatalf("an untimed event's reminder has keys %+v, want its two cancel keys only", u)
+	}
+}
+
+func got0(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
 }
 
 // Lint catches what would fail at 3 a.m.
@@ -194,7 +210,8 @@ func TestScheduleLint(t *testing.T) {
 		{"unscheduled cancel field", "gym.class.reminder/routing.yaml", "match: class.id}", "match: class.ref}", "no sample of gym.class.cancelled has data.class.ref"},
 		{"too many cancellations", "gym.class.reminder/routing.yaml", "    cancel_on: *class_cancelled", "    cancel_on: [" + manyCancels(65) + "]", "cancel_on lists 65 cancellations, at most 64"},
 		{"expired in every sample", "gym.class.reminder/routing.yaml", "expires: class.starts_at   #", "expires: class.starts_at - 48h   #", "its expires: class.starts_at - 48h0m0s has passed at every sample's time"},
-		{"replace field", "gym.booking.confirmed/routing.yaml", "replace: booking_id ", "replace: booking_ref ", "schedule replace booking_ref: no sample of gym.booking.confirmed has data.booking_ref"},
+		{"replace field", "gym.booking.confirmed/routing.yaml", "replace: booking_id ", "replace: booking_ref ", "schedule replace booking_ref: no sample of gym.booking.confirmed has a text or number at data.booking_ref"},
+		{"replace an object", "gym.booking.confirmed/routing.yaml", "replace: booking_id ", "replace: class ", "no sample of gym.booking.confirmed has a text or number at data.class (an object or a list names nothing)"},
 		{"bad replace", "gym.booking.confirmed/routing.yaml", "replace: booking_id ", "replace: booking id ", `replace "booking id" is not a dot path`},
 		{"too many keys with replace", "gym.booking.confirmed/routing.yaml", "      cancel_on:\n        - {event: gym.booking.cancelled, match: booking_id}   # the member cancelled this booking\n        - {event: gym.class.cancelled, match: class.id}       # the gym cancelled the class\n",
 			"      cancel_on: [" + manyCancels(64) + "]\n", "cancel_on and replace make 65 keys, at most 64"},

@@ -3,7 +3,6 @@ package templates
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"sort"
 	"time"
 
@@ -85,15 +84,8 @@ func parseSchedule(template string, f *scheduleFile) (*Schedule, error) {
 			return nil, fmt.Errorf("replace %q is not a dot path into the event's data, e.g. booking_id", f.Replace)
 		}
 		sc.Replace = f.Replace
-		n := len(sc.CancelOn)
-		for _, c := range sc.CancelOn {
-			if c.Match == f.Replace {
-				n-- // the same key: a cancel_on matching on the same path
-				break
-			}
-		}
-		if n+1 > notification.MaxCancelKeys {
-			return nil, fmt.Errorf("cancel_on and replace make %d keys, at most %d: each is a key every message carries", n+1, notification.MaxCancelKeys)
+		if n := len(sc.CancelOn) + 1; n > notification.MaxCancelKeys {
+			return nil, fmt.Errorf("cancel_on and replace make %d keys, at most %d: each is a key every message carries", n, notification.MaxCancelKeys)
 		}
 	}
 	return sc, nil
@@ -156,8 +148,7 @@ func (sc *Schedule) Due(ev *events.Event) (due, anchor time.Time, err error) {
 }
 
 // keys returns the cancel keys of ev's notification under sc: one per
-// cancel rule whose match path ev has, and its replace key (when no cancel
-// rule's is the same).
+// cancel rule whose match path ev has, and its replace key.
 func (sc *Schedule) keys(ev *events.Event) []string {
 	var out []string
 	for _, c := range sc.CancelOn {
@@ -165,24 +156,34 @@ func (sc *Schedule) keys(ev *events.Event) []string {
 			out = append(out, CancelKey(sc.template, c.Match, v))
 		}
 	}
-	if k := sc.replaceKey(ev); k != "" && !slices.Contains(out, k) {
+	if k := sc.replaceKey(ev); k != "" {
 		out = append(out, k)
 	}
 	return out
 }
 
 // replaceKey is the key under which ev's notifications replace what an
-// earlier event scheduled under sc; empty when sc replaces nothing or ev
-// has no value at its path. It is a cancel key of the same form, so a
-// cancel_on matching on the same path shares it.
+// earlier event scheduled under sc; empty when sc replaces nothing, or ev
+// has no time or no value at its path.
 func (sc *Schedule) replaceKey(ev *events.Event) string {
-	if sc.Replace == "" {
+	if sc.Replace == "" || ev.Time.IsZero() {
 		return ""
 	}
 	if v, ok := ev.Text(sc.Replace); ok && v != "" {
-		return CancelKey(sc.template, sc.Replace, v)
+		return ReplaceKey(sc.template, sc.Replace, v)
 	}
 	return ""
+}
+
+// ReplaceKey is the key that joins what events of template schedule with
+// the same value at the replace path: the events' own messages carry it,
+// and a later one's replacement withdraws them by it. It is not a cancel
+// key (CancelKey) even for the same path: an event without a time, which
+// cannot be ordered, neither carries nor writes it, and so is neither
+// replaced nor replaces, while every cancellation of its cancel keys still
+// withdraws it.
+func ReplaceKey(template, path, value string) string {
+	return template + "|replace:" + path + "=" + value
 }
 
 // CancelKey is the key that joins a scheduled notification of template to
@@ -212,7 +213,7 @@ func (s *Set) Cancels(ev *events.Event) []string {
 // scheduled: one per scheduled rule of ev's type with a replace path that
 // ev has a value at. Sorted, without repeats; none for most events, and
 // none for an event without a time, which cannot be ordered against the
-// events it would replace.
+// events it would replace (nor be replaced: its messages lack the key).
 func (s *Set) Replaces(ev *events.Event) []string {
 	if s == nil || ev.Time.IsZero() {
 		return nil
@@ -278,7 +279,7 @@ func (s *Set) indexCancels(probs *problems) {
 				}
 			}
 			if sc.Replace != "" && !samplesHave(s.samples[name], sc.Replace) {
-				probs.at(name+"/routing.yaml", r.line, 0, "", "%s: schedule replace %s: no sample of %s has data.%s, so no event can replace what an earlier one scheduled", r.label(), sc.Replace, name, sc.Replace)
+				probs.at(name+"/routing.yaml", r.line, 0, "", "%s: schedule replace %s: no sample of %s has a text or number at data.%s (an object or a list names nothing), so no event can replace what an earlier one scheduled", r.label(), sc.Replace, name, sc.Replace)
 			}
 			if r.schedule != nil && !samplesHaveTime(s.samples[name], r.schedule.Path) {
 				probs.at(name+"/routing.yaml", r.line, 0, "", "%s: schedule send %q: no sample of %s has an RFC 3339 time at data.%s", r.label(), r.schedule.String(), name, r.schedule.Path)
