@@ -324,21 +324,22 @@ func (w *icsWriter) end() {
 	w.b = w.b[:w.start+copy(w.b[w.start:], w.b[n:])]
 }
 
-// icsSequenceEpoch is where icsSequence counts minutes from.
-var icsSequenceEpoch = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+// icsSequenceEpoch is where icsSequence counts seconds from.
+var icsSequenceEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // icsSequence is the invite's SEQUENCE (RFC 5546 2.1.5: a calendar applies
 // an update only when its SEQUENCE is higher, or equal with a later
-// DTSTAMP): twice the minutes from 2020 to its event's time, and one more
+// DTSTAMP): twice the seconds from 2025 to its event's time, and one more
 // for a cancellation. So a booking confirmed again (its class moved) or
 // made again after its cancellation, under the same booking id and so the
-// same UID, updates the entry a cancellation a minute or more before it
-// withdrew, and a cancellation in the same minute as its confirmation
-// still withdraws it. Without an event time it is 0 and, cancelling, 1.
+// same UID, updates the entry a cancellation even seconds before it
+// withdrew, and a cancellation in its confirmation's second still
+// withdraws it. RFC 5545's INTEGER is 32-bit: this fits until 2059.
+// Without an event time it is 0 and, cancelling, 1.
 func icsSequence(stamp time.Time, stamped, cancel bool) int64 {
 	var seq int64
 	if stamped {
-		seq = 2 * max(0, int64(stamp.Sub(icsSequenceEpoch)/time.Minute))
+		seq = 2 * max(0, int64(stamp.Sub(icsSequenceEpoch)/time.Second))
 	}
 	if cancel {
 		seq++

@@ -79,7 +79,7 @@ func TestICS(t *testing.T) {
 		"DTSTART":   "20261123T070000Z",
 		"DTEND":     "20261123T074500Z",
 		"DTSTAMP":   "20261120T180400Z",
-		"SEQUENCE":  "7245368", // twice the minutes from 2020 to the event's time, 2026-11-20T18:04Z
+		"SEQUENCE":  "119016480", // twice the seconds from 2025 to the event's time, 2026-11-20T18:04Z
 		"STATUS":    "CONFIRMED",
 		"SUMMARY":   `Señora Lucía's extra-long Sunrise Power Vinyasa Flow\; bring mat\, towel\, and water \\ no shoes`,
 		"LOCATION":  `Studio 2\, Shoreditch\; enter by the side door`,
@@ -112,7 +112,7 @@ func TestICS(t *testing.T) {
 	if got, want := property(cancel, "UID"), property(req, "UID"); got != want || want == "" {
 		t.Errorf("cancellation UID %q, invite UID %q", got, want)
 	}
-	if property(cancel, "METHOD") != "CANCEL" || property(cancel, "STATUS") != "CANCELLED" || property(cancel, "SEQUENCE") != "7247185" { // 2026-11-21T09:12Z's, and one for a cancellation
+	if property(cancel, "METHOD") != "CANCEL" || property(cancel, "STATUS") != "CANCELLED" || property(cancel, "SEQUENCE") != "119125441" { // 2026-11-21T09:12Z's, and one for a cancellation
 		t.Errorf("cancellation METHOD %q STATUS %q SEQUENCE %q", property(cancel, "METHOD"), property(cancel, "STATUS"), property(cancel, "SEQUENCE"))
 	}
 
@@ -181,12 +181,14 @@ func TestICSSequenceOrdersRevisions(t *testing.T) {
 		}
 		return n
 	}
+	// The outside tester's: a cancellation and a re-booking in one minute
+	// (with minutes, the re-booking came out older than the cancellation).
 	booked := seq(events.BookingConfirmed, "member-en.json", "2026-11-21T09:00:10Z")
-	cancelled := seq(events.BookingCancelled, "member-en-with-reason.json", "2026-11-21T09:00:40Z")
-	rebooked := seq(events.BookingConfirmed, "member-en.json", "2026-11-21T09:03:00Z")
-	moved := seq(events.BookingConfirmed, "member-en.json", "2026-11-21T11:00:00Z")
+	cancelled := seq(events.BookingCancelled, "member-en-with-reason.json", "2026-11-21T09:00:10Z")
+	rebooked := seq(events.BookingConfirmed, "member-en.json", "2026-11-21T09:00:50Z")
+	moved := seq(events.BookingConfirmed, "member-en.json", "2026-11-21T09:00:51Z")
 	if !(booked < cancelled && cancelled < rebooked && rebooked < moved) {
-		t.Errorf("SEQUENCE booked %d, cancelled in its minute %d, re-booked %d, moved %d: want each higher", booked, cancelled, rebooked, moved)
+		t.Errorf("SEQUENCE booked %d, cancelled in its second %d, re-booked 40 s later %d, moved a second later %d: want each higher", booked, cancelled, rebooked, moved)
 	}
 	if a, b := seq(events.BookingConfirmed, "member-en.json", ""), seq(events.BookingCancelled, "member-en-with-reason.json", ""); a != 0 || b != 1 {
 		t.Errorf("without event times: SEQUENCE %d and %d, want 0 and 1", a, b)

@@ -53,8 +53,8 @@ func icsAttachmentRef(d map[string]string, attendee string, cancel bool) (channe
 	sequence := 0
 	if v, err := time.Parse(time.RFC3339, d["event_time"]); err == nil {
 		stamp = v
-		if m := int(v.Sub(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)).Minutes()); m > 0 {
-			sequence = 2 * m // minutes since 2020, so a later event's invite is a later revision
+		if sec := int(v.Sub(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)).Seconds()); sec > 0 {
+			sequence = 2 * sec // seconds since 2025, so a later event's invite is a later revision
 		}
 	}
 
