@@ -150,9 +150,10 @@ func closing(results []Result) string {
 		case "backlog":
 			fmt.Fprintf(&b, " Peak RSS %s MB with 1,000,000 notifications queued.", num(deref(r.PeakRSSMB)))
 		case "scheduled":
-			fmt.Fprintf(&b, " Lateness p99 %s ms at %s/s with %d waiting (the 1 s poller: %s ms, %s×); scheduler peak RSS %s MB; %s bytes of Redis per waiting reminder; indexed %s/s; a cancellation %s µs.",
+			fmt.Fprintf(&b, " Lateness p99 %s ms at %s/s with %d waiting (the 1 s poller: %s ms, %s×); scheduler peak RSS %s MB; %s bytes of Redis per waiting reminder; indexed %s/s; a cancellation %s µs; a first confirmation's replace record %s µs (%s µs of CPU).",
 				num(deref(r.P99ms)), num(deref(r.NotificationsPS)), r.Scheduled, num(deref(r.BaselineP99ms)), num(r.RatioVsBaseline),
-				num(deref(r.PeakRSSMB)), num(deref(r.RedisBytesPerEntry)), num(deref(r.IndexPerSec)), num(deref(r.CancelMicros)))
+				num(deref(r.PeakRSSMB)), num(deref(r.RedisBytesPerEntry)), num(deref(r.IndexPerSec)), num(deref(r.CancelMicros)),
+				num(deref(r.ReplaceMicros)), num(deref(r.ReplaceCPUMicros)))
 		default:
 			fmt.Fprintf(&b, " %s notifications/s, %s× the baseline.", num(deref(r.NotificationsPS)), num(r.RatioVsBaseline))
 		}
