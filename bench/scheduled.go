@@ -375,7 +375,7 @@ func runScheduledSize(ctx context.Context, env *Env, sz scheduledSize) (res Resu
 
 		Target: "a due reminder is on its channel topic within a tick or two (HERALD_SCHEDULE_TICK 100 ms): lateness p99 ≤ 200 ms at 2,000/s with 1,000,000 waiting, each fired once, scheduler peak RSS ≤ 200 MB",
 		Met:    met,
-		Note: fmt.Sprintf("%d reminders waiting (due 2–7 days ahead; each the push reminder the dispatcher plans for a booking, %d-byte schedule record, 3 keys: the booking's and the class's cancel keys and the booking's replace key) were queued on herald.schedule.v1 (%d partitions) and indexed by the scheduler process (herald-scheduler group, Scheduler.Handle one record at a time, as herald run wires it) at %.0f/s (%.1f s; CPU per record: scheduler %.1f µs, redis-server %.1f µs); "+
+		Note: fmt.Sprintf("%d reminders waiting (due 2–7 days ahead; each the push reminder the dispatcher plans for a booking, %d-byte schedule record, 2 keys: the booking's, which is its replace key too, and the class's) were queued on herald.schedule.v1 (%d partitions) and indexed by the scheduler process (herald-scheduler group, Scheduler.Handle one record at a time, as herald run wires it) at %.0f/s (%.1f s; CPU per record: scheduler %.1f µs, redis-server %.1f µs); "+
 			"Redis used_memory grew %.0f bytes per entry (%.0f MB); scheduler VmRSS %.0f MB when ready, %.0f MB after indexing, peak (VmHWM) %.0f MB. "+
 			"Then %d reminders due at %d/s from %v after they were published (%s): lateness = arrival at a consumer of herald.push.v1 − due time, p50 %.1f ms, p99 %.1f ms, max %.1f ms (by the record's timestamp, when the scheduler published it: p50 %.1f ms, p99 %.1f ms); %d fired, %d missing, %d twice, %d not due; CPU per fired reminder (ticks included): scheduler %.1f µs, redis-server %.1f µs, in %.2f script calls (the firing loop's Due and Done per batch, and the herald-scheduler group applying each done mark it reads back). "+
 			"Then %d bookings cancelled (one cancel record each, by the booking's cancel key): all %d withdrawn %.0f ms after the first was published, %.1f µs each (%.0f/s; CPU per cancel: scheduler %.1f µs, redis-server %.1f µs); Index.Pending fell from %d to %d, and Lookup finds none of %d sampled cancelled reminders and all %d sampled neighbours pending. "+
@@ -452,7 +452,7 @@ func replaceSet(n int) ([]kafka.Message, error) {
 	now := time.Now()
 	var msgs []kafka.Message
 	for k := range n {
-		r := schedule.ReplaceRecord("evt_rep_"+pad(k, 9), now, []string{templates.ReplaceKey("gym.booking.confirmed/reminder", "booking_id", "bkg_first_"+pad(k, 9))}, now)
+		r := schedule.ReplaceRecord("evt_rep_"+pad(k, 9), now, []string{templates.CancelKey("gym.booking.confirmed/reminder", "booking_id", "bkg_first_"+pad(k, 9))}, now)
 		qm, err := schedule.Message(r)
 		if err != nil {
 			return nil, err

@@ -21,8 +21,8 @@ import (
 // reminders makes the scheduled scenario's input: distinct booking
 // reminders, each exactly the schedule record the dispatcher writes for a
 // gym.booking.confirmed event (the push reminder two hours before the
-// class, with its two cancel keys, booking and class, and its booking's
-// replace key), with its own event,
+// class, with its two cancel keys, booking (its replace key too) and
+// class), with its own event,
 // booking, class and due time.
 //
 // Encoding a million of them with encoding/json would take the bench
@@ -132,16 +132,14 @@ func newReminderBase(n notification.Notification, at time.Time) (reminderBase, e
 		case strings.HasSuffix(prefix, "|booking_id"):
 			b.bookingKey = prefix + "="
 			t.CancelKeys = append(t.CancelKeys, b.bookingKey+placeholders[tokBooking])
-		case strings.HasSuffix(prefix, "|replace:booking_id"):
-			t.CancelKeys = append(t.CancelKeys, prefix+"="+placeholders[tokBooking])
 		case strings.HasSuffix(prefix, "|class.id"):
 			t.CancelKeys = append(t.CancelKeys, prefix+"="+placeholders[tokClass])
 		default:
 			return b, fmt.Errorf("scheduled: unexpected cancel key %q", k)
 		}
 	}
-	if len(t.CancelKeys) != 3 || b.bookingKey == "" {
-		return b, fmt.Errorf("scheduled: planned reminder has cancel keys %q, want a booking's, a class's and the booking's replace key", n.CancelKeys)
+	if len(t.CancelKeys) != 2 || b.bookingKey == "" {
+		return b, fmt.Errorf("scheduled: planned reminder has cancel keys %q, want a booking's (its replace key too) and a class's", n.CancelKeys)
 	}
 	nb, err := notification.EncodeJSON(&t)
 	if err != nil {
@@ -242,14 +240,10 @@ func (r *reminders) reference(m reminder) ([]byte, error) {
 	for _, k := range m.base.n.CancelKeys {
 		prefix, _, _ := strings.Cut(k, "=")
 		v := m.class
-		if strings.HasSuffix(prefix, "|booking_id") || strings.HasSuffix(prefix, "|replace:booking_id") {
+		if strings.HasSuffix(prefix, "|booking_id") {
 			v = m.booking
 		}
 		tmpl, match, _ := strings.Cut(prefix, "|")
-		if path, ok := strings.CutPrefix(match, "replace:"); ok {
-			n.CancelKeys = append(n.CancelKeys, templates.ReplaceKey(tmpl, path, v))
-			continue
-		}
 		n.CancelKeys = append(n.CancelKeys, templates.CancelKey(tmpl, match, v))
 	}
 	if err := n.Validate(); err != nil {

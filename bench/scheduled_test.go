@@ -48,7 +48,7 @@ func TestReminderCopies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Kind != schedule.KindSchedule || r.ID != m.entry || schedule.NotificationID(r.ID) != m.id || !r.Due.Equal(m.due) || len(r.Keys) != 3 || r.Keys[0] != m.bookingKey() {
+			if r.Kind != schedule.KindSchedule || r.ID != m.entry || schedule.NotificationID(r.ID) != m.id || !r.Due.Equal(m.due) || len(r.Keys) != 2 || r.Keys[0] != m.bookingKey() {
 				t.Errorf("record %+v", r)
 			}
 			n, err := notification.Decode(m.notification())

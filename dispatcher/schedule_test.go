@@ -399,6 +399,8 @@ func TestMovedClassRemindsOnceAtItsNewTime(t *testing.T) {
 		{[]string{"cancelled", "moved", "booked"}, nil},
 		{[]string{"booked", "untimed"}, []string{"evt_01JD8X9N4P", "evt_untimed_move"}},
 		{[]string{"untimed", "booked"}, []string{"evt_01JD8X9N4P", "evt_untimed_move"}},
+		{[]string{"booked", "untimed", "cancelled"}, nil},
+		{[]string{"cancelled", "untimed", "booked"}, nil},
 	} {
 		n := newNight(t)
 		n.clock.t = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)

@@ -141,13 +141,13 @@ func TestScheduledReminder(t *testing.T) {
 	if want := time.Date(2026, 11, 24, 16, 30, 0, 0, time.UTC); !n.DueAt.Equal(want) || n.Deferred != notification.DeferSchedule {
 		t.Fatalf("due %v (%s), want %v", n.DueAt, n.Deferred, want)
 	}
-	if len(n.CancelKeys) != 3 || !strings.Contains(strings.Join(n.CancelKeys, " "), "booking_id=bkg_3VN8QW2E") {
+	if len(n.CancelKeys) != 2 || !strings.Contains(strings.Join(n.CancelKeys, " "), "booking_id=bkg_3VN8QW2E") {
 		t.Fatalf("cancel keys %v", n.CancelKeys)
 	}
 	// Booked 90 minutes ahead: due already, and still through the
 	// scheduler (its cancel keys), which fires it at once unless the
 	// booking's cancellation was read first.
-	if n := plan(time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC)); n == nil || n.DueAt.After(time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC)) || len(n.CancelKeys) != 3 {
+	if n := plan(time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC)); n == nil || n.DueAt.After(time.Date(2026, 11, 24, 17, 0, 0, 0, time.UTC)) || len(n.CancelKeys) != 2 {
 		t.Fatalf("booked 90 minutes ahead: %+v, want it due now, cancellable", n)
 	}
 	if !n.ExpiresAt.Equal(time.Date(2026, 11, 24, 18, 30, 0, 0, time.UTC)) {
@@ -158,40 +158,41 @@ func TestScheduledReminder(t *testing.T) {
 	}
 	cancel := decode(t, sample(t, "gym.booking.cancelled", "member-en-with-reason.json"))
 	keys := s.Cancels(cancel)
-	if len(keys) != 1 || !strings.HasPrefix(keys[0], "gym.booking.confirmed/reminder|booking_id=") {
+	if len(keys) != 2 || !strings.HasPrefix(keys[0], "gym.booking.confirmed/reminder|booking_id=") || !strings.HasPrefix(keys[1], "gym.booking.confirmed/reminder|untimed:booking_id=") {
 		t.Fatalf("a booking's cancellation withdraws %v", keys)
 	}
 	// The booking confirmed again replaces its reminder (schedule:
-	// replace: booking_id), under a key of its own that the reminder
-	// carries beside its cancel keys.
-	if got := s.Replaces(ev); len(got) != 1 || got[0] != "gym.booking.confirmed/reminder|replace:booking_id=bkg_3VN8QW2E" || !slices.Contains(n.CancelKeys, got[0]) {
+	// replace: booking_id), under the key its cancellation withdraws: one
+	// key each message carries for both.
+	bookingKey := templates.CancelKey("gym.booking.confirmed/reminder", "booking_id", "bkg_3VN8QW2E")
+	if got := s.Replaces(ev); len(got) != 1 || got[0] != bookingKey || !slices.Contains(n.CancelKeys, got[0]) {
 		t.Fatalf("the confirmation replaces under %v; its reminder's keys are %v", got, n.CancelKeys)
 	}
 	if got := s.Replaces(cancel); got != nil {
 		t.Fatalf("a cancellation replaces under %v", got)
 	}
 	// An event without a time cannot be ordered: it neither replaces nor
-	// carries the key by which it would be replaced (an outside tester's
-	// untimed confirmation was withdrawn by an earlier timed one's
-	// replacement, leaving only the stale reminder), while its booking's
-	// cancellation still withdraws it.
+	// carries the key by which it would be replaced, but that key's
+	// untimed form, which a cancellation of the booking withdraws too (an
+	// outside tester's untimed confirmation was withdrawn by an earlier
+	// timed one's replacement, leaving only the stale reminder).
 	untimed := *ev
 	untimed.Time = time.Time{}
 	if got := s.Replaces(&untimed); got != nil {
 		t.Fatalf("an event without a time, which cannot be ordered, replaces under %v", got)
 	}
 	u := bookingReminder(t, s, &untimed, time.Date(2026, 11, 21, 9, 12, 0, 0, time.UTC))
-	if u == nil || len(u.CancelKeys) != 2 || slices.Contains(u.CancelKeys, got0(s.Replaces(ev))) || !slices.Contains(u.CancelKeys, templates.CancelKey("gym.booking.confirmed/reminder", "booking_id", "bkg_3VN8QW2E")) {
-		t.Fatalf("an untimed event's reminder has keys %+v, want its two cancel keys only", u)
+	untimedKey := templates.UntimedKey("gym.booking.confirmed/reminder", "booking_id", "bkg_3VN8QW2E")
+	if u == nil || len(u.CancelKeys) != 2 || slices.Contains(u.CancelKeys, bookingKey) || !slices.Contains(u.CancelKeys, untimedKey) {
+		t.Fatalf("an untimed event's reminder has keys %+v, want the booking's untimed key and the class's", u)
+	}
+	booking := *cancel
+	booking.Data = map[string]any{"booking_id": "bkg_3VN8QW2E"}
+	if got := s.Cancels(&booking); !slices.Equal(got, []string{bookingKey, untimedKey}) {
+		t.Fatalf("the booking's cancellation withdraws %q, want both forms of its key", got)
 	}
 }
 
-func got0(s []string) string {
-	if len(s) == 0 {
-		return ""
-	}
-	return s[0]
-}
 
 // Lint catches what would fail at 3 a.m.
 func TestScheduleLint(t *testing.T) {

@@ -3,6 +3,7 @@ package templates
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"time"
 
@@ -84,7 +85,14 @@ func parseSchedule(template string, f *scheduleFile) (*Schedule, error) {
 			return nil, fmt.Errorf("replace %q is not a dot path into the event's data, e.g. booking_id", f.Replace)
 		}
 		sc.Replace = f.Replace
-		if n := len(sc.CancelOn) + 1; n > notification.MaxCancelKeys {
+		n := len(sc.CancelOn) + 1
+		for _, c := range sc.CancelOn {
+			if c.Match == f.Replace {
+				n-- // the same key: a cancel_on matching on the same path
+				break
+			}
+		}
+		if n > notification.MaxCancelKeys {
 			return nil, fmt.Errorf("cancel_on and replace make %d keys, at most %d: each is a key every message carries", n, notification.MaxCancelKeys)
 		}
 	}
@@ -148,15 +156,24 @@ func (sc *Schedule) Due(ev *events.Event) (due, anchor time.Time, err error) {
 }
 
 // keys returns the cancel keys of ev's notification under sc: one per
-// cancel rule whose match path ev has, and its replace key.
+// cancel rule whose match path ev has, and its replace key when no cancel
+// rule's is the same. An event without a time cannot be ordered, so it must
+// not be replaced: where its replace key would be a cancel key, it carries
+// that cancel key's untimed form (UntimedKey) instead, which cancellations
+// withdraw (Set.Cancels) and replacements never name.
 func (sc *Schedule) keys(ev *events.Event) []string {
 	var out []string
+	untimed := ev.Time.IsZero()
 	for _, c := range sc.CancelOn {
 		if v, ok := ev.Text(c.Match); ok && v != "" {
+			if untimed && c.Match == sc.Replace {
+				out = append(out, UntimedKey(sc.template, c.Match, v))
+				continue
+			}
 			out = append(out, CancelKey(sc.template, c.Match, v))
 		}
 	}
-	if k := sc.replaceKey(ev); k != "" {
+	if k := sc.replaceKey(ev); k != "" && !slices.Contains(out, k) {
 		out = append(out, k)
 	}
 	return out
@@ -170,20 +187,23 @@ func (sc *Schedule) replaceKey(ev *events.Event) string {
 		return ""
 	}
 	if v, ok := ev.Text(sc.Replace); ok && v != "" {
-		return ReplaceKey(sc.template, sc.Replace, v)
+		return CancelKey(sc.template, sc.Replace, v)
 	}
 	return ""
 }
 
-// ReplaceKey is the key that joins what events of template schedule with
-// the same value at the replace path: the events' own messages carry it,
-// and a later one's replacement withdraws them by it. It is not a cancel
-// key (CancelKey) even for the same path: an event without a time, which
-// cannot be ordered, neither carries nor writes it, and so is neither
-// replaced nor replaces, while every cancellation of its cancel keys still
-// withdraws it.
-func ReplaceKey(template, path, value string) string {
-	return template + "|replace:" + path + "=" + value
+// UntimedKey is the cancel key of template's match path and value as an
+// event without a time carries it, where that path is also the rule's
+// replace path: a cancellation withdraws by both forms (Set.Cancels), a
+// replacement only by CancelKey's. An untimed schedule is withdrawn by
+// every cancellation of its keys whatever its time, so under the shared
+// key an earlier confirmation's replacement withdrew a later untimed one
+// and left the stale reminder (an outside tester's find); a key of its own
+// for every timed message instead cost the index about 900 bytes per
+// waiting reminder. The "untimed:" sits where CancelKey has the path,
+// which has no colon, so no value makes one key the other's.
+func UntimedKey(template, match, value string) string {
+	return template + "|untimed:" + match + "=" + value
 }
 
 // CancelKey is the key that joins a scheduled notification of template to
@@ -203,6 +223,9 @@ func (s *Set) Cancels(ev *events.Event) []string {
 	for _, c := range s.cancelers[ev.Type] {
 		if v, ok := ev.Text(c.match); ok && v != "" {
 			out = append(out, CancelKey(c.template, c.match, v))
+			if c.replaced {
+				out = append(out, UntimedKey(c.template, c.match, v))
+			}
 		}
 	}
 	sort.Strings(out)
@@ -248,6 +271,9 @@ func compactStrings(s []string) []string {
 // event type.
 type canceler struct {
 	template, match string
+	// replaced: match is also the rule's replace path, so untimed events'
+	// messages carry the key's untimed form, which is cancelled too.
+	replaced bool
 }
 
 // indexCancels builds s.cancelers from the rules' schedules and reports a
@@ -265,7 +291,7 @@ func (s *Set) indexCancels(probs *problems) {
 				continue
 			}
 			for _, c := range sc.CancelOn {
-				s.cancelers[c.Event] = append(s.cancelers[c.Event], canceler{template: r.template, match: c.Match})
+				s.cancelers[c.Event] = append(s.cancelers[c.Event], canceler{template: r.template, match: c.Match, replaced: c.Match == sc.Replace})
 				file := name + "/routing.yaml"
 				if _, ok := s.types[c.Event]; !ok {
 					probs.at(file, r.line, 0, "", "%s: cancel_on event %q has no folder in this tree, so it never arrives routed and the cancellation can never match; add its folder or correct the name", r.label(), c.Event)
