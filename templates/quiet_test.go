@@ -193,7 +193,6 @@ func TestScheduledReminder(t *testing.T) {
 	}
 }
 
-
 // Lint catches what would fail at 3 a.m.
 func TestScheduleLint(t *testing.T) {
 	for _, tc := range []struct{ name, file, from, to, want string }{
