@@ -931,36 +931,27 @@ func TestRedisCombinesConcurrentCalls(t *testing.T) {
 	scripts := func() int64 { return scriptCalls(t, client) }
 	const workers, each = 32, 20
 	before := scripts()
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				id := fmt.Sprintf("w%d-%d", w, i)
-				keys := []string{"k" + id}
-				if i%3 == 0 {
-					keys = append(keys, "gone")
-				}
-				cancelled, err := ix.Add(ctx, []schedule.Entry{since(entry(id, at(time.Minute), keys...), t0), entry(id+"b", at(time.Minute))})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				want := []string(nil)
-				if i%3 == 0 {
-					want = []string{id}
-				}
-				if !slices.Equal(cancelled, want) {
-					t.Errorf("Add of %s turned away %v, want %v", id, cancelled, want)
-				}
-				if err := ix.Done(ctx, []string{id + "b"}, long); err != nil {
-					t.Error(err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	concurrently(workers, each, func(id string, i int) {
+		keys := []string{"k" + id}
+		if i%3 == 0 {
+			keys = append(keys, "gone")
+		}
+		cancelled, err := ix.Add(ctx, []schedule.Entry{since(entry(id, at(time.Minute), keys...), t0), entry(id+"b", at(time.Minute))})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		want := []string(nil)
+		if i%3 == 0 {
+			want = []string{id}
+		}
+		if !slices.Equal(cancelled, want) {
+			t.Errorf("Add of %s turned away %v, want %v", id, cancelled, want)
+		}
+		if err := ix.Done(ctx, []string{id + "b"}, long); err != nil {
+			t.Error(err)
+		}
+	})
 	calls := scripts() - before
 	t.Logf("%d Add and %d Done calls made %d script calls", workers*each, workers*each, calls)
 	if calls >= 2*workers*each {
@@ -970,6 +961,23 @@ func TestRedisCombinesConcurrentCalls(t *testing.T) {
 	if n := pending(t, ix); n != int64(workers*each-workers*((each+2)/3)) {
 		t.Errorf("Pending %d, want %d", n, workers*each-workers*((each+2)/3))
 	}
+}
+
+// concurrently runs do for each of each calls of workers goroutines at
+// once, with the call's id ("w<worker>-<i>") and i, and returns when all
+// have.
+func concurrently(workers, each int, do func(id string, i int)) {
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				do(fmt.Sprintf("w%d-%d", w, i), i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // scriptCalls is how many script calls Redis has run.
@@ -1015,45 +1023,36 @@ func TestRedisCombinesConcurrentCancels(t *testing.T) {
 	}
 	before := scriptCalls(t, client)
 	var (
-		wg     sync.WaitGroup
 		mu     sync.Mutex
 		shared []string
 	)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				id := fmt.Sprintf("w%d-%d", w, i)
-				cs := []schedule.Cancellation{by("k"+id, at(time.Hour))}
-				if i == each/2 {
-					cs = append(cs, by("shared", at(time.Hour)))
-				}
-				got, err := ix.Cancel(ctx, cs, long)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				var mine []string
-				for _, e := range got {
-					if strings.HasPrefix(e.ID, "shared") {
-						mu.Lock()
-						shared = append(shared, e.ID)
-						mu.Unlock()
-						continue
-					}
-					mine = append(mine, e.ID)
-					if string(e.Record) != "record of "+e.ID {
-						t.Errorf("Cancel of %s gave back %s with record %q", id, e.ID, e.Record)
-					}
-				}
-				if !slices.Equal(mine, []string{id}) {
-					t.Errorf("Cancel of %s removed %v, want only %s", id, mine, id)
-				}
+	concurrently(workers, each, func(id string, i int) {
+		cs := []schedule.Cancellation{by("k"+id, at(time.Hour))}
+		if i == each/2 {
+			cs = append(cs, by("shared", at(time.Hour)))
+		}
+		got, err := ix.Cancel(ctx, cs, long)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var mine []string
+		for _, e := range got {
+			if strings.HasPrefix(e.ID, "shared") {
+				mu.Lock()
+				shared = append(shared, e.ID)
+				mu.Unlock()
+				continue
 			}
-		}()
-	}
-	wg.Wait()
+			mine = append(mine, e.ID)
+			if string(e.Record) != "record of "+e.ID {
+				t.Errorf("Cancel of %s gave back %s with record %q", id, e.ID, e.Record)
+			}
+		}
+		if !slices.Equal(mine, []string{id}) {
+			t.Errorf("Cancel of %s removed %v, want only %s", id, mine, id)
+		}
+	})
 	calls := scriptCalls(t, client) - before
 	t.Logf("%d Cancel calls made %d script calls", workers*each, calls)
 	if calls >= workers*each {
