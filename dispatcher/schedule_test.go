@@ -432,3 +432,33 @@ func TestMovedClassRemindsOnceAtItsNewTime(t *testing.T) {
 		}
 	}
 }
+
+// An event without a time cannot be ordered, whatever its data holds:
+// an untimed confirmation with a data field event_time had its reminder
+// indexed at that time, so a cancellation stamped earlier (less
+// CancelSkew) did not withdraw it, and a cancelled booking was reminded
+// (an outside review). Herald's event_time wins over the data's, and an
+// untimed event has none.
+func TestUntimedEventsDataEventTimeIsNotItsTime(t *testing.T) {
+	booked := readSample(t, "gym.booking.confirmed", "member-no-push-en.json")
+	untimed := []byte(strings.NewReplacer(`"time": "2026-11-21T09:12:00Z",`, ``,
+		`"booking_id": "bkg_3VN8QW2E",`, `"booking_id": "bkg_3VN8QW2E", "event_time": "2026-11-21T09:30:00Z",`).Replace(string(booked)))
+	if bytes.Contains(untimed, []byte(`"time": `)) || !bytes.Contains(untimed, []byte(`"event_time"`)) {
+		t.Fatal("the untimed booking is not as meant")
+	}
+	cancelled := []byte(strings.NewReplacer(`"gym.booking.confirmed"`, `"gym.booking.cancelled"`, `"evt_01JD8X9N4P"`, `"evt_cancel_1"`,
+		`"2026-11-21T09:12:00Z"`, `"2026-11-21T09:20:00Z"`).Replace(string(booked)))
+	for _, order := range [][]string{{"untimed", "cancelled"}, {"cancelled", "untimed"}} {
+		n := newNight(t)
+		n.clock.t = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+		for _, e := range order {
+			n.event(map[string][]byte{"untimed": untimed, "cancelled": cancelled}[e])
+		}
+		n.at(time.Date(2026, 11, 24, 16, 30, 0, 0, time.UTC))
+		for _, x := range n.sent(notification.SMS) {
+			if x.Template == "gym.booking.confirmed/reminder" {
+				t.Errorf("order %v: the reminder of a cancelled untimed booking went (its event_time %q)", order, x.Data["event_time"])
+			}
+		}
+	}
+}

@@ -131,6 +131,7 @@ func runSuite(t *testing.T, open opener) {
 		{"CancelLeased", testCancelLeased},
 		{"Commute", testCommute},
 		{"CancelOrdered", testCancelOrdered},
+		{"CancelBeforeEpoch", testCancelBeforeEpoch},
 		{"CommuteOrdered", testCommuteOrdered},
 		{"OrderedExpiry", testOrderedExpiry},
 		{"Expiry", testExpiry},
@@ -1419,4 +1420,21 @@ func testRefreshCommutes(t *testing.T, open opener) {
 			t.Errorf("stale %q, want %q", got, sorted(wantIDs))
 		}
 	})
+}
+
+// testCancelBeforeEpoch: a cancellation reaching only events before the
+// Unix epoch (a producer's unset clock) covers those and untimed ones, not
+// later ones, when it is applied and in its tombstone. Redis's scripts
+// read a negative time in a tombstone as covering any event, which
+// withdrew every later entry under the key (an outside review).
+func testCancelBeforeEpoch(t *testing.T, open opener) {
+	ix, _ := fresh(t, open)
+	before := time.Unix(-200, 0)
+	add(t, ix, since(entry("old", at(time.Hour), "k"), before), since(entry("new", at(time.Hour), "k"), t0), entry("untimed", at(time.Hour), "k"))
+	if got := sorted(cancelAt(t, ix, long, by("k", time.Unix(-120, 0)))); !slices.Equal(got, []string{"old", "untimed"}) {
+		t.Fatalf("Cancel k before the epoch: %q, want old untimed", got)
+	}
+	if got := add(t, ix, since(entry("later", at(time.Hour), "k"), t0), since(entry("older", at(time.Hour), "k"), before)); !slices.Equal(got, []string{"older"}) {
+		t.Fatalf("Add under a tombstone before the epoch: cancelled %q, want older only", got)
+	}
 }

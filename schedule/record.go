@@ -328,12 +328,17 @@ func CancelRecord(eventID string, eventTime time.Time, keys []string, now time.T
 // as a cancel record rather than a new kind so that schedulers of the
 // release before, which refuse unknown kinds and fields, apply it alike
 // during a rolling deploy. A zero eventTime cannot be ordered, and nil is
-// returned: such an event replaces nothing.
+// returned: such an event replaces nothing. Nor does one in 1970's first
+// second or before (a producer's unset clock), whose reach would be
+// before the Unix epoch: a script of the release before reads a negative
+// time in a tombstone as "any", which would withdraw every later
+// confirmation's reminder for the tombstone's life (an outside review).
 func ReplaceRecord(eventID string, eventTime time.Time, keys []string, now time.Time) *Record {
-	if eventTime.IsZero() {
+	sec := eventTime.Truncate(time.Second)
+	if eventTime.IsZero() || sec.Add(-time.Second).Before(time.Unix(0, 0)) {
 		return nil
 	}
-	return CancelRecord(eventID, eventTime.Truncate(time.Second).Add(-CancelSkew-time.Second), keys, now)
+	return CancelRecord(eventID, sec.Add(-CancelSkew-time.Second), keys, now)
 }
 
 // EventTime is the time of r's event, zero when it has none: a cancel

@@ -461,4 +461,12 @@ func TestReplaceRecord(t *testing.T) {
 	if ReplaceRecord("evt_untimed", time.Time{}, []string{"k"}, now) != nil {
 		t.Fatal("an event without a time replaces")
 	}
+	for _, epoch := range []time.Time{time.Unix(0, 0), time.Unix(0, 900_000_000), time.Unix(-3600, 0)} {
+		if ReplaceRecord("evt_epoch", epoch, []string{"k"}, now) != nil {
+			t.Errorf("an event at %s replaces: its reach is before the epoch", epoch.UTC())
+		}
+	}
+	if r := ReplaceRecord("evt_1s", time.Unix(1, 0), []string{"k"}, now); r == nil || !Covers(r.EventTime(), time.Unix(0, 0)) || Covers(r.EventTime(), time.Unix(1, 0)) {
+		t.Errorf("an event at the epoch's second second replaces %+v", r)
+	}
 }

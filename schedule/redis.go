@@ -135,7 +135,7 @@ local function tombTime(k, now)
     return nil
   end
   local v = redis.call('HGET', kTombAt, k)
-  local upTo, at = string.match(v or '', '^(%%d+)|(%%d+)$')
+  local upTo, at = string.match(v or '', '^(%%-?%%d+)|(%%d+)$')
   if not upTo or tonumber(at) ~= tonumber(exp) then
     return false
   end
@@ -640,24 +640,22 @@ func (r *Redis) Cancel(ctx context.Context, cs []Cancellation, ttl time.Duration
 	return r.cancels.do(ctx, cancelCall{cs: cs, ttl: ttl})
 }
 
-// runCancels runs the cancel script once for each ttl among the calls (one,
-// from one scheduler), and hands each call the entries its own
-// cancellations removed: the script names the cancellation that removed
-// each, and applies them in the calls' order, as one call after another
-// would.
+// runCancels runs the cancel script once for each run of calls with one
+// ttl (one run, from one scheduler), and hands each call the entries its
+// own cancellations removed: the script names the cancellation that
+// removed each, and applies them in the calls' order, as one call after
+// another would. Runs go in order too: a call is never run before one
+// ahead of it with another ttl, which would take its entries.
 func (r *Redis) runCancels(ctx context.Context, calls []*joined[cancelCall, []Entry]) {
 	for len(calls) > 0 {
 		ttl := calls[0].req.ttl
-		var same, rest []*joined[cancelCall, []Entry]
+		k := 0
 		n := 3
-		for _, c := range calls {
-			if c.req.ttl == ttl {
-				same = append(same, c)
-				n += 2 * len(c.req.cs)
-			} else {
-				rest = append(rest, c)
-			}
+		for k < len(calls) && calls[k].req.ttl == ttl {
+			n += 2 * len(calls[k].req.cs)
+			k++
 		}
+		same, rest := calls[:k], calls[k:]
 		now := r.now()
 		args := make([]any, 0, n)
 		args = append(args, r.base, now, now+ttl.Milliseconds())

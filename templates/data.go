@@ -123,6 +123,13 @@ func eventData(ev *events.Event) map[string]string {
 	d["event_type"] = ev.Type
 	if !ev.Time.IsZero() {
 		d["event_time"] = ev.Time.UTC().Format(time.RFC3339)
+	} else {
+		// Herald's key wins here too: an event without a time has none,
+		// whatever its data says. The scheduler orders a notification's
+		// cancellations by it (schedule.Record.EventTime), and a data
+		// field of that name in an untimed event kept its booking's
+		// reminder from the booking's cancellation (an outside review).
+		delete(d, "event_time")
 	}
 	return d
 }

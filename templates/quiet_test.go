@@ -215,6 +215,9 @@ func TestScheduleLint(t *testing.T) {
 		{"bad replace", "gym.booking.confirmed/routing.yaml", "replace: booking_id ", "replace: booking id ", `replace "booking id" is not a dot path`},
 		{"too many keys with replace", "gym.booking.confirmed/routing.yaml", "      cancel_on:\n        - {event: gym.booking.cancelled, match: booking_id}   # the member cancelled this booking\n        - {event: gym.class.cancelled, match: class.id}       # the gym cancelled the class\n",
 			"      cancel_on: [" + manyCancels(64) + "]\n", "cancel_on and replace make 65 keys, at most 64"},
+		{"too many keys for the cancelling event", "gym.booking.confirmed/routing.yaml", "      cancel_on:\n        - {event: gym.booking.cancelled, match: booking_id}   # the member cancelled this booking\n        - {event: gym.class.cancelled, match: class.id}       # the gym cancelled the class\n",
+			"      cancel_on: [{event: gym.booking.cancelled, match: booking_id}, " + strings.ReplaceAll(manyCancels(63), "gym.class.cancelled", "gym.booking.cancelled") + "]\n",
+			"gym.booking.cancelled cancels by 65 keys (cancel_on of the scheduled rules, and the untimed form of each that is also a replace path), at most 64"},
 		{"bad quiet hours", "categories.yaml", `from: "22:00", to: "07:00", channels: [push, sms]}`, `from: "25:00", to: "07:00"}`, "not a time of day"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gymhq/herald/events"
@@ -281,6 +282,7 @@ type canceler struct {
 // nor knows, or a match path neither event's samples have.
 func (s *Set) indexCancels(probs *problems) {
 	s.cancelers = map[string][]canceler{}
+	defer s.checkCancelKeys(probs)
 	for _, name := range s.names {
 		for _, r := range s.types[name].rules {
 			if r.expires != nil && !samplesHaveTime(s.samples[name], r.expires.Path) {
@@ -310,6 +312,35 @@ func (s *Set) indexCancels(probs *problems) {
 			if r.schedule != nil && !samplesHaveTime(s.samples[name], r.schedule.Path) {
 				probs.at(name+"/routing.yaml", r.line, 0, "", "%s: schedule send %q: no sample of %s has an RFC 3339 time at data.%s", r.label(), r.schedule.String(), name, r.schedule.Path)
 			}
+		}
+	}
+}
+
+// checkCancelKeys reports an event type whose cancellation would name
+// more keys than a cancel record holds (notification.MaxCancelKeys): one
+// per scheduled rule's cancel_on of it, two where the match path is also
+// the rule's replace path (UntimedKey). Such a record is refused, and the
+// whole cancelling event with it, so lint says so instead (an outside
+// review: 32 rules sharing one schedule made 66 keys, and every booking
+// cancellation went to the DLQ).
+func (s *Set) checkCancelKeys(probs *problems) {
+	types := make([]string, 0, len(s.cancelers))
+	for typ := range s.cancelers {
+		types = append(types, typ)
+	}
+	sort.Strings(types)
+	for _, typ := range types {
+		keys := map[string]bool{}
+		for _, c := range s.cancelers[typ] {
+			keys[CancelKey(c.template, c.match, "")] = true
+			if c.replaced {
+				keys[UntimedKey(c.template, c.match, "")] = true
+			}
+		}
+		if len(keys) > notification.MaxCancelKeys {
+			c := s.cancelers[typ][0]
+			name, _, _ := strings.Cut(c.template, "/")
+			probs.at(name+"/routing.yaml", 0, 0, "", "%s cancels by %d keys (cancel_on of the scheduled rules, and the untimed form of each that is also a replace path), at most %d: every %s would be refused", typ, len(keys), notification.MaxCancelKeys, typ)
 		}
 	}
 }
