@@ -378,7 +378,7 @@ func runScheduledSize(ctx context.Context, env *Env, sz scheduledSize) (res Resu
 		Note: fmt.Sprintf("%d reminders waiting (due 2–7 days ahead; each the push reminder the dispatcher plans for a booking, %d-byte schedule record, 2 keys: the booking's, which is its replace key too, and the class's) were queued on herald.schedule.v1 (%d partitions) and indexed by the scheduler process (herald-scheduler group, Scheduler.Handle one record at a time, as herald run wires it) at %.0f/s (%.1f s; CPU per record: scheduler %.1f µs, redis-server %.1f µs); "+
 			"Redis used_memory grew %.0f bytes per entry (%.0f MB); scheduler VmRSS %.0f MB when ready, %.0f MB after indexing, peak (VmHWM) %.0f MB. "+
 			"Then %d reminders due at %d/s from %v after they were published (%s): lateness = arrival at a consumer of herald.push.v1 − due time, p50 %.1f ms, p99 %.1f ms, max %.1f ms (by the record's timestamp, when the scheduler published it: p50 %.1f ms, p99 %.1f ms); %d fired, %d missing, %d twice, %d not due; CPU per fired reminder (ticks included): scheduler %.1f µs, redis-server %.1f µs, in %.2f script calls (the firing loop's Due and Done per batch, and the herald-scheduler group applying each done mark it reads back). "+
-			"Then %d bookings cancelled (one cancel record each, by the booking's cancel key): all %d withdrawn %.0f ms after the first was published, %.1f µs each (%.0f/s; CPU per cancel: scheduler %.1f µs, redis-server %.1f µs); Index.Pending fell from %d to %d, and Lookup finds none of %d sampled cancelled reminders and all %d sampled neighbours pending. "+
+			"Then %d bookings cancelled (one cancel record each, as the dispatcher writes it: timed, by the booking's cancel key and its untimed form): all %d withdrawn %.0f ms after the first was published, %.1f µs each (%.0f/s; CPU per cancel: scheduler %.1f µs, redis-server %.1f µs); Index.Pending fell from %d to %d, and Lookup finds none of %d sampled cancelled reminders and all %d sampled neighbours pending. "+
 			"Then %d first confirmations' replace records (schedule: replace:, one beside each booking's schedules, withdrawing nothing): all applied %.0f ms after the first was published, %.1f µs each (CPU per record: scheduler %.1f µs, redis-server %.1f µs). "+
 			"Ratio is the baseline's lateness p99 / herald's",
 			sz.Waiting, recordBytes/max(1, sz.Waiting), parts, float64(sz.Waiting)/indexSecs, indexSecs, us(cpu1-cpu0, sz.Waiting), us(rcpu1-rcpu0, sz.Waiting),
@@ -429,7 +429,12 @@ func cancelSet(src *reminders, set string, sz scheduledSize, due func(int) time.
 	for k := range sz.Cancels {
 		j := k * step
 		m := src.reminder(set, j, due(j))
-		qm, err := schedule.Message(&schedule.Record{Kind: schedule.KindCancel, Keys: []string{m.bookingKey()}, EventID: "evt_cxl_" + pad(k, 9), At: now})
+		// As the dispatcher writes a booking's cancellation: timed, by the
+		// booking's key and its untimed form (templates.UntimedKey: the
+		// key is also the reminder's replace path).
+		tmpl, _, _ := strings.Cut(m.bookingKey(), "|")
+		keys := []string{m.bookingKey(), templates.UntimedKey(tmpl, "booking_id", m.booking)}
+		qm, err := schedule.Message(schedule.CancelRecord("evt_cxl_"+pad(k, 9), now, keys, now))
 		if err != nil {
 			return nil, nil, nil, err
 		}
