@@ -69,7 +69,7 @@ var Default = Inputs{
 	CPUPipelineTarget:       Input{"the same at issue 14's target", 60, "µs", "issue 14 target (≤ 60 µs), not reached yet"},
 	CPUWorker:               Input{"channel worker CPU per notification (its own process)", 70, "µs", "`slow-provider` (its worker process): 68–87 µs in issue 14's sixth pass's alternated runs (70 in an earlier table, 53 in the latest, 86–104 before issue 14's second pass; `backlog`: 56–69 µs)"},
 	CPUGateway:              Input{"gateway CPU per in-app notification pushed", 112.5, "µs", "BENCHMARKS.md `live-fanout` row (100.5–112.5 µs)"},
-	CPUSchedulerPerReminder: Input{"scheduler CPU per reminder (index + fire + its booking's replace record)", 140.2, "µs", "BENCHMARKS.md `scheduled` row of issue 14's twenty-first pass: 28.2 µs indexing + 93.0 µs firing (218.5 before that pass); + 19.0 µs for the replace record every booking confirmation writes (the twenty-second pass's row; its own indexing and firing, 35.2 + 110.0, were of a noisier hour and nothing in that pass changed them)"},
+	CPUSchedulerPerReminder: Input{"scheduler CPU per reminder (index + fire + its booking's replace record)", 138.2, "µs", "BENCHMARKS.md `scheduled` row of issue 14's twenty-first pass: 28.2 µs indexing + 93.0 µs firing (218.5 before that pass); + 17.0 µs for the replace record every booking confirmation writes (the twenty-second pass's row, whose indexing and firing, which that pass did not change, read 32.5 + 89.5)"},
 	PodCores:                Input{"cores per pod", 1, "", "deploy/base: every role's CPU limit is 1"},
 	PodUtilisation:          Input{"target CPU use per pod at peak", 0.6, "", "choice: room to absorb a failed pod's partitions and a burst"},
 	MinReplicas:             Input{"pods per role at least", 2, "", "deploy/base ScaledObjects' minReplicaCount"},
@@ -111,7 +111,7 @@ var Default = Inputs{
 	RedisCPUPrefs:    Input{"Redis CPU per preferences lookup", 2.8, "µs", "measured: prefs `BenchmarkRedisBytesPerKey/lookup` (one per recipient per event; counted per notification, an upper bound)"},
 	RedisCPUFeed:     Input{"Redis CPU per feed append", 41.1, "µs", "measured: feed `BenchmarkRedisBytesPerKey`, 100 per feed"},
 	RedisCPUCaps:     Input{"Redis CPU per cap take", 22.1, "µs", "measured: caps `BenchmarkRedisBytesPerKey`"},
-	RedisCPUSchedule: Input{"Redis CPU per reminder (index + fire + its booking's replace record)", 138.0, "µs", "BENCHMARKS.md `scheduled` row of issue 14's twenty-first pass: 43.9 + 70.2 (201.3 before that pass); + 23.9 for the booking's replace record (the twenty-second pass's row)"},
+	RedisCPUSchedule: Input{"Redis CPU per reminder (index + fire + its booking's replace record)", 128.5, "µs", "BENCHMARKS.md `scheduled` row of issue 14's twenty-first pass: 43.9 + 70.2 (201.3 before that pass); + 14.4 for the booking's replace record (the twenty-second pass's row)"},
 
 	SMSSegments:        Input{"segments per SMS", 2, "", "estimate: the shipped routing allows 2–3 (UCS-2 names); Twilio's rates count segments"},
 	TwilioLongCodeMPS:  Input{"Twilio, one US/Canada long code", 1, "segments/s", "Twilio's published outbound rates per sender type (support documentation on messages per second)"},
