@@ -641,29 +641,21 @@ func (r *Redis) Cancel(ctx context.Context, cs []Cancellation, ttl time.Duration
 }
 
 // runCancels runs the cancel script once for each run of calls with one
-// ttl (one run, from one scheduler), and hands each call the entries its
-// own cancellations removed: the script names the cancellation that
-// removed each, and applies them in the calls' order, as one call after
-// another would. Runs go in order too: a call is never run before one
-// ahead of it with another ttl, which would take its entries.
+// ttl (ttlRuns), and hands each call the entries its own cancellations
+// removed: the script names the cancellation that removed each, and
+// applies them in the calls' order, as one call after another would.
 func (r *Redis) runCancels(ctx context.Context, calls []*joined[cancelCall, []Entry]) {
-	for len(calls) > 0 {
-		ttl := calls[0].req.ttl
-		k := 0
-		n := 3
-		for k < len(calls) && calls[k].req.ttl == ttl {
-			n += 2 * len(calls[k].req.cs)
-			k++
+	ttlRuns(calls, func(c cancelCall) time.Duration { return c.ttl }, func(run []*joined[cancelCall, []Entry], ttl time.Duration) {
+		var owner []int // cancellation index → call in run
+		for ci, c := range run {
+			for range c.req.cs {
+				owner = append(owner, ci)
+			}
 		}
-		same, rest := calls[:k], calls[k:]
-		now := r.now()
-		args := make([]any, 0, n)
-		args = append(args, r.base, now, now+ttl.Milliseconds())
-		owner := make([]int, 0, (n-3)/2) // cancellation index → call in same
-		for ci, c := range same {
+		args := r.ttlArgs(3+2*len(owner), ttl)
+		for _, c := range run {
 			for _, x := range c.req.cs {
 				args = append(args, x.Key, millisArg(x.At))
-				owner = append(owner, ci)
 			}
 		}
 		v, err := cancelScript.Run(ctx, r.c, r.keys, args...).Result()
@@ -675,8 +667,8 @@ func (r *Redis) runCancels(ctx context.Context, calls []*joined[cancelCall, []En
 			}
 		}
 		for i := 0; err == nil && i < len(a); i += 3 {
-			k, convErr := strconv.Atoi(a[i])
-			if convErr != nil || k < 0 || k >= len(owner) {
+			at, convErr := strconv.Atoi(a[i])
+			if convErr != nil || at < 0 || at >= len(owner) {
 				err = badReply("cancel", v)
 				break
 			}
@@ -684,16 +676,15 @@ func (r *Redis) runCancels(ctx context.Context, calls []*joined[cancelCall, []En
 			if a[i+2] != "" {
 				e.Record = []byte(a[i+2])
 			}
-			c := same[owner[k]]
+			c := run[owner[at]]
 			c.ans = append(c.ans, e)
 		}
-		for _, c := range same {
-			if err != nil {
+		if err != nil {
+			for _, c := range run {
 				c.ans, c.err = nil, err
 			}
 		}
-		calls = rest
-	}
+	})
 }
 
 // Due implements Index.
@@ -750,35 +741,47 @@ func (r *Redis) Done(ctx context.Context, ids []string, ttl time.Duration) error
 	return err
 }
 
-// runDones runs the done script once for each ttl among the calls (one,
-// from one scheduler).
+// runDones runs the done script once for each run of calls with one ttl
+// (ttlRuns).
 func (r *Redis) runDones(ctx context.Context, calls []*joined[doneCall, struct{}]) {
-	for len(calls) > 0 {
-		ttl := calls[0].req.ttl
-		var same, rest []*joined[doneCall, struct{}]
+	ttlRuns(calls, func(d doneCall) time.Duration { return d.ttl }, func(run []*joined[doneCall, struct{}], ttl time.Duration) {
 		n := 3
-		for _, c := range calls {
-			if c.req.ttl == ttl {
-				same = append(same, c)
-				n += len(c.req.ids)
-			} else {
-				rest = append(rest, c)
-			}
+		for _, c := range run {
+			n += len(c.req.ids)
 		}
-		now := r.now()
-		args := make([]any, 0, n)
-		args = append(args, r.base, now, now+ttl.Milliseconds())
-		for _, c := range same {
+		args := r.ttlArgs(n, ttl)
+		for _, c := range run {
 			for _, id := range c.req.ids {
 				args = append(args, id)
 			}
 		}
 		err := doneScript.Run(ctx, r.c, r.keys, args...).Err()
-		for _, c := range same {
+		for _, c := range run {
 			c.err = err
 		}
-		calls = rest
+	})
+}
+
+// ttlRuns calls run for each run of consecutive calls with one ttl (one
+// run, from one scheduler), in the calls' order: a call never runs before
+// one ahead of it with another ttl, which would take its entries.
+func ttlRuns[Q, A any](calls []*joined[Q, A], ttl func(Q) time.Duration, run func([]*joined[Q, A], time.Duration)) {
+	for len(calls) > 0 {
+		t := ttl(calls[0].req)
+		k := 1
+		for k < len(calls) && ttl(calls[k].req) == t {
+			k++
+		}
+		run(calls[:k], t)
+		calls = calls[k:]
 	}
+}
+
+// ttlArgs is the start of a done or cancel script's arguments, with room
+// for n in all: the prefix, now and the marks' expiry, now + ttl.
+func (r *Redis) ttlArgs(n int, ttl time.Duration) []any {
+	now := r.now()
+	return append(make([]any, 0, n), r.base, now, now+ttl.Milliseconds())
 }
 
 // Missing implements Index.
