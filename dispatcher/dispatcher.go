@@ -79,16 +79,19 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 		}
 		msgs = append(msgs, c)
 	}
-	if r := schedule.ReplaceRecord(plan.EventID, plan.EventTime, plan.Replaces, now); r != nil && len(plan.Replaces) > 0 {
+	if len(plan.Replaces) > 0 {
 		// A later event of a schedule's key (a booking confirmed again
 		// with its class's new time) withdraws what earlier ones
-		// scheduled, in the same Publish as its own schedules.
-		c, err := schedule.Message(r)
-		if err != nil {
-			return d.deadLetter(ctx, m, err)
+		// scheduled, in the same Publish as its own schedules. Replaces
+		// is empty for an event without a time, which cannot be ordered.
+		if r := schedule.ReplaceRecord(plan.EventID, plan.EventTime, plan.Replaces, now); r != nil {
+			c, err := schedule.Message(r)
+			if err != nil {
+				return d.deadLetter(ctx, m, err)
+			}
+			c.Headers = []queue.Header{{Key: schedule.HeaderReplace, Value: []byte("1")}}
+			msgs = append(msgs, c)
 		}
-		c.Headers = []queue.Header{{Key: schedule.HeaderReplace, Value: []byte("1")}}
-		msgs = append(msgs, c)
 	}
 	held := 0
 	var refused error // the first notification that can never be written
