@@ -222,19 +222,28 @@ func (p *parser) members(depth int, add func(k string, v any, start int)) error 
 			return err
 		}
 		add(k, v, start)
-		p.space()
-		if p.i < len(p.b) {
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-				continue
-			case '}':
-				p.i++
-				return nil
-			}
+		if more, err := p.next('}', "after object key:value pair"); !more {
+			return err
 		}
-		return p.unexpected("after object key:value pair")
 	}
+}
+
+// next reads, after white space, the comma before another element (more)
+// or end, the closing bracket (neither more nor an error); anything else
+// is the error, with context.
+func (p *parser) next(end byte, context string) (more bool, err error) {
+	p.space()
+	if p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+			return true, nil
+		case end:
+			p.i++
+			return false, nil
+		}
+	}
+	return false, p.unexpected(context)
 }
 
 func (p *parser) array(depth int) (any, error) {
@@ -254,18 +263,12 @@ func (p *parser) array(depth int) (any, error) {
 		if !p.skip {
 			a = append(a, v)
 		}
-		p.space()
-		if p.i < len(p.b) {
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-				continue
-			case ']':
-				p.i++
-				return p.built(a), nil
+		if more, err := p.next(']', "after array element"); !more {
+			if err != nil {
+				return nil, err
 			}
+			return p.built(a), nil
 		}
-		return nil, p.unexpected("after array element")
 	}
 }
 
