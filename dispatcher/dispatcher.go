@@ -50,6 +50,7 @@ const HeaderEventID = "herald-event-id"
 
 // Handle plans and publishes one event record.
 func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
+	defer queue.Expect(d.Publisher)()
 	plan, err := d.Planner.PlanEvent(ctx, m.Value)
 	switch {
 	case err == nil:

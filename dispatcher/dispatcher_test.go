@@ -202,3 +202,43 @@ func TestDeadLetteredEventCarriesItsID(t *testing.T) {
 		})
 	}
 }
+
+// gatherer is a broker that can hold a write for callers about to publish
+// (queue.Gatherer); it records what the dispatcher tells it.
+type gatherer struct {
+	broker
+	said []string
+}
+
+func (g *gatherer) Expect() func() {
+	g.said = append(g.said, "expect")
+	return func() { g.said = append(g.said, "done") }
+}
+
+func (g *gatherer) Publish(ctx context.Context, msgs ...queue.Message) error {
+	g.said = append(g.said, "publish")
+	return g.broker.Publish(ctx, msgs...)
+}
+
+// A dispatcher tells a publisher that gathers that its handler will
+// publish, and when it has, so that the events fetched together are
+// written in one produce request rather than the first alone and the rest
+// behind it; an event that publishes nothing releases it too.
+func TestDispatcherTellsThePublisherItWillPublish(t *testing.T) {
+	g := &gatherer{}
+	d := &dispatcher.Dispatcher{Planner: plan{notificationFor(notification.Email, 1)}, Publisher: g, Logger: zap.NewNop(), Metrics: obs.NewMetrics()}
+	if err := d.Handle(context.Background(), &queue.Message{Topic: "gym.bookings.v1", Value: []byte(`{"id":"evt_1"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(g.said, " "); got != "expect publish done" {
+		t.Errorf("the dispatcher said %q, want %q", got, "expect publish done")
+	}
+	g.said = nil
+	d.Planner = plan{}
+	if err := d.Handle(context.Background(), &queue.Message{Topic: "gym.bookings.v1", Value: []byte(`{"id":"evt_2"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(g.said, " "); got != "expect done" {
+		t.Errorf("for an event with nothing to publish the dispatcher said %q, want %q", got, "expect done")
+	}
+}

@@ -66,6 +66,13 @@ type Producer struct {
 // publishes at 2,000 events/s went out as four or five produce requests per
 // 5 ms of events instead of two, and each is a request the broker handles
 // and a batch of records every consumer fetches on its own.
+//
+// A call that would go at once waits instead while callers that said they
+// will publish (Expect: the dispatcher's handlers) have not, up to
+// groupGather: the events of one fetch are planned side by side, and the
+// first of them to publish went alone, the rest in a second request behind
+// it. At 2,000 events/s that was 2.7 produce requests per 5 ms of events,
+// and each of them woke every channel's consumer for a fetch of its own.
 type group struct {
 	mu       sync.Mutex
 	pending  []*publishCall
@@ -74,7 +81,16 @@ type group struct {
 	stallAt  time.Duration // groupStall; tests shorten or lengthen it
 	stall    *time.Timer
 	stalling bool // stall is armed
-	draining sync.WaitGroup
+	// expected counts the callers that said they will publish soon
+	// (Expect) and have not said they are done. While more of them are
+	// out than calls wait, and no grouped write is out, the waiting calls
+	// are held for them until gatherUntil (gathering).
+	expected    int
+	gathering   bool
+	gatherUntil time.Time
+	gatherMax   time.Duration // groupGather; tests change it
+	gather      *time.Timer
+	draining    sync.WaitGroup
 	// ctx is what grouped writes run on; Close ends it when they outlast
 	// closeGrace.
 	ctx    context.Context
@@ -91,6 +107,9 @@ const (
 	// further one only once the newest has been out for groupStall.
 	groupWrites = 4
 	groupStall  = 5 * time.Millisecond
+	// groupGather is the longest an idle producer holds a call for the
+	// expected callers (Expect) that have not published yet.
+	groupGather = 1 * time.Millisecond
 	// groupMost is the most records one grouped call takes; the rest wait
 	// for the next.
 	groupMost = 2000
@@ -147,6 +166,7 @@ func NewProducer(cfg ProducerConfig) *Producer {
 	p := &Producer{w: writer(cfg.BatchSize), alone: writer(1), reqs: newRequests(cfg.Brokers, cfg.Transport), flushers: newRunners()}
 	p.g.ctx, p.g.cancel = context.WithCancel(context.Background())
 	p.g.stallAt = groupStall
+	p.g.gatherMax = groupGather
 	return p
 }
 
@@ -207,8 +227,30 @@ func (p *Producer) Publish(ctx context.Context, msgs ...queue.Message) error {
 // for when it may.
 func (p *Producer) startLocked(now time.Time) {
 	g := &p.g
+	if len(g.pending) == 0 && g.gathering {
+		g.gathering = false // the calls held gave up
+		g.gather.Stop()
+	}
 	if len(g.pending) == 0 || g.writing >= groupWrites {
 		return
+	}
+	if g.writing == 0 && g.expected > len(g.pending) && g.gatherMax > 0 {
+		if !g.gathering {
+			g.gathering = true
+			g.gatherUntil = now.Add(g.gatherMax)
+			if g.gather == nil {
+				g.gather = time.AfterFunc(g.gatherMax, p.gathered)
+			} else {
+				g.gather.Reset(g.gatherMax)
+			}
+		}
+		if now.Before(g.gatherUntil) {
+			return
+		}
+	}
+	if g.gathering {
+		g.gathering = false
+		g.gather.Stop()
 	}
 	if wait := g.newest.Add(g.stallAt).Sub(now); g.writing > 0 && wait > 0 {
 		if !g.stalling {
@@ -226,6 +268,32 @@ func (p *Producer) startLocked(now time.Time) {
 	g.draining.Add(1)
 	calls := g.takeLocked()
 	p.flushers.run(func() { p.flush(calls) })
+}
+
+// gathered runs when calls held for expected callers may go.
+func (p *Producer) gathered() {
+	p.g.mu.Lock()
+	if p.g.gathering {
+		p.startLocked(time.Now())
+	}
+	p.g.mu.Unlock()
+}
+
+// Expect says a caller that will probably publish has started, so that an
+// idle producer holds calls for it briefly (gatherMax) and writes them
+// together; the returned func says it has published or will not.
+func (p *Producer) Expect() (done func()) {
+	p.g.mu.Lock()
+	p.g.expected++
+	p.g.mu.Unlock()
+	return func() {
+		p.g.mu.Lock()
+		p.g.expected--
+		if p.g.gathering {
+			p.startLocked(time.Now())
+		}
+		p.g.mu.Unlock()
+	}
 }
 
 // stalled runs when the newest grouped write may have been out for
@@ -378,6 +446,11 @@ func (p *Producer) settle(ctx context.Context, km []kafka.Message, we kafka.Writ
 // Close waits for the grouped writes out, flushes pending batches and
 // closes connections.
 func (p *Producer) Close() error {
+	// Calls held for expected callers go now, and none is held after.
+	p.g.mu.Lock()
+	p.g.gatherMax = 0
+	p.startLocked(time.Now())
+	p.g.mu.Unlock()
 	drained := make(chan struct{})
 	go func() { p.g.draining.Wait(); close(drained) }()
 	select {
@@ -390,6 +463,9 @@ func (p *Producer) Close() error {
 	p.g.mu.Lock()
 	if p.g.stall != nil {
 		p.g.stall.Stop()
+	}
+	if p.g.gather != nil {
+		p.g.gather.Stop()
 	}
 	p.g.mu.Unlock()
 	return errors.Join(p.w.Close(), p.alone.Close())

@@ -168,3 +168,116 @@ func firstWriteHeld(t *testing.T, topic string) (*Producer, context.Context, *at
 	t.Cleanup(func() { p.Close() })
 	return p, ctx, requests, release
 }
+
+// Callers that said they will publish (Expect) are waited for by an idle
+// producer: their records go in one produce request, not in one for the
+// first caller and another for the rest that came while it was out (a
+// dispatcher's events fetched together, each planned on its own).
+func TestPublishGathersExpectedCallers(t *testing.T) {
+	const topic = "gathered"
+	c, ctx := oneTopic(t, topic)
+	requests := new(atomic.Int64)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		requests.Add(1)
+		return nil, nil, false
+	})
+	p := NewProducer(ProducerConfig{Brokers: c.Brokers()})
+	defer p.Close()
+	p.g.mu.Lock()
+	p.g.gatherMax = time.Minute // this test is about callers that do come
+	p.g.mu.Unlock()
+
+	const callers = 5
+	dones := make([]func(), callers)
+	for i := range dones {
+		dones[i] = p.Expect()
+	}
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			defer dones[i]()
+			time.Sleep(time.Duration(i) * 2 * time.Millisecond) // each planned at its own pace
+			if err := p.Publish(ctx, queue.Message{Topic: topic, Value: []byte{byte(i)}}); err != nil {
+				t.Errorf("publish %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := requests.Load(); n != 1 {
+		t.Errorf("%d produce requests for %d expected callers, want 1", n, callers)
+	}
+}
+
+// An expected caller that finishes without publishing releases the calls
+// held for it at once, and one that neither publishes nor finishes holds
+// them no longer than gatherMax.
+func TestPublishGatherEnds(t *testing.T) {
+	const topic = "gather-ends"
+	c, ctx := oneTopic(t, topic)
+	p := NewProducer(ProducerConfig{Brokers: c.Brokers()})
+	defer p.Close()
+	p.g.mu.Lock()
+	p.g.gatherMax = time.Hour
+	p.g.mu.Unlock()
+
+	quiet := p.Expect()
+	mine := p.Expect()
+	published := make(chan error, 1)
+	go func() {
+		defer mine()
+		published <- p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("held")})
+	}()
+	poll.Until(t, 10*time.Second, "the call held for the other caller", func() bool {
+		p.g.mu.Lock()
+		defer p.g.mu.Unlock()
+		return len(p.g.pending) == 1 && p.g.gathering
+	})
+	select {
+	case err := <-published:
+		t.Fatalf("published (%v) while an expected caller was out", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	quiet() // finished without publishing
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+
+	p.g.mu.Lock()
+	p.g.gatherMax = 50 * time.Millisecond
+	p.g.mu.Unlock()
+	stuck := p.Expect() // never publishes, never finishes
+	defer stuck()
+	if err := p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("not held for ever")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Close writes the calls held for expected callers rather than leave them
+// waiting.
+func TestCloseWritesGatheredCalls(t *testing.T) {
+	const topic = "gather-close"
+	c, ctx := oneTopic(t, topic)
+	p := NewProducer(ProducerConfig{Brokers: c.Brokers()})
+	p.g.mu.Lock()
+	p.g.gatherMax = time.Hour
+	p.g.mu.Unlock()
+	defer p.Expect()() // never publishes
+	mine := p.Expect()
+	published := make(chan error, 1)
+	go func() {
+		defer mine()
+		published <- p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("held")})
+	}()
+	poll.Until(t, 10*time.Second, "the call held", func() bool {
+		p.g.mu.Lock()
+		defer p.g.mu.Unlock()
+		return len(p.g.pending) == 1
+	})
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-published; err != nil {
+		t.Fatalf("held call at Close: %v", err)
+	}
+}

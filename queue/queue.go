@@ -79,6 +79,22 @@ type Publisher interface {
 	Publish(ctx context.Context, msgs ...Message) error
 }
 
+// Gatherer is a Publisher that can hold an idle write briefly for callers
+// that have started and will publish soon, to write their records together.
+type Gatherer interface {
+	// Expect says such a caller started; done says it has published or
+	// will not.
+	Expect() (done func())
+}
+
+// Expect calls p's Expect when p is a Gatherer.
+func Expect(p Publisher) (done func()) {
+	if g, ok := p.(Gatherer); ok {
+		return g.Expect()
+	}
+	return func() {}
+}
+
 type stoppingKey struct{}
 
 // WithStopping returns a context whose Stopping channel is ch. The runtime

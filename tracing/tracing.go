@@ -186,6 +186,8 @@ type publisher struct {
 	next queue.Publisher
 }
 
+func (p publisher) Expect() (done func()) { return queue.Expect(p.next) }
+
 func (p publisher) Publish(ctx context.Context, msgs ...queue.Message) error {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return p.next.Publish(ctx, msgs...)

@@ -258,3 +258,28 @@ func TestSetupExportsOTLP(t *testing.T) {
 		t.Errorf("exported trace id %s, want the upstream one", tid)
 	}
 }
+
+// expecting is a publisher that gathers (queue.Gatherer).
+type expecting struct {
+	capture
+	open int
+}
+
+func (e *expecting) Expect() func() { e.open++; return func() { e.open-- } }
+
+// The tracing wrapper passes Expect on to a publisher that gathers: the
+// dispatcher's publisher is wrapped, and without it its events' records
+// went in a request for the first and another for the rest.
+func TestPublisherPassesExpectOn(t *testing.T) {
+	tr, _ := recorder()
+	e := &expecting{}
+	done := queue.Expect(tr.Publisher(e))
+	if e.open != 1 {
+		t.Fatalf("%d callers expected after Expect through the wrapper, want 1", e.open)
+	}
+	done()
+	if e.open != 0 {
+		t.Fatalf("%d callers expected after done, want 0", e.open)
+	}
+	queue.Expect(tr.Publisher(&capture{}))() // one that does not gather: nothing to tell
+}
