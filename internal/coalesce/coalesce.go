@@ -6,7 +6,6 @@ package coalesce
 
 import (
 	"context"
-	"runtime"
 	"sync"
 )
 
@@ -36,13 +35,6 @@ func (c *Call[Q]) Done() <-chan struct{} { return c.done }
 // free. With one caller that is immediately (one command, one round trip);
 // under load, calls arriving while a batch is on the wire wait for the next
 // batch and share its round trip. Batches never exceed max.
-//
-// Woken from idle, the flusher first yields once (runtime.Gosched): the
-// goroutine that wakes it makes it the next to run, ahead of the callers
-// made runnable with that one (the handlers of the records one fetch
-// returned), so the first call went alone and the rest in a second round
-// trip behind it. Yielding puts it behind them; with nothing else runnable
-// it costs a trip through the scheduler, no wait.
 type Queue[Q any] struct {
 	max  int
 	exec func([]*Call[Q]) // sets Val and Err on every call it is given
@@ -121,7 +113,6 @@ func (q *Queue[Q]) run() {
 	for {
 		select {
 		case <-q.wake:
-			runtime.Gosched()
 		case <-q.quit:
 			for buf = q.flush(buf); len(buf) > 0; buf = q.flush(buf) {
 			}

@@ -2,9 +2,6 @@ package coalesce
 
 import (
 	"context"
-	"fmt"
-	"runtime"
-	"sync"
 	"testing"
 	"time"
 )
@@ -142,49 +139,4 @@ func TestCoalescerAddWaitsForCompany(t *testing.T) {
 	f.release <- struct{}{}
 	wantBatch(t, f, "rides") // no wake-up needed: the flusher looks again after each batch
 	f.release <- struct{}{}
-}
-
-// Callers made runnable together (the records of one fetch, each handler
-// calling the store as it starts) share the first batch: the flusher woken
-// by the first of them lets the others queue before it sends. Before, the
-// first call went alone and the rest in a second round trip behind it.
-// One processor makes the order of the goroutines the scheduler's to
-// decide in one way: the woken flusher ran before the others had queued.
-func TestCoalescerTakesCallersReadyTogether(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	const trials, callers = 10, 20
-	shared := 0
-	for range trials {
-		var mu sync.Mutex
-		var sizes []int
-		q := New(256, func(batch []*Call[string]) {
-			mu.Lock()
-			sizes = append(sizes, len(batch))
-			mu.Unlock()
-			time.Sleep(time.Millisecond) // the round trip
-		})
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range callers {
-			wg.Go(func() {
-				<-start
-				c := NewCall(context.Background(), fmt.Sprint(i))
-				if !q.Enqueue(c) {
-					t.Error("enqueue refused")
-					return
-				}
-				<-c.Done()
-			})
-		}
-		time.Sleep(10 * time.Millisecond) // every caller waiting on start
-		close(start)
-		wg.Wait()
-		q.Close()
-		if sizes[0] > 1 {
-			shared++
-		}
-	}
-	if shared < trials-2 {
-		t.Errorf("the first batch held more than one of %d callers made ready together in %d of %d trials, want at least %d", callers, shared, trials, trials-2)
-	}
 }
