@@ -50,7 +50,11 @@ const HeaderEventID = "herald-event-id"
 
 // Handle plans and publishes one event record.
 func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
-	defer queue.Expect(d.Publisher)()
+	// The events of one fetch are planned side by side: the producer
+	// holds the first to publish briefly for the others (kafkarun.Producer
+	// Expect), so that they go in one produce request.
+	ctx, done := queue.Expect(ctx, d.Publisher)
+	defer done()
 	plan, err := d.Planner.PlanEvent(ctx, m.Value)
 	switch {
 	case err == nil:

@@ -210,13 +210,19 @@ type gatherer struct {
 	said []string
 }
 
-func (g *gatherer) Expect() func() {
+type expectedKey struct{}
+
+func (g *gatherer) Expect(ctx context.Context) (context.Context, func()) {
 	g.said = append(g.said, "expect")
-	return func() { g.said = append(g.said, "done") }
+	return context.WithValue(ctx, expectedKey{}, true), func() { g.said = append(g.said, "done") }
 }
 
 func (g *gatherer) Publish(ctx context.Context, msgs ...queue.Message) error {
-	g.said = append(g.said, "publish")
+	if ctx.Value(expectedKey{}) == true {
+		g.said = append(g.said, "publish")
+	} else {
+		g.said = append(g.said, "publish-not-on-the-expected-context")
+	}
 	return g.broker.Publish(ctx, msgs...)
 }
 

@@ -82,15 +82,18 @@ type group struct {
 	stall    *time.Timer
 	stalling bool // stall is armed
 	// expected counts the callers that said they will publish soon
-	// (Expect) and have not said they are done. While more of them are
-	// out than calls wait, and no grouped write is out, the waiting calls
-	// are held for them until gatherUntil (gathering).
-	expected    int
-	gathering   bool
-	gatherUntil time.Time
-	gatherMax   time.Duration // groupGather; tests change it
-	gather      *time.Timer
-	draining    sync.WaitGroup
+	// (Expect) and have not said they are done, expectedPending the calls
+	// of theirs that wait. While more of them are out than calls of theirs
+	// wait, and no grouped write is out, the waiting calls are held for
+	// them until gatherUntil (gathering). Only an expected caller's call
+	// starts a hold; others join one that is open, and never end it.
+	expected        int
+	expectedPending int
+	gathering       bool
+	gatherUntil     time.Time
+	gatherMax       time.Duration // groupGather; tests change it
+	gather          *time.Timer
+	draining        sync.WaitGroup
 	// ctx is what grouped writes run on; Close ends it when they outlast
 	// closeGrace.
 	ctx    context.Context
@@ -100,6 +103,9 @@ type group struct {
 type publishCall struct {
 	km   []kafka.Message
 	done chan error
+	// expected: the call is an expected caller's (its context came from
+	// this producer's Expect).
+	expected bool
 }
 
 const (
@@ -199,9 +205,12 @@ func (p *Producer) Publish(ctx context.Context, msgs ...queue.Message) error {
 			return p.write(ctx, km)
 		}
 	}
-	c := &publishCall{km: km, done: make(chan error, 1)}
+	c := &publishCall{km: km, done: make(chan error, 1), expected: ctx.Value(expectKey{}) == p}
 	p.g.mu.Lock()
 	p.g.pending = append(p.g.pending, c)
+	if c.expected {
+		p.g.expectedPending++
+	}
 	p.startLocked(time.Now())
 	p.g.mu.Unlock()
 	select {
@@ -215,6 +224,9 @@ func (p *Producer) Publish(ctx context.Context, msgs ...queue.Message) error {
 		p.g.mu.Lock()
 		if i := slices.Index(p.g.pending, c); i >= 0 {
 			p.g.pending = slices.Delete(p.g.pending, i, i+1)
+			if c.expected {
+				p.g.expectedPending--
+			}
 		}
 		p.g.mu.Unlock()
 		return fmt.Errorf("kafkarun: publish: %w", ctx.Err())
@@ -234,7 +246,7 @@ func (p *Producer) startLocked(now time.Time) {
 	if len(g.pending) == 0 || g.writing >= groupWrites {
 		return
 	}
-	if g.writing == 0 && g.expected > len(g.pending) && g.gatherMax > 0 {
+	if g.writing == 0 && g.gatherMax > 0 && g.expected > g.expectedPending && (g.gathering || g.expectedPending > 0) {
 		if !g.gathering {
 			g.gathering = true
 			g.gatherUntil = now.Add(g.gatherMax)
@@ -279,20 +291,31 @@ func (p *Producer) gathered() {
 	p.g.mu.Unlock()
 }
 
-// Expect says a caller that will probably publish has started, so that an
-// idle producer holds calls for it briefly (gatherMax) and writes them
-// together; the returned func says it has published or will not.
-func (p *Producer) Expect() (done func()) {
+// expectKey marks the context of an expected caller (Expect); its value
+// is the producer that expects it.
+type expectKey struct{}
+
+// Expect says the caller on ctx will probably publish soon: an idle
+// producer holds its own and others' calls for it briefly (groupGather) and
+// writes them together. Its calls must be made on the context returned;
+// done says it has published or will not (calls after the first do
+// nothing).
+func (p *Producer) Expect(ctx context.Context) (context.Context, func()) {
 	p.g.mu.Lock()
 	p.g.expected++
 	p.g.mu.Unlock()
-	return func() {
+	ended := false
+	return context.WithValue(ctx, expectKey{}, p), func() {
 		p.g.mu.Lock()
+		defer p.g.mu.Unlock()
+		if ended {
+			return
+		}
+		ended = true
 		p.g.expected--
 		if p.g.gathering {
 			p.startLocked(time.Now())
 		}
-		p.g.mu.Unlock()
 	}
 }
 
@@ -315,6 +338,11 @@ func (g *group) takeLocked() []*publishCall {
 	}
 	calls := make([]*publishCall, n)
 	copy(calls, g.pending)
+	for _, c := range calls {
+		if c.expected {
+			g.expectedPending--
+		}
+	}
 	rest := copy(g.pending, g.pending[n:])
 	clear(g.pending[rest:])
 	g.pending = g.pending[:rest]

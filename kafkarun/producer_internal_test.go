@@ -175,30 +175,23 @@ func firstWriteHeld(t *testing.T, topic string) (*Producer, context.Context, *at
 // dispatcher's events fetched together, each planned on its own).
 func TestPublishGathersExpectedCallers(t *testing.T) {
 	const topic = "gathered"
-	c, ctx := oneTopic(t, topic)
-	requests := new(atomic.Int64)
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		requests.Add(1)
-		return nil, nil, false
-	})
-	p := NewProducer(ProducerConfig{Brokers: c.Brokers()})
-	defer p.Close()
+	p, ctx, requests := countedProducer(t, topic)
 	p.g.mu.Lock()
 	p.g.gatherMax = time.Minute // this test is about callers that do come
 	p.g.mu.Unlock()
 
 	const callers = 5
+	ctxs := make([]context.Context, callers)
 	dones := make([]func(), callers)
-	for i := range dones {
-		dones[i] = p.Expect()
+	for i := range callers {
+		ctxs[i], dones[i] = p.Expect(ctx)
 	}
 	var wg sync.WaitGroup
 	for i := range callers {
 		wg.Go(func() {
 			defer dones[i]()
 			time.Sleep(time.Duration(i) * 2 * time.Millisecond) // each planned at its own pace
-			if err := p.Publish(ctx, queue.Message{Topic: topic, Value: []byte{byte(i)}}); err != nil {
+			if err := p.Publish(ctxs[i], queue.Message{Topic: topic, Value: []byte{byte(i)}}); err != nil {
 				t.Errorf("publish %d: %v", i, err)
 			}
 		})
@@ -210,23 +203,22 @@ func TestPublishGathersExpectedCallers(t *testing.T) {
 }
 
 // An expected caller that finishes without publishing releases the calls
-// held for it at once, and one that neither publishes nor finishes holds
-// them no longer than gatherMax.
+// held for it at once; one that neither publishes nor finishes holds them
+// no longer than gatherMax; saying done twice counts once.
 func TestPublishGatherEnds(t *testing.T) {
 	const topic = "gather-ends"
-	c, ctx := oneTopic(t, topic)
-	p := NewProducer(ProducerConfig{Brokers: c.Brokers()})
-	defer p.Close()
+	p, ctx, _ := countedProducer(t, topic)
 	p.g.mu.Lock()
 	p.g.gatherMax = time.Hour
 	p.g.mu.Unlock()
 
-	quiet := p.Expect()
-	mine := p.Expect()
+	_, quiet := p.Expect(ctx)
+	mctx, mine := p.Expect(ctx)
 	published := make(chan error, 1)
 	go func() {
-		defer mine()
-		published <- p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("held")})
+		err := p.Publish(mctx, queue.Message{Topic: topic, Value: []byte("held")})
+		mine()
+		published <- err
 	}()
 	poll.Until(t, 10*time.Second, "the call held for the other caller", func() bool {
 		p.g.mu.Lock()
@@ -239,17 +231,81 @@ func TestPublishGatherEnds(t *testing.T) {
 	case <-time.After(20 * time.Millisecond):
 	}
 	quiet() // finished without publishing
+	quiet() // and said so twice
 	if err := <-published; err != nil {
 		t.Fatal(err)
+	}
+	p.g.mu.Lock()
+	expected := p.g.expected
+	p.g.mu.Unlock()
+	if expected != 0 {
+		t.Fatalf("%d callers expected once both said done (one twice), want 0", expected)
 	}
 
 	p.g.mu.Lock()
 	p.g.gatherMax = 50 * time.Millisecond
 	p.g.mu.Unlock()
-	stuck := p.Expect() // never publishes, never finishes
+	_, stuck := p.Expect(ctx) // never publishes, never finishes
 	defer stuck()
-	if err := p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("not held for ever")}); err != nil {
+	mctx, mine = p.Expect(ctx)
+	defer mine()
+	if err := p.Publish(mctx, queue.Message{Topic: topic, Value: []byte("not held for ever")}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A call from a caller that did not say Expect (in herald run the
+// dispatcher shares its producer with the scheduler and the channel
+// workers' retries) is not held for the dispatcher's handlers that are
+// still planning; and it does not end a hold an expected caller's call
+// opened, which takes the expected callers' later calls in its request.
+func TestPublishGatherIsTheExpectedCallersOnly(t *testing.T) {
+	const topic = "gather-others"
+	p, ctx, requests := countedProducer(t, topic)
+	p.g.mu.Lock()
+	p.g.gatherMax = time.Hour
+	p.g.mu.Unlock()
+
+	ctx1, done1 := p.Expect(ctx)
+	ctx2, done2 := p.Expect(ctx)
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.Publish(short, queue.Message{Topic: topic, Value: []byte("the scheduler's")}); err != nil {
+		t.Fatalf("a caller that did not say Expect: %v (held for the ones that did)", err)
+	}
+	requests.Store(0)
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer done1()
+		if err := p.Publish(ctx1, queue.Message{Topic: topic, Value: []byte("first event")}); err != nil {
+			t.Error(err)
+		}
+	})
+	poll.Until(t, 10*time.Second, "the first event's call held", func() bool {
+		p.g.mu.Lock()
+		defer p.g.mu.Unlock()
+		return p.g.gathering && len(p.g.pending) == 1
+	})
+	wg.Go(func() {
+		if err := p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("a retry's")}); err != nil {
+			t.Error(err)
+		}
+	})
+	poll.Until(t, 10*time.Second, "the retry's call joining the hold", func() bool {
+		p.g.mu.Lock()
+		defer p.g.mu.Unlock()
+		return p.g.gathering && len(p.g.pending) == 2
+	})
+	wg.Go(func() {
+		defer done2()
+		if err := p.Publish(ctx2, queue.Message{Topic: topic, Value: []byte("second event")}); err != nil {
+			t.Error(err)
+		}
+	})
+	wg.Wait()
+	if n := requests.Load(); n != 1 {
+		t.Errorf("%d produce requests for two events' calls and a retry's, want 1", n)
 	}
 }
 
@@ -262,12 +318,13 @@ func TestCloseWritesGatheredCalls(t *testing.T) {
 	p.g.mu.Lock()
 	p.g.gatherMax = time.Hour
 	p.g.mu.Unlock()
-	defer p.Expect()() // never publishes
-	mine := p.Expect()
+	_, quiet := p.Expect(ctx) // never publishes
+	defer quiet()
+	mctx, mine := p.Expect(ctx)
 	published := make(chan error, 1)
 	go func() {
 		defer mine()
-		published <- p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("held")})
+		published <- p.Publish(mctx, queue.Message{Topic: topic, Value: []byte("held")})
 	}()
 	poll.Until(t, 10*time.Second, "the call held", func() bool {
 		p.g.mu.Lock()
@@ -280,4 +337,20 @@ func TestCloseWritesGatheredCalls(t *testing.T) {
 	if err := <-published; err != nil {
 		t.Fatalf("held call at Close: %v", err)
 	}
+}
+
+// countedProducer returns a producer on a one-partition topic and the
+// count of produce requests its broker got.
+func countedProducer(t *testing.T, topic string) (*Producer, context.Context, *atomic.Int64) {
+	t.Helper()
+	c, ctx := oneTopic(t, topic)
+	requests := new(atomic.Int64)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		requests.Add(1)
+		return nil, nil, false
+	})
+	p := NewProducer(ProducerConfig{Brokers: c.Brokers()})
+	t.Cleanup(func() { p.Close() })
+	return p, ctx, requests
 }

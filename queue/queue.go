@@ -82,17 +82,19 @@ type Publisher interface {
 // Gatherer is a Publisher that can hold an idle write briefly for callers
 // that have started and will publish soon, to write their records together.
 type Gatherer interface {
-	// Expect says such a caller started; done says it has published or
+	// Expect says the caller on ctx will publish soon; its Publish calls
+	// are made on the context returned. done says it has published or
 	// will not.
-	Expect() (done func())
+	Expect(ctx context.Context) (context.Context, func())
 }
 
-// Expect calls p's Expect when p is a Gatherer.
-func Expect(p Publisher) (done func()) {
+// Expect calls p's Expect when p is a Gatherer, and otherwise returns ctx
+// and a done that does nothing.
+func Expect(ctx context.Context, p Publisher) (context.Context, func()) {
 	if g, ok := p.(Gatherer); ok {
-		return g.Expect()
+		return g.Expect(ctx)
 	}
-	return func() {}
+	return ctx, func() {}
 }
 
 type stoppingKey struct{}

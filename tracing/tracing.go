@@ -186,7 +186,9 @@ type publisher struct {
 	next queue.Publisher
 }
 
-func (p publisher) Expect() (done func()) { return queue.Expect(p.next) }
+func (p publisher) Expect(ctx context.Context) (context.Context, func()) {
+	return queue.Expect(ctx, p.next)
+}
 
 func (p publisher) Publish(ctx context.Context, msgs ...queue.Message) error {
 	if !trace.SpanContextFromContext(ctx).IsValid() {

@@ -265,7 +265,12 @@ type expecting struct {
 	open int
 }
 
-func (e *expecting) Expect() func() { e.open++; return func() { e.open-- } }
+type expectingKey struct{}
+
+func (e *expecting) Expect(ctx context.Context) (context.Context, func()) {
+	e.open++
+	return context.WithValue(ctx, expectingKey{}, e), func() { e.open-- }
+}
 
 // The tracing wrapper passes Expect on to a publisher that gathers: the
 // dispatcher's publisher is wrapped, and without it its events' records
@@ -273,13 +278,14 @@ func (e *expecting) Expect() func() { e.open++; return func() { e.open-- } }
 func TestPublisherPassesExpectOn(t *testing.T) {
 	tr, _ := recorder()
 	e := &expecting{}
-	done := queue.Expect(tr.Publisher(e))
-	if e.open != 1 {
-		t.Fatalf("%d callers expected after Expect through the wrapper, want 1", e.open)
+	ctx, done := queue.Expect(context.Background(), tr.Publisher(e))
+	if e.open != 1 || ctx.Value(expectingKey{}) != e {
+		t.Fatalf("%d callers expected after Expect through the wrapper (want 1), or not its context", e.open)
 	}
 	done()
 	if e.open != 0 {
 		t.Fatalf("%d callers expected after done, want 0", e.open)
 	}
-	queue.Expect(tr.Publisher(&capture{}))() // one that does not gather: nothing to tell
+	_, done = queue.Expect(context.Background(), tr.Publisher(&capture{})) // one that does not gather: nothing to tell
+	done()
 }
