@@ -175,10 +175,7 @@ func firstWriteHeld(t *testing.T, topic string) (*Producer, context.Context, *at
 // dispatcher's events fetched together, each planned on its own).
 func TestPublishGathersExpectedCallers(t *testing.T) {
 	const topic = "gathered"
-	p, ctx, requests := countedProducer(t, topic)
-	p.g.mu.Lock()
-	p.g.gatherMax = time.Minute // this test is about callers that do come
-	p.g.mu.Unlock()
+	p, ctx, requests := countedProducer(t, topic, time.Minute) // this test is about callers that do come
 
 	const callers = 5
 	ctxs := make([]context.Context, callers)
@@ -207,10 +204,7 @@ func TestPublishGathersExpectedCallers(t *testing.T) {
 // no longer than gatherMax; saying done twice counts once.
 func TestPublishGatherEnds(t *testing.T) {
 	const topic = "gather-ends"
-	p, ctx, _ := countedProducer(t, topic)
-	p.g.mu.Lock()
-	p.g.gatherMax = time.Hour
-	p.g.mu.Unlock()
+	p, ctx, _ := countedProducer(t, topic, time.Hour)
 
 	_, quiet := p.Expect(ctx)
 	mctx, mine := p.Expect(ctx)
@@ -261,10 +255,7 @@ func TestPublishGatherEnds(t *testing.T) {
 // opened, which takes the expected callers' later calls in its request.
 func TestPublishGatherIsTheExpectedCallersOnly(t *testing.T) {
 	const topic = "gather-others"
-	p, ctx, requests := countedProducer(t, topic)
-	p.g.mu.Lock()
-	p.g.gatherMax = time.Hour
-	p.g.mu.Unlock()
+	p, ctx, requests := countedProducer(t, topic, time.Hour)
 
 	ctx1, done1 := p.Expect(ctx)
 	ctx2, done2 := p.Expect(ctx)
@@ -276,33 +267,24 @@ func TestPublishGatherIsTheExpectedCallersOnly(t *testing.T) {
 	requests.Store(0)
 
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer done1()
-		if err := p.Publish(ctx1, queue.Message{Topic: topic, Value: []byte("first event")}); err != nil {
-			t.Error(err)
-		}
-	})
-	poll.Until(t, 10*time.Second, "the first event's call held", func() bool {
+	publish := func(ctx context.Context, value string, done func()) {
+		wg.Go(func() {
+			defer done()
+			if err := p.Publish(ctx, queue.Message{Topic: topic, Value: []byte(value)}); err != nil {
+				t.Errorf("publish %s: %v", value, err)
+			}
+		})
+	}
+	held := func(n int) bool {
 		p.g.mu.Lock()
 		defer p.g.mu.Unlock()
-		return p.g.gathering && len(p.g.pending) == 1
-	})
-	wg.Go(func() {
-		if err := p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("a retry's")}); err != nil {
-			t.Error(err)
-		}
-	})
-	poll.Until(t, 10*time.Second, "the retry's call joining the hold", func() bool {
-		p.g.mu.Lock()
-		defer p.g.mu.Unlock()
-		return p.g.gathering && len(p.g.pending) == 2
-	})
-	wg.Go(func() {
-		defer done2()
-		if err := p.Publish(ctx2, queue.Message{Topic: topic, Value: []byte("second event")}); err != nil {
-			t.Error(err)
-		}
-	})
+		return p.g.gathering && len(p.g.pending) == n
+	}
+	publish(ctx1, "first event", done1)
+	poll.Until(t, 10*time.Second, "the first event's call held", func() bool { return held(1) })
+	publish(ctx, "a retry's", func() {})
+	poll.Until(t, 10*time.Second, "the retry's call joining the hold", func() bool { return held(2) })
+	publish(ctx2, "second event", done2)
 	wg.Wait()
 	if n := requests.Load(); n != 1 {
 		t.Errorf("%d produce requests for two events' calls and a retry's, want 1", n)
@@ -339,9 +321,10 @@ func TestCloseWritesGatheredCalls(t *testing.T) {
 	}
 }
 
-// countedProducer returns a producer on a one-partition topic and the
-// count of produce requests its broker got.
-func countedProducer(t *testing.T, topic string) (*Producer, context.Context, *atomic.Int64) {
+// countedProducer returns a producer that holds calls for expected callers
+// up to gather, on a one-partition topic, and the count of produce
+// requests its broker got.
+func countedProducer(t *testing.T, topic string, gather time.Duration) (*Producer, context.Context, *atomic.Int64) {
 	t.Helper()
 	c, ctx := oneTopic(t, topic)
 	requests := new(atomic.Int64)
@@ -352,5 +335,8 @@ func countedProducer(t *testing.T, topic string) (*Producer, context.Context, *a
 	})
 	p := NewProducer(ProducerConfig{Brokers: c.Brokers()})
 	t.Cleanup(func() { p.Close() })
+	p.g.mu.Lock()
+	p.g.gatherMax = gather
+	p.g.mu.Unlock()
 	return p, ctx, requests
 }
