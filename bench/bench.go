@@ -84,6 +84,13 @@ type Result struct {
 	// sinks and tracker) allocate the same for any build.
 	AllocsPerMessage     *float64 `json:"allocs_per_message,omitempty"`
 	AllocBytesPerMessage *float64 `json:"alloc_bytes_per_message,omitempty"`
+	// KafkaFetchesPerMessage and KafkaProducesPerMessage are the fetch
+	// and produce requests the broker stand-in handled in herald's window,
+	// per message (pipeline and latency; the latency window's include the
+	// events' producer's): round trips, counted, so they hold still while
+	// the machine's speed drifts.
+	KafkaFetchesPerMessage  *float64 `json:"kafka_fetches_per_message,omitempty"`
+	KafkaProducesPerMessage *float64 `json:"kafka_produces_per_message,omitempty"`
 	// RTTms is the round trip the scenario's Kafka and Redis connections
 	// had added (herald bench --rtt); 0 is loopback.
 	RTTms float64 `json:"rtt_ms"`

@@ -91,7 +91,9 @@ func TestScenarios(t *testing.T) {
 			if r.AllocsPerMessage == nil || r.AllocBytesPerMessage == nil || *r.AllocsPerMessage < 10 || *r.AllocBytesPerMessage < 1000 {
 				t.Errorf("pipeline: allocations per notification missing or implausible: %s", b)
 			}
+			kafkaRequestsCounted(t, r, b)
 		case "latency":
+			kafkaRequestsCounted(t, r, b)
 			if r.P50ms == nil || r.P99ms == nil || *r.P50ms > *r.P99ms || *r.P50ms <= 0 {
 				t.Errorf("latency: percentiles %s", b)
 			}
@@ -193,5 +195,15 @@ func TestTrackerKeepsNoReceivedString(t *testing.T) {
 	}
 	if lat, missing := tr.latencies(time.Time{}); len(lat) != 1 || missing != 0 {
 		t.Fatalf("latencies = %v, %d missing; want one latency", lat, missing)
+	}
+}
+
+// kafkaRequestsCounted checks that r carries the Kafka requests the broker
+// handled in herald's window: a notification's trip takes fetches and
+// produce requests, so neither can be missing or zero.
+func kafkaRequestsCounted(t *testing.T, r Result, b []byte) {
+	t.Helper()
+	if r.KafkaFetchesPerMessage == nil || r.KafkaProducesPerMessage == nil || *r.KafkaFetchesPerMessage <= 0 || *r.KafkaProducesPerMessage <= 0 {
+		t.Errorf("%s: Kafka requests per notification missing: %s", r.Scenario, b)
 	}
 }

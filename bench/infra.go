@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gymhq/herald/internal/kafkatest"
 )
@@ -40,6 +43,19 @@ type infraSpec struct {
 	RedisAddr    string `json:"redis_addr"`
 }
 
+// requestCounts are the Kafka requests the infrastructure process's kfake
+// has handled since it started, of the two kinds a record's trip is made
+// of: what a change that batches differently changes, counted, so the
+// figure holds still while the machine's speed drifts.
+type requestCounts struct {
+	Fetch   int64 `json:"fetch"`
+	Produce int64 `json:"produce"`
+}
+
+// requestsCommand, a line on the infrastructure process's stdin, asks for
+// its requestCounts as a line of JSON on its stdout.
+const requestsCommand = "requests"
+
 // infraReady is the infrastructure process's first line: where clients
 // connect.
 type infraReady struct {
@@ -55,6 +71,7 @@ type infra struct {
 	rtt   time.Duration
 	env   *Env
 	c     *child
+	mu    sync.Mutex // one requests exchange at a time
 	once  sync.Once
 }
 
@@ -110,6 +127,29 @@ func (in *infra) redisOptions() *redis.Options {
 	return opt
 }
 
+// requests asks the process for the Kafka requests it has handled so far.
+func (in *infra) requests() (requestCounts, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var rc requestCounts
+	if _, err := io.WriteString(in.c.stdin, requestsCommand+"\n"); err != nil {
+		return rc, fmt.Errorf("infrastructure process: ask for request counts: %w", err)
+	}
+	line, err := in.c.line()
+	if err == nil {
+		err = json.Unmarshal([]byte(line), &rc)
+	}
+	if err != nil {
+		return rc, fmt.Errorf("infrastructure process: request counts %q: %w", line, err)
+	}
+	return rc, nil
+}
+
+// sub is c less an earlier count.
+func (c requestCounts) sub(before requestCounts) requestCounts {
+	return requestCounts{Fetch: c.Fetch - before.Fetch, Produce: c.Produce - before.Produce}
+}
+
 // cpu is the CPU time the process has used so far.
 func (in *infra) cpu() time.Duration { return procCPU(in.c.cmd.Process.Pid) }
 
@@ -157,6 +197,16 @@ func infraMain(arg string) int {
 		return 1
 	}
 	defer kc.Close()
+	var fetches, produces atomic.Int64
+	kc.Control(func(r kmsg.Request) (kmsg.Response, error, bool) {
+		switch r.Key() {
+		case int16(kmsg.Fetch):
+			fetches.Add(1)
+		case int16(kmsg.Produce):
+			produces.Add(1)
+		}
+		return nil, nil, false // counted, and handled as usual
+	})
 	ready := infraReady{Brokers: kc.Brokers()}
 	if rtt > 0 {
 		p, err := newRTTProxy("redis", rtt, spec.RedisNetwork, spec.RedisAddr)
@@ -169,7 +219,14 @@ func infraMain(arg string) int {
 	}
 	b, _ := json.Marshal(ready)
 	fmt.Println(string(b))
-	_, _ = io.Copy(io.Discard, os.Stdin) // until the bench process closes it
+	// Until the bench process closes stdin, answering its requests.
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if in.Text() == requestsCommand {
+			b, _ := json.Marshal(requestCounts{Fetch: fetches.Load(), Produce: produces.Load()})
+			fmt.Println(string(b))
+		}
+	}
 	return 0
 }
 
@@ -344,6 +401,14 @@ func nanosleep(d time.Duration) {
 // the infrastructure process spent per message while herald ran (other,
 // over n messages): not counted in the row's CPU figure, but taken from
 // the same cores.
+// countRequests sets r's Kafka request figures from rc, counted over a
+// window of n messages, and says them for its note.
+func (r *Result) countRequests(rc requestCounts, n int) string {
+	f, p := float64(rc.Fetch)/float64(max(1, n)), float64(rc.Produce)/float64(max(1, n))
+	r.KafkaFetchesPerMessage, r.KafkaProducesPerMessage = f64(round(f, 3)), f64(round(p, 3))
+	return fmt.Sprintf("kfake handled %d fetch and %d produce requests in the window, %.3f and %.3f per message", rc.Fetch, rc.Produce, f, p)
+}
+
 func infraWords(env *Env, other time.Duration, n int) string {
 	per := other.Seconds() * 1e6 / float64(max(1, n))
 	if env.Opts.RTT > 0 {

@@ -14,6 +14,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/queue"
 )
 
 // TestRTTProxy: with a round trip asked for, a Redis PING and a Kafka
@@ -173,4 +176,60 @@ func containsKey(b []byte, key string) bool {
 	}
 	_, ok := m[key]
 	return ok
+}
+
+// The infrastructure process counts the fetch and produce requests its
+// broker handles, and tells the bench process on request: one Publish to
+// an idle producer is one produce request, one ReadBatch one fetch.
+func TestInfraCountsRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Kafka and Redis processes")
+	}
+	env, closeEnv, err := NewEnv(Options{Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeEnv()
+	in, err := env.cluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const topic = "counted"
+	if err := kafkarun.EnsureTopics(ctx, in.Brokers(), nil, []kafkarun.TopicSpec{{Name: topic, Partitions: 1, Replication: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: in.Brokers()})
+	defer p.Close()
+	if err := p.Publish(ctx, queue.Message{Topic: topic, Value: []byte("warm")}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := in.requests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := p.Publish(ctx, queue.Message{Topic: topic, Value: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := kafka.DialLeader(ctx, "tcp", in.Brokers()[0], topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	batch := conn.ReadBatch(1, 1<<20)
+	if _, err := batch.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	batch.Close()
+	after, err := in.requests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after.sub(before); got != (requestCounts{Fetch: 1, Produce: 3}) {
+		t.Errorf("counted %+v for three publishes and one fetch, want {Fetch:1 Produce:3}", got)
+	}
 }

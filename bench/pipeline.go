@@ -127,6 +127,11 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 	}
 	runtime.GC() // the setup's garbage is not herald's
 	stopProfile := env.profileWindow("pipeline", "herald")
+	req0, err := rig.infra.requests()
+	if err != nil {
+		stopProfile()
+		return Result{}, err
+	}
 	cpu0, icpu0, gc0 := cpuTime(), rig.infra.cpu(), gcCPU()
 	objs0, bytes0 := heapAllocs()
 	hp, err := startHerald(ctx, env, cfg, t)
@@ -138,6 +143,7 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 	err = t.wait(ctx, 3*time.Minute)
 	stopProgress()
 	cpu, icpu, gc := cpuTime()-cpu0, rig.infra.cpu()-icpu0, gcCPU()-gc0
+	req, rerr := rig.infra.requests()
 	objs, bytes := heapAllocs()
 	objs, bytes = objs-objs0, bytes-bytes0
 	stopProfile()
@@ -199,6 +205,10 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 		Note: fmt.Sprintf("%d events → %d notifications over %d partitions; timed from the first event handled to the last notification received; %d duplicate sends; %s; CPU per notification is the bench process's: herald's dispatcher and channel workers, with the bench's zero-latency sinks and its delivery tracker (Kafka and the proxies run in their own process, Redis is redis-server); the Go runtime estimates its garbage collector's CPU at %.1f µs per notification (an overestimate, counted as each collection ends)%s",
 			n, total, pipelinePartsNum, dups, infraWords(env, icpu, total), gc.Seconds()*1e6/float64(total), floor),
 	}
+	if rerr != nil {
+		return Result{}, rerr
+	}
+	res.Note += "; " + res.countRequests(req.sub(req0), total)
 	if subset < n {
 		res.BaselineNote = fmt.Sprintf("naive loops handled the first %d events (%d notifications) in %.2f s; extrapolated per notification", subset, subsetTotal, bElapsed)
 	}
@@ -322,6 +332,12 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 	}
 	t0 := time.Now()
 	stopProfile := env.profileWindow("latency", "herald")
+	req0, err := rig.infra.requests()
+	if err != nil {
+		stopProfile()
+		hp.close()
+		return Result{}, err
+	}
 	cpu0, icpu0 := cpuTime(), rig.infra.cpu()
 	if err := steady(ctx, brokers, eventsTopic, values, ds, latencyRate, t); err != nil {
 		stopProfile()
@@ -331,10 +347,14 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 	produceSecs := time.Since(t0).Seconds()
 	err = t.wait(ctx, time.Minute)
 	cpu, icpu := cpuTime()-cpu0, rig.infra.cpu()-icpu0
+	req, rerr := rig.infra.requests()
 	stopProfile()
 	hp.close()
 	if err != nil {
 		return Result{}, fmt.Errorf("herald: %w", err)
+	}
+	if rerr != nil {
+		return Result{}, rerr
 	}
 	lat, _ := t.latencies(time.Time{})
 
@@ -379,6 +399,7 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 		BaselineNote: fmt.Sprintf("naive loops at the same rate for %v; %d of %d notifications undelivered %v after producing stopped, counted at that cutoff, so the baseline's percentiles are lower bounds",
 			bDur, missing, len(blat), latencyBaselineGrace),
 	}
+	res.Note += "; " + res.countRequests(req.sub(req0), total) + " (the events' producer's among them)"
 	return res, nil
 }
 

@@ -21,6 +21,8 @@ var figures = []struct {
 	{"gc_cpu_us_per_message", true},
 	{"allocs_per_message", true},
 	{"alloc_bytes_per_message", true},
+	{"kafka_fetches_per_message", true},
+	{"kafka_produces_per_message", true},
 	{"notifications_per_sec", false},
 	{"ratio_vs_baseline", false},
 	{"efficiency", false},
