@@ -199,11 +199,15 @@ func TestTrackerKeepsNoReceivedString(t *testing.T) {
 }
 
 // kafkaRequestsCounted checks that r carries the Kafka requests the broker
-// handled in herald's window: a notification's trip takes fetches and
-// produce requests, so neither can be missing or zero.
+// handled in herald's window and herald's Redis round trips: a
+// notification's trip takes fetches, produce requests and a claim, so none
+// can be missing or zero.
 func kafkaRequestsCounted(t *testing.T, r Result, b []byte) {
 	t.Helper()
 	if r.KafkaFetchesPerMessage == nil || r.KafkaProducesPerMessage == nil || *r.KafkaFetchesPerMessage <= 0 || *r.KafkaProducesPerMessage <= 0 {
 		t.Errorf("%s: Kafka requests per notification missing: %s", r.Scenario, b)
+	}
+	if r.RedisRoundTripsPerMessage == nil || *r.RedisRoundTripsPerMessage <= 0 {
+		t.Errorf("%s: Redis round trips per notification missing: %s", r.Scenario, b)
 	}
 }

@@ -401,12 +401,16 @@ func nanosleep(d time.Duration) {
 // the infrastructure process spent per message while herald ran (other,
 // over n messages): not counted in the row's CPU figure, but taken from
 // the same cores.
-// countRequests sets r's Kafka request figures from rc, counted over a
-// window of n messages, and says them for its note.
-func (r *Result) countRequests(rc requestCounts, n int) string {
-	f, p := float64(rc.Fetch)/float64(max(1, n)), float64(rc.Produce)/float64(max(1, n))
-	r.KafkaFetchesPerMessage, r.KafkaProducesPerMessage = f64(round(f, 3)), f64(round(p, 3))
-	return fmt.Sprintf("kfake handled %d fetch and %d produce requests in the window, %.3f and %.3f per message", rc.Fetch, rc.Produce, f, p)
+// countRequests sets r's round-trip figures from rc and herald's Redis
+// round trips, counted over a window of n messages, and says them for its
+// note.
+func (r *Result) countRequests(rc requestCounts, redisTrips int64, n int) string {
+	per := func(c int64) float64 { return float64(c) / float64(max(1, n)) }
+	r.KafkaFetchesPerMessage = f64(round(per(rc.Fetch), 3))
+	r.KafkaProducesPerMessage = f64(round(per(rc.Produce), 3))
+	r.RedisRoundTripsPerMessage = f64(round(per(redisTrips), 3))
+	return fmt.Sprintf("kfake handled %d fetch and %d produce requests in the window, %.3f and %.3f per message; herald's Redis client made %d round trips, %.3f per message",
+		rc.Fetch, rc.Produce, per(rc.Fetch), per(rc.Produce), redisTrips, per(redisTrips))
 }
 
 func infraWords(env *Env, other time.Duration, n int) string {

@@ -264,6 +264,9 @@ type heraldPipeline struct {
 	store     dedupe.Store
 	closeDB   func()
 	first     firstCall
+	// redisTrips counts the round trips herald's Redis client has made
+	// (startHerald's; nil for a store the caller brought).
+	redisTrips *roundTrips
 }
 
 type pipelineConfig struct {
@@ -293,7 +296,12 @@ func startHerald(ctx context.Context, env *Env, cfg pipelineConfig, t *tracker) 
 		return nil, err
 	}
 	cfg.suppressions, cfg.prefs = hs.list, hs.prefs
-	return startHeraldWith(ctx, env.Templates, hs.store, hs.close, cfg, t)
+	hp, err := startHeraldWith(ctx, env.Templates, hs.store, hs.close, cfg, t)
+	if err != nil {
+		return nil, err
+	}
+	hp.redisTrips = hs.trips
+	return hp, nil
 }
 
 func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store, closeDB func(), cfg pipelineConfig, t *tracker) (*heraldPipeline, error) {

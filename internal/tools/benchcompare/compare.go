@@ -23,6 +23,7 @@ var figures = []struct {
 	{"alloc_bytes_per_message", true},
 	{"kafka_fetches_per_message", true},
 	{"kafka_produces_per_message", true},
+	{"redis_round_trips_per_message", true},
 	{"notifications_per_sec", false},
 	{"ratio_vs_baseline", false},
 	{"efficiency", false},
