@@ -285,14 +285,23 @@ func (s *Scheduler) Step(ctx context.Context) error {
 		s.pendingSeen = now
 	}
 	for range 64 { // bounded, so the whole check runs again under a flood
-		es, err := s.cfg.Index.Due(ctx, s.cfg.Now(), s.cfg.Batch, s.cfg.Lease)
+		if ctx.Err() != nil {
+			return ctx.Err() // stopping: lease no more
+		}
+		// A batch leased is fired whole, even when the process is
+		// stopping (herald run waits for the scheduler before it closes
+		// the producer): cut short, after its leases were taken, it stayed
+		// leased for the lease, and the next process fired it again then,
+		// late, and twice for what had gone out. The lease bounds it, as it
+		// bounds any firing.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Lease)
+		es, err := s.cfg.Index.Due(fctx, s.cfg.Now(), s.cfg.Batch, s.cfg.Lease)
+		if err == nil && len(es) > 0 {
+			err = s.fire(fctx, es)
+		}
+		cancel()
 		if err != nil {
 			return err
-		}
-		if len(es) > 0 {
-			if err := s.fire(ctx, es); err != nil {
-				return err
-			}
 		}
 		if len(es) < s.cfg.Batch {
 			break
