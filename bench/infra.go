@@ -397,10 +397,6 @@ func nanosleep(d time.Duration) {
 	}
 }
 
-// infraWords says in a row's note where Kafka and Redis were, and the CPU
-// the infrastructure process spent per message while herald ran (other,
-// over n messages): not counted in the row's CPU figure, but taken from
-// the same cores.
 // countRequests sets r's round-trip figures from rc and herald's Redis
 // round trips, counted over a window of n messages, and says them for its
 // note.
@@ -413,6 +409,10 @@ func (r *Result) countRequests(rc requestCounts, redisTrips int64, n int) string
 		rc.Fetch, rc.Produce, per(rc.Fetch), per(rc.Produce), redisTrips, per(redisTrips))
 }
 
+// infraWords says in a row's note where Kafka and Redis were, and the CPU
+// the infrastructure process spent per message while herald ran (other,
+// over n messages): not counted in the row's CPU figure, but taken from
+// the same cores.
 func infraWords(env *Env, other time.Duration, n int) string {
 	per := other.Seconds() * 1e6 / float64(max(1, n))
 	if env.Opts.RTT > 0 {
