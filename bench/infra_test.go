@@ -25,14 +25,7 @@ import (
 // client that learns brokers from metadata stays behind the proxy. It
 // asserts the lower bound only; the medians are logged, not judged.
 func TestRTTProxy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Kafka and Redis processes")
-	}
-	env, closeEnv, err := NewEnv(Options{Log: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeEnv()
+	env := infraEnv(t)
 	ctx := context.Background()
 
 	measure := func(name string, f func() error) time.Duration {
@@ -182,15 +175,7 @@ func containsKey(b []byte, key string) bool {
 // broker handles, and tells the bench process on request: one Publish to
 // an idle producer is one produce request, one ReadBatch one fetch.
 func TestInfraCountsRequests(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Kafka and Redis processes")
-	}
-	env, closeEnv, err := NewEnv(Options{Log: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeEnv()
-	in, err := env.cluster()
+	in, err := infraEnv(t).cluster()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,4 +217,19 @@ func TestInfraCountsRequests(t *testing.T) {
 	if got := after.sub(before); got != (requestCounts{Fetch: 1, Produce: 3}) {
 		t.Errorf("counted %+v for three publishes and one fetch, want {Fetch:1 Produce:3}", got)
 	}
+}
+
+// infraEnv is an Env for a test that starts infrastructure processes,
+// closed when the test ends; it skips the test in -short mode.
+func infraEnv(t *testing.T) *Env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts Kafka and Redis processes")
+	}
+	env, closeEnv, err := NewEnv(Options{Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeEnv)
+	return env
 }
