@@ -27,7 +27,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -92,8 +91,9 @@ type Result struct {
 	// the machine's speed drifts.
 	KafkaFetchesPerMessage  *float64 `json:"kafka_fetches_per_message,omitempty"`
 	KafkaProducesPerMessage *float64 `json:"kafka_produces_per_message,omitempty"`
-	// RedisRoundTripsPerMessage is the same for herald's Redis client:
-	// commands sent on their own and pipelines (pipeline and latency).
+	// RedisRoundTripsPerMessage is the same for herald's Redis hot path:
+	// the pipelines of its idempotency store and suppression list, and its
+	// preference lookups (pipeline and latency).
 	RedisRoundTripsPerMessage *float64 `json:"redis_round_trips_per_message,omitempty"`
 	// RTTms is the round trip the scenario's Kafka and Redis connections
 	// had added (herald bench --rtt); 0 is loopback.
@@ -385,41 +385,22 @@ type heraldStores struct {
 	store dedupe.Store
 	list  *suppress.Redis
 	prefs *prefs.Redis
-	// trips counts the client's round trips.
-	trips *roundTrips
+	// roundTrips counts the round trips of herald's Redis hot path: the
+	// shared pipelines (idempotency and suppression) and the preference
+	// lookups.
+	roundTrips func() uint64
 	// close closes the stores and the client.
 	close func()
 }
 
-// roundTrips is a go-redis hook that counts a client's round trips: a
-// command sent on its own is one, and so is a pipeline.
-type roundTrips struct{ n atomic.Int64 }
-
-func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmds)
-	}
-}
-
 // sharedRedis is heraldRedis on client.
 func sharedRedis(client redis.UniversalClient) *heraldStores {
-	trips := &roundTrips{}
-	client.AddHook(trips)
 	pipes := rpipe.New(client, 0)
 	store := dedupe.NewRedis(client, dedupe.Options{Pipes: pipes})
 	list := suppress.NewRedisOn(pipes, "", nil)
 	ps := prefs.NewRedis(client, "")
-	return &heraldStores{store: store, list: list, prefs: ps, trips: trips, close: func() {
+	trips := func() uint64 { return pipes.RoundTrips() + ps.RoundTrips() }
+	return &heraldStores{store: store, list: list, prefs: ps, roundTrips: trips, close: func() {
 		_ = ps.Close()
 		list.Close()
 		store.Close()

@@ -400,13 +400,13 @@ func nanosleep(d time.Duration) {
 // countRequests sets r's round-trip figures from rc and herald's Redis
 // round trips, counted over a window of n messages, and says them for its
 // note.
-func (r *Result) countRequests(rc requestCounts, redisTrips int64, n int) string {
+func (r *Result) countRequests(rc requestCounts, redisTrips uint64, n int) string {
 	per := func(c int64) float64 { return float64(c) / float64(max(1, n)) }
 	r.KafkaFetchesPerMessage = f64(round(per(rc.Fetch), 3))
 	r.KafkaProducesPerMessage = f64(round(per(rc.Produce), 3))
-	r.RedisRoundTripsPerMessage = f64(round(per(redisTrips), 3))
-	return fmt.Sprintf("kfake handled %d fetch and %d produce requests in the window, %.3f and %.3f per message; herald's Redis client made %d round trips, %.3f per message",
-		rc.Fetch, rc.Produce, per(rc.Fetch), per(rc.Produce), redisTrips, per(redisTrips))
+	r.RedisRoundTripsPerMessage = f64(round(per(int64(redisTrips)), 3))
+	return fmt.Sprintf("kfake handled %d fetch and %d produce requests in the window, %.3f and %.3f per message; herald's Redis stores made %d round trips, %.3f per message",
+		rc.Fetch, rc.Produce, per(rc.Fetch), per(rc.Produce), redisTrips, per(int64(redisTrips)))
 }
 
 // infraWords says in a row's note where Kafka and Redis were, and the CPU

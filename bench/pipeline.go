@@ -144,7 +144,7 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 	stopProgress()
 	cpu, icpu, gc := cpuTime()-cpu0, rig.infra.cpu()-icpu0, gcCPU()-gc0
 	req, rerr := rig.infra.requests()
-	trips := hp.redisTrips.n.Load() // herald's client is made in the window
+	trips := hp.redisTrips() // herald's stores are made in the window
 	objs, bytes := heapAllocs()
 	objs, bytes = objs-objs0, bytes-bytes0
 	stopProfile()
@@ -339,7 +339,7 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 		hp.close()
 		return Result{}, err
 	}
-	cpu0, icpu0, trips0 := cpuTime(), rig.infra.cpu(), hp.redisTrips.n.Load()
+	cpu0, icpu0, trips0 := cpuTime(), rig.infra.cpu(), hp.redisTrips()
 	if err := steady(ctx, brokers, eventsTopic, values, ds, latencyRate, t); err != nil {
 		stopProfile()
 		hp.close()
@@ -347,7 +347,7 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 	}
 	produceSecs := time.Since(t0).Seconds()
 	err = t.wait(ctx, time.Minute)
-	cpu, icpu, trips := cpuTime()-cpu0, rig.infra.cpu()-icpu0, hp.redisTrips.n.Load()-trips0
+	cpu, icpu, trips := cpuTime()-cpu0, rig.infra.cpu()-icpu0, hp.redisTrips()-trips0
 	req, rerr := rig.infra.requests()
 	stopProfile()
 	hp.close()

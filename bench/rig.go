@@ -264,9 +264,9 @@ type heraldPipeline struct {
 	store     dedupe.Store
 	closeDB   func()
 	first     firstCall
-	// redisTrips counts the round trips herald's Redis client has made
-	// (startHerald's; nil for a store the caller brought).
-	redisTrips *roundTrips
+	// redisTrips counts the round trips of herald's Redis hot path
+	// (startHerald's stores; nil for a store the caller brought).
+	redisTrips func() uint64
 }
 
 type pipelineConfig struct {
@@ -300,7 +300,7 @@ func startHerald(ctx context.Context, env *Env, cfg pipelineConfig, t *tracker) 
 	if err != nil {
 		return nil, err
 	}
-	hp.redisTrips = hs.trips
+	hp.redisTrips = hs.roundTrips
 	return hp, nil
 }
 
