@@ -1,6 +1,7 @@
 package obs
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -84,29 +85,32 @@ func TestLineTimeConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// BenchmarkLineTime is an entry's encoding with only its "ts", at a
-// worker's pace of lines (a new millisecond every 20): zap's
-// ISO8601TimeEncoder against lineTime, in the same run.
+// BenchmarkLineTime is an entry's encoding with only its "ts": zap's
+// ISO8601TimeEncoder against lineTime, in the same run, at three paces of
+// lines: a busy worker's (20 to a millisecond), 2 to a millisecond, and a
+// quiet process's (each line a millisecond of its own).
 func BenchmarkLineTime(b *testing.B) {
-	for _, bc := range []struct {
-		name string
-		f    zapcore.TimeEncoder
-	}{{"zap-ISO8601", zapcore.ISO8601TimeEncoder}, {"lineTime", lineTime}} {
-		b.Run(bc.name, func(b *testing.B) {
-			enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{TimeKey: "ts", EncodeTime: bc.f})
-			ts := time.Now()
-			i := 0
-			b.ReportAllocs()
-			for b.Loop() {
-				if i++; i%20 == 0 {
-					ts = ts.Add(time.Millisecond)
+	for _, pace := range []int{20, 2, 1} {
+		for _, bc := range []struct {
+			name string
+			f    zapcore.TimeEncoder
+		}{{"zap-ISO8601", zapcore.ISO8601TimeEncoder}, {"lineTime", lineTime}} {
+			b.Run(fmt.Sprintf("lines-per-ms=%d/%s", pace, bc.name), func(b *testing.B) {
+				enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{TimeKey: "ts", EncodeTime: bc.f})
+				ts := time.Now()
+				i := 0
+				b.ReportAllocs()
+				for b.Loop() {
+					if i++; i%pace == 0 {
+						ts = ts.Add(time.Millisecond)
+					}
+					buf, err := enc.EncodeEntry(zapcore.Entry{Time: ts}, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					buf.Free()
 				}
-				buf, err := enc.EncodeEntry(zapcore.Entry{Time: ts}, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				buf.Free()
-			}
-		})
+			})
+		}
 	}
 }
