@@ -100,14 +100,13 @@ func (w *Window) Contains(t time.Time, loc *time.Location) bool {
 	return m >= w.From || m < w.To
 }
 
-// End returns when the window that contains t ends, in loc: the next local
-// To after t. A To that a daylight-saving jump skips is normalised forward
-// by time.Date, so the result is always after t.
+// End returns when the window that contains t ends, in loc: the first
+// instant after t at which the local clock reads To or later.
 func (w *Window) End(t time.Time, loc *time.Location) time.Time {
 	lt := t.In(loc)
-	end := time.Date(lt.Year(), lt.Month(), lt.Day(), w.To/60, w.To%60, 0, 0, loc)
+	end := wallTime(lt.Year(), lt.Month(), lt.Day(), w.To, loc)
 	if !end.After(t) {
-		end = time.Date(lt.Year(), lt.Month(), lt.Day()+1, w.To/60, w.To%60, 0, 0, loc)
+		end = wallTime(lt.Year(), lt.Month(), lt.Day()+1, w.To, loc)
 	}
 	return end
 }
@@ -116,11 +115,38 @@ func (w *Window) End(t time.Time, loc *time.Location) time.Time {
 // local From at or before t.
 func (w *Window) Start(t time.Time, loc *time.Location) time.Time {
 	lt := t.In(loc)
-	start := time.Date(lt.Year(), lt.Month(), lt.Day(), w.From/60, w.From%60, 0, 0, loc)
+	start := wallTime(lt.Year(), lt.Month(), lt.Day(), w.From, loc)
 	if start.After(t) {
-		start = time.Date(lt.Year(), lt.Month(), lt.Day()-1, w.From/60, w.From%60, 0, 0, loc)
+		start = wallTime(lt.Year(), lt.Month(), lt.Day()-1, w.From, loc)
 	}
 	return start
+}
+
+// wallTime is the first instant at which the clock in loc reads minute
+// (of the day) on that day, or a later time. On most days that is
+// time.Date's answer. When a daylight-saving jump skips the minute,
+// time.Date picks an instant whose clock reads another time, earlier in
+// zones west of UTC (02:30 in New York on the day clocks go from 02:00 to
+// 03:00 becomes 01:30 EST, still inside quiet hours that end at 02:30) and
+// later in zones east of it: the answer is then the jump itself, when the
+// clock passes the minute (03:00 EDT).
+func wallTime(year int, month time.Month, day, minute int, loc *time.Location) time.Time {
+	t := time.Date(year, month, day, minute/60, minute%60, 0, 0, loc)
+	want := time.Date(year, month, day, minute/60, minute%60, 0, 0, time.UTC)
+	got := time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
+	switch {
+	case got.Equal(want):
+		return t
+	case got.After(want): // moved past the jump: the jump is where its zone starts
+		if start, _ := t.ZoneBounds(); !start.IsZero() {
+			return start
+		}
+	default: // moved before the jump: the jump is where its zone ends
+		if _, end := t.ZoneBounds(); !end.IsZero() {
+			return end
+		}
+	}
+	return t
 }
 
 // String is the window as written: "22:00-07:00 on push, sms".

@@ -250,6 +250,63 @@ func TestWindowEndAcrossDST(t *testing.T) {
 	}
 }
 
+// Window.End and Start on the days daylight-saving time begins, in zones
+// west and east of UTC and with jumps at midnight and of half an hour: the
+// end is the first instant the window no longer holds, never a time whose
+// clock still reads inside it. An outside tester's reminder due at 01:20 in
+// New York on 14 March 2027, inside quiet hours 01:00-02:30, was held until
+// 01:30 EST (time.Date's reading of the 02:30 that day skips) and went out
+// inside them.
+func TestWindowEdgesOnDaylightSavingJumps(t *testing.T) {
+	for _, tc := range []struct {
+		zone string
+		day  string // a day whose clocks jump forward
+	}{
+		{"America/New_York", "2027-03-14"}, {"America/Chicago", "2027-03-14"}, {"America/Los_Angeles", "2026-03-08"},
+		{"Europe/London", "2027-03-28"}, {"Europe/Berlin", "2027-03-28"}, {"Australia/Lord_Howe", "2026-10-04"},
+		{"America/Havana", "2026-03-08"}, {"America/Santiago", "2026-09-06"},
+	} {
+		loc, err := time.LoadLocation(tc.zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		day, err := time.ParseInLocation("2006-01-02", tc.day, loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every window edge on the quarter hour, and the times of day
+		// around them: the end of each window holding t is the first
+		// instant it no longer holds, and its start the last at which
+		// it began.
+		for from := 0; from < 24*60; from += 15 {
+			for _, length := range []int{30, 90, 9 * 60} {
+				w := &templates.Window{From: from, To: (from + length) % (24 * 60)}
+				for at := day.Add(-2 * time.Hour); at.Before(day.Add(28 * time.Hour)); at = at.Add(20 * time.Minute) {
+					if !w.Contains(at, loc) {
+						continue
+					}
+					end := w.End(at, loc)
+					if !end.After(at) || w.Contains(end, loc) || !w.Contains(end.Add(-time.Second), loc) {
+						t.Fatalf("%s %s-%s at %v: end %v (contains it: %v, contains a second before: %v)", tc.zone,
+							clock(w.From), clock(w.To), at.In(loc), end.In(loc), w.Contains(end, loc), w.Contains(end.Add(-time.Second), loc))
+					}
+					if start := w.Start(at, loc); start.After(at) || !w.Contains(start, loc) || w.Contains(start.Add(-time.Second), loc) {
+						t.Fatalf("%s %s-%s at %v: start %v", tc.zone, clock(w.From), clock(w.To), at.In(loc), start.In(loc))
+					}
+				}
+			}
+		}
+	}
+	ny, _ := time.LoadLocation("America/New_York")
+	w := &templates.Window{From: 60, To: 150}
+	at := time.Date(2027, 3, 14, 6, 20, 0, 0, time.UTC) // 01:20 EST
+	if end, want := w.End(at, ny), time.Date(2027, 3, 14, 7, 0, 0, 0, time.UTC); !end.Equal(want) {
+		t.Fatalf("quiet hours 01:00-02:30 on 14 March 2027 in New York end at %v, want %v (03:00 EDT)", end.In(ny), want.In(ny))
+	}
+}
+
+func clock(m int) string { return fmt.Sprintf("%02d:%02d", m/60, m%60) }
+
 // Quiet hours never push a reminder past the class it reminds of (the
 // outside tester's 06:30 class got its reminder at 07:00): it goes just
 // before the window instead, or at once when that has passed.
