@@ -308,7 +308,7 @@ func inappStage(common pipeline.Common, feeds feed.Store, tpl *templates.Set, st
 		return pipeline.Stage{}, err
 	}
 	return pipeline.Deliver(common, pipeline.Channel{Name: inapp.Name, Guard: guard, Renderer: tpl, Store: store, Owner: "bench-inapp", Priority: prio,
-		Wait: pipeline.NewWait(common, nil, nil)}) // caps off (benchCommon)
+		Wait: pipeline.NewWait(common, nil, nil, nil)}) // caps off (benchCommon)
 }
 
 // inappRecords plans bookings from g until n in-app notifications (the

@@ -340,7 +340,7 @@ func startHeraldWith(ctx context.Context, tpl *templates.Set, store dedupe.Store
 		}
 		st, err := pipeline.Deliver(common, pipeline.Channel{
 			Name: ch, Guard: guard, Renderer: tpl, Store: store, Suppressions: cfg.suppressions, Owner: "bench-" + string(ch),
-			Wait: pipeline.NewWait(common, nil, nil), // caps off (benchCommon)
+			Wait: pipeline.NewWait(common, nil, nil, nil), // caps off (benchCommon)
 		})
 		if err != nil {
 			hp.close()

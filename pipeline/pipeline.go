@@ -128,9 +128,10 @@ type Channel struct {
 // Wait is how a channel's worker hands notifications to the scheduler
 // and counts frequency caps.
 type Wait struct {
-	Defer func(ctx context.Context, n *notification.Notification, due time.Time, topic string) error
-	Caps  caps.Counter
-	CapOf func(n *notification.Notification) (caps.Limit, string, bool)
+	Defer    func(ctx context.Context, n *notification.Notification, due time.Time, topic string) error
+	Caps     caps.Counter
+	CapOf    func(n *notification.Notification) (caps.Limit, string, bool)
+	QuietEnd func(ctx context.Context, n *notification.Notification, at time.Time) (time.Time, error)
 }
 
 // NewPlanner is the dispatcher's planner on cfg: its SMS policy, its
@@ -145,13 +146,19 @@ func NewPlanner(cfg *config.Config, routes dispatcher.Routes, now func() time.Ti
 
 // NewWait is a channel's Wait on c: what is not yet due goes to the
 // scheduler through c's publisher, and, unless c's configuration turns
-// frequency caps off, counter counts the caps capOf finds.
-func NewWait(c Common, counter caps.Counter, capOf func(n *notification.Notification) (caps.Limit, string, bool)) *Wait {
+// frequency caps off, counter counts the caps capOf finds. Unless it turns
+// quiet hours off, quietEnd (nil for none) keeps a cap's release out of
+// them.
+func NewWait(c Common, counter caps.Counter, capOf func(n *notification.Notification) (caps.Limit, string, bool),
+	quietEnd func(ctx context.Context, n *notification.Notification, at time.Time) (time.Time, error)) *Wait {
 	w := &Wait{Defer: func(ctx context.Context, n *notification.Notification, due time.Time, topic string) error {
 		return schedule.Defer(ctx, c.Publisher, c.Metrics, n, due, topic, time.Now())
 	}}
 	if c.Config.Schedule.FrequencyCaps != config.Off {
 		w.Caps, w.CapOf = counter, capOf
+		if c.Config.Schedule.QuietHours != config.Off {
+			w.QuietEnd = quietEnd
+		}
 	}
 	return w
 }
@@ -185,7 +192,7 @@ func Deliver(c Common, ch Channel) (Stage, error) {
 		Logger: c.logger().With(zap.String("role", string(ch.Name))), Metrics: c.Metrics,
 	}
 	if ch.Wait != nil {
-		wc.Defer, wc.Caps, wc.CapOf = ch.Wait.Defer, ch.Wait.Caps, ch.Wait.CapOf
+		wc.Defer, wc.Caps, wc.CapOf, wc.QuietEnd = ch.Wait.Defer, ch.Wait.Caps, ch.Wait.CapOf, ch.Wait.QuietEnd
 	}
 	w, err := worker.New(wc)
 	if err != nil {

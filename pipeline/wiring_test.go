@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -36,12 +37,19 @@ func TestNewPlannerAndWaitFollowTheConfiguration(t *testing.T) {
 
 	counter := caps.NewMemory()
 	capOf := func(*notification.Notification) (caps.Limit, string, bool) { return caps.Limit{}, "", false }
+	quietEnd := func(context.Context, *notification.Notification, time.Time) (time.Time, error) {
+		return time.Time{}, nil
+	}
 	c := pipeline.Common{Config: cfg}
-	if w := pipeline.NewWait(c, counter, capOf); w.Defer == nil || w.Caps == nil || w.CapOf == nil {
-		t.Errorf("wait with caps on: Defer %v, Caps %v, CapOf set %v", w.Defer != nil, w.Caps, w.CapOf != nil)
+	if w := pipeline.NewWait(c, counter, capOf, quietEnd); w.Defer == nil || w.Caps == nil || w.CapOf == nil || w.QuietEnd != nil {
+		t.Errorf("wait with caps on, quiet hours off: Defer %v, Caps %v, CapOf set %v, QuietEnd set %v", w.Defer != nil, w.Caps, w.CapOf != nil, w.QuietEnd != nil)
+	}
+	cfg.Schedule.QuietHours = config.Defaults().Schedule.QuietHours
+	if w := pipeline.NewWait(c, counter, capOf, quietEnd); w.QuietEnd == nil {
+		t.Error("wait with caps and quiet hours on: no QuietEnd")
 	}
 	cfg.Schedule.FrequencyCaps = config.Off
-	if w := pipeline.NewWait(c, counter, capOf); w.Defer == nil || w.Caps != nil || w.CapOf != nil {
-		t.Errorf("wait with caps off: Defer %v, Caps %v, CapOf set %v", w.Defer != nil, w.Caps, w.CapOf != nil)
+	if w := pipeline.NewWait(c, counter, capOf, quietEnd); w.Defer == nil || w.Caps != nil || w.CapOf != nil || w.QuietEnd != nil {
+		t.Errorf("wait with caps off: Defer %v, Caps %v, CapOf set %v, QuietEnd set %v", w.Defer != nil, w.Caps, w.CapOf != nil, w.QuietEnd != nil)
 	}
 }

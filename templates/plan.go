@@ -398,6 +398,38 @@ func quietWindow(r *rule, cat *Category, c Choices) *Window {
 	return w
 }
 
+// QuietEnd is when the quiet hours that hold at, for n, end: those of n's
+// rule and category with the person's own times (c; nil when unknown), in
+// n's time zone. It is the zero time when at is outside them, when they do
+// not cover n's channel, or when n has priority high. A channel worker asks
+// before it holds a message back for its frequency cap: the dispatcher
+// checked quiet hours for the time it planned, not for the cap's release.
+func (s *Set) QuietEnd(n *notification.Notification, c Choices, at time.Time) time.Time {
+	if n.Priority == notification.High {
+		return time.Time{}
+	}
+	r := s.rules[ruleKey{n.Template, n.Channel}]
+	if r == nil {
+		return time.Time{}
+	}
+	cat := s.Category(r.category)
+	if cat == nil {
+		return time.Time{}
+	}
+	w := quietWindow(r, cat, c)
+	if !w.Applies(n.Channel) {
+		return time.Time{}
+	}
+	loc := time.UTC
+	if z := loadZone(n.TimeZone); z != nil {
+		loc = z
+	}
+	if !w.Contains(at, loc) {
+		return time.Time{}
+	}
+	return w.End(at, loc)
+}
+
 // quiet defers n to the end of its quiet hours when it is due inside them
 // (now, or its schedule's due time). Priority high goes through.
 func (s *Set) quiet(n *notification.Notification, r *rule, cat *Category, c Choices, loc *time.Location, now time.Time) {

@@ -471,3 +471,47 @@ func manyCancels(n int) string {
 	}
 	return b.String()
 }
+
+// QuietEnd answers a channel worker holding a message back for its cap:
+// the end of the quiet hours that hold at a time for the notification, as
+// planning would have deferred it, in its own zone and with the person's
+// own times; zero outside them, on a channel they do not cover, and for
+// priority high.
+func TestQuietEndForACapsRelease(t *testing.T) {
+	s := embedded(t)
+	push := planAt(t, s, "gym.class.reminder", "member-with-push-en.json", london(t, "2026-12-04 12:00"), templates.PlanOptions{})[notification.Push]
+	if push.Template == "" {
+		t.Fatal("no push planned")
+	}
+	if end, want := s.QuietEnd(&push, nil, london(t, "2026-12-04 23:30")), london(t, "2026-12-05 07:00"); !end.Equal(want) {
+		t.Fatalf("quiet end %v, want %v", end, want)
+	}
+	if end := s.QuietEnd(&push, nil, london(t, "2026-12-04 12:00")); !end.IsZero() {
+		t.Fatalf("quiet end %v at noon, want none", end)
+	}
+	own := choices{from: 13 * 60, to: 14 * 60, set: true}
+	if end, want := s.QuietEnd(&push, own, london(t, "2026-12-04 13:30")), london(t, "2026-12-04 14:00"); !end.Equal(want) {
+		t.Fatalf("quiet end with the person's own 13:00-14:00: %v, want %v", end, want)
+	}
+	if end := s.QuietEnd(&push, choices{from: 60, to: 60, set: true}, london(t, "2026-12-04 23:30")); !end.IsZero() {
+		t.Fatalf("quiet end %v for a person who turned quiet hours off", end)
+	}
+	ktm, err := time.LoadLocation("Asia/Kathmandu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	far := push
+	far.TimeZone = "Asia/Kathmandu"
+	if end, want := s.QuietEnd(&far, nil, time.Date(2026, 12, 4, 23, 0, 0, 0, ktm)), time.Date(2026, 12, 5, 7, 0, 0, 0, ktm); !end.Equal(want) {
+		t.Fatalf("quiet end in Kathmandu %v, want %v", end, want)
+	}
+	high := push
+	high.Priority = notification.High
+	if end := s.QuietEnd(&high, nil, london(t, "2026-12-04 23:30")); !end.IsZero() {
+		t.Fatalf("quiet end %v for priority high", end)
+	}
+	in := planAt(t, s, "gym.class.reminder", "member-with-push-en.json", london(t, "2026-12-04 12:00"), templates.PlanOptions{})[notification.Channel("inapp")]
+	if end := s.QuietEnd(&in, nil, london(t, "2026-12-04 23:30")); !end.IsZero() {
+		t.Fatalf("quiet end %v for in-app, which quiet hours do not cover", end)
+	}
+}

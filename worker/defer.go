@@ -59,11 +59,25 @@ func (w *Worker) capped(ctx context.Context, m *queue.Message, n *notification.N
 	if d.Allowed {
 		return false, nil
 	}
-	late := !n.ExpiresAt.IsZero() && !d.RetryAt.Before(n.ExpiresAt) // it would wait past its point
+	due := d.RetryAt
+	if policy == capDefer && w.cfg.QuietEnd != nil {
+		// The cap's room may come inside the person's quiet hours, which
+		// the dispatcher checked for the time it planned, not for this
+		// one (an outside tester's capped reminders went out in them).
+		end, err := w.cfg.QuietEnd(ctx, n, due)
+		if err != nil {
+			w.release(n, owner)
+			return true, failure.Retry(failure.ReasonUnavailable, fmt.Errorf("quiet hours of %s: %w", n.RecipientID, err))
+		}
+		if end.After(due) {
+			due = end
+		}
+	}
+	late := !n.ExpiresAt.IsZero() && !due.Before(n.ExpiresAt) // it would wait past its point
 	if policy == capDefer && w.cfg.Defer != nil && !late {
 		next := *n
 		next.Deferred = notification.DeferCap
-		if err := w.cfg.Defer(ctx, &next, d.RetryAt, topics.Channel(w.cfg.Channel)); err != nil {
+		if err := w.cfg.Defer(ctx, &next, due, topics.Channel(w.cfg.Channel)); err != nil {
 			w.release(n, owner)
 			return true, err
 		}
@@ -71,7 +85,7 @@ func (w *Worker) capped(ctx context.Context, m *queue.Message, n *notification.N
 		w.cfg.Metrics.Notifications.WithLabelValues(w.ch, obs.OutcomeDeferred, "").Inc()
 		w.outcomeLog.Info("notification deferred by its frequency cap", zap.String("outcome", obs.OutcomeDeferred), zap.String("deferred", notification.DeferCap),
 			zap.String("event_id", n.EventID), zap.String("notification_id", n.ID), zap.String("category", n.Category),
-			zap.Time("due_at", d.RetryAt), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset))
+			zap.Time("due_at", due), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset))
 		return true, nil
 	}
 	if err := w.persist(ctx, func(ctx context.Context) error {

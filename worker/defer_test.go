@@ -50,11 +50,11 @@ func kept(n *notification.Notification) notification.Notification {
 	return c
 }
 
-func newWaitRig(t *testing.T, policy string) *waitRig {
+func newWaitRig(t *testing.T, policy string, opts ...func(*worker.Config)) *waitRig {
 	r := &waitRig{s: &sender{}, store: dedupe.NewMemory(dedupe.Options{}), pub: &publisher{}, now: time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)}
 	log, logs := logtest.Observed()
 	r.logs = logs
-	w, err := worker.New(worker.Config{Channel: notification.SMS, Sender: r.s, Renderer: renderer{}, Store: r.store, Publisher: r.pub,
+	cfg := worker.Config{Channel: notification.SMS, Sender: r.s, Renderer: renderer{}, Store: r.store, Publisher: r.pub,
 		Owner: "w", Lease: 2 * time.Second, SendTimeout: time.Second, MaxAttempts: 5, QuickAttempts: 1,
 		Now: func() time.Time { return r.now }, Logger: log,
 		Defer: func(_ context.Context, n *notification.Notification, due time.Time, topic string) error {
@@ -65,7 +65,11 @@ func newWaitRig(t *testing.T, policy string) *waitRig {
 		CapOf: func(n *notification.Notification) (caps.Limit, string, bool) {
 			return caps.Limit{Max: 2, Per: time.Hour}, policy, n.Category == "reminders"
 		},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	w, err := worker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +126,76 @@ func TestCapDefers(t *testing.T) {
 	}
 	if r.s.calls != 6 {
 		t.Fatalf("%d sends, want every transactional one", r.s.calls)
+	}
+}
+
+// A cap's release that falls inside the person's quiet hours waits for
+// their end: an outside tester's third reminder of an hour, held by the
+// cap, went out inside quiet hours that began after it was planned. One
+// whose class starts before they end is capped; a lookup that fails is
+// retried, with nothing held.
+func TestCapReleaseWaitsOutQuietHours(t *testing.T) {
+	quietFrom, quietTo := time.Date(2026, 12, 4, 9, 30, 0, 0, time.UTC), time.Date(2026, 12, 4, 10, 30, 0, 0, time.UTC)
+	var lookupErr error
+	var asked []time.Time
+	quietEnd := func(c *worker.Config) {
+		c.QuietEnd = func(_ context.Context, n *notification.Notification, at time.Time) (time.Time, error) {
+			asked = append(asked, at)
+			if lookupErr != nil {
+				return time.Time{}, lookupErr
+			}
+			if !at.Before(quietFrom) && at.Before(quietTo) {
+				return quietTo, nil
+			}
+			return time.Time{}, nil
+		}
+	}
+	r := newWaitRig(t, "defer", quietEnd)
+	ctx := context.Background()
+	for i := range 3 { // 09:01, 09:02, 09:03: room again at 10:01, inside 09:30-10:30
+		r.now = r.now.Add(time.Minute)
+		if err := r.w.Handle(ctx, record(t, reminderNote(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.s.calls != 2 || len(r.deferred) != 1 {
+		t.Fatalf("%d sends, %d deferred; want 2 and 1", r.s.calls, len(r.deferred))
+	}
+	if d := r.deferred[0]; !d.due.Equal(quietTo) || d.n.Deferred != notification.DeferCap {
+		t.Fatalf("held until %v (%s), want the end of quiet hours %v (cap)", d.due, d.n.Deferred, quietTo)
+	}
+	if want := time.Date(2026, 12, 4, 10, 1, 0, 0, time.UTC); len(asked) != 1 || !asked[0].Equal(want) {
+		t.Fatalf("quiet hours asked about %v, want the cap's release %v", asked, want)
+	}
+
+	// A class at 10:15: waiting out quiet hours passes it, so it is capped.
+	r = newWaitRig(t, "defer", quietEnd)
+	for i := range 3 {
+		n := reminderNote(i)
+		n.ExpiresAt = time.Date(2026, 12, 4, 10, 15, 0, 0, time.UTC)
+		if err := r.w.Handle(ctx, record(t, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(r.deferred) != 0 || r.s.calls != 2 {
+		t.Fatalf("%d deferred, %d sent; want the third capped", len(r.deferred), r.s.calls)
+	}
+	if c, _ := r.store.Get(ctx, reminderNote(2).ID); c.Reason != obs.OutcomeCapped {
+		t.Fatalf("third's key %+v, want capped", c)
+	}
+
+	// The preferences cannot be read: retried, nothing held, claim given back.
+	r = newWaitRig(t, "defer", quietEnd)
+	lookupErr = errors.New("redis down")
+	var err error
+	for i := range 3 {
+		err = r.w.Handle(ctx, record(t, reminderNote(i)))
+	}
+	if err == nil || len(r.deferred) != 0 {
+		t.Fatalf("lookup failure: err %v, %d deferred; want a retry and none", err, len(r.deferred))
+	}
+	if c, _ := r.store.Get(ctx, reminderNote(2).ID); c.State == dedupe.StateInFlight || c.State == dedupe.StateSent {
+		t.Fatalf("third's key %+v after the failed lookup, want it given back", c)
 	}
 }
 

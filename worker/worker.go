@@ -114,6 +114,11 @@ type Config struct {
 	// or CapDrop), ok false for none. Both nil: no caps.
 	Caps  caps.Counter
 	CapOf func(n *notification.Notification) (l caps.Limit, policy string, ok bool)
+	// QuietEnd, if set, is when the quiet hours that hold at end for n's
+	// person (templates.Set.QuietEnd on their stored choices), the zero
+	// time when none hold. A notification a cap defers is held until then
+	// when the cap's release falls inside them.
+	QuietEnd func(ctx context.Context, n *notification.Notification, at time.Time) (time.Time, error)
 	// OptOut, if set, is told when a provider says the person opted out of
 	// the channel (SMS STOP, 21610), so their preferences say so too.
 	OptOut func(ctx context.Context, n *notification.Notification) error

@@ -89,6 +89,9 @@ type fleet struct {
 	// optedOut tells a channel worker whether a fired notification's
 	// person has turned it off since it was planned (preferences.go).
 	optedOut func(ctx context.Context, n *notification.Notification) (bool, error)
+	// quietEnd tells a channel worker when the quiet hours that hold at a
+	// time end for a notification's person (worker.Config.QuietEnd).
+	quietEnd func(ctx context.Context, n *notification.Notification, at time.Time) (time.Time, error)
 
 	mu        sync.Mutex
 	consumers []*kafkarun.Consumer
@@ -267,7 +270,7 @@ func (f *fleet) stages(role config.Role, pub queue.Publisher, owner string) ([]p
 	st, err := pipeline.Deliver(c, pipeline.Channel{
 		Name: ch, Guard: guard, Renderer: f.templates, Store: f.store, Suppressions: f.prot.list,
 		Limiter: f.limiter(ch), Receipts: f.receipts[ch], Owner: owner, Priority: prio,
-		Wait: pipeline.NewWait(c, f.caps, f.capOf), OptOut: f.optOut, OptedOut: f.optedOut,
+		Wait: pipeline.NewWait(c, f.caps, f.capOf, f.quietEnd), OptOut: f.optOut, OptedOut: f.optedOut,
 	})
 	if err != nil || prio == nil {
 		return []pipeline.Stage{st}, err

@@ -139,6 +139,17 @@ func (f *fleet) setupPreferences(rc redis.UniversalClient) prefs.Store {
 		allow, decided := c.Allows(cmp.Or(n.Category, templates.Transactional), n.Channel)
 		return decided && !allow, nil
 	}
+	f.quietEnd = func(ctx context.Context, n *notification.Notification, at time.Time) (time.Time, error) {
+		m, err := f.choices(ctx, []string{n.RecipientID})
+		if err != nil {
+			return time.Time{}, err
+		}
+		var c templates.Choices
+		if got, ok := m[n.RecipientID]; ok && got != nil {
+			c = got
+		}
+		return f.templates.Current().QuietEnd(n, c, at), nil
+	}
 	f.optOut = func(ctx context.Context, n *notification.Notification) error {
 		_, err := prefs.OptOut(ctx, store, n.RecipientID, n.Channel)
 		if errors.Is(err, prefs.ErrInvalid) || errors.Is(err, prefs.ErrCorrupt) {
