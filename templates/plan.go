@@ -3,6 +3,7 @@ package templates
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -229,6 +230,18 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 				ch = opts.Choices(p.ID)
 			}
 			allows := func(c notification.Channel) bool { return allowed(ch, p, cat, c) }
+			if cat.Required && len(r.onlyIfUnreachable) == 0 && !slices.ContainsFunc(r.channels, allows) {
+				// A required category is never switched off entirely
+				// (docs/preferences.md): a person whose choices, or
+				// whose event's preferences, turn off every channel
+				// this rule sends on (they kept only SMS, which a
+				// booking confirmation does not use) still gets it,
+				// once, on the first of its channels that reaches
+				// them (an outside tester's find).
+				if c, ok := s.requiredChannel(ev.Type, p, r.channels, cat, sample); ok {
+					allows = func(x notification.Channel) bool { return x == c }
+				}
+			}
 			if s.unreachableElsewhere(ev.Type, p, r.onlyIfUnreachable, check, sample, allows) {
 				continue
 			}
@@ -346,6 +359,20 @@ func allowed(c Choices, p *events.Person, cat *Category, ch notification.Channel
 		return v
 	}
 	return cat.Default(ch)
+}
+
+// requiredChannel is the channel a required category's rule sends on to
+// p when p's choices leave it none: the first of chs the category has on
+// by default that has an address for p, else the first with one.
+func (s *Set) requiredChannel(eventType string, p *events.Person, chs []notification.Channel, cat *Category, sample bool) (notification.Channel, bool) {
+	for _, byDefault := range []bool{true, false} {
+		for _, c := range chs {
+			if (!byDefault || cat.Default(c)) && len(s.addresses(eventType, p, c, sample)) > 0 {
+				return c, true
+			}
+		}
+	}
+	return "", false
 }
 
 func choicesOf(opts PlanOptions, id string) Choices {

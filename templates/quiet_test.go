@@ -515,3 +515,63 @@ func TestQuietEndForACapsRelease(t *testing.T) {
 		t.Fatalf("quiet end %v for in-app, which quiet hours do not cover", end)
 	}
 }
+
+// A required category is never switched off entirely: a person whose
+// choices turn off every channel a booking confirmation's rules send on
+// (an outside tester kept only SMS, which they do not use, and got no
+// confirmation at all) still gets each rule's message once, on the first
+// of its channels that reaches them. So does one whose event's own
+// preferences turn everything off. A category that is not required stays
+// off.
+func TestRequiredCategoryNeverSwitchedOffEntirely(t *testing.T) {
+	s := embedded(t)
+	now := london(t, "2026-12-04 12:00")
+	off := choices{allow: map[string]bool{"transactional/email": false, "transactional/push": false, "transactional/inapp": false,
+		"transactional/sms": true, "reminders/push": false, "reminders/sms": false}}
+	got := planAt(t, s, "gym.booking.confirmed", "member-en.json", now, templates.PlanOptions{Choices: func(string) templates.Choices { return off }})
+	confirmation := map[notification.Channel]bool{}
+	for ch, n := range got {
+		if n.Category == "transactional" {
+			confirmation[ch] = true
+		}
+	}
+	all, _, err := s.PlanWith(decode(t, sample(t, "gym.booking.confirmed", "member-en.json")), now,
+		templates.PlanOptions{Choices: func(string) templates.Choices { return off }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range all {
+		if n.Category == "reminders" {
+			t.Errorf("a reminder on %s, which the person turned off (reminders are not required)", n.Channel)
+		}
+	}
+	if !confirmation[notification.Email] || confirmation[notification.Push] || !confirmation[notification.Channel("inapp")] {
+		t.Fatalf("transactional messages on %v; want the email (the first of email, push) and the in-app item", confirmation)
+	}
+
+	m := sample(t, "gym.booking.confirmed", "member-en.json")
+	at(m, "data.member")["preferences"] = map[string]any{"email": false, "push": false, "inapp": false, "sms": false}
+	ns, _, err := s.PlanWith(decode(t, m), now, templates.PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, x := range ns {
+		if x.Category == "transactional" && x.Channel != notification.Channel("webhook") {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("no transactional message for a member whose event turns every channel off")
+	}
+
+	// Choices that leave a channel of the rule on are followed as they are.
+	pushOnly := choices{allow: map[string]bool{"transactional/email": false}}
+	got = planAt(t, s, "gym.booking.confirmed", "member-en.json", now, templates.PlanOptions{Choices: func(string) templates.Choices { return pushOnly }})
+	if _, ok := got[notification.Email]; ok {
+		t.Fatal("an email to a person who turned transactional email off and kept push")
+	}
+	if _, ok := got[notification.Push]; !ok {
+		t.Fatal("no push for a person who kept transactional push")
+	}
+}

@@ -179,7 +179,11 @@ func TestPlanHonoursPreferences(t *testing.T) {
 		{"all on", events.WaitlistPromoted, "member-en.json", nil, nil, "sms:1 push:1 inapp:1"},
 		{"sms off", events.WaitlistPromoted, "member-en.json", map[string]any{"sms": false}, nil, "push:1 inapp:1"},
 		{"push off", events.WaitlistPromoted, "member-en.json", map[string]any{"push": false}, nil, "sms:1 inapp:1"},
-		{"everything off", events.WaitlistPromoted, "member-en.json", map[string]any{"sms": false, "push": false, "email": false, "inapp": false}, nil, ""},
+		// Transactional is required, never switched off entirely: with
+		// every channel off each rule still sends once, on the first of
+		// its channels that reaches the member (TestRequiredCategory-
+		// NeverSwitchedOffEntirely).
+		{"everything off", events.WaitlistPromoted, "member-en.json", map[string]any{"sms": false, "push": false, "email": false, "inapp": false}, nil, "sms:1 inapp:1"},
 		{"email off", events.BookingConfirmed, "member-en.json", map[string]any{"email": false}, nil, "push:1 inapp:1"},
 		{"no phone", events.WaitlistPromoted, "member-en.json", nil, func(m map[string]any) { delete(m, "phone") }, "push:1 inapp:1"},
 		{"no email", events.BookingConfirmed, "member-en.json", nil, func(m map[string]any) { m["email"] = "" }, "push:1 inapp:1"},
