@@ -480,6 +480,23 @@ func (st *Story) Print(w io.Writer) {
 	if len(st.Notifications) == 0 {
 		fmt.Fprintln(w, "\nno notifications found for it")
 		for _, r := range st.Records {
+			// The event's own dead letter (no recipient: not a refusal):
+			// the dispatcher could not use it at all, and says why.
+			if r.Kind != "dead_letter" || r.RecipientID != "" || r.NotificationID != "" {
+				continue
+			}
+			if !r.Quoted {
+				fmt.Fprintf(w, "it was dead-lettered at stage %s before any notification was planned (%s): %s\n"+
+					"herald dlq inspect shows the record; docs/operations.md (HeraldDLQRate) says what to do for each reason\n",
+					dash(r.Stage), r.Class, refusal(r))
+				return
+			}
+			// Found by quoting the id: a record that could not be read as
+			// one event, which may be this one.
+			fmt.Fprintf(w, "a dead letter at stage %s quotes its id, a record that could not be read as one event (%s): %s;\n"+
+				"if that record is this event, it was never planned; herald dlq inspect shows it\n", dash(r.Stage), r.Class, refusal(r))
+		}
+		for _, r := range st.Records {
 			if r.Kind == "event" {
 				fmt.Fprintf(w, "the dispatcher read it and planned none: either type %s has no folder in the template set,\n"+
 					"so it was skipped (herald_events_total{outcome=\"unknown_type\"}), or no rule's recipients are\n"+

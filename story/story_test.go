@@ -183,7 +183,8 @@ func TestQuotedDeadLetterAndNothingPlanned(t *testing.T) {
 	}
 	var b bytes.Buffer
 	st.Print(&b)
-	for _, want := range []string{"could not be read as one event and quotes this id", "type gym.locker.opened has no folder in the template set"} {
+	for _, want := range []string{"could not be read as one event and quotes this id", "type gym.locker.opened has no folder in the template set",
+		"if that record is this event, it was never planned"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, b.String())
 		}
@@ -259,5 +260,32 @@ func TestReplacedReminderIsToldAsReplaced(t *testing.T) {
 	(&Story{EventID: "evt_move", Records: []Record{rec}}).Print(&out)
 	if !strings.Contains(out.String(), "replaces what earlier events scheduled under 1 key(s)") {
 		t.Errorf("the replacing event's story:\n%s", out.String())
+	}
+}
+
+// An event the dispatcher dead-lettered whole (too large, not JSON) is
+// told as that, with the dead letter's error, not as an event it read and
+// planned nothing for: an outside tester's 300,001-byte event was
+// explained as a type without templates or recipients all opted out.
+func TestPrintTellsAnEventsOwnDeadLetter(t *testing.T) {
+	at := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
+	st := &Story{EventID: "evBig_over", Since: at.Add(-time.Hour), Records: []Record{
+		{Time: at, Kind: "event", Topic: "gym.bookings.v1", EventType: "gym.booking.confirmed"},
+		{Time: at, Kind: "dead_letter", Topic: "herald.dlq.v1", Class: "poison", Reason: "decode", Stage: "dispatcher",
+			Error: "event is 300001 bytes, more than the 300000 allowed"},
+	}}
+	if err := st.decide(context.Background(), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	st.Print(&b)
+	out := b.String()
+	for _, want := range []string{"dead-lettered at stage dispatcher", "decode: event is 300001 bytes, more than the 300000 allowed", "herald dlq inspect"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "planned none") {
+		t.Errorf("output explains a dead-lettered event as read and planned:\n%s", out)
 	}
 }
