@@ -169,20 +169,7 @@ func TestCapReleaseWaitsOutQuietHours(t *testing.T) {
 	}
 
 	// A class at 10:15: waiting out quiet hours passes it, so it is capped.
-	r = newWaitRig(t, "defer", quietEnd)
-	for i := range 3 {
-		n := reminderNote(i)
-		n.ExpiresAt = time.Date(2026, 12, 4, 10, 15, 0, 0, time.UTC)
-		if err := r.w.Handle(ctx, record(t, n)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if len(r.deferred) != 0 || r.s.calls != 2 {
-		t.Fatalf("%d deferred, %d sent; want the third capped", len(r.deferred), r.s.calls)
-	}
-	if c, _ := r.store.Get(ctx, reminderNote(2).ID); c.Reason != obs.OutcomeCapped {
-		t.Fatalf("third's key %+v, want capped", c)
-	}
+	thirdCapped(t, newWaitRig(t, "defer", quietEnd), time.Date(2026, 12, 4, 10, 15, 0, 0, time.UTC))
 
 	// The preferences cannot be read: retried, nothing held, claim given back.
 	r = newWaitRig(t, "defer", quietEnd)
@@ -278,10 +265,18 @@ func TestFiredIsNotHandedBack(t *testing.T) {
 // cap with room only after the class starts, it is capped.
 func TestCapNeverDefersPastExpiry(t *testing.T) {
 	r := newWaitRig(t, "defer")
+	thirdCapped(t, r, r.now.Add(30*time.Minute)) // the window has room again only in an hour
+}
+
+// thirdCapped hands r three reminders that expire at expires, over a cap
+// of two, and requires the third capped: not held, not sent, its key
+// failed with reason capped.
+func thirdCapped(t *testing.T, r *waitRig, expires time.Time) {
+	t.Helper()
 	ctx := context.Background()
 	for i := range 3 {
 		n := reminderNote(i)
-		n.ExpiresAt = r.now.Add(30 * time.Minute) // the window has room again only in an hour
+		n.ExpiresAt = expires
 		if err := r.w.Handle(ctx, record(t, n)); err != nil {
 			t.Fatal(err)
 		}
