@@ -486,15 +486,15 @@ func (st *Story) Print(w io.Writer) {
 				continue
 			}
 			if !r.Quoted {
-				fmt.Fprintf(w, "it was dead-lettered at stage %s before any notification was planned (%s): %s\n"+
+				fmt.Fprintf(w, "it was dead-lettered at stage %s before any notification was planned: %s\n"+
 					"herald dlq inspect shows the record; docs/operations.md (HeraldDLQRate) says what to do for each reason\n",
-					dash(r.Stage), r.Class, refusal(r))
+					dash(r.Stage), deadLetterError(r))
 				return
 			}
 			// Found by quoting the id: a record that could not be read as
 			// one event, which may be this one.
-			fmt.Fprintf(w, "a dead letter at stage %s quotes its id, a record that could not be read as one event (%s): %s;\n"+
-				"if that record is this event, it was never planned; herald dlq inspect shows it\n", dash(r.Stage), r.Class, refusal(r))
+			fmt.Fprintf(w, "a dead letter at stage %s quotes its id, a record that could not be read as one event: %s;\n"+
+				"if that record is this event, it was never planned; herald dlq inspect shows it\n", dash(r.Stage), deadLetterError(r))
 		}
 		for _, r := range st.Records {
 			if r.Kind == "event" {
@@ -530,6 +530,16 @@ func shortID(id string) string {
 		return id[:16]
 	}
 	return id
+}
+
+// deadLetterError is a dead letter's error as its herald-error header
+// gives it ("decode (poison): event is not valid UTF-8"), which names its
+// reason and class already; its reason and class when it has none.
+func deadLetterError(r Record) string {
+	if r.Error != "" {
+		return r.Error
+	}
+	return r.Reason + " (" + r.Class + ")"
 }
 
 // refusal is what a verdict says of a dispatcher's refusal: its reason

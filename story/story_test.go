@@ -272,7 +272,7 @@ func TestPrintTellsAnEventsOwnDeadLetter(t *testing.T) {
 	st := &Story{EventID: "evBig_over", Since: at.Add(-time.Hour), Records: []Record{
 		{Time: at, Kind: "event", Topic: "gym.bookings.v1", EventType: "gym.booking.confirmed"},
 		{Time: at, Kind: "dead_letter", Topic: "herald.dlq.v1", Class: "poison", Reason: "decode", Stage: "dispatcher",
-			Error: "event is 300001 bytes, more than the 300000 allowed"},
+			Error: "decode (poison): event is 300001 bytes, more than the 300000 allowed"},
 	}}
 	if err := st.decide(context.Background(), nil, nil); err != nil {
 		t.Fatal(err)
@@ -280,7 +280,7 @@ func TestPrintTellsAnEventsOwnDeadLetter(t *testing.T) {
 	var b bytes.Buffer
 	st.Print(&b)
 	out := b.String()
-	for _, want := range []string{"dead-lettered at stage dispatcher", "decode: event is 300001 bytes, more than the 300000 allowed", "herald dlq inspect"} {
+	for _, want := range []string{"dead-lettered at stage dispatcher", "planned: decode (poison): event is 300001 bytes, more than the 300000 allowed", "herald dlq inspect"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
