@@ -219,10 +219,7 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 	seen := map[string]bool{}
 	for _, w := range work {
 		r, people, due, expires, keys := w.r, w.people, w.due, w.expires, w.keys
-		cat := s.Category(r.category)
-		if cat == nil { // an undeclared category, which lint reports
-			cat = defaultCategories()[Transactional]
-		}
+		cat := s.ruleCategory(r)
 		for i := range people {
 			p := &people[i]
 			var ch Choices
@@ -387,10 +384,7 @@ func choicesOf(opts PlanOptions, id string) Choices {
 func recipientZone(c Choices, p *events.Person, ev *events.Event) (string, *time.Location) {
 	var room [3]string // without allocating
 	names := room[:0]
-	if c != nil {
-		names = append(names, c.TimeZone())
-	}
-	names = append(names, p.TimeZone)
+	names = append(names, zoneOf(c), p.TimeZone)
 	if tz, ok := ev.Text("class.time_zone"); ok {
 		names = append(names, tz)
 	}
@@ -427,44 +421,64 @@ func quietWindow(r *rule, cat *Category, c Choices) *Window {
 
 // QuietEnd is when the quiet hours that hold at, for n, end: those of n's
 // rule and category with the person's own times (c; nil when unknown), in
-// n's time zone. It is the zero time when at is outside them, when they do
-// not cover n's channel, or when n has priority high. A channel worker asks
-// before it holds a message back for its frequency cap: the dispatcher
-// checked quiet hours for the time it planned, not for the cap's release.
+// their chosen zone, else n's. It is the zero time when at is outside them,
+// when they do not cover n's channel, or when n has priority high. A
+// channel worker asks before it holds a message back for its frequency cap:
+// the dispatcher checked quiet hours for the time it planned, not for the
+// cap's release.
 func (s *Set) QuietEnd(n *notification.Notification, c Choices, at time.Time) time.Time {
-	if n.Priority == notification.High {
-		return time.Time{}
-	}
 	r := s.rules[ruleKey{n.Template, n.Channel}]
 	if r == nil {
 		return time.Time{}
 	}
-	cat := s.Category(r.category)
-	if cat == nil {
-		return time.Time{}
-	}
-	w := quietWindow(r, cat, c)
-	if !w.Applies(n.Channel) {
-		return time.Time{}
-	}
+	w := quietFor(n, r, s.ruleCategory(r), c)
 	loc := time.UTC
-	if z := loadZone(n.TimeZone); z != nil {
-		loc = z
+	for _, name := range []string{zoneOf(c), n.TimeZone} {
+		if z := loadZone(name); name != "" && z != nil {
+			loc = z
+			break
+		}
 	}
-	if !w.Contains(at, loc) {
+	if w == nil || !w.Contains(at, loc) {
 		return time.Time{}
 	}
 	return w.End(at, loc)
 }
 
+// ruleCategory is r's category; an undeclared one (which lint reports)
+// counts as transactional.
+func (s *Set) ruleCategory(r *rule) *Category {
+	if cat := s.Category(r.category); cat != nil {
+		return cat
+	}
+	return defaultCategories()[Transactional]
+}
+
+// quietFor is the quiet hours that may hold n back (quietWindow), nil when
+// none cover its channel or it has priority high.
+func quietFor(n *notification.Notification, r *rule, cat *Category, c Choices) *Window {
+	if n.Priority == notification.High {
+		return nil
+	}
+	if w := quietWindow(r, cat, c); w.Applies(n.Channel) {
+		return w
+	}
+	return nil
+}
+
+// zoneOf is the zone the person chose, "" for none or no choices.
+func zoneOf(c Choices) string {
+	if c == nil {
+		return ""
+	}
+	return c.TimeZone()
+}
+
 // quiet defers n to the end of its quiet hours when it is due inside them
 // (now, or its schedule's due time). Priority high goes through.
 func (s *Set) quiet(n *notification.Notification, r *rule, cat *Category, c Choices, loc *time.Location, now time.Time) {
-	if n.Priority == notification.High {
-		return
-	}
-	w := quietWindow(r, cat, c)
-	if !w.Applies(n.Channel) {
+	w := quietFor(n, r, cat, c)
+	if w == nil {
 		return
 	}
 	at := now

@@ -505,6 +505,10 @@ func TestQuietEndForACapsRelease(t *testing.T) {
 	if end, want := s.QuietEnd(&far, nil, time.Date(2026, 12, 4, 23, 0, 0, 0, ktm)), time.Date(2026, 12, 5, 7, 0, 0, 0, ktm); !end.Equal(want) {
 		t.Fatalf("quiet end in Kathmandu %v, want %v", end, want)
 	}
+	// The zone the person chose since the plan counts, as at planning.
+	if end, want := s.QuietEnd(&push, choices{zone: "Asia/Kathmandu"}, time.Date(2026, 12, 4, 23, 0, 0, 0, ktm)), time.Date(2026, 12, 5, 7, 0, 0, 0, ktm); !end.Equal(want) {
+		t.Fatalf("quiet end in the chosen zone %v, want %v", end, want)
+	}
 	high := push
 	high.Priority = notification.High
 	if end := s.QuietEnd(&high, nil, london(t, "2026-12-04 23:30")); !end.IsZero() {
