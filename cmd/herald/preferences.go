@@ -144,11 +144,7 @@ func (f *fleet) setupPreferences(rc redis.UniversalClient) prefs.Store {
 		if err != nil {
 			return time.Time{}, err
 		}
-		var c templates.Choices
-		if got, ok := m[n.RecipientID]; ok && got != nil {
-			c = got
-		}
-		return f.templates.Current().QuietEnd(n, c, at), nil
+		return f.templates.Current().QuietEnd(n, m[n.RecipientID], at), nil // nil choices: none stored
 	}
 	f.optOut = func(ctx context.Context, n *notification.Notification) error {
 		_, err := prefs.OptOut(ctx, store, n.RecipientID, n.Channel)
