@@ -112,19 +112,14 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 	}
 	defer rig.close()
 	brokers, values, planned, total := rig.brokers, rig.values, rig.planned, rig.total
-	subsetTotal := 0
-	for _, x := range planned[:subset] {
-		subsetTotal += len(x)
-	}
+	subsetTotal := len(planned.upTo(subset))
 	if err := preload(ctx, brokers, append(eventMessages(eventsTopic, values), eventMessages(naiveEvents, values[:subset])...)); err != nil {
 		return Result{}, err
 	}
 	cfg := pipelineConfig{brokers: brokers, dispatch: true, channels: allChannels(), partitions: pipelinePartsNum, redis: rig.redis}
 
 	t := newTracker()
-	for _, x := range planned {
-		t.expect(x...)
-	}
+	t.expectKeys(planned.keys...)
 	runtime.GC() // the setup's garbage is not herald's
 	stopProfile := env.profileWindow("pipeline", "herald")
 	req0, err := rig.infra.requests()
@@ -157,9 +152,7 @@ func runPipeline(ctx context.Context, env *Env) (Result, error) {
 	env.Opts.logf("bench: pipeline: herald delivered %d notifications in %.2f s; the naive baseline next", total, secs)
 
 	bt := newTracker()
-	for _, x := range planned[:subset] {
-		bt.expect(x...)
-	}
+	bt.expectKeys(planned.upTo(subset)...)
 	np, err := startNaive(ctx, env, cfg, naiveEvents, bt)
 	if err != nil {
 		return Result{}, err
@@ -255,7 +248,7 @@ const (
 // service's concurrent requests would produce: a tick that waited for the
 // one before it held the rate to one publish per produce round trip, and
 // with a 0.5 ms RTT the 40,000 events took 84 s instead of 20.
-func steady(ctx context.Context, brokers []string, topic string, values [][]byte, planned [][]*delivery, rate int, t *tracker) error {
+func steady(ctx context.Context, brokers []string, topic string, values [][]byte, planned plannedIDs, entries []int32, rate int, t *tracker) error {
 	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: brokers})
 	defer p.Close()
 	const tick = 5 * time.Millisecond
@@ -286,7 +279,8 @@ func steady(ctx context.Context, brokers []string, topic string, values [][]byte
 		msgs := make([]queue.Message, 0, end-i)
 		now := time.Now()
 		for j := i; j < end; j++ {
-			t.stamp(now, planned[j])
+			lo, hi := planned.span(j)
+			t.stamp(now, entries[lo:hi])
 			msgs = append(msgs, queue.Message{Topic: topic, Key: []byte(fmt.Sprintf("cls-%d", j%200)), Value: values[j]})
 		}
 		select {
@@ -319,10 +313,7 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 	cfg := pipelineConfig{brokers: brokers, dispatch: true, channels: allChannels(), partitions: pipelinePartsNum, redis: rig.redis, stages: newStages()}
 
 	t := newTracker()
-	ds := make([][]*delivery, len(pids))
-	for i, x := range pids {
-		ds[i] = t.expect(x...)
-	}
+	es := t.expectKeys(pids.keys...)
 	hp, err := startHerald(ctx, env, cfg, t)
 	if err != nil {
 		return Result{}, err
@@ -340,7 +331,7 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 		return Result{}, err
 	}
 	cpu0, icpu0, trips0 := cpuTime(), rig.infra.cpu(), hp.redisTrips()
-	if err := steady(ctx, brokers, eventsTopic, values, ds, latencyRate, t); err != nil {
+	if err := steady(ctx, brokers, eventsTopic, values, pids, es, latencyRate, t); err != nil {
 		stopProfile()
 		hp.close()
 		return Result{}, err
@@ -361,10 +352,7 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 
 	// Baseline: the naive loops at the same rate, for a shorter time.
 	bt := newTracker()
-	bds := make([][]*delivery, bn)
-	for i, x := range pids[:bn] {
-		bds[i] = bt.expect(x...)
-	}
+	bes := bt.expectKeys(pids.upTo(bn)...)
 	np, err := startNaive(ctx, env, cfg, naiveEvents, bt)
 	if err != nil {
 		return Result{}, err
@@ -372,7 +360,7 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 	// The naive readers join their groups on their first fetch; give them
 	// the same head start herald had (joined before the first produce).
 	time.Sleep(2 * time.Second)
-	if err := steady(ctx, brokers, naiveEvents, values[:bn], bds, latencyRate, bt); err != nil {
+	if err := steady(ctx, brokers, naiveEvents, values[:bn], pids, bes, latencyRate, bt); err != nil {
 		np.close()
 		return Result{}, err
 	}
@@ -466,12 +454,12 @@ type eventRig struct {
 	redis   *redis.Options // herald's and the baseline's Redis (the proxy with --rtt)
 	infra   *infra
 	values  [][]byte
-	// planned holds the ids of each event's notifications, not the
-	// notifications: the measured process keeps only what the tracker
+	// planned holds the ids of each event's notifications, hashed, not
+	// the notifications: the measured process keeps only what the tracker
 	// needs, or the bench's own live heap (300 MB of planned
 	// notifications for the latency scenario) would set the length of
 	// herald's GC cycles.
-	planned [][]string
+	planned plannedIDs
 	total   int
 }
 
@@ -491,9 +479,5 @@ func newEventRig(ctx context.Context, env *Env, n int, prefix string) (*eventRig
 		kc.Close()
 		return nil, err
 	}
-	pids := make([][]string, len(planned))
-	for i, ns := range planned {
-		pids[i] = ids(ns)
-	}
-	return &eventRig{close: kc.Close, brokers: brokers, redis: kc.redisOptions(), infra: kc, values: values, planned: pids, total: total}, nil
+	return &eventRig{close: kc.Close, brokers: brokers, redis: kc.redisOptions(), infra: kc, values: values, planned: newPlannedIDs(planned), total: total}, nil
 }
