@@ -19,10 +19,12 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strconv"
 	"strings"
@@ -205,40 +207,66 @@ type Options struct {
 	// baselines. It cannot be combined with another CPU profile of the
 	// process.
 	WindowProfiles string
+	// WindowTraces, when set, is a directory that gets an execution trace
+	// (runtime/trace) of the whole bench process over each measured
+	// window, named as WindowProfiles' files with ".trace". In the latency
+	// scenario each notification slower than the target is logged in it
+	// (SlowLogCategory), so that go run ./internal/tools/tracegc can line
+	// the slow ones up with the collector's phases.
+	WindowTraces string
 }
 
-// profileWindow starts the CPU profile of window name of the current
-// scenario (Options.WindowProfiles); stop ends it. Without a directory it
-// does nothing. A profile that cannot start is logged, not fatal: the
-// figures are measured all the same.
+// profileWindow starts the CPU profile (Options.WindowProfiles) and the
+// execution trace (Options.WindowTraces) of window name of the current
+// scenario; stop ends them. Without a directory it does nothing. A profile
+// or trace that cannot start is logged, not fatal: the scenario's figures
+// do not depend on it.
 func (e *Env) profileWindow(scenario, name string) (stop func()) {
-	if e.Opts.WindowProfiles == "" {
-		return func() {}
-	}
 	file := scenario + "-" + name
 	if e.Opts.RTT > 0 {
 		file += "-rtt" + strconv.FormatFloat(float64(e.Opts.RTT)/float64(time.Millisecond), 'f', -1, 64) + "ms"
 	}
-	path := filepath.Join(e.Opts.WindowProfiles, file+".pprof")
+	var stops []func()
+	if e.Opts.WindowProfiles != "" {
+		if s := e.windowFile(e.Opts.WindowProfiles, file+".pprof", pprof.StartCPUProfile, pprof.StopCPUProfile); s != nil {
+			stops = append(stops, s)
+		}
+	}
+	if e.Opts.WindowTraces != "" {
+		if s := e.windowFile(e.Opts.WindowTraces, file+".trace", trace.Start, trace.Stop); s != nil {
+			stops = append(stops, s)
+		}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			for _, s := range stops {
+				s()
+			}
+		})
+	}
+}
+
+// windowFile starts writing one window's profile or trace into dir/name,
+// and returns what stops it (nil when it could not start).
+func (e *Env) windowFile(dir, name string, start func(io.Writer) error, stop func()) func() {
+	path := filepath.Join(dir, name)
 	f, err := os.Create(path)
 	if err == nil {
-		if err = pprof.StartCPUProfile(f); err != nil {
+		if err = start(f); err != nil {
 			f.Close()
 			os.Remove(path) // an empty file would pass for a profile
 		}
 	}
 	if err != nil {
-		e.Opts.logf("bench: %s: no window profile: %v", file, err)
-		return func() {}
+		e.Opts.logf("bench: %s: not recorded: %v", name, err)
+		return nil
 	}
-	var once sync.Once
 	return func() {
-		once.Do(func() {
-			pprof.StopCPUProfile()
-			if err := f.Close(); err != nil {
-				e.Opts.logf("bench: %s: %v", path, err)
-			}
-		})
+		stop()
+		if err := f.Close(); err != nil {
+			e.Opts.logf("bench: %s: %v", path, err)
+		}
 	}
 }
 

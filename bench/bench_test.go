@@ -1,16 +1,19 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/trace"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/internal/retaintest"
 	"github.com/gymhq/herald/notification"
 )
@@ -214,10 +217,10 @@ func TestTrackerGivesTheCollectorNothingToMark(t *testing.T) {
 	at := time.Now()
 	tr.stamp(at.Add(-5*time.Millisecond), es[:2])
 	tr.produced(at.Add(-time.Millisecond), "c", "unexpected")
-	tr.receive("a")
-	tr.receive("a")
-	tr.receive("c")
-	tr.receive("never expected")
+	tr.receive("a", nil)
+	tr.receive("a", nil)
+	tr.receive("c", nil)
+	tr.receive("never expected", nil)
 	lat, missing := tr.latencies(at.Add(time.Second))
 	if len(lat) != 4 || missing != 2 || tr.dups != 1 || tr.received() != 2 {
 		t.Fatalf("latencies %v, %d missing, %d duplicates, %d received; want 4 (2 at the cutoff), 2, 1, 2", lat, missing, tr.dups, tr.received())
@@ -262,7 +265,7 @@ func TestTrackerKeepsNoReceivedString(t *testing.T) {
 	tr := newTracker()
 	tr.expect("n-1")
 	tr.produced(time.Now(), "n-1")
-	if retaintest.Kept("n-1", tr.receive) {
+	if retaintest.Kept("n-1", func(id string) { tr.receive(id, nil) }) {
 		t.Fatal("the tracker still holds the record its received id came from")
 	}
 	if lat, missing := tr.latencies(time.Time{}); len(lat) != 1 || missing != 0 {
@@ -281,5 +284,32 @@ func kafkaRequestsCounted(t *testing.T, r Result, b []byte) {
 	}
 	if r.RedisRoundTripsPerMessage == nil || *r.RedisRoundTripsPerMessage <= 0 {
 		t.Errorf("%s: Redis round trips per notification missing: %s", r.Scenario, b)
+	}
+}
+
+// TestTrackerLogsSlowReceiptsInTheTrace: with an execution trace being
+// written (--window-traces), a receipt slower than the tracker's slow
+// threshold is logged in it with its event and channel, and a fast one is
+// not; without a trace, nothing is formatted.
+func TestTrackerLogsSlowReceiptsInTheTrace(t *testing.T) {
+	var buf bytes.Buffer
+	if err := trace.Start(&buf); err != nil {
+		t.Skipf("an execution trace is already being written: %v", err)
+	}
+	tr := newTracker()
+	tr.slow = 10 * time.Millisecond
+	es := tr.expect("n-slow", "n-fast")
+	tr.stamp(time.Now().Add(-50*time.Millisecond), es[:1])
+	tr.stamp(time.Now(), es[1:])
+	tr.receive("n-slow", &channels.Message{NotificationID: "n-slow", EventID: "evt-slow", Channel: notification.Email})
+	tr.receive("n-fast", &channels.Message{NotificationID: "n-fast", EventID: "evt-fast", Channel: notification.SMS})
+	trace.Stop()
+	for _, want := range []string{SlowLogCategory, " evt-slow email n-slow"} {
+		if !bytes.Contains(buf.Bytes(), []byte(want)) {
+			t.Errorf("the trace has no %q", want)
+		}
+	}
+	if bytes.Contains(buf.Bytes(), []byte("evt-fast")) {
+		t.Error("a receipt faster than the threshold was logged")
 	}
 }

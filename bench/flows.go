@@ -106,7 +106,7 @@ func runFlowsCompete(ctx context.Context, env *Env) (Result, error) {
 			}
 			var it struct{ ID string }
 			if json.Unmarshal(c.Data, &it) == nil {
-				cur.Load().receive(it.ID)
+				cur.Load().receive(it.ID, nil)
 			}
 		})
 	}()

@@ -313,6 +313,7 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 	cfg := pipelineConfig{brokers: brokers, dispatch: true, channels: allChannels(), partitions: pipelinePartsNum, redis: rig.redis, stages: newStages()}
 
 	t := newTracker()
+	t.slow = time.Duration(latencyP99Target * float64(time.Millisecond))
 	es := t.expectKeys(pids.keys...)
 	hp, err := startHerald(ctx, env, cfg, t)
 	if err != nil {

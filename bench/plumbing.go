@@ -343,7 +343,7 @@ func runPlumbing(ctx context.Context, env *Env, cfg pipelineConfig, values [][]b
 				if err := store.MarkSent(ctx, id, "plumbing", "sent-"+id); err != nil {
 					return fatal(err)
 				}
-				t.receive(id)
+				t.receive(id, nil)
 				return nil
 			}))
 		if err != nil {

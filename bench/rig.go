@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"runtime/trace"
+	"strconv"
 	"sync"
 	"time"
 
@@ -68,7 +70,17 @@ type tracker struct {
 	sends int
 	done  chan struct{}
 	last  time.Time
+	// slow, when not zero, is the latency above which a receipt is
+	// logged in the execution trace, when one is being written
+	// (Options.WindowTraces).
+	slow time.Duration
 }
+
+// SlowLogCategory is the category of the execution trace's log entry for
+// a notification slower than the latency target: its message is the
+// latency in microseconds, the event's id, the channel and the
+// notification's id, separated by spaces.
+const SlowLogCategory = "herald.slow"
 
 // delivery is one expected notification: when its event was produced and
 // its first receipt, as nanoseconds after the tracker's base plus one
@@ -148,7 +160,9 @@ func (t *tracker) produced(at time.Time, ids ...string) {
 	}
 }
 
-func (t *tracker) receive(id string) {
+// receive records a receipt of id; from, when known, is the message the
+// sink was given (for the slow log).
+func (t *tracker) receive(id string, from *channels.Message) {
 	now := time.Now()
 	var k uint64
 	if !t.anyID {
@@ -177,6 +191,10 @@ func (t *tracker) receive(id string) {
 		return
 	}
 	d.got = t.at(now)
+	if l := time.Duration(d.got - d.produced); t.slow > 0 && from != nil && d.produced != 0 && l > t.slow && trace.IsEnabled() {
+		trace.Log(context.Background(), SlowLogCategory,
+			strconv.FormatInt(int64(l/time.Microsecond), 10)+" "+from.EventID+" "+string(from.Channel)+" "+id)
+	}
 	t.nGot++
 	t.last = now
 	if t.nGot == t.expected {
@@ -257,7 +275,7 @@ func (s *sink) Send(ctx context.Context, m *channels.Message) (channels.Receipt,
 			return channels.Receipt{}, ctx.Err()
 		}
 	}
-	s.t.receive(m.NotificationID)
+	s.t.receive(m.NotificationID, m)
 	return channels.Receipt{ProviderMessageID: "bench-" + m.NotificationID}, nil
 }
 

@@ -34,6 +34,7 @@ func cmdBench(args []string) int {
 	update := fs.String("update", "", "also write the table between the markers in this Markdown file (make bench: BENCHMARKS.md)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file (go tool pprof)")
 	windowProfiles := fs.String("window-profiles", "", "write a CPU profile of this whole process over each measured window of pipeline and latency (herald's, and the plumbing floor's) into this directory, one file per window: every goroutine, none of the setup (not with --cpuprofile)")
+	windowTraces := fs.String("window-traces", "", "write an execution trace (runtime/trace) of this whole process over each measured window of pipeline and latency into this directory, one file per window; in latency each notification slower than the target is logged in it (category "+bench.SlowLogCategory+"), for go run ./internal/tools/tracegc")
 	memProfile := fs.String("memprofile", "", "write this process's allocations over the run to the file when it ends (go tool pprof -sample_index=alloc_space)")
 	scale := fs.Float64("scale", 1, "multiply message counts and durations (1 = the sizes the targets are set for)")
 	rttFlag := fs.String("rtt", "0", "round trip added to every Kafka and Redis connection of herald and its baseline, through latency proxies (0 = loopback); a comma-separated list runs the scenarios once per value, e.g. 0,0.5ms (scenarios that take a round trip: "+strings.Join(bench.RTTScenarios(), ",")+")")
@@ -97,21 +98,24 @@ func cmdBench(args []string) int {
 			return 2
 		}
 	}
-	if *windowProfiles != "" {
-		if *cpuProfile != "" {
-			fmt.Fprintln(os.Stderr, "herald bench: --window-profiles and --cpuprofile: a process has one CPU profile at a time; choose one")
-			return 2
+	if *windowProfiles != "" && *cpuProfile != "" {
+		fmt.Fprintln(os.Stderr, "herald bench: --window-profiles and --cpuprofile: a process has one CPU profile at a time; choose one")
+		return 2
+	}
+	for flagName, dir := range map[string]string{"window-profiles": *windowProfiles, "window-traces": *windowTraces} {
+		if dir == "" {
+			continue
 		}
-		if st, err := os.Stat(*windowProfiles); err != nil || !st.IsDir() {
-			fmt.Fprintf(os.Stderr, "herald bench: --window-profiles %s: want an existing directory\n", *windowProfiles)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			fmt.Fprintf(os.Stderr, "herald bench: --%s %s: want an existing directory\n", flagName, dir)
 			return 2
 		}
 		if !ran["pipeline"] && !ran["latency"] {
-			fmt.Fprintln(os.Stderr, "herald bench: --window-profiles: only pipeline and latency have windows it profiles; add one of them to --scenario")
+			fmt.Fprintf(os.Stderr, "herald bench: --%s: only pipeline and latency have the windows it records; add one of them to --scenario\n", flagName)
 			return 2
 		}
 	}
-	env, closeEnv, err := bench.NewEnv(bench.Options{Scale: *scale, WindowProfiles: *windowProfiles, Log: func(f string, a ...any) {
+	env, closeEnv, err := bench.NewEnv(bench.Options{Scale: *scale, WindowProfiles: *windowProfiles, WindowTraces: *windowTraces, Log: func(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, f+"\n", a...)
 	}})
 	if err != nil {

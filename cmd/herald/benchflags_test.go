@@ -43,13 +43,16 @@ func TestBenchTinyScaleRefused(t *testing.T) {
 }
 
 // --window-profiles takes an existing directory, not beside --cpuprofile
-// (the process has one CPU profile at a time), and a scenario it profiles.
+// (the process has one CPU profile at a time), and a scenario it profiles;
+// --window-traces an existing directory and such a scenario too.
 func TestBenchWindowProfilesFlag(t *testing.T) {
 	dir := t.TempDir()
 	for _, args := range [][]string{
 		{"--scenario", "pipeline", "--window-profiles", dir, "--cpuprofile", dir + "/cpu.pprof"},
 		{"--scenario", "pipeline", "--window-profiles", dir + "/missing"},
 		{"--scenario", "anchor,backlog", "--window-profiles", dir}, // no window it profiles: it used to write nothing, silently
+		{"--scenario", "latency", "--window-traces", dir + "/missing"},
+		{"--scenario", "anchor", "--window-traces", dir},
 	} {
 		if code := cmdBench(args); code != 2 {
 			t.Errorf("herald bench %v: exit %d, want 2", args, code)
