@@ -10,6 +10,9 @@
 //	herald bench --scenario latency --window-traces DIR
 //	go run ./internal/tools/tracegc DIR/latency-herald.trace
 //
+// A trace of a running pod (HERALD_PPROF=on, /debug/pprof/trace?seconds=5;
+// docs/operations.md) reads the same way, without slow notifications.
+//
 // It found the bench's own bookkeeping in herald's mark phases (BENCHMARKS.md,
 // issue 14's twenty-fifth pass). Nothing is asserted; it prints a report.
 package main
