@@ -114,14 +114,11 @@ func (d *Dispatcher) Handle(ctx context.Context, m *queue.Message) error {
 			// whose cancellation may have been read first. Its record
 			// carries the JSON form (Schedule applies the same limits),
 			// so the binary form is not built for it.
-			r, err := schedule.Schedule(n, n.DueAt, topics.Channel(n.Channel), now)
+			sm, err := schedule.ScheduleMessage(n, n.DueAt, topics.Channel(n.Channel), now)
 			if err == nil {
-				var sm queue.Message
-				if sm, err = schedule.Message(r); err == nil {
-					msgs = append(msgs, sm)
-					held++
-					continue
-				}
+				msgs = append(msgs, sm)
+				held++
+				continue
 			}
 			refused = cmp.Or(refused, err)
 			continue

@@ -249,7 +249,7 @@ func sizeLimit(n *Notification) int {
 // It is written by hand (appendJSON), byte for byte as encoding/json with
 // HTML escaping off would write the struct.
 func JSON(n *Notification) ([]byte, error) {
-	return appendJSON(make([]byte, 0, 512+64*len(n.Data)), n)
+	return appendJSON(make([]byte, 0, JSONSizeHint(n)), n)
 }
 
 // EncodeJSON is Encode in the readable JSON form, under the same size
@@ -257,16 +257,27 @@ func JSON(n *Notification) ([]byte, error) {
 // scheduler's (package schedule), which embeds the notification as a JSON
 // value. Decode reads it like the binary form.
 func EncodeJSON(n *Notification) ([]byte, error) {
-	out, err := JSON(n)
+	return AppendJSON(make([]byte, 0, JSONSizeHint(n)), n)
+}
+
+// AppendJSON appends to b what EncodeJSON returns for n, under the same
+// limits: for a record that embeds the notification, written in one
+// buffer (schedule.ScheduleMessage).
+func AppendJSON(b []byte, n *Notification) ([]byte, error) {
+	start := len(b)
+	out, err := appendJSON(b, n)
 	if err != nil {
 		return nil, err
 	}
-	if limit := sizeLimit(n); len(out) > limit {
+	if limit := sizeLimit(n); len(out)-start > limit {
 		return nil, failure.Errorf(failure.Permanent, failure.ReasonTooLarge,
-			"%s notification %s is %d bytes encoded, more than the %d allowed", n.Channel, n.ID, len(out), limit)
+			"%s notification %s is %d bytes encoded, more than the %d allowed", n.Channel, n.ID, len(out)-start, limit)
 	}
 	return out, nil
 }
+
+// JSONSizeHint is room for most notifications' JSON.
+func JSONSizeHint(n *Notification) int { return 512 + 64*len(n.Data) }
 
 // Decode parses and validates a notification read from a channel topic. Any
 // error is classified as poison: the bytes will never become deliverable.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gymhq/herald/failure"
 	"github.com/gymhq/herald/notification"
+	"github.com/gymhq/herald/queue"
 )
 
 func sampleNotification() *notification.Notification {
@@ -468,5 +469,77 @@ func TestReplaceRecord(t *testing.T) {
 	}
 	if r := ReplaceRecord("evt_1s", time.Unix(1, 0), []string{"k"}, now); r == nil || !Covers(r.EventTime(), time.Unix(0, 0)) || Covers(r.EventTime(), time.Unix(1, 0)) {
 		t.Errorf("an event at the epoch's second second replaces %+v", r)
+	}
+}
+
+// FuzzScheduleMessageAsScheduleThenMessage: ScheduleMessage, which writes
+// the notification's JSON straight into the record's, is Schedule then
+// Message byte for byte, and fails where they fail with the same class and
+// reason: a notification over its limit, a topic not herald's, a due time
+// JSON cannot hold, cancel keys no record takes.
+func FuzzScheduleMessageAsScheduleThenMessage(f *testing.F) {
+	f.Add("tok_1", "Spin <45>", "gym.booking.confirmed/reminder|booking_id=b1", "herald.push.v1", int64(1764000000123456789), int64(1764000000000000000), 0, 0)
+	f.Add("t", "x", "", "herald.email.v1", int64(1), int64(0), 3, 0)
+	f.Add("t", "x", "k", "other.topic", int64(1764000000000000000), int64(1), 0, 0)
+	f.Add("t", "x", "k", "herald.push.v1", int64(253402300800000000), int64(1), 0, 0) // the year 10000
+	f.Add("t", "x", "k\nk", "herald.push.v1", int64(1764000000000000000), int64(1), 0, 0)
+	f.Add("t", "x", "k", "herald.push.v1", int64(1764000000000000000), int64(1), 0, notification.MaxEncodedSize)
+	f.Add("t", "x", "k", "herald.push.v1", int64(1764000000000000000), int64(1), 1, notification.MaxEncodedSize-300)
+	f.Fuzz(func(t *testing.T, to, class, keys, topic string, due, at int64, attempt, pad int) {
+		n := sampleNotification()
+		n.To, n.Data["class_name"], n.Attempt = to, class, attempt%4
+		if pad > 0 && pad <= 2*notification.MaxEncodedSize {
+			n.Data["pad"] = strings.Repeat("p", pad)
+		}
+		n.CancelKeys = nil
+		if keys != "" {
+			n.CancelKeys = strings.Split(keys, ";")
+		}
+		dueAt, atAt := time.Unix(0, due), time.Unix(0, at)
+		var want queue.Message
+		r, werr := Schedule(n, dueAt, topic, atAt)
+		if werr == nil {
+			want, werr = Message(r)
+		}
+		got, gerr := ScheduleMessage(n, dueAt, topic, atAt)
+		if (werr == nil) != (gerr == nil) || werr != nil && (failure.ClassOf(werr) != failure.ClassOf(gerr) || failure.ReasonOf(werr) != failure.ReasonOf(gerr) || werr.Error() != gerr.Error()) {
+			t.Fatalf("errors differ: Schedule then Message %v, ScheduleMessage %v", werr, gerr)
+		}
+		if gerr != nil {
+			return
+		}
+		if got.Topic != want.Topic || !bytes.Equal(got.Key, want.Key) || !bytes.Equal(got.Value, want.Value) || !got.Time.Equal(want.Time) {
+			t.Fatalf("messages differ:\n got %s %s %s %v\nwant %s %s %s %v", got.Topic, got.Key, got.Value, got.Time, want.Topic, want.Key, want.Value, want.Time)
+		}
+	})
+}
+
+// TestScheduleMessageWritesOneRecordBuffer: the record and the notification
+// in it are one buffer; Schedule then Message wrote the notification's JSON
+// into a buffer of its own and copied it.
+func TestScheduleMessageWritesOneRecordBuffer(t *testing.T) {
+	n := sampleNotification()
+	due := n.CreatedAt.Add(2 * time.Hour)
+	long := testing.AllocsPerRun(100, func() {
+		r, err := Schedule(n, due, "herald.push.v1", n.CreatedAt)
+		if err == nil {
+			_, err = Message(r)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	var m queue.Message
+	short := testing.AllocsPerRun(100, func() {
+		var err error
+		if m, err = ScheduleMessage(n, due, "herald.push.v1", n.CreatedAt); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if short > long-2 {
+		t.Errorf("ScheduleMessage: %v allocations, Schedule then Message %v; want two fewer (the notification's buffer and the record)", short, long)
+	}
+	if cap(m.Value) > 2*len(m.Value) {
+		t.Errorf("ScheduleMessage: %d bytes in a buffer of %d", len(m.Value), cap(m.Value))
 	}
 }
