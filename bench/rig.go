@@ -49,7 +49,7 @@ func allChannels() []notification.Channel {
 // in its mark phase on average, and notifications in flight meanwhile
 // waited for the processors the mark workers took (the twenty-fifth pass
 // of issue 14; runtime/trace showed the slowest notifications' time
-// overlapped a mark phase ten times as often as chance).
+// overlapped a mark phase five to fifteen times as often as chance).
 type tracker struct {
 	mu sync.Mutex
 	// index maps each expected id's trackerKey to its entry in ds. A

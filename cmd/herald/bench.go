@@ -102,7 +102,8 @@ func cmdBench(args []string) int {
 		fmt.Fprintln(os.Stderr, "herald bench: --window-profiles and --cpuprofile: a process has one CPU profile at a time; choose one")
 		return 2
 	}
-	for flagName, dir := range map[string]string{"window-profiles": *windowProfiles, "window-traces": *windowTraces} {
+	for _, f := range []struct{ flagName, dir string }{{"window-profiles", *windowProfiles}, {"window-traces", *windowTraces}} {
+		flagName, dir := f.flagName, f.dir
 		if dir == "" {
 			continue
 		}
