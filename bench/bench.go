@@ -226,6 +226,16 @@ func (e *Env) profileWindow(scenario, name string) (stop func()) {
 	if e.Opts.RTT > 0 {
 		file += "-rtt" + strconv.FormatFloat(float64(e.Opts.RTT)/float64(time.Millisecond), 'f', -1, 64) + "ms"
 	}
+	if e.Opts.WindowProfiles == "" && e.Opts.WindowTraces == "" {
+		return func() {}
+	}
+	if e.windows == nil {
+		e.windows = map[string]int{}
+	}
+	e.windows[file]++
+	if n := e.windows[file]; n > 1 {
+		file += "-" + strconv.Itoa(n) // the scenario's second run in this process
+	}
 	var stops []func()
 	if e.Opts.WindowProfiles != "" {
 		if s := e.windowFile(e.Opts.WindowProfiles, file+".pprof", pprof.StartCPUProfile, pprof.StopCPUProfile); s != nil {
@@ -342,6 +352,10 @@ type Env struct {
 	// Self is the herald executable, re-executed for scenarios that measure
 	// a separate worker process.
 	Self string
+	// windows counts each window's profiles and traces, so that a scenario
+	// run twice (--scenario pipeline,pipeline) writes files of its own the
+	// second time rather than over the first's.
+	windows map[string]int
 }
 
 // NewEnv starts redis-server in a temporary directory.

@@ -313,3 +313,21 @@ func TestTrackerLogsSlowReceiptsInTheTrace(t *testing.T) {
 		t.Error("a receipt faster than the threshold was logged")
 	}
 }
+
+// TestWindowFilesOfARepeatedScenarioDoNotOverwrite: a window recorded
+// twice in one process (--scenario pipeline,pipeline) writes its second
+// profile and trace beside the first, named -2, where it used to write
+// over them (an outside tester's find).
+func TestWindowFilesOfARepeatedScenarioDoNotOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	e := &Env{Opts: Options{WindowProfiles: dir, WindowTraces: dir, Log: t.Logf}}
+	for range 2 {
+		stop := e.profileWindow("pipeline", "herald")
+		stop()
+	}
+	for _, name := range []string{"pipeline-herald.pprof", "pipeline-herald-2.pprof", "pipeline-herald.trace", "pipeline-herald-2.trace"} {
+		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v (want a file with something in it)", name, err)
+		}
+	}
+}
