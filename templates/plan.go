@@ -388,6 +388,11 @@ func recipientZone(c Choices, p *events.Person, ev *events.Event) (string, *time
 	if tz, ok := ev.Text("class.time_zone"); ok {
 		names = append(names, tz)
 	}
+	return firstZone(names)
+}
+
+// firstZone is the first of names that names a zone, UTC when none does.
+func firstZone(names []string) (string, *time.Location) {
 	for _, n := range names {
 		if n == "" {
 			continue
@@ -432,13 +437,7 @@ func (s *Set) QuietEnd(n *notification.Notification, c Choices, at time.Time) ti
 		return time.Time{}
 	}
 	w := quietFor(n, r, s.ruleCategory(r), c)
-	loc := time.UTC
-	for _, name := range []string{zoneOf(c), n.TimeZone} {
-		if z := loadZone(name); name != "" && z != nil {
-			loc = z
-			break
-		}
-	}
+	_, loc := firstZone([]string{zoneOf(c), n.TimeZone})
 	if w == nil || !w.Contains(at, loc) {
 		return time.Time{}
 	}
