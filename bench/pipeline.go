@@ -477,9 +477,9 @@ func offHeap(values [][]byte) ([][]byte, error) {
 	for _, v := range values {
 		size += len(v)
 	}
-	arena, err := syscall.Mmap(-1, 0, max(size, 1), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	arena, err := anonMap(size)
 	if err != nil {
-		return nil, fmt.Errorf("mapping %d bytes of events: %w", size, err)
+		return nil, fmt.Errorf("events: %w", err)
 	}
 	out := make([][]byte, len(values))
 	off := 0
@@ -489,6 +489,16 @@ func offHeap(values [][]byte) ([][]byte, error) {
 		off += n
 	}
 	return out, nil
+}
+
+// anonMap is size bytes of an anonymous private mapping: memory outside
+// the Go heap, which its collector neither counts nor marks.
+func anonMap(size int) ([]byte, error) {
+	b, err := syscall.Mmap(-1, 0, max(size, 1), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil, fmt.Errorf("mapping %d bytes: %w", size, err)
+	}
+	return b, nil
 }
 
 func newEventRig(ctx context.Context, env *Env, n int, prefix string) (*eventRig, error) {

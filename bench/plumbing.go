@@ -171,11 +171,7 @@ func newPlumbingPlan(ctx context.Context, tpl *templates.Set, values [][]byte) (
 		for i := range plan.Notifications {
 			n := &plan.Notifications[i]
 			if n.ViaScheduler(plan.Now) {
-				r, err := schedule.Schedule(n, n.DueAt, topics.Channel(n.Channel), plan.Now)
-				if err != nil {
-					return nil, fmt.Errorf("plumbing: %w", err)
-				}
-				m, err := schedule.Message(r)
+				m, err := schedule.ScheduleMessage(n, n.DueAt, topics.Channel(n.Channel), plan.Now)
 				if err != nil {
 					return nil, fmt.Errorf("plumbing: %w", err)
 				}
@@ -191,9 +187,9 @@ func newPlumbingPlan(ctx context.Context, tpl *templates.Set, values [][]byte) (
 		}
 	}
 	pp.events = append(pp.events, len(all))
-	arena, err := syscall.Mmap(-1, 0, max(size, 1), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	arena, err := anonMap(size)
 	if err != nil {
-		return nil, fmt.Errorf("plumbing: mapping %d bytes: %w", size, err)
+		return nil, fmt.Errorf("plumbing: %w", err)
 	}
 	pp.arena = arena
 	off := 0
