@@ -189,7 +189,8 @@ func TestPercentile(t *testing.T) {
 // holds through a window for the bench's own bookkeeping (the tracker's
 // entries and index, the planned ids) has no pointers in it. A tracker of
 // id strings and *delivery entries made each collection of a latency run
-// mark about 340,000 objects of the bench's, and the slowest
+// mark about 300,000 objects of the bench's (by count of what it
+// held), and the slowest
 // notifications were the ones in flight meanwhile.
 func TestTrackerGivesTheCollectorNothingToMark(t *testing.T) {
 	index := reflect.TypeFor[tracker]().Field(fieldIndex(t, "index")).Type

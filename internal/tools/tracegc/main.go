@@ -69,14 +69,13 @@ type slow struct {
 
 // report is what analyze found.
 type report struct {
-	window        span
-	marks, stws   []span // in order
-	assist        time.Duration
-	waitIn        []time.Duration // goroutines' runnable → running, inside a mark phase
-	waitOut       []time.Duration // and outside
-	slows         []slow
-	badSlowLogs   int
-	unpairedMarks int
+	window      span
+	marks, stws []span // in order
+	assist      time.Duration
+	waitIn      []time.Duration // goroutines' runnable → running, inside a mark phase
+	waitOut     []time.Duration // and outside
+	slows       []slow
+	badSlowLogs int
 	// cut is why the trace ended before its end (a file cut short): the
 	// report covers what was read.
 	cut error
@@ -135,8 +134,7 @@ func analyze(in io.Reader) (*report, error) {
 			switch name := ev.Range().Name; {
 			case name == "GC concurrent mark phase":
 				if markFrom == 0 {
-					r.unpairedMarks++
-					continue
+					continue // an end whose beginning the trace does not have
 				}
 				r.marks = append(r.marks, span{markFrom, t})
 				markFrom = 0
