@@ -1,9 +1,55 @@
 package kafkarun
 
 import (
+	"bytes"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 )
+
+// handIdle hands j to an idle runner, as start does, but starts none: it
+// reports false when no runner is idle.
+func handIdle(r *runners, j job) bool {
+	r.mu.Lock()
+	n := len(r.idle)
+	if n == 0 {
+		r.mu.Unlock()
+		return false
+	}
+	w := r.idle[n-1]
+	r.idle = r.idle[:n-1]
+	r.mu.Unlock()
+	w.next <- j
+	return true
+}
+
+func idleRunners(r *runners) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.idle)
+}
+
+// waitIdle waits until n runners are idle.
+func waitIdle(t *testing.T, r *runners, n int) { t.Helper(); waitIdleFor(t, r, n, 5*time.Second) }
+
+func waitIdleFor(t *testing.T, r *runners, n int, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); idleRunners(r) != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d runners idle, want %d", idleRunners(r), n)
+		}
+	}
+}
+
+// goroutineID is the calling goroutine's number, from its stack's header.
+func goroutineID() int {
+	b := make([]byte, 64)
+	b = b[:runtime.Stack(b, false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	id, _ := strconv.Atoi(string(b[:bytes.IndexByte(b, ' ')]))
+	return id
+}
 
 // TestRunnersWaitForMoreWork: a runner that has run its function waits
 // for the next one instead of exiting, so the next grouped write, fetch
@@ -13,19 +59,10 @@ func TestRunnersWaitForMoreWork(t *testing.T) {
 	first := make(chan struct{})
 	r.run(func() { close(first) })
 	<-first
+	waitIdle(t, r, 1)
 	second := make(chan struct{})
-	f := func() { close(second) }
-	deadline := time.Now().Add(5 * time.Second)
-	for sent := false; !sent; {
-		select {
-		case r.idle <- job{f: f}: // only a waiting runner receives
-			sent = true
-		default:
-			if time.Now().After(deadline) {
-				t.Fatal("no runner waited for more work after running its function")
-			}
-			time.Sleep(time.Millisecond)
-		}
+	if !handIdle(r, job{f: func() { close(second) }}) {
+		t.Fatal("no runner waited for more work after running its function")
 	}
 	select {
 	case <-second:
@@ -34,27 +71,75 @@ func TestRunnersWaitForMoreWork(t *testing.T) {
 	}
 }
 
+// TestRunnersHandWorkToTheLastIdle: of two idle runners, the next function
+// runs on the one that became idle last, whose stack is the one still
+// grown. (An unbuffered channel both received from handed it to the one
+// idle longest.)
+func TestRunnersHandWorkToTheLastIdle(t *testing.T) {
+	r := newRunners()
+	ids, idA, idB := make(chan int), make(chan int), make(chan int)
+	releaseA, releaseB := make(chan struct{}), make(chan struct{})
+	r.run(func() { idA <- goroutineID(); <-releaseA })
+	r.run(func() { idB <- goroutineID(); <-releaseB })
+	a, b := <-idA, <-idB
+	if a == b {
+		t.Fatal("two functions running at once shared a runner")
+	}
+	close(releaseA)
+	waitIdle(t, r, 1)
+	close(releaseB)
+	waitIdle(t, r, 2)
+	r.run(func() { ids <- goroutineID() })
+	if got := <-ids; got != b {
+		t.Fatalf("the next function ran on goroutine %d; want %d, the runner idle since last (the other, %d, has been idle longer)", got, b, a)
+	}
+}
+
 // TestRunnersExitWhenIdle: a runner handed work more often than its check
 // period keeps running, and one handed none for two periods has exited.
 func TestRunnersExitWhenIdle(t *testing.T) {
 	const every = 50 * time.Millisecond
-	r := &runners{idle: make(chan job), every: every}
+	r := &runners{every: every}
 	r.run(func() {})
 	for end := time.Now().Add(10 * every); time.Now().Before(end); {
-		select {
-		case r.idle <- job{f: func() {}}:
-		case <-time.After(time.Second):
+		waitIdle(t, r, 1) // had it exited, nothing would be idle
+		if !handIdle(r, job{f: func() {}}) {
 			t.Fatal("the runner exited while it was handed work every few milliseconds")
 		}
 		time.Sleep(every / 4)
 	}
 	// It exits one to two periods after its last job; six leave room for
-	// a loaded machine running its timer late. (Polling would hand it
-	// work, which keeps it.)
+	// a loaded machine running its timer late.
 	time.Sleep(6 * every)
-	select {
-	case r.idle <- job{f: func() {}}:
-		t.Fatal("a runner still waited for work six periods after its last job")
-	default:
+	if n := idleRunners(r); n != 0 {
+		t.Fatalf("%d runners still waited for work six periods after their last job", n)
 	}
+}
+
+// TestRunnersBeyondTheLoadExit: after a burst has started eight runners,
+// work arriving one function at a time keeps one of them and the other
+// seven exit. Handed to the runner idle longest, the work went round all
+// eight, and none was ever idle long enough to exit.
+func TestRunnersBeyondTheLoadExit(t *testing.T) {
+	const every = 100 * time.Millisecond
+	r := &runners{every: every}
+	release := make(chan struct{})
+	started := make(chan struct{}, 8)
+	for range 8 {
+		r.run(func() { started <- struct{}{}; <-release })
+	}
+	for range 8 {
+		<-started
+	}
+	close(release)
+	waitIdle(t, r, 8)
+	for end := time.Now().Add(8 * every); time.Now().Before(end); time.Sleep(every / 8) {
+		done := make(chan struct{})
+		r.run(func() { close(done) })
+		<-done
+	}
+	// The runner in use goes back to the idle stack right after its
+	// function; the others left periods ago (not by exiting now, which
+	// they would do only one to two periods from here).
+	waitIdleFor(t, r, 1, every/2)
 }
