@@ -15,7 +15,9 @@
 //     concurrently. Messages without a key are unordered.
 //   - A process-wide bound (MaxInFlight) limits running handlers, and twice
 //     it limits fetched, unfinished messages; when that is reached fetching
-//     pauses, so memory stays bounded whatever the backlog.
+//     pauses, so memory stays bounded whatever the backlog. A message
+//     waiting for a free handler waits in its partition's loop; only
+//     running handlers have goroutines (runners, reused).
 //   - Per partition, the commit point is the lowest offset without a durable
 //     outcome. It is committed on CommitInterval and when the partition is
 //     revoked, always with the generation that owns it, so a member that lost
@@ -673,7 +675,10 @@ func (c *Consumer) consumePartition(runCtx, genCtx context.Context, gen *kafka.G
 		if err := c.acquire(fetchCtx); err != nil {
 			break
 		}
-		p.dispatch(m)
+		if !p.dispatch(fetchCtx.Done(), m) {
+			c.release()
+			break
+		}
 	}
 
 	// Drain. A shutdown gets DrainTimeout: the generation, and so the
@@ -775,34 +780,53 @@ func (c *Consumer) release() {
 	c.cfg.Observer.InFlight(-1)
 }
 
-// dispatch starts m now, or queues it behind the running message with the
-// same key.
-func (p *partition) dispatch(m *queue.Message) {
+// dispatch queues m behind the running message with the same key, or
+// starts it once a handler is free. It waits for the handler here, in the
+// partition's loop, so that a message waiting for one holds no goroutine.
+// (Each waited on a runner of its own: a burst left up to 2×MaxInFlight
+// runners per consumer, 1,772 of them in one pipeline run, each of whose
+// stacks the collector shrank while it waited and the handler grew again;
+// issue 14's twenty-sixth pass.) It reports false, with m neither queued
+// nor started, when stopping closes first: m stays uncommitted for the
+// next owner, and its in-flight slot is the caller's to release.
+func (p *partition) dispatch(stopping <-chan struct{}, m *queue.Message) bool {
+	if len(m.Key) > 0 {
+		p.mu.Lock()
+		// Only this loop adds keys: one not busy now stays so until m
+		// starts below.
+		if waiting, busy := p.keys[string(m.Key)]; busy {
+			p.wm.add(m.Offset)
+			p.keys[string(m.Key)] = append(waiting, m)
+			p.mu.Unlock()
+			return true
+		}
+		p.mu.Unlock()
+	}
+	if !p.c.begin(stopping) {
+		return false
+	}
 	p.mu.Lock()
 	p.wm.add(m.Offset)
 	if len(m.Key) > 0 {
-		k := string(m.Key)
-		if waiting, busy := p.keys[k]; busy {
-			p.keys[k] = append(waiting, m)
-			p.mu.Unlock()
-			return
-		}
-		p.keys[k] = nil
+		p.keys[string(m.Key)] = nil
 	}
 	p.running.Add(1)
 	p.mu.Unlock()
 	p.c.runners.handle(p, m)
+	return true
 }
 
 // run handles m and then every message queued behind its key, in order.
 func (p *partition) run(m *queue.Message) {
 	defer p.running.Done()
+	held := true // dispatch took the first message's handler slot
 	for m != nil {
 		ok := false
-		if p.c.begin(p.stopping) {
+		if held || p.c.begin(p.stopping) {
 			ok = p.handle(m)
 			<-p.c.busy
 		}
+		held = false
 		p.mu.Lock()
 		if ok {
 			p.wm.done(m.Offset)

@@ -1,0 +1,85 @@
+package kafkarun_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gymhq/herald/internal/poll"
+	"github.com/gymhq/herald/kafkarun"
+	"github.com/gymhq/herald/queue"
+)
+
+// goroutinesIn counts the goroutines with fn on their stacks.
+func goroutinesIn(t *testing.T, fn string) int {
+	t.Helper()
+	var b bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&b, 1); err != nil {
+		t.Fatal(err)
+	}
+	total, n := 0, 0
+	sc := bufio.NewScanner(&b)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if count, _, ok := strings.Cut(line, " @ "); ok {
+			n, _ = strconv.Atoi(count) // the next stack's goroutines
+			continue
+		}
+		if strings.Contains(line, fn) {
+			total += n
+			n = 0 // once per stack
+		}
+	}
+	return total
+}
+
+// TestMessagesWaitingForAHandlerHoldNoGoroutine: with every handler busy,
+// the fetched messages that wait for one wait in their partitions' loops,
+// not each on a goroutine of its own that the collector shrinks while it
+// waits and the handler grows again (issue 14: 1,772 such goroutines in
+// one pipeline run). Only the running handlers have a goroutine.
+func TestMessagesWaitingForAHandlerHoldNoGoroutine(t *testing.T) {
+	const topic, n, maxInFlight = "waits", 100, 4
+	c, p := setup(t, topic, 2)
+	produce(t, p, topic, n, n) // every message its own key: none waits behind another
+
+	var running, handled atomic.Int32
+	release := make(chan struct{})
+	h := func(ctx context.Context, m *queue.Message) error {
+		running.Add(1)
+		<-release
+		handled.Add(1)
+		return nil
+	}
+	cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{
+		Brokers: c.Brokers(), GroupID: "g", Topics: []string{topic},
+		MaxInFlight: maxInFlight, SessionTimeout: 6 * time.Second, RebalanceTimeout: 5 * time.Second,
+	}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error)
+	go func() { runDone <- cons.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-runDone
+	}()
+
+	poll.Until(t, 20*time.Second, "every handler running", func() bool { return running.Load() == maxInFlight })
+	// As many messages again may be fetched and waiting: give them time
+	// to be taken by their partitions' loops and handed on, if they were.
+	time.Sleep(300 * time.Millisecond)
+	if got := goroutinesIn(t, "kafkarun.(*partition).run"); got != maxInFlight {
+		t.Errorf("%d goroutines hold a message; want %d, the running handlers", got, maxInFlight)
+	}
+	close(release)
+	poll.Until(t, 30*time.Second, "every message handled", func() bool { return handled.Load() == n })
+}
