@@ -466,6 +466,21 @@ func WithRTT(list []Scenario, rtt time.Duration) []Scenario {
 	return out
 }
 
+// banner is the line announcing scenario s. Doc gives the sizes at
+// --scale 1; at another scale it says by how much this run multiplies
+// them (an outside tester read "20 s" from a run at --scale 0.1).
+func banner(s Scenario, o Options) string {
+	name := s.Name
+	if o.RTT > 0 {
+		name += fmt.Sprintf(" @%v RTT", o.RTT)
+	}
+	line := fmt.Sprintf("bench: %s — %s", name, s.Doc)
+	if sc := scaleOr1(o.Scale); sc != 1 {
+		line += fmt.Sprintf(" (at --scale 1; this run's counts and durations ×%g)", sc)
+	}
+	return line
+}
+
 // Run runs scenarios in order, with env.Opts.RTT, and hands each result
 // to emit as it is ready.
 func Run(ctx context.Context, env *Env, scenarios []Scenario, emit func(Result)) error {
@@ -473,11 +488,7 @@ func Run(ctx context.Context, env *Env, scenarios []Scenario, emit func(Result))
 		if env.Opts.RTT > 0 && !s.RTT {
 			return fmt.Errorf("scenario %s runs on loopback only (--rtt applies to %s)", s.Name, strings.Join(RTTScenarios(), ", "))
 		}
-		if env.Opts.RTT > 0 {
-			env.Opts.logf("bench: %s @%v RTT — %s", s.Name, env.Opts.RTT, s.Doc)
-		} else {
-			env.Opts.logf("bench: %s — %s", s.Name, s.Doc)
-		}
+		env.Opts.logf("%s", banner(s, env.Opts))
 		t0 := time.Now()
 		r, err := s.Run(ctx, env)
 		if err != nil {

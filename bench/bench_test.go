@@ -332,3 +332,21 @@ func TestWindowFilesOfARepeatedScenarioDoNotOverwrite(t *testing.T) {
 		}
 	}
 }
+
+// TestBannerSaysTheScale: the line announcing a scenario gives its sizes
+// at --scale 1, and says so with the factor when the run is scaled.
+func TestBannerSaysTheScale(t *testing.T) {
+	s, err := Lookup("latency")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := banner(s[0], Options{}), "bench: latency — "+s[0].Doc; got != want {
+		t.Errorf("unscaled: %q, want %q", got, want)
+	}
+	got := banner(s[0], Options{Scale: 0.1, RTT: 500 * time.Microsecond})
+	for _, want := range []string{"latency @500µs RTT — ", s[0].Doc, "×0.1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("at --scale 0.1 --rtt 0.5ms: %q lacks %q", got, want)
+		}
+	}
+}
