@@ -7,6 +7,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,4 +83,68 @@ func TestMessagesWaitingForAHandlerHoldNoGoroutine(t *testing.T) {
 	}
 	close(release)
 	poll.Until(t, 30*time.Second, "every message handled", func() bool { return handled.Load() == n })
+}
+
+// TestKeysOfOneHashKeepTheirOrder: a partition queues messages behind a
+// busy key by the key's 64-bit hash. Keys that share one run one at a
+// time, in offset order, as one key would: every message is handled once
+// and each key's order holds. Here every key hashes alike, so a
+// partition runs one message at a time.
+func TestKeysOfOneHashKeepTheirOrder(t *testing.T) {
+	const topic, n, keys, parts = "collide", 300, 20, 2
+	c, p := setup(t, topic, parts)
+	produce(t, p, topic, n, keys)
+
+	var (
+		mu      sync.Mutex
+		last    = map[string]int64{} // partition/key → last offset handled
+		active  = map[int]int{}      // partition → handlers running
+		most    int
+		handled int
+	)
+	done := make(chan struct{})
+	h := func(ctx context.Context, m *queue.Message) error {
+		k := strconv.Itoa(m.Partition) + "/" + string(m.Key)
+		mu.Lock()
+		if off, ok := last[k]; ok && off >= m.Offset {
+			t.Errorf("key %s: offset %d after %d", k, m.Offset, off)
+		}
+		last[k] = m.Offset
+		active[m.Partition]++
+		most = max(most, active[m.Partition])
+		mu.Unlock()
+		time.Sleep(100 * time.Microsecond) // a provider's wait, for others to overlap with
+		mu.Lock()
+		active[m.Partition]--
+		if handled++; handled == n {
+			close(done)
+		}
+		mu.Unlock()
+		return nil
+	}
+	cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{
+		Brokers: c.Brokers(), GroupID: "g", Topics: []string{topic},
+		MaxInFlight: 16, SessionTimeout: 6 * time.Second, RebalanceTimeout: 5 * time.Second,
+	}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kafkarun.SetKeyHash(cons, func([]byte) uint64 { return 7 })
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error)
+	go func() { runDone <- cons.Run(ctx) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		mu.Lock()
+		t.Errorf("handled %d of %d", handled, n)
+		mu.Unlock()
+	}
+	cancel()
+	if err := <-runDone; err != nil {
+		t.Fatal(err)
+	}
+	if most != 1 {
+		t.Errorf("%d messages of one partition ran at once; keys of one hash run one at a time", most)
+	}
 }
