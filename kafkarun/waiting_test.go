@@ -59,20 +59,7 @@ func TestMessagesWaitingForAHandlerHoldNoGoroutine(t *testing.T) {
 		handled.Add(1)
 		return nil
 	}
-	cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{
-		Brokers: c.Brokers(), GroupID: "g", Topics: []string{topic},
-		MaxInFlight: maxInFlight, SessionTimeout: 6 * time.Second, RebalanceTimeout: 5 * time.Second,
-	}, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error)
-	go func() { runDone <- cons.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-runDone
-	}()
+	runConsumer(t, kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "g", Topics: []string{topic}, MaxInFlight: maxInFlight}, h)
 
 	poll.Until(t, 20*time.Second, "every handler running", func() bool { return running.Load() == maxInFlight })
 	// As many messages again may be fetched and waiting: give them time
@@ -122,17 +109,15 @@ func TestKeysOfOneHashKeepTheirOrder(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}
-	cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{
-		Brokers: c.Brokers(), GroupID: "g", Topics: []string{topic},
-		MaxInFlight: 16, SessionTimeout: 6 * time.Second, RebalanceTimeout: 5 * time.Second,
-	}, h)
+	cons, err := kafkarun.NewConsumer(kafkarun.ConsumerConfig{Brokers: c.Brokers(), GroupID: "g", Topics: []string{topic}, MaxInFlight: 16}, h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kafkarun.SetKeyHash(cons, func([]byte) uint64 { return 7 })
+	kafkarun.SetKeyHash(cons, func([]byte) uint64 { return 7 }) // before Run, which reads it
 	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error)
-	go func() { runDone <- cons.Run(ctx) }()
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); _ = cons.Run(ctx) }()
+	defer func() { cancel(); <-stopped }()
 	select {
 	case <-done:
 	case <-time.After(60 * time.Second):
@@ -140,10 +125,8 @@ func TestKeysOfOneHashKeepTheirOrder(t *testing.T) {
 		t.Errorf("handled %d of %d", handled, n)
 		mu.Unlock()
 	}
-	cancel()
-	if err := <-runDone; err != nil {
-		t.Fatal(err)
-	}
+	mu.Lock()
+	defer mu.Unlock()
 	if most != 1 {
 		t.Errorf("%d messages of one partition ran at once; keys of one hash run one at a time", most)
 	}
