@@ -125,7 +125,11 @@ func (r *runners) wait(w *runner, t *time.Timer) (job, bool) {
 				return job{}, false
 			}
 			r.mu.Unlock()
-			return <-w.next, true // taken off the stack: its job is on the way
+			// Taken off the stack: its job is on the way. The timer fired
+			// and was read, so it runs again from here, or this runner
+			// would never again be told it was idle (an outside review).
+			t.Reset(r.every)
+			return <-w.next, true
 		}
 	}
 }

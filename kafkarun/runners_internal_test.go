@@ -155,3 +155,30 @@ func TestRunnersBeyondTheLoadExit(t *testing.T) {
 		}
 	}
 }
+
+// TestRunnersTakenAsTheyTimeOutStillExitLater: a runner whose idle period
+// ended just as it was handed work (its timer read, the idle stack's lock
+// held by the one handing it out) runs that work and still exits once it
+// is idle for long enough. It returned to waiting with a timer it had read
+// and not reset, and never exited again.
+func TestRunnersTakenAsTheyTimeOutStillExitLater(t *testing.T) {
+	const every = 50 * time.Millisecond
+	r := &runners{every: every}
+	r.run(func() {})
+	waitIdle(t, r, 1)
+	r.mu.Lock()
+	// Two ticks pass: the first finds work since the last, the second
+	// finds none and waits for the lock to leave the idle stack.
+	time.Sleep(5 * every)
+	w := r.idle[0]
+	r.idle = r.idle[:0]
+	r.mu.Unlock()
+	ran := make(chan struct{})
+	w.next <- job{f: func() { close(ran) }}
+	<-ran
+	waitIdle(t, r, 1)
+	time.Sleep(8 * every)
+	if n := idleRunners(r); n != 0 {
+		t.Fatalf("%d runners still idle eight periods after their last work", n)
+	}
+}
