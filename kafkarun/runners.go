@@ -24,9 +24,10 @@ import (
 // that every idle runner received from handed it to the one idle longest
 // instead: after a burst had started many runners, every one of them ran
 // in turn, each with the stack the garbage collector had shrunk while it
-// waited, which it grew again (runtime.newstack and copystack, 2.5% of the
-// pipeline's CPU in issue 14's twenty-sixth pass), and none was ever idle
-// long enough to exit. Handed out last-in first-out, the few runners the
+// waited, which it grew again, and none was ever idle long enough to
+// exit. (runtime.copystack was 2.2% of a pipeline window's CPU before this
+// and the partition loop's wait for a handler, consumer.go's dispatch,
+// and 0.4% after; issue 14's twenty-sixth pass.) Handed out last-in first-out, the few runners the
 // load needs stay warm and the rest exit.
 type runners struct {
 	mu   sync.Mutex
