@@ -18,7 +18,7 @@ import (
 func TestNotificationFront(t *testing.T) {
 	n := &notification.Notification{
 		ID: "n-1", EventID: "e-1", EventType: "class.cancelled", Template: "class-cancelled", Channel: notification.SMS,
-		Locale: "en", RecipientID: "m-1", To: "+15550100", Data: map[string]string{"class_name": "Spin"},
+		Locale: "en", RecipientID: "m-1", To: "+15550100", Data: notification.DataOf(map[string]string{"class_name": "Spin"}),
 		Priority: notification.High, CreatedAt: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC),
 	}
 	b, err := notification.Encode(n)

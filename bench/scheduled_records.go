@@ -114,15 +114,11 @@ func newReminders(tpl *templates.Set, bases int, at time.Time) (*reminders, erro
 func newReminderBase(n notification.Notification, at time.Time) (reminderBase, error) {
 	b := reminderBase{n: n}
 	t := n
-	t.Data = make(map[string]string, len(n.Data))
-	for k, v := range n.Data {
-		t.Data[k] = v
-	}
 	for k, tok := range map[string]int{"event_id": tokEvent, "booking_id": tokBooking, "class_id": tokClass} {
-		if _, ok := t.Data[k]; !ok {
+		if _, ok := t.Data.Lookup(k); !ok {
 			return b, fmt.Errorf("scheduled: planned reminder has no data.%s", k)
 		}
-		t.Data[k] = placeholders[tok]
+		t.Data = t.Data.With(notification.Field{Key: k, Value: placeholders[tok]})
 	}
 	t.ID, t.EventID, t.CreatedAt, t.DueAt = placeholders[tokID], placeholders[tokEvent], at, dueSentinel
 	t.CancelKeys = nil
@@ -230,11 +226,8 @@ func (m *reminder) notification() []byte { return m.fill(nil, m.base.note) }
 // dispatcher does: for the test that the copies are exact.
 func (r *reminders) reference(m reminder) ([]byte, error) {
 	n := m.base.n
-	n.Data = make(map[string]string, len(m.base.n.Data))
-	for k, v := range m.base.n.Data {
-		n.Data[k] = v
-	}
-	n.Data["event_id"], n.Data["booking_id"], n.Data["class_id"] = m.event, m.booking, m.class
+	n.Data = n.Data.With(notification.Field{Key: "event_id", Value: m.event}, notification.Field{Key: "booking_id", Value: m.booking},
+		notification.Field{Key: "class_id", Value: m.class})
 	n.ID, n.EventID, n.CreatedAt, n.DueAt = m.id, m.event, r.at, m.due
 	n.CancelKeys = nil
 	for _, k := range m.base.n.CancelKeys {

@@ -65,7 +65,7 @@ func (b *broker) on(topic string) []queue.Message {
 func notificationFor(ch notification.Channel, note int) notification.Notification {
 	n := notification.Notification{EventID: "evt_1", EventType: "gym.booking.confirmed", Template: "gym.booking.confirmed",
 		Channel: ch, Locale: "en", RecipientID: "mem_1", To: "x" + string(ch), CreatedAt: time.Now(),
-		Data: map[string]string{"note": strings.Repeat("<", note)}}
+		Data: notification.DataOf(map[string]string{"note": strings.Repeat("<", note)})}
 	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
 	return n
 }

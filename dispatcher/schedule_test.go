@@ -413,8 +413,8 @@ func TestMovedClassRemindsOnceAtItsNewTime(t *testing.T) {
 		for _, x := range n.sent(notification.SMS) {
 			if x.Template == "gym.booking.confirmed/reminder" {
 				from = append(from, x.EventID)
-				if x.EventID == "evt_move_1" && (x.Data["class_starts_at"] != "2026-11-24T19:30:00Z" || !x.DueAt.Equal(time.Date(2026, 11, 24, 17, 30, 0, 0, time.UTC))) {
-					t.Errorf("read in the order %v: the moved class's reminder is for %s, due %s", tc.order, x.Data["class_starts_at"], x.DueAt)
+				if x.EventID == "evt_move_1" && (x.Data.Get("class_starts_at") != "2026-11-24T19:30:00Z" || !x.DueAt.Equal(time.Date(2026, 11, 24, 17, 30, 0, 0, time.UTC))) {
+					t.Errorf("read in the order %v: the moved class's reminder is for %s, due %s", tc.order, x.Data.Get("class_starts_at"), x.DueAt)
 				}
 			}
 		}
@@ -457,7 +457,7 @@ func TestUntimedEventsDataEventTimeIsNotItsTime(t *testing.T) {
 		n.at(time.Date(2026, 11, 24, 16, 30, 0, 0, time.UTC))
 		for _, x := range n.sent(notification.SMS) {
 			if x.Template == "gym.booking.confirmed/reminder" {
-				t.Errorf("order %v: the reminder of a cancelled untimed booking went (its event_time %q)", order, x.Data["event_time"])
+				t.Errorf("order %v: the reminder of a cancelled untimed booking went (its event_time %q)", order, x.Data.Get("event_time"))
 			}
 		}
 	}

@@ -126,7 +126,7 @@ func TestWriteRefusedRecord(t *testing.T) {
 func TestLargestNotificationReplays(t *testing.T) {
 	n := &notification.Notification{EventID: "evt_1", EventType: "gym.booking.confirmed", Template: "gym.booking.confirmed",
 		Channel: notification.Email, Locale: "en", RecipientID: "mem_1", To: "a@example.com",
-		CreatedAt: time.Now(), Data: map[string]string{"note": ""}}
+		CreatedAt: time.Now(), Data: notification.DataOf(map[string]string{"note": ""})}
 	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
 	b, err := notification.Encode(n)
 	if err != nil {
@@ -140,7 +140,7 @@ func TestLargestNotificationReplays(t *testing.T) {
 	for len(binary.AppendUvarint(nil, uint64(l)))+l > rest {
 		l--
 	}
-	n.Data["note"] = strings.Repeat("<", l)
+	n.Data = n.Data.With(notification.Field{Key: "note", Value: strings.Repeat("<", l)})
 	if b, err = notification.Encode(n); err != nil || len(b) != newLimit {
 		t.Fatalf("%d bytes: %v", len(b), err)
 	}

@@ -3,9 +3,7 @@ package notification
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -86,12 +84,10 @@ const maxHintedPairs = 64
 // encodeBinary writes n in the binary form; it is at most limit bytes, or
 // a permanent too_large error.
 func encodeBinary(n *Notification, limit int) ([]byte, error) {
-	// Data's pairs, in key order; invalid UTF-8 anywhere takes the slow
-	// way (coerced).
-	o := orders.Get().(*dataOrder)
-	defer o.release()
-	pairs, ok := o.sorted(n.Data)
-	if !ok || !n.validUTF8() {
+	// Data's fields are in key order already; invalid UTF-8 anywhere
+	// takes the slow way (coerced).
+	pairs := n.Data.f
+	if !n.validUTF8() {
 		return encodeBinary(n.coerced(), limit)
 	}
 	for _, t := range [...]struct {
@@ -108,12 +104,12 @@ func encodeBinary(n *Notification, limit int) ([]byte, error) {
 		string(n.Priority), n.Category, n.TimeZone, n.Deferred} {
 		size += stringLen(s)
 	}
-	if n.Data == nil {
+	if pairs == nil {
 		size++
 	} else {
 		size += uvarintLen(uint64(len(pairs)) + 1)
 		for _, p := range pairs {
-			size += stringLen(p.k) + stringLen(p.v)
+			size += stringLen(p.Key) + stringLen(p.Value)
 		}
 	}
 	size += uvarintLen(zigzag(int64(n.Attempt)))
@@ -140,13 +136,13 @@ func encodeBinary(n *Notification, limit int) ([]byte, error) {
 	b = appendString(b, n.Locale)
 	b = appendString(b, n.RecipientID)
 	b = appendString(b, n.To)
-	if n.Data == nil {
+	if pairs == nil {
 		b = append(b, 0)
 	} else {
 		b = appendUvarint(b, uint64(len(pairs))+1)
 		for _, p := range pairs {
-			b = appendString(b, p.k)
-			b = appendString(b, p.v)
+			b = appendString(b, p.Key)
+			b = appendString(b, p.Value)
 		}
 	}
 	b = appendString(b, string(n.Priority))
@@ -169,72 +165,6 @@ func encodeBinary(n *Notification, limit int) ([]byte, error) {
 	return b, nil
 }
 
-// dataOrder is Data's pairs in key order, for encodeBinary, kept in a
-// pool between calls with the keys of the last map it sorted. Consecutive
-// notifications mostly have the same keys (an event's recipients, a
-// person's channels and rules, share them), and sorting them was a sixth
-// of the dispatcher's CPU (BenchmarkPlanEvent); when a map has exactly
-// the keys of the last one, their order is known, and reading the values
-// in that order is all it takes. The keys it keeps may hold on to the
-// bytes they were cut from (a decoded event or record) until a map of
-// other keys replaces them or the pool drops it at a garbage collection.
-type dataOrder struct {
-	pairs []pair
-}
-
-type pair struct{ k, v string }
-
-// orders pools dataOrders; a pooled one holds no values, only keys.
-var orders = sync.Pool{New: func() any { return new(dataOrder) }}
-
-// sorted returns d's pairs in strictly ascending key order, valid until o
-// is released; ok is false when a key or value is not valid UTF-8.
-func (o *dataOrder) sorted(d map[string]string) (pairs []pair, ok bool) {
-	if len(o.pairs) == len(d) {
-		// The same keys as last time: a map of as many keys that has
-		// every one of them has no other. They were checked for UTF-8
-		// when they were sorted.
-		ok = true
-		for i := range o.pairs {
-			v, found := d[o.pairs[i].k]
-			if !found {
-				ok = false
-				break
-			}
-			o.pairs[i].v = v
-		}
-		if ok {
-			for i := range o.pairs {
-				if !utf8.ValidString(o.pairs[i].v) {
-					return o.pairs, false
-				}
-			}
-			return o.pairs, true
-		}
-	}
-	o.pairs = o.pairs[:0]
-	ok = true
-	for k, v := range d {
-		o.pairs = append(o.pairs, pair{k, v})
-		ok = ok && utf8.ValidString(k) && utf8.ValidString(v)
-	}
-	if !ok {
-		o.pairs = o.pairs[:0] // keys known to be valid only
-		return nil, false
-	}
-	slices.SortFunc(o.pairs, func(a, b pair) int { return strings.Compare(a.k, b.k) })
-	return o.pairs, true
-}
-
-// release returns o to the pool, dropping the values (not to keep a
-// notification's data alive) but keeping the keys and their order.
-func (o *dataOrder) release() {
-	for i := range o.pairs {
-		o.pairs[i].v = ""
-	}
-	orders.Put(o)
-}
-
 // decodeBinary parses the binary form, b, without validating the result.
 // Every string field is a substring of b (Parse's copy of the record, or
 // the record itself for DecodeShared), so the notification's strings cost
@@ -247,8 +177,9 @@ func decodeBinary(b string, into *decodeInto) (*Notification, error) {
 	}
 	// The first pass filled the map with what the second will put in it
 	// again; emptied all the same, so that the second starts as the first.
-	if into != nil && into.data != nil {
+	if into != nil {
 		clear(into.data)
+		into.data = into.data[:0]
 	}
 	return decodeBinaryWith(b, into, false)
 }
@@ -313,14 +244,15 @@ func decodeBinaryWith(b string, into *decodeInto, pieces bool) (*Notification, e
 		if c > uint64(len(r.s)-r.i)/2 {
 			r.fail("data", fmt.Sprintf("%d pairs in %d bytes", c, len(r.s)-r.i))
 		} else {
+			var fs []Field
 			if into != nil && into.data != nil {
-				n.Data = into.data
+				fs = into.data[:0]
 			} else {
 				// Sized for the count only up to what real records hold:
 				// the length check bounds it by the bytes left, not by
-				// what a map of that many entries costs, so a short
-				// hostile record would allocate many times its size.
-				n.Data = make(map[string]string, min(c, maxHintedPairs))
+				// what that many fields take, so a short hostile record
+				// would allocate many times its size.
+				fs = make([]Field, 0, min(c, maxHintedPairs))
 			}
 			var prev string
 			for j := uint64(0); j < c && r.err == nil; j++ {
@@ -329,8 +261,12 @@ func decodeBinaryWith(b string, into *decodeInto, pieces bool) (*Notification, e
 				if j > 0 && k <= prev && r.err == nil {
 					r.fail("data", fmt.Sprintf("key %q after %q: keys must be in strictly ascending order", k, prev))
 				}
-				n.Data[k] = v
+				fs = append(fs, Field{k, v})
 				prev = k
+			}
+			n.Data = Data{f: fs} // ascending, as just checked
+			if into != nil {
+				into.data = fs // grown, for the next record
 			}
 		}
 	}
@@ -623,6 +559,11 @@ func (n *Notification) validUTF8() bool {
 			return false
 		}
 	}
+	for _, f := range n.Data.f {
+		if !utf8.ValidString(f.Key) || !utf8.ValidString(f.Value) {
+			return false
+		}
+	}
 	return true
 }
 
@@ -637,16 +578,14 @@ func (n *Notification) coerced() *Notification {
 		&c.To, (*string)(&c.Priority), &c.Category, &c.TimeZone, &c.Deferred} {
 		*p = coerce(*p)
 	}
-	if n.Data != nil {
-		keys := make([]string, 0, len(n.Data))
-		for k := range n.Data {
-			keys = append(keys, k)
+	if n.Data.f != nil {
+		// In the original key order, so that of keys made equal the
+		// greatest original one's value wins.
+		fs := make([]Field, len(n.Data.f))
+		for i, f := range n.Data.f {
+			fs[i] = Field{coerce(f.Key), coerce(f.Value)}
 		}
-		slices.Sort(keys)
-		c.Data = make(map[string]string, len(n.Data))
-		for _, k := range keys {
-			c.Data[coerce(k)] = coerce(n.Data[k])
-		}
+		c.Data = NewData(fs)
 	}
 	if n.CancelKeys != nil {
 		c.CancelKeys = make([]string, len(n.CancelKeys))

@@ -20,19 +20,19 @@ func TestFrontInPieces(t *testing.T) {
 	for name, change := range map[string]func(*Notification){
 		"ASCII": func(*Notification) {},
 		"non-ASCII": func(n *Notification) {
-			n.Data = map[string]string{"class_name": "Zoë's Pilates — Früh", "z": "Renée"}
+			n.Data = DataOf(map[string]string{"class_name": "Zoë's Pilates — Früh", "z": "Renée"})
 		},
 		"push token": func(n *Notification) { n.Channel, n.To = Push, strings.Repeat("fcmToken_", 18) },
 		"long value": func(n *Notification) {
-			n.Data = map[string]string{"a": "é", "b": strings.Repeat("Zoë ", 60), "c": "ü"}
+			n.Data = DataOf(map[string]string{"a": "é", "b": strings.Repeat("Zoë ", 60), "c": "ü"})
 		},
-		"200 pairs":   func(n *Notification) { n.Data = pairs },
-		"no data":     func(n *Notification) { n.Data = nil },
-		"empty value": func(n *Notification) { n.Data = map[string]string{"a": "", "b": "ü"} },
+		"200 pairs":   func(n *Notification) { n.Data = DataOf(pairs) },
+		"no data":     func(n *Notification) { n.Data = Data{} },
+		"empty value": func(n *Notification) { n.Data = DataOf(map[string]string{"a": "", "b": "ü"}) },
 	} {
 		n := &Notification{EventID: "evt_1", EventType: "gym.booking.confirmed", Template: "gym.booking.confirmed",
 			Channel: Email, Locale: "en-GB", RecipientID: "mem_1", To: "emma@example.com",
-			Data: map[string]string{"recipient_name": "Emma"}, Priority: Normal, CreatedAt: time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)}
+			Data: DataOf(map[string]string{"recipient_name": "Emma"}), Priority: Normal, CreatedAt: time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)}
 		change(n)
 		n.ID = NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
 		b, err := Encode(n)

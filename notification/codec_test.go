@@ -18,7 +18,7 @@ import (
 func full() *notification.Notification {
 	n := sample()
 	n.EventType = "gym.class.reminder"
-	n.Data = map[string]string{"recipient_name": "Émma <b>&", "class_name": "Spin \"45\"", "": "empty key", "z": "", "emoji": "🚴\u2028\x00"}
+	n.Data = notification.DataOf(map[string]string{"recipient_name": "Émma <b>&", "class_name": "Spin \"45\"", "": "empty key", "z": "", "emoji": "🚴\u2028\x00"})
 	n.Priority = notification.High
 	n.CreatedAt = time.Date(2026, 11, 23, 7, 0, 0, 123456789, time.UTC)
 	n.Attempt = 3
@@ -38,10 +38,10 @@ func full() *notification.Notification {
 func variants() map[string]*notification.Notification {
 	vs := map[string]*notification.Notification{"sample": sample(), "full": full()}
 	n := sample()
-	n.Data = nil
+	n.Data = notification.Data{}
 	vs["nil data"] = n
 	n = sample()
-	n.Data = map[string]string{}
+	n.Data = notification.DataOf(map[string]string{})
 	vs["empty data"] = n
 	n = sample()
 	n.CancelKeys = []string{}
@@ -115,7 +115,7 @@ func TestBinaryMatchesJSON(t *testing.T) {
 func TestEncodeDeterministic(t *testing.T) {
 	n := full()
 	for i := range 50 {
-		n.Data[fmt.Sprintf("k%02d", i)] = "v"
+		n.Data = n.Data.With(notification.Field{Key: fmt.Sprintf("k%02d", i), Value: "v"})
 	}
 	first, err := notification.Encode(n)
 	if err != nil {
@@ -123,20 +123,17 @@ func TestEncodeDeterministic(t *testing.T) {
 	}
 	for range 20 {
 		c := *n
-		c.Data = make(map[string]string)
-		for k, v := range n.Data {
-			c.Data[k] = v
-		}
+		c.Data = notification.DataOf(n.Data.Map()) // made again, from a map's order
 		if b, _ := notification.Encode(&c); !bytes.Equal(b, first) {
 			t.Fatal("the same notification encoded to different bytes")
 		}
 	}
 }
 
-// Encode remembers the key order of the last Data it sorted; whatever it
-// encoded before, a notification is the same bytes, with its own keys and
-// values: maps of the same size with other keys, other values, invalid
-// UTF-8 in a value of the remembered keys, no map, an empty one.
+// Whatever Encode encoded before, a notification is the same bytes, with
+// its own keys and values: data of the same size with other keys, other
+// values, invalid UTF-8 in a value, no data, empty data. (Encode once
+// remembered the key order of the last map it sorted.)
 func TestEncodeDataWhateverCameBefore(t *testing.T) {
 	datas := []map[string]string{
 		{"a": "1", "b": "2", "c": "3"},
@@ -151,7 +148,7 @@ func TestEncodeDataWhateverCameBefore(t *testing.T) {
 	}
 	encode := func(d map[string]string) []byte {
 		n := sample()
-		n.Data = d
+		n.Data = notification.DataOf(d)
 		b, err := notification.Encode(n)
 		if err != nil {
 			t.Fatal(err)
@@ -165,9 +162,9 @@ func TestEncodeDataWhateverCameBefore(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %v", d, err)
 		}
-		if i == 3 && n.Data["c"] != "\uFFFD" {
+		if i == 3 && n.Data.Get("c") != "\uFFFD" {
 			t.Errorf("%v decoded as %q, want c coerced", d, n.Data)
-		} else if i != 3 && i != 4 && !reflect.DeepEqual(n.Data, d) && (len(d) > 0 || len(n.Data) > 0) {
+		} else if i != 3 && i != 4 && !reflect.DeepEqual(n.Data.Map(), d) {
 			t.Errorf("%v decoded as %q", d, n.Data)
 		}
 	}
@@ -186,7 +183,7 @@ func TestEncodeDataWhateverCameBefore(t *testing.T) {
 			for i := range 200 {
 				j := (g + i) % len(datas)
 				n := sample()
-				n.Data = datas[j]
+				n.Data = notification.DataOf(datas[j])
 				if got, err := notification.Encode(n); err != nil || !bytes.Equal(got, want[j]) {
 					t.Errorf("%v concurrently: other bytes (%v)", datas[j], err)
 					return
@@ -202,7 +199,7 @@ func TestEncodeDataWhateverCameBefore(t *testing.T) {
 func TestEncodeCoercesInvalidUTF8(t *testing.T) {
 	n := sample()
 	n.Locale = "en\xff"
-	n.Data = map[string]string{"a\xff": "1", "a\xfe": "2", "note": "x\xc3y"}
+	n.Data = notification.DataOf(map[string]string{"a\xff": "1", "a\xfe": "2", "note": "x\xc3y"})
 	n.CancelKeys = []string{"k\x80"}
 	bin, err := notification.Encode(n)
 	if err != nil {
@@ -220,7 +217,7 @@ func TestEncodeCoercesInvalidUTF8(t *testing.T) {
 	if !reflect.DeepEqual(fromBin, fromJSON) {
 		t.Errorf("binary %#v\nJSON   %#v", fromBin, fromJSON)
 	}
-	if fromBin.Locale != "en\uFFFD" || fromBin.Data["a\uFFFD"] != "1" || fromBin.Data["note"] != "x\uFFFDy" {
+	if fromBin.Locale != "en\uFFFD" || fromBin.Data.Get("a\uFFFD") != "1" || fromBin.Data.Get("note") != "x\uFFFDy" {
 		t.Errorf("coerced to %q %q", fromBin.Locale, fromBin.Data)
 	}
 }
@@ -277,7 +274,7 @@ func TestDecodeRejectsBinary(t *testing.T) {
 	good, _ := notification.Encode(sample())
 	withData := func(d map[string]string) *notification.Notification {
 		n := sample()
-		n.Data = d
+		n.Data = notification.DataOf(d)
 		return n
 	}
 	// header: 0x01, field count 20, then the id's length (36) and the id.
@@ -382,7 +379,7 @@ func TestEncodeJSON(t *testing.T) {
 	if got, err := notification.Decode(b); err != nil || !reflect.DeepEqual(got, n) {
 		t.Errorf("%#v, %v", got, err)
 	}
-	n.Data["note"] = strings.Repeat("\"", notification.MaxEncodedSize/2)
+	n.Data = n.Data.With(notification.Field{Key: "note", Value: strings.Repeat("\"", notification.MaxEncodedSize/2)})
 	if _, err := notification.Encode(n); err != nil {
 		t.Errorf("binary: %v", err)
 	}

@@ -14,12 +14,12 @@ func benchNotification(b *testing.B) []byte {
 	n := notification.Notification{
 		EventID: "evt_0001", EventType: "gym.class.cancelled", Template: "gym.class.cancelled", Channel: notification.Email,
 		Locale: "en", RecipientID: "mem_0001", To: "emma.clarke@example.com", Priority: "high", CreatedAt: time.Now().UTC(),
-		Data: map[string]string{},
+		Data: notification.DataOf(map[string]string{}),
 	}
 	for _, k := range []string{"recipient_name", "recipient_first_name", "class_name", "class_id", "class_starts_at", "class_ends_at",
 		"class_location", "class_date", "class_time", "instructor_name", "instructor_email", "booking_id", "reason", "gym_name",
 		"time_zone", "locale", "member_id", "studio", "duration_minutes", "spots_left"} {
-		n.Data[k] = "some value for " + k
+		n.Data = n.Data.With(notification.Field{Key: k, Value: "some value for " + k})
 	}
 	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
 	raw, err := notification.Encode(&n)

@@ -53,7 +53,7 @@ func TestHostileCountsAllocateLittle(t *testing.T) {
 		{"Decode/cancel_keys", false, func(b []byte) error { _, err := notification.Decode(b); return err }},
 		{"DecodeSharedInto/cancel_keys", false, func(b []byte) error {
 			var n notification.Notification
-			_, err := notification.DecodeSharedInto(b, &n, map[string]string{})
+			_, _, err := notification.DecodeSharedInto(b, &n, make([]notification.Field, 0, 48))
 			return err
 		}},
 	} {

@@ -37,7 +37,7 @@ func appendJSON(b []byte, n *Notification) ([]byte, error) {
 	str(`,"recipient_id":`, n.RecipientID)
 	str(`,"to":`, n.To)
 	b = append(b, `,"data":`...)
-	b = jsonw.Map(b, n.Data)
+	b = n.Data.appendJSON(b)
 	str(`,"priority":`, string(n.Priority))
 	tm(`,"created_at":`, n.CreatedAt)
 	if err != nil {
@@ -91,12 +91,13 @@ func readJSON(b []byte, shared bool, into *decodeInto) (_ *Notification, ok bool
 		s = string(b) // one copy, which the strings share
 	}
 	var n Notification
-	var data map[string]string
+	var data []Field
 	if into != nil {
-		data = into.data
+		data = into.data[:0]
 		defer func() {
 			if !ok {
-				clear(data)
+				clear(into.data)
+				into.data = into.data[:0]
 			}
 		}()
 	}
@@ -118,7 +119,15 @@ func readJSON(b []byte, shared bool, into *decodeInto) (_ *Notification, ok bool
 	r.Expect(`,"to":`)
 	n.To = r.String()
 	r.Expect(`,"data":`)
-	n.Data = r.Map(data)
+	if r.Object(func(k, v string) { data = append(data, Field{k, v}) }) {
+		if data == nil {
+			data = []Field{}
+		}
+		n.Data = NewData(data) // in order, unless written by another hand
+		if into != nil {
+			into.data = data
+		}
+	}
 	r.Expect(`,"priority":`)
 	n.Priority = Priority(r.String())
 	r.Expect(`,"created_at":`)

@@ -47,10 +47,10 @@ func FuzzJSONAsEncodingJSON(f *testing.F) {
 			Category: text, TimeZone: id, DueAt: tm(other / 3), Deferred: event, ExpiresAt: tm(at / 7),
 		}
 		if data != "" {
-			n.Data = map[string]string{}
+			n.Data = notification.DataOf(map[string]string{})
 			for _, kv := range strings.Split(data, ";") {
 				k, v, _ := strings.Cut(kv, "=")
-				n.Data[k] = v
+				n.Data = n.Data.With(notification.Field{Key: k, Value: v})
 			}
 		}
 		if keys != "" {
@@ -88,7 +88,7 @@ func FuzzReadJSON(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
-	n.Data, n.CancelKeys, n.NotBefore, n.DueAt, n.Category = nil, nil, time.Time{}, time.Time{}, ""
+	n.Data, n.CancelKeys, n.NotBefore, n.DueAt, n.Category = notification.Data{}, nil, time.Time{}, time.Time{}, ""
 	n.To = "q\"\\ \u00e9 \x01 \u2028 é"
 	if b, err = notification.JSON(n); err != nil {
 		f.Fatal(err)

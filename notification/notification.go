@@ -62,20 +62,19 @@ const retryRoom = 1 << 10
 
 // Notification is one message to one address on one channel.
 //
-// Data is the flat template data (see templates/README.md): string keys and
-// string values only, so template authors never meet Go types.
+// Data is the flat template data (see templates/README.md and Data).
 type Notification struct {
-	ID          string            `json:"id"`
-	EventID     string            `json:"event_id"`
-	EventType   string            `json:"event_type"`
-	Template    string            `json:"template"`
-	Channel     Channel           `json:"channel"`
-	Locale      string            `json:"locale"`
-	RecipientID string            `json:"recipient_id"`
-	To          string            `json:"to"`
-	Data        map[string]string `json:"data"`
-	Priority    Priority          `json:"priority"`
-	CreatedAt   time.Time         `json:"created_at"`
+	ID          string    `json:"id"`
+	EventID     string    `json:"event_id"`
+	EventType   string    `json:"event_type"`
+	Template    string    `json:"template"`
+	Channel     Channel   `json:"channel"`
+	Locale      string    `json:"locale"`
+	RecipientID string    `json:"recipient_id"`
+	To          string    `json:"to"`
+	Data        Data      `json:"data"`
+	Priority    Priority  `json:"priority"`
+	CreatedAt   time.Time `json:"created_at"`
 	// Attempt counts delivery attempts already made; 0 on first publication.
 	Attempt int `json:"attempt"`
 	// NotBefore, when set, is the earliest time a retry may be attempted.
@@ -175,7 +174,7 @@ func (n *Notification) Validate() error {
 	if err := n.validateFields(); err != nil {
 		return err
 	}
-	for k, v := range n.Data {
+	for k, v := range n.Data.All() {
 		if !utf8.ValidString(k) || !utf8.ValidString(v) {
 			return fmt.Errorf("data %q is not valid UTF-8", k)
 		}
@@ -277,7 +276,7 @@ func AppendJSON(b []byte, n *Notification) ([]byte, error) {
 }
 
 // JSONSizeHint is room for most notifications' JSON.
-func JSONSizeHint(n *Notification) int { return 512 + 64*len(n.Data) }
+func JSONSizeHint(n *Notification) int { return 512 + 64*n.Data.Len() }
 
 // Decode parses and validates a notification read from a channel topic. Any
 // error is classified as poison: the bytes will never become deliverable.
@@ -310,20 +309,24 @@ func decode(b []byte, shared bool, into *decodeInto) (*Notification, error) {
 func DecodeShared(b []byte) (*Notification, error) { return decode(b, true, nil) }
 
 // DecodeSharedInto is DecodeShared into n, which is overwritten whole, with
-// Data read into data when the record has any, instead of into a new
-// notification and a new map: a channel worker reuses both for every
-// record (issue 14: making the map, ~2 KB, was 9% of a worker's CPU per
-// notification in BenchmarkDeliver). data must be empty. On success n is
-// returned; n, data and their strings are valid until the caller reuses
-// them or b changes, so whatever outlives that keeps copies.
-func DecodeSharedInto(b []byte, n *Notification, data map[string]string) (*Notification, error) {
-	return decode(b, true, &decodeInto{n: n, data: data})
+// Data's fields read into buf's room when the record has any, instead of
+// into a new notification and new fields: a channel worker reuses both for
+// every record (issue 14: making a map for the data, ~2 KB, was 9% of a
+// worker's CPU per notification in BenchmarkDeliver). It returns n and
+// buf, grown if it had to be, for the next record; n, buf and their
+// strings are valid until the caller reuses them or b changes, so
+// whatever outlives that keeps copies.
+func DecodeSharedInto(b []byte, n *Notification, buf []Field) (*Notification, []Field, error) {
+	into := &decodeInto{n: n, data: buf[:0]}
+	n, err := decode(b, true, into)
+	return n, into.data, err
 }
 
-// decodeInto is where DecodeSharedInto decodes: n, and data for its Data.
+// decodeInto is where DecodeSharedInto decodes: n, and data's room for
+// its Data's fields.
 type decodeInto struct {
 	n    *Notification
-	data map[string]string
+	data []Field
 }
 
 // Parse is Decode without Validate: every check of the encoding (size,

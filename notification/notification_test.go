@@ -19,7 +19,7 @@ func sample() *notification.Notification {
 	n := &notification.Notification{
 		EventID: "evt_1", EventType: "gym.booking.confirmed", Template: "gym.booking.confirmed",
 		Channel: notification.Email, Locale: "en-GB", RecipientID: "mem_1", To: "emma@example.com",
-		Data: map[string]string{"recipient_name": "Emma"}, Priority: notification.Normal,
+		Data: notification.DataOf(map[string]string{"recipient_name": "Emma"}), Priority: notification.Normal,
 		CreatedAt: time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC),
 	}
 	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
@@ -59,7 +59,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != n.ID || got.To != n.To || got.Data["recipient_name"] != "Emma" || !got.CreatedAt.Equal(n.CreatedAt) {
+	if got.ID != n.ID || got.To != n.To || got.Data.Get("recipient_name") != "Emma" || !got.CreatedAt.Equal(n.CreatedAt) {
 		t.Errorf("round trip changed the notification: %+v", got)
 	}
 }
@@ -123,7 +123,7 @@ func FuzzDecode(f *testing.F) {
 		old, new string
 	}{{map[string]string{"keyXY": strings.Repeat("v", 0xac)}, "XY", "\xe2\x82"}, {manyPairs(127), "example.com", "example.co\xc3"}} {
 		n := sample()
-		n.Data = c.d
+		n.Data = notification.DataOf(c.d)
 		b, _ := notification.Encode(n)
 		f.Add(bytes.Replace(b, []byte(c.old), []byte(c.new), 1))
 	}
@@ -134,9 +134,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{0x01})
 	var reused struct {
 		n    notification.Notification
-		data map[string]string
+		data []notification.Field
 	}
-	reused.data = map[string]string{}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// DecodeShared reads a record in place: it answers as Decode does.
 		d, derr := notification.Decode(b)
@@ -145,9 +144,9 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("DecodeShared differs from Decode: %v, %v", derr, serr)
 		}
 		// DecodeSharedInto into what the previous input left (as a worker
-		// reuses them, cleared map and all) answers as Decode does too.
-		clear(reused.data)
-		id, ierr := notification.DecodeSharedInto(bytes.Clone(b), &reused.n, reused.data)
+		// reuses them, fields' room and all) answers as Decode does too.
+		id, data, ierr := notification.DecodeSharedInto(bytes.Clone(b), &reused.n, reused.data)
+		reused.data = data
 		if (derr == nil) != (ierr == nil) || derr != nil && derr.Error() != ierr.Error() || !reflect.DeepEqual(d, id) {
 			t.Fatalf("DecodeSharedInto differs from Decode: %v, %v", derr, ierr)
 		}
@@ -280,23 +279,23 @@ func TestDecodeSharedReadsInPlace(t *testing.T) {
 }
 
 // TestDecodeSharedIntoAllocatesNothing: decoding a record into the
-// caller's notification and map, as a channel worker does for every
-// record, allocates nothing once the map has grown. It made a notification
+// caller's notification and fields' room, as a channel worker does for
+// every record, allocates nothing once the room has grown. It made a notification
 // it then did not use, ~300 bytes per record (issue 14, nineteenth pass).
 func TestDecodeSharedIntoAllocatesNothing(t *testing.T) {
 	n := notification.Notification{EventID: "e_1", EventType: "gym.booking.confirmed", Template: "booking_confirmed",
 		Channel: "email", Locale: "en", RecipientID: "mem_1", To: "a@example.com", Priority: notification.Normal,
-		Data: map[string]string{"class_name": "Spin 45", "recipient_first_name": "Ada"}, CreatedAt: time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)}
+		Data: notification.DataOf(map[string]string{"class_name": "Spin 45", "recipient_first_name": "Ada"}), CreatedAt: time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)}
 	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
 	b, err := notification.Encode(&n)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var into notification.Notification
-	data := map[string]string{}
+	var data []notification.Field
 	decode := func() {
-		clear(data)
-		if _, err := notification.DecodeSharedInto(b, &into, data); err != nil {
+		var err error
+		if _, data, err = notification.DecodeSharedInto(b, &into, data); err != nil {
 			t.Fatal(err)
 		}
 	}

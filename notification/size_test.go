@@ -17,7 +17,7 @@ import (
 func TestEncodeKeepsHTMLCharacters(t *testing.T) {
 	n := sample()
 	text := strings.Repeat("<b>&", 50_000)
-	n.Data["note"] = text
+	n.Data = n.Data.With(notification.Field{Key: "note", Value: text})
 	b, err := notification.Encode(n)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +32,7 @@ func TestEncodeKeepsHTMLCharacters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Data["note"] != text {
+	if got.Data.Get("note") != text {
 		t.Error("the note changed in the round trip")
 	}
 }
@@ -42,7 +42,7 @@ func TestEncodeKeepsHTMLCharacters(t *testing.T) {
 // the empty note's one byte.
 func fill(t *testing.T, n *notification.Notification, size int) *notification.Notification {
 	t.Helper()
-	n.Data["note"] = ""
+	n.Data = n.Data.With(notification.Field{Key: "note", Value: ""})
 	b, err := notification.Encode(n)
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func fill(t *testing.T, n *notification.Notification, size int) *notification.No
 	if len(binary.AppendUvarint(nil, uint64(l)))+l != rest {
 		t.Fatalf("no note makes the encoding %d bytes", size)
 	}
-	n.Data["note"] = strings.Repeat("a", l)
+	n.Data = n.Data.With(notification.Field{Key: "note", Value: strings.Repeat("a", l)})
 	return n
 }
 

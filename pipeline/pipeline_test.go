@@ -109,7 +109,7 @@ func TestDeliverOrder(t *testing.T) {
 
 	n := &notification.Notification{EventID: "e1", EventType: "gym.class.reminder", Template: "gym.class.reminder",
 		Channel: notification.SMS, Locale: "en", RecipientID: "m1", To: "+447700900123",
-		Data:      map[string]string{"recipient_name": "Ann", "class_name": "Spin", "class_start_time": "07:00", "class_date": "Mon"},
+		Data:      notification.DataOf(map[string]string{"recipient_name": "Ann", "class_name": "Spin", "class_start_time": "07:00", "class_date": "Mon"}),
 		CreatedAt: time.Now()}
 	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
 	value, err := notification.Encode(n)

@@ -19,7 +19,7 @@ import (
 
 func sampleNotification() *notification.Notification {
 	n := &notification.Notification{EventID: "evt_1", EventType: "gym.booking.confirmed", Template: "gym.booking.confirmed/reminder",
-		Channel: notification.Push, Locale: "en", RecipientID: "mem_1", To: "tok_1", Data: map[string]string{"class_name": "Spin <45>"},
+		Channel: notification.Push, Locale: "en", RecipientID: "mem_1", To: "tok_1", Data: notification.DataOf(map[string]string{"class_name": "Spin <45>"}),
 		Priority: notification.Normal, CreatedAt: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), Category: "reminders",
 		CancelKeys: []string{"gym.booking.confirmed/reminder|booking_id=b1"}}
 	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
@@ -44,7 +44,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %+v", got)
 	}
 	back, err := notification.Decode(got.Notification)
-	if err != nil || back.Data["class_name"] != "Spin <45>" {
+	if err != nil || back.Data.Get("class_name") != "Spin <45>" {
 		t.Fatalf("notification inside: %v %+v", err, back)
 	}
 	b2, _ := Encode(got)
@@ -196,7 +196,7 @@ func FuzzEncodeAsEncodingJSON(f *testing.F) {
 		}
 		check(r)
 		n := sampleNotification()
-		n.To, n.Data["class_name"], n.CancelKeys = key, event, r.Keys
+		n.To, n.Data, n.CancelKeys = key, n.Data.With(notification.Field{Key: "class_name", Value: event}), r.Keys
 		if s, err := Schedule(n, tm(due), topic, tm(at)); err == nil {
 			check(s)
 		}
@@ -318,7 +318,7 @@ func TestEventTime(t *testing.T) {
 	if got := r.EventTime(); !got.IsZero() {
 		t.Fatalf("no event_time in the data: %v", got)
 	}
-	n.Data["event_time"] = "2026-12-01T09:59:00Z"
+	n.Data = n.Data.With(notification.Field{Key: "event_time", Value: "2026-12-01T09:59:00Z"})
 	r, _ = Schedule(n, now.Add(time.Hour), "herald.push.v1", now)
 	b, err := Encode(r)
 	if err != nil {
@@ -374,11 +374,12 @@ func eventTimeByJSON(b []byte) time.Time {
 func checkEventTimeOf(t *testing.T, data map[string]string, k, v string) {
 	t.Helper()
 	n := sampleNotification()
-	n.Data = map[string]string{}
+	m := map[string]string{}
 	for dk, dv := range data {
-		n.Data[dk] = dv
+		m[dk] = dv
 	}
-	n.Data[k] = v
+	m[k] = v
+	n.Data = notification.DataOf(m)
 	b, err := notification.EncodeJSON(n)
 	if err != nil {
 		return
@@ -487,9 +488,9 @@ func FuzzScheduleMessageAsScheduleThenMessage(f *testing.F) {
 	f.Add("t", "x", "k", "herald.push.v1", int64(1764000000000000000), int64(1), 1, notification.MaxEncodedSize-300)
 	f.Fuzz(func(t *testing.T, to, class, keys, topic string, due, at int64, attempt, pad int) {
 		n := sampleNotification()
-		n.To, n.Data["class_name"], n.Attempt = to, class, attempt%4
+		n.To, n.Data, n.Attempt = to, n.Data.With(notification.Field{Key: "class_name", Value: class}), attempt%4
 		if pad > 0 && pad <= 2*notification.MaxEncodedSize {
-			n.Data["pad"] = strings.Repeat("p", pad)
+			n.Data = n.Data.With(notification.Field{Key: "pad", Value: strings.Repeat("p", pad)})
 		}
 		n.CancelKeys = nil
 		if keys != "" {

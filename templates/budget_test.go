@@ -138,8 +138,7 @@ func FuzzSMSBudget(f *testing.F) {
 	n := only(plan(f, s, decode(f, sample(f, "gym.class.cancelled", "three-attendees.json"))), notification.SMS)[0]
 	f.Fuzz(func(t *testing.T, reason, class, name string) {
 		n := n
-		n.Data = copyMap(n.Data)
-		n.Data["reason"], n.Data["class_name"], n.Data["recipient_first_name"] = reason, class, name
+		n.Data = with(n.Data, "reason", reason, "class_name", class, "recipient_first_name", name)
 		m, err := s.Render(&n)
 		if err != nil {
 			if failure.ClassOf(err) != failure.Permanent {

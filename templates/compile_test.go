@@ -144,23 +144,22 @@ func TestCompiledMatchesTemplates(t *testing.T) {
 			t.Fatalf("%s: not compiled", what)
 		}
 		sameExecution(t, what, pp, renderData(n, l))
-		keys := sortedKeys(n.Data)
+		keys := sortedKeys(n.Data.Map())
 		for _, k := range keys {
 			m := *n
-			m.Data = maps.Clone(n.Data)
-			delete(m.Data, k)
+			m.Data = n.Data.Without(k)
 			sameExecution(t, what+" without "+k, pp, renderData(&m, l))
 		}
 		for _, v := range hostileValues {
 			m := *n
-			m.Data = maps.Clone(n.Data)
+			every := n.Data.Map()
 			for _, k := range keys {
-				m.Data[k] = v
+				every[k] = v
 			}
+			m.Data = notification.DataOf(every)
 			sameExecution(t, what+" with every value "+v, pp, renderData(&m, l))
 			for _, k := range keys {
-				m.Data = maps.Clone(n.Data)
-				m.Data[k] = v
+				m.Data = n.Data.With(notification.Field{Key: k, Value: v})
 				sameExecution(t, what+" with "+k+"="+v, pp, renderData(&m, l))
 			}
 		}
@@ -331,15 +330,16 @@ func FuzzCompiledRender(f *testing.F) {
 	f.Fuzz(func(t *testing.T, pick uint8, v1, v2, v3, v4 string) {
 		for _, c := range cases {
 			m := *c.n
-			m.Data = maps.Clone(c.n.Data)
-			keys := sortedKeys(m.Data)
+			d := c.n.Data.Map()
+			keys := sortedKeys(d)
 			sort.Strings(keys)
-			m.Data["class_name"], m.Data["recipient_name"], m.Data["recipient_first_name"] = v1, v2, v3
-			m.Data["class_location"], m.Data["reason"] = v3, v4
-			m.Data[keys[int(pick)%len(keys)]] = v4
+			d["class_name"], d["recipient_name"], d["recipient_first_name"] = v1, v2, v3
+			d["class_location"], d["reason"] = v3, v4
+			d[keys[int(pick)%len(keys)]] = v4
 			if pick%5 == 0 {
-				delete(m.Data, keys[int(pick/5)%len(keys)])
+				delete(d, keys[int(pick/5)%len(keys)])
 			}
+			m.Data = notification.DataOf(d)
 			sameExecution(t, c.what, c.pp, renderData(&m, c.l))
 		}
 		for i, pp := range syn {

@@ -2,7 +2,6 @@ package templates
 
 import (
 	"encoding/json"
-	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/gymhq/herald/events"
+	"github.com/gymhq/herald/notification"
 )
 
 // The flat template data is the contract with template authors (see
@@ -26,12 +26,13 @@ import (
 // flatten to the same key, the shallower one wins, so data cannot shadow a
 // top-level field by nesting.
 //
-// The map has room for extra more keys without growing. Objects are
-// walked breadth first, so a key already present came from a path no
-// deeper than the one at hand, and the first to claim a key keeps it.
-// Joined keys are written into one buffer and cut from one string made of
-// it, rather than concatenated one allocation each.
-func flatten(data map[string]any, extra int) map[string]string {
+// The fields have room for extra more without growing. Objects are walked
+// breadth first, so the first path to claim a key is no deeper than any
+// later one, and it keeps the key. Joined keys are written into one buffer
+// and cut from one string made of it, rather than concatenated one
+// allocation each. The fields are made once per event and sorted once,
+// into the order every notification's encoding writes them in.
+func flatten(data map[string]any, extra int) []notification.Field {
 	// An object's prefix and a joined key are spans of buf; an empty
 	// prefix (the top level, or keys "") joins nothing.
 	type span struct{ start, end int }
@@ -97,62 +98,53 @@ func flatten(data map[string]any, extra int) map[string]string {
 		}
 	}
 	keys := string(buf)
-	out := make(map[string]string, len(values)+extra)
-	for _, v := range values {
+	out := make([]notification.Field, len(values), len(values)+extra)
+	// Last first: notification.NewData keeps the last of equal keys,
+	// and the first claim (the shallowest path) must win.
+	for i, v := range values {
 		key := v.key
 		if v.joined.start != v.joined.end {
 			key = keys[v.joined.start:v.joined.end]
 		}
-		if _, ok := out[key]; !ok {
-			out[key] = v.s
-		}
+		out[len(values)-1-i] = notification.Field{Key: key, Value: v.s}
 	}
 	return out
 }
 
-// recipientKeys are the keys recipientData adds.
-const recipientKeys = 7
-
 // eventData is the data every notification of an event shares: the flattened
 // event data plus event_id, event_type and event_time, which win over data
-// fields of the same name. It has room for recipientData's keys, so that
-// every copy of it has too.
-func eventData(ev *events.Event) map[string]string {
-	d := flatten(ev.Data, 3+recipientKeys)
-	d["event_id"] = ev.ID
-	d["event_type"] = ev.Type
+// fields of the same name.
+func eventData(ev *events.Event) notification.Data {
+	fs := flatten(ev.Data, 3)
+	fs = append(fs, notification.Field{Key: "event_id", Value: ev.ID}, notification.Field{Key: "event_type", Value: ev.Type})
 	if !ev.Time.IsZero() {
-		d["event_time"] = ev.Time.UTC().Format(time.RFC3339)
-	} else {
-		// Herald's key wins here too: an event without a time has none,
-		// whatever its data says. The scheduler orders a notification's
-		// cancellations by it (schedule.Record.EventTime), and a data
-		// field of that name in an untimed event kept its booking's
-		// reminder from the booking's cancellation (an outside review).
-		delete(d, "event_time")
+		fs = append(fs, notification.Field{Key: "event_time", Value: ev.Time.UTC().Format(time.RFC3339)})
+		return notification.NewData(fs)
 	}
-	return d
+	// Herald's key wins here too: an event without a time has none,
+	// whatever its data says. The scheduler orders a notification's
+	// cancellations by it (schedule.Record.EventTime), and a data field of
+	// that name in an untimed event kept its booking's reminder from the
+	// booking's cancellation (an outside review).
+	return notification.NewData(fs).Without("event_time")
 }
 
-// recipientData copies base and adds recipient_* for p. Every recipient_*
-// key is present, empty when the person has no such field, so templates can
-// write {{with .recipient_first_name}} or {{default "there" ...}} rather than
+// recipientData is base with recipient_* for p. Every recipient_* key is
+// present, empty when the person has no such field, so templates can write
+// {{with .recipient_first_name}} or {{default "there" ...}} rather than
 // fail for a member without a name. Push tokens and preferences are never
 // copied: tokens are addresses, not copy.
-//
-// The copy is maps.Clone, which copies base's table as it is rather than
-// inserting every key again, and eventData left room in it for the
-// recipient keys.
-func recipientData(base map[string]string, p *events.Person) map[string]string {
-	d := maps.Clone(base)
-	d["recipient_id"] = p.ID
-	d["recipient_name"] = p.Name
-	d["recipient_first_name"] = firstName(p.Name)
-	d["recipient_email"] = p.Email
-	d["recipient_phone"] = p.Phone
-	d["recipient_locale"] = p.Locale
-	d["recipient_time_zone"] = p.TimeZone
-	return d
+func recipientData(base notification.Data, p *events.Person) notification.Data {
+	// In key order, which With then merges without sorting.
+	return base.With(
+		notification.Field{Key: "recipient_email", Value: p.Email},
+		notification.Field{Key: "recipient_first_name", Value: firstName(p.Name)},
+		notification.Field{Key: "recipient_id", Value: p.ID},
+		notification.Field{Key: "recipient_locale", Value: p.Locale},
+		notification.Field{Key: "recipient_name", Value: p.Name},
+		notification.Field{Key: "recipient_phone", Value: p.Phone},
+		notification.Field{Key: "recipient_time_zone", Value: p.TimeZone},
+	)
 }
 
 // firstName is the first of strings.Fields(name), "" for none, without
@@ -204,9 +196,9 @@ const maxDerivedPrefixes = 64
 // else the class's, else a top-level time_zone, else UTC. A name that does
 // not load is passed over rather than failing the message: the next zone in
 // line is still a truthful place to show the time in.
-func localZone(d map[string]string) *time.Location {
+func localZone(lookup func(string) (string, bool)) *time.Location {
 	for _, k := range [...]string{"recipient_time_zone", "class_time_zone", "time_zone"} {
-		if name, ok := d[k]; ok && name != "" {
+		if name, ok := lookup(k); ok && name != "" {
 			if z := loadZone(name); z != nil {
 				return z
 			}

@@ -20,9 +20,7 @@ func FuzzRender(f *testing.F) {
 	n := only(plan(f, s, decode(f, sample(f, events.BookingConfirmed, "member-en.json"))), notification.Email)[0]
 	f.Fuzz(func(t *testing.T, class, name, location, starts string) {
 		n := n
-		n.Data = copyMap(n.Data)
-		n.Data["class_name"], n.Data["recipient_name"], n.Data["class_location"] = class, name, location
-		n.Data["class_starts_at"] = starts
+		n.Data = with(n.Data, "class_name", class, "recipient_name", name, "class_location", location, "class_starts_at", starts)
 		m, err := s.Render(&n)
 		if err != nil {
 			return // a render error is a permanent failure, which is fine

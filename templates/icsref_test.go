@@ -222,7 +222,7 @@ func TestICSMatchesReference(t *testing.T) {
 			return
 		}
 		sameICS(t, what, renderData(n, l), n.To)
-		for _, k := range sortedKeys(n.Data) {
+		for _, k := range sortedKeys(n.Data.Map()) {
 			d := renderData(n, l)
 			delete(d, k)
 			sameICS(t, what+" without "+k, d, n.To)

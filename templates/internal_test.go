@@ -150,7 +150,7 @@ func TestFlatten(t *testing.T) {
 		"class_full":            "false",
 		"class_instructor_name": "Marco",
 	}
-	if got := flatten(data, 0); !reflect.DeepEqual(got, want) {
+	if got := notification.NewData(flatten(data, 0)).Map(); !reflect.DeepEqual(got, want) {
 		t.Errorf("flatten = %v\nwant %v", got, want)
 	}
 }
@@ -263,16 +263,16 @@ func FuzzSMS(f *testing.F) {
 }
 
 func TestEscapingProblems(t *testing.T) {
-	data := hostileData(map[string]string{
+	data := hostileData(notification.DataOf(map[string]string{
 		"class_name": "Spin", "class_starts_at": "2026-11-23T07:00:00Z", "class_capacity": "20",
 		"recipient_locale": "en-GB", "local_time_zone": "Europe/London", "flag": "true", "reason": "",
-	})
-	if !strings.HasSuffix(data["class_name"], hostile) {
-		t.Errorf("free text not made hostile: %q", data["class_name"])
+	}))
+	if !strings.HasSuffix(data.Get("class_name"), hostile) {
+		t.Errorf("free text not made hostile: %q", data.Get("class_name"))
 	}
 	for _, k := range []string{"class_starts_at", "class_capacity", "recipient_locale", "local_time_zone", "flag", "reason"} {
-		if strings.Contains(data[k], hostileMarkup) {
-			t.Errorf("%s made hostile: %q", k, data[k])
+		if strings.Contains(data.Get(k), hostileMarkup) {
+			t.Errorf("%s made hostile: %q", k, data.Get(k))
 		}
 	}
 	leaky := &channels.Message{HTML: "<p>Spin" + hostileMarkup + "</p>", Subject: "a\r\nBcc: x"}
@@ -370,7 +370,7 @@ func TestFlattenAsBefore(t *testing.T) {
 		{"deep": deep},
 		{"wide": wide},
 	} {
-		if got, want := flatten(data, 0), flattenBefore(data); !reflect.DeepEqual(got, want) {
+		if got, want := notification.NewData(flatten(data, 0)).Map(), flattenBefore(data); !reflect.DeepEqual(got, want) {
 			t.Errorf("flatten(%v)\n= %v\nwant %v", data, got, want)
 		}
 	}

@@ -306,22 +306,28 @@ func escapingProblems(m *channels.Message) []string {
 // hostileData appends hostile to every value that is free text: not a
 // time, number, boolean, time zone or locale, which templates may feed to
 // functions that would reject it.
-func hostileData(d map[string]string) map[string]string {
-	out := make(map[string]string, len(d))
-	for k, v := range d {
-		out[k] = v
-		if v == "" || v == "true" || v == "false" || strings.HasSuffix(k, "time_zone") || strings.HasSuffix(k, "locale") {
-			continue
+func hostileData(d notification.Data) notification.Data {
+	out := make([]notification.Field, 0, d.Len())
+	for k, v := range d.All() {
+		switch {
+		case v == "" || v == "true" || v == "false" || strings.HasSuffix(k, "time_zone") || strings.HasSuffix(k, "locale"):
+		case isNumber(v) || isTime(v):
+		default:
+			v += hostile
 		}
-		if _, err := strconv.ParseFloat(v, 64); err == nil {
-			continue
-		}
-		if _, err := time.Parse(time.RFC3339, v); err == nil {
-			continue
-		}
-		out[k] = v + hostile
+		out = append(out, notification.Field{Key: k, Value: v})
 	}
-	return out
+	return notification.NewData(out)
+}
+
+func isNumber(v string) bool {
+	_, err := strconv.ParseFloat(v, 64)
+	return err == nil
+}
+
+func isTime(v string) bool {
+	_, err := time.Parse(time.RFC3339, v)
+	return err == nil
 }
 
 // relSample names a sample relative to its event type folder, which the
@@ -350,9 +356,9 @@ func position(src string, r rune) (line, col int, ok bool) {
 }
 
 // dataKeyWith names the data key whose value holds r.
-func dataKeyWith(d map[string]string, r rune) string {
-	for _, k := range sortedKeys(d) {
-		if strings.ContainsRune(d[k], r) {
+func dataKeyWith(d notification.Data, r rune) string {
+	for k, v := range d.All() { // in key order
+		if strings.ContainsRune(v, r) {
 			return k
 		}
 	}

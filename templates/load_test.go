@@ -132,12 +132,11 @@ func TestDerivedValuesAndFuncs(t *testing.T) {
 	}
 	// Without the recipient's zone, a class/top-level zone or UTC is used.
 	n.Locale = "en"
-	n.Data = copyMap(n.Data)
-	n.Data["recipient_time_zone"] = ""
+	n.Data = with(n.Data, "recipient_time_zone", "")
 	if got := render(t, s, &n).Text; !strings.HasPrefix(got, "Tuesday 1 December|00:00|UTC|") {
 		t.Errorf("without a zone: %q", got)
 	}
-	n.Data["recipient_time_zone"] = "America/Los_Angeles"
+	n.Data = with(n.Data, "recipient_time_zone", "America/Los_Angeles")
 	if got := render(t, s, &n).Text; !strings.HasPrefix(got, "Monday 30 November|16:00|America/Los_Angeles|") {
 		t.Errorf("Los Angeles: %q", got)
 	}

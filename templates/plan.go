@@ -208,7 +208,7 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 	// same recipients path share its people (byPath), so a person's map
 	// is found by their address in that slice. Staff are read per rule
 	// and get one per rule.
-	var datas map[*events.Person]map[string]string
+	var datas map[*events.Person]notification.Data
 	// Room for one notification per person and channel: a Notification is
 	// ~300 bytes, and twice the rules (the room before) was mostly unused.
 	size := 0
@@ -262,10 +262,10 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 							Channel: ch, RecipientID: p.ID, Err: err})
 						continue
 					}
-					data := datas[p]
-					if data == nil {
+					data, ok := datas[p]
+					if !ok {
 						if datas == nil {
-							datas = make(map[*events.Person]map[string]string, len(people))
+							datas = make(map[*events.Person]notification.Data, len(people))
 						}
 						data = recipientData(base, p)
 						datas[p] = data

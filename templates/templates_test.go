@@ -121,8 +121,7 @@ func TestRenderMissingDataNamesFileAndKey(t *testing.T) {
 		{notification.Push, "class_id", "gym.booking.confirmed/routing.yaml", `"class_id"`},
 	} {
 		n := only(ns, tc.ch)[0]
-		n.Data = copyMap(n.Data)
-		delete(n.Data, tc.drop)
+		n.Data = n.Data.Without(tc.drop)
 		_, err := s.Render(&n)
 		if err == nil {
 			t.Errorf("%s without %s: no error", tc.ch, tc.drop)
@@ -137,12 +136,12 @@ func TestRenderMissingDataNamesFileAndKey(t *testing.T) {
 	}
 }
 
-func copyMap(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
+// with is d with each key of kv (key, value, key, value...) set.
+func with(d notification.Data, kv ...string) notification.Data {
+	for i := 0; i+1 < len(kv); i += 2 {
+		d = d.With(notification.Field{Key: kv[i], Value: kv[i+1]})
 	}
-	return out
+	return d
 }
 
 func TestLocaleResolution(t *testing.T) {
@@ -232,8 +231,8 @@ func TestClassCancelledNotifiesEveryAttendee(t *testing.T) {
 	for _, n := range ns {
 		got[n.RecipientID+" "+string(n.Channel)] = n.To
 		ids[n.ID] = true
-		if n.Data["recipient_id"] != n.RecipientID {
-			t.Errorf("%s: data recipient_id %q", n.RecipientID, n.Data["recipient_id"])
+		if n.Data.Get("recipient_id") != n.RecipientID {
+			t.Errorf("%s: data recipient_id %q", n.RecipientID, n.Data.Get("recipient_id"))
 		}
 		m := render(t, s, &n)
 		if !strings.Contains(m.Text, "Instructor unwell") {
@@ -326,18 +325,18 @@ func TestDataContract(t *testing.T) {
 		"recipient_time_zone":   "Europe/Madrid",
 	}
 	for k, v := range want {
-		if d[k] != v {
-			t.Errorf("data[%q] = %q, want %q", k, d[k], v)
+		if d.Get(k) != v {
+			t.Errorf("data[%q] = %q, want %q", k, d.Get(k), v)
 		}
 	}
-	for k, v := range d {
+	for k, v := range d.All() {
 		if strings.Contains(k, "push_tokens") || strings.Contains(k, "preferences") || strings.Contains(v, "fcm_tok") {
 			t.Errorf("data carries %s=%q; push tokens and preferences are not template data", k, v)
 		}
 	}
 	// Render-time values are not carried on the wire.
 	for _, k := range []string{"class_date", "class_start_time", "local_time_zone"} {
-		if _, ok := d[k]; ok {
+		if _, ok := d.Lookup(k); ok {
 			t.Errorf("planned data has render-time key %q", k)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gymhq/herald/notification"
 )
 
 // view is what a render's templates read: the notification's data, which
@@ -17,7 +19,8 @@ import (
 // notification (and clearing the copy), and a derived key is worked out
 // only when a template reads it (derive).
 type view struct {
-	data map[string]string
+	data notification.Data
+	idx  dataIndex   // finds data's keys
 	loc  *localeData // names and layouts of derived dates and times
 	zone *time.Location
 	over []pair
@@ -32,9 +35,13 @@ type pair struct{ k, v string }
 
 // fill makes v a view of data whose derived dates and times are formatted
 // with the layouts and names of loc.
-func (v *view) fill(data map[string]string, loc *localeData) {
+func (v *view) fill(data notification.Data, loc *localeData) {
 	v.data, v.loc = data, loc
+	v.idx.build(data.Fields())
 }
+
+// lookup is data's value of k and whether it has k.
+func (v *view) lookup(k string) (string, bool) { return v.idx.lookup(v.data, k) }
 
 // get is the value of k and whether it is present: set over the data, the
 // data, then a derived key.
@@ -44,7 +51,7 @@ func (v *view) get(k string) (string, bool) {
 			return v.over[i].v, true
 		}
 	}
-	if s, ok := v.data[k]; ok {
+	if s, ok := v.lookup(k); ok {
 		return s, true
 	}
 	return v.derive(k)
@@ -129,11 +136,12 @@ func cutDerived(k, suffix string) (string, bool) {
 // no such time.
 func (v *view) timesOf(prefix string) (*derivedTimes, *derivedKeys) {
 	keys := derivedKeysOf(prefix)
-	start, ok := v.data[keys.startsAt]
+	start, ok := v.lookup(keys.startsAt)
 	if !ok {
 		return nil, nil
 	}
-	t := derivedTimesOf(start, v.data[keys.endsAt], v.localZone(), v.loc)
+	end, _ := v.lookup(keys.endsAt)
+	t := derivedTimesOf(start, end, v.localZone(), v.loc)
 	if !t.startOK {
 		return nil, nil
 	}
@@ -142,7 +150,7 @@ func (v *view) timesOf(prefix string) (*derivedTimes, *derivedKeys) {
 
 // addDerived adds derived key k unless the data or over has it.
 func (v *view) addDerived(k, s string) {
-	if _, ok := v.data[k]; ok {
+	if _, ok := v.lookup(k); ok {
 		return
 	}
 	for i := range v.over {
@@ -157,7 +165,7 @@ func (v *view) addDerived(k, s string) {
 // once per render.
 func (v *view) localZone() *time.Location {
 	if v.zone == nil {
-		v.zone = localZone(v.data)
+		v.zone = localZone(v.lookup)
 	}
 	return v.zone
 }
@@ -171,12 +179,12 @@ func (v *view) asMap() map[string]string {
 		return v.merged
 	}
 	if v.merged == nil {
-		v.merged = make(map[string]string, len(v.data)+len(v.over)+1)
+		v.merged = make(map[string]string, v.data.Len()+len(v.over)+1)
 	}
 	m := v.merged
 	clear(m)
-	for k, s := range v.data {
-		m[k] = s
+	for _, f := range v.data.Fields() {
+		m[f.Key] = f.Value
 	}
 	put := func(k, s string) {
 		if _, ok := m[k]; !ok {
@@ -184,8 +192,8 @@ func (v *view) asMap() map[string]string {
 		}
 	}
 	put("local_time_zone", v.localZone().String())
-	for k := range v.data {
-		p, ok := cutDerived(k, "starts_at")
+	for _, f := range v.data.Fields() {
+		p, ok := cutDerived(f.Key, "starts_at")
 		if !ok {
 			continue
 		}
@@ -202,7 +210,8 @@ func (v *view) asMap() map[string]string {
 
 // reset empties v for reuse, dropping its references to the data.
 func (v *view) reset() {
-	v.data, v.loc, v.zone = nil, nil, nil
+	v.data, v.loc, v.zone = notification.Data{}, nil, nil
+	v.idx.reset()
 	if cap(v.over) > maxPooledOver {
 		v.over = make([]pair, 0, 8)
 	} else {

@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/gymhq/herald/internal/retaintest"
+	"github.com/gymhq/herald/notification"
 )
 
 // viewOf is a view of d, its derived keys in English.
-func viewOf(d map[string]string) *view { return &view{data: d, loc: english} }
+func viewOf(d map[string]string) *view { return &view{data: notification.DataOf(d), loc: english} }
 
 // The view reads the data in place: derived keys are added only where the
 // data lacks them, set values (fitSMS's) replace the data's, and the data
@@ -27,7 +28,7 @@ func TestViewLayers(t *testing.T) {
 		"note":            "long",
 	}
 	v := &view{}
-	v.fill(data, english)
+	v.fill(notification.DataOf(data), english)
 	for k, want := range map[string]string{
 		"class_date":             "from the event", // derived keys never replace the event's
 		"class_start_time":       "08:00",
@@ -52,7 +53,7 @@ func TestViewLayers(t *testing.T) {
 		t.Errorf("the data was modified: %v", data)
 	}
 	v.reset()
-	if v.data != nil || len(v.over) != 0 || len(v.merged) != 0 {
+	if !v.data.IsNil() || len(v.over) != 0 || len(v.merged) != 0 {
 		t.Errorf("reset left %+v", v)
 	}
 }
@@ -66,7 +67,7 @@ func TestViewUncompiledPart(t *testing.T) {
 		t.Fatal("compiled; the test needs a part left to the template package")
 	}
 	v := &view{}
-	v.fill(map[string]string{"class_starts_at": "2026-11-23T07:00:00Z", "note": "long"}, english)
+	v.fill(notification.DataOf(map[string]string{"class_starts_at": "2026-11-23T07:00:00Z", "note": "long"}), english)
 	var b bytes.Buffer
 	if err := pp.execute(&b, v); err != nil || b.String() != "07:00 long" {
 		t.Fatalf("got %q, %v", b.String(), err)
@@ -130,7 +131,7 @@ func TestDerivedTimesCacheKeepsNoRecord(t *testing.T) {
 // worked out on demand (without its limit of four <p>_starts_at keys).
 func refDerived(data map[string]string, loc *localeData) map[string]string {
 	d := maps.Clone(data)
-	zone := localZone(data)
+	zone := localZone(notification.DataOf(data).Lookup)
 	if _, ok := d["local_time_zone"]; !ok {
 		d["local_time_zone"] = zone.String()
 	}
@@ -180,7 +181,7 @@ func TestViewDerivesAsReference(t *testing.T) {
 	} {
 		want := refDerived(data, english)
 		v := &view{}
-		v.fill(data, english)
+		v.fill(notification.DataOf(data), english)
 		for k, w := range want {
 			if got, ok := v.get(k); !ok || got != w {
 				t.Errorf("%d: %s = %q, %v; want %q", i, k, got, ok, w)
@@ -197,7 +198,7 @@ func TestViewDerivesAsReference(t *testing.T) {
 			}
 		}
 		fresh := &view{}
-		fresh.fill(data, english)
+		fresh.fill(notification.DataOf(data), english)
 		if got := fresh.asMap(); !maps.Equal(got, want) {
 			t.Errorf("%d: asMap\n%v\nwant\n%v", i, got, want)
 		}
@@ -213,7 +214,7 @@ func TestViewAsMapLinear(t *testing.T) {
 		data["k"+strconv.Itoa(i)+"_starts_at"] = "2026-11-23T07:00:00Z"
 	}
 	v := &view{}
-	v.fill(data, english)
+	v.fill(notification.DataOf(data), english)
 	m := v.asMap()
 	if len(m) != 1+1000*3+1 || m["k999_start_time"] != "07:00" || len(v.over) != 0 {
 		t.Fatalf("asMap has %d keys, over %d", len(m), len(v.over))

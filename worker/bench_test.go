@@ -127,8 +127,8 @@ func BenchmarkHandle(b *testing.B) {
 	for i := range values {
 		n := note(0)
 		n.EventID = "evt_" + strconv.Itoa(i)
-		n.Data = map[string]string{"class_name": "Spin", "class_starts_at": "2026-12-07T07:00:00Z", "location_name": "Shoreditch",
-			"recipient_name": "Ada", "booking_id": "bkg_" + strconv.Itoa(i)}
+		n.Data = notification.DataOf(map[string]string{"class_name": "Spin", "class_starts_at": "2026-12-07T07:00:00Z", "location_name": "Shoreditch",
+			"recipient_name": "Ada", "booking_id": "bkg_" + strconv.Itoa(i)})
 		n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
 		v, err := notification.Encode(n)
 		if err != nil {

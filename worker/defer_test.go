@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -42,11 +41,11 @@ type waitRig struct {
 	logs     *observer.ObservedLogs
 }
 
-// kept is a copy of n a test may keep past the hook: n's Data is the
-// worker's pooled map, refilled by the next record (worker.Config).
+// kept is a copy of n a test may keep past the hook: n's Data's fields are
+// the worker's pooled buffer, refilled by the next record (worker.Config).
 func kept(n *notification.Notification) notification.Notification {
 	c := *n
-	c.Data, c.CancelKeys = maps.Clone(n.Data), slices.Clone(n.CancelKeys)
+	c.Data, c.CancelKeys = n.Data.Clone(), slices.Clone(n.CancelKeys)
 	return c
 }
 

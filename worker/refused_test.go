@@ -51,7 +51,7 @@ func TestRefusedRetryIsDeadLettered(t *testing.T) {
 			}
 			w := newWorker(t, &sender{script: []error{transient, transient, transient}}, renderer{}, store, p, "w1")
 			n := note(0)
-			n.Data = map[string]string{"note": strings.Repeat("<", 2000)}
+			n.Data = notification.DataOf(map[string]string{"note": strings.Repeat("<", 2000)})
 			m := record(t, n)
 			if err := w.Handle(context.Background(), m); err != nil {
 				t.Fatalf("Handle: %v, want the record acknowledged", err)

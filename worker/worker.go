@@ -55,11 +55,11 @@ type Renderer interface {
 //
 // Every hook that is handed a notification (Renderer, Defer, OptOut,
 // OptedOut, CapOf, the Sender's message) may use it only until it returns:
-// the notification, its Data map and its strings are the worker's pooled
-// decode of the Kafka record, cleared and refilled with the next record's
-// once Handle is done. A hook that keeps any of it copies it (Data with
-// maps.Clone, strings with strings.Clone); schedule.Defer encodes it
-// before it returns.
+// the notification, its Data's fields and its strings are the worker's
+// pooled decode of the Kafka record, cleared and refilled with the next
+// record's once Handle is done. A hook that keeps any of it copies it
+// (Data with its Clone, strings with strings.Clone); schedule.Defer
+// encodes it before it returns.
 type Config struct {
 	Channel   notification.Channel
 	Sender    channels.Sender
@@ -211,12 +211,13 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 	start := w.cfg.Now()
 	// In place: nothing writes to a fetched record's value, and a copy of
 	// it was an allocation of the record's size per notification. Into a
-	// reused notification and Data map, which nothing here keeps past
+	// reused notification and Data fields, which nothing here keeps past
 	// Handle: the rendered message and every record written copy what
 	// they need.
 	dec := decodedPool.Get().(*decoded)
 	defer dec.release()
-	n, err := notification.DecodeSharedInto(m.Value, &dec.n, dec.data)
+	n, data, err := notification.DecodeSharedInto(m.Value, &dec.n, dec.data)
+	dec.data = data
 	if err == nil && n.Channel != w.cfg.Channel {
 		err = failure.Errorf(failure.Poison, failure.ReasonInvalid, "notification for channel %s on the %s topic", n.Channel, w.cfg.Channel)
 	}
@@ -337,24 +338,25 @@ func (w *Worker) Handle(ctx context.Context, m *queue.Message) error {
 	}
 }
 
-// decoded is a notification and its Data map that Handle decodes a record
-// into and reuses for the next (notification.DecodeSharedInto).
+// decoded is a notification and room for its Data's fields that Handle
+// decodes a record into and reuses for the next
+// (notification.DecodeSharedInto).
 type decoded struct {
 	n    notification.Notification
-	data map[string]string
+	data []notification.Field
 }
 
-var decodedPool = sync.Pool{New: func() any { return &decoded{data: make(map[string]string, 48)} }}
+var decodedPool = sync.Pool{New: func() any { return &decoded{data: make([]notification.Field, 0, 48)} }}
 
-// release empties d and returns it to the pool, unless its map grew for an
-// unusually large record: a map never shrinks, and clearing one costs its
-// size, which every later notification would pay.
+// release empties d and returns it to the pool, unless its room grew for
+// an unusually large record, which would stay held by the pool.
 func (d *decoded) release() {
-	if len(d.data) > 256 {
+	if cap(d.data) > 256 {
 		return
 	}
 	d.n = notification.Notification{}
-	clear(d.data)
+	clear(d.data[:cap(d.data)]) // no strings of the record kept alive
+	d.data = d.data[:0]
 	decodedPool.Put(d)
 }
 

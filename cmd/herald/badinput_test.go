@@ -115,7 +115,7 @@ func TestBadInputEverywhere(t *testing.T) {
 			n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
 		}), "push", "render"},
 		{"notification: data missing what the template needs", topics.Channel(notification.SMS), encode(smsN, func(n *notification.Notification) {
-			n.Data = map[string]string{"unrelated": "x"}
+			n.Data = notification.DataOf(map[string]string{"unrelated": "x"})
 		}), "sms", "render"},
 	}
 

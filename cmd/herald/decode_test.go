@@ -14,7 +14,7 @@ import (
 func TestDecode(t *testing.T) {
 	n := &notification.Notification{EventID: "evt_1", EventType: "gym.booking.confirmed", Template: "gym.booking.confirmed",
 		Channel: notification.Email, RecipientID: "mem_1", To: "ana@example.com", Locale: "en",
-		Data: map[string]string{"class_name": "Spin <45>"}, CreatedAt: time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)}
+		Data: notification.DataOf(map[string]string{"class_name": "Spin <45>"}), CreatedAt: time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)}
 	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
 	bin, err := notification.Encode(n)
 	if err != nil {

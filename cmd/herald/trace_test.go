@@ -234,7 +234,7 @@ func TestTraceFindsRecordsWithoutTheHeader(t *testing.T) {
 	ctx := context.Background()
 	n := notification.Notification{EventID: "evt_by_hand", EventType: "gym.class.reminder", Template: "gym.class.reminder",
 		Channel: notification.Push, Locale: "en", RecipientID: "mem_1", To: "device-token-1", CreatedAt: time.Now().UTC(),
-		Data: map[string]string{"class_name": "Spin"}}
+		Data: notification.DataOf(map[string]string{"class_name": "Spin"})}
 	n.ID = notification.NewID(n.EventID, n.Template, n.Channel, n.RecipientID, n.To)
 	binary, err := notification.Encode(&n)
 	if err != nil {
@@ -242,7 +242,7 @@ func TestTraceFindsRecordsWithoutTheHeader(t *testing.T) {
 	}
 	other := n
 	other.EventID, other.ID = "evt_by_hand_2", notification.NewID("evt_by_hand_2", n.Template, n.Channel, n.RecipientID, n.To)
-	other.Data = map[string]string{"note": "evt_by_hand"} // names the event in its value but is not from it
+	other.Data = notification.DataOf(map[string]string{"note": "evt_by_hand"}) // names the event in its value but is not from it
 	otherValue, err := notification.Encode(&other)
 	if err != nil {
 		t.Fatal(err)

@@ -139,34 +139,31 @@ func (r *Reader) Strings() []string {
 	return nil
 }
 
-// Map reads null (nil) or an object of string values into m (made when
-// nil and the object is not null; a repeated key keeps its last value, as
-// in encoding/json).
-func (r *Reader) Map(m map[string]string) map[string]string {
+// Object reads null, returning false, or an object of string values,
+// calling add with each member in document order (a repeated key too:
+// encoding/json keeps its last value).
+func (r *Reader) Object(add func(k, v string)) bool {
 	if r.Lit("null") {
-		return nil
+		return false
 	}
 	r.Expect("{")
-	if m == nil {
-		m = map[string]string{}
-	}
 	if r.Lit("}") {
-		return m
+		return true
 	}
 	for r.Ok {
 		k := r.String()
 		r.Expect(":")
 		v := r.String()
 		if !r.Ok {
-			return nil
+			return true
 		}
-		m[k] = v
+		add(k, v)
 		if r.Lit("}") {
-			return m
+			return true
 		}
 		r.Expect(",")
 	}
-	return nil
+	return true
 }
 
 // Skip reads one JSON value of any kind, checked as encoding/json checks

@@ -48,7 +48,18 @@ func FuzzAgreesWithEncodingJSON(f *testing.F) {
 		agrees(t, "Int", in, (*Reader).Int)
 		agrees(t, "Time", in, (*Reader).Time)
 		agrees(t, "Strings", in, (*Reader).Strings)
-		agrees(t, "Map", in, func(r *Reader) map[string]string { return r.Map(nil) })
+		agrees(t, "Object", in, func(r *Reader) map[string]string {
+			var m map[string]string
+			if r.Object(func(k, v string) {
+				if m == nil {
+					m = map[string]string{}
+				}
+				m[k] = v
+			}) && m == nil {
+				m = map[string]string{}
+			}
+			return m
+		})
 
 		r := New(in)
 		r.p.space()

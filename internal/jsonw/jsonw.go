@@ -8,8 +8,6 @@ package jsonw
 
 import (
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -96,28 +94,4 @@ func Strings(dst []byte, ss []string) []byte {
 		dst = String(dst, s)
 	}
 	return append(dst, ']')
-}
-
-// Map appends m as a JSON object, keys in order as encoding/json sorts
-// them; nil as null.
-func Map(dst []byte, m map[string]string) []byte {
-	if m == nil {
-		return append(dst, "null"...)
-	}
-	var arr [64]string
-	keys := arr[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, strings.Compare)
-	dst = append(dst, '{')
-	for i, k := range keys {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = String(dst, k)
-		dst = append(dst, ':')
-		dst = String(dst, m[k])
-	}
-	return append(dst, '}')
 }

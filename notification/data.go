@@ -1,0 +1,226 @@
+package notification
+
+import (
+	"encoding/json"
+	"iter"
+	"slices"
+	"strings"
+
+	"github.com/gymhq/herald/internal/jsonw"
+)
+
+// Field is one key of a notification's Data and its value.
+type Field struct{ Key, Value string }
+
+// Data is a notification's flat template data (templates/README.md):
+// string keys and string values, each key once, so template authors never
+// meet Go types.
+//
+// It holds its fields in key order, which is the order both wire forms
+// write them in (codec.go, json.go): a notification is encoded without
+// sorting its keys, decoded without building a map, and the notifications
+// of one person share one Data (issue 14: sorting each notification's map
+// was a sixth of the dispatcher's CPU, and building, copying and decoding
+// the maps much of the rest of the template data's cost).
+//
+// The zero Data is no data at all, which the JSON form writes as null and
+// the binary form as a zero count; empty data (NewData of no fields, or
+// DataOf an empty map) is written as {}. A Data is never modified once
+// made: With and the constructors return new ones, and Fields' slice is
+// shared and read-only.
+type Data struct {
+	f []Field // strictly ascending keys; nil for no data
+}
+
+// NewData is fs as Data, taking fs over (the caller must not use it
+// afterwards). Fields are taken in turn as if assigned to a map: the last
+// of equal keys wins. A nil fs is no data; an empty non-nil one is empty
+// data.
+func NewData(fs []Field) Data {
+	if fs == nil {
+		return Data{}
+	}
+	if !sortedUnique(fs) {
+		slices.SortStableFunc(fs, func(a, b Field) int { return strings.Compare(a.Key, b.Key) })
+		// Keep the last of each run of equal keys.
+		out := fs[:0]
+		for i := range fs {
+			if i+1 < len(fs) && fs[i+1].Key == fs[i].Key {
+				continue
+			}
+			out = append(out, fs[i])
+		}
+		clear(fs[len(out):]) // no stale strings past the end
+		fs = out
+	}
+	return Data{f: fs}
+}
+
+// sortedUnique reports whether fs's keys are strictly ascending.
+func sortedUnique(fs []Field) bool {
+	for i := 1; i < len(fs); i++ {
+		if fs[i-1].Key >= fs[i].Key {
+			return false
+		}
+	}
+	return true
+}
+
+// DataOf is m as Data; a nil map is no data.
+func DataOf(m map[string]string) Data {
+	if m == nil {
+		return Data{}
+	}
+	fs := make([]Field, 0, len(m))
+	for k, v := range m {
+		fs = append(fs, Field{k, v})
+	}
+	return NewData(fs)
+}
+
+// Len is the number of keys.
+func (d Data) Len() int { return len(d.f) }
+
+// IsNil reports whether d is no data at all, rather than empty data.
+func (d Data) IsNil() bool { return d.f == nil }
+
+// Lookup is k's value and whether d has k.
+func (d Data) Lookup(k string) (string, bool) {
+	// A binary search by hand: slices.BinarySearchFunc's closure cost a
+	// third of a render's lookups (BenchmarkRender).
+	lo, hi := 0, len(d.f)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if d.f[m].Key < k {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(d.f) && d.f[lo].Key == k {
+		return d.f[lo].Value, true
+	}
+	return "", false
+}
+
+// Get is k's value, "" when d lacks it.
+func (d Data) Get(k string) string {
+	v, _ := d.Lookup(k)
+	return v
+}
+
+// All yields d's keys and values in key order.
+func (d Data) All() iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		for _, f := range d.f {
+			if !yield(f.Key, f.Value) {
+				return
+			}
+		}
+	}
+}
+
+// Fields is d's fields in key order. The slice is d's own: read it, never
+// write to it.
+func (d Data) Fields() []Field { return d.f }
+
+// Clone is d with fields of its own: for keeping a notification decoded
+// into a reused buffer (notification.DecodeSharedInto) past the buffer's
+// next use. Its strings are d's, so keep copies of those too when they
+// are cut from a record that changes.
+func (d Data) Clone() Data {
+	if d.f == nil {
+		return Data{}
+	}
+	return Data{f: append(make([]Field, 0, len(d.f)), d.f...)}
+}
+
+// Map is a copy of d as a map; nil for no data.
+func (d Data) Map() map[string]string {
+	if d.f == nil {
+		return nil
+	}
+	m := make(map[string]string, len(d.f))
+	for _, f := range d.f {
+		m[f.Key] = f.Value
+	}
+	return m
+}
+
+// With is d with fs over it: every field of fs, in turn, replaces or adds
+// its key. fs is not kept. d is not changed; the result shares nothing
+// with it that either would write to.
+func (d Data) With(fs ...Field) Data {
+	add := NewData(slices.Clone(fs))
+	out := make([]Field, 0, len(d.f)+len(add.f))
+	i, j := 0, 0
+	for i < len(d.f) && j < len(add.f) {
+		switch c := strings.Compare(d.f[i].Key, add.f[j].Key); {
+		case c < 0:
+			out = append(out, d.f[i])
+			i++
+		case c > 0:
+			out = append(out, add.f[j])
+			j++
+		default:
+			out = append(out, add.f[j])
+			i++
+			j++
+		}
+	}
+	out = append(out, d.f[i:]...)
+	out = append(out, add.f[j:]...)
+	return Data{f: out}
+}
+
+// Without is d without key k (d itself when it lacks k).
+func (d Data) Without(k string) Data {
+	i := slices.IndexFunc(d.f, func(f Field) bool { return f.Key == k })
+	if i < 0 {
+		return d
+	}
+	out := make([]Field, 0, len(d.f)-1)
+	out = append(out, d.f[:i]...)
+	return Data{f: append(out, d.f[i+1:]...)}
+}
+
+// Equal reports whether d and e hold the same keys and values, and are
+// both no data or both data.
+func (d Data) Equal(e Data) bool {
+	return (d.f == nil) == (e.f == nil) && slices.Equal(d.f, e.f)
+}
+
+// MarshalJSON writes d as a JSON object in key order, or null for no data,
+// as encoding/json writes a map[string]string (escaping <, > and & only
+// when the encoder it is part of does).
+func (d Data) MarshalJSON() ([]byte, error) {
+	return d.appendJSON(nil), nil
+}
+
+// appendJSON appends MarshalJSON's bytes to b.
+func (d Data) appendJSON(b []byte) []byte {
+	if d.f == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '{')
+	for i, f := range d.f {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonw.String(b, f.Key)
+		b = append(b, ':')
+		b = jsonw.String(b, f.Value)
+	}
+	return append(b, '}')
+}
+
+// UnmarshalJSON reads a JSON object of string values, or null, as
+// encoding/json reads a map[string]string: the last of repeated keys wins.
+func (d *Data) UnmarshalJSON(b []byte) error {
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*d = DataOf(m)
+	return nil
+}
