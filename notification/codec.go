@@ -264,7 +264,7 @@ func decodeBinaryWith(b string, into *decodeInto, pieces bool) (*Notification, e
 				fs = append(fs, Field{k, v})
 				prev = k
 			}
-			n.Data = Data{f: fs} // ascending, as just checked
+			n.Data = Data{f: fs} // ascending and valid UTF-8, as checked
 			if into != nil {
 				into.data = fs // grown, for the next record
 			}
@@ -559,12 +559,7 @@ func (n *Notification) validUTF8() bool {
 			return false
 		}
 	}
-	for _, f := range n.Data.f {
-		if !utf8.ValidString(f.Key) || !utf8.ValidString(f.Value) {
-			return false
-		}
-	}
-	return true
+	return n.Data.ValidUTF8()
 }
 
 // coerced is n with each byte of invalid UTF-8 replaced by U+FFFD, as

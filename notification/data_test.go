@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/gymhq/herald/notification"
 )
@@ -18,6 +19,11 @@ func FuzzDataAsMap(f *testing.F) {
 	f.Add([]byte("a=1;b=2;a=3"), []byte("b=9;c=1"), "a")
 	f.Add([]byte(""), []byte(""), "")
 	f.Add([]byte("z=;y=;x=;=e"), []byte("=f;x=g"), "x")
+	f.Add([]byte("a=\xff;b=2"), []byte("a=1"), "b")
+	f.Add([]byte("a=1;b=\xff"), []byte("c=\xfe"), "b")
+	f.Add([]byte("a=1"), []byte("b=\xff"), "c") // valid data, an invalid field added
+	f.Add([]byte("a=\xff"), []byte("b=1"), "a") // the invalid field dropped
+	f.Add([]byte("a=\xff"), []byte("a=1"), "b") // the invalid field replaced
 	f.Fuzz(func(t *testing.T, first, second []byte, drop string) {
 		fields := func(b []byte) []notification.Field {
 			var fs []notification.Field
@@ -84,6 +90,13 @@ func sameData(t *testing.T, what string, d notification.Data, m map[string]strin
 	t.Helper()
 	if d.Len() != len(m) || !maps.Equal(d.Map(), m) {
 		t.Fatalf("%s: %v, want %v", what, d.Map(), m)
+	}
+	valid := true
+	for k, v := range m {
+		valid = valid && utf8.ValidString(k) && utf8.ValidString(v)
+	}
+	if d.ValidUTF8() != valid {
+		t.Fatalf("%s: ValidUTF8 %v, want %v", what, d.ValidUTF8(), valid)
 	}
 	keys := slices.Sorted(maps.Keys(m))
 	var got []string

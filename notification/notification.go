@@ -174,9 +174,11 @@ func (n *Notification) Validate() error {
 	if err := n.validateFields(); err != nil {
 		return err
 	}
-	for k, v := range n.Data.All() {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return fmt.Errorf("data %q is not valid UTF-8", k)
+	if !n.Data.ValidUTF8() {
+		for k, v := range n.Data.All() {
+			if !utf8.ValidString(k) || !utf8.ValidString(v) {
+				return fmt.Errorf("data %q is not valid UTF-8", k)
+			}
 		}
 	}
 	return nil
