@@ -175,8 +175,9 @@ func decodeBinary(b string, into *decodeInto) (*Notification, error) {
 	if n, err := decodeBinaryWith(b, into, true); err != errCheckEach {
 		return n, err
 	}
-	// The first pass filled the map with what the second will put in it
-	// again; emptied all the same, so that the second starts as the first.
+	// The first pass filled the buffer with what the second will put in
+	// it again; emptied all the same, so that the second starts as the
+	// first.
 	if into != nil {
 		clear(into.data)
 		into.data = into.data[:0]
@@ -546,7 +547,8 @@ func uvarintLen(x uint64) int {
 func zigzag(v int64) uint64   { return uint64(v<<1) ^ uint64(v>>63) }
 func unzigzag(x uint64) int64 { return int64(x>>1) ^ -int64(x&1) }
 
-// validUTF8 reports whether every string of n but Data's is valid UTF-8.
+// validUTF8 reports whether every string of n is valid UTF-8 (Data's by
+// its flag).
 func (n *Notification) validUTF8() bool {
 	for _, s := range [...]string{n.ID, n.EventID, n.EventType, n.Template, string(n.Channel), n.Locale, n.RecipientID, n.To,
 		string(n.Priority), n.Category, n.TimeZone, n.Deferred} {

@@ -26,9 +26,10 @@ type Field struct{ Key, Value string }
 //
 // The zero Data is no data at all, which the JSON form writes as null and
 // the binary form as a zero count; empty data (NewData of no fields, or
-// DataOf an empty map) is written as {}. A Data is never modified once
+// DataOf an empty map) is written as {}. Nothing modifies a Data once
 // made: With and the constructors return new ones, and Fields' slice is
-// shared and read-only.
+// shared and read-only. The one exception is DecodeSharedInto's, whose
+// fields are the caller's buffer, refilled by the caller's next decode.
 type Data struct {
 	f []Field // strictly ascending keys; nil for no data
 	// invalid is whether a key or value is not valid UTF-8: worked out
@@ -175,6 +176,9 @@ func (d Data) Map() map[string]string {
 // its key. fs is not kept. d is not changed; the result shares nothing
 // with it that either would write to.
 func (d Data) With(fs ...Field) Data {
+	if len(fs) == 0 {
+		return d // no data stays no data
+	}
 	add := dataOf(fs) // fs's own order, for the flag; sorted below when it must be
 	if !sortedUnique(fs) {
 		add = NewData(slices.Clone(fs))
@@ -265,9 +269,11 @@ func (d Data) appendJSON(b []byte) []byte {
 }
 
 // UnmarshalJSON reads a JSON object of string values, or null, as
-// encoding/json reads a map[string]string: the last of repeated keys wins.
+// encoding/json reads into a map[string]string: the last of repeated keys
+// wins, an object adds to the data d already holds (a record repeating
+// its "data" member gets both objects' keys), and null makes it no data.
 func (d *Data) UnmarshalJSON(b []byte) error {
-	var m map[string]string
+	m := d.Map()
 	if err := json.Unmarshal(b, &m); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package notification_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"reflect"
@@ -202,5 +203,36 @@ func TestDataCloneOutlivesTheBuffer(t *testing.T) {
 	}
 	if alias.Get("class_name") != "Yoga" {
 		t.Errorf("the buffer was not reused (%q): the test shows nothing", alias.Get("class_name"))
+	}
+}
+
+// A JSON record repeating its "data" member gets both objects' keys, as
+// encoding/json decoding into the map did (found by a review); null in
+// between empties it.
+func TestDataRepeatedJSONMember(t *testing.T) {
+	n := sample()
+	n.Data = notification.DataOf(map[string]string{"x": "y"})
+	b, err := notification.JSON(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for repeated, want := range map[string]map[string]string{
+		`"data":{"a":"1"},"data":{"b":"2"}`:             {"a": "1", "b": "2"},
+		`"data":{"a":"1"},"Data":{"a":"3"}`:             {"a": "3"},
+		`"data":{"a":"1"},"data":{}`:                    {"a": "1"},
+		`"data":{"a":"1"},"data":null,"data":{"b":"2"}`: {"b": "2"},
+		`"data":{"a":"1"},"data":null`:                  nil,
+	} {
+		in := bytes.Replace(b, []byte(`"data":{"x":"y"}`), []byte(repeated), 1)
+		got, err := notification.Parse(in)
+		if err != nil {
+			t.Fatalf("%s: %v", repeated, err)
+		}
+		if !maps.Equal(got.Data.Map(), want) || got.Data.IsNil() != (want == nil) {
+			t.Errorf("%s: data %v, want %v", repeated, got.Data, want)
+		}
+	}
+	if d := (notification.Data{}).With(); !d.IsNil() {
+		t.Errorf("no data With nothing is %v, want no data", d)
 	}
 }

@@ -16,7 +16,8 @@ import "github.com/gymhq/herald/notification"
 // fields is searched instead (Data.Lookup); real events stay far under it.
 type dataIndex struct {
 	slots [indexSlots]uint8
-	n     int // fields indexed; -1: too many, search instead
+	n     int                 // fields indexed; -1: too many, search instead
+	first *notification.Field // the first of them: which data it indexes
 }
 
 const (
@@ -29,11 +30,15 @@ func (x *dataIndex) build(fs []notification.Field) {
 	if x.n != 0 {
 		clear(x.slots[:])
 	}
+	x.first = nil
 	if len(fs) > maxIndexed {
 		x.n = -1
 		return
 	}
 	x.n = len(fs)
+	if len(fs) > 0 {
+		x.first = &fs[0]
+	}
 	for i := range fs {
 		h := keyHash(fs[i].Key)
 		for x.slots[h] != 0 {
@@ -46,10 +51,10 @@ func (x *dataIndex) build(fs []notification.Field) {
 // lookup is k's value in d, which the index was built from (an index of
 // other data, or none, searches d).
 func (x *dataIndex) lookup(d notification.Data, k string) (string, bool) {
-	if x.n != d.Len() {
+	fs := d.Fields()
+	if x.n != len(fs) || len(fs) > 0 && x.first != &fs[0] {
 		return d.Lookup(k)
 	}
-	fs := d.Fields()
 	for h := keyHash(k); x.slots[h] != 0; h = (h + 1) % indexSlots {
 		if f := &fs[x.slots[h]-1]; len(f.Key) == len(k) && f.Key == k {
 			return f.Value, true
@@ -79,5 +84,5 @@ func (x *dataIndex) reset() {
 	if x.n != 0 {
 		clear(x.slots[:])
 	}
-	x.n = 0
+	x.n, x.first = 0, nil
 }

@@ -203,9 +203,9 @@ func (s *Set) plan(ev *events.Event, now time.Time, opts PlanOptions, sample boo
 	}
 
 	base := eventData(ev)
-	// One data map per person, for all of their messages of every rule:
+	// One Data per person, for all of their messages of every rule:
 	// nothing changes a planned notification's Data, and rules with the
-	// same recipients path share its people (byPath), so a person's map
+	// same recipients path share its people (byPath), so a person's Data
 	// is found by their address in that slice. Staff are read per rule
 	// and get one per rule.
 	var datas map[*events.Person]notification.Data
