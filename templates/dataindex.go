@@ -63,20 +63,18 @@ func (x *dataIndex) lookup(d notification.Data, k string) (string, bool) {
 	return "", false
 }
 
-// keyHash is a slot for k from its length and four of its bytes: enough
-// to tell apart the keys of one event's data (class_starts_at from
+// keyHash is a slot for k from its length and three of its bytes: enough
+// to tell apart most keys of one event's data (class_starts_at from
 // class_ends_at, recipient_email from recipient_phone), and a collision
-// costs one string comparison more, never a wrong answer.
+// costs one string comparison more, never a wrong answer. The products
+// carry the bytes into the high bits, which are the slot.
 func keyHash(k string) uint {
-	n := uint(len(k))
+	n := uint32(len(k))
 	if n == 0 {
 		return 0
 	}
-	h := n*0x9E3779B1 ^ uint(k[0])<<5 ^ uint(k[n-1])*0x85EBCA77 ^ uint(k[n/2])*0xC2B2AE3D ^ uint(k[n*3/4])*0x27D4EB2F
-	h ^= h >> 15
-	h *= 0x2C1B3C6D
-	h ^= h >> 12
-	return h % indexSlots
+	h := n*0x9E3779B1 ^ uint32(k[n-1])*0x85EBCA77 ^ uint32(k[n/2])*0xC2B2AE3D ^ uint32(k[n*3/4])*0x27D4EB2F
+	return uint(h >> 24) // indexSlots is 256
 }
 
 // reset empties the index for reuse.

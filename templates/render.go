@@ -45,15 +45,17 @@ func (s *Set) render(n *notification.Notification, fit bool) (*channels.Message,
 		viewPool.Put(d)
 	}()
 	d.fill(n.Data, l.lang)
+	eventTime, _ := d.lookup("event_time") // the data's, as before: never derived
+	toName, _ := d.lookup("recipient_name")
 
 	m := &channels.Message{
 		NotificationID: n.ID,
 		EventID:        n.EventID,
 		EventType:      n.EventType,
-		EventTime:      n.Data.Get("event_time"),
+		EventTime:      eventTime,
 		Channel:        n.Channel,
 		To:             n.To,
-		ToName:         n.Data.Get("recipient_name"),
+		ToName:         toName,
 		Locale:         l.locale,
 		Priority:       n.Priority,
 		RecipientID:    n.RecipientID,
