@@ -3,6 +3,9 @@ package story
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -287,5 +290,28 @@ func TestPrintTellsAnEventsOwnDeadLetter(t *testing.T) {
 	}
 	if strings.Contains(out, "planned none") {
 		t.Errorf("output explains a dead-lettered event as read and planned:\n%s", out)
+	}
+}
+
+// Records of one millisecond and kind read in the same order every time,
+// whichever read finished first (an outside tester diffed two traces).
+func TestSortRecordsIsTotal(t *testing.T) {
+	at := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	want := []Record{
+		{Time: at, Kind: "event", Topic: "gym.bookings.v1", Offset: 3},
+		{Time: at, Kind: "notification", Topic: "herald.email.v1", Partition: 0, Offset: 9},
+		{Time: at, Kind: "notification", Topic: "herald.email.v1", Partition: 2, Offset: 1},
+		{Time: at, Kind: "notification", Topic: "herald.email.v1", Partition: 2, Offset: 4},
+		{Time: at, Kind: "notification", Topic: "herald.push.v1", Partition: 0, Offset: 0},
+		{Time: at.Add(time.Millisecond), Kind: "retry", Topic: "herald.retry.v1"},
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 50 {
+		got := slices.Clone(want)
+		r.Shuffle(len(got), func(i, j int) { got[i], got[j] = got[j], got[i] })
+		sortRecords(got)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("sorted as\n%+v\nwant\n%+v", got, want)
+		}
 	}
 }
