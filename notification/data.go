@@ -111,8 +111,15 @@ func (d Data) IsNil() bool { return d.f == nil }
 
 // Lookup is k's value and whether d has k.
 func (d Data) Lookup(k string) (string, bool) {
-	// A binary search by hand: slices.BinarySearchFunc's closure cost a
-	// third of a render's lookups (BenchmarkRender).
+	if i, ok := d.search(k); ok {
+		return d.f[i].Value, true
+	}
+	return "", false
+}
+
+// search is the index of k's field, or where it would go, and whether d
+// has k.
+func (d Data) search(k string) (int, bool) {
 	lo, hi := 0, len(d.f)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -122,10 +129,7 @@ func (d Data) Lookup(k string) (string, bool) {
 			hi = m
 		}
 	}
-	if lo < len(d.f) && d.f[lo].Key == k {
-		return d.f[lo].Value, true
-	}
-	return "", false
+	return lo, lo < len(d.f) && d.f[lo].Key == k
 }
 
 // Get is k's value, "" when d lacks it.
@@ -179,8 +183,10 @@ func (d Data) With(fs ...Field) Data {
 	if len(fs) == 0 {
 		return d // no data stays no data
 	}
-	add := dataOf(fs) // fs's own order, for the flag; sorted below when it must be
-	if !sortedUnique(fs) {
+	var add Data
+	if sortedUnique(fs) {
+		add = dataOf(fs) // read only: the merge copies its fields
+	} else {
 		add = NewData(slices.Clone(fs))
 	}
 	out := make([]Field, 0, len(d.f)+len(add.f))
@@ -209,8 +215,8 @@ func (d Data) With(fs ...Field) Data {
 
 // Without is d without key k (d itself when it lacks k).
 func (d Data) Without(k string) Data {
-	i := slices.IndexFunc(d.f, func(f Field) bool { return f.Key == k })
-	if i < 0 {
+	i, ok := d.search(k)
+	if !ok {
 		return d
 	}
 	out := make([]Field, 0, len(d.f)-1)

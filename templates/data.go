@@ -2,6 +2,7 @@ package templates
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -119,14 +120,16 @@ func eventData(ev *events.Event) notification.Data {
 	fs = append(fs, notification.Field{Key: "event_id", Value: ev.ID}, notification.Field{Key: "event_type", Value: ev.Type})
 	if !ev.Time.IsZero() {
 		fs = append(fs, notification.Field{Key: "event_time", Value: ev.Time.UTC().Format(time.RFC3339)})
-		return notification.NewData(fs)
+	} else {
+		// Herald's key wins here too: an event without a time has
+		// none, whatever its data says. The scheduler orders a
+		// notification's cancellations by it (schedule.Record.EventTime),
+		// and a data field of that name in an untimed event kept its
+		// booking's reminder from the booking's cancellation (an outside
+		// review).
+		fs = slices.DeleteFunc(fs, func(f notification.Field) bool { return f.Key == "event_time" })
 	}
-	// Herald's key wins here too: an event without a time has none,
-	// whatever its data says. The scheduler orders a notification's
-	// cancellations by it (schedule.Record.EventTime), and a data field of
-	// that name in an untimed event kept its booking's reminder from the
-	// booking's cancellation (an outside review).
-	return notification.NewData(fs).Without("event_time")
+	return notification.NewData(fs)
 }
 
 // recipientData is base with recipient_* for p. Every recipient_* key is

@@ -4,12 +4,13 @@ import "github.com/gymhq/herald/notification"
 
 // dataIndex finds a key of a notification's data in about the time of a
 // map lookup. Data holds its fields in key order, and a binary search of
-// an event's forty-odd keys, most of them sharing a prefix (class_,
-// recipient_), compared strings well into them: a render made about forty
-// lookups, and searching was 17% of BenchmarkRender (email) when Data
-// stopped being a map (issue 14). A map built for each render costs more
-// than it saves (about 1 µs for forty keys); this table is built in one
-// pass over the keys, 256 bytes, and pooled with the view.
+// an event's keys (22–29 in the shipped samples), most of them sharing a
+// prefix (class_, recipient_), compared strings well into them: searching
+// was 17% of BenchmarkRender (email) when Data stopped being a map (issue
+// 14). A map filled for each render costs about what it saves (1.1–1.2 µs
+// to clear and fill a pooled one with forty keys, a scratch benchmark);
+// this table is built in one pass over the keys, 256 bytes, and pooled
+// with the view.
 //
 // Each slot holds a field's index plus one (0: empty), at the slot of its
 // key's hash or the next free one after it. Data of more than maxIndexed
@@ -64,10 +65,10 @@ func (x *dataIndex) lookup(d notification.Data, k string) (string, bool) {
 }
 
 // keyHash is a slot for k from its length and three of its bytes: enough
-// to tell apart most keys of one event's data (class_starts_at from
-// class_ends_at, recipient_email from recipient_phone), and a collision
-// costs one string comparison more, never a wrong answer. The products
-// carry the bytes into the high bits, which are the slot.
+// to tell apart most keys of one event's data (at most one collision in
+// each shipped sample's planned data), and a collision costs one string
+// comparison more, never a wrong answer. The products carry the bytes
+// into the high bits, which are the slot.
 func keyHash(k string) uint {
 	n := uint32(len(k))
 	if n == 0 {
@@ -78,9 +79,4 @@ func keyHash(k string) uint {
 }
 
 // reset empties the index for reuse.
-func (x *dataIndex) reset() {
-	if x.n != 0 {
-		clear(x.slots[:])
-	}
-	x.n, x.first = 0, nil
-}
+func (x *dataIndex) reset() { x.build(nil) }
