@@ -34,6 +34,16 @@ type envelope struct {
 	values [7]string
 }
 
+// dataText cleans the display text of an event's data as it is parsed:
+// CleanText on every string under the data member, except addresses,
+// which are checked and never edited (addressKey). Attributes are left
+// as they are.
+var dataText = jsonr.Text{
+	Member: func(k string) bool { return strings.EqualFold(k, "data") },
+	Keep:   addressKey,
+	Clean:  CleanText,
+}
+
 // envelopeOf parses b in one pass (jsonr.ParseTop) and sorts its members into the
 // envelope as json.Unmarshal into the tagged struct did before: a member
 // name matches an attribute exactly or, failing that, case-insensitively
@@ -41,7 +51,7 @@ type envelope struct {
 // wins; null leaves an attribute absent; the first attribute that is not
 // a string is the error, after the syntax of all of b was checked.
 func envelopeOf(b []byte) (*envelope, error) {
-	members, err := jsonr.ParseTop(b)
+	members, err := jsonr.ParseTopText(b, &dataText)
 	if err != nil {
 		se := err.(*jsonr.SyntaxError)
 		if se.Msg == "unexpected end of JSON input" {
@@ -168,8 +178,7 @@ func Decode(b []byte) (*Event, error) {
 	case first(env.Data) != '{':
 		return nil, invalidf("data is %s, want an object", rawKind(env.Data))
 	}
-	e.Data = env.data
-	cleanData(e.Data)
+	e.Data = env.data // its text cleaned as it was parsed (dataText)
 
 	if err := validateData(e.Type, e.Data); err != nil {
 		return nil, err

@@ -88,3 +88,78 @@ func TestEnvelopeMatchesStructTags(t *testing.T) {
 		}
 	}
 }
+
+// cleanDataReference is how Decode cleaned an event's data before the
+// parser did it (jsonr.Text): a second walk of the decoded values,
+// CleanText on every string except under address keys, at any depth.
+func cleanDataReference(v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if k == "email" || k == "phone" || k == "push_tokens" {
+				continue
+			}
+			if s, ok := x.(string); ok {
+				v[k] = CleanText(s)
+				continue
+			}
+			cleanDataReference(x)
+		}
+	case []any:
+		for i, x := range v {
+			if s, ok := x.(string); ok {
+				v[i] = CleanText(s)
+				continue
+			}
+			cleanDataReference(x)
+		}
+	}
+}
+
+// FuzzDecodeCleansAsBefore holds the cleaning done while parsing to the
+// walk it replaced: an accepted event's data is its data member decoded
+// by encoding/json and then cleaned, and its attributes are as written.
+func FuzzDecodeCleansAsBefore(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, name := range files {
+		if b, err := os.ReadFile(name); err == nil {
+			f.Add(b)
+		}
+	}
+	for _, data := range []string{
+		`{"name":"Ann\u0007\u001b[31mRed\u202e","note":"tab\there\u2028line","email":"a\u0085@x","phone":"+44\u200e1"}`,
+		`{"member":{"name":"\u009b1mX","email":"\u202eb@x","push_tokens":["t\u0000k"]},"list":["a\u000b",{"phone":"\u0007","n":"\u0007"}]}`,
+		`{"x":"caf\u00e9 ok","y":"é ✓","z":"DEL` + "\x7f" + `","w":"\u061c12345678901234567890"}`,
+		`{"del":"0123456789abcdef` + "\x7f" + `0123456789abcdef","c1":"0123456789abcdef` + "\u0085" + `0123456789abcdef"}`,
+		`{"push_tokens":{"deep":["\u0007"]},"email":[{"name":"\u0007"}],"EMAIL":"\u0007"}`,
+		`{"long":"abcdefghijklmnopqrstuvwxyz0123456789\u2066abcdefghijklmnop","esc":"\\\"\/"}`,
+	} {
+		f.Add([]byte(`{"specversion":"1.0","id":"i\u202e","source":"s\u0007","type":"x.y","subject":"\u0085","data":` + data + `}`))
+		f.Add([]byte(`{"specversion":"1.0","id":"i","source":"s","type":"x.y","DATA":` + data + `,"dAta":{"a":"\u0007"}}`))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, err := Decode(b)
+		if err != nil {
+			return
+		}
+		want, err := reference(ev.RawData)
+		if err != nil {
+			t.Fatalf("%q: data member %q: %v", b, ev.RawData, err)
+		}
+		cleanDataReference(want)
+		if !reflect.DeepEqual(any(ev.Data), want) {
+			t.Fatalf("%q: data %#v, want %#v", b, ev.Data, want)
+		}
+		var attrs struct {
+			ID      string `json:"id"`
+			Source  string `json:"source"`
+			Subject string `json:"subject"`
+		}
+		if err := json.Unmarshal(b, &attrs); err != nil {
+			t.Fatalf("%q: %v", b, err)
+		}
+		if ev.ID != attrs.ID || ev.Source != attrs.Source || ev.Subject != attrs.Subject {
+			t.Fatalf("%q: attributes %q %q %q, want them as written: %q %q %q", b, ev.ID, ev.Source, ev.Subject, attrs.ID, attrs.Source, attrs.Subject)
+		}
+	})
+}

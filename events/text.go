@@ -116,39 +116,14 @@ func skipCSI(s string, i int) int {
 	return i
 }
 
-// addressKeys name the data fields that hold addresses. Decode leaves them
-// as they are: an address is checked, never edited, since an edited address
-// would be somebody else's.
-var addressKeys = map[string]bool{"email": true, "phone": true, "push_tokens": true}
-
-// cleanData applies CleanText to every string in v, a generically decoded
-// JSON value, in place, except under addressKeys. It stores only strings
-// CleanText changed: storing a string in an any allocates, and most text
-// needs no cleaning.
-func cleanData(v any) {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, x := range v {
-			if addressKeys[k] {
-				continue
-			}
-			if s, ok := x.(string); ok {
-				if c := CleanText(s); c != s {
-					v[k] = c
-				}
-				continue
-			}
-			cleanData(x)
-		}
-	case []any:
-		for i, x := range v {
-			if s, ok := x.(string); ok {
-				if c := CleanText(s); c != s {
-					v[i] = c
-				}
-				continue
-			}
-			cleanData(x)
-		}
+// addressKey reports whether k names a data field that holds addresses
+// (email, phone, push_tokens). Decode leaves them as they are: an address
+// is checked, never edited, since an edited address would be somebody
+// else's.
+func addressKey(k string) bool {
+	switch k {
+	case "email", "phone", "push_tokens":
+		return true
 	}
+	return false
 }
