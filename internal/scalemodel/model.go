@@ -32,9 +32,9 @@ type Inputs struct {
 
 	NotificationsPerEvent, ShareEmail, ShareSMS, SharePush, ShareInapp, ShareHeld, SMSOfReminders Input
 
-	CPUPipelineNow, CPUPipelineTarget, CPUWorker, CPUGateway, CPUSchedulerPerReminder Input
-	PodCores, PodUtilisation, MinReplicas, Partitions                                 Input
-	OnlineShare, StreamsPerGateway                                                    Input
+	CPUPipelineNow, CPUPipelineLive, CPUPipelineTarget, CPUWorker, CPUGateway, CPUSchedulerPerReminder Input
+	PodCores, PodUtilisation, MinReplicas, Partitions                                                  Input
+	OnlineShare, StreamsPerGateway                                                                     Input
 
 	RecordBytes, EventBytes, ScheduleRecordBytes, Replication, Brokers, PartitionsPerBroker Input
 	HeraldTopics, KafkaRetentionDays, ScheduleRetentionDays, BrokerMBps                     Input
@@ -65,9 +65,10 @@ var Default = Inputs{
 	ShareHeld:             Input{"share held by the scheduler (reminders)", 0.1302, "", "measured: same run, 8,961"},
 	SMSOfReminders:        Input{"reminders that go by SMS", 0.1893, "", "measured: same run, 1,696 of 8,961"},
 
-	CPUPipelineNow:          Input{"herald CPU per notification, dispatcher + channel worker, today", 88, "µs", "herald's process only, the broker in a process of its own: the mean of alternated runs (81–96 µs, mean 87.9, after issue 14's seventh pass; its `make bench` table row says 81, the VM drifts by ±12%); 98 after the sixth, 100 in the fifth pass's table, 93 after the fourth, 108 after the third, 102–118 after the second, 125–209 after the first, 360 before it"},
-	CPUPipelineTarget:       Input{"the same at issue 14's target", 60, "µs", "issue 14 target (≤ 60 µs), not reached yet"},
-	CPUWorker:               Input{"channel worker CPU per notification (its own process)", 70, "µs", "`slow-provider` (its worker process): 68–87 µs in issue 14's sixth pass's alternated runs (70 in an earlier table, 53 in the latest, 86–104 before issue 14's second pass; `backlog`: 56–69 µs)"},
+	CPUPipelineNow:          Input{"herald CPU per notification, dispatcher + channel worker, draining a backlog", 80, "µs", "`pipeline` (herald's process only, the broker in a process of its own): BENCHMARKS.md's table of issue 14's twenty-seventh pass (77 and 80 in its two `make bench` runs; 58 in the twenty-sixth's); alternated runs move with the VM's hour from about 60 to 100; 360 before issue 14"},
+	CPUPipelineLive:         Input{"the same under steady live traffic", 159, "µs", "`latency` (2,000 events/s into one process, about 5,650 notifications/s): the same table (150 at 0.5 ms RTT); it also counts the bench's producer of the events. Fewer records per fetch, produce and Redis pipeline than in a backlog cost about twice the CPU per notification"},
+	CPUPipelineTarget:       Input{"the backlog figure at issue 14's target", 60, "µs", "issue 14 target (≤ 60 µs), not reached yet"},
+	CPUWorker:               Input{"channel worker CPU per notification (its own process), draining a backlog", 57, "µs", "`slow-provider` (its worker process): BENCHMARKS.md's table of issue 14's twenty-seventh pass; 68–87 µs in the sixth pass's alternated runs"},
 	CPUGateway:              Input{"gateway CPU per in-app notification pushed", 112.5, "µs", "BENCHMARKS.md `live-fanout` row (100.5–112.5 µs)"},
 	CPUSchedulerPerReminder: Input{"scheduler CPU per reminder (index + fire + its booking's replace record)", 138.2, "µs", "BENCHMARKS.md `scheduled` row of issue 14's twenty-first pass: 28.2 µs indexing + 93.0 µs firing (218.5 before that pass); + 17.0 µs for the replace record every booking confirmation writes (the twenty-second pass's row, whose indexing and firing, which that pass did not change, read 32.5 + 89.5)"},
 	PodCores:                Input{"cores per pod", 1, "", "deploy/base: every role's CPU limit is 1"},
@@ -125,7 +126,7 @@ func (in Inputs) Table() []Input {
 	return []Input{
 		in.NotificationsPerDay, in.Members, in.PeakFactor,
 		in.NotificationsPerEvent, in.ShareEmail, in.ShareSMS, in.SharePush, in.ShareInapp, in.ShareHeld, in.SMSOfReminders,
-		in.CPUPipelineNow, in.CPUPipelineTarget, in.CPUWorker, in.CPUGateway, in.CPUSchedulerPerReminder,
+		in.CPUPipelineNow, in.CPUPipelineLive, in.CPUPipelineTarget, in.CPUWorker, in.CPUGateway, in.CPUSchedulerPerReminder,
 		in.PodCores, in.PodUtilisation, in.MinReplicas, in.Partitions, in.OnlineShare, in.StreamsPerGateway,
 		in.RecordBytes, in.EventBytes, in.ScheduleRecordBytes, in.Replication, in.Brokers, in.PartitionsPerBroker,
 		in.HeraldTopics, in.KafkaRetentionDays, in.ScheduleRetentionDays, in.BrokerMBps,
@@ -167,22 +168,27 @@ func Compute(in Inputs) []Row {
 	add("reminders a day", num(reminders), "", "notifications a day × share held")
 
 	// Pods. The dispatcher's share of the pipeline CPU is what the channel
-	// worker's own process does not account for.
+	// worker's own process does not account for. The peak hour is live
+	// traffic, so pods at peak are sized with the CPU the pipeline spends
+	// under it, both roles scaled by the live ÷ backlog ratio of the whole
+	// pipeline; a group's ceiling is a backlog, all partitions busy.
 	pods := func(rate, us float64) float64 {
 		return math.Max(v(in.MinReplicas), math.Ceil(rate*us/1e6/(v(in.PodCores)*v(in.PodUtilisation))))
 	}
 	scale := v(in.CPUPipelineTarget) / v(in.CPUPipelineNow)
+	live := v(in.CPUPipelineLive) / v(in.CPUPipelineNow)
 	dispNow := v(in.CPUPipelineNow) - v(in.CPUWorker)
-	add("dispatcher CPU per notification", num(dispNow)+" µs", num(dispNow*scale)+" µs",
+	add("dispatcher CPU per notification, draining a backlog", num(dispNow)+" µs", num(dispNow*scale)+" µs",
 		"pipeline − channel worker (both herald's processes only); target: same proportion of the target")
-	add("cores at peak, dispatcher + channel workers", num2(peak*v(in.CPUPipelineNow)/1e6), num2(peak*v(in.CPUPipelineTarget)/1e6), "peak × pipeline CPU")
+	add("live traffic ÷ backlog, CPU per notification", num2(live)+"×", "", "pipeline CPU under live traffic ÷ draining a backlog; the target column assumes the same ratio")
+	add("cores at peak, dispatcher + channel workers", num2(peak*v(in.CPUPipelineLive)/1e6), num2(peak*v(in.CPUPipelineLive)*scale/1e6), "peak × pipeline CPU under live traffic")
 	dispRate := peak
 	add("dispatcher pods (scheduler inside)",
-		num(pods(dispRate, dispNow+v(in.ShareHeld)*v(in.CPUSchedulerPerReminder))), num(pods(dispRate, (dispNow+v(in.ShareHeld)*v(in.CPUSchedulerPerReminder))*scale)),
-		"max(min pods, ⌈peak × (dispatcher CPU + share held × scheduler CPU) ÷ (cores per pod × target use)⌉)")
+		num(pods(dispRate, dispNow*live+v(in.ShareHeld)*v(in.CPUSchedulerPerReminder))), num(pods(dispRate, dispNow*live*scale+v(in.ShareHeld)*v(in.CPUSchedulerPerReminder)*scale)),
+		"max(min pods, ⌈peak × (dispatcher CPU × live ratio + share held × scheduler CPU) ÷ (cores per pod × target use)⌉)")
 	for _, ch := range []string{"email", "sms", "push", "inapp"} {
-		add(ch+" worker pods", num(pods(peak*share[ch], v(in.CPUWorker))), num(pods(peak*share[ch], v(in.CPUWorker)*scale)),
-			"max(min pods, ⌈peak × share × worker CPU ÷ (cores per pod × target use)⌉)")
+		add(ch+" worker pods", num(pods(peak*share[ch], v(in.CPUWorker)*live)), num(pods(peak*share[ch], v(in.CPUWorker)*live*scale)),
+			"max(min pods, ⌈peak × share × worker CPU × live ratio ÷ (cores per pod × target use)⌉)")
 	}
 	streams := v(in.Members) * v(in.OnlineShare)
 	gwCPU := pods(peak*share["inapp"], v(in.CPUGateway))
@@ -190,7 +196,7 @@ func Compute(in Inputs) []Row {
 	add("gateway pods", num(math.Max(gwCPU, gwStreams)), "", fmt.Sprintf("max(by CPU %s, by streams ⌈%s open ÷ streams per pod⌉ = %s)", num(gwCPU), num(streams), num(gwStreams)))
 	ceiling := v(in.Partitions) * v(in.PodCores) / (v(in.CPUWorker) / 1e6)
 	add("one channel group's ceiling at maxReplicaCount", num(ceiling)+"/s", num(ceiling/scale)+"/s", "partitions × cores per pod ÷ worker CPU (all partitions busy, 100% CPU)")
-	add("partitions per topic needed for CPU", num(math.Max(v(in.Partitions), pods(peak*v(in.SharePush), v(in.CPUWorker)))), "",
+	add("partitions per topic needed for CPU", num(math.Max(v(in.Partitions), pods(peak*v(in.SharePush), v(in.CPUWorker)*live))), "",
 		"at least the most pods any channel group needs; HERALD_TOPIC_PARTITIONS and maxReplicaCount stay equal")
 	totalPartitions := v(in.HeraldTopics) * v(in.Partitions) * v(in.Replication)
 	add("partition replicas per broker", num(totalPartitions/v(in.Brokers)), "", fmt.Sprintf("herald topics × partitions × replication ÷ brokers; guidance ≤ %s", num(v(in.PartitionsPerBroker))))
