@@ -188,6 +188,12 @@ type Options struct {
 	Scale float64
 	// Log receives progress lines; nil discards them.
 	Log func(format string, args ...any)
+	// LatencyRate, when set, is the latency scenario's events per second
+	// instead of 2,000, the rate its target is set for: the target is
+	// judged only at that rate. CPU per notification depends on the rate
+	// (fewer records share each round trip), which docs/scale.md needs
+	// at a pod's share of a fleet's traffic.
+	LatencyRate int
 	// Scheduled, when set, is how many reminders wait in the scheduled
 	// scenario instead of 1,000,000 × Scale (HERALD_BENCH_SCHEDULED sets
 	// it for herald bench).

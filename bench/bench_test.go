@@ -350,3 +350,38 @@ func TestBannerSaysTheScale(t *testing.T) {
 		}
 	}
 }
+
+// At another rate than 2,000 events/s the latency scenario produces at
+// that rate, says so, and judges nothing: its target is set for 2,000/s.
+func TestLatencyAtAnotherRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Kafka, Redis and worker processes")
+	}
+	env, closeEnv, err := NewEnv(Options{Scale: 0.05, LatencyRate: 300, Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeEnv()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	list, err := Lookup("latency")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Result
+	if err := Run(ctx, env, list, func(r Result) { got = append(got, r) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d results", len(got))
+	}
+	r := got[0]
+	b, _ := json.Marshal(r)
+	if !strings.Contains(r.Note, "300 events at 300/s") || r.Met || !strings.Contains(r.Target, "not judged at 300/s") {
+		t.Errorf("latency at 300/s: %s", b)
+	}
+	// One second of events at 300/s, about 2.8 notifications each.
+	if r.Messages < 300 || r.Messages > 1500 || r.Seconds < 0.8 || r.Seconds > 5 {
+		t.Errorf("latency at 300/s: %d notifications in %v s: %s", r.Messages, r.Seconds, b)
+	}
+}

@@ -301,10 +301,14 @@ func steady(ctx context.Context, brokers []string, topic string, values [][]byte
 const steadyOut = 100
 
 func runLatency(ctx context.Context, env *Env) (Result, error) {
+	rate := latencyRate
+	if env.Opts.LatencyRate > 0 {
+		rate = env.Opts.LatencyRate
+	}
 	dur := time.Duration(float64(latencyDuration) * scaleOr1(env.Opts.Scale))
-	n := int(dur.Seconds() * latencyRate)
+	n := int(dur.Seconds() * float64(rate))
 	bDur := time.Duration(float64(latencyBaselineDuration) * scaleOr1(env.Opts.Scale))
-	bn := min(n, int(bDur.Seconds()*latencyRate))
+	bn := min(n, int(bDur.Seconds()*float64(rate)))
 	rig, err := newEventRig(ctx, env, n, "lat")
 	if err != nil {
 		return Result{}, err
@@ -333,7 +337,7 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 		return Result{}, err
 	}
 	cpu0, icpu0, trips0 := cpuTime(), rig.infra.cpu(), hp.redisTrips()
-	if err := steady(ctx, brokers, eventsTopic, values, pids, es, latencyRate, t); err != nil {
+	if err := steady(ctx, brokers, eventsTopic, values, pids, es, rate, t); err != nil {
 		stopProfile()
 		hp.close()
 		return Result{}, err
@@ -362,7 +366,7 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 	// The naive readers join their groups on their first fetch; give them
 	// the same head start herald had (joined before the first produce).
 	time.Sleep(2 * time.Second)
-	if err := steady(ctx, brokers, naiveEvents, values[:bn], pids, bes, latencyRate, bt); err != nil {
+	if err := steady(ctx, brokers, naiveEvents, values[:bn], pids, bes, rate, bt); err != nil {
 		np.close()
 		return Result{}, err
 	}
@@ -386,11 +390,17 @@ func runLatency(ctx context.Context, env *Env) (Result, error) {
 		Target:              fmt.Sprintf("p99 ≤ %g ms", latencyP99Target),
 		Met:                 p99 <= latencyP99Target,
 		Note: fmt.Sprintf("%d events at %d/s → %d notifications; latency = event produce call → sink receipt; ratio = baseline p99 / herald p99; %s; %s; CPU per notification is the bench process's from the first produce to the last receipt: herald's dispatcher and channel workers, the sinks and tracker, and the producer of the events",
-			n, latencyRate, total, cfg.stages.words(eventsTopic), infraWords(env, icpu, total)),
+			n, rate, total, cfg.stages.words(eventsTopic), infraWords(env, icpu, total)),
 		BaselineNote: fmt.Sprintf("naive loops at the same rate for %v; %d of %d notifications undelivered %v after producing stopped, counted at that cutoff, so the baseline's percentiles are lower bounds",
 			bDur, missing, len(blat), latencyBaselineGrace),
 	}
 	res.Note += "; " + res.countRequests(req.sub(req0), trips, total) + " (the events' producer's produce requests among them)"
+	if rate != latencyRate {
+		// The target is set for 2,000/s: at another rate the row is a
+		// measurement, not a verdict.
+		res.Target = fmt.Sprintf("p99 ≤ %g ms at %d events/s; not judged at %d/s", latencyP99Target, latencyRate, rate)
+		res.Met = false
+	}
 	return res, nil
 }
 

@@ -37,6 +37,7 @@ func cmdBench(args []string) int {
 	windowTraces := fs.String("window-traces", "", "write an execution trace (runtime/trace) of this whole process over each measured window of pipeline and latency into this directory, one file per window; in latency each notification slower than the target is logged in it (category "+bench.SlowLogCategory+"), for go run ./internal/tools/tracegc")
 	memProfile := fs.String("memprofile", "", "write this process's allocations over the run to the file when it ends (go tool pprof -sample_index=alloc_space)")
 	scale := fs.Float64("scale", 1, "multiply message counts and durations (1 = the sizes the targets are set for)")
+	rate := fs.Int("rate", 0, "events per second of the latency scenario instead of 2000, the rate its target is set for (judged only there): CPU per notification at another rate, in [50, 20000]; not with --update")
 	rttFlag := fs.String("rtt", "0", "round trip added to every Kafka and Redis connection of herald and its baseline, through latency proxies (0 = loopback); a comma-separated list runs the scenarios once per value, e.g. 0,0.5ms (scenarios that take a round trip: "+strings.Join(bench.RTTScenarios(), ",")+")")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -98,6 +99,21 @@ func cmdBench(args []string) int {
 			return 2
 		}
 	}
+	if *rate != 0 {
+		// The table's latency row is the 2,000/s target's; a row at
+		// another rate is a measurement to print, never to record there.
+		switch {
+		case *rate < 50 || *rate > 20000:
+			fmt.Fprintf(os.Stderr, "herald bench: --rate %d: want events per second in [50, 20000]\n", *rate)
+			return 2
+		case !ran["latency"]:
+			fmt.Fprintln(os.Stderr, "herald bench: --rate: only the latency scenario takes a rate; add latency to --scenario")
+			return 2
+		case *update != "":
+			fmt.Fprintln(os.Stderr, "herald bench: --rate and --update: the table's latency row is the 2,000 events/s target's; leave one out")
+			return 2
+		}
+	}
 	if *windowProfiles != "" && *cpuProfile != "" {
 		fmt.Fprintln(os.Stderr, "herald bench: --window-profiles and --cpuprofile: a process has one CPU profile at a time; choose one")
 		return 2
@@ -116,7 +132,7 @@ func cmdBench(args []string) int {
 			return 2
 		}
 	}
-	env, closeEnv, err := bench.NewEnv(bench.Options{Scale: *scale, WindowProfiles: *windowProfiles, WindowTraces: *windowTraces, Log: func(f string, a ...any) {
+	env, closeEnv, err := bench.NewEnv(bench.Options{Scale: *scale, LatencyRate: *rate, WindowProfiles: *windowProfiles, WindowTraces: *windowTraces, Log: func(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, f+"\n", a...)
 	}})
 	if err != nil {

@@ -59,3 +59,20 @@ func TestBenchWindowProfilesFlag(t *testing.T) {
 		}
 	}
 }
+
+// --rate is the latency scenario's: in a range the bench can keep, only
+// with latency among the scenarios, and never into the table, whose
+// latency row is the 2,000 events/s target's.
+func TestBenchRateFlag(t *testing.T) {
+	for _, args := range [][]string{
+		{"--scenario", "latency", "--rate", "10"},
+		{"--scenario", "latency", "--rate", "-5"},
+		{"--scenario", "latency", "--rate", "50000"},
+		{"--scenario", "pipeline", "--rate", "500"},
+		{"--scenario", "latency", "--rate", "500", "--update", t.TempDir() + "/B.md"},
+	} {
+		if code := cmdBench(args); code != 2 {
+			t.Errorf("herald bench %v: exit %d, want 2", args, code)
+		}
+	}
+}
