@@ -385,3 +385,24 @@ func TestLatencyAtAnotherRate(t *testing.T) {
 		t.Errorf("latency at 300/s: %d notifications in %v s: %s", r.Messages, r.Seconds, b)
 	}
 }
+
+// steady publishes at its rate, whole events per tick: over one second's
+// ticks, exactly rate events, for rates below one event a tick and
+// between whole events a tick (125/s and 250/s both ran at 200/s, 500/s
+// at 400/s), and never more by a tick than the rate allows.
+func TestSteadyDueKeepsTheRate(t *testing.T) {
+	ticks := int(time.Second / steadyTick)
+	for _, rate := range []int{50, 125, 199, 250, 300, 500, 2000, 20000} {
+		prev := 0
+		for b := range ticks {
+			due := steadyDue(rate, b)
+			if due < prev || due-prev > rate/ticks+1 {
+				t.Fatalf("rate %d: tick %d due %d after %d", rate, b, due, prev)
+			}
+			prev = due
+		}
+		if prev != rate {
+			t.Errorf("rate %d: %d events in a second's ticks", rate, prev)
+		}
+	}
+}

@@ -252,8 +252,6 @@ const (
 func steady(ctx context.Context, brokers []string, topic string, values [][]byte, planned plannedIDs, entries []int32, rate int, t *tracker) error {
 	p := kafkarun.NewProducer(kafkarun.ProducerConfig{Brokers: brokers})
 	defer p.Close()
-	const tick = 5 * time.Millisecond
-	per := max(1, rate*int(tick)/int(time.Second))
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// A fixed set of publishers, not a goroutine per tick: each of those
@@ -272,11 +270,14 @@ func steady(ctx context.Context, brokers []string, topic string, values [][]byte
 		})
 	}
 	start := time.Now()
-	for i, b := 0, 0; i < len(values) && ctx.Err() == nil; i, b = i+per, b+1 {
-		if d := time.Until(start.Add(time.Duration(b) * tick)); d > 0 {
+	for i, b := 0, 0; i < len(values) && ctx.Err() == nil; b++ {
+		if d := time.Until(start.Add(time.Duration(b) * steadyTick)); d > 0 {
 			time.Sleep(d)
 		}
-		end := min(i+per, len(values))
+		end := min(steadyDue(rate, b), len(values))
+		if end <= i {
+			continue // under one event a tick: none due yet
+		}
 		msgs := make([]queue.Message, 0, end-i)
 		now := time.Now()
 		for j := i; j < end; j++ {
@@ -288,6 +289,7 @@ func steady(ctx context.Context, brokers []string, topic string, values [][]byte
 		case ticks <- msgs:
 		case <-ctx.Done():
 		}
+		i = end
 	}
 	close(ticks)
 	wg.Wait()
@@ -299,6 +301,19 @@ func steady(ctx context.Context, brokers []string, topic string, values [][]byte
 
 // steadyOut bounds the ticks being published at once (half a second's).
 const steadyOut = 100
+
+// steadyTick is how often steady publishes what has fallen due.
+const steadyTick = 5 * time.Millisecond
+
+// steadyDue is how many events steady has published at rate by the end
+// of tick b (counting from 0): the rate's share of the time so far,
+// whole events only, so that rates that are not a multiple of 200 a
+// second (one event a tick) keep their rate. Each tick used to publish
+// rate × tick rounded down, at least one: 125/s and 250/s both ran at
+// 200/s, and 500/s at 400/s.
+func steadyDue(rate, b int) int {
+	return int(int64(rate) * int64(b+1) * int64(steadyTick) / int64(time.Second))
+}
 
 func runLatency(ctx context.Context, env *Env) (Result, error) {
 	rate := latencyRate
