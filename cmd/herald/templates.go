@@ -11,9 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/gymhq/herald/channels"
 	"github.com/gymhq/herald/config"
@@ -189,7 +191,7 @@ func templatesRender(args []string, stdout, stderr io.Writer) int {
 			if m != nil && m.Locale != n.Locale {
 				fmt.Fprintf(stdout, " (rendered from %s templates)", m.Locale)
 			}
-			fmt.Fprintf(stdout, " · to %s (%s)\n", n.To, n.RecipientID)
+			fmt.Fprintf(stdout, " · to %s (%s)\n", terminalSafe(n.To), terminalSafe(n.RecipientID))
 			if err != nil {
 				fmt.Fprintf(stdout, "render error: %v\n", err)
 				continue
@@ -206,6 +208,21 @@ func templatesRender(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// terminalSafe is s as it is when every character of it is visible, and
+// Go-quoted with escapes otherwise. A sample's address and id are shown
+// as written, not cleaned like display text (herald never edits an
+// address), and one holding a control or bidirectional formatting
+// character (an outside tester's "emma\u202e@example.com") reversed
+// the rest of the terminal line.
+func terminalSafe(s string) string {
+	for _, r := range s {
+		if !unicode.IsGraphic(r) {
+			return strconv.QuoteToGraphic(s)
+		}
+	}
+	return s
 }
 
 func contains(l []string, s string) bool {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"github.com/gymhq/herald/notification"
 	"os"
 	"path/filepath"
@@ -128,5 +129,38 @@ func TestTemplatesHelp(t *testing.T) {
 		if code, _, errOut := runT(t, sub, "--nope"); code != 2 || !strings.Contains(errOut, "usage: herald templates "+sub) {
 			t.Errorf("templates %s --nope: exit %d, stderr %q", sub, code, errOut)
 		}
+	}
+}
+
+// A sample's address is shown as written, never cleaned, but escaped when
+// it holds a character a terminal would act on: an outside tester's
+// "emma\u202e@example.com" turned the rest of render's line backwards.
+func TestRenderShowsAnUnprintableAddressEscaped(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("../../templates")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "gym.booking.confirmed", "samples", "member-en.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	ev["data"].(map[string]any)["member"].(map[string]any)["email"] = "emma\u202e@example.com"
+	if b, err = json.Marshal(ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runT(t, "render", "gym.booking.confirmed", "--channel", "email", "--sample", "member-en", "--dir", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, ` · to "emma\u202e@example.com" (`) || strings.Contains(out, "\u202e") {
+		t.Errorf("the address is not shown escaped:\n%s", out)
 	}
 }
