@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"unicode"
@@ -108,6 +109,39 @@ func fitSMS(r *rule, d *view, render func() (string, error)) (string, []string, 
 		what = "with " + strings.Join(shortened, ", ") + " shortened to an ellipsis"
 	}
 	return "", nil, failure.Errorf(failure.Permanent, failure.ReasonOverBudget,
-		"%s/routing.yaml (%s): the SMS is %d %s characters, %d segments, over the budget of %d (sms.max_segments) %s",
-		r.eventType, r.label(), info.Units, info.Encoding, info.Segments, r.maxSegments, what)
+		"%s/routing.yaml (%s): the SMS is %d %s characters, %d segments, over the budget of %d (sms.max_segments) %s%s",
+		r.eventType, r.label(), info.Units, info.Encoding, info.Segments, r.maxSegments, what, unshortened(r, d, text))
 }
+
+// unshortened names, for fitSMS's refusal, the longest data values in the
+// message that sms.shorten does not list (at most three, each of at least
+// unshortenedMin characters), so that whoever reads the dead letter sees
+// which field overflowed: an outside tester's 100 KB member name was
+// refused "with reason, class_location, class_name shortened", naming
+// only fields that were not the cause. A value counts as in the message
+// when the text holds it whole.
+func unshortened(r *rule, d *view, text string) string {
+	type long struct {
+		k string
+		n int
+	}
+	var found []long
+	for k, v := range d.data.All() {
+		if n := utf8.RuneCountInString(v); n >= unshortenedMin && !slices.Contains(r.smsShorten, k) && strings.Contains(text, v) {
+			found = append(found, long{k, n})
+		}
+	}
+	if len(found) == 0 {
+		return ""
+	}
+	slices.SortStableFunc(found, func(a, b long) int { return b.n - a.n })
+	var parts []string
+	for _, f := range found[:min(3, len(found))] {
+		parts = append(parts, fmt.Sprintf("%s (%d characters)", f.k, f.n))
+	}
+	return "; in the message and not in sms.shorten: " + strings.Join(parts, ", ")
+}
+
+// unshortenedMin is the shortest value unshortened names: shorter ones
+// are not what puts a message over its budget.
+const unshortenedMin = 40

@@ -113,6 +113,12 @@ func TestSMSOverBudgetIsRefused(t *testing.T) {
 			if !errors.As(err, &fe) || fe.Class != failure.Permanent || fe.Reason != failure.ReasonOverBudget || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Render = %v, want permanent over_budget saying %q", err, tt.want)
 			}
+			// The field that put it over is named, though the list may
+			// not shorten it (an outside tester's 100 KB name was refused
+			// naming only the fields that were not the cause).
+			if want := "in the message and not in sms.shorten: branch_name (230 characters)"; !strings.Contains(err.Error(), want) {
+				t.Errorf("Render = %v, want it to say %q", err, want)
+			}
 		})
 	}
 }
