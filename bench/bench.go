@@ -100,6 +100,12 @@ type Result struct {
 	// RTTms is the round trip the scenario's Kafka and Redis connections
 	// had added (herald bench --rtt); 0 is loopback.
 	RTTms float64 `json:"rtt_ms"`
+	// EventsPS is the latency scenario's rate when --rate set another
+	// than the 2,000 events/s its target is set for (0 otherwise), and
+	// NotJudged says that the row is then a measurement: its Met is false
+	// because no target applies, not because one was missed.
+	EventsPS  int  `json:"events_per_sec,omitempty"`
+	NotJudged bool `json:"not_judged,omitempty"`
 	// Target is the issue's target in words; Met whether this run met it.
 	Target string `json:"target"`
 	Met    bool   `json:"met"`

@@ -380,6 +380,16 @@ func TestLatencyAtAnotherRate(t *testing.T) {
 	if !strings.Contains(r.Note, "300 events at 300/s") || r.Met || !strings.Contains(r.Target, "not judged at 300/s") {
 		t.Errorf("latency at 300/s: %s", b)
 	}
+	// The table says so: its own row name, no verdict, not "missed".
+	table := Table(got, "herald bench --scenario latency --rate 300")
+	for _, want := range []string{"| latency @300 events/s | 0 |", "| – |\n", "- latency @300 events/s — not judged (target: "} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "missed") || strings.Contains(table, "**no**") {
+		t.Errorf("a row at another rate reads as missed:\n%s", table)
+	}
 	// One second of events at 300/s, about 2.8 notifications each.
 	if r.Messages < 300 || r.Messages > 1500 || r.Seconds < 0.8 || r.Seconds > 5 {
 		t.Errorf("latency at 300/s: %d notifications in %v s: %s", r.Messages, r.Seconds, b)

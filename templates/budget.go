@@ -127,7 +127,9 @@ func unshortened(r *rule, d *view, text string) string {
 	}
 	var found []long
 	for k, v := range d.data.All() {
-		if n := utf8.RuneCountInString(v); n >= unshortenedMin && !slices.Contains(r.smsShorten, k) && strings.Contains(text, v) {
+		// As sent: smsText turns typographic punctuation into ASCII
+		// in the text, so the value is compared in the same form.
+		if n := utf8.RuneCountInString(v); n >= unshortenedMin && !slices.Contains(r.smsShorten, k) && strings.Contains(text, smsText(v)) {
 			found = append(found, long{k, n})
 		}
 	}
