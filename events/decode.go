@@ -39,10 +39,14 @@ type envelope struct {
 // which are checked and never edited (addressKey). Attributes are left
 // as they are.
 var dataText = jsonr.Text{
-	Member: func(k string) bool { return strings.EqualFold(k, "data") },
+	Member: dataMember,
 	Keep:   addressKey,
 	Clean:  CleanText,
 }
+
+// dataMember reports whether a top-level member named k is the data
+// member: matched case-insensitively, as encoding/json matched the tag.
+func dataMember(k string) bool { return strings.EqualFold(k, "data") }
 
 // envelopeOf parses b in one pass (jsonr.ParseTop) and sorts its members into the
 // envelope as json.Unmarshal into the tagged struct did before: a member
@@ -70,7 +74,7 @@ func envelopeOf(b []byte) (*envelope, error) {
 	var typeErr error
 	for _, m := range members {
 		switch {
-		case strings.EqualFold(m.Key, "data"):
+		case dataMember(m.Key):
 			env.Data = append(json.RawMessage(nil), b[m.Start:m.End]...)
 			env.data, _ = m.Value.(map[string]any)
 			continue
