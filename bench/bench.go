@@ -101,11 +101,10 @@ type Result struct {
 	// had added (herald bench --rtt); 0 is loopback.
 	RTTms float64 `json:"rtt_ms"`
 	// EventsPS is the latency scenario's rate when --rate set another
-	// than the 2,000 events/s its target is set for (0 otherwise), and
-	// NotJudged says that the row is then a measurement: its Met is false
-	// because no target applies, not because one was missed.
-	EventsPS  int  `json:"events_per_sec,omitempty"`
-	NotJudged bool `json:"not_judged,omitempty"`
+	// than the 2,000 events/s its target is set for (0 otherwise). Such a
+	// row is a measurement (NotJudged): its Met is false because no
+	// target applies, not because one was missed.
+	EventsPS int `json:"events_per_sec,omitempty"`
 	// Target is the issue's target in words; Met whether this run met it.
 	Target string `json:"target"`
 	Met    bool   `json:"met"`
@@ -137,6 +136,10 @@ type Result struct {
 	ReplaceMicros    *float64 `json:"replace_us,omitempty"`
 	ReplaceCPUMicros *float64 `json:"replace_cpu_us,omitempty"`
 }
+
+// NotJudged reports whether r is a measurement its target does not apply
+// to: the latency scenario at another rate than its target's (--rate).
+func (r Result) NotJudged() bool { return r.EventsPS > 0 }
 
 func f64(v float64) *float64 { return &v }
 

@@ -28,7 +28,7 @@ func Table(results []Result, command string) string {
 		switch {
 		case r.Met:
 			met = "yes"
-		case r.NotJudged:
+		case r.NotJudged():
 			met = "–"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s× | %s | %s | %s | %s | %s | %s | %s | %s |\n",
@@ -143,7 +143,7 @@ func closing(results []Result) string {
 	for _, r := range results {
 		verdict := "met"
 		switch {
-		case r.NotJudged:
+		case r.NotJudged():
 			verdict = "not judged"
 		case !r.Met:
 			verdict = "**missed**"
